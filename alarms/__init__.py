@@ -1,0 +1,1 @@
+"""Alarms: rule evaluation, the alarm engine (dedup, state, ordering) and alarm storage."""

@@ -1,0 +1,1 @@
+"""Config: the pydantic model tree an operator edits (site YAML), its loader and its checker."""

@@ -1,0 +1,59 @@
+"""Governance settings: intake policy, dispatch table and SLA table."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from config.base import Identifier, StrictModel
+from config.org import Level
+from config.rule import Severity
+
+
+class IntakeRule(StrictModel):
+    """Which alarms become cases. The first matching entry decides."""
+
+    category: str = Field(description="Alarm category, or '*' for any.")
+    min_severity: Severity = Field(
+        default=Severity.warning, description="Alarms at least this severe become cases."
+    )
+    open_case: bool = Field(default=True, description="False: alarms of this category stay alarms only.")
+
+
+class DispatchRule(StrictModel):
+    """Where cases of a category go: the lowest level that may handle them, raised by severity."""
+
+    category: str = Field(description="Case category, or '*' for any.")
+    level: Level = Field(description="Lowest level that handles this category.")
+    severity_levels: dict[Severity, Level] = Field(
+        default_factory=dict,
+        description="Minimum level per severity, e.g. {critical: town}: severe cases go higher.",
+    )
+    department: Identifier | None = Field(
+        default=None, description="Fixed department id; unset: a department at the level that handles it."
+    )
+
+
+class SlaRule(StrictModel):
+    """Time limit of a category, counted from dispatch."""
+
+    category: str = Field(description="Case category, or '*' for the default.")
+    limit: float = Field(gt=0, description="Time limit in 'unit'.")
+    unit: Literal["working_hours", "working_days", "hours"] = Field(
+        default="working_hours", description="Unit of the limit, on the Chinese working calendar."
+    )
+    yellow_share: float = Field(
+        default=0.8, gt=0, lt=1, description="Light turns yellow when this share of the limit is used."
+    )
+
+
+class Governance(StrictModel):
+    """Intake, dispatch and time limits."""
+
+    intake: list[IntakeRule] = Field(default_factory=list, description="Alarm → case policy, in order.")
+    dispatch: list[DispatchRule] = Field(default_factory=list, description="Dispatch table, in order.")
+    sla: list[SlaRule] = Field(default_factory=list, description="Time limits per category.")
+    working_hours: tuple[int, int] = Field(
+        default=(9, 17), description="Working day as (start hour, end hour), local time."
+    )

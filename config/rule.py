@@ -1,0 +1,96 @@
+"""Alarm rules: which readings, what condition, how severe, how it clears, what it links."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from config.base import Identifier, StrictModel
+
+
+class Severity(StrEnum):
+    """Four levels, mapped to GB/T 28181 alarm priorities 1 (highest) to 4."""
+
+    critical = "critical"
+    major = "major"
+    minor = "minor"
+    warning = "warning"
+
+    @property
+    def priority(self) -> int:
+        """GB/T 28181 alarm priority: 1 = 一级警情 … 4 = 四级警情."""
+        return _PRIORITY[self]
+
+    @property
+    def rank(self) -> int:
+        """Larger is more severe (for comparisons)."""
+        return 5 - _PRIORITY[self]
+
+
+_PRIORITY = {Severity.critical: 1, Severity.major: 2, Severity.minor: 3, Severity.warning: 4}
+
+
+class Match(StrictModel):
+    """Which readings a rule looks at. Empty lists match everything."""
+
+    kind: str = Field(description="Reading kind, e.g. 'fence.zone' or 'thermal.roi'.")
+    devices: list[Identifier] = Field(default_factory=list, description="Only these device ids.")
+    channels: list[str] = Field(default_factory=list, description="Only these channels (zones, regions).")
+    grids: list[Identifier] = Field(
+        default_factory=list, description="Only devices placed in these org units or below them."
+    )
+
+
+class StateCondition(StrictModel):
+    """Active while the reading's value is one of ``active``; cleared by one of ``clear``."""
+
+    type: Literal["state"] = Field(description="Condition type.")
+    active: list[str] = Field(min_length=1, description="Values that make the condition active.")
+    clear: list[str] = Field(default_factory=list, description="Values that end it (explicit restore).")
+
+
+class ThresholdCondition(StrictModel):
+    """Active when a numeric value crosses ``above``/``below``; clears past the hysteresis band."""
+
+    type: Literal["threshold"] = Field(description="Condition type.")
+    above: float | None = Field(default=None, description="Active when value > above.")
+    below: float | None = Field(default=None, description="Active when value < below.")
+    hysteresis: float = Field(default=0, ge=0, description="Band the value must move back by to clear.")
+
+
+Condition = Annotated[StateCondition | ThresholdCondition, Field(discriminator="type")]
+
+
+class ClearPolicy(StrictModel):
+    """How an alarm of this rule clears."""
+
+    mode: Literal["restore", "quiet"] = Field(
+        default="restore",
+        description="'restore': by the condition's clear values; 'quiet': after quiet_s without a repeat.",
+    )
+    quiet_s: float = Field(default=60, gt=0, description="Quiet period for mode 'quiet', seconds.")
+
+
+class Linkage(StrictModel):
+    """What an alarm of this rule brings up for the operator."""
+
+    cameras: list[Identifier] = Field(
+        default_factory=list, description="Extra cameras to show, beside those linked to the zone."
+    )
+    zone_cameras: bool = Field(default=True, description="Show the cameras linked to the alarm's zone.")
+    record: bool = Field(default=True, description="Record evidence from the linked cameras.")
+
+
+class Rule(StrictModel):
+    """One alarm rule."""
+
+    id: Identifier = Field(description="Stable rule id; part of every alarm fingerprint.")
+    name: str = Field(min_length=1, description="Alarm title shown to operators.")
+    match: Match = Field(description="Which readings this rule evaluates.")
+    condition: Condition = Field(description="When the alarm is active.")
+    severity: Severity = Field(description="Severity of alarms raised by this rule.")
+    category: str = Field(min_length=1, description="Category used by the intake policy and dispatch table.")
+    clear: ClearPolicy = Field(default_factory=ClearPolicy, description="How the alarm clears.")
+    linkage: Linkage = Field(default_factory=Linkage, description="Linked cameras and evidence.")

@@ -1,0 +1,1 @@
+"""Governance: cases, dispatch over the org tree, SLA clocks and lights, escalation, statistics."""

@@ -1,0 +1,7 @@
+"""IP cameras: RTSP, HTTP, files and a synthetic source; video analytics produce readings."""
+
+from ingest.camera.driver import CameraDriver
+
+driver = CameraDriver()
+
+__all__ = ["driver"]

@@ -1,0 +1,29 @@
+"""Camera kind. Readings come from the video analytics, not from message payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from config.device import DeviceConfig
+from ingest.camera.config import CameraConfig
+from ingest.driver import Payload, Transport
+from ingest.reading import DecodeError, Reading
+
+
+class CameraDriver:
+    kind = "camera"
+    transport: Transport = "video"
+    config_model = CameraConfig
+    reading_kinds: Sequence[str] = (
+        "video.intrusion",
+        "video.tripwire",
+        "video.loitering",
+        "video.loss",
+        "video.tamper",
+    )
+
+    def channels(self, device: DeviceConfig) -> Iterable[str]:
+        return []
+
+    def decode(self, device: DeviceConfig, payload: Payload) -> list[Reading]:
+        raise DecodeError("unsupported", "camera readings come from the hub's own video analytics")

