@@ -11,6 +11,7 @@ from typing import Protocol
 
 from alarms.rule import RuleSet, Signal
 from alarms.store import AlarmStore, Apply, Transition
+from alarms.system_rule import with_system_rules
 from config.site import SiteConfig
 from ingest.reading import Reading
 from sharpeye.clock import Clock
@@ -46,7 +47,7 @@ class AlarmEngine:
         self.store = store
         self.locator = locator
         self.clock = clock
-        self.rules = RuleSet(site.rules, locator.in_unit)
+        self.rules = RuleSet(with_system_rules(list(site.rules)), locator.in_unit)
         self.stats = EngineStats()
 
     def _apply(self, signal: Signal) -> Apply:

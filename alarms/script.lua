@@ -20,10 +20,17 @@ local function history(hkey, at, action, actor, state, note)
   redis.call('LTRIM', hkey, -500, -1)
 end
 
-local function clear_open(fp, akey, hkey, by_time, open_z, events, timers, live, id, at, epoch, actor, maxlen, note)
-  local acked = redis.call('HGET', akey, 'acked')
+local function move(counts, from, to)
+  if from then redis.call('HINCRBY', counts, from, -1) end
+  if to then redis.call('HINCRBY', counts, to, 1) end
+end
+
+local function clear_open(fp, akey, hkey, by_time, open_z, events, timers, live, id, at, epoch, actor, maxlen, note,
+                          counts)
+  local cur = redis.call('HMGET', akey, 'acked', 'state')
   local state = 'cleared_unack'
-  if acked == '1' then state = 'cleared' end
+  if cur[1] == '1' then state = 'cleared' end
+  move(counts, cur[2], state)
   redis.call('HSET', akey, 'state', state, 'cleared_at', at)
   redis.call('HDEL', fp, 'open')
   redis.call('ZREM', open_z, id)
@@ -35,7 +42,7 @@ local function clear_open(fp, akey, hkey, by_time, open_z, events, timers, live,
 end
 
 -- apply: a signal from a rule.
--- KEYS: fp, by_time, open, events, timers, live
+-- KEYS: fp, by_time, open, events, timers, live, counts
 -- ARGV: action, order, ts_epoch, new_id, now_iso, now_epoch, doc, alarm_prefix, history_prefix,
 --       actor, value_json, evidence_json, quiet_s, reset_grace_s, events_maxlen, fingerprint
 local function apply(KEYS, ARGV)
@@ -79,6 +86,7 @@ local function apply(KEYS, ARGV)
                'first_seen', now_iso, 'last_seen', now_iso, 'last_epoch', now_epoch,
                'value', ARGV[11], 'evidence', ARGV[12], 'fingerprint', name)
     redis.call('HSET', fp, 'open', id)
+    move(KEYS[7], nil, 'active_unack')
     redis.call('ZADD', by_time, now_epoch, id)
     redis.call('ZADD', open_z, now_epoch, id)
     if quiet then redis.call('ZADD', timers, now_epoch + quiet, name) end
@@ -87,13 +95,13 @@ local function apply(KEYS, ARGV)
     return {'raised', id}
   end
   if not open then return {'noop', ''} end
-  local state = clear_open(fp, ARGV[8] .. open, ARGV[9] .. open, by_time, open_z, events, timers, live, open,
-                           now_iso, now_epoch, actor, maxlen, '')
+  clear_open(fp, ARGV[8] .. open, ARGV[9] .. open, by_time, open_z, events, timers, live, open,
+             now_iso, now_epoch, actor, maxlen, '', KEYS[7])
   return {'cleared', open}
 end
 
 -- quiet: clear an alarm whose quiet period has passed (timer sweep). Re-arms the timer otherwise.
--- KEYS: fp, by_time, open, events, timers, live
+-- KEYS: fp, by_time, open, events, timers, live, counts
 -- ARGV: fingerprint, now_iso, now_epoch, alarm_prefix, history_prefix, events_maxlen
 local function quiet(KEYS, ARGV)
   local fp, timers = KEYS[1], KEYS[5]
@@ -111,12 +119,12 @@ local function quiet(KEYS, ARGV)
     return {'pending', open}
   end
   clear_open(fp, akey, ARGV[5] .. open, KEYS[2], KEYS[3], KEYS[4], timers, KEYS[6], open, ARGV[2], now_epoch,
-             'quiet-period', ARGV[6], '')
+             'quiet-period', ARGV[6], '', KEYS[7])
   return {'cleared', open}
 end
 
 -- act: an operator action on an alarm: acknowledge, clear, comment.
--- KEYS: alarm, history, fp, by_time, open, events, timers, live
+-- KEYS: alarm, history, fp, by_time, open, events, timers, live, counts
 -- ARGV: action, alarm_id, now_iso, now_epoch, actor, note, events_maxlen
 local function act(KEYS, ARGV)
   local akey, hkey, fp = KEYS[1], KEYS[2], KEYS[3]
@@ -127,7 +135,9 @@ local function act(KEYS, ARGV)
   local state = cur[1]
   if action == 'acknowledge' then
     if cur[2] == '1' then return {'noop', state} end
+    local before = state
     if state == 'active_unack' then state = 'active_ack' else state = 'cleared' end
+    move(KEYS[9], before, state)
     redis.call('HSET', akey, 'acked', '1', 'acked_by', actor, 'state', state)
     redis.call('ZADD', KEYS[4], now_epoch, id)
     history(hkey, now_iso, 'acknowledged', actor, state, note)
@@ -138,7 +148,7 @@ local function act(KEYS, ARGV)
     if state == 'cleared' or state == 'cleared_unack' then return {'noop', state} end
     if redis.call('HGET', fp, 'open') ~= id then return {'noop', state} end
     state = clear_open(fp, akey, hkey, KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], id, now_iso, now_epoch,
-                       actor, maxlen, note)
+                       actor, maxlen, note, KEYS[9])
     return {'cleared', state}
   elseif action == 'comment' then
     history(hkey, now_iso, 'commented', actor, state, note)

@@ -70,7 +70,7 @@ class AlarmStore:
     def _apply_args(self, item: Apply, now: datetime) -> tuple[list[str], list[Any]]:
         k = self.keys
         keys = [k.fingerprint(item.fingerprint), k.alarms_by_time, k.alarms_open, k.alarm_events, k.alarm_timers,
-                k.alarm_live]  # fmt: skip
+                k.alarm_live, k.alarm_counts]  # fmt: skip
         new_id = uuid.uuid4().hex
         args: list[Any] = [
             "apply",
@@ -124,7 +124,7 @@ class AlarmStore:
         for raw in due:
             name = raw.decode()
             keys = [k.fingerprint(name), k.alarms_by_time, k.alarms_open, k.alarm_events, k.alarm_timers,
-                    k.alarm_live]  # fmt: skip
+                    k.alarm_live, k.alarm_counts]  # fmt: skip
             args = ["quiet", name, _iso(now), repr(now.timestamp()), k.alarm_prefix, k.alarm_history_prefix,
                     str(EVENTS_MAXLEN)]  # fmt: skip
             pipe.evalsha(sha, len(keys), *keys, *args)
@@ -138,10 +138,18 @@ class AlarmStore:
             raise AlarmNotFound(alarm_id)
         sha = await self._load()
         keys = [k.alarm(alarm_id), k.alarm_history(alarm_id), k.fingerprint(raw_fp.decode()), k.alarms_by_time,
-                k.alarms_open, k.alarm_events, k.alarm_timers, k.alarm_live]  # fmt: skip
+                k.alarms_open, k.alarm_events, k.alarm_timers, k.alarm_live, k.alarm_counts]  # fmt: skip
         args = ["act", action, alarm_id, _iso(now), repr(now.timestamp()), actor, note, str(EVENTS_MAXLEN)]
         result = await self.redis.evalsha(sha, len(keys), *keys, *args)  # type: ignore[misc]
         return Transition(result[0].decode(), result[1].decode())
+
+    async def counts(self) -> dict[AlarmState, int]:
+        """Alarms in each state (kept by the transition script, so reading it costs one command)."""
+        raw = await self.redis.hgetall(self.keys.alarm_counts)
+        counts = dict.fromkeys(AlarmState, 0)
+        for state, n in raw.items():
+            counts[AlarmState(state.decode())] = int(n)
+        return counts
 
     async def get(self, alarm_id: str) -> Alarm | None:
         raw = await self.redis.hgetall(self.keys.alarm(alarm_id))

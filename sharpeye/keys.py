@@ -69,6 +69,11 @@ class Keys:
         return f"{self.prefix}:alarms:open"
 
     @property
+    def alarm_counts(self) -> str:
+        """Hash: number of alarms in each state, maintained by the transition script."""
+        return f"{self.prefix}:alarm-counts"
+
+    @property
     def alarm_timers(self) -> str:
         """Sorted set: fingerprint scored by when its quiet period ends (camera-style alarms)."""
         return f"{self.prefix}:alarm-timers"
@@ -103,6 +108,11 @@ class Keys:
         return f"{self.prefix}:sla:deadlines"
 
     # --- access -----------------------------------------------------------------------------
+    @property
+    def users(self) -> str:
+        """Hash: username -> JSON user record (argon2 password hash, role, org unit, flags)."""
+        return f"{self.prefix}:users"
+
     def token(self, token_hash: str) -> str:
         """String with TTL: JSON of the session behind a bearer token (stored hashed)."""
         return f"{self.prefix}:token:{token_hash}"
