@@ -69,8 +69,15 @@ class AlarmStore:
 
     def _apply_args(self, item: Apply, now: datetime) -> tuple[list[str], list[Any]]:
         k = self.keys
-        keys = [k.fingerprint(item.fingerprint), k.alarms_by_time, k.alarms_open, k.alarm_events, k.alarm_timers,
-                k.alarm_live, k.alarm_counts]  # fmt: skip
+        keys = [
+            k.fingerprint(item.fingerprint),
+            k.alarms_by_time,
+            k.alarms_open,
+            k.alarm_events,
+            k.alarm_timers,
+            k.alarm_live,
+            k.alarm_counts,
+        ]
         new_id = uuid.uuid4().hex
         args: list[Any] = [
             "apply",
@@ -123,10 +130,24 @@ class AlarmStore:
         pipe = self.redis.pipeline(transaction=False)
         for raw in due:
             name = raw.decode()
-            keys = [k.fingerprint(name), k.alarms_by_time, k.alarms_open, k.alarm_events, k.alarm_timers,
-                    k.alarm_live, k.alarm_counts]  # fmt: skip
-            args = ["quiet", name, _iso(now), repr(now.timestamp()), k.alarm_prefix, k.alarm_history_prefix,
-                    str(EVENTS_MAXLEN)]  # fmt: skip
+            keys = [
+                k.fingerprint(name),
+                k.alarms_by_time,
+                k.alarms_open,
+                k.alarm_events,
+                k.alarm_timers,
+                k.alarm_live,
+                k.alarm_counts,
+            ]
+            args = [
+                "quiet",
+                name,
+                _iso(now),
+                repr(now.timestamp()),
+                k.alarm_prefix,
+                k.alarm_history_prefix,
+                str(EVENTS_MAXLEN),
+            ]
             pipe.evalsha(sha, len(keys), *keys, *args)
         results = await pipe.execute()
         return [Transition(r[0].decode(), r[1].decode()) for r in results]
@@ -137,10 +158,19 @@ class AlarmStore:
         if raw_fp is None:
             raise AlarmNotFound(alarm_id)
         sha = await self._load()
-        keys = [k.alarm(alarm_id), k.alarm_history(alarm_id), k.fingerprint(raw_fp.decode()), k.alarms_by_time,
-                k.alarms_open, k.alarm_events, k.alarm_timers, k.alarm_live, k.alarm_counts]  # fmt: skip
+        keys = [
+            k.alarm(alarm_id),
+            k.alarm_history(alarm_id),
+            k.fingerprint(raw_fp.decode()),
+            k.alarms_by_time,
+            k.alarms_open,
+            k.alarm_events,
+            k.alarm_timers,
+            k.alarm_live,
+            k.alarm_counts,
+        ]
         args = ["act", action, alarm_id, _iso(now), repr(now.timestamp()), actor, note, str(EVENTS_MAXLEN)]
-        result = await self.redis.evalsha(sha, len(keys), *keys, *args)  # type: ignore[misc]
+        result = await self.redis.evalsha(sha, len(keys), *keys, *args)
         return Transition(result[0].decode(), result[1].decode())
 
     async def counts(self) -> dict[AlarmState, int]:
@@ -159,7 +189,7 @@ class AlarmStore:
         entries = await self.redis.lrange(self.keys.alarm_history(alarm_id), 0, -1)
         return [AlarmTransition.model_validate_json(e) for e in entries]
 
-    async def list(
+    async def page(
         self,
         *,
         states: set[AlarmState] | None = None,
@@ -197,8 +227,9 @@ class AlarmStore:
         return out, total
 
     async def events_since(self, last_id: str = "0-0", count: int = 100) -> list[tuple[str, dict[str, str]]]:
-        entries = await self.redis.xrange(self.keys.alarm_events, min=f"({last_id}" if last_id != "0-0" else "-",
-                                          count=count)  # fmt: skip
+        entries = await self.redis.xrange(
+            self.keys.alarm_events, min=f"({last_id}" if last_id != "0-0" else "-", count=count
+        )
         return [(eid.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for eid, fields in entries]
 
 

@@ -29,10 +29,10 @@ class Role(StrEnum):
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.admin: frozenset(Permission),
-    Role.supervisor: frozenset({P.health_read, P.alarms_read, P.alarms_act, P.cases_read, P.cases_act,
-                                P.devices_read, P.deadletters_read}),  # fmt: skip
-    Role.operator: frozenset({P.health_read, P.alarms_read, P.alarms_act, P.cases_read, P.cases_act,
-                              P.devices_read}),  # fmt: skip
+    Role.supervisor: frozenset(
+        {P.health_read, P.alarms_read, P.alarms_act, P.cases_read, P.cases_act, P.devices_read, P.deadletters_read}
+    ),
+    Role.operator: frozenset({P.health_read, P.alarms_read, P.alarms_act, P.cases_read, P.cases_act, P.devices_read}),
     Role.department_handler: frozenset({P.health_read, P.cases_read, P.cases_act}),
     Role.integrator: frozenset({P.health_read, P.devices_read, P.devices_write, P.deadletters_read}),
     Role.viewer: frozenset({P.health_read, P.alarms_read, P.cases_read, P.devices_read}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import string
@@ -59,10 +60,16 @@ class UserStore:
         raw = await self.redis.hgetall(self.keys.users)
         return sorted((User.model_validate_json(v) for v in raw.values()), key=lambda u: u.username)
 
-    async def add(self, username: str, password: str, role: Role, org_unit: str | None = None,
-                  must_change_password: bool = False) -> User:  # fmt: skip
-        user = User(username=username, role=role, org_unit=org_unit, password_hash=_hasher.hash(password),
-                    must_change_password=must_change_password)  # fmt: skip
+    async def add(
+        self, username: str, password: str, role: Role, org_unit: str | None = None, must_change_password: bool = False
+    ) -> User:
+        user = User(
+            username=username,
+            role=role,
+            org_unit=org_unit,
+            password_hash=_hasher.hash(password),
+            must_change_password=must_change_password,
+        )
         created = await self.redis.hsetnx(self.keys.users, username, user.model_dump_json())
         if not created:
             raise ValueError(f"user {username!r} exists")
@@ -83,10 +90,8 @@ class UserStore:
         user = await self.get(username)
         if user is None or user.disabled:
             # Spend the same time as a real check, so timing does not reveal which usernames exist.
-            try:
+            with contextlib.suppress(VerifyMismatchError, InvalidHashError):
                 _hasher.verify(_DUMMY_HASH, password)
-            except (VerifyMismatchError, InvalidHashError):
-                pass
             return None
         try:
             _hasher.verify(user.password_hash, password)

@@ -147,9 +147,7 @@ def validate(data: Any, catalog: Catalog, source: str = "<config>", lines: dict[
         site = model.model_validate(data)
     except ValidationError as exc:
         issues = _pydantic_issues(exc, data)
-        raise ConfigError(
-            source, [ConfigIssue(i.loc, i.message, _line_for(i.loc, lines)) for i in issues]
-        ) from None
+        raise ConfigError(source, [ConfigIssue(i.loc, i.message, _line_for(i.loc, lines)) for i in issues]) from None
     problems = check_references(site, catalog)
     if problems:
         raise ConfigError(source, [ConfigIssue(loc, msg, _line_for(loc, lines)) for loc, msg in problems])

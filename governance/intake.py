@@ -159,9 +159,11 @@ class AlarmIntake:
                 steps.append((Stage.accepted, Stage.dispatched, "dispatched"))
             for from_stage, to_stage, action in steps:
                 note = f"alarm {alarm.id}" if action == "reported" else (department or "")
-                CaseService.add_event(session, case_id, CaseEvent(at=now, action=action, actor=actor,
-                                                                  from_stage=from_stage, to_stage=to_stage,
-                                                                  note=note))  # fmt: skip
+                CaseService.add_event(
+                    session,
+                    case_id,
+                    CaseEvent(at=now, action=action, actor=actor, from_stage=from_stage, to_stage=to_stage, note=note),
+                )
             if department:
                 CaseService.enqueue(
                     session, self.keys.case_queue(department), {"case_id": case_id, "department": department}, now

@@ -60,14 +60,12 @@ class CaseQueue:
                     await self.ensure_group(department)
                 fields = {k: str(v) for k, v in row.payload.items()}
                 try:
-                    await self.redis.xadd(row.stream, fields, id=f"{row.id}-0")  # type: ignore[arg-type]
+                    await self.redis.xadd(row.stream, fields, id=f"{row.id}-0")
                 except ResponseError as exc:
                     if "equal or smaller" not in str(exc):
                         raise
                     log.info("outbox row %d was already relayed", row.id)
-            await session.execute(
-                update(OutboxRow).where(OutboxRow.id.in_([r.id for r in rows])).values(sent_at=now)
-            )
+            await session.execute(update(OutboxRow).where(OutboxRow.id.in_([r.id for r in rows])).values(sent_at=now))
             await session.commit()
             return len(rows)
 
@@ -81,9 +79,7 @@ class CaseQueue:
             fresh = await self.redis.xreadgroup(GROUP, handler, {stream: ">"}, count=count - len(entries))
             for _, items in fresh:
                 entries.extend(items)
-        return [
-            QueueEntry(eid.decode(), fields[b"case_id"].decode(), department) for eid, fields in entries if fields
-        ]
+        return [QueueEntry(eid.decode(), fields[b"case_id"].decode(), department) for eid, fields in entries if fields]
 
     async def done(self, entry: QueueEntry) -> None:
         await self.redis.xack(self.keys.case_queue(entry.department), GROUP, entry.entry_id)

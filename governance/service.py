@@ -32,7 +32,7 @@ def to_case(row: CaseRow) -> Case:
         id=row.id,
         title=row.title,
         category=row.category,
-        severity=row.severity,  # type: ignore[arg-type]
+        severity=row.severity,
         source=Source(row.source),
         stage=Stage(row.stage),
         org_unit=row.org_unit,
@@ -125,8 +125,8 @@ class CaseService:
     async def count_open(self) -> dict[str, int]:
         async with self.db.sessions() as session:
             rows = await session.execute(
-                select(CaseRow.stage, func.count()).where(
-                    CaseRow.stage.not_in([Stage.closed.value, Stage.cancelled.value])
-                ).group_by(CaseRow.stage)
+                select(CaseRow.stage, func.count())
+                .where(CaseRow.stage.not_in([Stage.closed.value, Stage.cancelled.value]))
+                .group_by(CaseRow.stage)
             )
             return {stage: int(n) for stage, n in rows.all()}

@@ -44,7 +44,7 @@ class DeadLetter:
 def add_many(pipe: Any, keys: Keys, letters: list[DeadLetter]) -> None:
     """Queue XADDs for ``letters`` on a pipeline (the caller executes it with the rest of its batch)."""
     for letter in letters:
-        pipe.xadd(keys.deadletters, letter.fields(), maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
+        pipe.xadd(keys.deadletters, letter.fields(), maxlen=MAXLEN, approximate=True)
 
 
 async def recent(

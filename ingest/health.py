@@ -35,8 +35,9 @@ class DeviceStatus:
 
 
 class HealthTracker:
-    def __init__(self, inventory: DeviceInventory, redis: aioredis.Redis, keys: Keys,
-                 now: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self, inventory: DeviceInventory, redis: aioredis.Redis, keys: Keys, now: Callable[[], float] = time.time
+    ) -> None:
         self.inventory = inventory
         self.redis = redis
         self.keys = keys
@@ -61,8 +62,9 @@ class HealthTracker:
             status.state = "online"
             status.since = when
             if previous == "offline":
-                return Reading(device_id=device_id, kind="device.online", value=True,
-                               ts=datetime.fromtimestamp(when, UTC))  # fmt: skip
+                return Reading(
+                    device_id=device_id, kind="device.online", value=True, ts=datetime.fromtimestamp(when, UTC)
+                )
         return None
 
     def error(self, device_id: str, reason: str) -> None:
@@ -85,8 +87,9 @@ class HealthTracker:
                 status.state = "offline"
                 status.since = now
                 status.dirty = True
-                out.append(Reading(device_id=device.id, kind="device.online", value=False,
-                                   ts=datetime.fromtimestamp(now, UTC)))  # fmt: skip
+                out.append(
+                    Reading(device_id=device.id, kind="device.online", value=False, ts=datetime.fromtimestamp(now, UTC))
+                )
         return out
 
     async def flush(self) -> None:

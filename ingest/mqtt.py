@@ -123,8 +123,9 @@ class MqttTransport:
         client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
         self.last_error = None
         self.connected.set()
-        log.info("MQTT connected to %s (session present: %s)", BrokerAddress.parse(self.url).host,
-                 flags.session_present)  # fmt: skip
+        log.info(
+            "MQTT connected to %s (session present: %s)", BrokerAddress.parse(self.url).host, flags.session_present
+        )
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
@@ -133,7 +134,7 @@ class MqttTransport:
             log.warning("MQTT %s; reconnecting", self.last_error)
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        message = Message(msg.topic, msg.payload, bool(msg.retain), msg.mid, msg.qos, time.time())
+        message = Message(msg.topic, bytes(msg.payload), bool(msg.retain), msg.mid, msg.qos, time.time())
         with self._lock:
             self._buffer.append(message)
             first = len(self._buffer) == 1

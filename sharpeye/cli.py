@@ -34,8 +34,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     for device in site.devices:
         kinds[device.kind] = kinds.get(device.kind, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no devices"
-    _out(f"{args.file}: OK — site {site.site.id}: {summary}; {len(site.rules)} rules; "
-         f"{len(site.departments)} departments")  # fmt: skip
+    _out(
+        f"{args.file}: OK — site {site.site.id}: {summary}; {len(site.rules)} rules; "
+        f"{len(site.departments)} departments"
+    )
     return 0
 
 
@@ -69,11 +71,24 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
         if generated:
             _out(f"Initial admin password (shown once, change it): admin / {generated}")
         _out(f"SharpEye console: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-        _out(f"Redis: {hub.redis_url}  MQTT: {hub.mqtt_url}  "
-             f"({hub.embedded_broker.name if hub.embedded_broker else 'external'} broker)")  # fmt: skip
+        _out(
+            f"Redis: {hub.redis_url}  MQTT: {hub.mqtt_url}  "
+            f"({hub.embedded_broker.name if hub.embedded_broker else 'external'} broker)"
+        )
         if demo:
-            cmd = [sys.executable, "-m", "sharpeye.cli", "simulate", "site", "-c", str(config_path),
-                   "--mqtt-url", hub.mqtt_url, "--scenario", args.scenario]  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-m",
+                "sharpeye.cli",
+                "simulate",
+                "site",
+                "-c",
+                str(config_path),
+                "--mqtt-url",
+                hub.mqtt_url,
+                "--scenario",
+                args.scenario,
+            ]
             children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent))
             _out(f"Simulators running (pid {children[-1].pid}): scenario {args.scenario}")
 
@@ -189,8 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         "against the broker at --mqtt-url until interrupted.",
     )
     site.add_argument("-c", "--config", required=True, help="site YAML file")
-    site.add_argument("--mqtt-url", default=os.environ.get("SHARPEYE_MQTT_URL"), required=False,
-                      help="broker URL (default SHARPEYE_MQTT_URL)")  # fmt: skip
+    site.add_argument(
+        "--mqtt-url",
+        default=os.environ.get("SHARPEYE_MQTT_URL"),
+        required=False,
+        help="broker URL (default SHARPEYE_MQTT_URL)",
+    )
     site.add_argument("--scenario", default=None, help="scenario YAML file or packaged scenario name")
     site.add_argument("--speed", type=float, default=1.0, help="time factor for the scenario (2 = twice as fast)")
     site.set_defaults(func=cmd_simulate_site)

@@ -160,8 +160,11 @@ class Hub:
         parts: list[ComponentHealth] = []
         try:
             await asyncio.wait_for(self.redis.ping(), 2)
-            parts.append(ComponentHealth("redis", True, "embedded" if self.embedded_redis else "external",
-                                         redact_url(self.redis_url)))  # fmt: skip
+            parts.append(
+                ComponentHealth(
+                    "redis", True, "embedded" if self.embedded_redis else "external", redact_url(self.redis_url)
+                )
+            )
         except Exception as exc:
             parts.append(ComponentHealth("redis", False, f"ping failed: {exc}", redact_url(self.redis_url)))
         connected = self.transport.connected.is_set()
@@ -172,8 +175,7 @@ class Hub:
         parts.append(ComponentHealth("mqtt", connected, detail, redact_url(self.mqtt_url)))
         try:
             await asyncio.wait_for(self.db.ping(), 2)
-            parts.append(ComponentHealth("database", True, self.db.engine.dialect.name,
-                                         redact_url(self.db.url)))  # fmt: skip
+            parts.append(ComponentHealth("database", True, self.db.engine.dialect.name, redact_url(self.db.url)))
         except Exception as exc:
             parts.append(ComponentHealth("database", False, f"query failed: {exc}", redact_url(self.db.url)))
         for task in self._tasks:
@@ -203,5 +205,5 @@ class Hub:
         for device in self.inventory:
             key = (device.kind, self.health.snapshot(device.id).state)
             by_state[key] = by_state.get(key, 0) + 1
-        for (kind, state), n in by_state.items():
-            self.metrics.devices.labels(kind, state).set(n)
+        for (kind, device_state), n in by_state.items():
+            self.metrics.devices.labels(kind, device_state).set(n)

@@ -12,9 +12,7 @@ class Metrics:
         self.messages = Counter(
             "sharpeye_messages_total", "Messages received from devices, by kind", ["kind"], registry=r
         )
-        self.readings = Counter(
-            "sharpeye_readings_total", "Readings decoded, by reading kind", ["kind"], registry=r
-        )
+        self.readings = Counter("sharpeye_readings_total", "Readings decoded, by reading kind", ["kind"], registry=r)
         self.deadletters = Counter(
             "sharpeye_deadletters_total", "Rejected input, by source kind and reason", ["kind", "reason"], registry=r
         )
@@ -22,17 +20,19 @@ class Metrics:
             "sharpeye_rate_limited_total", "Messages dropped by per-device rate limits", ["kind"], registry=r
         )
         self.alarm_transitions = Counter(
-            "sharpeye_alarm_transitions_total", "Alarm engine outcomes (raised, repeated, cleared, stale...)",
-            ["outcome"], registry=r,
-        )  # fmt: skip
+            "sharpeye_alarm_transitions_total",
+            "Alarm engine outcomes (raised, repeated, cleared, stale...)",
+            ["outcome"],
+            registry=r,
+        )
         self.alarms = Gauge("sharpeye_alarms", "Alarms by state", ["state"], registry=r)
         self.ingest_batch = Histogram(
-            "sharpeye_ingest_batch_seconds", "Time to decode and apply one batch of MQTT messages",
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0), registry=r,
-        )  # fmt: skip
-        self.ingest_backlog = Gauge(
-            "sharpeye_ingest_backlog", "Messages received but not yet processed", registry=r
+            "sharpeye_ingest_batch_seconds",
+            "Time to decode and apply one batch of MQTT messages",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
         )
+        self.ingest_backlog = Gauge("sharpeye_ingest_backlog", "Messages received but not yet processed", registry=r)
         self.devices = Gauge("sharpeye_devices", "Devices by kind and state", ["kind", "state"], registry=r)
         self.cases = Gauge("sharpeye_cases", "Open cases by stage", ["stage"], registry=r)
         self.queue_depth = Gauge(
@@ -45,9 +45,7 @@ class Metrics:
         self.camera_reconnects = Counter(
             "sharpeye_camera_reconnects_total", "Camera reconnects", ["camera"], registry=r
         )
-        self.sip_registrations = Gauge(
-            "sharpeye_sip_registrations", "GB/T 28181 devices registered", registry=r
-        )
+        self.sip_registrations = Gauge("sharpeye_sip_registrations", "GB/T 28181 devices registered", registry=r)
         self.requests = Histogram(
             "sharpeye_http_request_seconds", "HTTP request latency", ["method", "route", "status"], registry=r
         )

@@ -13,7 +13,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> T:
+def wait_for(
+    check: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.05, what: str = "condition"
+) -> T:
     """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: T | None = None

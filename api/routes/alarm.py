@@ -48,8 +48,9 @@ async def list_alarms(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AlarmPage:
-    items, total = await hub.alarm_store.list(states=set(state) if state else None, limit=limit, offset=offset,
-                                              open_only=open_only)  # fmt: skip
+    items, total = await hub.alarm_store.page(
+        states=set(state) if state else None, limit=limit, offset=offset, open_only=open_only
+    )
     return AlarmPage(items=items, total=total)
 
 

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 class Token(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     role: str
     must_change_password: bool = False
 
@@ -26,8 +26,9 @@ async def token(users: UsersDep, form: Annotated[OAuth2PasswordRequestForm, Depe
     user = await users.authenticate(form.username, form.password)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password", {"WWW-Authenticate": "Bearer"})
-    return Token(access_token=await users.issue_token(user), role=user.role,
-                 must_change_password=user.must_change_password)  # fmt: skip
+    return Token(
+        access_token=await users.issue_token(user), role=user.role, must_change_password=user.must_change_password
+    )
 
 
 @router.get("/me")

@@ -99,8 +99,10 @@ def test_malformed_payload_is_dead_lettered_and_the_next_good_one_alarms(
         pub.publish("sharpeye/fence/fence-school/event", event(5, "z2"))
         alarm = wait_for(lambda: hub_client.get("/api/alarms").json()["items"], what="alarm after garbage")[0]
         assert alarm["device_id"] == "fence-school" and alarm["channel"] == "z2"
-        letters = wait_for(lambda: len(hub_client.get("/api/deadletters").json()) >= 3 and
-                           hub_client.get("/api/deadletters").json(), what="3 dead letters")  # fmt: skip
+        letters = wait_for(
+            lambda: len(hub_client.get("/api/deadletters").json()) >= 3 and hub_client.get("/api/deadletters").json(),
+            what="3 dead letters",
+        )
         reasons = sorted(letter["reason"] for letter in letters)
         assert reasons == ["bad_payload", "bad_payload", "unknown_device"]
         assert all(letter["detail"] for letter in letters)
