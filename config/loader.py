@@ -113,7 +113,11 @@ def _pydantic_issues(exc: ValidationError, data: Any) -> list[ConfigIssue]:
         if err["type"] == "extra_forbidden":
             message = "unknown key (not allowed here)"
         elif err["type"] == "union_tag_invalid":
-            message = f"unknown kind {err['input']!r}: " + message.split(":", 1)[-1].strip()
+            ctx = err.get("ctx", {})
+            message = f"unknown kind {ctx.get('tag')!r}; installed kinds: {ctx.get('expected_tags')}"
+            loc = (*loc, "kind")
+        elif err["type"] == "union_tag_not_found":
+            message = "missing 'kind'"
         issues.append(ConfigIssue(loc, message))
     return issues
 

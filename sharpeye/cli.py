@@ -44,7 +44,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_config_docs(args: argparse.Namespace) -> int:
     from config.reference_doc import render
 
-    _out(render(installed()))
+    sys.stdout.write(render(installed()))
     return 0
 
 
