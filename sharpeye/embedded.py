@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import getpass
 import logging
 import os
 import shutil
@@ -198,6 +199,8 @@ class EmbeddedMosquitto(ManagedProcess):
 
     def prepare(self) -> None:
         lines = [
+            # Stay the user we are (as root, Mosquitto would switch to 'mosquitto' and lose our files).
+            f"user {getpass.getuser()}",
             f"listener {self.port} {self.host}",
             f"allow_anonymous {'false' if self.password_file else 'true'}",
             "max_queued_messages 100000",
