@@ -166,7 +166,7 @@ local function clear(p, fp, open, now_iso, now_epoch, actor)
     return {'flapping', open}
   end
   if flip(p, fp, now_epoch) then
-    redis.call('HSET', fp, 'flapping', '1', 'want', 'clear')
+    redis.call('HSET', fp, 'flapping', '1', 'want', 'clear', 'flap_window', p.flap_window)
     redis.call('HSET', p.alarm_prefix .. open, 'flapping', '1')
     timer(p, 'flap', now_epoch + p.flap_window)
     local akey = p.alarm_prefix .. open
@@ -267,6 +267,7 @@ local function fire(p)
     return raise(p, fp, open, now_iso, now_epoch, 'absence')
   elseif kind == 'flap' then
     untimer(p, 'flap')
+    p.flap_window = p.flap_window or tonumber(redis.call('HGET', fp, 'flap_window') or '300')
     if redis.call('HGET', fp, 'flapping') ~= '1' or not open then return {'noop', open or ''} end
     local flips = cjson.decode(redis.call('HGET', fp, 'flips') or '[]')
     local recent = 0
