@@ -33,8 +33,9 @@ async def test_acknowledge_and_clear_are_independent(rig_factory: Factory) -> No
     await rig.feed(rig.reading("r", "restore", 2))
     assert (await rig.store.get(alarm.id)).state == "cleared"  # type: ignore[union-attr]
     # the other order: cleared first, acknowledged later
+    rig.clock.advance(1)
     await rig.feed(rig.reading("r", "alarm", 3))
-    (second, first), _ = await rig.store.page()
+    (second, _first), _ = await rig.store.page()
     assert second.id != alarm.id
     await rig.feed(rig.reading("r", "restore", 4))
     assert (await rig.store.get(second.id)).state == "cleared_unack"  # type: ignore[union-attr]
