@@ -100,13 +100,21 @@ class AlarmIntake:
     async def run(self, block_ms: int = 1000) -> None:
         await self.ensure_group()
         stream = self.keys.alarm_events
+        backlog = True  # first, entries this consumer read before a crash and never acknowledged
         while True:
             try:
-                # Our own unacknowledged entries first (after a crash), then new ones.
-                _, entries, _ = await self.redis.xautoclaim(stream, GROUP, self.consumer, 60_000, "0-0", count=100)
-                if not entries:
-                    fresh = await self.redis.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=100, block=block_ms)
-                    entries = [e for _, items in fresh for e in items]
+                if backlog:
+                    own = await self.redis.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=100)
+                    entries = [e for _, items in own for e in items]
+                    backlog = bool(entries)
+                else:
+                    # entries abandoned by other (dead) consumers, then new ones
+                    _, entries, _ = await self.redis.xautoclaim(stream, GROUP, self.consumer, 60_000, "0-0", count=100)
+                    if not entries:
+                        fresh = await self.redis.xreadgroup(
+                            GROUP, self.consumer, {stream: ">"}, count=100, block=block_ms
+                        )
+                        entries = [e for _, items in fresh for e in items]
                 for entry_id, fields in entries:
                     if fields:
                         await self.handle({k.decode(): v.decode() for k, v in fields.items()})
