@@ -20,15 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import redis.asyncio as aioredis  # noqa: E402
+import redis.asyncio as aioredis
 
-from alarms.engine import AlarmEngine, Location  # noqa: E402
-from alarms.store import AlarmStore  # noqa: E402
-from config.site import SiteConfig  # noqa: E402
-from ingest.reading import Reading  # noqa: E402
-from sharpeye.clock import SystemClock  # noqa: E402
-from sharpeye.embedded import EmbeddedRedis  # noqa: E402
-from sharpeye.keys import Keys  # noqa: E402
+from alarms.engine import AlarmEngine, Location
+from alarms.store import AlarmStore
+from config.site import SiteConfig
+from ingest.reading import Reading
+from sharpeye.clock import SystemClock
+from sharpeye.embedded import EmbeddedRedis
+from sharpeye.keys import Keys
 
 
 class FlatLocator:
