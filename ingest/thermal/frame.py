@@ -92,7 +92,7 @@ def encode_binary(temps: Temps, seq: int, ts_ms: int, scale: float = 0.01, offse
     counts = np.clip(np.rint((temps - offset) / scale), 0, 65535).astype("<u2")
     height, width = temps.shape
     header: bytes = HEADER.pack(MAGIC, VERSION, 0, width, height, seq, ts_ms, scale, offset)
-    return header + counts.tobytes()
+    return header + bytes(counts.tobytes())
 
 
 def encode_json(temps: Temps, seq: int, ts_ms: int) -> bytes:
