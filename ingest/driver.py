@@ -141,7 +141,7 @@ REASONS = {
     "non_finite": "a number is NaN, Infinity or out of float range",
     "wrong_shape": "JSON of the wrong shape (not an object, missing or unknown fields)",
     "wrong_type": "a field has the wrong type",
-    "out_of_range": "a value is outside its allowed range",
+    "out_of_range": "a value is outside its allowed range or set (unknown cause, level...)",
     "too_many_values": "an array is larger than the kind accepts",
     "shape_mismatch": "a frame's data does not match its declared width x height",
     "wrong_resolution": "a frame's width x height is not the sensor's configured resolution",
@@ -162,6 +162,8 @@ def decode_json(decoder: msgspec.json.Decoder[T], data: bytes, max_bytes: int) -
         raise DecodeError("oversize", f"{len(data)} bytes > {max_bytes}")
     try:
         return decoder.decode(data)
+    except UnicodeDecodeError as exc:  # msgspec raises it for a bad string inside otherwise valid JSON
+        raise DecodeError("bad_utf8", f"invalid UTF-8 at byte {exc.start} of a string") from None
     except msgspec.ValidationError as exc:
         _raise_classified(data, str(exc), validation=True)
     except msgspec.DecodeError as exc:
@@ -180,6 +182,8 @@ def _raise_classified(data: bytes, message: str, *, validation: bool) -> None:
         raise DecodeError("not_json", message)
     if message.startswith("Number out of range"):
         raise DecodeError("non_finite", message)
+    if message.startswith("Invalid enum value"):
+        raise DecodeError("out_of_range", message)
     if message.startswith("Expected") and "- at `$." in message:
         raise DecodeError("wrong_type", message)
     raise DecodeError("wrong_shape", message)

@@ -148,7 +148,7 @@ def _candidate_level(roi: ThermalRoi, current: Level | None, value: float) -> Le
 
 
 def _rise_per_min(history: deque[tuple[float, float]], t: float, value: float, window_s: float) -> float | None:
-    """Rise of the max from the window's lowest point to now, °C per minute (None: not enough history)."""
+    """Steepest rise of the max from any sample in the window to now, °C per minute (None: no history)."""
     while history and history[0][0] < t - window_s:
         history.popleft()
     best: float | None = None

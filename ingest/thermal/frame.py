@@ -139,7 +139,8 @@ def _decode_json(data: bytes, received: datetime, expect: tuple[int, int] | None
         raise DecodeError("too_many_values", f"more than {MAX_WIDTH}x{MAX_HEIGHT} temperatures")
     if len(msg.temps) != msg.height or any(len(row) != msg.width for row in msg.temps):
         raise DecodeError("shape_mismatch", f"temps is not {msg.height} rows of {msg.width} values")
-    temps: Temps = np.array(msg.temps, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        temps: Temps = np.array(msg.temps, dtype=np.float32)
     if not np.isfinite(temps).all():
         raise DecodeError("non_finite", "a temperature is beyond float32 range")
     _check_range(temps)
