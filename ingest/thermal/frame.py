@@ -87,8 +87,11 @@ def _check_range(temps: Temps) -> None:
         raise DecodeError("out_of_range", f"temperatures span [{low:.2f}, {high:.2f}] °C, outside [{MIN_C}, {MAX_C}]")
 
 
-def encode_binary(temps: Temps, seq: int, ts_ms: int, scale: float = 0.01, offset: float = -273.15) -> bytes:
-    """Encode a frame in the binary format (used by simulators and tests; devices do the same)."""
+def encode_binary(temps: Temps, seq: int, ts_ms: int, scale: float = 0.02, offset: float = -100.0) -> bytes:
+    """Encode a frame in the binary format (used by simulators and tests; devices do the same).
+
+    The defaults cover -100 °C to 1210 °C in steps of 0.02 °C; temperatures outside are clipped.
+    """
     counts = np.clip(np.rint((temps - offset) / scale), 0, 65535).astype("<u2")
     height, width = temps.shape
     header: bytes = HEADER.pack(MAGIC, VERSION, 0, width, height, seq, ts_ms, scale, offset)
