@@ -31,11 +31,11 @@ S = TypeVar("S", bound=str)
 
 @dataclass(frozen=True, slots=True)
 class Geometry:
-    """Where a region lies in a frame of one size: a bounding box and, for polygons, a mask within it."""
+    """Where a region lies in a frame of one size: a box of slices, or for polygons the flat pixel indices."""
 
     ys: slice
     xs: slice
-    mask: npt.NDArray[np.bool_] | None
+    index: npt.NDArray[np.intp] | None  # polygon pixels as indices into the flattened frame
 
 
 def _span(low: float, high: float, size: int) -> slice:
@@ -56,11 +56,9 @@ def geometry(roi: ThermalRoi, width: int, height: int) -> Geometry:
         return Geometry(slice(0, height), slice(0, width), None)
     xs_poly = np.array([p.x for p in roi.polygon]) * width
     ys_poly = np.array([p.y for p in roi.polygon]) * height
-    xs = _span(float(xs_poly.min()) / width, float(xs_poly.max()) / width, width)
-    ys = _span(float(ys_poly.min()) / height, float(ys_poly.max()) / height, height)
-    cx = np.arange(xs.start, xs.stop) + 0.5
-    cy = (np.arange(ys.start, ys.stop) + 0.5)[:, None]
-    inside = np.zeros((ys.stop - ys.start, xs.stop - xs.start), dtype=bool)
+    cx = np.arange(width) + 0.5
+    cy = (np.arange(height) + 0.5)[:, None]
+    inside = np.zeros((height, width), dtype=bool)
     x_prev, y_prev = xs_poly[-1], ys_poly[-1]
     for x_cur, y_cur in zip(xs_poly, ys_poly, strict=True):  # even-odd rule, vectorised over pixels
         if y_cur != y_prev:
@@ -68,9 +66,15 @@ def geometry(roi: ThermalRoi, width: int, height: int) -> Geometry:
             x_at = x_cur + (cy - y_cur) * (x_prev - x_cur) / (y_prev - y_cur)
             inside ^= crosses & (cx < x_at)
         x_prev, y_prev = x_cur, y_cur
-    if not inside.any():  # a sliver thinner than a pixel: keep its nearest pixel
-        inside[inside.shape[0] // 2, inside.shape[1] // 2] = True
-    return Geometry(ys, xs, inside)
+    if not inside.any():  # a sliver thinner than a pixel: keep the pixel under its centroid
+        col = min(width - 1, int(xs_poly.mean()))
+        row = min(height - 1, int(ys_poly.mean()))
+        inside[row, col] = True
+    rows = np.flatnonzero(inside.any(axis=1))
+    cols = np.flatnonzero(inside.any(axis=0))
+    ys = slice(int(rows[0]), int(rows[-1]) + 1)
+    xs = slice(int(cols[0]), int(cols[-1]) + 1)
+    return Geometry(ys, xs, np.flatnonzero(inside.ravel()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,24 +87,21 @@ class Stats:
 
 
 def stats(temps: Temps, geo: Geometry) -> Stats:
-    region = temps[geo.ys, geo.xs]
-    if geo.mask is None:
-        flat = int(region.argmax())
-        avg, low = float(region.mean()), float(region.min())
-    else:
-        masked = np.where(geo.mask, region, -np.inf)
-        flat = int(masked.argmax())
-        inside = region[geo.mask]
-        avg, low = float(inside.mean()), float(inside.min())
-    row, col = divmod(flat, region.shape[1])
     height, width = temps.shape
-    return Stats(
-        max=float(region.flat[flat]),
-        avg=avg,
-        min=low,
-        x=(geo.xs.start + col + 0.5) / width,
-        y=(geo.ys.start + row + 0.5) / height,
-    )
+    if geo.index is None:
+        region = temps[geo.ys, geo.xs]
+        flat = int(region.argmax())
+        row, col = divmod(flat, region.shape[1])
+        row, col = row + geo.ys.start, col + geo.xs.start
+        hottest = float(temps[row, col])
+        total, low, count = float(region.sum(dtype=np.float64)), float(region.min()), region.size
+    else:
+        values = temps.ravel().take(geo.index)
+        k = int(values.argmax())
+        row, col = divmod(int(geo.index[k]), width)
+        hottest = float(values[k])
+        total, low, count = float(values.sum(dtype=np.float64)), float(values.min()), values.size
+    return Stats(max=hottest, avg=total / count, min=low, x=(col + 0.5) / width, y=(row + 0.5) / height)
 
 
 @dataclass(slots=True)

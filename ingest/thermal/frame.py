@@ -128,10 +128,12 @@ def _decode_binary(data: bytes, received: datetime, expect: tuple[int, int] | No
     finite(scale, "scale", 1e-6, 100.0)
     finite(offset, "offset", -1000.0, 1000.0)
     counts = np.frombuffer(data, dtype="<u2", count=width * height, offset=HEADER.size).reshape(height, width)
+    low, high = int(counts.min()) * scale + offset, int(counts.max()) * scale + offset  # scale > 0: monotonic
+    if not (low >= MIN_C and high <= MAX_C):
+        raise DecodeError("out_of_range", f"temperatures span [{low:.2f}, {high:.2f}] °C, outside [{MIN_C}, {MAX_C}]")
     temps: Temps = counts.astype(np.float32)
     temps *= np.float32(scale)
     temps += np.float32(offset)
-    _check_range(temps)
     return Frame(temps=temps, seq=seq, ts=timestamp(ts_ms or None, received))
 
 

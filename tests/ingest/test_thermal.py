@@ -105,7 +105,7 @@ def test_binary_and_json_encodings_decode_to_the_same_temperatures() -> None:
 def test_rectangle_takes_pixels_whose_centres_are_inside() -> None:
     roi = ThermalRoi.model_validate({"id": "r", "name": "r", "rect": {"x0": 0.25, "y0": 0.5, "x1": 0.75, "y1": 1}})
     geo = geometry(roi, 8, 4)
-    assert (geo.xs, geo.ys, geo.mask) == (slice(2, 6), slice(2, 4), None)
+    assert (geo.xs, geo.ys, geo.index) == (slice(2, 6), slice(2, 4), None)
     sliver = ThermalRoi.model_validate({"id": "s", "name": "s", "rect": {"x0": 0.5, "y0": 0.5, "x1": 0.51, "y1": 0.51}})
     tiny = geometry(sliver, 8, 4)
     assert (tiny.xs.stop - tiny.xs.start, tiny.ys.stop - tiny.ys.start) == (1, 1), "never an empty region"
