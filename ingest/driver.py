@@ -100,9 +100,8 @@ class SimulatedDevice(Protocol):
     @property
     def device_id(self) -> str: ...
 
-    @property
-    def tick_s(self) -> float:
-        """The simulator's ``tick`` must be called at least this often."""
+    def next_tick(self) -> datetime:
+        """When ``tick`` next has something to send (it may be called earlier, and then sends nothing)."""
         ...
 
     def tick(self, now: datetime) -> list[Message]:

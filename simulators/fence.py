@@ -11,9 +11,10 @@ import msgspec
 
 from ingest.driver import Message
 from ingest.fence.arming import armed_at
+from ingest.fence.command import decode_command
 from ingest.fence.config import FenceConfig
 from ingest.fence.driver import CAUSES, ZONE_CAUSES
-from simulators.clock import epoch_ms
+from simulators.clock import epoch_ms, following
 
 ACTIONS = ("alarm", "restore", "arm", "disarm", "power_loss", "power_restore", "battery")
 
@@ -35,9 +36,8 @@ class FenceSimulator:
     def device_id(self) -> str:
         return self.device.id
 
-    @property
-    def tick_s(self) -> float:
-        return self.device.heartbeat_s
+    def next_tick(self) -> datetime:
+        return self._next_heartbeat
 
     def actions(self) -> Sequence[str]:
         return ACTIONS
@@ -59,7 +59,7 @@ class FenceSimulator:
     def tick(self, now: datetime) -> list[Message]:
         if now < self._next_heartbeat:
             return []
-        self._next_heartbeat = max(self._next_heartbeat + timedelta(seconds=self.device.heartbeat_s), now)
+        self._next_heartbeat = following(self._next_heartbeat, self.device.heartbeat_s, now)
         body = {
             "seq": self._next_seq(),
             "ts": epoch_ms(now),
@@ -103,3 +103,23 @@ class FenceSimulator:
             low = self._battery_v < 11.5
             return [self._event(now, "alarm" if low else "restore", "low_battery", None)]
         raise ValueError(f"fence simulator has no action {action!r}; one of {', '.join(ACTIONS)}")
+
+    def command(self, data: bytes, now: datetime) -> list[Message]:
+        """Obey a hub command (``ingest.fence.command``): confirm each changed zone on ``arming``."""
+        cmd = decode_command(data)  # DecodeError for a malformed command: the caller logs and drops it
+        zones = [cmd.zone] if cmd.zone is not None else [z.id for z in self.device.zones if z.type != "tamper"]
+        out: list[Message] = []
+        for zone in zones:
+            if zone not in self._zones or self._zones[zone].type == "tamper":
+                continue
+            self._armed[zone] = cmd.command == "arm"
+            body = {
+                "seq": self._next_seq(),
+                "ts": epoch_ms(now),
+                "zone": zone,
+                "armed": cmd.command == "arm",
+                "source": "command",
+                "command_id": cmd.id,
+            }
+            out.append(("arming", msgspec.json.encode(body)))
+        return out

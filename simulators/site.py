@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import queue
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -23,7 +25,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from config.device import DeviceConfig
 from config.site import SiteConfig
-from ingest.driver import Contracted, SimulatedDevice
+from ingest.driver import Contracted, Message, SimulatedDevice
+from ingest.reading import DecodeError
 from ingest.registry import Registry, installed
 from simulators.fault import FAULTS, FaultState
 from simulators.scenario import Scenario, Step, load_scenario
@@ -32,6 +35,14 @@ log = logging.getLogger(__name__)
 
 TOPIC_ROOT = "sharpeye"
 MAX_QUEUED = 20_000
+MIN_TICK_S = 0.01  # a simulator never asks to be ticked more often than this
+
+
+@runtime_checkable
+class CommandableDevice(Protocol):
+    """A simulated device that obeys hub commands published on ``sharpeye/<kind>/<id>/command``."""
+
+    def command(self, data: bytes, now: datetime) -> list[Message]: ...
 
 
 class ScenarioError(ValueError):
@@ -73,7 +84,10 @@ class SiteSimulation:
                 continue
             device = driver.simulator(config, seed=seed ^ zlib.crc32(config.id.encode()), start=self.start)
             self.entries[config.id] = SimulatedEntry(config, device, FaultState())
-        self._wake: list[tuple[float, str]] = [(0.0, device_id) for device_id in self.entries]
+        self._wake: list[tuple[float, str]] = [
+            (max(0.0, (e.device.next_tick() - self.start).total_seconds()), device_id)
+            for device_id, e in self.entries.items()
+        ]
         heapq.heapify(self._wake)
         self.steps: list[Step] = sorted(scenario.steps, key=lambda s: s.at) if scenario else []
         self._check(self.steps)
@@ -128,7 +142,25 @@ class SiteSimulation:
             entry = self.entries[device_id]
             now = self.start + timedelta(seconds=due)
             out.extend(self._emit(entry, entry.device.tick(now), now))
-            heapq.heappush(self._wake, (due + entry.device.tick_s, device_id))
+            next_due = (entry.device.next_tick() - self.start).total_seconds()
+            heapq.heappush(self._wake, (max(next_due, due + MIN_TICK_S), device_id))
+        self.published += len(out)
+        return out
+
+    def command(self, topic_name: str, data: bytes, elapsed_s: float) -> list[tuple[str, bytes]]:
+        """Deliver a hub command to its device; returns the device's answers as (topic, payload)."""
+        parts = topic_name.split("/")
+        entry = self.entries.get(parts[2]) if len(parts) == 4 and parts[3] == "command" else None
+        if entry is None or not isinstance(entry.device, CommandableDevice):
+            log.warning("no simulated device takes commands on %s", topic_name)
+            return []
+        now = self.start + timedelta(seconds=elapsed_s)
+        try:
+            messages = entry.device.command(data, now)
+        except DecodeError as exc:
+            log.warning("simulated %s ignores a malformed command: %s", entry.config.id, exc)
+            return []
+        out = self._emit(entry, messages, now)
         self.published += len(out)
         return out
 
@@ -137,7 +169,7 @@ class SiteSimulation:
         return [(topic(entry.config.kind, entry.config.id, channel), data) for channel, data in sent]
 
 
-def _client(mqtt_url: str, client_id: str) -> tuple[mqtt.Client, str, int]:
+def _client(mqtt_url: str, client_id: str, subscribe: str) -> tuple[mqtt.Client, str, int]:
     url = urlsplit(mqtt_url)
     if url.scheme not in ("mqtt", "tcp"):
         raise ValueError(f"unsupported MQTT URL scheme {url.scheme!r} (use mqtt://host:port)")
@@ -152,10 +184,15 @@ def _client(mqtt_url: str, client_id: str) -> tuple[mqtt.Client, str, int]:
         sock = c.socket()
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.subscribe(subscribe, qos=1)
         log.info("simulator connected to %s (%s)", mqtt_url, reason)
 
     client.on_connect = on_connect
     return client, url.hostname or "127.0.0.1", url.port or 1883
+
+
+COMMAND_TOPIC = f"{TOPIC_ROOT}/+/+/command"
+MAX_COMMAND_WAIT_S = 0.1
 
 
 def _publish(client: mqtt.Client, topic_name: str, data: bytes, stop: threading.Event) -> None:
@@ -182,7 +219,10 @@ def run_site(
     if speed <= 0:
         raise ValueError("speed must be > 0")
     simulation = SiteSimulation(site, load_scenario(scenario) if scenario else None)
-    client, host, port = _client(mqtt_url, f"sharpeye-sim-{site.site.id}-{threading.get_ident() % 100000}")
+    client_id = f"sharpeye-sim-{site.site.id}-{threading.get_ident() % 100000}"
+    client, host, port = _client(mqtt_url, client_id, COMMAND_TOPIC)
+    commands: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+    client.on_message = lambda _c, _u, msg: commands.put((msg.topic, bytes(msg.payload)))
     client.connect_async(host, port, keepalive=30)
     client.loop_start()
     log.info("simulating %d devices of site %s", len(simulation.entries), site.site.id)
@@ -190,10 +230,13 @@ def run_site(
     try:
         while not stop.is_set():
             elapsed = (time.monotonic() - t0) * speed
-            for topic_name, data in simulation.advance(elapsed):
+            outgoing = simulation.advance(elapsed)
+            while not commands.empty():
+                outgoing += simulation.command(*commands.get(), elapsed)
+            for topic_name, data in outgoing:
                 _publish(client, topic_name, data, stop)
             wait = (simulation.next_wake() - (time.monotonic() - t0) * speed) / speed
-            stop.wait(min(max(wait, 0.0), 0.5))
+            stop.wait(min(max(wait, 0.0), MAX_COMMAND_WAIT_S))
     finally:
         client.disconnect()
         client.loop_stop()

@@ -19,7 +19,7 @@ import numpy as np
 from ingest.driver import Message
 from ingest.thermal.config import ThermalConfig
 from ingest.thermal.frame import Temps, encode_binary, encode_json
-from simulators.clock import epoch_ms
+from simulators.clock import epoch_ms, following
 
 ACTIONS = ("person", "fire_start", "fire_out", "ambient", "encoding", "result")
 BODY_C = 36.0
@@ -96,9 +96,8 @@ class ThermalSimulator:
     def device_id(self) -> str:
         return self.device.id
 
-    @property
-    def tick_s(self) -> float:
-        return min(self.device.frame_s, self.device.heartbeat_s)
+    def next_tick(self) -> datetime:
+        return min(self._next_frame, self._next_heartbeat)
 
     def actions(self) -> Sequence[str]:
         return ACTIONS
@@ -114,10 +113,10 @@ class ThermalSimulator:
     def tick(self, now: datetime) -> list[Message]:
         out: list[Message] = []
         if now >= self._next_frame:
-            self._next_frame = max(self._next_frame + timedelta(seconds=self.device.frame_s), now)
+            self._next_frame = following(self._next_frame, self.device.frame_s, now)
             out.append(self.frame(now))
         if now >= self._next_heartbeat:
-            self._next_heartbeat = max(self._next_heartbeat + timedelta(seconds=self.device.heartbeat_s), now)
+            self._next_heartbeat = following(self._next_heartbeat, self.device.heartbeat_s, now)
             self._seq += 1
             out.append(("heartbeat", msgspec.json.encode({"seq": self._seq, "ts": epoch_ms(now), "core_c": 41.5})))
         return out

@@ -11,7 +11,7 @@ import msgspec
 
 from ingest.driver import Message
 from ingest.water_level.config import WaterLevelConfig
-from simulators.clock import epoch_ms
+from simulators.clock import epoch_ms, following
 
 ACTIONS = ("rise", "set")
 
@@ -33,9 +33,8 @@ class WaterLevelSimulator:
     def device_id(self) -> str:
         return self.device.id
 
-    @property
-    def tick_s(self) -> float:
-        return min(self.device.level_s, self.device.heartbeat_s)
+    def next_tick(self) -> datetime:
+        return min(self._next_level, self._next_heartbeat)
 
     def actions(self) -> Sequence[str]:
         return ACTIONS
@@ -56,14 +55,14 @@ class WaterLevelSimulator:
     def tick(self, now: datetime) -> list[Message]:
         out: list[Message] = []
         if now >= self._next_level:
-            self._next_level = max(self._next_level + timedelta(seconds=self.device.level_s), now)
+            self._next_level = following(self._next_level, self.device.level_s, now)
             if self._ramp is None:
                 self._level = self._clamp(self._level + self._rng.gauss(0, 0.005))
             self._seq += 1
             level = round(self.level_at(now), 3)
             out.append(("level", msgspec.json.encode({"seq": self._seq, "ts": epoch_ms(now), "level_m": level})))
         if now >= self._next_heartbeat:
-            self._next_heartbeat = max(self._next_heartbeat + timedelta(seconds=self.device.heartbeat_s), now)
+            self._next_heartbeat = following(self._next_heartbeat, self.device.heartbeat_s, now)
             self._seq += 1
             out.append(("heartbeat", msgspec.json.encode({"seq": self._seq, "ts": epoch_ms(now), "battery_v": 3.6})))
         return out

@@ -158,3 +158,17 @@ def test_simulator_reconnects_after_broker_restart(
         mqtt_broker.restart()
         restarted = time.monotonic()
         subscriber.wait_for(lambda m: any(t > restarted + 0.5 for t, _, _ in m), timeout=30)
+
+
+def test_fence_command_over_mqtt_is_confirmed(
+    mqtt_broker: EmbeddedMosquitto, subscriber: Subscriber, demo_site: SiteConfig
+) -> None:
+    from ingest.fence.command import FenceCommand, encode_command
+
+    with SiteThread(demo_site, mqtt_broker.url, None, 1.0):
+        subscriber.wait_for(lambda m: any(t.endswith("fence-school/heartbeat") for _, t, _ in m), timeout=10)
+        payload = encode_command(FenceCommand(id="c-9", command="disarm", zone="z1"))
+        subscriber.client.publish("sharpeye/fence/fence-school/command", payload, qos=1)
+        subscriber.wait_for(
+            lambda m: any(t == "sharpeye/fence/fence-school/arming" and b'"c-9"' in d for _, t, d in m), timeout=10
+        )

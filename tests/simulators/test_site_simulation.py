@@ -150,3 +150,27 @@ def test_hundreds_of_devices_in_one_simulation(fence_fleet) -> None:  # type: ig
         elapsed += 0.25
     assert len(per_device) == 400
     assert min(per_device.values()) >= 9 and max(per_device.values()) <= 11
+
+
+def test_fence_command_is_confirmed_per_zone(demo_site: SiteConfig) -> None:
+    from ingest.fence.command import FenceCommand, encode_command
+
+    simulation = SiteSimulation(demo_site, None, start=START)
+    decoded = Decoded(demo_site)
+    topic = "sharpeye/fence/fence-school/command"
+    for t, data in simulation.command(topic, encode_command(FenceCommand(id="c-1", command="disarm")), 5.0):
+        decoded.feed(5.0, t, data)
+    arming = [(r.channel, r.value, r.attrs["command_id"]) for _, r in decoded.of("fence-school", "fence.arming")]
+    assert arming == [("z1", "disarmed", "c-1"), ("z2", "disarmed", "c-1"), ("z3", "disarmed", "c-1")]
+
+    answers = simulation.command(topic, encode_command(FenceCommand(id="c-2", command="arm", zone="z2")), 6.0)
+    for t, data in answers:
+        decoded.feed(6.0, t, data)
+    assert [r.value for _, r in decoded.of("fence-school", "fence.arming")][-1] == "armed"
+    # The controller's next heartbeat reports the new arming state.
+    decoded.run(simulation, until_s=40)
+    beat = decoded.of("fence-school", "device.heartbeat")[-1][1]
+    assert beat.attrs["armed"] == {"z1": False, "z2": True, "z3": False, "tamper": True}
+
+    assert simulation.command(topic, b'{"command": "explode"}', 7.0) == []
+    assert simulation.command("sharpeye/fence/fence-nowhere/command", b"{}", 7.0) == []
