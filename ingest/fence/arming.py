@@ -34,7 +34,7 @@ class ArmingWindow(StrictModel):
     start: str = Field(pattern=_CLOCK, description="Local start time 'HH:MM'.")
     end: str = Field(
         pattern=_CLOCK,
-        description="Local end time 'HH:MM' (exclusive; '24:00' = midnight). Equal to start: the whole day.",
+        description="Local end time 'HH:MM' (exclusive; '24:00' = midnight). Equal to start: 24 hours from start.",
     )
 
     @property
@@ -86,13 +86,10 @@ def armed_at(schedule: ArmingSchedule | None, when: datetime) -> bool:
     minute = local.hour * 60 + local.minute + (local.second + local.microsecond / 1e6) / 60
     for window in schedule.windows:
         start, end = window.start_minute, window.end_minute
-        if start == end:
-            if today in window.days:
-                return True
-        elif start < end:
+        if start < end:
             if today in window.days and start <= minute < end:
                 return True
-        else:  # runs past midnight: the part after start today, or before end from yesterday's window
+        else:  # runs past midnight (start == end: 24 hours): after start today, or before end from yesterday's
             if today in window.days and minute >= start:
                 return True
             if yesterday in window.days and minute < end:

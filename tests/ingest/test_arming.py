@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ingest.fence.arming import ArmingSchedule, armed_at
@@ -80,3 +82,38 @@ def test_bad_schedules_are_refused(windows: list[dict[str, object]], tz: str, me
 def test_naive_instant_is_refused() -> None:
     with pytest.raises(ValueError, match="aware"):
         armed_at(schedule({"start": "08:00", "end": "09:00"}), datetime(2026, 1, 5, 8, 30))
+
+
+WEEK = 7 * 1440
+
+
+def _naive_armed_minutes(s: ArmingSchedule) -> set[int]:
+    """Minutes of the week (Monday 00:00 = 0) covered by the windows, counted one by one."""
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    minutes: set[int] = set()
+    for w in s.windows:
+        start = int(w.start[:2]) * 60 + int(w.start[3:])
+        end = int(w.end[:2]) * 60 + int(w.end[3:])
+        length = 1440 if start == end else end - start if end > start else end + 1440 - start
+        for day in w.days:
+            base = days.index(day) * 1440 + start
+            minutes.update((base + m) % WEEK for m in range(length))
+    return minutes
+
+
+clock = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.integers(0, 59)) | st.just("24:00")
+window = st.fixed_dictionaries(
+    {
+        "days": st.lists(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), min_size=1, unique=True),
+        "start": st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.integers(0, 59)),
+        "end": clock,
+    }
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(windows=st.lists(window, min_size=1, max_size=3), minute=st.integers(0, WEEK - 1))
+def test_armed_at_agrees_with_counting_minutes(windows: list[dict[str, object]], minute: int) -> None:
+    s = schedule(*windows)
+    instant = local(0, 0) + timedelta(minutes=minute, seconds=30)
+    assert armed_at(s, instant) == (minute in _naive_armed_minutes(s))
