@@ -1,0 +1,100 @@
+"""Faults a simulated device can show: lost heartbeats, silence, duplicates, reordering, garbage.
+
+Faults act on the messages a device simulator produces, so they work the same for every kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ingest.driver import Message
+
+FAULTS = ("drop_heartbeats", "silence", "duplicate", "reorder", "garbage")
+
+OVERSIZE_BYTES = 5 * 1024 * 1024
+GARBAGE: dict[str, bytes] = {
+    "not_json": b"\x00\x01 this is not json",
+    "bad_utf8": b'{"seq": 1, "ts": "\xff\xfe\xfd"}',
+    "nan": b'{"seq": 1, "ts": 0, "level_m": NaN, "battery_v": Infinity}',
+    "wrong_shape": b"[1, 2, 3]",
+    "wrong_type": b'{"seq": "one", "ts": "yesterday"}',
+    "empty": b"",
+    "huge_array": b'{"seq": 1, "ts": 0, "width": 9999, "height": 9999, "temps": [' + b"0," * 200_000 + b"0]}",
+    "bad_frame": b"SETF\x01\x00\x20\x00\x18\x00" + b"\x00" * 40,
+}
+"""Garbage payloads by variant; ``oversize`` (5 MiB of spaces around an object) is built on demand."""
+
+
+def garbage(variant: str) -> bytes:
+    if variant == "oversize":
+        return b"{" + b" " * OVERSIZE_BYTES + b"}"
+    try:
+        return GARBAGE[variant]
+    except KeyError:
+        raise ValueError(f"unknown garbage variant {variant!r}; one of oversize, {', '.join(GARBAGE)}") from None
+
+
+@dataclass(slots=True)
+class FaultState:
+    """The faults currently active on one device, each until a simulated time."""
+
+    drop_heartbeats_until: datetime | None = None
+    silence_until: datetime | None = None
+    duplicate_until: datetime | None = None
+    reorder_until: datetime | None = None
+    held: Message | None = None
+    last_channel: str = "heartbeat"
+
+    def start(self, fault: str, args: Mapping[str, Any], now: datetime) -> list[Message]:
+        """Begin a fault; ``garbage`` returns the garbage messages to send at once."""
+        if fault == "garbage":
+            variants = args.get("variants", ["all"])
+            if variants == ["all"] or variants == "all":
+                variants = ["oversize", *GARBAGE]
+            channel = str(args.get("channel", self.last_channel))
+            return [(channel, garbage(str(v))) for v in variants]
+        until = now + timedelta(seconds=float(args.get("for_s", 60)))
+        if fault == "drop_heartbeats":
+            self.drop_heartbeats_until = until
+        elif fault == "silence":
+            self.silence_until = until
+        elif fault == "duplicate":
+            self.duplicate_until = until
+        elif fault == "reorder":
+            self.reorder_until = until
+        else:
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        return []
+
+    def apply(self, messages: list[Message], now: datetime) -> list[Message]:
+        """The messages actually sent, after the active faults."""
+
+        def active(until: datetime | None) -> bool:
+            return until is not None and now < until
+
+        out: list[Message] = []
+        for message in messages:
+            channel = message[0]
+            if channel != "result":
+                self.last_channel = channel
+            if active(self.silence_until):
+                continue
+            if channel == "heartbeat" and active(self.drop_heartbeats_until):
+                continue
+            copies = [message, message] if active(self.duplicate_until) else [message]
+            for copy in copies:
+                if active(self.reorder_until):
+                    if self.held is None:
+                        self.held = copy
+                        continue
+                    out.extend([copy, self.held])  # the later message overtakes the earlier one
+                    self.held = None
+                else:
+                    out.append(copy)
+        if self.held is not None and not active(self.reorder_until):
+            out.append(self.held)
+            self.held = None
+        return out
