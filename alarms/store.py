@@ -107,8 +107,7 @@ class AlarmStore:
             "incident_id": uuid.uuid4().hex,
         }
 
-    @staticmethod
-    def _item(item: Apply) -> dict[str, Any]:
+    def _item(self, item: Apply) -> dict[str, Any]:
         """The per-signal parameters (the batch's common ones are sent once)."""
         params: dict[str, Any] = {
             "name": item.fingerprint,
@@ -139,7 +138,7 @@ class AlarmStore:
         if item.silenced:
             params["silenced"] = item.silenced
         if item.inhibitors:
-            params["inhibitors"] = list(item.inhibitors)
+            params["inhibitors"] = [self.keys.fingerprint(f) for f in item.inhibitors]
         if item.incident_group:
             params["incident_group"], params["incident_window"] = item.incident_group, item.incident_window_s
         params.update(item.extra)
@@ -169,10 +168,6 @@ class AlarmStore:
         for item in items:
             keys += [self.keys.fingerprint(item.fingerprint), self.keys.fingerprint_window(item.fingerprint)]
         payload = {"common": self._common(now), "items": [self._item(i) for i in items]}
-        for i, item in enumerate(payload["items"]):
-            if "inhibitors" in item:
-                item["inhibitors"] = [self.keys.fingerprint(f) for f in item["inhibitors"]]
-            payload["items"][i] = item
         (results,) = await self._run([("batch", keys, payload)])
         return [Transition(r[0].decode(), r[1].decode()) for r in results]
 
