@@ -59,7 +59,7 @@ def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
 
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         proc.wait(30)
-        gone, alive = psutil.wait_procs(children, timeout=10)
+        _gone, alive = psutil.wait_procs(children, timeout=10)
         assert not alive, f"orphans left: {[p.pid for p in alive]}"
     finally:
         if proc.poll() is None:
