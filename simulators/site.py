@@ -89,8 +89,9 @@ class SiteSimulation:
             for device_id, e in self.entries.items()
         ]
         heapq.heapify(self._wake)
+        if scenario is not None:
+            self._check(scenario.steps)
         self.steps: list[Step] = sorted(scenario.steps, key=lambda s: s.at) if scenario else []
-        self._check(self.steps)
         self._next_step = 0
         self.published = 0
 
@@ -106,13 +107,13 @@ class SiteSimulation:
         for i, step in enumerate(steps):
             targets = self._targets(step.device)
             if not targets:
-                raise ScenarioError(f"step {i} (at {step.at}s): no simulated device matches {step.device!r}")
+                raise ScenarioError(f"steps[{i}] (at {step.at}s): no simulated device matches {step.device!r}")
             if step.action in FAULTS:
                 continue
             for entry in targets:
                 if step.action not in entry.device.actions():
                     raise ScenarioError(
-                        f"step {i} (at {step.at}s): {entry.config.kind} device {entry.config.id!r} has no action "
+                        f"steps[{i}] (at {step.at}s): {entry.config.kind} device {entry.config.id!r} has no action "
                         f"{step.action!r}; actions: {', '.join(entry.device.actions())}, faults: {', '.join(FAULTS)}"
                     )
 
