@@ -94,6 +94,7 @@ class SiteSimulation:
         self.steps: list[Step] = sorted(scenario.steps, key=lambda s: s.at) if scenario else []
         self._next_step = 0
         self.published = 0
+        self.failed_steps: list[str] = []
 
     def _targets(self, selector: str) -> list[SimulatedEntry]:
         if selector == "*":
@@ -132,12 +133,15 @@ class SiteSimulation:
             self._next_step += 1
             now = self.start + timedelta(seconds=step.at)
             for entry in self._targets(step.device):
-                if step.action in FAULTS:
-                    messages = entry.faults.start(step.action, step.args, now)
-                    out.extend((topic(entry.config.kind, entry.config.id, ch), data) for ch, data in messages)
-                else:
-                    messages = entry.device.act(step.action, step.args, now)
-                    out.extend(self._emit(entry, messages, now))
+                try:
+                    if step.action in FAULTS:
+                        messages = entry.faults.start(step.action, step.args, now)
+                        out.extend((topic(entry.config.kind, entry.config.id, ch), data) for ch, data in messages)
+                    else:
+                        out.extend(self._emit(entry, entry.device.act(step.action, step.args, now), now))
+                except (KeyError, TypeError, ValueError) as exc:  # bad args: skip the step, keep the drill going
+                    self.failed_steps.append(f"at {step.at}s {step.action} on {entry.config.id}: {exc!r}")
+                    log.error("scenario step failed: %s", self.failed_steps[-1])
         while self._wake and self._wake[0][0] <= elapsed_s:
             due, device_id = heapq.heappop(self._wake)
             entry = self.entries[device_id]

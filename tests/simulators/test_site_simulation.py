@@ -174,3 +174,17 @@ def test_fence_command_is_confirmed_per_zone(demo_site: SiteConfig) -> None:
 
     assert simulation.command(topic, b'{"command": "explode"}', 7.0) == []
     assert simulation.command("sharpeye/fence/fence-nowhere/command", b"{}", 7.0) == []
+
+
+def test_a_step_with_bad_arguments_is_reported_and_the_drill_goes_on(demo_site: SiteConfig) -> None:
+    steps = [
+        Step(at=1, device="fence-school", action="battery", args={}),  # volts missing
+        Step(at=2, device="fence-school", action="alarm", args={"zone": "z1", "cause": "lightning"}),
+        Step(at=3, device="fence-school", action="alarm", args={"zone": "z1"}),
+    ]
+    simulation = SiteSimulation(demo_site, Scenario(name="x", steps=steps), start=START)
+    decoded = Decoded(demo_site)
+    decoded.run(simulation, until_s=5)
+    assert len(simulation.failed_steps) == 2
+    assert "'volts'" in simulation.failed_steps[0] and "lightning" in simulation.failed_steps[1]
+    assert [r.value for _, r in decoded.of("fence-school", "fence.intrusion")] == ["alarm"]
