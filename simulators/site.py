@@ -107,6 +107,9 @@ class SiteSimulation:
     def _check(self, steps: list[Step]) -> None:
         for i, step in enumerate(steps):
             targets = self._targets(step.device)
+            if not targets and step.optional:
+                log.warning("steps[%d] (at %ss): no simulated device matches %r; skipped", i, step.at, step.device)
+                continue
             if not targets:
                 raise ScenarioError(f"steps[{i}] (at {step.at}s): no simulated device matches {step.device!r}")
             if step.action in FAULTS:

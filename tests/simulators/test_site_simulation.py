@@ -188,3 +188,16 @@ def test_a_step_with_bad_arguments_is_reported_and_the_drill_goes_on(demo_site: 
     assert len(simulation.failed_steps) == 2
     assert "'volts'" in simulation.failed_steps[0] and "lightning" in simulation.failed_steps[1]
     assert [r.value for _, r in decoded.of("fence-school", "fence.intrusion")] == ["alarm"]
+
+
+def test_demo_scenario_runs_on_the_demo_site_without_thermal_cameras() -> None:
+    """Optional steps are skipped when the site lacks their device; the fence drill still plays."""
+    from config.loader import demo_path, load_file
+
+    site = load_file(demo_path(), installed())
+    site = site.model_copy(update={"devices": [d for d in site.devices if d.kind != "thermal"]})
+    simulation = SiteSimulation(site, load_scenario(scenario_dir() / "demo.yaml"), start=START)
+    decoded = Decoded(site)
+    decoded.run(simulation, until_s=70)
+    assert [r.value for _, r in decoded.of("fence-reservoir", "fence.intrusion")] == ["alarm", "restore"]
+    assert decoded.errors == []
