@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -201,3 +201,26 @@ def test_demo_scenario_runs_on_the_demo_site_without_thermal_cameras() -> None:
     decoded.run(simulation, until_s=70)
     assert [r.value for _, r in decoded.of("fence-reservoir", "fence.intrusion")] == ["alarm", "restore"]
     assert decoded.errors == []
+
+
+def test_scheduled_arming_changes_are_reported(demo_site: SiteConfig) -> None:
+    """A zone armed 18:00-06:00 (Shanghai) reports 'disarmed' then 'armed' by schedule as the day passes."""
+    from ingest.fence.config import FenceConfig
+    from simulators.fence import FenceSimulator
+
+    device = FenceConfig.model_validate(
+        {"id": "f1", "kind": "fence", "name": "围界", "grid": "g", "heartbeat_s": 600,
+         "zones": [{"id": "z1", "name": "夜间防区", "schedule": {"windows": [{"start": "18:00", "end": "06:00"}]}},
+                   {"id": "tamper", "name": "防拆", "type": "tamper"}]}
+    )  # fmt: skip
+    start = datetime(2026, 1, 5, 21, 0, tzinfo=UTC)  # 05:00 local on Tuesday: armed
+    sim = FenceSimulator(device, seed=1, start=start)
+    changes = []
+    now = start
+    while now < start + timedelta(hours=24):
+        for channel, data in sim.tick(now):
+            if channel == "arming":
+                reading = installed().get("fence").decode(device, Payload("f1", channel, data, now))[0]
+                changes.append((reading.ts.astimezone(timezone(timedelta(hours=8))).hour, reading.value))
+        now = sim.next_tick()
+    assert changes == [(6, "disarmed"), (18, "armed")]
