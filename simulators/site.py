@@ -138,8 +138,14 @@ class SiteSimulation:
             for entry in self._targets(step.device):
                 try:
                     if step.action in FAULTS:
-                        messages = entry.faults.start(step.action, step.args, now)
-                        out.extend((topic(entry.config.kind, entry.config.id, ch), data) for ch, data in messages)
+                        kind, device_id = entry.config.kind, entry.config.id
+                        for route, ch, data in entry.faults.start(step.action, step.args, now):
+                            if route == "unknown_device":
+                                out.append((topic(kind, f"{device_id}-ghost", ch), data))
+                            elif route == "unknown_kind":
+                                out.append((topic(f"{kind}_ghost", device_id, ch), data))
+                            else:
+                                out.append((topic(kind, device_id, ch), data))
                     else:
                         out.extend(self._emit(entry, entry.device.act(step.action, step.args, now), now))
                 except (KeyError, TypeError, ValueError) as exc:  # bad args: skip the step, keep the drill going

@@ -32,6 +32,9 @@ class Decoded:
     def feed(self, elapsed: float, topic: str, data: bytes) -> None:
         self.messages.append((elapsed, topic, data))
         _, kind, device_id, channel = topic.split("/")
+        if kind not in installed().drivers or device_id not in self.devices:  # the transport's checks
+            self.errors.append((device_id, "unknown_kind" if kind not in installed().drivers else "unknown_device"))
+            return
         device = self.devices[device_id]
         driver = installed().get(kind)
         payload = Payload(device_id, channel, data, START)
@@ -101,10 +104,15 @@ def test_fault_scenario_duplicates_reorders_drops_and_sends_garbage(demo_site: S
     decoded.run(simulation, until_s=160)
 
     # Every device sent every kind of garbage once at 5 s, and each was rejected with a reason.
-    rejected = Counter(device for device, _ in decoded.errors)
+    rejected = Counter(device.removesuffix("-ghost") for device, _ in decoded.errors)
     assert set(rejected) == set(simulation.entries)
     reasons = {reason for _, reason in decoded.errors}
-    assert {"oversize", "not_json", "bad_utf8", "wrong_shape"} <= reasons
+    assert {"oversize", "not_json", "bad_utf8", "wrong_shape", "unknown_device", "unknown_kind"} <= reasons
+    ghosts = [t for _, t, _ in decoded.messages if "ghost" in t]
+    assert (
+        "sharpeye/fence/fence-school-ghost/heartbeat" in ghosts
+        and "sharpeye/fence_ghost/fence-school/heartbeat" in ghosts
+    )
 
     events = [(t, r.seq, r.value, r.channel) for t, r in decoded.of("fence-school", "fence.intrusion")]
     assert [e[2] for e in events] == ["alarm", "alarm", "restore", "restore"]  # duplicated
