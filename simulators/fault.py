@@ -1,4 +1,4 @@
-"""Faults a simulated device can show: lost heartbeats, silence, duplicates, reordering, garbage.
+"""Faults a simulated device can show: lost heartbeats, silence, duplicates, reordering, garbage, floods.
 
 Faults act on the messages a device simulator produces, so they work the same for every kind.
 """
@@ -12,7 +12,8 @@ from typing import Any
 
 from ingest.driver import Message
 
-FAULTS = ("drop_heartbeats", "silence", "duplicate", "reorder", "garbage")
+FAULTS = ("drop_heartbeats", "silence", "duplicate", "reorder", "garbage", "flood")
+MAX_FLOOD = 100_000
 
 OVERSIZE_BYTES = 5 * 1024 * 1024
 GARBAGE: dict[str, bytes] = {
@@ -71,6 +72,11 @@ class FaultState:
                 else:
                     out.append(("device", channel, garbage(variant)))
             return out
+        if fault == "flood":  # the device goes mad: its last message, ``count`` times at once
+            count = int(args.get("count", 1000))
+            if not 0 < count <= MAX_FLOOD:
+                raise ValueError(f"flood count must be in 1..{MAX_FLOOD}")
+            return [("device", *self.last_message)] * count if self.last_message is not None else []
         until = now + timedelta(seconds=float(args.get("for_s", 60)))
         if fault == "drop_heartbeats":
             self.drop_heartbeats_until = until

@@ -232,3 +232,14 @@ def test_scheduled_arming_changes_are_reported(demo_site: SiteConfig) -> None:
                 changes.append((reading.ts.astimezone(timezone(timedelta(hours=8))).hour, reading.value))
         now = sim.next_tick()
     assert changes == [(6, "disarmed"), (18, "armed")]
+
+
+def test_flood_fault_repeats_the_last_message(demo_site: SiteConfig) -> None:
+    steps = [Step(at=10, device="fence-school", action="flood", args={"count": 500})]
+    simulation = SiteSimulation(demo_site, Scenario(name="flood", steps=steps), start=START)
+    decoded = Decoded(demo_site)
+    decoded.run(simulation, until_s=10)
+    flood = [data for t, topic, data in decoded.messages if t == 10 and topic.endswith("fence-school/heartbeat")]
+    assert len(flood) == 500 and len(set(flood)) == 1
+    with pytest.raises(ScenarioError, match="no simulated device"):
+        SiteSimulation(demo_site, Scenario(name="x", steps=[Step(at=1, device="ghost", action="flood")]))
