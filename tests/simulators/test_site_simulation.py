@@ -243,3 +243,23 @@ def test_flood_fault_repeats_the_last_message(demo_site: SiteConfig) -> None:
     assert len(flood) == 500 and len(set(flood)) == 1
     with pytest.raises(ScenarioError, match="no simulated device"):
         SiteSimulation(demo_site, Scenario(name="x", steps=[Step(at=1, device="ghost", action="flood")]))
+
+
+def test_announce_and_withdraw_publish_discovery_configs(demo_site: SiteConfig) -> None:
+    from simulators.site import retained
+
+    steps = [
+        Step(at=1, device="kind:thermal", action="announce"),
+        Step(at=2, device="thermal-hillside", action="withdraw"),
+    ]
+    simulation = SiteSimulation(demo_site, Scenario(name="discovery", steps=steps), start=START)
+    published = [(t, d) for t, d in simulation.advance(2.0) if t.startswith("sharpeye/discovery/")]
+    assert [t for t, _ in published] == [
+        "sharpeye/discovery/thermal/thermal-hillside/config",
+        "sharpeye/discovery/thermal/thermal-reservoir/config",
+        "sharpeye/discovery/thermal/thermal-hillside/config",
+    ]
+    assert all(retained(t) for t, _ in published)
+    announced = installed().device_adapter().validate_json(published[0][1])
+    assert announced == next(d for d in demo_site.devices if d.id == "thermal-hillside")
+    assert published[2][1] == b""
