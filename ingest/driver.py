@@ -14,7 +14,8 @@ Beyond ``Driver`` (which every kind satisfies) this module defines what MQTT kin
   transport calls ``new_state(device)`` once per device, keeps the object, and passes it to every
   ``decode(device, payload, state)`` of that device. ``decode`` is still pure given the state: the same
   state and payloads in the same order give the same readings. Drop the state when the device config
-  changes (discovery update) and make a new one.
+  changes (discovery update) and make a new one. ``DeviceStates.decode(driver, device, payload)`` does all
+  of this for a transport and works for stateless drivers too.
 - ``Contracted``: the recorded ``fixtures`` directory and the ``simulator`` hook that the contract test
   suite (tests/contract/test_drivers.py) runs over every MQTT kind.
 - ``decode_json`` and ``timestamp``: shared helpers so every kind rejects bad input with the same reasons
@@ -88,6 +89,33 @@ class StatefulDriver(Driver, Protocol):
     def decode(self, device: DeviceConfig, payload: Payload, state: object | None = None) -> list[Reading]:
         """As ``Driver.decode``; ``state`` is this device's object from ``new_state`` (None: a fresh one)."""
         ...
+
+
+class DeviceStates:
+    """The per-device states of stateful drivers, kept by a transport: ``decode`` works for every driver.
+
+    A state belongs to the exact config object it was made for; when the device's config is replaced
+    (discovery, API) the next message starts a fresh state, so no stale history outlives a config change.
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, tuple[DeviceConfig, object]] = {}
+
+    def decode(self, driver: Driver, device: DeviceConfig, payload: Payload) -> list[Reading]:
+        if not isinstance(driver, StatefulDriver):
+            return driver.decode(device, payload)
+        entry = self._states.get(device.id)
+        if entry is None or entry[0] is not device:
+            entry = (device, driver.new_state(device))
+            self._states[device.id] = entry
+        return driver.decode(device, payload, entry[1])
+
+    def forget(self, device_id: str) -> None:
+        """Drop a removed device's state."""
+        self._states.pop(device_id, None)
+
+    def __len__(self) -> int:
+        return len(self._states)
 
 
 Message = tuple[str, bytes]

@@ -1,4 +1,4 @@
-"""Faults a simulated device can show: lost heartbeats, silence, duplicates, reordering, garbage.
+"""Faults a simulated device can show: lost heartbeats, silence, duplicates, reordering, garbage, floods.
 
 Faults act on the messages a device simulator produces, so they work the same for every kind.
 """
@@ -12,7 +12,8 @@ from typing import Any
 
 from ingest.driver import Message
 
-FAULTS = ("drop_heartbeats", "silence", "duplicate", "reorder", "garbage")
+FAULTS = ("drop_heartbeats", "silence", "duplicate", "reorder", "garbage", "flood")
+MAX_FLOOD = 100_000
 
 OVERSIZE_BYTES = 5 * 1024 * 1024
 GARBAGE: dict[str, bytes] = {
@@ -27,6 +28,12 @@ GARBAGE: dict[str, bytes] = {
 }
 """Garbage payloads by variant; ``oversize`` (5 MiB of spaces around an object) is built on demand."""
 
+MISROUTED = ("unknown_device", "unknown_kind")
+"""Garbage variants that resend the device's last good message on a topic naming a device id or a kind the hub
+does not know (``<id>-ghost``, ``<kind>_ghost``)."""
+
+Route = str  # "device", or one of MISROUTED
+
 
 def garbage(variant: str) -> bytes:
     if variant == "oversize":
@@ -34,7 +41,8 @@ def garbage(variant: str) -> bytes:
     try:
         return GARBAGE[variant]
     except KeyError:
-        raise ValueError(f"unknown garbage variant {variant!r}; one of oversize, {', '.join(GARBAGE)}") from None
+        known = ", ".join(["oversize", *GARBAGE, *MISROUTED])
+        raise ValueError(f"unknown garbage variant {variant!r}; one of {known}") from None
 
 
 @dataclass(slots=True)
@@ -47,15 +55,28 @@ class FaultState:
     reorder_until: datetime | None = None
     held: Message | None = None
     last_channel: str = "heartbeat"
+    last_message: Message | None = None
 
-    def start(self, fault: str, args: Mapping[str, Any], now: datetime) -> list[Message]:
-        """Begin a fault; ``garbage`` returns the garbage messages to send at once."""
+    def start(self, fault: str, args: Mapping[str, Any], now: datetime) -> list[tuple[Route, str, bytes]]:
+        """Begin a fault; ``garbage`` returns the messages to send at once, as (route, channel, payload)."""
         if fault == "garbage":
             variants = args.get("variants", ["all"])
             if variants == ["all"] or variants == "all":
-                variants = ["oversize", *GARBAGE]
+                variants = ["oversize", *GARBAGE, *MISROUTED]
             channel = str(args.get("channel", self.last_channel))
-            return [(channel, garbage(str(v))) for v in variants]
+            out: list[tuple[Route, str, bytes]] = []
+            for variant in map(str, variants):
+                if variant in MISROUTED:
+                    if self.last_message is not None:
+                        out.append((variant, *self.last_message))
+                else:
+                    out.append(("device", channel, garbage(variant)))
+            return out
+        if fault == "flood":  # the device goes mad: its last message, ``count`` times at once
+            count = int(args.get("count", 1000))
+            if not 0 < count <= MAX_FLOOD:
+                raise ValueError(f"flood count must be in 1..{MAX_FLOOD}")
+            return [("device", *self.last_message)] * count if self.last_message is not None else []
         until = now + timedelta(seconds=float(args.get("for_s", 60)))
         if fault == "drop_heartbeats":
             self.drop_heartbeats_until = until
@@ -80,6 +101,7 @@ class FaultState:
             channel = message[0]
             if channel != "result":
                 self.last_channel = channel
+            self.last_message = message
             if active(self.silence_until):
                 continue
             if channel == "heartbeat" and active(self.drop_heartbeats_until):

@@ -31,6 +31,7 @@ class FenceSimulator:
         self._mains = True
         self._armed: dict[str, bool] = {}  # overrides by command
         self._zones = {zone.id: zone for zone in device.zones}
+        self._reported_armed = self.armed(start)
 
     @property
     def device_id(self) -> str:
@@ -60,6 +61,7 @@ class FenceSimulator:
         if now < self._next_heartbeat:
             return []
         self._next_heartbeat = following(self._next_heartbeat, self.device.heartbeat_s, now)
+        out = self._schedule_changes(now)
         body = {
             "seq": self._next_seq(),
             "ts": epoch_ms(now),
@@ -67,7 +69,20 @@ class FenceSimulator:
             "battery_v": self._battery_v,
             "mains": self._mains,
         }
-        return [("heartbeat", msgspec.json.encode(body))]
+        out.append(("heartbeat", msgspec.json.encode(body)))
+        return out
+
+    def _schedule_changes(self, now: datetime) -> list[Message]:
+        """Zones whose schedule armed or disarmed them since the last report (reported at heartbeat time)."""
+        armed = self.armed(now)
+        out: list[Message] = []
+        for zone, state in armed.items():
+            if state != self._reported_armed.get(zone):
+                source = "command" if zone in self._armed else "schedule"
+                body = {"seq": self._next_seq(), "ts": epoch_ms(now), "zone": zone, "armed": state, "source": source}
+                out.append(("arming", msgspec.json.encode(body)))
+        self._reported_armed = armed
+        return out
 
     def _event(self, now: datetime, event: str, cause: str, zone: str | None) -> Message:
         body: dict[str, Any] = {"seq": self._next_seq(), "ts": epoch_ms(now), "event": event, "cause": cause}
@@ -91,7 +106,7 @@ class FenceSimulator:
             zone = str(args.get("zone", ""))
             if zone not in self._zones:
                 raise ValueError(f"device {self.device.id!r} has no zone {zone!r}")
-            self._armed[zone] = action == "arm"
+            self._armed[zone] = self._reported_armed[zone] = action == "arm"
             body = {"seq": self._next_seq(), "ts": epoch_ms(now), "zone": zone, "armed": action == "arm"}
             body["source"] = str(args.get("source", "command"))
             return [("arming", msgspec.json.encode(body))]
@@ -112,7 +127,7 @@ class FenceSimulator:
         for zone in zones:
             if zone not in self._zones or self._zones[zone].type == "tamper":
                 continue
-            self._armed[zone] = cmd.command == "arm"
+            self._armed[zone] = self._reported_armed[zone] = cmd.command == "arm"
             body = {
                 "seq": self._next_seq(),
                 "ts": epoch_ms(now),

@@ -31,6 +31,11 @@ class Step(StrictModel):
     device: str = Field(min_length=1, description="Device id, 'kind:<kind>' or '*'.")
     action: str = Field(min_length=1, description="Simulator action or fault (see docs/devices/).")
     args: dict[str, Any] = Field(default_factory=dict, description="Arguments of the action.")
+    optional: bool = Field(
+        default=False,
+        description="Skip the step (with a warning) when no device matches, instead of refusing the scenario; "
+        "for drills shared by sites that may lack a device.",
+    )
 
 
 class Scenario(StrictModel):

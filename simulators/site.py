@@ -34,6 +34,9 @@ from simulators.scenario import Scenario, Step, load_scenario
 log = logging.getLogger(__name__)
 
 TOPIC_ROOT = "sharpeye"
+DISCOVERY_ROOT = f"{TOPIC_ROOT}/discovery"
+DISCOVERY = ("announce", "withdraw")
+"""Scenario actions for every device: publish its config as a retained discovery message, or remove it."""
 MAX_QUEUED = 20_000
 MIN_TICK_S = 0.01  # a simulator never asks to be ticked more often than this
 
@@ -52,6 +55,21 @@ class ScenarioError(ValueError):
 def topic(kind: str, device_id: str, channel: str) -> str:
     """Device → hub topic: ``sharpeye/<kind>/<device_id>/<channel>``."""
     return f"{TOPIC_ROOT}/{kind}/{device_id}/{channel}"
+
+
+def discovery_topic(kind: str, device_id: str) -> str:
+    """Retained discovery topic: ``sharpeye/discovery/<kind>/<device_id>/config``."""
+    return f"{DISCOVERY_ROOT}/{kind}/{device_id}/config"
+
+
+def discovery_payload(config: DeviceConfig) -> bytes:
+    """The device's config as the hub's discovery expects it: the YAML object, as JSON (defaults left out)."""
+    return config.model_dump_json(exclude_defaults=True).encode("utf-8")
+
+
+def retained(topic_name: str) -> bool:
+    """Discovery messages are retained, so a hub that connects later still learns the device."""
+    return topic_name.startswith(DISCOVERY_ROOT + "/")
 
 
 @dataclass(slots=True)
@@ -89,10 +107,12 @@ class SiteSimulation:
             for device_id, e in self.entries.items()
         ]
         heapq.heapify(self._wake)
+        if scenario is not None:
+            self._check(scenario.steps)
         self.steps: list[Step] = sorted(scenario.steps, key=lambda s: s.at) if scenario else []
-        self._check(self.steps)
         self._next_step = 0
         self.published = 0
+        self.failed_steps: list[str] = []
 
     def _targets(self, selector: str) -> list[SimulatedEntry]:
         if selector == "*":
@@ -105,15 +125,19 @@ class SiteSimulation:
     def _check(self, steps: list[Step]) -> None:
         for i, step in enumerate(steps):
             targets = self._targets(step.device)
+            if not targets and step.optional:
+                log.warning("steps[%d] (at %ss): no simulated device matches %r; skipped", i, step.at, step.device)
+                continue
             if not targets:
-                raise ScenarioError(f"step {i} (at {step.at}s): no simulated device matches {step.device!r}")
-            if step.action in FAULTS:
+                raise ScenarioError(f"steps[{i}] (at {step.at}s): no simulated device matches {step.device!r}")
+            if step.action in FAULTS or step.action in DISCOVERY:
                 continue
             for entry in targets:
                 if step.action not in entry.device.actions():
                     raise ScenarioError(
-                        f"step {i} (at {step.at}s): {entry.config.kind} device {entry.config.id!r} has no action "
-                        f"{step.action!r}; actions: {', '.join(entry.device.actions())}, faults: {', '.join(FAULTS)}"
+                        f"steps[{i}] (at {step.at}s): {entry.config.kind} device {entry.config.id!r} has no action "
+                        f"{step.action!r}; actions: {', '.join(entry.device.actions())}, "
+                        f"faults: {', '.join(FAULTS)}, discovery: {', '.join(DISCOVERY)}"
                     )
 
     def next_wake(self) -> float:
@@ -131,12 +155,24 @@ class SiteSimulation:
             self._next_step += 1
             now = self.start + timedelta(seconds=step.at)
             for entry in self._targets(step.device):
-                if step.action in FAULTS:
-                    messages = entry.faults.start(step.action, step.args, now)
-                    out.extend((topic(entry.config.kind, entry.config.id, ch), data) for ch, data in messages)
-                else:
-                    messages = entry.device.act(step.action, step.args, now)
-                    out.extend(self._emit(entry, messages, now))
+                try:
+                    if step.action in DISCOVERY:
+                        data = discovery_payload(entry.config) if step.action == "announce" else b""
+                        out.append((discovery_topic(entry.config.kind, entry.config.id), data))
+                    elif step.action in FAULTS:
+                        kind, device_id = entry.config.kind, entry.config.id
+                        for route, ch, data in entry.faults.start(step.action, step.args, now):
+                            if route == "unknown_device":
+                                out.append((topic(kind, f"{device_id}-ghost", ch), data))
+                            elif route == "unknown_kind":
+                                out.append((topic(f"{kind}_ghost", device_id, ch), data))
+                            else:
+                                out.append((topic(kind, device_id, ch), data))
+                    else:
+                        out.extend(self._emit(entry, entry.device.act(step.action, step.args, now), now))
+                except (KeyError, TypeError, ValueError) as exc:  # bad args: skip the step, keep the drill going
+                    self.failed_steps.append(f"at {step.at}s {step.action} on {entry.config.id}: {exc!r}")
+                    log.error("scenario step failed: %s", self.failed_steps[-1])
         while self._wake and self._wake[0][0] <= elapsed_s:
             due, device_id = heapq.heappop(self._wake)
             entry = self.entries[device_id]
@@ -198,7 +234,7 @@ MAX_COMMAND_WAIT_S = 0.1
 def _publish(client: mqtt.Client, topic_name: str, data: bytes, stop: threading.Event) -> None:
     """Publish at QoS 1; when paho's queue is full, wait for it to drain (bounded memory, no loss)."""
     while not stop.is_set():
-        info = client.publish(topic_name, data, qos=1)
+        info = client.publish(topic_name, data, qos=1, retain=retained(topic_name))
         if info.rc != mqtt.MQTT_ERR_QUEUE_SIZE:
             return
         stop.wait(0.01)

@@ -149,16 +149,21 @@ def _candidate_level(roi: ThermalRoi, current: Level | None, value: float) -> Le
 
 
 def _rise_per_min(history: deque[tuple[float, float]], t: float, value: float, window_s: float) -> float | None:
-    """Steepest rise of the max from any sample in the window to now, °C per minute (None: no history)."""
+    """Rise of the max against the window's older half, °C per minute (None: no earlier frame).
+
+    The baseline is the hottest frame of the older half of the window (of all earlier frames while the
+    history is shorter than that): a fire that keeps growing is always hotter than its own past, but a hot
+    object that a person briefly hides (a chimney, an engine) is not, so its reappearance is no "rise".
+    """
     while history and history[0][0] < t - window_s:
         history.popleft()
-    best: float | None = None
-    for t_old, v_old in history:
-        if t - t_old <= 0:
-            continue
-        rate = (value - v_old) / (t - t_old) * 60
-        best = rate if best is None or rate > best else best
-    return best
+    older = [sample for sample in history if sample[0] <= t - window_s / 2] or list(history)
+    if not older:
+        return None
+    t_old, v_old = max(older, key=lambda sample: sample[1])
+    if t <= t_old:
+        return None
+    return (value - v_old) / (t - t_old) * 60
 
 
 def _filtered(

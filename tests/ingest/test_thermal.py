@@ -134,3 +134,20 @@ def test_decode_without_state_starts_fresh_each_time() -> None:
 def test_bad_regions_are_refused(roi: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         camera(32, 24, **roi)
+
+
+def test_hot_object_reappearing_from_behind_a_person_is_not_fire() -> None:
+    """A chimney at 85 °C hidden for 4 s by someone walking past: its max dips to body heat and comes back."""
+    device = camera(32, 24, alarm_c=None, pre_alarm_c=None, fire={"min_c": 60, "rise_c_per_min": 10, "window_s": 30})
+    state = driver.new_state(device)
+    fire = []
+    for second in range(60):
+        temps = np.full((24, 32), 15.0, np.float32)
+        temps[10, 10] = 36.0 if 20 <= second < 24 else 85.0
+        data = encode_binary(temps, second, int((START + timedelta(seconds=second)).timestamp() * 1000))
+        fire += [
+            r.value
+            for r in driver.decode(device, Payload("t1", "frame", data, START), state)
+            if r.kind == "thermal.fire"
+        ]
+    assert fire == ["normal"]

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -26,13 +27,14 @@ class Subscriber:
     """A plain paho subscriber on ``sharpeye/#`` that records what arrives and when."""
 
     url: str
+    client_id: str = "test-sub"
     messages: list[tuple[float, str, bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     subscribed: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         host, port = self.url.removeprefix("mqtt://").split(":")
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-sub", protocol=mqtt.MQTTv311)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311)
         self.client.on_connect = lambda c, *_: c.subscribe("sharpeye/#", qos=1)
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message
@@ -91,6 +93,8 @@ def decode_all(site: SiteConfig, messages: list[tuple[float, str, bytes]]) -> tu
     readings: list[Reading] = []
     errors: list[str] = []
     for _, topic, data in messages:
+        if topic.startswith("sharpeye/discovery/"):
+            continue
         _, kind, device_id, channel = topic.split("/")
         driver, device = installed().get(kind), devices[device_id]
         payload = Payload(device_id, channel, data, datetime.now(UTC))
@@ -172,3 +176,28 @@ def test_fence_command_over_mqtt_is_confirmed(
         subscriber.wait_for(
             lambda m: any(t == "sharpeye/fence/fence-school/arming" and b'"c-9"' in d for _, t, d in m), timeout=10
         )
+
+
+def test_announced_device_config_is_retained_for_late_subscribers(
+    mqtt_broker: EmbeddedMosquitto, subscriber: Subscriber, demo_site: SiteConfig, tmp_path: Path
+) -> None:
+    scenario = tmp_path / "announce.yaml"
+    scenario.write_text("name: announce\nsteps:\n  - {at: 0, device: gauge-reservoir, action: announce}\n")
+    stop = threading.Event()
+    thread = threading.Thread(target=run_site, args=(demo_site, mqtt_broker.url, scenario, stop, 1.0), daemon=True)
+    thread.start()
+    topic = "sharpeye/discovery/water_level/gauge-reservoir/config"
+    try:
+        subscriber.wait_for(lambda m: any(t == topic for _, t, _ in m), timeout=10)
+    finally:
+        stop.set()
+        thread.join(10)
+    late = Subscriber(mqtt_broker.url, client_id="late-sub")
+    late.start()
+    try:
+        late.wait_for(lambda m: any(t == topic for _, t, _ in m), timeout=10)
+        config = installed().device_adapter().validate_json(next(d for _, t, d in late.snapshot() if t == topic))
+        assert config.id == "gauge-reservoir" and config.kind == "water_level"
+    finally:
+        late.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)  # leave nothing retained
+        late.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,9 @@ class Decoded:
     def feed(self, elapsed: float, topic: str, data: bytes) -> None:
         self.messages.append((elapsed, topic, data))
         _, kind, device_id, channel = topic.split("/")
+        if kind not in installed().drivers or device_id not in self.devices:  # the transport's checks
+            self.errors.append((device_id, "unknown_kind" if kind not in installed().drivers else "unknown_device"))
+            return
         device = self.devices[device_id]
         driver = installed().get(kind)
         payload = Payload(device_id, channel, data, START)
@@ -101,10 +104,15 @@ def test_fault_scenario_duplicates_reorders_drops_and_sends_garbage(demo_site: S
     decoded.run(simulation, until_s=160)
 
     # Every device sent every kind of garbage once at 5 s, and each was rejected with a reason.
-    rejected = Counter(device for device, _ in decoded.errors)
+    rejected = Counter(device.removesuffix("-ghost") for device, _ in decoded.errors)
     assert set(rejected) == set(simulation.entries)
     reasons = {reason for _, reason in decoded.errors}
-    assert {"oversize", "not_json", "bad_utf8", "wrong_shape"} <= reasons
+    assert {"oversize", "not_json", "bad_utf8", "wrong_shape", "unknown_device", "unknown_kind"} <= reasons
+    ghosts = [t for _, t, _ in decoded.messages if "ghost" in t]
+    assert (
+        "sharpeye/fence/fence-school-ghost/heartbeat" in ghosts
+        and "sharpeye/fence_ghost/fence-school/heartbeat" in ghosts
+    )
 
     events = [(t, r.seq, r.value, r.channel) for t, r in decoded.of("fence-school", "fence.intrusion")]
     assert [e[2] for e in events] == ["alarm", "alarm", "restore", "restore"]  # duplicated
@@ -174,3 +182,84 @@ def test_fence_command_is_confirmed_per_zone(demo_site: SiteConfig) -> None:
 
     assert simulation.command(topic, b'{"command": "explode"}', 7.0) == []
     assert simulation.command("sharpeye/fence/fence-nowhere/command", b"{}", 7.0) == []
+
+
+def test_a_step_with_bad_arguments_is_reported_and_the_drill_goes_on(demo_site: SiteConfig) -> None:
+    steps = [
+        Step(at=1, device="fence-school", action="battery", args={}),  # volts missing
+        Step(at=2, device="fence-school", action="alarm", args={"zone": "z1", "cause": "lightning"}),
+        Step(at=3, device="fence-school", action="alarm", args={"zone": "z1"}),
+    ]
+    simulation = SiteSimulation(demo_site, Scenario(name="x", steps=steps), start=START)
+    decoded = Decoded(demo_site)
+    decoded.run(simulation, until_s=5)
+    assert len(simulation.failed_steps) == 2
+    assert "'volts'" in simulation.failed_steps[0] and "lightning" in simulation.failed_steps[1]
+    assert [r.value for _, r in decoded.of("fence-school", "fence.intrusion")] == ["alarm"]
+
+
+def test_demo_scenario_runs_on_the_demo_site_without_thermal_cameras() -> None:
+    """Optional steps are skipped when the site lacks their device; the fence drill still plays."""
+    from config.loader import demo_path, load_file
+
+    site = load_file(demo_path(), installed())
+    site = site.model_copy(update={"devices": [d for d in site.devices if d.kind != "thermal"]})
+    simulation = SiteSimulation(site, load_scenario(scenario_dir() / "demo.yaml"), start=START)
+    decoded = Decoded(site)
+    decoded.run(simulation, until_s=70)
+    assert [r.value for _, r in decoded.of("fence-reservoir", "fence.intrusion")] == ["alarm", "restore"]
+    assert decoded.errors == []
+
+
+def test_scheduled_arming_changes_are_reported(demo_site: SiteConfig) -> None:
+    """A zone armed 18:00-06:00 (Shanghai) reports 'disarmed' then 'armed' by schedule as the day passes."""
+    from ingest.fence.config import FenceConfig
+    from simulators.fence import FenceSimulator
+
+    device = FenceConfig.model_validate(
+        {"id": "f1", "kind": "fence", "name": "围界", "grid": "g", "heartbeat_s": 600,
+         "zones": [{"id": "z1", "name": "夜间防区", "schedule": {"windows": [{"start": "18:00", "end": "06:00"}]}},
+                   {"id": "tamper", "name": "防拆", "type": "tamper"}]}
+    )  # fmt: skip
+    start = datetime(2026, 1, 5, 21, 0, tzinfo=UTC)  # 05:00 local on Tuesday: armed
+    sim = FenceSimulator(device, seed=1, start=start)
+    changes = []
+    now = start
+    while now < start + timedelta(hours=24):
+        for channel, data in sim.tick(now):
+            if channel == "arming":
+                reading = installed().get("fence").decode(device, Payload("f1", channel, data, now))[0]
+                changes.append((reading.ts.astimezone(timezone(timedelta(hours=8))).hour, reading.value))
+        now = sim.next_tick()
+    assert changes == [(6, "disarmed"), (18, "armed")]
+
+
+def test_flood_fault_repeats_the_last_message(demo_site: SiteConfig) -> None:
+    steps = [Step(at=10, device="fence-school", action="flood", args={"count": 500})]
+    simulation = SiteSimulation(demo_site, Scenario(name="flood", steps=steps), start=START)
+    decoded = Decoded(demo_site)
+    decoded.run(simulation, until_s=10)
+    flood = [data for t, topic, data in decoded.messages if t == 10 and topic.endswith("fence-school/heartbeat")]
+    assert len(flood) == 500 and len(set(flood)) == 1
+    with pytest.raises(ScenarioError, match="no simulated device"):
+        SiteSimulation(demo_site, Scenario(name="x", steps=[Step(at=1, device="ghost", action="flood")]))
+
+
+def test_announce_and_withdraw_publish_discovery_configs(demo_site: SiteConfig) -> None:
+    from simulators.site import retained
+
+    steps = [
+        Step(at=1, device="kind:thermal", action="announce"),
+        Step(at=2, device="thermal-hillside", action="withdraw"),
+    ]
+    simulation = SiteSimulation(demo_site, Scenario(name="discovery", steps=steps), start=START)
+    published = [(t, d) for t, d in simulation.advance(2.0) if t.startswith("sharpeye/discovery/")]
+    assert [t for t, _ in published] == [
+        "sharpeye/discovery/thermal/thermal-hillside/config",
+        "sharpeye/discovery/thermal/thermal-reservoir/config",
+        "sharpeye/discovery/thermal/thermal-hillside/config",
+    ]
+    assert all(retained(t) for t, _ in published)
+    announced = installed().device_adapter().validate_json(published[0][1])
+    assert announced == next(d for d in demo_site.devices if d.id == "thermal-hillside")
+    assert published[2][1] == b""
