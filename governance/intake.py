@@ -115,11 +115,12 @@ class AlarmIntake:
                             GROUP, self.consumer, {stream: ">"}, count=100, block=block_ms
                         )
                         entries = [e for _, items in fresh for e in items]
+                changed = False
                 for entry_id, fields in entries:
                     if fields:
-                        await self.handle({k.decode(): v.decode() for k, v in fields.items()})
+                        changed |= await self.handle({k.decode(): v.decode() for k, v in fields.items()}) is not None
                     await self.redis.xack(stream, GROUP, entry_id)
-                if entries:
+                if changed or backlog:
                     await self.queue.relay(self.clock.now())
             except asyncio.CancelledError:
                 raise
@@ -134,10 +135,12 @@ class AlarmIntake:
         alarm = await self.alarms.get(event["alarm"])
         if alarm is None:
             return None
+        incident = event.get("incident") or alarm.incident
+        if not incident and not wants_case(self.site, alarm):
+            return None  # decided without touching the database
         if await self.cases.case_for_alarm(alarm.id) is not None:
             return None
         now = self.clock.now()
-        incident = event.get("incident") or alarm.incident
         if incident:
             joined = await self.join_incident_case(alarm, incident, now)
             if joined is not None:

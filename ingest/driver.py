@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 import msgspec
 
@@ -100,15 +100,20 @@ class DeviceStates:
 
     def __init__(self) -> None:
         self._states: dict[str, tuple[DeviceConfig, object]] = {}
+        self._stateful: dict[str, bool] = {}  # per kind: isinstance on a Protocol is slow on a hot path
 
     def decode(self, driver: Driver, device: DeviceConfig, payload: Payload) -> list[Reading]:
-        if not isinstance(driver, StatefulDriver):
+        stateful = self._stateful.get(driver.kind)
+        if stateful is None:
+            stateful = self._stateful[driver.kind] = isinstance(driver, StatefulDriver)
+        if not stateful:
             return driver.decode(device, payload)
+        with_state = cast(StatefulDriver, driver)
         entry = self._states.get(device.id)
         if entry is None or entry[0] is not device:
-            entry = (device, driver.new_state(device))
+            entry = (device, with_state.new_state(device))
             self._states[device.id] = entry
-        return driver.decode(device, payload, entry[1])
+        return with_state.decode(device, payload, entry[1])
 
     def forget(self, device_id: str) -> None:
         """Drop a removed device's state."""

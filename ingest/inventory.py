@@ -45,7 +45,11 @@ class DeviceInventory:
             if parent is not None:
                 self._parent[unit.id] = parent.id
         self._adapter = registry.device_adapter()
-        self.listeners: list[Callable[[str, DeviceConfig | None], None]] = []
+        self._locations: dict[tuple[str, str | None], Location] = {}
+        self.listeners: list[Callable[[str, DeviceConfig | None], None]] = [self._forget_locations]
+
+    def _forget_locations(self, device_id: str, _device: DeviceConfig | None) -> None:
+        self._locations = {key: loc for key, loc in self._locations.items() if key[0] != device_id}
 
     # --- lookups ------------------------------------------------------------------------------
     def get(self, device_id: str) -> DeviceConfig | None:
@@ -80,6 +84,14 @@ class DeviceInventory:
         return None
 
     def locate(self, device_id: str, channel: str | None) -> Location:
+        """Where a device channel is (cached: this runs for every alarm signal)."""
+        key = (device_id, channel)
+        found = self._locations.get(key)
+        if found is None:
+            found = self._locations[key] = self._locate(device_id, channel)
+        return found
+
+    def _locate(self, device_id: str, channel: str | None) -> Location:
         device = self._devices.get(device_id)
         if device is None:
             return Location(org_unit=self.site.org.id, place=device_id)
