@@ -1,0 +1,1 @@
+"""Simulators: one per device kind, standing in for real devices in tests and drills."""
