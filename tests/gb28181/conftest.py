@@ -42,7 +42,7 @@ class Sink:
 async def until(predicate: Callable[[], Any], limit_s: float = 10.0, step: float = 0.02) -> None:
     """Poll ``predicate`` until true or fail after ``limit_s``."""
     async with asyncio.timeout(limit_s):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - state of other objects, polled with a deadline
             await asyncio.sleep(step)
 
 
@@ -71,9 +71,7 @@ def settings() -> GbSettings:
 
 
 @pytest.fixture
-async def make_platform(
-    sink: Sink, settings: GbSettings
-) -> AsyncIterator[Callable[..., Any]]:
+async def make_platform(sink: Sink, settings: GbSettings) -> AsyncIterator[Callable[..., Any]]:
     started: list[GbPlatform] = []
 
     async def make(devices: list[GbDeviceConfig], **kwargs: Any) -> GbPlatform:

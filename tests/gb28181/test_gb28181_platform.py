@@ -74,7 +74,12 @@ async def test_alarm_becomes_reading_and_is_answered(make_platform: Any, sink: S
         assert await fleet.register(dev) == 200
         channel = dev.channels[0][0]
         status = await fleet.alarm(
-            dev.id, priority=2, method=5, alarm_type=6, description="区域入侵 & 翻越", channel=channel,
+            dev.id,
+            priority=2,
+            method=5,
+            alarm_type=6,
+            description="区域入侵 & 翻越",
+            channel=channel,
             position=(117.2, 31.8),
         )
         assert status == 200
