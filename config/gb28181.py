@@ -63,6 +63,9 @@ class GbSettings(StrictModel):
     register_expires_min_s: int = Field(default=60, ge=10, description="Shortest registration period granted.")
     register_expires_max_s: int = Field(default=3600, ge=60, description="Longest registration period granted.")
     catalog_interval_s: float = Field(default=3600, gt=0, description="Period of the catalog re-query of each device.")
+    catalog_retry_s: float = Field(
+        default=60, gt=0, description="Wait before asking again for a catalog that came incomplete or not at all."
+    )
     query_timeout_s: float = Field(default=15, gt=0, le=120, description="Wait for a query's Response messages.")
     sip_t1_s: float = Field(default=0.5, gt=0, le=5, description="SIP timer T1 (UDP retransmission start), seconds.")
     charset: Charset = Field(default="GB2312", description="Charset of the XML bodies sent to devices.")

@@ -68,6 +68,8 @@ class DeviceState:
     last_keepalive: datetime | None = None
     last_seen: datetime | None = None
     catalog_at: datetime | None = None
+    catalog_due: datetime | None = None
+    catalog_complete: bool = False
     catalog_busy: bool = False
     info: dict[str, str] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
@@ -184,7 +186,12 @@ class GbPlatform:
         return self._devices[device_id]
 
     async def query_catalog(self, device_id: str) -> list[Channel]:
-        pages = await self._query(device_id, "Catalog")
+        """Query a device's catalog and replace its channels with the merged pages.
+
+        When the pages stop before ``SumNum`` (a lost datagram, a device that miscounts), the items
+        received are kept and the catalog is marked incomplete, so that it is asked again soon.
+        """
+        pages, complete = await self._query(device_id, "Catalog", partial=True)
         state = self._devices[device_id]
         merged: dict[str, dict[str, str]] = {}
         for page in pages:
@@ -197,17 +204,18 @@ class GbPlatform:
             channels[cid] = self._channel(device_id, cid, item, overrides)
         state.channels = channels
         state.catalog_at = self.clock.now()
-        self.stats["catalogs"] += 1
+        state.catalog_complete = complete
+        self.stats["catalogs" if complete else "catalogs_partial"] += 1
         return list(channels.values())
 
     async def query_device_info(self, device_id: str) -> dict[str, str]:
-        pages = await self._query(device_id, "DeviceInfo")
+        pages, _ = await self._query(device_id, "DeviceInfo")
         info = dict(pages[0].fields)
         self._devices[device_id].info = info
         return info
 
     async def query_device_status(self, device_id: str) -> dict[str, str]:
-        pages = await self._query(device_id, "DeviceStatus")
+        pages, _ = await self._query(device_id, "DeviceStatus")
         return dict(pages[0].fields)
 
     async def subscribe(self, device_id: str, event: str = "Catalog", expires: int = 3600) -> int:
@@ -252,7 +260,8 @@ class GbPlatform:
         response = await self.endpoint.request(self._request("MESSAGE", state, body), state.peer)
         return response.status
 
-    async def _query(self, device_id: str, cmd_type: str) -> list[Manscdp]:
+    async def _query(self, device_id: str, cmd_type: str, *, partial: bool = False) -> tuple[list[Manscdp], bool]:
+        """Send a query; return its Response pages and whether they are complete."""
         state = self._require(device_id)
         sn = next(self._sn)
         key = (device_id, cmd_type.lower(), sn)
@@ -264,9 +273,11 @@ class GbPlatform:
             if status != 200:
                 raise QueryError(f"{cmd_type} query to {device_id}: {status}")
             try:
-                return await asyncio.wait_for(asyncio.shield(query.future), self.settings.query_timeout_s)
+                return await asyncio.wait_for(asyncio.shield(query.future), self.settings.query_timeout_s), True
             except TimeoutError:
                 self.stats[f"query_timeout.{cmd_type}"] += 1
+                if partial and query.pages:
+                    return query.pages, False
                 got = len(query.items)
                 raise QueryError(f"{cmd_type} query to {device_id}: incomplete answer ({got} items)") from None
         except TransactionTimeout as exc:
@@ -292,13 +303,18 @@ class GbPlatform:
         if state.catalog_busy:
             return
         state.catalog_busy = True
+        retry = timedelta(seconds=min(self.settings.catalog_retry_s, self.settings.catalog_interval_s))
         try:
             await self.query_catalog(device_id)
-            await self.query_device_info(device_id)
+            if not state.info:
+                await self.query_device_info(device_id)
         except QueryError as exc:
             log.info("device %s: %s", device_id, exc)
+            state.catalog_complete = False
         finally:
             state.catalog_busy = False
+            interval = timedelta(seconds=self.settings.catalog_interval_s)
+            state.catalog_due = self.clock.now() + (interval if state.catalog_complete else retry)
 
     async def _answer_alarm(self, state: DeviceState, body: Manscdp) -> None:
         reply = build("Response", "Alarm", body.sn, body.device_id, [("Result", "OK")], charset=state.config.charset)
@@ -493,12 +509,8 @@ class GbPlatform:
             elif state.expires_at is not None and now > state.expires_at:
                 self._set_offline(state, "registration_expired")
                 state.registered = False
-            elif (
-                state.catalog_at is not None
-                and not state.catalog_busy
-                and (now - state.catalog_at).total_seconds() > self.settings.catalog_interval_s
-            ):
-                state.catalog_at = now
+            elif state.catalog_due is not None and not state.catalog_busy and now >= state.catalog_due:
+                state.catalog_due = None
                 self._spawn(self._after_register(cfg.id), f"gb28181-catalog-{cfg.id}")
 
     async def _watch(self) -> None:

@@ -47,6 +47,7 @@ class SimDevice:
     expires: int = 3600
     charset: str = "GB2312"
     catalog_page: int = 2
+    catalog_overcount: int = 0  # fault: SumNum larger than the items sent
     skip_keepalives: bool = False
     malformed_keepalive: bool = False
     registered: bool = False
@@ -287,7 +288,7 @@ class DeviceFleet:
                         "Catalog",
                         query.sn,
                         device.id,
-                        [("SumNum", total)],
+                        [("SumNum", total + device.catalog_overcount)],
                         charset=device.charset,
                         device_list=("DeviceList", items),
                     )

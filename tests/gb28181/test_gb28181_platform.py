@@ -177,3 +177,25 @@ async def test_media_url_from_config_reaches_channel(make_platform: Any) -> None
         assert platform.channels()[0].media_url == url
     finally:
         await fleet.stop()
+
+
+async def test_incomplete_catalog_is_kept_and_asked_again(make_platform: Any, settings: Any) -> None:
+    clock = ManualClock()
+    dev = SimDevice(id=code("34020000", 118, 17), password="pw", kind="nvr", channel_count=4, catalog_overcount=2)
+    quick = settings.model_copy(update={"query_timeout_s": 0.5, "catalog_retry_s": 30})
+    platform = await make_platform([device_config(dev)], settings=quick, clock=clock)
+    fleet = _fleet(platform, [dev])
+    await fleet.endpoint.start()
+    try:
+        assert await fleet.register(dev) == 200
+        await until(lambda: platform.device(dev.id).catalog_due is not None)
+        state = platform.device(dev.id)
+        assert len(state.channels) == 4 and not state.catalog_complete  # SumNum 6, 4 items sent
+        assert platform.stats["catalogs_partial"] == 1
+        asked = len([q for q in fleet.queries if q.cmd_type == "Catalog"])
+        clock.advance(31)
+        platform.check_liveness()
+        await until(lambda: len([q for q in fleet.queries if q.cmd_type == "Catalog"]) == asked + 1)
+        await until(lambda: platform.stats["catalogs_partial"] == 2)
+    finally:
+        await fleet.stop()
