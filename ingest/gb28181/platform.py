@@ -185,6 +185,20 @@ class GbPlatform:
     def device(self, device_id: str) -> DeviceState:
         return self._devices[device_id]
 
+    def add_device(self, config: GbDeviceConfig) -> None:
+        """Add a device at run time (API, discovery), or replace its config keeping its live state."""
+        state = self._devices.get(config.id)
+        if state is None:
+            self._devices[config.id] = DeviceState(config)
+        else:
+            state.config = config
+
+    def remove_device(self, device_id: str) -> None:
+        """Forget a device; its next message or REGISTER gets 403."""
+        state = self._devices.pop(device_id, None)
+        if state is not None:
+            self._set_offline(state, "removed")
+
     async def query_catalog(self, device_id: str) -> list[Channel]:
         """Query a device's catalog and replace its channels with the merged pages.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ingest.gb28181.manscdp import build
 from ingest.gb28181.platform import GbPlatform
 from sharpeye.clock import ManualClock
 from simulators.gb28181.device import DeviceFleet, SimDevice, code
@@ -197,5 +198,42 @@ async def test_incomplete_catalog_is_kept_and_asked_again(make_platform: Any, se
         platform.check_liveness()
         await until(lambda: len([q for q in fleet.queries if q.cmd_type == "Catalog"]) == asked + 1)
         await until(lambda: platform.stats["catalogs_partial"] == 2)
+    finally:
+        await fleet.stop()
+
+
+async def test_catalog_change_notifications_and_run_time_devices(make_platform: Any) -> None:
+    dev = SimDevice(id=code("34020000", 118, 18), password="pw", kind="nvr", channel_count=2)
+    platform = await make_platform([])
+    fleet = _fleet(platform, [dev])
+    await fleet.endpoint.start()
+    try:
+        assert await fleet.register(dev) == 403  # not configured yet
+        platform.add_device(device_config(dev))
+        assert await fleet.register(dev) == 200
+        await until(lambda: len(platform.channels()) == 2)
+        gone, kept = dev.channels[0][0], dev.channels[1][0]
+        new = code("34020000", 131, 9_999_999)
+        change = build(
+            "Notify",
+            "Catalog",
+            99,
+            dev.id,
+            [("SumNum", 3)],
+            device_list=(
+                "DeviceList",
+                [
+                    [("DeviceID", gone), ("Event", "DEL")],
+                    [("DeviceID", kept), ("Event", "OFF")],
+                    [("DeviceID", new), ("Name", "新增通道"), ("Event", "ADD")],
+                ],
+            ),
+        )
+        assert await fleet.message(dev, change) == 200
+        channels = {c.channel_id: c for c in platform.channels()}
+        assert set(channels) == {kept, new}
+        assert not channels[kept].online and channels[new].name == "新增通道"
+        platform.remove_device(dev.id)
+        assert await fleet.keepalive(dev) == 403
     finally:
         await fleet.stop()
