@@ -22,7 +22,8 @@ class AlarmClass:
 
 
 # First match wins: (pattern over "category rule_id", class). Video-specific words come before the
-# generic "intrusion" so that a camera's intrusion is a video alarm and a fence's a device alarm.
+# generic "intrusion" so that a camera's intrusion is a video alarm and a fence's a device alarm, and
+# faults come before "fence" so that a fence controller's power loss is a fault, not an intrusion.
 RULES: tuple[tuple[str, AlarmClass], ...] = (
     (r"video[_.\- ]?loss|signal[_.\- ]?loss|no[_.\- ]?frames", AlarmClass(2, 1)),
     (r"tamper", AlarmClass(2, 2)),
@@ -36,12 +37,12 @@ RULES: tuple[tuple[str, AlarmClass], ...] = (
     (r"fast[_.\- ]?mov|running", AlarmClass(5, 12)),
     (r"motion", AlarmClass(5, 2)),
     (r"(video|camera|zone)[_.\- ]?intrusion|intrusion[_.\- ]?(video|camera)|^video", AlarmClass(5, 6)),
+    (r"disk|storage", AlarmClass(6, 1)),
+    (r"(?<![a-z])fan(?![a-z])", AlarmClass(6, 2)),
+    (r"fault|offline|power|battery|comm[_.\- ]?fail|communication", AlarmClass(6, None)),
     (r"fence|perimeter|intrusion|wire[_.\- ]?cut|short[_.\- ]?circuit", AlarmClass(2, None)),
     (r"fire|thermal|temperature|overheat|hot[_.\- ]?spot", AlarmClass(2, 4)),
     (r"cold|freez|low[_.\- ]?temp", AlarmClass(2, 5)),
-    (r"disk|storage", AlarmClass(6, 1)),
-    (r"fan", AlarmClass(6, 2)),
-    (r"fault|offline|power|battery|comm", AlarmClass(6, None)),
     (r"manual|report|phone|12345", AlarmClass(1, None)),
 )
 _COMPILED = tuple((re.compile(pattern, re.IGNORECASE), cls) for pattern, cls in RULES)
@@ -51,7 +52,7 @@ OTHER = AlarmClass(7, None)
 def classify_words(category: str, rule_id: str = "") -> AlarmClass:
     text = f"{category} {rule_id}".strip()
     for pattern, cls in _COMPILED:
-        if pattern.search(category) or pattern.search(text):
+        if pattern.search(text):
             return cls
     return OTHER
 

@@ -365,7 +365,7 @@ class GbPlatform:
         reason = self._digest.check(
             auth, method="REGISTER", password=state.config.password.get_secret_value(), username=device_id
         )
-        if reason in ("stale_nonce", "unknown_nonce"):
+        if reason in ("stale_nonce", "unknown_nonce", "replayed_nc"):
             self.stats[f"register.{reason}"] += 1
             reply = msg.response(401)
             reply.add(

@@ -11,6 +11,7 @@ import hmac
 import re
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 _PARAM = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^,\s]*)\s*,?')
@@ -109,6 +110,8 @@ class DigestServer:
         self.nonce_ttl_s = nonce_ttl_s
         self.qop = qop
         self._secret = secrets.token_bytes(16)
+        self._nc: OrderedDict[str, int] = OrderedDict()  # nonce -> highest nonce-count accepted (qop=auth)
+        self._nc_limit = 100_000
 
     def _nonce_mac(self, expiry: str) -> str:
         return hmac.new(self._secret, expiry.encode(), hashlib.sha256).hexdigest()[:24]
@@ -124,6 +127,9 @@ class DigestServer:
 
     def check(self, header: str, *, method: str, password: str, username: str) -> str:
         """Return "" when the Authorization header is valid, else the reason it is not.
+
+        With qop=auth the nonce-count must grow for each use of a nonce ("replayed_nc" otherwise), so a
+        captured REGISTER cannot be replayed; answer such a reason with a fresh challenge.
 
         The digest is computed over the ``uri`` the client put in the header (devices differ in what
         they put there), for the expected username, realm and a nonce this server issued.
@@ -162,4 +168,15 @@ class DigestServer:
         )
         if not hmac.compare_digest(expected, params["response"].lower()):
             return "wrong_password"
+        if qop:
+            try:
+                nc = int(params.get("nc", ""), 16)
+            except ValueError:
+                return "bad_nc"
+            if nc <= self._nc.get(params["nonce"], 0):
+                return "replayed_nc"
+            self._nc[params["nonce"]] = nc
+            self._nc.move_to_end(params["nonce"])
+            while len(self._nc) > self._nc_limit:
+                self._nc.popitem(last=False)
         return ""

@@ -147,6 +147,9 @@ def test_digest_server_round_trip_and_refusals() -> None:
     assert server.check(good, method="REGISTER", password="pw", username="34020000001320000002") == "wrong_username"
     forged = good.replace(challenge.nonce, "1.deadbeef")
     assert server.check(forged, method="REGISTER", password="pw", username=user) == "unknown_nonce"
+    assert server.check(good, method="REGISTER", password="pw", username=user) == "replayed_nc"
+    again = challenge.authorization(username=user, password="pw", method="REGISTER", uri=uri, nc=2)
+    assert server.check(again, method="REGISTER", password="pw", username=user) == ""
     # without qop (RFC 2069 style, some old devices) is still accepted
     plain = Challenge(realm="3402000000", nonce=challenge.nonce, qop="")
     old = plain.authorization(username=user, password="pw", method="REGISTER", uri=uri)
