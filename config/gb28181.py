@@ -38,6 +38,9 @@ class CascadeSettings(StrictModel):
         le=3600,
         description="First wait before registering again after a failure (doubles, max 10 min).",
     )
+    catalog_watch_s: float = Field(
+        default=10, gt=0, le=3600, description="Period of the check for channel changes sent to a Catalog subscriber."
+    )
     catalog_page_size: int = Field(default=10, ge=1, le=100, description="Catalog items per Response message.")
     charset: Charset = Field(default="GB2312", description="Charset of the XML bodies sent upward.")
 

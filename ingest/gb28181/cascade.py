@@ -4,8 +4,10 @@ Registration with Digest (qop=auth when offered), refreshed at ``refresh_ratio``
 keepalives every ``keepalive_interval_s``, and ``keepalive_count`` unanswered in a row mean the link is
 dead: register again at once, then back off (``retry_s`` doubling to 10 minutes) while it fails.
 The upper platform's Catalog query is answered in pages of ``catalog_page_size`` items, each with the
-total as ``SumNum``; DeviceInfo and DeviceStatus are answered; SUBSCRIBEs are accepted; alarms are
-forwarded as ``Notify``/``Alarm`` MESSAGEs from a bounded queue that survives re-registration.
+total as ``SumNum``; DeviceInfo and DeviceStatus are answered; a Catalog SUBSCRIBE makes a dialog in
+which changes of the published channels (ADD/DEL/ON/OFF/UPDATE, checked every ``catalog_watch_s``) are
+sent as NOTIFY until it expires; alarms are forwarded as ``Notify``/``Alarm`` MESSAGEs from a bounded
+queue that survives re-registration.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import itertools
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +30,7 @@ from ingest.gb28181.alarm_class import classify
 from ingest.gb28181.code import CodeError, type_of
 from ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from ingest.gb28181.platform import Channel, gb_date
+from ingest.sip.background import Background
 from ingest.sip.digest import Challenge
 from ingest.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
 from ingest.sip.message import SipMessage, new_call_id, new_tag
@@ -41,6 +45,21 @@ ALARM_QUEUE = 1000
 def gb_time(when: datetime, zone: str) -> str:
     """``yyyy-MM-ddTHH:mm:ss`` in local time (AlarmTime, DeviceTime)."""
     return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@dataclass(slots=True)
+class Subscription:
+    """A SUBSCRIBE dialog from the upper platform."""
+
+    event: str
+    call_id: str
+    remote: str  # their From header (with its tag): our NOTIFYs' To
+    local_tag: str
+    peer: Peer
+    uri: str
+    sn: int
+    expires_at: float
+    cseq: int = 0
 
 
 class GbCascade:
@@ -76,9 +95,9 @@ class GbCascade:
         self.stats: Counter[str] = Counter()
         self.registered = asyncio.Event()
         self.expires_at: float | None = None
-        self.subscriptions: dict[str, int] = {}
+        self.subscriptions: dict[str, Subscription] = {}
         self._alarms: asyncio.Queue[Alarm] = asyncio.Queue(ALARM_QUEUE)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background = Background(self.stats)
 
     @property
     def domain(self) -> str:
@@ -90,15 +109,14 @@ class GbCascade:
         self._call_id = new_call_id(self.endpoint.host)
         self._spawn(self._run(), "gb28181-cascade-register")
         self._spawn(self._forward(), "gb28181-cascade-alarms")
+        self._spawn(self._watch_catalog(), "gb28181-cascade-catalog-watch")
 
     async def stop(self, *, unregister: bool = True) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.stop()
         if unregister and self.registered.is_set():
-            with contextlib.suppress(TransactionTimeout, ConnectionError, OSError):
-                await asyncio.wait_for(self._register(0), 3)
+            with contextlib.suppress(TimeoutError, ConnectionError, OSError):
+                async with asyncio.timeout(3):
+                    await self._register(0)
         await self.endpoint.stop()
 
     def forward_alarm(self, alarm: Alarm) -> None:
@@ -257,14 +275,7 @@ class GbCascade:
         if msg.method == "OPTIONS":
             return msg.response(200)
         if msg.method == "SUBSCRIBE":
-            expires = msg.expires if msg.expires is not None else 3600
-            event = msg.get("Event").split(";")[0].strip() or "Catalog"
-            self.subscriptions[event] = expires
-            self.stats[f"subscribed.{event}"] += 1
-            reply = msg.response(200)
-            reply.add("Expires", str(expires))
-            reply.add("Contact", self.endpoint.contact(self.settings.sip_id, self.upper.transport))
-            return reply
+            return self._on_subscribe(msg, peer)
         if msg.method not in ("MESSAGE", "NOTIFY"):
             return msg.response(501)
         try:
@@ -281,6 +292,87 @@ class GbCascade:
         else:
             self.stats[f"ignored.{body.root}.{cmd}"] += 1
         return msg.response(200)
+
+    def _on_subscribe(self, msg: SipMessage, peer: Peer) -> SipMessage:
+        expires = msg.expires if msg.expires is not None else 3600
+        event = msg.get("Event").split(";")[0].strip() or "Catalog"
+        sn = 0
+        with contextlib.suppress(ManscdpError):
+            sn = parse_body(msg.body).sn if msg.body else 0
+        existing = self.subscriptions.get(event)
+        local_tag = existing.local_tag if existing and existing.call_id == msg.call_id else new_tag()
+        reply = msg.response(200, to_tag=local_tag)
+        reply.add("Expires", str(expires))
+        reply.add("Contact", self.endpoint.contact(self.settings.sip_id, self.upper.transport))
+        if expires == 0:
+            self.subscriptions.pop(event, None)
+            self.stats[f"unsubscribed.{event}"] += 1
+            return reply
+        contact = msg.get("Contact")
+        uri = contact[contact.find("<") + 1 : contact.find(">")] if "<" in contact else contact.split(";")[0]
+        self.subscriptions[event] = Subscription(
+            event=event,
+            call_id=msg.call_id,
+            remote=msg.get("From"),
+            local_tag=local_tag,
+            peer=peer,
+            uri=uri.strip() or f"sip:{self.upper.upper_id}@{peer.host}:{peer.port}",
+            sn=sn,
+            expires_at=asyncio.get_running_loop().time() + expires,
+        )
+        self.stats[f"subscribed.{event}"] += 1
+        return reply
+
+    async def _watch_catalog(self) -> None:
+        """Send NOTIFYs of channel changes to a live Catalog subscription."""
+        loop = asyncio.get_running_loop()
+        before = {c.channel_id: c for c in self._catalog()}
+        while True:
+            await asyncio.sleep(self.upper.catalog_watch_s)
+            now = {c.channel_id: c for c in self._catalog()}
+            changes: list[tuple[Channel, str]] = [(c, "ADD") for cid, c in now.items() if cid not in before]
+            changes += [(c, "DEL") for cid, c in before.items() if cid not in now]
+            for cid, c in now.items():
+                old = before.get(cid)
+                if old is None or old == c:
+                    continue
+                changes.append((c, ("ON" if c.online else "OFF") if old.online != c.online else "UPDATE"))
+            before = now
+            sub = self.subscriptions.get("Catalog")
+            if not changes or sub is None:
+                continue
+            if loop.time() > sub.expires_at:
+                del self.subscriptions["Catalog"]
+                continue
+            try:
+                await self._notify(sub, changes)
+            except (TransactionTimeout, ConnectionError, OSError) as exc:
+                log.info("catalog NOTIFY not delivered: %s", exc)
+
+    async def _notify(self, sub: Subscription, changes: list[tuple[Channel, str]]) -> int:
+        loop = asyncio.get_running_loop()
+        msg = SipMessage(method="NOTIFY", uri=sub.uri)
+        msg.add("From", f"<sip:{self.settings.sip_id}@{self.settings.sip_domain}>;tag={sub.local_tag}")
+        msg.add("To", sub.remote)
+        msg.add("Call-ID", sub.call_id)
+        sub.cseq += 1
+        msg.add("CSeq", f"{sub.cseq} NOTIFY")
+        msg.add("Event", f"{sub.event};id={sub.sn}")
+        msg.add("Subscription-State", f"active;expires={max(0, int(sub.expires_at - loop.time()))}")
+        msg.add("Content-Type", CONTENT_TYPE)
+        items = [[*self._item(channel), ("Event", event)] for channel, event in changes]
+        msg.body = build(
+            "Notify",
+            "Catalog",
+            next(self._sn),
+            self.settings.sip_id,
+            [("SumNum", len(items))],
+            charset=self.upper.charset,
+            device_list=("DeviceList", items),
+        )
+        response = await self.endpoint.request(msg, sub.peer)
+        self.stats[f"catalog_notify.{response.status}"] += 1
+        return response.status
 
     async def _answer(self, query: Manscdp) -> None:
         cmd = query.cmd_type.lower()
@@ -340,17 +432,8 @@ class GbCascade:
         return item
 
     # --- tasks ------------------------------------------------------------------------------
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.stats["task_errors"] += 1
-            log.warning("%s failed: %s", task.get_name(), task.exception())
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        self._background.spawn(coro, name)
 
 
 __all__ = ["GbCascade", "gb_date", "gb_time"]

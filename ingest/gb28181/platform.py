@@ -13,7 +13,7 @@ import itertools
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from ingest.gb28181.config import GbDeviceConfig
 from ingest.gb28181.driver import readings_of
 from ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
 from ingest.reading import DecodeError, Reading
+from ingest.sip.background import Background
 from ingest.sip.digest import DigestServer
 from ingest.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
 from ingest.sip.message import SipMessage, new_call_id, new_tag, uri_of
@@ -151,23 +152,15 @@ class GbPlatform:
         self._sn = itertools.count(random.randint(1, 100_000))
         self._cseq = itertools.count(1)
         self._queries: dict[tuple[str, str, int], _Query] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._monitor: asyncio.Task[None] | None = None
+        self._background = Background(self.stats)
 
     # --- public interface -------------------------------------------------------------------
     async def start(self) -> None:
         await self.endpoint.start()
-        self._monitor = asyncio.create_task(self._watch(), name="gb28181-watch")
+        self._background.spawn(self._watch(), "gb28181-watch")
 
     async def stop(self) -> None:
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.stop()
         await self.endpoint.stop()
 
     @property
@@ -287,7 +280,10 @@ class GbPlatform:
             if status != 200:
                 raise QueryError(f"{cmd_type} query to {device_id}: {status}")
             try:
-                return await asyncio.wait_for(asyncio.shield(query.future), self.settings.query_timeout_s), True
+                done, _ = await asyncio.wait({query.future}, timeout=self.settings.query_timeout_s)
+                if not done:
+                    raise TimeoutError
+                return query.future.result(), True
             except TimeoutError:
                 self.stats[f"query_timeout.{cmd_type}"] += 1
                 if partial and query.pages:
@@ -299,18 +295,8 @@ class GbPlatform:
         finally:
             self._queries.pop(key, None)
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            self.stats["task_errors"] += 1
-            log.warning("%s failed: %s", task.get_name(), exc)
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        self._background.spawn(coro, name)
 
     async def _after_register(self, device_id: str) -> None:
         state = self._devices[device_id]

@@ -1,7 +1,7 @@
 """HTTP Digest authentication for SIP (RFC 2617 / RFC 3261 section 22), MD5 with and without qop=auth.
 
-Nonces are stateless: ``<expiry>.<hmac>``, so a server needs no nonce table and a restarted server
-refuses nothing it issued within its lifetime of the secret.
+Nonces are signed, not stored: ``<expiry>.<salt>.<hmac>``; only the highest nonce-count seen per nonce is
+kept (bounded), to refuse replays.
 """
 
 from __future__ import annotations
@@ -118,8 +118,8 @@ class DigestServer:
 
     def challenge(self) -> str:
         """A WWW-Authenticate header value with a fresh nonce."""
-        expiry = str(int(time.monotonic() + self.nonce_ttl_s))
-        nonce = f"{expiry}.{self._nonce_mac(expiry)}"
+        stamp = f"{int(time.monotonic() + self.nonce_ttl_s)}.{secrets.token_hex(4)}"
+        nonce = f"{stamp}.{self._nonce_mac(stamp)}"
         value = f'Digest realm="{self.realm}", nonce="{nonce}", algorithm=MD5'
         if self.qop:
             value += ', qop="auth"'
@@ -147,8 +147,9 @@ class DigestServer:
         algorithm = params.get("algorithm", "MD5").upper()
         if algorithm != "MD5":
             return "unsupported_algorithm"
-        expiry, _, mac = params["nonce"].partition(".")
-        if not expiry.isdigit() or not hmac.compare_digest(mac, self._nonce_mac(expiry)):
+        stamp, _, mac = params["nonce"].rpartition(".")
+        expiry = stamp.partition(".")[0]
+        if not expiry.isdigit() or not hmac.compare_digest(mac, self._nonce_mac(stamp)):
             return "unknown_nonce"
         if int(expiry) < time.monotonic():
             return "stale_nonce"

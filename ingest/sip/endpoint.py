@@ -178,13 +178,14 @@ class SipEndpoint:
                     self.stats["timeouts"] += 1
                     raise TransactionTimeout(f"{msg.method} to {peer.host}:{peer.port}: no final response")
                 wait = min(interval, remaining) if peer.transport == "udp" else remaining
-                try:
-                    return await asyncio.wait_for(asyncio.shield(future), wait)
-                except TimeoutError:
-                    if peer.transport == "udp" and time.monotonic() < deadline:
-                        self.stats["retransmissions"] += 1
-                        await self._send(data, peer)
-                        interval = min(interval * 2, self.t2)
+                # asyncio.wait, not wait_for: it never swallows a cancellation of this task
+                done, _ = await asyncio.wait({future}, timeout=wait)
+                if done:
+                    return future.result()
+                if peer.transport == "udp" and time.monotonic() < deadline:
+                    self.stats["retransmissions"] += 1
+                    await self._send(data, peer)
+                    interval = min(interval * 2, self.t2)
         finally:
             self._pending.pop(key, None)
 

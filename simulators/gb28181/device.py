@@ -20,6 +20,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
+from ingest.sip.background import Background
 from ingest.sip.digest import Challenge
 from ingest.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
 from ingest.sip.message import SipMessage, new_call_id, new_tag
@@ -94,8 +95,8 @@ class DeviceFleet:
         self._cseq = itertools.count(1)
         self._sn = itertools.count(1)
         self._limit = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
         self.stats: Counter[str] = Counter()
+        self._background = Background(self.stats)
         self.queries: list[Manscdp] = []
 
     # --- life cycle -------------------------------------------------------------------------
@@ -105,9 +106,7 @@ class DeviceFleet:
             self._spawn(self._life(device))
 
     async def stop(self, *, unregister: bool = False) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.stop()
         if unregister:
             await asyncio.gather(
                 *(self.register(d, expires=0) for d in self.devices.values() if d.registered), return_exceptions=True
@@ -115,9 +114,7 @@ class DeviceFleet:
         await self.endpoint.stop()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background.spawn(coro, "gb28181-sim")
 
     @property
     def registered(self) -> int:

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from ingest.sip.background import Background
 from ingest.sip.digest import DigestServer
 from ingest.sip.endpoint import Peer, SipEndpoint
 from ingest.sip.message import SipMessage, new_call_id, new_tag
@@ -49,11 +50,12 @@ class UpperPlatformSimulator:
         self.lowers: dict[str, Lower] = {}
         self.stats: Counter[str] = Counter()
         self.answer_keepalives = True
+        self.catalog_notifies: list[Manscdp] = []
         self.changed = asyncio.Event()
         self._sn = itertools.count(100)
         self._cseq = itertools.count(1)
         self._catalogs: dict[tuple[str, int], list[Manscdp]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background(self.stats)
         self._waiters: dict[tuple[str, str, int], asyncio.Future[list[Manscdp]]] = {}
 
     @property
@@ -64,6 +66,7 @@ class UpperPlatformSimulator:
         await self.endpoint.start()
 
     async def stop(self) -> None:
+        await self._background.stop()
         await self.endpoint.stop()
 
     def _changed(self) -> None:
@@ -95,7 +98,8 @@ class UpperPlatformSimulator:
             response = await self.endpoint.request(msg, lower.peer)
             if response.status != 200:
                 raise RuntimeError(f"query answered {response.status}")
-            return await asyncio.wait_for(future, limit_s)
+            async with asyncio.timeout(limit_s):
+                return await future
         finally:
             self._waiters.pop((lower_id, cmd_type.lower(), sn), None)
 
@@ -109,6 +113,7 @@ class UpperPlatformSimulator:
         msg.add("CSeq", f"{next(self._cseq)} SUBSCRIBE")
         msg.add("Event", f"{event};id={sn}")
         msg.add("Expires", "3600")
+        msg.add("Contact", self.endpoint.contact(self.sip_id))
         msg.add("Content-Type", CONTENT_TYPE)
         msg.body = build("Query", event, sn, lower_id)
         return (await self.endpoint.request(msg, lower.peer)).status
@@ -117,7 +122,7 @@ class UpperPlatformSimulator:
     def _on_request(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
         if msg.method == "REGISTER":
             return self._on_register(msg, peer)
-        if msg.method != "MESSAGE":
+        if msg.method not in ("MESSAGE", "NOTIFY"):
             return msg.response(501)
         lower = self.lowers.get(msg.from_user)
         if lower is None:
@@ -136,11 +141,11 @@ class UpperPlatformSimulator:
         elif body.root == "notify" and cmd == "alarm":
             lower.alarms.append(body)
             self.stats["alarms"] += 1
-            task = asyncio.ensure_future(self._ack_alarm(lower, body))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._background.spawn(self._ack_alarm(lower, body), "upper-alarm-ack")
         elif body.root == "response":
             self._on_response(lower, body)
+        elif msg.method == "NOTIFY" and body.cmd_type.lower() == "catalog":
+            self.catalog_notifies.append(body)
         self._changed()
         return msg.response(200)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,7 +94,7 @@ async def make_cascade() -> AsyncIterator[Callable[..., Any]]:
 
 async def test_registers_with_digest_and_answers_catalog_in_pages(upper: Any, make_cascade: Any) -> None:
     channels = _channels(10)
-    cascade = await make_cascade(_settings(upper.port), channels)
+    await make_cascade(_settings(upper.port), channels)
     await upper.wait_for(lambda: PLATFORM_ID in upper.lowers)
     assert upper.stats["challenged"] >= 1
     pages = await upper.query(PLATFORM_ID, "Catalog")
@@ -106,8 +107,23 @@ async def test_registers_with_digest_and_answers_catalog_in_pages(upper: Any, ma
     assert info[0].fields["channel"] == "10" and info[0].fields["result"] == "OK"
     status = await upper.query(PLATFORM_ID, "DeviceStatus")
     assert status[0].fields["online"] == "ONLINE"
+
+
+async def test_catalog_subscription_gets_change_notifications(upper: Any, make_cascade: Any) -> None:
+    channels = _channels(3)
+    cascade = await make_cascade(_settings(upper.port, catalog_watch_s=0.1), channels)
+    await upper.wait_for(lambda: PLATFORM_ID in upper.lowers)
     assert await upper.subscribe(PLATFORM_ID, "Catalog") == 200
     assert "Catalog" in cascade.subscriptions
+    added = Channel(device_id=PLATFORM_ID, channel_id=code("34020000", 131, 99), name="新点位")
+    gone = channels.pop(0)
+    channels[0] = replace(channels[0], status="OFF")
+    channels.append(added)
+    await upper.wait_for(lambda: upper.catalog_notifies)
+    (notify,) = upper.catalog_notifies
+    events = {item["deviceid"]: item["event"] for item in notify.items}
+    assert events == {gone.channel_id: "DEL", channels[0].channel_id: "OFF", added.channel_id: "ADD"}
+    assert notify.sum_num == 3
 
 
 async def test_forwards_alarms_mapped_to_method_and_type(upper: Any, make_cascade: Any) -> None:
