@@ -174,3 +174,11 @@ async def test_wrong_password_never_registers(upper: Any, make_cascade: Any) -> 
     assert not cascade.registered.is_set()
     assert PLATFORM_ID not in upper.lowers
     assert upper.stats["refused.wrong_password"] >= 2
+
+
+async def test_cascade_over_tcp(upper: Any, make_cascade: Any) -> None:
+    await make_cascade(_settings(upper.port, transport="tcp"), _channels(3))
+    await upper.wait_for(lambda: PLATFORM_ID in upper.lowers)
+    assert upper.lowers[PLATFORM_ID].peer.transport == "tcp"
+    pages = await upper.query(PLATFORM_ID, "Catalog")
+    assert sum(len(p.items) for p in pages) == 3

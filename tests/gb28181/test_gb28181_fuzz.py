@@ -183,3 +183,28 @@ async def test_endpoint_survives_garbage_and_still_answers() -> None:
     finally:
         sock.close()
         await endpoint.stop()
+
+
+async def test_tcp_garbage_closes_only_that_connection() -> None:
+    def handler(msg: SipMessage, peer: Peer) -> SipMessage:
+        return msg.response(200)
+
+    endpoint = SipEndpoint(handler, host="127.0.0.1", port=0, t1=0.05)
+    await endpoint.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", endpoint.port)
+        writer.write(b"X" * 70_000)  # a header block that never ends
+        await writer.drain()
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""  # closed by the endpoint
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", endpoint.port)
+        writer.write(b"garbage\r\n\r\n" + GOOD)  # a bad segment is dropped, the next one answered
+        await writer.drain()
+        async with asyncio.timeout(5):
+            head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"SIP/2.0 200 OK")
+        writer.close()
+        assert endpoint.stats["parse_error.oversize"] == 1
+    finally:
+        await endpoint.stop()
