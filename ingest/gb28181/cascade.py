@@ -167,16 +167,16 @@ class GbCascade:
             return expires if granted is None else granted
         raise PermissionError("upper platform keeps challenging")
 
-    async def _keepalive(self) -> bool:
+    async def _keepalive(self) -> int:
+        """Send one keepalive; its final status, or 0 when unanswered."""
         body = build(
             "Notify", "Keepalive", next(self._sn), self.settings.sip_id, [("Status", "OK")], charset=self.upper.charset
         )
         try:
             limit = min(self.upper.keepalive_interval_s, 64 * self.settings.sip_t1_s)
-            status = await self._message(body, limit_s=limit)
+            return await self._message(body, limit_s=limit)
         except (TransactionTimeout, ConnectionError, OSError):
-            return False
-        return status == 200
+            return 0
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -212,10 +212,15 @@ class GbCascade:
                     refresh_at = loop.time() + max(1.0, granted * self.upper.refresh_ratio)
                     continue
                 next_keepalive = loop.time() + self.upper.keepalive_interval_s
-                if await self._keepalive():
+                status = await self._keepalive()
+                if status == 200:
                     misses = 0
                     self.stats["keepalives"] += 1
                     continue
+                if status in (401, 403, 404, 481):  # the upper platform no longer knows us
+                    self.stats[f"keepalive_refused.{status}"] += 1
+                    log.warning("upper platform refused a keepalive (%d): registering again", status)
+                    break
                 misses += 1
                 self.stats["keepalive_misses"] += 1
                 if misses >= self.upper.keepalive_count:

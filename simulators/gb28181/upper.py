@@ -65,6 +65,10 @@ class UpperPlatformSimulator:
     async def start(self) -> None:
         await self.endpoint.start()
 
+    def forget(self, lower_id: str) -> None:
+        """Forget a lower platform, as a restarted upper platform would."""
+        self.lowers.pop(lower_id, None)
+
     async def stop(self) -> None:
         await self._background.stop()
         await self.endpoint.stop()
@@ -126,6 +130,7 @@ class UpperPlatformSimulator:
             return msg.response(501)
         lower = self.lowers.get(msg.from_user)
         if lower is None:
+            self.stats["refused.unregistered"] += 1
             return msg.response(403)
         try:
             body = parse_body(msg.body)

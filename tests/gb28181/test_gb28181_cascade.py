@@ -182,3 +182,12 @@ async def test_cascade_over_tcp(upper: Any, make_cascade: Any) -> None:
     assert upper.lowers[PLATFORM_ID].peer.transport == "tcp"
     pages = await upper.query(PLATFORM_ID, "Catalog")
     assert sum(len(p.items) for p in pages) == 3
+
+
+async def test_registers_again_when_upper_platform_forgot_it(upper: Any, make_cascade: Any) -> None:
+    cascade = await make_cascade(_settings(upper.port, keepalive_interval_s=0.2, keepalive_count=5), _channels(1))
+    await upper.wait_for(lambda: PLATFORM_ID in upper.lowers)
+    upper.forget(PLATFORM_ID)  # a restarted upper platform answers the next keepalive with 403
+    await upper.wait_for(lambda: PLATFORM_ID in upper.lowers, limit_s=5)
+    assert cascade.stats["keepalive_refused.403"] == 1
+    assert cascade.stats["keepalive_misses"] == 0
