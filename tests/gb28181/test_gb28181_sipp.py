@@ -41,14 +41,14 @@ def _free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _run(args: list[str | bytes], tmp_path: Path, limit_s: float = 40) -> tuple[int, str]:
+async def _run(args: list[str | bytes], tmp_path: Path, limit_s: float = 40, transport: str = "u1") -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         _sipp(),
         *args,
         "-i",
         "127.0.0.1",
         "-t",
-        "u1",
+        transport,
         "-nostdin",
         "-trace_err",
         "-error_file",
@@ -105,11 +105,15 @@ def _device() -> GbDeviceConfig:
     return GbDeviceConfig(id=DEVICE_ID, kind="gb28181", name="sipp", grid="g1", password=PASSWORD)  # type: ignore[arg-type]
 
 
-async def test_sipp_device_registers_reports_and_alarms(make_platform: Any, sink: Sink, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["u1", "t1"], ids=["udp", "tcp"])
+async def test_sipp_device_registers_reports_and_alarms(
+    make_platform: Any, sink: Sink, tmp_path: Path, transport: str
+) -> None:
     platform = await make_platform([_device()])
-    code, err = await _run(_device_args(platform.port, PASSWORD), tmp_path)
+    code, err = await _run(_device_args(platform.port, PASSWORD), tmp_path, transport=transport)
     assert code == 0, err
     state = platform.devices_state()[0]
+    assert state["transport"] == ("udp" if transport == "u1" else "tcp")
     assert state["registered"] and state["online"] and state["manufacturer"] == "SIPp"
     assert sorted((c.channel_id, c.name, c.status) for c in platform.channels()) == [
         ("34020000001310000001", "东门1", "ON"),
