@@ -114,6 +114,7 @@ async def main(args: argparse.Namespace) -> None:
         sys.executable,
         "-m",
         "simulators.gb28181",
+        "devices",
         "--count",
         str(args.devices),
         "--port",
