@@ -33,6 +33,7 @@ from sharpeye.clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 Emit = Callable[[list[Reading]], None]
+Reject = Callable[[str, str, bytes], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +140,14 @@ class GbPlatform:
         devices: list[GbDeviceConfig],
         emit: Emit,
         clock: Clock | None = None,
+        *,
+        reject: Reject | None = None,
     ) -> None:
+        """``reject(reason, device_id, raw)`` is told of every refused request (for a dead-letter log)."""
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self._emit = emit
+        self._reject_hook = reject
         self._devices = {d.id: DeviceState(d) for d in devices if d.enabled}
         self._digest = DigestServer(settings.sip_realm)
         self.endpoint = SipEndpoint(
@@ -335,11 +340,19 @@ class GbPlatform:
         reply.add("Allow", "REGISTER, MESSAGE, NOTIFY, OPTIONS")
         return reply
 
+    def _reject(self, reason: str, device_id: str, msg: SipMessage) -> None:
+        self.stats[reason] += 1
+        if self._reject_hook is not None:
+            try:
+                self._reject_hook(reason, device_id, msg.to_bytes())
+            except Exception:
+                log.exception("reject hook failed")
+
     def _on_register(self, msg: SipMessage, peer: Peer) -> SipMessage:
         device_id = msg.from_user or msg.to_user
         state = self._devices.get(device_id)
         if state is None:
-            self.stats["register.unknown_device"] += 1
+            self._reject("register.unknown_device", device_id, msg)
             log.info("REGISTER from unknown device %r at %s:%d", device_id, peer.host, peer.port)
             return msg.response(403, "Unknown Device")
         auth = msg.get("Authorization")
@@ -359,7 +372,7 @@ class GbPlatform:
             )
             return reply
         if reason:
-            self.stats[f"register.{reason}"] += 1
+            self._reject(f"register.{reason}", device_id, msg)
             log.warning("REGISTER of %s from %s:%d refused: %s", device_id, peer.host, peer.port, reason)
             return msg.response(403)
         now = self.clock.now()
@@ -397,15 +410,15 @@ class GbPlatform:
         device_id = msg.from_user
         state = self._devices.get(device_id)
         if state is None:
-            self.stats["message.unknown_device"] += 1
+            self._reject("message.unknown_device", device_id, msg)
             return msg.response(403, "Unknown Device")
         if not state.registered:
-            self.stats["message.unregistered"] += 1
+            self._reject("message.unregistered", device_id, msg)
             return msg.response(403, "Not Registered")
         try:
             body = parse_body(msg.body)
         except ManscdpError as exc:
-            self.stats[f"bad_body.{exc.reason}"] += 1
+            self._reject(f"bad_body.{exc.reason}", device_id, msg)
             log.info("bad %s body from %s: %s", msg.method, device_id, exc)
             return msg.response(400, f"Bad Body ({exc.reason})")
         now = self.clock.now()
@@ -413,7 +426,7 @@ class GbPlatform:
         try:
             readings = readings_of(state.config, body, now)
         except DecodeError as exc:
-            self.stats[f"bad_body.{exc.reason}"] += 1
+            self._reject(f"bad_body.{exc.reason}", device_id, msg)
             log.info("bad %s from %s: %s", body.cmd_type, device_id, exc)
             return msg.response(400, f"Bad Body ({exc.reason})")
         cmd = body.cmd_type.lower()

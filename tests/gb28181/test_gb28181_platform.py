@@ -137,7 +137,8 @@ async def test_expires_zero_unregisters(make_platform: Any, sink: Sink) -> None:
 
 async def test_malformed_body_is_refused_and_counted(make_platform: Any) -> None:
     dev = SimDevice(id=code("34020000", 132, 14), password="pw")
-    platform = await make_platform([device_config(dev)])
+    rejected: list[tuple[str, str, bytes]] = []
+    platform = await make_platform([device_config(dev)], reject=lambda *args: rejected.append(args))
     fleet = _fleet(platform, [dev])
     await fleet.endpoint.start()
     try:
@@ -145,6 +146,8 @@ async def test_malformed_body_is_refused_and_counted(make_platform: Any) -> None
         dev.malformed_keepalive = True
         assert await fleet.keepalive(dev) == 400
         assert platform.stats["bad_body.bad_xml"] == 1
+        ((reason, device_id, raw),) = rejected
+        assert (reason, device_id) == ("bad_body.bad_xml", dev.id) and raw.startswith(b"MESSAGE sip:")
         dev.malformed_keepalive = False
         assert await fleet.keepalive(dev) == 200
     finally:
