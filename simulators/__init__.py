@@ -1,1 +1,1 @@
-"""Simulators: one per device kind, standing in for real devices in tests and drills."""
+"""Device simulators: one per device kind, driven by scenario files."""
