@@ -112,11 +112,13 @@ class GbCascade:
         self._spawn(self._watch_catalog(), "gb28181-cascade-catalog-watch")
 
     async def stop(self, *, unregister: bool = True) -> None:
+        """Stop; unregister first (``Expires: 0``, at most 3 s) unless told not to. Safe to call twice."""
         await self._background.stop()
         if unregister and self.registered.is_set():
             with contextlib.suppress(TimeoutError, ConnectionError, OSError):
                 async with asyncio.timeout(3):
                     await self._register(0)
+        self.registered.clear()
         await self.endpoint.stop()
 
     def forward_alarm(self, alarm: Alarm) -> None:

@@ -152,6 +152,8 @@ async def test_refreshes_before_expiry(make_cascade: Any) -> None:
         cascade = await make_cascade(_settings(upper.port, refresh_ratio=0.5), _channels(1))
         await until(lambda: cascade.stats["refreshes"] >= 2, limit_s=8)
         assert upper.lowers[PLATFORM_ID].registrations >= 3
+        await cascade.stop()
+        assert PLATFORM_ID not in upper.lowers  # unregistered with Expires: 0
     finally:
         await upper.stop()
 
