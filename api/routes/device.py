@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
+from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
 
 from api.deps import HubDep, require
@@ -28,6 +29,7 @@ class DeviceView(BaseModel):
     messages: int
     errors: int
     last_error: str
+    details: dict[str, Any]
     config: dict[str, Any]
 
 
@@ -38,10 +40,11 @@ async def list_devices(
     kind: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[DeviceView]:
     out = []
+    statuses = hub.device_statuses()
     for device in hub.inventory:
         if kind and device.kind != kind:
             continue
-        status_ = hub.health.snapshot(device.id)
+        status_, details = statuses[device.id]
         out.append(
             DeviceView(
                 id=device.id,
@@ -54,6 +57,7 @@ async def list_devices(
                 messages=status_.messages,
                 errors=status_.errors,
                 last_error=status_.last_error,
+                details=jsonable_encoder(details),
                 config=device.model_dump(mode="json"),
             )
         )
