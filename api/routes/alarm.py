@@ -61,7 +61,7 @@ async def list_alarms(
 ) -> AlarmPage:
     for when in (since, until):
         if when is not None and when.tzinfo is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "since/until need a time zone")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since/until need a time zone")
     states, severities = set(state or ()), set(severity or ())
 
     def match(alarm: Alarm) -> bool:
@@ -119,7 +119,7 @@ async def clear(hub: HubDep, principal: Actor, alarm_id: str, body: ActionBody |
 @router.post("/api/alarms/{alarm_id}/comment")
 async def comment(hub: HubDep, principal: Actor, alarm_id: str, body: ActionBody) -> ActionResult:
     if not body.note.strip():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a comment needs a note")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a comment needs a note")
     return await _act(hub, principal, alarm_id, "comment", body.note)
 
 

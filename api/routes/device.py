@@ -73,7 +73,7 @@ async def add_device(
     try:
         device = await hub.inventory.upsert(body, "api")
     except InventoryError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return device.model_dump(mode="json")
 
 
