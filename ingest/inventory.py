@@ -67,6 +67,11 @@ class DeviceInventory:
     def unit(self, unit_id: str) -> OrgUnit | None:
         return self._units.get(unit_id)
 
+    def units_below(self, unit_id: str) -> set[str]:
+        """The unit and every unit below it."""
+        found = self._units.get(unit_id)
+        return {unit.id for unit, _ in found.walk()} if found is not None else set()
+
     def ancestors(self, unit_id: str) -> list[str]:
         """The unit and every unit above it, bottom up."""
         chain = [unit_id]

@@ -40,7 +40,11 @@ def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
         assert password and base, "".join(lines)
 
         token = httpx.post(f"{base}/api/auth/token", data={"username": "admin", "password": password}).json()
+        assert token["must_change_password"] is True  # the generated password must be replaced first
         auth = {"Authorization": f"Bearer {token['access_token']}"}
+        assert httpx.get(f"{base}/api/alarms", headers=auth).status_code == 403
+        change = {"current_password": password, "new_password": "a-new-Secret-42"}
+        assert httpx.post(f"{base}/api/auth/password", json=change, headers=auth).status_code == 204
 
         def intrusion() -> dict[str, object] | None:
             items = httpx.get(f"{base}/api/alarms", headers=auth).json()["items"]

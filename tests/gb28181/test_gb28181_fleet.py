@@ -16,7 +16,8 @@ KEEPALIVE_S = 3.0
 async def test_thousand_devices_stay_online_and_alarm(make_platform: Any, sink: Sink) -> None:
     sims = fleet_devices(COUNT, keepalive_s=KEEPALIVE_S, nvr_every=50, nvr_channels=16)
     settings = GbSettings(sip_id=PLATFORM_ID, port=0)  # default timers, as deployed
-    platform = await make_platform([device_config(s, offline_after=3) for s in sims], settings=settings)
+    # offline after 6 missed keepalives (18 s): a loaded CI machine may delay a round, never six
+    platform = await make_platform([device_config(s, offline_after=6) for s in sims], settings=settings)
     fleet = DeviceFleet(sims, platform_id=PLATFORM_ID, platform_port=platform.port, t1=0.5)
     await fleet.start()
     try:
