@@ -212,7 +212,8 @@ function renderWall() {
 
 function popToWall(alarm) {
   const cams = alarm.cameras.slice(0, state.wall.layout);
-  const rest = state.wall.cameras.filter((c) => c && !cams.includes(c));
+  const base = state.wall.cameras.some(Boolean) ? state.wall.cameras : cameraIds();
+  const rest = base.filter((c) => c && !cams.includes(c));
   state.wall.cameras = [...cams, ...rest].slice(0, state.wall.layout);
   state.wallAlarm.clear();
   cams.forEach((_, i) => state.wallAlarm.set(i, `${t(alarm.severity)} ${alarm.title}`));
@@ -229,7 +230,6 @@ async function renderMap() {
   if (plan && !img.dataset.loaded) {
     const res = await fetch(plan.url, { headers: { Authorization: `Bearer ${session.token}` } });
     if (res.ok) { img.src = URL.createObjectURL(await res.blob()); img.dataset.loaded = "1"; }
-    $("map-box").style.aspectRatio = `${plan.width} / ${plan.height}`;
   }
   $("map-marks").innerHTML = state.site.devices.filter((d) => d.x !== null).map((d) => {
     const h = state.devices.get(d.id);
@@ -288,7 +288,7 @@ async function openCase(id) {
   $("case-detail").innerHTML = `
     <h2><i class="light light-${esc(c.light || "none")}"></i> ${esc(c.id)}</h2>
     <dl class="facts"><dt>${t("title_col")}</dt><dd>${esc(c.title)}</dd>
-      <dt>${t("category")}</dt><dd>${esc(c.category)}</dd>
+      <dt>${t("category")}</dt><dd>${esc(t(c.category))}</dd>
       <dt>${t("stage")}</dt><dd class="case-stage">${t(c.stage)}</dd>
       <dt>${t("department")}</dt><dd>${esc(state.departments.get(c.department) || c.department || "")}</dd>
       <dt>${t("deadline")}</dt><dd>${c.due_at ? `${fmtTime(c.due_at)} (${fmtDuration(Date.parse(c.due_at) - Date.now())})` : ""}</dd>

@@ -25,6 +25,9 @@ const DICT = {
     connecting: "连接中…", live: "实时", failed: "连接失败，重试中", stats_soon: "统计分析（趋势、部门与网格对比、类案聚类、CSV 导出）将随治理模块提供。",
     total: "共", items: "条", legend: "图例", has_alarm: "报警中", site_plan: "场所平面图", close: "关闭",
     new_alarm: "新报警", lang: "English", user: "用户", fence: "周界", camera: "摄像机",
+    perimeter_intrusion: "周界入侵", illegal_construction: "违法建设", city_appearance: "市容环境",
+    public_security: "社会治安", dispute: "矛盾纠纷", fire: "火灾", flood: "汛情", device_fault: "设备故障",
+    environment: "环境保护",
   },
   en: {
     title: "SharpEye command console", alarms: "Alarms", wall: "Video wall", map: "Map", cases: "Cases",
@@ -55,6 +58,9 @@ const DICT = {
     stats_soon: "Statistics (trends, departments and grids compared, class-case clusters, CSV export) come with the governance module.",
     total: "Total", items: "", legend: "Legend", has_alarm: "in alarm", site_plan: "Site plan", close: "Close",
     new_alarm: "New alarm", lang: "中文", user: "User", fence: "Fence", camera: "Camera",
+    perimeter_intrusion: "perimeter intrusion", illegal_construction: "illegal construction",
+    city_appearance: "city appearance", public_security: "public security", dispute: "dispute", fire: "fire",
+    flood: "flood", device_fault: "device fault", environment: "environment",
   },
 };
 
