@@ -32,9 +32,16 @@ from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port  # noq
 
 CAMERA = "cam-reservoir-n"
 PASSWORD = "bench-admin-pw"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--autoplay-policy=no-user-gesture-required"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 OPEN_VIEWERS = """async ({ n, token, camera }) => {
   window.benchVideos = window.benchVideos || [];
@@ -91,8 +98,13 @@ def serve(port: int, redis_url: str, mqtt_url: str, data_dir: str) -> None:
     from ingest.registry import installed
     from sharpeye.settings import Settings
 
-    settings = Settings(data_dir=Path(data_dir), redis_url=redis_url, mqtt_url=mqtt_url,
-                        admin_password=PASSWORD, redis_prefix="benchlive")  # type: ignore[arg-type]
+    settings = Settings(
+        data_dir=Path(data_dir),
+        redis_url=redis_url,
+        mqtt_url=mqtt_url,
+        admin_password=PASSWORD,
+        redis_prefix="benchlive",
+    )  # type: ignore[arg-type]
     app = create_app(settings, load_file(demo_path(), installed()))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
@@ -128,8 +140,10 @@ def main() -> None:
         redis.start()
         broker.start()
         port = free_port()
-        hub = subprocess.Popen([sys.executable, __file__, "--serve", str(port), redis.url, broker.url, tmp],
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+        hub = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(port), redis.url, broker.url, tmp],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
@@ -143,7 +157,8 @@ def main() -> None:
                     raise SystemExit("hub did not start")
                 time.sleep(0.2)
             token = httpx.post(base + "/api/auth/token", data={"username": "admin", "password": PASSWORD}).json()[
-                "access_token"]
+                "access_token"
+            ]
             proc = psutil.Process(hub.pid)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
@@ -170,22 +185,30 @@ def main() -> None:
         ordered = sorted(values)
         return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
-    print(f"hub CPU, share of one core, {args.seconds:.0f} s windows, camera {CAMERA} (640x360, 25 fps, H.264 "
-          "encoded once by the hub):")
+    print(
+        f"hub CPU, share of one core, {args.seconds:.0f} s windows, camera {CAMERA} (640x360, 25 fps, H.264 "
+        "encoded once by the hub):"
+    )
     print(f"  baseline, no viewer:        {idle * 100:5.1f} %")
     print(f"  baseline, 1 viewer:         {one * 100:5.1f} %")
-    print(f"  {args.viewers} viewers:                {many * 100:5.1f} %   ratio to 1 viewer {many / one:.2f}x "
-          "(goal <= 1.20x)")
-    print(f"  per extra viewer:           {(many - one) / (args.viewers - 1) * 100:5.2f} % "
-          f"(live view alone, 1 viewer: {(one - idle) * 100:.1f} %)")
+    print(
+        f"  {args.viewers} viewers:                {many * 100:5.1f} %   ratio to 1 viewer {many / one:.2f}x "
+        "(goal <= 1.20x)"
+    )
+    print(
+        f"  per extra viewer:           {(many - one) / (args.viewers - 1) * 100:5.2f} % "
+        f"(live view alone, 1 viewer: {(one - idle) * 100:.1f} %)"
+    )
     for label, result in (("1 viewer", lat1), (f"{args.viewers} viewers", latn)):
         samples = result["out"]
         if not samples:
             print(f"glass-to-glass latency, {label}: no readable frame ({result['bad']} unreadable)")
             continue
-        print(f"glass-to-glass latency, {label}: p50 {statistics.median(samples):.0f} ms, p95 {pct(samples, 0.95):.0f} "
-              f"ms, max {max(samples):.0f} ms over {len(samples)} frames ({result['bad']} unreadable); goal p95 <= "
-              f"300 ms")
+        print(
+            f"glass-to-glass latency, {label}: p50 {statistics.median(samples):.0f} ms, p95 {pct(samples, 0.95):.0f} "
+            f"ms, max {max(samples):.0f} ms over {len(samples)} frames ({result['bad']} unreadable); goal p95 <= "
+            f"300 ms"
+        )
 
 
 if __name__ == "__main__":

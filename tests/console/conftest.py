@@ -69,7 +69,8 @@ class HubServer:
 
 @pytest.fixture(scope="module")
 def hub_server(
-    tmp_path_factory: pytest.TempPathFactory, redis_server_session: EmbeddedRedis,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server_session: EmbeddedRedis,
     mqtt_broker_session: EmbeddedMosquitto,
 ) -> Iterator[HubServer]:
     keys = Keys(prefix=f"console{int(time.time() * 1000) % 10**8}")

@@ -42,10 +42,14 @@ def page(browser: Browser, hub_server: HubServer) -> Page:
 def assert_playing(page: Page, selector: str) -> dict[str, Any]:
     video = page.locator(selector).first
     expect(video).to_be_visible()
-    first = wait_for(lambda: (s := video.evaluate(SAMPLE_VIDEO)) and s["time"] > 0.3 and s, timeout=15,
-                     what=f"{selector} playing")
-    later = wait_for(lambda: (s := video.evaluate(SAMPLE_VIDEO)) and s["time"] > first["time"] + 0.5 and s,
-                     timeout=10, what=f"{selector} time advancing")
+    first = wait_for(
+        lambda: (s := video.evaluate(SAMPLE_VIDEO)) and s["time"] > 0.3 and s, timeout=15, what=f"{selector} playing"
+    )
+    later = wait_for(
+        lambda: (s := video.evaluate(SAMPLE_VIDEO)) and s["time"] > first["time"] + 0.5 and s,
+        timeout=10,
+        what=f"{selector} time advancing",
+    )
     assert later["width"] > 0
     assert later["std"] > 15, f"frames look blank: {later}"
     return later

@@ -47,7 +47,7 @@ async def test_viewer_sees_stamped_picture_within_two_seconds(live: LiveService)
         await asyncio.wait_for(viewer.got_frame.wait(), 2.0)
         assert viewer.first_frame_at is not None and viewer.first_frame_at - viewer.started_at < 2.0
         deadline = time.monotonic() + 5
-        while len(viewer.latencies) < 3 and time.monotonic() < deadline:
+        while len(viewer.latencies) < 3 and time.monotonic() < deadline:  # noqa: ASYNC110 - poll with a deadline
             await asyncio.sleep(0.05)
         assert len(viewer.latencies) >= 3, "the time code drawn in the frames could not be read back"
         assert max(viewer.latencies) < 1000
@@ -90,7 +90,7 @@ async def test_slow_viewer_is_dropped_without_slowing_others(live: LiveService) 
     stuck = feed.subscribe()  # a subscriber that never reads
     frames_before = good.frames
     deadline = time.monotonic() + 10
-    while not stuck.closed and time.monotonic() < deadline:
+    while not stuck.closed and time.monotonic() < deadline:  # noqa: ASYNC110 - poll with a deadline
         await asyncio.sleep(0.05)
     try:
         assert stuck.reason == "slow"
