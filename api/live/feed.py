@@ -40,6 +40,7 @@ class Subscription:
         self.feed = feed
         self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(maxsize)
         self._on_drop = on_drop
+        self.reading = False
         self.started = False
         self.reason: str | None = None
         self.delivered = 0
@@ -51,7 +52,15 @@ class Subscription:
         return self.reason is not None
 
     async def get(self) -> av.Packet[Any]:
-        """The next packet; raises ``FeedClosed`` once the subscription is dropped or closed."""
+        """The next packet; raises ``FeedClosed`` once the subscription is dropped or closed.
+
+        Packets are queued only from the first call on: a viewer still connecting (ICE, DTLS) is not yet
+        reading, and must neither be dropped as slow nor start with stale packets. The first call asks the
+        source for a key frame, so the picture starts at once where the source can make one.
+        """
+        if not self.reading:
+            self.reading = True
+            self.feed.request_key_frame(force=True)
         if self.reason is not None and self._queue.empty():
             raise FeedClosed(self.reason)
         packet = await self._queue.get()
@@ -61,7 +70,7 @@ class Subscription:
 
     def offer(self, packet: av.Packet[Any]) -> None:
         """Called by the feed: queue ``packet`` or drop this subscription if the viewer is behind."""
-        if self.reason is not None:
+        if self.reason is not None or not self.reading:
             return
         if not self.started:
             if not packet.is_keyframe:
@@ -122,7 +131,7 @@ class CameraFeed:
         return self._task is not None and not self._task.done()
 
     def subscribe(self, on_drop: Callable[[str], None] | None = None) -> Subscription:
-        """A new subscription, starting at the next key frame; starts reading the source if needed."""
+        """A new subscription, starting at a key frame once its reader asks; starts reading the source."""
         sub = Subscription(self, self._queue_packets, on_drop)
         self._subscriptions.add(sub)
         if self._idle is not None:
@@ -130,7 +139,6 @@ class CameraFeed:
             self._idle = None
         if not self.running:
             self._task = asyncio.create_task(self._pump(), name=f"live-feed-{self.camera_id}")
-        self.request_key_frame(force=True)
         return sub
 
     def discard(self, sub: Subscription) -> None:

@@ -14,7 +14,7 @@ from api.live.service import BadOffer, LiveService, SourceFactory, UnknownCamera
 from api.live.setting import LiveSettings
 from tests.live.viewer import Viewer
 
-SETTINGS = LiveSettings(synthetic_width=320, synthetic_height=180, synthetic_fps=15, idle_stop_s=0.5)
+SETTINGS = LiveSettings(synthetic_width=320, synthetic_height=180, synthetic_fps=15, idle_stop_s=0.5, queue_packets=20)
 
 
 @pytest.fixture
@@ -87,7 +87,8 @@ async def test_slow_viewer_is_dropped_without_slowing_others(live: LiveService) 
     good, _ = await watch(live, "cam-d")
     await asyncio.wait_for(good.got_frame.wait(), 2.0)
     feed = live.feeds["cam-d"]
-    stuck = feed.subscribe()  # a subscriber that never reads
+    stuck = feed.subscribe()  # a viewer that reads one packet, then stalls
+    await asyncio.wait_for(stuck.get(), 3.0)
     frames_before = good.frames
     deadline = time.monotonic() + 10
     while not stuck.closed and time.monotonic() < deadline:  # noqa: ASYNC110 - poll with a deadline
@@ -100,6 +101,24 @@ async def test_slow_viewer_is_dropped_without_slowing_others(live: LiveService) 
         assert not good.ended.is_set()
     finally:
         await good.close()
+
+
+async def test_a_viewer_still_connecting_is_not_dropped(live: LiveService) -> None:
+    watching, _ = await watch(live, "cam-f")
+    await asyncio.wait_for(watching.got_frame.wait(), 2.0)
+    feed = live.feeds["cam-f"]
+    connecting = feed.subscribe()  # not reading yet, as while ICE and DTLS are under way
+    packets = feed.packets
+    deadline = time.monotonic() + 10
+    while feed.packets < packets + 2 * SETTINGS.queue_packets and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    try:
+        assert not connecting.closed
+        first = await asyncio.wait_for(connecting.get(), 2.0)
+        assert first.is_keyframe, "a viewer starts at a key frame, asked for when it starts reading"
+    finally:
+        connecting.close()
+        await watching.close()
 
 
 async def test_leaving_and_shutdown_close_connections(live: LiveService) -> None:
