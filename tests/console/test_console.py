@@ -70,6 +70,7 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
     publisher = Publisher(mqtt_broker_session.url)
     try:
         publisher.publish("sharpeye/fence/fence-reservoir/event", fence_event(1, "z1"))
+        publisher.publish("sharpeye/fence/fence-school/event", b"{not json")
     finally:
         publisher.close()
 
@@ -137,6 +138,9 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
 
     page.click("#nav button[data-view=devices]")
     expect(page.locator("#device-rows tr[data-device='fence-reservoir']")).to_contain_text("在线")
+    expect(page.locator("#device-rows tr[data-device='fence-school']")).to_contain_text("1")
+    expect(page.locator("#deadletter-rows tr")).to_have_count(1)
+    expect(page.locator("#deadletter-rows tr")).to_contain_text("bad_payload")
     page.screenshot(path=str(SHOTS / "devices.png"))
 
     # English by the switch, and back
