@@ -9,6 +9,8 @@ from api.live.container import ProbedSource
 from api.live.pattern import synthetic_source
 from api.live.service import SourceFactory, SourceResolver
 from api.live.setting import LiveSettings
+from api.live.source import LiveSource
+from api.live.subscription import PacketSubscriptionLike, SubscriptionSource
 
 SYNTHETIC = "synthetic:"
 
@@ -35,5 +37,29 @@ def device_resolver(lookup: Callable[[str], Any], settings: LiveSettings) -> Sou
         if not getattr(device, "enabled", True):
             return None
         return source_factory(str(device.url), settings)
+
+    return resolve
+
+
+def service_resolver(subscribe: Callable[[str], PacketSubscriptionLike], fallback: SourceResolver) -> SourceResolver:
+    """Live sources from a camera service's ``subscribe(camera_id)`` (packets the hub already reads), falling back
+    to opening the camera here when the service does not run it (``subscribe`` raises ``KeyError``).
+
+    ``fallback`` also decides which ids are cameras at all (e.g. ``device_resolver(hub.inventory.get, ...)``).
+    """
+
+    def resolve(camera_id: str) -> SourceFactory | None:
+        own = fallback(camera_id)
+        if own is None:
+            return None
+
+        def make() -> LiveSource:
+            try:
+                subscription = subscribe(camera_id)
+            except KeyError:
+                return own()
+            return SubscriptionSource(camera_id, lambda: subscription)
+
+        return make
 
     return resolve
