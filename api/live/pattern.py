@@ -76,13 +76,16 @@ class Pattern:
         write_stamp(image, int(now * 1000))
         return image
 
+    def frame_at(self, now: float) -> av.VideoFrame:
+        return av.VideoFrame.from_ndarray(self.render(now), format="bgr24")
+
     async def frames(self) -> AsyncIterator[av.VideoFrame]:
         """Frames at ``fps``, stamped with the time they are made; late frames are skipped, never bunched."""
         period = 1 / self.fps
         start = time.monotonic()
         tick = 0
         while True:
-            frame = av.VideoFrame.from_ndarray(self.render(time.time()), format="bgr24")
+            frame = await asyncio.to_thread(self.frame_at, time.time())
             frame.pts = round((time.monotonic() - start) * 90000)
             frame.time_base = PTS_TIME_BASE
             yield frame
