@@ -142,7 +142,7 @@ async function selectAlarm(id, resetPlayers = true) {
   if (keep) { pane.querySelector(".detail-info").innerHTML = info; return; }
   state.detailPlayers.forEach((p) => p.close()); state.detailPlayers = [];
   pane.dataset.alarm = id;
-  pane.innerHTML = `<h3>${t("cameras")}</h3><div class="detail-cameras"></div><div class="detail-info">${info}</div>`;
+  pane.innerHTML = `<h3 data-i18n="cameras">${t("cameras")}</h3><div class="detail-cameras"></div><div class="detail-info">${info}</div>`;
   const box = pane.querySelector(".detail-cameras");
   if (!a.cameras.length) box.innerHTML = `<p class="muted">${t("no_cameras")}</p>`;
   for (const cam of a.cameras.slice(0, 4)) {
@@ -376,7 +376,8 @@ $("login").addEventListener("submit", async (ev) => {
 $("logout").addEventListener("click", () => logout());
 $("lang").addEventListener("click", () => {
   setLang(lang === "zh" ? "en" : "zh"); renderMute(); refresh().catch(report);
-  if (state.selected && state.view === "alarms") selectAlarm(state.selected, false).catch(report);
+  if (state.selected) selectAlarm(state.selected, false).catch(report);
+  [...state.detailPlayers, ...state.wallPlayers, mapPlayer].forEach((p) => p && p.setStatus(p.el.dataset.state));
 });
 $("mute").addEventListener("click", () => { setMuted(!muted); renderMute(); });
 $("nav").addEventListener("click", (ev) => { const b = ev.target.closest("button"); if (b?.dataset.view) show(b.dataset.view); });

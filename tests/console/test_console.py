@@ -1,9 +1,11 @@
 """The operator's shift in Debian's Chromium against a real hub: sign in, a fence intrusion published on the
 real broker pops up with a sound and its camera playing live over WebRTC, acknowledge it, open its case, the
-wall and the map react, switch to English. Screenshots of the main pages go to docs/screenshots/."""
+wall and the map react, switch to English. Screenshots of the main pages are taken on every run, into a temporary
+directory; to refresh the ones in the docs: ``SHARPEYE_SCREENSHOT_DIR=docs/screenshots pytest tests/console``."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,6 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.console.conftest import ADMIN_PASSWORD, HubServer
 from tests.helpers import Publisher, wait_for
-
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 SAMPLE_VIDEO = """(video) => {
   const c = document.createElement("canvas"); c.width = 160; c.height = 90;
@@ -55,7 +55,8 @@ def assert_playing(page: Page, selector: str) -> dict[str, Any]:
     return later
 
 
-def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: Any) -> None:
+def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: Any, tmp_path: Path) -> None:
+    shots = Path(os.environ.get("SHARPEYE_SCREENSHOT_DIR") or tmp_path)
     # Chinese first
     expect(page.locator("header h1")).to_have_text("SharpEye 综治指挥台")
     page.fill("input[name=username]", "admin")
@@ -87,7 +88,7 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
     expect(detail.locator(".player[data-camera='cam-reservoir-n']")).to_have_count(1)
     sample = assert_playing(page, "#alarm-detail video[data-camera='cam-reservoir-n']")
     expect(detail.locator(".player-status")).to_have_text("实时")
-    page.screenshot(path=str(SHOTS / "alarms.png"))
+    page.screenshot(path=str(shots / "alarms.png"))
     assert sample["width"] == 640
 
     # acknowledge
@@ -108,7 +109,7 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
     expect(first_tile.locator(".tile-alarm")).to_contain_text("围界入侵报警")
     expect(page.locator("#wall-grid .tile")).to_have_count(4)
     assert_playing(page, "#wall-grid .tile >> nth=0 >> video")
-    page.screenshot(path=str(SHOTS / "wall.png"))
+    page.screenshot(path=str(shots / "wall.png"))
     page.click("[data-layout='9']")
     expect(page.locator("#wall-grid .tile")).to_have_count(9)
     page.click("[data-layout='4']")
@@ -123,7 +124,7 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
     page.locator("#map-marks .mark[data-device='fence-reservoir']").click()
     expect(page.locator("#map-device")).to_contain_text("水库北侧围栏")
     assert_playing(page, "#map-device video")
-    page.screenshot(path=str(SHOTS / "map.png"))
+    page.screenshot(path=str(shots / "map.png"))
 
     # open its case from the alarm
     page.click("#nav button[data-view=alarms]")
@@ -134,14 +135,14 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
     expect(case_detail.locator(".history tbody tr")).to_have_count(3)
     expect(page.locator("#case-rows tr")).to_have_count(1)
     expect(page.locator("#case-rows tr .light")).to_have_count(1)
-    page.screenshot(path=str(SHOTS / "cases.png"))
+    page.screenshot(path=str(shots / "cases.png"))
 
     page.click("#nav button[data-view=devices]")
     expect(page.locator("#device-rows tr[data-device='fence-reservoir']")).to_contain_text("在线")
     expect(page.locator("#device-rows tr[data-device='fence-school']")).to_contain_text("1")
     expect(page.locator("#deadletter-rows tr")).to_have_count(1)
     expect(page.locator("#deadletter-rows tr")).to_contain_text("bad_payload")
-    page.screenshot(path=str(SHOTS / "devices.png"))
+    page.screenshot(path=str(shots / "devices.png"))
 
     # English by the switch, and back
     page.click("#lang")
@@ -150,6 +151,8 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
     expect(page.locator("#device-rows tr[data-device='fence-reservoir']")).to_contain_text("online")
     page.click("#nav button[data-view=alarms]")
     expect(page.locator(f"#alarm-rows tr[data-alarm='{alarm_id}']")).to_contain_text("active, acknowledged")
-    page.screenshot(path=str(SHOTS / "alarms-en.png"))
+    expect(detail.locator(".alarm-state")).to_have_text("active, acknowledged")
+    expect(detail.locator(".player-status")).to_have_text("Live")
+    page.screenshot(path=str(shots / "alarms-en.png"))
     page.click("#lang")
     expect(page.locator("header h1")).to_have_text("SharpEye 综治指挥台")
