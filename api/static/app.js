@@ -65,9 +65,29 @@ function visibleAlarms() {
     .sort((a, b) => (b.first_seen.localeCompare(a.first_seen)));
 }
 
+// Evidence references from the video pipeline are paths like "cam-1/20260105/120000-motion-ab12.jpg", served by
+// the hub at /api/evidence/<ref> behind the bearer token: fetched here and shown from blob URLs.
+const IMAGE = /\.(jpe?g|png|webp)(\?|$)/i;
+const CLIP = /\.(mp4|webm)(\?|$)/i;
+const blobs = new Map();
+const evidenceUrl = (ref) => (/^(https?:|\/)/.test(ref) ? ref : `/api/evidence/${ref.split("/").map(encodeURIComponent).join("/")}`);
+
+async function loadEvidence(root) {
+  for (const el of root.querySelectorAll("[data-evidence]")) {
+    const url = evidenceUrl(el.dataset.evidence);
+    if (!blobs.has(url)) {
+      blobs.set(url, fetch(url, { headers: { Authorization: `Bearer ${session.token}` } })
+        .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(`${r.status}`))))
+        .then((b) => URL.createObjectURL(b)).catch(() => null));
+    }
+    const src = await blobs.get(url);
+    if (src) { el.src = src; if (el.parentElement.tagName === "A") el.parentElement.href = src; } else el.classList.add("missing");
+  }
+}
+
 function thumb(a) {
-  const image = (a.evidence || []).find((e) => /\.(jpe?g|png|webp)(\?|$)/i.test(e));
-  return image ? `<a href="${esc(image)}" target="_blank"><img class="thumb" src="${esc(image)}" alt=""></a>`
+  const image = (a.evidence || []).find((e) => IMAGE.test(e));
+  return image ? `<a target="_blank"><img class="thumb" data-evidence="${esc(image)}" alt=""></a>`
     : (a.cameras.length ? `<span class="cam-icon" title="${esc(a.cameras.join(", "))}">▶</span>` : "");
 }
 
@@ -83,6 +103,7 @@ function renderAlarms() {
   const unack = [...state.alarms.values()].filter((a) => a.state.endsWith("unack")).length;
   $("alarm-count").textContent = `${t("total")} ${rows.length} ${t("items")} · ${t("active_unack")} ${unack}`;
   const badge = $("alarm-badge"); badge.hidden = !unack; badge.textContent = unack;
+  loadEvidence($("alarm-rows")).catch(report);
 }
 
 function actionButtons(a) {
@@ -118,10 +139,10 @@ async function selectAlarm(id, resetPlayers = true) {
   const a = detail.alarm; state.alarms.set(a.id, a);
   const pane = $("alarm-detail");
   const keep = !resetPlayers && pane.dataset.alarm === id;
-  const evidence = (a.evidence || []).map((e) => /\.(jpe?g|png|webp)(\?|$)/i.test(e)
-    ? `<a href="${esc(e)}" target="_blank"><img class="snapshot" src="${esc(e)}" alt=""></a>`
-    : /\.(mp4|webm|ts)(\?|$)/i.test(e) ? `<video class="clip" controls src="${esc(e)}"></video>`
-    : `<a href="${esc(e)}" target="_blank">${esc(e)}</a>`).join("") || `<p class="muted">${t("no_evidence")}</p>`;
+  const evidence = (a.evidence || []).map((e) => IMAGE.test(e)
+    ? `<a target="_blank"><img class="snapshot" data-evidence="${esc(e)}" alt=""></a>`
+    : CLIP.test(e) ? `<video class="clip" controls preload="metadata" data-evidence="${esc(e)}"></video>`
+    : `<span>${esc(e)}</span>`).join("") || `<p class="muted">${t("no_evidence")}</p>`;
   const info = `
     <h2><span class="sev sev-${a.severity}">${t(a.severity)}</span> ${esc(a.title)}</h2>
     <dl class="facts">
@@ -139,10 +160,11 @@ async function selectAlarm(id, resetPlayers = true) {
     <table class="history"><thead><tr><th>${t("at")}</th><th>${t("action")}</th><th>${t("actor")}</th><th>${t("note")}</th></tr></thead>
     <tbody>${detail.history.map((h) => `<tr><td>${fmtTime(h.at)}</td><td>${t(h.action === "cleared" ? "cleared_action" : h.action)}</td>
       <td>${esc(h.actor)}</td><td>${esc(h.note)}</td></tr>`).join("")}</tbody></table>`;
-  if (keep) { pane.querySelector(".detail-info").innerHTML = info; return; }
+  if (keep) { pane.querySelector(".detail-info").innerHTML = info; loadEvidence(pane).catch(report); return; }
   state.detailPlayers.forEach((p) => p.close()); state.detailPlayers = [];
   pane.dataset.alarm = id;
   pane.innerHTML = `<h3 data-i18n="cameras">${t("cameras")}</h3><div class="detail-cameras"></div><div class="detail-info">${info}</div>`;
+  loadEvidence(pane).catch(report);
   const box = pane.querySelector(".detail-cameras");
   if (!a.cameras.length) box.innerHTML = `<p class="muted">${t("no_cameras")}</p>`;
   for (const cam of a.cameras.slice(0, 4)) {
