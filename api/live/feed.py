@@ -127,6 +127,11 @@ class CameraFeed:
         return len(self._subscriptions)
 
     @property
+    def source(self) -> LiveSource | None:
+        """The source being read, while the feed runs."""
+        return self._source
+
+    @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 

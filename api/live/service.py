@@ -142,6 +142,7 @@ class LiveService:
     def _check_connected(self, session_id: str) -> None:
         session = self.sessions.get(session_id)
         if session is not None and session.pc.connectionState != "connected":
+            self.dropped["connect timeout"] = self.dropped.get("connect timeout", 0) + 1
             asyncio.get_running_loop().create_task(self.close(session_id, "connect timeout"))
 
     async def close(self, session_id: str, reason: str = "left") -> bool:

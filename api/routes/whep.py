@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
+from pydantic import BaseModel, Field
 
 from api.deps import require
 from api.live.camera import device_resolver
@@ -58,6 +59,41 @@ def get_live(request: Request) -> LiveService:
 
 
 LiveDep = Annotated[LiveService, Depends(get_live)]
+
+
+class FeedView(BaseModel):
+    camera: str
+    viewers: int = Field(description="Viewers connected now.")
+    running: bool = Field(description="Whether the camera is being read for live view.")
+    source: str = Field(description="What is read (no credentials).")
+    packets: int = Field(description="Packets read since the feed was created.")
+    key_frames: int
+    failures: int = Field(description="Times the source failed and was reopened.")
+    last_error: str
+
+
+class LiveView(BaseModel):
+    feeds: list[FeedView]
+    dropped: dict[str, int] = Field(description="Viewers closed by the hub, by reason (slow, failed, ...).")
+
+
+@router.get("/live")
+async def live_status(live: LiveDep, _: Annotated[Principal, Depends(require(Permission.devices_read))]) -> LiveView:
+    """Live-view feeds with their viewers, and viewers the hub closed."""
+    feeds = [
+        FeedView(
+            camera=feed.camera_id,
+            viewers=live.viewers(feed.camera_id),
+            running=feed.running,
+            source=feed.source.name if feed.source is not None else "",
+            packets=feed.packets,
+            key_frames=feed.key_frames,
+            failures=feed.failures,
+            last_error=feed.last_error,
+        )
+        for feed in live.feeds.values()
+    ]
+    return LiveView(feeds=sorted(feeds, key=lambda f: f.camera), dropped=dict(live.dropped))
 
 
 @router.post(

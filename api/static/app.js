@@ -343,6 +343,10 @@ async function loadDevices() {
     <tr data-device="${esc(d.id)}"><td>${esc(d.id)}</td><td>${esc(d.name)}</td><td>${t(d.kind)}</td><td>${esc(d.grid)}</td>
     <td><i class="dot state-${esc(d.state)}"></i> ${t(d.state)}</td><td>${fmtTime(d.last_seen)}</td>
     <td class="num">${d.messages}</td><td class="num">${d.errors}</td><td>${esc(d.last_error)}</td></tr>`).join("");
+  const live = await api("/api/cameras/live").catch(() => ({ feeds: [] }));
+  $("live-rows").innerHTML = live.feeds.map((f) => `
+    <tr><td>${esc(state.names.get(f.camera) || f.camera)}</td><td class="num">${f.viewers}</td><td>${esc(f.source)}</td>
+    <td class="num">${f.packets}</td><td class="num">${f.failures}</td><td>${esc(f.last_error)}</td></tr>`).join("");
   let letters = [];
   try { letters = await api("/api/deadletters?limit=50"); } catch { /* roles without dead-letter access */ }
   $("deadletter-rows").innerHTML = letters.map((l) => `

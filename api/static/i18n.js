@@ -27,7 +27,7 @@ const DICT = {
     new_alarm: "新报警", lang: "English", user: "用户", fence: "周界", camera: "摄像机",
     perimeter_intrusion: "周界入侵", illegal_construction: "违法建设", city_appearance: "市容环境",
     public_security: "社会治安", dispute: "矛盾纠纷", fire: "火灾", flood: "汛情", device_fault: "设备故障",
-    environment: "环境保护",
+    environment: "环境保护", live_feeds: "实时视频", viewers: "观看", source: "来源", packets: "数据包", failures: "故障",
   },
   en: {
     title: "SharpEye command console", alarms: "Alarms", wall: "Video wall", map: "Map", cases: "Cases",
@@ -60,7 +60,8 @@ const DICT = {
     new_alarm: "New alarm", lang: "中文", user: "User", fence: "Fence", camera: "Camera",
     perimeter_intrusion: "perimeter intrusion", illegal_construction: "illegal construction",
     city_appearance: "city appearance", public_security: "public security", dispute: "dispute", fire: "fire",
-    flood: "flood", device_fault: "device fault", environment: "environment",
+    flood: "flood", device_fault: "device fault", environment: "environment", live_feeds: "Live video",
+    viewers: "Viewers", source: "Source", packets: "Packets", failures: "Failures",
   },
 };
 

@@ -141,6 +141,7 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
     expect(page.locator("#device-rows tr[data-device='fence-reservoir']")).to_contain_text("在线")
     expect(page.locator("#device-rows tr[data-device='fence-school']")).to_contain_text("1")
     expect(page.locator("#deadletter-rows tr")).to_have_count(1)
+    expect(page.locator("#live-rows")).to_contain_text("水库北岸球机")
     expect(page.locator("#deadletter-rows tr")).to_contain_text("bad_payload")
     page.screenshot(path=str(shots / "devices.png"))
 

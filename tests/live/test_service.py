@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from api.live.camera import source_factory
 from api.live.service import BadOffer, LiveService, SourceFactory, UnknownCamera
 from api.live.setting import LiveSettings
+from tests.live.test_container import write_clip
 from tests.live.viewer import Viewer
 
 SETTINGS = LiveSettings(synthetic_width=320, synthetic_height=180, synthetic_fps=15, idle_stop_s=0.5, queue_packets=20)
@@ -134,3 +136,31 @@ async def test_leaving_and_shutdown_close_connections(live: LiveService) -> None
     assert live.sessions == {} and live.feeds == {}
     await a.close()
     await b.close()
+
+
+async def test_h264_file_camera_reaches_a_viewer_without_re_encoding(tmp_path: Path) -> None:
+    clip = tmp_path / "camera.mp4"
+    write_clip(clip, "libx264", frames=60, fps=20)
+
+    def resolve(camera_id: str) -> SourceFactory | None:
+        return source_factory(str(clip), SETTINGS) if camera_id == "cam-file" else None
+
+    service = LiveService(resolve, SETTINGS)
+    await service.start()
+    viewer = Viewer(read_stamps=False)
+    try:
+
+        async def answer(offer: str) -> str:
+            _, sdp = await service.open("cam-file", offer)
+            return sdp
+
+        await viewer.connect(answer)
+        await asyncio.wait_for(viewer.got_frame.wait(), 5.0)
+        frames = viewer.frames
+        await asyncio.sleep(1.0)
+        assert viewer.frames >= frames + 10, "frames keep coming (the file loops)"
+        feed = service.feeds["cam-file"]
+        assert feed.source is not None and not feed.source.key_frame_on_request, "passthrough, not an encoder"
+    finally:
+        await viewer.close()
+        await service.stop()

@@ -60,6 +60,8 @@ def test_offer_answer_leave(client: TestClient) -> None:
     assert answer.startswith("v=0") and "H264" in answer and "VP8" not in answer
     assert "a=candidate:" in answer and " 127.0.0.1 " in answer
     location = res.headers["Location"]
+    status = client.get("/api/cameras/live").json()
+    assert [(f["camera"], f["viewers"], f["running"]) for f in status["feeds"]] == [("cam-school-gate", 1, True)]
     assert location.startswith("/api/cameras/cam-school-gate/whep/")
     live = client.app.state.live  # type: ignore[attr-defined]
     assert live.viewers("cam-school-gate") == 1
