@@ -106,9 +106,12 @@ async def offer(request: Request, live: LiveDep, _: Viewer, camera_id: str) -> R
     """Open a viewer of ``camera_id``: the body is the browser's SDP offer (recvonly video, H.264 offered)."""
     if request.headers.get("content-type", "").split(";")[0].strip() != SDP:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"send the offer as {SDP}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_OFFER_BYTES:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "offer too large")
     body = await request.body()
     if len(body) > MAX_OFFER_BYTES:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "offer too large")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "offer too large")
     try:
         session, answer = await live.open(camera_id, body.decode("utf-8"))
     except UnicodeDecodeError:

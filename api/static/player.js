@@ -20,6 +20,11 @@ export class LivePlayer {
     this.el.append(this.video, this.label, this.status);
     container.append(this.el);
     this.closed = false;
+    // time from opening the player to its first picture, for operators' support and the browser tests
+    const started = performance.now();
+    const first = () => { this.video.dataset.firstFrameMs = String(Math.round(performance.now() - started)); };
+    if (this.video.requestVideoFrameCallback) this.video.requestVideoFrameCallback(first);
+    else this.video.addEventListener("playing", first, { once: true });
     this.connect();
   }
 

@@ -6,6 +6,7 @@ directory; to refresh the ones in the docs: ``SHARPEYE_SCREENSHOT_DIR=docs/scree
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,11 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
     expect(first_tile.locator(".tile-alarm")).to_contain_text("围界入侵报警")
     expect(page.locator("#wall-grid .tile")).to_have_count(4)
     assert_playing(page, "#wall-grid .tile >> nth=0 >> video")
+    for tile in range(3):  # the three demo cameras, each opened when the wall was shown
+        video = page.locator("#wall-grid .tile video").nth(tile)
+        expect(video).to_have_attribute("data-first-frame-ms", re.compile(r"^\d+$"))
+        first_ms = int(video.get_attribute("data-first-frame-ms") or "0")
+        assert first_ms < 2000, f"a new viewer must see a picture within 2 s, took {first_ms} ms"
     page.screenshot(path=str(shots / "wall.png"))
     page.click("[data-layout='9']")
     expect(page.locator("#wall-grid .tile")).to_have_count(9)

@@ -80,6 +80,8 @@ def test_refusals(client: TestClient) -> None:
     assert client.post("/api/cameras/fence-school/whep", content=offer, headers=sdp).status_code == 404
     assert client.post("/api/cameras/cam-hillside/whep", json={"sdp": offer}).status_code == 415
     assert client.post("/api/cameras/cam-hillside/whep", content="hello", headers=sdp).status_code == 400
+    huge = "v=0\r\n" + "a=x\r\n" * 20000
+    assert client.post("/api/cameras/cam-hillside/whep", content=huge, headers=sdp).status_code == 413
     assert client.post("/api/cameras/cam-hillside/whep", content=b"\xff\xfe", headers=sdp).status_code == 400
     anonymous = {**sdp, "Authorization": ""}
     assert client.post("/api/cameras/cam-hillside/whep", content=offer, headers=anonymous).status_code == 401
