@@ -303,8 +303,11 @@ function renderCases() {
       <td>${fmtTime(c.created_at)}</td></tr>`).join("");
 }
 
+// Case work: the detail may list ``actions`` (what the caller's role may do at this stage); each posts
+// {"action", "note"} to /api/cases/<id>/actions. Without that list the pane explains where the work is done.
 async function openCase(id) {
-  const { case: c, history } = await api(`/api/cases/${encodeURIComponent(id)}`);
+  const { case: c, history, actions } = await api(`/api/cases/${encodeURIComponent(id)}`);
+  const buttons = (actions || []).map((a) => `<button data-case-act="${esc(a)}">${esc(t("act_" + a))}</button>`).join(" ");
   document.querySelectorAll("#case-rows tr").forEach((r) => r.classList.toggle("selected", r.dataset.case === id));
   $("case-detail").dataset.case = id;
   $("case-detail").innerHTML = `
@@ -315,7 +318,7 @@ async function openCase(id) {
       <dt>${t("department")}</dt><dd>${esc(state.departments.get(c.department) || c.department || "")}</dd>
       <dt>${t("deadline")}</dt><dd>${c.due_at ? `${fmtTime(c.due_at)} (${fmtDuration(Date.parse(c.due_at) - Date.now())})` : ""}</dd>
       <dt>${t("alarms")}</dt><dd>${c.alarm_ids.map((a) => `<a href="#" data-alarm-link="${esc(a)}">${esc(a)}</a>`).join(", ")}</dd></dl>
-    <p class="muted">${t("case_actions_note")}</p>
+    ${buttons ? `<p class="actions">${buttons}</p>` : `<p class="muted">${t("case_actions_note")}</p>`}
     <h3>${t("case_history")}</h3>
     <table class="history"><thead><tr><th>${t("at")}</th><th>${t("action")}</th><th>${t("actor")}</th><th>${t("stage")}</th><th>${t("note")}</th></tr></thead>
     <tbody>${history.map((h) => `<tr><td>${fmtTime(h.at)}</td><td>${t(h.action)}</td><td>${esc(h.actor)}</td>
@@ -419,7 +422,14 @@ $("alarms").addEventListener("click", (ev) => {
   if (row) selectAlarm(row.dataset.alarm).catch(report);
 });
 $("case-rows").addEventListener("click", (ev) => { const r = ev.target.closest("tr[data-case]"); if (r) openCase(r.dataset.case).catch(report); });
-$("case-detail").addEventListener("click", (ev) => {
+$("case-detail").addEventListener("click", async (ev) => {
+  const b = ev.target.closest("[data-case-act]");
+  if (b) {
+    const id = $("case-detail").dataset.case; const note = prompt(t("case_note")) ?? "";
+    try { await api(`/api/cases/${encodeURIComponent(id)}/actions`, { method: "POST", json: { action: b.dataset.caseAct, note } }); }
+    catch (err) { report(err); }
+    await loadCases(); await openCase(id); return;
+  }
   const link = ev.target.closest("[data-alarm-link]");
   if (link) { ev.preventDefault(); show("alarms"); selectAlarm(link.dataset.alarmLink).catch(report); }
 });
