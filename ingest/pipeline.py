@@ -17,7 +17,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from ingest.deadletter import DeadLetter, add_many
-from ingest.driver import Payload
+from ingest.driver import Payload, StatefulDriver
 from ingest.health import HealthTracker
 from ingest.inventory import DeviceInventory, InventoryError
 from ingest.mqtt import TOPIC_ROOT, Message
@@ -80,6 +80,12 @@ class IngestPipeline:
         self.sink = sink
         self.limiter = limiter or RateLimiter()
         self._dropped_since_letter: dict[str, int] = {}
+        # per-device decoding state of stateful kinds (thermal history); dropped when a device changes
+        self._states: dict[str, object] = {}
+        inventory.listeners.append(self._forget_state)
+
+    def _forget_state(self, device_id: str, _device: object) -> None:
+        self._states.pop(device_id, None)
 
     async def handle(self, batch: list[Message]) -> None:
         started = time.perf_counter()
@@ -154,8 +160,15 @@ class IngestPipeline:
             self._reject(letters, message, device_id, kind, DecodeError("oversize", detail))
             return
         payload = Payload(device_id, channel, message.payload, datetime.fromtimestamp(message.received, UTC))
+        driver = self.registry.drivers[kind]
         try:
-            decoded = self.registry.drivers[kind].decode(device, payload)
+            if isinstance(driver, StatefulDriver):
+                state = self._states.get(device_id)
+                if state is None:
+                    state = self._states[device_id] = driver.new_state(device)
+                decoded = driver.decode(device, payload, state)
+            else:
+                decoded = driver.decode(device, payload)
         except DecodeError as exc:
             self._reject(letters, message, device_id, kind, exc)
             return

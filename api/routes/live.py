@@ -36,7 +36,7 @@ async def alarm_stream(websocket: WebSocket) -> None:
         first = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_S)
         token = orjson.loads(first).get("token", "")
     except (TimeoutError, orjson.JSONDecodeError, AttributeError, WebSocketDisconnect):
-        await websocket.close(status.WS_1008_POLICY_VIOLATION, "send {\"token\": ...} first")
+        await websocket.close(status.WS_1008_POLICY_VIOLATION, 'send {"token": ...} first')
         return
     principal = await users.principal(str(token)) if token else None
     if principal is None or not allowed(principal.role, Permission.alarms_read):
