@@ -17,6 +17,8 @@ from playwright.sync_api import Browser, Page, expect
 from tests.console.conftest import ADMIN_PASSWORD, HubServer
 from tests.helpers import Publisher, wait_for
 
+expect.set_options(timeout=15_000)
+
 SAMPLE_VIDEO = """(video) => {
   const c = document.createElement("canvas"); c.width = 160; c.height = 90;
   const g = c.getContext("2d"); g.drawImage(video, 0, 0, 160, 90);
@@ -148,7 +150,7 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
     expect(page.locator("#device-rows tr[data-device='fence-school']")).to_contain_text("1")
     expect(page.locator("#deadletter-rows tr")).to_have_count(1)
     expect(page.locator("#live-rows")).to_contain_text("水库北岸球机")
-    expect(page.locator("#deadletter-rows tr")).to_contain_text("bad_payload")
+    expect(page.locator("#deadletter-rows tr")).to_contain_text("not_json")
     page.screenshot(path=str(shots / "devices.png"))
 
     # English by the switch, and back
