@@ -111,6 +111,7 @@ function actionButtons(a) {
   if (a.state.endsWith("unack")) out.push(`<button data-act="acknowledge" data-id="${esc(a.id)}">${t("ack")}</button>`);
   if (!a.state.startsWith("cleared")) out.push(`<button data-act="clear" data-id="${esc(a.id)}">${t("clear")}</button>`);
   out.push(`<button data-act="comment" data-id="${esc(a.id)}">${t("comment")}</button>`);
+  if (!a.state.startsWith("cleared")) out.push(`<button data-act="shelve" data-id="${esc(a.id)}">${t("shelve")}</button>`);
   out.push(`<button data-act="case" data-id="${esc(a.id)}">${t("open_case")}</button>`);
   if (a.cameras.length) out.push(`<button data-act="wall" data-id="${esc(a.id)}">${t("to_wall")}</button>`);
   return out.join(" ");
@@ -120,6 +121,7 @@ async function act(action, id) {
   const alarm = state.alarms.get(id);
   if (action === "case") return openCaseOf(id);
   if (action === "wall") { popToWall(alarm); return show("wall"); }
+  if (action === "shelve") return shelve(alarm);
   let json;
   if (action === "comment") {
     const note = prompt(t("comment_prompt"));
@@ -130,6 +132,18 @@ async function act(action, id) {
   state.alarms.set(id, result.alarm);
   renderAlarms();
   if (state.selected === id) await selectAlarm(id, false);
+}
+
+// Silence this alarm's condition (same rule, device and zone) for an hour, with a reason every operator sees.
+async function shelve(alarm) {
+  const reason = prompt(t("shelve_prompt"));
+  if (!reason || !reason.trim()) return;
+  const matchers = { rule_id: alarm.rule_id, device_id: alarm.device_id };
+  if (alarm.channel) matchers.channel = alarm.channel;
+  const now = new Date();
+  await api("/api/silences", { method: "POST", json: {
+    matchers, reason, starts_at: now.toISOString(), ends_at: new Date(now.getTime() + 3600e3).toISOString() } });
+  toast(`${t("shelved")}: ${alarm.title} · ${alarm.place}`);
 }
 
 async function selectAlarm(id, resetPlayers = true) {

@@ -105,6 +105,18 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
     assert history is not None and history.viewers("cam-reservoir-n") >= 1
     assert hub.inventory.get("cam-reservoir-n") is not None
 
+    # silence the condition for an hour, with a reason
+    page.once("dialog", lambda dialog: dialog.accept("围栏检修"))
+    row.locator("button[data-act=shelve]").click()
+    expect(page.locator("#toast")).to_contain_text("已屏蔽")
+    silences = page.evaluate(
+        "async () => (await fetch('/api/silences', {headers: {Authorization: "
+        "`Bearer ${sessionStorage.getItem('sharpeye.token')}`}})).json()"
+    )
+    assert [(s["matchers"], s["reason"]) for s in silences] == [
+        ({"rule_id": "fence-intrusion", "device_id": "fence-reservoir", "channel": "z1"}, "围栏检修")
+    ]
+
     # the wall got the alarm's camera in its first tile
     page.click("#nav button[data-view=wall]")
     first_tile = page.locator("#wall-grid .tile").first
