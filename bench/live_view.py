@@ -109,6 +109,13 @@ def serve(port: int, redis_url: str, mqtt_url: str, data_dir: str) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
+PLAYING = """async () => {
+  const before = window.benchVideos.map((v) => v.currentTime);
+  await new Promise((r) => setTimeout(r, 2000));
+  return window.benchVideos.filter((v, i) => v.currentTime > before[i] + 1).length;
+}"""
+
+
 def cpu_share(proc: psutil.Process, seconds: float) -> float:
     """Share of one core used by ``proc`` over ``seconds``."""
     before = proc.cpu_times()
@@ -173,6 +180,8 @@ def main() -> None:
                 open_viewers(page, args.viewers - 1, token)
                 time.sleep(3)
                 many = cpu_share(proc, args.seconds)
+                playing = page.evaluate(PLAYING)
+                status = httpx.get(base + "/api/cameras/live", headers={"Authorization": f"Bearer {token}"}).json()
                 latn = page.evaluate(LATENCY, {"frames": 150})
                 browser.close()
         finally:
@@ -199,6 +208,13 @@ def main() -> None:
         f"  per extra viewer:           {(many - one) / (args.viewers - 1) * 100:5.2f} % "
         f"(live view alone, 1 viewer: {(one - idle) * 100:.1f} %)"
     )
+    feed = next(f for f in status["feeds"] if f["camera"] == CAMERA)
+    print(
+        f"  check: {playing} of {args.viewers} videos advancing after the window, {feed['viewers']} viewers "
+        f"connected, dropped by the hub: {status['dropped'] or 'none'}"
+        + ("" if playing == args.viewers and not status["dropped"] else "  (MEASUREMENT INVALID)")
+    )
+    print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for label, result in (("1 viewer", lat1), (f"{args.viewers} viewers", latn)):
         samples = result["out"]
         if not samples:
