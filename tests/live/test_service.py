@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiortc import RTCPeerConnection
 
 from api.live.camera import source_factory
 from api.live.service import BadOffer, LiveService, SourceFactory, UnknownCamera
@@ -163,4 +164,24 @@ async def test_h264_file_camera_reaches_a_viewer_without_re_encoding(tmp_path: P
         assert feed.source is not None and not feed.source.key_frame_on_request, "passthrough, not an encoder"
     finally:
         await viewer.close()
+        await service.stop()
+
+
+async def test_a_viewer_that_never_connects_is_closed() -> None:
+    settings = SETTINGS.model_copy(update={"connect_timeout_s": 1.0})
+    service = LiveService(lambda cid: source_factory("synthetic:x", settings), settings)
+    await service.start()
+    pc = RTCPeerConnection()
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        session, _ = await service.open("cam-gone", pc.localDescription.sdp)  # the answer is never applied
+        assert service.viewers("cam-gone") == 1
+        deadline = time.monotonic() + 5
+        while not session.closed and time.monotonic() < deadline:  # noqa: ASYNC110 - poll with a deadline
+            await asyncio.sleep(0.05)
+        assert session.closed and session.reason == "connect timeout"
+        assert service.viewers("cam-gone") == 0 and service.dropped == {"connect timeout": 1}
+    finally:
+        await pc.close()
         await service.stop()
