@@ -14,7 +14,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import PUBLIC
-from api.routes import admin, alarm, auth, case, device, health, live
+from api.routes import admin, alarm, auth, case, device, health, live, whep
+from api.routes import site as site_route
 from api.user import UserStore
 from config.site import SiteConfig
 from ingest.registry import Registry
@@ -104,7 +105,8 @@ def create_app(
             )
         return response
 
-    for router in (auth.router, health.router, alarm.router, case.router, device.router, live.router, admin.router):
+    routers = (auth, health, alarm, case, device, live, admin, site_route, whep)
+    for router in (module.router for module in routers):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False, dependencies=[PUBLIC])

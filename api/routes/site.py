@@ -1,0 +1,122 @@
+"""The site as the console draws it: org tree, departments, devices with positions and linked cameras, plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from api.deps import HubDep, require
+from api.permission import Permission
+from api.user import Principal
+from config.loader import demo_path
+from config.org import Department, OrgUnit
+
+router = APIRouter(prefix="/api/site", tags=["site"])
+
+Reader = Annotated[Principal, Depends(require(Permission.devices_read))]
+
+PLAN_TYPES = {
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
+
+
+class PlanView(BaseModel):
+    width: int
+    height: int
+    url: str = Field(description="Where the console fetches the drawing (with its bearer token).")
+
+
+class PointView(BaseModel):
+    id: str
+    name: str
+    x: float | None = None
+    y: float | None = None
+    cameras: list[str] = Field(default_factory=list)
+
+
+class DeviceSpot(BaseModel):
+    id: str
+    kind: str
+    name: str
+    grid: str
+    x: float | None = Field(default=None, description="Position on the plan, 0..1 of its width.")
+    y: float | None = Field(default=None, description="Position on the plan, 0..1 of its height.")
+    cameras: list[str] = Field(default_factory=list, description="Cameras linked to the device or its zones.")
+    zones: list[PointView] = Field(default_factory=list)
+
+
+class SiteView(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    plan: PlanView | None
+    org: OrgUnit
+    departments: list[Department]
+    devices: list[DeviceSpot]
+
+
+def plan_file(image: str) -> Path | None:
+    """The plan drawing: absolute, relative to the working directory, or beside the packaged demo config."""
+    given = Path(image)
+    candidates = [given] if given.is_absolute() else [Path.cwd() / given, demo_path().parent / given]
+    for path in candidates:
+        if path.suffix.lower() in PLAN_TYPES and path.is_file():
+            return path
+    return None
+
+
+def _spot(device: Any) -> DeviceSpot:
+    zones = [
+        PointView(
+            id=zone.id,
+            name=zone.name,
+            x=zone.position.x if getattr(zone, "position", None) else None,
+            y=zone.position.y if getattr(zone, "position", None) else None,
+            cameras=list(getattr(zone, "cameras", [])),
+        )
+        for zone in getattr(device, "zones", [])
+    ]
+    cameras = sorted({c for z in zones for c in z.cameras} | set(getattr(device, "cameras", []) or []))
+    return DeviceSpot(
+        id=device.id,
+        kind=device.kind,
+        name=device.name,
+        grid=device.grid,
+        x=device.position.x if device.position else None,
+        y=device.position.y if device.position else None,
+        cameras=cameras,
+        zones=zones,
+    )
+
+
+@router.get("")
+async def site(hub: HubDep, _: Reader) -> SiteView:
+    config = hub.site
+    plan = config.site.plan
+    return SiteView(
+        id=config.site.id,
+        name=config.site.name,
+        timezone=config.site.timezone,
+        plan=PlanView(width=plan.width, height=plan.height, url="/api/site/plan") if plan else None,
+        org=config.org,
+        departments=config.departments,
+        devices=sorted((_spot(d) for d in hub.inventory), key=lambda s: s.id),
+    )
+
+
+@router.get("/plan", response_class=FileResponse)
+async def plan(hub: HubDep, _: Reader) -> FileResponse:
+    """The site plan drawing named in the config."""
+    config_plan = hub.site.site.plan
+    path = plan_file(config_plan.image) if config_plan else None
+    if path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no site plan")
+    return FileResponse(path, media_type=PLAN_TYPES[path.suffix.lower()])

@@ -1,0 +1,92 @@
+// A WHEP player: one RTCPeerConnection receiving one camera's H.264 from the hub. Reconnects on failure and
+// leaves (DELETE) when closed.
+import { session } from "./api.js";
+import { t } from "./i18n.js";
+
+export class LivePlayer {
+  constructor(cameraId, container) {
+    this.cameraId = cameraId;
+    this.el = document.createElement("div");
+    this.el.className = "player";
+    this.el.dataset.camera = cameraId;
+    this.video = document.createElement("video");
+    Object.assign(this.video, { muted: true, autoplay: true, playsInline: true });
+    this.video.dataset.camera = cameraId;
+    this.status = document.createElement("span");
+    this.status.className = "player-status";
+    this.label = document.createElement("span");
+    this.label.className = "player-label";
+    this.label.textContent = cameraId;
+    this.el.append(this.video, this.label, this.status);
+    container.append(this.el);
+    this.closed = false;
+    // time from opening the player to its first picture, for operators' support and the browser tests
+    const started = performance.now();
+    const first = () => { this.video.dataset.firstFrameMs = String(Math.round(performance.now() - started)); };
+    if (this.video.requestVideoFrameCallback) this.video.requestVideoFrameCallback(first);
+    else this.video.addEventListener("playing", first, { once: true });
+    this.connect();
+  }
+
+  setLabel(text) { this.label.textContent = text; }
+
+  setStatus(key) { this.status.textContent = t(key); this.el.dataset.state = key; }
+
+  async connect() {
+    if (this.closed) return;
+    this.setStatus("connecting");
+    const pc = new RTCPeerConnection();
+    this.pc = pc;
+    const transceiver = pc.addTransceiver("video", { direction: "recvonly" });
+    const caps = RTCRtpReceiver.getCapabilities("video");
+    const h264 = caps ? caps.codecs.filter((c) => /video\/(h264|rtx)/i.test(c.mimeType)) : [];
+    if (h264.length && transceiver.setCodecPreferences) transceiver.setCodecPreferences(h264);
+    pc.ontrack = (ev) => { this.video.srcObject = ev.streams[0] || new MediaStream([ev.track]); };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "connected") this.setStatus("live");
+      if (["failed", "closed", "disconnected"].includes(pc.connectionState) && this.pc === pc) this.retry();
+    };
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc, 1000);
+      const res = await fetch(`/api/cameras/${encodeURIComponent(this.cameraId)}/whep`, {
+        method: "POST", body: pc.localDescription.sdp,
+        headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${session.token}` },
+      });
+      if (res.status !== 201) throw new Error(`${res.status} ${await res.text()}`);
+      this.resource = res.headers.get("Location");
+      await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    } catch (err) {
+      console.warn("live view", this.cameraId, err);
+      this.retry();
+    }
+  }
+
+  retry() {
+    if (this.closed || this.retrying) return;
+    this.retrying = true;
+    this.setStatus("failed");
+    this.leave();
+    setTimeout(() => { this.retrying = false; this.connect(); }, 3000);
+  }
+
+  leave() {
+    if (this.resource) {
+      fetch(this.resource, { method: "DELETE", headers: { Authorization: `Bearer ${session.token}` } }).catch(() => {});
+      this.resource = null;
+    }
+    if (this.pc) { const pc = this.pc; this.pc = null; pc.close(); }
+  }
+
+  close() { this.closed = true; this.leave(); this.video.srcObject = null; this.el.remove(); }
+}
+
+function gathered(pc, timeoutMs) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    pc.addEventListener("icegatheringstatechange", check);
+    setTimeout(done, timeoutMs);
+  });
+}

@@ -1,0 +1,231 @@
+"""Live view: hub CPU with 1 and 10 WebRTC viewers of one camera, and glass-to-glass latency on loopback.
+
+    python bench/live_view.py [--seconds 10] [--viewers 10]
+
+The hub runs as a child process (private Redis and Mosquitto, the demo site); Debian's Chromium (Playwright)
+opens the viewers through WHEP. CPU is the hub process's own (user + system) over a fixed window, printed
+beside the same hub with no viewer and with one viewer, measured in the same run: the goal is 10 viewers at
+most 1.2 times one. Latency: the synthetic camera draws the wall-clock time as a bit code into each frame when
+it makes it; the browser reads the code back from each presented frame (requestVideoFrameCallback + canvas)
+and subtracts it from its own clock (same machine, same clock). Goal: p95 at most 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port  # noqa: E402
+
+CAMERA = "cam-reservoir-n"
+PASSWORD = "bench-admin-pw"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+OPEN_VIEWERS = """async ({ n, token, camera }) => {
+  window.benchVideos = window.benchVideos || [];
+  for (let i = 0; i < n; i++) {
+    const pc = new RTCPeerConnection();
+    const tr = pc.addTransceiver("video", { direction: "recvonly" });
+    tr.setCodecPreferences(RTCRtpReceiver.getCapabilities("video").codecs.filter((c) => /h264|rtx/i.test(c.mimeType)));
+    const video = document.createElement("video");
+    Object.assign(video, { muted: true, autoplay: true, playsInline: true, width: 320, height: 180 });
+    document.body.append(video);
+    pc.ontrack = (ev) => { video.srcObject = new MediaStream([ev.track]); };
+    await pc.setLocalDescription(await pc.createOffer());
+    const res = await fetch(`/api/cameras/${camera}/whep`, { method: "POST", body: pc.localDescription.sdp,
+      headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` } });
+    if (res.status !== 201) throw new Error(`WHEP ${res.status}`);
+    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    window.benchVideos.push(video);
+  }
+  const deadline = Date.now() + 10000;
+  while (window.benchVideos.some((v) => v.currentTime < 0.5) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return window.benchVideos.map((v) => v.currentTime);
+}"""
+
+LATENCY = """({ frames }) => new Promise((resolve) => {
+  const video = window.benchVideos[0]; const canvas = document.createElement("canvas");
+  const g = canvas.getContext("2d", { willReadFrequently: true }); const out = []; let bad = 0;
+  const step = () => {
+    const now = Date.now(); const w = video.videoWidth, h = video.videoHeight;
+    const bw = Math.floor(w / 32), bh = Math.max(4, Math.floor(h * 0.05));
+    canvas.width = w; canvas.height = 2 * bh; g.drawImage(video, 0, 0, w, 2 * bh, 0, 0, w, 2 * bh);
+    const d = g.getImageData(0, 0, w, 2 * bh).data;
+    const lum = (x, y) => { const i = (y * w + x) * 4; return (d[i] + d[i + 1] + d[i + 2]) / 3; };
+    let value = 0, ok = true;
+    for (let i = 0; i < 32; i++) {
+      const x = i * bw + Math.floor(bw / 2);
+      const top = lum(x, Math.floor(bh / 2)), bottom = lum(x, bh + Math.floor(bh / 2));
+      if ((top > 128) === (bottom > 128)) { ok = false; break; }
+      value = value * 2 + (top > 128 ? 1 : 0);
+    }
+    if (ok) out.push(((now % 4294967296) - value + 4294967296) % 4294967296); else bad++;
+    if (out.length + bad < frames) video.requestVideoFrameCallback(step); else resolve({ out, bad });
+  };
+  video.requestVideoFrameCallback(step);
+})"""
+
+
+def serve(port: int, redis_url: str, mqtt_url: str, data_dir: str) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from config.loader import demo_path, load_file
+    from ingest.registry import installed
+    from sharpeye.settings import Settings
+
+    settings = Settings(
+        data_dir=Path(data_dir),
+        redis_url=redis_url,
+        mqtt_url=mqtt_url,
+        admin_password=PASSWORD,
+        redis_prefix="benchlive",
+    )  # type: ignore[arg-type]
+    app = create_app(settings, load_file(demo_path(), installed()))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+PLAYING = """async () => {
+  const before = window.benchVideos.map((v) => v.currentTime);
+  await new Promise((r) => setTimeout(r, 2000));
+  return window.benchVideos.filter((v, i) => v.currentTime > before[i] + 1).length;
+}"""
+
+
+def cpu_share(proc: psutil.Process, seconds: float) -> float:
+    """Share of one core used by ``proc`` over ``seconds``."""
+    before = proc.cpu_times()
+    start = time.monotonic()
+    time.sleep(seconds)
+    after = proc.cpu_times()
+    return ((after.user + after.system) - (before.user + before.system)) / (time.monotonic() - start)
+
+
+def open_viewers(page: Page, n: int, token: str) -> None:
+    times = page.evaluate(OPEN_VIEWERS, {"n": n, "token": token, "camera": CAMERA})
+    stalled = [t for t in times if t < 0.5]
+    if stalled:
+        raise SystemExit(f"{len(stalled)} viewers did not play")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="CPU measuring window per phase")
+    parser.add_argument("--viewers", type=int, default=10)
+    parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(int(args.serve[0]), *args.serve[1:])
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        redis = EmbeddedRedis(workdir=Path(tmp) / "redis")
+        broker = EmbeddedMosquitto(workdir=Path(tmp) / "mqtt")
+        redis.start()
+        broker.start()
+        port = free_port()
+        hub = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(port), redis.url, broker.url, tmp],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or hub.poll() is not None:
+                    raise SystemExit("hub did not start")
+                time.sleep(0.2)
+            token = httpx.post(base + "/api/auth/token", data={"username": "admin", "password": PASSWORD}).json()[
+                "access_token"
+            ]
+            proc = psutil.Process(hub.pid)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+                page = browser.new_page()
+                page.goto(base + "/healthz")
+                time.sleep(2)
+                idle = cpu_share(proc, args.seconds)
+                open_viewers(page, 1, token)
+                time.sleep(2)
+                one = cpu_share(proc, args.seconds)
+                lat1 = page.evaluate(LATENCY, {"frames": 150})
+                open_viewers(page, args.viewers - 1, token)
+                time.sleep(3)
+                many = cpu_share(proc, args.seconds)
+                playing = page.evaluate(PLAYING)
+                status = httpx.get(base + "/api/cameras/live", headers={"Authorization": f"Bearer {token}"}).json()
+                latn = page.evaluate(LATENCY, {"frames": 150})
+                browser.close()
+        finally:
+            hub.terminate()
+            hub.wait(20)
+            broker.stop()
+            redis.stop()
+
+    def pct(values: list[int], q: float) -> float:
+        ordered = sorted(values)
+        return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+    print(
+        f"hub CPU, share of one core, {args.seconds:.0f} s windows, camera {CAMERA} (640x360, 25 fps, H.264 "
+        "encoded once by the hub):"
+    )
+    print(f"  baseline, no viewer:        {idle * 100:5.1f} %")
+    print(f"  baseline, 1 viewer:         {one * 100:5.1f} %")
+    print(
+        f"  {args.viewers} viewers:                {many * 100:5.1f} %   ratio to 1 viewer {many / one:.2f}x "
+        "(goal <= 1.20x)"
+    )
+    print(
+        f"  per extra viewer:           {(many - one) / (args.viewers - 1) * 100:5.2f} % "
+        f"(live view alone, 1 viewer: {(one - idle) * 100:.1f} %)"
+    )
+    feed = next(f for f in status["feeds"] if f["camera"] == CAMERA)
+    print(
+        f"  check: {playing} of {args.viewers} videos advancing after the window, {feed['viewers']} viewers "
+        f"connected, dropped by the hub: {status['dropped'] or 'none'}"
+        + ("" if playing == args.viewers and not status["dropped"] else "  (MEASUREMENT INVALID)")
+    )
+    print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for label, result in (("1 viewer", lat1), (f"{args.viewers} viewers", latn)):
+        samples = result["out"]
+        if not samples:
+            print(f"glass-to-glass latency, {label}: no readable frame ({result['bad']} unreadable)")
+            continue
+        print(
+            f"glass-to-glass latency, {label}: p50 {statistics.median(samples):.0f} ms, p95 {pct(samples, 0.95):.0f} "
+            f"ms, max {max(samples):.0f} ms over {len(samples)} frames ({result['bad']} unreadable); goal p95 <= "
+            f"300 ms"
+        )
+
+
+if __name__ == "__main__":
+    main()

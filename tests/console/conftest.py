@@ -1,0 +1,101 @@
+"""A real hub served over HTTP on a free loopback port, and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Playwright, sync_playwright
+
+from api.app import create_app
+from config.loader import demo_path, load_file
+from ingest.registry import installed
+from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
+from sharpeye.hub import Hub
+from sharpeye.keys import Keys
+from sharpeye.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+ADMIN_PASSWORD = "console-admin-pw"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class HubServer:
+    """The whole app (hub, API, console, live view) under uvicorn in a thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.hubs: list[Hub] = []
+        app = create_app(settings, load_file(demo_path(), installed()), on_ready=lambda hub, _: self.hubs.append(hub))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name="hub-server", daemon=True)
+        self.app = app
+
+    def __enter__(self) -> HubServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not (self.server.started and self.hubs and self.hubs[0].transport.connected.is_set()):
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise AssertionError("the hub did not start within 30 s")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+        assert not self.thread.is_alive(), "the hub did not shut down"
+
+
+@pytest.fixture(scope="module")
+def hub_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server_session: EmbeddedRedis,
+    mqtt_broker_session: EmbeddedMosquitto,
+) -> Iterator[HubServer]:
+    keys = Keys(prefix=f"console{int(time.time() * 1000) % 10**8}")
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("console-hub"),
+        redis_url=redis_server_session.url,
+        mqtt_url=mqtt_broker_session.url,
+        admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
+        redis_prefix=keys.prefix,
+        node_id=f"node-{keys.prefix}",
+    )
+    with HubServer(settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's 'chromium' (scripts/apt-packages.txt)")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
