@@ -15,13 +15,26 @@ export async function api(path, options = {}) {
   return type.includes("json") ? res.json() : res.text();
 }
 
+// Returns {ok, mustChange, throttled}: a generated password must be changed before anything else works.
 export async function login(username, password) {
   const body = new URLSearchParams({ username, password });
   const res = await fetch("/api/auth/token", { method: "POST", body });
-  if (!res.ok) return false;
-  session.token = (await res.json()).access_token;
+  if (!res.ok) return { ok: false, throttled: res.status === 429 };
+  const token = await res.json();
+  session.token = token.access_token;
   sessionStorage.setItem("sharpeye.token", session.token);
-  return true;
+  return { ok: true, mustChange: Boolean(token.must_change_password) };
+}
+
+export async function changePassword(current, next) {
+  const res = await fetch("/api/auth/password", {
+    method: "POST",
+    headers: { Authorization: `Bearer ${session.token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ current_password: current, new_password: next }),
+  });
+  if (res.ok) return null;
+  const detail = (await res.json().catch(() => ({}))).detail;
+  return typeof detail === "string" ? detail : `${res.status}`;
 }
 
 export function logout() {

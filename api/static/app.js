@@ -1,5 +1,5 @@
 // SharpEye operator console: plain JavaScript modules, no build step.
-import { alarmStream, api, login, logout, session } from "./api.js";
+import { alarmStream, api, changePassword, login, logout, session } from "./api.js";
 import { esc, fmtDuration, fmtTime, lang, setLang, setZone, t } from "./i18n.js";
 import { LivePlayer } from "./player.js";
 import { alarmTone, muted, setMuted, unlock } from "./sound.js";
@@ -404,16 +404,32 @@ session.onLogout = () => {
   if (state.stopStream) state.stopStream();
   state.detailPlayers.forEach((p) => p.close()); state.wallPlayers.forEach((p) => p && p.close());
   state.detailPlayers = []; state.wallPlayers = [];
-  $("login").hidden = false;
+  $("login").hidden = false; $("password-change").hidden = true;
   for (const id of ["nav", "link", "mute", "who", "logout"]) $(id).hidden = true;
   document.querySelectorAll(".view").forEach((v) => { v.hidden = true; });
 };
 
+let pendingPassword = null;
 $("login").addEventListener("submit", async (ev) => {
   ev.preventDefault(); unlock();
   const form = new FormData(ev.target);
-  if (!(await login(form.get("username"), form.get("password")))) { $("login-error").textContent = t("bad_login"); return; }
+  const result = await login(form.get("username"), form.get("password"));
+  if (!result.ok) { $("login-error").textContent = t(result.throttled ? "too_many" : "bad_login"); return; }
   $("login-error").textContent = "";
+  if (result.mustChange) {
+    pendingPassword = form.get("password");
+    $("login").hidden = true; $("password-change").hidden = false;
+    return;
+  }
+  start().catch(report);
+});
+$("password-change").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const form = new FormData(ev.target);
+  if (form.get("new_password") !== form.get("confirm_password")) { $("password-error").textContent = t("pw_mismatch"); return; }
+  const problem = await changePassword(pendingPassword, form.get("new_password"));
+  if (problem) { $("password-error").textContent = problem; return; }
+  pendingPassword = null; $("password-error").textContent = ""; $("password-change").hidden = true;
   start().catch(report);
 });
 $("logout").addEventListener("click", () => logout());

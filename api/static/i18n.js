@@ -3,7 +3,8 @@ const DICT = {
   zh: {
     title: "SharpEye 综治指挥台", alarms: "报警", wall: "视频墙", map: "地图", cases: "案件", devices: "设备",
     stats: "统计", login: "登录", username: "用户名", password: "密码", signin: "登录", logout: "退出",
-    bad_login: "用户名或密码错误", severity: "级别", alarm: "报警", device: "设备", place: "位置", state: "状态",
+    bad_login: "用户名或密码错误", too_many: "失败次数过多，请稍后再试", change_password: "请修改初始密码",
+    new_password: "新密码", confirm_password: "确认新密码", save: "保存", pw_mismatch: "两次输入的密码不一致", severity: "级别", alarm: "报警", device: "设备", place: "位置", state: "状态",
     count: "次数", first_seen: "首次", last_seen: "最近", actions: "操作", ack: "确认", clear: "清除",
     comment: "备注", open_case: "查看案件", to_wall: "上墙", silence: "静音", unsilence: "取消静音",
     filter_all: "全部", filter_open: "未恢复", filter_unack: "未确认", all_severities: "全部级别",
@@ -37,7 +38,9 @@ const DICT = {
   en: {
     title: "SharpEye command console", alarms: "Alarms", wall: "Video wall", map: "Map", cases: "Cases",
     devices: "Devices", stats: "Statistics", login: "Sign in", username: "Username", password: "Password",
-    signin: "Sign in", logout: "Sign out", bad_login: "Wrong username or password", severity: "Severity",
+    signin: "Sign in", logout: "Sign out", bad_login: "Wrong username or password", too_many: "Too many failed attempts; try again later",
+    change_password: "Change the initial password", new_password: "New password",
+    confirm_password: "Confirm the new password", save: "Save", pw_mismatch: "The two passwords differ", severity: "Severity",
     alarm: "Alarm", device: "Device", place: "Place", state: "State", count: "Count", first_seen: "First",
     last_seen: "Last", actions: "Actions", ack: "Acknowledge", clear: "Clear", comment: "Comment",
     open_case: "Open case", to_wall: "To wall", silence: "Silence", unsilence: "Sound on", filter_all: "All",
