@@ -29,12 +29,12 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 def _check_polygon(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     if len(points) < 3:
         raise ValueError("a polygon needs at least 3 points")
-    if geometry.area(points) < 1e-4:
-        raise ValueError("polygon has (almost) no area")
     crossing = geometry.self_intersection(points)
     if crossing is not None:
         i, j = crossing
         raise ValueError(f"polygon is self-intersecting: edge {i}-{i + 1} crosses edge {j}-{(j + 1) % len(points)}")
+    if geometry.area(points) < 1e-4:
+        raise ValueError("polygon has (almost) no area")
     return points
 
 
