@@ -65,6 +65,7 @@ class CameraStats(msgspec.Struct, kw_only=True):
     codec: str | None
     last_error: str | None
     events: int
+    stream_s: float
 
 
 class _Worker:
@@ -141,6 +142,7 @@ class _Camera:
         self.decode_errors = 0
         self.width = 0
         self.height = 0
+        self.stream_s = 0.0
         self.last_error: str | None = None
         self.events = 0
         self.loss_last_emit = 0.0
@@ -300,7 +302,7 @@ class CameraService:
         if cam is None:
             return
         if op == "stats":
-            cam.decoded, cam.analysed, cam.decode_errors, cam.width, cam.height = msg[2:7]
+            cam.decoded, cam.analysed, cam.decode_errors, cam.width, cam.height, cam.stream_s = msg[2:8]
             cam.an_hist.append((time.monotonic(), cam.analysed))
         elif op == "events":
             readings = [
@@ -477,6 +479,7 @@ class CameraService:
                     codec=cam.info.codec if cam.info else None,
                     last_error=cam.last_error,
                     events=cam.events,
+                    stream_s=round(cam.stream_s, 2),
                 )
             )
         return out

@@ -70,10 +70,12 @@ class AvSource(Source):
 
     def _open(self) -> None:
         options: dict[str, str] = {}
+        if not self._is_file:
+            # Probe briefly: the stream parameters come in the SDP or the first key frame.
+            options["analyzeduration"] = "1000000"
+            options["probesize"] = "1000000"
         if self._url.startswith(("rtsp://", "rtsps://")):
             options["rtsp_transport"] = self._config.rtsp_transport
-            options["rtsp_flags"] = "prefer_tcp" if self._config.rtsp_transport == "tcp" else ""
-            options = {k: v for k, v in options.items() if v}
         if self._is_file and not Path(self._url).is_file():
             raise SourceError("not_found", f"no file {self._url}")
         try:

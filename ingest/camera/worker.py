@@ -2,7 +2,7 @@
 
 The hub sends, over a pipe, ``("open", camera_json, info_bytes)``, ``("pkt", camera_id, packet_bytes)``,
 ``("close", camera_id)`` and ``("stop",)``. The worker answers with ``("events", camera_id, [(event_bytes,
-jpeg | None, arrival, seconds_since_connect)])``, ``("stats", camera_id, decoded, analysed, decode_errors, width, height)`` and
+jpeg | None, arrival, seconds_since_connect)])``, ``("stats", camera_id, decoded, analysed, decode_errors, width, height, stream_s)`` and
 ``("error", camera_id, reason, detail)``. Decoding runs on every packet (a P-frame needs its predecessors);
 only frames at the analysis rate are scaled down and analysed.
 """
@@ -86,6 +86,13 @@ class CameraDecoder:
         ctx.thread_count = 1
         self._ctx = ctx
         self._tb = Fraction(*info.time_base)
+
+    @property
+    def stream_s(self) -> float:
+        """Seconds of stream analysed since the current connection began."""
+        if self._conn_t0 is None or self._last_t is None:
+            return 0.0
+        return self._last_t - self._conn_t0
 
     def reopen(self, info: StreamInfo) -> None:
         self._open(info)
@@ -185,5 +192,7 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
         if now - last_stats >= 0.5:
             last_stats = now
             for cam_id, cam in cameras.items():
-                outbox.send(("stats", cam_id, cam.decoded, cam.analysed, cam.errors, cam.size[0], cam.size[1]))
+                outbox.send(
+                    ("stats", cam_id, cam.decoded, cam.analysed, cam.errors, cam.size[0], cam.size[1], cam.stream_s)
+                )
     outbox.close()

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ingest.reading import Reading
 from simulators.camera.rtsp import RtspSimulator
 from simulators.camera.scenario import builtin
 from simulators.camera.writer import write_video
+from tests.camera.support import SCENARIOS
 
-SCENARIOS = ("intrusion", "loitering", "tamper")
 # Every clip runs this long, so no RTSP client reaches the end (and replays the scenario) during a test.
 CLIP_S = 30.0
 
@@ -45,30 +42,3 @@ def rtsp_sim(scenario_clips: dict[str, Path], cut_clip: Path) -> Iterator[RtspSi
     sim.start()
     yield sim
     sim.stop()
-
-
-class Collector:
-    """The ``emit`` callback of a ``CameraService`` under test."""
-
-    def __init__(self) -> None:
-        self.readings: list[Reading] = []
-
-    def __call__(self, readings: list[Reading]) -> None:
-        self.readings.extend(readings)
-
-    def of(self, device: str, kind: str | None = None) -> list[Reading]:
-        return [r for r in self.readings if r.device_id == device and (kind is None or r.kind == kind)]
-
-    def firsts(self, device: str) -> list[Reading]:
-        """First emission of each episode (repeats left out)."""
-        return [r for r in self.of(device) if r.attrs.get("repeat") == 0]
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return predicate()
