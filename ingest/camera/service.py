@@ -284,8 +284,10 @@ class CameraService:
             cam.skip_to_key = True
 
     def _on_error(self, cam: _Camera, reason: str, detail: str) -> None:
-        cam.last_error = f"{reason}: {detail}" if detail else reason
-        log.warning("camera %s: %s", cam.config.id, cam.last_error)
+        error = f"{reason}: {detail}" if detail else reason
+        repeated = error == cam.last_error
+        cam.last_error = error
+        log.log(logging.DEBUG if repeated else logging.WARNING, "camera %s: %s", cam.config.id, error)
 
     # worker results (reader threads) ------------------------------------------------------------------
 

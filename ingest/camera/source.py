@@ -101,6 +101,8 @@ class AvSource(Source):
             generation=self._generation,
         )
         self._stream = stream
+        # Multipart JPEG over HTTP has no timestamps (FFmpeg numbers frames at a guessed 25 fps): use arrival.
+        self._untimed = self._container.format.name in ("mpjpeg", "mjpeg", "jpeg_pipe")
 
     def packets(self) -> Iterator[VideoPacket]:
         offset = 0
@@ -114,7 +116,7 @@ class AvSource(Source):
                         return
                     if pkt.size == 0:
                         continue
-                    pts, dts = pkt.pts, pkt.dts
+                    pts, dts = (None, None) if self._untimed else (pkt.pts, pkt.dts)
                     if self._is_file and pts is not None:
                         if first_pts is None:
                             first_pts = pts
