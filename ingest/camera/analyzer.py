@@ -241,7 +241,8 @@ class Analyzer:
             if zone.intrusion and dwell >= zone.dwell_s:
                 last = track.zone_last_emit.get(zone.id)
                 if last is None or t - last >= repeat_s:
-                    episode = track.zone_episode.setdefault(zone.id, f"{self.config.id}:{zone.id}:{track.id}:{since:.2f}")
+                    name = f"{self.config.id}:{zone.id}:{track.id}:{since:.2f}"
+                    episode = track.zone_episode.setdefault(zone.id, name)
                     n = 0 if last is None else round((t - since - zone.dwell_s) / repeat_s)
                     track.zone_last_emit[zone.id] = t
                     events.append(self._object_event("video.intrusion", zone.id, t, episode, n, track, dwell_s=dwell))

@@ -29,7 +29,7 @@ class HogPersonClassifier:
 
     def __init__(self) -> None:
         self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self._hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
 
     def is_person(self, crop: np.ndarray) -> bool:
         h, w = crop.shape[:2]

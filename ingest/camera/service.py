@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import multiprocessing
@@ -25,7 +26,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,7 +110,7 @@ class _Worker:
                 return
             self.service._from_worker(msg)
 
-    def put(self, msg: tuple[Any, ...], force: bool = False) -> bool:
+    def put(self, msg: tuple[Any, ...] | None, force: bool = False) -> bool:
         if force:
             self.queue.put(msg)
             return True
@@ -211,9 +211,9 @@ class CameraService:
             self._cameras[config.id] = cam
             cam.capture = Capture(
                 config,
-                on_open=lambda info, cam=cam: self._on_open(cam, info),
-                on_packet=lambda pkt, cam=cam: self._on_packet(cam, pkt),
-                on_error=lambda reason, detail, cam=cam: self._on_error(cam, reason, detail),
+                on_open=functools.partial(self._on_open, cam),
+                on_packet=functools.partial(self._on_packet, cam),
+                on_error=functools.partial(self._on_error, cam),
                 backoff_max=self._backoff_max,
             )
             cam.capture.start()
@@ -389,7 +389,12 @@ class CameraService:
             if fut.done():
                 return
             task = asyncio.ensure_future(asyncio.to_thread(clip))
-            task.add_done_callback(lambda t: fut.done() or fut.set_result(None))
+
+            def finished(_: asyncio.Future[None]) -> None:
+                if not fut.done():
+                    fut.set_result(None)
+
+            task.add_done_callback(finished)
 
         loop.call_later(delay, later)
         if not self._started:

@@ -2,7 +2,8 @@
 
 The hub sends, over a pipe, ``("open", camera_json, info_bytes)``, ``("pkt", camera_id, packet_bytes)``,
 ``("close", camera_id)`` and ``("stop",)``. The worker answers with ``("events", camera_id, [(event_bytes,
-jpeg | None, arrival, seconds_since_connect)])``, ``("stats", camera_id, decoded, analysed, decode_errors, width, height, stream_s)`` and
+jpeg | None, arrival, seconds_since_connect)])``,
+``("stats", camera_id, decoded, analysed, decode_errors, width, height, stream_s)`` and
 ``("error", camera_id, reason, detail)``. Decoding runs on every packet (a P-frame needs its predecessors);
 only frames at the analysis rate are scaled down and analysed.
 """

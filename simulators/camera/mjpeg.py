@@ -25,7 +25,7 @@ BOUNDARY = "sharpeyeframe"
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         log.debug("mjpeg: " + format, *args)
 
     def do_GET(self) -> None:
@@ -99,7 +99,7 @@ class MjpegSimulator:
         with self._lock:
             cached = self._cache.get(key)
             if cached is None:
-                ok, buf = cv2.imencode(".jpg", self.scene.frame(t), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+                _ok, buf = cv2.imencode(".jpg", self.scene.frame(t), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
                 cached = buf.tobytes()
                 if len(self._cache) > 64:
                     self._cache.clear()

@@ -15,12 +15,12 @@ import argparse
 import signal
 import sys
 
-import gi
+import gi  # type: ignore[import-not-found]
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # type: ignore[import-not-found]  # noqa: E402
 
 
 def launch_line(path: str) -> str:
@@ -45,7 +45,7 @@ def main() -> int:
     for spec in args.mount:
         name, _, path = spec.partition("=")
         if not name or not path:
-            print(f"bad --mount {spec!r}: need name=path", file=sys.stderr)
+            sys.stderr.write(f"bad --mount {spec!r}: need name=path\n")
             return 2
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch_line(path))
@@ -54,12 +54,13 @@ def main() -> int:
         mounts.add_factory(f"/{name}", factory)
 
     if server.attach(None) == 0:
-        print("cannot attach the RTSP server", file=sys.stderr)
+        sys.stderr.write("cannot attach the RTSP server\n")
         return 1
     loop = GLib.MainLoop()
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, loop.quit)
-    print(f"READY {server.get_bound_port()}", flush=True)
+    sys.stdout.write(f"READY {server.get_bound_port()}\n")
+    sys.stdout.flush()
     loop.run()
     return 0
 

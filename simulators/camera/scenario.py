@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +43,7 @@ class Actor(StrictModel):
         p = self.path
         if t < p[0].t or t > p[-1].t:
             return None
-        for a, b in zip(p, p[1:], strict=False):
+        for a, b in itertools.pairwise(p):
             if a.t <= t <= b.t:
                 f = 0.0 if b.t == a.t else (t - a.t) / (b.t - a.t)
                 return (a.x + f * (b.x - a.x), a.y + f * (b.y - a.y))

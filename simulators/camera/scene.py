@@ -11,7 +11,7 @@ from simulators.camera.scenario import Scenario
 def _background(width: int, height: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     small = rng.integers(60, 190, size=(max(2, height // 24), max(2, width // 24), 3), dtype=np.uint8)
-    img = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    img: np.ndarray = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
     fine = rng.normal(0, 8, size=(height, width, 1))
     img = np.clip(img.astype(np.float32) + fine, 0, 255).astype(np.uint8)
     # Structures with sharp edges: buildings, posts, a road, so focus and view changes are visible.
@@ -45,11 +45,11 @@ class Scene:
         sc = self.scenario
         fault = sc.script_at(t)
         if fault == "cover":
-            img = np.full((self.height, self.width, 3), 18, np.uint8)
-            return self._add_noise(img, t, scale=0.5)
+            covered = np.full((self.height, self.width, 3), 18, np.uint8)
+            return self._add_noise(covered, t, scale=0.5)
         base = self._bg_turned if fault == "turn" else self._bg
         gain = 1.0 + sc.lighting_drift * float(np.sin(2 * np.pi * t / sc.lighting_period_s))
-        img = cv2.convertScaleAbs(base, alpha=gain)
+        img: np.ndarray = cv2.convertScaleAbs(base, alpha=gain)
         w, h = self.width, self.height
         for f in sc.foliage:
             dx = f.amplitude * np.sin(2 * np.pi * t / f.period_s)
@@ -93,7 +93,8 @@ class Scene:
         n = self._noise[int(t * self.scenario.fps) % len(self._noise)]
         if scale != 1.0:
             n = (n * scale).astype(np.int16)
-        return np.clip(img.astype(np.int16) + n, 0, 255).astype(np.uint8)
+        out: np.ndarray = np.clip(img.astype(np.int16) + n, 0, 255).astype(np.uint8)
+        return out
 
     def truth(self, t: float) -> dict[str, tuple[float, float]]:
         """Foot point of every actor visible at ``t`` (ground truth)."""

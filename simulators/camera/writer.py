@@ -30,7 +30,7 @@ def write_video(
     scene = Scene(scenario, width, height)
     duration = duration_s if duration_s is not None else scenario.duration_s
     path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = {".ts": "mpegts", ".mp4": "mp4", ".mkv": "matroska"}.get(path.suffix, None)
+    fmt = {".ts": "mpegts", ".mp4": "mp4", ".mkv": "matroska"}.get(path.suffix)
     out: Any = av.open(str(path), "w", format=fmt)
     try:
         options = {"preset": preset, "tune": "zerolatency", "g": str(max(1, round(gop_s * fps))), "bf": "0"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -75,8 +77,22 @@ def test_resolution_change_resets_and_keeps_detecting() -> None:
     assert "video.intrusion" in kinds and "video.tripwire" in kinds
 
 
-def test_hog_classifier_interface() -> None:
-    hog = HogPersonClassifier()
-    flat = np.full((128, 64, 3), 120, np.uint8)
-    assert hog.is_person(flat) is False
-    assert hog.is_person(np.zeros((3, 3, 3), np.uint8)) is False
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+def test_hog_classifier_on_a_real_pedestrian_clip() -> None:
+    assert VTEST.is_file(), "Debian package opencv-doc provides the pedestrian clip (scripts/apt-packages.txt)"
+    cap = cv2.VideoCapture(str(VTEST))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    hog = cv2.HOGDescriptor()
+    hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
+    rects, weights = hog.detectMultiScale(frame, winStride=(8, 8), padding=(8, 8), scale=1.05)
+    assert len(rects) >= 1
+    x, y, w, h = rects[int(np.argmax(weights))]
+    classifier = HogPersonClassifier()
+    assert classifier.is_person(frame[max(0, y - 8) : y + h + 8, max(0, x - 8) : x + w + 8]) is True
+    assert classifier.is_person(np.full((128, 64, 3), 120, np.uint8)) is False
+    assert classifier.is_person(np.zeros((3, 3, 3), np.uint8)) is False
