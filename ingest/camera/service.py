@@ -55,6 +55,7 @@ class CameraStats(msgspec.Struct, kw_only=True):
     camera_id: str
     state: State
     fps_in: float
+    fps_decoded: float
     fps_analysed: float
     decode_errors: int
     reconnects: int
@@ -150,6 +151,7 @@ class _Camera:
         self.loss_episode = 0
         self.in_hist: deque[tuple[float, int]] = deque(maxlen=64)
         self.an_hist: deque[tuple[float, int]] = deque(maxlen=64)
+        self.dec_hist: deque[tuple[float, int]] = deque(maxlen=64)
         self.evidence_refs: dict[str, tuple[str, ...]] = {}
 
 
@@ -172,6 +174,7 @@ class CameraService:
         clock: Clock,
         *,
         workers: int | None = None,
+        analytics: bool = True,
         evidence_cap_bytes: int = 2 * 1024**3,
         subscriber_queue: int = 256,
         worker_queue: int = 2048,
@@ -187,6 +190,7 @@ class CameraService:
         self._subscriber_queue = subscriber_queue
         self._worker_queue = worker_queue
         self._backoff_max = backoff_max
+        self._analytics = analytics
         self._workers: list[_Worker] = []
         self._cameras: dict[str, _Camera] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -263,7 +267,7 @@ class CameraService:
         cam.ring.info = info
         cam.connections += 1
         cam.skip_to_key = True
-        cam.worker.put(("open", cam.config.model_dump_json(), _enc.encode(info)), force=True)
+        cam.worker.put(("open", cam.config.model_dump_json(), _enc.encode(info), self._analytics), force=True)
         for sub in list(cam.subscriptions):
             sub.info = info
         log.info("camera %s: opened %s %dx%d", cam.config.id, info.codec, info.width, info.height)
@@ -306,6 +310,7 @@ class CameraService:
         if op == "stats":
             cam.decoded, cam.analysed, cam.decode_errors, cam.width, cam.height, cam.stream_s = msg[2:8]
             cam.an_hist.append((time.monotonic(), cam.analysed))
+            cam.dec_hist.append((time.monotonic(), cam.decoded))
         elif op == "events":
             readings = [
                 self._reading(cam, _event_dec.decode(raw), jpeg, arrival, since)
@@ -468,7 +473,10 @@ class CameraService:
             if cam.state in ("lost", "stopped"):
                 health = 0
             else:
-                ratio = min(1.0, fps_an / cam.config.analysis_fps) if cam.config.analysis_fps else 0.0
+                if self._analytics:
+                    ratio = min(1.0, fps_an / cam.config.analysis_fps)
+                else:
+                    ratio = 1.0 if _rate(cam.dec_hist, now) > 0 else 0.0
                 err = min(1.0, cam.decode_errors / max(1, cam.decoded) * 10)
                 health = round(100 * ratio * (1 - 0.5 * err) * (0.5 if cam.dropped and fps_an < 1 else 1))
             out.append(
@@ -476,6 +484,7 @@ class CameraService:
                     camera_id=cam.config.id,
                     state=cam.state,
                     fps_in=round(fps_in, 2),
+                    fps_decoded=round(_rate(cam.dec_hist, now), 2),
                     fps_analysed=round(fps_an, 2),
                     decode_errors=cam.decode_errors,
                     reconnects=max(0, cam.connections - 1),

@@ -1,6 +1,6 @@
 """Analytics worker process: decodes the packets of its cameras and runs their ``Analyzer``.
 
-The hub sends, over a pipe, ``("open", camera_json, info_bytes)``, ``("pkt", camera_id, packet_bytes)``,
+The hub sends, over a pipe, ``("open", camera_json, info_bytes, analytics)``, ``("pkt", camera_id, packet_bytes)``,
 ``("close", camera_id)`` and ``("stop",)``. The worker answers with ``("events", camera_id, [(event_bytes,
 jpeg | None, arrival, seconds_since_connect)])``,
 ``("stats", camera_id, decoded, analysed, decode_errors, width, height, stream_s)`` and
@@ -65,8 +65,9 @@ def annotate(frame: np.ndarray, config: CameraConfig, event: VideoEvent) -> np.n
 class CameraDecoder:
     """Decoder, frame selection and analytics of one camera."""
 
-    def __init__(self, config: CameraConfig, info: StreamInfo) -> None:
+    def __init__(self, config: CameraConfig, info: StreamInfo, analytics: bool = True) -> None:
         self.config = config
+        self.analytics = analytics
         self.analyzer = Analyzer(config)
         self.decoded = 0
         self.analysed = 0
@@ -133,7 +134,7 @@ class CameraDecoder:
             t = self._stream_time(frame, arrival)
             if self._conn_t0 is None:
                 self._conn_t0 = t
-            if t < self._next_t:
+            if not self.analytics or t < self._next_t:
                 continue
             step = 1 / self.config.analysis_fps
             self._next_t = max(self._next_t + step, t + step * 0.5)
@@ -180,10 +181,11 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
             elif op == "open":
                 config = CameraConfig.model_validate_json(msg[1])
                 info = _info_dec.decode(msg[2])
+                analytics = bool(msg[3]) if len(msg) > 3 else True
                 if config.id in cameras:
                     cameras[config.id].reopen(info)
                 else:
-                    cameras[config.id] = CameraDecoder(config, info)
+                    cameras[config.id] = CameraDecoder(config, info, analytics)
             elif op == "close":
                 cameras.pop(msg[1], None)
         except (av.FFmpegError, ValueError, cv2.error) as exc:

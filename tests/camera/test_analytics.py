@@ -15,7 +15,7 @@ from simulators.camera.scenario import builtin
 from simulators.camera.scene import Scene
 
 
-@pytest.mark.parametrize("name", ["intrusion", "loitering", "tamper"])
+@pytest.mark.parametrize("name", ["intrusion", "loitering", "tamper", "school-gate", "reservoir", "hillside"])
 def test_scenario_raises_exactly_expected_alarms(name: str) -> None:
     scenario = builtin(name)
     assert scenario.expected, "a scenario without expectations proves nothing"
