@@ -82,8 +82,15 @@ def naive(config: CameraConfig) -> CameraConfig:
 def variants(scenario: Scenario, n: int) -> list[Scenario]:
     out = [scenario]
     for i in range(1, n):
-        out.append(scenario.model_copy(update={"seed": scenario.seed + 100 * i, "noise": scenario.noise + 2 * i,
-                                               "name": f"{scenario.name}-v{i}"}))
+        out.append(
+            scenario.model_copy(
+                update={
+                    "seed": scenario.seed + 100 * i,
+                    "noise": scenario.noise + 2 * i,
+                    "name": f"{scenario.name}-v{i}",
+                }
+            )
+        )
     return out
 
 
@@ -96,13 +103,25 @@ def vtest_case() -> None:
     if not VTEST.is_file():
         print(f"vtest: {VTEST} missing (Debian package opencv-doc)")
         return
-    config = CameraConfig.model_validate({
-        "id": "vtest", "kind": "camera", "name": "vtest", "grid": "g", "url": str(VTEST),
-        "zones": [{"id": "plaza", "polygon": [[0.3, 0.55], [0.7, 0.55], [0.7, 0.95], [0.3, 0.95]], "dwell_s": 0.5,
-                   "min_size": 0.08}],
-        "tripwires": [{"id": "mid", "a": [0.5, 0.3], "b": [0.5, 0.98], "min_size": 0.08}],
-        "tamper": {"enabled": False},
-    })
+    config = CameraConfig.model_validate(
+        {
+            "id": "vtest",
+            "kind": "camera",
+            "name": "vtest",
+            "grid": "g",
+            "url": str(VTEST),
+            "zones": [
+                {
+                    "id": "plaza",
+                    "polygon": [[0.3, 0.55], [0.7, 0.55], [0.7, 0.95], [0.3, 0.95]],
+                    "dwell_s": 0.5,
+                    "min_size": 0.08,
+                }
+            ],
+            "tripwires": [{"id": "mid", "a": [0.5, 0.3], "b": [0.5, 0.98], "min_size": 0.08}],
+            "tamper": {"enabled": False},
+        }
+    )
     analyzer = Analyzer(config)
     hog = cv2.HOGDescriptor()
     hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
@@ -135,8 +154,9 @@ def vtest_case() -> None:
     container.close()
     elapsed = time.perf_counter() - t0
     for kind, (n, confirmed) in sorted(counts.items()):
-        print(f"vtest {kind:16s} alarms {n:3d}, confirmed by HOG on the alarm frame {confirmed:3d} "
-              f"({confirmed / n:.0%})")
+        print(
+            f"vtest {kind:16s} alarms {n:3d}, confirmed by HOG on the alarm frame {confirmed:3d} ({confirmed / n:.0%})"
+        )
     print(f"vtest: {frames} frames analysed at 5 fps in {elapsed:.1f} s (incl. HOG checks)")
 
 
@@ -167,8 +187,10 @@ def main() -> None:
         a, b = tallies["analytics"][kind], tallies["baseline"][kind]
         lat = f"{statistics.median(a.latencies):.2f}/{max(a.latencies):.2f}" if a.latencies else "-"
         ratio = f1(a) / f1(b) if f1(b) else float("inf")
-        print(f"{kind:18s} {a.precision:9.2f} {a.recall:7.2f} {lat:>18s}   {b.precision:.2f} / {b.recall:.2f}"
-              f"   {ratio:.2f}  (tp {a.tp} fp {a.fp} fn {a.fn}; baseline fp {b.fp})")
+        print(
+            f"{kind:18s} {a.precision:9.2f} {a.recall:7.2f} {lat:>18s}   {b.precision:.2f} / {b.recall:.2f}"
+            f"   {ratio:.2f}  (tp {a.tp} fp {a.fp} fn {a.fn}; baseline fp {b.fp})"
+        )
     print("latency = alarm time - ground-truth time the condition became true (stream seconds)")
     if not args.no_vtest:
         vtest_case()

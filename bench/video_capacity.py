@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.camera.service import CameraService  # noqa: E402
-from ingest.reading import Reading  # noqa: E402
-from sharpeye.clock import SystemClock  # noqa: E402
-from simulators.camera.rtsp import RtspSimulator  # noqa: E402
-from simulators.camera.scenario import builtin  # noqa: E402
-from simulators.camera.writer import write_video  # noqa: E402
+from ingest.camera.service import CameraService
+from ingest.reading import Reading
+from sharpeye.clock import SystemClock
+from simulators.camera.rtsp import RtspSimulator
+from simulators.camera.scenario import builtin
+from simulators.camera.writer import write_video
 
 
 async def measure(
@@ -41,12 +41,14 @@ async def measure(
     scenario = scenario.model_copy(update={"camera": {**scenario.camera, "zones": zones}})
     readings: list[Reading] = []
     cams = [scenario.camera_config(f"cam{i:02d}", sim.url("cam")) for i in range(n)]
-    service = CameraService(cams, data / f"{'a' if analytics else 'd'}{n}", readings.extend, SystemClock(),
-                            analytics=analytics)
+    service = CameraService(
+        cams, data / f"{'a' if analytics else 'd'}{n}", readings.extend, SystemClock(), analytics=analytics
+    )
     await service.start()
     try:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not all(s.stream_s > 0 for s in service.stats()):
+        # Poll with a deadline until every camera is being decoded.
+        while time.monotonic() < deadline and not all(s.stream_s > 0 for s in service.stats()):  # noqa: ASYNC110
             await asyncio.sleep(0.2)
         await asyncio.sleep(warmup)
         before = {s.camera_id: s for s in service.stats()}
@@ -83,10 +85,21 @@ async def main() -> None:
     enter_s = 8.5  # the person's foot point crosses into the zone (see scenarios/intrusion.yaml)
     clip_s = 20 + args.warmup + args.window
     t0 = time.perf_counter()
-    clip = write_video(scenario, tmp / "cam720.ts", width=1280, height=720, fps=25, duration_s=clip_s,
-                       gop_s=2.0, preset="veryfast", bitrate=2_000_000)
-    print(f"clip: 1280x720 25 fps H.264, {clip_s:.0f} s, {clip.stat().st_size / 1e6:.1f} MB, "
-          f"written in {time.perf_counter() - t0:.1f} s")
+    clip = write_video(
+        scenario,
+        tmp / "cam720.ts",
+        width=1280,
+        height=720,
+        fps=25,
+        duration_s=clip_s,
+        gop_s=2.0,
+        preset="veryfast",
+        bitrate=2_000_000,
+    )
+    print(
+        f"clip: 1280x720 25 fps H.264, {clip_s:.0f} s, {clip.stat().st_size / 1e6:.1f} MB, "
+        f"written in {time.perf_counter() - t0:.1f} s"
+    )
     sim = RtspSimulator({"cam": clip})
     sim.start()
     results: dict[bool, int] = {}
@@ -99,9 +112,11 @@ async def main() -> None:
                 ok, fig, readings = await measure(sim, n, analytics, args.warmup, args.window, tmp)
                 lat = latency(readings, enter_s) if analytics else []
                 lat_text = f" latency p50 {statistics.median(lat):.2f} s max {max(lat):.2f} s" if lat else ""
-                print(f"{mode:16s} N={n:2d} {'ok ' if ok else 'FAIL'} worst analysed {fig['worst_fps_analysed']:.1f} "
-                      f"fps, worst decoded {fig['worst_fps_decoded']:.1f} fps, dropped {fig['dropped']:.0f}{lat_text}",
-                      flush=True)
+                print(
+                    f"{mode:16s} N={n:2d} {'ok ' if ok else 'FAIL'} worst analysed {fig['worst_fps_analysed']:.1f} "
+                    f"fps, worst decoded {fig['worst_fps_decoded']:.1f} fps, dropped {fig['dropped']:.0f}{lat_text}",
+                    flush=True,
+                )
                 if not ok:
                     break
                 best = n
@@ -112,10 +127,14 @@ async def main() -> None:
         sim.stop()
     dec, ana = results.get(False, 0), results.get(True, 0)
     ratio = ana / dec if dec else 0.0
-    print(f"sustained cameras: analytics {ana}, decode only {dec} (baseline, same run); ratio {ratio:.2f} (goal >= 0.8)")
+    print(
+        f"sustained cameras: analytics {ana}, decode only {dec} (baseline, same run); ratio {ratio:.2f} (goal >= 0.8)"
+    )
     if best_latency:
-        print(f"zone entry -> alarm at N={ana}: p50 {statistics.median(best_latency):.2f} s, "
-              f"max {max(best_latency):.2f} s (dwell 0; goal <= 1 s)")
+        print(
+            f"zone entry -> alarm at N={ana}: p50 {statistics.median(best_latency):.2f} s, "
+            f"max {max(best_latency):.2f} s (dwell 0; goal <= 1 s)"
+        )
 
 
 if __name__ == "__main__":

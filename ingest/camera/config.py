@@ -155,9 +155,7 @@ class MaskConfig(StrictModel):
 class DetectionConfig(StrictModel):
     """Background model and tracker."""
 
-    min_area: float = Field(
-        default=0.0006, gt=0, lt=1, description="Smallest moving blob, fraction of the frame area."
-    )
+    min_area: float = Field(default=0.0006, gt=0, lt=1, description="Smallest moving blob, fraction of the frame area.")
     var_threshold: float = Field(default=25, gt=0, le=500, description="MOG2 variance threshold.")
     history_s: float = Field(default=20, gt=0, le=600, description="Background model memory, seconds.")
     min_travel: float = Field(
@@ -246,4 +244,3 @@ class CameraConfig(DeviceConfig):
             if t.id == channel:
                 return t.schedule
         return None
-

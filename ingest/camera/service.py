@@ -313,8 +313,7 @@ class CameraService:
             cam.dec_hist.append((time.monotonic(), cam.decoded))
         elif op == "events":
             readings = [
-                self._reading(cam, _event_dec.decode(raw), jpeg, arrival, since)
-                for raw, jpeg, arrival, since in msg[2]
+                self._reading(cam, _event_dec.decode(raw), jpeg, arrival, since) for raw, jpeg, arrival, since in msg[2]
             ]
             self._send([r for r in readings if r is not None])
         elif op == "error":

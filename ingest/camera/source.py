@@ -79,9 +79,7 @@ class AvSource(Source):
         if self._is_file and not Path(self._url).is_file():
             raise SourceError("not_found", f"no file {self._url}")
         try:
-            self._container = av.open(
-                self._url, options=options, timeout=(self._read_timeout, self._read_timeout)
-            )
+            self._container = av.open(self._url, options=options, timeout=(self._read_timeout, self._read_timeout))
         except (av.FFmpegError, OSError) as exc:
             raise SourceError(_classify(exc), str(exc)) from exc
         videos = self._container.streams.video

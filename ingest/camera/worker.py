@@ -151,8 +151,9 @@ class CameraDecoder:
                 jpeg: bytes | None = None
                 if event.repeat == 0 and self.config.evidence.enabled:
                     img = full if full is not None else frame.to_ndarray(format="bgr24")
-                    ok, buf = cv2.imencode(".jpg", annotate(img.copy(), self.config, event),
-                                           [cv2.IMWRITE_JPEG_QUALITY, 85])
+                    ok, buf = cv2.imencode(
+                        ".jpg", annotate(img.copy(), self.config, event), [cv2.IMWRITE_JPEG_QUALITY, 85]
+                    )
                     jpeg = buf.tobytes() if ok else None
                 out.append((_enc.encode(event), jpeg, arrival, t - self._conn_t0))
         return out

@@ -55,8 +55,9 @@ class Scene:
             dx = f.amplitude * np.sin(2 * np.pi * t / f.period_s)
             cx, cy, r = int((f.x + dx) * w), int(f.y * h), max(3, int(f.radius * h))
             for k, (ox, oy) in enumerate(((0, 0), (-0.6, 0.3), (0.6, 0.3), (0.0, -0.5))):
-                cv2.ellipse(img, (cx + int(ox * r), cy + int(oy * r)), (r, int(r * 0.7)), 0, 0, 360,
-                            (30, 110 + 20 * k, 40), -1)
+                cv2.ellipse(
+                    img, (cx + int(ox * r), cy + int(oy * r)), (r, int(r * 0.7)), 0, 0, 360, (30, 110 + 20 * k, 40), -1
+                )
         if fault != "turn":
             for actor in sc.actors:
                 foot = actor.foot(t)

@@ -48,10 +48,17 @@ def test_zone_outside_frame_is_rejected() -> None:
         ({"zones": [{"id": "z", "polygon": [[0.1, 0.1], [0.2, 0.2]]}]}, "at least 3 points"),
         ({"zones": [{"id": "z", "polygon": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]}]}, "no area"),
         ({"tripwires": [{"id": "l", "a": [0.5, 0.5], "b": [0.5, 0.501]}]}, "same point"),
-        ({"zones": [{"id": "x", "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]}],
-          "tripwires": [{"id": "x", "a": [0.1, 0.1], "b": [0.9, 0.9]}]}, "unique"),
-        ({"zones": [{"id": "z", "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]], "min_size": 0.5, "max_size": 0.2}]},
-         "max_size must be greater"),
+        (
+            {
+                "zones": [{"id": "x", "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]}],
+                "tripwires": [{"id": "x", "a": [0.1, 0.1], "b": [0.9, 0.9]}],
+            },
+            "unique",
+        ),
+        (
+            {"zones": [{"id": "z", "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]], "min_size": 0.5, "max_size": 0.2}]},
+            "max_size must be greater",
+        ),
         ({"classifier": {"type": "onnx"}}, "needs model_path"),
         ({"unknown_key": 1}, "Extra inputs are not permitted"),
     ],
@@ -82,8 +89,15 @@ def test_schedule_arms_in_local_time() -> None:
     assert not schedule.armed(datetime(2026, 1, 10, 11, 0, tzinfo=UTC))
     with pytest.raises(ValidationError, match="must be after start"):
         CameraConfig.model_validate(
-            camera(zones=[{"id": "z", "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]],
-                           "schedule": {"windows": [{"start": "20:00", "end": "08:00"}]}}])
+            camera(
+                zones=[
+                    {
+                        "id": "z",
+                        "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]],
+                        "schedule": {"windows": [{"start": "20:00", "end": "08:00"}]},
+                    }
+                ]
+            )
         )
 
 

@@ -29,8 +29,15 @@ def test_size_cap_deletes_oldest_first(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "ref",
-    ["../secret.jpg", "cam-1/20260105/../../../etc/passwd", "/etc/passwd", "cam-1/2026/x.jpg", "cam-1/20260105/x.exe",
-     "cam-1/20260105/.hidden.jpg", ""],
+    [
+        "../secret.jpg",
+        "cam-1/20260105/../../../etc/passwd",
+        "/etc/passwd",
+        "cam-1/2026/x.jpg",
+        "cam-1/20260105/x.exe",
+        "cam-1/20260105/.hidden.jpg",
+        "",
+    ],
 )
 def test_references_cannot_leave_the_store(tmp_path: Path, ref: str) -> None:
     store = EvidenceStore(tmp_path / "evidence")
@@ -50,8 +57,9 @@ def test_symlink_out_of_the_store_is_refused(tmp_path: Path) -> None:
 
 
 def _pkt(i: int, key: bool, generation: int = 1) -> VideoPacket:
-    return VideoPacket(data=bytes([i % 256]) * 10, pts=i * 9000, dts=i * 9000, key=key, arrival=100 + i * 0.1,
-                       generation=generation)
+    return VideoPacket(
+        data=bytes([i % 256]) * 10, pts=i * 9000, dts=i * 9000, key=key, arrival=100 + i * 0.1, generation=generation
+    )
 
 
 def test_ring_window_starts_at_a_key_frame_and_forgets_old_packets() -> None:

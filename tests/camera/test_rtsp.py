@@ -27,9 +27,7 @@ def _thread_names() -> set[str]:
     return {t.name for t in threading.enumerate()}
 
 
-async def test_scenarios_over_rtsp_raise_expected_alarms_with_evidence(
-    rtsp_sim: RtspSimulator, tmp_path: Path
-) -> None:
+async def test_scenarios_over_rtsp_raise_expected_alarms_with_evidence(rtsp_sim: RtspSimulator, tmp_path: Path) -> None:
     transports = {"intrusion": "tcp", "loitering": "udp", "tamper": "tcp"}
     configs = []
     for name in SCENARIOS:
