@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -52,7 +55,9 @@ async def measure(
             await asyncio.sleep(0.2)
         await asyncio.sleep(warmup)
         before = {s.camera_id: s for s in service.stats()}
+        cpu0 = hub_cpu()
         await asyncio.sleep(window)
+        cpu = (hub_cpu() - cpu0) / window
         after = service.stats()
     finally:
         await service.stop()
@@ -61,7 +66,18 @@ async def measure(
     dropped = sum(s.dropped - before[s.camera_id].dropped for s in after)
     ok = dropped == 0 and all(s.state == "live" for s in after)
     ok = ok and (worst_an >= 0.9 * 5 if analytics else worst_dec >= 0.9 * 25)
-    return ok, {"worst_fps_analysed": worst_an, "worst_fps_decoded": worst_dec, "dropped": dropped}, readings
+    fig = {"worst_fps_analysed": worst_an, "worst_fps_decoded": worst_dec, "dropped": dropped, "cpu": cpu}
+    return ok, fig, readings
+
+
+def hub_cpu() -> float:
+    """CPU seconds used so far by this process (capture) and its worker processes."""
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += sum(child.cpu_times()[:2])
+    return total
 
 
 def latency(readings: list[Reading], enter_s: float) -> list[float]:
@@ -75,7 +91,9 @@ def latency(readings: list[Reading], enter_s: float) -> list[float]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--max", type=int, default=16, help="largest N tried")
+    parser.add_argument("--start", type=int, default=1, help="first N tried")
+    parser.add_argument("--step", type=int, default=1, help="N grows by this much")
+    parser.add_argument("--max", type=int, default=24, help="largest N tried")
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--window", type=float, default=10.0)
     args = parser.parse_args()
@@ -108,13 +126,14 @@ async def main() -> None:
         for analytics in (False, True):
             mode = "analytics 5 fps" if analytics else "decode only"
             best = 0
-            for n in range(1, args.max + 1):
+            for n in range(args.start, args.max + 1, args.step):
                 ok, fig, readings = await measure(sim, n, analytics, args.warmup, args.window, tmp)
                 lat = latency(readings, enter_s) if analytics else []
                 lat_text = f" latency p50 {statistics.median(lat):.2f} s max {max(lat):.2f} s" if lat else ""
                 print(
                     f"{mode:16s} N={n:2d} {'ok ' if ok else 'FAIL'} worst analysed {fig['worst_fps_analysed']:.1f} "
-                    f"fps, worst decoded {fig['worst_fps_decoded']:.1f} fps, dropped {fig['dropped']:.0f}{lat_text}",
+                    f"fps, worst decoded {fig['worst_fps_decoded']:.1f} fps, dropped {fig['dropped']:.0f}, "
+                    f"hub CPU {fig['cpu']:.0%} of a core{lat_text}",
                     flush=True,
                 )
                 if not ok:

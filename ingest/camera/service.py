@@ -197,7 +197,9 @@ class CameraService:
         self._watchdog: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Future[Any]] = set()
         self._started = False
+        self._retired: list[_Worker] = []
         self.emitted = 0
+        self.worker_restarts = 0
 
     # lifecycle ---------------------------------------------------------------------------------------
 
@@ -249,7 +251,7 @@ class CameraService:
                 log.error("camera %s: capture thread did not stop", cam.config.id)
         for w in self._workers:
             w.put(None, force=True)
-        for w in self._workers:
+        for w in [*self._workers, *self._retired]:
             w.sender.join(5)
             w.process.join(5)
             if w.process.is_alive():
@@ -267,10 +269,13 @@ class CameraService:
         cam.ring.info = info
         cam.connections += 1
         cam.skip_to_key = True
-        cam.worker.put(("open", cam.config.model_dump_json(), _enc.encode(info), self._analytics), force=True)
+        self._on_open_worker(cam, info)
         for sub in list(cam.subscriptions):
             sub.info = info
         log.info("camera %s: opened %s %dx%d", cam.config.id, info.codec, info.width, info.height)
+
+    def _on_open_worker(self, cam: _Camera, info: StreamInfo) -> None:
+        cam.worker.put(("open", cam.config.model_dump_json(), _enc.encode(info), self._analytics), force=True)
 
     def _on_packet(self, cam: _Camera, packet: VideoPacket) -> None:
         cam.last_packet = packet.arrival
@@ -420,9 +425,32 @@ class CameraService:
 
     # loss watchdog -----------------------------------------------------------------------------------
 
+    def _revive_workers(self) -> None:
+        """Replace a worker process that died (a decoder crash) and hand its cameras to the new one."""
+        for i, old in enumerate(self._workers):
+            if old.process.is_alive() or not self._started:
+                continue
+            log.error("worker %s died (exit code %s); restarting it", old.process.name, old.process.exitcode)
+            old.put(None, force=True)
+            new = _Worker(i, self, self._worker_queue)
+            new.start()
+            self._workers[i] = new
+            self.worker_restarts += 1
+            for cam in self._cameras.values():
+                if cam.worker is old:
+                    cam.worker = new
+                    cam.skip_to_key = True
+                    if cam.info is not None:
+                        self._on_open_worker(cam, cam.info)
+            self._retired.append(old)
+
+    def worker_pids(self) -> list[int | None]:
+        return [w.process.pid for w in self._workers]
+
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(0.25)
+            self._revive_workers()
             now = time.monotonic()
             out: list[Reading] = []
             for cam in self._cameras.values():

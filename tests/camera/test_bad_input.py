@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import socket
 from fractions import Fraction
 from pathlib import Path
@@ -160,3 +163,22 @@ async def test_slow_subscriber_drops_and_never_delays_capture(
             service.subscribe("no-such-camera")
     finally:
         await service.stop()
+
+
+async def test_a_dead_worker_is_replaced_and_analysis_resumes(tmp_path: Path) -> None:
+    cam = _camera("synthetic", "synthetic:school-gate")
+    service = CameraService([cam], tmp_path, Collector(), ManualClock(), workers=1)
+    await service.start()
+    try:
+        assert await wait_until(lambda: service.stats()[0].fps_analysed >= 3.5, 15)
+        pid = service.worker_pids()[0]
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert await wait_until(lambda: service.worker_restarts == 1, 5)
+        assert service.worker_pids()[0] != pid
+        analysed = service.stats()[0]
+        assert await wait_until(lambda: service.stats()[0].stream_s > 2.0, 10), (analysed, service.stats())
+        assert await wait_until(lambda: service.stats()[0].fps_analysed >= 3.5, 10), service.stats()
+    finally:
+        await service.stop()
+    assert multiprocessing.active_children() == []
