@@ -42,11 +42,13 @@ class RtspSimulator:
     def start(self, timeout: float = 15.0) -> None:
         if not Path(self.python).exists() and shutil.which(self.python) is None:
             raise RtspSimulatorError(f"{self.python} not found: install python3-gi and gir1.2-gst-rtsp-server-1.0")
-        args = [self.python, str(SCRIPT), "--port", str(self.port)]
+        args = [self.python, str(SCRIPT), "--port", str(self.port), "--exit-with-stdin"]
         for name, path in self.mounts.items():
             args += ["--mount", f"{name}={path}"]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self._proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
         assert self._proc.stdout is not None
         deadline = time.monotonic() + timeout
         line = b""
@@ -77,7 +79,7 @@ class RtspSimulator:
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait(10)
-        for fh in (self._proc.stdout, self._proc.stderr):
+        for fh in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
             if fh is not None:
                 fh.close()
         self._proc = None

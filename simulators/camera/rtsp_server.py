@@ -35,6 +35,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="TCP port, 0 for a free one")
     parser.add_argument("--mount", action="append", default=[], help="name=path of an H.264 MPEG-TS file")
+    parser.add_argument("--exit-with-stdin", action="store_true", help="quit when stdin closes")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -59,6 +60,15 @@ def main() -> int:
     loop = GLib.MainLoop()
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, loop.quit)
+    if args.exit_with_stdin:
+        # The parent holds our stdin open; when it dies the pipe closes and we leave too (no orphans).
+        def on_stdin(_fd: object, _cond: object) -> bool:
+            loop.quit()
+            return False
+
+        GLib.io_add_watch(
+            sys.stdin.fileno(), GLib.PRIORITY_DEFAULT, GLib.IOCondition.HUP | GLib.IOCondition.IN, on_stdin
+        )
     sys.stdout.write(f"READY {server.get_bound_port()}\n")
     sys.stdout.flush()
     loop.run()
