@@ -112,13 +112,13 @@ def vtest_case() -> None:
             "url": str(VTEST),
             "zones": [
                 {
-                    "id": "plaza",
-                    "polygon": [[0.3, 0.55], [0.7, 0.55], [0.7, 0.95], [0.3, 0.95]],
+                    "id": "path",
+                    "polygon": [[0.45, 0.42], [0.97, 0.42], [0.97, 0.75], [0.45, 0.75]],
                     "dwell_s": 0.5,
-                    "min_size": 0.08,
+                    "min_size": 0.05,
                 }
             ],
-            "tripwires": [{"id": "mid", "a": [0.5, 0.3], "b": [0.5, 0.98], "min_size": 0.08}],
+            "tripwires": [{"id": "mid", "a": [0.35, 0.22], "b": [0.35, 0.75], "min_size": 0.05}],
             "tamper": {"enabled": False},
         }
     )

@@ -120,14 +120,20 @@ async def main() -> None:
     )
     sim = RtspSimulator({"cam": clip})
     sim.start()
-    results: dict[bool, int] = {}
+    results: dict[bool, int] = {False: 0, True: 0}
+    failed: dict[bool, bool] = {False: False, True: False}
     best_latency: list[float] = []
     try:
-        for analytics in (False, True):
-            mode = "analytics 5 fps" if analytics else "decode only"
-            best = 0
-            for n in range(args.start, args.max + 1, args.step):
+        # The two modes alternate at each N, so load from elsewhere on the machine hits both alike.
+        for n in range(args.start, args.max + 1, args.step):
+            for analytics in (False, True):
+                if failed[analytics]:
+                    continue
+                mode = "analytics 5 fps" if analytics else "decode only"
                 ok, fig, readings = await measure(sim, n, analytics, args.warmup, args.window, tmp)
+                if not ok:
+                    # The machine is shared: a failure is measured once more before it counts.
+                    ok, fig, readings = await measure(sim, n, analytics, args.warmup, args.window, tmp)
                 lat = latency(readings, enter_s) if analytics else []
                 lat_text = f" latency p50 {statistics.median(lat):.2f} s max {max(lat):.2f} s" if lat else ""
                 print(
@@ -137,11 +143,13 @@ async def main() -> None:
                     flush=True,
                 )
                 if not ok:
-                    break
-                best = n
+                    failed[analytics] = True
+                    continue
+                results[analytics] = n
                 if analytics:
                     best_latency = lat
-            results[analytics] = best
+            if all(failed.values()):
+                break
     finally:
         sim.stop()
     dec, ana = results.get(False, 0), results.get(True, 0)

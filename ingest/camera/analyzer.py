@@ -89,6 +89,7 @@ class Analyzer:
         self._tamper_last_emit = 0.0
         self._tamper_count = 0
         self._tamper_repeat = 0
+        self._tamper_checked: float | None = None
         self.resets = 0
         self.frames = 0
 
@@ -304,6 +305,9 @@ class Analyzer:
     def _tamper_events(self, gray: np.ndarray, t: float) -> list[VideoEvent]:
         if not self.config.tamper.enabled:
             return []
+        if self._tamper_checked is not None and t - self._tamper_checked < 1 / self.config.tamper.check_fps - 1e-6:
+            return []
+        self._tamper_checked = t
         before = self.tamper.state
         state = self.tamper.update(gray, t)
         if state is None:

@@ -189,6 +189,7 @@ class TamperConfig(StrictModel):
     enabled: bool = Field(default=True, description="Check for tamper.")
     learn_s: float = Field(default=2.0, gt=0, le=600, description="Seconds of picture used as the reference.")
     hold_s: float = Field(default=1.5, gt=0, le=600, description="A condition must last this long to alarm.")
+    check_fps: float = Field(default=2, gt=0, le=30, description="Tamper checks per second (cheaper than every frame).")
     covered_std: float = Field(default=10, gt=0, le=128, description="Grey-level spread below which it is covered.")
     defocus_ratio: float = Field(
         default=0.3, gt=0, lt=1, description="Sharpness below this fraction of the reference means defocused."

@@ -142,7 +142,7 @@ class CameraDecoder:
             self.size = (fw, fh)
             aw = min(self.config.analysis_width, fw)
             ah = max(2, round(fh * aw / fw / 2) * 2)
-            small = frame.to_ndarray(format="bgr24", width=aw, height=ah)
+            small = frame.reformat(width=aw, height=ah, format="bgr24", interpolation="FAST_BILINEAR").to_ndarray()
             need_full = self.analyzer.classifier is not None
             full = frame.to_ndarray(format="bgr24") if need_full else None
             events = self.analyzer.process(small, t, full)

@@ -11,6 +11,7 @@ import av
 import cv2
 import pytest
 
+from ingest.camera.config import CameraConfig
 from ingest.camera.evidence import EvidenceError
 from ingest.camera.service import CameraService
 from sharpeye.clock import ManualClock
@@ -150,3 +151,21 @@ async def test_video_loss_alarm_and_restore(scenario_clips: dict[str, Path], tmp
     finally:
         await service.stop()
         sim.stop()
+
+
+async def test_schedules_disarm_rules_by_the_hub_clock(rtsp_sim: RtspSimulator, tmp_path: Path) -> None:
+    scenario = builtin("intrusion")
+    cfg = scenario.camera_config("cam-sched", rtsp_sim.url("intrusion"))
+    # ManualClock starts Monday 2026-01-05 02:00 UTC = 10:00 in Shanghai: the line is armed only at night.
+    night = {"windows": [{"start": "20:00", "end": "24:00"}]}
+    cfg = cfg.model_copy(update={"tripwires": [cfg.tripwires[0].model_copy(update={"schedule": night})]})
+    cfg = CameraConfig.model_validate(cfg.model_dump())
+    collector = Collector()
+    service = CameraService([cfg], tmp_path, collector, ManualClock(), workers=1)
+    await service.start()
+    try:
+        assert await wait_until(lambda: bool(collector.of("cam-sched", "video.intrusion")), 20)
+    finally:
+        await service.stop()
+    # The person crossed the line before entering the zone: the disarmed line stayed silent.
+    assert collector.of("cam-sched", "video.tripwire") == []
