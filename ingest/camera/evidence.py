@@ -69,7 +69,7 @@ def write_clip(path: Path, info: StreamInfo, packets: list[VideoPacket]) -> int:
     if not packets:
         raise EvidenceError("no packets to write")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
+    tmp = path.with_name(path.name + ".part")
     tb = Fraction(*info.time_base)
     base_pts = next((p.pts for p in packets if p.pts is not None), None)
     out: Any = av.open(str(tmp), "w", format="mp4")
@@ -138,7 +138,7 @@ class EvidenceStore:
     def write_snapshot(self, ref: str, jpeg: bytes) -> Path:
         path = self.target(ref)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
+        tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(jpeg)
         tmp.replace(path)
         self.enforce_cap()

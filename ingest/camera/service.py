@@ -67,6 +67,7 @@ class CameraStats(msgspec.Struct, kw_only=True):
     last_error: str | None
     events: int
     stream_s: float
+    lag_s: float
 
 
 class _Worker:
@@ -144,6 +145,7 @@ class _Camera:
         self.width = 0
         self.height = 0
         self.stream_s = 0.0
+        self.lag = 0.0
         self.last_error: str | None = None
         self.events = 0
         self.loss_last_emit = 0.0
@@ -314,6 +316,8 @@ class CameraService:
             return
         if op == "stats":
             cam.decoded, cam.analysed, cam.decode_errors, cam.width, cam.height, cam.stream_s = msg[2:8]
+            if msg[8] > 0:
+                cam.lag = max(0.0, time.monotonic() - msg[8])
             cam.an_hist.append((time.monotonic(), cam.analysed))
             cam.dec_hist.append((time.monotonic(), cam.decoded))
         elif op == "events":
@@ -523,6 +527,7 @@ class CameraService:
                     last_error=cam.last_error,
                     events=cam.events,
                     stream_s=round(cam.stream_s, 2),
+                    lag_s=round(cam.lag, 3),
                 )
             )
         return out

@@ -3,7 +3,8 @@
 The hub sends, over a pipe, ``("open", camera_json, info_bytes, analytics)``, ``("pkt", camera_id, packet_bytes)``,
 ``("close", camera_id)`` and ``("stop",)``. The worker answers with ``("events", camera_id, [(event_bytes,
 jpeg | None, arrival, seconds_since_connect)])``,
-``("stats", camera_id, decoded, analysed, decode_errors, width, height, stream_s)`` and
+``("stats", camera_id, decoded, analysed, decode_errors, width, height, stream_s,
+last_arrival)`` and
 ``("error", camera_id, reason, detail)``. Decoding runs on every packet (a P-frame needs its predecessors);
 only frames at the analysis rate are scaled down and analysed.
 """
@@ -73,6 +74,7 @@ class CameraDecoder:
         self.analysed = 0
         self.errors = 0
         self.size = (0, 0)
+        self.last_arrival = 0.0
         self._next_t = -1.0
         self._offset = 0.0
         self._last_t: float | None = None
@@ -132,6 +134,7 @@ class CameraDecoder:
             self.decoded += 1
             arrival = self._arrivals.get(frame.pts, packet.arrival) if frame.pts is not None else packet.arrival
             t = self._stream_time(frame, arrival)
+            self.last_arrival = arrival
             if self._conn_t0 is None:
                 self._conn_t0 = t
             if not self.analytics or t < self._next_t:
@@ -197,6 +200,16 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
             last_stats = now
             for cam_id, cam in cameras.items():
                 outbox.send(
-                    ("stats", cam_id, cam.decoded, cam.analysed, cam.errors, cam.size[0], cam.size[1], cam.stream_s)
+                    (
+                        "stats",
+                        cam_id,
+                        cam.decoded,
+                        cam.analysed,
+                        cam.errors,
+                        cam.size[0],
+                        cam.size[1],
+                        cam.stream_s,
+                        cam.last_arrival,
+                    )
                 )
     outbox.close()

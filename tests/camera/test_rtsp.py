@@ -158,8 +158,9 @@ async def test_schedules_disarm_rules_by_the_hub_clock(rtsp_sim: RtspSimulator, 
     cfg = scenario.camera_config("cam-sched", rtsp_sim.url("intrusion"))
     # ManualClock starts Monday 2026-01-05 02:00 UTC = 10:00 in Shanghai: the line is armed only at night.
     night = {"windows": [{"start": "20:00", "end": "24:00"}]}
-    cfg = cfg.model_copy(update={"tripwires": [cfg.tripwires[0].model_copy(update={"schedule": night})]})
-    cfg = CameraConfig.model_validate(cfg.model_dump())
+    data = cfg.model_dump()
+    data["tripwires"][0]["schedule"] = night
+    cfg = CameraConfig.model_validate(data)
     collector = Collector()
     service = CameraService([cfg], tmp_path, collector, ManualClock(), workers=1)
     await service.start()
