@@ -114,7 +114,11 @@ class _Worker:
 
     def put(self, msg: tuple[Any, ...] | None, force: bool = False) -> bool:
         if force:
-            self.queue.put(msg)
+            try:
+                self.queue.put(msg, timeout=5)
+            except queue.Full:
+                log.error("worker %s does not take messages", self.process.name)
+                return False
             return True
         try:
             self.queue.put_nowait(msg)
@@ -435,7 +439,7 @@ class CameraService:
             if old.process.is_alive() or not self._started:
                 continue
             log.error("worker %s died (exit code %s); restarting it", old.process.name, old.process.exitcode)
-            old.put(None, force=True)
+            old.put(None)  # its sender ends on the broken pipe anyway; never block the loop here
             new = _Worker(i, self, self._worker_queue)
             new.start()
             self._workers[i] = new
