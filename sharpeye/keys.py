@@ -42,13 +42,21 @@ class Keys:
         """Hash: ordering and identity state of one fingerprint (last_seq, open alarm id)."""
         return f"{self.prefix}:fp:{{{fingerprint}}}"
 
+    @property
+    def alarm_prefix(self) -> str:
+        return f"{self.prefix}:alarm:"
+
+    @property
+    def alarm_history_prefix(self) -> str:
+        return f"{self.prefix}:alarm-history:"
+
     def alarm(self, alarm_id: str) -> str:
         """Hash: one alarm's fields (JSON document plus mutable counters)."""
-        return f"{self.prefix}:alarm:{alarm_id}"
+        return f"{self.alarm_prefix}{alarm_id}"
 
     def alarm_history(self, alarm_id: str) -> str:
         """List: the alarm's transitions and actions, oldest first (JSON entries)."""
-        return f"{self.prefix}:alarm-history:{alarm_id}"
+        return f"{self.alarm_history_prefix}{alarm_id}"
 
     @property
     def alarms_by_time(self) -> str:
@@ -60,6 +68,50 @@ class Keys:
         """Sorted set: ids of alarms not yet cleared, scored by first seen."""
         return f"{self.prefix}:alarms:open"
 
+    def fingerprint_window(self, fingerprint: str) -> str:
+        """Sorted set: recent occurrences of a count-in-window condition."""
+        return f"{self.prefix}:fpw:{{{fingerprint}}}"
+
+    @property
+    def alarms_silenced(self) -> str:
+        """Set: ids of open alarms raised under a silence (notified when the silence ends)."""
+        return f"{self.prefix}:alarms:silenced"
+
+    @property
+    def silences(self) -> str:
+        """Hash: silence id -> JSON silence (matchers, start, end, reason, author)."""
+        return f"{self.prefix}:silences"
+
+    @property
+    def incident_prefix(self) -> str:
+        """Prefix of incident hashes (``<prefix><id>``) and their member sets (``<prefix><id>:members``)."""
+        return f"{self.prefix}:incident:"
+
+    @property
+    def incident_open_prefix(self) -> str:
+        """Prefix of strings holding the open incident id of a correlation group."""
+        return f"{self.prefix}:incident-open:"
+
+    @property
+    def incidents(self) -> str:
+        """Sorted set: incident ids by first seen."""
+        return f"{self.prefix}:incidents"
+
+    @property
+    def alarm_counts(self) -> str:
+        """Hash: number of alarms in each state, maintained by the transition script."""
+        return f"{self.prefix}:alarm-counts"
+
+    @property
+    def alarm_timers(self) -> str:
+        """Sorted set: fingerprint scored by when its quiet period ends (camera-style alarms)."""
+        return f"{self.prefix}:alarm-timers"
+
+    @property
+    def alarm_live(self) -> str:
+        """Pub/sub channel: every alarm change, repeats included, for live consoles (not a log)."""
+        return f"{self.prefix}:alarm-live"
+
     @property
     def alarm_events(self) -> str:
         """Stream: the notification log; one entry per alarm transition (raised, cleared, ...)."""
@@ -69,6 +121,10 @@ class Keys:
     def case_queue(self, department: str) -> str:
         """Stream with a consumer group per department: case ids waiting to be claimed."""
         return f"{self.prefix}:case-queue:{department}"
+
+    def case_sequence(self, day: str) -> str:
+        """Counter: case numbers issued on ``day`` (YYYYMMDD)."""
+        return f"{self.prefix}:case-seq:{day}"
 
     @property
     def case_events(self) -> str:
@@ -81,6 +137,11 @@ class Keys:
         return f"{self.prefix}:sla:deadlines"
 
     # --- access -----------------------------------------------------------------------------
+    @property
+    def users(self) -> str:
+        """Hash: username -> JSON user record (argon2 password hash, role, org unit, flags)."""
+        return f"{self.prefix}:users"
+
     def token(self, token_hash: str) -> str:
         """String with TTL: JSON of the session behind a bearer token (stored hashed)."""
         return f"{self.prefix}:token:{token_hash}"
