@@ -23,7 +23,9 @@ class CameraDriver:
     )
 
     def channels(self, device: DeviceConfig) -> Iterable[str]:
-        return []
+        if not isinstance(device, CameraConfig):
+            return []
+        return [z.id for z in device.zones] + [t.id for t in device.tripwires]
 
     def decode(self, device: DeviceConfig, payload: Payload) -> list[Reading]:
         raise DecodeError("unsupported", "camera readings come from the hub's own video analytics")

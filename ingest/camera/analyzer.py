@@ -1,0 +1,335 @@
+"""Video analytics of one camera on small frames: background model, blobs, tracker, zones, tripwires, tamper.
+
+``Analyzer.process(frame, t)`` takes a small BGR frame and its stream time in seconds and returns the
+``VideoEvent``s it raises. It is pure CPU work with no I/O, run inside a worker process.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ingest.camera import geometry
+from ingest.camera.classifier import Classifier, make_classifier
+from ingest.camera.config import CameraConfig, TripwireConfig, ZoneConfig
+from ingest.camera.event import VideoEvent
+from ingest.camera.tamper import TamperDetector
+
+log = logging.getLogger(__name__)
+
+Box = tuple[float, float, float, float]  # x, y, w, h normalized
+
+
+@dataclass
+class Track:
+    """One moving object followed across frames."""
+
+    id: int
+    box: Box
+    first_t: float
+    last_t: float
+    origin: geometry.Point
+    hits: int = 1
+    travel: float = 0.0
+    person: bool | None = None
+    prev_foot: geometry.Point | None = None
+    zone_since: dict[str, float] = field(default_factory=dict)
+    zone_out_since: dict[str, float] = field(default_factory=dict)
+    zone_episode: dict[str, str] = field(default_factory=dict)
+    zone_last_emit: dict[str, float] = field(default_factory=dict)
+    loiter_last_emit: dict[str, float] = field(default_factory=dict)
+    line_side: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def foot(self) -> geometry.Point:
+        x, y, w, h = self.box
+        return (x + w / 2, y + h)
+
+    @property
+    def centre(self) -> geometry.Point:
+        x, y, w, h = self.box
+        return (x + w / 2, y + h / 2)
+
+
+def _merge_boxes(boxes: list[list[int]], gap: int) -> list[list[int]]:
+    """Merge pixel boxes [x0, y0, x1, y1] that touch after growing by ``gap`` (a head and its body)."""
+    merged = True
+    while merged and len(boxes) > 1:
+        merged = False
+        out: list[list[int]] = []
+        for b in boxes:
+            for o in out:
+                if b[0] - gap <= o[2] and o[0] - gap <= b[2] and b[1] - gap <= o[3] and o[1] - gap <= b[3]:
+                    o[0], o[1], o[2], o[3] = min(o[0], b[0]), min(o[1], b[1]), max(o[2], b[2]), max(o[3], b[3])
+                    merged = True
+                    break
+            else:
+                out.append(list(b))
+        boxes = out
+    return boxes
+
+
+class Analyzer:
+    """Analytics state of one camera."""
+
+    def __init__(self, config: CameraConfig, classifier: Classifier | None = None) -> None:
+        self.config = config
+        self.classifier = classifier if classifier is not None else make_classifier(config.classifier)
+        self.tamper = TamperDetector(config.tamper)
+        self._shape: tuple[int, int] | None = None
+        self._mog: cv2.BackgroundSubtractorMOG2 | None = None
+        self._mask: np.ndarray | None = None
+        self._tracks: dict[int, Track] = {}
+        self._next_id = 1
+        self._last_t: float | None = None
+        self._tamper_episode: str | None = None
+        self._tamper_last_emit = 0.0
+        self._tamper_count = 0
+        self._tamper_repeat = 0
+        self._tamper_checked: float | None = None
+        self.resets = 0
+        self.frames = 0
+
+    @property
+    def tracks(self) -> list[Track]:
+        return list(self._tracks.values())
+
+    def _setup(self, shape: tuple[int, int]) -> None:
+        h, w = shape
+        self._shape = shape
+        self._reset_background()
+        mask = np.full((h, w), 255, np.uint8)
+        for m in self.config.masks:
+            pts = np.array([[round(x * (w - 1)), round(y * (h - 1))] for x, y in m.polygon], np.int32)
+            cv2.fillPoly(mask, [pts], 0)
+        self._mask = mask
+        self._tracks.clear()
+        self.tamper.reset()
+
+    def _reset_background(self) -> None:
+        history = max(10, int(self.config.detection.history_s * self.config.analysis_fps))
+        self._mog = cv2.createBackgroundSubtractorMOG2(
+            history=history, varThreshold=self.config.detection.var_threshold, detectShadows=True
+        )
+        self._tracks.clear()
+
+    def process(self, frame: np.ndarray, t: float, full: np.ndarray | None = None) -> list[VideoEvent]:
+        """Analyse one small BGR frame at stream time ``t``; ``full`` is the full-size frame for classifier crops."""
+        h, w = frame.shape[:2]
+        if self._shape != (h, w):
+            if self._shape is not None:
+                self.resets += 1
+                log.info("camera %s: frame size changed to %dx%d, analytics reset", self.config.id, w, h)
+            self._setup((h, w))
+        assert self._mog is not None and self._mask is not None
+        self.frames += 1
+        self._last_t = t
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        events: list[VideoEvent] = []
+        tampered = self.tamper.state is not None
+        events.extend(self._tamper_events(gray, t))
+        if tampered and self.tamper.state is None:
+            self._reset_background()
+        mean = float(gray.mean())
+        # Normalize global brightness so slow lighting drift does not light up the whole background model.
+        norm = cv2.convertScaleAbs(frame, alpha=128.0 / mean) if mean > 1 else frame
+        fg = self._mog.apply(norm)
+        if self.tamper.state is not None:
+            self._tracks.clear()
+            return events
+        _, fg = cv2.threshold(fg, 200, 255, cv2.THRESH_BINARY)
+        fg = cv2.bitwise_and(fg, self._mask)
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        fg = cv2.dilate(fg, np.ones((5, 5), np.uint8), iterations=1)
+        if np.count_nonzero(fg) > 0.5 * fg.size:
+            # A global change (lights switched, a cloud, an auto-exposure jump): not objects; learn afresh.
+            self._reset_background()
+            return events
+        contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        min_area = self.config.detection.min_area * w * h
+        raw = []
+        for c in contours:
+            x, y, bw, bh = cv2.boundingRect(c)
+            raw.append([x, y, x + bw, y + bh])
+        boxes = [b for b in _merge_boxes(raw, max(2, h // 60)) if (b[2] - b[0]) * (b[3] - b[1]) >= min_area]
+        norm_boxes: list[Box] = [(b[0] / w, b[1] / h, (b[2] - b[0]) / w, (b[3] - b[1]) / h) for b in boxes]
+        self._track(norm_boxes, t)
+        for track in self._tracks.values():
+            if track.last_t != t or track.hits < 3 or track.travel < self.config.detection.min_travel:
+                continue
+            events.extend(self._rules(track, t, full))
+        for track in self._tracks.values():
+            track.prev_foot = track.foot
+        return events
+
+    def _track(self, boxes: list[Box], t: float) -> None:
+        limit_s = self.config.detection.max_missing_s
+        for tid in [k for k, tr in self._tracks.items() if t - tr.last_t > limit_s]:
+            del self._tracks[tid]
+        pairs: list[tuple[float, int, int]] = []
+        tracks = list(self._tracks.values())
+        for ti, tr in enumerate(tracks):
+            cx, cy = tr.centre
+            for bi, b in enumerate(boxes):
+                bx, by = b[0] + b[2] / 2, b[1] + b[3] / 2
+                d = ((bx - cx) ** 2 + (by - cy) ** 2) ** 0.5
+                limit = 0.6 * max(tr.box[2], tr.box[3], b[2], b[3]) + 0.15 * (t - tr.last_t)
+                if d <= limit:
+                    pairs.append((d, ti, bi))
+        pairs.sort()
+        used_t: set[int] = set()
+        used_b: set[int] = set()
+        for _d, ti, bi in pairs:
+            if ti in used_t or bi in used_b:
+                continue
+            used_t.add(ti)
+            used_b.add(bi)
+            tr = tracks[ti]
+            tr.box = boxes[bi]
+            tr.last_t = t
+            tr.hits += 1
+            fx, fy = tr.foot
+            tr.travel = max(tr.travel, ((fx - tr.origin[0]) ** 2 + (fy - tr.origin[1]) ** 2) ** 0.5)
+        for bi, b in enumerate(boxes):
+            if bi in used_b:
+                continue
+            tr = Track(id=self._next_id, box=b, first_t=t, last_t=t, origin=(b[0] + b[2] / 2, b[1] + b[3]))
+            self._next_id += 1
+            self._tracks[tr.id] = tr
+
+    def _is_person(self, track: Track, full: np.ndarray | None) -> bool:
+        if self.classifier is None:
+            return True
+        if track.person is None and full is not None:
+            fh, fw = full.shape[:2]
+            x, y, w, h = track.box
+            x0, y0 = max(0, int((x - w * 0.2) * fw)), max(0, int((y - h * 0.1) * fh))
+            x1, y1 = min(fw, int((x + w * 1.2) * fw)), min(fh, int((y + h * 1.1) * fh))
+            if x1 - x0 >= 4 and y1 - y0 >= 8:
+                track.person = self.classifier.is_person(full[y0:y1, x0:x1])
+        return bool(track.person)
+
+    def _fits(self, track: Track, rule: ZoneConfig | TripwireConfig, full: np.ndarray | None) -> bool:
+        height = track.box[3]
+        if not rule.min_size <= height <= rule.max_size:
+            return False
+        return rule.objects == "any" or self._is_person(track, full)
+
+    def _rules(self, track: Track, t: float, full: np.ndarray | None) -> list[VideoEvent]:
+        events: list[VideoEvent] = []
+        foot = track.foot
+        repeat_s = self.config.repeat_s
+        for zone in self.config.zones:
+            inside = geometry.contains(zone.polygon, foot) and self._fits(track, zone, full)
+            if not inside:
+                if zone.id not in track.zone_since:
+                    continue
+                out = track.zone_out_since.setdefault(zone.id, t)
+                if t - out < self.config.detection.max_missing_s:
+                    continue
+                track.zone_out_since.pop(zone.id, None)
+                track.zone_since.pop(zone.id, None)
+                track.zone_episode.pop(zone.id, None)
+                track.zone_last_emit.pop(zone.id, None)
+                track.loiter_last_emit.pop(zone.id, None)
+                continue
+            track.zone_out_since.pop(zone.id, None)
+            since = track.zone_since.setdefault(zone.id, t)
+            dwell = t - since
+            if zone.intrusion and dwell >= zone.dwell_s:
+                last = track.zone_last_emit.get(zone.id)
+                if last is None or t - last >= repeat_s:
+                    name = f"{self.config.id}:{zone.id}:{track.id}:{since:.2f}"
+                    episode = track.zone_episode.setdefault(zone.id, name)
+                    n = 0 if last is None else round((t - since - zone.dwell_s) / repeat_s)
+                    track.zone_last_emit[zone.id] = t
+                    events.append(self._object_event("video.intrusion", zone.id, t, episode, n, track, dwell_s=dwell))
+            if zone.loitering_s is not None and dwell >= zone.loitering_s:
+                last = track.loiter_last_emit.get(zone.id)
+                if last is None or t - last >= repeat_s:
+                    n = 0 if last is None else round((t - since - zone.loitering_s) / repeat_s)
+                    episode = f"{self.config.id}:{zone.id}:loiter:{track.id}:{since:.2f}"
+                    track.loiter_last_emit[zone.id] = t
+                    events.append(self._object_event("video.loitering", zone.id, t, episode, n, track, dwell_s=dwell))
+        prev = track.prev_foot
+        for line in self.config.tripwires:
+            side = geometry.cross(line.a, line.b, foot)
+            committed = track.line_side.get(line.id)
+            if abs(side) < 1e-4:
+                continue
+            if committed is None:
+                track.line_side[line.id] = side
+                continue
+            if (side > 0) == (committed > 0):
+                continue
+            track.line_side[line.id] = side
+            start = prev if prev is not None else track.origin
+            if not geometry.segments_intersect(start, foot, line.a, line.b):
+                # Went round the end of the line, not across it.
+                continue
+            direction = "a_to_b" if committed > 0 else "b_to_a"
+            if line.direction not in ("both", direction) or not self._fits(track, line, full):
+                continue
+            episode = f"{self.config.id}:{line.id}:{track.id}:{t:.2f}"
+            events.append(self._object_event("video.tripwire", line.id, t, episode, 0, track, direction=direction))
+        return events
+
+    def _object_event(
+        self,
+        kind: str,
+        channel: str,
+        t: float,
+        episode: str,
+        repeat: int,
+        track: Track,
+        *,
+        dwell_s: float | None = None,
+        direction: str | None = None,
+    ) -> VideoEvent:
+        return VideoEvent(
+            kind=kind,
+            value="alarm",
+            channel=channel,
+            t=t,
+            episode=episode,
+            repeat=repeat,
+            object_id=track.id,
+            box=tuple(round(v, 4) for v in track.box),  # type: ignore[arg-type]
+            direction=direction,
+            dwell_s=None if dwell_s is None else round(dwell_s, 2),
+        )
+
+    def _tamper_events(self, gray: np.ndarray, t: float) -> list[VideoEvent]:
+        if not self.config.tamper.enabled:
+            return []
+        if self._tamper_checked is not None and t - self._tamper_checked < 1 / self.config.tamper.check_fps - 1e-6:
+            return []
+        self._tamper_checked = t
+        before = self.tamper.state
+        state = self.tamper.update(gray, t)
+        if state is None:
+            self._tamper_episode = None
+            return []
+        if state != before or self._tamper_episode is None:
+            self._tamper_count += 1
+            self._tamper_episode = f"{self.config.id}:tamper:{state}:{self._tamper_count}"
+            self._tamper_last_emit = t
+            self._tamper_repeat = 0
+        elif t - self._tamper_last_emit >= self.config.repeat_s:
+            self._tamper_last_emit = t
+            self._tamper_repeat += 1
+        else:
+            return []
+        return [
+            VideoEvent(
+                kind="video.tamper",
+                value=state,
+                channel=None,
+                t=t,
+                episode=self._tamper_episode,
+                repeat=self._tamper_repeat,
+            )
+        ]

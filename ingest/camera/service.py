@@ -1,0 +1,554 @@
+"""``CameraService``: runs every camera of the site — capture, packet fan-out, analytics workers, evidence.
+
+Threads and processes:
+- one capture thread per camera (PyAV demux; cheap), which fans packets out without blocking to the
+  evidence ring, live-view subscriptions and the camera's analytics worker;
+- ``workers`` analytics processes (default: one per core, at least two), each decoding and analysing a
+  share of the cameras; one sender and one reader thread per worker talk to it over pipes;
+- everything that touches the caller happens on the event loop thread: ``emit`` is called there.
+
+When a worker falls behind, its bounded send queue drops packets up to the next key frame (counted as
+``dropped``) rather than delay capture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from ingest.camera.capture import Capture
+from ingest.camera.config import CameraConfig
+from ingest.camera.event import VideoEvent
+from ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing
+from ingest.camera.packet import StreamInfo, VideoPacket
+from ingest.camera.subscription import PacketSubscription
+from ingest.camera.worker import worker_main
+from ingest.reading import Reading
+from sharpeye.clock import Clock
+
+log = logging.getLogger(__name__)
+
+State = Literal["starting", "live", "lost", "stopped"]
+
+_enc = msgspec.msgpack.Encoder()
+_event_dec = msgspec.msgpack.Decoder(VideoEvent)
+
+
+class CameraStats(msgspec.Struct, kw_only=True):
+    """Health of one camera, as ``GET /api/cameras`` shows it."""
+
+    camera_id: str
+    state: State
+    fps_in: float
+    fps_decoded: float
+    fps_analysed: float
+    decode_errors: int
+    reconnects: int
+    dropped: int
+    health: int
+    width: int
+    height: int
+    codec: str | None
+    last_error: str | None
+    events: int
+    stream_s: float
+    lag_s: float
+
+
+class _Worker:
+    """One analytics process with its pipes and threads."""
+
+    def __init__(self, index: int, service: CameraService, queue_size: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.inbox_r, self.inbox_w = ctx.Pipe(duplex=False)
+        self.outbox_r, self.outbox_w = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(
+            target=worker_main, args=(self.inbox_r, self.outbox_w), name=f"sharpeye-video-{index}", daemon=True
+        )
+        self.queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=queue_size)
+        self.service = service
+        self.sender = threading.Thread(target=self._send_loop, name=f"video-send-{index}", daemon=True)
+        self.reader = threading.Thread(target=self._read_loop, name=f"video-read-{index}", daemon=True)
+
+    def start(self) -> None:
+        self.process.start()
+        self.inbox_r.close()
+        self.outbox_w.close()
+        self.sender.start()
+        self.reader.start()
+
+    def _send_loop(self) -> None:
+        while True:
+            msg = self.queue.get()
+            if msg is None:
+                with contextlib.suppress(OSError):
+                    self.inbox_w.send(("stop",))
+                return
+            try:
+                self.inbox_w.send(msg)
+            except OSError:
+                return
+
+    def _read_loop(self) -> None:
+        while True:
+            try:
+                msg = self.outbox_r.recv()
+            except (EOFError, OSError):
+                return
+            self.service._from_worker(msg)
+
+    def put(self, msg: tuple[Any, ...] | None, force: bool = False) -> bool:
+        if force:
+            try:
+                self.queue.put(msg, timeout=5)
+            except queue.Full:
+                log.error("worker %s does not take messages", self.process.name)
+                return False
+            return True
+        try:
+            self.queue.put_nowait(msg)
+            return True
+        except queue.Full:
+            return False
+
+
+class _Camera:
+    """Per-camera state shared by its capture thread and the event loop."""
+
+    def __init__(self, config: CameraConfig, worker: _Worker, ring_s: float) -> None:
+        self.config = config
+        self.worker = worker
+        self.ring = PacketRing(ring_s)
+        self.info: StreamInfo | None = None
+        self.subscriptions: list[PacketSubscription] = []
+        self.capture: Capture | None = None
+        self.state: State = "starting"
+        self.last_packet = time.monotonic()
+        self.packets = 0
+        self.connections = 0
+        self.dropped = 0
+        self.skip_to_key = True
+        self.decoded = 0
+        self.analysed = 0
+        self.decode_errors = 0
+        self.width = 0
+        self.height = 0
+        self.stream_s = 0.0
+        self.lag = 0.0
+        self.last_error: str | None = None
+        self.events = 0
+        self.loss_last_emit = 0.0
+        self.loss_repeat = 0
+        self.loss_episode = 0
+        self.in_hist: deque[tuple[float, int]] = deque(maxlen=64)
+        self.an_hist: deque[tuple[float, int]] = deque(maxlen=64)
+        self.dec_hist: deque[tuple[float, int]] = deque(maxlen=64)
+        self.evidence_refs: dict[str, tuple[str, ...]] = {}
+
+
+def _rate(hist: deque[tuple[float, int]], now: float, window: float = 5.0) -> float:
+    points = [(t, n) for t, n in hist if now - t <= window]
+    if len(points) < 2:
+        return 0.0
+    (t0, n0), (t1, n1) = points[0], points[-1]
+    return 0.0 if t1 <= t0 else (n1 - n0) / (t1 - t0)
+
+
+class CameraService:
+    """Watches cameras and emits ``video.*`` readings through ``emit`` on the event loop thread."""
+
+    def __init__(
+        self,
+        cameras: list[CameraConfig],
+        data_dir: Path,
+        emit: Callable[[list[Reading]], None],
+        clock: Clock,
+        *,
+        workers: int | None = None,
+        analytics: bool = True,
+        evidence_cap_bytes: int = 2 * 1024**3,
+        subscriber_queue: int = 256,
+        worker_queue: int = 2048,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.cameras_config = [c for c in cameras if c.enabled]
+        self.data_dir = data_dir
+        self.evidence = EvidenceStore(data_dir / "evidence", evidence_cap_bytes)
+        self._emit = emit
+        self._clock = clock
+        n = workers if workers is not None else max(2, os.cpu_count() or 2)
+        self._n_workers = max(1, min(n, len(self.cameras_config))) if self.cameras_config else 0
+        self._subscriber_queue = subscriber_queue
+        self._worker_queue = worker_queue
+        self._backoff_max = backoff_max
+        self._analytics = analytics
+        self._workers: list[_Worker] = []
+        self._cameras: dict[str, _Camera] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._started = False
+        self._retired: list[_Worker] = []
+        self.emitted = 0
+        self.worker_restarts = 0
+
+    # lifecycle ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._loop = asyncio.get_running_loop()
+        self._workers = [_Worker(i, self, self._worker_queue) for i in range(self._n_workers)]
+        for w in self._workers:
+            w.start()
+        for i, config in enumerate(self.cameras_config):
+            ring_s = config.evidence.pre_s + config.evidence.post_s + 4
+            cam = _Camera(config, self._workers[i % len(self._workers)], ring_s)
+            self._cameras[config.id] = cam
+            cam.capture = Capture(
+                config,
+                on_open=functools.partial(self._on_open, cam),
+                on_packet=functools.partial(self._on_packet, cam),
+                on_error=functools.partial(self._on_error, cam),
+                backoff_max=self._backoff_max,
+            )
+            cam.capture.start()
+        self._watchdog = asyncio.create_task(self._watch(), name="camera-watchdog")
+        log.info("camera service: %d cameras on %d workers", len(self._cameras), len(self._workers))
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        for cam in self._cameras.values():
+            if cam.capture is not None:
+                cam.capture.stop()
+            for sub in list(cam.subscriptions):
+                sub.close()
+        await asyncio.to_thread(self._join_all)
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        for cam in self._cameras.values():
+            cam.state = "stopped"
+
+    def _join_all(self) -> None:
+        for cam in self._cameras.values():
+            if cam.capture is not None and not cam.capture.join(10):
+                log.error("camera %s: capture thread did not stop", cam.config.id)
+        for w in self._workers:
+            w.put(None, force=True)
+        for w in [*self._workers, *self._retired]:
+            w.sender.join(5)
+            w.process.join(5)
+            if w.process.is_alive():
+                log.warning("worker %s did not stop; terminating", w.process.name)
+                w.process.terminate()
+                w.process.join(5)
+            w.reader.join(5)
+            w.inbox_w.close()
+            w.outbox_r.close()
+
+    # capture thread callbacks ------------------------------------------------------------------------
+
+    def _on_open(self, cam: _Camera, info: StreamInfo) -> None:
+        cam.info = info
+        cam.ring.info = info
+        cam.connections += 1
+        cam.skip_to_key = True
+        self._on_open_worker(cam, info)
+        for sub in list(cam.subscriptions):
+            sub.info = info
+        log.info("camera %s: opened %s %dx%d", cam.config.id, info.codec, info.width, info.height)
+
+    def _on_open_worker(self, cam: _Camera, info: StreamInfo) -> None:
+        cam.worker.put(("open", cam.config.model_dump_json(), _enc.encode(info), self._analytics), force=True)
+
+    def _on_packet(self, cam: _Camera, packet: VideoPacket) -> None:
+        cam.last_packet = packet.arrival
+        cam.packets += 1
+        cam.ring.append(packet)
+        for sub in cam.subscriptions:
+            sub.push(packet, None)
+        if cam.skip_to_key and not packet.key:
+            cam.dropped += 1
+            return
+        if cam.worker.put(("pkt", cam.config.id, _enc.encode(packet))):
+            cam.skip_to_key = False
+        else:
+            cam.dropped += 1
+            cam.skip_to_key = True
+
+    def _on_error(self, cam: _Camera, reason: str, detail: str) -> None:
+        error = f"{reason}: {detail}" if detail else reason
+        repeated = error == cam.last_error
+        cam.last_error = error
+        log.log(logging.DEBUG if repeated else logging.WARNING, "camera %s: %s", cam.config.id, error)
+
+    # worker results (reader threads) ------------------------------------------------------------------
+
+    def _from_worker(self, msg: tuple[Any, ...]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._handle_worker, msg)
+
+    def _handle_worker(self, msg: tuple[Any, ...]) -> None:
+        op, cam_id = msg[0], msg[1]
+        cam = self._cameras.get(cam_id)
+        if cam is None:
+            return
+        if op == "stats":
+            cam.decoded, cam.analysed, cam.decode_errors, cam.width, cam.height, cam.stream_s = msg[2:8]
+            if msg[8] > 0:
+                cam.lag = max(0.0, time.monotonic() - msg[8])
+            cam.an_hist.append((time.monotonic(), cam.analysed))
+            cam.dec_hist.append((time.monotonic(), cam.decoded))
+        elif op == "events":
+            readings = [
+                self._reading(cam, _event_dec.decode(raw), jpeg, arrival, since) for raw, jpeg, arrival, since in msg[2]
+            ]
+            self._send([r for r in readings if r is not None])
+        elif op == "error":
+            cam.last_error = f"{msg[2]}: {msg[3]}"
+            log.warning("camera %s: worker error %s", cam_id, cam.last_error)
+
+    def _reading(
+        self, cam: _Camera, event: VideoEvent, jpeg: bytes | None, arrival: float, since_connect: float
+    ) -> Reading | None:
+        now = self._clock.now()
+        if event.channel is not None:
+            schedule = cam.config.channel_schedule(event.channel)
+            if schedule is not None and not schedule.armed(now):
+                return None
+        refs = cam.evidence_refs.get(event.episode, ())
+        if event.repeat == 0 and jpeg is not None and cam.config.evidence.enabled:
+            refs = self._write_evidence(cam, event, jpeg, arrival, now)
+            cam.evidence_refs[event.episode] = refs
+            if len(cam.evidence_refs) > 500:
+                for k in list(cam.evidence_refs)[:250]:
+                    del cam.evidence_refs[k]
+        attrs: dict[str, Any] = {
+            "episode": event.episode,
+            "repeat": event.repeat,
+            "stream_t": round(event.t, 3),
+            "since_connect_s": round(since_connect, 3),
+        }
+        if event.object_id is not None:
+            attrs["object_id"] = event.object_id
+        if event.box is not None:
+            attrs["box"] = list(event.box)
+        if event.direction is not None:
+            attrs["direction"] = event.direction
+        if event.dwell_s is not None:
+            attrs["dwell_s"] = event.dwell_s
+        attrs["latency_s"] = round(max(0.0, time.monotonic() - arrival), 3)
+        cam.events += 1
+        return Reading(
+            device_id=cam.config.id,
+            kind=event.kind,
+            value=event.value,
+            ts=now,
+            channel=event.channel,
+            attrs=attrs,
+            evidence=refs,
+        )
+
+    def _write_evidence(
+        self, cam: _Camera, event: VideoEvent, jpeg: bytes, arrival: float, now: datetime
+    ) -> tuple[str, ...]:
+        digest = hashlib.sha1(event.episode.encode(), usedforsecurity=False).hexdigest()[:10]
+        kind = event.kind.split(".")[-1]
+        base = f"{cam.config.id}/{now:%Y%m%d}/{now:%H%M%S}-{kind}-{digest}"
+        jpg_ref, mp4_ref = f"{base}.jpg", f"{base}.mp4"
+        loop = self._loop
+        assert loop is not None
+        self._track(asyncio.ensure_future(asyncio.to_thread(self.evidence.write_snapshot, jpg_ref, jpeg)))
+        pre, post = cam.config.evidence.pre_s, cam.config.evidence.post_s
+        info = cam.info
+
+        def clip() -> None:
+            if info is None:
+                return
+            packets = cam.ring.window(arrival - pre, arrival + post)
+            try:
+                self.evidence.write_clip(mp4_ref, info, packets)
+            except (EvidenceError, OSError, ValueError) as exc:
+                log.warning("camera %s: clip %s not written: %s", cam.config.id, mp4_ref, exc)
+            except Exception:
+                log.exception("camera %s: clip %s failed", cam.config.id, mp4_ref)
+
+        delay = max(0.0, arrival + post - time.monotonic())
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._track(fut)
+
+        def later() -> None:
+            if fut.done():
+                return
+            task = asyncio.ensure_future(asyncio.to_thread(clip))
+
+            def finished(_: asyncio.Future[None]) -> None:
+                if not fut.done():
+                    fut.set_result(None)
+
+            task.add_done_callback(finished)
+
+        loop.call_later(delay, later)
+        if not self._started:
+            later()
+        return (jpg_ref, mp4_ref)
+
+    def _track(self, fut: asyncio.Future[Any]) -> None:
+        self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+
+    def _send(self, readings: list[Reading]) -> None:
+        if not readings:
+            return
+        self.emitted += len(readings)
+        try:
+            self._emit(readings)
+        except Exception:
+            log.exception("camera service: emit failed")
+
+    # loss watchdog -----------------------------------------------------------------------------------
+
+    def _revive_workers(self) -> None:
+        """Replace a worker process that died (a decoder crash) and hand its cameras to the new one."""
+        for i, old in enumerate(self._workers):
+            if old.process.is_alive() or not self._started:
+                continue
+            log.error("worker %s died (exit code %s); restarting it", old.process.name, old.process.exitcode)
+            old.put(None)  # its sender ends on the broken pipe anyway; never block the loop here
+            new = _Worker(i, self, self._worker_queue)
+            new.start()
+            self._workers[i] = new
+            self.worker_restarts += 1
+            for cam in self._cameras.values():
+                if cam.worker is old:
+                    cam.worker = new
+                    cam.skip_to_key = True
+                    if cam.info is not None:
+                        self._on_open_worker(cam, cam.info)
+            self._retired.append(old)
+
+    def worker_pids(self) -> list[int | None]:
+        return [w.process.pid for w in self._workers]
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            self._revive_workers()
+            now = time.monotonic()
+            out: list[Reading] = []
+            for cam in self._cameras.values():
+                cam.in_hist.append((now, cam.packets))
+                silent = now - cam.last_packet
+                cfg = cam.config
+                if cam.state != "lost" and silent >= cfg.loss_after_s:
+                    cam.state = "lost"
+                    cam.loss_episode += 1
+                    cam.loss_repeat = 0
+                    cam.loss_last_emit = now
+                    out.append(self._loss(cam, "alarm", silent))
+                elif cam.state == "lost" and silent < cfg.loss_after_s and silent < 1.0:
+                    cam.state = "live"
+                    out.append(self._loss(cam, "restore", silent))
+                elif cam.state == "lost" and now - cam.loss_last_emit >= cfg.repeat_s:
+                    cam.loss_last_emit = now
+                    cam.loss_repeat += 1
+                    out.append(self._loss(cam, "alarm", silent))
+                elif cam.state == "starting" and cam.packets > 0 and silent < 1.0:
+                    cam.state = "live"
+            self._send(out)
+
+    def _loss(self, cam: _Camera, value: str, silent: float) -> Reading:
+        cam.events += 1
+        return Reading(
+            device_id=cam.config.id,
+            kind="video.loss",
+            value=value,
+            ts=self._clock.now(),
+            attrs={
+                "episode": f"{cam.config.id}:loss:{cam.loss_episode}",
+                "repeat": cam.loss_repeat if value == "alarm" else 0,
+                "silent_s": round(silent, 1),
+                "last_error": cam.last_error,
+            },
+        )
+
+    # public queries ----------------------------------------------------------------------------------
+
+    def stats(self) -> list[CameraStats]:
+        now = time.monotonic()
+        out = []
+        for cam in self._cameras.values():
+            fps_in = _rate(cam.in_hist, now)
+            fps_an = _rate(cam.an_hist, now)
+            if cam.state in ("lost", "stopped"):
+                health = 0
+            else:
+                if self._analytics:
+                    ratio = min(1.0, fps_an / cam.config.analysis_fps)
+                else:
+                    ratio = 1.0 if _rate(cam.dec_hist, now) > 0 else 0.0
+                err = min(1.0, cam.decode_errors / max(1, cam.decoded) * 10)
+                health = round(100 * ratio * (1 - 0.5 * err) * (0.5 if cam.dropped and fps_an < 1 else 1))
+            out.append(
+                CameraStats(
+                    camera_id=cam.config.id,
+                    state=cam.state,
+                    fps_in=round(fps_in, 2),
+                    fps_decoded=round(_rate(cam.dec_hist, now), 2),
+                    fps_analysed=round(fps_an, 2),
+                    decode_errors=cam.decode_errors,
+                    reconnects=max(0, cam.connections - 1),
+                    dropped=cam.dropped,
+                    health=health,
+                    width=cam.width or (cam.info.width if cam.info else 0),
+                    height=cam.height or (cam.info.height if cam.info else 0),
+                    codec=cam.info.codec if cam.info else None,
+                    last_error=cam.last_error,
+                    events=cam.events,
+                    stream_s=round(cam.stream_s, 2),
+                    lag_s=round(cam.lag, 3),
+                )
+            )
+        return out
+
+    def subscribe(self, camera_id: str) -> PacketSubscription:
+        """Compressed packets of a camera from its next key frame on; close the subscription when done."""
+        cam = self._cameras.get(camera_id)
+        if cam is None or self._loop is None:
+            raise KeyError(f"no running camera {camera_id!r}")
+
+        def remove(sub: PacketSubscription) -> None:
+            cam.subscriptions = [s for s in cam.subscriptions if s is not sub]
+
+        sub = PacketSubscription(camera_id, self._loop, self._subscriber_queue, cam.info, remove)
+        cam.subscriptions = [*cam.subscriptions, sub]
+        return sub
+
+    def evidence_path(self, ref: str) -> Path:
+        """The file behind an evidence reference of a ``Reading``; raises ``EvidenceError`` (a ValueError)."""
+        return self.evidence.path(ref)

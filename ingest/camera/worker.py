@@ -1,0 +1,215 @@
+"""Analytics worker process: decodes the packets of its cameras and runs their ``Analyzer``.
+
+The hub sends, over a pipe, ``("open", camera_json, info_bytes, analytics)``, ``("pkt", camera_id, packet_bytes)``,
+``("close", camera_id)`` and ``("stop",)``. The worker answers with ``("events", camera_id, [(event_bytes,
+jpeg | None, arrival, seconds_since_connect)])``,
+``("stats", camera_id, decoded, analysed, decode_errors, width, height, stream_s,
+last_arrival)`` and
+``("error", camera_id, reason, detail)``. Decoding runs on every packet (a P-frame needs its predecessors);
+only frames at the analysis rate are scaled down and analysed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from fractions import Fraction
+from multiprocessing.connection import Connection
+from typing import Any
+
+import av
+import cv2
+import msgspec
+import numpy as np
+
+from ingest.camera.analyzer import Analyzer
+from ingest.camera.config import CameraConfig
+from ingest.camera.event import VideoEvent
+from ingest.camera.packet import StreamInfo, VideoPacket
+
+log = logging.getLogger(__name__)
+
+_enc = msgspec.msgpack.Encoder()
+_info_dec = msgspec.msgpack.Decoder(StreamInfo)
+_pkt_dec = msgspec.msgpack.Decoder(VideoPacket)
+
+GREEN = (0, 220, 0)
+RED = (0, 0, 255)
+YELLOW = (0, 220, 255)
+
+
+def annotate(frame: np.ndarray, config: CameraConfig, event: VideoEvent) -> np.ndarray:
+    """Draw the event's zone or line and the object's box on a full-size BGR frame."""
+    h, w = frame.shape[:2]
+    thick = max(2, w // 320)
+
+    def px(p: tuple[float, float]) -> tuple[int, int]:
+        return (round(p[0] * (w - 1)), round(p[1] * (h - 1)))
+
+    for zone in config.zones:
+        if zone.id == event.channel:
+            pts = np.array([px(p) for p in zone.polygon], np.int32)
+            cv2.polylines(frame, [pts], True, YELLOW, thick)
+            cv2.putText(frame, zone.id, px(zone.polygon[0]), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, YELLOW, thick)
+    for line in config.tripwires:
+        if line.id == event.channel:
+            cv2.line(frame, px(line.a), px(line.b), YELLOW, thick)
+            cv2.putText(frame, f"{line.id} A", px(line.a), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, YELLOW, thick)
+    if event.box is not None:
+        x, y, bw, bh = event.box
+        cv2.rectangle(frame, px((x, y)), px((min(1.0, x + bw), min(1.0, y + bh))), RED, thick)
+    label = f"{event.kind} {event.value}"
+    cv2.putText(frame, label, (8, 8 + 14 * thick), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, GREEN, thick)
+    return frame
+
+
+class CameraDecoder:
+    """Decoder, frame selection and analytics of one camera."""
+
+    def __init__(self, config: CameraConfig, info: StreamInfo, analytics: bool = True) -> None:
+        self.config = config
+        self.analytics = analytics
+        self.analyzer = Analyzer(config)
+        self.decoded = 0
+        self.analysed = 0
+        self.errors = 0
+        self.size = (0, 0)
+        self.last_arrival = 0.0
+        self._next_t = -1.0
+        self._offset = 0.0
+        self._last_t: float | None = None
+        self._arrivals: dict[int, float] = {}
+        self._conn_t0: float | None = None
+        self._open(info)
+
+    def _open(self, info: StreamInfo) -> None:
+        self.info = info
+        ctx: Any = av.CodecContext.create(info.codec, "r")
+        if info.extradata:
+            ctx.extradata = info.extradata
+        ctx.thread_count = 1
+        self._ctx = ctx
+        self._tb = Fraction(*info.time_base)
+
+    @property
+    def stream_s(self) -> float:
+        """Seconds of stream analysed since the current connection began."""
+        if self._conn_t0 is None or self._last_t is None:
+            return 0.0
+        return self._last_t - self._conn_t0
+
+    def reopen(self, info: StreamInfo) -> None:
+        self._open(info)
+        self._conn_t0 = None
+
+    def _stream_time(self, frame: Any, arrival: float) -> float:
+        raw = float(frame.pts * self._tb) if frame.pts is not None else arrival
+        t = raw + self._offset
+        if self._last_t is not None and (t < self._last_t - 0.5 or t > self._last_t + 10):
+            # A new connection or a looped file: keep analytics time continuous.
+            self._offset += self._last_t + 1 / max(self.config.analysis_fps, 1) - t
+            t = raw + self._offset
+            self._next_t = t
+        self._last_t = t
+        return t
+
+    def feed(self, packet: VideoPacket) -> list[tuple[bytes, bytes | None, float, float]]:
+        out: list[tuple[bytes, bytes | None, float, float]] = []
+        pkt = av.Packet(packet.data)
+        pkt.pts = packet.pts
+        pkt.dts = packet.dts
+        pkt.time_base = self._tb
+        if packet.pts is not None:
+            self._arrivals[packet.pts] = packet.arrival
+            if len(self._arrivals) > 256:
+                for k in list(self._arrivals)[:128]:
+                    del self._arrivals[k]
+        try:
+            frames = self._ctx.decode(pkt)
+        except (av.FFmpegError, ValueError) as exc:
+            self.errors += 1
+            log.debug("camera %s: decode error %s", self.config.id, exc)
+            return out
+        for frame in frames:
+            self.decoded += 1
+            arrival = self._arrivals.get(frame.pts, packet.arrival) if frame.pts is not None else packet.arrival
+            t = self._stream_time(frame, arrival)
+            self.last_arrival = arrival
+            if self._conn_t0 is None:
+                self._conn_t0 = t
+            if not self.analytics or t < self._next_t:
+                continue
+            step = 1 / self.config.analysis_fps
+            self._next_t = max(self._next_t + step, t + step * 0.5)
+            fw, fh = frame.width, frame.height
+            self.size = (fw, fh)
+            aw = min(self.config.analysis_width, fw)
+            ah = max(2, round(fh * aw / fw / 2) * 2)
+            small = frame.reformat(width=aw, height=ah, format="bgr24", interpolation="FAST_BILINEAR").to_ndarray()
+            need_full = self.analyzer.classifier is not None
+            full = frame.to_ndarray(format="bgr24") if need_full else None
+            events = self.analyzer.process(small, t, full)
+            self.analysed += 1
+            for event in events:
+                jpeg: bytes | None = None
+                if event.repeat == 0 and self.config.evidence.enabled:
+                    img = full if full is not None else frame.to_ndarray(format="bgr24")
+                    ok, buf = cv2.imencode(
+                        ".jpg", annotate(img.copy(), self.config, event), [cv2.IMWRITE_JPEG_QUALITY, 85]
+                    )
+                    jpeg = buf.tobytes() if ok else None
+                out.append((_enc.encode(event), jpeg, arrival, t - self._conn_t0))
+        return out
+
+
+def worker_main(inbox: Connection, outbox: Connection) -> None:
+    """Entry point of a worker process."""
+    cv2.setNumThreads(1)
+    cameras: dict[str, CameraDecoder] = {}
+    last_stats = time.monotonic()
+    while True:
+        try:
+            msg = inbox.recv()
+        except (EOFError, OSError):
+            break
+        op = msg[0]
+        if op == "stop":
+            break
+        try:
+            if op == "pkt":
+                cam = cameras.get(msg[1])
+                if cam is not None:
+                    results = cam.feed(_pkt_dec.decode(msg[2]))
+                    if results:
+                        outbox.send(("events", msg[1], results))
+            elif op == "open":
+                config = CameraConfig.model_validate_json(msg[1])
+                info = _info_dec.decode(msg[2])
+                analytics = bool(msg[3]) if len(msg) > 3 else True
+                if config.id in cameras:
+                    cameras[config.id].reopen(info)
+                else:
+                    cameras[config.id] = CameraDecoder(config, info, analytics)
+            elif op == "close":
+                cameras.pop(msg[1], None)
+        except (av.FFmpegError, ValueError, cv2.error) as exc:
+            cam_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else "?"
+            outbox.send(("error", cam_id, type(exc).__name__, str(exc)))
+        now = time.monotonic()
+        if now - last_stats >= 0.5:
+            last_stats = now
+            for cam_id, cam in cameras.items():
+                outbox.send(
+                    (
+                        "stats",
+                        cam_id,
+                        cam.decoded,
+                        cam.analysed,
+                        cam.errors,
+                        cam.size[0],
+                        cam.size[1],
+                        cam.stream_s,
+                        cam.last_arrival,
+                    )
+                )
+    outbox.close()
