@@ -14,7 +14,10 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import PUBLIC
-from api.routes import admin, alarm, auth, case, device, health, live, whep
+from api.live.camera import device_resolver, service_resolver
+from api.live.service import LiveService
+from api.live.setting import LiveSettings
+from api.routes import admin, alarm, auth, camera, case, device, health, live, whep
 from api.routes import site as site_route
 from api.user import UserStore
 from config.site import SiteConfig
@@ -62,12 +65,21 @@ def create_app(
             generated = await users.ensure_admin(password)
             app.state.hub = hub
             app.state.users = users
+            live_settings = LiveSettings()
+            resolver = device_resolver(hub.inventory.get, live_settings)
+            if hub.cameras is not None:  # viewers share the packets the camera service already reads
+                resolver = service_resolver(hub.cameras.subscribe, resolver)
+            app.state.live = LiveService(resolver, live_settings)
+            await app.state.live.start()
             if on_ready is not None:
                 result = on_ready(hub, generated)
                 if result is not None:
                     await result
             yield
         finally:
+            live = getattr(app.state, "live", None)
+            if live is not None:
+                await live.stop()
             await hub.stop()
 
     app = FastAPI(
@@ -105,7 +117,7 @@ def create_app(
             )
         return response
 
-    routers = (auth, health, alarm, case, device, live, admin, site_route, whep)
+    routers = (auth, health, alarm, case, device, camera, live, admin, site_route, whep)
     for router in (module.router for module in routers):
         app.include_router(router)
 

@@ -23,6 +23,8 @@ from governance.intake import AlarmIntake
 from governance.queue import CaseQueue
 from governance.service import CaseService
 from governance.store import Database
+from ingest.camera.config import CameraConfig
+from ingest.camera.service import CameraService
 from ingest.deadletter import DeadLetter, add_many
 from ingest.gb28181.cascade import GbCascade
 from ingest.gb28181.config import GbDeviceConfig
@@ -79,6 +81,7 @@ class Hub:
         self._emit_wake = asyncio.Event()
         self._rejected: list[DeadLetter] = []
         self.gb_platform: GbPlatform | None = None
+        self.cameras: CameraService | None = None
         self.gb_cascade: GbCascade | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -121,6 +124,13 @@ class Hub:
         self._spawn(self._drain_emitted(), "readings")
         if self.site.gb28181 is not None:
             await self._start_gb28181(self.site.gb28181)
+        cameras = [d for d in self.inventory if isinstance(d, CameraConfig)]
+        if self.settings.cameras and cameras:
+            self.cameras = CameraService(
+                cameras, data, self.emit, self.clock, workers=self.settings.camera_workers,
+                evidence_cap_bytes=self.settings.evidence_cap_mb * 1024 * 1024,
+            )  # fmt: skip
+            await self.cameras.start()
         self._spawn(self.intake.run(), "intake")
         self._spawn(self.engine.run_timers(), "alarm-timers")
         self._spawn(self._housekeeping(), "housekeeping")
@@ -186,6 +196,8 @@ class Hub:
                 self._emit_wake.set()
 
     async def stop(self) -> None:
+        if self.cameras is not None:
+            await self.cameras.stop()
         if self.gb_cascade is not None:
             await self.gb_cascade.stop()
         if self.gb_platform is not None:
@@ -299,6 +311,15 @@ class Hub:
             lag, pending = await self.queue.depth(dept.id)
             self.metrics.queue_depth.labels(f"case-queue:{dept.id}").set(pending + lag)
             self.metrics.queue_lag.labels(f"case-queue:{dept.id}").set(lag)
+        if self.cameras is not None:
+            for cam in self.cameras.stats():
+                self.metrics.camera_fps.labels(cam.camera_id, "in").set(cam.fps_in)
+                self.metrics.camera_fps.labels(cam.camera_id, "analysed").set(cam.fps_analysed)
+                self.metrics.camera_reconnects.labels(cam.camera_id).set(cam.reconnects)
+                self.metrics.camera_health.labels(cam.camera_id).set(cam.health)
+        if self.gb_platform is not None:
+            registered = sum(1 for d in self.gb_platform.devices_state() if d["registered"])
+            self.metrics.sip_registrations.set(registered)
         by_state: dict[tuple[str, str], int] = {}
         for device in self.inventory:
             key = (device.kind, self.health.snapshot(device.id).state)

@@ -42,9 +42,10 @@ class Metrics:
             "sharpeye_queue_lag", "Entries not yet delivered to a consumer group", ["queue"], registry=r
         )
         self.camera_fps = Gauge("sharpeye_camera_fps", "Camera frames per second", ["camera", "stage"], registry=r)
-        self.camera_reconnects = Counter(
-            "sharpeye_camera_reconnects_total", "Camera reconnects", ["camera"], registry=r
+        self.camera_reconnects = Gauge(
+            "sharpeye_camera_reconnects", "Camera reconnects since the hub started", ["camera"], registry=r
         )
+        self.camera_health = Gauge("sharpeye_camera_health", "Camera health score 0-100", ["camera"], registry=r)
         self.sip_registrations = Gauge("sharpeye_sip_registrations", "GB/T 28181 devices registered", registry=r)
         self.requests = Histogram(
             "sharpeye_http_request_seconds", "HTTP request latency", ["method", "route", "status"], registry=r

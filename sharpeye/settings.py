@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     node_id: str | None = Field(default=None, description="Name of this hub node (default: host name + pid).")
     log_level: str = Field(default="INFO", description="Python logging level.")
     redis_prefix: str = Field(default="se", description="Prefix of every Redis key this hub uses.")
+    cameras: bool = Field(
+        default=True,
+        description="Capture and analyse the site's cameras. False: cameras are opened only for live view.",
+    )
+    camera_workers: int | None = Field(
+        default=None, ge=1, le=64, description="Video analytics worker processes (default: one per core, at least 2)."
+    )
+    evidence_cap_mb: int = Field(
+        default=2048, ge=10, description="Size cap of stored evidence (snapshots, clips); oldest deleted first."
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (CORS closed when empty)."
     )

@@ -9,44 +9,22 @@ inventory when the app did not provide its own.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
 from api.deps import require
-from api.live.camera import device_resolver
 from api.live.service import MAX_OFFER_BYTES, BadOffer, LiveService, UnknownCamera, ViewerLimit
-from api.live.setting import LiveSettings
 from api.permission import Permission
 from api.user import Principal
-from sharpeye.hub import Hub
 
 log = logging.getLogger(__name__)
 
 SDP = "application/sdp"
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start a live service over the hub's inventory unless the app's own lifespan already set ``state.live``."""
-    own = getattr(app.state, "live", None) is None
-    if own:
-        hub: Hub = app.state.hub
-        settings = LiveSettings()
-        app.state.live = LiveService(device_resolver(hub.inventory.get, settings), settings)
-        await app.state.live.start()
-    try:
-        yield
-    finally:
-        if own:
-            await app.state.live.stop()
-            app.state.live = None
-
-
-router = APIRouter(prefix="/api/cameras", tags=["live"], lifespan=lifespan)
+router = APIRouter(prefix="/api/cameras", tags=["live"])
 
 Viewer = Annotated[Principal, Depends(require(Permission.alarms_read))]
 

@@ -45,7 +45,7 @@ def app_client(
     mqtt_broker_session: EmbeddedMosquitto,
 ) -> Iterator[TestClient]:
     keys = Keys("matrix")
-    settings = Settings(data_dir=tmp_path_factory.mktemp("matrix"), redis_url=redis_server_session.url,
+    settings = Settings(cameras=False, data_dir=tmp_path_factory.mktemp("matrix"), redis_url=redis_server_session.url,
                         mqtt_url=mqtt_broker_session.url, admin_password=PASSWORD,  # type: ignore[arg-type]
                         redis_prefix=keys.prefix, node_id="matrix")  # fmt: skip
     with TestClient(create_app(settings, load_file(demo_path(), installed()))) as client:

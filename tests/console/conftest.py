@@ -75,6 +75,7 @@ def hub_server(
 ) -> Iterator[HubServer]:
     keys = Keys(prefix=f"console{int(time.time() * 1000) % 10**8}")
     settings = Settings(
+        cameras=False,  # a quiet site: only the alarms the test makes (viewers open the cameras themselves)
         data_dir=tmp_path_factory.mktemp("console-hub"),
         redis_url=redis_server_session.url,
         mqtt_url=mqtt_broker_session.url,

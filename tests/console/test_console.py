@@ -101,7 +101,7 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
     hub = hub_server.hubs[0]
     alarm_id = row.get_attribute("data-alarm")
     assert alarm_id
-    history = hub_server.app.state.live  # the live service the router's lifespan started
+    history = hub_server.app.state.live  # the live service the app lifespan started
     assert history is not None and history.viewers("cam-reservoir-n") >= 1
     assert hub.inventory.get("cam-reservoir-n") is not None
 

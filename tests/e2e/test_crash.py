@@ -34,6 +34,7 @@ def start_hub(tmp: Path, redis_url: str, mqtt_url: str, keys: Keys) -> tuple[sub
         "SHARPEYE_ADMIN_PASSWORD": "crash-test-pw",
         "SHARPEYE_NODE_ID": "crash-node",
         "SHARPEYE_LOG_LEVEL": "WARNING",
+        "SHARPEYE_CAMERAS": "false",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "sharpeye.cli", "run", "-c", str(demo_path()), "--port", "0", "--data-dir", str(tmp)],

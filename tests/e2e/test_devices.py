@@ -28,7 +28,7 @@ NEW_FENCE = {"name": "新装围界主机", "grid": "hedong-g2", "heartbeat_s": 1
 def client(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
 ) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
+    settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
                         admin_password="pw", redis_prefix=keys.prefix, node_id=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
     with TestClient(create_app(settings, load_file(demo_path(), installed()))) as c:
         token = c.post("/api/auth/token", data={"username": "admin", "password": "pw"}).json()["access_token"]

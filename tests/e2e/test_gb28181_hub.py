@@ -47,7 +47,7 @@ def site_yaml(upper_port: int) -> str:
 def test_devices_register_alarm_and_the_alarm_goes_upward(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
 ) -> None:
-    settings = Settings(data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
+    settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
                         admin_password="pw", redis_prefix=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
     upper_port = free_port()
     site = load_text(site_yaml(upper_port), installed())

@@ -24,6 +24,7 @@ def hub_client(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
 ) -> Iterator[TestClient]:
     settings = Settings(
+        cameras=False,  # this slice is about sensors; the camera path has its own tests
         data_dir=tmp_path,
         redis_url=redis_server.url,
         mqtt_url=mqtt_broker.url,

@@ -35,6 +35,7 @@ def client(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
 ) -> Iterator[TestClient]:
     settings = Settings(
+        cameras=False,
         data_dir=tmp_path,
         redis_url=redis_server.url,
         mqtt_url=mqtt_broker.url,
@@ -46,8 +47,9 @@ def client(
     with TestClient(app) as client:
         token = client.post("/api/auth/token", data={"username": "admin", "password": "whep-admin-pw"}).json()
         client.headers["Authorization"] = f"Bearer {token['access_token']}"
+        live = app.state.live
         yield client
-    assert app.state.live is None, "the router's lifespan stops the live service"
+    assert live.viewers("cam-reservoir-n") == 0, "the app's lifespan closes every viewer"
 
 
 def test_offer_answer_leave(client: TestClient) -> None:
