@@ -106,9 +106,11 @@ def client(port: int, client_id: str = "", clean: bool = True) -> paho.Client:
 def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
     pub = client(port)
     pub.loop_start()
-    infos = [pub.publish(topic, payload, qos=1) for topic, payload in messages]
-    for info in infos[-1000:]:
-        info.wait_for_publish(60)
+    # paho holds at most 65,535 QoS 1 messages in flight (16-bit ids): publish in chunks
+    for start in range(0, len(messages), 20_000):
+        infos = [pub.publish(topic, payload, qos=1) for topic, payload in messages[start : start + 20_000]]
+        for info in infos:
+            info.wait_for_publish(120)
     pub.loop_stop()
     pub.disconnect()
 
