@@ -48,6 +48,29 @@ class SlaRule(StrictModel):
     )
 
 
+class EscalationStep(StrictModel):
+    """One supervision (督办) step, fired once per case when its time comes.
+
+    The step fires when the case has used ``share`` of its limit plus ``after_hours`` more, both counted
+    on the case's own clock (working time for working-hour and working-day limits).
+    """
+
+    id: Identifier = Field(description="Stable step id, recorded with every firing.")
+    share: float = Field(ge=0, le=10, description="Share of the limit used, e.g. 0.8; 1.0 = at the deadline.")
+    after_hours: float = Field(default=0, ge=0, description="Further time after that share, in (working) hours.")
+    notify: Literal["handler", "centre", "level_above"] = Field(
+        description="Who is told: the handling department, the centre's operators, or the level above."
+    )
+
+
+def _default_escalation() -> list[EscalationStep]:
+    return [
+        EscalationStep(id="remind-handler", share=0.8, notify="handler"),
+        EscalationStep(id="remind-centre", share=1.0, notify="centre"),
+        EscalationStep(id="escalate", share=1.0, after_hours=4, notify="level_above"),
+    ]
+
+
 class Governance(StrictModel):
     """Intake, dispatch and time limits."""
 
@@ -56,4 +79,8 @@ class Governance(StrictModel):
     sla: list[SlaRule] = Field(default_factory=list, description="Time limits per category.")
     working_hours: tuple[int, int] = Field(
         default=(9, 17), description="Working day as (start hour, end hour), local time."
+    )
+    escalation: list[EscalationStep] = Field(
+        default_factory=_default_escalation,
+        description="Supervision steps (督办), in firing order: remind the handler, the centre, then escalate.",
     )
