@@ -113,7 +113,11 @@ def _pydantic_issues(exc: ValidationError, data: Any) -> list[ConfigIssue]:
         if err["type"] == "extra_forbidden":
             message = "unknown key (not allowed here)"
         elif err["type"] == "union_tag_invalid":
-            message = f"unknown kind {err['input']!r}: " + message.split(":", 1)[-1].strip()
+            ctx = err.get("ctx", {})
+            message = f"unknown kind {ctx.get('tag')!r}; installed kinds: {ctx.get('expected_tags')}"
+            loc = (*loc, "kind")
+        elif err["type"] == "union_tag_not_found":
+            message = "missing 'kind'"
         issues.append(ConfigIssue(loc, message))
     return issues
 
@@ -147,9 +151,7 @@ def validate(data: Any, catalog: Catalog, source: str = "<config>", lines: dict[
         site = model.model_validate(data)
     except ValidationError as exc:
         issues = _pydantic_issues(exc, data)
-        raise ConfigError(
-            source, [ConfigIssue(i.loc, i.message, _line_for(i.loc, lines)) for i in issues]
-        ) from None
+        raise ConfigError(source, [ConfigIssue(i.loc, i.message, _line_for(i.loc, lines)) for i in issues]) from None
     problems = check_references(site, catalog)
     if problems:
         raise ConfigError(source, [ConfigIssue(loc, msg, _line_for(loc, lines)) for loc, msg in problems])

@@ -48,6 +48,4 @@ class Department(StrictModel):
     id: Identifier = Field(description="Stable id of the department.")
     name: str = Field(min_length=1, description="Display name, e.g. '街道综合执法队'.")
     unit: Identifier = Field(description="Id of the org unit this department belongs to (sets its level).")
-    categories: list[str] = Field(
-        default_factory=list, description="Case categories this department can handle."
-    )
+    categories: list[str] = Field(default_factory=list, description="Case categories this department can handle.")

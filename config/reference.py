@@ -100,4 +100,3 @@ def _device_references(i: int, device: Any, devices: dict[str, Any], units: dict
         if grid is not None and grid not in units:
             problems.append((("devices", i, "zones", j, "grid"), f"no org unit {grid!r}"))
     return problems
-

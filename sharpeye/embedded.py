@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import getpass
 import logging
 import os
 import shutil
@@ -92,7 +93,7 @@ class ManagedProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -157,15 +158,23 @@ class EmbeddedRedis(ManagedProcess):
     def command(self) -> list[str]:
         return [
             self.binary,
-            "--port", str(self.port),
-            "--bind", self.host,
-            "--dir", str(self.workdir),
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-        ]  # fmt: skip
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--dir",
+            str(self.workdir),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+        ]
 
     @property
     def url(self) -> str:
@@ -173,9 +182,7 @@ class EmbeddedRedis(ManagedProcess):
 
 
 def mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    return shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
 
 @dataclass(kw_only=True)
@@ -192,6 +199,8 @@ class EmbeddedMosquitto(ManagedProcess):
 
     def prepare(self) -> None:
         lines = [
+            # Stay the user we are (as root, Mosquitto would switch to 'mosquitto' and lose our files).
+            f"user {getpass.getuser()}",
             f"listener {self.port} {self.host}",
             f"allow_anonymous {'false' if self.password_file else 'true'}",
             "max_queued_messages 100000",

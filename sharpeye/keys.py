@@ -42,13 +42,21 @@ class Keys:
         """Hash: ordering and identity state of one fingerprint (last_seq, open alarm id)."""
         return f"{self.prefix}:fp:{{{fingerprint}}}"
 
+    @property
+    def alarm_prefix(self) -> str:
+        return f"{self.prefix}:alarm:"
+
+    @property
+    def alarm_history_prefix(self) -> str:
+        return f"{self.prefix}:alarm-history:"
+
     def alarm(self, alarm_id: str) -> str:
         """Hash: one alarm's fields (JSON document plus mutable counters)."""
-        return f"{self.prefix}:alarm:{alarm_id}"
+        return f"{self.alarm_prefix}{alarm_id}"
 
     def alarm_history(self, alarm_id: str) -> str:
         """List: the alarm's transitions and actions, oldest first (JSON entries)."""
-        return f"{self.prefix}:alarm-history:{alarm_id}"
+        return f"{self.alarm_history_prefix}{alarm_id}"
 
     @property
     def alarms_by_time(self) -> str:
@@ -61,6 +69,21 @@ class Keys:
         return f"{self.prefix}:alarms:open"
 
     @property
+    def alarm_counts(self) -> str:
+        """Hash: number of alarms in each state, maintained by the transition script."""
+        return f"{self.prefix}:alarm-counts"
+
+    @property
+    def alarm_timers(self) -> str:
+        """Sorted set: fingerprint scored by when its quiet period ends (camera-style alarms)."""
+        return f"{self.prefix}:alarm-timers"
+
+    @property
+    def alarm_live(self) -> str:
+        """Pub/sub channel: every alarm change, repeats included, for live consoles (not a log)."""
+        return f"{self.prefix}:alarm-live"
+
+    @property
     def alarm_events(self) -> str:
         """Stream: the notification log; one entry per alarm transition (raised, cleared, ...)."""
         return f"{self.prefix}:alarm-events"
@@ -69,6 +92,10 @@ class Keys:
     def case_queue(self, department: str) -> str:
         """Stream with a consumer group per department: case ids waiting to be claimed."""
         return f"{self.prefix}:case-queue:{department}"
+
+    def case_sequence(self, day: str) -> str:
+        """Counter: case numbers issued on ``day`` (YYYYMMDD)."""
+        return f"{self.prefix}:case-seq:{day}"
 
     @property
     def case_events(self) -> str:
@@ -81,6 +108,11 @@ class Keys:
         return f"{self.prefix}:sla:deadlines"
 
     # --- access -----------------------------------------------------------------------------
+    @property
+    def users(self) -> str:
+        """Hash: username -> JSON user record (argon2 password hash, role, org unit, flags)."""
+        return f"{self.prefix}:users"
+
     def token(self, token_hash: str) -> str:
         """String with TTL: JSON of the session behind a bearer token (stored hashed)."""
         return f"{self.prefix}:token:{token_hash}"

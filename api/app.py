@@ -1,0 +1,87 @@
+"""The FastAPI application factory. The lifespan owns the hub and everything it runs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.deps import PUBLIC
+from api.routes import alarm, auth, case, device, health
+from api.user import UserStore
+from config.site import SiteConfig
+from ingest.registry import Registry
+from sharpeye.clock import Clock
+from sharpeye.hub import Hub
+from sharpeye.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+
+ReadyCallback = Callable[[Hub, str | None], Awaitable[None] | None]
+
+
+def create_app(
+    settings: Settings,
+    site: SiteConfig,
+    *,
+    registry: Registry | None = None,
+    clock: Clock | None = None,
+    on_ready: ReadyCallback | None = None,
+) -> FastAPI:
+    """Build the app. ``on_ready(hub, generated_admin_password)`` runs once the hub is up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub = Hub(settings, site, registry=registry, clock=clock)
+        try:
+            await hub.start()
+            users = UserStore(hub.redis, hub.keys, settings.token_ttl_s)
+            password = settings.admin_password.get_secret_value() if settings.admin_password else None
+            generated = await users.ensure_admin(password)
+            app.state.hub = hub
+            app.state.users = users
+            if on_ready is not None:
+                result = on_ready(hub, generated)
+                if result is not None:
+                    await result
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(
+        title="SharpEye",
+        version="0.1.0",
+        description="Integration hub for Sharp Eyes (雪亮工程) devices and governance command centres (综治中心).",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        hub: Hub | None = getattr(request.app.state, "hub", None)
+        if hub is not None:
+            hub.metrics.requests.labels(request.method, path, str(response.status_code)).observe(
+                time.perf_counter() - started
+            )
+        return response
+
+    for router in (auth.router, health.router, alarm.router, case.router, device.router):
+        app.include_router(router)
+
+    @app.get("/", include_in_schema=False, dependencies=[PUBLIC])
+    async def console() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,57 @@
+"""Dependencies shared by routers, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+
+from api.permission import Permission, allowed
+from api.user import Principal, UserStore
+from sharpeye.hub import Hub
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+def get_hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def get_users(request: Request) -> UserStore:
+    users: UserStore = request.app.state.users
+    return users
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+UsersDep = Annotated[UserStore, Depends(get_users)]
+
+
+async def current_principal(users: UsersDep, token: Annotated[str | None, Depends(oauth2)]) -> Principal:
+    if not token:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not authenticated", {"WWW-Authenticate": "Bearer"})
+    principal = await users.principal(token)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired token", {"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: the caller must hold ``permission``. Every route uses exactly one of these."""
+
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not allowed(principal.role, permission):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {principal.role} lacks {permission}")
+        return principal
+
+    check.permission = permission  # type: ignore[attr-defined]
+    return check
+
+
+def public() -> None:
+    """Dependency marking a route as deliberately open (probes, the console's static files, login)."""
+
+
+PUBLIC = Depends(public)

@@ -1,0 +1,43 @@
+"""Permissions, and which roles hold them. Every route names the one permission it needs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    health_read = "health:read"
+    alarms_read = "alarms:read"
+    alarms_act = "alarms:act"
+    cases_read = "cases:read"
+    cases_act = "cases:act"
+    devices_read = "devices:read"
+    devices_write = "devices:write"
+    deadletters_read = "deadletters:read"
+    users_admin = "users:admin"
+
+
+class Role(StrEnum):
+    admin = "admin"
+    supervisor = "supervisor"
+    operator = "operator"
+    department_handler = "department_handler"
+    integrator = "integrator"
+    viewer = "viewer"
+
+
+P = Permission
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.admin: frozenset(Permission),
+    Role.supervisor: frozenset(
+        {P.health_read, P.alarms_read, P.alarms_act, P.cases_read, P.cases_act, P.devices_read, P.deadletters_read}
+    ),
+    Role.operator: frozenset({P.health_read, P.alarms_read, P.alarms_act, P.cases_read, P.cases_act, P.devices_read}),
+    Role.department_handler: frozenset({P.health_read, P.cases_read, P.cases_act}),
+    Role.integrator: frozenset({P.health_read, P.devices_read, P.devices_write, P.deadletters_read}),
+    Role.viewer: frozenset({P.health_read, P.alarms_read, P.cases_read, P.devices_read}),
+}
+
+
+def allowed(role: Role, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS[role]

@@ -1,0 +1,123 @@
+"""Users and bearer tokens, kept in Redis. Passwords are hashed with argon2; tokens are stored hashed."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+import string
+
+import orjson
+import redis.asyncio as aioredis
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from pydantic import BaseModel, Field
+
+from api.permission import Role
+from sharpeye.keys import Keys
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("timing-equaliser")
+
+
+class User(BaseModel):
+    username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    role: Role
+    org_unit: str | None = Field(default=None, description="Scope: this unit and everything below (None: all).")
+    password_hash: str
+    disabled: bool = False
+    must_change_password: bool = False
+
+
+class Principal(BaseModel):
+    """Who is calling: carried by a token."""
+
+    username: str
+    role: Role
+    org_unit: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.username}"
+
+
+def generate_password(length: int = 20) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+class UserStore:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, token_ttl_s: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.token_ttl_s = token_ttl_s
+
+    async def get(self, username: str) -> User | None:
+        raw = await self.redis.hget(self.keys.users, username)
+        return User.model_validate_json(raw) if raw else None
+
+    async def list(self) -> list[User]:
+        raw = await self.redis.hgetall(self.keys.users)
+        return sorted((User.model_validate_json(v) for v in raw.values()), key=lambda u: u.username)
+
+    async def add(
+        self, username: str, password: str, role: Role, org_unit: str | None = None, must_change_password: bool = False
+    ) -> User:
+        user = User(
+            username=username,
+            role=role,
+            org_unit=org_unit,
+            password_hash=_hasher.hash(password),
+            must_change_password=must_change_password,
+        )
+        created = await self.redis.hsetnx(self.keys.users, username, user.model_dump_json())
+        if not created:
+            raise ValueError(f"user {username!r} exists")
+        return user
+
+    async def ensure_admin(self, password: str | None) -> str | None:
+        """Create the first admin if there is none. Returns the generated password, if one was generated."""
+        if await self.redis.hexists(self.keys.users, "admin"):
+            return None
+        generated = None if password else generate_password()
+        try:
+            await self.add("admin", password or generated or "", Role.admin, None, must_change_password=bool(generated))
+        except ValueError:
+            return None  # another node created it first
+        return generated
+
+    async def authenticate(self, username: str, password: str) -> User | None:
+        user = await self.get(username)
+        if user is None or user.disabled:
+            # Spend the same time as a real check, so timing does not reveal which usernames exist.
+            with contextlib.suppress(VerifyMismatchError, InvalidHashError):
+                _hasher.verify(_DUMMY_HASH, password)
+            return None
+        try:
+            _hasher.verify(user.password_hash, password)
+        except (VerifyMismatchError, InvalidHashError):
+            return None
+        return user
+
+    @staticmethod
+    def _digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    async def issue_token(self, user: User) -> str:
+        token = secrets.token_urlsafe(32)
+        principal = Principal(username=user.username, role=user.role, org_unit=user.org_unit)
+        await self.redis.set(self.keys.token(self._digest(token)), principal.model_dump_json(), ex=self.token_ttl_s)
+        return token
+
+    async def principal(self, token: str) -> Principal | None:
+        raw = await self.redis.get(self.keys.token(self._digest(token)))
+        if raw is None:
+            return None
+        principal = Principal.model_validate(orjson.loads(raw))
+        user = await self.get(principal.username)
+        if user is None or user.disabled:
+            return None
+        return principal
+
+    async def revoke(self, token: str) -> None:
+        await self.redis.delete(self.keys.token(self._digest(token)))

@@ -1,0 +1,179 @@
+"""Alarm intake: the consumer group that turns raised alarms into cases, by the intake policy.
+
+It reads the alarm notification log (``Keys.alarm_events``) in consumer group ``governance``. Each
+raised alarm is looked up, the policy decides whether it becomes a case, and the case, its history,
+its alarm link and its queue entry (outbox) are written in one SQL transaction. The stream entry is
+acknowledged only after the commit; a redelivered entry finds the alarm link and does nothing, so a
+crash at any point neither loses nor duplicates a case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+from sqlalchemy.exc import IntegrityError
+
+from alarms.alarm import Alarm
+from alarms.store import AlarmStore
+from config.governance import IntakeRule
+from config.org import Level
+from config.rule import Severity
+from config.site import SiteConfig
+from governance.case import CaseEvent, Source, Stage
+from governance.queue import CaseQueue
+from governance.service import CaseService
+from governance.store import CaseAlarmRow, CaseRow
+from sharpeye.clock import Clock
+from sharpeye.keys import Keys
+
+log = logging.getLogger(__name__)
+
+GROUP = "governance"
+
+
+def intake_rule(site: SiteConfig, alarm: Alarm) -> IntakeRule | None:
+    for rule in site.governance.intake:
+        if rule.category in (alarm.category, "*"):
+            return rule
+    return None
+
+
+def wants_case(site: SiteConfig, alarm: Alarm) -> bool:
+    rule = intake_rule(site, alarm)
+    if rule is None:
+        return False
+    return rule.open_case and Severity(alarm.severity).rank >= rule.min_severity.rank
+
+
+def choose_department(site: SiteConfig, org_unit: str, category: str) -> tuple[str | None, str | None]:
+    """The department of the lowest unit, from the case's place upward, that handles the category.
+
+    Placeholder for the dispatch table of the governance issue (governance/dispatch.py replaces it)."""
+    parents: dict[str, str] = {}
+    levels: dict[str, Level] = {}
+    for unit, parent in site.org.walk():
+        levels[unit.id] = unit.level
+        if parent is not None:
+            parents[unit.id] = parent.id
+    unit_id: str | None = org_unit
+    while unit_id is not None:
+        for dept in site.departments:
+            if dept.unit == unit_id and category in dept.categories:
+                return dept.id, levels[unit_id].value
+        unit_id = parents.get(unit_id)
+    return None, None
+
+
+class AlarmIntake:
+    def __init__(
+        self,
+        site: SiteConfig,
+        redis: aioredis.Redis,
+        keys: Keys,
+        alarms: AlarmStore,
+        cases: CaseService,
+        queue: CaseQueue,
+        clock: Clock,
+        consumer: str,
+    ) -> None:
+        self.site = site
+        self.redis = redis
+        self.keys = keys
+        self.alarms = alarms
+        self.cases = cases
+        self.queue = queue
+        self.clock = clock
+        self.consumer = consumer
+        self.created = 0
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.keys.alarm_events, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self, block_ms: int = 1000) -> None:
+        await self.ensure_group()
+        stream = self.keys.alarm_events
+        while True:
+            try:
+                # Our own unacknowledged entries first (after a crash), then new ones.
+                _, entries, _ = await self.redis.xautoclaim(stream, GROUP, self.consumer, 60_000, "0-0", count=100)
+                if not entries:
+                    fresh = await self.redis.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=100, block=block_ms)
+                    entries = [e for _, items in fresh for e in items]
+                for entry_id, fields in entries:
+                    if fields:
+                        await self.handle({k.decode(): v.decode() for k, v in fields.items()})
+                    await self.redis.xack(stream, GROUP, entry_id)
+                if entries:
+                    await self.queue.relay(self.clock.now())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("alarm intake failed; retrying")
+                await asyncio.sleep(1)
+
+    async def handle(self, event: dict[str, str]) -> str | None:
+        if event.get("type") != "raised":
+            return None
+        alarm = await self.alarms.get(event["alarm"])
+        if alarm is None or not wants_case(self.site, alarm):
+            return None
+        if await self.cases.case_for_alarm(alarm.id) is not None:
+            return None
+        return await self.open_case(alarm, self.clock.now())
+
+    async def open_case(self, alarm: Alarm, now: datetime) -> str | None:
+        case_id = await self.cases.next_number(now)
+        department, level = choose_department(self.site, alarm.org_unit, alarm.category)
+        actor = "system:intake"
+        stage = Stage.dispatched if department else Stage.accepted
+        async with self.cases.db.sessions() as session:
+            session.add(
+                CaseRow(
+                    id=case_id,
+                    title=f"{alarm.title}：{alarm.place}",
+                    category=alarm.category,
+                    severity=str(alarm.severity),
+                    source=Source.alarm.value,
+                    stage=stage.value,
+                    org_unit=alarm.org_unit,
+                    department=department,
+                    level=level,
+                    created_at=now,
+                    updated_at=now,
+                    dispatched_at=now if department else None,
+                    alarm_ids=[alarm.id],
+                    description=f"{alarm.title} @ {alarm.place}",
+                )
+            )
+            session.add(CaseAlarmRow(alarm_id=alarm.id, case_id=case_id))
+            steps = [(None, Stage.reported, "reported"), (Stage.reported, Stage.accepted, "accepted")]
+            if department:
+                steps.append((Stage.accepted, Stage.dispatched, "dispatched"))
+            for from_stage, to_stage, action in steps:
+                note = f"alarm {alarm.id}" if action == "reported" else (department or "")
+                CaseService.add_event(
+                    session,
+                    case_id,
+                    CaseEvent(at=now, action=action, actor=actor, from_stage=from_stage, to_stage=to_stage, note=note),
+                )
+            if department:
+                CaseService.enqueue(
+                    session, self.keys.case_queue(department), {"case_id": case_id, "department": department}, now
+                )
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                log.info("alarm %s already has a case", alarm.id)
+                return None
+        self.created += 1
+        log.info("case %s opened for alarm %s (%s)", case_id, alarm.id, department or "no department")
+        return case_id

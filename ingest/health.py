@@ -1,0 +1,118 @@
+"""Device health: last seen, message and error counts, and online/offline from heartbeat expectations.
+
+Counts are kept in memory on the hot path and flushed to Redis (``Keys.device``) in one pipeline per
+interval. A device silent for ``heartbeat_s * offline_after`` goes offline: the tracker emits a
+``device.online`` reading with value False (a built-in rule raises the device-offline alarm), and a
+reading with value True when it is heard again (which clears it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import redis.asyncio as aioredis
+
+from ingest.inventory import DeviceInventory
+from ingest.reading import Reading
+from sharpeye.keys import Keys
+
+State = Literal["unknown", "online", "offline"]
+
+
+@dataclass
+class DeviceStatus:
+    state: State = "unknown"
+    last_seen: float | None = None
+    messages: int = 0
+    errors: int = 0
+    last_error: str = ""
+    since: float = field(default_factory=time.time)
+    dirty: bool = True
+
+
+class HealthTracker:
+    def __init__(
+        self, inventory: DeviceInventory, redis: aioredis.Redis, keys: Keys, now: Callable[[], float] = time.time
+    ) -> None:
+        self.inventory = inventory
+        self.redis = redis
+        self.keys = keys
+        self.now = now
+        self.status: dict[str, DeviceStatus] = {}
+        self._started = now()
+
+    def _get(self, device_id: str) -> DeviceStatus:
+        status = self.status.get(device_id)
+        if status is None:
+            status = self.status[device_id] = DeviceStatus(since=self.now())
+        return status
+
+    def seen(self, device_id: str, when: float) -> Reading | None:
+        """Count a good message. Returns a ``device.online`` reading if the device came back."""
+        status = self._get(device_id)
+        status.messages += 1
+        status.last_seen = when
+        status.dirty = True
+        if status.state != "online":
+            previous = status.state
+            status.state = "online"
+            status.since = when
+            if previous == "offline":
+                return Reading(
+                    device_id=device_id, kind="device.online", value=True, ts=datetime.fromtimestamp(when, UTC)
+                )
+        return None
+
+    def error(self, device_id: str, reason: str) -> None:
+        status = self._get(device_id)
+        status.errors += 1
+        status.last_error = reason
+        status.dirty = True
+
+    def check(self) -> list[Reading]:
+        """Mark silent devices offline; return their ``device.online`` False readings."""
+        now = self.now()
+        out: list[Reading] = []
+        for device in self.inventory:
+            if device.kind == "camera":  # cameras report their own video loss
+                continue
+            status = self._get(device.id)
+            limit = device.heartbeat_s * device.offline_after
+            reference = status.last_seen if status.last_seen is not None else self._started
+            if status.state != "offline" and now - reference > limit:
+                status.state = "offline"
+                status.since = now
+                status.dirty = True
+                out.append(
+                    Reading(device_id=device.id, kind="device.online", value=False, ts=datetime.fromtimestamp(now, UTC))
+                )
+        return out
+
+    async def flush(self) -> None:
+        dirty = [(d, s) for d, s in self.status.items() if s.dirty]
+        if not dirty:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for device_id, status in dirty:
+            pipe.hset(
+                self.keys.device(device_id),
+                mapping={
+                    "state": status.state,
+                    "last_seen": "" if status.last_seen is None else repr(status.last_seen),
+                    "messages": status.messages,
+                    "errors": status.errors,
+                    "last_error": status.last_error,
+                    "since": repr(status.since),
+                },
+            )
+            pipe.sadd(self.keys.devices, device_id)
+        await pipe.execute()
+        for _, status in dirty:
+            status.dirty = False
+
+    def snapshot(self, device_id: str) -> DeviceStatus:
+        return self.status.get(device_id) or DeviceStatus(since=self._started)

@@ -1,0 +1,200 @@
+"""From MQTT messages to readings: route by topic, decode, discover, rate-limit, dead-letter.
+
+Topic layout: ``sharpeye/<kind>/<device_id>/<channel>`` from devices, and
+``sharpeye/discovery/<kind>/<device_id>/config`` (retained) for discovery. ``command`` channels go from
+the hub to devices and are ignored here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+import redis.asyncio as aioredis
+
+from ingest.deadletter import DeadLetter, add_many
+from ingest.driver import Payload
+from ingest.health import HealthTracker
+from ingest.inventory import DeviceInventory, InventoryError
+from ingest.mqtt import TOPIC_ROOT, Message
+from ingest.reading import DecodeError, Reading
+from ingest.registry import Registry
+from sharpeye.keys import Keys
+from sharpeye.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[Sequence[Reading]], Awaitable[object]]
+
+MAX_MESSAGE = 1 << 20  # 1 MiB: anything bigger is rejected before decoding
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class RateLimiter:
+    """Token bucket per device: a flooding device is cut to ``rate`` msg/s without starving others."""
+
+    def __init__(self, rate: float = 50.0, burst: float = 200.0) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, _Bucket] = {}
+
+    def allow(self, device_id: str, now: float) -> bool:
+        bucket = self._buckets.get(device_id)
+        if bucket is None:
+            bucket = self._buckets[device_id] = _Bucket(self.burst, now)
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
+        bucket.stamp = now
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        return True
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        registry: Registry,
+        inventory: DeviceInventory,
+        health: HealthTracker,
+        redis: aioredis.Redis,
+        keys: Keys,
+        metrics: Metrics,
+        sink: Sink,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.registry = registry
+        self.inventory = inventory
+        self.health = health
+        self.redis = redis
+        self.keys = keys
+        self.metrics = metrics
+        self.sink = sink
+        self.limiter = limiter or RateLimiter()
+        self._dropped_since_letter: dict[str, int] = {}
+
+    async def handle(self, batch: list[Message]) -> None:
+        started = time.perf_counter()
+        readings: list[Reading] = []
+        letters: list[DeadLetter] = []
+        discovered: list[str] = []
+        for message in batch:
+            self._one(message, readings, letters, discovered)
+        if discovered:
+            await self.inventory.persist(discovered)
+        if letters:
+            pipe = self.redis.pipeline(transaction=False)
+            add_many(pipe, self.keys, letters)
+            await pipe.execute()
+        if readings:
+            await self.sink(readings)
+        self.metrics.ingest_batch.observe(time.perf_counter() - started)
+
+    def _reject(self, letters: list[DeadLetter], message: Message, device_id: str, kind: str, exc: DecodeError) -> None:
+        letters.append(
+            DeadLetter(
+                source="mqtt",
+                origin=message.topic,
+                device_id=device_id,
+                kind=kind,
+                reason=exc.reason,
+                detail=exc.detail,
+                payload=message.payload,
+                received=datetime.fromtimestamp(message.received, UTC),
+            )
+        )
+        self.metrics.deadletters.labels(kind or "-", exc.reason).inc()
+        if device_id:
+            self.health.error(device_id, exc.reason)
+
+    def _one(self, message: Message, readings: list[Reading], letters: list[DeadLetter], discovered: list[str]) -> None:
+        parts = message.topic.split("/")
+        if len(parts) == 5 and parts[1] == "discovery":
+            changed = self._discovery(message, parts[2], parts[3], letters)
+            if changed is not None:
+                discovered.append(changed)
+            return
+        if len(parts) != 4 or parts[0] != TOPIC_ROOT:
+            self._reject(letters, message, "", "", DecodeError("bad_topic", message.topic))
+            return
+        _, kind, device_id, channel = parts
+        if channel == "command":
+            return
+        self.metrics.messages.labels(kind).inc()
+        if kind not in self.registry.drivers:
+            self._reject(letters, message, device_id, kind, DecodeError("unknown_kind", f"no driver for {kind!r}"))
+            return
+        device = self.inventory.get(device_id)
+        if device is None:
+            self._reject(letters, message, device_id, kind, DecodeError("unknown_device", f"no device {device_id!r}"))
+            return
+        if device.kind != kind:
+            detail = f"device {device_id!r} is a {device.kind}, topic says {kind}"
+            self._reject(letters, message, device_id, kind, DecodeError("kind_mismatch", detail))
+            return
+        if not self.limiter.allow(device_id, message.received):
+            self.metrics.rate_limited.labels(kind).inc()
+            self.health.error(device_id, "rate_limited")
+            dropped = self._dropped_since_letter.get(device_id, 0) + 1
+            self._dropped_since_letter[device_id] = dropped
+            if dropped == 1 or dropped % 1000 == 0:  # keep a sample, not the flood
+                detail = f"over {self.limiter.rate:g} msg/s; {dropped} dropped so far"
+                self._reject(letters, message, device_id, kind, DecodeError("rate_limited", detail))
+            return
+        if len(message.payload) > MAX_MESSAGE:
+            detail = f"{len(message.payload)} bytes > {MAX_MESSAGE}"
+            self._reject(letters, message, device_id, kind, DecodeError("oversize", detail))
+            return
+        payload = Payload(device_id, channel, message.payload, datetime.fromtimestamp(message.received, UTC))
+        try:
+            decoded = self.registry.drivers[kind].decode(device, payload)
+        except DecodeError as exc:
+            self._reject(letters, message, device_id, kind, exc)
+            return
+        except Exception as exc:  # a driver bug must not stop other devices
+            log.exception("driver %s failed on a message from %s", kind, device_id)
+            self._reject(letters, message, device_id, kind, DecodeError("driver_error", repr(exc)))
+            return
+        back = self.health.seen(device_id, message.received)
+        if back is not None:
+            readings.append(back)
+        for reading in decoded:
+            self.metrics.readings.labels(reading.kind).inc()
+        readings.extend(decoded)
+
+    def _discovery(self, message: Message, kind: str, device_id: str, letters: list[DeadLetter]) -> str | None:
+        """Apply a discovery message to the in-memory inventory at once (later messages of the same batch
+        may come from the new device); return the device id to persist."""
+        self.metrics.messages.labels("discovery").inc()
+        try:
+            if not message.payload:
+                self.inventory.forget(device_id)
+                return device_id
+            try:
+                data = orjson.loads(message.payload)
+            except orjson.JSONDecodeError as exc:
+                raise DecodeError("bad_json", str(exc)) from None
+            if not isinstance(data, dict):
+                raise DecodeError("bad_payload", "config must be a JSON object")
+            data.setdefault("kind", kind)
+            data.setdefault("id", device_id)
+            if data["kind"] != kind or data["id"] != device_id:
+                detail = f"payload names {data['kind']}/{data['id']}, topic {kind}/{device_id}"
+                raise DecodeError("topic_mismatch", detail)
+            try:
+                self.inventory.put(self.inventory.validate(data), "discovery")
+            except InventoryError as exc:
+                raise DecodeError("bad_config", str(exc)) from None
+        except DecodeError as exc:
+            self._reject(letters, message, device_id, "discovery", exc)
+            return None
+        log.info("discovery: device %s/%s %s", kind, device_id, "updated" if message.payload else "removed")
+        return device_id

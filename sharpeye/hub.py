@@ -1,0 +1,209 @@
+"""Wiring: one ``Hub`` builds every part from settings and a site config, starts and stops them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from alarms.engine import AlarmEngine
+from alarms.store import AlarmStore
+from config.site import SiteConfig
+from governance.intake import AlarmIntake
+from governance.queue import CaseQueue
+from governance.service import CaseService
+from governance.store import Database
+from ingest.health import HealthTracker
+from ingest.inventory import DeviceInventory
+from ingest.mqtt import MqttTransport
+from ingest.pipeline import IngestPipeline
+from ingest.reading import Reading
+from ingest.registry import Registry, installed
+from sharpeye.clock import Clock, SystemClock
+from sharpeye.embedded import EmbeddedAmqtt, EmbeddedMosquitto, EmbeddedRedis, embedded_broker
+from sharpeye.keys import Keys
+from sharpeye.metrics import Metrics
+from sharpeye.settings import Settings, redact_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ComponentHealth:
+    name: str
+    ok: bool
+    detail: str
+    endpoint: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": "ok" if self.ok else "failing", "detail": self.detail}
+        if self.endpoint:
+            out["endpoint"] = self.endpoint
+        return out
+
+
+class Hub:
+    """Everything one hub node runs. ``start()`` brings it up; ``stop()`` takes it down in reverse."""
+
+    def __init__(
+        self, settings: Settings, site: SiteConfig, registry: Registry | None = None, clock: Clock | None = None
+    ) -> None:
+        self.settings = settings
+        self.site = site
+        self.registry = registry or installed()
+        self.clock = clock or SystemClock()
+        self.keys = Keys(settings.redis_prefix)
+        self.metrics = Metrics()
+        self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.embedded_redis: EmbeddedRedis | None = None
+        self.embedded_broker: EmbeddedMosquitto | EmbeddedAmqtt | None = None
+        self.redis_url = settings.redis_url or ""
+        self.mqtt_url = settings.mqtt_url or ""
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = asyncio.Event()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        data = self.settings.data_dir.resolve()
+        data.mkdir(parents=True, exist_ok=True)
+        if not self.redis_url:
+            self.embedded_redis = EmbeddedRedis(workdir=data / "redis")
+            await asyncio.to_thread(self.embedded_redis.start)
+            self.redis_url = self.embedded_redis.url
+            log.info("embedded Redis at %s (%s)", self.redis_url, self.embedded_redis.binary)
+        if not self.mqtt_url:
+            self.embedded_broker = embedded_broker(data / "broker")
+            await asyncio.to_thread(self.embedded_broker.start)
+            self.mqtt_url = self.embedded_broker.url
+            log.info("embedded MQTT broker (%s) at %s", self.embedded_broker.name, self.mqtt_url)
+
+        self.redis = aioredis.Redis.from_url(self.redis_url, health_check_interval=10)
+        await self.redis.ping()
+        self.db = Database(self.settings.resolved_database_url())
+        await self.db.migrate()
+
+        self.alarm_store = AlarmStore(self.redis, self.keys)
+        self.inventory = DeviceInventory(self.site, self.registry, self.redis, self.keys)
+        await self.inventory.load_runtime()
+        self.health = HealthTracker(self.inventory, self.redis, self.keys)
+        self.engine = AlarmEngine(self.site, self.alarm_store, self.inventory, self.clock)
+        self.pipeline = IngestPipeline(
+            self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self.process
+        )
+        self.transport = MqttTransport(self.mqtt_url, f"sharpeye-hub-{self.site.site.id}", self.pipeline.handle)
+        self.cases = CaseService(self.site, self.db, self.redis, self.keys, self.clock)
+        self.queue = CaseQueue(self.redis, self.keys, self.db)
+        self.intake = AlarmIntake(
+            self.site, self.redis, self.keys, self.alarm_store, self.cases, self.queue, self.clock, self.node_id
+        )
+        await self.intake.ensure_group()
+        await self.transport.start()
+        self._spawn(self.intake.run(), "intake")
+        self._spawn(self.engine.run_timers(), "alarm-timers")
+        self._spawn(self._housekeeping(), "housekeeping")
+        self.started.set()
+        log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if hasattr(self, "transport"):
+            await self.transport.stop()
+        if hasattr(self, "health"):
+            with contextlib.suppress(Exception):
+                await self.health.flush()
+        if hasattr(self, "redis"):
+            await self.redis.aclose()
+        if hasattr(self, "db"):
+            await self.db.close()
+        if self.embedded_broker is not None:
+            await asyncio.to_thread(self.embedded_broker.stop)
+        if self.embedded_redis is not None:
+            await asyncio.to_thread(self.embedded_redis.stop)
+        log.info("hub %s stopped", self.node_id)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    # --- the path -----------------------------------------------------------------------------
+    async def process(self, readings: list[Reading] | Any) -> None:
+        """Readings from any transport go through the alarm engine."""
+        transitions = await self.engine.process(readings)
+        for transition in transitions:
+            self.metrics.alarm_transitions.labels(transition.outcome).inc()
+
+    async def _housekeeping(self, interval: float = 1.0) -> None:
+        while True:
+            try:
+                offline = self.health.check()
+                if offline:
+                    await self.process(offline)
+                await self.health.flush()
+                self.metrics.ingest_backlog.set(self.transport.backlog)
+            except Exception:
+                log.warning("housekeeping failed; retrying", exc_info=True)
+            await asyncio.sleep(interval)
+
+    # --- health -------------------------------------------------------------------------------
+    async def health_report(self) -> dict[str, Any]:
+        parts: list[ComponentHealth] = []
+        try:
+            await asyncio.wait_for(self.redis.ping(), 2)
+            parts.append(
+                ComponentHealth(
+                    "redis", True, "embedded" if self.embedded_redis else "external", redact_url(self.redis_url)
+                )
+            )
+        except Exception as exc:
+            parts.append(ComponentHealth("redis", False, f"ping failed: {exc}", redact_url(self.redis_url)))
+        connected = self.transport.connected.is_set()
+        broker = self.embedded_broker.name if self.embedded_broker else "external"
+        detail = f"{broker}; backlog {self.transport.backlog}"
+        if not connected:
+            detail = f"{broker}; not connected: {self.transport.last_error or 'connecting'}"
+        parts.append(ComponentHealth("mqtt", connected, detail, redact_url(self.mqtt_url)))
+        try:
+            await asyncio.wait_for(self.db.ping(), 2)
+            parts.append(ComponentHealth("database", True, self.db.engine.dialect.name, redact_url(self.db.url)))
+        except Exception as exc:
+            parts.append(ComponentHealth("database", False, f"query failed: {exc}", redact_url(self.db.url)))
+        for task in self._tasks:
+            alive = not task.done()
+            parts.append(ComponentHealth(f"task:{task.get_name()}", alive, "running" if alive else "stopped"))
+        for part in parts:
+            self.metrics.component_up.labels(part.name).set(1 if part.ok else 0)
+        ok = all(p.ok for p in parts)
+        return {
+            "status": "ok" if ok else "degraded",
+            "node": self.node_id,
+            "site": self.site.site.id,
+            "components": {p.name: p.as_dict() for p in parts},
+        }
+
+    async def refresh_gauges(self) -> None:
+        """Recompute gauges that are cheap to read on scrape: alarms by state, open cases, queue depths."""
+        for state, n in (await self.alarm_store.counts()).items():
+            self.metrics.alarms.labels(state.value).set(n)
+        for stage, n in (await self.cases.count_open()).items():
+            self.metrics.cases.labels(stage).set(n)
+        for dept in self.site.departments:
+            lag, pending = await self.queue.depth(dept.id)
+            self.metrics.queue_depth.labels(f"case-queue:{dept.id}").set(pending + lag)
+            self.metrics.queue_lag.labels(f"case-queue:{dept.id}").set(lag)
+        by_state: dict[tuple[str, str], int] = {}
+        for device in self.inventory:
+            key = (device.kind, self.health.snapshot(device.id).state)
+            by_state[key] = by_state.get(key, 0) + 1
+        for (kind, device_state), n in by_state.items():
+            self.metrics.devices.labels(kind, device_state).set(n)

@@ -1,0 +1,52 @@
+"""Prometheus metrics of one hub (a registry per hub, so tests can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.messages = Counter(
+            "sharpeye_messages_total", "Messages received from devices, by kind", ["kind"], registry=r
+        )
+        self.readings = Counter("sharpeye_readings_total", "Readings decoded, by reading kind", ["kind"], registry=r)
+        self.deadletters = Counter(
+            "sharpeye_deadletters_total", "Rejected input, by source kind and reason", ["kind", "reason"], registry=r
+        )
+        self.rate_limited = Counter(
+            "sharpeye_rate_limited_total", "Messages dropped by per-device rate limits", ["kind"], registry=r
+        )
+        self.alarm_transitions = Counter(
+            "sharpeye_alarm_transitions_total",
+            "Alarm engine outcomes (raised, repeated, cleared, stale...)",
+            ["outcome"],
+            registry=r,
+        )
+        self.alarms = Gauge("sharpeye_alarms", "Alarms by state", ["state"], registry=r)
+        self.ingest_batch = Histogram(
+            "sharpeye_ingest_batch_seconds",
+            "Time to decode and apply one batch of MQTT messages",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.ingest_backlog = Gauge("sharpeye_ingest_backlog", "Messages received but not yet processed", registry=r)
+        self.devices = Gauge("sharpeye_devices", "Devices by kind and state", ["kind", "state"], registry=r)
+        self.cases = Gauge("sharpeye_cases", "Open cases by stage", ["stage"], registry=r)
+        self.queue_depth = Gauge(
+            "sharpeye_queue_depth", "Entries waiting in a stream for a consumer group", ["queue"], registry=r
+        )
+        self.queue_lag = Gauge(
+            "sharpeye_queue_lag", "Entries not yet delivered to a consumer group", ["queue"], registry=r
+        )
+        self.camera_fps = Gauge("sharpeye_camera_fps", "Camera frames per second", ["camera", "stage"], registry=r)
+        self.camera_reconnects = Counter(
+            "sharpeye_camera_reconnects_total", "Camera reconnects", ["camera"], registry=r
+        )
+        self.sip_registrations = Gauge("sharpeye_sip_registrations", "GB/T 28181 devices registered", registry=r)
+        self.requests = Histogram(
+            "sharpeye_http_request_seconds", "HTTP request latency", ["method", "route", "status"], registry=r
+        )
+        self.component_up = Gauge("sharpeye_component_up", "1 when a component is healthy", ["component"], registry=r)

@@ -1,0 +1,128 @@
+"""The vertical slice through real parts: fence message on a real broker → reading → alarm in real Redis →
+case in the governance queue → the API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from config.loader import demo_path, load_file
+from ingest.registry import installed
+from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
+from sharpeye.keys import Keys
+from sharpeye.settings import Settings
+from tests.helpers import Publisher, wait_for
+
+
+@pytest.fixture
+def hub_client(
+    tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
+) -> Iterator[TestClient]:
+    settings = Settings(
+        data_dir=tmp_path,
+        redis_url=redis_server.url,
+        mqtt_url=mqtt_broker.url,
+        admin_password="test-admin-pw",  # type: ignore[arg-type]
+        redis_prefix=keys.prefix,
+        node_id=f"node-{keys.prefix}",
+    )
+    site = load_file(demo_path(), installed())
+    app = create_app(settings, site)
+    with TestClient(app) as client:
+        token = client.post("/api/auth/token", data={"username": "admin", "password": "test-admin-pw"}).json()
+        client.headers["Authorization"] = f"Bearer {token['access_token']}"
+        wait_for(lambda: client.app.state.hub.transport.connected.is_set(), what="MQTT connection")  # type: ignore[attr-defined]
+        yield client
+
+
+def event(seq: int, zone: str, kind: str = "alarm", cause: str = "intrusion") -> dict[str, object]:
+    return {"seq": seq, "ts": datetime.now(UTC).isoformat(), "event": kind, "cause": cause, "zone": zone}
+
+
+def test_fence_intrusion_becomes_alarm_and_case(hub_client: TestClient, mqtt_broker: EmbeddedMosquitto) -> None:
+    pub = Publisher(mqtt_broker.url)
+    try:
+        pub.publish("sharpeye/fence/fence-reservoir/event", event(1, "z1"))
+        alarms = wait_for(lambda: hub_client.get("/api/alarms").json()["items"], what="an alarm")
+        assert len(alarms) == 1
+        alarm = alarms[0]
+        assert alarm["rule_id"] == "fence-intrusion"
+        assert alarm["device_id"] == "fence-reservoir" and alarm["channel"] == "z1"
+        assert alarm["state"] == "active_unack" and alarm["severity"] == "major"
+        assert alarm["org_unit"] == "shanxia-g1"
+        assert alarm["cameras"] == ["cam-reservoir-n"]
+
+        cases = wait_for(lambda: hub_client.get("/api/cases").json()["items"], what="a case")
+        assert len(cases) == 1
+        case = cases[0]
+        assert case["alarm_ids"] == [alarm["id"]]
+        assert case["stage"] == "dispatched"
+        assert case["department"] == "sx-cwh"  # the village that handles perimeter intrusions
+        detail = hub_client.get(f"/api/cases/{case['id']}").json()
+        assert [e["action"] for e in detail["history"]] == ["reported", "accepted", "dispatched"]
+
+        # the case id is waiting in the department's queue (a Redis Stream with a consumer group)
+        hub = hub_client.app.state.hub  # type: ignore[attr-defined]
+        entries = hub_client.portal.call(hub.queue.claim, "sx-cwh", "handler-1")  # type: ignore[union-attr]
+        assert [e.case_id for e in entries] == [case["id"]]
+
+        # a repeat of the same condition counts, it does not open a second alarm or case
+        pub.publish("sharpeye/fence/fence-reservoir/event", event(2, "z1"))
+        wait_for(lambda: hub_client.get(f"/api/alarms/{alarm['id']}").json()["alarm"]["count"] == 2, what="count 2")
+        # a late (older) restore is ignored; the newer restore clears
+        pub.publish("sharpeye/fence/fence-reservoir/event", event(1, "z1", "restore"))
+        pub.publish("sharpeye/fence/fence-reservoir/event", event(3, "z1", "restore"))
+        cleared = wait_for(
+            lambda: hub_client.get(f"/api/alarms/{alarm['id']}").json()["alarm"]["state"] == "cleared_unack",
+            what="cleared",
+        )
+        assert cleared
+        assert len(hub_client.get("/api/alarms").json()["items"]) == 1
+        assert len(hub_client.get("/api/cases").json()["items"]) == 1
+    finally:
+        pub.close()
+
+
+def test_malformed_payload_is_dead_lettered_and_the_next_good_one_alarms(
+    hub_client: TestClient, mqtt_broker: EmbeddedMosquitto
+) -> None:
+    pub = Publisher(mqtt_broker.url)
+    try:
+        pub.publish("sharpeye/fence/fence-school/event", b"{not json")
+        pub.publish("sharpeye/fence/fence-school/event", {"seq": 1, "event": "alarm"})
+        pub.publish("sharpeye/fence/ghost/event", event(1, "z1"))
+        pub.publish("sharpeye/fence/fence-school/event", event(5, "z2"))
+        alarm = wait_for(lambda: hub_client.get("/api/alarms").json()["items"], what="alarm after garbage")[0]
+        assert alarm["device_id"] == "fence-school" and alarm["channel"] == "z2"
+        letters = wait_for(
+            lambda: len(hub_client.get("/api/deadletters").json()) >= 3 and hub_client.get("/api/deadletters").json(),
+            what="3 dead letters",
+        )
+        reasons = sorted(letter["reason"] for letter in letters)
+        assert reasons == ["bad_payload", "bad_payload", "unknown_device"]
+        assert all(letter["detail"] for letter in letters)
+        devices = {d["id"]: d for d in hub_client.get("/api/devices").json()}
+        assert devices["fence-school"]["errors"] == 2
+        assert devices["fence-school"]["messages"] == 1
+    finally:
+        pub.close()
+
+
+def test_routes_need_a_token(hub_client: TestClient) -> None:
+    anonymous = {"Authorization": ""}
+    for path in ("/api/alarms", "/api/cases", "/api/devices", "/api/health", "/api/deadletters"):
+        assert hub_client.get(path, headers=anonymous).status_code == 401, path
+    wrong = {"username": "admin", "password": "wrong"}
+    assert hub_client.post("/api/auth/token", data=wrong, headers=anonymous).status_code == 401
+    health = hub_client.get("/api/health").json()
+    assert health["status"] == "ok"
+    assert set(health["components"]) >= {"redis", "mqtt", "database"}
+    assert health["components"]["redis"]["endpoint"].startswith("redis://127.0.0.1:")
+    assert hub_client.get("/", headers=anonymous).status_code == 200
+    metrics = hub_client.get("/metrics", headers=anonymous).text
+    assert "sharpeye_messages_total" in metrics
