@@ -84,12 +84,13 @@ end
 return fired
 """
 
-# KEYS: deadlines, plan. ARGV: case id, steps JSON, reset ('1' starts a new generation at step 0).
-# Steps already fired keep their place: a rescheduled clock (after a pause) never repeats a reminder.
+# KEYS: deadlines, plan. ARGV: case id, steps JSON, reset ('1'), clock id (the dispatch time).
+# A new clock (a new dispatch) or an explicit reset starts a new generation at step 0; otherwise steps
+# already fired keep their place, so a rescheduled clock (after a pause) never repeats a reminder.
 _PLAN = """
 local steps = cjson.decode(ARGV[2])
 local nxt = tonumber(redis.call('HGET', KEYS[2], 'next') or '0')
-if ARGV[3] == '1' then
+if ARGV[3] == '1' or redis.call('HGET', KEYS[2], 'clock') ~= ARGV[4] then
   local gen = redis.call('HINCRBY', KEYS[2], 'gen', 1)
   local old = redis.call('HKEYS', KEYS[2])
   for _, f in ipairs(old) do
@@ -97,7 +98,7 @@ if ARGV[3] == '1' then
   end
   nxt = 0
 end
-redis.call('HSET', KEYS[2], 'steps', ARGV[2], 'next', nxt)
+redis.call('HSET', KEYS[2], 'steps', ARGV[2], 'next', nxt, 'clock', ARGV[4])
 if nxt < #steps then
   redis.call('ZADD', KEYS[1], steps[nxt + 1][2], ARGV[1])
 else
@@ -174,15 +175,15 @@ class Supervision:
         return out
 
     async def schedule(self, case: Case, level_above: str | None = None, *, reset: bool = False) -> int:
-        """(Re)plan a case's steps: at dispatch and reassignment (``reset``: a new department starts over)
-        and when a pause ends. Returns the index of the next step to fire."""
+        """(Re)plan a case's steps: at dispatch and when a pause ends. A new dispatch time (reassignment)
+        or ``reset`` starts the steps over under a new generation. Returns the index of the next step."""
         steps = self.plan_for(case, level_above)
         if not steps:
             await self.pause(case.id)
             return 0
         result = await self._plan(
             keys=[self.keys.sla_deadlines, plan_key(self.keys, case.id)],
-            args=[case.id, orjson.dumps(steps), "1" if reset else "0"],
+            args=[case.id, orjson.dumps(steps), "1" if reset else "0", _clock_id(case)],
         )
         return int(result)
 
@@ -220,6 +221,10 @@ class Supervision:
             if name.startswith("fired:"):
                 out[name[6:]] = datetime.fromtimestamp(float(v), UTC)
         return out
+
+
+def _clock_id(case: Case) -> str:
+    return case.dispatched_at.isoformat() if case.dispatched_at is not None else ""
 
 
 Deliver = Callable[[Firing], Awaitable[None]]
