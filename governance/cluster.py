@@ -1,0 +1,154 @@
+"""Class-case analysis (类案分析): cases of one category that recur close together in place and time.
+
+Two cases are linked when they share a category, were reported within ``window`` of each other, and
+lie within ``radius_m`` of each other (by position when both have one, otherwise by being in the same
+org unit). Clusters are the connected groups of links (single linkage), so a problem that keeps
+coming back along one street shows up as one item with all its cases, ranked by how many cases it has.
+Cancelled and merged cases are left out (not cases, or already counted in the case they joined).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from governance.case import Case, GeoPoint, Stage
+
+_EARTH_M = 6_371_000.0
+_SKIP = frozenset({Stage.cancelled, Stage.merged})
+
+
+def distance_m(a: GeoPoint, b: GeoPoint) -> float:
+    """Great-circle distance in metres (haversine)."""
+    p1, p2 = math.radians(a.lat), math.radians(b.lat)
+    dp, dl = p2 - p1, math.radians(b.lon - a.lon)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * _EARTH_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+@dataclass(frozen=True, slots=True)
+class CaseCluster:
+    """One recurring problem: its cases (oldest first), when and where."""
+
+    category: str
+    members: tuple[str, ...]
+    first: datetime
+    last: datetime
+    org_units: tuple[str, ...]
+    centre: GeoPoint | None
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+
+class _Sets:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def find_clusters(
+    cases: Iterable[Case],
+    *,
+    radius_m: float = 300.0,
+    window: timedelta = timedelta(days=7),
+    min_size: int = 3,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[CaseCluster]:
+    """Clusters of at least ``min_size`` cases reported in [start, end), largest first.
+
+    Cost: each case is compared only with earlier cases of its category within ``window`` that sit in
+    its own or a neighbouring grid cell of ``radius_m`` (or in its org unit), not with every case.
+    """
+    if radius_m <= 0 or min_size < 2:
+        raise ValueError("radius_m must be positive and min_size at least 2")
+    by_category: dict[str, list[Case]] = defaultdict(list)
+    for case in cases:
+        if case.stage in _SKIP:
+            continue
+        if (start is not None and case.created_at < start) or (end is not None and case.created_at >= end):
+            continue
+        by_category[case.category].append(case)
+    out: list[CaseCluster] = []
+    for category, group in by_category.items():
+        out.extend(_cluster(category, group, radius_m, window, min_size))
+    out.sort(key=lambda c: (-c.size, c.last - c.first, -c.last.timestamp(), c.members[0]))
+    return out
+
+
+def _cell(point: GeoPoint, radius_m: float) -> tuple[int, int]:
+    lat_step = radius_m / 111_320.0
+    lon_step = radius_m / (111_320.0 * max(0.01, math.cos(math.radians(point.lat))))
+    return math.floor(point.lat / lat_step), math.floor(point.lon / lon_step)
+
+
+def _cluster(category: str, cases: list[Case], radius_m: float, window: timedelta, min_size: int) -> list[CaseCluster]:
+    cases.sort(key=lambda c: (c.created_at, c.id))
+    sets = _Sets(len(cases))
+    recent: deque[int] = deque()
+    cells: dict[tuple[int, int], list[int]] = defaultdict(list)
+    units: dict[str, list[int]] = defaultdict(list)
+    for i, case in enumerate(cases):
+        while recent and case.created_at - cases[recent[0]].created_at > window:
+            old = recent.popleft()
+            units[cases[old].org_unit].remove(old)
+            loc = cases[old].location
+            if loc is not None:
+                cells[_cell(loc, radius_m)].remove(old)
+        if case.location is not None:
+            cy, cx = _cell(case.location, radius_m)
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    for j in cells.get((cy + dy, cx + dx), ()):
+                        other = cases[j].location
+                        if other is not None and distance_m(case.location, other) <= radius_m:
+                            sets.union(i, j)
+            for j in units.get(case.org_unit, ()):
+                if cases[j].location is None:
+                    sets.union(i, j)
+            cells[(cy, cx)].append(i)
+        else:
+            for j in units.get(case.org_unit, ()):
+                sets.union(i, j)
+        units[case.org_unit].append(i)
+        recent.append(i)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(cases)):
+        groups[sets.find(i)].append(i)
+    clusters: list[CaseCluster] = []
+    for members in groups.values():
+        if len(members) < min_size:
+            continue
+        chosen = [cases[i] for i in members]
+        located = [c.location for c in chosen if c.location is not None]
+        centre = (
+            GeoPoint(lat=sum(p.lat for p in located) / len(located), lon=sum(p.lon for p in located) / len(located))
+            if located
+            else None
+        )
+        clusters.append(
+            CaseCluster(
+                category=category,
+                members=tuple(c.id for c in chosen),
+                first=chosen[0].created_at,
+                last=chosen[-1].created_at,
+                org_units=tuple(sorted({c.org_unit for c in chosen})),
+                centre=centre,
+            )
+        )
+    return clusters
