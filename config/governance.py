@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from config.base import Identifier, StrictModel
 from config.org import Level
@@ -84,3 +84,13 @@ class Governance(StrictModel):
         default_factory=_default_escalation,
         description="Supervision steps (督办), in firing order: remind the handler, the centre, then escalate.",
     )
+
+    @field_validator("escalation")
+    @classmethod
+    def _unique_steps(cls, steps: list[EscalationStep]) -> list[EscalationStep]:
+        seen: set[str] = set()
+        for step in steps:
+            if step.id in seen:
+                raise ValueError(f"escalation step id {step.id!r} is used twice")
+            seen.add(step.id)
+        return steps
