@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 import redis.asyncio as aioredis
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from config.loader import demo_path, load_file
 from config.rule import Severity
@@ -30,6 +30,7 @@ from governance.case import Case, Light, SlaState, Source, Stage
 from governance.flow import Actor, Role
 from governance.indicator import GroupBy, compute
 from governance.service import CaseFilter, CaseService, extra_of
+from governance.statistic import Statistics
 from governance.store import CaseRow, Database, OutboxRow
 from ingest.registry import installed
 from sharpeye.clock import ManualClock
@@ -176,21 +177,28 @@ async def main(args: argparse.Namespace) -> None:
                         )
                     await pipe.execute()
 
-        async def sweep_due(n_open: int) -> float:
+        async def sweep_due(n_open: int, repeat: int = 3) -> float:
+            """Best of ``repeat`` sweeps, each firing 100 steps made due among ``n_open`` planned cases."""
             await client.delete(keys.sla_deadlines)
             await load_plans(n_open, f"S{n_open}-")
-            # move 100 of them to be due now
             ids = [f"S{n_open}-{i}" for i in range(0, n_open, max(1, n_open // 100))][:100]
-            await client.zadd(keys.sla_deadlines, dict.fromkeys(ids, 0))
-            for cid in ids:
-                await client.hset(f"{keys.prefix}:sla:plan:{cid}", "steps", '[["remind",0,"handler","x"]]')
-            t = time.perf_counter()
-            fired = await service.supervision.sweep(START)
-            elapsed = time.perf_counter() - t
-            assert fired == 100, fired
-            return elapsed
+            best = float("inf")
+            for _ in range(repeat):
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.zadd(keys.sla_deadlines, dict.fromkeys(ids, 0))
+                    for cid in ids:
+                        pipe.hset(
+                            f"{keys.prefix}:sla:plan:{cid}",
+                            mapping={"steps": '[["remind",0,"handler","x"]]', "next": 0},
+                        )
+                    await pipe.execute()
+                t = time.perf_counter()
+                fired = await service.supervision.sweep(START)
+                best = min(best, time.perf_counter() - t)
+                assert fired == 100, fired
+            return best
 
-        small = min([await sweep_due(100) for _ in range(3)])
+        small = await sweep_due(100)
         big = await sweep_due(args.open)
         print(
             f"sweep firing 100 due steps: {big * 1000:.1f} ms with {args.open:,} open cases; "
@@ -224,6 +232,29 @@ async def main(args: argparse.Namespace) -> None:
         print(
             f"indicators over {args.closed:,} closed cases by department x category: {stats_s:.2f} s; "
             f"baseline one bare pass {base_s:.2f} s; ratio {stats_s / base_s:.1f}"
+        )
+
+        # 5. The same indicators computed by the database (governance.statistic, for GET /api/stats), against
+        # reading the same rows with no per-case processing.
+        for lo in range(0, args.closed, 5000):
+            async with db.engine.begin() as conn:
+                await conn.execute(insert(CaseRow), [row_values(c) for c in closed[lo : lo + 5000]])
+        t = time.perf_counter()
+        sql_stats = Statistics(db, service.flow.sla)
+        stored = await sql_stats.indicators(
+            START, by=[GroupBy.department, GroupBy.category], start=START - timedelta(days=400), end=START
+        )
+        store_s = time.perf_counter() - t
+        assert sum(r.closed_on_time for r in stored) == total
+        t = time.perf_counter()
+        async with db.engine.connect() as conn:
+            result = await conn.stream(select(CaseRow.__table__))
+            async for _part in result.partitions(5000):
+                pass
+        raw_s = time.perf_counter() - t
+        print(
+            f"indicators by SQL over {args.closed:,} closed (+{args.open:,} open) cases: {store_s:.2f} s; "
+            f"baseline reading the rows {raw_s:.2f} s; ratio {store_s / raw_s:.1f}"
         )
     finally:
         await client.aclose()

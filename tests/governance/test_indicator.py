@@ -165,7 +165,7 @@ def test_grouped_by_department_category_unit_and_week(flow: Flow, dispatcher: Di
     assert {r["部门"]: r["平均处置时长(小时)"] for r in parsed}["qs-sfs"] == "101.0"
 
 
-def test_published_monthly_report(flow: Flow, dispatcher: Dispatcher, sla: SlaPolicy) -> None:
+def published_month(flow: Flow, dispatcher: Dispatcher, sla: SlaPolicy) -> Book:
     """A January built so that the figures match a published report, replayed through the flow."""
     b = Book(flow, dispatcher)
     workdays = [cst(2026, 1, d, 9) for d in range(5, 31) if sla.calendar.is_workday(cst(2026, 1, d).date())]
@@ -210,6 +210,11 @@ def test_published_monthly_report(flow: Flow, dispatcher: Dispatcher, sla: SlaPo
     for day in (cst(2025, 12, 30, 10), cst(2026, 2, 2, 10)):
         b.close(b.open(day), day + timedelta(hours=1))
 
+    return b
+
+
+def test_published_monthly_report(flow: Flow, dispatcher: Dispatcher, sla: SlaPolicy) -> None:
+    b = published_month(flow, dispatcher, sla)
     as_of = cst(2026, 2, 1, 0)
     [month] = compute(b.cases.values(), as_of, start=cst(2026, 1, 1), end=cst(2026, 2, 1), sla=sla)
     figures = as_dict(month)
