@@ -15,7 +15,7 @@ import builtins
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -26,7 +26,7 @@ from config.rule import Severity
 from config.site import SiteConfig
 from governance.case import Case, CaseEvent, GeoPoint, Source, Stage
 from governance.dispatch import Dispatcher
-from governance.escalation import Supervision
+from governance.escalation import Firing, Supervision
 from governance.flow import Action, Actor, Args, Flow, TransitionError, new_case
 from governance.indicator import GroupBy, IndicatorRow, Period, compute
 from governance.sla import SlaPolicy
@@ -190,7 +190,7 @@ class CaseService:
     async def get(self, case_id: str) -> Case | None:
         async with self.db.sessions() as session:
             row = await session.get(CaseRow, case_id)
-            return to_case(row) if row else None
+            return self.lit(to_case(row)) if row else None
 
     async def history(self, case_id: str) -> list[CaseEvent]:
         async with self.db.sessions() as session:
@@ -224,7 +224,7 @@ class CaseService:
             rows = await session.scalars(
                 query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(flt.limit).offset(flt.offset)
             )
-            return [to_case(r) for r in rows], int(total)
+            return [self.lit(to_case(r)) for r in rows], int(total)
 
     async def count_open(self) -> dict[str, int]:
         async with self.db.sessions() as session:
@@ -354,6 +354,44 @@ class CaseService:
                 await self.supervise(to_case(row))
                 count += 1
             last = rows[-1].id
+
+    def lit(self, case: Case) -> Case:
+        """The case with its light as of now (the stored light is the one at its last change)."""
+        if case.sla is None or case.dispatched_at is None or not case.stage.open:
+            return case
+        light = self.flow.sla.light(case, self.clock.now())
+        return case if light == case.light else case.model_copy(update={"light": light})
+
+    async def record_firing(self, firing: Firing) -> bool:
+        """Write a fired supervision step (督办) into the case's history, once: a redelivered firing (same
+        idempotency key) is recognised and skipped. Returns whether a history entry was written."""
+        marker = f"#{firing.idempotency_key}"
+        async with self.db.sessions() as session:
+            row = await session.get(CaseRow, firing.case_id)
+            if row is None:
+                return False
+            seen = await session.scalar(
+                select(func.count())
+                .select_from(CaseEventRow)
+                .where(CaseEventRow.case_id == firing.case_id, CaseEventRow.note.endswith(marker))
+            )
+            if seen:
+                return False
+            stage = Stage(row.stage)
+            labels = {"handler": "提醒承办部门", "centre": "提醒中心", "level_above": "上报上级"}
+            session.add(
+                CaseEventRow(
+                    case_id=firing.case_id,
+                    at=datetime.fromtimestamp(firing.at, UTC),
+                    action="supervise",
+                    actor="system:sla",
+                    from_stage=stage.value,
+                    to_stage=stage.value,
+                    note=f"督办 {firing.step}: {labels.get(firing.notify, firing.notify)} {firing.target} {marker}",
+                )
+            )
+            await session.commit()
+            return True
 
     # --- indicators ------------------------------------------------------------------------------------
     async def records(

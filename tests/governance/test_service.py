@@ -15,8 +15,8 @@ from casebook import OPERATOR, SUPERVISOR, cst, handler
 from config.loader import demo_path, load_file
 from config.rule import Severity
 from config.site import SiteConfig
-from governance.case import Source, Stage
-from governance.escalation import firing_stream, plan_key
+from governance.case import Light, Source, Stage
+from governance.escalation import Firing, firing_stream, plan_key
 from governance.flow import Actor, Role, TransitionError
 from governance.indicator import GroupBy, compute
 from governance.queue import CaseQueue
@@ -187,6 +187,17 @@ async def test_resync_rebuilds_plans_and_the_sweep_fires(
     fired = await service.supervision.sweep(clock.now() + timedelta(hours=7))
     assert fired == 9
     assert await redis_client.xlen(firing_stream(keys)) == 9
+    # Each firing goes into the case's history once, however often it is delivered.
+    firings = [Firing.from_entry(i, f) for i, f in await redis_client.xrange(firing_stream(keys))]
+    assert [await service.record_firing(f) for f in firings] == [True] * 9
+    assert [await service.record_firing(f) for f in firings] == [False] * 9
+    history = await service.history(ids[0])
+    supervised = [e.note for e in history if e.action == "supervise"]
+    assert len(supervised) == 3 and "提醒承办部门" in supervised[0] and "上报上级 qingshui" in supervised[2]
+    # The light is read at the time of asking: green at dispatch, red once the 2 hours have passed.
+    assert (await service.get(ids[0])).light is Light.green  # type: ignore[union-attr]
+    clock.advance(2 * H + 1)
+    assert (await service.get(ids[0])).light is Light.red  # type: ignore[union-attr]
 
 
 async def test_stats_from_the_store(service: CaseService, clock: ManualClock) -> None:
