@@ -248,8 +248,12 @@ class CaseService:
         description: str = "",
         location: GeoPoint | None = None,
         alarm_ids: Sequence[str] = (),
+        accept_by: Actor | None = None,
+        dispatch: bool = False,
     ) -> Case:
-        """A new case (上报) with its first history entry."""
+        """A new case (上报) with its first history entry. With ``accept_by`` it is also accepted (立案) by
+        that actor, and with ``dispatch`` dispatched by the dispatch table: all in one transaction (the
+        path for alarm intake and hotline imports)."""
         now = self.clock.now()
         if org_unit not in self.dispatcher.units:
             raise TransitionError("report", f"no org unit {org_unit!r}")
@@ -267,12 +271,32 @@ class CaseService:
             location=location,
             alarm_ids=list(alarm_ids),
         )
+        steps = [step]
+        if accept_by is not None:
+            steps.append(self.flow.apply(steps[-1].case, Action.accept, accept_by, now))
+            if dispatch:
+                case = steps[-1].case
+                choice = self.dispatcher.choose(case.category, case.org_unit, case.severity)
+                steps.append(self.flow.apply(case, Action.dispatch, accept_by, now, Args(assignment=choice)))
+        elif dispatch:
+            raise TransitionError(Action.dispatch, "a case must be accepted (accept_by) before it is dispatched")
+        case = steps[-1].case
         async with self.db.sessions() as session:
-            session.add(new_row(step.case))
-            self.add_event(session, case_id, step.event)
-            self.enqueue(session, self.keys.case_events, _event_payload(step.event), now)
+            session.add(new_row(case))
+            for s in steps:
+                self.add_event(session, case_id, s.event)
+                self.enqueue(session, self.keys.case_events, _event_payload(s.event), now)
+            if case.stage is Stage.dispatched and case.department:
+                self.enqueue(
+                    session,
+                    self.keys.case_queue(case.department),
+                    {"case_id": case_id, "department": case.department},
+                    now,
+                )
             await session.commit()
-        return step.case
+        if case.stage.open:
+            await self.supervise(case)
+        return case
 
     async def act(self, case_id: str, action: Action | str, actor: Actor, args: Args | None = None) -> Case:
         """Apply one action of the flow; raises TransitionError (refused, with the reason), CaseNotFound or

@@ -216,3 +216,30 @@ async def test_stats_from_the_store(service: CaseService, clock: ManualClock) ->
     rows = await service.stats(clock.now(), by=[GroupBy.category], start=cst(2025, 9, 1), end=cst(2025, 10, 1))
     figures = {r.group: (r.opened, r.due, r.closed, r.closed_on_time, r.open_red) for r in rows}
     assert figures == {("dispute",): (1, 1, 1, 1, 0), ("perimeter_intrusion",): (1, 1, 0, 0, 1)}
+
+
+async def test_report_accept_and_dispatch_in_one_transaction(
+    service: CaseService, db: Database, redis_client: aioredis.Redis, keys: Keys, clock: ManualClock
+) -> None:
+    case = await service.report(
+        title="围栏断线",
+        category="perimeter_intrusion",
+        severity=Severity.critical,
+        source=Source.alarm,
+        org_unit="shanxia-g1",
+        actor=Actor("system:intake", Role.integrator),
+        accept_by=OPERATOR,
+        dispatch=True,
+        alarm_ids=["a-1"],
+    )
+    assert (case.stage, case.department, case.level) == (Stage.dispatched, "qs-zfd", "town")  # critical → town
+    assert case.due_at == clock.now() + timedelta(hours=2)
+    assert [e.action for e in await service.history(case.id)] == ["report", "accept", "dispatch"]
+    await CaseQueue(redis_client, keys, db).relay(clock.now())
+    assert [e.case_id for e in await CaseQueue(redis_client, keys, db).claim("qs-zfd", "h1")] == [case.id]
+    assert await redis_client.zscore(keys.sla_deadlines, case.id) is not None
+    with pytest.raises(TransitionError, match="accepted"):
+        await service.report(
+            title="x", category="dispute", severity=Severity.minor, source=Source.resident, org_unit="hedong-g1",
+            actor=OPERATOR, dispatch=True,
+        )  # fmt: skip
