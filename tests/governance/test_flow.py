@@ -343,7 +343,7 @@ PLAUSIBLE = {
 }
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_random_sequences_agree_with_the_model(flow: Flow, data: st.DataObject) -> None:
     """Mostly actions that make sense in the current stage (so long paths are reached), some that do not."""
