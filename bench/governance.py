@@ -126,7 +126,11 @@ def row_values(case: Case) -> dict[str, object]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="se-bench-gov-"))
+    with tempfile.TemporaryDirectory(prefix="se-bench-gov-") as tmp:
+        await run(args, Path(tmp))
+
+
+async def run(args: argparse.Namespace, work: Path) -> None:
     server = EmbeddedRedis(workdir=work / "redis")
     server.start()
     site = load_file(demo_path(), installed())
