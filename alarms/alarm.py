@@ -63,6 +63,23 @@ class Alarm(BaseModel):
     cleared_at: datetime | None = None
     acknowledged_by: str | None = None
     value: str | float | bool | None = Field(default=None, description="Value of the reading that raised it.")
+    silenced: str | None = Field(default=None, description="'silence' or 'inhibited' when raised without notification.")
+    flapping: bool = Field(default=False, description="Too many transitions: held active until it settles.")
+    incident: str | None = Field(default=None, description="Incident this alarm was correlated into.")
+
+
+class Incident(BaseModel):
+    """Alarms in one org unit within the correlation window: one matter for the operator and the queue."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    site: str
+    org_unit: str
+    severity: Severity = Field(description="The highest severity of its members.")
+    first_seen: datetime
+    last_seen: datetime
+    alarm_ids: list[str]
 
 
 class AlarmTransition(BaseModel):

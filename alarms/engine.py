@@ -9,9 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from alarms.alarm import fingerprint
 from alarms.rule import RuleSet, Signal
+from alarms.silence import SilenceStore, alarm_fields
 from alarms.store import AlarmStore, Apply, Transition
 from alarms.system_rule import with_system_rules
+from config.rule import AbsenceCondition, CountCondition, Rule
 from config.site import SiteConfig
 from ingest.reading import Reading
 from sharpeye.clock import Clock
@@ -42,25 +45,36 @@ class EngineStats:
 
 
 class AlarmEngine:
-    def __init__(self, site: SiteConfig, store: AlarmStore, locator: Locator, clock: Clock) -> None:
+    def __init__(
+        self,
+        site: SiteConfig,
+        store: AlarmStore,
+        locator: Locator,
+        clock: Clock,
+        silences: SilenceStore | None = None,
+    ) -> None:
         self.site = site
         self.store = store
         self.locator = locator
         self.clock = clock
-        self.rules = RuleSet(with_system_rules(list(site.rules)), locator.in_unit)
+        self.silences = silences or SilenceStore(store.redis, store.keys)
+        rules = with_system_rules(list(site.rules))
+        self.rules = RuleSet(rules, locator.in_unit)
+        self._inhibited_by: dict[str, list[str]] = {}
+        for rule in rules:
+            for target in rule.inhibits:
+                self._inhibited_by.setdefault(target, []).append(rule.id)
         self.stats = EngineStats()
 
-    def _apply(self, signal: Signal) -> Apply:
-        rule, reading = signal.rule, signal.reading
-        where = self.locator.locate(reading.device_id, reading.channel)
+    def doc(self, rule: Rule, device_id: str, channel: str | None) -> dict[str, object]:
+        where = self.locator.locate(device_id, channel)
         cameras = list(where.cameras) if rule.linkage.zone_cameras else []
         cameras += [c for c in rule.linkage.cameras if c not in cameras]
-        quiet = rule.clear.quiet_s if rule.clear.mode == "quiet" else None
-        doc = {
-            "fingerprint": signal.fingerprint,
+        return {
+            "fingerprint": fingerprint(rule.id, device_id, channel),
             "rule_id": rule.id,
-            "device_id": reading.device_id,
-            "channel": reading.channel,
+            "device_id": device_id,
+            "channel": channel,
             "title": rule.name,
             "severity": rule.severity.value,
             "category": rule.category,
@@ -68,8 +82,16 @@ class AlarmEngine:
             "org_unit": where.org_unit,
             "place": where.place,
             "cameras": cameras,
-            "quiet_s": quiet,
+            "quiet_s": rule.clear.quiet_s if rule.clear.mode == "quiet" else None,
         }
+
+    def _apply(self, signal: Signal) -> Apply:
+        rule, reading = signal.rule, signal.reading
+        doc = self.doc(rule, reading.device_id, reading.channel)
+        now = self.clock.now()
+        silence = self.silences.matching(alarm_fields(doc), now) if signal.action != "clear" else None
+        cond = rule.condition
+        window = self.site.alarms.correlation_window_s
         return Apply(
             fingerprint=signal.fingerprint,
             action=signal.action,
@@ -79,15 +101,23 @@ class AlarmEngine:
             actor=f"rule:{rule.id}",
             value=reading.value,
             evidence=reading.evidence,
-            quiet_s=quiet,
+            quiet_s=rule.clear.quiet_s if rule.clear.mode == "quiet" else None,
+            hold_s=rule.hold_s,
+            count_n=cond.count if isinstance(cond, CountCondition) else 0,
+            count_window_s=cond.window_s if isinstance(cond, CountCondition) else 0,
+            absent_s=cond.absent_s if isinstance(cond, AbsenceCondition) else 0,
+            flap_n=rule.flapping.transitions,
+            flap_window_s=rule.flapping.window_s,
+            silenced="silence" if silence is not None else "",
+            inhibitors=[fingerprint(r, reading.device_id, None) for r in self._inhibited_by.get(rule.id, ())],
+            incident_group=f"{self.site.site.id}|{doc['org_unit']}" if rule.correlate and window > 0 else "",
+            incident_window_s=window,
+            rank=rule.severity.rank,
         )
 
     async def process(self, readings: Sequence[Reading]) -> list[Transition]:
         """Evaluate a batch of readings and apply their signals in order, in one Redis round trip."""
-        applies: list[Apply] = []
-        for reading in readings:
-            for signal in self.rules.evaluate(reading):
-                applies.append(self._apply(signal))
+        applies = [self._apply(signal) for reading in readings for signal in self.rules.evaluate(reading)]
         self.stats.readings += len(readings)
         self.stats.signals += len(applies)
         if not applies:
@@ -95,20 +125,34 @@ class AlarmEngine:
         transitions = await self.store.apply_many(applies, self.clock.now())
         self.stats.outcomes.update(t.outcome for t in transitions)
         for transition, item in zip(transitions, applies, strict=True):
-            if transition.outcome in ("raised", "cleared"):
+            if transition.outcome in ("raised", "cleared", "flapping"):
                 log.info("alarm %s %s (%s)", transition.outcome, transition.alarm_id, item.fingerprint)
         return transitions
 
+    async def sweep(self) -> list[Transition]:
+        """Fire due timers (quiet periods, hold durations, absences, flapping ends) and end silences."""
+        now = self.clock.now()
+        transitions = await self.store.fire_timers(await self.store.due_timers(now), now)
+        await self.silences.refresh()
+        for alarm_id in await self.store.silenced_ids():
+            alarm = await self.store.get(alarm_id)
+            if alarm is None:
+                continue
+            if self.silences.matching(alarm_fields(alarm.model_dump(mode="json")), now) is None:
+                rule = self.rules.rules.get(alarm.rule_id)
+                window = self.site.alarms.correlation_window_s
+                group = f"{alarm.site}|{alarm.org_unit}" if rule is not None and rule.correlate and window else ""
+                extra = {"incident_group": group, "incident_window": window, "severity": alarm.severity.value,
+                         "rank": alarm.severity.rank, "site": alarm.site, "org_unit": alarm.org_unit}  # fmt: skip
+                transitions.append(await self.store.act(alarm_id, "unsilence", "silence-ended", now, extra=extra))
+        self.stats.outcomes.update(t.outcome for t in transitions)
+        return transitions
+
     async def run_timers(self, interval: float = 1.0) -> None:
-        """Clear alarms whose quiet period has passed, forever (cancel to stop)."""
+        """Sweep forever (cancel to stop)."""
         while True:
             try:
                 await self.sweep()
             except Exception:
-                log.warning("quiet-period sweep failed; retrying", exc_info=True)
+                log.warning("alarm timer sweep failed; retrying", exc_info=True)
             await asyncio.sleep(interval)
-
-    async def sweep(self) -> list[Transition]:
-        transitions = await self.store.sweep_quiet(self.clock.now())
-        self.stats.outcomes.update(t.outcome for t in transitions if t.outcome == "cleared")
-        return transitions

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from alarms.alarm import fingerprint
-from config.rule import Rule, StateCondition, ThresholdCondition
+from config.rule import AbsenceCondition, CountCondition, Rule, StateCondition, ThresholdCondition
 from ingest.reading import Reading
 
-Action = Literal["raise", "clear"]
+Action = Literal["raise", "clear", "heard"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +63,12 @@ class RuleSet:
 def _condition(rule: Rule, reading: Reading) -> Action | None:
     cond = rule.condition
     value = reading.value
+    if isinstance(cond, AbsenceCondition):
+        return "heard"
+    if isinstance(cond, CountCondition):
+        return "raise" if _text(value) in cond.active else None
     if isinstance(cond, StateCondition):
-        text = str(value).lower() if isinstance(value, bool) else str(value)
+        text = _text(value)
         if text in cond.active:
             return "raise"
         if text in cond.clear:
@@ -88,3 +92,7 @@ def _condition(rule: Rule, reading: Reading) -> Action | None:
         inside = cond.below + cond.hysteresis <= number <= cond.above - cond.hysteresis
         return "clear" if inside else None
     return None
+
+
+def _text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -1,168 +1,341 @@
--- SharpEye alarm transitions. Each entry point runs atomically inside Redis, keyed by fingerprint,
--- so that concurrent hub nodes and replays after a crash can never open an alarm twice, lose a clear,
--- or let an older reading regress a newer state.
+-- SharpEye alarm transitions. Each entry point runs atomically inside Redis, keyed by fingerprint, so
+-- that concurrent hub nodes and replays after a crash can never open an alarm twice, lose a clear, or let
+-- an older reading regress a newer state. Parameters come as one JSON object (ARGV[2]).
 --
--- Shared layout
---   fingerprint hash: order, ts (last applied device order and time), open (id of the open alarm)
---   alarm hash: doc (static JSON), state, acked, acked_by, count, first_seen, last_seen, last_epoch,
---               cleared_at, value, evidence (JSON list), fingerprint
---   by_time zset (id -> last change), open zset (id -> first seen), events stream (notification log),
---   timers zset (fingerprint -> quiet-period end), live pub/sub channel
+-- Fingerprint hash: order, ts (last applied device order/time), open (open alarm id), pending_since and
+-- pending (hold-for-duration), flips (JSON list of transition times), flapping, want (state wanted while
+-- flapping), params (JSON of the last signal, used by timers that raise later).
+-- Alarm hash: doc, state, acked, acked_by, count, first_seen, last_seen, last_epoch, cleared_at, value,
+-- evidence, fingerprint, silenced ('' | 'silence' | 'inhibited'), flapping, incident.
+-- Timers zset members: '<kind>|<fingerprint>' with kind quiet, hold, flap or absence.
 
-local function notify(events, maxlen, live, kind, id, fp, at, actor, state, note)
-  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'alarm', id, 'fingerprint', fp,
-             'at', at, 'actor', actor, 'state', state, 'note', note)
-  redis.call('PUBLISH', live, cjson.encode({type = kind, alarm = id, state = state, at = at}))
+local function notify(p, kind, id, at, actor, state, note, incident)
+  redis.call('XADD', p.k_events, 'MAXLEN', '~', p.maxlen, '*', 'type', kind, 'alarm', id, 'fingerprint', p.name,
+             'at', at, 'actor', actor, 'state', state, 'note', note, 'incident', incident or '')
+  redis.call('PUBLISH', p.k_live, cjson.encode({type = kind, alarm = id, state = state, at = at}))
 end
 
-local function history(hkey, at, action, actor, state, note)
+local function live(p, kind, id, at, state)
+  redis.call('PUBLISH', p.k_live, cjson.encode({type = kind, alarm = id, state = state, at = at}))
+end
+
+local function history(p, id, at, action, actor, state, note)
+  local hkey = p.history_prefix .. id
   redis.call('RPUSH', hkey, cjson.encode({at = at, action = action, actor = actor, state = state, note = note}))
   redis.call('LTRIM', hkey, -500, -1)
 end
 
-local function move(counts, from, to)
-  if from then redis.call('HINCRBY', counts, from, -1) end
-  if to then redis.call('HINCRBY', counts, to, 1) end
+local function move(p, from, to)
+  if from then redis.call('HINCRBY', p.k_counts, from, -1) end
+  if to then redis.call('HINCRBY', p.k_counts, to, 1) end
 end
 
-local function clear_open(fp, akey, hkey, by_time, open_z, events, timers, live, id, at, epoch, actor, maxlen, note,
-                          counts)
-  local cur = redis.call('HMGET', akey, 'acked', 'state')
+local function timer(p, kind, due)
+  redis.call('ZADD', p.k_timers, due, kind .. '|' .. p.name)
+end
+
+local function untimer(p, kind)
+  redis.call('ZREM', p.k_timers, kind .. '|' .. p.name)
+end
+
+-- Record a raise/clear transition; return true when the fingerprint is now flapping.
+local function flip(p, fp, now)
+  if not p.flap_n or p.flap_n < 2 then return false end
+  local flips = cjson.decode(redis.call('HGET', fp, 'flips') or '[]')
+  local kept = {}
+  for _, t in ipairs(flips) do
+    if t > now - p.flap_window then table.insert(kept, t) end
+  end
+  table.insert(kept, now)
+  redis.call('HSET', fp, 'flips', cjson.encode(kept))
+  return #kept >= p.flap_n
+end
+
+local function clear_open(p, fp, id, at, epoch, actor, note)
+  local akey = p.alarm_prefix .. id
+  local cur = redis.call('HMGET', akey, 'acked', 'state', 'silenced')
   local state = 'cleared_unack'
   if cur[1] == '1' then state = 'cleared' end
-  move(counts, cur[2], state)
-  redis.call('HSET', akey, 'state', state, 'cleared_at', at)
-  redis.call('HDEL', fp, 'open')
-  redis.call('ZREM', open_z, id)
-  redis.call('ZREM', timers, fp)
-  redis.call('ZADD', by_time, epoch, id)
-  history(hkey, at, 'cleared', actor, state, note)
-  notify(events, maxlen, live, 'cleared', id, fp, at, actor, state, note)
+  move(p, cur[2], state)
+  redis.call('HSET', akey, 'state', state, 'cleared_at', at, 'flapping', '0')
+  redis.call('HDEL', fp, 'open', 'flapping', 'want')
+  redis.call('ZREM', p.k_open, id)
+  redis.call('SREM', p.k_silenced, id)
+  untimer(p, 'quiet')
+  untimer(p, 'flap')
+  redis.call('ZADD', p.k_by_time, epoch, id)
+  history(p, id, at, 'cleared', actor, state, note)
+  if cur[3] == '' or cur[3] == false then
+    notify(p, 'cleared', id, at, actor, state, note, redis.call('HGET', akey, 'incident'))
+  else
+    live(p, 'cleared', id, at, state)
+  end
   return state
 end
 
--- apply: a signal from a rule.
--- KEYS: fp, by_time, open, events, timers, live, counts
--- ARGV: action, order, ts_epoch, new_id, now_iso, now_epoch, doc, alarm_prefix, history_prefix,
---       actor, value_json, evidence_json, quiet_s, reset_grace_s, events_maxlen, fingerprint
-local function apply(KEYS, ARGV)
-  local fp, by_time, open_z, events, timers, live = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-  local action, order, ts = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-  local now_iso, now_epoch = ARGV[5], tonumber(ARGV[6])
-  local actor, maxlen, name = ARGV[10], ARGV[15], ARGV[16]
+local function correlate(p, id, now_epoch, now_iso)
+  if not p.incident_group or p.incident_group == '' then return '' end
+  local open_key = p.incident_open_prefix .. p.incident_group
+  local inc = redis.call('GET', open_key)
+  if inc then
+    local ikey = p.incident_prefix .. inc
+    local last = tonumber(redis.call('HGET', ikey, 'last_epoch') or '0')
+    if last + p.incident_window >= now_epoch then
+      redis.call('SADD', ikey .. ':members', id)
+      redis.call('HSET', ikey, 'last_epoch', now_epoch, 'last_seen', now_iso)
+      if p.rank > tonumber(redis.call('HGET', ikey, 'rank') or '0') then
+        redis.call('HSET', ikey, 'rank', p.rank, 'severity', p.severity)
+      end
+      return inc
+    end
+  end
+  inc = p.incident_id
+  local ikey = p.incident_prefix .. inc
+  redis.call('HSET', ikey, 'id', inc, 'group', p.incident_group, 'site', p.site, 'org_unit', p.org_unit,
+             'first_seen', now_iso, 'last_seen', now_iso, 'last_epoch', now_epoch, 'rank', p.rank,
+             'severity', p.severity)
+  redis.call('SADD', ikey .. ':members', id)
+  redis.call('SET', open_key, inc)
+  redis.call('ZADD', p.k_incidents, now_epoch, inc)
+  return inc
+end
+
+-- Create the alarm (the fingerprint has none open).
+local function create(p, fp, now_iso, now_epoch, actor)
+  local id = p.new_id
+  local akey = p.alarm_prefix .. id
+  local silenced = p.silenced or ''
+  if silenced == '' and p.inhibitors then
+    for _, ifp in ipairs(p.inhibitors) do
+      if redis.call('HEXISTS', ifp, 'open') == 1 then silenced = 'inhibited' end
+    end
+  end
+  redis.call('HSET', akey, 'doc', p.doc, 'state', 'active_unack', 'acked', '0', 'count', 1,
+             'first_seen', now_iso, 'last_seen', now_iso, 'last_epoch', now_epoch,
+             'value', p.value, 'evidence', p.evidence, 'fingerprint', p.name, 'silenced', silenced,
+             'flapping', '0', 'incident', '')
+  redis.call('HSET', fp, 'open', id)
+  move(p, nil, 'active_unack')
+  redis.call('ZADD', p.k_by_time, now_epoch, id)
+  redis.call('ZADD', p.k_open, now_epoch, id)
+  if p.quiet then timer(p, 'quiet', now_epoch + p.quiet) end
+  if silenced == '' then
+    local inc = correlate(p, id, now_epoch, now_iso)
+    redis.call('HSET', akey, 'incident', inc)
+    history(p, id, now_iso, 'raised', actor, 'active_unack', '')
+    notify(p, 'raised', id, now_iso, actor, 'active_unack', '', inc)
+  else
+    if silenced == 'silence' then redis.call('SADD', p.k_silenced, id) end
+    history(p, id, now_iso, 'raised', actor, 'active_unack', silenced)
+    live(p, 'raised', id, now_iso, 'active_unack')
+  end
+  return id
+end
+
+local function repeat_open(p, open, now_iso, now_epoch)
+  local akey = p.alarm_prefix .. open
+  redis.call('HINCRBY', akey, 'count', 1)
+  redis.call('HSET', akey, 'last_seen', now_iso, 'last_epoch', now_epoch, 'value', p.value)
+  if p.evidence ~= '[]' then
+    local ev = cjson.decode(redis.call('HGET', akey, 'evidence') or '[]')
+    for _, ref in ipairs(cjson.decode(p.evidence)) do
+      if #ev < 50 then table.insert(ev, ref) end
+    end
+    redis.call('HSET', akey, 'evidence', cjson.encode(ev))
+  end
+  redis.call('ZADD', p.k_by_time, now_epoch, open)
+  if p.quiet then timer(p, 'quiet', now_epoch + p.quiet) end
+  live(p, 'repeated', open, now_iso, redis.call('HGET', akey, 'state'))
+end
+
+-- Raise, or repeat, honouring flapping.
+local function raise(p, fp, open, now_iso, now_epoch, actor)
+  if open then
+    if redis.call('HGET', fp, 'flapping') == '1' then redis.call('HSET', fp, 'want', 'raise') end
+    repeat_open(p, open, now_iso, now_epoch)
+    return {'repeated', open}
+  end
+  flip(p, fp, now_epoch)
+  return {'raised', create(p, fp, now_iso, now_epoch, actor)}
+end
+
+local function clear(p, fp, open, now_iso, now_epoch, actor)
+  if not open then return {'noop', ''} end
+  if redis.call('HGET', fp, 'flapping') == '1' then
+    redis.call('HSET', fp, 'want', 'clear')
+    return {'flapping', open}
+  end
+  if flip(p, fp, now_epoch) then
+    redis.call('HSET', fp, 'flapping', '1', 'want', 'clear', 'flap_window', p.flap_window)
+    redis.call('HSET', p.alarm_prefix .. open, 'flapping', '1')
+    timer(p, 'flap', now_epoch + p.flap_window)
+    local akey = p.alarm_prefix .. open
+    local state = redis.call('HGET', akey, 'state')
+    history(p, open, now_iso, 'flapping', actor, state, '')
+    notify(p, 'flapping', open, now_iso, actor, state, '', redis.call('HGET', akey, 'incident'))
+    return {'flapping', open}
+  end
+  clear_open(p, fp, open, now_iso, now_epoch, actor, '')
+  return {'cleared', open}
+end
+
+-- apply: one signal from a rule. KEYS[1] = fingerprint hash.
+local function apply(p)
+  local fp = KEYS[1]
+  local now_iso, now_epoch = p.now_iso, p.now_epoch
   local last = redis.call('HMGET', fp, 'order', 'ts', 'open')
   local open = last[3]
   if open == false then open = nil end
   if last[1] then
     local last_order, last_ts = tonumber(last[1]), tonumber(last[2]) or 0
-    -- Older or repeated: ignore. A lower order with a much newer time means the device restarted its
-    -- sequence (a reboot), which is accepted.
-    if order <= last_order and not (ts > last_ts + tonumber(ARGV[14])) then
+    -- Older or repeated: ignore. A lower order with a much newer device time means the device restarted
+    -- its sequence (a reboot), which is accepted.
+    if p.order <= last_order and not (p.ts > last_ts + p.reset_grace) then
       return {'stale', open or ''}
     end
   end
-  redis.call('HSET', fp, 'order', ARGV[2], 'ts', ARGV[3])
-  local quiet = tonumber(ARGV[13])
+  redis.call('HSET', fp, 'order', p.order_text, 'ts', p.ts_text)
+  local action = p.action
+  if action == 'heard' then
+    -- absence rule: a reading arrived; clear any absence alarm and re-arm the timer
+    redis.call('HSET', fp, 'params', ARGV[2])
+    timer(p, 'absence', now_epoch + p.absent_s)
+    return clear(p, fp, open, now_iso, now_epoch, p.actor)
+  end
   if action == 'raise' then
-    if open then
-      local akey = ARGV[8] .. open
-      redis.call('HINCRBY', akey, 'count', 1)
-      redis.call('HSET', akey, 'last_seen', now_iso, 'last_epoch', now_epoch, 'value', ARGV[11])
-      if ARGV[12] ~= '[]' then
-        local ev = cjson.decode(redis.call('HGET', akey, 'evidence') or '[]')
-        for _, ref in ipairs(cjson.decode(ARGV[12])) do
-          if #ev < 50 then table.insert(ev, ref) end
-        end
-        redis.call('HSET', akey, 'evidence', cjson.encode(ev))
-      end
-      redis.call('ZADD', by_time, now_epoch, open)
-      if quiet then redis.call('ZADD', timers, now_epoch + quiet, name) end
-      redis.call('PUBLISH', live, cjson.encode({type = 'repeated', alarm = open, at = now_iso}))
-      return {'repeated', open}
+    if p.count_n and p.count_n > 1 and not open then
+      local cz = KEYS[2]
+      redis.call('ZADD', cz, now_epoch, p.new_id)
+      redis.call('ZREMRANGEBYSCORE', cz, '-inf', now_epoch - p.count_window)
+      redis.call('EXPIRE', cz, math.ceil(p.count_window) + 60)
+      if redis.call('ZCARD', cz) < p.count_n then return {'counting', ''} end
+      redis.call('DEL', cz)
     end
-    local id = ARGV[4]
-    local akey = ARGV[8] .. id
-    redis.call('HSET', akey, 'doc', ARGV[7], 'state', 'active_unack', 'acked', '0', 'count', 1,
-               'first_seen', now_iso, 'last_seen', now_iso, 'last_epoch', now_epoch,
-               'value', ARGV[11], 'evidence', ARGV[12], 'fingerprint', name)
-    redis.call('HSET', fp, 'open', id)
-    move(KEYS[7], nil, 'active_unack')
-    redis.call('ZADD', by_time, now_epoch, id)
-    redis.call('ZADD', open_z, now_epoch, id)
-    if quiet then redis.call('ZADD', timers, now_epoch + quiet, name) end
-    history(ARGV[9] .. id, now_iso, 'raised', actor, 'active_unack', '')
-    notify(events, maxlen, live, 'raised', id, name, now_iso, actor, 'active_unack', '')
-    return {'raised', id}
+    if p.hold and p.hold > 0 and not open then
+      local since = tonumber(redis.call('HGET', fp, 'pending_since') or '')
+      if not since then
+        redis.call('HSET', fp, 'pending_since', now_epoch, 'params', ARGV[2])
+        timer(p, 'hold', now_epoch + p.hold)
+        return {'pending', ''}
+      end
+      if now_epoch - since < p.hold then return {'pending', ''} end
+    end
+    redis.call('HDEL', fp, 'pending_since')
+    untimer(p, 'hold')
+    return raise(p, fp, open, now_iso, now_epoch, p.actor)
   end
-  if not open then return {'noop', ''} end
-  clear_open(fp, ARGV[8] .. open, ARGV[9] .. open, by_time, open_z, events, timers, live, open,
-             now_iso, now_epoch, actor, maxlen, '', KEYS[7])
-  return {'cleared', open}
+  -- clear
+  redis.call('HDEL', fp, 'pending_since')
+  untimer(p, 'hold')
+  return clear(p, fp, open, now_iso, now_epoch, p.actor)
 end
 
--- quiet: clear an alarm whose quiet period has passed (timer sweep). Re-arms the timer otherwise.
--- KEYS: fp, by_time, open, events, timers, live, counts
--- ARGV: fingerprint, now_iso, now_epoch, alarm_prefix, history_prefix, events_maxlen
-local function quiet(KEYS, ARGV)
-  local fp, timers = KEYS[1], KEYS[5]
+-- fire: a due timer. KEYS[1] = fingerprint hash. p.kind = quiet | hold | flap | absence.
+local function fire(p)
+  local fp = KEYS[1]
+  local now_iso, now_epoch = p.now_iso, p.now_epoch
   local open = redis.call('HGET', fp, 'open')
-  if not open then
-    redis.call('ZREM', timers, ARGV[1])
-    return {'noop', ''}
+  if open == false then open = nil end
+  local kind = p.kind
+  local stored = redis.call('HGET', fp, 'params')
+  if stored then
+    -- timers act with the settings of the signal that armed them (keys and prefixes are ours)
+    local s = cjson.decode(stored)
+    for _, key in ipairs({'doc', 'quiet', 'flap_n', 'flap_window', 'inhibitors', 'incident_group',
+                          'incident_window', 'rank', 'severity', 'site', 'org_unit', 'value', 'evidence'}) do
+      if p[key] == nil then p[key] = s[key] end
+    end
   end
-  local akey = ARGV[4] .. open
-  local doc = cjson.decode(redis.call('HGET', akey, 'doc'))
-  local due = tonumber(redis.call('HGET', akey, 'last_epoch')) + tonumber(doc['quiet_s'] or 0)
-  local now_epoch = tonumber(ARGV[3])
-  if due > now_epoch then
-    redis.call('ZADD', timers, due, ARGV[1])
-    return {'pending', open}
+  if kind == 'quiet' then
+    if not open then untimer(p, 'quiet'); return {'noop', ''} end
+    local akey = p.alarm_prefix .. open
+    local doc = cjson.decode(redis.call('HGET', akey, 'doc'))
+    local due = tonumber(redis.call('HGET', akey, 'last_epoch')) + tonumber(doc['quiet_s'] or 0)
+    if due > now_epoch then timer(p, 'quiet', due); return {'pending', open} end
+    redis.call('HDEL', fp, 'flapping', 'want')
+    clear_open(p, fp, open, now_iso, now_epoch, 'quiet-period', '')
+    return {'cleared', open}
+  elseif kind == 'hold' then
+    local since = tonumber(redis.call('HGET', fp, 'pending_since') or '')
+    untimer(p, 'hold')
+    if not since or open then return {'noop', open or ''} end
+    redis.call('HDEL', fp, 'pending_since')
+    return raise(p, fp, open, now_iso, now_epoch, 'hold-elapsed')
+  elseif kind == 'absence' then
+    untimer(p, 'absence')
+    if open then return {'noop', open} end
+    return raise(p, fp, open, now_iso, now_epoch, 'absence')
+  elseif kind == 'flap' then
+    untimer(p, 'flap')
+    p.flap_window = p.flap_window or tonumber(redis.call('HGET', fp, 'flap_window') or '300')
+    if redis.call('HGET', fp, 'flapping') ~= '1' or not open then return {'noop', open or ''} end
+    local flips = cjson.decode(redis.call('HGET', fp, 'flips') or '[]')
+    local recent = 0
+    for _, t in ipairs(flips) do
+      if t > now_epoch - p.flap_window then recent = recent + 1 end
+    end
+    if recent >= 2 then
+      timer(p, 'flap', now_epoch + p.flap_window)
+      return {'flapping', open}
+    end
+    local want = redis.call('HGET', fp, 'want')
+    redis.call('HDEL', fp, 'flapping', 'want')
+    redis.call('HSET', p.alarm_prefix .. open, 'flapping', '0')
+    if want == 'clear' then
+      clear_open(p, fp, open, now_iso, now_epoch, 'flapping-ended', '')
+      return {'cleared', open}
+    end
+    return {'repeated', open}
   end
-  clear_open(fp, akey, ARGV[5] .. open, KEYS[2], KEYS[3], KEYS[4], timers, KEYS[6], open, ARGV[2], now_epoch,
-             'quiet-period', ARGV[6], '', KEYS[7])
-  return {'cleared', open}
+  return redis.error_reply('unknown timer ' .. tostring(kind))
 end
 
--- act: an operator action on an alarm: acknowledge, clear, comment.
--- KEYS: alarm, history, fp, by_time, open, events, timers, live, counts
--- ARGV: action, alarm_id, now_iso, now_epoch, actor, note, events_maxlen
-local function act(KEYS, ARGV)
-  local akey, hkey, fp = KEYS[1], KEYS[2], KEYS[3]
-  local action, id, now_iso, now_epoch, actor, note, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]),
-                                                             ARGV[5], ARGV[6], ARGV[7]
-  local cur = redis.call('HMGET', akey, 'state', 'acked')
+-- act: an operator action. KEYS[1] = alarm hash, KEYS[2] = fingerprint hash.
+local function act(p)
+  local akey, fp = KEYS[1], KEYS[2]
+  local id, now_iso, now_epoch, actor, note = p.id, p.now_iso, p.now_epoch, p.actor, p.note
+  local cur = redis.call('HMGET', akey, 'state', 'acked', 'incident')
   if not cur[1] then return {'missing', ''} end
   local state = cur[1]
-  if action == 'acknowledge' then
+  if p.action == 'acknowledge' then
     if cur[2] == '1' then return {'noop', state} end
     local before = state
     if state == 'active_unack' then state = 'active_ack' else state = 'cleared' end
-    move(KEYS[9], before, state)
+    move(p, before, state)
     redis.call('HSET', akey, 'acked', '1', 'acked_by', actor, 'state', state)
-    redis.call('ZADD', KEYS[4], now_epoch, id)
-    history(hkey, now_iso, 'acknowledged', actor, state, note)
-    notify(KEYS[6], maxlen, KEYS[8], 'acknowledged', id, redis.call('HGET', akey, 'fingerprint'), now_iso,
-           actor, state, note)
+    redis.call('ZADD', p.k_by_time, now_epoch, id)
+    history(p, id, now_iso, 'acknowledged', actor, state, note)
+    notify(p, 'acknowledged', id, now_iso, actor, state, note, cur[3])
     return {'acknowledged', state}
-  elseif action == 'clear' then
+  elseif p.action == 'clear' then
     if state == 'cleared' or state == 'cleared_unack' then return {'noop', state} end
     if redis.call('HGET', fp, 'open') ~= id then return {'noop', state} end
-    state = clear_open(fp, akey, hkey, KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], id, now_iso, now_epoch,
-                       actor, maxlen, note, KEYS[9])
+    state = clear_open(p, fp, id, now_iso, now_epoch, actor, note)
     return {'cleared', state}
-  elseif action == 'comment' then
-    history(hkey, now_iso, 'commented', actor, state, note)
-    redis.call('ZADD', KEYS[4], now_epoch, id)
-    redis.call('PUBLISH', KEYS[8], cjson.encode({type = 'commented', alarm = id, at = now_iso}))
+  elseif p.action == 'comment' then
+    history(p, id, now_iso, 'commented', actor, state, note)
+    redis.call('ZADD', p.k_by_time, now_epoch, id)
+    live(p, 'commented', id, now_iso, state)
     return {'commented', state}
+  elseif p.action == 'unsilence' then
+    -- the silence that hid this alarm ended while it is still active: notify it now, once
+    if redis.call('HGET', akey, 'silenced') ~= 'silence' then return {'noop', state} end
+    redis.call('SREM', p.k_silenced, id)
+    redis.call('HSET', akey, 'silenced', '')
+    if state == 'active_unack' or state == 'active_ack' then
+      local inc = correlate(p, id, now_epoch, now_iso)
+      redis.call('HSET', akey, 'incident', inc)
+      history(p, id, now_iso, 'notified', actor, state, 'silence ended')
+      notify(p, 'raised', id, now_iso, actor, state, 'silence ended', inc)
+      return {'raised', state}
+    end
+    return {'noop', state}
   end
-  return redis.error_reply('unknown action ' .. action)
+  return redis.error_reply('unknown action ' .. tostring(p.action))
 end
 
-local entry = ARGV[1]
-local args = {}
-for i = 2, #ARGV do args[i - 1] = ARGV[i] end
-if entry == 'apply' then return apply(KEYS, args) end
-if entry == 'quiet' then return quiet(KEYS, args) end
-if entry == 'act' then return act(KEYS, args) end
-return redis.error_reply('unknown entry ' .. entry)
+local p = cjson.decode(ARGV[2])
+if ARGV[1] == 'apply' then return apply(p) end
+if ARGV[1] == 'fire' then return fire(p) end
+if ARGV[1] == 'act' then return act(p) end
+return redis.error_reply('unknown entry ' .. ARGV[1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -13,13 +13,18 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from alarms.alarm import Alarm, AlarmState, AlarmTransition
+from alarms.alarm import Alarm, AlarmState, AlarmTransition, Incident
+from config.rule import Severity
 from sharpeye.keys import Keys
 
 _SCRIPT = Path(__file__).with_name("script.lua").read_text(encoding="utf-8")
 
-Outcome = Literal["raised", "repeated", "cleared", "stale", "noop", "pending", "missing", "acknowledged", "commented"]
+Outcome = Literal[
+    "raised", "repeated", "cleared", "stale", "noop", "pending", "counting", "flapping", "missing",
+    "acknowledged", "commented",
+]  # fmt: skip
 OperatorAction = Literal["acknowledge", "clear", "comment"]
+TimerKind = Literal["quiet", "hold", "flap", "absence"]
 
 EVENTS_MAXLEN = 100_000
 RESET_GRACE_S = 300.0
@@ -39,17 +44,29 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Apply:
-    """One signal, ready for the script (see ``AlarmStore.apply_many``)."""
+    """One signal, ready for the script."""
 
     fingerprint: str
-    action: Literal["raise", "clear"]
-    order: float
+    action: Literal["raise", "clear", "heard"]
+    order: int
     ts_epoch: float
     doc: dict[str, Any]
     actor: str
-    value: Any
-    evidence: Sequence[str]
-    quiet_s: float | None
+    value: Any = None
+    evidence: Sequence[str] = ()
+    quiet_s: float | None = None
+    hold_s: float = 0
+    count_n: int = 0
+    count_window_s: float = 0
+    absent_s: float = 0
+    flap_n: int = 0
+    flap_window_s: float = 300
+    silenced: str = ""
+    inhibitors: Sequence[str] = ()
+    incident_group: str = ""
+    incident_window_s: float = 0
+    rank: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _iso(when: datetime) -> str:
@@ -62,115 +79,130 @@ class AlarmStore:
         self.keys = keys
         self._sha: str | None = None
 
-    async def _load(self) -> str:
+    async def _sha1(self) -> str:
         if self._sha is None:
             self._sha = str(await self.redis.script_load(_SCRIPT))
         return self._sha
 
-    def _apply_args(self, item: Apply, now: datetime) -> tuple[list[str], list[Any]]:
+    def _common(self, now: datetime) -> dict[str, Any]:
         k = self.keys
-        keys = [
-            k.fingerprint(item.fingerprint),
-            k.alarms_by_time,
-            k.alarms_open,
-            k.alarm_events,
-            k.alarm_timers,
-            k.alarm_live,
-            k.alarm_counts,
-        ]
-        new_id = uuid.uuid4().hex
-        args: list[Any] = [
-            "apply",
-            item.action,
-            repr(item.order),
-            repr(item.ts_epoch),
-            new_id,
-            _iso(now),
-            repr(now.timestamp()),
-            orjson.dumps({**item.doc, "id": new_id}).decode(),
-            k.alarm_prefix,
-            k.alarm_history_prefix,
-            item.actor,
-            orjson.dumps(item.value).decode(),
-            orjson.dumps(list(item.evidence)).decode(),
-            "" if item.quiet_s is None else repr(item.quiet_s),
-            repr(RESET_GRACE_S),
-            str(EVENTS_MAXLEN),
-            item.fingerprint,
-        ]
-        return keys, args
+        return {
+            "now_iso": _iso(now),
+            "now_epoch": now.timestamp(),
+            "alarm_prefix": k.alarm_prefix,
+            "history_prefix": k.alarm_history_prefix,
+            "incident_prefix": k.incident_prefix,
+            "incident_open_prefix": k.incident_open_prefix,
+            "k_by_time": k.alarms_by_time,
+            "k_open": k.alarms_open,
+            "k_events": k.alarm_events,
+            "k_timers": k.alarm_timers,
+            "k_live": k.alarm_live,
+            "k_counts": k.alarm_counts,
+            "k_silenced": k.alarms_silenced,
+            "k_incidents": k.incidents,
+            "maxlen": EVENTS_MAXLEN,
+            "reset_grace": RESET_GRACE_S,
+            "new_id": uuid.uuid4().hex,
+            "incident_id": uuid.uuid4().hex,
+        }
+
+    def _apply_params(self, item: Apply, now: datetime) -> dict[str, Any]:
+        params = self._common(now)
+        doc = {**item.doc, "id": params["new_id"]}
+        params.update(
+            name=item.fingerprint,
+            action=item.action,
+            order=item.order,
+            order_text=str(item.order),
+            ts=item.ts_epoch,
+            ts_text=repr(item.ts_epoch),
+            doc=orjson.dumps(doc).decode(),
+            actor=item.actor,
+            value=orjson.dumps(item.value).decode(),
+            evidence=orjson.dumps(list(item.evidence)).decode(),
+            quiet=item.quiet_s,
+            hold=item.hold_s,
+            count_n=item.count_n,
+            count_window=item.count_window_s,
+            absent_s=item.absent_s,
+            flap_n=item.flap_n,
+            flap_window=item.flap_window_s,
+            silenced=item.silenced,
+            inhibitors=[self.keys.fingerprint(f) for f in item.inhibitors] or None,
+            incident_group=item.incident_group,
+            incident_window=item.incident_window_s,
+            rank=item.rank,
+            severity=item.doc.get("severity", ""),
+            site=item.doc.get("site", ""),
+            org_unit=item.doc.get("org_unit", ""),
+            **item.extra,
+        )
+        # JSON null becomes a truthy userdata in Lua: leave unset parameters out instead.
+        return {key: value for key, value in params.items() if value is not None}
+
+    async def _run(self, calls: list[tuple[str, list[str], dict[str, Any]]]) -> list[Any]:
+        """Run script entry points in one pipeline (each call is atomic; order is kept)."""
+        sha = await self._sha1()
+        for attempt in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            for entry, keys, params in calls:
+                pipe.evalsha(sha, len(keys), *keys, entry, orjson.dumps(params))
+            try:
+                return list(await pipe.execute())
+            except NoScriptError:
+                if attempt:
+                    raise
+                self._sha = None  # Redis restarted without its script cache: load again and retry
+                sha = await self._sha1()
+        raise AssertionError("unreachable")
 
     async def apply_many(self, items: Sequence[Apply], now: datetime) -> list[Transition]:
         """Apply signals in one pipeline; each is its own atomic script run, in the given order."""
         if not items:
             return []
-        sha = await self._load()
-        for attempt in range(2):
-            pipe = self.redis.pipeline(transaction=False)
-            for item in items:
-                keys, args = self._apply_args(item, now)
-                pipe.evalsha(sha, len(keys), *keys, *args)
-            try:
-                results = await pipe.execute()
-                break
-            except NoScriptError:
-                if attempt:
-                    raise
-                self._sha = None  # Redis restarted without its script cache: load again and retry
-                sha = await self._load()
-        return [Transition(r[0].decode(), r[1].decode()) for r in results]
+        calls = [
+            ("apply", [self.keys.fingerprint(i.fingerprint), self.keys.fingerprint_window(i.fingerprint)],
+             self._apply_params(i, now))
+            for i in items
+        ]  # fmt: skip
+        return [Transition(r[0].decode(), r[1].decode()) for r in await self._run(calls)]
 
-    async def sweep_quiet(self, now: datetime, limit: int = 500) -> list[Transition]:
-        """Clear alarms whose quiet period ended by ``now``."""
-        k = self.keys
-        due = await self.redis.zrangebyscore(k.alarm_timers, "-inf", now.timestamp(), start=0, num=limit)
-        if not due:
+    async def due_timers(self, now: datetime, limit: int = 500) -> list[tuple[TimerKind, str]]:
+        raw = await self.redis.zrangebyscore(self.keys.alarm_timers, "-inf", now.timestamp(), start=0, num=limit)
+        out: list[tuple[TimerKind, str]] = []
+        for member in raw:
+            kind, _, name = member.decode().partition("|")
+            out.append((kind, name))
+        return out
+
+    async def fire_timers(self, timers: Sequence[tuple[TimerKind, str]], now: datetime) -> list[Transition]:
+        calls = []
+        for kind, name in timers:
+            params = self._common(now)
+            params.update(kind=kind, name=name, actor=f"timer:{kind}")
+            calls.append(("fire", [self.keys.fingerprint(name)], params))
+        if not calls:
             return []
-        sha = await self._load()
-        pipe = self.redis.pipeline(transaction=False)
-        for raw in due:
-            name = raw.decode()
-            keys = [
-                k.fingerprint(name),
-                k.alarms_by_time,
-                k.alarms_open,
-                k.alarm_events,
-                k.alarm_timers,
-                k.alarm_live,
-                k.alarm_counts,
-            ]
-            args = [
-                "quiet",
-                name,
-                _iso(now),
-                repr(now.timestamp()),
-                k.alarm_prefix,
-                k.alarm_history_prefix,
-                str(EVENTS_MAXLEN),
-            ]
-            pipe.evalsha(sha, len(keys), *keys, *args)
-        results = await pipe.execute()
-        return [Transition(r[0].decode(), r[1].decode()) for r in results]
+        return [Transition(r[0].decode(), r[1].decode()) for r in await self._run(calls)]
 
-    async def act(self, alarm_id: str, action: OperatorAction, actor: str, now: datetime, note: str = "") -> Transition:
+    async def act(
+        self,
+        alarm_id: str,
+        action: OperatorAction | Literal["unsilence"],
+        actor: str,
+        now: datetime,
+        note: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> Transition:
         k = self.keys
         raw_fp = await self.redis.hget(k.alarm(alarm_id), "fingerprint")
         if raw_fp is None:
             raise AlarmNotFound(alarm_id)
-        sha = await self._load()
-        keys = [
-            k.alarm(alarm_id),
-            k.alarm_history(alarm_id),
-            k.fingerprint(raw_fp.decode()),
-            k.alarms_by_time,
-            k.alarms_open,
-            k.alarm_events,
-            k.alarm_timers,
-            k.alarm_live,
-            k.alarm_counts,
-        ]
-        args = ["act", action, alarm_id, _iso(now), repr(now.timestamp()), actor, note, str(EVENTS_MAXLEN)]
-        result = await self.redis.evalsha(sha, len(keys), *keys, *args)
+        name = raw_fp.decode()
+        params = self._common(now)
+        params.update(id=alarm_id, name=name, action=action, actor=actor, note=note, **(extra or {}))
+        (result,) = await self._run([("act", [k.alarm(alarm_id), k.fingerprint(name)], params)])
         return Transition(result[0].decode(), result[1].decode())
 
     async def counts(self) -> dict[AlarmState, int]:
@@ -185,38 +217,65 @@ class AlarmStore:
         raw = await self.redis.hgetall(self.keys.alarm(alarm_id))
         return _alarm(raw) if raw else None
 
+    async def get_many(self, alarm_ids: Sequence[str]) -> list[Alarm]:
+        pipe = self.redis.pipeline(transaction=False)
+        for alarm_id in alarm_ids:
+            pipe.hgetall(self.keys.alarm(alarm_id))
+        return [_alarm(raw) for raw in await pipe.execute() if raw]
+
     async def history(self, alarm_id: str) -> list[AlarmTransition]:
         entries = await self.redis.lrange(self.keys.alarm_history(alarm_id), 0, -1)
         return [AlarmTransition.model_validate_json(e) for e in entries]
 
+    async def silenced_ids(self) -> list[str]:
+        return [m.decode() for m in await self.redis.smembers(self.keys.alarms_silenced)]
+
+    async def incident(self, incident_id: str) -> Incident | None:
+        raw = await self.redis.hgetall(self.keys.incident_prefix + incident_id)
+        if not raw:
+            return None
+        members = sorted(
+            m.decode() for m in await self.redis.smembers(f"{self.keys.incident_prefix}{incident_id}:members")
+        )
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        return Incident(
+            id=fields["id"],
+            site=fields["site"],
+            org_unit=fields["org_unit"],
+            severity=Severity(fields["severity"]),
+            first_seen=datetime.fromisoformat(fields["first_seen"]),
+            last_seen=datetime.fromisoformat(fields["last_seen"]),
+            alarm_ids=members,
+        )
+
     async def page(
         self,
         *,
-        states: set[AlarmState] | None = None,
+        match: Any = None,
         limit: int = 100,
         offset: int = 0,
         open_only: bool = False,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> tuple[list[Alarm], int]:
-        """Newest-changed first. Filtering by state reads in pages until ``limit`` alarms match."""
+        """Newest-changed first. ``match(alarm) -> bool`` filters; reads in pages until ``limit`` match.
+
+        ``total`` is the number of alarms in the time range of the index searched (before ``match``)."""
         index = self.keys.alarms_open if open_only else self.keys.alarms_by_time
-        total = int(await self.redis.zcard(index))
+        low = since.timestamp() if since else "-inf"
+        high = until.timestamp() if until else "+inf"
+        total = int(await self.redis.zcount(index, low, high))
         out: list[Alarm] = []
         skipped = 0
         cursor = 0
-        page = max(limit, 100)
+        page = max(limit, 200)
         while len(out) < limit and cursor < total:
-            ids = await self.redis.zrevrange(index, cursor, cursor + page - 1)
+            ids = await self.redis.zrevrangebyscore(index, high, low, start=cursor, num=page)
             cursor += page
             if not ids:
                 break
-            pipe = self.redis.pipeline(transaction=False)
-            for alarm_id in ids:
-                pipe.hgetall(self.keys.alarm(alarm_id.decode()))
-            for raw in await pipe.execute():
-                if not raw:
-                    continue
-                alarm = _alarm(raw)
-                if states and alarm.state not in states:
+            for alarm in await self.get_many([i.decode() for i in ids]):
+                if match is not None and not match(alarm):
                     continue
                 if skipped < offset:
                     skipped += 1
@@ -226,18 +285,12 @@ class AlarmStore:
                     break
         return out, total
 
-    async def events_since(self, last_id: str = "0-0", count: int = 100) -> list[tuple[str, dict[str, str]]]:
-        entries = await self.redis.xrange(
-            self.keys.alarm_events, min=f"({last_id}" if last_id != "0-0" else "-", count=count
-        )
-        return [(eid.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for eid, fields in entries]
-
 
 def _alarm(raw: dict[bytes, bytes]) -> Alarm:
     doc = orjson.loads(raw[b"doc"])
-    state = AlarmState(raw[b"state"].decode())
     cleared = raw.get(b"cleared_at")
     acked_by = raw.get(b"acked_by")
+    silenced = raw.get(b"silenced", b"").decode()
     return Alarm(
         id=doc["id"],
         fingerprint=raw[b"fingerprint"].decode(),
@@ -247,7 +300,7 @@ def _alarm(raw: dict[bytes, bytes]) -> Alarm:
         title=doc["title"],
         severity=doc["severity"],
         category=doc["category"],
-        state=state,
+        state=AlarmState(raw[b"state"].decode()),
         first_seen=datetime.fromisoformat(raw[b"first_seen"].decode()),
         last_seen=datetime.fromisoformat(raw[b"last_seen"].decode()),
         count=int(raw[b"count"]),
@@ -259,4 +312,7 @@ def _alarm(raw: dict[bytes, bytes]) -> Alarm:
         cleared_at=datetime.fromisoformat(cleared.decode()) if cleared else None,
         acknowledged_by=acked_by.decode() if acked_by else None,
         value=orjson.loads(raw[b"value"]) if b"value" in raw else None,
+        silenced=silenced or None,
+        flapping=raw.get(b"flapping") == b"1",
+        incident=(raw.get(b"incident") or b"").decode() or None,
     )

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import PUBLIC
-from api.routes import alarm, auth, case, device, health
+from api.routes import alarm, auth, case, device, health, live
 from api.user import UserStore
 from config.site import SiteConfig
 from ingest.registry import Registry
@@ -76,7 +76,7 @@ def create_app(
             )
         return response
 
-    for router in (auth.router, health.router, alarm.router, case.router, device.router):
+    for router in (auth.router, health.router, alarm.router, case.router, device.router, live.router):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False, dependencies=[PUBLIC])

@@ -60,7 +60,25 @@ class ThresholdCondition(StrictModel):
     hysteresis: float = Field(default=0, ge=0, description="Band the value must move back by to clear.")
 
 
-Condition = Annotated[StateCondition | ThresholdCondition, Field(discriminator="type")]
+class CountCondition(StrictModel):
+    """Active when ``count`` readings with a value in ``active`` arrive within ``window_s``."""
+
+    type: Literal["count"] = Field(description="Condition type.")
+    active: list[str] = Field(min_length=1, description="Values that count.")
+    count: int = Field(ge=2, le=10_000, description="How many within the window raise the alarm.")
+    window_s: float = Field(gt=0, le=86_400, description="Sliding window, seconds.")
+
+
+class AbsenceCondition(StrictModel):
+    """Active when no matching reading arrives for ``absent_s``; cleared by the next one."""
+
+    type: Literal["absence"] = Field(description="Condition type.")
+    absent_s: float = Field(gt=0, le=7 * 86_400, description="Silence that raises the alarm, seconds.")
+
+
+Condition = Annotated[
+    StateCondition | ThresholdCondition | CountCondition | AbsenceCondition, Field(discriminator="type")
+]
 
 
 class ClearPolicy(StrictModel):
@@ -71,6 +89,13 @@ class ClearPolicy(StrictModel):
         description="'restore': by the condition's clear values; 'quiet': after quiet_s without a repeat.",
     )
     quiet_s: float = Field(default=60, gt=0, description="Quiet period for mode 'quiet', seconds.")
+
+
+class Flapping(StrictModel):
+    """Too many raise/clear transitions in a window make one flapping alarm instead of a storm."""
+
+    transitions: int = Field(default=6, ge=2, description="Transitions within window_s that mean flapping.")
+    window_s: float = Field(default=300, gt=0, description="Window, seconds; flapping ends after a quiet window.")
 
 
 class Linkage(StrictModel):
@@ -93,4 +118,16 @@ class Rule(StrictModel):
     severity: Severity = Field(description="Severity of alarms raised by this rule.")
     category: str = Field(min_length=1, description="Category used by the intake policy and dispatch table.")
     clear: ClearPolicy = Field(default_factory=ClearPolicy, description="How the alarm clears.")
+    hold_s: float = Field(
+        default=0, ge=0, le=86_400, description="The condition must hold this long before the alarm is raised."
+    )
+    flapping: Flapping = Field(default_factory=Flapping, description="Flapping detection.")
+    inhibits: list[Identifier] = Field(
+        default_factory=list,
+        description="Rules whose alarms on the same device are inhibited while this rule's alarm is active "
+        "(e.g. a controller's power loss inhibits its communication alarms).",
+    )
+    correlate: bool = Field(
+        default=True, description="Join alarms in the same org unit within the correlation window into an incident."
+    )
     linkage: Linkage = Field(default_factory=Linkage, description="Linked cameras and evidence.")

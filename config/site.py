@@ -31,6 +31,14 @@ class Site(StrictModel):
     plan: SitePlan | None = Field(default=None, description="Site plan for the console's map.")
 
 
+class AlarmSettings(StrictModel):
+    """Site-wide alarm engine settings."""
+
+    correlation_window_s: float = Field(
+        default=120, ge=0, le=3600, description="Alarms in one org unit within this window form one incident."
+    )
+
+
 class SiteConfig(StrictModel):
     """Everything an operator edits: org tree, departments, devices, rules and governance."""
 
@@ -39,6 +47,7 @@ class SiteConfig(StrictModel):
     departments: list[Department] = Field(default_factory=list, description="Departments that handle cases.")
     devices: list[DeviceConfig] = Field(default_factory=list, description="Device instances, by kind.")
     rules: list[Rule] = Field(default_factory=list, description="Alarm rules.")
+    alarms: AlarmSettings = Field(default_factory=AlarmSettings, description="Alarm engine settings.")
     governance: Governance = Field(default_factory=Governance, description="Intake, dispatch and SLA.")
 
 

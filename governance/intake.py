@@ -26,7 +26,7 @@ from config.site import SiteConfig
 from governance.case import CaseEvent, Source, Stage
 from governance.queue import CaseQueue
 from governance.service import CaseService
-from governance.store import CaseAlarmRow, CaseRow
+from governance.store import CaseAlarmRow, CaseIncidentRow, CaseRow
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
 
@@ -100,13 +100,21 @@ class AlarmIntake:
     async def run(self, block_ms: int = 1000) -> None:
         await self.ensure_group()
         stream = self.keys.alarm_events
+        backlog = True  # first, entries this consumer read before a crash and never acknowledged
         while True:
             try:
-                # Our own unacknowledged entries first (after a crash), then new ones.
-                _, entries, _ = await self.redis.xautoclaim(stream, GROUP, self.consumer, 60_000, "0-0", count=100)
-                if not entries:
-                    fresh = await self.redis.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=100, block=block_ms)
-                    entries = [e for _, items in fresh for e in items]
+                if backlog:
+                    own = await self.redis.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=100)
+                    entries = [e for _, items in own for e in items]
+                    backlog = bool(entries)
+                else:
+                    # entries abandoned by other (dead) consumers, then new ones
+                    _, entries, _ = await self.redis.xautoclaim(stream, GROUP, self.consumer, 60_000, "0-0", count=100)
+                    if not entries:
+                        fresh = await self.redis.xreadgroup(
+                            GROUP, self.consumer, {stream: ">"}, count=100, block=block_ms
+                        )
+                        entries = [e for _, items in fresh for e in items]
                 for entry_id, fields in entries:
                     if fields:
                         await self.handle({k.decode(): v.decode() for k, v in fields.items()})
@@ -120,16 +128,59 @@ class AlarmIntake:
                 await asyncio.sleep(1)
 
     async def handle(self, event: dict[str, str]) -> str | None:
+        """A raised alarm opens a case, or joins the open case of its incident. Returns the case id."""
         if event.get("type") != "raised":
             return None
         alarm = await self.alarms.get(event["alarm"])
-        if alarm is None or not wants_case(self.site, alarm):
+        if alarm is None:
             return None
         if await self.cases.case_for_alarm(alarm.id) is not None:
             return None
-        return await self.open_case(alarm, self.clock.now())
+        now = self.clock.now()
+        incident = event.get("incident") or alarm.incident
+        if incident:
+            joined = await self.join_incident_case(alarm, incident, now)
+            if joined is not None:
+                return joined
+        if not wants_case(self.site, alarm):
+            return None
+        return await self.open_case(alarm, now, incident)
 
-    async def open_case(self, alarm: Alarm, now: datetime) -> str | None:
+    async def join_incident_case(self, alarm: Alarm, incident: str, now: datetime) -> str | None:
+        async with self.cases.db.sessions() as session:
+            link = await session.get(CaseIncidentRow, incident)
+            if link is None:
+                return None
+            case = await session.get(CaseRow, link.case_id)
+            if case is None or case.stage in (Stage.closed.value, Stage.cancelled.value):
+                return None
+            case.alarm_ids = [*case.alarm_ids, alarm.id]
+            if Severity(alarm.severity).rank > Severity(case.severity).rank:
+                case.severity = str(alarm.severity)
+            case.updated_at = now
+            session.add(CaseAlarmRow(alarm_id=alarm.id, case_id=case.id))
+            stage = Stage(case.stage)
+            CaseService.add_event(
+                session,
+                case.id,
+                CaseEvent(
+                    at=now,
+                    action="alarm_added",
+                    actor="system:intake",
+                    from_stage=stage,
+                    to_stage=stage,
+                    note=f"alarm {alarm.id}: {alarm.title} @ {alarm.place}",
+                ),
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                return None
+            log.info("alarm %s joined case %s (incident %s)", alarm.id, case.id, incident)
+            return case.id
+
+    async def open_case(self, alarm: Alarm, now: datetime, incident: str | None = None) -> str | None:
         case_id = await self.cases.next_number(now)
         department, level = choose_department(self.site, alarm.org_unit, alarm.category)
         actor = "system:intake"
@@ -154,6 +205,8 @@ class AlarmIntake:
                 )
             )
             session.add(CaseAlarmRow(alarm_id=alarm.id, case_id=case_id))
+            if incident:
+                session.add(CaseIncidentRow(incident_id=incident, case_id=case_id))
             steps = [(None, Stage.reported, "reported"), (Stage.reported, Stage.accepted, "accepted")]
             if department:
                 steps.append((Stage.accepted, Stage.dispatched, "dispatched"))

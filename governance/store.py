@@ -88,6 +88,15 @@ class CaseAlarmRow(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
 
 
+class CaseIncidentRow(Base):
+    """The case an incident (correlated alarms) feeds; later alarms of the incident join that case."""
+
+    __tablename__ = "case_incidents"
+
+    incident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+
+
 class OutboxRow(Base):
     __tablename__ = "outbox"
 

@@ -27,11 +27,11 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True):
     attrs: dict[str, Any] = msgspec.field(default_factory=dict)
     evidence: tuple[str, ...] = ()
 
-    def order_key(self) -> float:
+    def order_key(self) -> int:
         """Number that grows with the device's own order: its sequence, else its timestamp in µs."""
         if self.seq is not None:
-            return float(self.seq)
-        return self.ts.timestamp() * 1e6
+            return self.seq
+        return int(self.ts.timestamp() * 1_000_000)
 
 
 class DecodeError(ValueError):

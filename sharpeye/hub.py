@@ -94,6 +94,7 @@ class Hub:
         await self.inventory.load_runtime()
         self.health = HealthTracker(self.inventory, self.redis, self.keys)
         self.engine = AlarmEngine(self.site, self.alarm_store, self.inventory, self.clock)
+        await self.engine.silences.refresh()
         self.pipeline = IngestPipeline(
             self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self.process
         )

@@ -68,6 +68,35 @@ class Keys:
         """Sorted set: ids of alarms not yet cleared, scored by first seen."""
         return f"{self.prefix}:alarms:open"
 
+    def fingerprint_window(self, fingerprint: str) -> str:
+        """Sorted set: recent occurrences of a count-in-window condition."""
+        return f"{self.prefix}:fpw:{{{fingerprint}}}"
+
+    @property
+    def alarms_silenced(self) -> str:
+        """Set: ids of open alarms raised under a silence (notified when the silence ends)."""
+        return f"{self.prefix}:alarms:silenced"
+
+    @property
+    def silences(self) -> str:
+        """Hash: silence id -> JSON silence (matchers, start, end, reason, author)."""
+        return f"{self.prefix}:silences"
+
+    @property
+    def incident_prefix(self) -> str:
+        """Prefix of incident hashes (``<prefix><id>``) and their member sets (``<prefix><id>:members``)."""
+        return f"{self.prefix}:incident:"
+
+    @property
+    def incident_open_prefix(self) -> str:
+        """Prefix of strings holding the open incident id of a correlation group."""
+        return f"{self.prefix}:incident-open:"
+
+    @property
+    def incidents(self) -> str:
+        """Sorted set: incident ids by first seen."""
+        return f"{self.prefix}:incidents"
+
     @property
     def alarm_counts(self) -> str:
         """Hash: number of alarms in each state, maintained by the transition script."""

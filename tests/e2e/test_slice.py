@@ -126,3 +126,26 @@ def test_routes_need_a_token(hub_client: TestClient) -> None:
     assert hub_client.get("/", headers=anonymous).status_code == 200
     metrics = hub_client.get("/metrics", headers=anonymous).text
     assert "sharpeye_messages_total" in metrics
+
+
+def test_websocket_streams_alarm_changes(hub_client: TestClient, mqtt_broker: EmbeddedMosquitto) -> None:
+    token = hub_client.headers["Authorization"].removeprefix("Bearer ")
+    with hub_client.websocket_connect("/api/ws/alarms") as ws:
+        ws.send_json({"token": "wrong"})
+        try:
+            ws.receive_json()
+            raise AssertionError("a wrong token must close the stream")
+        except Exception as exc:  # starlette raises WebSocketDisconnect
+            assert "1008" in repr(exc) or "Disconnect" in type(exc).__name__
+    with hub_client.websocket_connect("/api/ws/alarms") as ws:
+        ws.send_json({"token": token})
+        assert ws.receive_json()["type"] == "hello"
+        pub = Publisher(mqtt_broker.url)
+        try:
+            pub.publish("sharpeye/fence/fence-school/event", event(7, "z3"))
+            message = ws.receive_json()
+            assert message["type"] == "raised" and message["state"] == "active_unack"
+            detail = hub_client.get(f"/api/alarms/{message['alarm']}").json()
+            assert detail["alarm"]["channel"] == "z3"
+        finally:
+            pub.close()

@@ -1,0 +1,69 @@
+"""Live alarm changes over WebSocket.
+
+Protocol: the client opens ``/api/ws/alarms`` and sends ``{"token": "<bearer token>"}`` as its first message
+within 5 seconds (tokens stay out of URLs and logs). The server answers ``{"type": "hello", "user": ...}`` and then
+sends one JSON message per alarm change: ``{"type": "raised"|"repeated"|"acknowledged"|"cleared"|"commented",
+"alarm": "<id>", "at": "...", "state": "..."}``. Clients fetch details with ``GET /api/alarms/{id}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+
+from api.permission import Permission, allowed
+from api.user import UserStore
+from sharpeye.hub import Hub
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["alarms"])
+
+AUTH_TIMEOUT_S = 5.0
+
+
+@router.websocket("/api/ws/alarms")
+async def alarm_stream(websocket: WebSocket) -> None:
+    """Permission: alarms:read, checked on the token sent as the first message."""
+    await websocket.accept()
+    hub: Hub = websocket.app.state.hub
+    users: UserStore = websocket.app.state.users
+    try:
+        first = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_S)
+        token = orjson.loads(first).get("token", "")
+    except (TimeoutError, orjson.JSONDecodeError, AttributeError, WebSocketDisconnect):
+        await websocket.close(status.WS_1008_POLICY_VIOLATION, 'send {"token": ...} first')
+        return
+    principal = await users.principal(str(token)) if token else None
+    if principal is None or not allowed(principal.role, Permission.alarms_read):
+        await websocket.close(status.WS_1008_POLICY_VIOLATION, "not authorised")
+        return
+    await websocket.send_json({"type": "hello", "user": principal.username})
+    pubsub = hub.redis.pubsub()
+    await pubsub.subscribe(hub.keys.alarm_live)
+
+    async def forward() -> None:
+        async for message in pubsub.listen():
+            if message.get("type") == "message":
+                await websocket.send_text(message["data"].decode())
+
+    async def watch_close() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive_text()
+
+    tasks = [asyncio.create_task(forward()), asyncio.create_task(watch_close())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
+        with contextlib.suppress(Exception):
+            await websocket.close()

@@ -1,0 +1,45 @@
+"""The audit log: an append-only Redis stream of who did what, to what, and when."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from sharpeye.keys import Keys
+
+MAXLEN = 1_000_000
+
+
+async def record(
+    redis: aioredis.Redis,
+    keys: Keys,
+    actor: str,
+    action: str,
+    target: str,
+    details: dict[str, Any] | None = None,
+    origin: str = "",
+) -> str:
+    """Append one entry; returns its stream id."""
+    entry = {
+        "at": datetime.now(UTC).isoformat(),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "origin": origin,
+        "details": orjson.dumps(details or {}).decode(),
+    }
+    entry_id = await redis.xadd(keys.audit, entry, maxlen=MAXLEN, approximate=True)
+    return str(entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
+
+
+async def entries(redis: aioredis.Redis, keys: Keys, count: int = 100) -> list[dict[str, Any]]:
+    out = []
+    for entry_id, raw in await redis.xrevrange(keys.audit, count=count):
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        fields["details"] = orjson.loads(fields.get("details", "{}"))
+        fields["id"] = entry_id.decode()
+        out.append(fields)
+    return out
