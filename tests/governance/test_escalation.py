@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 from casebook import OPERATOR, SUPERVISOR, cst, handler
+from redis.exceptions import BusyLoadingError
 
 from config.governance import Governance
 from config.rule import Severity
@@ -45,6 +46,18 @@ def dispatched_case(
 async def all_firings(client: aioredis.Redis, keys: Keys) -> list[Firing]:
     entries = await client.xrange(firing_stream(keys))
     return [Firing.from_entry(eid, fields) for eid, fields in entries]
+
+
+async def until_loaded(client: aioredis.Redis) -> None:
+    """Poll (for at most 20 s) until a restarted Redis has loaded its append-only file: it answers
+    LOADING meanwhile."""
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                await client.ping()
+                return
+            except BusyLoadingError:
+                await asyncio.sleep(0.05)
 
 
 def supervision(client: aioredis.Redis, keys: Keys, sla: SlaPolicy, config: Governance) -> Supervision:
@@ -104,6 +117,7 @@ async def test_each_step_fires_once_through_restarts(
             await redis_client.aclose()
             redis_server.restart()
             client2 = aioredis.Redis.from_url(redis_server.url)
+            await until_loaded(client2)
             sup = supervision(client2, keys, sla, governance_config)
             sweepers = [sup]
             restarted = True
