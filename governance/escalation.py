@@ -16,6 +16,8 @@ Keys of this module (beside ``Keys.sla_deadlines``) are defined here as function
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,11 +27,12 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from config.governance import EscalationStep
 from governance.case import Case
 from governance.sla import SlaPolicy
+from sharpeye.clock import Clock
 from sharpeye.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -212,6 +215,22 @@ class Supervision:
             if fired < self.batch:
                 return total
 
+    async def run(self, clock: Clock, interval: float = 1.0, stop: asyncio.Event | None = None) -> None:
+        """Sweep every ``interval`` seconds until ``stop`` is set (or the task is cancelled); a Redis
+        outage or restart is logged and retried."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                fired = await self.sweep(clock.now())
+                if fired:
+                    log.info("supervision: %d step(s) fired", fired)
+            except asyncio.CancelledError:
+                raise
+            except RedisError as exc:
+                log.warning("supervision sweep failed (%s); retrying", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
     async def fired(self, case_id: str) -> dict[str, datetime]:
         """Steps fired for a case in its current generation, with when they fired."""
         raw: Any = await self.redis.hgetall(plan_key(self.keys, case_id))
@@ -270,6 +289,24 @@ class Notifier:
     async def ack(self, firings: Sequence[Firing]) -> None:
         if firings:
             await self.redis.xack(firing_stream(self.keys), NOTIFIER_GROUP, *[f.entry_id for f in firings])
+
+    async def run(self, block_ms: int = 1000, stop: asyncio.Event | None = None) -> None:
+        """Deliver until ``stop`` is set (within ``block_ms``); a Redis outage is logged and retried."""
+        stop = stop or asyncio.Event()
+        await self.ensure_group()
+        while not stop.is_set():
+            try:
+                if not await self.run_once():
+                    await self.read_wait(block_ms)
+            except asyncio.CancelledError:
+                raise
+            except RedisError as exc:
+                log.warning("notifier failed (%s); retrying", exc)
+                await asyncio.sleep(1)
+
+    async def read_wait(self, block_ms: int) -> None:
+        """Block until the firing stream has entries after the last one seen (or ``block_ms`` passes)."""
+        await self.redis.xread({firing_stream(self.keys): "$"}, count=1, block=block_ms)
 
     async def run_once(self, count: int = 100) -> int:
         """Deliver reclaimed then new reminders, acknowledging each after it is delivered."""

@@ -228,3 +228,41 @@ async def test_crashed_notifier_loses_nothing_and_repeats_nothing(
     assert len(delivered) == 18 and len(set(delivered)) == 18
     pending = await redis_client.xpending(firing_stream(keys), "notifier")
     assert pending["pending"] == 0
+
+
+async def test_running_loops_deliver_reminders(
+    redis_client: aioredis.Redis,
+    keys: Keys,
+    flow: Flow,
+    dispatcher: Dispatcher,
+    sla: SlaPolicy,
+    governance_config: Governance,
+) -> None:
+    start = cst(2025, 10, 13, 9)
+    clock = ManualClock(start)
+    sup = supervision(redis_client, keys, sla, governance_config)
+    case = dispatched_case(flow, dispatcher, 1, start, "fire")  # 1 plain hour
+    await sup.schedule(case, "qingshui")
+    got: list[Firing] = []
+    arrived = asyncio.Event()
+
+    async def deliver(firing: Firing) -> None:
+        got.append(firing)
+        if len(got) == 3:
+            arrived.set()
+
+    notifier = Notifier(redis_client, keys, "node-a", deliver)
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(sup.run(clock, interval=0.02, stop=stop)),
+        asyncio.create_task(notifier.run(block_ms=50, stop=stop)),
+    ]
+    try:
+        clock.advance(5 * H)
+        async with asyncio.timeout(10):
+            await arrived.wait()
+    finally:
+        stop.set()
+        async with asyncio.timeout(5):
+            await asyncio.gather(*tasks)
+    assert [f.step for f in got] == ["remind-handler", "remind-centre", "escalate"]
