@@ -16,7 +16,8 @@ local function notify(p, kind, id, at, actor, state, note, incident)
 end
 
 local function live(p, kind, id, at, state)
-  redis.call('PUBLISH', p.k_live, cjson.encode({type = kind, alarm = id, state = state, at = at}))
+  redis.call('PUBLISH', p.k_live, '{"type":"' .. kind .. '","alarm":"' .. id .. '","state":"' .. (state or '') ..
+             '","at":"' .. at .. '"}')
 end
 
 local function history(p, id, at, action, actor, state, note)
@@ -110,7 +111,7 @@ local function create(p, fp, now_iso, now_epoch, actor)
       if redis.call('HEXISTS', ifp, 'open') == 1 then silenced = 'inhibited' end
     end
   end
-  redis.call('HSET', akey, 'doc', p.doc, 'state', 'active_unack', 'acked', '0', 'count', 1,
+  redis.call('HSET', akey, 'id', id, 'doc', p.doc, 'state', 'active_unack', 'acked', '0', 'count', 1,
              'first_seen', now_iso, 'last_seen', now_iso, 'last_epoch', now_epoch,
              'value', p.value, 'evidence', p.evidence, 'fingerprint', p.name, 'silenced', silenced,
              'flapping', '0', 'incident', '')
@@ -145,13 +146,14 @@ local function repeat_open(p, open, now_iso, now_epoch)
   end
   redis.call('ZADD', p.k_by_time, now_epoch, open)
   if p.quiet then timer(p, 'quiet', now_epoch + p.quiet) end
-  live(p, 'repeated', open, now_iso, redis.call('HGET', akey, 'state'))
+  live(p, 'repeated', open, now_iso, '')
 end
 
 -- Raise, or repeat, honouring flapping.
-local function raise(p, fp, open, now_iso, now_epoch, actor)
+local function raise(p, fp, open, now_iso, now_epoch, actor, flapping)
   if open then
-    if redis.call('HGET', fp, 'flapping') == '1' then redis.call('HSET', fp, 'want', 'raise') end
+    if flapping == nil then flapping = redis.call('HGET', fp, 'flapping') == '1' end
+    if flapping then redis.call('HSET', fp, 'want', 'raise') end
     repeat_open(p, open, now_iso, now_epoch)
     return {'repeated', open}
   end
@@ -179,11 +181,11 @@ local function clear(p, fp, open, now_iso, now_epoch, actor)
   return {'cleared', open}
 end
 
--- apply: one signal from a rule. KEYS[1] = fingerprint hash.
-local function apply(p)
-  local fp = KEYS[1]
+-- apply: one signal from a rule, on fingerprint hash fp (cz: its count-window set; item: the signal's own
+-- parameters, kept for timers that act later).
+local function apply(p, fp, cz, item)
   local now_iso, now_epoch = p.now_iso, p.now_epoch
-  local last = redis.call('HMGET', fp, 'order', 'ts', 'open')
+  local last = redis.call('HMGET', fp, 'order', 'ts', 'open', 'flapping')
   local open = last[3]
   if open == false then open = nil end
   if last[1] then
@@ -198,13 +200,12 @@ local function apply(p)
   local action = p.action
   if action == 'heard' then
     -- absence rule: a reading arrived; clear any absence alarm and re-arm the timer
-    redis.call('HSET', fp, 'params', ARGV[2])
+    redis.call('HSET', fp, 'params', cjson.encode(item))
     timer(p, 'absence', now_epoch + p.absent_s)
     return clear(p, fp, open, now_iso, now_epoch, p.actor)
   end
   if action == 'raise' then
     if p.count_n and p.count_n > 1 and not open then
-      local cz = KEYS[2]
       redis.call('ZADD', cz, now_epoch, p.new_id)
       redis.call('ZREMRANGEBYSCORE', cz, '-inf', now_epoch - p.count_window)
       redis.call('EXPIRE', cz, math.ceil(p.count_window) + 60)
@@ -214,15 +215,17 @@ local function apply(p)
     if p.hold and p.hold > 0 and not open then
       local since = tonumber(redis.call('HGET', fp, 'pending_since') or '')
       if not since then
-        redis.call('HSET', fp, 'pending_since', now_epoch, 'params', ARGV[2])
+        redis.call('HSET', fp, 'pending_since', now_epoch, 'params', cjson.encode(item))
         timer(p, 'hold', now_epoch + p.hold)
         return {'pending', ''}
       end
       if now_epoch - since < p.hold then return {'pending', ''} end
     end
-    redis.call('HDEL', fp, 'pending_since')
-    untimer(p, 'hold')
-    return raise(p, fp, open, now_iso, now_epoch, p.actor)
+    if p.hold then
+      redis.call('HDEL', fp, 'pending_since')
+      untimer(p, 'hold')
+    end
+    return raise(p, fp, open, now_iso, now_epoch, p.actor, last[4] == '1')
   end
   -- clear
   redis.call('HDEL', fp, 'pending_since')
@@ -334,8 +337,22 @@ local function act(p)
   return redis.error_reply('unknown action ' .. tostring(p.action))
 end
 
+-- batch: many signals in one call. KEYS = fp1, cz1, fp2, cz2, ...; ARGV[2] = {common = {...}, items = [...]}.
+-- Each item is applied in order; the whole batch is atomic.
+local function batch(args)
+  local common = args.common
+  local out = {}
+  local meta = {__index = common}
+  for i, item in ipairs(args.items) do
+    local p = setmetatable({new_id = common.new_id .. '-' .. i, incident_id = common.incident_id .. '-' .. i},
+                           {__index = setmetatable(item, meta)})
+    out[i] = apply(p, KEYS[2 * i - 1], KEYS[2 * i], item)
+  end
+  return out
+end
+
 local p = cjson.decode(ARGV[2])
-if ARGV[1] == 'apply' then return apply(p) end
+if ARGV[1] == 'batch' then return batch(p) end
 if ARGV[1] == 'fire' then return fire(p) end
 if ARGV[1] == 'act' then return act(p) end
 return redis.error_reply('unknown entry ' .. ARGV[1])

@@ -107,38 +107,41 @@ class AlarmStore:
             "incident_id": uuid.uuid4().hex,
         }
 
-    def _apply_params(self, item: Apply, now: datetime) -> dict[str, Any]:
-        params = self._common(now)
-        doc = {**item.doc, "id": params["new_id"]}
-        params.update(
-            name=item.fingerprint,
-            action=item.action,
-            order=item.order,
-            order_text=str(item.order),
-            ts=item.ts_epoch,
-            ts_text=repr(item.ts_epoch),
-            doc=orjson.dumps(doc).decode(),
-            actor=item.actor,
-            value=orjson.dumps(item.value).decode(),
-            evidence=orjson.dumps(list(item.evidence)).decode(),
-            quiet=item.quiet_s,
-            hold=item.hold_s,
-            count_n=item.count_n,
-            count_window=item.count_window_s,
-            absent_s=item.absent_s,
-            flap_n=item.flap_n,
-            flap_window=item.flap_window_s,
-            silenced=item.silenced,
-            inhibitors=[self.keys.fingerprint(f) for f in item.inhibitors] or None,
-            incident_group=item.incident_group,
-            incident_window=item.incident_window_s,
-            rank=item.rank,
-            severity=item.doc.get("severity", ""),
-            site=item.doc.get("site", ""),
-            org_unit=item.doc.get("org_unit", ""),
-            **item.extra,
-        )
-        # JSON null becomes a truthy userdata in Lua: leave unset parameters out instead.
+    def _item(self, item: Apply) -> dict[str, Any]:
+        """The per-signal parameters (the batch's common ones are sent once)."""
+        params: dict[str, Any] = {
+            "name": item.fingerprint,
+            "action": item.action,
+            "order": item.order,
+            "order_text": str(item.order),
+            "ts": item.ts_epoch,
+            "ts_text": repr(item.ts_epoch),
+            "doc": orjson.dumps(item.doc).decode(),
+            "actor": item.actor,
+            "value": orjson.dumps(item.value).decode(),
+            "evidence": orjson.dumps(list(item.evidence)).decode(),
+            "quiet": item.quiet_s,
+            "flap_n": item.flap_n,
+            "flap_window": item.flap_window_s,
+            "rank": item.rank,
+            "severity": item.doc.get("severity", ""),
+            "site": item.doc.get("site", ""),
+            "org_unit": item.doc.get("org_unit", ""),
+        }
+        # Optional features only when used; JSON null would be a truthy userdata in Lua.
+        if item.hold_s:
+            params["hold"] = item.hold_s
+        if item.count_n:
+            params["count_n"], params["count_window"] = item.count_n, item.count_window_s
+        if item.absent_s:
+            params["absent_s"] = item.absent_s
+        if item.silenced:
+            params["silenced"] = item.silenced
+        if item.inhibitors:
+            params["inhibitors"] = [self.keys.fingerprint(f) for f in item.inhibitors]
+        if item.incident_group:
+            params["incident_group"], params["incident_window"] = item.incident_group, item.incident_window_s
+        params.update(item.extra)
         return {key: value for key, value in params.items() if value is not None}
 
     async def _run(self, calls: list[tuple[str, list[str], dict[str, Any]]]) -> list[Any]:
@@ -158,15 +161,15 @@ class AlarmStore:
         raise AssertionError("unreachable")
 
     async def apply_many(self, items: Sequence[Apply], now: datetime) -> list[Transition]:
-        """Apply signals in one pipeline; each is its own atomic script run, in the given order."""
+        """Apply signals in order, in one atomic script call (one round trip for the whole batch)."""
         if not items:
             return []
-        calls = [
-            ("apply", [self.keys.fingerprint(i.fingerprint), self.keys.fingerprint_window(i.fingerprint)],
-             self._apply_params(i, now))
-            for i in items
-        ]  # fmt: skip
-        return [Transition(r[0].decode(), r[1].decode()) for r in await self._run(calls)]
+        keys: list[str] = []
+        for item in items:
+            keys += [self.keys.fingerprint(item.fingerprint), self.keys.fingerprint_window(item.fingerprint)]
+        payload = {"common": self._common(now), "items": [self._item(i) for i in items]}
+        (results,) = await self._run([("batch", keys, payload)])
+        return [Transition(r[0].decode(), r[1].decode()) for r in results]
 
     async def due_timers(self, now: datetime, limit: int = 500) -> list[tuple[TimerKind, str]]:
         raw = await self.redis.zrangebyscore(self.keys.alarm_timers, "-inf", now.timestamp(), start=0, num=limit)
@@ -288,6 +291,7 @@ class AlarmStore:
 
 def _alarm(raw: dict[bytes, bytes]) -> Alarm:
     doc = orjson.loads(raw[b"doc"])
+    doc["id"] = raw[b"id"].decode()
     cleared = raw.get(b"cleared_at")
     acked_by = raw.get(b"acked_by")
     silenced = raw.get(b"silenced", b"").decode()

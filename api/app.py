@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import PUBLIC
-from api.routes import alarm, auth, case, device, health, live
+from api.routes import admin, alarm, auth, case, device, health, live
 from api.user import UserStore
 from config.site import SiteConfig
 from ingest.registry import Registry
@@ -24,6 +25,18 @@ from sharpeye.settings import Settings
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; "
+        "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+}
 
 ReadyCallback = Callable[[Hub, str | None], Awaitable[None] | None]
 
@@ -64,6 +77,21 @@ def create_app(
     )
 
     @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    if settings.cors_origins:  # closed unless origins are listed explicitly
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    @app.middleware("http")
     async def timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
@@ -76,7 +104,7 @@ def create_app(
             )
         return response
 
-    for router in (auth.router, health.router, alarm.router, case.router, device.router, live.router):
+    for router in (auth.router, health.router, alarm.router, case.router, device.router, live.router, admin.router):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False, dependencies=[PUBLIC])

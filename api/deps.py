@@ -42,6 +42,8 @@ def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     """Dependency: the caller must hold ``permission``. Every route uses exactly one of these."""
 
     async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.must_change_password:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "change your password first: POST /api/auth/password")
         if not allowed(principal.role, permission):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {principal.role} lacks {permission}")
         return principal
@@ -50,8 +52,28 @@ def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     return check
 
 
+async def signed_in(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """Dependency for one's own account (whoami, password change): any signed-in user, even one who must
+    still change a generated password."""
+    return principal
+
+
+signed_in.permission = Permission.self_service  # type: ignore[attr-defined]
+
+
 def public() -> None:
     """Dependency marking a route as deliberately open (probes, the console's static files, login)."""
 
 
 PUBLIC = Depends(public)
+
+
+def in_scope(hub: Hub, principal: Principal, org_unit: str) -> bool:
+    """A user scoped to an org unit sees that unit and everything below it; unscoped users see all."""
+    return principal.org_unit is None or principal.org_unit in hub.inventory.ancestors(org_unit)
+
+
+def not_found_unless(visible: bool, what: str) -> None:
+    """Out-of-scope objects answer 404, exactly as missing ones (their existence is not revealed)."""
+    if not visible:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {what}")

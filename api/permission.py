@@ -6,6 +6,7 @@ from enum import StrEnum
 
 
 class Permission(StrEnum):
+    self_service = "self:manage"  # one's own identity and password; every role has it
     health_read = "health:read"
     alarms_read = "alarms:read"
     alarms_act = "alarms:act"
@@ -27,7 +28,7 @@ class Role(StrEnum):
 
 
 P = Permission
-ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+_ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.admin: frozenset(Permission),
     Role.supervisor: frozenset(
         {P.health_read, P.alarms_read, P.alarms_act, P.cases_read, P.cases_act, P.devices_read, P.deadletters_read}
@@ -37,6 +38,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.integrator: frozenset({P.health_read, P.devices_read, P.devices_write, P.deadletters_read}),
     Role.viewer: frozenset({P.health_read, P.alarms_read, P.cases_read, P.devices_read}),
 }
+ROLE_PERMISSIONS = {role: perms | {P.self_service} for role, perms in _ROLE_PERMISSIONS.items()}
 
 
 def allowed(role: Role, permission: Permission) -> bool:

@@ -35,10 +35,32 @@ class Principal(BaseModel):
     username: str
     role: Role
     org_unit: str | None = None
+    must_change_password: bool = False
 
     @property
     def actor(self) -> str:
         return f"user:{self.username}"
+
+
+MAX_FAILURES = 5
+FAILURE_WINDOW_S = 900
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"too many failed logins; retry in {retry_after_s}s")
+        self.retry_after_s = retry_after_s
+
+
+class WeakPassword(ValueError):
+    pass
+
+
+def check_password_strength(password: str, username: str) -> None:
+    if len(password) < 10:
+        raise WeakPassword("a password needs at least 10 characters")
+    if password.lower() == username.lower() or len(set(password)) < 5:
+        raise WeakPassword("a password must not be the user name or a few repeated characters")
 
 
 def generate_password(length: int = 20) -> str:
@@ -86,6 +108,49 @@ class UserStore:
             return None  # another node created it first
         return generated
 
+    async def check_throttle(self, username: str, origin: str) -> None:
+        """Raise ``Throttled`` after ``MAX_FAILURES`` failed logins for this name from this origin."""
+        key = self.keys.login_failures(f"{username}|{origin}")
+        failures = int(await self.redis.get(key) or 0)
+        if failures >= MAX_FAILURES:
+            raise Throttled(max(int(await self.redis.ttl(key)), 1))
+
+    async def record_failure(self, username: str, origin: str) -> None:
+        key = self.keys.login_failures(f"{username}|{origin}")
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, FAILURE_WINDOW_S)
+        await pipe.execute()
+
+    async def clear_failures(self, username: str, origin: str) -> None:
+        await self.redis.delete(self.keys.login_failures(f"{username}|{origin}"))
+
+    async def login(self, username: str, password: str, origin: str) -> User | None:
+        """Authenticate with throttling: the caller gets ``Throttled`` while locked out."""
+        await self.check_throttle(username, origin)
+        user = await self.authenticate(username, password)
+        if user is None:
+            await self.record_failure(username, origin)
+        else:
+            await self.clear_failures(username, origin)
+        return user
+
+    async def set_password(self, username: str, password: str) -> None:
+        user = await self.get(username)
+        if user is None:
+            raise KeyError(username)
+        check_password_strength(password, username)
+        updated = user.model_copy(update={"password_hash": _hasher.hash(password), "must_change_password": False})
+        await self.redis.hset(self.keys.users, username, updated.model_dump_json())
+
+    async def set_disabled(self, username: str, disabled: bool) -> User:
+        user = await self.get(username)
+        if user is None:
+            raise KeyError(username)
+        updated = user.model_copy(update={"disabled": disabled})
+        await self.redis.hset(self.keys.users, username, updated.model_dump_json())
+        return updated
+
     async def authenticate(self, username: str, password: str) -> User | None:
         user = await self.get(username)
         if user is None or user.disabled:
@@ -117,7 +182,7 @@ class UserStore:
         user = await self.get(principal.username)
         if user is None or user.disabled:
             return None
-        return principal
+        return principal.model_copy(update={"must_change_password": user.must_change_password})
 
     async def revoke(self, token: str) -> None:
         await self.redis.delete(self.keys.token(self._digest(token)))

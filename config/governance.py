@@ -15,9 +15,7 @@ class IntakeRule(StrictModel):
     """Which alarms become cases. The first matching entry decides."""
 
     category: str = Field(description="Alarm category, or '*' for any.")
-    min_severity: Severity = Field(
-        default=Severity.warning, description="Alarms at least this severe become cases."
-    )
+    min_severity: Severity = Field(default=Severity.warning, description="Alarms at least this severe become cases.")
     open_case: bool = Field(default=True, description="False: alarms of this category stay alarms only.")
 
 

@@ -9,6 +9,7 @@ from pydantic import Field, create_model
 
 from config.base import Identifier, StrictModel
 from config.device import DeviceConfig
+from config.gb28181 import GbSettings
 from config.governance import Governance
 from config.org import Department, OrgUnit
 from config.rule import Rule
@@ -49,6 +50,9 @@ class SiteConfig(StrictModel):
     rules: list[Rule] = Field(default_factory=list, description="Alarm rules.")
     alarms: AlarmSettings = Field(default_factory=AlarmSettings, description="Alarm engine settings.")
     governance: Governance = Field(default_factory=Governance, description="Intake, dispatch and SLA.")
+    gb28181: GbSettings | None = Field(
+        default=None, description="SharpEye as a GB/T 28181 platform for devices (and lower platform upward)."
+    )
 
 
 @cache

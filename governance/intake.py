@@ -9,15 +9,14 @@ crash at any point neither loses nor duplicates a case.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 from sqlalchemy.exc import IntegrityError
 
 from alarms.alarm import Alarm
+from alarms.notification import consume, ensure_group
 from alarms.store import AlarmStore
 from config.governance import IntakeRule
 from config.org import Level
@@ -91,41 +90,17 @@ class AlarmIntake:
         self.created = 0
 
     async def ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(self.keys.alarm_events, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.redis, self.keys, GROUP)
 
-    async def run(self, block_ms: int = 1000) -> None:
-        await self.ensure_group()
-        stream = self.keys.alarm_events
-        backlog = True  # first, entries this consumer read before a crash and never acknowledged
-        while True:
-            try:
-                if backlog:
-                    own = await self.redis.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=100)
-                    entries = [e for _, items in own for e in items]
-                    backlog = bool(entries)
-                else:
-                    # entries abandoned by other (dead) consumers, then new ones
-                    _, entries, _ = await self.redis.xautoclaim(stream, GROUP, self.consumer, 60_000, "0-0", count=100)
-                    if not entries:
-                        fresh = await self.redis.xreadgroup(
-                            GROUP, self.consumer, {stream: ">"}, count=100, block=block_ms
-                        )
-                        entries = [e for _, items in fresh for e in items]
-                for entry_id, fields in entries:
-                    if fields:
-                        await self.handle({k.decode(): v.decode() for k, v in fields.items()})
-                    await self.redis.xack(stream, GROUP, entry_id)
-                if entries:
-                    await self.queue.relay(self.clock.now())
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("alarm intake failed; retrying")
-                await asyncio.sleep(1)
+    async def run(self) -> None:
+        await consume(self.redis, self.keys, GROUP, self.consumer, self.handle_batch)
+
+    async def handle_batch(self, events: list[dict[str, str]]) -> None:
+        changed = False
+        for event in events:
+            changed |= await self.handle(event) is not None
+        if changed:
+            await self.queue.relay(self.clock.now())
 
     async def handle(self, event: dict[str, str]) -> str | None:
         """A raised alarm opens a case, or joins the open case of its incident. Returns the case id."""
@@ -134,10 +109,12 @@ class AlarmIntake:
         alarm = await self.alarms.get(event["alarm"])
         if alarm is None:
             return None
+        incident = event.get("incident") or alarm.incident
+        if not incident and not wants_case(self.site, alarm):
+            return None  # decided without touching the database
         if await self.cases.case_for_alarm(alarm.id) is not None:
             return None
         now = self.clock.now()
-        incident = event.get("incident") or alarm.incident
         if incident:
             joined = await self.join_incident_case(alarm, incident, now)
             if joined is not None:

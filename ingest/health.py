@@ -78,8 +78,8 @@ class HealthTracker:
         now = self.now()
         out: list[Reading] = []
         for device in self.inventory:
-            if device.kind == "camera":  # cameras report their own video loss
-                continue
+            if self.inventory.registry.get(device.kind).transport != "mqtt":
+                continue  # cameras report their own video loss, GB/T 28181 devices their keepalives
             status = self._get(device.id)
             limit = device.heartbeat_s * device.offline_after
             reference = status.last_seen if status.last_seen is not None else self._started

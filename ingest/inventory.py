@@ -45,7 +45,11 @@ class DeviceInventory:
             if parent is not None:
                 self._parent[unit.id] = parent.id
         self._adapter = registry.device_adapter()
-        self.listeners: list[Callable[[str, DeviceConfig | None], None]] = []
+        self._locations: dict[tuple[str, str | None], Location] = {}
+        self.listeners: list[Callable[[str, DeviceConfig | None], None]] = [self._forget_locations]
+
+    def _forget_locations(self, device_id: str, _device: DeviceConfig | None) -> None:
+        self._locations = {key: loc for key, loc in self._locations.items() if key[0] != device_id}
 
     # --- lookups ------------------------------------------------------------------------------
     def get(self, device_id: str) -> DeviceConfig | None:
@@ -62,6 +66,11 @@ class DeviceInventory:
 
     def unit(self, unit_id: str) -> OrgUnit | None:
         return self._units.get(unit_id)
+
+    def units_below(self, unit_id: str) -> set[str]:
+        """The unit and every unit below it."""
+        found = self._units.get(unit_id)
+        return {unit.id for unit, _ in found.walk()} if found is not None else set()
 
     def ancestors(self, unit_id: str) -> list[str]:
         """The unit and every unit above it, bottom up."""
@@ -80,6 +89,14 @@ class DeviceInventory:
         return None
 
     def locate(self, device_id: str, channel: str | None) -> Location:
+        """Where a device channel is (cached: this runs for every alarm signal)."""
+        key = (device_id, channel)
+        found = self._locations.get(key)
+        if found is None:
+            found = self._locations[key] = self._locate(device_id, channel)
+        return found
+
+    def _locate(self, device_id: str, channel: str | None) -> Location:
         device = self._devices.get(device_id)
         if device is None:
             return Location(org_unit=self.site.org.id, place=device_id)

@@ -96,7 +96,7 @@ def make_client(url: str, client_id: str, *, persistent: bool, manual_ack: bool 
 class MqttTransport:
     """Subscribes to every device topic and hands batches of messages to ``handler``."""
 
-    def __init__(self, url: str, client_id: str, handler: Handler, max_batch: int = 2000) -> None:
+    def __init__(self, url: str, client_id: str, handler: Handler, max_batch: int = 500) -> None:
         self.url = url
         self.client_id = client_id
         self.handler = handler

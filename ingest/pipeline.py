@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 
 import orjson
 import redis.asyncio as aioredis
+from prometheus_client import Counter
 
 from ingest.deadletter import DeadLetter, add_many
-from ingest.driver import Payload
+from ingest.driver import DeviceStates, Payload
 from ingest.health import HealthTracker
 from ingest.inventory import DeviceInventory, InventoryError
 from ingest.mqtt import TOPIC_ROOT, Message
@@ -80,6 +81,21 @@ class IngestPipeline:
         self.sink = sink
         self.limiter = limiter or RateLimiter()
         self._dropped_since_letter: dict[str, int] = {}
+        # per-device decoding state of stateful kinds (thermal history); renewed when a device's config changes
+        self.states = DeviceStates()
+        self._children: dict[tuple[int, str], Counter] = {}
+        inventory.listeners.append(self._forget_state)
+
+    def _count(self, counter: Counter, label: str) -> None:
+        """Increment a labelled counter; label children are cached (``labels()`` is slow per message)."""
+        key = (id(counter), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(label)
+        child.inc()
+
+    def _forget_state(self, device_id: str, _device: object) -> None:
+        self.states.forget(device_id)
 
     async def handle(self, batch: list[Message]) -> None:
         started = time.perf_counter()
@@ -128,7 +144,7 @@ class IngestPipeline:
         _, kind, device_id, channel = parts
         if channel == "command":
             return
-        self.metrics.messages.labels(kind).inc()
+        self._count(self.metrics.messages, kind)
         if kind not in self.registry.drivers:
             self._reject(letters, message, device_id, kind, DecodeError("unknown_kind", f"no driver for {kind!r}"))
             return
@@ -155,7 +171,7 @@ class IngestPipeline:
             return
         payload = Payload(device_id, channel, message.payload, datetime.fromtimestamp(message.received, UTC))
         try:
-            decoded = self.registry.drivers[kind].decode(device, payload)
+            decoded = self.states.decode(self.registry.drivers[kind], device, payload)
         except DecodeError as exc:
             self._reject(letters, message, device_id, kind, exc)
             return
@@ -167,7 +183,7 @@ class IngestPipeline:
         if back is not None:
             readings.append(back)
         for reading in decoded:
-            self.metrics.readings.labels(reading.kind).inc()
+            self._count(self.metrics.readings, reading.kind)
         readings.extend(decoded)
 
     def _discovery(self, message: Message, kind: str, device_id: str, letters: list[DeadLetter]) -> str | None:

@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else settings_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     result: int = args.func(args)
     return result
 

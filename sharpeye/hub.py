@@ -9,18 +9,25 @@ import os
 import socket
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from alarms.engine import AlarmEngine
+from alarms.notification import consume
 from alarms.store import AlarmStore
+from config.gb28181 import GbSettings
 from config.site import SiteConfig
 from governance.intake import AlarmIntake
 from governance.queue import CaseQueue
 from governance.service import CaseService
 from governance.store import Database
-from ingest.health import HealthTracker
+from ingest.deadletter import DeadLetter, add_many
+from ingest.gb28181.cascade import GbCascade
+from ingest.gb28181.config import GbDeviceConfig
+from ingest.gb28181.platform import GbPlatform
+from ingest.health import DeviceStatus, HealthTracker, State
 from ingest.inventory import DeviceInventory
 from ingest.mqtt import MqttTransport
 from ingest.pipeline import IngestPipeline
@@ -68,6 +75,11 @@ class Hub:
         self.mqtt_url = settings.mqtt_url or ""
         self._tasks: list[asyncio.Task[None]] = []
         self.started = asyncio.Event()
+        self._emitted: list[Reading] = []
+        self._emit_wake = asyncio.Event()
+        self._rejected: list[DeadLetter] = []
+        self.gb_platform: GbPlatform | None = None
+        self.gb_cascade: GbCascade | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -106,13 +118,78 @@ class Hub:
         )
         await self.intake.ensure_group()
         await self.transport.start()
+        self._spawn(self._drain_emitted(), "readings")
+        if self.site.gb28181 is not None:
+            await self._start_gb28181(self.site.gb28181)
         self._spawn(self.intake.run(), "intake")
         self._spawn(self.engine.run_timers(), "alarm-timers")
         self._spawn(self._housekeeping(), "housekeeping")
         self.started.set()
         log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
 
+    async def _start_gb28181(self, settings: GbSettings) -> None:
+        devices = [d for d in self.inventory if isinstance(d, GbDeviceConfig)]
+        self.gb_platform = GbPlatform(settings, devices, self.emit, self.clock, reject=self._reject_sip)
+        await self.gb_platform.start()
+        if settings.cascade is not None:
+            self.gb_cascade = GbCascade(settings, catalog=self.gb_platform.channels, clock=self.clock)
+            await self.gb_cascade.start()
+            self._spawn(self._forward_upward(), "gb28181-cascade")
+        log.info("GB/T 28181 platform %s on %s:%d", settings.sip_id, settings.host, self.gb_platform_port)
+
+    @property
+    def gb_platform_port(self) -> int:
+        return self.gb_platform.port if self.gb_platform is not None else 0
+
+    async def _forward_upward(self) -> None:
+        """Raised alarms go to the upper platform as GB/T 28181 alarm notifications."""
+
+        async def forward(events: list[dict[str, str]]) -> None:
+            assert self.gb_cascade is not None
+            for event in events:
+                if event.get("type") == "raised":
+                    alarm = await self.alarm_store.get(event["alarm"])
+                    if alarm is not None:
+                        self.gb_cascade.forward_alarm(alarm)
+
+        await consume(self.redis, self.keys, "uplink-gb28181", self.node_id, forward)
+
+    def emit(self, readings: list[Reading]) -> None:
+        """Readings from transports other than MQTT (SIP, video); called on the event loop's thread."""
+        self._emitted.extend(readings)
+        self._emit_wake.set()
+
+    def _reject_sip(self, reason: str, device_id: str, raw: bytes) -> None:
+        self._rejected.append(DeadLetter("sip", "sip", device_id, "gb28181", reason, "", raw, self.clock.now()))
+        self.metrics.deadletters.labels("gb28181", reason).inc()
+        self._emit_wake.set()
+
+    async def _drain_emitted(self) -> None:
+        while True:
+            await self._emit_wake.wait()
+            self._emit_wake.clear()
+            readings, self._emitted = self._emitted, []
+            letters, self._rejected = self._rejected, []
+            try:
+                if letters:
+                    pipe = self.redis.pipeline(transaction=False)
+                    add_many(pipe, self.keys, letters)
+                    await pipe.execute()
+                for reading in readings:
+                    self.metrics.readings.labels(reading.kind).inc()
+                if readings:
+                    await self.process(readings)
+            except Exception:
+                log.warning("applying %d readings failed; retrying", len(readings), exc_info=True)
+                self._emitted[:0] = readings
+                await asyncio.sleep(0.5)
+                self._emit_wake.set()
+
     async def stop(self) -> None:
+        if self.gb_cascade is not None:
+            await self.gb_cascade.stop()
+        if self.gb_platform is not None:
+            await self.gb_platform.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -145,8 +222,12 @@ class Hub:
             self.metrics.alarm_transitions.labels(transition.outcome).inc()
 
     async def _housekeeping(self, interval: float = 1.0) -> None:
+        rounds = 0
         while True:
+            rounds += 1
             try:
+                if rounds % 10 == 0:  # outbox rows a crash left unrelayed
+                    await self.queue.relay(self.clock.now())
                 offline = self.health.check()
                 if offline:
                     await self.process(offline)
@@ -155,6 +236,22 @@ class Hub:
             except Exception:
                 log.warning("housekeeping failed; retrying", exc_info=True)
             await asyncio.sleep(interval)
+
+    # --- devices ------------------------------------------------------------------------------
+    def device_statuses(self) -> dict[str, tuple[DeviceStatus, dict[str, Any]]]:
+        """Every device's status and transport details: MQTT health, GB/T 28181 registration, camera stats."""
+        gb = {d["id"]: d for d in self.gb_platform.devices_state()} if self.gb_platform is not None else {}
+        out: dict[str, tuple[DeviceStatus, dict[str, Any]]] = {}
+        for device in self.inventory:
+            if device.id in gb:
+                snap = gb[device.id]
+                seen = snap.get("last_keepalive") or snap.get("registered_at")
+                state: State = "online" if snap["online"] else ("offline" if snap["registered"] or seen else "unknown")
+                last = seen.timestamp() if isinstance(seen, datetime) else seen
+                out[device.id] = (DeviceStatus(state=state, last_seen=last), snap)
+            else:
+                out[device.id] = (self.health.snapshot(device.id), {})
+        return out
 
     # --- health -------------------------------------------------------------------------------
     async def health_report(self) -> dict[str, Any]:

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     node_id: str | None = Field(default=None, description="Name of this hub node (default: host name + pid).")
     log_level: str = Field(default="INFO", description="Python logging level.")
     redis_prefix: str = Field(default="se", description="Prefix of every Redis key this hub uses.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser (CORS closed when empty)."
+    )
 
     @property
     def sqlite_path(self) -> Path:

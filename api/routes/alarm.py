@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from alarms.alarm import Alarm, AlarmState, AlarmTransition, Incident
 from alarms.silence import Silence, SilenceSpec
 from alarms.store import AlarmNotFound, OperatorAction
-from api.deps import HubDep, require
+from api.deps import HubDep, in_scope, not_found_unless, require
 from api.permission import Permission
 from api.user import Principal
 from config.rule import Severity
@@ -47,7 +47,7 @@ class ActionResult(BaseModel):
 @router.get("/api/alarms")
 async def list_alarms(
     hub: HubDep,
-    _: Reader,
+    principal: Reader,
     state: Annotated[list[AlarmState] | None, Query(description="Only these states.")] = None,
     severity: Annotated[list[Severity] | None, Query(description="Only these severities.")] = None,
     site: Annotated[str | None, Query(max_length=64)] = None,
@@ -61,7 +61,7 @@ async def list_alarms(
 ) -> AlarmPage:
     for when in (since, until):
         if when is not None and when.tzinfo is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "since/until need a time zone")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since/until need a time zone")
     states, severities = set(state or ()), set(severity or ())
 
     def match(alarm: Alarm) -> bool:
@@ -71,6 +71,7 @@ async def list_alarms(
             and (site is None or alarm.site == site)
             and (device is None or alarm.device_id == device)
             and (org_unit is None or org_unit in hub.inventory.ancestors(alarm.org_unit))
+            and in_scope(hub, principal, alarm.org_unit)
         )
 
     items, total = await hub.alarm_store.page(
@@ -80,10 +81,10 @@ async def list_alarms(
 
 
 @router.get("/api/alarms/{alarm_id}")
-async def get_alarm(hub: HubDep, _: Reader, alarm_id: str) -> AlarmDetail:
+async def get_alarm(hub: HubDep, principal: Reader, alarm_id: str) -> AlarmDetail:
     alarm = await hub.alarm_store.get(alarm_id)
-    if alarm is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alarm {alarm_id!r}")
+    not_found_unless(alarm is not None and in_scope(hub, principal, alarm.org_unit), f"alarm {alarm_id!r}")
+    assert alarm is not None
     incident = await hub.alarm_store.incident(alarm.incident) if alarm.incident else None
     return AlarmDetail(
         alarm=alarm,
@@ -94,6 +95,8 @@ async def get_alarm(hub: HubDep, _: Reader, alarm_id: str) -> AlarmDetail:
 
 
 async def _act(hub: HubDep, principal: Principal, alarm_id: str, action: OperatorAction, note: str) -> ActionResult:
+    current = await hub.alarm_store.get(alarm_id)
+    not_found_unless(current is not None and in_scope(hub, principal, current.org_unit), f"alarm {alarm_id!r}")
     try:
         result = await hub.alarm_store.act(alarm_id, action, principal.actor, hub.clock.now(), note)
     except AlarmNotFound:
@@ -119,15 +122,16 @@ async def clear(hub: HubDep, principal: Actor, alarm_id: str, body: ActionBody |
 @router.post("/api/alarms/{alarm_id}/comment")
 async def comment(hub: HubDep, principal: Actor, alarm_id: str, body: ActionBody) -> ActionResult:
     if not body.note.strip():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a comment needs a note")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a comment needs a note")
     return await _act(hub, principal, alarm_id, "comment", body.note)
 
 
 @router.get("/api/incidents/{incident_id}")
-async def get_incident(hub: HubDep, _: Reader, incident_id: str) -> Incident:
+async def get_incident(hub: HubDep, principal: Reader, incident_id: str) -> Incident:
     incident = await hub.alarm_store.incident(incident_id)
-    if incident is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}")
+    visible = incident is not None and in_scope(hub, principal, incident.org_unit)
+    not_found_unless(visible, f"incident {incident_id!r}")
+    assert incident is not None
     return incident
 
 

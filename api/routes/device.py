@@ -6,13 +6,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
+from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
 
-from api.deps import HubDep, require
+from api.deps import HubDep, in_scope, not_found_unless, require
 from api.permission import Permission
 from api.user import Principal
 from ingest.deadletter import recent
 from ingest.inventory import InventoryError
+from sharpeye.audit import record
 
 router = APIRouter(tags=["devices"])
 
@@ -28,20 +30,22 @@ class DeviceView(BaseModel):
     messages: int
     errors: int
     last_error: str
+    details: dict[str, Any]
     config: dict[str, Any]
 
 
 @router.get("/api/devices")
 async def list_devices(
     hub: HubDep,
-    _: Annotated[Principal, Depends(require(Permission.devices_read))],
+    principal: Annotated[Principal, Depends(require(Permission.devices_read))],
     kind: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[DeviceView]:
     out = []
+    statuses = hub.device_statuses()
     for device in hub.inventory:
-        if kind and device.kind != kind:
+        if (kind and device.kind != kind) or not in_scope(hub, principal, device.grid):
             continue
-        status_ = hub.health.snapshot(device.id)
+        status_, details = statuses[device.id]
         out.append(
             DeviceView(
                 id=device.id,
@@ -54,6 +58,7 @@ async def list_devices(
                 messages=status_.messages,
                 errors=status_.errors,
                 last_error=status_.last_error,
+                details=jsonable_encoder(details),
                 config=device.model_dump(mode="json"),
             )
         )
@@ -63,34 +68,57 @@ async def list_devices(
 @router.post("/api/devices", status_code=status.HTTP_201_CREATED)
 async def add_device(
     hub: HubDep,
-    _: Annotated[Principal, Depends(require(Permission.devices_write))],
+    principal: Annotated[Principal, Depends(require(Permission.devices_write))],
     body: Annotated[dict[str, Any], Body(description="A device config, exactly as in the site YAML.")],
 ) -> dict[str, Any]:
+    """Add or replace a run-time device (not one defined in the site YAML). Scoped users: in their unit only."""
+    try:
+        device = hub.inventory.validate(body)
+    except InventoryError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    if not in_scope(hub, principal, device.grid):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"org unit {device.grid!r} is outside your scope")
+    before = hub.inventory.get(device.id)
     try:
         device = await hub.inventory.upsert(body, "api")
     except InventoryError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
-    return device.model_dump(mode="json")
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    after = device.model_dump(mode="json")
+    await record(hub.redis, hub.keys, principal.actor, "device.upsert", device.id,
+                 {"before": before.model_dump(mode="json") if before else None, "after": after})  # fmt: skip
+    return after
 
 
 @router.delete("/api/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_device(
-    hub: HubDep, _: Annotated[Principal, Depends(require(Permission.devices_write))], device_id: str
+    hub: HubDep, principal: Annotated[Principal, Depends(require(Permission.devices_write))], device_id: str
 ) -> None:
-    if hub.inventory.get(device_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
+    device = hub.inventory.get(device_id)
+    not_found_unless(device is not None and in_scope(hub, principal, device.grid), f"device {device_id!r}")
+    assert device is not None
     try:
         await hub.inventory.remove(device_id)
     except InventoryError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    await record(hub.redis, hub.keys, principal.actor, "device.remove", device_id,
+                 {"before": device.model_dump(mode="json"), "after": None})  # fmt: skip
 
 
 @router.get("/api/deadletters")
 async def deadletters(
     hub: HubDep,
-    _: Annotated[Principal, Depends(require(Permission.deadletters_read))],
+    principal: Annotated[Principal, Depends(require(Permission.deadletters_read))],
     device: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
-    """Rejected input, newest first, with reason, origin and a preview of the payload."""
-    return await recent(hub.redis, hub.keys, limit, device)
+    """Rejected input, newest first, with reason, origin and a preview of the payload. Scoped users see their
+    devices' only (input from unknown devices has no place, and is shown to unscoped users)."""
+    letters = await recent(hub.redis, hub.keys, limit, device)
+    if principal.org_unit is None:
+        return letters
+
+    def visible(letter: dict[str, Any]) -> bool:
+        known = hub.inventory.get(letter.get("device", ""))
+        return known is not None and in_scope(hub, principal, known.grid)
+
+    return [letter for letter in letters if visible(letter)]

@@ -15,6 +15,7 @@ import logging
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
+from api.deps import in_scope
 from api.permission import Permission, allowed
 from api.user import UserStore
 from sharpeye.hub import Hub
@@ -46,9 +47,15 @@ async def alarm_stream(websocket: WebSocket) -> None:
     pubsub = hub.redis.pubsub()
     await pubsub.subscribe(hub.keys.alarm_live)
 
+    async def visible(data: bytes) -> bool:
+        if principal.org_unit is None:
+            return True
+        alarm = await hub.alarm_store.get(str(orjson.loads(data).get("alarm", "")))
+        return alarm is not None and in_scope(hub, principal, alarm.org_unit)
+
     async def forward() -> None:
         async for message in pubsub.listen():
-            if message.get("type") == "message":
+            if message.get("type") == "message" and await visible(message["data"]):
                 await websocket.send_text(message["data"].decode())
 
     async def watch_close() -> None:

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from config.base import Identifier, Position, StrictModel
 from config.device import DeviceConfig
+from ingest.fence.arming import ArmingSchedule
 
 
 class FenceZone(StrictModel):
@@ -21,10 +22,14 @@ class FenceZone(StrictModel):
     cameras: list[Identifier] = Field(default_factory=list, description="Cameras that watch this zone.")
     grid: Identifier | None = Field(default=None, description="Org unit of the zone (default: the device's).")
     position: Position | None = Field(default=None, description="Position on the site plan.")
+    schedule: ArmingSchedule | None = Field(
+        default=None,
+        description="Weekly arming windows (布防时段); none: armed around the clock. Ignored for tamper zones.",
+    )
 
 
 class FenceConfig(DeviceConfig):
-    """A fence controller publishing on ``sharpeye/fence/<id>/event`` and ``.../heartbeat``."""
+    """A fence controller publishing on ``sharpeye/fence/<id>/event``, ``.../heartbeat`` and ``.../arming``."""
 
     kind: Literal["fence"] = Field(description="Device kind.")
     zones: list[FenceZone] = Field(min_length=1, description="The controller's zones.")

@@ -104,7 +104,7 @@ def test_malformed_payload_is_dead_lettered_and_the_next_good_one_alarms(
             what="3 dead letters",
         )
         reasons = sorted(letter["reason"] for letter in letters)
-        assert reasons == ["bad_payload", "bad_payload", "unknown_device"]
+        assert reasons == ["not_json", "unknown_device", "wrong_shape"]
         assert all(letter["detail"] for letter in letters)
         devices = {d["id"]: d for d in hub_client.get("/api/devices").json()}
         assert devices["fence-school"]["errors"] == 2

@@ -1,0 +1,94 @@
+"""Administration: users and the audit log."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from api.deps import HubDep, UsersDep, require
+from api.permission import Permission, Role
+from api.user import Principal, WeakPassword, check_password_strength
+from sharpeye.audit import entries, record
+
+router = APIRouter(tags=["admin"])
+
+Admin = Annotated[Principal, Depends(require(Permission.users_admin))]
+
+
+class UserView(BaseModel):
+    username: str
+    role: Role
+    org_unit: str | None
+    disabled: bool
+    must_change_password: bool
+
+
+class NewUser(BaseModel):
+    username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    password: str = Field(max_length=200)
+    role: Role
+    org_unit: str | None = Field(default=None, description="Scope: this org unit and below (None: everything).")
+
+
+@router.get("/api/users")
+async def list_users(users: UsersDep, _: Admin) -> list[UserView]:
+    return [UserView(**u.model_dump(exclude={"password_hash"})) for u in await users.list()]
+
+
+@router.post("/api/users", status_code=status.HTTP_201_CREATED)
+async def add_user(request: Request, hub: HubDep, users: UsersDep, principal: Admin, body: NewUser) -> UserView:
+    if body.org_unit is not None and hub.inventory.unit(body.org_unit) is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no org unit {body.org_unit!r}")
+    try:
+        check_password_strength(body.password, body.username)
+        user = await users.add(body.username, body.password, body.role, body.org_unit, must_change_password=True)
+    except WeakPassword as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    view = UserView(**user.model_dump(exclude={"password_hash"}))
+    await record(hub.redis, hub.keys, principal.actor, "user.add", user.username, {"after": view.model_dump()},
+                 origin=request.client.host if request.client else "")  # fmt: skip
+    return view
+
+
+@router.post("/api/users/{username}/disable")
+async def disable_user(hub: HubDep, users: UsersDep, principal: Admin, username: str) -> UserView:
+    if username == principal.username:
+        raise HTTPException(status.HTTP_409_CONFLICT, "you cannot disable yourself")
+    try:
+        user = await users.set_disabled(username, True)
+    except KeyError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {username!r}") from None
+    await record(hub.redis, hub.keys, principal.actor, "user.disable", username)
+    return UserView(**user.model_dump(exclude={"password_hash"}))
+
+
+@router.get("/api/audit", response_model=None)
+async def audit(
+    hub: HubDep,
+    _: Admin,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+    actor: Annotated[str | None, Query(max_length=100)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> list[dict[str, Any]] | Response:
+    """The audit log, newest first; ``format=csv`` exports it."""
+    rows = [
+        e for e in await entries(hub.redis, hub.keys, limit * 5 if actor or action else limit)
+        if (actor is None or e["actor"] == actor) and (action is None or e["action"].startswith(action))
+    ][:limit]  # fmt: skip
+    if format == "json":
+        return rows
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["id", "at", "actor", "action", "target", "origin", "details"])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "details": str(row["details"])})
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="sharpeye-audit.csv"'})  # fmt: skip

@@ -1,0 +1,269 @@
+"""MQTT ingest: the hub against a bare paho subscriber, on one private Mosquitto, in one run.
+
+    python bench/mqtt_ingest.py [--messages 100000] [--fences 100] [--thermals 20] [--rate 5000]
+
+Traffic: fence controllers (4 zones each) sending zone events (alarm/repeat/restore, 1% state changes) and
+heartbeats, and 32x24 thermal cameras sending binary radiometric frames (about 10% of messages).
+
+(a) bare paho subscriber (persistent session, QoS 1) that only counts: messages/s draining a queued backlog;
+(b) the hub (`sharpeye run` as its own process, on a private Redis): decoding, rules and alarm state, messages/s
+    draining the same backlog (timed from its first to its last message through its /metrics counter);
+(c) publish -> alarm-raised latency p50/p99 through the hub while a publisher sends the mix at --rate msg/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+import paho.mqtt.client as paho  # noqa: E402
+import redis  # noqa: E402
+import yaml  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from ingest.thermal.frame import encode_binary  # noqa: E402
+from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis  # noqa: E402
+
+
+def site(fences: int, thermals: int) -> dict[str, object]:
+    devices: list[dict[str, object]] = []
+    for f in range(fences):
+        zones = [{"id": f"z{z}", "name": f"zone {z}"} for z in range(1, 5)]
+        devices.append({"id": f"f{f}", "kind": "fence", "name": f"fence {f}", "grid": "g1", "heartbeat_s": 3600,
+                        "zones": zones})  # fmt: skip
+    for t in range(thermals):
+        devices.append({"id": f"t{t}", "kind": "thermal", "name": f"thermal {t}", "grid": "g1", "heartbeat_s": 3600,
+                        "width": 32, "height": 24,
+                        "rois": [{"id": "all", "name": "all", "pre_alarm_c": 60, "alarm_c": 100}]})  # fmt: skip
+    rule = {"id": "fence-intrusion", "name": "intrusion", "match": {"kind": "fence.intrusion"},
+            "condition": {"type": "state", "active": ["alarm"], "clear": ["restore"]}, "severity": "major",
+            "category": "perimeter_intrusion", "flapping": {"transitions": 1000000, "window_s": 1}}  # fmt: skip
+    hot = {"id": "thermal-alarm", "name": "hot", "match": {"kind": "thermal.level"},
+           "condition": {"type": "state", "active": ["alarm"], "clear": ["normal", "pre_alarm"]},
+           "severity": "major", "category": "fire"}  # fmt: skip
+    return {"site": {"id": "bench", "name": "bench"}, "org": {"id": "g1", "name": "g1", "level": "grid"},
+            "devices": devices, "rules": [rule, hot], "alarms": {"correlation_window_s": 0},
+            "governance": {"intake": [{"category": "*", "open_case": False}]}}  # fmt: skip
+
+
+class Traffic:
+    def __init__(self, fences: int, thermals: int, seed: int = 1) -> None:
+        self.rng = random.Random(seed)
+        self.fences, self.thermals = fences, thermals
+        self.seq: dict[str, int] = {}
+        self.state: dict[tuple[int, int], bool] = {}
+        self.ambient = np.full((24, 32), 21.0, dtype=np.float32)
+
+    def next_seq(self, device: str) -> int:
+        self.seq[device] = self.seq.get(device, 0) + 1
+        return self.seq[device]
+
+    def message(self) -> tuple[str, bytes]:
+        r = self.rng.random()
+        now = datetime.now(UTC)
+        if r < 0.10 and self.thermals:
+            t = self.rng.randrange(self.thermals)
+            frame = self.ambient + np.float32(self.rng.random())
+            return f"sharpeye/thermal/t{t}/frame", encode_binary(frame, self.next_seq(f"t{t}"),
+                                                                 int(now.timestamp() * 1000))  # fmt: skip
+        f = self.rng.randrange(self.fences)
+        if r < 0.15:
+            body = {"seq": self.next_seq(f"f{f}"), "ts": now.isoformat(), "armed": {}, "mains": True}
+            return f"sharpeye/fence/f{f}/heartbeat", orjson.dumps(body)
+        z = self.rng.randrange(1, 4)  # zone z4 is kept for the latency markers
+        active = self.state.get((f, z), True)
+        if self.rng.random() < 0.01:
+            active = not active
+        self.state[(f, z)] = active
+        body = {"seq": self.next_seq(f"f{f}"), "ts": now.isoformat(), "event": "alarm" if active else "restore",
+                "cause": "intrusion", "zone": f"z{z}"}  # fmt: skip
+        return f"sharpeye/fence/f{f}/event", orjson.dumps(body)
+
+
+def client(port: int, client_id: str = "", clean: bool = True) -> paho.Client:
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean, protocol=paho.MQTTv311)
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port)
+    return c
+
+
+def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
+    pub = client(port)
+    pub.loop_start()
+    infos = [pub.publish(topic, payload, qos=1) for topic, payload in messages]
+    for info in infos[-1000:]:
+        info.wait_for_publish(60)
+    pub.loop_stop()
+    pub.disconnect()
+
+
+def bare_rate(port: int, messages: list[tuple[str, bytes]]) -> float:
+    """Queue the backlog for an offline persistent session, then time a counting subscriber draining it."""
+    sub = client(port, "bench-bare", clean=False)
+    sub.subscribe("sharpeye/#", qos=1)
+    sub.loop(1)
+    sub.disconnect()
+    publish_all(port, messages)
+    times: list[float] = []
+    done = threading.Event()
+
+    def on_message(c: paho.Client, u: object, m: paho.MQTTMessage) -> None:
+        times.append(time.perf_counter())
+        if len(times) >= len(messages):
+            done.set()
+
+    sub = client(port, "bench-bare", clean=False)
+    sub.on_message = on_message
+    sub.loop_start()
+    done.wait(300)
+    sub.loop_stop()
+    sub.disconnect()
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def start_hub(config: Path, data: Path, redis_url: str, mqtt_url: str) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "SHARPEYE_REDIS_URL": redis_url, "SHARPEYE_MQTT_URL": mqtt_url,
+           "SHARPEYE_ADMIN_PASSWORD": "bench", "SHARPEYE_LOG_LEVEL": "WARNING",
+           "SHARPEYE_NODE_ID": "bench"}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "sharpeye.cli", "run", "-c", str(config), "--port", "0",
+                             "--data-dir", str(data)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if m := re.search(r"console: (http://[\d.]+:\d+)/", line):
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+            return proc, m.group(1)
+    raise RuntimeError("hub did not start")
+
+
+def hub_messages(base: str) -> float:
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return sum(float(v) for v in re.findall(r'^sharpeye_messages_total\{kind="[^"]+"\} (\S+)$', text, re.M))
+
+
+def hub_rate(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int,
+             messages: list[tuple[str, bytes]]) -> float:  # fmt: skip
+    hub, base = start_hub(config, data, redis_url, mqtt_url)
+    time.sleep(1)  # let it subscribe (persistent session)
+    hub.terminate()
+    hub.wait(30)
+    publish_all(port, messages)
+    hub, base = start_hub(config, data, redis_url, mqtt_url)
+    try:
+        first = last = None
+        seen = 0.0
+        deadline = time.monotonic() + 600
+        while seen < len(messages) and time.monotonic() < deadline:
+            seen = hub_messages(base)
+            now = time.perf_counter()
+            if seen > 0 and first is None:
+                first = (now, seen)
+            last = (now, seen)
+            time.sleep(0.02)
+        assert first is not None and last is not None
+        return (last[1] - first[1]) / (last[0] - first[0])
+    finally:
+        hub.terminate()
+        hub.wait(30)
+
+
+def latency(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int, rate: float, seconds: float,
+            traffic: Traffic) -> tuple[float, float, int]:  # fmt: skip
+    hub, _ = start_hub(config, data, redis_url, mqtt_url)
+    r = redis.Redis.from_url(redis_url)
+    try:
+        time.sleep(1)
+        last_id = (r.xrevrange("se:alarm-events", count=1) or [(b"0-0", {})])[0][0]
+        pub = client(port)
+        pub.loop_start()
+        sent: dict[str, list[float]] = {}
+        interval = 1.0 / rate
+        start = time.perf_counter()
+        n = 0
+        marker = 0
+        while time.perf_counter() - start < seconds:
+            target = start + n * interval
+            delay = target - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            if n % 50 == 0:  # intrusion then restore on zone z4 of one fence after another: each alarm is new
+                fence = f"f{(marker // 2) % traffic.fences}"
+                event = "alarm" if marker % 2 == 0 else "restore"
+                marker += 1
+                body = {"seq": traffic.next_seq(fence), "ts": datetime.now(UTC).isoformat(), "event": event,
+                        "cause": "intrusion", "zone": "z4"}  # fmt: skip
+                if event == "alarm":
+                    sent.setdefault(f"fence-intrusion|{fence}|z4", []).append(time.time())
+                pub.publish(f"sharpeye/fence/{fence}/event", orjson.dumps(body), qos=0)
+            else:
+                topic, payload = traffic.message()
+                pub.publish(topic, payload, qos=0)
+            n += 1
+        pub.loop_stop()
+        pub.disconnect()
+        time.sleep(2)
+        lat: list[float] = []
+        for _, fields in r.xrange("se:alarm-events", min=f"({last_id.decode()}"):
+            if fields[b"type"] == b"raised":
+                key = fields[b"fingerprint"].decode()
+                if sent.get(key):
+                    at = datetime.fromisoformat(fields[b"at"].decode()).timestamp()
+                    lat.append(at - sent[key].pop(0))
+        lat.sort()
+        return lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000, len(lat)
+    finally:
+        hub.terminate()
+        hub.wait(30)
+        r.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--fences", type=int, default=100)
+    parser.add_argument("--thermals", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=5000)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    traffic = Traffic(args.fences, args.thermals)
+    messages = [traffic.message() for _ in range(args.messages)]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        config = tmpdir / "site.yaml"
+        config.write_text(yaml.safe_dump(site(args.fences, args.thermals), allow_unicode=True), encoding="utf-8")
+        broker = EmbeddedMosquitto(workdir=tmpdir / "mq", persistence=False)
+        store = EmbeddedRedis(workdir=tmpdir / "redis")
+        broker.start()
+        store.start()
+        try:
+            bare = bare_rate(broker.port, messages)
+            hub = hub_rate(config, tmpdir / "hub", store.url, broker.url, broker.port, messages)
+            p50, p99, n = latency(config, tmpdir / "hub", store.url, broker.url, broker.port, args.rate, args.seconds,
+                                  traffic)  # fmt: skip
+        finally:
+            broker.stop()
+            store.stop()
+    print(f"messages {args.messages} ({args.fences} fences x 4 zones, {args.thermals} thermal 32x24, binary frames)")
+    print(f"(a) bare paho subscriber, counting only: {bare:9.0f} msg/s")
+    print(f"(b) hub: decode + rules + alarm state:   {hub:9.0f} msg/s   ratio (b)/(a) = {hub / bare:.2f}")
+    print(f"(c) publish -> alarm raised at {args.rate:.0f} msg/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({n} alarms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Settings of SharpEye's own GB/T 28181 side: the platform devices register to, and the cascade upward."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from config.base import StrictModel
+from ingest.gb28181.code import PlatformCode
+
+Charset = Literal["GB2312", "GB18030", "UTF-8"]
+
+
+class CascadeSettings(StrictModel):
+    """The upper platform SharpEye registers to as a lower platform (级联)."""
+
+    upper_id: PlatformCode = Field(description="SIP id of the upper platform (type 200).")
+    upper_host: str = Field(description="Host or IP address of the upper platform.")
+    upper_port: int = Field(default=5060, ge=1, le=65535, description="SIP port of the upper platform.")
+    upper_domain: str = Field(
+        default="", description="SIP domain of the upper platform (default: first 10 digits of upper_id)."
+    )
+    transport: Literal["udp", "tcp"] = Field(default="udp", description="Transport used towards the upper platform.")
+    local_port: int = Field(default=5061, ge=0, le=65535, description="Local SIP port of the cascade client (0: any).")
+    password: SecretStr = Field(description="Digest password the upper platform gave SharpEye.")
+    register_expires_s: int = Field(default=3600, ge=60, le=86400, description="Registration period asked for.")
+    refresh_ratio: float = Field(
+        default=0.75, gt=0.1, lt=0.95, description="Share of the granted period after which registration is refreshed."
+    )
+    keepalive_interval_s: float = Field(default=60, gt=0, le=3600, description="Seconds between keepalives upward.")
+    keepalive_count: int = Field(
+        default=3, ge=1, le=20, description="Unanswered keepalives in a row after which SharpEye registers again."
+    )
+    retry_s: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="First wait before registering again after a failure (doubles, max 10 min).",
+    )
+    catalog_watch_s: float = Field(
+        default=10, gt=0, le=3600, description="Period of the check for channel changes sent to a Catalog subscriber."
+    )
+    catalog_page_size: int = Field(default=10, ge=1, le=100, description="Catalog items per Response message.")
+    charset: Charset = Field(default="GB2312", description="Charset of the XML bodies sent upward.")
+
+    @model_validator(mode="after")
+    def _keepalive_fits_registration(self) -> CascadeSettings:
+        if self.keepalive_interval_s * self.keepalive_count >= self.register_expires_s:
+            raise ValueError(
+                "keepalive_interval_s * keepalive_count must be shorter than register_expires_s, "
+                "or a dead link is noticed only after the registration has lapsed"
+            )
+        return self
+
+
+class GbSettings(StrictModel):
+    """SharpEye as a GB/T 28181 platform (SIP server) for devices."""
+
+    sip_id: PlatformCode = Field(description="SharpEye's own SIP id (20 digits, type 200), e.g. 34020000002000000001.")
+    domain: str = Field(default="", description="SIP domain (default: first 10 digits of sip_id).")
+    realm: str = Field(default="", description="Digest realm (default: the domain).")
+    host: str = Field(default="127.0.0.1", description="Address to bind and to advertise in Via/Contact.")
+    port: int = Field(default=5060, ge=0, le=65535, description="SIP port, UDP and TCP (0: any free port).")
+    tcp: bool = Field(default=True, description="Also listen on TCP.")
+    register_expires_min_s: int = Field(default=60, ge=10, description="Shortest registration period granted.")
+    register_expires_max_s: int = Field(default=3600, ge=60, description="Longest registration period granted.")
+    catalog_interval_s: float = Field(default=3600, gt=0, description="Period of the catalog re-query of each device.")
+    catalog_retry_s: float = Field(
+        default=60, gt=0, description="Wait before asking again for a catalog that came incomplete or not at all."
+    )
+    query_timeout_s: float = Field(default=15, gt=0, le=120, description="Wait for a query's Response messages.")
+    sip_t1_s: float = Field(default=0.5, gt=0, le=5, description="SIP timer T1 (UDP retransmission start), seconds.")
+    charset: Charset = Field(default="GB2312", description="Charset of the XML bodies sent to devices.")
+    timezone: str = Field(default="Asia/Shanghai", description="Zone of the local times sent (Date, AlarmTime).")
+    cascade: CascadeSettings | None = Field(default=None, description="Upper platform to register to, if any.")
+
+    @property
+    def sip_domain(self) -> str:
+        return self.domain or self.sip_id[:10]
+
+    @property
+    def sip_realm(self) -> str:
+        return self.realm or self.sip_domain
+
+    @model_validator(mode="after")
+    def _expires_range(self) -> GbSettings:
+        if self.register_expires_min_s > self.register_expires_max_s:
+            raise ValueError("register_expires_min_s must not exceed register_expires_max_s")
+        return self

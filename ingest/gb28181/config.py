@@ -1,0 +1,42 @@
+"""Config of one GB/T 28181 device (IPC, NVR, or a lower platform) that registers to SharpEye."""
+
+from __future__ import annotations
+
+from typing import Literal
+from zoneinfo import available_timezones
+
+from pydantic import Field, SecretStr, field_validator
+
+from config.base import StrictModel
+from config.device import DeviceConfig
+from ingest.gb28181.code import ChannelCode, DeviceCode
+
+
+class GbChannelConfig(StrictModel):
+    """Operator additions to one channel the device reports in its catalog."""
+
+    id: ChannelCode = Field(description="Channel code as the device reports it in its catalog.")
+    name: str | None = Field(default=None, max_length=100, description="Display name (default: the catalog's name).")
+    media_url: str | None = Field(default=None, description="Media URL (RTSP/HTTP) of the channel, if known.")
+
+
+class GbDeviceConfig(DeviceConfig):
+    """A device registering to SharpEye over SIP with its 20-digit code as the Digest username."""
+
+    kind: Literal["gb28181"] = Field(description="Device kind.")
+    id: DeviceCode = Field(description="The device's 20-digit GB/T 28181 code (its SIP user and Digest username).")
+    password: SecretStr = Field(description="Per-device Digest password.")
+    channels: list[GbChannelConfig] = Field(
+        default_factory=list, description="Channels with operator-given names or media URLs."
+    )
+    charset: Literal["GB2312", "GB18030", "UTF-8"] = Field(
+        default="GB2312", description="Charset of the XML bodies SharpEye sends to this device."
+    )
+    timezone: str = Field(default="Asia/Shanghai", description="Zone of the device's local times (AlarmTime, Date).")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value not in available_timezones():
+            raise ValueError(f"unknown time zone {value!r}")
+        return value

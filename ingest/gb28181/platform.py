@@ -1,0 +1,537 @@
+"""SharpEye as a GB/T 28181 platform: devices register, keep alive, report catalogs and alarms.
+
+Transport is ``ingest.sip``; this module is the GB/T 28181 logic only. Every request is answered at
+once (MESSAGE with 200 OK); the real answers to SharpEye's queries are separate ``Response`` MESSAGEs,
+matched by (device id, CmdType, SN), never by Call-ID, and catalog pages are merged until ``SumNum``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from config.gb28181 import GbSettings
+from ingest.gb28181.config import GbDeviceConfig
+from ingest.gb28181.driver import readings_of
+from ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from ingest.reading import DecodeError, Reading
+from ingest.sip.background import Background
+from ingest.sip.digest import DigestServer
+from ingest.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
+from ingest.sip.message import SipMessage, new_call_id, new_tag, uri_of
+from sharpeye.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[list[Reading]], None]
+Reject = Callable[[str, str, bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One catalog item of a device: a camera (or alarm input...) that becomes a SharpEye camera."""
+
+    device_id: str
+    channel_id: str
+    name: str
+    manufacturer: str = ""
+    model: str = ""
+    status: str = "ON"
+    parent_id: str = ""
+    civil_code: str = ""
+    address: str = ""
+    longitude: float | None = None
+    latitude: float | None = None
+    media_url: str | None = None
+
+    @property
+    def online(self) -> bool:
+        return self.status.upper() in ("ON", "ONLINE", "OK")
+
+
+@dataclass(slots=True)
+class DeviceState:
+    config: GbDeviceConfig
+    registered: bool = False
+    online: bool = False
+    peer: Peer | None = None
+    contact: str = ""
+    expires_at: datetime | None = None
+    registered_at: datetime | None = None
+    last_keepalive: datetime | None = None
+    last_seen: datetime | None = None
+    catalog_at: datetime | None = None
+    catalog_due: datetime | None = None
+    catalog_complete: bool = False
+    catalog_busy: bool = False
+    info: dict[str, str] = field(default_factory=dict)
+    channels: dict[str, Channel] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": self.config.id,
+            "name": self.config.name,
+            "registered": self.registered,
+            "online": self.online,
+            "transport": self.peer.transport if self.peer else None,
+            "address": f"{self.peer.host}:{self.peer.port}" if self.peer else None,
+            "registered_at": self.registered_at,
+            "expires_at": self.expires_at,
+            "last_keepalive": self.last_keepalive,
+            "channels": len(self.channels),
+            "manufacturer": self.info.get("manufacturer", ""),
+            "model": self.info.get("model", ""),
+            "firmware": self.info.get("firmware", ""),
+        }
+
+
+class _Query:
+    """An outstanding query: the future and, for catalogs, the pages merged so far."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.future: asyncio.Future[list[Manscdp]] = loop.create_future()
+        self.pages: list[Manscdp] = []
+        self.items: dict[str, dict[str, str]] = {}
+
+    def add(self, body: Manscdp) -> None:
+        self.pages.append(body)
+        for item in body.items:
+            key = item.get("deviceid", "")
+            if key:
+                self.items[key] = item
+        total = body.sum_num if body.sum_num is not None else len(body.items)
+        if not self.future.done() and (body.cmd_type.lower() != "catalog" or len(self.items) >= total):
+            self.future.set_result(self.pages)
+
+
+class QueryError(RuntimeError):
+    """A query got no (complete) answer."""
+
+
+def gb_date(when: datetime, zone: str) -> str:
+    """The ``Date`` header value: local time ``yyyy-MM-ddTHH:mm:ss.SSS``."""
+    local = when.astimezone(ZoneInfo(zone))
+    return local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
+
+
+def _float(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value != 0.0 else None
+
+
+class GbPlatform:
+    """The SIP server devices register to. Construct, ``await start()``, ``await stop()``."""
+
+    def __init__(
+        self,
+        settings: GbSettings,
+        devices: list[GbDeviceConfig],
+        emit: Emit,
+        clock: Clock | None = None,
+        *,
+        reject: Reject | None = None,
+    ) -> None:
+        """``reject(reason, device_id, raw)`` is told of every refused request (for a dead-letter log)."""
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self._emit = emit
+        self._reject_hook = reject
+        self._devices = {d.id: DeviceState(d) for d in devices if d.enabled}
+        self._digest = DigestServer(settings.sip_realm)
+        self.endpoint = SipEndpoint(
+            self._on_request, host=settings.host, port=settings.port, tcp=settings.tcp, t1=settings.sip_t1_s
+        )
+        self.stats: Counter[str] = Counter()
+        self._sn = itertools.count(random.randint(1, 100_000))
+        self._cseq = itertools.count(1)
+        self._queries: dict[tuple[str, str, int], _Query] = {}
+        self._background = Background(self.stats)
+
+    # --- public interface -------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.endpoint.start()
+        self._background.spawn(self._watch(), "gb28181-watch")
+
+    async def stop(self) -> None:
+        await self._background.stop()
+        await self.endpoint.stop()
+
+    @property
+    def port(self) -> int:
+        return self.endpoint.port
+
+    def devices_state(self) -> list[dict[str, Any]]:
+        """Registered/online/last keepalive/channel count of every configured device."""
+        return [state.snapshot() for state in self._devices.values()]
+
+    def channels(self) -> list[Channel]:
+        """Every catalog item of every device (the cameras SharpEye gains from GB/T 28181)."""
+        return [channel for state in self._devices.values() for channel in state.channels.values()]
+
+    def device(self, device_id: str) -> DeviceState:
+        return self._devices[device_id]
+
+    def add_device(self, config: GbDeviceConfig) -> None:
+        """Add a device at run time (API, discovery), or replace its config keeping its live state."""
+        state = self._devices.get(config.id)
+        if state is None:
+            self._devices[config.id] = DeviceState(config)
+        else:
+            state.config = config
+
+    def remove_device(self, device_id: str) -> None:
+        """Forget a device; its next message or REGISTER gets 403."""
+        state = self._devices.pop(device_id, None)
+        if state is not None:
+            self._set_offline(state, "removed")
+
+    async def query_catalog(self, device_id: str) -> list[Channel]:
+        """Query a device's catalog and replace its channels with the merged pages.
+
+        When the pages stop before ``SumNum`` (a lost datagram, a device that miscounts), the items
+        received are kept and the catalog is marked incomplete, so that it is asked again soon.
+        """
+        pages, complete = await self._query(device_id, "Catalog", partial=True)
+        state = self._devices[device_id]
+        merged: dict[str, dict[str, str]] = {}
+        for page in pages:
+            for item in page.items:
+                if item.get("deviceid"):
+                    merged[item["deviceid"]] = item
+        overrides = {c.id: c for c in state.config.channels}
+        channels: dict[str, Channel] = {}
+        for cid, item in merged.items():
+            channels[cid] = self._channel(device_id, cid, item, overrides)
+        state.channels = channels
+        state.catalog_at = self.clock.now()
+        state.catalog_complete = complete
+        self.stats["catalogs" if complete else "catalogs_partial"] += 1
+        return list(channels.values())
+
+    async def query_device_info(self, device_id: str) -> dict[str, str]:
+        pages, _ = await self._query(device_id, "DeviceInfo")
+        info = dict(pages[0].fields)
+        self._devices[device_id].info = info
+        return info
+
+    async def query_device_status(self, device_id: str) -> dict[str, str]:
+        pages, _ = await self._query(device_id, "DeviceStatus")
+        return dict(pages[0].fields)
+
+    async def subscribe(self, device_id: str, event: str = "Catalog", expires: int = 3600) -> int:
+        """SUBSCRIBE to a device's catalog changes or alarms; returns the final status code."""
+        state = self._require(device_id)
+        sn = next(self._sn)
+        body = build("Query", event, sn, device_id, charset=state.config.charset)
+        msg = self._request("SUBSCRIBE", state, body)
+        msg.add("Event", f"{event};id={sn}")
+        msg.add("Expires", str(expires))
+        msg.add("Contact", self.endpoint.contact(self.settings.sip_id, state.peer.transport if state.peer else "udp"))
+        assert state.peer is not None
+        response = await self.endpoint.request(msg, state.peer)
+        return response.status
+
+    # --- outgoing ---------------------------------------------------------------------------
+    def _require(self, device_id: str) -> DeviceState:
+        state = self._devices.get(device_id)
+        if state is None:
+            raise KeyError(f"unknown GB/T 28181 device {device_id}")
+        if not state.registered or state.peer is None:
+            raise QueryError(f"device {device_id} is not registered")
+        return state
+
+    def _request(self, method: str, state: DeviceState, body: bytes) -> SipMessage:
+        assert state.peer is not None
+        domain = self.settings.sip_domain
+        uri = uri_of(state.contact) if state.contact.lower().startswith(("<sip", "sip")) else ""
+        if not uri:
+            uri = f"sip:{state.config.id}@{state.peer.host}:{state.peer.port}"
+        msg = SipMessage(method=method, uri=uri)
+        msg.add("From", f"<sip:{self.settings.sip_id}@{domain}>;tag={new_tag()}")
+        msg.add("To", f"<sip:{state.config.id}@{domain}>")
+        msg.add("Call-ID", new_call_id(self.endpoint.host))
+        msg.add("CSeq", f"{next(self._cseq)} {method}")
+        msg.add("Content-Type", CONTENT_TYPE)
+        msg.body = body
+        return msg
+
+    async def _send_message(self, state: DeviceState, body: bytes) -> int:
+        assert state.peer is not None
+        response = await self.endpoint.request(self._request("MESSAGE", state, body), state.peer)
+        return response.status
+
+    async def _query(self, device_id: str, cmd_type: str, *, partial: bool = False) -> tuple[list[Manscdp], bool]:
+        """Send a query; return its Response pages and whether they are complete."""
+        state = self._require(device_id)
+        sn = next(self._sn)
+        key = (device_id, cmd_type.lower(), sn)
+        query = _Query(asyncio.get_running_loop())
+        self._queries[key] = query
+        try:
+            body = build("Query", cmd_type, sn, device_id, charset=state.config.charset)
+            status = await self._send_message(state, body)
+            if status != 200:
+                raise QueryError(f"{cmd_type} query to {device_id}: {status}")
+            try:
+                done, _ = await asyncio.wait({query.future}, timeout=self.settings.query_timeout_s)
+                if not done:
+                    raise TimeoutError
+                return query.future.result(), True
+            except TimeoutError:
+                self.stats[f"query_timeout.{cmd_type}"] += 1
+                if partial and query.pages:
+                    return query.pages, False
+                got = len(query.items)
+                raise QueryError(f"{cmd_type} query to {device_id}: incomplete answer ({got} items)") from None
+        except TransactionTimeout as exc:
+            raise QueryError(str(exc)) from None
+        finally:
+            self._queries.pop(key, None)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        self._background.spawn(coro, name)
+
+    async def _after_register(self, device_id: str) -> None:
+        state = self._devices[device_id]
+        if state.catalog_busy:
+            return
+        state.catalog_busy = True
+        retry = timedelta(seconds=min(self.settings.catalog_retry_s, self.settings.catalog_interval_s))
+        try:
+            await self.query_catalog(device_id)
+            if not state.info:
+                await self.query_device_info(device_id)
+        except QueryError as exc:
+            log.info("device %s: %s", device_id, exc)
+            state.catalog_complete = False
+        finally:
+            state.catalog_busy = False
+            interval = timedelta(seconds=self.settings.catalog_interval_s)
+            state.catalog_due = self.clock.now() + (interval if state.catalog_complete else retry)
+
+    async def _answer_alarm(self, state: DeviceState, body: Manscdp) -> None:
+        reply = build("Response", "Alarm", body.sn, body.device_id, [("Result", "OK")], charset=state.config.charset)
+        with contextlib.suppress(TransactionTimeout):
+            await self._send_message(state, reply)
+
+    # --- incoming ---------------------------------------------------------------------------
+    def _on_request(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
+        if msg.method == "REGISTER":
+            return self._on_register(msg, peer)
+        if msg.method in ("MESSAGE", "NOTIFY"):
+            return self._on_message(msg, peer)
+        if msg.method == "OPTIONS":
+            return msg.response(200)
+        if msg.method in ("BYE", "CANCEL", "INFO", "SUBSCRIBE"):
+            return msg.response(481 if msg.method in ("BYE", "CANCEL") else 501)
+        reply = msg.response(405)
+        reply.add("Allow", "REGISTER, MESSAGE, NOTIFY, OPTIONS")
+        return reply
+
+    def _reject(self, reason: str, device_id: str, msg: SipMessage) -> None:
+        self.stats[reason] += 1
+        if self._reject_hook is not None:
+            try:
+                self._reject_hook(reason, device_id, msg.to_bytes())
+            except Exception:
+                log.exception("reject hook failed")
+
+    def _on_register(self, msg: SipMessage, peer: Peer) -> SipMessage:
+        device_id = msg.from_user or msg.to_user
+        state = self._devices.get(device_id)
+        if state is None:
+            self._reject("register.unknown_device", device_id, msg)
+            log.info("REGISTER from unknown device %r at %s:%d", device_id, peer.host, peer.port)
+            return msg.response(403, "Unknown Device")
+        auth = msg.get("Authorization")
+        if not auth:
+            self.stats["register.challenged"] += 1
+            reply = msg.response(401)
+            reply.add("WWW-Authenticate", self._digest.challenge())
+            return reply
+        reason = self._digest.check(
+            auth, method="REGISTER", password=state.config.password.get_secret_value(), username=device_id
+        )
+        if reason in ("stale_nonce", "unknown_nonce", "replayed_nc"):
+            self.stats[f"register.{reason}"] += 1
+            reply = msg.response(401)
+            reply.add(
+                "WWW-Authenticate", self._digest.challenge() + (", stale=true" if reason == "stale_nonce" else "")
+            )
+            return reply
+        if reason:
+            self._reject(f"register.{reason}", device_id, msg)
+            log.warning("REGISTER of %s from %s:%d refused: %s", device_id, peer.host, peer.port, reason)
+            return msg.response(403)
+        now = self.clock.now()
+        expires = msg.expires
+        if expires is None:
+            expires = self.settings.register_expires_max_s
+        reply = msg.response(200)
+        reply.add("Date", gb_date(now, state.config.timezone))
+        if expires == 0:
+            self.stats["unregistered"] += 1
+            reply.add("Expires", "0")
+            self._set_offline(state, "unregister")
+            state.registered = False
+            return reply
+        expires = max(self.settings.register_expires_min_s, min(expires, self.settings.register_expires_max_s))
+        reply.add("Expires", str(expires))
+        contact = msg.get("Contact")
+        if contact:
+            reply.add("Contact", f"{contact.split(';expires')[0]};expires={expires}")
+        fresh = not state.registered or state.peer != peer
+        state.registered = True
+        state.peer = peer
+        state.contact = contact
+        state.expires_at = now + timedelta(seconds=expires)
+        state.last_seen = now
+        self.stats["registered"] += 1
+        if fresh:
+            state.registered_at = now
+            state.last_keepalive = now
+            self._set_online(state, "register")
+            self._spawn(self._after_register(device_id), f"gb28181-catalog-{device_id}")
+        return reply
+
+    def _on_message(self, msg: SipMessage, peer: Peer) -> SipMessage:
+        device_id = msg.from_user
+        state = self._devices.get(device_id)
+        if state is None:
+            self._reject("message.unknown_device", device_id, msg)
+            return msg.response(403, "Unknown Device")
+        if not state.registered:
+            self._reject("message.unregistered", device_id, msg)
+            return msg.response(403, "Not Registered")
+        try:
+            body = parse_body(msg.body)
+        except ManscdpError as exc:
+            self._reject(f"bad_body.{exc.reason}", device_id, msg)
+            log.info("bad %s body from %s: %s", msg.method, device_id, exc)
+            return msg.response(400, f"Bad Body ({exc.reason})")
+        now = self.clock.now()
+        state.last_seen = now
+        try:
+            readings = readings_of(state.config, body, now)
+        except DecodeError as exc:
+            self._reject(f"bad_body.{exc.reason}", device_id, msg)
+            log.info("bad %s from %s: %s", body.cmd_type, device_id, exc)
+            return msg.response(400, f"Bad Body ({exc.reason})")
+        cmd = body.cmd_type.lower()
+        if body.root == "notify" and cmd == "keepalive":
+            self.stats["keepalives"] += 1
+            state.last_keepalive = now
+            if not state.online:
+                self._set_online(state, "keepalive")
+        elif body.root == "notify" and cmd == "alarm":
+            self.stats["alarms"] += 1
+            self._spawn(self._answer_alarm(state, body), f"gb28181-alarm-ack-{device_id}")
+        elif body.root == "notify" and cmd == "catalog":
+            self._catalog_change(state, body)
+        elif body.root == "response":
+            self._on_response(device_id, body)
+        else:
+            self.stats[f"ignored.{body.root}.{cmd}"] += 1
+        if readings:
+            self._emit(readings)
+        return msg.response(200)
+
+    def _on_response(self, device_id: str, body: Manscdp) -> None:
+        query = self._queries.get((body.device_id, body.cmd_type.lower(), body.sn))
+        if query is None:
+            query = self._queries.get((device_id, body.cmd_type.lower(), body.sn))
+        if query is None:
+            self.stats["stray_response"] += 1
+            return
+        query.add(body)
+
+    def _catalog_change(self, state: DeviceState, body: Manscdp) -> None:
+        overrides = {c.id: c for c in state.config.channels}
+        for item in body.items:
+            cid = item.get("deviceid", "")
+            if not cid:
+                continue
+            event = item.get("event", "UPDATE").upper()
+            if event in ("DEL", "DELETE"):
+                state.channels.pop(cid, None)
+            elif event in ("ON", "OFF", "VLOST", "DEFECT") and cid in state.channels:
+                state.channels[cid] = replace(state.channels[cid], status="ON" if event == "ON" else "OFF")
+            else:
+                state.channels[cid] = self._channel(state.config.id, cid, item, overrides)
+        self.stats["catalog_changes"] += 1
+
+    def _channel(self, device_id: str, cid: str, item: dict[str, str], overrides: dict[str, Any]) -> Channel:
+        override = overrides.get(cid)
+        return Channel(
+            device_id=device_id,
+            channel_id=cid,
+            name=(override.name if override and override.name else item.get("name", "")) or cid,
+            manufacturer=item.get("manufacturer", ""),
+            model=item.get("model", ""),
+            status=item.get("status", "ON").upper() or "ON",
+            parent_id=item.get("parentid", ""),
+            civil_code=item.get("civilcode", ""),
+            address=item.get("address", ""),
+            longitude=_float(item.get("longitude", "")),
+            latitude=_float(item.get("latitude", "")),
+            media_url=override.media_url if override else None,
+        )
+
+    # --- online state -----------------------------------------------------------------------
+    def _set_online(self, state: DeviceState, reason: str) -> None:
+        state.online = True
+        self._emit_online(state, True, reason)
+
+    def _set_offline(self, state: DeviceState, reason: str) -> None:
+        if not state.online:
+            return
+        state.online = False
+        self.stats[f"offline.{reason}"] += 1
+        self._emit_online(state, False, reason)
+
+    def _emit_online(self, state: DeviceState, online: bool, reason: str) -> None:
+        reading = Reading(
+            device_id=state.config.id, kind="device.online", value=online, ts=self.clock.now(), attrs={"reason": reason}
+        )
+        self._emit([reading])
+
+    def check_liveness(self) -> None:
+        """Mark offline every device whose keepalives stopped or whose registration lapsed;
+        start the periodic catalog re-query. Called by the watch loop (and by tests)."""
+        now = self.clock.now()
+        for state in self._devices.values():
+            if not state.registered:
+                continue
+            cfg = state.config
+            last = state.last_keepalive or state.registered_at or now
+            if (now - last).total_seconds() > cfg.heartbeat_s * cfg.offline_after:
+                # Still registered: a late keepalive brings it back online, a re-REGISTER too.
+                self._set_offline(state, "keepalive_timeout")
+            elif state.expires_at is not None and now > state.expires_at:
+                self._set_offline(state, "registration_expired")
+                state.registered = False
+            elif state.catalog_due is not None and not state.catalog_busy and now >= state.catalog_due:
+                state.catalog_due = None
+                self._spawn(self._after_register(cfg.id), f"gb28181-catalog-{cfg.id}")
+
+    async def _watch(self) -> None:
+        shortest = min((d.config.heartbeat_s for d in self._devices.values()), default=60.0)
+        period = max(0.2, min(5.0, shortest / 4))
+        while True:
+            await asyncio.sleep(period)
+            try:
+                self.check_liveness()
+            except Exception:
+                log.exception("liveness check failed")

@@ -1,0 +1,7 @@
+"""Thermal (radiometric) cameras over MQTT: frames analysed in the hub, or the camera's own results."""
+
+from ingest.thermal.driver import ThermalDriver
+
+driver = ThermalDriver()
+
+__all__ = ["driver"]

@@ -1,0 +1,1 @@
+"""Device simulators: one per device kind, driven by scenario files."""

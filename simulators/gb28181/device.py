@@ -1,0 +1,332 @@
+"""GB/T 28181 device simulator: a fleet of IPCs and NVRs sharing one SIP socket in one process.
+
+Each device registers with Digest, keeps alive, answers Catalog (in pages, Chinese names in GB2312),
+DeviceInfo and DeviceStatus queries, sends alarms, and can be told to misbehave: skip keepalives,
+send malformed XML. Requests from the platform are routed to a device by the Request-URI user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+from collections import Counter
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
+from ingest.sip.background import Background
+from ingest.sip.digest import Challenge
+from ingest.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
+from ingest.sip.message import SipMessage, new_call_id, new_tag
+
+log = logging.getLogger(__name__)
+
+PLACES = ("东门", "西门", "南广场", "北侧围墙", "村委会", "停车场", "学校路口", "菜市场", "河堤", "卫生院")
+
+
+def code(civil: str, type_code: int, serial: int) -> str:
+    """A 20-digit code: 8-digit centre, industry 00, 3-digit type, 7-digit serial."""
+    return f"{civil[:8]:0<8}00{type_code:03d}{serial:07d}"
+
+
+@dataclass(slots=True)
+class SimDevice:
+    """One simulated device and its behaviour switches."""
+
+    id: str
+    password: str
+    kind: Literal["ipc", "nvr"] = "ipc"
+    channel_count: int = 1
+    name: str = ""
+    keepalive_s: float = 60.0
+    expires: int = 3600
+    charset: str = "GB2312"
+    catalog_page: int = 2
+    catalog_overcount: int = 0  # fault: SumNum larger than the items sent
+    skip_keepalives: bool = False
+    malformed_keepalive: bool = False
+    registered: bool = False
+    register_status: int = 0
+    alarm_acks: list[int] = field(default_factory=list)
+    channels: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            self.name = f"{PLACES[int(self.id[-3:]) % len(PLACES)]}{'录像机' if self.kind == 'nvr' else '摄像机'}"
+        if not self.channels:
+            if self.kind == "ipc":
+                self.channels = [(self.id[:10] + "131" + self.id[13:], self.name)]
+            else:
+                base = int(self.id[13:]) * 1000
+                self.channels = [
+                    (code(self.id[:8], 131, (base + i) % 10_000_000), f"{PLACES[i % len(PLACES)]}通道{i + 1:02d}")
+                    for i in range(self.channel_count)
+                ]
+
+
+class DeviceFleet:
+    """Many simulated devices behind one SIP endpoint, registering to one platform."""
+
+    def __init__(
+        self,
+        devices: list[SimDevice],
+        *,
+        platform_id: str,
+        platform_host: str = "127.0.0.1",
+        platform_port: int = 5060,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        transport: Literal["udp", "tcp"] = "udp",
+        t1: float = 0.5,
+        concurrency: int = 64,
+    ) -> None:
+        self.devices = {d.id: d for d in devices}
+        self.platform_id = platform_id
+        self.domain = platform_id[:10]
+        self._peer = Peer(transport, platform_host, platform_port)
+        self.endpoint = SipEndpoint(self._on_request, host=host, port=port, tcp=transport == "tcp", t1=t1)
+        self._transport = transport
+        self._cseq = itertools.count(1)
+        self._sn = itertools.count(1)
+        self._limit = asyncio.Semaphore(concurrency)
+        self.stats: Counter[str] = Counter()
+        self._background = Background(self.stats)
+        self.queries: list[Manscdp] = []
+
+    # --- life cycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.endpoint.start()
+        for device in self.devices.values():
+            self._spawn(self._life(device))
+
+    async def stop(self, *, unregister: bool = False) -> None:
+        await self._background.stop()
+        if unregister:
+            await asyncio.gather(
+                *(self.register(d, expires=0) for d in self.devices.values() if d.registered), return_exceptions=True
+            )
+        await self.endpoint.stop()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._background.spawn(coro, "gb28181-sim")
+
+    @property
+    def registered(self) -> int:
+        return sum(1 for d in self.devices.values() if d.registered)
+
+    # --- device behaviour -------------------------------------------------------------------
+    def _request(self, device: SimDevice, method: str, uri: str, *, call_id: str = "", tag: str = "") -> SipMessage:
+        msg = SipMessage(method=method, uri=uri)
+        msg.add("From", f"<sip:{device.id}@{self.domain}>;tag={tag or new_tag()}")
+        to = device.id if method == "REGISTER" else self.platform_id
+        msg.add("To", f"<sip:{to}@{self.domain}>")
+        msg.add("Call-ID", call_id or new_call_id(self.endpoint.host))
+        msg.add("CSeq", f"{next(self._cseq)} {method}")
+        return msg
+
+    async def register(self, device: SimDevice, *, expires: int | None = None, password: str | None = None) -> int:
+        """REGISTER with the digest round trip; returns the final status."""
+        expires = device.expires if expires is None else expires
+        uri = f"sip:{self.platform_id}@{self.domain}"
+        call_id, tag = new_call_id(self.endpoint.host), new_tag()
+        authorization = ""
+        status = 0
+        for _ in range(3):
+            msg = self._request(device, "REGISTER", uri, call_id=call_id, tag=tag)
+            msg.add("Contact", self.endpoint.contact(device.id, self._transport))
+            msg.add("Expires", str(expires))
+            if authorization:
+                msg.add("Authorization", authorization)
+            async with self._limit:
+                response = await self.endpoint.request(msg, self._peer)
+            status = response.status
+            if status == 401:
+                challenge = Challenge.parse(response.get("WWW-Authenticate"))
+                authorization = challenge.authorization(
+                    username=device.id, password=password or device.password, method="REGISTER", uri=uri
+                )
+                continue
+            break
+        device.register_status = status
+        device.registered = status == 200 and expires > 0
+        self.stats[f"register.{status}"] += 1
+        return status
+
+    async def message(self, device: SimDevice, body: bytes) -> int:
+        msg = self._request(device, "MESSAGE", f"sip:{self.platform_id}@{self.domain}")
+        msg.add("Content-Type", CONTENT_TYPE)
+        msg.body = body
+        async with self._limit:
+            response = await self.endpoint.request(msg, self._peer)
+        return response.status
+
+    async def keepalive(self, device: SimDevice) -> int:
+        if device.malformed_keepalive:
+            body = b'<?xml version="1.0"?><Notify><CmdType>Keepalive</CmdType><SN>x</SN><DeviceID>' + device.id.encode()
+        else:
+            body = build("Notify", "Keepalive", next(self._sn), device.id, [("Status", "OK")], charset=device.charset)
+        status = await self.message(device, body)
+        self.stats[f"keepalive.{status}"] += 1
+        return status
+
+    async def alarm(
+        self,
+        device_id: str,
+        *,
+        priority: int = 1,
+        method: int = 5,
+        alarm_type: int | None = 6,
+        description: str = "区域入侵",
+        channel: str | None = None,
+        position: tuple[float, float] | None = None,
+    ) -> int:
+        """Send an alarm notification from a device (or one of its channels)."""
+        device = self.devices[device_id]
+        now = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%dT%H:%M:%S")
+        body: list[Node] = [
+            ("AlarmPriority", priority),
+            ("AlarmMethod", method),
+            ("AlarmTime", now),
+            ("AlarmDescription", description),
+        ]
+        if position is not None:
+            body += [("Longitude", position[0]), ("Latitude", position[1])]
+        if alarm_type is not None:
+            body.append(("Info", [("AlarmType", alarm_type)]))
+        payload = build("Notify", "Alarm", next(self._sn), channel or device.id, body, charset=device.charset)
+        status = await self.message(device, payload)
+        self.stats[f"alarm.{status}"] += 1
+        return status
+
+    async def _life(self, device: SimDevice) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(random.uniform(0, min(1.0, device.keepalive_s)))
+        while True:
+            try:
+                if not device.registered:
+                    status = await self.register(device)
+                    if status != 200:
+                        await asyncio.sleep(min(30.0, device.keepalive_s))
+                        continue
+                    registered_at = loop.time()
+                await asyncio.sleep(device.keepalive_s * random.uniform(0.95, 1.0))
+                if loop.time() - registered_at > device.expires * 0.75:
+                    device.registered = False
+                    continue
+                if device.skip_keepalives:
+                    self.stats["keepalive.skipped"] += 1
+                    continue
+                status = await self.keepalive(device)
+                if status == 403:  # the platform forgot us: register again
+                    device.registered = False
+            except TransactionTimeout:
+                self.stats["timeouts"] += 1
+                device.registered = False
+                await asyncio.sleep(1.0)
+
+    # --- requests from the platform ---------------------------------------------------------
+    def _on_request(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
+        device = self.devices.get(msg.uri.split("@")[0].split(":")[-1]) or self.devices.get(msg.to_user)
+        if device is None:
+            return msg.response(404)
+        if msg.method == "SUBSCRIBE":
+            self.stats["subscribed"] += 1
+            reply = msg.response(200)
+            reply.add("Expires", msg.get("Expires") or "3600")
+            return reply
+        if msg.method != "MESSAGE":
+            return msg.response(501)
+        try:
+            body = parse_body(msg.body)
+        except ManscdpError:
+            self.stats["bad_body"] += 1
+            return msg.response(400)
+        if body.root == "response" and body.cmd_type.lower() == "alarm":
+            device.alarm_acks.append(body.sn)
+            self.stats["alarm_acks"] += 1
+        elif body.root == "query":
+            self.queries.append(body)
+            self._spawn(self._answer(device, body))
+        return msg.response(200)
+
+    async def _answer(self, device: SimDevice, query: Manscdp) -> None:
+        cmd = query.cmd_type.lower()
+        with contextlib.suppress(TransactionTimeout):
+            if cmd == "catalog":
+                total = len(device.channels)
+                for start in range(0, max(total, 1), device.catalog_page):
+                    page = device.channels[start : start + device.catalog_page]
+                    items: list[list[Node]] = [
+                        [
+                            ("DeviceID", cid),
+                            ("Name", name),
+                            ("Manufacturer", "模拟厂商"),
+                            ("Model", "SIM-IPC"),
+                            ("Owner", "Owner"),
+                            ("CivilCode", cid[:6]),
+                            ("Address", name),
+                            ("Parental", 0),
+                            ("ParentID", device.id),
+                            ("SafetyWay", 0),
+                            ("RegisterWay", 1),
+                            ("Secrecy", 0),
+                            ("Status", "ON"),
+                        ]
+                        for cid, name in page
+                    ]
+                    body = build(
+                        "Response",
+                        "Catalog",
+                        query.sn,
+                        device.id,
+                        [("SumNum", total + device.catalog_overcount)],
+                        charset=device.charset,
+                        device_list=("DeviceList", items),
+                    )
+                    await self.message(device, body)
+            elif cmd == "deviceinfo":
+                fields: list[Node] = [
+                    ("DeviceName", device.name),
+                    ("Result", "OK"),
+                    ("Manufacturer", "模拟厂商"),
+                    ("Model", "SIM-NVR" if device.kind == "nvr" else "SIM-IPC"),
+                    ("Firmware", "V1.0"),
+                    ("Channel", len(device.channels)),
+                ]
+                await self.message(device, build("Response", "DeviceInfo", query.sn, device.id, fields))
+            elif cmd == "devicestatus":
+                fields = [("Result", "OK"), ("Online", "ONLINE"), ("Status", "OK"), ("Encode", "ON"), ("Record", "OFF")]
+                await self.message(device, build("Response", "DeviceStatus", query.sn, device.id, fields))
+
+
+def fleet_devices(
+    count: int,
+    *,
+    civil: str = "34020000",
+    password: str = "12345678",
+    nvr_every: int = 10,
+    nvr_channels: int = 16,
+    keepalive_s: float = 60.0,
+    expires: int = 3600,
+) -> list[SimDevice]:
+    """``count`` devices: every ``nvr_every``-th an NVR with ``nvr_channels`` channels, the rest IPCs."""
+    out: list[SimDevice] = []
+    for i in range(1, count + 1):
+        nvr = nvr_every > 0 and i % nvr_every == 0
+        out.append(
+            SimDevice(
+                id=code(civil, 118 if nvr else 132, i),
+                password=password,
+                kind="nvr" if nvr else "ipc",
+                channel_count=nvr_channels if nvr else 1,
+                keepalive_s=keepalive_s,
+                expires=expires,
+            )
+        )
+    return out

@@ -1,0 +1,212 @@
+"""Upper-platform simulator: challenges the lower platform's REGISTER, queries its catalog (merging the
+pages by SumNum), answers keepalives, and records the alarms forwarded to it (answering each)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from ingest.sip.background import Background
+from ingest.sip.digest import DigestServer
+from ingest.sip.endpoint import Peer, SipEndpoint
+from ingest.sip.message import SipMessage, new_call_id, new_tag
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Lower:
+    """What the upper platform knows of one lower platform."""
+
+    id: str
+    peer: Peer
+    expires: int
+    registrations: int = 0
+    keepalives: int = 0
+    alarms: list[Manscdp] = field(default_factory=list)
+
+
+class UpperPlatformSimulator:
+    def __init__(
+        self,
+        sip_id: str,
+        password: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        grant_expires: int | None = None,
+        t1: float = 0.5,
+    ) -> None:
+        self.sip_id = sip_id
+        self.domain = sip_id[:10]
+        self.password = password
+        self.grant_expires = grant_expires
+        self.digest = DigestServer(self.domain)
+        self.endpoint = SipEndpoint(self._on_request, host=host, port=port, t1=t1)
+        self.lowers: dict[str, Lower] = {}
+        self.stats: Counter[str] = Counter()
+        self.answer_keepalives = True
+        self.catalog_notifies: list[Manscdp] = []
+        self.changed = asyncio.Event()
+        self._sn = itertools.count(100)
+        self._cseq = itertools.count(1)
+        self._catalogs: dict[tuple[str, int], list[Manscdp]] = {}
+        self._background = Background(self.stats)
+        self._waiters: dict[tuple[str, str, int], asyncio.Future[list[Manscdp]]] = {}
+
+    @property
+    def port(self) -> int:
+        return self.endpoint.port
+
+    async def start(self) -> None:
+        await self.endpoint.start()
+
+    def forget(self, lower_id: str) -> None:
+        """Forget a lower platform, as a restarted upper platform would."""
+        self.lowers.pop(lower_id, None)
+
+    async def stop(self) -> None:
+        await self._background.stop()
+        await self.endpoint.stop()
+
+    def _changed(self) -> None:
+        self.changed.set()
+
+    async def wait_for(self, predicate: object, limit_s: float = 10.0) -> None:
+        """Wait until ``predicate()`` is true (re-checked at each change), or raise TimeoutError."""
+        assert callable(predicate)
+        async with asyncio.timeout(limit_s):
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+    # --- queries ----------------------------------------------------------------------------
+    async def query(self, lower_id: str, cmd_type: str = "Catalog", limit_s: float = 10.0) -> list[Manscdp]:
+        """Send a query and return every Response page (merged until SumNum for Catalog)."""
+        lower = self.lowers[lower_id]
+        sn = next(self._sn)
+        future: asyncio.Future[list[Manscdp]] = asyncio.get_running_loop().create_future()
+        self._waiters[(lower_id, cmd_type.lower(), sn)] = future
+        msg = SipMessage(method="MESSAGE", uri=f"sip:{lower_id}@{lower.peer.host}:{lower.peer.port}")
+        msg.add("From", f"<sip:{self.sip_id}@{self.domain}>;tag={new_tag()}")
+        msg.add("To", f"<sip:{lower_id}@{self.domain}>")
+        msg.add("Call-ID", new_call_id(self.endpoint.host))
+        msg.add("CSeq", f"{next(self._cseq)} MESSAGE")
+        msg.add("Content-Type", CONTENT_TYPE)
+        msg.body = build("Query", cmd_type, sn, lower_id)
+        try:
+            response = await self.endpoint.request(msg, lower.peer)
+            if response.status != 200:
+                raise RuntimeError(f"query answered {response.status}")
+            async with asyncio.timeout(limit_s):
+                return await future
+        finally:
+            self._waiters.pop((lower_id, cmd_type.lower(), sn), None)
+
+    async def subscribe(self, lower_id: str, event: str = "Catalog") -> int:
+        lower = self.lowers[lower_id]
+        sn = next(self._sn)
+        msg = SipMessage(method="SUBSCRIBE", uri=f"sip:{lower_id}@{lower.peer.host}:{lower.peer.port}")
+        msg.add("From", f"<sip:{self.sip_id}@{self.domain}>;tag={new_tag()}")
+        msg.add("To", f"<sip:{lower_id}@{self.domain}>")
+        msg.add("Call-ID", new_call_id(self.endpoint.host))
+        msg.add("CSeq", f"{next(self._cseq)} SUBSCRIBE")
+        msg.add("Event", f"{event};id={sn}")
+        msg.add("Expires", "3600")
+        msg.add("Contact", self.endpoint.contact(self.sip_id))
+        msg.add("Content-Type", CONTENT_TYPE)
+        msg.body = build("Query", event, sn, lower_id)
+        return (await self.endpoint.request(msg, lower.peer)).status
+
+    # --- incoming ---------------------------------------------------------------------------
+    def _on_request(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
+        if msg.method == "REGISTER":
+            return self._on_register(msg, peer)
+        if msg.method not in ("MESSAGE", "NOTIFY"):
+            return msg.response(501)
+        lower = self.lowers.get(msg.from_user)
+        if lower is None:
+            self.stats["refused.unregistered"] += 1
+            return msg.response(403)
+        try:
+            body = parse_body(msg.body)
+        except ManscdpError as exc:
+            self.stats[f"bad_body.{exc.reason}"] += 1
+            return msg.response(400)
+        cmd = body.cmd_type.lower()
+        if body.root == "notify" and cmd == "keepalive":
+            if not self.answer_keepalives:
+                self.stats["keepalives_ignored"] += 1
+                return None
+            lower.keepalives += 1
+        elif body.root == "notify" and cmd == "alarm":
+            lower.alarms.append(body)
+            self.stats["alarms"] += 1
+            self._background.spawn(self._ack_alarm(lower, body), "upper-alarm-ack")
+        elif body.root == "response":
+            self._on_response(lower, body)
+        elif msg.method == "NOTIFY" and body.cmd_type.lower() == "catalog":
+            self.catalog_notifies.append(body)
+        self._changed()
+        return msg.response(200)
+
+    def _on_register(self, msg: SipMessage, peer: Peer) -> SipMessage:
+        user = msg.from_user
+        auth = msg.get("Authorization")
+        if not auth:
+            reply = msg.response(401)
+            reply.add("WWW-Authenticate", self.digest.challenge())
+            self.stats["challenged"] += 1
+            return reply
+        reason = self.digest.check(auth, method="REGISTER", password=self.password, username=user)
+        if reason:
+            self.stats[f"refused.{reason}"] += 1
+            self._changed()
+            return msg.response(403)
+        expires = msg.expires if msg.expires is not None else 3600
+        granted = self.grant_expires if (self.grant_expires is not None and expires) else expires
+        reply = msg.response(200)
+        reply.add("Expires", str(granted))
+        if expires == 0:
+            self.lowers.pop(user, None)
+            self.stats["unregistered"] += 1
+        else:
+            lower = self.lowers.get(user) or Lower(user, peer, granted)
+            lower.peer, lower.expires = peer, granted
+            lower.registrations += 1
+            self.lowers[user] = lower
+            self.stats["registered"] += 1
+        self._changed()
+        return reply
+
+    def _on_response(self, lower: Lower, body: Manscdp) -> None:
+        key = (body.device_id, body.cmd_type.lower(), body.sn)
+        future = self._waiters.get(key) or self._waiters.get((lower.id, body.cmd_type.lower(), body.sn))
+        if future is None or future.done():
+            self.stats["stray_responses"] += 1
+            return
+        pages = self._catalogs.setdefault((lower.id, body.sn), [])
+        pages.append(body)
+        if body.cmd_type.lower() != "catalog":
+            future.set_result(pages)
+            return
+        got = sum(len(p.items) for p in pages)
+        if body.sum_num is not None and got >= body.sum_num:
+            future.set_result(pages)
+
+    async def _ack_alarm(self, lower: Lower, body: Manscdp) -> None:
+        msg = SipMessage(method="MESSAGE", uri=f"sip:{lower.id}@{lower.peer.host}:{lower.peer.port}")
+        msg.add("From", f"<sip:{self.sip_id}@{self.domain}>;tag={new_tag()}")
+        msg.add("To", f"<sip:{lower.id}@{self.domain}>")
+        msg.add("Call-ID", new_call_id(self.endpoint.host))
+        msg.add("CSeq", f"{next(self._cseq)} MESSAGE")
+        msg.add("Content-Type", CONTENT_TYPE)
+        msg.body = build("Response", "Alarm", body.sn, body.device_id, [("Result", "OK")])
+        try:
+            await self.endpoint.request(msg, lower.peer)
+        except TimeoutError:
+            self.stats["alarm_ack_timeouts"] += 1

@@ -1,0 +1,71 @@
+"""`sharpeye demo` as a user runs it: embedded Redis and broker, simulators; an intrusion shows up as an alarm and
+a case within 15 s; Ctrl-C stops the hub and every child process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests.helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")}
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sharpeye.cli", "demo", "--port", "0", "--data-dir", str(tmp_path / "data")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    password = base = None
+    lines: list[str] = []
+    try:
+        while time.monotonic() - started < 30 and not (password and base):
+            line = proc.stdout.readline()
+            lines.append(line)
+            if m := re.search(r"admin / (\S+)", line):
+                password = m.group(1)
+            if m := re.search(r"console: (http://[\d.]+:\d+)/", line):
+                base = m.group(1)
+        assert password and base, "".join(lines)
+
+        token = httpx.post(f"{base}/api/auth/token", data={"username": "admin", "password": password}).json()
+        assert token["must_change_password"] is True  # the generated password must be replaced first
+        auth = {"Authorization": f"Bearer {token['access_token']}"}
+        assert httpx.get(f"{base}/api/alarms", headers=auth).status_code == 403
+        change = {"current_password": password, "new_password": "a-new-Secret-42"}
+        assert httpx.post(f"{base}/api/auth/password", json=change, headers=auth).status_code == 204
+
+        def intrusion() -> dict[str, object] | None:
+            items = httpx.get(f"{base}/api/alarms", headers=auth).json()["items"]
+            return next((a for a in items if a["rule_id"] == "fence-intrusion"), None)
+
+        alarm = wait_for(intrusion, timeout=15 - (time.monotonic() - started) + 15, what="the demo intrusion")
+        cases = wait_for(lambda: httpx.get(f"{base}/api/cases", headers=auth).json()["items"], what="its case")
+        assert any(alarm["id"] in c["alarm_ids"] for c in cases)
+        assert time.monotonic() - started < 30
+        assert httpx.get(f"{base}/").status_code == 200
+
+        children = psutil.Process(proc.pid).children(recursive=True)
+        names = sorted(p.name() for p in children)
+        assert any("redis" in n for n in names) and any("mosquitto" in n or "amqtt" in n for n in names), names
+        assert len(children) >= 3, names  # redis, broker, simulators
+
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        proc.wait(30)
+        _gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, f"orphans left: {[p.pid for p in alive]}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

@@ -1,0 +1,84 @@
+"""GB/T 28181 through the whole hub: simulated devices register to the hub's platform, their alarms become
+alarms in the API, and the hub, registered upward as a lower platform, forwards them to the upper platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from config.loader import demo_path, load_text
+from ingest.registry import installed
+from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
+from sharpeye.keys import Keys
+from sharpeye.settings import Settings
+from simulators.gb28181.device import DeviceFleet, SimDevice, code
+from simulators.gb28181.upper import UpperPlatformSimulator
+from tests.helpers import wait_for
+
+PLATFORM_ID = "34020000002000000001"
+UPPER_ID = "34010000002000000001"
+DEVICES = [code("34020000", 132, n) for n in range(1, 21)]
+
+
+def site_yaml(upper_port: int) -> str:
+    data: dict[str, Any] = yaml.safe_load(demo_path().read_text(encoding="utf-8"))
+    data["gb28181"] = {
+        "sip_id": PLATFORM_ID, "port": 0, "sip_t1_s": 0.1,
+        "cascade": {"upper_id": UPPER_ID, "upper_host": "127.0.0.1", "upper_port": upper_port, "local_port": 0,
+                    "password": "upper-pw", "retry_s": 0.2, "keepalive_interval_s": 5},
+    }  # fmt: skip
+    data["devices"] += [
+        {"id": dev, "kind": "gb28181", "name": f"雪亮摄像机{i}", "grid": "hedong-g2", "password": f"pw-{i}",
+         "heartbeat_s": 2, "offline_after": 3}
+        for i, dev in enumerate(DEVICES)
+    ]  # fmt: skip
+    data["rules"].append(
+        {"id": "gb-video-alarm", "name": "视频报警", "match": {"kind": "gb28181.alarm"},
+         "condition": {"type": "state", "active": ["alarm"]}, "severity": "major", "category": "perimeter_intrusion",
+         "clear": {"mode": "quiet", "quiet_s": 300}}
+    )  # fmt: skip
+    return yaml.safe_dump(data, allow_unicode=True)
+
+
+def test_devices_register_alarm_and_the_alarm_goes_upward(
+    tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
+) -> None:
+    settings = Settings(data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
+                        admin_password="pw", redis_prefix=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
+    upper_port = free_port()
+    site = load_text(site_yaml(upper_port), installed())
+    with TestClient(create_app(settings, site)) as client:
+        token = client.post("/api/auth/token", data={"username": "admin", "password": "pw"}).json()["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        hub = client.app.state.hub  # type: ignore[attr-defined]
+        portal = client.portal
+        assert portal is not None
+        upper = UpperPlatformSimulator(UPPER_ID, "upper-pw", port=upper_port, t1=0.1)
+        portal.call(upper.start)
+        sims = [SimDevice(id=dev, password=f"pw-{i}", keepalive_s=1) for i, dev in enumerate(DEVICES)]
+        fleet = DeviceFleet(sims, platform_id=PLATFORM_ID, platform_port=hub.gb_platform_port, t1=0.1)
+        portal.call(fleet.start)
+        try:
+
+            def all_online() -> bool:
+                devices = client.get("/api/devices?kind=gb28181").json()
+                return len(devices) == 20 and all(d["state"] == "online" for d in devices)
+
+            wait_for(all_online, timeout=20, what="20 GB/T 28181 devices online")
+            portal.call(fleet.alarm, sims[3].id)
+
+            def gb_alarm() -> dict[str, Any] | None:
+                items = client.get("/api/alarms").json()["items"]
+                return next((a for a in items if a["rule_id"] == "gb-video-alarm"), None)
+
+            alarm = wait_for(gb_alarm, timeout=10, what="the device's alarm in the API")
+            assert alarm["device_id"] == DEVICES[3] and alarm["org_unit"] == "hedong-g2"
+            lower = wait_for(lambda: upper.lowers.get(PLATFORM_ID), timeout=10, what="hub registered upward")
+            wait_for(lambda: lower.alarms, timeout=10, what="the alarm forwarded to the upper platform")
+        finally:
+            portal.call(fleet.stop)
+            portal.call(upper.stop)
