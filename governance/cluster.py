@@ -91,14 +91,23 @@ def find_clusters(
     return out
 
 
-def _cell(point: GeoPoint, radius_m: float) -> tuple[int, int]:
+def _steps(cases: list[Case], radius_m: float) -> tuple[float, float]:
+    """Cell size in degrees, one for all cases: at least ``radius_m`` wide everywhere (the longitude step
+    is taken at the highest latitude present, where a degree is shortest), so that two cases within the
+    radius are always in the same or neighbouring cells."""
+    top = max((abs(c.location.lat) for c in cases if c.location is not None), default=0.0)
     lat_step = radius_m / 111_320.0
-    lon_step = radius_m / (111_320.0 * max(0.01, math.cos(math.radians(point.lat))))
-    return math.floor(point.lat / lat_step), math.floor(point.lon / lon_step)
+    lon_step = radius_m / (111_320.0 * max(0.01, math.cos(math.radians(min(top, 89.0)))))
+    return lat_step, lon_step
+
+
+def _cell(point: GeoPoint, steps: tuple[float, float]) -> tuple[int, int]:
+    return math.floor(point.lat / steps[0]), math.floor(point.lon / steps[1])
 
 
 def _cluster(category: str, cases: list[Case], radius_m: float, window: timedelta, min_size: int) -> list[CaseCluster]:
     cases.sort(key=lambda c: (c.created_at, c.id))
+    steps = _steps(cases, radius_m)
     sets = _Sets(len(cases))
     recent: deque[int] = deque()
     cells: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -109,9 +118,9 @@ def _cluster(category: str, cases: list[Case], radius_m: float, window: timedelt
             units[cases[old].org_unit].remove(old)
             loc = cases[old].location
             if loc is not None:
-                cells[_cell(loc, radius_m)].remove(old)
+                cells[_cell(loc, steps)].remove(old)
         if case.location is not None:
-            cy, cx = _cell(case.location, radius_m)
+            cy, cx = _cell(case.location, steps)
             for dy in (-1, 0, 1):
                 for dx in (-1, 0, 1):
                     for j in cells.get((cy + dy, cx + dx), ()):

@@ -6,7 +6,7 @@ import math
 from datetime import datetime, timedelta
 
 from casebook import cst
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from config.rule import Severity
@@ -111,7 +111,8 @@ def brute_force(cases: list[Case], radius_m: float, window: timedelta, min_size:
     return {frozenset(g) for g in groups.values() if len(g) >= min_size}
 
 
-@settings(max_examples=60, deadline=None)
+@example(raw=[("b", 0, (0, -40), "g1"), ("b", 0, (-234, 13), "g1")])  # two latitudes, one cell grid
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(
         st.tuples(
