@@ -161,3 +161,42 @@ def _cluster(category: str, cases: list[Case], radius_m: float, window: timedelt
             )
         )
     return clusters
+
+
+@dataclass(frozen=True, slots=True)
+class MergeCandidate:
+    """An open case that a new report probably repeats (并单 proposal), with how close it is."""
+
+    case_id: str
+    distance_m: float | None
+    gap: timedelta
+
+
+def merge_candidates(
+    report: Case,
+    cases: Iterable[Case],
+    *,
+    radius_m: float = 200.0,
+    window: timedelta = timedelta(hours=24),
+) -> list[MergeCandidate]:
+    """Cases a new report may duplicate: same category, not closed or cancelled or merged, reported within
+    ``window`` of it, within ``radius_m`` (or in the same org unit when either has no position). Nearest
+    first (by distance, then time). A proposal only: merging is the ``merge`` action, taken by a person."""
+    out: list[MergeCandidate] = []
+    for other in cases:
+        if other.id == report.id or other.category != report.category or other.stage.terminal:
+            continue
+        gap = abs(report.created_at - other.created_at)
+        if gap > window:
+            continue
+        if report.location is not None and other.location is not None:
+            dist: float | None = distance_m(report.location, other.location)
+            if dist is None or dist > radius_m:
+                continue
+        elif report.org_unit == other.org_unit:
+            dist = None
+        else:
+            continue
+        out.append(MergeCandidate(other.id, dist, gap))
+    out.sort(key=lambda m: (m.distance_m if m.distance_m is not None else radius_m, m.gap, m.case_id))
+    return out

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from config.rule import Severity
 from governance.case import Case, GeoPoint, Source, Stage
-from governance.cluster import distance_m, find_clusters
+from governance.cluster import distance_m, find_clusters, merge_candidates
 
 MARKET = GeoPoint(lat=30.2741, lon=120.1551)
 
@@ -132,3 +132,22 @@ def test_agrees_with_brute_force(raw: list[tuple[str, int, tuple[int, int] | Non
     ]
     found = {frozenset(c.members) for c in find_clusters(cases, radius_m=300, window=timedelta(days=3), min_size=2)}
     assert found == brute_force(cases, 300, timedelta(days=3), 2)
+
+
+def test_merge_candidates_for_a_new_report() -> None:
+    t0 = cst(2026, 3, 2, 9)
+    new = case(100, "city_appearance", t0 + timedelta(hours=3), near(MARKET, 30, 0), stage=Stage.reported)
+    others = [
+        case(1, "city_appearance", t0, near(MARKET, 150, 0), stage=Stage.handling),  # 120 m, 3 h
+        case(2, "city_appearance", t0 + timedelta(hours=2), MARKET, stage=Stage.dispatched),  # 30 m, 1 h
+        case(3, "city_appearance", t0, near(MARKET, 600, 0), stage=Stage.handling),  # too far
+        case(4, "city_appearance", t0 - timedelta(days=3), MARKET, stage=Stage.handling),  # too long ago
+        case(5, "city_appearance", t0, MARKET, stage=Stage.closed),  # closed: nothing to merge into
+        case(6, "dispute", t0, MARKET, stage=Stage.handling),  # another category
+        case(7, "city_appearance", t0, None, stage=Stage.accepted),  # no position, same grid
+        case(8, "city_appearance", t0, None, grid="shanxia-g1", stage=Stage.accepted),  # no position, elsewhere
+    ]
+    found = merge_candidates(new, others, radius_m=200, window=timedelta(hours=24))
+    assert [m.case_id for m in found] == ["C002", "C001", "C007"]
+    assert found[0].distance_m is not None and abs(found[0].distance_m - 30) < 1
+    assert found[0].gap == timedelta(hours=1) and found[2].distance_m is None
