@@ -283,6 +283,9 @@ class CaseService:
         case = steps[-1].case
         async with self.db.sessions() as session:
             session.add(new_row(case))
+            # The alarm links make alarm intake idempotent: a second case for the same alarm fails to
+            # commit (IntegrityError, the caller's cue that the alarm already has its case).
+            session.add_all(CaseAlarmRow(alarm_id=a, case_id=case_id) for a in alarm_ids)
             for s in steps:
                 self.add_event(session, case_id, s.event)
                 self.enqueue(session, self.keys.case_events, _event_payload(s.event), now)

@@ -4,13 +4,14 @@ history, outbox-fed department queues, supervision plans, concurrent actions."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from casebook import OPERATOR, SUPERVISOR, cst, handler
+from sqlalchemy.exc import IntegrityError
 
 from config.loader import demo_path, load_file
 from config.rule import Severity
@@ -243,3 +244,17 @@ async def test_report_accept_and_dispatch_in_one_transaction(
             title="x", category="dispute", severity=Severity.minor, source=Source.resident, org_unit="hedong-g1",
             actor=OPERATOR, dispatch=True,
         )  # fmt: skip
+
+
+async def test_one_case_per_alarm(service: CaseService) -> None:
+    def from_alarm() -> Awaitable[object]:
+        return service.report(
+            title="围栏入侵", category="perimeter_intrusion", severity=Severity.major, source=Source.alarm,
+            org_unit="hedong-g1", actor=Actor("system:intake", Role.integrator), accept_by=OPERATOR,
+            dispatch=True, alarm_ids=["alarm-42"],
+        )  # fmt: skip
+
+    first = await from_alarm()
+    assert await service.case_for_alarm("alarm-42") == first.id  # type: ignore[attr-defined]
+    with pytest.raises(IntegrityError):
+        await from_alarm()
