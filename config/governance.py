@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from config.base import Identifier, StrictModel
 from config.org import Level
@@ -46,6 +46,29 @@ class SlaRule(StrictModel):
     )
 
 
+class EscalationStep(StrictModel):
+    """One supervision (督办) step, fired once per case when its time comes.
+
+    The step fires when the case has used ``share`` of its limit plus ``after_hours`` more, both counted
+    on the case's own clock (working time for working-hour and working-day limits).
+    """
+
+    id: Identifier = Field(description="Stable step id, recorded with every firing.")
+    share: float = Field(ge=0, le=10, description="Share of the limit used, e.g. 0.8; 1.0 = at the deadline.")
+    after_hours: float = Field(default=0, ge=0, description="Further time after that share, in (working) hours.")
+    notify: Literal["handler", "centre", "level_above"] = Field(
+        description="Who is told: the handling department, the centre's operators, or the level above."
+    )
+
+
+def _default_escalation() -> list[EscalationStep]:
+    return [
+        EscalationStep(id="remind-handler", share=0.8, notify="handler"),
+        EscalationStep(id="remind-centre", share=1.0, notify="centre"),
+        EscalationStep(id="escalate", share=1.0, after_hours=4, notify="level_above"),
+    ]
+
+
 class Governance(StrictModel):
     """Intake, dispatch and time limits."""
 
@@ -55,3 +78,17 @@ class Governance(StrictModel):
     working_hours: tuple[int, int] = Field(
         default=(9, 17), description="Working day as (start hour, end hour), local time."
     )
+    escalation: list[EscalationStep] = Field(
+        default_factory=_default_escalation,
+        description="Supervision steps (督办), in firing order: remind the handler, the centre, then escalate.",
+    )
+
+    @field_validator("escalation")
+    @classmethod
+    def _unique_steps(cls, steps: list[EscalationStep]) -> list[EscalationStep]:
+        seen: set[str] = set()
+        for step in steps:
+            if step.id in seen:
+                raise ValueError(f"escalation step id {step.id!r} is used twice")
+            seen.add(step.id)
+        return steps

@@ -22,6 +22,17 @@ class Stage(StrEnum):
     closed = "closed"  # 结案
     cancelled = "cancelled"  # 注销
     parked = "parked"  # 挂账
+    merged = "merged"  # 并单: folded into another case
+
+    @property
+    def terminal(self) -> bool:
+        """No action leaves this stage (parked cases may still be reopened)."""
+        return self in _TERMINAL
+
+    @property
+    def open(self) -> bool:
+        """Dispatched and not yet closed: the SLA clock runs (or is paused) and the light means something."""
+        return self in _CLOCKED
 
     @property
     def label_zh(self) -> str:
@@ -38,7 +49,10 @@ _ZH = {
     Stage.closed: "结案",
     Stage.cancelled: "注销",
     Stage.parked: "挂账",
+    Stage.merged: "并单",
 }
+_TERMINAL = frozenset({Stage.closed, Stage.cancelled, Stage.merged})
+_CLOCKED = frozenset({Stage.dispatched, Stage.handling, Stage.feedback, Stage.verifying})
 
 
 class Light(StrEnum):
@@ -52,6 +66,40 @@ class Source(StrEnum):
     grid_worker = "grid_worker"
     resident = "resident"
     hotline = "hotline"
+
+
+class ClockUnit(StrEnum):
+    """How a time limit is counted (see config.governance.SlaRule.unit)."""
+
+    working_hours = "working_hours"
+    working_days = "working_days"
+    hours = "hours"
+
+
+class SlaState(BaseModel):
+    """The SLA clock of a dispatched case, frozen at dispatch from the category's rule.
+
+    Times are measured in the unit's own measure: working seconds on the working calendar for
+    ``working_hours``/``working_days``, plain seconds for ``hours``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    unit: ClockUnit = Field(description="Measure of the limit.")
+    limit_s: float = Field(ge=0, description="Limit including approved extensions, in measured seconds.")
+    yellow_share: float = Field(description="Share of the limit after which the light is yellow.")
+    paused_s: float = Field(default=0, ge=0, description="Measured seconds spent paused (extension pending).")
+    paused_at: datetime | None = Field(default=None, description="Start of the current pause, if paused.")
+    requested_s: float = Field(default=0, ge=0, description="Extension asked for by the pending request.")
+
+
+class GeoPoint(BaseModel):
+    """WGS-84 position of the matter, when the source knows it (patrol terminal, device placement)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lat: float = Field(ge=-90, le=90, description="Latitude, degrees.")
+    lon: float = Field(ge=-180, le=180, description="Longitude, degrees.")
 
 
 class Case(BaseModel):
@@ -76,6 +124,19 @@ class Case(BaseModel):
     light: Light | None = None
     alarm_ids: list[str] = Field(default_factory=list, description="Alarms behind this case.")
     description: str = ""
+    location: GeoPoint | None = Field(default=None, description="Where the matter is, if known.")
+    accepted_at: datetime | None = Field(default=None, description="立案 time.")
+    handled_at: datetime | None = Field(
+        default=None, description="When the department last reported its result (反馈); cleared on rework."
+    )
+    sla: SlaState | None = Field(default=None, description="SLA clock; set at dispatch.")
+    extension_pending: bool = Field(default=False, description="An extension request awaits approval.")
+    returns: int = Field(default=0, ge=0, description="Times returned by a department (回退).")
+    extensions: int = Field(default=0, ge=0, description="Approved extensions (延期).")
+    reworks: int = Field(default=0, ge=0, description="Failed checks sent back (返工).")
+    reassignments: int = Field(default=0, ge=0, description="Times dispatched again to another department (改派).")
+    merged_into: str | None = Field(default=None, description="Case this one was merged into (并单).")
+    claimed_by: str | None = Field(default=None, description="Handler who claimed it (签收).")
 
 
 class CaseEvent(BaseModel):
@@ -89,3 +150,6 @@ class CaseEvent(BaseModel):
     from_stage: Stage | None
     to_stage: Stage
     note: str = ""
+    case_id: str = Field(default="", description="The case this event belongs to.")
+    role: str = Field(default="", description="Role the actor acted in.")
+    data: dict[str, str] = Field(default_factory=dict, description="Details: department, reason, override, ...")

@@ -1,17 +1,35 @@
-"""Case operations on the durable record: create, read, list, with history and outbox in one transaction."""
+"""Case operations on the durable record: create, read, list, and every action of the flow, each with its
+history entry and outbox rows in one transaction.
+
+An action reads the case, applies ``governance.flow.Flow`` (pure), and writes the new state only if
+the row has not changed since it was read (compare-and-set on ``updated_at`` and ``stage``), so two
+operators acting at once never both win. Fields of ``Case`` that have no column of their own (SLA
+clock, counters, 立案 time, ...) live in the row's ``extra`` JSON. After the commit the supervision
+plan is brought up to date; ``resync_supervision`` rebuilds every plan from the record (run at start,
+it closes the window of a crash between the commit and the plan).
+"""
 
 from __future__ import annotations
 
+import builtins
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.rule import Severity
 from config.site import SiteConfig
-from governance.case import Case, CaseEvent, Source, Stage
+from governance.case import Case, CaseEvent, GeoPoint, Source, Stage
+from governance.dispatch import Dispatcher
+from governance.escalation import Firing, Supervision
+from governance.flow import Action, Actor, Args, Flow, TransitionError, new_case
+from governance.indicator import GroupBy, IndicatorRow, Period, compute
+from governance.sla import SlaPolicy
 from governance.store import CaseAlarmRow, CaseEventRow, CaseRow, Database, OutboxRow
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
@@ -27,8 +45,36 @@ class CaseFilter:
     offset: int = 0
 
 
+log = logging.getLogger(__name__)
+
+# Case fields kept in the row's ``extra`` JSON (no column of their own).
+_EXTRA = (
+    "accepted_at",
+    "handled_at",
+    "sla",
+    "light",
+    "extension_pending",
+    "returns",
+    "extensions",
+    "reworks",
+    "reassignments",
+    "merged_into",
+    "claimed_by",
+    "location",
+)
+
+
+class CaseNotFound(LookupError):
+    pass
+
+
+class CaseConflict(RuntimeError):
+    """The case changed between reading and writing (someone else acted first): read it again."""
+
+
 def to_case(row: CaseRow) -> Case:
-    return Case(
+    extra = {k: v for k, v in (row.extra or {}).items() if k in _EXTRA}
+    base = Case(
         id=row.id,
         title=row.title,
         category=row.category,
@@ -46,15 +92,73 @@ def to_case(row: CaseRow) -> Case:
         alarm_ids=list(row.alarm_ids or []),
         description=row.description,
     )
+    if not extra:
+        return base
+    return Case.model_validate({**base.model_dump(), **extra})
+
+
+def write_row(row: CaseRow, case: Case) -> None:
+    """Copy a case onto its row (columns and ``extra``)."""
+    row.stage = case.stage.value
+    row.department = case.department
+    row.level = case.level
+    row.updated_at = case.updated_at
+    row.dispatched_at = case.dispatched_at
+    row.due_at = case.due_at
+    row.closed_at = case.closed_at
+    row.extra = extra_of(case)
+
+
+def extra_of(case: Case) -> dict[str, Any]:
+    return case.model_dump(mode="json", include=set(_EXTRA))
+
+
+def new_row(case: Case) -> CaseRow:
+    row = CaseRow(
+        id=case.id,
+        title=case.title,
+        category=case.category,
+        severity=str(case.severity),
+        source=case.source.value,
+        org_unit=case.org_unit,
+        created_at=case.created_at,
+        description=case.description,
+        alarm_ids=list(case.alarm_ids),
+    )
+    write_row(row, case)
+    return row
+
+
+def event_note(event: CaseEvent) -> str:
+    """The history line: the reason, then the details (department, override and who, due time)."""
+    details = ", ".join(f"{k}={v}" for k, v in event.data.items() if k != "reason")
+    if details:
+        return f"{event.note} [{details}]" if event.note else f"[{details}]"
+    return event.note
 
 
 class CaseService:
-    def __init__(self, site: SiteConfig, db: Database, redis: aioredis.Redis, keys: Keys, clock: Clock) -> None:
+    def __init__(
+        self,
+        site: SiteConfig,
+        db: Database,
+        redis: aioredis.Redis,
+        keys: Keys,
+        clock: Clock,
+        *,
+        flow: Flow | None = None,
+        dispatcher: Dispatcher | None = None,
+        supervision: Supervision | None = None,
+    ) -> None:
         self.site = site
         self.db = db
         self.redis = redis
         self.keys = keys
         self.clock = clock
+        sla = SlaPolicy.from_config(site.governance, site.site.timezone)
+        self.flow = flow or Flow(sla)
+        self.dispatcher = dispatcher or Dispatcher(site.org, site.departments, site.governance.dispatch)
+        self.supervision = supervision or Supervision(redis, keys, self.flow.sla, site.governance.escalation)
 
     async def next_number(self, now: datetime) -> str:
         day = now.strftime("%Y%m%d")
@@ -71,7 +175,7 @@ class CaseService:
                 actor=event.actor,
                 from_stage=event.from_stage.value if event.from_stage else None,
                 to_stage=event.to_stage.value,
-                note=event.note,
+                note=event_note(event),
             )
         )
 
@@ -86,7 +190,7 @@ class CaseService:
     async def get(self, case_id: str) -> Case | None:
         async with self.db.sessions() as session:
             row = await session.get(CaseRow, case_id)
-            return to_case(row) if row else None
+            return self.lit(to_case(row)) if row else None
 
     async def history(self, case_id: str) -> list[CaseEvent]:
         async with self.db.sessions() as session:
@@ -120,7 +224,7 @@ class CaseService:
             rows = await session.scalars(
                 query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(flt.limit).offset(flt.offset)
             )
-            return [to_case(r) for r in rows], int(total)
+            return [self.lit(to_case(r)) for r in rows], int(total)
 
     async def count_open(self) -> dict[str, int]:
         async with self.db.sessions() as session:
@@ -130,3 +234,305 @@ class CaseService:
                 .group_by(CaseRow.stage)
             )
             return {stage: int(n) for stage, n in rows.all()}
+
+    # --- the flow ----------------------------------------------------------------------------------------
+    async def report(
+        self,
+        *,
+        title: str,
+        category: str,
+        severity: Severity,
+        source: Source,
+        org_unit: str,
+        actor: Actor,
+        description: str = "",
+        location: GeoPoint | None = None,
+        alarm_ids: Sequence[str] = (),
+        accept_by: Actor | None = None,
+        dispatch: bool = False,
+    ) -> Case:
+        """A new case (上报) with its first history entry. With ``accept_by`` it is also accepted (立案) by
+        that actor, and with ``dispatch`` dispatched by the dispatch table: all in one transaction (the
+        path for alarm intake and hotline imports)."""
+        now = self.clock.now()
+        if org_unit not in self.dispatcher.units:
+            raise TransitionError("report", f"no org unit {org_unit!r}")
+        case_id = await self.next_number(now)
+        step = new_case(
+            case_id=case_id,
+            title=title,
+            category=category,
+            severity=severity,
+            source=source,
+            org_unit=org_unit,
+            actor=actor,
+            now=now,
+            description=description,
+            location=location,
+            alarm_ids=list(alarm_ids),
+        )
+        steps = [step]
+        if accept_by is not None:
+            steps.append(self.flow.apply(steps[-1].case, Action.accept, accept_by, now))
+            if dispatch:
+                case = steps[-1].case
+                choice = self.dispatcher.choose(case.category, case.org_unit, case.severity)
+                steps.append(self.flow.apply(case, Action.dispatch, accept_by, now, Args(assignment=choice)))
+        elif dispatch:
+            raise TransitionError(Action.dispatch, "a case must be accepted (accept_by) before it is dispatched")
+        case = steps[-1].case
+        async with self.db.sessions() as session:
+            session.add(new_row(case))
+            # The alarm links make alarm intake idempotent: a second case for the same alarm fails to
+            # commit (IntegrityError, the caller's cue that the alarm already has its case).
+            session.add_all(CaseAlarmRow(alarm_id=a, case_id=case_id) for a in alarm_ids)
+            for s in steps:
+                self.add_event(session, case_id, s.event)
+                self.enqueue(session, self.keys.case_events, _event_payload(s.event), now)
+            if case.stage is Stage.dispatched and case.department:
+                self.enqueue(
+                    session,
+                    self.keys.case_queue(case.department),
+                    {"case_id": case_id, "department": case.department},
+                    now,
+                )
+            await session.commit()
+        if case.stage.open:
+            await self.supervise(case)
+        return case
+
+    async def act(self, case_id: str, action: Action | str, actor: Actor, args: Args | None = None) -> Case:
+        """Apply one action of the flow; raises TransitionError (refused, with the reason), CaseNotFound or
+        CaseConflict (someone changed the case meanwhile)."""
+        now = self.clock.now()
+        async with self.db.sessions() as session:
+            row = await session.get(CaseRow, case_id)
+            if row is None:
+                raise CaseNotFound(case_id)
+            case = to_case(row)
+            step = self.flow.apply(case, action, actor, now, args)
+            new = step.case
+            values = {
+                "stage": new.stage.value,
+                "department": new.department,
+                "level": new.level,
+                "updated_at": new.updated_at,
+                "dispatched_at": new.dispatched_at,
+                "due_at": new.due_at,
+                "closed_at": new.closed_at,
+                "extra": extra_of(new),
+            }
+            result = await session.execute(
+                update(CaseRow)
+                .where(CaseRow.id == case_id, CaseRow.updated_at == case.updated_at, CaseRow.stage == case.stage.value)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(result, "rowcount", 1) != 1:
+                await session.rollback()
+                raise CaseConflict(f"case {case_id} changed while {action} was applied; read it again")
+            self.add_event(session, case_id, step.event)
+            self.enqueue(session, self.keys.case_events, _event_payload(step.event), now)
+            if step.event.action in (Action.dispatch, Action.reassign) and new.department:
+                self.enqueue(
+                    session,
+                    self.keys.case_queue(new.department),
+                    {"case_id": case_id, "department": new.department},
+                    now,
+                )
+            await session.commit()
+        await self.supervise(new)
+        return new
+
+    async def supervise(self, case: Case) -> None:
+        """Bring the case's supervision plan in line with its state."""
+        if not case.stage.open:
+            await self.supervision.finish(case.id)
+        elif case.extension_pending:
+            await self.supervision.pause(case.id)
+        else:
+            await self.supervision.schedule(case, self._level_above(case))
+
+    def _level_above(self, case: Case) -> str | None:
+        dept = self.dispatcher.departments.get(case.department or "")
+        if dept is None:
+            return None
+        above = self.dispatcher.level_above(dept.unit)
+        return above.id if above is not None else None
+
+    async def resync_supervision(self, batch: int = 1000) -> int:
+        """Re-plan every open case from the durable record (idempotent); returns how many were planned."""
+        open_stages = [s.value for s in Stage if s.open]
+        count = 0
+        last = ""
+        while True:
+            async with self.db.sessions() as session:
+                rows = (
+                    await session.scalars(
+                        select(CaseRow)
+                        .where(CaseRow.stage.in_(open_stages), CaseRow.id > last)
+                        .order_by(CaseRow.id)
+                        .limit(batch)
+                    )
+                ).all()
+            if not rows:
+                return count
+            for row in rows:
+                await self.supervise(to_case(row))
+                count += 1
+            last = rows[-1].id
+
+    def lit(self, case: Case) -> Case:
+        """The case with its light as of now (the stored light is the one at its last change)."""
+        if case.sla is None or case.dispatched_at is None or not case.stage.open:
+            return case
+        light = self.flow.sla.light(case, self.clock.now())
+        return case if light == case.light else case.model_copy(update={"light": light})
+
+    async def record_firing(self, firing: Firing) -> bool:
+        """Write a fired supervision step (督办) into the case's history, once: a redelivered firing (same
+        idempotency key) is recognised and skipped. Returns whether a history entry was written."""
+        marker = f"#{firing.idempotency_key}"
+        async with self.db.sessions() as session:
+            row = await session.get(CaseRow, firing.case_id)
+            if row is None:
+                return False
+            seen = await session.scalar(
+                select(func.count())
+                .select_from(CaseEventRow)
+                .where(CaseEventRow.case_id == firing.case_id, CaseEventRow.note.endswith(marker))
+            )
+            if seen:
+                return False
+            stage = Stage(row.stage)
+            labels = {"handler": "提醒承办部门", "centre": "提醒中心", "level_above": "上报上级"}
+            session.add(
+                CaseEventRow(
+                    case_id=firing.case_id,
+                    at=datetime.fromtimestamp(firing.at, UTC),
+                    action="supervise",
+                    actor="system:sla",
+                    from_stage=stage.value,
+                    to_stage=stage.value,
+                    note=f"督办 {firing.step}: {labels.get(firing.notify, firing.notify)} {firing.target} {marker}",
+                )
+            )
+            await session.commit()
+            return True
+
+    # --- indicators ------------------------------------------------------------------------------------
+    async def records(
+        self, created_from: datetime | None = None, created_to: datetime | None = None, batch: int = 5000
+    ) -> builtins.list[Case]:
+        """Case records for indicators, read in keyset pages (by id) so memory per page stays bounded."""
+        out: builtins.list[Case] = []
+        last = ""
+        while True:
+            query = select(CaseRow).where(CaseRow.id > last)
+            if created_from is not None:
+                query = query.where(CaseRow.created_at >= created_from)
+            if created_to is not None:
+                query = query.where(CaseRow.created_at < created_to)
+            async with self.db.sessions() as session:
+                rows = (await session.scalars(query.order_by(CaseRow.id).limit(batch))).all()
+            if not rows:
+                return out
+            out.extend(to_case(r) for r in rows)
+            last = rows[-1].id
+
+    async def stats(
+        self,
+        as_of: datetime,
+        *,
+        by: Sequence[GroupBy] = (),
+        period: Period = Period.month,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        lookback: timedelta = timedelta(days=90),
+    ) -> builtins.list[IndicatorRow]:
+        """Indicators of cases accepted (立案) in [start, end), by ``governance.indicator`` definitions.
+
+        Reads cases created from ``start - lookback`` (a case is reported before it is accepted)."""
+        rows = await self.records(start - lookback if start is not None else None, end)
+        return compute(
+            rows,
+            as_of,
+            by=by,
+            period=period,
+            timezone=self.site.site.timezone,
+            start=start,
+            end=end,
+            sla=self.flow.sla,
+        )
+
+    # One method per action, for the API and the console.
+    async def accept(self, case_id: str, actor: Actor) -> Case:
+        return await self.act(case_id, Action.accept, actor)
+
+    async def cancel(self, case_id: str, actor: Actor, reason: str) -> Case:
+        return await self.act(case_id, Action.cancel, actor, Args(reason=reason))
+
+    async def merge(self, case_id: str, actor: Actor, into: str, reason: str = "") -> Case:
+        target = await self.get(into)
+        if target is None:
+            raise TransitionError(Action.merge, f"no case {into!r} to merge into")
+        if target.stage.terminal:
+            raise TransitionError(Action.merge, f"case {into} is {target.stage}: merge into an open case")
+        return await self.act(case_id, Action.merge, actor, Args(target=into, reason=reason))
+
+    async def dispatch(self, case_id: str, actor: Actor, *, department: str | None = None, reason: str = "") -> Case:
+        """派遣 by the dispatch table, or to ``department`` as an audited override (needs a reason). A case
+        that was returned (回退) is reassigned (改派)."""
+        case = await self.get(case_id)
+        if case is None:
+            raise CaseNotFound(case_id)
+        if department is None:
+            assignment = self.dispatcher.choose(case.category, case.org_unit, case.severity)
+        else:
+            assignment = self.dispatcher.override(case.category, case.org_unit, department, actor, reason)
+        action = Action.reassign if case.returns or case.stage is not Stage.accepted else Action.dispatch
+        return await self.act(case_id, action, actor, Args(assignment=assignment, reason=reason))
+
+    async def claim(self, case_id: str, actor: Actor) -> Case:
+        return await self.act(case_id, Action.claim, actor)
+
+    async def return_case(self, case_id: str, actor: Actor, reason: str) -> Case:
+        return await self.act(case_id, Action.return_, actor, Args(reason=reason))
+
+    async def request_extension(self, case_id: str, actor: Actor, extra_s: float, reason: str) -> Case:
+        return await self.act(case_id, Action.request_extension, actor, Args(reason=reason, extra_s=extra_s))
+
+    async def approve_extension(self, case_id: str, actor: Actor, extra_s: float | None = None) -> Case:
+        return await self.act(case_id, Action.approve_extension, actor, Args(extra_s=extra_s))
+
+    async def reject_extension(self, case_id: str, actor: Actor, reason: str) -> Case:
+        return await self.act(case_id, Action.reject_extension, actor, Args(reason=reason))
+
+    async def feedback(self, case_id: str, actor: Actor, result: str) -> Case:
+        return await self.act(case_id, Action.feedback, actor, Args(reason=result))
+
+    async def verify(self, case_id: str, actor: Actor) -> Case:
+        return await self.act(case_id, Action.verify, actor)
+
+    async def pass_check(self, case_id: str, actor: Actor, note: str = "") -> Case:
+        return await self.act(case_id, Action.pass_check, actor, Args(reason=note))
+
+    async def fail_check(self, case_id: str, actor: Actor, reason: str) -> Case:
+        return await self.act(case_id, Action.fail_check, actor, Args(reason=reason))
+
+    async def park(self, case_id: str, actor: Actor, reason: str) -> Case:
+        return await self.act(case_id, Action.park, actor, Args(reason=reason))
+
+    async def reopen(self, case_id: str, actor: Actor, reason: str) -> Case:
+        return await self.act(case_id, Action.reopen, actor, Args(reason=reason))
+
+
+def _event_payload(event: CaseEvent) -> dict[str, str]:
+    return {
+        "case_id": event.case_id,
+        "action": event.action,
+        "actor": event.actor,
+        "from": event.from_stage.value if event.from_stage else "",
+        "to": event.to_stage.value,
+        "at": event.at.isoformat(),
+    }
