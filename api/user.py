@@ -24,6 +24,7 @@ class User(BaseModel):
     username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     role: Role
     org_unit: str | None = Field(default=None, description="Scope: this unit and everything below (None: all).")
+    department: str | None = Field(default=None, description="A department handler's department.")
     password_hash: str
     disabled: bool = False
     must_change_password: bool = False
@@ -35,6 +36,7 @@ class Principal(BaseModel):
     username: str
     role: Role
     org_unit: str | None = None
+    department: str | None = None
     must_change_password: bool = False
 
     @property
@@ -83,12 +85,19 @@ class UserStore:
         return sorted((User.model_validate_json(v) for v in raw.values()), key=lambda u: u.username)
 
     async def add(
-        self, username: str, password: str, role: Role, org_unit: str | None = None, must_change_password: bool = False
+        self,
+        username: str,
+        password: str,
+        role: Role,
+        org_unit: str | None = None,
+        must_change_password: bool = False,
+        department: str | None = None,
     ) -> User:
         user = User(
             username=username,
             role=role,
             org_unit=org_unit,
+            department=department,
             password_hash=_hasher.hash(password),
             must_change_password=must_change_password,
         )
@@ -170,7 +179,9 @@ class UserStore:
 
     async def issue_token(self, user: User) -> str:
         token = secrets.token_urlsafe(32)
-        principal = Principal(username=user.username, role=user.role, org_unit=user.org_unit)
+        principal = Principal(
+            username=user.username, role=user.role, org_unit=user.org_unit, department=user.department
+        )
         await self.redis.set(self.keys.token(self._digest(token)), principal.model_dump_json(), ex=self.token_ttl_s)
         return token
 

@@ -246,7 +246,7 @@ def _clock_id(case: Case) -> str:
     return case.dispatched_at.isoformat() if case.dispatched_at is not None else ""
 
 
-Deliver = Callable[[Firing], Awaitable[None]]
+Deliver = Callable[[Firing], Awaitable[object]]
 
 
 class Notifier:

@@ -19,10 +19,11 @@ from alarms.alarm import Alarm
 from alarms.notification import consume, ensure_group
 from alarms.store import AlarmStore
 from config.governance import IntakeRule
-from config.org import Level
 from config.rule import Severity
 from config.site import SiteConfig
-from governance.case import CaseEvent, Source, Stage
+from governance.case import Case, CaseEvent, Source, Stage
+from governance.dispatch import DispatchError
+from governance.flow import Actor, Role
 from governance.queue import CaseQueue
 from governance.service import CaseService
 from governance.store import CaseAlarmRow, CaseIncidentRow, CaseRow
@@ -32,6 +33,7 @@ from sharpeye.keys import Keys
 log = logging.getLogger(__name__)
 
 GROUP = "governance"
+SYSTEM = Actor("system:intake", Role.operator)
 
 
 def intake_rule(site: SiteConfig, alarm: Alarm) -> IntakeRule | None:
@@ -46,25 +48,6 @@ def wants_case(site: SiteConfig, alarm: Alarm) -> bool:
     if rule is None:
         return False
     return rule.open_case and Severity(alarm.severity).rank >= rule.min_severity.rank
-
-
-def choose_department(site: SiteConfig, org_unit: str, category: str) -> tuple[str | None, str | None]:
-    """The department of the lowest unit, from the case's place upward, that handles the category.
-
-    Placeholder for the dispatch table of the governance issue (governance/dispatch.py replaces it)."""
-    parents: dict[str, str] = {}
-    levels: dict[str, Level] = {}
-    for unit, parent in site.org.walk():
-        levels[unit.id] = unit.level
-        if parent is not None:
-            parents[unit.id] = parent.id
-    unit_id: str | None = org_unit
-    while unit_id is not None:
-        for dept in site.departments:
-            if dept.unit == unit_id and category in dept.categories:
-                return dept.id, levels[unit_id].value
-        unit_id = parents.get(unit_id)
-    return None, None
 
 
 class AlarmIntake:
@@ -158,52 +141,33 @@ class AlarmIntake:
             return case.id
 
     async def open_case(self, alarm: Alarm, now: datetime, incident: str | None = None) -> str | None:
-        case_id = await self.cases.next_number(now)
-        department, level = choose_department(self.site, alarm.org_unit, alarm.category)
-        actor = "system:intake"
-        stage = Stage.dispatched if department else Stage.accepted
-        async with self.cases.db.sessions() as session:
-            session.add(
-                CaseRow(
-                    id=case_id,
-                    title=f"{alarm.title}：{alarm.place}",
-                    category=alarm.category,
-                    severity=str(alarm.severity),
-                    source=Source.alarm.value,
-                    stage=stage.value,
-                    org_unit=alarm.org_unit,
-                    department=department,
-                    level=level,
-                    created_at=now,
-                    updated_at=now,
-                    dispatched_at=now if department else None,
-                    alarm_ids=[alarm.id],
-                    description=f"{alarm.title} @ {alarm.place}",
-                )
+        """Report, accept and dispatch (by the dispatch table) in one transaction; a case that no department
+        can take stays accepted for a person to dispatch."""
+
+        async def report(dispatch: bool) -> Case:
+            return await self.cases.report(
+                title=f"{alarm.title}：{alarm.place}",
+                category=alarm.category,
+                severity=Severity(alarm.severity),
+                source=Source.alarm,
+                org_unit=alarm.org_unit,
+                actor=SYSTEM,
+                description=f"{alarm.title} @ {alarm.place} (alarm {alarm.id})",
+                alarm_ids=[alarm.id],
+                accept_by=SYSTEM,
+                dispatch=dispatch,
+                incident_id=incident,
             )
-            session.add(CaseAlarmRow(alarm_id=alarm.id, case_id=case_id))
-            if incident:
-                session.add(CaseIncidentRow(incident_id=incident, case_id=case_id))
-            steps = [(None, Stage.reported, "reported"), (Stage.reported, Stage.accepted, "accepted")]
-            if department:
-                steps.append((Stage.accepted, Stage.dispatched, "dispatched"))
-            for from_stage, to_stage, action in steps:
-                note = f"alarm {alarm.id}" if action == "reported" else (department or "")
-                CaseService.add_event(
-                    session,
-                    case_id,
-                    CaseEvent(at=now, action=action, actor=actor, from_stage=from_stage, to_stage=to_stage, note=note),
-                )
-            if department:
-                CaseService.enqueue(
-                    session, self.keys.case_queue(department), {"case_id": case_id, "department": department}, now
-                )
+
+        try:
             try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                log.info("alarm %s already has a case", alarm.id)
-                return None
+                case = await report(dispatch=True)
+            except DispatchError as exc:
+                log.warning("alarm %s: %s; the case waits for a person to dispatch it", alarm.id, exc)
+                case = await report(dispatch=False)
+        except IntegrityError:
+            log.info("alarm %s already has a case", alarm.id)
+            return None
         self.created += 1
-        log.info("case %s opened for alarm %s (%s)", case_id, alarm.id, department or "no department")
-        return case_id
+        log.info("case %s opened for alarm %s (%s)", case.id, alarm.id, case.department or "not dispatched")
+        return case.id

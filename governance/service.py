@@ -30,7 +30,7 @@ from governance.escalation import Firing, Supervision
 from governance.flow import Action, Actor, Args, Flow, TransitionError, new_case
 from governance.indicator import GroupBy, IndicatorRow, Period, compute
 from governance.sla import SlaPolicy
-from governance.store import CaseAlarmRow, CaseEventRow, CaseRow, Database, OutboxRow
+from governance.store import CaseAlarmRow, CaseEventRow, CaseIncidentRow, CaseRow, Database, OutboxRow
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
 
@@ -250,6 +250,7 @@ class CaseService:
         alarm_ids: Sequence[str] = (),
         accept_by: Actor | None = None,
         dispatch: bool = False,
+        incident_id: str | None = None,
     ) -> Case:
         """A new case (上报) with its first history entry. With ``accept_by`` it is also accepted (立案) by
         that actor, and with ``dispatch`` dispatched by the dispatch table: all in one transaction (the
@@ -286,6 +287,8 @@ class CaseService:
             # The alarm links make alarm intake idempotent: a second case for the same alarm fails to
             # commit (IntegrityError, the caller's cue that the alarm already has its case).
             session.add_all(CaseAlarmRow(alarm_id=a, case_id=case_id) for a in alarm_ids)
+            if incident_id:  # later alarms of the same incident join this case
+                session.add(CaseIncidentRow(incident_id=incident_id, case_id=case_id))
             for s in steps:
                 self.add_event(session, case_id, s.event)
                 self.enqueue(session, self.keys.case_events, _event_payload(s.event), now)

@@ -65,6 +65,7 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     host = args.host or settings.host
     sock.bind((host, args.port if args.port is not None else settings.port))
     port = sock.getsockname()[1]
+    sock.listen(2048)  # connections made once the address is printed wait in the backlog, never refused
     children: list[subprocess.Popen[bytes]] = []
 
     def on_ready(hub: Hub, generated: str | None) -> None:

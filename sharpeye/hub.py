@@ -19,6 +19,7 @@ from alarms.notification import consume
 from alarms.store import AlarmStore
 from config.gb28181 import GbSettings
 from config.site import SiteConfig
+from governance.escalation import Notifier
 from governance.intake import AlarmIntake
 from governance.queue import CaseQueue
 from governance.service import CaseService
@@ -132,6 +133,9 @@ class Hub:
             )  # fmt: skip
             await self.cameras.start()
         self._spawn(self.intake.run(), "intake")
+        await self.cases.resync_supervision()
+        self._spawn(self.cases.supervision.run(self.clock, 1.0), "supervision")
+        self._spawn(Notifier(self.redis, self.keys, self.node_id, self.cases.record_firing).run(), "reminders")
         self._spawn(self.engine.run_timers(), "alarm-timers")
         self._spawn(self._housekeeping(), "housekeeping")
         self.started.set()

@@ -24,6 +24,7 @@ class UserView(BaseModel):
     username: str
     role: Role
     org_unit: str | None
+    department: str | None = None
     disabled: bool
     must_change_password: bool
 
@@ -33,6 +34,7 @@ class NewUser(BaseModel):
     password: str = Field(max_length=200)
     role: Role
     org_unit: str | None = Field(default=None, description="Scope: this org unit and below (None: everything).")
+    department: str | None = Field(default=None, description="Department of a department handler.")
 
 
 @router.get("/api/users")
@@ -44,9 +46,12 @@ async def list_users(users: UsersDep, _: Admin) -> list[UserView]:
 async def add_user(request: Request, hub: HubDep, users: UsersDep, principal: Admin, body: NewUser) -> UserView:
     if body.org_unit is not None and hub.inventory.unit(body.org_unit) is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no org unit {body.org_unit!r}")
+    if body.department is not None and body.department not in {d.id for d in hub.site.departments}:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no department {body.department!r}")
     try:
         check_password_strength(body.password, body.username)
-        user = await users.add(body.username, body.password, body.role, body.org_unit, must_change_password=True)
+        user = await users.add(body.username, body.password, body.role, body.org_unit, must_change_password=True,
+                               department=body.department)  # fmt: skip
     except WeakPassword as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     except ValueError as exc:

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, Field
 
 from api.deps import HubDep, in_scope, not_found_unless, require
 from api.permission import Permission
+from api.permission import allowed as allowed_permission
 from api.user import Principal
-from governance.case import Case, CaseEvent, Stage
-from governance.service import CaseFilter
+from config.rule import Severity
+from governance.case import Case, CaseEvent, Source, Stage
+from governance.cluster import find_clusters
+from governance.dispatch import DispatchError
+from governance.flow import Action, Actor, Args, TransitionError, allowed
+from governance.flow import Role as FlowRole
+from governance.indicator import GroupBy, Period, as_dict, to_csv
+from governance.service import CaseConflict, CaseFilter, CaseNotFound
+from sharpeye.audit import record
 
-router = APIRouter(prefix="/api/cases", tags=["cases"])
+router = APIRouter(tags=["cases"])
 
 Reader = Annotated[Principal, Depends(require(Permission.cases_read))]
+Actor_ = Annotated[Principal, Depends(require(Permission.cases_act))]
 
 
 class CasePage(BaseModel):
@@ -26,9 +37,10 @@ class CasePage(BaseModel):
 class CaseDetail(BaseModel):
     case: Case
     history: list[CaseEvent]
+    actions: list[str] = Field(default_factory=list, description="Actions the caller may take at this stage.")
 
 
-@router.get("")
+@router.get("/api/cases")
 async def list_cases(
     hub: HubDep,
     principal: Reader,
@@ -46,9 +58,121 @@ async def list_cases(
     return CasePage(items=items, total=total)
 
 
-@router.get("/{case_id}")
+@router.get("/api/cases/{case_id}")
 async def get_case(hub: HubDep, principal: Reader, case_id: str) -> CaseDetail:
     case = await hub.cases.get(case_id)
     not_found_unless(case is not None and in_scope(hub, principal, case.org_unit), f"case {case_id!r}")
     assert case is not None
-    return CaseDetail(case=case, history=await hub.cases.history(case_id))
+    may_act = allowed_permission(principal.role, Permission.cases_act)
+    actions = [a.value for a in allowed(case, actor_of(principal))] if may_act else []
+    return CaseDetail(case=case, history=await hub.cases.history(case_id), actions=actions)
+
+
+def actor_of(principal: Principal) -> Actor:
+    return Actor(principal.actor, FlowRole(principal.role.value), principal.department)
+
+
+class CaseAction(BaseModel):
+    """One step of the case flow. Which fields an action needs is checked by the flow (e.g. a reason to cancel)."""
+
+    action: Action = Field(description="accept, cancel, merge, dispatch, claim, return, reassign, "
+                                        "request_extension, approve_extension, reject_extension, feedback, verify, "
+                                        "pass_check, fail_check, park, reopen")  # fmt: skip
+    note: str = Field(default="", max_length=2000, description="Reason, result or comment.")
+    department: str | None = Field(default=None, max_length=64, description="dispatch/reassign: manual override.")
+    target: str | None = Field(default=None, max_length=40, description="merge: the case this one folds into.")
+    extra_hours: float | None = Field(default=None, gt=0, le=24 * 365, description="Extension asked or granted.")
+
+
+class ReportBody(BaseModel):
+    """A person's report: a grid worker's one-click report, a resident's app report, a hotline call."""
+
+    title: str = Field(min_length=1, max_length=200)
+    category: str = Field(min_length=1, max_length=64)
+    org_unit: str = Field(min_length=1, max_length=64, description="Where: an org unit id (normally a grid).")
+    description: str = Field(default="", max_length=5000)
+    severity: Severity = Severity.minor
+    source: Source = Source.grid_worker
+
+
+@router.post("/api/cases/{case_id}/actions")
+async def act_on_case(hub: HubDep, principal: Actor_, case_id: str, body: CaseAction) -> CaseDetail:
+    """Take one action of the flow; an illegal one is refused (409) with the reason."""
+    await _visible_case(hub, principal, case_id)
+    actor = actor_of(principal)
+    extra_s = body.extra_hours * 3600 if body.extra_hours is not None else None
+    try:
+        if body.action in (Action.dispatch, Action.reassign):  # by the dispatch table, or a recorded override
+            await hub.cases.dispatch(case_id, actor, department=body.department, reason=body.note)
+        else:
+            args = Args(reason=body.note, target=body.target, extra_s=extra_s)
+            await hub.cases.act(case_id, body.action, actor, args)
+    except TransitionError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except (CaseConflict, DispatchError) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except CaseNotFound:
+        not_found_unless(False, f"case {case_id!r}")
+    await record(hub.redis, hub.keys, principal.actor, f"case.{body.action.value}", case_id, body.model_dump())
+    return await get_case(hub, principal, case_id)
+
+
+async def _visible_case(hub: HubDep, principal: Principal, case_id: str) -> Case:
+    case = await hub.cases.get(case_id)
+    not_found_unless(case is not None and in_scope(hub, principal, case.org_unit), f"case {case_id!r}")
+    assert case is not None
+    return case
+
+
+@router.post("/api/reports", status_code=status.HTTP_201_CREATED)
+async def report(hub: HubDep, principal: Actor_, body: ReportBody) -> Case:
+    """A new case (上报) from a person; the centre accepts and dispatches it."""
+    if hub.inventory.unit(body.org_unit) is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no org unit {body.org_unit!r}")
+    if not in_scope(hub, principal, body.org_unit):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"org unit {body.org_unit!r} is outside your scope")
+    try:
+        case = await hub.cases.report(title=body.title, category=body.category, severity=body.severity,
+                                      source=body.source, org_unit=body.org_unit, actor=actor_of(principal),
+                                      description=body.description)  # fmt: skip
+    except TransitionError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    await record(hub.redis, hub.keys, principal.actor, "case.report", case.id, body.model_dump(mode="json"))
+    return case
+
+
+@router.get("/api/stats", response_model=None)
+async def stats(
+    hub: HubDep,
+    _: Reader,
+    by: Annotated[list[GroupBy] | None, Query(description="Group by department, org_unit, category, period.")] = None,
+    period: Annotated[Period, Query()] = Period.month,
+    start: Annotated[datetime | None, Query(description="Cases accepted from (aware ISO 8601).")] = None,
+    end: Annotated[datetime | None, Query(description="... until (exclusive).")] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> list[dict[str, object]] | Response:
+    """结案率, 按期结案率, handling time, returns, extensions, rework, parked, open by light (DOMAIN.md definitions)."""
+    for when in (start, end):
+        if when is not None and when.tzinfo is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start/end need a time zone")
+    groups = by or []
+    rows = await hub.cases.stats(hub.clock.now(), by=groups, period=period, start=start, end=end)
+    if format == "csv":
+        return Response(to_csv(rows, groups), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="sharpeye-stats.csv"'})  # fmt: skip
+    return [as_dict(row, groups) for row in rows]
+
+
+@router.get("/api/stats/clusters")
+async def clusters(
+    hub: HubDep,
+    _: Reader,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+    radius_m: Annotated[float, Query(gt=0, le=10_000)] = 300.0,
+    min_size: Annotated[int, Query(ge=2, le=1000)] = 3,
+) -> list[dict[str, object]]:
+    """Class-case analysis (类案分析): same-category cases clustered in place and time, largest first."""
+    now = hub.clock.now()
+    cases = await hub.cases.records(now - timedelta(days=days), None)
+    found = find_clusters(cases, radius_m=radius_m, min_size=min_size, start=now - timedelta(days=days))
+    return [jsonable_encoder(c) for c in found]

@@ -65,7 +65,7 @@ def test_fence_intrusion_becomes_alarm_and_case(hub_client: TestClient, mqtt_bro
         assert case["stage"] == "dispatched"
         assert case["department"] == "sx-cwh"  # the village that handles perimeter intrusions
         detail = hub_client.get(f"/api/cases/{case['id']}").json()
-        assert [e["action"] for e in detail["history"]] == ["reported", "accepted", "dispatched"]
+        assert [e["action"] for e in detail["history"]] == ["report", "accept", "dispatch"]
 
         # the case id is waiting in the department's queue (a Redis Stream with a consumer group)
         hub = hub_client.app.state.hub  # type: ignore[attr-defined]
