@@ -51,8 +51,11 @@ def act(client: TestClient, who: dict[str, str], case_id: str, action: str, **ex
 
 def test_alarm_case_travels_the_flow(client: TestClient, mqtt_broker: EmbeddedMosquitto) -> None:
     pub = Publisher(mqtt_broker.url)
-    pub.publish("sharpeye/fence/fence-reservoir/event",
-                {"seq": 1, "ts": datetime.now(UTC).isoformat(), "event": "alarm", "cause": "intrusion", "zone": "z2"})  # fmt: skip
+    now = datetime.now(UTC).isoformat()
+    pub.publish(
+        "sharpeye/fence/fence-reservoir/event",
+        {"seq": 1, "ts": now, "event": "alarm", "cause": "intrusion", "zone": "z2"},
+    )
     pub.close()
     admin, village, town, duty = (login(client, n) for n in ("admin", "village", "town", "duty"))
     case = wait_for(lambda: client.get("/api/cases", headers=admin).json()["items"], what="the alarm's case")[0]
@@ -95,8 +98,8 @@ def test_a_grid_workers_report_enters_the_flow(client: TestClient) -> None:
     duty = login(client, "duty")
     bad = client.post("/api/reports", json={"title": "x", "category": "dispute", "org_unit": "mars"}, headers=duty)
     assert bad.status_code == 422
-    created = client.post("/api/reports", headers=duty, json={
-        "title": "邻里噪音纠纷", "category": "dispute", "org_unit": "hedong-g1", "description": "夜间噪音"})  # fmt: skip
+    body = {"title": "邻里噪音纠纷", "category": "dispute", "org_unit": "hedong-g1", "description": "夜间噪音"}
+    created = client.post("/api/reports", headers=duty, json=body)
     assert created.status_code == 201
     case = created.json()
     assert case["stage"] == "reported" and case["source"] == "grid_worker"
