@@ -320,6 +320,16 @@ local function act(p)
     redis.call('ZADD', p.k_by_time, now_epoch, id)
     live(p, 'commented', id, now_iso, state)
     return {'commented', state}
+  elseif p.action == 'evidence' then
+    -- evidence recorded for this alarm by a linked camera
+    local ev = cjson.decode(redis.call('HGET', akey, 'evidence') or '[]')
+    for _, ref in ipairs(p.refs or {}) do
+      if #ev < 50 then table.insert(ev, ref) end
+    end
+    redis.call('HSET', akey, 'evidence', cjson.encode(ev))
+    history(p, id, now_iso, 'evidence', actor, state, table.concat(p.refs or {}, ' '))
+    live(p, 'updated', id, now_iso, state)
+    return {'evidence', state}
   elseif p.action == 'unsilence' then
     -- the silence that hid this alarm ended while it is still active: notify it now, once
     if redis.call('HGET', akey, 'silenced') ~= 'silence' then return {'noop', state} end

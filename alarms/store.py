@@ -21,7 +21,7 @@ _SCRIPT = Path(__file__).with_name("script.lua").read_text(encoding="utf-8")
 
 Outcome = Literal[
     "raised", "repeated", "cleared", "stale", "noop", "pending", "counting", "flapping", "missing",
-    "acknowledged", "commented",
+    "acknowledged", "commented", "evidence",
 ]  # fmt: skip
 OperatorAction = Literal["acknowledge", "clear", "comment"]
 TimerKind = Literal["quiet", "hold", "flap", "absence"]
@@ -192,7 +192,7 @@ class AlarmStore:
     async def act(
         self,
         alarm_id: str,
-        action: OperatorAction | Literal["unsilence"],
+        action: OperatorAction | Literal["unsilence", "evidence"],
         actor: str,
         now: datetime,
         note: str = "",

@@ -132,6 +132,7 @@ class Hub:
                 evidence_cap_bytes=self.settings.evidence_cap_mb * 1024 * 1024,
             )  # fmt: skip
             await self.cameras.start()
+            self._spawn(self._record_linked_evidence(), "linked-evidence")
         self._spawn(self.intake.run(), "intake")
         await self.cases.resync_supervision()
         self._spawn(self.cases.supervision.run(self.clock, 1.0), "supervision")
@@ -167,6 +168,27 @@ class Hub:
                         self.gb_cascade.forward_alarm(alarm)
 
         await consume(self.redis, self.keys, "uplink-gb28181", self.node_id, forward)
+
+    async def _record_linked_evidence(self) -> None:
+        """Raised alarms whose rule records evidence get a snapshot and a clip from their linked cameras."""
+
+        async def record(events: list[dict[str, str]]) -> None:
+            assert self.cameras is not None
+            for event in events:
+                if event.get("type") != "raised":
+                    continue
+                alarm = await self.alarm_store.get(event["alarm"])
+                rule = self.engine.rules.rules.get(alarm.rule_id) if alarm is not None else None
+                if alarm is None or rule is None or not rule.linkage.record:
+                    continue
+                refs: list[str] = []
+                for camera in alarm.cameras:
+                    if camera != alarm.device_id:  # a camera's own alarms carry their evidence already
+                        refs += await self.cameras.record(camera, alarm.id)
+                if refs:
+                    await self.alarm_store.act(alarm.id, "evidence", "linkage", self.clock.now(), extra={"refs": refs})
+
+        await consume(self.redis, self.keys, "linked-evidence", self.node_id, record)
 
     def emit(self, readings: list[Reading]) -> None:
         """Readings from transports other than MQTT (SIP, video); called on the event loop's thread."""

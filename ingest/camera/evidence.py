@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 
 from ingest.camera.packet import StreamInfo, VideoPacket
 
@@ -182,3 +183,27 @@ class EvidenceStore:
                 total -= size
                 self.deleted += 1
                 log.info("evidence cap: deleted %s", full)
+
+
+def snapshot_jpeg(info: StreamInfo, packets: list[VideoPacket], quality: int = 85) -> bytes | None:
+    """The newest picture in ``packets`` as a JPEG: decoded from the last key frame on (for evidence asked for by
+    another device's alarm, e.g. a fence zone's linked camera). None when there is no key frame to start from."""
+    start = next((i for i in range(len(packets) - 1, -1, -1) if packets[i].key), None)
+    if start is None:
+        return None
+    codec: Any = av.CodecContext.create(info.codec, "r")
+    if info.extradata:
+        codec.extradata = info.extradata
+    frame: Any = None
+    for p in packets[start:]:
+        packet = av.Packet(p.data)
+        packet.pts, packet.dts = p.pts, p.dts
+        try:
+            for decoded in codec.decode(packet):
+                frame = decoded
+        except av.error.FFmpegError:
+            continue
+    if frame is None:
+        return None
+    ok, jpeg = cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return bytes(jpeg) if ok else None

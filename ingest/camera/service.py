@@ -34,7 +34,7 @@ import msgspec
 from ingest.camera.capture import Capture
 from ingest.camera.config import CameraConfig
 from ingest.camera.event import VideoEvent
-from ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing
+from ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing, snapshot_jpeg
 from ingest.camera.packet import StreamInfo, VideoPacket
 from ingest.camera.subscription import PacketSubscription
 from ingest.camera.worker import worker_main
@@ -374,11 +374,28 @@ class CameraService:
             evidence=refs,
         )
 
+    async def record(self, camera_id: str, tag: str) -> tuple[str, ...]:
+        """Evidence asked for by another device's alarm (a fence zone's linked camera): a snapshot of the newest
+        picture and a clip from ``pre_s`` before to ``post_s`` after now. Empty when the camera has no picture."""
+        cam = self._cameras.get(camera_id)
+        if cam is None or cam.info is None or not cam.config.evidence.enabled:
+            return ()
+        arrival = time.monotonic()
+        packets = cam.ring.window(arrival - cam.config.evidence.pre_s - 4, arrival)
+        jpeg = await asyncio.to_thread(snapshot_jpeg, cam.info, packets)
+        if jpeg is None:
+            return ()
+        return self._store_evidence(cam, "linked", tag, jpeg, arrival, self._clock.now())
+
     def _write_evidence(
         self, cam: _Camera, event: VideoEvent, jpeg: bytes, arrival: float, now: datetime
     ) -> tuple[str, ...]:
-        digest = hashlib.sha1(event.episode.encode(), usedforsecurity=False).hexdigest()[:10]
-        kind = event.kind.split(".")[-1]
+        return self._store_evidence(cam, event.kind.split(".")[-1], event.episode, jpeg, arrival, now)
+
+    def _store_evidence(
+        self, cam: _Camera, kind: str, tag: str, jpeg: bytes, arrival: float, now: datetime
+    ) -> tuple[str, ...]:
+        digest = hashlib.sha1(tag.encode(), usedforsecurity=False).hexdigest()[:10]
         base = f"{cam.config.id}/{now:%Y%m%d}/{now:%H%M%S}-{kind}-{digest}"
         jpg_ref, mp4_ref = f"{base}.jpg", f"{base}.mp4"
         loop = self._loop
