@@ -51,6 +51,7 @@ def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
             return next((a for a in items if a["rule_id"] == "fence-intrusion"), None)
 
         alarm = wait_for(intrusion, timeout=15 - (time.monotonic() - started) + 15, what="the demo intrusion")
+
         def its_case() -> dict[str, object] | None:
             cases = httpx.get(f"{base}/api/cases", headers=auth).json()["items"]
             return next((c for c in cases if alarm["id"] in c["alarm_ids"]), None)
