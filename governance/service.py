@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.rule import Severity
@@ -43,6 +43,20 @@ class CaseFilter:
     category: str | None = None
     limit: int = 50
     offset: int = 0
+    # Keyset paging: the (created_at, id) of the last case of the previous page; newer-first order.
+    after: tuple[datetime, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseListPage:
+    items: list[Case]
+    total: int  # matching cases, counted up to ``COUNT_CAP``
+    total_capped: bool  # more than ``COUNT_CAP`` match: ``total`` is a lower bound
+    next: tuple[datetime, str] | None  # pass as ``CaseFilter.after`` for the next page; None on the last
+
+
+# Counting every match of a broad filter costs a scan of all of them; a list shows "10,000+" instead.
+COUNT_CAP = 10_000
 
 
 log = logging.getLogger(__name__)
@@ -62,6 +76,31 @@ _EXTRA = (
     "claimed_by",
     "location",
 )
+
+
+def list_filter(flt: CaseFilter) -> Select[tuple[CaseRow]]:
+    """The cases a list filter matches (no order, no paging)."""
+    query = select(CaseRow)
+    if flt.stages:
+        query = query.where(CaseRow.stage.in_([s.value for s in flt.stages]))
+    if flt.department:
+        query = query.where(CaseRow.department == flt.department)
+    if flt.org_units:
+        query = query.where(CaseRow.org_unit.in_(list(flt.org_units)))
+    if flt.category:
+        query = query.where(CaseRow.category == flt.category)
+    return query
+
+
+def list_query(flt: CaseFilter) -> Select[tuple[CaseRow]]:
+    """One page of the list, newest first, plus one row to tell whether another page follows."""
+    query = list_filter(flt)
+    if flt.after is not None:
+        at, last_id = flt.after
+        query = query.where(or_(CaseRow.created_at < at, and_(CaseRow.created_at == at, CaseRow.id < last_id)))
+    elif flt.offset:
+        query = query.offset(flt.offset)
+    return query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(flt.limit + 1)
 
 
 class CaseNotFound(LookupError):
@@ -209,22 +248,25 @@ class CaseService:
                 for r in rows
             ]
 
-    async def list(self, flt: CaseFilter) -> tuple[list[Case], int]:
-        query = select(CaseRow)
-        if flt.stages:
-            query = query.where(CaseRow.stage.in_([s.value for s in flt.stages]))
-        if flt.department:
-            query = query.where(CaseRow.department == flt.department)
-        if flt.org_units:
-            query = query.where(CaseRow.org_unit.in_(list(flt.org_units)))
-        if flt.category:
-            query = query.where(CaseRow.category == flt.category)
+    async def list(self, flt: CaseFilter) -> tuple[builtins.list[Case], int]:
+        """A page of cases and the number matching (bounded by ``COUNT_CAP``)."""
+        page = await self.page(flt)
+        return page.items, page.total
+
+    async def page(self, flt: CaseFilter) -> CaseListPage:
+        """A page of cases, newest first, read from the list indexes (migration 0003): with ``after`` the
+        page starts below that key (keyset paging, constant cost at any depth); the count stops at
+        ``COUNT_CAP``."""
+        matching = list_filter(flt)
+        counted = matching.with_only_columns(CaseRow.id).limit(COUNT_CAP + 1).subquery()
         async with self.db.sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = await session.scalars(
-                query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(flt.limit).offset(flt.offset)
-            )
-            return [self.lit(to_case(r)) for r in rows], int(total)
+            total = int(await session.scalar(select(func.count()).select_from(counted)) or 0)
+            rows = (await session.scalars(list_query(flt))).all()
+        more = len(rows) > flt.limit
+        rows = rows[: flt.limit]
+        items = [self.lit(to_case(r)) for r in rows]
+        following = (rows[-1].created_at, rows[-1].id) if more and rows else None
+        return CaseListPage(items, min(total, COUNT_CAP), total > COUNT_CAP, following)
 
     async def count_open(self) -> dict[str, int]:
         async with self.db.sessions() as session:
