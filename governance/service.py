@@ -78,7 +78,7 @@ _EXTRA = (
 )
 
 
-def list_filter(flt: CaseFilter) -> Select[tuple[CaseRow]]:
+def list_filter(flt: CaseFilter) -> Select[CaseRow]:
     """The cases a list filter matches (no order, no paging)."""
     query = select(CaseRow)
     if flt.stages:
@@ -92,7 +92,7 @@ def list_filter(flt: CaseFilter) -> Select[tuple[CaseRow]]:
     return query
 
 
-def list_query(flt: CaseFilter) -> Select[tuple[CaseRow]]:
+def list_query(flt: CaseFilter) -> Select[CaseRow]:
     """One page of the list, newest first, plus one row to tell whether another page follows."""
     query = list_filter(flt)
     if flt.after is not None:
