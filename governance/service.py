@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.governance import MergePolicy
 from config.rule import Severity
 from config.site import SiteConfig
 from governance.case import Case, CaseEvent, GeoPoint, Source, Stage
@@ -29,6 +30,7 @@ from governance.dispatch import Dispatcher
 from governance.escalation import Firing, Supervision
 from governance.flow import Action, Actor, Args, Flow, TransitionError, new_case
 from governance.indicator import GroupBy, IndicatorRow, Period, compute
+from governance.merge import MergeProposal, mergeable, propose
 from governance.sla import SlaPolicy
 from governance.store import CaseAlarmRow, CaseEventRow, CaseIncidentRow, CaseRow, Database, OutboxRow
 from sharpeye.clock import Clock
@@ -378,6 +380,8 @@ class CaseService:
                 raise CaseConflict(f"case {case_id} changed while {action} was applied; read it again")
             self.add_event(session, case_id, step.event)
             self.enqueue(session, self.keys.case_events, _event_payload(step.event), now)
+            if step.event.action == Action.merge and new.merged_into:
+                new = await self._fold(session, new, new.merged_into, actor, now)
             if step.event.action in (Action.dispatch, Action.reassign) and new.department:
                 self.enqueue(
                     session,
@@ -388,6 +392,66 @@ class CaseService:
             await session.commit()
         await self.supervise(new)
         return new
+
+    async def _fold(self, session: AsyncSession, case: Case, target_id: str, actor: Actor, now: datetime) -> Case:
+        """Inside a merge's transaction: move the merged case's alarms (and incidents, so later alarms of
+        them join the target) into the target case, and write the target's history entry."""
+        target = await session.get(CaseRow, target_id)
+        if target is None or Stage(target.stage).terminal or Stage(target.stage) is Stage.parked:
+            await session.rollback()
+            raise TransitionError(Action.merge, f"case {target_id} cannot take a merge (missing or finished)")
+        moved = [a for a in case.alarm_ids if a not in (target.alarm_ids or [])]
+        await session.execute(
+            update(CaseRow)
+            .where(CaseRow.id == target_id)
+            .values(alarm_ids=[*(target.alarm_ids or []), *moved], updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            update(CaseRow)
+            .where(CaseRow.id == case.id)
+            .values(alarm_ids=[])
+            .execution_options(synchronize_session=False)
+        )
+        for table in (CaseAlarmRow, CaseIncidentRow):
+            await session.execute(
+                update(table)
+                .where(table.case_id == case.id)
+                .values(case_id=target_id)
+                .execution_options(synchronize_session=False)
+            )
+        stage = Stage(target.stage)
+        note = f"并单: {case.id} merged in" + (f" with alarms {', '.join(moved)}" if moved else "")
+        event = CaseEvent(case_id=target_id, at=now, action="merged_from", actor=actor.id, from_stage=stage,
+                          to_stage=stage, note=note, data={"source": case.id})  # fmt: skip
+        self.add_event(session, target_id, event)
+        self.enqueue(session, self.keys.case_events, _event_payload(event), now)
+        return case.model_copy(update={"alarm_ids": []})
+
+    async def merge_proposals(self, case_id: str, policy: MergePolicy) -> builtins.list[MergeProposal]:
+        """Open cases of the same matter as this report (``governance.merge``), best first; none for a case
+        that can no longer be merged."""
+        case = await self.get(case_id)
+        if case is None:
+            raise CaseNotFound(case_id)
+        if not mergeable(case):
+            return []
+        window = timedelta(hours=policy.window_hours)
+        live_stages = [s.value for s in Stage if not s.terminal and s is not Stage.parked]
+        async with self.db.sessions() as session:
+            rows = await session.scalars(
+                select(CaseRow)
+                .where(
+                    CaseRow.category == case.category,
+                    CaseRow.stage.in_(live_stages),
+                    CaseRow.created_at >= case.created_at - window,
+                    CaseRow.created_at <= case.created_at + window,
+                    CaseRow.id != case.id,
+                )
+                .limit(500)
+            )
+            candidates = [to_case(r) for r in rows]
+        return propose(case, candidates, policy)
 
     async def supervise(self, case: Case) -> None:
         """Bring the case's supervision plan in line with its state."""

@@ -8,14 +8,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from api.deps import HubDep, in_scope, not_found_unless, require
 from api.permission import Permission
 from api.permission import allowed as allowed_permission
 from api.user import Principal
 from config.rule import Severity
-from governance.case import Case, CaseEvent, Source, Stage
+from governance.case import Case, CaseEvent, GeoPoint, Source, Stage
 from governance.cluster import find_clusters
 from governance.dispatch import DispatchError
 from governance.flow import Action, Actor, Args, TransitionError, allowed
@@ -116,6 +116,14 @@ class ReportBody(BaseModel):
     description: str = Field(default="", max_length=5000)
     severity: Severity = Severity.minor
     source: Source = Source.grid_worker
+    lat: float | None = Field(default=None, ge=-90, le=90, description="Where, if the terminal knows: latitude.")
+    lon: float | None = Field(default=None, ge=-180, le=180, description="... and longitude (both or neither).")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> ReportBody:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together")
+        return self
 
 
 @router.post("/api/cases/{case_id}/actions")
@@ -157,7 +165,9 @@ async def report(hub: HubDep, principal: Actor_, body: ReportBody) -> Case:
     try:
         case = await hub.cases.report(title=body.title, category=body.category, severity=body.severity,
                                       source=body.source, org_unit=body.org_unit, actor=actor_of(principal),
-                                      description=body.description)  # fmt: skip
+                                      description=body.description,
+                                      location=GeoPoint(lat=body.lat, lon=body.lon)
+                                      if body.lat is not None and body.lon is not None else None)  # fmt: skip
     except TransitionError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     await record(hub.redis, hub.keys, principal.actor, "case.report", case.id, body.model_dump(mode="json"))
