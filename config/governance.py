@@ -103,7 +103,9 @@ class Uplink(StrictModel):
         default_factory=_all_events, min_length=1, description="Which event kinds to forward."
     )
     timeout_s: float = Field(default=10.0, gt=0, le=120, description="One delivery attempt's time limit.")
-    max_attempts: int = Field(default=12, ge=1, le=100, description="Attempts before an event is dead-lettered.")
+    max_attempts: int = Field(
+        default=20, ge=1, le=100, description="Attempts before dead-lettering (20 with the default backoff: about 2 h)."
+    )
     backoff_s: float = Field(default=2.0, gt=0, le=3600, description="Delay before the second attempt.")
     backoff_max_s: float = Field(default=600.0, gt=0, le=86_400, description="Longest delay between attempts.")
 

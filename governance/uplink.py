@@ -291,7 +291,7 @@ class UplinkService:
         now = self._now()
         raw = await self._claim(
             keys=[self._k(u, "due"), self._k(u, "events"), self._k(u, "attempts")],
-            args=[now, now + uplink.timeout_s + 5, self.batch],
+            args=[now, now + uplink.timeout_s + 2, self.batch],
         )
         triples = [(raw[i].decode(), raw[i + 1], int(raw[i + 2])) for i in range(0, len(raw), 3)]
 
