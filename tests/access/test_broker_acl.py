@@ -126,3 +126,25 @@ def test_device_reads_only_its_own_command_topic(broker: EmbeddedMosquitto) -> N
     assert device.received == [(f"sharpeye/fence/{own}/command", b"for me")]
     hub.close()
     device.close()
+
+
+def test_broker_files_command(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")}
+    command = [sys.executable, "-m", "sharpeye.cli", "broker", "files", "-c", str(demo_path()), "--out", str(tmp_path)]
+    refused = subprocess.run(command, env=base, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 1 and "SHARPEYE_DEVICE_SECRET" in refused.stderr
+    assert not (tmp_path / "passwd").exists()
+    env = base | {"SHARPEYE_DEVICE_SECRET": SECRET, "SHARPEYE_BROKER_HUB_PASSWORD": HUB_PASSWORD}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert SECRET not in done.stdout + done.stderr and HUB_PASSWORD not in done.stdout + done.stderr
+    own, _ = demo_fences()
+    acl = (tmp_path / "acl").read_text()
+    assert f"user {own}\ntopic write sharpeye/fence/{own}/#\n" in acl
+    assert "user sharpeye-hub\ntopic readwrite sharpeye/#" in acl
+    sheet = dict(line.split(",") for line in (tmp_path / "credentials.csv").read_text().splitlines()[1:])
+    assert sheet[own] == device_password(SECRET, own) and sheet["sharpeye-hub"] == HUB_PASSWORD
