@@ -48,7 +48,7 @@ async def list_cases(
     department: Annotated[str | None, Query(max_length=64)] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CasePage:
     scope = sorted(hub.inventory.units_below(principal.org_unit)) if principal.org_unit else ()
     items, total = await hub.cases.list(
