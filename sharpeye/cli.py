@@ -16,7 +16,7 @@ from pathlib import Path
 
 from config.loader import ConfigError, demo_path, load_file
 from ingest.registry import installed
-from sharpeye.settings import Settings
+from sharpeye.settings import Settings, redact_url
 
 log = logging.getLogger("sharpeye")
 
@@ -62,6 +62,8 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     site = load_file(config_path, installed()) if config_path else None
     if site is None:
         return 1
+    tls = _tls_files()
+    scheme = "https" if tls else "http"
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     host = args.host or settings.host
@@ -73,9 +75,9 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     def on_ready(hub: Hub, generated: str | None) -> None:
         if generated:
             _out(f"Initial admin password (shown once, change it): admin / {generated}")
-        _out(f"SharpEye console: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+        _out(f"SharpEye console: {scheme}://{host}:{port}/  (API docs: {scheme}://{host}:{port}/docs)")
         _out(
-            f"Redis: {hub.redis_url}  MQTT: {hub.mqtt_url}  "
+            f"Redis: {redact_url(hub.redis_url)}  MQTT: {redact_url(hub.mqtt_url)}  "
             f"({hub.embedded_broker.name if hub.embedded_broker else 'external'} broker)"
         )
         if demo:
@@ -96,7 +98,15 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             _out(f"Simulators running (pid {children[-1].pid}): scenario {args.scenario}")
 
     app = create_app(settings, site, on_ready=on_ready)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
+        )
+    )
     try:
         server.run(sockets=[sock])
     finally:
@@ -107,6 +117,19 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
     return 0
+
+
+def _tls_files() -> tuple[Path, Path] | None:
+    """SHARPEYE_TLS_CERT and SHARPEYE_TLS_KEY (PEM files): both set serves HTTPS, neither plain HTTP."""
+    cert, key = os.environ.get("SHARPEYE_TLS_CERT"), os.environ.get("SHARPEYE_TLS_KEY")
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise SystemExit("set both SHARPEYE_TLS_CERT and SHARPEYE_TLS_KEY, or neither")
+    for path in (Path(cert), Path(key)):
+        if not path.is_file():
+            raise SystemExit(f"TLS file {path} does not exist")
+    return Path(cert), Path(key)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
