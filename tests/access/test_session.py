@@ -132,3 +132,30 @@ def test_disabling_a_user_revokes_every_token(app_client: TestClient) -> None:
     assert app_client.portal is not None
     assert app_client.portal.call(users.tokens, "leaver") == []
     assert app_client.get("/api/auth/me", headers={"Authorization": f"Bearer {script}"}).status_code == 401
+
+
+def test_alarm_websocket_accepts_the_session_cookie_only_from_the_hubs_origin(app_client: TestClient) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    client = fresh(app_client)
+    sign_in(client, "viewer")
+    with client.websocket_connect("/api/ws/alarms", headers={"Origin": "http://testserver"}) as ws:
+        ws.send_text("{}")
+        assert ws.receive_json() == {"type": "hello", "user": "viewer"}
+    for origin in ("http://evil.example", ""):
+        with client.websocket_connect("/api/ws/alarms", headers={"Origin": origin} if origin else {}) as ws:
+            ws.send_text("{}")
+            try:
+                message = ws.receive_json()
+            except WebSocketDisconnect as closed:
+                assert closed.code == 1008
+            else:
+                raise AssertionError(f"a socket from origin {origin!r} was accepted: {message}")
+    anonymous = fresh(app_client)
+    with anonymous.websocket_connect("/api/ws/alarms", headers={"Origin": "http://testserver"}) as ws:
+        ws.send_text("{}")
+        try:
+            ws.receive_json()
+            raise AssertionError("a socket without a session was accepted")
+        except WebSocketDisconnect as closed:
+            assert closed.code == 1008
