@@ -79,6 +79,7 @@ class IndexEntry(BaseModel):
 
 
 MAX_FAILURES = 5
+PRUNE_ABOVE = 64  # index entries per user before expired ones are pruned at the next sign-in
 FAILURE_WINDOW_S = 900
 
 
@@ -248,7 +249,10 @@ class UserStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(self.keys.token(digest), record.model_dump_json(), ex=ttl_s)
         pipe.hset(self.keys.user_tokens(user.username), info.id, IndexEntry(digest=digest, info=info).model_dump_json())
-        await pipe.execute()
+        pipe.hlen(self.keys.user_tokens(user.username))
+        *_, indexed = await pipe.execute()
+        if int(indexed) > PRUNE_ABOVE:  # a client that logs in again and again: drop the expired entries
+            await self.tokens(user.username)
         return token, info
 
     async def lookup(self, token: str) -> TokenRecord | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from fastapi.testclient import TestClient
 
+from api.user import PRUNE_ABOVE, UserStore
 from tests.access.conftest import PASSWORD
 
 
@@ -159,3 +161,24 @@ def test_alarm_websocket_accepts_the_session_cookie_only_from_the_hubs_origin(ap
             raise AssertionError("a socket without a session was accepted")
         except WebSocketDisconnect as closed:
             assert closed.code == 1008
+
+
+def test_the_token_index_of_a_user_is_pruned(app_client: TestClient) -> None:
+    users: UserStore = app_client.app.state.users  # type: ignore[attr-defined]
+    assert app_client.portal is not None
+    user = app_client.portal.call(users.get, "viewer")
+    assert user is not None
+    index = users.keys.user_tokens("viewer")
+
+    async def lapse_many_then_sign_in() -> int:
+        lapsed = [await users.issue_token(user) for _ in range(PRUNE_ABOVE)]
+        keep = await users.issue_token(user)
+        for token in lapsed:  # as if their lifetime had run out
+            await users.redis.delete(users.keys.token(hashlib.sha256(token.encode()).hexdigest()))
+        assert await users.redis.hlen(index) > PRUNE_ABOVE
+        await users.issue_token(user)  # the next sign-in prunes
+        assert await users.principal(keep) is not None
+        return int(await users.redis.hlen(index))
+
+    remaining = app_client.portal.call(lapse_many_then_sign_in)
+    assert 2 <= remaining < PRUNE_ABOVE
