@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from api.permission import Permission, allowed
 from api.user import Principal, UserStore
+from sharpeye.audit import REQUEST_ORIGIN
 from sharpeye.hub import Hub
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -40,6 +41,7 @@ async def current_principal(
 ) -> Principal:
     """The caller, from a bearer token (machine clients, API tokens) or the console's session cookie. A request
     made with the cookie that changes anything must carry the session's CSRF token in ``X-CSRF-Token``."""
+    REQUEST_ORIGIN.set(request.client.host if request.client else "unknown")
     if token:
         record = await users.lookup(token)
         if record is None:

@@ -1,5 +1,5 @@
 """schemathesis against the OpenAPI schema over real HTTP, signed in and anonymous: no request makes a 500,
-and every route that is not public answers an anonymous caller 401."""
+every route that is not public answers an anonymous caller 401, and every accepted action leaves an audit entry."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 import schemathesis
 import uvicorn
@@ -22,6 +23,7 @@ from api.app import create_app
 from config.loader import demo_path, load_file
 from ingest.registry import installed
 from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
+from sharpeye.keys import Keys
 from sharpeye.settings import Settings
 
 PASSWORD = "fuzz-Password-123"
@@ -36,6 +38,11 @@ class Server:
     url: str
     schema: BaseSchema
     token: str
+    redis: redis.Redis
+    audit_key: str
+
+    def audit_length(self) -> int:
+        return int(self.redis.xlen(self.audit_key))
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +67,10 @@ def server(
     url = f"http://127.0.0.1:{port}"
     token = requests.post(f"{url}/api/auth/token", data={"username": "admin", "password": PASSWORD}, timeout=10)
     assert token.status_code == 200, token.text
-    yield Server(url, schemathesis.openapi.from_dict(app.openapi()), token.json()["access_token"])
+    audit = redis.Redis.from_url(redis_server_session.url)
+    yield Server(url, schemathesis.openapi.from_dict(app.openapi()), token.json()["access_token"], audit,
+                 Keys(config.redis_prefix).audit)  # fmt: skip
+    audit.close()
     uv.should_exit = True
     thread.join(30)
 
@@ -87,13 +97,20 @@ def fuzz(server: Server, check: Callable[[Case], None]) -> int:
 
 
 def test_signed_in_requests_never_fail_the_server(server: Server) -> None:
+    accepted: set[str] = set()
+
     def check(case: Case) -> None:
         if (case.method.upper(), case.path) in SKIPPED_SIGNED_IN:
             return
+        before = server.audit_length()
         response = call(case, server.url, {"Authorization": f"Bearer {server.token}"})
         assert response.status_code < 500, (case.method, case.formatted_path, response.status_code, response.text)
+        if case.method.upper() not in ("GET", "HEAD") and response.status_code < 300:  # every action is audited
+            assert server.audit_length() > before, (case.method, case.formatted_path, "left no audit entry")
+            accepted.add(f"{case.method.upper()} {case.path}")
 
     assert fuzz(server, check) > 40
+    assert len(accepted) >= 3, accepted  # the audit check did meet accepted actions
 
 
 def test_anonymous_requests_never_fail_the_server(server: Server) -> None:

@@ -130,6 +130,7 @@ def test_disabling_a_user_revokes_every_token(app_client: TestClient) -> None:
     assert app_client.post("/api/users/leaver/disable", headers=admin).status_code == 200
     log = app_client.get("/api/audit?action=user.disable", headers=admin).json()
     assert log[-1]["details"]["revoked_tokens"] == 2
+    assert log[-1]["origin"] == "testclient"  # from where: taken from the request by the audit log itself
     users = app_client.app.state.users  # type: ignore[attr-defined]
     assert app_client.portal is not None
     assert app_client.portal.call(users.tokens, "leaver") == []
