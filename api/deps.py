@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from api.permission import Permission, allowed
 from api.user import Principal, UserStore
+from sharpeye.audit import REQUEST_ORIGIN
 from sharpeye.hub import Hub
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -29,13 +30,34 @@ HubDep = Annotated[Hub, Depends(get_hub)]
 UsersDep = Annotated[UserStore, Depends(get_users)]
 
 
-async def current_principal(users: UsersDep, token: Annotated[str | None, Depends(oauth2)]) -> Principal:
-    if not token:
+SESSION_COOKIE = "sharpeye_session"
+CSRF_COOKIE = "sharpeye_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def current_principal(
+    request: Request, users: UsersDep, token: Annotated[str | None, Depends(oauth2)]
+) -> Principal:
+    """The caller, from a bearer token (machine clients, API tokens) or the console's session cookie. A request
+    made with the cookie that changes anything must carry the session's CSRF token in ``X-CSRF-Token``."""
+    REQUEST_ORIGIN.set(request.client.host if request.client else "unknown")
+    if token:
+        record = await users.lookup(token)
+        if record is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, "invalid or expired token", {"WWW-Authenticate": "Bearer"}
+            )
+        return record.principal()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not authenticated", {"WWW-Authenticate": "Bearer"})
-    principal = await users.principal(token)
-    if principal is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired token", {"WWW-Authenticate": "Bearer"})
-    return principal
+    record = await users.lookup(cookie)
+    if record is None or record.kind != "session":
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "session expired", {"WWW-Authenticate": "Bearer"})
+    if request.method not in SAFE_METHODS and not users.csrf_matches(record, request.headers.get(CSRF_HEADER)):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"missing or wrong {CSRF_HEADER} header")
+    return record.principal()
 
 
 def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
+import hmac
 import secrets
 import string
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import orjson
 import redis.asyncio as aioredis
@@ -44,7 +48,38 @@ class Principal(BaseModel):
         return f"user:{self.username}"
 
 
+TokenKind = Literal["login", "session", "api"]
+
+
+class TokenRecord(Principal):
+    """What Redis keeps behind a token's digest: the principal, which token this is, and (for a cookie session)
+    the digest of its CSRF token."""
+
+    id: str = ""
+    kind: TokenKind = "login"
+    csrf_hash: str | None = None
+
+    def principal(self) -> Principal:
+        return Principal.model_validate(self.model_dump(include=set(Principal.model_fields)))
+
+
+class TokenInfo(BaseModel):
+    """A session or API token as its owner sees it (never the token itself)."""
+
+    id: str = Field(description="Token id, for revoking it.")
+    kind: TokenKind = Field(description="login (bearer from /api/auth/token), session (console cookie) or api.")
+    name: str = Field(default="", description="Name given to an API token.")
+    created_at: datetime
+    expires_at: datetime
+
+
+class IndexEntry(BaseModel):
+    digest: str
+    info: TokenInfo
+
+
 MAX_FAILURES = 5
+PRUNE_ABOVE = 64  # index entries per user before expired ones are pruned at the next sign-in
 FAILURE_WINDOW_S = 900
 
 
@@ -178,22 +213,106 @@ class UserStore:
         return hashlib.sha256(token.encode()).hexdigest()
 
     async def issue_token(self, user: User) -> str:
-        token = secrets.token_urlsafe(32)
-        principal = Principal(
-            username=user.username, role=user.role, org_unit=user.org_unit, department=user.department
-        )
-        await self.redis.set(self.keys.token(self._digest(token)), principal.model_dump_json(), ex=self.token_ttl_s)
+        """A login token (bearer), valid for the store's token lifetime."""
+        token, _ = await self._issue(user, "login", "", self.token_ttl_s)
         return token
 
-    async def principal(self, token: str) -> Principal | None:
+    async def issue_session(self, user: User) -> tuple[str, str]:
+        """A console session for a cookie: returns (session token, CSRF token). Unsafe requests made with the
+        cookie must carry the CSRF token in the ``X-CSRF-Token`` header."""
+        csrf = secrets.token_urlsafe(24)
+        token, _ = await self._issue(user, "session", "", self.token_ttl_s, csrf=csrf)
+        return token, csrf
+
+    async def issue_api_token(self, user: User, name: str, ttl_s: int) -> tuple[str, TokenInfo]:
+        """A named API token for scripts, valid for ``ttl_s`` seconds unless revoked first."""
+        return await self._issue(user, "api", name, ttl_s)
+
+    async def _issue(
+        self, user: User, kind: TokenKind, name: str, ttl_s: int, csrf: str | None = None
+    ) -> tuple[str, TokenInfo]:
+        token = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        info = TokenInfo(
+            id=secrets.token_hex(8), kind=kind, name=name, created_at=now, expires_at=now + timedelta(seconds=ttl_s)
+        )
+        record = TokenRecord(
+            username=user.username,
+            role=user.role,
+            org_unit=user.org_unit,
+            department=user.department,
+            id=info.id,
+            kind=kind,
+            csrf_hash=self._digest(csrf) if csrf else None,
+        )
+        digest = self._digest(token)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self.keys.token(digest), record.model_dump_json(), ex=ttl_s)
+        pipe.hset(self.keys.user_tokens(user.username), info.id, IndexEntry(digest=digest, info=info).model_dump_json())
+        pipe.hlen(self.keys.user_tokens(user.username))
+        *_, indexed = await pipe.execute()
+        if int(indexed) > PRUNE_ABOVE:  # a client that logs in again and again: drop the expired entries
+            await self.tokens(user.username)
+        return token, info
+
+    async def lookup(self, token: str) -> TokenRecord | None:
+        """The live record behind ``token`` (None when unknown, expired, revoked, or the user is disabled)."""
         raw = await self.redis.get(self.keys.token(self._digest(token)))
         if raw is None:
             return None
-        principal = Principal.model_validate(orjson.loads(raw))
-        user = await self.get(principal.username)
+        record = TokenRecord.model_validate(orjson.loads(raw))
+        user = await self.get(record.username)
         if user is None or user.disabled:
             return None
-        return principal.model_copy(update={"must_change_password": user.must_change_password})
+        return record.model_copy(update={"must_change_password": user.must_change_password})
+
+    async def principal(self, token: str) -> Principal | None:
+        record = await self.lookup(token)
+        return None if record is None else record.principal()
+
+    @staticmethod
+    def csrf_matches(record: TokenRecord, csrf: str | None) -> bool:
+        if record.csrf_hash is None or not csrf:
+            return False
+        return hmac.compare_digest(record.csrf_hash, UserStore._digest(csrf))
 
     async def revoke(self, token: str) -> None:
-        await self.redis.delete(self.keys.token(self._digest(token)))
+        digest = self._digest(token)
+        raw = await self.redis.get(self.keys.token(digest))
+        await self.redis.delete(self.keys.token(digest))
+        if raw is not None:
+            record = TokenRecord.model_validate(orjson.loads(raw))
+            await self.redis.hdel(self.keys.user_tokens(record.username), record.id)
+
+    async def tokens(self, username: str) -> builtins.list[TokenInfo]:
+        """The user's live sessions and API tokens, oldest first (entries whose token expired are dropped)."""
+        raw = await self.redis.hgetall(self.keys.user_tokens(username))
+        live: builtins.list[TokenInfo] = []
+        gone: builtins.list[bytes] = []
+        for token_id, value in raw.items():
+            entry = IndexEntry.model_validate_json(value)
+            if await self.redis.exists(self.keys.token(entry.digest)):
+                live.append(entry.info)
+            else:
+                gone.append(token_id)
+        if gone:
+            await self.redis.hdel(self.keys.user_tokens(username), *gone)
+        return sorted(live, key=lambda info: info.created_at)
+
+    async def revoke_id(self, username: str, token_id: str) -> bool:
+        """Revoke one of the user's tokens by id; False when there is no such live token."""
+        value = await self.redis.hget(self.keys.user_tokens(username), token_id)
+        if value is None:
+            return False
+        entry = IndexEntry.model_validate_json(value)
+        removed = await self.redis.delete(self.keys.token(entry.digest))
+        await self.redis.hdel(self.keys.user_tokens(username), token_id)
+        return bool(removed)
+
+    async def revoke_all(self, username: str) -> int:
+        """Revoke every session and token of the user (when they are disabled). Returns how many were live."""
+        raw = await self.redis.hgetall(self.keys.user_tokens(username))
+        digests = [IndexEntry.model_validate_json(v).digest for v in raw.values()]
+        removed = await self.redis.delete(*(self.keys.token(d) for d in digests)) if digests else 0
+        await self.redis.delete(self.keys.user_tokens(username))
+        return int(removed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,10 @@ import redis.asyncio as aioredis
 from sharpeye.keys import Keys
 
 MAXLEN = 1_000_000
+
+# Where the current request came from, set once it is authenticated (api.deps): entries recorded while handling
+# it say "from where" without every route passing it along.
+REQUEST_ORIGIN: ContextVar[str] = ContextVar("audit_request_origin", default="")
 
 
 async def record(
@@ -22,13 +27,13 @@ async def record(
     details: dict[str, Any] | None = None,
     origin: str = "",
 ) -> str:
-    """Append one entry; returns its stream id."""
+    """Append one entry; returns its stream id. ``origin`` defaults to the address of the request being handled."""
     entry = {
         "at": datetime.now(UTC).isoformat(),
         "actor": actor,
         "action": action,
         "target": target,
-        "origin": origin,
+        "origin": origin or REQUEST_ORIGIN.get(),
         "details": orjson.dumps(details or {}).decode(),
     }
     entry_id = await redis.xadd(keys.audit, entry, maxlen=MAXLEN, approximate=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -10,11 +11,12 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from config.loader import ConfigError, demo_path, load_file
 from ingest.registry import installed
-from sharpeye.settings import Settings
+from sharpeye.settings import Settings, redact_url
 
 log = logging.getLogger("sharpeye")
 
@@ -60,6 +62,8 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     site = load_file(config_path, installed()) if config_path else None
     if site is None:
         return 1
+    tls = _tls_files()
+    scheme = "https" if tls else "http"
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     host = args.host or settings.host
@@ -71,9 +75,9 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     def on_ready(hub: Hub, generated: str | None) -> None:
         if generated:
             _out(f"Initial admin password (shown once, change it): admin / {generated}")
-        _out(f"SharpEye console: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+        _out(f"SharpEye console: {scheme}://{host}:{port}/  (API docs: {scheme}://{host}:{port}/docs)")
         _out(
-            f"Redis: {hub.redis_url}  MQTT: {hub.mqtt_url}  "
+            f"Redis: {redact_url(hub.redis_url)}  MQTT: {redact_url(hub.mqtt_url)}  "
             f"({hub.embedded_broker.name if hub.embedded_broker else 'external'} broker)"
         )
         if demo:
@@ -94,7 +98,15 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             _out(f"Simulators running (pid {children[-1].pid}): scenario {args.scenario}")
 
     app = create_app(settings, site, on_ready=on_ready)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
+        )
+    )
     try:
         server.run(sockets=[sock])
     finally:
@@ -105,6 +117,19 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
     return 0
+
+
+def _tls_files() -> tuple[Path, Path] | None:
+    """SHARPEYE_TLS_CERT and SHARPEYE_TLS_KEY (PEM files): both set serves HTTPS, neither plain HTTP."""
+    cert, key = os.environ.get("SHARPEYE_TLS_CERT"), os.environ.get("SHARPEYE_TLS_KEY")
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise SystemExit("set both SHARPEYE_TLS_CERT and SHARPEYE_TLS_KEY, or neither")
+    for path in (Path(cert), Path(key)):
+        if not path.is_file():
+            raise SystemExit(f"TLS file {path} does not exist")
+    return Path(cert), Path(key)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -147,6 +172,147 @@ def _scenario_path(name: str | None) -> Path | None:
     if packaged.exists():
         return packaged
     raise SystemExit(f"no scenario file {name!r} (nor a packaged scenario of that name)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if getattr(args, "data_dir", None):
+        settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+    return settings
+
+
+@contextlib.contextmanager
+def _hub_redis_url(settings: Settings) -> Iterator[str]:
+    """The hub's Redis: SHARPEYE_REDIS_URL, else the embedded one a running hub recorded in its data dir, else
+    that embedded Redis started just for this command (on the hub's own files) and stopped after it."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    import redis as sync_redis
+
+    from sharpeye.embedded import EmbeddedRedis
+
+    data = settings.data_dir.resolve()
+    recorded = data / "redis-url"
+    if recorded.exists():
+        url = recorded.read_text(encoding="utf-8").strip()
+        client = sync_redis.Redis.from_url(url, socket_connect_timeout=1)
+        try:
+            client.ping()
+        except sync_redis.RedisError:
+            log.info("the hub recorded %s but it does not answer; starting the embedded Redis", url)
+        else:
+            yield url
+            return
+        finally:
+            client.close()
+    server = EmbeddedRedis(workdir=data / "redis")
+    server.workdir.mkdir(parents=True, exist_ok=True)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _run_user_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_user_command(args))
+
+
+async def _user_command(args: argparse.Namespace) -> int:
+    import getpass
+
+    import redis.asyncio as aioredis
+
+    from api.permission import Role
+    from api.user import UserStore, WeakPassword, check_password_strength, generate_password
+    from sharpeye.audit import record
+    from sharpeye.keys import Keys
+
+    settings = _settings(args)
+    keys = Keys(settings.redis_prefix)
+    actor = f"cli:{getpass.getuser()}"
+    with _hub_redis_url(settings) as url:
+        redis = aioredis.Redis.from_url(url)
+        try:
+            users = UserStore(redis, keys, settings.token_ttl_s)
+            if args.user_command == "list":
+                _out(f"{'USER':<24} {'ROLE':<20} {'ORG UNIT':<16} {'DEPARTMENT':<16} STATE")
+                for user in await users.list():
+                    state = "disabled" if user.disabled else "must change password" if user.must_change_password else ""
+                    _out(f"{user.username:<24} {user.role:<20} {user.org_unit or '*':<16} "
+                         f"{user.department or '-':<16} {state or 'active'}")  # fmt: skip
+                return 0
+            if args.user_command == "disable":
+                try:
+                    await users.set_disabled(args.username, not args.enable)
+                except KeyError:
+                    sys.stderr.write(f"no user {args.username!r}\n")
+                    return 1
+                await users.revoke_all(args.username)
+                action = "user.enable" if args.enable else "user.disable"
+                await record(redis, keys, actor, action, args.username, origin="cli")
+                _out(f"{args.username}: {'enabled' if args.enable else 'disabled, its sessions and tokens revoked'}")
+                return 0
+            # add
+            if args.config:
+                site = load_file(Path(args.config), installed())
+                units = {unit.id for unit, _ in site.org.walk()}
+                if args.org_unit and args.org_unit not in units:
+                    sys.stderr.write(f"no org unit {args.org_unit!r} in {args.config}\n")
+                    return 1
+                if args.department and args.department not in {d.id for d in site.departments}:
+                    sys.stderr.write(f"no department {args.department!r} in {args.config}\n")
+                    return 1
+            generated = None
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\n")
+            else:
+                password = generated = generate_password()
+            try:
+                check_password_strength(password, args.username)
+                await users.add(args.username, password, Role(args.role), args.org_unit,
+                                must_change_password=True, department=args.department)  # fmt: skip
+            except WeakPassword as exc:
+                sys.stderr.write(f"{exc}\n")
+                return 1
+            except ValueError as exc:
+                sys.stderr.write(f"{exc}\n")
+                return 1
+            details = {"after": {"role": args.role, "org_unit": args.org_unit, "department": args.department}}
+            await record(redis, keys, actor, "user.add", args.username, details, origin="cli")
+            _out(f"added {args.username} ({args.role}); the password must be changed at first login")
+            if generated:
+                _out(f"Password (shown once): {generated}")
+            return 0
+        finally:
+            await redis.aclose()
+
+
+def cmd_broker_files(args: argparse.Namespace) -> int:
+    from ingest.mqtt_acl import accounts, hub_account, write_files
+
+    secret = os.environ.get("SHARPEYE_DEVICE_SECRET", "")
+    if len(secret) < 16:
+        sys.stderr.write("set SHARPEYE_DEVICE_SECRET (at least 16 characters): device passwords derive from it\n")
+        return 1
+    hub_password = os.environ.get("SHARPEYE_BROKER_HUB_PASSWORD", "")
+    if len(hub_password) < 12:
+        sys.stderr.write("set SHARPEYE_BROKER_HUB_PASSWORD (at least 12 characters): the hub's own broker login\n")
+        return 1
+    try:
+        site = load_file(Path(args.config), installed())
+    except ConfigError as exc:
+        sys.stderr.write(str(exc) + "\n")
+        return 1
+    made = accounts(site.devices, installed(), secret, hub_account(args.hub_user, hub_password))
+    written = write_files(Path(args.out), made)
+    for name, path in written.items():
+        _out(f"wrote {path}" + ("  (secret: give each device its line, then delete)" if name.endswith(".csv") else ""))
+    _out(f"{len(made) - 1} devices; the hub connects as mqtt://{args.hub_user}:<SHARPEYE_BROKER_HUB_PASSWORD>@host:port")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,6 +380,45 @@ def build_parser() -> argparse.ArgumentParser:
     site.add_argument("--scenario", default=None, help="scenario YAML file or packaged scenario name")
     site.add_argument("--speed", type=float, default=1.0, help="time factor for the scenario (2 = twice as fast)")
     site.set_defaults(func=cmd_simulate_site)
+
+    user = sub.add_parser(
+        "user",
+        help="add, list or disable console users",
+        description="Manage users in the hub's Redis (SHARPEYE_REDIS_URL, or the embedded Redis under the data "
+        "directory: the running hub's, or started for this command).",
+    )
+    user.add_argument("--data-dir", default=None, help="the hub's data directory (default SHARPEYE_DATA_DIR)")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", help="add a user; the password is generated unless --password-stdin")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["admin", "supervisor", "operator", "department_handler",
+                                                       "integrator", "viewer"])  # fmt: skip
+    add.add_argument("--org-unit", default=None, help="scope: this org unit and below (default: everything)")
+    add.add_argument("--department", default=None, help="department of a department handler")
+    add.add_argument("-c", "--config", default=None, help="site YAML to check the org unit and department against")
+    add.add_argument("--password-stdin", action="store_true", help="read the initial password from stdin")
+    add.set_defaults(func=_run_user_command)
+    lst = user_sub.add_parser("list", help="list users")
+    lst.set_defaults(func=_run_user_command)
+    dis = user_sub.add_parser("disable", help="disable a user and revoke their sessions and tokens")
+    dis.add_argument("username")
+    dis.add_argument("--enable", action="store_true", help="enable the user again instead")
+    dis.set_defaults(func=_run_user_command)
+
+    broker = sub.add_parser("broker", help="MQTT broker credentials for the site's devices")
+    broker_sub = broker.add_subparsers(dest="broker_command", required=True, metavar="WHAT")
+    files = broker_sub.add_parser(
+        "files",
+        help="write Mosquitto's password and ACL files from the device registry",
+        description="Write passwd, acl and credentials.csv (mode 0600) under --out. Each MQTT device logs in with "
+        "its id and a password derived from SHARPEYE_DEVICE_SECRET, and may publish only under "
+        "sharpeye/<kind>/<id>/ and read only its own command topic. The hub logs in as --hub-user with "
+        "SHARPEYE_BROKER_HUB_PASSWORD and may read and write everything under sharpeye/.",
+    )
+    files.add_argument("-c", "--config", required=True, help="site YAML file")
+    files.add_argument("--out", required=True, help="directory to write into")
+    files.add_argument("--hub-user", default="sharpeye-hub", help="the hub's broker user name")
+    files.set_defaults(func=cmd_broker_files)
     return parser
 
 

@@ -93,6 +93,7 @@ class Hub:
             self.embedded_redis = EmbeddedRedis(workdir=data / "redis")
             await asyncio.to_thread(self.embedded_redis.start)
             self.redis_url = self.embedded_redis.url
+            (data / "redis-url").write_text(self.redis_url + "\n", encoding="utf-8")  # for `sharpeye user`
             log.info("embedded Redis at %s (%s)", self.redis_url, self.embedded_redis.binary)
         if not self.mqtt_url:
             self.embedded_broker = embedded_broker(data / "broker")

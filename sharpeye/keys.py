@@ -146,6 +146,10 @@ class Keys:
         """String with TTL: JSON of the session behind a bearer token (stored hashed)."""
         return f"{self.prefix}:token:{token_hash}"
 
+    def user_tokens(self, username: str) -> str:
+        """Hash: token id -> JSON summary (digest, kind, name, expiry) of a user's live sessions and API tokens."""
+        return f"{self.prefix}:user-tokens:{username}"
+
     @property
     def audit(self) -> str:
         """Stream: append-only audit log of operator and integrator actions."""

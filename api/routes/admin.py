@@ -70,7 +70,9 @@ async def disable_user(hub: HubDep, users: UsersDep, principal: Admin, username:
         user = await users.set_disabled(username, True)
     except KeyError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {username!r}") from None
-    await record(hub.redis, hub.keys, principal.actor, "user.disable", username)
+    revoked = await users.revoke_all(username)
+    await record(hub.redis, hub.keys, principal.actor, "user.disable", username,
+                 {"before": {"disabled": False}, "after": {"disabled": True}, "revoked_tokens": revoked})  # fmt: skip
     return UserView(**user.model_dump(exclude={"password_hash"}))
 
 

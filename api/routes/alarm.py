@@ -57,7 +57,7 @@ async def list_alarms(
     until: Annotated[datetime | None, Query(description="Changed at or before (aware ISO 8601).")] = None,
     open_only: Annotated[bool, Query(description="Only alarms not yet cleared.")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> AlarmPage:
     for when in (since, until):
         if when is not None and when.tzinfo is None:

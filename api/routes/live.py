@@ -1,9 +1,11 @@
 """Live alarm changes over WebSocket.
 
 Protocol: the client opens ``/api/ws/alarms`` and sends ``{"token": "<bearer token>"}`` as its first message
-within 5 seconds (tokens stay out of URLs and logs). The server answers ``{"type": "hello", "user": ...}`` and then
-sends one JSON message per alarm change: ``{"type": "raised"|"repeated"|"acknowledged"|"cleared"|"commented",
-"alarm": "<id>", "at": "...", "state": "..."}``. Clients fetch details with ``GET /api/alarms/{id}``.
+within 5 seconds (tokens stay out of URLs and logs); the console sends ``{}`` instead and is known by its
+session cookie, accepted only from a page of the hub's own origin. The server answers
+``{"type": "hello", "user": ...}`` and then sends one JSON message per alarm change:
+``{"type": "raised"|"repeated"|"acknowledged"|"cleared"|"commented", "alarm": "<id>", "at": "...",
+"state": "..."}``. Clients fetch details with ``GET /api/alarms/{id}``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import logging
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from api.deps import in_scope
+from api.deps import SESSION_COOKIE, in_scope
 from api.permission import Permission, allowed
-from api.user import UserStore
+from api.user import Principal, UserStore
 from sharpeye.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,16 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["alarms"])
 
 AUTH_TIMEOUT_S = 5.0
+
+
+async def _cookie_principal(websocket: WebSocket, users: UserStore) -> Principal | None:
+    """The console's session, from its cookie, when the page that opened the socket is of this origin."""
+    cookie = websocket.cookies.get(SESSION_COOKIE)
+    origin = websocket.headers.get("origin", "")
+    if not cookie or origin.split("://", 1)[-1] != websocket.headers.get("host", ""):
+        return None
+    record = await users.lookup(cookie)
+    return record.principal() if record is not None and record.kind == "session" else None
 
 
 @router.websocket("/api/ws/alarms")
@@ -39,7 +51,7 @@ async def alarm_stream(websocket: WebSocket) -> None:
     except (TimeoutError, orjson.JSONDecodeError, AttributeError, WebSocketDisconnect):
         await websocket.close(status.WS_1008_POLICY_VIOLATION, 'send {"token": ...} first')
         return
-    principal = await users.principal(str(token)) if token else None
+    principal = await users.principal(str(token)) if token else await _cookie_principal(websocket, users)
     if principal is None or not allowed(principal.role, Permission.alarms_read):
         await websocket.close(status.WS_1008_POLICY_VIOLATION, "not authorised")
         return

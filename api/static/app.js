@@ -36,7 +36,7 @@ function show(name) {
 }
 
 async function refresh() {
-  if (!session.token) return;
+  if (!session.signedIn) return;
   if (state.view === "alarms") await loadAlarms();
   else if (state.view === "map") await renderMap();
   else if (state.view === "cases") await loadCases();
@@ -76,7 +76,7 @@ function visibleAlarms() {
 }
 
 // Evidence references from the video pipeline are paths like "cam-1/20260105/120000-motion-ab12.jpg", served by
-// the hub at /api/evidence/<ref> behind the bearer token: fetched here and shown from blob URLs.
+// the hub at /api/evidence/<ref> behind the session cookie: fetched here and shown from blob URLs.
 const IMAGE = /\.(jpe?g|png|webp)(\?|$)/i;
 const CLIP = /\.(mp4|webm)(\?|$)/i;
 const blobs = new Map();
@@ -86,7 +86,7 @@ async function loadEvidence(root) {
   for (const el of root.querySelectorAll("[data-evidence]")) {
     const url = evidenceUrl(el.dataset.evidence);
     if (!blobs.has(url)) {
-      blobs.set(url, fetch(url, { headers: { Authorization: `Bearer ${session.token}` } })
+      blobs.set(url, fetch(url, { credentials: "same-origin" })
         .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(`${r.status}`))))
         .then((b) => URL.createObjectURL(b)).catch(() => null));
     }
@@ -274,7 +274,7 @@ async function renderMap() {
   const plan = state.site.plan;
   const img = $("map-plan");
   if (plan && !img.dataset.loaded) {
-    const res = await fetch(plan.url, { headers: { Authorization: `Bearer ${session.token}` } });
+    const res = await fetch(plan.url, { credentials: "same-origin" });
     if (res.ok) { img.src = URL.createObjectURL(await res.blob()); img.dataset.loaded = "1"; }
   }
   $("map-marks").innerHTML = state.site.devices.filter((d) => d.x !== null).map((d) => {
@@ -485,4 +485,4 @@ $("map-marks").addEventListener("click", (ev) => { const m = ev.target.closest("
 
 setLang(lang);
 setInterval(tick, 1000); tick();
-if (session.token) start().catch(report);
+if (session.signedIn) start().catch(report);

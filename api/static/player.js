@@ -1,6 +1,6 @@
 // A WHEP player: one RTCPeerConnection receiving one camera's H.264 from the hub. Reconnects on failure and
 // leaves (DELETE) when closed.
-import { session } from "./api.js";
+import { authHeaders } from "./api.js";
 import { t } from "./i18n.js";
 
 export class LivePlayer {
@@ -51,7 +51,7 @@ export class LivePlayer {
       await gathered(pc, 1000);
       const res = await fetch(`/api/cameras/${encodeURIComponent(this.cameraId)}/whep`, {
         method: "POST", body: pc.localDescription.sdp,
-        headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${session.token}` },
+        headers: authHeaders("POST", { "Content-Type": "application/sdp" }), credentials: "same-origin",
       });
       if (res.status !== 201) throw new Error(`${res.status} ${await res.text()}`);
       this.resource = res.headers.get("Location");
@@ -72,7 +72,7 @@ export class LivePlayer {
 
   leave() {
     if (this.resource) {
-      fetch(this.resource, { method: "DELETE", headers: { Authorization: `Bearer ${session.token}` } }).catch(() => {});
+      fetch(this.resource, { method: "DELETE", headers: authHeaders("DELETE"), credentials: "same-origin" }).catch(() => {});
       this.resource = null;
     }
     if (this.pc) { const pc = this.pc; this.pc = null; pc.close(); }

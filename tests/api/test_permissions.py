@@ -78,6 +78,15 @@ def auth(client: TestClient, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {_tokens[username]}"}
 
 
+REVOKES_CALLER = {"/api/auth/logout"}  # called with a token of its own, so the shared one stays valid
+
+
+def fresh_auth(client: TestClient, username: str) -> dict[str, str]:
+    response = client.post("/api/auth/token", data={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 def api_routes(app: Any) -> list[APIRoute]:
     """Every HTTP route, including those of included routers (FastAPI keeps those in wrappers)."""
     return [r for r in _walk(app.routes, "") if isinstance(r, APIRoute)]
@@ -130,7 +139,8 @@ def test_each_role_is_allowed_exactly_its_permissions(app_client: TestClient, ro
             continue
         for method in route.methods:
             body: dict[str, Any] | None = {} if method == "POST" else None
-            response = app_client.request(method, concrete(route.path), headers=headers, json=body)
+            caller = fresh_auth(app_client, f"{role.value}-all") if route.path in REVOKES_CALLER else headers
+            response = app_client.request(method, concrete(route.path), headers=caller, json=body)
             if permission in ROLE_PERMISSIONS[role]:
                 assert response.status_code not in (401, 403), (role, method, route.path, response.text)
             else:
@@ -185,3 +195,23 @@ def test_security_headers_and_audit(app_client: TestClient) -> None:
     assert log[0]["details"]["note"] == "审计测试"
     csv = app_client.get("/api/audit?format=csv", headers=admin)
     assert csv.headers["content-type"].startswith("text/csv") and "alarm.comment" in csv.text
+
+
+def test_cookie_sessions_need_the_csrf_header_on_every_unsafe_route(app_client: TestClient) -> None:
+    browser = TestClient(app_client.app)
+    browser.portal = app_client.portal  # the running app's event loop, with a cookie jar of its own
+    started = browser.post("/api/auth/session", data={"username": "admin", "password": PASSWORD})
+    assert started.status_code == 200
+    csrf = started.json()["csrf_token"]
+    checked = 0
+    for route in api_routes(app_client.app):
+        if route_permission(route) is None:
+            continue
+        for method in route.methods - {"GET", "HEAD"}:
+            response = browser.request(method, concrete(route.path), json={})
+            assert response.status_code == 403 and "X-CSRF-Token" in response.text, (method, route.path)
+            checked += 1
+    assert checked > 10
+    assert browser.get("/api/alarms").status_code == 200  # reads need no header
+    assert browser.post("/api/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert browser.get("/api/alarms").status_code == 401

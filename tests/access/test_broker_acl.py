@@ -1,0 +1,150 @@
+"""Device credentials on a real Mosquitto: each device is confined to its own topics; the hub reads everything."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from config.loader import demo_path, load_file
+from ingest.mqtt_acl import accounts, device_password, hub_account, mqtt_devices, write_files
+from ingest.registry import installed
+from sharpeye.embedded import EmbeddedMosquitto
+from tests.helpers import wait_for
+
+SECRET = "test-device-secret-0123456789"
+HUB_PASSWORD = "hub-Password-123"
+
+
+class Client:
+    """A paho client that records what it receives and the result of its connection."""
+
+    def __init__(self, port: int, username: str, password: str) -> None:
+        self.received: list[tuple[str, bytes]] = []
+        self.connected = threading.Event()
+        self.reason: object = None
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        self.client.username_pw_set(username, password)
+        self.client.on_message = lambda _c, _u, msg: self.received.append((msg.topic, msg.payload))
+        self.client.on_connect = self._on_connect
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_connect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:
+        self.reason = reason
+        self.connected.set()
+
+    def subscribe(self, topic: str) -> None:
+        done = threading.Event()
+        self.client.on_subscribe = lambda *_: done.set()
+        self.client.subscribe(topic, qos=1)
+        assert done.wait(5)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def topics(self) -> list[str]:
+        return [t for t, _ in self.received]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMosquitto]:
+    workdir = tmp_path_factory.mktemp("acl-broker")
+    site = load_file(demo_path(), installed())
+    files = write_files(workdir / "auth", accounts(site.devices, installed(), SECRET, hub_account("hub", HUB_PASSWORD)))
+    server = EmbeddedMosquitto(workdir=workdir, password_file=files["passwd"], acl_file=files["acl"])
+    server.start()
+    yield server
+    server.stop()
+
+
+def demo_fences() -> tuple[str, str]:
+    fences = [d.id for d in mqtt_devices(load_file(demo_path(), installed()).devices, installed()) if d.kind == "fence"]
+    assert len(fences) >= 2
+    return fences[0], fences[1]
+
+
+def test_files_are_private_and_list_only_mqtt_devices(tmp_path: Path) -> None:
+    site = load_file(demo_path(), installed())
+    files = write_files(tmp_path, accounts(site.devices, installed(), SECRET, hub_account("hub", HUB_PASSWORD)))
+    for path in files.values():
+        assert path.stat().st_mode & 0o077 == 0, path
+    passwd = files["passwd"].read_text()
+    assert SECRET not in passwd and HUB_PASSWORD not in passwd and "$7$101$" in passwd
+    users = {line.split(":")[0] for line in passwd.splitlines()}
+    kinds = {d.id: d.kind for d in site.devices}
+    assert "hub" in users
+    assert {kinds[u] for u in users - {"hub"}} <= {"fence", "thermal", "water_level"}
+    assert not any(kinds[u] in ("camera", "gb28181") for u in users - {"hub"})
+
+
+def test_wrong_password_is_refused(broker: EmbeddedMosquitto) -> None:
+    own, _ = demo_fences()
+    client = Client(broker.port, own, "not-the-password")
+    assert client.connected.wait(5)
+    assert client.reason is not None and getattr(client.reason, "is_failure", False)
+    client.close()
+
+
+def test_device_cannot_publish_on_another_devices_topics(broker: EmbeddedMosquitto) -> None:
+    own, other = demo_fences()
+    hub = Client(broker.port, "hub", HUB_PASSWORD)
+    assert hub.connected.wait(5) and not hub.reason.is_failure  # type: ignore[attr-defined]
+    hub.subscribe("sharpeye/#")
+    device = Client(broker.port, own, device_password(SECRET, own))
+    assert device.connected.wait(5) and not device.reason.is_failure  # type: ignore[attr-defined]
+    device.publish(f"sharpeye/fence/{other}/event", b"forged")
+    device.publish("sharpeye/fence/somebody/state", b"forged")
+    device.publish(f"sharpeye/thermal/{own}/event", b"wrong kind")
+    device.publish(f"sharpeye/fence/{own}/event", b"legitimate")
+    # Messages of one client arrive in order: once the legitimate one is in, the forged ones were dropped.
+    wait_for(lambda: f"sharpeye/fence/{own}/event" in hub.topics(), what="the legitimate message at the hub")
+    assert hub.received == [(f"sharpeye/fence/{own}/event", b"legitimate")]
+    hub.close()
+    device.close()
+
+
+def test_device_reads_only_its_own_command_topic(broker: EmbeddedMosquitto) -> None:
+    own, other = demo_fences()
+    device = Client(broker.port, own, device_password(SECRET, own))
+    assert device.connected.wait(5)
+    device.subscribe("sharpeye/#")  # granted only where the ACL allows
+    hub = Client(broker.port, "hub", HUB_PASSWORD)
+    assert hub.connected.wait(5)
+    hub.publish(f"sharpeye/fence/{other}/command", b"for the other")
+    hub.publish(f"sharpeye/fence/{other}/event", b"the other's event")
+    hub.publish(f"sharpeye/fence/{own}/command", b"for me")
+    wait_for(lambda: device.received, what="the device's own command")
+    assert device.received == [(f"sharpeye/fence/{own}/command", b"for me")]
+    hub.close()
+    device.close()
+
+
+def test_broker_files_command(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")}
+    command = [sys.executable, "-m", "sharpeye.cli", "broker", "files", "-c", str(demo_path()), "--out", str(tmp_path)]
+    refused = subprocess.run(command, env=base, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 1 and "SHARPEYE_DEVICE_SECRET" in refused.stderr
+    assert not (tmp_path / "passwd").exists()
+    env = base | {"SHARPEYE_DEVICE_SECRET": SECRET, "SHARPEYE_BROKER_HUB_PASSWORD": HUB_PASSWORD}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert SECRET not in done.stdout + done.stderr and HUB_PASSWORD not in done.stdout + done.stderr
+    own, _ = demo_fences()
+    acl = (tmp_path / "acl").read_text()
+    assert f"user {own}\ntopic write sharpeye/fence/{own}/#\n" in acl
+    assert "user sharpeye-hub\ntopic readwrite sharpeye/#" in acl
+    sheet = dict(line.split(",") for line in (tmp_path / "credentials.csv").read_text().splitlines()[1:])
+    assert sheet[own] == device_password(SECRET, own) and sheet["sharpeye-hub"] == HUB_PASSWORD
