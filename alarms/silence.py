@@ -77,6 +77,17 @@ class SilenceStore:
         await self.refresh()
         return silence
 
+    async def update(self, silence_id: str, spec: SilenceSpec) -> Silence | None:
+        """Change a silence's matchers, window or reason (its author and id stay)."""
+        current = await self.get(silence_id)
+        if current is None:
+            return None
+        updated = Silence(**spec.model_dump(), id=current.id, created_by=current.created_by,
+                          created_at=current.created_at)  # fmt: skip
+        await self.redis.hset(self.keys.silences, silence_id, updated.model_dump_json())
+        await self.refresh()
+        return updated
+
     async def get(self, silence_id: str) -> Silence | None:
         raw = await self.redis.hget(self.keys.silences, silence_id)
         return Silence.model_validate_json(raw) if raw else None

@@ -17,7 +17,7 @@ from api.deps import PUBLIC
 from api.live.camera import device_resolver, service_resolver
 from api.live.service import LiveService
 from api.live.setting import LiveSettings
-from api.routes import admin, alarm, auth, camera, case, device, health, live, whep
+from api.routes import admin, alarm, auth, camera, case, device, health, live, report, uplink, whep
 from api.routes import site as site_route
 from api.user import UserStore
 from config.site import SiteConfig
@@ -117,7 +117,7 @@ def create_app(
             )
         return response
 
-    routers = (auth, health, alarm, case, device, camera, live, admin, site_route, whep)
+    routers = (auth, health, alarm, case, report, uplink, device, camera, live, admin, site_route, whep)
     for router in (module.router for module in routers):
         app.include_router(router)
 

@@ -69,6 +69,47 @@ def _default_escalation() -> list[EscalationStep]:
     ]
 
 
+class ReportLimits(StrictModel):
+    """Limits on photos uploaded with people's reports (JPEG and PNG only, checked by their bytes)."""
+
+    photo_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0, description="Largest photo accepted, bytes.")
+    photos_per_request: int = Field(default=6, gt=0, le=50, description="Most photos in one upload.")
+    request_max_bytes: int = Field(
+        default=24 * 1024 * 1024, gt=0, description="Largest upload request (all photos and fields), bytes."
+    )
+
+
+class MergePolicy(StrictModel):
+    """When a new report is proposed for merging (并单) into an open case of the same category."""
+
+    radius_m: float = Field(default=200.0, gt=0, le=10_000, description="At most this far apart, metres.")
+    window_hours: float = Field(default=72.0, gt=0, le=24 * 90, description="Reported at most this far apart.")
+
+
+UplinkEvent = Literal["case", "alarm"]
+
+
+def _all_events() -> list[UplinkEvent]:
+    return ["case", "alarm"]
+
+
+class Uplink(StrictModel):
+    """An external system that receives case and alarm events as signed webhooks."""
+
+    id: Identifier = Field(description="Stable uplink id (keys its retry queue and dead letters).")
+    url: str = Field(pattern=r"^https?://", max_length=500, description="Receiver URL (http or https).")
+    secret: str = Field(min_length=16, max_length=200, description="HMAC-SHA256 key shared with the receiver.")
+    events: list[UplinkEvent] = Field(
+        default_factory=_all_events, min_length=1, description="Which event kinds to forward."
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=120, description="One delivery attempt's time limit.")
+    max_attempts: int = Field(
+        default=20, ge=1, le=100, description="Attempts before dead-lettering (20 with the default backoff: about 2 h)."
+    )
+    backoff_s: float = Field(default=2.0, gt=0, le=3600, description="Delay before the second attempt.")
+    backoff_max_s: float = Field(default=600.0, gt=0, le=86_400, description="Longest delay between attempts.")
+
+
 class Governance(StrictModel):
     """Intake, dispatch and time limits."""
 
@@ -82,6 +123,19 @@ class Governance(StrictModel):
         default_factory=_default_escalation,
         description="Supervision steps (督办), in firing order: remind the handler, the centre, then escalate.",
     )
+
+    reports: ReportLimits = Field(default_factory=ReportLimits, description="Photo upload limits.")
+    merge: MergePolicy = Field(default_factory=MergePolicy, description="Merge proposals (并单).")
+    uplinks: list[Uplink] = Field(default_factory=list, description="Webhook receivers of case and alarm events.")
+
+    @field_validator("uplinks")
+    @classmethod
+    def _unique_uplinks(cls, uplinks: list[Uplink]) -> list[Uplink]:
+        ids = [u.id for u in uplinks]
+        for i in ids:
+            if ids.count(i) > 1:
+                raise ValueError(f"uplink id {i!r} is used twice")
+        return uplinks
 
     @field_validator("escalation")
     @classmethod

@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.governance import MergePolicy
 from config.rule import Severity
 from config.site import SiteConfig
 from governance.case import Case, CaseEvent, GeoPoint, Source, Stage
@@ -29,6 +30,7 @@ from governance.dispatch import Dispatcher
 from governance.escalation import Firing, Supervision
 from governance.flow import Action, Actor, Args, Flow, TransitionError, new_case
 from governance.indicator import GroupBy, IndicatorRow, Period, compute
+from governance.merge import MergeProposal, mergeable, propose
 from governance.sla import SlaPolicy
 from governance.store import CaseAlarmRow, CaseEventRow, CaseIncidentRow, CaseRow, Database, OutboxRow
 from sharpeye.clock import Clock
@@ -43,6 +45,20 @@ class CaseFilter:
     category: str | None = None
     limit: int = 50
     offset: int = 0
+    # Keyset paging: the (created_at, id) of the last case of the previous page; newer-first order.
+    after: tuple[datetime, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseListPage:
+    items: list[Case]
+    total: int  # matching cases, counted up to ``COUNT_CAP``
+    total_capped: bool  # more than ``COUNT_CAP`` match: ``total`` is a lower bound
+    next: tuple[datetime, str] | None  # pass as ``CaseFilter.after`` for the next page; None on the last
+
+
+# Counting every match of a broad filter costs a scan of all of them; a list shows "10,000+" instead.
+COUNT_CAP = 10_000
 
 
 log = logging.getLogger(__name__)
@@ -62,6 +78,31 @@ _EXTRA = (
     "claimed_by",
     "location",
 )
+
+
+def list_filter(flt: CaseFilter) -> Select[CaseRow]:
+    """The cases a list filter matches (no order, no paging)."""
+    query = select(CaseRow)
+    if flt.stages:
+        query = query.where(CaseRow.stage.in_([s.value for s in flt.stages]))
+    if flt.department:
+        query = query.where(CaseRow.department == flt.department)
+    if flt.org_units:
+        query = query.where(CaseRow.org_unit.in_(list(flt.org_units)))
+    if flt.category:
+        query = query.where(CaseRow.category == flt.category)
+    return query
+
+
+def list_query(flt: CaseFilter) -> Select[CaseRow]:
+    """One page of the list, newest first, plus one row to tell whether another page follows."""
+    query = list_filter(flt)
+    if flt.after is not None:
+        at, last_id = flt.after
+        query = query.where(or_(CaseRow.created_at < at, and_(CaseRow.created_at == at, CaseRow.id < last_id)))
+    elif flt.offset:
+        query = query.offset(flt.offset)
+    return query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(flt.limit + 1)
 
 
 class CaseNotFound(LookupError):
@@ -209,22 +250,25 @@ class CaseService:
                 for r in rows
             ]
 
-    async def list(self, flt: CaseFilter) -> tuple[list[Case], int]:
-        query = select(CaseRow)
-        if flt.stages:
-            query = query.where(CaseRow.stage.in_([s.value for s in flt.stages]))
-        if flt.department:
-            query = query.where(CaseRow.department == flt.department)
-        if flt.org_units:
-            query = query.where(CaseRow.org_unit.in_(list(flt.org_units)))
-        if flt.category:
-            query = query.where(CaseRow.category == flt.category)
+    async def list(self, flt: CaseFilter) -> tuple[builtins.list[Case], int]:
+        """A page of cases and the number matching (bounded by ``COUNT_CAP``)."""
+        page = await self.page(flt)
+        return page.items, page.total
+
+    async def page(self, flt: CaseFilter) -> CaseListPage:
+        """A page of cases, newest first, read from the list indexes (migration 0003): with ``after`` the
+        page starts below that key (keyset paging, constant cost at any depth); the count stops at
+        ``COUNT_CAP``."""
+        matching = list_filter(flt)
+        counted = matching.with_only_columns(CaseRow.id).limit(COUNT_CAP + 1).subquery()
         async with self.db.sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = await session.scalars(
-                query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(flt.limit).offset(flt.offset)
-            )
-            return [self.lit(to_case(r)) for r in rows], int(total)
+            total = int(await session.scalar(select(func.count()).select_from(counted)) or 0)
+            rows = (await session.scalars(list_query(flt))).all()
+        more = len(rows) > flt.limit
+        rows = rows[: flt.limit]
+        items = [self.lit(to_case(r)) for r in rows]
+        following = (rows[-1].created_at, rows[-1].id) if more and rows else None
+        return CaseListPage(items, min(total, COUNT_CAP), total > COUNT_CAP, following)
 
     async def count_open(self) -> dict[str, int]:
         async with self.db.sessions() as session:
@@ -336,6 +380,8 @@ class CaseService:
                 raise CaseConflict(f"case {case_id} changed while {action} was applied; read it again")
             self.add_event(session, case_id, step.event)
             self.enqueue(session, self.keys.case_events, _event_payload(step.event), now)
+            if step.event.action == Action.merge and new.merged_into:
+                new = await self._fold(session, new, new.merged_into, actor, now)
             if step.event.action in (Action.dispatch, Action.reassign) and new.department:
                 self.enqueue(
                     session,
@@ -346,6 +392,66 @@ class CaseService:
             await session.commit()
         await self.supervise(new)
         return new
+
+    async def _fold(self, session: AsyncSession, case: Case, target_id: str, actor: Actor, now: datetime) -> Case:
+        """Inside a merge's transaction: move the merged case's alarms (and incidents, so later alarms of
+        them join the target) into the target case, and write the target's history entry."""
+        target = await session.get(CaseRow, target_id)
+        if target is None or Stage(target.stage).terminal or Stage(target.stage) is Stage.parked:
+            await session.rollback()
+            raise TransitionError(Action.merge, f"case {target_id} cannot take a merge (missing or finished)")
+        moved = [a for a in case.alarm_ids if a not in (target.alarm_ids or [])]
+        await session.execute(
+            update(CaseRow)
+            .where(CaseRow.id == target_id)
+            .values(alarm_ids=[*(target.alarm_ids or []), *moved], updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            update(CaseRow)
+            .where(CaseRow.id == case.id)
+            .values(alarm_ids=[])
+            .execution_options(synchronize_session=False)
+        )
+        for table in (CaseAlarmRow, CaseIncidentRow):
+            await session.execute(
+                update(table)
+                .where(table.case_id == case.id)
+                .values(case_id=target_id)
+                .execution_options(synchronize_session=False)
+            )
+        stage = Stage(target.stage)
+        note = f"并单: {case.id} merged in" + (f" with alarms {', '.join(moved)}" if moved else "")
+        event = CaseEvent(case_id=target_id, at=now, action="merged_from", actor=actor.id, from_stage=stage,
+                          to_stage=stage, note=note, data={"source": case.id})  # fmt: skip
+        self.add_event(session, target_id, event)
+        self.enqueue(session, self.keys.case_events, _event_payload(event), now)
+        return case.model_copy(update={"alarm_ids": []})
+
+    async def merge_proposals(self, case_id: str, policy: MergePolicy) -> builtins.list[MergeProposal]:
+        """Open cases of the same matter as this report (``governance.merge``), best first; none for a case
+        that can no longer be merged."""
+        case = await self.get(case_id)
+        if case is None:
+            raise CaseNotFound(case_id)
+        if not mergeable(case):
+            return []
+        window = timedelta(hours=policy.window_hours)
+        live_stages = [s.value for s in Stage if not s.terminal and s is not Stage.parked]
+        async with self.db.sessions() as session:
+            rows = await session.scalars(
+                select(CaseRow)
+                .where(
+                    CaseRow.category == case.category,
+                    CaseRow.stage.in_(live_stages),
+                    CaseRow.created_at >= case.created_at - window,
+                    CaseRow.created_at <= case.created_at + window,
+                    CaseRow.id != case.id,
+                )
+                .limit(500)
+            )
+            candidates = [to_case(r) for r in rows]
+        return propose(case, candidates, policy)
 
     async def supervise(self, case: Case) -> None:
         """Bring the case's supervision plan in line with its state."""

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, select
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, event, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -65,7 +65,12 @@ class CaseRow(Base):
     alarm_ids: Mapped[list[str]] = mapped_column(default=list)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-    __table_args__ = (Index("ix_cases_created", "created_at"),)
+    __table_args__ = (
+        Index("ix_cases_created", "created_at"),
+        # The case list: filter by department and stage, newest first (migration 0003).
+        Index("ix_cases_list_department", "department", "stage", "created_at", "id"),
+        Index("ix_cases_list_stage", "stage", "created_at", "id"),
+    )
 
 
 class CaseEventRow(Base):
@@ -97,6 +102,21 @@ class CaseIncidentRow(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
 
 
+class CasePhotoRow(Base):
+    """A photo attached to a case (a report's evidence); the bytes live under the data dir."""
+
+    __tablename__ = "case_photos"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    media_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+
+
 class OutboxRow(Base):
     __tablename__ = "outbox"
 
@@ -107,12 +127,31 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
+def is_sqlite_file(url: str) -> bool:
+    """A SQLite database in a file (not ``:memory:``), where write-ahead logging applies."""
+    return url.startswith("sqlite") and ":memory:" not in url and not url.rstrip("/").endswith(":")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers (the case list, stats) run while a writer commits; NORMAL sync is durable in WAL
+    mode across process crashes; the busy timeout turns a brief writer overlap into a wait, not an error."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+    finally:
+        cursor.close()
+
+
 class Database:
     """An async engine and session factory; ``migrate()`` brings the schema to the newest revision."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
+        if is_sqlite_file(url):
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
 
     async def migrate(self) -> None:

@@ -23,7 +23,7 @@ from sharpeye.keys import Keys
 
 log = logging.getLogger(__name__)
 
-Source = Literal["config", "api", "discovery"]
+Source = Literal["config", "api", "discovery", "gb28181"]
 
 
 class InventoryError(ValueError):

@@ -147,11 +147,42 @@ class Hub:
         devices = [d for d in self.inventory if isinstance(d, GbDeviceConfig)]
         self.gb_platform = GbPlatform(settings, devices, self.emit, self.clock, reject=self._reject_sip)
         await self.gb_platform.start()
+        self._spawn(self._sync_gb_channels(), "gb28181-channels")
         if settings.cascade is not None:
             self.gb_cascade = GbCascade(settings, catalog=self.gb_platform.channels, clock=self.clock)
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
         log.info("GB/T 28181 platform %s on %s:%d", settings.sip_id, settings.host, self.gb_platform_port)
+
+    async def _sync_gb_channels(self, interval: float = 5.0) -> None:
+        """Catalog channels of registered GB/T 28181 devices become cameras in the inventory (in memory: the
+        catalog is the record), placed where their device is; the channel's media URL, when configured, is the
+        camera's URL, otherwise ``gb28181:<device>/<channel>`` (live media over SIP INVITE is not built yet)."""
+        while True:
+            try:
+                self.sync_gb_channels()
+            except Exception:
+                log.warning("syncing GB/T 28181 channels failed; retrying", exc_info=True)
+            await asyncio.sleep(interval)
+
+    def sync_gb_channels(self) -> int:
+        assert self.gb_platform is not None
+        added = 0
+        for channel in self.gb_platform.channels():
+            if channel.channel_id == channel.device_id:
+                continue
+            device = self.inventory.get(channel.device_id)
+            current = self.inventory.get(channel.channel_id)
+            if device is None or (current is not None and self.inventory.source(channel.channel_id) != "gb28181"):
+                continue
+            url = channel.media_url or f"gb28181:{channel.device_id}/{channel.channel_id}"
+            if current is not None and getattr(current, "url", None) == url and current.name == channel.name:
+                continue
+            camera = CameraConfig(id=channel.channel_id, kind="camera", name=channel.name or channel.channel_id,
+                                  grid=device.grid, position=device.position, url=url, heartbeat_s=3600)  # fmt: skip
+            self.inventory.put(camera, "gb28181")
+            added += 1
+        return added
 
     @property
     def gb_platform_port(self) -> int:

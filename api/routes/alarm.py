@@ -147,6 +147,19 @@ async def create_silence(hub: HubDep, principal: Actor, spec: SilenceSpec) -> Si
     return silence
 
 
+@router.put("/api/silences/{silence_id}")
+async def update_silence(hub: HubDep, principal: Actor, silence_id: str, spec: SilenceSpec) -> Silence:
+    """Change a silence's matchers, window or reason; audited with before and after."""
+    before = await hub.engine.silences.get(silence_id)
+    silence = await hub.engine.silences.update(silence_id, spec)
+    if silence is None or before is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id!r}")
+    await record(hub.redis, hub.keys, principal.actor, "silence.update", silence_id,
+                 {"before": before.model_dump(mode="json"), "after": silence.model_dump(mode="json")})  # fmt: skip
+    await hub.engine.sweep()
+    return silence
+
+
 @router.delete("/api/silences/{silence_id}")
 async def expire_silence(hub: HubDep, principal: Actor, silence_id: str) -> Silence:
     """End a silence now; it stays on record. Alarms it hid that are still active are notified."""

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from api.deps import HubDep, in_scope, not_found_unless, require
 from api.permission import Permission
 from api.permission import allowed as allowed_permission
 from api.user import Principal
 from config.rule import Severity
-from governance.case import Case, CaseEvent, Source, Stage
+from governance.case import Case, CaseEvent, GeoPoint, Source, Stage
 from governance.cluster import find_clusters
 from governance.dispatch import DispatchError
 from governance.flow import Action, Actor, Args, TransitionError, allowed
@@ -31,7 +32,26 @@ Actor_ = Annotated[Principal, Depends(require(Permission.cases_act))]
 
 class CasePage(BaseModel):
     items: list[Case]
-    total: int
+    total: int = Field(description="Matching cases, counted up to 10,000 (see total_capped).")
+    total_capped: bool = Field(default=False, description="More than 10,000 match: total is a lower bound.")
+    next: str | None = Field(default=None, description="Cursor of the next page (pass as after); null: last.")
+
+
+def encode_cursor(key: tuple[datetime, str]) -> str:
+    return base64.urlsafe_b64encode(f"{key[0].isoformat()}|{key[1]}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) key of a cursor; a malformed one is a 422 with the reason."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, case_id = text.split("|", 1)
+        when = datetime.fromisoformat(at)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "malformed cursor (after)") from None
+    if when.tzinfo is None or not case_id:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "malformed cursor (after)")
+    return when, case_id
 
 
 class CaseDetail(BaseModel):
@@ -48,14 +68,17 @@ async def list_cases(
     department: Annotated[str | None, Query(max_length=64)] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000, description="Prefer after: offsets cost their depth.")] = 0,
+    after: Annotated[str | None, Query(max_length=200, description="Cursor from the previous page's next.")] = None,
 ) -> CasePage:
+    """Cases newest first. Page with ``after`` (keyset: the same cost at any depth)."""
     scope = sorted(hub.inventory.units_below(principal.org_unit)) if principal.org_unit else ()
-    items, total = await hub.cases.list(
+    page = await hub.cases.page(
         CaseFilter(stages=stage or (), department=department, category=category, org_units=scope, limit=limit,
-                   offset=offset)
+                   offset=offset, after=decode_cursor(after) if after else None)
     )  # fmt: skip
-    return CasePage(items=items, total=total)
+    return CasePage(items=page.items, total=page.total, total_capped=page.total_capped,
+                    next=encode_cursor(page.next) if page.next else None)  # fmt: skip
 
 
 @router.get("/api/cases/{case_id}")
@@ -93,6 +116,14 @@ class ReportBody(BaseModel):
     description: str = Field(default="", max_length=5000)
     severity: Severity = Severity.minor
     source: Source = Source.grid_worker
+    lat: float | None = Field(default=None, ge=-90, le=90, description="Where, if the terminal knows: latitude.")
+    lon: float | None = Field(default=None, ge=-180, le=180, description="... and longitude (both or neither).")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> ReportBody:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together")
+        return self
 
 
 @router.post("/api/cases/{case_id}/actions")
@@ -134,7 +165,9 @@ async def report(hub: HubDep, principal: Actor_, body: ReportBody) -> Case:
     try:
         case = await hub.cases.report(title=body.title, category=body.category, severity=body.severity,
                                       source=body.source, org_unit=body.org_unit, actor=actor_of(principal),
-                                      description=body.description)  # fmt: skip
+                                      description=body.description,
+                                      location=GeoPoint(lat=body.lat, lon=body.lon)
+                                      if body.lat is not None and body.lon is not None else None)  # fmt: skip
     except TransitionError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     await record(hub.redis, hub.keys, principal.actor, "case.report", case.id, body.model_dump(mode="json"))

@@ -2,6 +2,7 @@
 import { alarmStream, api, changePassword, login, logout, session } from "./api.js";
 import { esc, fmtDuration, fmtTime, lang, setLang, setZone, t } from "./i18n.js";
 import { LivePlayer } from "./player.js";
+import { renderStats } from "./stats.js";
 import { alarmTone, muted, setMuted, unlock } from "./sound.js";
 
 const $ = (id) => document.getElementById(id);
@@ -41,6 +42,15 @@ async function refresh() {
   else if (state.view === "cases") await loadCases();
   else if (state.view === "devices") await loadDevices();
   else if (state.view === "wall") renderWall();
+  else if (state.view === "stats") await renderStats($("stats-body"), placeNames());
+}
+
+// Department and org-unit display names, for the statistics tables.
+function placeNames() {
+  const names = new Map();
+  const walk = (u) => { names.set(u.id, u.name); (u.children || []).forEach(walk); };
+  if (state.site) { walk(state.site.org); state.site.departments.forEach((d) => names.set(d.id, d.name)); }
+  return names;
 }
 
 function report(err) { if (String(err).includes("unauthorised")) return; console.error(err); toast(String(err)); }

@@ -169,3 +169,29 @@ async def test_device_restarting_its_sequence_is_accepted(rig_factory: Factory) 
     assert await rig.feed(rig.reading("r", "restore", 10)) == ["stale"]  # lower seq, same time: a late message
     rig.clock.advance(600)
     assert await rig.feed(rig.reading("r", "restore", 11)) == ["cleared"]  # lower seq, much newer: a reboot
+
+
+async def test_timers_and_silences_survive_a_restart(rig_factory: Factory) -> None:
+    """A new engine (a restarted hub) finds quiet periods, holds and silences where the old one left them."""
+    quiet = state_rule("cam", condition={"type": "state", "active": ["alarm"]}, clear={"mode": "quiet", "quiet_s": 30})
+    hold = state_rule("hold", hold_s=10)
+    plain = state_rule("plain")
+    site = make_site([quiet, hold, plain])
+    first = await rig_factory(site)
+    now = first.clock.now()
+    await first.engine.silences.create(
+        SilenceSpec(matchers={"device_id": "d9"}, starts_at=now, ends_at=now + timedelta(seconds=100), reason="检修"),
+        "user:zhao", now,
+    )  # fmt: skip
+    await first.feed(first.reading("cam", "alarm", None), first.reading("hold", "alarm", 1))
+    await first.feed(first.reading("plain", "alarm", 1, device="d9"))  # silenced: recorded, not notified
+    raised_before = [e["type"] for e in await first.events()].count("raised")
+
+    second = await rig_factory(site, first.clock)  # same Redis, fresh process state
+    assert await second.advance(5) == []  # nothing due yet: no duplicate notification of the silenced alarm
+    assert sorted(await second.advance(6)) == ["raised"]  # the hold elapsed (10 s) under the new engine
+    assert sorted(await second.advance(20)) == ["cleared"]  # the quiet period (30 s) ended under the new engine
+    assert await second.advance(70) == ["raised"]  # the silence ended while d9's alarm is active: notified once
+    assert await second.advance(70) == []
+    types = [e["type"] for e in await second.events()]
+    assert types.count("raised") == raised_before + 2

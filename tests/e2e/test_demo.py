@@ -51,8 +51,13 @@ def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
             return next((a for a in items if a["rule_id"] == "fence-intrusion"), None)
 
         alarm = wait_for(intrusion, timeout=15 - (time.monotonic() - started) + 15, what="the demo intrusion")
-        cases = wait_for(lambda: httpx.get(f"{base}/api/cases", headers=auth).json()["items"], what="its case")
-        assert any(alarm["id"] in c["alarm_ids"] for c in cases)
+
+        def its_case() -> dict[str, object] | None:
+            cases = httpx.get(f"{base}/api/cases", headers=auth).json()["items"]
+            return next((c for c in cases if alarm["id"] in c["alarm_ids"]), None)
+
+        case = wait_for(its_case, what="the intrusion's case")
+        assert case["department"] == "sx-cwh"
         assert time.monotonic() - started < 30
         assert httpx.get(f"{base}/").status_code == 200
 

@@ -69,6 +69,15 @@ def test_devices_register_alarm_and_the_alarm_goes_upward(
                 return len(devices) == 20 and all(d["state"] == "online" for d in devices)
 
             wait_for(all_online, timeout=20, what="20 GB/T 28181 devices online")
+
+            def channel_cameras() -> list[dict[str, Any]]:
+                cams = client.get("/api/devices?kind=camera").json()
+                return [c for c in cams if c["source"] == "gb28181"]
+
+            cams = wait_for(lambda: len(channel_cameras()) == 20 and channel_cameras(), timeout=20,
+                            what="each device's channel as a camera")  # fmt: skip
+            assert {c["grid"] for c in cams} == {"hedong-g2"}
+            assert all(c["config"]["url"].startswith("gb28181:") for c in cams)
             portal.call(fleet.alarm, sims[3].id)
 
             def gb_alarm() -> dict[str, Any] | None:

@@ -4,7 +4,7 @@ case in the governance queue → the API."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -150,3 +150,23 @@ def test_websocket_streams_alarm_changes(hub_client: TestClient, mqtt_broker: Em
             assert detail["alarm"]["channel"] == "z3"
         finally:
             pub.close()
+
+
+def test_silences_through_the_api(hub_client: TestClient) -> None:
+    now = datetime.now(UTC)
+    spec = {"matchers": {"device_id": "fence-school"}, "starts_at": now.isoformat(),
+            "ends_at": (now.replace(microsecond=0) + timedelta(hours=1)).isoformat(), "reason": "围栏检修",
+            "kind": "maintenance"}  # fmt: skip
+    assert hub_client.post("/api/silences", json={**spec, "reason": ""}).status_code == 422
+    assert hub_client.post("/api/silences", json={**spec, "ends_at": now.isoformat()}).status_code == 422
+    created = hub_client.post("/api/silences", json=spec)
+    assert created.status_code == 201
+    sid = created.json()["id"]
+    assert created.json()["created_by"] == "user:admin"
+    changed = hub_client.put(f"/api/silences/{sid}", json={**spec, "reason": "围栏检修（延长）"}).json()
+    assert changed["reason"] == "围栏检修（延长）" and changed["created_by"] == "user:admin"
+    assert [s["id"] for s in hub_client.get("/api/silences").json()] == [sid]
+    ended = hub_client.delete(f"/api/silences/{sid}").json()
+    assert datetime.fromisoformat(ended["ends_at"]) <= datetime.now(UTC)
+    actions = [e["action"] for e in hub_client.get("/api/audit?action=silence.").json()]
+    assert actions == ["silence.expire", "silence.update", "silence.create"]

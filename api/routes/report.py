@@ -1,0 +1,213 @@
+"""People's reports beyond the JSON one: a report with photos (multipart), photos on a case (upload, list,
+download, each checked against the caller's scope), the 12345 hotline import with a dry run, and merge
+proposals (并单) with their confirmation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
+
+from api.deps import HubDep, in_scope, not_found_unless, require
+from api.permission import Permission
+from api.routes.case import CaseDetail, ReportBody, actor_of, get_case
+from api.user import Principal
+from governance.case import Case, GeoPoint
+from governance.flow import TransitionError
+from governance.hotline import ImportError_, ImportResult, import_tickets, parse
+from governance.merge import MergeProposal
+from governance.photo import Photo, PhotoRejected, PhotoStore, Upload, check
+from governance.service import CaseConflict, CaseNotFound
+from sharpeye.audit import record
+from sharpeye.hub import Hub
+
+router = APIRouter(tags=["reports"])
+
+Reader = Annotated[Principal, Depends(require(Permission.cases_read))]
+Actor_ = Annotated[Principal, Depends(require(Permission.cases_act))]
+
+IMPORT_MAX_BYTES = 10 * 1024 * 1024
+
+
+def photo_store(hub: Hub) -> PhotoStore:
+    return PhotoStore(hub.db, hub.settings.data_dir / "photos", hub.site.governance.reports)
+
+
+class ReportWithPhotos(BaseModel):
+    case: Case
+    photos: list[Photo]
+
+
+def _content_length(request: Request, cap: int) -> None:
+    """Refuse before reading: no declared length (411), or more than the cap (413)."""
+    declared = request.headers.get("content-length")
+    if declared is None or not declared.isdigit():
+        raise HTTPException(status.HTTP_411_LENGTH_REQUIRED, "a Content-Length header is required")
+    if int(declared) > cap:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"request is {declared} bytes: at most {cap}")
+
+
+async def _uploads(hub: Hub, request: Request) -> tuple[dict[str, str], list[Upload]]:
+    """The text fields and the ``photos`` files of a multipart request, within the configured limits."""
+    limits = hub.site.governance.reports
+    _content_length(request, limits.request_max_bytes)
+    fields: dict[str, str] = {}
+    uploads: list[Upload] = []
+    try:
+        async with request.form(max_files=limits.photos_per_request, max_fields=20, max_part_size=65536) as form:
+            for name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    if name != "photos":
+                        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unexpected file field {name!r}")
+                    data = await value.read(limits.photo_max_bytes + 1)
+                    uploads.append(Upload(value.filename or "photo", data))
+                else:
+                    fields[name] = value
+    except HTTPException:
+        raise
+    except Exception as exc:  # malformed multipart, too many files or fields (starlette's own limits)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unreadable form: {exc}") from None
+    return fields, uploads
+
+
+async def _store(hub: Hub, principal: Principal, case_id: str, uploads: list[Upload]) -> list[Photo]:
+    try:
+        return await photo_store(hub).add(case_id, uploads, principal.actor, hub.clock.now())
+    except PhotoRejected as exc:
+        code = status.HTTP_413_CONTENT_TOO_LARGE if exc.too_large else status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+        raise HTTPException(code, exc.reason) from None
+
+
+@router.post("/api/reports/form", status_code=status.HTTP_201_CREATED)
+async def report_with_photos(hub: HubDep, principal: Actor_, request: Request) -> ReportWithPhotos:
+    """A report as a multipart form (a patrol terminal's one-click report): the fields of ``POST /api/reports``
+    plus files named ``photos`` (JPEG/PNG by their bytes, size-capped). Photos are checked before the case is
+    created: a bad photo refuses the whole report."""
+    fields, uploads = await _uploads(hub, request)
+    try:
+        body = ReportBody.model_validate(fields)
+    except ValidationError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors(include_url=False)) from None
+    try:
+        check(uploads, hub.site.governance.reports)
+    except PhotoRejected as exc:
+        code = status.HTTP_413_CONTENT_TOO_LARGE if exc.too_large else status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+        raise HTTPException(code, exc.reason) from None
+    case = await _create(hub, principal, body)
+    photos = await _store(hub, principal, case.id, uploads) if uploads else []
+    await record(hub.redis, hub.keys, principal.actor, "case.report", case.id,
+                 {**body.model_dump(mode="json"), "photos": [p.id for p in photos]})  # fmt: skip
+    return ReportWithPhotos(case=case, photos=photos)
+
+
+async def _create(hub: Hub, principal: Principal, body: ReportBody) -> Case:
+    if hub.inventory.unit(body.org_unit) is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no org unit {body.org_unit!r}")
+    if not in_scope(hub, principal, body.org_unit):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"org unit {body.org_unit!r} is outside your scope")
+    location = GeoPoint(lat=body.lat, lon=body.lon) if body.lat is not None and body.lon is not None else None
+    try:
+        return await hub.cases.report(title=body.title, category=body.category, severity=body.severity,
+                                      source=body.source, org_unit=body.org_unit, actor=actor_of(principal),
+                                      description=body.description, location=location)  # fmt: skip
+    except TransitionError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+
+
+async def _visible(hub: Hub, principal: Principal, case_id: str) -> Case:
+    case = await hub.cases.get(case_id)
+    not_found_unless(case is not None and in_scope(hub, principal, case.org_unit), f"case {case_id!r}")
+    assert case is not None
+    return case
+
+
+@router.post("/api/cases/{case_id}/photos", status_code=status.HTTP_201_CREATED)
+async def add_photos(hub: HubDep, principal: Actor_, case_id: str, request: Request) -> list[Photo]:
+    """Attach photos (multipart files named ``photos``) to a case in the caller's scope."""
+    case = await _visible(hub, principal, case_id)
+    if case.stage.terminal:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"case {case_id} is {case.stage}: no more photos")
+    _, uploads = await _uploads(hub, request)
+    if not uploads:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no files named 'photos'")
+    photos = await _store(hub, principal, case_id, uploads)
+    await record(hub.redis, hub.keys, principal.actor, "case.photos", case_id, {"photos": [p.id for p in photos]})
+    return photos
+
+
+@router.get("/api/cases/{case_id}/photos")
+async def list_photos(hub: HubDep, principal: Reader, case_id: str) -> list[Photo]:
+    await _visible(hub, principal, case_id)
+    return await photo_store(hub).list(case_id)
+
+
+@router.get("/api/cases/{case_id}/photos/{photo_id}", response_class=FileResponse)
+async def photo(hub: HubDep, principal: Reader, case_id: str, photo_id: str) -> FileResponse:
+    """The photo's bytes, for callers who may see the case."""
+    await _visible(hub, principal, case_id)
+    store = photo_store(hub)
+    found = await store.get(case_id, photo_id)
+    not_found_unless(found is not None and store.path(found).is_file(), f"photo {photo_id!r}")
+    assert found is not None
+    return FileResponse(store.path(found), media_type=found.media_type,
+                        headers={"Cache-Control": "private, max-age=3600",
+                                 "X-Content-Type-Options": "nosniff"})  # fmt: skip
+
+
+@router.post("/api/reports/import")
+async def import_hotline(
+    hub: HubDep,
+    principal: Actor_,
+    request: Request,
+    format: Annotated[Literal["csv", "json"], Query(description="The body's format.")],
+    dry_run: Annotated[bool, Query(description="Only show what would be created and what is rejected.")] = True,
+) -> ImportResult:
+    """12345 hotline import: the body is the export (CSV with a header row, or JSON). Each ticket becomes a
+    reported case; every rejected row comes back with its reason. ``dry_run`` (the default) writes nothing."""
+    _content_length(request, IMPORT_MAX_BYTES)
+    data = await request.body()
+    try:
+        rows = parse(data, format)
+    except ImportError_ as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    result = await import_tickets(hub.cases, hub.redis, hub.keys, rows, actor_of(principal), dry_run=dry_run,
+                                  in_scope=lambda unit: in_scope(hub, principal, unit))  # fmt: skip
+    if not dry_run:
+        await record(hub.redis, hub.keys, principal.actor, "case.import", "hotline",
+                     {"created": [p.case_id for p in result.created], "rejected": len(result.rejected)})  # fmt: skip
+    return result
+
+
+@router.get("/api/cases/{case_id}/merge-proposals")
+async def merge_proposals(hub: HubDep, principal: Reader, case_id: str) -> list[MergeProposal]:
+    """Open cases of the same matter (same category, nearby, close in time) this report could fold into."""
+    await _visible(hub, principal, case_id)
+    found = await hub.cases.merge_proposals(case_id, hub.site.governance.merge)
+    return [
+        p for p in found if (t := await hub.cases.get(p.target)) is not None and in_scope(hub, principal, t.org_unit)
+    ]
+
+
+class MergeBody(BaseModel):
+    target: str = Field(min_length=1, max_length=40, description="The case this one folds into.")
+    note: str = Field(default="", max_length=2000, description="Why (recorded in both histories).")
+
+
+@router.post("/api/cases/{case_id}/merge")
+async def merge(hub: HubDep, principal: Actor_, case_id: str, body: MergeBody) -> CaseDetail:
+    """Confirm a merge (并单): this case ends as merged and its alarms move into the target."""
+    await _visible(hub, principal, case_id)
+    await _visible(hub, principal, body.target)
+    try:
+        await hub.cases.merge(case_id, actor_of(principal), body.target, body.note)
+    except TransitionError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except CaseConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except CaseNotFound:
+        not_found_unless(False, f"case {case_id!r}")
+    await record(hub.redis, hub.keys, principal.actor, "case.merge", case_id, body.model_dump())
+    return await get_case(hub, principal, case_id)
