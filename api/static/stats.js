@@ -1,6 +1,6 @@
 // Statistics: the centre's indicators (DOMAIN.md definitions, computed by the hub), trends, class-case clusters,
 // CSV export. Plain SVG charts, no library.
-import { api, session } from "./api.js";
+import { api } from "./api.js";
 import { esc, fmtTime, t } from "./i18n.js";
 
 const COLUMNS = ["opened", "due", "closed", "closed_on_time", "close_rate", "on_time_rate", "avg_handling_h",
@@ -39,7 +39,7 @@ function trend(rows) {
 }
 
 async function download(query, name) {
-  const res = await fetch(`/api/stats?${query}&format=csv`, { headers: { Authorization: `Bearer ${session.token}` } });
+  const res = await fetch(`/api/stats?${query}&format=csv`, { credentials: "same-origin" });
   const url = URL.createObjectURL(await res.blob());
   const a = document.createElement("a"); a.href = url; a.download = name; a.click(); URL.revokeObjectURL(url);
 }
