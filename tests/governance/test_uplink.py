@@ -285,3 +285,17 @@ def test_dead_letters_listed_and_replayed_through_the_api(client: tuple[TestClie
     assert receiver.accepted[0]["id"] == letter["id"]
     [state] = c.get("/api/uplinks", headers=integ).json()
     assert (state["dead"], state["pending"], state["delivered_recently"]) == (0, 0, 1)
+
+
+async def test_backoff_doubles_to_its_cap_and_queue_takes_an_event_once(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    link = uplink(free_port(), backoff_s=2.0, backoff_max_s=600.0, max_attempts=20)
+    service = UplinkService([link], redis_client, keys, SystemClock(), site_id="demo", consumer="n1")
+    delays = [service.backoff(link, n) for n in range(1, 20)]
+    assert delays[:4] == [2.0, 4.0, 8.0, 16.0] and delays[9:] == [600.0] * 10
+    assert sum(delays) > 3600  # the defaults outlast a receiver down for an hour
+    assert await service.enqueue(link, "case-7-0", b'{"id":"case-7-0"}')
+    assert not await service.enqueue(link, "case-7-0", b'{"id":"case-7-0"}')  # a re-read source entry
+    [state] = await service.states()
+    assert state.pending == 1
