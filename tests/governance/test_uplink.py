@@ -147,7 +147,8 @@ async def test_receiver_down_then_back_gets_everything_once(
     queue = CaseQueue(redis_client, keys, db)
     port = free_port()
     receiver = Receiver(port)
-    first = UplinkService([uplink(port)], redis_client, keys, clock, site_id="demo", consumer="n1", poll_s=0.05)
+    first = UplinkService([uplink(port)], redis_client, keys, clock, site_id="demo", consumer="n1", poll_s=0.05,
+                          case_lookup=cases.get)  # fmt: skip
     await first.ensure_groups()
     running = asyncio.create_task(first.run())
     try:
@@ -180,7 +181,8 @@ async def test_receiver_down_then_back_gets_everything_once(
     late = await cases.report(title="夜间施工噪音", category="dispute", severity=Severity.minor, source=Source.resident,
                               org_unit="hedong-g2", actor=OPERATOR)  # fmt: skip
     await queue.relay(clock.now())
-    second = UplinkService([uplink(port)], redis_client, keys, clock, site_id="demo", consumer="n2", poll_s=0.05)
+    second = UplinkService([uplink(port)], redis_client, keys, clock, site_id="demo", consumer="n2", poll_s=0.05,
+                           case_lookup=cases.get)  # fmt: skip
     running = asyncio.create_task(second.run())
     try:
         receiver.failing = False
@@ -203,6 +205,9 @@ async def test_receiver_down_then_back_gets_everything_once(
     case_ids = {e["data"]["case_id"] for e in receiver.accepted if e["kind"] == "case"}  # type: ignore[index]
     assert case_ids == {*made, late.id}
     assert all(e["site"] == "demo" for e in receiver.accepted)
+    summaries = {e["case"]["id"]: e["case"] for e in receiver.accepted if e["kind"] == "case"}  # type: ignore[index]
+    assert {s["category"] for s in summaries.values()} == {"city_appearance", "dispute"}  # type: ignore[index]
+    assert summaries[made[0]]["org_unit"] == "hedong-g1"  # type: ignore[index]
     [state] = await second.states()
     assert (state.pending, state.dead, state.delivered_recently) == (0, 0, 9)
 
