@@ -56,6 +56,14 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, within: float =
         await asyncio.sleep(0.05)
 
 
+async def halt(task: asyncio.Task[None]) -> None:
+    """Cancel until the task ends: redis-py can swallow a cancellation that lands while it opens a
+    connection, so one cancel() is not always enough."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1)
+
+
 class Receiver:
     """An external system's webhook endpoint: checks every request, keeps what it accepted."""
 
@@ -175,8 +183,7 @@ async def test_receiver_down_then_back_gets_everything_once(
 
         await until(refused_by_503, "503 answers")
     finally:
-        running.cancel()  # the hub restarts while the receiver is still failing
-        await asyncio.gather(running, return_exceptions=True)
+        await halt(running)  # the hub restarts while the receiver is still failing
 
     late = await cases.report(title="夜间施工噪音", category="dispute", severity=Severity.minor, source=Source.resident,
                               org_unit="hedong-g2", actor=OPERATOR)  # fmt: skip
@@ -193,8 +200,7 @@ async def test_receiver_down_then_back_gets_everything_once(
 
         await until(drained, "every event delivered")
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        await halt(running)
         await receiver.stop()
 
     ids = [str(e["id"]) for e in receiver.accepted]
@@ -256,8 +262,7 @@ def test_dead_letters_listed_and_replayed_through_the_api(client: tuple[TestClie
             return (await service.states())[0].dead == 1
 
         await until(dead, "a dead letter")
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await halt(task)
         return service
 
     c.portal.call(exhaust)
@@ -280,8 +285,7 @@ def test_dead_letters_listed_and_replayed_through_the_api(client: tuple[TestClie
 
             await until(delivered, "the replayed letter")
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await halt(task)
             await receiver.stop()
 
     replayed = c.post("/api/uplinks/city/dead-letters/replay", json={"ids": None}, headers=integ)
