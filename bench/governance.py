@@ -236,6 +236,22 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             f"ratio {pct(lat, 0.99) / pct(ping, 0.99):.0f}"
         )
 
+        # 3b. A deep page: by keyset (after the last row of the page before) against the same page by offset.
+        depth = min(args.open // 5 - 50, 10_000)  # one department holds a fifth of the open cases
+        if depth > 0:
+            probe = CaseFilter(stages=[Stage.handling], department="hd-jwh", limit=50, offset=depth)
+            before = await service.page(CaseFilter(stages=[Stage.handling], department="hd-jwh", limit=1,
+                                                   offset=depth - 1))  # fmt: skip
+            key = (before.items[0].created_at, before.items[0].id)
+            deep = CaseFilter(stages=[Stage.handling], department="hd-jwh", limit=50, after=key)
+            by_key = await timed(50, lambda i: service.page(deep))
+            by_offset = await timed(50, lambda i: service.page(probe))
+            print(
+                f"case list page at depth {depth:,}: keyset p50 {pct(by_key, 0.5) * 1000:.1f} ms; "
+                f"baseline the same page by offset p50 {pct(by_offset, 0.5) * 1000:.1f} ms; "
+                f"ratio {pct(by_offset, 0.5) / pct(by_key, 0.5):.1f}"
+            )
+
         # 4. Indicators over M closed cases (pure functions), against a bare pass over the same records.
         closed = [closed_case(i) for i in range(args.closed)]
         t = time.perf_counter()

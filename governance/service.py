@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.governance import MergePolicy
@@ -99,7 +99,9 @@ def list_query(flt: CaseFilter) -> Select[CaseRow]:
     query = list_filter(flt)
     if flt.after is not None:
         at, last_id = flt.after
-        query = query.where(or_(CaseRow.created_at < at, and_(CaseRow.created_at == at, CaseRow.id < last_id)))
+        # Rows below (at, last_id) in (created_at, id) order. The redundant ``created_at <= at`` gives the
+        # database a range bound to seek to in the list index (an OR alone makes SQLite scan from the top).
+        query = query.where(CaseRow.created_at <= at, or_(CaseRow.created_at < at, CaseRow.id < last_id))
     elif flt.offset:
         query = query.offset(flt.offset)
     return query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(flt.limit + 1)

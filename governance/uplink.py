@@ -87,12 +87,15 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float, tol
 
 
 # --- envelopes ---------------------------------------------------------------------------------------
-def case_envelope(entry_id: str, fields: dict[str, str], site: str) -> tuple[str, bytes]:
-    """The delivery id and body of a case event (``CaseService`` payload: case_id, action, from, to, ...).
-    The id comes from the stream entry id, itself the outbox row id: stable across re-reads."""
+def case_envelope(
+    entry_id: str, fields: dict[str, str], site: str, case: dict[str, Any] | None = None
+) -> tuple[str, bytes]:
+    """The delivery id and body of a case event (``CaseService`` payload: case_id, action, from, to, ...),
+    with the case's summary as it is when the event is queued. The id comes from the stream entry id,
+    itself the outbox row id: stable across re-reads."""
     delivery = f"case-{entry_id}"
     body = {"id": delivery, "kind": "case", "type": f"case.{fields.get('action', '')}", "site": site,
-            "occurred_at": fields.get("at", ""), "data": fields}  # fmt: skip
+            "occurred_at": fields.get("at", ""), "data": fields, "case": case}  # fmt: skip
     return delivery, orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
@@ -157,7 +160,11 @@ class Attempt:
     error: str = ""
 
 
-Sender = Callable[[Uplink, str, bytes, float], Awaitable[Attempt]]
+CaseLookup = Callable[[str], Awaitable[Any]]  # case id -> governance.case.Case | None
+
+# The case fields a webhook carries (no free text beyond the title: receivers fetch details by API).
+SUMMARY = ("id", "title", "category", "severity", "source", "stage", "org_unit", "department", "level",
+           "created_at", "due_at", "closed_at", "light", "location", "merged_into")  # fmt: skip
 
 
 class UplinkService:
@@ -176,6 +183,7 @@ class UplinkService:
         poll_s: float = 0.5,
         batch: int = 50,
         concurrency: int = 8,
+        case_lookup: CaseLookup | None = None,
     ) -> None:
         self.uplinks = {u.id: u for u in uplinks}
         self.redis = redis
@@ -185,6 +193,7 @@ class UplinkService:
         self.consumer = consumer
         self.poll_s = poll_s
         self.batch = batch
+        self.case_lookup = case_lookup
         self._slots = asyncio.Semaphore(concurrency)
         self._enqueue = redis.register_script(_ENQUEUE)
         self._claim = redis.register_script(_CLAIM)
@@ -250,8 +259,9 @@ class UplinkService:
                 for entry_id, fields in entries:
                     if fields:
                         decoded = {k.decode(): v.decode() for k, v in fields.items()}
-                        delivery, body = case_envelope(entry_id.decode(), decoded, self.site_id)
                         if "case" in uplink.events:
+                            summary = await self._summary(decoded.get("case_id", ""))
+                            delivery, body = case_envelope(entry_id.decode(), decoded, self.site_id, summary)
                             await self.enqueue(uplink, delivery, body)
                 if entries:
                     await self.redis.xack(stream, grp, *[entry_id for entry_id, _ in entries])
@@ -260,6 +270,15 @@ class UplinkService:
             except Exception:
                 log.exception("uplink %s: reading case events failed; retrying", uplink.id)
                 await asyncio.sleep(1)
+
+    async def _summary(self, case_id: str) -> dict[str, Any] | None:
+        if self.case_lookup is None or not case_id:
+            return None
+        case = await self.case_lookup(case_id)
+        if case is None:
+            return None
+        dumped: dict[str, Any] = case.model_dump(mode="json", include=set(SUMMARY))
+        return dumped
 
     # --- delivering --------------------------------------------------------------------------------
     def backoff(self, uplink: Uplink, attempts: int) -> float:

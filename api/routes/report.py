@@ -39,6 +39,9 @@ def photo_store(hub: Hub) -> PhotoStore:
 class ReportWithPhotos(BaseModel):
     case: Case
     photos: list[Photo]
+    merge_proposals: list[MergeProposal] = Field(
+        default_factory=list, description="Open cases of the same matter (并单 candidates), best first."
+    )
 
 
 def _content_length(request: Request, cap: int) -> None:
@@ -100,7 +103,8 @@ async def report_with_photos(hub: HubDep, principal: Actor_, request: Request) -
     photos = await _store(hub, principal, case.id, uploads) if uploads else []
     await record(hub.redis, hub.keys, principal.actor, "case.report", case.id,
                  {**body.model_dump(mode="json"), "photos": [p.id for p in photos]})  # fmt: skip
-    return ReportWithPhotos(case=case, photos=photos)
+    proposals = await visible_proposals(hub, principal, case.id)
+    return ReportWithPhotos(case=case, photos=photos, merge_proposals=proposals)
 
 
 async def _create(hub: Hub, principal: Principal, body: ReportBody) -> Case:
@@ -185,10 +189,18 @@ async def import_hotline(
 async def merge_proposals(hub: HubDep, principal: Reader, case_id: str) -> list[MergeProposal]:
     """Open cases of the same matter (same category, nearby, close in time) this report could fold into."""
     await _visible(hub, principal, case_id)
+    return await visible_proposals(hub, principal, case_id)
+
+
+async def visible_proposals(hub: Hub, principal: Principal, case_id: str) -> list[MergeProposal]:
+    """Merge proposals whose target the caller may see."""
     found = await hub.cases.merge_proposals(case_id, hub.site.governance.merge)
-    return [
-        p for p in found if (t := await hub.cases.get(p.target)) is not None and in_scope(hub, principal, t.org_unit)
-    ]
+    visible = []
+    for proposal in found:
+        target = await hub.cases.get(proposal.target)
+        if target is not None and in_scope(hub, principal, target.org_unit):
+            visible.append(proposal)
+    return visible
 
 
 class MergeBody(BaseModel):

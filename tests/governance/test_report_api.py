@@ -205,9 +205,14 @@ def test_merge_proposals_and_confirmed_merge_moves_alarms(client: TestClient) ->
         title="占道经营 再次上报", category="city_appearance", severity=Severity.minor, source=Source.resident,
         org_unit="hedong-g1", actor=op, alarm_ids=["alm-merge-1", "alm-merge-2"], incident_id="inc-merge-1",
         location=GeoPoint(lat=30.2745, lon=120.1553)))  # fmt: skip
+    # A report with photos sent from the same spot comes back with its merge proposal.
+    form = {**FIELDS, "title": "占道经营 第三次", "lat": "30.2742", "lon": "120.1552"}
+    third = client.post("/api/reports/form", data=form, headers=duty,
+                        files=[("photos", ("p.png", image("png"), "image/png"))]).json()  # fmt: skip
+    assert [p["target"] for p in third["merge_proposals"]][:1] == [first]
     proposals = client.get(f"/api/cases/{second.id}/merge-proposals", headers=duty).json()
-    assert [p["target"] for p in proposals] == [first]  # not the other category, not the far one
-    assert 30 < proposals[0]["distance_m"] < 60
+    assert [p["target"] for p in proposals] == [third["case"]["id"], first]  # nearest first; not the other kind or far
+    assert proposals[0]["distance_m"] < proposals[1]["distance_m"] < 60
     assert far not in [p["target"] for p in client.get(f"/api/cases/{first}/merge-proposals", headers=duty).json()]
     assert other_kind not in [p["target"] for p in proposals]
 

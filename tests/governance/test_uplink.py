@@ -56,6 +56,14 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, within: float =
         await asyncio.sleep(0.05)
 
 
+async def halt(task: asyncio.Task[None]) -> None:
+    """Cancel until the task ends: redis-py can swallow a cancellation that lands while it opens a
+    connection, so one cancel() is not always enough."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1)
+
+
 class Receiver:
     """An external system's webhook endpoint: checks every request, keeps what it accepted."""
 
@@ -147,7 +155,8 @@ async def test_receiver_down_then_back_gets_everything_once(
     queue = CaseQueue(redis_client, keys, db)
     port = free_port()
     receiver = Receiver(port)
-    first = UplinkService([uplink(port)], redis_client, keys, clock, site_id="demo", consumer="n1", poll_s=0.05)
+    first = UplinkService([uplink(port)], redis_client, keys, clock, site_id="demo", consumer="n1", poll_s=0.05,
+                          case_lookup=cases.get)  # fmt: skip
     await first.ensure_groups()
     running = asyncio.create_task(first.run())
     try:
@@ -174,13 +183,13 @@ async def test_receiver_down_then_back_gets_everything_once(
 
         await until(refused_by_503, "503 answers")
     finally:
-        running.cancel()  # the hub restarts while the receiver is still failing
-        await asyncio.gather(running, return_exceptions=True)
+        await halt(running)  # the hub restarts while the receiver is still failing
 
     late = await cases.report(title="夜间施工噪音", category="dispute", severity=Severity.minor, source=Source.resident,
                               org_unit="hedong-g2", actor=OPERATOR)  # fmt: skip
     await queue.relay(clock.now())
-    second = UplinkService([uplink(port)], redis_client, keys, clock, site_id="demo", consumer="n2", poll_s=0.05)
+    second = UplinkService([uplink(port)], redis_client, keys, clock, site_id="demo", consumer="n2", poll_s=0.05,
+                           case_lookup=cases.get)  # fmt: skip
     running = asyncio.create_task(second.run())
     try:
         receiver.failing = False
@@ -191,8 +200,7 @@ async def test_receiver_down_then_back_gets_everything_once(
 
         await until(drained, "every event delivered")
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        await halt(running)
         await receiver.stop()
 
     ids = [str(e["id"]) for e in receiver.accepted]
@@ -203,6 +211,9 @@ async def test_receiver_down_then_back_gets_everything_once(
     case_ids = {e["data"]["case_id"] for e in receiver.accepted if e["kind"] == "case"}  # type: ignore[index]
     assert case_ids == {*made, late.id}
     assert all(e["site"] == "demo" for e in receiver.accepted)
+    summaries = {e["case"]["id"]: e["case"] for e in receiver.accepted if e["kind"] == "case"}  # type: ignore[index]
+    assert {s["category"] for s in summaries.values()} == {"city_appearance", "dispute"}  # type: ignore[index]
+    assert summaries[made[0]]["org_unit"] == "hedong-g1"  # type: ignore[index]
     [state] = await second.states()
     assert (state.pending, state.dead, state.delivered_recently) == (0, 0, 9)
 
@@ -251,8 +262,7 @@ def test_dead_letters_listed_and_replayed_through_the_api(client: tuple[TestClie
             return (await service.states())[0].dead == 1
 
         await until(dead, "a dead letter")
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await halt(task)
         return service
 
     c.portal.call(exhaust)
@@ -275,8 +285,7 @@ def test_dead_letters_listed_and_replayed_through_the_api(client: tuple[TestClie
 
             await until(delivered, "the replayed letter")
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await halt(task)
             await receiver.stop()
 
     replayed = c.post("/api/uplinks/city/dead-letters/replay", json={"ids": None}, headers=integ)
@@ -285,3 +294,17 @@ def test_dead_letters_listed_and_replayed_through_the_api(client: tuple[TestClie
     assert receiver.accepted[0]["id"] == letter["id"]
     [state] = c.get("/api/uplinks", headers=integ).json()
     assert (state["dead"], state["pending"], state["delivered_recently"]) == (0, 0, 1)
+
+
+async def test_backoff_doubles_to_its_cap_and_queue_takes_an_event_once(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    link = uplink(free_port(), backoff_s=2.0, backoff_max_s=600.0, max_attempts=20)
+    service = UplinkService([link], redis_client, keys, SystemClock(), site_id="demo", consumer="n1")
+    delays = [service.backoff(link, n) for n in range(1, 20)]
+    assert delays[:4] == [2.0, 4.0, 8.0, 16.0] and delays[9:] == [600.0] * 10
+    assert sum(delays) > 3600  # the defaults outlast a receiver down for an hour
+    assert await service.enqueue(link, "case-7-0", b'{"id":"case-7-0"}')
+    assert not await service.enqueue(link, "case-7-0", b'{"id":"case-7-0"}')  # a re-read source entry
+    [state] = await service.states()
+    assert state.pending == 1
