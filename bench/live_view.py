@@ -1,9 +1,14 @@
 """Live view: hub CPU with 1 and 10 WebRTC viewers of one camera, and glass-to-glass latency on loopback.
 
-    python bench/live_view.py [--seconds 10] [--viewers 10]
+    python bench/live_view.py [--seconds 10] [--viewers 10] [--source service|pattern]
 
 The hub runs as a child process (private Redis and Mosquitto, the demo site); Debian's Chromium (Playwright)
-opens the viewers through WHEP. CPU is the hub process's own (user + system) over a fixed window, printed
+opens the viewers through WHEP. ``--source service`` (default) is the hub as it runs: the camera service captures
+(here: renders and encodes the demo's synthetic scene) and analyses the camera, and the live view passes its
+H.264 packets through; its scene carries no time code, so latency is not measured. ``--source pattern`` runs the
+hub with ``cameras=False``: the live view opens the camera itself, a test pattern stamped with the wall clock and
+encoded once by the hub (the encoder only runs while someone watches, so it is part of the 1-viewer figure).
+CPU is the hub process's own (user + system) over a fixed window, printed
 beside the same hub with no viewer and with one viewer, measured in the same run: the goal is 10 viewers at
 most 1.2 times one. Latency: the synthetic camera draws the wall-clock time as a bit code into each frame when
 it makes it; the browser reads the code back from each presented frame (requestVideoFrameCallback + canvas)
@@ -90,7 +95,7 @@ LATENCY = """({ frames }) => new Promise((resolve) => {
 })"""
 
 
-def serve(port: int, redis_url: str, mqtt_url: str, data_dir: str) -> None:
+def serve(port: int, redis_url: str, mqtt_url: str, data_dir: str, source: str) -> None:
     import uvicorn
 
     from api.app import create_app
@@ -104,6 +109,7 @@ def serve(port: int, redis_url: str, mqtt_url: str, data_dir: str) -> None:
         mqtt_url=mqtt_url,
         admin_password=PASSWORD,
         redis_prefix="benchlive",
+        cameras=source == "service",
     )  # type: ignore[arg-type]
     app = create_app(settings, load_file(demo_path(), installed()))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
@@ -136,7 +142,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="CPU measuring window per phase")
     parser.add_argument("--viewers", type=int, default=10)
-    parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--source", choices=("service", "pattern"), default="service", help="see above")
+    parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(int(args.serve[0]), *args.serve[1:])
@@ -148,7 +155,7 @@ def main() -> None:
         broker.start()
         port = free_port()
         hub = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(port), redis.url, broker.url, tmp],
+            [sys.executable, __file__, "--serve", str(port), redis.url, broker.url, tmp, args.source],
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         try:
@@ -176,13 +183,13 @@ def main() -> None:
                 open_viewers(page, 1, token)
                 time.sleep(2)
                 one = cpu_share(proc, args.seconds)
-                lat1 = page.evaluate(LATENCY, {"frames": 150})
+                lat1 = page.evaluate(LATENCY, {"frames": 150}) if args.source == "pattern" else None
                 open_viewers(page, args.viewers - 1, token)
                 time.sleep(3)
                 many = cpu_share(proc, args.seconds)
                 playing = page.evaluate(PLAYING)
                 status = httpx.get(base + "/api/cameras/live", headers={"Authorization": f"Bearer {token}"}).json()
-                latn = page.evaluate(LATENCY, {"frames": 150})
+                latn = page.evaluate(LATENCY, {"frames": 150}) if args.source == "pattern" else None
                 browser.close()
         finally:
             hub.terminate()
@@ -194,10 +201,12 @@ def main() -> None:
         ordered = sorted(values)
         return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
-    print(
-        f"hub CPU, share of one core, {args.seconds:.0f} s windows, camera {CAMERA} (640x360, 25 fps, H.264 "
-        "encoded once by the hub):"
+    what = (
+        "the camera service's stream passed through"
+        if args.source == "service"
+        else "live test pattern, H.264 encoded once by the hub"
     )
+    print(f"hub CPU, share of one core, {args.seconds:.0f} s windows, camera {CAMERA} ({what}):")
     print(f"  baseline, no viewer:        {idle * 100:5.1f} %")
     print(f"  baseline, 1 viewer:         {one * 100:5.1f} %")
     print(
@@ -216,6 +225,9 @@ def main() -> None:
     )
     print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for label, result in (("1 viewer", lat1), (f"{args.viewers} viewers", latn)):
+        if result is None:
+            print(f"glass-to-glass latency, {label}: not measured with --source service (no time code in the scene)")
+            continue
         samples = result["out"]
         if not samples:
             print(f"glass-to-glass latency, {label}: no readable frame ({result['bad']} unreadable)")

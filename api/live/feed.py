@@ -16,6 +16,7 @@ from typing import Any
 
 import av
 
+from api.live.sender import Packetizer
 from api.live.source import LiveSource
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class CameraFeed:
         self._idle: asyncio.TimerHandle | None = None
         self._source: LiveSource | None = None
         self._last_key_request = 0.0
+        self.packetizer = Packetizer()
         self.packets = 0
         self.key_frames = 0
         self.failures = 0

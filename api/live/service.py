@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCPeerConnection, RTCRtpCodecCapability, RTCRtpSender, RTCSessionDescription
 
+from api.live import sender
 from api.live.feed import CameraFeed
 from api.live.ice import restore_host_addresses, restrict_host_addresses, strip_mdns_candidates
 from api.live.setting import LiveSettings
@@ -123,6 +124,8 @@ class LiveService:
             transceiver.setCodecPreferences(h264_preferences())
             # A picture-loss report from the viewer asks the camera's encoder (shared, rate-limited) for a key frame.
             transceiver.sender._send_keyframe = feed.request_key_frame  # type: ignore[method-assign]
+            # Payloads packetised once per camera, sent by a lean loop (see api/live/sender.py).
+            sender.install(transceiver.sender, feed.packetizer)
 
             @pc.on("connectionstatechange")
             async def on_state() -> None:

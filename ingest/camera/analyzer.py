@@ -21,6 +21,8 @@ from ingest.camera.tamper import TamperDetector
 log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]  # x, y, w, h normalized
+KERNEL_3 = np.ones((3, 3), np.uint8)
+KERNEL_5 = np.ones((5, 5), np.uint8)
 
 
 @dataclass
@@ -133,7 +135,7 @@ class Analyzer:
         events.extend(self._tamper_events(gray, t))
         if tampered and self.tamper.state is None:
             self._reset_background()
-        mean = float(gray.mean())
+        mean = float(cv2.mean(gray)[0])
         # Normalize global brightness so slow lighting drift does not light up the whole background model.
         norm = cv2.convertScaleAbs(frame, alpha=128.0 / mean) if mean > 1 else frame
         fg = self._mog.apply(norm)
@@ -142,8 +144,8 @@ class Analyzer:
             return events
         _, fg = cv2.threshold(fg, 200, 255, cv2.THRESH_BINARY)
         fg = cv2.bitwise_and(fg, self._mask)
-        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-        fg = cv2.dilate(fg, np.ones((5, 5), np.uint8), iterations=1)
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, KERNEL_3)
+        fg = cv2.dilate(fg, KERNEL_5, iterations=1)
         if np.count_nonzero(fg) > 0.5 * fg.size:
             # A global change (lights switched, a cloud, an auto-exposure jump): not objects; learn afresh.
             self._reset_background()

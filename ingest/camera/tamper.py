@@ -7,6 +7,19 @@ import numpy as np
 
 from ingest.camera.config import TamperConfig
 
+KERNEL_3 = np.ones((3, 3), np.uint8)
+
+
+def spread(image: np.ndarray) -> float:
+    """Standard deviation of an image's values (OpenCV's single pass; numpy's ``std`` makes temporaries)."""
+    _mean, std = cv2.meanStdDev(image)
+    return float(std[0, 0])
+
+
+def sharpness(gray: np.ndarray) -> float:
+    """Variance of the Laplacian: falls when the picture goes out of focus."""
+    return spread(cv2.Laplacian(gray, cv2.CV_32F)) ** 2
+
 
 class TamperDetector:
     """Feed small grey frames with their stream time; ``update`` returns the current tamper state or None.
@@ -35,15 +48,15 @@ class TamperDetector:
         return cv2.Canny(gray, 60, 140)
 
     def _classify(self, gray: np.ndarray) -> str | None:
-        std = float(gray.std())
+        std = spread(gray)
         if std < self.config.covered_std:
             return "covered"
-        sharp = float(cv2.Laplacian(gray, cv2.CV_32F).var())
+        sharp = sharpness(gray)
         if sharp < self.config.defocus_ratio * self._ref_sharp:
             return "defocused"
         assert self._ref_edges is not None
         if self._ref_count > 0:
-            near = cv2.dilate(self._edges(gray), np.ones((3, 3), np.uint8))
+            near = cv2.dilate(self._edges(gray), KERNEL_3)
             matched = int(np.count_nonzero(near[self._ref_edges > 0]))
             if matched / self._ref_count < self.config.turned_overlap:
                 return "turned_away"
@@ -55,7 +68,7 @@ class TamperDetector:
                 self._learn_start = t
             edges = (self._edges(gray) > 0).astype(np.uint16)
             self._edges_acc = edges if self._edges_acc is None else self._edges_acc + edges
-            self._sharp.append(float(cv2.Laplacian(gray, cv2.CV_32F).var()))
+            self._sharp.append(sharpness(gray))
             if t - self._learn_start >= self.config.learn_s and len(self._sharp) >= 3:
                 # Reference edges: those present in most learning frames (moving objects drop out).
                 self._ref_edges = (self._edges_acc >= 0.6 * len(self._sharp)).astype(np.uint8)

@@ -6,7 +6,8 @@ jpeg | None, arrival, seconds_since_connect)])``,
 ``("stats", camera_id, decoded, analysed, decode_errors, width, height, stream_s,
 last_arrival)`` and
 ``("error", camera_id, reason, detail)``. Decoding runs on every packet (a P-frame needs its predecessors);
-only frames at the analysis rate are scaled down and analysed.
+only frames at the analysis rate are scaled down and analysed, by one swscale context per camera kept for the
+camera's life (a context made afresh for every frame cost twice the scaling itself).
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class CameraDecoder:
         self._last_t: float | None = None
         self._arrivals: dict[int, float] = {}
         self._conn_t0: float | None = None
+        # One scaler per camera: PyAV's per-frame ``reformat`` builds a new swscale context every call.
+        self._scaler: Any = av.video.reformatter.VideoReformatter()
+        self._full: Any = av.video.reformatter.VideoReformatter()
         self._open(info)
 
     def _open(self, info: StreamInfo) -> None:
@@ -113,6 +117,11 @@ class CameraDecoder:
         self._last_t = t
         return t
 
+    def _bgr(self, frame: Any) -> np.ndarray:
+        """The full-size picture in BGR, for a classifier or a snapshot."""
+        out: np.ndarray = self._full.reformat(frame, format="bgr24").to_ndarray()
+        return out
+
     def feed(self, packet: VideoPacket) -> list[tuple[bytes, bytes | None, float, float]]:
         out: list[tuple[bytes, bytes | None, float, float]] = []
         pkt = av.Packet(packet.data)
@@ -145,15 +154,17 @@ class CameraDecoder:
             self.size = (fw, fh)
             aw = min(self.config.analysis_width, fw)
             ah = max(2, round(fh * aw / fw / 2) * 2)
-            small = frame.reformat(width=aw, height=ah, format="bgr24", interpolation="FAST_BILINEAR").to_ndarray()
+            small = self._scaler.reformat(
+                frame, width=aw, height=ah, format="bgr24", interpolation="FAST_BILINEAR"
+            ).to_ndarray()
             need_full = self.analyzer.classifier is not None
-            full = frame.to_ndarray(format="bgr24") if need_full else None
+            full = self._bgr(frame) if need_full else None
             events = self.analyzer.process(small, t, full)
             self.analysed += 1
             for event in events:
                 jpeg: bytes | None = None
                 if event.repeat == 0 and self.config.evidence.enabled:
-                    img = full if full is not None else frame.to_ndarray(format="bgr24")
+                    img = full if full is not None else self._bgr(frame)
                     ok, buf = cv2.imencode(
                         ".jpg", annotate(img.copy(), self.config, event), [cv2.IMWRITE_JPEG_QUALITY, 85]
                     )

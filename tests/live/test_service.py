@@ -73,6 +73,9 @@ async def test_viewers_share_one_encoder_and_a_second_viewer_starts_fast(live: L
         produced = feed.packets - before
         # one encoder: about 15 packets a second whatever the number of viewers
         assert 8 <= produced <= 20, produced
+        # and one packetisation: each access unit is split into RTP payloads once, the second viewer reuses them
+        assert feed.packetizer.packetised <= feed.packets
+        assert feed.packetizer.shared >= produced // 2, (feed.packetizer.shared, produced)
     finally:
         await first.close()
         await second.close()
