@@ -24,6 +24,7 @@ from governance.intake import AlarmIntake
 from governance.queue import CaseQueue
 from governance.service import CaseService
 from governance.store import Database
+from governance.uplink import UplinkService
 from ingest.camera.config import CameraConfig
 from ingest.camera.service import CameraService
 from ingest.deadletter import DeadLetter, add_many
@@ -118,6 +119,10 @@ class Hub:
         self.transport = MqttTransport(self.mqtt_url, f"sharpeye-hub-{self.site.site.id}", self.pipeline.handle)
         self.cases = CaseService(self.site, self.db, self.redis, self.keys, self.clock)
         self.queue = CaseQueue(self.redis, self.keys, self.db)
+        self.uplinks = UplinkService(
+            self.site.governance.uplinks, self.redis, self.keys, self.clock, site_id=self.site.site.id,
+            consumer=self.node_id, case_lookup=self.cases.get,
+        )  # fmt: skip
         self.intake = AlarmIntake(
             self.site, self.redis, self.keys, self.alarm_store, self.cases, self.queue, self.clock, self.node_id
         )
@@ -135,6 +140,8 @@ class Hub:
             await self.cameras.start()
             self._spawn(self._record_linked_evidence(), "linked-evidence")
         self._spawn(self.intake.run(), "intake")
+        if self.site.governance.uplinks:
+            self._spawn(self.uplinks.run(), "uplinks")
         await self.cases.resync_supervision()
         self._spawn(self.cases.supervision.run(self.clock, 1.0), "supervision")
         self._spawn(Notifier(self.redis, self.keys, self.node_id, self.cases.record_firing).run(), "reminders")
@@ -260,12 +267,7 @@ class Hub:
             await self.gb_cascade.stop()
         if self.gb_platform is not None:
             await self.gb_platform.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        await self._cancel_tasks()
         if hasattr(self, "transport"):
             await self.transport.stop()
         if hasattr(self, "health"):
@@ -280,6 +282,23 @@ class Hub:
         if self.embedded_redis is not None:
             await asyncio.to_thread(self.embedded_redis.stop)
         log.info("hub %s stopped", self.node_id)
+
+    async def _cancel_tasks(self, limit_s: float = 15.0) -> None:
+        """Cancel every background task, again and again until each has ended: a client library may swallow a
+        cancellation that lands while it opens a connection, and the loop around it would go on."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        pending = {task for task in self._tasks if not task.done()}
+        while pending and loop.time() < deadline:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.2)
+        for task in pending:
+            log.warning("task %s did not stop within %.0fs", task.get_name(), limit_s)
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.warning("task %s had failed: %r", task.get_name(), task.exception())
+        self._tasks.clear()
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from casebook import OPERATOR, SUPERVISOR, cst, handler
+from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

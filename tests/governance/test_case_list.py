@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from casebook import OPERATOR, cst
+from tests.governance.casebook import OPERATOR, cst
 from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from casebook import cst
+from tests.governance.casebook import cst
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 

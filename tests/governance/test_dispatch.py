@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from casebook import OPERATOR
+from tests.governance.casebook import OPERATOR
 
 from config.governance import DispatchRule
 from config.org import Department, Level, OrgUnit

@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
-from casebook import OPERATOR, SUPERVISOR, cst, handler
+from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 from redis.exceptions import BusyLoadingError
 
 from config.governance import Governance

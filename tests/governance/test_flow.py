@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
-from casebook import OPERATOR, SUPERVISOR, VIEWER, cst, handler
+from tests.governance.casebook import OPERATOR, SUPERVISOR, VIEWER, cst, handler
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,7 @@ import csv
 import io
 from datetime import datetime, timedelta
 
-from casebook import OPERATOR, SUPERVISOR, cst, handler
+from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 
 from config.rule import Severity
 from governance.case import Case, Source, Stage

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from casebook import OPERATOR, SUPERVISOR, cst, handler
+from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 from sqlalchemy.exc import IntegrityError
 
 from config.loader import demo_path, load_file

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from casebook import cst
+from tests.governance.casebook import cst
 from test_indicator import AS_OF, published_month, small_history
 
 from config.governance import Governance

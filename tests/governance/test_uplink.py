@@ -15,7 +15,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
-from casebook import OPERATOR
+from tests.governance.casebook import OPERATOR
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 from starlette.requests import Request
