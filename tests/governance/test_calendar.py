@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,7 @@ from governance.case import Case, Light, Source
 from governance.flow import Action, Args, Assignment, Flow, new_case
 from governance.sla import SlaPolicy
 from sharpeye.clock import ManualClock
+from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 
 H = 3600.0
 

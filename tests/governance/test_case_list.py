@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from tests.governance.casebook import OPERATOR, cst
 from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 
@@ -22,6 +21,7 @@ from governance.store import Database
 from ingest.registry import installed
 from sharpeye.clock import ManualClock
 from sharpeye.keys import Keys
+from tests.governance.casebook import OPERATOR, cst
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from tests.governance.casebook import cst
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from config.rule import Severity
 from governance.case import Case, GeoPoint, Source, Stage
 from governance.cluster import distance_m, find_clusters, merge_candidates
+from tests.governance.casebook import cst
 
 MARKET = GeoPoint(lat=30.2741, lon=120.1551)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from tests.governance.casebook import OPERATOR
 
 from config.governance import DispatchRule
 from config.org import Department, Level, OrgUnit
 from config.rule import Severity
 from governance.dispatch import Dispatcher, DispatchError
+from tests.governance.casebook import OPERATOR
 
 
 def test_small_matters_stay_in_the_village(dispatcher: Dispatcher) -> None:

@@ -8,7 +8,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
-from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 from redis.exceptions import BusyLoadingError
 
 from config.governance import Governance
@@ -21,6 +20,7 @@ from governance.sla import SlaPolicy
 from sharpeye.clock import ManualClock
 from sharpeye.embedded import EmbeddedRedis
 from sharpeye.keys import Keys
+from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 
 H = 3600.0
 

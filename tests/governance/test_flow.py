@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
-from tests.governance.casebook import OPERATOR, SUPERVISOR, VIEWER, cst, handler
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,7 @@ from config.rule import Severity
 from governance.case import Case, CaseEvent, Source, Stage
 from governance.dispatch import Dispatcher
 from governance.flow import Action, Actor, Args, Assignment, Flow, Role, TransitionError, allowed, new_case
+from tests.governance.casebook import OPERATOR, SUPERVISOR, VIEWER, cst, handler
 
 H = 3600.0
 JWH = Assignment("hd-jwh", Level.village, "hedong", rule="dispatch[3]")

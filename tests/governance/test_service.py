@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 from sqlalchemy.exc import IntegrityError
 
 from config.loader import demo_path, load_file
@@ -26,6 +25,7 @@ from governance.store import Database
 from ingest.registry import installed
 from sharpeye.clock import ManualClock
 from sharpeye.keys import Keys
+from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 
 H = 3600.0
 

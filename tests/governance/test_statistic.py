@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.governance.casebook import cst
 from test_indicator import AS_OF, published_month, small_history
 
 from config.governance import Governance
@@ -18,6 +17,7 @@ from governance.service import new_row
 from governance.sla import SlaPolicy
 from governance.statistic import Statistics, period_buckets
 from governance.store import Database
+from tests.governance.casebook import cst
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
-from tests.governance.casebook import OPERATOR
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,6 +37,7 @@ from sharpeye.clock import SystemClock
 from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.keys import Keys
 from sharpeye.settings import Settings
+from tests.governance.casebook import OPERATOR
 
 SECRET = "uplink-test-secret-0123456789"
 
