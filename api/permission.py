@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from sharpeye.role import Role
+
 
 class Permission(StrEnum):
     self_service = "self:manage"  # one's own identity and password; every role has it
@@ -16,15 +18,6 @@ class Permission(StrEnum):
     devices_write = "devices:write"
     deadletters_read = "deadletters:read"
     users_admin = "users:admin"
-
-
-class Role(StrEnum):
-    admin = "admin"
-    supervisor = "supervisor"
-    operator = "operator"
-    department_handler = "department_handler"
-    integrator = "integrator"
-    viewer = "viewer"
 
 
 P = Permission

@@ -21,15 +21,7 @@ from config.org import Level
 from config.rule import Severity
 from governance.case import Case, CaseEvent, GeoPoint, Source, Stage
 from governance.sla import SlaPolicy
-
-
-class Role(StrEnum):
-    admin = "admin"
-    supervisor = "supervisor"
-    operator = "operator"
-    department_handler = "department_handler"
-    integrator = "integrator"
-    viewer = "viewer"
+from sharpeye.role import Role
 
 
 class Action(StrEnum):

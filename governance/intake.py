@@ -23,12 +23,13 @@ from config.rule import Severity
 from config.site import SiteConfig
 from governance.case import Case, CaseEvent, Source, Stage
 from governance.dispatch import DispatchError
-from governance.flow import Actor, Role
+from governance.flow import Actor
 from governance.queue import CaseQueue
 from governance.service import CaseService
 from governance.store import CaseAlarmRow, CaseIncidentRow, CaseRow
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
+from sharpeye.role import Role
 
 log = logging.getLogger(__name__)
 

@@ -226,10 +226,10 @@ async def _user_command(args: argparse.Namespace) -> int:
 
     import redis.asyncio as aioredis
 
-    from api.permission import Role
     from api.user import UserStore, WeakPassword, check_password_strength, generate_password
     from sharpeye.audit import record
     from sharpeye.keys import Keys
+    from sharpeye.role import Role
 
     settings = _settings(args)
     keys = Keys(settings.redis_prefix)
@@ -311,7 +311,9 @@ def cmd_broker_files(args: argparse.Namespace) -> int:
     written = write_files(Path(args.out), made)
     for name, path in written.items():
         _out(f"wrote {path}" + ("  (secret: give each device its line, then delete)" if name.endswith(".csv") else ""))
-    _out(f"{len(made) - 1} devices; the hub connects as mqtt://{args.hub_user}:<SHARPEYE_BROKER_HUB_PASSWORD>@host:port")
+    _out(
+        f"{len(made) - 1} devices; the hub connects as mqtt://{args.hub_user}:<SHARPEYE_BROKER_HUB_PASSWORD>@host:port"
+    )
     return 0
 
 

@@ -11,9 +11,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.deps import HubDep, UsersDep, require
-from api.permission import Permission, Role
+from api.permission import Permission
 from api.user import Principal, WeakPassword, check_password_strength
 from sharpeye.audit import entries, record
+from sharpeye.role import Role
 
 router = APIRouter(tags=["admin"])
 

@@ -19,7 +19,6 @@ from governance.case import Case, CaseEvent, GeoPoint, Source, Stage
 from governance.cluster import find_clusters
 from governance.dispatch import DispatchError
 from governance.flow import Action, Actor, Args, TransitionError, allowed
-from governance.flow import Role as FlowRole
 from governance.indicator import GroupBy, Period, as_dict, to_csv
 from governance.service import CaseConflict, CaseFilter, CaseNotFound
 from sharpeye.audit import record
@@ -92,7 +91,7 @@ async def get_case(hub: HubDep, principal: Reader, case_id: str) -> CaseDetail:
 
 
 def actor_of(principal: Principal) -> Actor:
-    return Actor(principal.actor, FlowRole(principal.role.value), principal.department)
+    return Actor(principal.actor, principal.role, principal.department)
 
 
 class CaseAction(BaseModel):

@@ -24,10 +24,10 @@ from config.rule import Severity
 from config.site import SiteConfig
 from governance.case import GeoPoint, Source
 from governance.flow import Actor
-from governance.flow import Role as FlowRole
 from ingest.registry import installed
 from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.keys import Keys
+from sharpeye.role import Role as FlowRole
 from sharpeye.settings import Settings
 
 PW = "Report-Test-Password-1"

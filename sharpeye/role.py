@@ -1,0 +1,14 @@
+"""The roles of SharpEye's users, shared by access control (api/) and the case flow (governance/)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    admin = "admin"
+    supervisor = "supervisor"
+    operator = "operator"
+    department_handler = "department_handler"
+    integrator = "integrator"
+    viewer = "viewer"
