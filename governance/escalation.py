@@ -40,16 +40,16 @@ log = logging.getLogger(__name__)
 
 def plan_key(keys: Keys, case_id: str) -> str:
     """Hash: a case's supervision plan (steps, next index, generation, fired marks)."""
-    return f"{keys.prefix}:sla:plan:{case_id}"
+    return keys.sla_plan(case_id)
 
 
 def plan_prefix(keys: Keys) -> str:
-    return f"{keys.prefix}:sla:plan:"
+    return keys.sla_plan()
 
 
 def firing_stream(keys: Keys) -> str:
     """Stream: every fired supervision step, once (the 督办 record, and the notifier's work queue)."""
-    return f"{keys.prefix}:sla:fired"
+    return keys.sla_fired
 
 
 NOTIFIER_GROUP = "notifier"

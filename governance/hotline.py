@@ -52,7 +52,7 @@ HEADINGS = {
 
 def ticket_key(keys: Keys) -> str:
     """Hash: hotline ticket number → the case it became."""
-    return f"{keys.prefix}:hotline:tickets"
+    return keys.hotline_tickets
 
 
 class Ticket(BaseModel):

@@ -63,7 +63,7 @@ def group(uplink_id: str) -> str:
 def queue_key(keys: Keys, uplink_id: str, part: str) -> str:
     """``events`` (hash id → body), ``due`` (zset id → next attempt), ``attempts`` (hash), ``done`` (zset
     id → delivered at), ``dead`` (hash id → dead letter JSON)."""
-    return f"{keys.prefix}:uplink:{uplink_id}:{part}"
+    return keys.uplink(uplink_id, part)
 
 
 # --- signing -----------------------------------------------------------------------------------------

@@ -131,6 +131,24 @@ class Keys:
         """Stream: case transitions, for the console and uplinks."""
         return f"{self.prefix}:case-events"
 
+    def sla_plan(self, case_id: str = "") -> str:
+        """Hash: a case's supervision plan (steps, next index, generation, fired marks); no id: the prefix."""
+        return f"{self.prefix}:sla:plan:{case_id}"
+
+    @property
+    def sla_fired(self) -> str:
+        """Stream: every fired supervision step, once (the 督办 record, and the notifier's work queue)."""
+        return f"{self.prefix}:sla:fired"
+
+    @property
+    def hotline_tickets(self) -> str:
+        """Hash: 12345 hotline ticket number -> the case it became (imports are idempotent)."""
+        return f"{self.prefix}:hotline:tickets"
+
+    def uplink(self, uplink_id: str, part: str) -> str:
+        """An uplink's delivery state: ``events``, ``due``, ``attempts``, ``done``, ``dead``."""
+        return f"{self.prefix}:uplink:{uplink_id}:{part}"
+
     @property
     def sla_deadlines(self) -> str:
         """Sorted set: case id scored by its next due time (epoch seconds)."""
