@@ -167,6 +167,7 @@ def hub_rate(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int,
     hub.wait(30)
     publish_all(port, messages)
     hub, base = start_hub(config, data, redis_url, mqtt_url)
+    profiler = profile(hub.pid, "drain")
     try:
         first = last = None
         seen = 0.0
@@ -183,11 +184,24 @@ def hub_rate(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int,
     finally:
         hub.terminate()
         hub.wait(30)
+        if profiler is not None:
+            profiler.wait(30)
+
+
+def profile(pid: int, name: str) -> subprocess.Popen[bytes] | None:
+    """With SHARPEYE_BENCH_PROFILE=<dir>, sample the hub with py-spy (raw format) while it runs."""
+    folder = os.environ.get("SHARPEYE_BENCH_PROFILE")
+    if not folder:
+        return None
+    out = Path(folder) / f"hub-{name}.txt"
+    return subprocess.Popen(["py-spy", "record", "--format", "raw", "-r", "100", "-o", str(out), "-p", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
 def latency(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int, rate: float, seconds: float,
             traffic: Traffic) -> tuple[float, float, int]:  # fmt: skip
     hub, _ = start_hub(config, data, redis_url, mqtt_url)
+    profiler = profile(hub.pid, "latency")
     r = redis.Redis.from_url(redis_url)
     try:
         time.sleep(1)
@@ -233,6 +247,8 @@ def latency(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int, 
         hub.terminate()
         hub.wait(30)
         r.close()
+        if profiler is not None:
+            profiler.wait(30)
 
 
 def main() -> None:

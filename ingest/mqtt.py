@@ -64,6 +64,10 @@ class BrokerAddress:
 
 
 Handler = Callable[[list[Message]], Awaitable[None]]
+Commit = Callable[[], Awaitable[None]]
+Stage = Callable[[list[Message]], Commit]
+"""Handles a batch in two steps: the CPU work at once (decode, rules), returning the I/O to do after it
+(store, in batch order). The transport prepares the next batch while the previous one's I/O runs."""
 
 
 def _nodelay(client: paho.Client, userdata: Any, sock: Any) -> None:
@@ -96,10 +100,13 @@ def make_client(url: str, client_id: str, *, persistent: bool, manual_ack: bool 
 class MqttTransport:
     """Subscribes to every device topic and hands batches of messages to ``handler``."""
 
-    def __init__(self, url: str, client_id: str, handler: Handler, max_batch: int = 500) -> None:
+    def __init__(
+        self, url: str, client_id: str, handler: Handler, max_batch: int = 500, stage: Stage | None = None
+    ) -> None:
         self.url = url
         self.client_id = client_id
         self.handler = handler
+        self.stage = stage
         self.max_batch = max_batch
         self.connected = threading.Event()
         self.last_error: str | None = None
@@ -161,21 +168,77 @@ class MqttTransport:
         self._client.disconnect()
         self._client.loop_stop()
 
+    def _take(self) -> list[Message]:
+        with self._lock:
+            batch = self._buffer[: self.max_batch]
+            del self._buffer[: self.max_batch]
+        self.received += len(batch)
+        return batch
+
+    def _ack(self, batch: list[Message]) -> None:
+        ack = self._client.ack
+        for message in batch:
+            if message.qos > 0:
+                ack(message.mid, message.qos)
+
     async def _drain(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while True:
-                with self._lock:
-                    batch = self._buffer[: self.max_batch]
-                    del self._buffer[: self.max_batch]
-                if not batch:
-                    break
-                self.received += len(batch)
+            if self.stage is not None:
+                await self._drain_staged(self.stage)
+                continue
+            while batch := self._take():
                 await self._handle_until_done(batch)
-                for message in batch:
-                    if message.qos > 0:
-                        self._client.ack(message.mid, message.qos)
+                self._ack(batch)
+
+    async def _drain_staged(self, stage: Stage) -> None:
+        """Prepare batch n+1 while batch n's I/O runs; commits run one at a time in batch order, and a batch
+        is acknowledged only after its commit succeeded."""
+        in_flight: tuple[asyncio.Task[None], list[Message]] | None = None
+        try:
+            while True:
+                batch = self._take()
+                if not batch:
+                    if in_flight is None:
+                        return
+                    await in_flight[0]
+                    self._ack(in_flight[1])
+                    in_flight = None
+                    continue  # more may have arrived meanwhile
+                commit = await self._stage_until_done(stage, batch)
+                if in_flight is not None:
+                    await in_flight[0]
+                    self._ack(in_flight[1])
+                task = asyncio.create_task(self._commit_until_done(commit, len(batch)))
+                in_flight = (task, batch)
+                await asyncio.sleep(0)  # let the commit start its I/O before the next batch is prepared
+        finally:
+            if in_flight is not None and not in_flight[0].done():
+                in_flight[0].cancel()
+
+    async def _stage_until_done(self, stage: Stage, batch: list[Message]) -> Commit:
+        delay = 0.1
+        while True:
+            try:
+                return stage(batch)
+            except Exception as exc:
+                self.last_error = f"handler: {exc}"
+                log.warning("preparing %d MQTT messages failed (%s); retrying in %.1fs", len(batch), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _commit_until_done(self, commit: Commit, size: int) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await commit()
+                return
+            except Exception as exc:
+                self.last_error = f"handler: {exc}"
+                log.warning("handling %d MQTT messages failed (%s); retrying in %.1fs", size, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _handle_until_done(self, batch: list[Message]) -> None:
         """Retry a failed batch (Redis down, say) with backoff; it stays unacknowledged meanwhile, so
