@@ -75,10 +75,36 @@ def _nodelay(client: paho.Client, userdata: Any, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+class _Client(paho.Client):
+    """paho's client, minus the per-message topic matching for ``message_callback_add`` callbacks, which
+    the hub never adds: every message goes to ``on_message`` (until one is added)."""
+
+    _filtered = False
+
+    def message_callback_add(self, sub: str, callback: Any) -> None:
+        self._filtered = True
+        super().message_callback_add(sub, callback)
+
+    def _handle_on_message(self, message: paho.MQTTMessage) -> None:
+        if self._filtered:
+            super()._handle_on_message(message)
+            return
+        on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:
+            try:
+                on_message(self, self._userdata, message)
+            except Exception:
+                log.exception("MQTT on_message failed")
+                if not self.suppress_exceptions:
+                    raise
+
+
 def make_client(url: str, client_id: str, *, persistent: bool, manual_ack: bool = False) -> paho.Client:
     """A paho client for ``url`` (MQTT 3.1.1, which every broker we support speaks), TCP_NODELAY set."""
     address = BrokerAddress.parse(url)
-    client = paho.Client(
+    client = _Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=not persistent,

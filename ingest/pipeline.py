@@ -84,15 +84,24 @@ class IngestPipeline:
         # per-device decoding state of stateful kinds (thermal history); renewed when a device's config changes
         self.states = DeviceStates()
         self._children: dict[tuple[int, str], Counter] = {}
+        self._tallies: dict[tuple[int, str], int] = {}
         inventory.listeners.append(self._forget_state)
 
     def _count(self, counter: Counter, label: str) -> None:
-        """Increment a labelled counter; label children are cached (``labels()`` is slow per message)."""
+        """Count one for a labelled counter; added to the counter once per batch (``_tally``), since
+        ``labels()`` and ``inc()`` are slow per message."""
         key = (id(counter), label)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = counter.labels(label)
-        child.inc()
+        n = self._tallies.get(key)
+        if n is None:
+            if key not in self._children:
+                self._children[key] = counter.labels(label)
+            n = 0
+        self._tallies[key] = n + 1
+
+    def _tally(self) -> None:
+        for key, n in self._tallies.items():
+            self._children[key].inc(n)
+        self._tallies.clear()
 
     def _forget_state(self, device_id: str, _device: object) -> None:
         self.states.forget(device_id)
@@ -107,8 +116,11 @@ class IngestPipeline:
         readings: list[Reading] = []
         letters: list[DeadLetter] = []
         discovered: list[str] = []
-        for message in batch:
-            self._one(message, readings, letters, discovered)
+        try:
+            for message in batch:
+                self._one(message, readings, letters, discovered)
+        finally:
+            self._tally()
         spent = time.perf_counter() - started
 
         async def commit() -> None:
