@@ -164,9 +164,9 @@ def start_hub(config: Path, data: Path, redis_url: str, mqtt_url: str) -> tuple[
     raise RuntimeError("hub did not start")
 
 
-def hub_messages(base: str) -> float:
+def hub_messages(base: str, metric: str = "sharpeye_messages_total") -> float:
     text = httpx.get(f"{base}/metrics", timeout=10).text
-    return sum(float(v) for v in re.findall(r'^sharpeye_messages_total\{kind="[^"]+"\} (\S+)$', text, re.M))
+    return sum(float(v) for v in re.findall(rf'^{metric}\{{kind="[^"]+"\}} (\S+)$', text, re.M))
 
 
 def hub_rate(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int,
@@ -190,6 +190,8 @@ def hub_rate(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int,
             last = (now, seen)
             time.sleep(0.02)
         assert first is not None and last is not None
+        limited = hub_messages(base, "sharpeye_rate_limited_total")
+        print(f"(b) drained {seen:.0f} messages, {limited:.0f} dropped by the per-device rate limit", flush=True)
         return (last[1] - first[1]) / (last[0] - first[0])
     finally:
         hub.terminate()
