@@ -164,6 +164,18 @@ def start_hub(config: Path, data: Path, redis_url: str, mqtt_url: str) -> tuple[
     raise RuntimeError("hub did not start")
 
 
+def stop_hub(hub: subprocess.Popen[str]) -> None:
+    hub.terminate()
+    try:
+        hub.wait(30)
+    except subprocess.TimeoutExpired:
+        print("warning: the hub did not stop within 30 s of SIGTERM; killed", flush=True)
+        if os.environ.get("SHARPEYE_BENCH_PROFILE"):
+            subprocess.run(["py-spy", "dump", "-p", str(hub.pid)], check=False)
+        hub.kill()
+        hub.wait(30)
+
+
 def hub_messages(base: str, metric: str = "sharpeye_messages_total") -> float:
     text = httpx.get(f"{base}/metrics", timeout=10).text
     return sum(float(v) for v in re.findall(rf'^{metric}\{{kind="[^"]+"\}} (\S+)$', text, re.M))
@@ -173,8 +185,7 @@ def hub_rate(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int,
              messages: list[tuple[str, bytes]]) -> float:  # fmt: skip
     hub, base = start_hub(config, data, redis_url, mqtt_url)
     time.sleep(1)  # let it subscribe (persistent session)
-    hub.terminate()
-    hub.wait(30)
+    stop_hub(hub)
     publish_all(port, messages)
     hub, base = start_hub(config, data, redis_url, mqtt_url)
     profiler = profile(hub.pid, "drain")
@@ -194,8 +205,7 @@ def hub_rate(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int,
         print(f"(b) drained {seen:.0f} messages, {limited:.0f} dropped by the per-device rate limit", flush=True)
         return (last[1] - first[1]) / (last[0] - first[0])
     finally:
-        hub.terminate()
-        hub.wait(30)
+        stop_hub(hub)
         forget_session(port, "sharpeye-hub-bench")
         if profiler is not None:
             profiler.wait(30)
@@ -257,8 +267,7 @@ def latency(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int, 
         lat.sort()
         return lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000, len(lat)
     finally:
-        hub.terminate()
-        hub.wait(30)
+        stop_hub(hub)
         r.close()
         if profiler is not None:
             profiler.wait(30)
