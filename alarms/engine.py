@@ -106,11 +106,11 @@ class AlarmEngine:
 
     def _static(self, rule: Rule, device_id: str, channel: str | None) -> _Static:
         """The parts of a signal's item that depend only on rule, device channel and where it is (cached:
-        this runs for every signal; a changed device gets a new ``Location`` object, which renews it)."""
+        this runs for every signal; a device whose place changes gets a different ``Location``, which renews it)."""
         where = self.locator.locate(device_id, channel)
         key = (rule.id, device_id, channel)
         found = self._statics.get(key)
-        if found is not None and found.where is where and found.rule is rule:
+        if found is not None and found.rule is rule and found.where == where:
             return found
         if len(self._statics) >= _STATIC_CACHE:
             self._statics.clear()
