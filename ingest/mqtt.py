@@ -1,7 +1,8 @@
 """The one MQTT transport every MQTT device kind shares.
 
-paho-mqtt runs its network loop in its own thread; ``on_message`` only appends to a buffer, and the
-asyncio side takes whole batches, so the hot path pays no per-message asyncio cost. Sessions are
+paho-mqtt runs in a receiver process of its own (``ingest.receiver``), which hands whole batches to the
+asyncio side over a pipe, so reading from the broker does not compete with decoding for the GIL and the
+hot path pays no per-message asyncio cost. Sessions are
 persistent (clean_session=False, QoS 1) and messages are acknowledged only after their batch has
 been handled (manual ack), so nothing published while the hub was down, or in flight when it died, is
 lost: the broker redelivers it.
