@@ -37,6 +37,24 @@ class Locator(Protocol):
     def in_unit(self, unit_id: str, device_id: str, channel: str | None) -> bool: ...
 
 
+_STATIC_CACHE = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Static:
+    rule: Rule
+    where: Location
+    doc: dict[str, object]
+    fields: dict[str, object]
+    actor: str
+    quiet_s: float | None
+    count_n: int
+    count_window_s: float
+    absent_s: float
+    inhibitors: tuple[str, ...]
+    incident_group: str
+
+
 @dataclass
 class EngineStats:
     readings: int = 0
@@ -65,6 +83,7 @@ class AlarmEngine:
             for target in rule.inhibits:
                 self._inhibited_by.setdefault(target, []).append(rule.id)
         self.stats = EngineStats()
+        self._statics: dict[tuple[str, str, str | None], _Static] = {}
 
     def doc(self, rule: Rule, device_id: str, channel: str | None) -> dict[str, object]:
         where = self.locator.locate(device_id, channel)
@@ -85,33 +104,60 @@ class AlarmEngine:
             "quiet_s": rule.clear.quiet_s if rule.clear.mode == "quiet" else None,
         }
 
-    def _apply(self, signal: Signal) -> Apply:
-        rule, reading = signal.rule, signal.reading
-        doc = self.doc(rule, reading.device_id, reading.channel)
-        now = self.clock.now()
-        silence = self.silences.matching(alarm_fields(doc), now) if signal.action != "clear" else None
+    def _static(self, rule: Rule, device_id: str, channel: str | None) -> _Static:
+        """The parts of a signal's item that depend only on rule, device channel and where it is (cached:
+        this runs for every signal; a device whose place changes gets a different ``Location``, which renews it)."""
+        where = self.locator.locate(device_id, channel)
+        key = (rule.id, device_id, channel)
+        found = self._statics.get(key)
+        if found is not None and found.rule is rule and found.where == where:
+            return found
+        if len(self._statics) >= _STATIC_CACHE:
+            self._statics.clear()
+        doc = self.doc(rule, device_id, channel)
         cond = rule.condition
         window = self.site.alarms.correlation_window_s
+        found = self._statics[key] = _Static(
+            rule=rule,
+            where=where,
+            doc=doc,
+            fields=alarm_fields(doc),
+            actor=f"rule:{rule.id}",
+            quiet_s=rule.clear.quiet_s if rule.clear.mode == "quiet" else None,
+            count_n=cond.count if isinstance(cond, CountCondition) else 0,
+            count_window_s=cond.window_s if isinstance(cond, CountCondition) else 0,
+            absent_s=cond.absent_s if isinstance(cond, AbsenceCondition) else 0,
+            inhibitors=tuple(fingerprint(r, device_id, None) for r in self._inhibited_by.get(rule.id, ())),
+            incident_group=f"{self.site.site.id}|{doc['org_unit']}" if rule.correlate and window > 0 else "",
+        )
+        return found
+
+    def _apply(self, signal: Signal) -> Apply:
+        rule, reading = signal.rule, signal.reading
+        static = self._static(rule, reading.device_id, reading.channel)
+        silence = None
+        if signal.action != "clear" and self.silences.cache:
+            silence = self.silences.matching(static.fields, self.clock.now())
         return Apply(
             fingerprint=signal.fingerprint,
             action=signal.action,
             order=reading.order_key(),
             ts_epoch=reading.ts.timestamp(),
-            doc=doc,
-            actor=f"rule:{rule.id}",
+            doc=static.doc,
+            actor=static.actor,
             value=reading.value,
             evidence=reading.evidence,
-            quiet_s=rule.clear.quiet_s if rule.clear.mode == "quiet" else None,
+            quiet_s=static.quiet_s,
             hold_s=rule.hold_s,
-            count_n=cond.count if isinstance(cond, CountCondition) else 0,
-            count_window_s=cond.window_s if isinstance(cond, CountCondition) else 0,
-            absent_s=cond.absent_s if isinstance(cond, AbsenceCondition) else 0,
+            count_n=static.count_n,
+            count_window_s=static.count_window_s,
+            absent_s=static.absent_s,
             flap_n=rule.flapping.transitions,
             flap_window_s=rule.flapping.window_s,
             silenced="silence" if silence is not None else "",
-            inhibitors=[fingerprint(r, reading.device_id, None) for r in self._inhibited_by.get(rule.id, ())],
-            incident_group=f"{self.site.site.id}|{doc['org_unit']}" if rule.correlate and window > 0 else "",
-            incident_window_s=window,
+            inhibitors=static.inhibitors,
+            incident_group=static.incident_group,
+            incident_window_s=self.site.alarms.correlation_window_s,
             rank=rule.severity.rank,
         )
 

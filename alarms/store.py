@@ -28,6 +28,7 @@ TimerKind = Literal["quiet", "hold", "flap", "absence"]
 
 EVENTS_MAXLEN = 100_000
 RESET_GRACE_S = 300.0
+FIXED_CACHE = 100_000
 
 
 class AlarmNotFound(KeyError):
@@ -78,6 +79,7 @@ class AlarmStore:
         self.redis = redis
         self.keys = keys
         self._sha: str | None = None
+        self._fixed_cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
     async def _sha1(self) -> str:
         if self._sha is None:
@@ -109,17 +111,36 @@ class AlarmStore:
 
     def _item(self, item: Apply) -> dict[str, Any]:
         """The per-signal parameters (the batch's common ones are sent once)."""
+        params = self._fixed(item).copy()
+        params["name"] = item.fingerprint
+        params["action"] = item.action
+        params["order"] = item.order
+        params["order_text"] = str(item.order)
+        params["ts"] = item.ts_epoch
+        params["ts_text"] = repr(item.ts_epoch)
+        params["value"] = orjson.dumps(item.value).decode()
+        params["evidence"] = orjson.dumps(list(item.evidence)).decode() if item.evidence else "[]"
+        if item.silenced:
+            params["silenced"] = item.silenced
+        if item.extra:
+            params.update(item.extra)
+            return {key: value for key, value in params.items() if value is not None}
+        return params
+
+    def _fixed(self, item: Apply) -> dict[str, Any]:
+        """The parameters that stay the same from one signal of a rule and device channel to the next, cached
+        (the engine hands the same ``doc`` object for them until the device or rule changes)."""
+        key = (
+            item.doc, item.actor, item.quiet_s, item.hold_s, item.count_n, item.count_window_s, item.absent_s,
+            item.flap_n, item.flap_window_s, tuple(item.inhibitors), item.incident_group, item.incident_window_s,
+            item.rank,
+        )  # fmt: skip
+        found = self._fixed_cache.get(item.fingerprint)
+        if found is not None and found[0] == key:
+            return found[1]
         params: dict[str, Any] = {
-            "name": item.fingerprint,
-            "action": item.action,
-            "order": item.order,
-            "order_text": str(item.order),
-            "ts": item.ts_epoch,
-            "ts_text": repr(item.ts_epoch),
             "doc": orjson.dumps(item.doc).decode(),
             "actor": item.actor,
-            "value": orjson.dumps(item.value).decode(),
-            "evidence": orjson.dumps(list(item.evidence)).decode(),
             "quiet": item.quiet_s,
             "flap_n": item.flap_n,
             "flap_window": item.flap_window_s,
@@ -135,14 +156,15 @@ class AlarmStore:
             params["count_n"], params["count_window"] = item.count_n, item.count_window_s
         if item.absent_s:
             params["absent_s"] = item.absent_s
-        if item.silenced:
-            params["silenced"] = item.silenced
         if item.inhibitors:
             params["inhibitors"] = [self.keys.fingerprint(f) for f in item.inhibitors]
         if item.incident_group:
             params["incident_group"], params["incident_window"] = item.incident_group, item.incident_window_s
-        params.update(item.extra)
-        return {key: value for key, value in params.items() if value is not None}
+        params = {name: value for name, value in params.items() if value is not None}
+        if len(self._fixed_cache) >= FIXED_CACHE:
+            self._fixed_cache.clear()
+        self._fixed_cache[item.fingerprint] = (key, params)
+        return params
 
     async def _run(self, calls: list[tuple[str, list[str], dict[str, Any]]]) -> list[Any]:
         """Run script entry points in one pipeline (each call is atomic; order is kept)."""

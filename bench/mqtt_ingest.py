@@ -1,6 +1,8 @@
 """MQTT ingest: the hub against a bare paho subscriber, on one private Mosquitto, in one run.
 
-    python bench/mqtt_ingest.py [--messages 100000] [--fences 100] [--thermals 20] [--rate 5000]
+    python bench/mqtt_ingest.py [--messages 100000] [--fences 100] [--thermals 20] [--rate 5000] [--rounds 1]
+
+(SHARPEYE_BENCH_PROFILE=<dir> with py-spy on PATH writes raw py-spy profiles of the hub there.)
 
 Traffic: fence controllers (4 zones each) sending zone events (alarm/repeat/restore, 1% state changes) and
 heartbeats, and 32x24 thermal cameras sending binary radiometric frames (about 10% of messages).
@@ -103,6 +105,13 @@ def client(port: int, client_id: str = "", clean: bool = True) -> paho.Client:
     return c
 
 
+def forget_session(port: int, client_id: str) -> None:
+    """End a persistent session, so that it queues nothing while other phases publish."""
+    c = client(port, client_id, clean=True)
+    c.loop(1)
+    c.disconnect()
+
+
 def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
     pub = client(port)
     pub.loop_start()
@@ -136,6 +145,7 @@ def bare_rate(port: int, messages: list[tuple[str, bytes]]) -> float:
     done.wait(300)
     sub.loop_stop()
     sub.disconnect()
+    forget_session(port, "bench-bare")
     return (len(times) - 1) / (times[-1] - times[0])
 
 
@@ -154,19 +164,31 @@ def start_hub(config: Path, data: Path, redis_url: str, mqtt_url: str) -> tuple[
     raise RuntimeError("hub did not start")
 
 
-def hub_messages(base: str) -> float:
+def stop_hub(hub: subprocess.Popen[str]) -> None:
+    hub.terminate()
+    try:
+        hub.wait(30)
+    except subprocess.TimeoutExpired:
+        print("warning: the hub did not stop within 30 s of SIGTERM; killed", flush=True)
+        if os.environ.get("SHARPEYE_BENCH_PROFILE"):
+            subprocess.run(["py-spy", "dump", "-p", str(hub.pid)], check=False)
+        hub.kill()
+        hub.wait(30)
+
+
+def hub_messages(base: str, metric: str = "sharpeye_messages_total") -> float:
     text = httpx.get(f"{base}/metrics", timeout=10).text
-    return sum(float(v) for v in re.findall(r'^sharpeye_messages_total\{kind="[^"]+"\} (\S+)$', text, re.M))
+    return sum(float(v) for v in re.findall(rf'^{metric}\{{kind="[^"]+"\}} (\S+)$', text, re.M))
 
 
 def hub_rate(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int,
              messages: list[tuple[str, bytes]]) -> float:  # fmt: skip
     hub, base = start_hub(config, data, redis_url, mqtt_url)
     time.sleep(1)  # let it subscribe (persistent session)
-    hub.terminate()
-    hub.wait(30)
+    stop_hub(hub)
     publish_all(port, messages)
     hub, base = start_hub(config, data, redis_url, mqtt_url)
+    profiler = profile(hub.pid, "drain")
     try:
         first = last = None
         seen = 0.0
@@ -179,15 +201,30 @@ def hub_rate(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int,
             last = (now, seen)
             time.sleep(0.02)
         assert first is not None and last is not None
+        limited = hub_messages(base, "sharpeye_rate_limited_total")
+        print(f"(b) drained {seen:.0f} messages, {limited:.0f} dropped by the per-device rate limit", flush=True)
         return (last[1] - first[1]) / (last[0] - first[0])
     finally:
-        hub.terminate()
-        hub.wait(30)
+        stop_hub(hub)
+        forget_session(port, "sharpeye-hub-bench")
+        if profiler is not None:
+            profiler.wait(30)
+
+
+def profile(pid: int, name: str) -> subprocess.Popen[bytes] | None:
+    """With SHARPEYE_BENCH_PROFILE=<dir>, sample the hub with py-spy (raw format) while it runs."""
+    folder = os.environ.get("SHARPEYE_BENCH_PROFILE")
+    if not folder:
+        return None
+    out = Path(folder) / f"hub-{name}.txt"
+    return subprocess.Popen(["py-spy", "record", "--format", "raw", "-r", "100", "-o", str(out), "-p", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
 def latency(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int, rate: float, seconds: float,
             traffic: Traffic) -> tuple[float, float, int]:  # fmt: skip
     hub, _ = start_hub(config, data, redis_url, mqtt_url)
+    profiler = profile(hub.pid, "latency")
     r = redis.Redis.from_url(redis_url)
     try:
         time.sleep(1)
@@ -230,9 +267,10 @@ def latency(config: Path, data: Path, redis_url: str, mqtt_url: str, port: int, 
         lat.sort()
         return lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000, len(lat)
     finally:
-        hub.terminate()
-        hub.wait(30)
+        stop_hub(hub)
         r.close()
+        if profiler is not None:
+            profiler.wait(30)
 
 
 def main() -> None:
@@ -242,6 +280,7 @@ def main() -> None:
     parser.add_argument("--thermals", type=int, default=20)
     parser.add_argument("--rate", type=float, default=5000)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=1, help="(a)/(b) pairs; the median ratio is reported")
     args = parser.parse_args()
     traffic = Traffic(args.fences, args.thermals)
     messages = [traffic.message() for _ in range(args.messages)]
@@ -254,17 +293,29 @@ def main() -> None:
         broker.start()
         store.start()
         try:
-            bare = bare_rate(broker.port, messages)
-            hub = hub_rate(config, tmpdir / "hub", store.url, broker.url, broker.port, messages)
+            rounds: list[tuple[float, float]] = []
+            for n in range(args.rounds):  # (a) then (b) in each round: a ratio from neighbouring measurements
+                bare = bare_rate(broker.port, messages)
+                hub = hub_rate(config, tmpdir / "hub", store.url, broker.url, broker.port, messages)
+                rounds.append((bare, hub))
+                if args.rounds > 1:
+                    print(f"round {n + 1}: (a) {bare:7.0f} msg/s, (b) {hub:7.0f} msg/s, ratio {hub / bare:.2f}, "
+                          f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
             p50, p99, n = latency(config, tmpdir / "hub", store.url, broker.url, broker.port, args.rate, args.seconds,
                                   traffic)  # fmt: skip
         finally:
             broker.stop()
             store.stop()
+    ratios = sorted(hub / bare for bare, hub in rounds)
+    bare, hub = sorted(rounds, key=lambda r: r[1] / r[0])[len(rounds) // 2]
     print(f"messages {args.messages} ({args.fences} fences x 4 zones, {args.thermals} thermal 32x24, binary frames)")
     print(f"(a) bare paho subscriber, counting only: {bare:9.0f} msg/s")
-    print(f"(b) hub: decode + rules + alarm state:   {hub:9.0f} msg/s   ratio (b)/(a) = {hub / bare:.2f}")
+    print(
+        f"(b) hub: decode + rules + alarm state:   {hub:9.0f} msg/s   ratio (b)/(a) = {hub / bare:.2f}"
+        + (f" (median of {len(rounds)} rounds: {', '.join(f'{r:.2f}' for r in ratios)})" if len(rounds) > 1 else "")
+    )
     print(f"(c) publish -> alarm raised at {args.rate:.0f} msg/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({n} alarms)")
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -84,35 +84,58 @@ class IngestPipeline:
         # per-device decoding state of stateful kinds (thermal history); renewed when a device's config changes
         self.states = DeviceStates()
         self._children: dict[tuple[int, str], Counter] = {}
+        self._tallies: dict[tuple[int, str], int] = {}
         inventory.listeners.append(self._forget_state)
 
     def _count(self, counter: Counter, label: str) -> None:
-        """Increment a labelled counter; label children are cached (``labels()`` is slow per message)."""
+        """Count one for a labelled counter; added to the counter once per batch (``_tally``), since
+        ``labels()`` and ``inc()`` are slow per message."""
         key = (id(counter), label)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = counter.labels(label)
-        child.inc()
+        n = self._tallies.get(key)
+        if n is None:
+            if key not in self._children:
+                self._children[key] = counter.labels(label)
+            n = 0
+        self._tallies[key] = n + 1
+
+    def _tally(self) -> None:
+        for key, n in self._tallies.items():
+            self._children[key].inc(n)
+        self._tallies.clear()
 
     def _forget_state(self, device_id: str, _device: object) -> None:
         self.states.forget(device_id)
 
     async def handle(self, batch: list[Message]) -> None:
+        await self.stage(batch)()
+
+    def stage(self, batch: list[Message]) -> Callable[[], Awaitable[None]]:
+        """Decode a batch now (CPU only, no I/O); return the I/O that stores its results, to be awaited in
+        batch order (``MqttTransport`` prepares the next batch meanwhile)."""
         started = time.perf_counter()
         readings: list[Reading] = []
         letters: list[DeadLetter] = []
         discovered: list[str] = []
-        for message in batch:
-            self._one(message, readings, letters, discovered)
-        if discovered:
-            await self.inventory.persist(discovered)
-        if letters:
-            pipe = self.redis.pipeline(transaction=False)
-            add_many(pipe, self.keys, letters)
-            await pipe.execute()
-        if readings:
-            await self.sink(readings)
-        self.metrics.ingest_batch.observe(time.perf_counter() - started)
+        try:
+            for message in batch:
+                self._one(message, readings, letters, discovered)
+        finally:
+            self._tally()
+        spent = time.perf_counter() - started
+
+        async def commit() -> None:
+            begun = time.perf_counter()
+            if discovered:
+                await self.inventory.persist(discovered)
+            if letters:
+                pipe = self.redis.pipeline(transaction=False)
+                add_many(pipe, self.keys, letters)
+                await pipe.execute()
+            if readings:
+                await self.sink(readings)
+            self.metrics.ingest_batch.observe(spent + time.perf_counter() - begun)
+
+        return commit
 
     def _reject(self, letters: list[DeadLetter], message: Message, device_id: str, kind: str, exc: DecodeError) -> None:
         letters.append(

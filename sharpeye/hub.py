@@ -116,7 +116,9 @@ class Hub:
         self.pipeline = IngestPipeline(
             self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self.process
         )
-        self.transport = MqttTransport(self.mqtt_url, f"sharpeye-hub-{self.site.site.id}", self.pipeline.handle)
+        self.transport = MqttTransport(
+            self.mqtt_url, f"sharpeye-hub-{self.site.site.id}", self.pipeline.handle, stage=self.pipeline.stage
+        )
         self.cases = CaseService(self.site, self.db, self.redis, self.keys, self.clock)
         self.queue = CaseQueue(self.redis, self.keys, self.db)
         self.uplinks = UplinkService(
