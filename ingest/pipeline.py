@@ -41,9 +41,12 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Token bucket per device: a flooding device is cut to ``rate`` msg/s without starving others."""
+    """Token bucket per device: a flooding device is cut to ``rate`` msg/s without starving others.
 
-    def __init__(self, rate: float = 50.0, burst: float = 200.0) -> None:
+    The bucket is deep (``burst``) because a backlog the broker kept for the hub while it was down arrives all at
+    once: a device's hour of queued messages must pass, a device that floods for minutes must not."""
+
+    def __init__(self, rate: float = 200.0, burst: float = 2000.0) -> None:
         self.rate = rate
         self.burst = burst
         self._buckets: dict[str, _Bucket] = {}
