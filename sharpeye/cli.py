@@ -16,6 +16,7 @@ from pathlib import Path
 
 from config.loader import ConfigError, demo_path, load_file
 from ingest.registry import installed
+from sharpeye.embedded import die_with_parent
 from sharpeye.settings import Settings, redact_url
 
 log = logging.getLogger("sharpeye")
@@ -94,7 +95,7 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
                 "--scenario",
                 args.scenario,
             ]
-            children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent))
+            children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent()))
             _out(f"Simulators running (pid {children[-1].pid}): scenario {args.scenario}")
 
     app = create_app(settings, site, on_ready=on_ready)
@@ -103,6 +104,7 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             app,
             log_level=settings.log_level.lower(),
             access_log=False,
+            timeout_graceful_shutdown=10,  # open WebSockets and live views never hold a shutdown for long
             ssl_certfile=str(tls[0]) if tls else None,
             ssl_keyfile=str(tls[1]) if tls else None,
         )
@@ -130,12 +132,6 @@ def _tls_files() -> tuple[Path, Path] | None:
         if not path.is_file():
             raise SystemExit(f"TLS file {path} does not exist")
     return Path(cert), Path(key)
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    from sharpeye.embedded import _die_with_parent as die
-
-    die()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
