@@ -36,6 +36,8 @@ def device_resolver(lookup: Callable[[str], Any], settings: LiveSettings) -> Sou
             return None
         if not getattr(device, "enabled", True):
             return None
+        if str(device.url).startswith("gb28181:"):  # a GB/T 28181 channel without a media URL: INVITE not built yet
+            return None
         return source_factory(str(device.url), settings)
 
     return resolve
