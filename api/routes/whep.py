@@ -14,10 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import require
+from api.deps import HubDep, in_scope, require
 from api.live.service import MAX_OFFER_BYTES, BadOffer, LiveService, UnknownCamera, ViewerLimit
 from api.permission import Permission
 from api.user import Principal
+from sharpeye.audit import record
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,12 @@ async def live_status(live: LiveDep, _: Annotated[Principal, Depends(require(Per
     response_class=Response,
     responses={201: {"content": {SDP: {}}, "description": "SDP answer; Location names the session."}},
 )
-async def offer(request: Request, live: LiveDep, _: Viewer, camera_id: str) -> Response:
-    """Open a viewer of ``camera_id``: the body is the browser's SDP offer (recvonly video, H.264 offered)."""
+async def offer(request: Request, hub: HubDep, live: LiveDep, principal: Viewer, camera_id: str) -> Response:
+    """Open a viewer of ``camera_id``: the body is the browser's SDP offer (recvonly video, H.264 offered).
+    Users scoped to an org unit see only its cameras; every view is audited."""
+    camera = hub.inventory.get(camera_id)
+    if camera is not None and not in_scope(hub, principal, camera.grid):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}")
     if request.headers.get("content-type", "").split(";")[0].strip() != SDP:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"send the offer as {SDP}")
     declared = request.headers.get("content-length", "")
@@ -101,15 +106,17 @@ async def offer(request: Request, live: LiveDep, _: Viewer, camera_id: str) -> R
     except BadOffer as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"unusable offer: {exc}") from None
     location = f"/api/cameras/{camera_id}/whep/{session.id}"
+    await record(hub.redis, hub.keys, principal.actor, "live.open", camera_id, {"session": session.id})
     return Response(answer, status.HTTP_201_CREATED, {"Location": location}, media_type=SDP)
 
 
 @router.delete("/{camera_id}/whep/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def leave(live: LiveDep, _: Viewer, camera_id: str, session_id: str) -> Response:
+async def leave(hub: HubDep, live: LiveDep, principal: Viewer, camera_id: str, session_id: str) -> Response:
     """Close a viewer's connection."""
     session = live.sessions.get(session_id)
     if session is None or session.camera_id != camera_id or not await live.close(session_id, "left"):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
+    await record(hub.redis, hub.keys, principal.actor, "live.close", camera_id, {"session": session_id})
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

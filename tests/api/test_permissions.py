@@ -166,6 +166,9 @@ def test_scope_limits_lists_details_and_actions(app_client: TestClient) -> None:
         c for c in app_client.get("/api/cases", headers=admin).json()["items"] if c["org_unit"].startswith("shanxia")
     )
     assert app_client.get(f"/api/cases/{other['id']}", headers=scoped).status_code == 404
+    sdp = {**scoped, "Content-Type": "application/sdp"}
+    assert app_client.post("/api/cameras/cam-reservoir-n/whep", headers=sdp, content="v=0").status_code == 404
+    assert app_client.post("/api/cameras/cam-school-gate/whep", headers=sdp, content="v=0").status_code == 400
     integrator = auth(app_client, "integrator-hedong")
     device = {"id": "x-fence", "kind": "fence", "name": "x", "grid": "shanxia-g1", "zones": [{"id": "z1", "name": "z"}]}
     assert app_client.post("/api/devices", json=device, headers=integrator).status_code == 403

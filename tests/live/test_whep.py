@@ -70,6 +70,11 @@ def test_offer_answer_leave(client: TestClient) -> None:
     assert client.delete(location).status_code == 204
     assert live.viewers("cam-school-gate") == 0
     assert client.delete(location).status_code == 404
+    audit = client.get("/api/audit?action=live.").json()
+    assert [(e["action"], e["target"], e["actor"]) for e in audit] == [
+        ("live.close", "cam-school-gate", "user:admin"),
+        ("live.open", "cam-school-gate", "user:admin"),
+    ]
 
     # a second viewer is closed by shutdown (checked in the fixture: the service is gone after the lifespan)
     assert client.post("/api/cameras/cam-hillside/whep", content=offer, headers=sdp).status_code == 201
