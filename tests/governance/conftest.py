@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from config.governance import Governance
 from config.loader import demo_path
@@ -12,6 +20,7 @@ from governance.calendar import WorkingCalendar
 from governance.dispatch import Dispatcher
 from governance.flow import Flow
 from governance.sla import SlaPolicy
+from governance.store import Database
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +61,43 @@ def sla(governance_config: Governance) -> SlaPolicy:
 @pytest.fixture(scope="session")
 def flow(sla: SlaPolicy) -> Flow:
     return Flow(sla)
+
+
+# --- the durable record on both backends --------------------------------------------------------------------------
+# The PostgreSQL server the tests use (trust auth on these machines and in CI). Each test gets a database of its own,
+# created on that server under a random name and dropped afterwards; no other database is read or written.
+POSTGRES_URL = os.environ.get("SHARPEYE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh, uniquely named database on the shared server (its SQLAlchemy async URL), dropped on exit.
+    An unreachable server fails the test: CI has one, and a skipped backend would hide a broken one."""
+    name = f"sharpeye_test_{secrets.token_hex(6)}"
+    try:
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is unreachable ({exc}); set SHARPEYE_TEST_POSTGRES_URL")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=name)
+            yield url.render_as_string(hide_password=False)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty case database: a SQLite file, or a database of its own on PostgreSQL."""
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"
+        else:
+            url = await stack.enter_async_context(postgres_database())
+        db = Database(url)
+        stack.push_async_callback(db.close)
+        await db.migrate()
+        yield db

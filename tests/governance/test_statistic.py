@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from test_indicator import AS_OF, published_month, small_history
 
@@ -21,11 +18,9 @@ from tests.governance.casebook import cst
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'stats.db'}")
-    await database.migrate()
-    yield database
-    await database.close()
+def db(database: Database) -> Database:
+    """SQLite and PostgreSQL (tests/governance/conftest.py)."""
+    return database
 
 
 async def store(db: Database, cases: list[Case]) -> None:
