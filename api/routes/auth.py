@@ -10,7 +10,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
 from api.deps import CSRF_COOKIE, PUBLIC, SESSION_COOKIE, HubDep, UsersDep, oauth2, require, signed_in
-from api.permission import Permission
+from api.permission import ROLE_PERMISSIONS, Permission
 from api.user import Principal, Throttled, TokenInfo, User, UserStore, WeakPassword
 from sharpeye.audit import record
 
@@ -138,10 +138,14 @@ async def change_password(
                  origin=_origin(request))  # fmt: skip
 
 
+class Me(Principal):
+    permissions: list[Permission] = Field(description="What the caller's role may do (the console shows only that).")
+
+
 @router.get("/api/auth/me")
-async def me(principal: Annotated[Principal, Depends(signed_in)]) -> Principal:
-    """The caller's identity (any authenticated user)."""
-    return principal
+async def me(principal: Annotated[Principal, Depends(signed_in)]) -> Me:
+    """The caller's identity and permissions (any authenticated user)."""
+    return Me(**principal.model_dump(), permissions=sorted(ROLE_PERMISSIONS[principal.role]))
 
 
 @router.post("/api/tokens", status_code=status.HTTP_201_CREATED)

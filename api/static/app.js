@@ -3,6 +3,7 @@ import { alarmStream, api, changePassword, login, logout, session } from "./api.
 import { esc, fmtDuration, fmtTime, lang, setLang, setZone, t } from "./i18n.js";
 import { LivePlayer } from "./player.js";
 import { renderStats } from "./stats.js";
+import { can, mergeInto, renderMergeProposals, renderUplinks, replay, resetImport, runImport } from "./governance.js";
 import { alarmTone, muted, setMuted, unlock } from "./sound.js";
 
 const $ = (id) => document.getElementById(id);
@@ -43,6 +44,12 @@ async function refresh() {
   else if (state.view === "devices") await loadDevices();
   else if (state.view === "wall") renderWall();
   else if (state.view === "stats") await renderStats($("stats-body"), placeNames());
+  else if (state.view === "uplinks") await renderUplinks($("uplinks-body"));
+}
+
+// Parts of the console a role cannot use are hidden (the hub refuses them anyway).
+function applyPermissions() {
+  document.querySelectorAll("[data-permission]").forEach((el) => { el.hidden = !can(el.dataset.permission); });
 }
 
 // Department and org-unit display names, for the statistics tables.
@@ -343,10 +350,13 @@ async function openCase(id) {
       <dt>${t("deadline")}</dt><dd>${c.due_at ? `${fmtTime(c.due_at)} (${fmtDuration(Date.parse(c.due_at) - Date.now())})` : ""}</dd>
       <dt>${t("alarms")}</dt><dd>${c.alarm_ids.map((a) => `<a href="#" data-alarm-link="${esc(a)}">${esc(a)}</a>`).join(", ")}</dd></dl>
     ${buttons ? `<p class="actions">${buttons}</p>` : `<p class="muted">${t("case_actions_note")}</p>`}
+    <div class="merge-box"></div>
     <h3>${t("case_history")}</h3>
     <table class="history"><thead><tr><th>${t("at")}</th><th>${t("action")}</th><th>${t("actor")}</th><th>${t("stage")}</th><th>${t("note")}</th></tr></thead>
     <tbody>${history.map((h) => `<tr><td>${fmtTime(h.at)}</td><td>${t(h.action)}</td><td>${esc(h.actor)}</td>
       <td>${h.from_stage ? t(h.from_stage) + " → " : ""}${t(h.to_stage)}</td><td>${esc(h.note)}</td></tr>`).join("")}</tbody></table>`;
+  if (!c.stage || ["closed", "cancelled", "merged", "parked"].includes(c.stage)) return;
+  await renderMergeProposals($("case-detail").querySelector(".merge-box"), id, (actions || []).includes("merge"));
 }
 
 async function openCaseOf(alarmId) {
@@ -402,6 +412,7 @@ async function start() {
   for (const id of ["nav", "link", "mute", "who", "logout"]) $(id).hidden = false;
   session.user = await api("/api/auth/me");
   $("who").textContent = `${session.user.username} (${session.user.role})`;
+  applyPermissions();
   await loadSite();
   renderMute();
   state.stopStream = alarmStream((msg) => onAlarmChange(msg), (up) => {
@@ -470,8 +481,38 @@ $("case-detail").addEventListener("click", async (ev) => {
     catch (err) { report(err); }
     await loadCases(); await openCase(id); return;
   }
+  const merge = ev.target.closest("[data-merge-into]");
+  if (merge) {
+    const id = $("case-detail").dataset.case;
+    try { if (await mergeInto(id, merge.dataset.mergeInto)) toast(`${t("merged_toast")}: ${id} → ${merge.dataset.mergeInto}`); }
+    catch (err) { report(err); }
+    await loadCases(); await openCase(id); return;
+  }
+  const caseLink = ev.target.closest("[data-case-link]");
+  if (caseLink) { ev.preventDefault(); openCase(caseLink.dataset.caseLink).catch(report); return; }
   const link = ev.target.closest("[data-alarm-link]");
   if (link) { ev.preventDefault(); show("alarms"); selectAlarm(link.dataset.alarmLink).catch(report); }
+});
+$("import-form").addEventListener("click", (ev) => {
+  const b = ev.target.closest("[data-import]");
+  if (!b) return;
+  const dry = b.dataset.import === "dry";
+  runImport($("hotline-import"), dry).then(() => (dry ? null : loadCases())).catch(report);
+});
+$("import-form").addEventListener("change", () => resetImport($("hotline-import")));
+$("hotline-import").addEventListener("click", (ev) => {
+  const link = ev.target.closest("[data-case-link]");
+  if (link) { ev.preventDefault(); openCase(link.dataset.caseLink).catch(report); }
+});
+$("uplinks-body").addEventListener("click", async (ev) => {
+  const one = ev.target.closest("[data-replay]"); const all = ev.target.closest("[data-replay-all]");
+  if (!one && !all) return;
+  const uplink = ev.target.closest("[data-uplink]").dataset.uplink;
+  try {
+    const n = await replay(uplink, one ? [one.dataset.replay] : null);
+    toast(`${t("replayed")}: ${n}`);
+  } catch (err) { report(err); }
+  await renderUplinks($("uplinks-body")).catch(report);
 });
 $("wall").addEventListener("click", (ev) => {
   const b = ev.target.closest("[data-layout]");

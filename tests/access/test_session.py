@@ -48,7 +48,9 @@ def test_session_cookie_is_httponly_strict_and_secure_over_tls(app_client: TestC
 def test_cookie_reads_work_and_unsafe_requests_need_the_csrf_header(app_client: TestClient) -> None:
     client = fresh(app_client)
     csrf = sign_in(client)
-    assert client.get("/api/auth/me").json()["username"] == "operator"
+    me = client.get("/api/auth/me").json()
+    assert me["username"] == "operator"
+    assert "cases:act" in me["permissions"] and "devices:write" not in me["permissions"]  # the console's menu
     alarm_comment = {"note": "csrf"}
     # no header, a wrong header: refused before anything happens
     assert client.post("/api/alarms/nope/comment", json=alarm_comment).status_code == 403

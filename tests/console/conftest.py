@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from api.app import create_app
 from config.loader import demo_path, load_file
+from config.site import Site
 from ingest.registry import installed
 from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.hub import Hub
@@ -43,9 +44,10 @@ def free_port() -> int:
 class HubServer:
     """The whole app (hub, API, console, live view) under uvicorn in a thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, site: Site | None = None) -> None:
         self.hubs: list[Hub] = []
-        app = create_app(settings, load_file(demo_path(), installed()), on_ready=lambda hub, _: self.hubs.append(hub))
+        site = site or load_file(demo_path(), installed())
+        app = create_app(settings, site, on_ready=lambda hub, _: self.hubs.append(hub))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
@@ -67,22 +69,29 @@ class HubServer:
         assert not self.thread.is_alive(), "the hub did not shut down"
 
 
+def console_settings(
+    tmp_path_factory: pytest.TempPathFactory, redis: EmbeddedRedis, mqtt: EmbeddedMosquitto
+) -> Settings:
+    """A quiet hub on the session's Redis (a prefix of its own) and broker."""
+    keys = Keys(prefix=f"console{int(time.time() * 1000) % 10**8}")
+    return Settings(
+        cameras=False,  # a quiet site: only the alarms the test makes (viewers open the cameras themselves)
+        data_dir=tmp_path_factory.mktemp("console-hub"),
+        redis_url=redis.url,
+        mqtt_url=mqtt.url,
+        admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
+        redis_prefix=keys.prefix,
+        node_id=f"node-{keys.prefix}",
+    )
+
+
 @pytest.fixture(scope="module")
 def hub_server(
     tmp_path_factory: pytest.TempPathFactory,
     redis_server_session: EmbeddedRedis,
     mqtt_broker_session: EmbeddedMosquitto,
 ) -> Iterator[HubServer]:
-    keys = Keys(prefix=f"console{int(time.time() * 1000) % 10**8}")
-    settings = Settings(
-        cameras=False,  # a quiet site: only the alarms the test makes (viewers open the cameras themselves)
-        data_dir=tmp_path_factory.mktemp("console-hub"),
-        redis_url=redis_server_session.url,
-        mqtt_url=mqtt_broker_session.url,
-        admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
-        redis_prefix=keys.prefix,
-        node_id=f"node-{keys.prefix}",
-    )
+    settings = console_settings(tmp_path_factory, redis_server_session, mqtt_broker_session)
     with HubServer(settings) as server:
         yield server
 
