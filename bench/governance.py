@@ -35,7 +35,7 @@ from config.rule import Severity
 from governance.case import Case, Light, SlaState, Source, Stage
 from governance.flow import Actor, Role
 from governance.indicator import GroupBy, compute
-from governance.service import CaseFilter, CaseService, extra_of
+from governance.service import CaseFilter, CaseService, extra_of, indicator_columns
 from governance.statistic import Statistics
 from governance.store import CaseRow, Database, OutboxRow
 from ingest.registry import installed
@@ -128,6 +128,7 @@ def row_values(case: Case) -> dict[str, object]:
         "description": "",
         "alarm_ids": [],
         "extra": extra_of(case),
+        **indicator_columns(case),
     }
 
 

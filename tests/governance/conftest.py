@@ -90,14 +90,21 @@ async def postgres_database() -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated, empty case database: a SQLite file, or a database of its own on PostgreSQL."""
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"
-        else:
-            url = await stack.enter_async_context(postgres_database())
-        db = Database(url)
-        stack.push_async_callback(db.close)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database (no schema yet): a SQLite file, or a database of its own on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"
+    else:
+        async with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A migrated, empty case database on each backend."""
+    db = Database(database_url)
+    try:
         await db.migrate()
         yield db
+    finally:
+        await db.close()
