@@ -132,9 +132,9 @@ class Statistics:
             count_if(due).label("due"),
             count_if(closed).label("closed"),
             count_if(on_time).label("on_time"),
-            func.coalesce(
-                func.sum(case((closed, cast(self._handling_seconds(), Float)), else_=0.0)), 0.0
-            ).label("handling"),
+            func.coalesce(func.sum(case((closed, cast(self._handling_seconds(), Float)), else_=0.0)), 0.0).label(
+                "handling"
+            ),
             total(CaseRow.returns.expression).label("returns"),
             total(CaseRow.extensions.expression).label("extensions"),
             total(CaseRow.reworks.expression).label("reworks"),
