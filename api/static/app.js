@@ -338,7 +338,9 @@ function renderCases() {
 // {"action", "note"} to /api/cases/<id>/actions. Without that list the pane explains where the work is done.
 async function openCase(id) {
   const { case: c, history, actions } = await api(`/api/cases/${encodeURIComponent(id)}`);
-  const buttons = (actions || []).map((a) => `<button data-case-act="${esc(a)}">${esc(t("act_" + a))}</button>`).join(" ");
+  // merging needs a target: it is offered beside each merge proposal below, not as a bare button
+  const buttons = (actions || []).filter((a) => a !== "merge")
+    .map((a) => `<button data-case-act="${esc(a)}">${esc(t("act_" + a))}</button>`).join(" ");
   document.querySelectorAll("#case-rows tr").forEach((r) => r.classList.toggle("selected", r.dataset.case === id));
   $("case-detail").dataset.case = id;
   $("case-detail").innerHTML = `
@@ -497,7 +499,7 @@ $("import-form").addEventListener("click", (ev) => {
   const b = ev.target.closest("[data-import]");
   if (!b) return;
   const dry = b.dataset.import === "dry";
-  runImport($("hotline-import"), dry).then(() => (dry ? null : loadCases())).catch(report);
+  runImport($("hotline-import"), dry, placeNames()).then(() => (dry ? null : loadCases())).catch(report);
 });
 $("import-form").addEventListener("change", () => resetImport($("hotline-import")));
 $("hotline-import").addEventListener("click", (ev) => {

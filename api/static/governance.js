@@ -69,7 +69,7 @@ function formatOf(file) {
   return /\.json$/i.test(file.name) || file.type === "application/json" ? "json" : "csv";
 }
 
-export async function runImport(form, dryRun) {
+export async function runImport(form, dryRun, names = new Map()) {
   const file = form.querySelector("input[type=file]").files[0];
   const out = form.querySelector(".import-result");
   if (!file) { out.innerHTML = `<p class="error">${t("import_choose")}</p>`; return; }
@@ -82,7 +82,8 @@ export async function runImport(form, dryRun) {
   importState.dryRunOf = dryRun ? file : null;
   form.querySelector("[data-import=run]").disabled = !dryRun || !result.created.length;
   const created = result.created.map((p) => `<tr><td class="num">${p.row}</td><td>${esc(p.ticket)}</td>
-    <td>${esc(p.title)}</td><td>${esc(t(p.category))}</td><td>${esc(p.org_unit)}</td><td>${esc(p.department)}</td>
+    <td>${esc(p.title)}</td><td>${esc(t(p.category))}</td><td>${esc(names.get(p.org_unit) || p.org_unit)}</td>
+    <td>${esc(names.get(p.department) || p.department)}</td>
     <td>${p.case_id ? `<a href="#" data-case-link="${esc(p.case_id)}">${esc(p.case_id)}</a>` : ""}</td></tr>`);
   const rejected = result.rejected.map((r) => `<tr><td class="num">${r.row}</td><td>${esc(r.ticket ?? "")}</td>
     <td class="reason">${esc(r.reason)}</td></tr>`);

@@ -6,8 +6,10 @@ leaves the list and reaches the receiver once it is back."""
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -106,7 +108,8 @@ def page(browser: Browser, gov_server: HubServer) -> Page:
     return page
 
 
-def test_import_merge_and_replay(page: Page, gov_server: HubServer, receiver: Receiver) -> None:
+def test_import_merge_and_replay(page: Page, gov_server: HubServer, receiver: Receiver, tmp_path: Path) -> None:
+    shots = Path(os.environ.get("SHARPEYE_SCREENSHOT_DIR") or tmp_path)
     # (c) 12345 import: a dry run lists what would be created and every rejected row with its reason
     page.click("#nav button[data-view=cases]")
     box = page.locator("#hotline-import")
@@ -125,6 +128,7 @@ def test_import_merge_and_replay(page: Page, gov_server: HubServer, receiver: Re
     expect(rejected.nth(1)).to_contain_text("T1004")
     expect(rejected.nth(1).locator(".reason")).to_contain_text("title")
     assert api_get(gov_server, "/api/cases")["items"] == [], "a dry run writes nothing"
+    page.screenshot(path=str(shots / "hotline-import.png"))
 
     box.locator("[data-import=run]").click()
     expect(box.locator(".import-summary")).to_contain_text("已创建: 2")
@@ -140,6 +144,7 @@ def test_import_merge_and_replay(page: Page, gov_server: HubServer, receiver: Re
     proposal = detail.locator(f".merge-proposals tr[data-proposal='{first}']")
     expect(proposal).to_contain_text("楼上漏水")
     expect(proposal).to_contain_text("同一网格")
+    page.screenshot(path=str(shots / "merge-proposals.png"))
     page.once("dialog", lambda dialog: dialog.accept())
     proposal.locator(f"button[data-merge-into='{first}']").click()
     expect(detail.locator(".case-stage")).to_have_text("已并单")
@@ -162,6 +167,7 @@ def test_import_merge_and_replay(page: Page, gov_server: HubServer, receiver: Re
     expect(panel.locator(".uplink-dead")).to_have_text(str(count))
     replayed = letters.first.get_attribute("data-letter")
     assert replayed
+    page.screenshot(path=str(shots / "uplinks.png"))
     receiver.start()
     letters.first.locator("button[data-replay]").click()
     expect(panel.locator(f"tr[data-letter='{replayed}']")).to_have_count(0)
