@@ -338,6 +338,9 @@ class CaseService:
         case = steps[-1].case
         async with self.db.sessions() as session:
             session.add(new_row(case))
+            # The case row first: its history, links and photos refer to it, and PostgreSQL checks the foreign
+            # keys at each insert (no relationship() tells the unit of work the order).
+            await session.flush()
             # The alarm links make alarm intake idempotent: a second case for the same alarm fails to
             # commit (IntegrityError, the caller's cue that the alarm already has its case).
             session.add_all(CaseAlarmRow(alarm_id=a, case_id=case_id) for a in alarm_ids)

@@ -4,9 +4,8 @@ history, outbox-fed department queues, supervision plans, concurrent actions."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -36,11 +35,9 @@ def site() -> SiteConfig:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}")
-    await database.migrate()
-    yield database
-    await database.close()
+def db(database: Database) -> Database:
+    """SQLite and PostgreSQL (tests/governance/conftest.py): PostgreSQL also checks the foreign keys."""
+    return database
 
 
 @pytest.fixture
