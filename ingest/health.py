@@ -1,6 +1,6 @@
 """Device health: last seen, message and error counts, and online/offline from heartbeat expectations.
 
-Counts are kept in memory on the hot path and flushed to Redis (``Keys.device``) in one pipeline per
+Counts are kept in memory on the hot path and flushed to Redis (``Keys.device``) in one script call per
 interval. A device silent for ``heartbeat_s * offline_after`` goes offline: the tracker emits a
 ``device.online`` reading with value False (a built-in rule raises the device-offline alarm), and a
 reading with value True when it is heard again (which clears it).
