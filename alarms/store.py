@@ -35,17 +35,20 @@ class AlarmNotFound(KeyError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Transition:
-    """The result of one atomic step: what happened and to which alarm."""
+    """The result of one atomic step: what happened and to which alarm.
+
+    Not ``frozen``, like ``Apply``: one is made per signal, and a frozen dataclass's ``__init__`` (one
+    ``object.__setattr__`` per field) cost several times more on the MQTT path. Treat both as immutable."""
 
     outcome: Outcome
     alarm_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Apply:
-    """One signal, ready for the script."""
+    """One signal, ready for the script (not ``frozen``: see ``Transition``)."""
 
     fingerprint: str
     action: Literal["raise", "clear", "heard"]

@@ -40,8 +40,11 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
+    """One MQTT message as the receiver handed it over (not ``frozen``: one is made per message, and a frozen
+    dataclass's ``__init__`` costs several times more; treat it as immutable)."""
+
     topic: str
     payload: bytes
     retain: bool

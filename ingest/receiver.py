@@ -26,6 +26,7 @@ import msgspec
 import paho.mqtt.client as paho
 
 from ingest.mqtt import BrokerAddress, make_client
+from sharpeye import heap
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,9 @@ def main() -> None:
     if settings is None or settings[0] != "settings":
         raise SystemExit("receiver: expected settings first")
     _, url, client_id, max_batch, window, subscriptions = settings
-    Receiver(url, client_id, max_batch, window, list(subscriptions)).run(source)
+    receiver = Receiver(url, client_id, max_batch, window, list(subscriptions))
+    heap.settle()
+    receiver.run(source)
     os._exit(0)  # daemon threads may sit in blocking calls
 
 

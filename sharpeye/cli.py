@@ -16,6 +16,7 @@ from pathlib import Path
 
 from config.loader import ConfigError, demo_path, load_file
 from ingest.registry import installed
+from sharpeye import heap
 from sharpeye.embedded import die_with_parent
 from sharpeye.settings import Settings, redact_url
 
@@ -74,6 +75,7 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     children: list[subprocess.Popen[bytes]] = []
 
     def on_ready(hub: Hub, generated: str | None) -> None:
+        heap.settle()  # what the hub's start-up made (the bulk was frozen before create_app)
         if generated:
             _out(f"Initial admin password (shown once, change it): admin / {generated}")
         _out(f"SharpEye console: {scheme}://{host}:{port}/  (API docs: {scheme}://{host}:{port}/docs)")
@@ -98,6 +100,7 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent()))
             _out(f"Simulators running (pid {children[-1].pid}): scenario {args.scenario}")
 
+    heap.settle()  # the imported modules and the site config: out of every later full collection
     app = create_app(settings, site, on_ready=on_ready)
     server = uvicorn.Server(
         uvicorn.Config(
