@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Literal
 from zoneinfo import available_timezones
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 from config.base import StrictModel
 from config.device import DeviceConfig
+from config.secret import EnvSecret
+from ingest.credential import device_password
 from ingest.gb28181.code import ChannelCode, DeviceCode
 
 
@@ -25,7 +27,11 @@ class GbDeviceConfig(DeviceConfig):
 
     kind: Literal["gb28181"] = Field(description="Device kind.")
     id: DeviceCode = Field(description="The device's 20-digit GB/T 28181 code (its SIP user and Digest username).")
-    password: SecretStr = Field(description="Per-device Digest password.")
+    password: EnvSecret | None = Field(
+        default=None,
+        description="The device's own Digest password, as ${NAME} (read from environment variable NAME). "
+        "Default: derived from SHARPEYE_DEVICE_SECRET (`sharpeye broker files` lists it).",
+    )
     channels: list[GbChannelConfig] = Field(
         default_factory=list, description="Channels with operator-given names or media URLs."
     )
@@ -33,6 +39,12 @@ class GbDeviceConfig(DeviceConfig):
         default="GB2312", description="Charset of the XML bodies SharpEye sends to this device."
     )
     timezone: str = Field(default="Asia/Shanghai", description="Zone of the device's local times (AlarmTime, Date).")
+
+    def digest_password(self, device_secret: str | None) -> str | None:
+        """The Digest password: the device's own, else derived from the site's device secret (None: neither)."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        return device_password(device_secret, self.id, "sip") if device_secret else None
 
     @field_validator("timezone")
     @classmethod
