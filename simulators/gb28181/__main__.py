@@ -3,7 +3,8 @@
 ``python -m simulators.gb28181 devices --count 1000 --port 5060``: a fleet of IPCs and NVRs registering
 to a platform, each with the SIP password derived from ``SHARPEYE_DEVICE_SECRET`` (as the hub expects of devices
 configured without a password of their own), or all with ``--password``.
-``python -m simulators.gb28181 upper --port 15060 --password secret``: an upper platform that accepts a lower platform, queries its catalog every ``--query-every`` seconds and logs alarms.
+``python -m simulators.gb28181 upper --port 15060 --password secret``: an upper platform that accepts a
+lower platform, queries its catalog every ``--query-every`` seconds and logs alarms.
 """
 
 from __future__ import annotations
