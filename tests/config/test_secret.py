@@ -58,7 +58,7 @@ def test_literal_secrets_are_refused_with_path_line_and_the_fix(tmp_path: Path) 
     for path in ("devices[0].password", "gb28181.cascade.password", "governance.uplinks[0].secret"):
         assert f"{path}: a secret may not be written into the file: write ${{NAME}}" in out, (path, out)
     assert f"line {line_of(text, 'kind: gb28181')}: devices[0].password" in out
-    assert f"line {line_of(text, 'upper_host')  + 1}: gb28181.cascade.password" in out
+    assert f"line {line_of(text, 'upper_host') + 1}: gb28181.cascade.password" in out
 
 
 def test_unset_variables_are_named_and_set_ones_are_read(tmp_path: Path) -> None:

@@ -21,9 +21,7 @@ NOW = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 
 
 def _device() -> GbDeviceConfig:
-    return GbDeviceConfig.model_validate(
-        {"id": DEVICE, "kind": "gb28181", "name": "东门", "grid": "g1"}
-    )
+    return GbDeviceConfig.model_validate({"id": DEVICE, "kind": "gb28181", "name": "东门", "grid": "g1"})
 
 
 def test_gb2312_body_round_trip_declares_its_charset() -> None:
@@ -85,9 +83,7 @@ def test_codes_are_validated_with_their_type() -> None:
     with pytest.raises(CodeError):
         type_of("3402000000132000001")  # 19 digits
     with pytest.raises(ValidationError, match="type code 216"):
-        GbDeviceConfig.model_validate(
-            {"id": "34020000002160000001", "kind": "gb28181", "name": "x", "grid": "g"}
-        )
+        GbDeviceConfig.model_validate({"id": "34020000002160000001", "kind": "gb28181", "name": "x", "grid": "g"})
     with pytest.raises(ValidationError, match="platform"):
         GbSettings(sip_id=DEVICE)
     with pytest.raises(ValidationError, match="keepalive"):
