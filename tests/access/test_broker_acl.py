@@ -34,6 +34,17 @@ class Client:
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
+    @classmethod
+    def anonymous(cls, port: int) -> Client:
+        """A client that sends no user name or password."""
+        client = cls.__new__(cls)
+        client.received, client.connected, client.reason = [], threading.Event(), None
+        client.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        client.client.on_connect = client._on_connect
+        client.client.connect("127.0.0.1", port)
+        client.client.loop_start()
+        return client
+
     def _on_connect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:
         self.reason = reason
         self.connected.set()
