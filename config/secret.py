@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
 
 from pydantic import AfterValidator, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -90,3 +91,40 @@ def min_length(chars: int) -> Callable[[EnvSecret], EnvSecret]:
 
 
 LongSecret = Annotated[EnvSecret, AfterValidator(min_length(16))]
+
+
+URL_LITERAL_REFUSED = (
+    "a password in a URL may not be written into the file: write ${NAME} in its place "
+    "(rtsp://user:${NAME}@host/...) and set the environment variable NAME"
+)
+
+
+def check_url(url: str) -> str:
+    """Validate a URL's password: none, or a ``${NAME}`` reference to a set variable (``ValueError`` otherwise)."""
+    password = _url_password(url)
+    if password is not None:
+        if ENV_REFERENCE.match(password) is None:
+            raise ValueError(URL_LITERAL_REFUSED)
+        EnvSecret.from_environment(password)
+    return url
+
+
+def expand_url(url: str) -> str:
+    """The URL to open: a ``${NAME}`` password replaced by the variable's value (percent-encoded)."""
+    password = _url_password(url)
+    if password is None or ENV_REFERENCE.match(password) is None:
+        return url
+    value = quote(EnvSecret.from_environment(password).get_secret_value(), safe="")
+    scheme, rest = url.split("://", 1)
+    userinfo, host = rest.split("@", 1)
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:{value}@{host}"
+
+
+def _url_password(url: str) -> str | None:
+    if "://" not in url:
+        return None
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from config.base import StrictModel
 from config.device import DeviceConfig
-from config.secret import EnvSecret
+from config.secret import EnvSecret, check_url
 from ingest.credential import device_password
 from ingest.gb28181.code import ChannelCode, DeviceCode
 
@@ -19,7 +19,14 @@ class GbChannelConfig(StrictModel):
 
     id: ChannelCode = Field(description="Channel code as the device reports it in its catalog.")
     name: str | None = Field(default=None, max_length=100, description="Display name (default: the catalog's name).")
-    media_url: str | None = Field(default=None, description="Media URL (RTSP/HTTP) of the channel, if known.")
+    media_url: str | None = Field(
+        default=None, description="Media URL (RTSP/HTTP) of the channel, if known (a password in it only as ${NAME})."
+    )
+
+    @field_validator("media_url")
+    @classmethod
+    def _url_secret(cls, url: str | None) -> str | None:
+        return check_url(url) if url is not None else None
 
 
 class GbDeviceConfig(DeviceConfig):

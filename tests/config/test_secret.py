@@ -112,3 +112,20 @@ def test_without_a_password_a_gb_device_uses_the_derived_one() -> None:
 
     assert sip == device_password(secret, device.id, "sip") != device_password(secret, device.id, "mqtt")
     assert device.digest_password(None) is None
+
+
+def test_a_camera_url_takes_a_password_only_as_a_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest.camera.config import CameraConfig
+
+    base = {"id": "cam-gate", "kind": "camera", "name": "x", "grid": "g"}
+    with pytest.raises(ValidationError) as caught:
+        CameraConfig.model_validate(base | {"url": f"rtsp://admin:{LITERAL}@10.0.0.9/ch1"})
+    assert "password in a URL may not be written" in str(caught.value) and LITERAL not in str(caught.value)
+    with pytest.raises(ValidationError, match="SE_TEST_CAM is not set"):
+        CameraConfig.model_validate(base | {"url": "rtsp://admin:${SE_TEST_CAM}@10.0.0.9/ch1"})
+    monkeypatch.setenv("SE_TEST_CAM", "p@ss:w/rd")
+    camera = CameraConfig.model_validate(base | {"url": "rtsp://admin:${SE_TEST_CAM}@10.0.0.9/ch1"})
+    assert camera.url == "rtsp://admin:${SE_TEST_CAM}@10.0.0.9/ch1"  # shown and stored as the reference
+    assert camera.open_url == "rtsp://admin:p%40ss%3Aw%2Frd@10.0.0.9/ch1"
+    for plain in ("rtsp://10.0.0.9/ch1", "rtsp://admin@10.0.0.9/ch1", "synthetic:intrusion", "/data/clip.ts"):
+        assert CameraConfig.model_validate(base | {"url": plain}).open_url == plain
