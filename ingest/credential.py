@@ -13,7 +13,7 @@ import hashlib
 import hmac
 
 MIN_SECRET_LENGTH = 16
-PURPOSES = frozenset({"mqtt", "sip", "provision"})
+PURPOSES = frozenset({"mqtt", "sip"})
 
 
 def device_password(secret: str, device_id: str, purpose: str = "mqtt") -> str:
