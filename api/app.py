@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import PUBLIC
+from api.deps import CSRF_HEADER, PUBLIC
 from api.live.camera import device_resolver, service_resolver
 from api.live.service import LiveService
 from api.live.setting import LiveSettings
@@ -100,8 +100,10 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            # The console's cookie session sends its CSRF token in a header; cookies need allow_credentials.
+            allow_headers=["Authorization", "Content-Type", CSRF_HEADER],
+            allow_credentials=True,
         )
 
     @app.middleware("http")

@@ -18,7 +18,8 @@ Identifier = Annotated[
 class StrictModel(BaseModel):
     """Every config model forbids unknown keys, so a typo is an error, not a silent default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # Inputs are left out of error texts: a misplaced secret must not end up in a log or a terminal.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, hide_input_in_errors=True)
 
 
 class Position(StrictModel):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 
 from config.base import StrictModel
+from config.secret import EnvSecret
 from ingest.gb28181.code import PlatformCode
 
 Charset = Literal["GB2312", "GB18030", "UTF-8"]
@@ -23,7 +24,10 @@ class CascadeSettings(StrictModel):
     )
     transport: Literal["udp", "tcp"] = Field(default="udp", description="Transport used towards the upper platform.")
     local_port: int = Field(default=5061, ge=0, le=65535, description="Local SIP port of the cascade client (0: any).")
-    password: SecretStr = Field(description="Digest password the upper platform gave SharpEye.")
+    password: EnvSecret = Field(
+        description="Digest password the upper platform gave SharpEye, as ${NAME} (read from environment "
+        "variable NAME)."
+    )
     register_expires_s: int = Field(default=3600, ge=60, le=86400, description="Registration period asked for.")
     refresh_ratio: float = Field(
         default=0.75, gt=0.1, lt=0.95, description="Share of the granted period after which registration is refreshed."

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from config.base import Identifier, StrictModel
 from config.org import Level
 from config.rule import Severity
+from config.secret import LongSecret
 
 
 class IntakeRule(StrictModel):
@@ -98,7 +99,10 @@ class Uplink(StrictModel):
 
     id: Identifier = Field(description="Stable uplink id (keys its retry queue and dead letters).")
     url: str = Field(pattern=r"^https?://", max_length=500, description="Receiver URL (http or https).")
-    secret: str = Field(min_length=16, max_length=200, description="HMAC-SHA256 key shared with the receiver.")
+    secret: LongSecret = Field(
+        description="HMAC-SHA256 key shared with the receiver (16+ characters), as ${NAME} (read from environment "
+        "variable NAME)."
+    )
     events: list[UplinkEvent] = Field(
         default_factory=_all_events, min_length=1, description="Which event kinds to forward."
     )

@@ -118,6 +118,8 @@ def _pydantic_issues(exc: ValidationError, data: Any) -> list[ConfigIssue]:
             loc = (*loc, "kind")
         elif err["type"] == "union_tag_not_found":
             message = "missing 'kind'"
+        elif err["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
         issues.append(ConfigIssue(loc, message))
     return issues
 

@@ -92,7 +92,15 @@ def render(catalog: Catalog) -> str:
     ]
     for name, field in Settings.model_fields.items():
         out.append(f"| `SHARPEYE_{name.upper()}` | {_default(field)} | {field.description or ''} |")
-    out += ["", "## Site YAML", ""]
+    out += [
+        "",
+        "## Site YAML",
+        "",
+        "Fields of type `EnvSecret` hold secrets and take only a reference to an environment variable, `${NAME}`,",
+        "read when the file is loaded: `password: ${GATE_SIP_PASSWORD}`. A literal secret is refused, and so is a",
+        "reference to a variable that is not set (the error names the variable, never the value).",
+        "",
+    ]
     seen: set[type[BaseModel]] = set()
     model = catalog.site_model()
     _section(model, seen, out)

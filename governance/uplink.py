@@ -294,7 +294,7 @@ class UplinkService:
             "Idempotency-Key": delivery,
             EVENT: event,
             TIMESTAMP: str(stamp),
-            SIGNATURE: sign(uplink.secret, stamp, body),
+            SIGNATURE: sign(uplink.secret.get_secret_value(), stamp, body),
         }
         try:
             response = await client.post(uplink.url, content=body, headers=headers, timeout=uplink.timeout_s)

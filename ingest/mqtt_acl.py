@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import os
 import secrets
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.device import DeviceConfig
+from ingest.credential import device_password
 from ingest.mqtt import TOPIC_ROOT
 from ingest.registry import Registry
 
@@ -38,14 +38,6 @@ class BrokerAccount:
     read: tuple[str, ...]
 
 
-def device_password(secret: str, device_id: str) -> str:
-    """The MQTT password of ``device_id``: HMAC-SHA256 of the id under the site secret, URL-safe base64."""
-    if len(secret) < 16:
-        raise ValueError("the device secret needs at least 16 characters")
-    digest = hmac.new(secret.encode(), f"mqtt:{device_id}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:24]).decode()
-
-
 def mosquitto_hash(password: str, salt: bytes | None = None) -> str:
     """A password hash Mosquitto 2 accepts: ``$7$<iterations>$<salt b64>$<PBKDF2-SHA512 b64>``."""
     salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
@@ -57,7 +49,7 @@ def device_account(device: DeviceConfig, secret: str) -> BrokerAccount:
     own = f"{TOPIC_ROOT}/{device.kind}/{device.id}"
     return BrokerAccount(
         username=device.id,
-        password=device_password(secret, device.id),
+        password=device_password(secret, device.id, "mqtt"),
         write=(f"{own}/#", f"{TOPIC_ROOT}/discovery/{device.kind}/{device.id}/config"),
         read=(f"{own}/command",),
     )
@@ -101,19 +93,35 @@ def credentials_csv(accounts: Iterable[BrokerAccount]) -> str:
     return "username,password\n" + "".join(f"{a.username},{a.password}\n" for a in accounts)
 
 
-def write_files(out: Path, accounts: list[BrokerAccount]) -> dict[str, Path]:
-    """Write ``passwd``, ``acl`` and ``credentials.csv`` under ``out``, readable by the owner only."""
+def sip_credentials_csv(devices: Iterable[DeviceConfig], secret: str) -> str:
+    """GB/T 28181 provisioning sheet: each device's SIP id and Digest password (derived from the device secret
+    with the purpose ``sip``, so it differs from any MQTT password), or the variable its own password is read from."""
+    rows = []
+    for device in sorted((d for d in devices if d.kind == "gb28181"), key=lambda d: d.id):
+        own = getattr(device, "password", None)
+        password = f"(own password from environment variable {own.name})" if own is not None else None
+        rows.append(f"{device.id},{password or device_password(secret, device.id, 'sip')}\n")
+    return "sip_id,password\n" + "".join(rows)
+
+
+def write_files(out: Path, accounts: list[BrokerAccount], extra: dict[str, str] | None = None) -> dict[str, Path]:
+    """Write ``passwd``, ``acl`` and ``credentials.csv`` (and any ``extra`` files, name to text) under ``out``,
+    readable by the owner only. Each file is replaced in one step, so a broker reloading it never reads half."""
     out.mkdir(parents=True, exist_ok=True)
     written = {}
-    for name, text in (
-        ("passwd", password_file(accounts)),
-        ("acl", acl_file(accounts)),
-        ("credentials.csv", credentials_csv(accounts)),
-    ):
+    files = {
+        "passwd": password_file(accounts),
+        "acl": acl_file(accounts),
+        "credentials.csv": credentials_csv(accounts),
+        **(extra or {}),
+    }
+    for name, text in files.items():
         path = out / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        partial = out / f".{name}.tmp"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        path.chmod(0o600)
+        partial.chmod(0o600)
+        partial.replace(path)
         written[name] = path
     return written

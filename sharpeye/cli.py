@@ -84,6 +84,9 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             f"({hub.embedded_broker.name if hub.embedded_broker else 'external'} broker)"
         )
         if demo:
+            # Simulated devices log in as devices (their id, a password derived from the device secret), never as
+            # the hub; the secret goes through the environment, not the command line that `ps` shows.
+            url, secret = hub.simulator_access()
             cmd = [
                 sys.executable,
                 "-m",
@@ -93,11 +96,14 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
                 "-c",
                 str(config_path),
                 "--mqtt-url",
-                hub.mqtt_url,
+                url,
                 "--scenario",
                 args.scenario,
             ]
-            children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent()))
+            env = {k: v for k, v in os.environ.items() if k != "SHARPEYE_DEVICE_SECRET"}
+            if secret:
+                env["SHARPEYE_DEVICE_SECRET"] = secret
+            children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent()))
             _out(f"Simulators running (pid {children[-1].pid}): scenario {args.scenario}")
 
     heap.settle()  # the imported modules and the site config: out of every later full collection
@@ -155,7 +161,11 @@ def cmd_simulate_site(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     scenario = _scenario_path(args.scenario)
-    run_site(site, args.mqtt_url, scenario, stop, speed=args.speed)
+    if not args.mqtt_url:
+        sys.stderr.write("give --mqtt-url or set SHARPEYE_MQTT_URL\n")
+        return 1
+    secret = os.environ.get("SHARPEYE_DEVICE_SECRET") or None
+    run_site(site, args.mqtt_url, scenario, stop, speed=args.speed, device_secret=secret)
     return 0
 
 
@@ -290,12 +300,43 @@ async def _user_command(args: argparse.Namespace) -> int:
             await redis.aclose()
 
 
-def cmd_broker_files(args: argparse.Namespace) -> int:
-    from ingest.mqtt_acl import accounts, hub_account, write_files
+def _broker_secret(args: argparse.Namespace) -> str | None:
+    """SHARPEYE_DEVICE_SECRET, else (with --data-dir) the secret a hub generated and kept in that data dir."""
+    from sharpeye.device_secret import kept_device_secret
 
     secret = os.environ.get("SHARPEYE_DEVICE_SECRET", "")
-    if len(secret) < 16:
-        sys.stderr.write("set SHARPEYE_DEVICE_SECRET (at least 16 characters): device passwords derive from it\n")
+    if secret or not args.data_dir:
+        if len(secret) < 16:
+            sys.stderr.write("set SHARPEYE_DEVICE_SECRET (at least 16 characters): device passwords derive from "
+                             "it (or give --data-dir of a hub that generated its own)\n")  # fmt: skip
+            return None
+        return secret
+    try:
+        kept = kept_device_secret(Settings(data_dir=Path(args.data_dir), device_secret=None))
+    except ValueError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return None
+    if kept is None:
+        sys.stderr.write(f"no device secret kept in {args.data_dir}; set SHARPEYE_DEVICE_SECRET\n")
+    return kept
+
+
+def cmd_broker_password(args: argparse.Namespace) -> int:
+    from ingest.credential import device_password
+
+    secret = _broker_secret(args)
+    if secret is None:
+        return 1
+    for device_id in args.device_ids:
+        _out(f"{device_id},{device_password(secret, device_id, args.purpose)}")
+    return 0
+
+
+def cmd_broker_files(args: argparse.Namespace) -> int:
+    from ingest.mqtt_acl import accounts, hub_account, sip_credentials_csv, write_files
+
+    secret = _broker_secret(args)
+    if secret is None:
         return 1
     hub_password = os.environ.get("SHARPEYE_BROKER_HUB_PASSWORD", "")
     if len(hub_password) < 12:
@@ -307,7 +348,10 @@ def cmd_broker_files(args: argparse.Namespace) -> int:
         sys.stderr.write(str(exc) + "\n")
         return 1
     made = accounts(site.devices, installed(), secret, hub_account(args.hub_user, hub_password))
-    written = write_files(Path(args.out), made)
+    extra = {}
+    if any(d.kind == "gb28181" for d in site.devices):
+        extra["sip-credentials.csv"] = sip_credentials_csv(site.devices, secret)
+    written = write_files(Path(args.out), made, extra)
     for name, path in written.items():
         _out(f"wrote {path}" + ("  (secret: give each device its line, then delete)" if name.endswith(".csv") else ""))
     _out(
@@ -414,12 +458,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write passwd, acl and credentials.csv (mode 0600) under --out. Each MQTT device logs in with "
         "its id and a password derived from SHARPEYE_DEVICE_SECRET, and may publish only under "
         "sharpeye/<kind>/<id>/ and read only its own command topic. The hub logs in as --hub-user with "
-        "SHARPEYE_BROKER_HUB_PASSWORD and may read and write everything under sharpeye/.",
+        "SHARPEYE_BROKER_HUB_PASSWORD and may read and write everything under sharpeye/. With GB/T 28181 devices "
+        "in the site, sip-credentials.csv lists their SIP Digest passwords (derived from the same secret with "
+        "another label, so they differ from the MQTT ones).",
     )
     files.add_argument("-c", "--config", required=True, help="site YAML file")
     files.add_argument("--out", required=True, help="directory to write into")
     files.add_argument("--hub-user", default="sharpeye-hub", help="the hub's broker user name")
+    files.add_argument("--data-dir", default=None, help="without SHARPEYE_DEVICE_SECRET: the hub's data directory, "
+                       "whose generated device secret is used")  # fmt: skip
     files.set_defaults(func=cmd_broker_files)
+    password = broker_sub.add_parser(
+        "password",
+        help="print the derived password of devices (for devices added through the API or not yet in the YAML)",
+        description="Print 'id,password' for each DEVICE_ID: its MQTT password (or with --purpose sip its GB/T "
+        "28181 Digest password), derived from SHARPEYE_DEVICE_SECRET (or the secret kept in --data-dir).",
+    )
+    password.add_argument("device_ids", nargs="+", metavar="DEVICE_ID")
+    password.add_argument("--purpose", choices=("mqtt", "sip"), default="mqtt", help="which password (default mqtt)")
+    password.add_argument("--data-dir", default=None, help="the hub's data directory (its generated device secret)")
+    password.set_defaults(func=cmd_broker_password)
     return parser
 
 

@@ -231,6 +231,11 @@ class EmbeddedMosquitto(ManagedProcess):
     def command(self) -> list[str]:
         return [self.binary, "-c", str(self.conf_path)]
 
+    def reload(self) -> None:
+        """Make Mosquitto read its password and ACL files again (SIGHUP); connected clients stay connected."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
+
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"

@@ -7,10 +7,12 @@ import collections
 import contextlib
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -18,6 +20,7 @@ import redis.asyncio as aioredis
 from alarms.engine import AlarmEngine
 from alarms.notification import consume
 from alarms.store import AlarmStore
+from config.device import DeviceConfig
 from config.gb28181 import GbSettings
 from config.site import SiteConfig
 from governance.escalation import Notifier
@@ -35,10 +38,12 @@ from ingest.gb28181.platform import GbPlatform
 from ingest.health import DeviceStatus, HealthTracker, State
 from ingest.inventory import DeviceInventory
 from ingest.mqtt import MqttTransport
+from ingest.mqtt_acl import HUB_USER, accounts, hub_account, sip_credentials_csv, write_files
 from ingest.pipeline import IngestPipeline
 from ingest.reading import Reading
 from ingest.registry import Registry, installed
 from sharpeye.clock import Clock, SystemClock
+from sharpeye.device_secret import device_secret
 from sharpeye.embedded import EmbeddedAmqtt, EmbeddedMosquitto, EmbeddedRedis, embedded_broker
 from sharpeye.keys import Keys
 from sharpeye.metrics import Metrics
@@ -86,6 +91,28 @@ class Hub:
         self.gb_platform: GbPlatform | None = None
         self.cameras: CameraService | None = None
         self.gb_cascade: GbCascade | None = None
+        self._device_secret: str | None = None
+        self._hub_broker_password = secrets.token_urlsafe(24)
+        self._broker_dirty = asyncio.Event()
+
+    @property
+    def device_secret(self) -> str:
+        """SHARPEYE_DEVICE_SECRET, else the one kept (made at first use) under the data dir."""
+        if self._device_secret is None:
+            self._device_secret = device_secret(self.settings)
+        return self._device_secret
+
+    @property
+    def broker_enforces_accounts(self) -> bool:
+        """The embedded broker is Mosquitto with per-device accounts (amqtt, the fallback, takes anyone local)."""
+        return isinstance(self.embedded_broker, EmbeddedMosquitto)
+
+    def simulator_access(self) -> tuple[str, str | None]:
+        """Where simulated devices connect, and the device secret they derive their passwords from (None: they
+        use the URL as it is)."""
+        if self.embedded_broker is not None:
+            return self.embedded_broker.url, self.device_secret if self.broker_enforces_accounts else None
+        return self.mqtt_url, None
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -97,12 +124,6 @@ class Hub:
             self.redis_url = self.embedded_redis.url
             (data / "redis-url").write_text(self.redis_url + "\n", encoding="utf-8")  # for `sharpeye user`
             log.info("embedded Redis at %s (%s)", self.redis_url, self.embedded_redis.binary)
-        if not self.mqtt_url:
-            self.embedded_broker = embedded_broker(data / "broker")
-            await asyncio.to_thread(self.embedded_broker.start)
-            self.mqtt_url = self.embedded_broker.url
-            log.info("embedded MQTT broker (%s) at %s", self.embedded_broker.name, self.mqtt_url)
-
         self.redis = aioredis.Redis.from_url(self.redis_url, health_check_interval=10)
         await self.redis.ping()
         self.db = Database(self.settings.resolved_database_url())
@@ -111,6 +132,8 @@ class Hub:
         self.alarm_store = AlarmStore(self.redis, self.keys)
         self.inventory = DeviceInventory(self.site, self.registry, self.redis, self.keys)
         await self.inventory.load_runtime()
+        if not self.mqtt_url:
+            await self._start_embedded_broker(data / "broker")
         self.health = HealthTracker(self.inventory, self.redis, self.keys)
         self.engine = AlarmEngine(self.site, self.alarm_store, self.inventory, self.clock)
         await self.engine.silences.refresh()
@@ -153,9 +176,62 @@ class Hub:
         self.started.set()
         log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
 
+    async def _start_embedded_broker(self, workdir: Path) -> None:
+        """Mosquitto with ``allow_anonymous false``, a password and ACL file made from the inventory, and the hub's
+        own account (a password made for this run); amqtt (the fallback) as it is, listening on loopback only."""
+        broker = self.embedded_broker = embedded_broker(workdir)
+        if isinstance(broker, EmbeddedMosquitto):
+            files = await asyncio.to_thread(self._write_broker_files)
+            broker.password_file, broker.acl_file = files["passwd"], files["acl"]
+        else:
+            log.warning("embedded amqtt takes any local client without a password: install Mosquitto for device "
+                        "accounts")  # fmt: skip
+        await asyncio.to_thread(broker.start)
+        if isinstance(broker, EmbeddedMosquitto):
+            self.mqtt_url = f"mqtt://{HUB_USER}:{self._hub_broker_password}@{broker.host}:{broker.port}"
+            self.inventory.listeners.append(self._on_device_change)
+            self._spawn(self._sync_broker_accounts(), "broker-accounts")
+        else:
+            self.mqtt_url = broker.url
+        log.info("embedded MQTT broker (%s) at %s", broker.name, redact_url(self.mqtt_url))
+
+    def _write_broker_files(self) -> dict[str, Path]:
+        """The embedded Mosquitto's passwd and acl (and provisioning sheets) under ``<broker dir>/auth``."""
+        assert self.embedded_broker is not None
+        devices = list(self.inventory)
+        made = accounts(devices, self.registry, self.device_secret, hub_account(HUB_USER, self._hub_broker_password))
+        extra = {"sip-credentials.csv": sip_credentials_csv(devices, self.device_secret)}
+        auth = self.embedded_broker.workdir / "auth"
+        auth.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return write_files(auth, made, extra)
+
+    def _on_device_change(self, _device_id: str, device: DeviceConfig | None) -> None:
+        """A device was added, changed or removed (API, discovery): its broker account follows."""
+        driver = self.registry.drivers.get(device.kind) if device is not None else None
+        if device is None or driver is None or driver.transport == "mqtt":
+            self._broker_dirty.set()
+
+    async def _sync_broker_accounts(self) -> None:
+        """Rewrite the broker's files and make Mosquitto reload them (SIGHUP) whenever MQTT devices change."""
+        broker = self.embedded_broker
+        assert isinstance(broker, EmbeddedMosquitto)
+        while True:
+            await self._broker_dirty.wait()
+            self._broker_dirty.clear()
+            try:
+                await asyncio.to_thread(self._write_broker_files)
+                broker.reload()
+                log.info("broker accounts updated: %d devices", len(self.inventory))
+            except Exception:
+                log.warning("updating the broker's accounts failed; retrying", exc_info=True)
+                await asyncio.sleep(1)
+                self._broker_dirty.set()
+
     async def _start_gb28181(self, settings: GbSettings) -> None:
         devices = [d for d in self.inventory if isinstance(d, GbDeviceConfig)]
-        self.gb_platform = GbPlatform(settings, devices, self.emit, self.clock, reject=self._reject_sip)
+        self.gb_platform = GbPlatform(
+            settings, devices, self.emit, self.clock, reject=self._reject_sip, device_secret=self.device_secret
+        )
         await self.gb_platform.start()
         self._spawn(self._sync_gb_channels(), "gb28181-channels")
         if settings.cascade is not None:

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         default=None,
         description="Initial password of the 'admin' user. Unset: generated and printed once at first start.",
     )
+    device_secret: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="Site secret every device password derives from (MQTT and GB/T 28181 SIP), 16+ characters. "
+        "Unset: generated once and kept in data_dir/device-secret (mode 0600).",
+    )
     token_ttl_s: int = Field(default=8 * 3600, ge=60, description="Lifetime of bearer tokens in seconds.")
     node_id: str | None = Field(default=None, description="Name of this hub node (default: host name + pid).")
     log_level: str = Field(default="INFO", description="Python logging level.")

@@ -1,8 +1,10 @@
-"""Run every MQTT device of a site from one process over one MQTT connection, scripted by a scenario.
+"""Run every MQTT device of a site from one process, scripted by a scenario.
 
 ``SiteSimulation`` is the pure core: given elapsed simulated seconds it returns the (topic, payload)
 pairs due, so tests and the contract suite can drive decoders without a broker. ``run_site`` wraps it
-with one paho client (QoS 1) and real time scaled by ``speed``.
+with paho clients (QoS 1) and real time scaled by ``speed``: one connection for every device (with the URL's
+credentials, if any), or, given the site's device secret, one connection per device logged in with its own derived
+password, as real devices do on a broker that confines each device to its own topics.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from config.device import DeviceConfig
 from config.site import SiteConfig
+from ingest.credential import device_password
 from ingest.driver import Contracted, Message, SimulatedDevice
 from ingest.reading import DecodeError
 from ingest.registry import Registry, installed
@@ -205,12 +208,16 @@ class SiteSimulation:
         return [(topic(entry.config.kind, entry.config.id, channel), data) for channel, data in sent]
 
 
-def _client(mqtt_url: str, client_id: str, subscribe: str) -> tuple[mqtt.Client, str, int]:
+def _client(
+    mqtt_url: str, client_id: str, subscribe: str, login: tuple[str, str] | None = None
+) -> tuple[mqtt.Client, str, int]:
     url = urlsplit(mqtt_url)
     if url.scheme not in ("mqtt", "tcp"):
         raise ValueError(f"unsupported MQTT URL scheme {url.scheme!r} (use mqtt://host:port)")
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-    if url.username:
+    if login is not None:
+        client.username_pw_set(*login)
+    elif url.username:
         client.username_pw_set(url.username, url.password)
     client.max_queued_messages_set(MAX_QUEUED)
     client.max_inflight_messages_set(1000)
@@ -221,7 +228,7 @@ def _client(mqtt_url: str, client_id: str, subscribe: str) -> tuple[mqtt.Client,
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         c.subscribe(subscribe, qos=1)
-        log.info("simulator connected to %s (%s)", mqtt_url, reason)
+        log.info("simulator %s connected to %s:%s (%s)", client_id, url.hostname, url.port, reason)
 
     client.on_connect = on_connect
     return client, url.hostname or "127.0.0.1", url.port or 1883
@@ -240,28 +247,47 @@ def _publish(client: mqtt.Client, topic_name: str, data: bytes, stop: threading.
         stop.wait(0.01)
 
 
+def device_of(topic_name: str) -> str:
+    """The device a simulator topic belongs to (``sharpeye/<kind>/<id>/...`` or the discovery topic)."""
+    parts = topic_name.split("/")
+    return parts[3] if topic_name.startswith(DISCOVERY_ROOT + "/") else parts[2]
+
+
 def run_site(
     site: SiteConfig,
     mqtt_url: str,
     scenario: Path | None,
     stop: threading.Event,
     speed: float = 1.0,
+    device_secret: str | None = None,
 ) -> None:
     """Run every MQTT-kind device of ``site`` (heartbeats, frames, levels, plus the scenario) until ``stop``.
 
     ``speed`` scales simulated time (2.0: a 60 s scenario takes 30 s); message timestamps follow the
-    simulated clock. One paho connection publishes everything at QoS 1.
+    simulated clock. Without ``device_secret`` one paho connection publishes everything at QoS 1; with it, each
+    device has its own connection, user name (its id) and password derived from the secret, and reads only its
+    own command topic.
     """
     if speed <= 0:
         raise ValueError("speed must be > 0")
     simulation = SiteSimulation(site, load_scenario(scenario) if scenario else None)
-    client_id = f"sharpeye-sim-{site.site.id}-{threading.get_ident() % 100000}"
-    client, host, port = _client(mqtt_url, client_id, COMMAND_TOPIC)
+    suffix = threading.get_ident() % 100000
     commands: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
-    client.on_message = lambda _c, _u, msg: commands.put((msg.topic, bytes(msg.payload)))
-    client.connect_async(host, port, keepalive=30)
-    client.loop_start()
-    log.info("simulating %d devices of site %s", len(simulation.entries), site.site.id)
+    clients: dict[str | None, mqtt.Client] = {}
+    if device_secret:
+        for device_id, entry in simulation.entries.items():
+            login = (device_id, device_password(device_secret, device_id, "mqtt"))
+            own = f"{TOPIC_ROOT}/{entry.config.kind}/{device_id}/command"
+            clients[device_id], host, port = _client(mqtt_url, f"sharpeye-sim-{device_id}-{suffix}", own, login)
+    else:
+        clients[None], host, port = _client(mqtt_url, f"sharpeye-sim-{site.site.id}-{suffix}", COMMAND_TOPIC)
+    for client in clients.values():
+        client.on_message = lambda _c, _u, msg: commands.put((msg.topic, bytes(msg.payload)))
+        client.connect_async(host, port, keepalive=30)
+        client.loop_start()
+    shared = clients.get(None)
+    count = len(simulation.entries)
+    log.info("simulating %d devices of site %s on %d connection(s)", count, site.site.id, len(clients))
     t0 = time.monotonic()
     try:
         while not stop.is_set():
@@ -270,10 +296,11 @@ def run_site(
             while not commands.empty():
                 outgoing += simulation.command(*commands.get(), elapsed)
             for topic_name, data in outgoing:
-                _publish(client, topic_name, data, stop)
+                _publish(shared or clients[device_of(topic_name)], topic_name, data, stop)
             wait = (simulation.next_wake() - (time.monotonic() - t0) * speed) / speed
             stop.wait(min(max(wait, 0.0), MAX_COMMAND_WAIT_S))
     finally:
-        client.disconnect()
-        client.loop_stop()
+        for client in clients.values():
+            client.disconnect()
+            client.loop_stop()
         log.info("simulator stopped after %d messages", simulation.published)

@@ -44,3 +44,14 @@ class Publisher:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def env_secret(value: str) -> str:
+    """Put ``value`` into an environment variable of this test process and return its ``${NAME}`` reference, the
+    only form a secret may take in site config."""
+    import hashlib
+    import os
+
+    name = f"SE_TEST_SECRET_{hashlib.sha256(value.encode()).hexdigest()[:12].upper()}"
+    os.environ[name] = value
+    return "${" + name + "}"

@@ -38,7 +38,7 @@ def device_resolver(lookup: Callable[[str], Any], settings: LiveSettings) -> Sou
             return None
         if str(device.url).startswith("gb28181:"):  # a GB/T 28181 channel without a media URL: INVITE not built yet
             return None
-        return source_factory(str(device.url), settings)
+        return source_factory(str(getattr(device, "open_url", device.url)), settings)
 
     return resolve
 

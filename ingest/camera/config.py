@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from config.base import Identifier, StrictModel
 from config.device import DeviceConfig
+from config.secret import check_url, expand_url
 from ingest.camera import geometry
 
 NormPoint = Annotated[
@@ -214,7 +215,7 @@ class CameraConfig(DeviceConfig):
     url: str = Field(
         min_length=1,
         description="rtsp://, http(s):// or file path of the stream, or 'synthetic:<scene>' for the built-in "
-        "generator.",
+        "generator. A password in it only as ${NAME} (rtsp://admin:${GATE_CAM_PASSWORD}@10.0.0.9/ch1).",
     )
     rtsp_transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport.")
     analysis_fps: float = Field(default=5, gt=0, le=30, description="Frames analysed per second.")
@@ -228,6 +229,16 @@ class CameraConfig(DeviceConfig):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig, description="Optional classifier.")
     tamper: TamperConfig = Field(default_factory=TamperConfig, description="Tamper detection.")
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig, description="Snapshot and clip per alarm.")
+
+    @field_validator("url")
+    @classmethod
+    def _url_secret(cls, url: str) -> str:
+        return check_url(url)
+
+    @property
+    def open_url(self) -> str:
+        """The URL to open: a ``${NAME}`` password replaced by its value (``url`` itself keeps the reference)."""
+        return expand_url(self.url)
 
     @model_validator(mode="after")
     def _unique_channels(self) -> CameraConfig:

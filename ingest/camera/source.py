@@ -62,7 +62,8 @@ class AvSource(Source):
         self._config = config
         self._stop = stop
         self._generation = generation
-        self._url = config.url[7:] if config.url.startswith("file://") else config.url
+        url = config.open_url
+        self._url = url[7:] if url.startswith("file://") else url
         self._is_file = "://" not in self._url
         self._read_timeout = read_timeout
         self._container: Any = None

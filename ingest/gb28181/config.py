@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Literal
 from zoneinfo import available_timezones
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 from config.base import StrictModel
 from config.device import DeviceConfig
+from config.secret import EnvSecret, check_url
+from ingest.credential import device_password
 from ingest.gb28181.code import ChannelCode, DeviceCode
 
 
@@ -17,7 +19,14 @@ class GbChannelConfig(StrictModel):
 
     id: ChannelCode = Field(description="Channel code as the device reports it in its catalog.")
     name: str | None = Field(default=None, max_length=100, description="Display name (default: the catalog's name).")
-    media_url: str | None = Field(default=None, description="Media URL (RTSP/HTTP) of the channel, if known.")
+    media_url: str | None = Field(
+        default=None, description="Media URL (RTSP/HTTP) of the channel, if known (a password in it only as ${NAME})."
+    )
+
+    @field_validator("media_url")
+    @classmethod
+    def _url_secret(cls, url: str | None) -> str | None:
+        return check_url(url) if url is not None else None
 
 
 class GbDeviceConfig(DeviceConfig):
@@ -25,7 +34,11 @@ class GbDeviceConfig(DeviceConfig):
 
     kind: Literal["gb28181"] = Field(description="Device kind.")
     id: DeviceCode = Field(description="The device's 20-digit GB/T 28181 code (its SIP user and Digest username).")
-    password: SecretStr = Field(description="Per-device Digest password.")
+    password: EnvSecret | None = Field(
+        default=None,
+        description="The device's own Digest password, as ${NAME} (read from environment variable NAME). "
+        "Default: derived from SHARPEYE_DEVICE_SECRET (`sharpeye broker files` lists it).",
+    )
     channels: list[GbChannelConfig] = Field(
         default_factory=list, description="Channels with operator-given names or media URLs."
     )
@@ -33,6 +46,12 @@ class GbDeviceConfig(DeviceConfig):
         default="GB2312", description="Charset of the XML bodies SharpEye sends to this device."
     )
     timezone: str = Field(default="Asia/Shanghai", description="Zone of the device's local times (AlarmTime, Date).")
+
+    def digest_password(self, device_secret: str | None) -> str | None:
+        """The Digest password: the device's own, else derived from the site's device secret (None: neither)."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        return device_password(device_secret, self.id, "sip") if device_secret else None
 
     @field_validator("timezone")
     @classmethod

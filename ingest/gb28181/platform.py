@@ -142,9 +142,12 @@ class GbPlatform:
         clock: Clock | None = None,
         *,
         reject: Reject | None = None,
+        device_secret: str | None = None,
     ) -> None:
-        """``reject(reason, device_id, raw)`` is told of every refused request (for a dead-letter log)."""
+        """``reject(reason, device_id, raw)`` is told of every refused request (for a dead-letter log). Devices
+        without a password of their own use the one derived from ``device_secret`` (SHARPEYE_DEVICE_SECRET)."""
         self.settings = settings
+        self._device_secret = device_secret
         self.clock: Clock = clock or SystemClock()
         self._emit = emit
         self._reject_hook = reject
@@ -361,9 +364,12 @@ class GbPlatform:
             reply = msg.response(401)
             reply.add("WWW-Authenticate", self._digest.challenge())
             return reply
-        reason = self._digest.check(
-            auth, method="REGISTER", password=state.config.password.get_secret_value(), username=device_id
-        )
+        password = state.config.digest_password(self._device_secret)
+        if password is None:
+            self._reject("register.no_password", device_id, msg)
+            log.warning("device %s has no password and no device secret is set: refused", device_id)
+            return msg.response(403, "No Password Configured")
+        reason = self._digest.check(auth, method="REGISTER", password=password, username=device_id)
         if reason in ("stale_nonce", "unknown_nonce", "replayed_nc"):
             self.stats[f"register.{reason}"] += 1
             reply = msg.response(401)

@@ -1,8 +1,10 @@
 """GB/T 28181 simulators from the command line.
 
 ``python -m simulators.gb28181 devices --count 1000 --port 5060``: a fleet of IPCs and NVRs registering
-to a platform. ``python -m simulators.gb28181 upper --port 15060 --password secret``: an upper platform
-that accepts a lower platform, queries its catalog every ``--query-every`` seconds and logs alarms.
+to a platform, each with the SIP password derived from ``SHARPEYE_DEVICE_SECRET`` (as the hub expects of devices
+configured without a password of their own), or all with ``--password``.
+``python -m simulators.gb28181 upper --port 15060 --password secret``: an upper platform that accepts a
+lower platform, queries its catalog every ``--query-every`` seconds and logs alarms.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 
 from simulators.gb28181.device import DeviceFleet, fleet_devices
 from simulators.gb28181.upper import UpperPlatformSimulator
@@ -19,7 +22,10 @@ log = logging.getLogger("simulators.gb28181")
 
 
 async def _devices(args: argparse.Namespace) -> None:
-    devices = fleet_devices(args.count, password=args.password, keepalive_s=args.keepalive)
+    secret = None if args.password else os.environ.get("SHARPEYE_DEVICE_SECRET")
+    if not (secret or args.password):
+        raise SystemExit("set SHARPEYE_DEVICE_SECRET (the hub's) or give --password")
+    devices = fleet_devices(args.count, password=args.password or "", secret=secret, keepalive_s=args.keepalive)
     fleet = DeviceFleet(
         devices,
         platform_id=args.platform_id,
@@ -69,7 +75,8 @@ def main() -> None:
     dev.add_argument("--host", default="127.0.0.1", help="platform host")
     dev.add_argument("--port", type=int, default=5060, help="platform SIP port")
     dev.add_argument("--platform-id", default="34020000002000000001", help="platform SIP id")
-    dev.add_argument("--password", default="12345678", help="device digest password")
+    dev.add_argument("--password", default=None, help="one digest password for every device (default: each "
+                     "device's own, derived from SHARPEYE_DEVICE_SECRET)")  # fmt: skip
     dev.add_argument("--keepalive", type=float, default=60.0, help="keepalive interval, seconds")
     dev.add_argument("--transport", choices=("udp", "tcp"), default="udp")
     up = sub.add_parser("upper", help="an upper platform a lower platform registers to")

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from ingest.credential import device_password
 from ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from ingest.sip.background import Background
 from ingest.sip.digest import Challenge
@@ -310,19 +311,23 @@ def fleet_devices(
     *,
     civil: str = "34020000",
     password: str = "12345678",
+    secret: str | None = None,
     nvr_every: int = 10,
     nvr_channels: int = 16,
     keepalive_s: float = 60.0,
     expires: int = 3600,
 ) -> list[SimDevice]:
-    """``count`` devices: every ``nvr_every``-th an NVR with ``nvr_channels`` channels, the rest IPCs."""
+    """``count`` devices: every ``nvr_every``-th an NVR with ``nvr_channels`` channels, the rest IPCs. Each uses
+    ``password``, or given the site's device ``secret``, its own password derived from it (as the hub expects of
+    devices configured without a password of their own)."""
     out: list[SimDevice] = []
     for i in range(1, count + 1):
         nvr = nvr_every > 0 and i % nvr_every == 0
+        device_id = code(civil, 118 if nvr else 132, i)
         out.append(
             SimDevice(
-                id=code(civil, 118 if nvr else 132, i),
-                password=password,
+                id=device_id,
+                password=device_password(secret, device_id, "sip") if secret else password,
                 kind="nvr" if nvr else "ipc",
                 channel_count=nvr_channels if nvr else 1,
                 keepalive_s=keepalive_s,

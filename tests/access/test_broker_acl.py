@@ -34,6 +34,17 @@ class Client:
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
+    @classmethod
+    def anonymous(cls, port: int) -> Client:
+        """A client that sends no user name or password."""
+        client = cls.__new__(cls)
+        client.received, client.connected, client.reason = [], threading.Event(), None
+        client.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        client.client.on_connect = client._on_connect
+        client.client.connect("127.0.0.1", port)
+        client.client.loop_start()
+        return client
+
     def _on_connect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:
         self.reason = reason
         self.connected.set()
@@ -148,3 +159,42 @@ def test_broker_files_command(tmp_path: Path) -> None:
     assert "user sharpeye-hub\ntopic readwrite sharpeye/#" in acl
     sheet = dict(line.split(",") for line in (tmp_path / "credentials.csv").read_text().splitlines()[1:])
     assert sheet[own] == device_password(SECRET, own) and sheet["sharpeye-hub"] == HUB_PASSWORD
+
+
+def test_broker_files_list_sip_passwords_and_broker_password_prints_derived_ones(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from ingest.credential import device_password as derive
+
+    own, shared = "34020000001320000001", "34020000001320000002"
+    text = demo_path().read_text(encoding="utf-8").replace("devices:\n", (
+        "devices:\n"
+        f'  - {{id: "{own}", kind: gb28181, name: 东门, grid: hedong-g2, password: "${{SE_TEST_GATE_PW}}"}}\n'
+        f'  - {{id: "{shared}", kind: gb28181, name: 西门, grid: hedong-g2}}\n'
+    ), 1)  # fmt: skip
+    site = tmp_path / "site.yaml"
+    site.write_text(text, encoding="utf-8")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")} | {"SE_TEST_GATE_PW": "gate-pw-1"}
+    env = base | {"SHARPEYE_DEVICE_SECRET": SECRET, "SHARPEYE_BROKER_HUB_PASSWORD": HUB_PASSWORD}
+    cli = [sys.executable, "-m", "sharpeye.cli", "broker"]
+    out = tmp_path / "out"
+    done = subprocess.run([*cli, "files", "-c", str(site), "--out", str(out)], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sheet = (out / "sip-credentials.csv").read_text()
+    assert out.joinpath("sip-credentials.csv").stat().st_mode & 0o077 == 0
+    assert f"{shared},{derive(SECRET, shared, 'sip')}\n" in sheet
+    assert f"{own},(own password from environment variable SE_TEST_GATE_PW)\n" in sheet and "gate-pw-1" not in sheet
+    assert own not in (out / "passwd").read_text()  # GB/T 28181 devices have no broker account
+    printed = subprocess.run([*cli, "password", "fence-new", shared, "--purpose", "sip"], env=env,
+                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert printed.stdout.splitlines() == [f"fence-new,{derive(SECRET, 'fence-new', 'sip')}",
+                                           f"{shared},{derive(SECRET, shared, 'sip')}"]  # fmt: skip
+    # Without the variable: the secret a hub generated in its data dir.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "device-secret").write_text("generated-by-the-hub-0123\n")
+    kept = subprocess.run([*cli, "password", "fence-new", "--data-dir", str(tmp_path / "data")], env=base,
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert kept.stdout.strip() == f"fence-new,{derive('generated-by-the-hub-0123', 'fence-new')}", kept.stderr

@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from config.loader import demo_path
 from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
+from tests.helpers import wait_for
 
 ADMIN_SECRET = "Admin-Secret-Pw-4711"
 BROKER_SECRET = "Broker-Secret-Pw-0815"
@@ -80,7 +81,8 @@ def test_https_serving_and_no_secret_in_output_or_logs(
                 base = m.group(1)
         assert base, "".join(lines)
         with httpx.Client(base_url=base, verify=str(cert)) as client:
-            assert client.get("/healthz").status_code == 200
+            # healthy once the hub's MQTT receiver has connected, which may come just after the banner
+            wait_for(lambda: client.get("/healthz").status_code == 200, what="a healthy hub")
             bad = client.post("/api/auth/token", data={"username": "admin", "password": WRONG_SECRET})
             assert bad.status_code == 401
             started = client.post("/api/auth/session", data={"username": "admin", "password": ADMIN_SECRET})

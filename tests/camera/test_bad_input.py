@@ -22,6 +22,7 @@ from simulators.camera.rtsp import RtspSimulator
 from simulators.camera.scenario import builtin
 from simulators.camera.scene import Scene
 from tests.camera.support import Collector, wait_until
+from tests.helpers import env_secret
 
 
 def _free_port() -> int:
@@ -92,7 +93,7 @@ async def test_bad_cameras_are_reported_and_others_keep_running(
         _camera("good-mjpeg", mjpeg_good.url),
         _camera("good-rtsp", rtsp_sim.url("intrusion")),
         _camera("unreachable", f"rtsp://127.0.0.1:{_free_port()}/live"),
-        _camera("locked", mjpeg_locked.url.replace("http://", "http://admin:wrong@")),
+        _camera("locked", mjpeg_locked.url.replace("http://", f"http://admin:{env_secret('wrong')}@")),
         _camera("missing-file", str(tmp_path / "nothing-here.ts")),
         _camera("cut-mid-gop", rtsp_sim.url("cut")),
         _camera("corrupt", str(corrupt)),

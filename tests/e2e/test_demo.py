@@ -8,15 +8,40 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as paho
 import psutil
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _anonymous_refused(host: str, port: int) -> bool:
+    refused = threading.Event()
+    answered = threading.Event()
+
+    def on_connect(_c: object, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
+        if reason.is_failure:
+            refused.set()
+        answered.set()
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.on_connect = on_connect
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        assert answered.wait(5), "the broker did not answer"
+        return refused.is_set()
+    finally:
+        client.loop_stop()
+        client.disconnect()
 
 
 def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
@@ -27,17 +52,21 @@ def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
-    password = base = None
+    password = base = broker = None
     lines: list[str] = []
     try:
-        while time.monotonic() - started < 30 and not (password and base):
+        while time.monotonic() - started < 30 and not (password and base and broker):
             line = proc.stdout.readline()
             lines.append(line)
             if m := re.search(r"admin / (\S+)", line):
                 password = m.group(1)
             if m := re.search(r"console: (http://[\d.]+:\d+)/", line):
                 base = m.group(1)
-        assert password and base, "".join(lines)
+            if m := re.search(r"MQTT: mqtt://sharpeye-hub:\*\*\*@([\d.]+):(\d+)", line):
+                broker = (m.group(1), int(m.group(2)))
+        assert password and base and broker, "".join(lines)
+        assert (tmp_path / "data" / "device-secret").stat().st_mode & 0o077 == 0
+        assert _anonymous_refused(*broker)  # the simulators below log in as devices, with their own passwords
 
         token = httpx.post(f"{base}/api/auth/token", data={"username": "admin", "password": password}).json()
         assert token["must_change_password"] is True  # the generated password must be replaced first

@@ -11,17 +11,19 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from config.loader import demo_path, load_text
+from ingest.credential import device_password
 from ingest.registry import installed
 from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
 from sharpeye.keys import Keys
 from sharpeye.settings import Settings
 from simulators.gb28181.device import DeviceFleet, SimDevice, code
 from simulators.gb28181.upper import UpperPlatformSimulator
-from tests.helpers import wait_for
+from tests.helpers import env_secret, wait_for
 
 PLATFORM_ID = "34020000002000000001"
 UPPER_ID = "34010000002000000001"
 DEVICES = [code("34020000", 132, n) for n in range(1, 21)]
+SECRET = "e2e-device-secret-0123456789"
 
 
 def site_yaml(upper_port: int) -> str:
@@ -29,10 +31,10 @@ def site_yaml(upper_port: int) -> str:
     data["gb28181"] = {
         "sip_id": PLATFORM_ID, "port": 0, "sip_t1_s": 0.1,
         "cascade": {"upper_id": UPPER_ID, "upper_host": "127.0.0.1", "upper_port": upper_port, "local_port": 0,
-                    "password": "upper-pw", "retry_s": 0.2, "keepalive_interval_s": 5},
+                    "password": env_secret("upper-pw"), "retry_s": 0.2, "keepalive_interval_s": 5},
     }  # fmt: skip
     data["devices"] += [
-        {"id": dev, "kind": "gb28181", "name": f"雪亮摄像机{i}", "grid": "hedong-g2", "password": f"pw-{i}",
+        {"id": dev, "kind": "gb28181", "name": f"雪亮摄像机{i}", "grid": "hedong-g2",
          "heartbeat_s": 2, "offline_after": 3}
         for i, dev in enumerate(DEVICES)
     ]  # fmt: skip
@@ -48,7 +50,7 @@ def test_devices_register_alarm_and_the_alarm_goes_upward(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
 ) -> None:
     settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
-                        admin_password="pw", redis_prefix=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
+                        admin_password="pw", redis_prefix=keys.prefix, device_secret=SECRET)  # type: ignore[arg-type]  # fmt: skip
     upper_port = free_port()
     site = load_text(site_yaml(upper_port), installed())
     with TestClient(create_app(settings, site)) as client:
@@ -59,7 +61,8 @@ def test_devices_register_alarm_and_the_alarm_goes_upward(
         assert portal is not None
         upper = UpperPlatformSimulator(UPPER_ID, "upper-pw", port=upper_port, t1=0.1)
         portal.call(upper.start)
-        sims = [SimDevice(id=dev, password=f"pw-{i}", keepalive_s=1) for i, dev in enumerate(DEVICES)]
+        # No passwords of their own in the site: each device's is derived from the hub's device secret.
+        sims = [SimDevice(id=dev, password=device_password(SECRET, dev, "sip"), keepalive_s=1) for dev in DEVICES]
         fleet = DeviceFleet(sims, platform_id=PLATFORM_ID, platform_port=hub.gb_platform_port, t1=0.1)
         portal.call(fleet.start)
         try:

@@ -16,7 +16,7 @@ from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
 from sharpeye.keys import Keys
 from sharpeye.settings import Settings
 from tests.governance.test_uplink import SECRET, Receiver
-from tests.helpers import Publisher, wait_for
+from tests.helpers import Publisher, env_secret, wait_for
 
 
 def test_alarm_and_case_events_reach_the_receiver(
@@ -24,8 +24,8 @@ def test_alarm_and_case_events_reach_the_receiver(
 ) -> None:
     port = free_port()
     data: dict[str, Any] = yaml.safe_load(demo_path().read_text(encoding="utf-8"))
-    data["governance"]["uplinks"] = [{"id": "district", "url": f"http://127.0.0.1:{port}/hook", "secret": SECRET,
-                                      "backoff_s": 0.05, "backoff_max_s": 0.3}]  # fmt: skip
+    hook = {"id": "district", "url": f"http://127.0.0.1:{port}/hook", "secret": env_secret(SECRET)}
+    data["governance"]["uplinks"] = [{**hook, "backoff_s": 0.05, "backoff_max_s": 0.3}]
     site = load_text(yaml.safe_dump(data, allow_unicode=True), installed())
     settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
                         admin_password="Uplink-Pass-1", redis_prefix=keys.prefix)  # type: ignore[arg-type]  # fmt: skip

@@ -13,6 +13,7 @@ from ingest.gb28181.config import GbDeviceConfig
 from ingest.gb28181.platform import GbPlatform
 from ingest.reading import Reading
 from simulators.gb28181.device import SimDevice
+from tests.helpers import env_secret
 
 PLATFORM_ID = "34020000002000000001"
 UPPER_ID = "34010000002000000001"
@@ -53,7 +54,7 @@ def device_config(sim: SimDevice, **extra: Any) -> GbDeviceConfig:
             "kind": "gb28181",
             "name": sim.name,
             "grid": "g1",
-            "password": sim.password,
+            "password": env_secret(sim.password),
             "heartbeat_s": sim.keepalive_s,
             **extra,
         }

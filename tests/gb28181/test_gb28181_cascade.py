@@ -17,6 +17,7 @@ from ingest.gb28181.platform import Channel
 from simulators.gb28181.device import code
 from simulators.gb28181.upper import UpperPlatformSimulator
 from tests.gb28181.conftest import PLATFORM_ID, UPPER_ID, until
+from tests.helpers import env_secret
 
 PASSWORD = "upper-secret"
 
@@ -39,7 +40,7 @@ def _settings(upper_port: int, password: str = PASSWORD, **cascade: Any) -> GbSe
                 "upper_host": "127.0.0.1",
                 "upper_port": upper_port,
                 "local_port": 0,
-                "password": password,
+                "password": env_secret(password),
                 "catalog_page_size": 4,
                 "retry_s": 0.2,
                 **cascade,

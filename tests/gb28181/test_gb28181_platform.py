@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ingest.credential import device_password
+from ingest.gb28181.config import GbDeviceConfig
 from ingest.gb28181.manscdp import build
 from ingest.gb28181.platform import GbPlatform
 from sharpeye.clock import ManualClock
@@ -50,6 +52,26 @@ async def test_wrong_password_is_refused_with_403(make_platform: Any) -> None:
         assert platform.devices_state()[0]["registered"]
     finally:
         await fleet.stop()
+
+
+async def test_without_an_own_password_the_derived_one_is_checked(make_platform: Any) -> None:
+    secret = "site-device-secret-0123456789"
+    dev = SimDevice(id=code("34020000", 132, 21), password=device_password(secret, code("34020000", 132, 21), "sip"))
+    config = GbDeviceConfig.model_validate({"id": dev.id, "kind": "gb28181", "name": "x", "grid": "g1"})
+    platform = await make_platform([config], device_secret=secret)
+    unset = await make_platform([config])  # no device secret and no password of its own: nobody gets in
+    fleet, lost = _fleet(platform, [dev]), _fleet(unset, [dev])
+    await fleet.endpoint.start()
+    await lost.endpoint.start()
+    try:
+        assert await fleet.register(dev, password=device_password(secret, dev.id, "mqtt")) == 403
+        assert await fleet.register(dev) == 200
+        assert platform.devices_state()[0]["registered"]
+        assert await lost.register(dev) == 403
+        assert unset.stats["register.no_password"] == 1
+    finally:
+        await fleet.stop()
+        await lost.stop()
 
 
 async def test_unknown_device_and_unregistered_messages_are_refused(make_platform: Any) -> None:

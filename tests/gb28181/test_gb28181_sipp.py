@@ -18,14 +18,17 @@ from typing import Any
 import pytest
 
 from config.gb28181 import GbSettings
+from ingest.credential import device_password
 from ingest.gb28181.cascade import GbCascade
 from ingest.gb28181.config import GbDeviceConfig
 from ingest.gb28181.platform import Channel
 from tests.gb28181.conftest import PLATFORM_ID, Sink
+from tests.helpers import env_secret
 
 SCENARIOS = Path(__file__).parent / "sipp"
 DEVICE_ID = "34020000001320000077"
-PASSWORD = "sipp-secret"
+SECRET = "sipp-site-device-secret-01"
+PASSWORD = device_password(SECRET, DEVICE_ID, "sip")  # no password of its own: derived from the device secret
 
 
 def _sipp() -> str:
@@ -102,14 +105,14 @@ def _device_args(port: int, password: str) -> list[str | bytes]:
 
 
 def _device() -> GbDeviceConfig:
-    return GbDeviceConfig(id=DEVICE_ID, kind="gb28181", name="sipp", grid="g1", password=PASSWORD)  # type: ignore[arg-type]
+    return GbDeviceConfig(id=DEVICE_ID, kind="gb28181", name="sipp", grid="g1")
 
 
 @pytest.mark.parametrize("transport", ["u1", "t1"], ids=["udp", "tcp"])
 async def test_sipp_device_registers_reports_and_alarms(
     make_platform: Any, sink: Sink, tmp_path: Path, transport: str
 ) -> None:
-    platform = await make_platform([_device()])
+    platform = await make_platform([_device()], device_secret=SECRET)
     code, err = await _run(_device_args(platform.port, PASSWORD), tmp_path, transport=transport)
     assert code == 0, err
     state = platform.devices_state()[0]
@@ -128,8 +131,9 @@ async def test_sipp_device_registers_reports_and_alarms(
 
 
 async def test_sipp_device_with_wrong_password_fails(make_platform: Any, sink: Sink, tmp_path: Path) -> None:
-    platform = await make_platform([_device()])
-    code, err = await _run(_device_args(platform.port, "not-the-password"), tmp_path)
+    platform = await make_platform([_device()], device_secret=SECRET)
+    # The device's MQTT password, derived from the same secret, is not its SIP password.
+    code, err = await _run(_device_args(platform.port, device_password(SECRET, DEVICE_ID, "mqtt")), tmp_path)
     assert code != 0
     assert "403" in err
     assert platform.stats["register.wrong_password"] == 1
@@ -148,7 +152,7 @@ def _cascade_settings(upper_port: int, password: str) -> GbSettings:
                 "upper_host": "127.0.0.1",
                 "upper_port": upper_port,
                 "local_port": 0,
-                "password": password,
+                "password": env_secret(password),
                 "catalog_page_size": 2,
                 "keepalive_interval_s": 300,
                 "retry_s": 30,

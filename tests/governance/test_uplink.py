@@ -38,6 +38,7 @@ from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.keys import Keys
 from sharpeye.settings import Settings
 from tests.governance.casebook import OPERATOR
+from tests.helpers import env_secret
 
 SECRET = "uplink-test-secret-0123456789"
 
@@ -122,7 +123,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 def uplink(port: int, **over: object) -> Uplink:
-    fields: dict[str, object] = {"id": "city", "url": f"http://127.0.0.1:{port}/hook", "secret": SECRET,
+    fields: dict[str, object] = {"id": "city", "url": f"http://127.0.0.1:{port}/hook", "secret": env_secret(SECRET),
                                  "backoff_s": 0.05, "backoff_max_s": 0.3, "max_attempts": 100,
                                  "timeout_s": 1.0}  # fmt: skip
     return Uplink.model_validate({**fields, **over})
