@@ -22,7 +22,7 @@ from governance.uplink import DELIVERY
 from ingest.registry import installed
 from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
 from tests.console.conftest import ADMIN_PASSWORD, HubServer, console_settings, free_port
-from tests.helpers import wait_for
+from tests.helpers import env_secret, wait_for
 
 expect.set_options(timeout=15_000)
 
@@ -81,7 +81,7 @@ def gov_server(
 ) -> Iterator[HubServer]:
     """The demo site with one uplink for case events, whose receiver is down: one attempt, then a dead letter."""
     site = load_file(demo_path(), installed())
-    uplink = Uplink(id="city-platform", url=f"http://127.0.0.1:{receiver.port}/hook", secret="s" * 32,
+    uplink = Uplink(id="city-platform", url=f"http://127.0.0.1:{receiver.port}/hook", secret=env_secret("s" * 32),
                     events=["case"], max_attempts=1, timeout_s=2)  # fmt: skip
     site = site.model_copy(update={"governance": site.governance.model_copy(update={"uplinks": [uplink]})})
     with HubServer(console_settings(tmp_path_factory, redis_server_session, mqtt_broker_session), site) as server:
