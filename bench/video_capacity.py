@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -56,9 +57,9 @@ async def measure(
             await asyncio.sleep(0.2)
         await asyncio.sleep(warmup)
         before = {s.camera_id: s for s in service.stats()}
-        cpu0 = hub_cpu()
+        cpu0 = hub_cpu(sim)
         await asyncio.sleep(window)
-        cpu = (hub_cpu() - cpu0) / window
+        cpu1 = hub_cpu(sim)
         after = service.stats()
     finally:
         await service.stop()
@@ -72,20 +73,23 @@ async def measure(
         "worst_fps_analysed": worst_an,
         "worst_fps_decoded": worst_dec,
         "dropped": dropped,
-        "cpu": cpu,
         "lag": worst_lag,
+        **{k: (cpu1[k] - cpu0[k]) / window for k in cpu0},
     }
     return ok, fig, readings
 
 
-def hub_cpu() -> float:
-    """CPU seconds used so far by this process (capture) and its worker processes."""
+def hub_cpu(sim: RtspSimulator) -> dict[str, float]:
+    """CPU seconds used so far by this process (capture, fan-out), by its analytics workers and, apart, by the
+    RTSP server (the cameras, not the hub)."""
     me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
+    out = {"capture": sum(me.cpu_times()[:2]), "workers": 0.0, "rtsp": 0.0}
+    server = sim.pid
     for child in me.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            total += sum(child.cpu_times()[:2])
-    return total
+            out["rtsp" if child.pid == server else "workers"] += sum(child.cpu_times()[:2])
+    out["cpu"] = out["capture"] + out["workers"]
+    return out
 
 
 def latency(readings: list[Reading], enter_s: float) -> list[float]:
@@ -149,7 +153,9 @@ async def main() -> None:
                     f"{mode:16s} N={n:2d} {'ok ' if ok else 'FAIL'} worst analysed {fig['worst_fps_analysed']:.1f} "
                     f"fps, worst decoded {fig['worst_fps_decoded']:.1f} fps, worst lag {fig['lag']:.2f} s, "
                     f"dropped {fig['dropped']:.0f}, "
-                    f"hub CPU {fig['cpu']:.0%} of a core{lat_text}",
+                    f"hub CPU {fig['cpu']:.0%} of a core (capture {fig['capture']:.0%}, workers {fig['workers']:.0%}; "
+                    f"{fig['workers'] / n * 1e3:.1f} ms/s per camera in workers), RTSP server {fig['rtsp']:.0%}, "
+                    f"load {os.getloadavg()[0]:.1f}{lat_text}",
                     flush=True,
                 )
                 if not ok:
