@@ -48,7 +48,11 @@ async def measure(
     readings: list[Reading] = []
     cams = [scenario.camera_config(f"cam{i:02d}", sim.url("cam")) for i in range(n)]
     service = CameraService(
-        cams, data / f"{'a' if analytics else 'd'}{n}", readings.extend, SystemClock(), analytics=analytics
+        cams,
+        Path(tempfile.mkdtemp(prefix=f"{'a' if analytics else 'd'}{n}-", dir=data)),
+        readings.extend,
+        SystemClock(),
+        analytics=analytics,
     )
     await service.start()
     try:
@@ -110,6 +114,7 @@ async def main() -> None:
     parser.add_argument("--max", type=int, default=24, help="largest N tried")
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--tries", type=int, default=2, help="measurements of an N before its failure counts")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sharpeye-capacity-"))
@@ -147,8 +152,10 @@ async def main() -> None:
                     continue
                 mode = "analytics 5 fps" if analytics else "decode only"
                 ok, fig, readings = await measure(sim, n, analytics, args.warmup, args.window, tmp, args.workers)
-                if not ok:
-                    # The machine is shared: a failure is measured once more before it counts.
+                for _ in range(args.tries - 1):
+                    if ok:
+                        break
+                    # The machine is shared: a failure is measured again before it counts.
                     ok, fig, readings = await measure(sim, n, analytics, args.warmup, args.window, tmp, args.workers)
                 lat = latency(readings, enter_s) if analytics else []
                 lat_text = f" latency p50 {statistics.median(lat):.2f} s max {max(lat):.2f} s" if lat else ""
