@@ -419,9 +419,15 @@ class CameraService:
         fut: asyncio.Future[Any] = loop.create_future()
         self._track(fut)
 
+        started = False
+
         def later() -> None:
-            if fut.done():
+            # Runs once: when the service stops it is called at once and the timer may still fire while the
+            # first call's clip is being written (two writers of one file: the second's rename failed).
+            nonlocal started
+            if started or fut.done():
                 return
+            started = True
             task = asyncio.ensure_future(asyncio.to_thread(clip))
 
             def finished(_: asyncio.Future[None]) -> None:

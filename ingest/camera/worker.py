@@ -94,6 +94,7 @@ class CameraDecoder:
         ctx.thread_count = 1
         self._ctx = ctx
         self._tb = Fraction(*info.time_base)
+        self._tb_s = float(self._tb)
 
     @property
     def stream_s(self) -> float:
@@ -107,7 +108,7 @@ class CameraDecoder:
         self._conn_t0 = None
 
     def _stream_time(self, frame: Any, arrival: float) -> float:
-        raw = float(frame.pts * self._tb) if frame.pts is not None else arrival
+        raw = frame.pts * self._tb_s if frame.pts is not None else arrival
         t = raw + self._offset
         if self._last_t is not None and (t < self._last_t - 0.5 or t > self._last_t + 10):
             # A new connection or a looped file: keep analytics time continuous.
@@ -146,7 +147,8 @@ class CameraDecoder:
             self.last_arrival = arrival
             if self._conn_t0 is None:
                 self._conn_t0 = t
-            if not self.analytics or t < self._next_t:
+            # 1 ms of slack: timestamps times a float time base must not flip which frame is picked.
+            if not self.analytics or t < self._next_t - 1e-3:
                 continue
             step = 1 / self.config.analysis_fps
             self._next_t = max(self._next_t + step, t + step * 0.5)
@@ -164,10 +166,9 @@ class CameraDecoder:
             for event in events:
                 jpeg: bytes | None = None
                 if event.repeat == 0 and self.config.evidence.enabled:
-                    img = full if full is not None else self._bgr(frame)
-                    ok, buf = cv2.imencode(
-                        ".jpg", annotate(img.copy(), self.config, event), [cv2.IMWRITE_JPEG_QUALITY, 85]
-                    )
+                    # Draw on a copy only when the classifier still needs the clean frame for further events.
+                    img = full.copy() if full is not None else self._bgr(frame)
+                    ok, buf = cv2.imencode(".jpg", annotate(img, self.config, event), [cv2.IMWRITE_JPEG_QUALITY, 85])
                     jpeg = buf.tobytes() if ok else None
                 out.append((_enc.encode(event), jpeg, arrival, t - self._conn_t0))
         return out

@@ -36,6 +36,11 @@ class RtspSimulator:
         return f"rtsp://127.0.0.1:{self.port}/{name}"
 
     @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
