@@ -137,7 +137,8 @@ class Datagrams:
     def __init__(self, udp: Any, gso: bool = True) -> None:
         self.udp = udp
         self.gso = gso and GSO_PLATFORM
-        self.sock: socket.socket | None = None
+        self.gso_sends = 0
+        self.sock: Any = None
         if self.gso:
             try:
                 self.sock = udp.get_extra_info("socket").dup()
@@ -169,6 +170,7 @@ class Datagrams:
             log.warning("UDP GSO refused (%s): this live viewer falls back to one sendto per datagram", exc)
             self.gso = False
             return False
+        self.gso_sends += 1
         return True
 
     def close(self) -> None:
