@@ -50,6 +50,7 @@ PRIVATE = (
     "_RTCRtpSender__track",
     "_RTCRtpSender__mid",
     "_RTCRtpSender__rtp_history",
+    "_retransmit",
     "_RTCRtpSender__rtp_header_extensions_map",
     "_RTCRtpSender__rtp_started",
     "_RTCRtpSender__rtp_exited",
@@ -179,6 +180,67 @@ class Datagrams:
             self.sock = None
 
 
+class _Unit:
+    """What a viewer sent of one access unit, enough to rebuild any of its RTP packets for a retransmission."""
+
+    __slots__ = ("extensions", "first_sequence", "payload_type", "payloads", "ssrc", "timestamp")
+
+    def __init__(
+        self,
+        payload_type: int,
+        first_sequence: int,
+        timestamp: int,
+        ssrc: int,
+        payloads: list[bytes],
+        extensions: HeaderExtensions,
+    ) -> None:
+        self.payload_type = payload_type
+        self.first_sequence = first_sequence
+        self.timestamp = timestamp
+        self.ssrc = ssrc
+        self.payloads = payloads
+        self.extensions = extensions
+
+
+class History:
+    """A viewer's last ``RTP_HISTORY_SIZE`` RTP packets by ``sequence % RTP_HISTORY_SIZE``, as aiortc's sender keeps
+    them for NACKs, but stored per access unit: the ``RtpPacket`` is only built when a viewer asks for it again."""
+
+    def __init__(self) -> None:
+        self._slots: list[_Unit | None] = [None] * RTP_HISTORY_SIZE
+
+    def add(self, unit: _Unit) -> None:
+        slots, start = self._slots, unit.first_sequence
+        for k in range(min(len(unit.payloads), RTP_HISTORY_SIZE)):  # (seq + k) & 0xFFFF keeps seq % size
+            slots[(start + k) % RTP_HISTORY_SIZE] = unit
+
+    def get(self, key: int, default: RtpPacket | None = None) -> RtpPacket | None:
+        """The packet whose ``sequence % RTP_HISTORY_SIZE`` is ``key`` (what aiortc's ``_retransmit`` asks)."""
+        unit = self._slots[key % RTP_HISTORY_SIZE]
+        if unit is None:
+            return default
+        count = len(unit.payloads)
+        index = (key - unit.first_sequence) % RTP_HISTORY_SIZE
+        if index >= count:
+            return default
+        # A unit of more than RTP_HISTORY_SIZE packets keeps its latest in each slot, as aiortc's history does.
+        index += RTP_HISTORY_SIZE * ((count - 1 - index) // RTP_HISTORY_SIZE)
+        last = index == count - 1
+        packet = RtpPacket(
+            unit.payload_type,
+            int(last),
+            (unit.first_sequence + index) & 0xFFFF,
+            unit.timestamp,
+            unit.ssrc,
+            unit.payloads[index],
+        )
+        packet.extensions = unit.extensions
+        return packet
+
+    def clear(self) -> None:
+        self._slots = [None] * RTP_HISTORY_SIZE
+
+
 class Packetizer:
     """RTP payloads (RFC 6184 single NAL, STAP-A, FU-A) of a camera's H.264 access units, made once per unit.
 
@@ -244,11 +306,13 @@ async def _run(sender: RTCRtpSender, codec: Any, packetizer: Packetizer, gso: bo
     s._RTCRtpSender__rtp_started.set()
     sequence = int.from_bytes(os.urandom(2), "big")
     timestamp_origin = int.from_bytes(os.urandom(4), "big")
-    history: dict[int, RtpPacket] = s._RTCRtpSender__rtp_history
+    history = History()
+    s._RTCRtpSender__rtp_history = history  # aiortc's NACK handler reads it with .get()
     extensions_map = s._RTCRtpSender__rtp_header_extensions_map
     payload_type = codec.payloadType
     track = s._RTCRtpSender__track
     out: Datagrams | None = None
+    pack = HEADER.pack
     try:
         while True:
             if track is None:
@@ -268,36 +332,38 @@ async def _run(sender: RTCRtpSender, codec: Any, packetizer: Packetizer, gso: bo
             ext_block = struct.pack("!HH", profile, len(ext_value) >> 2) + ext_value if ext_value else b""
             first = 0x90 if ext_block else 0x80
             ssrc = s._ssrc
+            history.add(_Unit(payload_type, sequence, timestamp, ssrc, payloads, extensions))
+            count = len(payloads)
+            datagrams = [
+                pack(first, payload_type, (sequence + k) & 0xFFFF, timestamp, ssrc) + ext_block + payload
+                for k, payload in enumerate(payloads)
+            ]
+            datagrams[-1] = (
+                pack(first, 0x80 | payload_type, (sequence + count - 1) & 0xFFFF, timestamp, ssrc)
+                + ext_block
+                + payloads[-1]
+            )
+            sequence = (sequence + count) & 0xFFFF
             dtls = s.transport
             sink = _datagram_sink(dtls)
-            last = len(payloads) - 1
-            octets = 0
-            protected: list[bytes] = []
-            for i, payload in enumerate(payloads):
-                marker = 0x80 if i == last else 0
-                rtp = RtpPacket(payload_type, marker >> 7, sequence, timestamp, ssrc, payload)
-                rtp.extensions = extensions
-                history[sequence % RTP_HISTORY_SIZE] = rtp
-                data = HEADER.pack(first, marker | payload_type, sequence, timestamp, ssrc) + ext_block + payload
-                if sink is None:
+            if sink is None:
+                for data in datagrams:
                     await dtls._send_rtp(data)
-                else:
-                    protected.append(sink[0].protect(data))
-                octets += len(payload)
-                sequence = (sequence + 1) & 0xFFFF
-            if sink is not None:
-                _, udp, addr = sink
+            else:
+                srtp, udp, addr = sink
+                protect = srtp.protect
+                protected = [protect(data) for data in datagrams]
                 if out is None or out.udp is not udp:
                     if out is not None:
                         out.close()
                     out = Datagrams(udp, gso)
                 out.send(protected, addr)
-                dtls._RTCDtlsTransport__tx_bytes += sum(len(p) for p in protected)
-                dtls._RTCDtlsTransport__tx_packets += len(protected)
+                dtls._RTCDtlsTransport__tx_bytes += sum(map(len, protected))
+                dtls._RTCDtlsTransport__tx_packets += count
             s._RTCRtpSender__ntp_timestamp = ntp
             s._RTCRtpSender__rtp_timestamp = timestamp
-            s._RTCRtpSender__octet_count += octets
-            s._RTCRtpSender__packet_count += len(payloads)
+            s._RTCRtpSender__octet_count += sum(map(len, payloads))
+            s._RTCRtpSender__packet_count += count
             # Let other viewers' loops and the feed run between access units.
             await asyncio.sleep(0)
     except (asyncio.CancelledError, ConnectionError, MediaStreamError):

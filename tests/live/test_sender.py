@@ -10,9 +10,20 @@ import av
 import pytest
 from aiortc import RTCRtpSender, clock
 from aiortc.codecs.h264 import PACKET_MAX, H264Encoder, H264PayloadDescriptor
+from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket
 
 from api.live.encoder import PTS_TIME_BASE
-from api.live.sender import GSO_MAX_SEGMENTS, Datagrams, Packetizer, fragment, install, ntp_now, runs
+from api.live.sender import (
+    GSO_MAX_SEGMENTS,
+    Datagrams,
+    History,
+    Packetizer,
+    _Unit,
+    fragment,
+    install,
+    ntp_now,
+    runs,
+)
 
 # An access unit with a parameter set, a small NAL unit and one too large for a single RTP packet (FU-A).
 UNIT = b"\x00\x00\x00\x01\x67" + bytes(20) + b"\x00\x00\x01\x68" + b"\x11" * 5 + b"\x00\x00\x01\x65" + b"\x22" * 4000
@@ -133,3 +144,23 @@ async def test_datagrams_arrive_whole_and_in_order(mode: str) -> None:
         out.close()
         tx.close()
         rx.close()
+
+
+def test_history_gives_back_what_aiortcs_would_have_kept() -> None:
+    """aiortc's NACK handler asks ``history.get(seq % RTP_HISTORY_SIZE)`` and checks the sequence number."""
+    history, theirs = History(), {}
+    extensions = HeaderExtensions()
+    extensions.mid = "0"
+    sequence = 65_500  # wraps around 0xFFFF
+    for n in (3, 1, 40, 150, 7):
+        payloads = [bytes([n, k % 256]) * 5 for k in range(n)]
+        history.add(_Unit(102, sequence, 1000 + n, 0xABCDEF, payloads, extensions))
+        for k, payload in enumerate(payloads):
+            rtp = RtpPacket(102, int(k == n - 1), (sequence + k) & 0xFFFF, 1000 + n, 0xABCDEF, payload)
+            theirs[rtp.sequence_number % RTP_HISTORY_SIZE] = rtp
+        sequence = (sequence + n) & 0xFFFF
+    for key in range(RTP_HISTORY_SIZE):
+        ours = history.get(key)
+        assert ours is not None and ours.serialize() == theirs[key].serialize(), key
+        assert ours.extensions is extensions
+    assert History().get(3) is None
