@@ -160,6 +160,12 @@ def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
     return out
 
 
+def _main_thread(proc: psutil.Process) -> float:
+    """user + system seconds of the hub's main thread: uvicorn's event loop, where the live view runs (the
+    synthetic cameras render in threads of their own)."""
+    return next((t.user_time + t.system_time for t in proc.threads() if t.id == proc.pid), 0.0)
+
+
 def _tree(proc: psutil.Process) -> list[psutil.Process]:
     try:
         return [proc, *proc.children(recursive=True)]
@@ -172,6 +178,7 @@ class Window:
     """Shares of one core over one measuring window: the hub process, its children, and the viewers' browser."""
 
     hub: float
+    loop: float
     children: float
     browser: float
     load: float
@@ -190,10 +197,10 @@ def measure(hub: psutil.Process, seconds: float) -> Window:
     """CPU over ``seconds`` of the hub process alone, of its child processes (camera workers, MQTT receiver) and
     of Chromium's whole process tree (processes living through the whole window; read from /proc by psutil)."""
     hub_tree, browser_tree = _tree(hub), browser_processes()
-    h0, b0 = _cpu(hub_tree), _cpu(browser_tree)
+    h0, b0, l0 = _cpu(hub_tree), _cpu(browser_tree), _main_thread(hub)
     start = time.monotonic()
     time.sleep(seconds)
-    h1, b1 = _cpu(hub_tree), _cpu(browser_tree)
+    h1, b1, l1 = _cpu(hub_tree), _cpu(browser_tree), _main_thread(hub)
     elapsed = time.monotonic() - start
 
     def used(before: dict[int, float], after: dict[int, float], skip: int | None = None) -> float:
@@ -201,6 +208,7 @@ def measure(hub: psutil.Process, seconds: float) -> Window:
 
     return Window(
         hub=(h1[hub.pid] - h0[hub.pid]) / elapsed,
+        loop=(l1 - l0) / elapsed,
         children=used(h0, h1, skip=hub.pid),
         browser=used(b0, b1),
         load=os.getloadavg()[0],
@@ -308,12 +316,12 @@ def main() -> None:
         f"hub CPU, share of one core, {args.seconds:.0f} s windows, camera {CAMERA} ({what}), "
         f"UDP GSO {'off' if args.no_gso else 'on'}:"
     )
-    print("                          hub process   + its children   viewers' Chromium   load avg")
+    print("                          hub process (event loop)   + its children   viewers' Chromium   load avg")
     windows = (("no viewer", idle), ("1 viewer", one), (f"{args.viewers} viewers", many), ("1 viewer again", again))
     for label, w in windows:
         print(
-            f"  {label:<22} {w.hub * 100:8.1f} %   {w.tree * 100:10.1f} %   {w.browser * 100:12.1f} %"
-            f"       {w.load:4.1f}"
+            f"  {label:<22} {w.hub * 100:8.1f} % ({w.loop * 100:5.1f} %)   {w.tree * 100:10.1f} %   "
+            f"{w.browser * 100:12.1f} %       {w.load:4.1f}"
         )
     single = (one.hub + again.hub) / 2
     extra = (many.hub - single) / (args.viewers - 1)
@@ -321,6 +329,10 @@ def main() -> None:
         f"  {args.viewers} viewers vs 1 (hub process; 1 viewer = mean of its two windows): {many.hub / single:.2f}x "
         f"(goal <= 1.20x); per extra viewer {extra * 100:.2f} % of a core (live view alone, 1 viewer: "
         f"{(one.hub - idle.hub) * 100:.1f} %)"
+    )
+    print(
+        f"  per extra viewer on the event loop thread alone: "
+        f"{(many.loop - (one.loop + again.loop) / 2) / (args.viewers - 1) * 100:.2f} % of a core"
     )
     print(
         f"  {args.viewers} viewers vs 1 (hub with its child processes): "
