@@ -67,8 +67,8 @@ UDP_SEGMENT = 103
 # (one UDP datagram's limit, 65,507 bytes over IPv4, with a margin).
 GSO_MAX_SEGMENTS = 64
 GSO_MAX_BYTES = 60_000
-# sendmsg errors that mean "no GSO here" (rather than a full buffer or an unreachable peer).
 GSO_PLATFORM = sys.platform == "linux"
+# sendmsg errors that mean "no GSO here" (rather than a full buffer or an unreachable peer).
 GSO_REFUSED = {errno.EINVAL, errno.EIO, errno.EOPNOTSUPP, errno.ENOPROTOOPT, errno.EMSGSIZE}
 
 
@@ -159,17 +159,18 @@ class Datagrams:
             self.udp.sendto(data, addr)
 
     def _send_run(self, run: list[bytes], addr: tuple[str, int]) -> bool:
-        """One GSO send of ``run``; False when it did not go (socket full, or GSO refused: then never again)."""
+        """One GSO send of ``run``; False when it did not go (socket full, an error, or GSO refused: then never
+        again for this viewer)."""
         assert self.sock is not None
         try:
             self.sock.sendmsg(run, [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", len(run[0])))], 0, addr)
         except BlockingIOError:
             return False
         except OSError as exc:
-            if exc.errno not in GSO_REFUSED:
-                raise
-            log.warning("UDP GSO refused (%s): this live viewer falls back to one sendto per datagram", exc)
-            self.gso = False
+            # Other errors (an unreachable peer) go the transport's way: its sendto reports them to the protocol.
+            if exc.errno in GSO_REFUSED:
+                log.warning("UDP GSO refused (%s): this live viewer falls back to one sendto per datagram", exc)
+                self.gso = False
             return False
         self.gso_sends += 1
         return True
