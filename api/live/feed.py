@@ -52,6 +52,11 @@ class Subscription:
     def closed(self) -> bool:
         return self.reason is not None
 
+    @property
+    def pending(self) -> int:
+        """Packets queued and not read yet."""
+        return self._queue.qsize()
+
     async def get(self) -> av.Packet[Any]:
         """The next packet; raises ``FeedClosed`` once the subscription is dropped or closed.
 

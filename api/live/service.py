@@ -125,7 +125,7 @@ class LiveService:
             # A picture-loss report from the viewer asks the camera's encoder (shared, rate-limited) for a key frame.
             transceiver.sender._send_keyframe = feed.request_key_frame  # type: ignore[method-assign]
             # Payloads packetised once per camera, sent by a lean loop (see api/live/sender.py).
-            sender.install(transceiver.sender, feed.packetizer)
+            sender.install(transceiver.sender, feed.packetizer, self.settings.udp_gso)
 
             @pc.on("connectionstatechange")
             async def on_state() -> None:

@@ -29,6 +29,12 @@ class LiveSettings(BaseSettings):
     key_frame_interval_s: float = Field(
         default=1.0, gt=0, le=10, description="Key-frame interval of the streams the hub encodes itself."
     )
+    udp_gso: bool = Field(
+        default=True,
+        description="Send each access unit's RTP datagrams to a viewer with UDP segmentation offload (one system "
+        "call per run of equal-size datagrams; Linux 4.18+, falls back by itself where refused). False: one sendto "
+        "per datagram.",
+    )
     synthetic_width: int = Field(default=640, ge=64, le=1920, description="Width of synthetic camera pictures.")
     synthetic_height: int = Field(default=360, ge=64, le=1080, description="Height of synthetic camera pictures.")
     synthetic_fps: float = Field(default=25, gt=0, le=60, description="Frame rate of synthetic cameras.")

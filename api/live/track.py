@@ -27,6 +27,11 @@ class PacketTrack(MediaStreamTrack):
             self.stop()
             raise MediaStreamError(exc.reason) from exc
 
+    @property
+    def pending(self) -> int:
+        """Packets waiting for the sender: 0 means its next ``recv`` will wait (and so let others run)."""
+        return self.subscription.pending
+
     def stop(self) -> None:
         self.subscription.close()
         super().stop()

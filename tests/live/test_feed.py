@@ -45,6 +45,10 @@ async def test_feed_waits_for_a_missing_camera_and_recovers(tmp_path: Path) -> N
     write_clip(clip, "libx264", frames=40)
     first = await asyncio.wait_for(getter, 15)
     assert first.is_keyframe
+    deadline = time.monotonic() + 5
+    while not sub.pending and time.monotonic() < deadline:  # noqa: ASYNC110 - poll with a deadline
+        await asyncio.sleep(0.05)
+    assert sub.pending > 0, "packets read while nobody took them wait in the viewer's queue"
     sub.close()
     deadline = time.monotonic() + 5
     while feed.running and time.monotonic() < deadline:  # noqa: ASYNC110 - poll with a deadline
