@@ -120,6 +120,9 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     )
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn shuts the hub down on Ctrl-C, then raises the signal again: a stop, not an error.
+        log.info("stopped by Ctrl-C")
     finally:
         for child in children:
             child.terminate()

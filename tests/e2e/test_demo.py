@@ -96,7 +96,9 @@ def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
         assert len(children) >= 3, names  # redis, broker, simulators
 
         proc.send_signal(signal.SIGINT)  # Ctrl-C
-        proc.wait(30)
+        rest, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, rest[-2000:]
+        assert "Traceback" not in rest, rest[-2000:]
         _gone, alive = psutil.wait_procs(children, timeout=10)
         assert not alive, f"orphans left: {[p.pid for p in alive]}"
     finally:
