@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ingest.camera.analyzer import Analyzer
 from ingest.camera.config import CameraConfig
 from ingest.camera.event import VideoEvent
-from ingest.camera.packet import StreamInfo, VideoPacket
+from ingest.camera.packet import VideoPacket
+from ingest.camera.source import stream_info
 from ingest.camera.worker import CameraDecoder
 from simulators.camera.grader import Grader, Observed, Tally
 from simulators.camera.scenario import Scenario, builtin
@@ -50,14 +51,7 @@ def run_clip(path: Path, config: CameraConfig) -> list[Observed]:
     """Feed a file's packets through the worker's decoder and analytics; first emissions only."""
     container: Any = av.open(str(path))
     stream = container.streams.video[0]
-    ctx = stream.codec_context
-    info = StreamInfo(
-        codec=ctx.name,
-        width=ctx.width,
-        height=ctx.height,
-        time_base=(stream.time_base.numerator, stream.time_base.denominator),
-        extradata=bytes(ctx.extradata) if ctx.extradata else None,
-    )
+    info = stream_info(stream)
     decoder = CameraDecoder(config, info)
     out: list[Observed] = []
     for pkt in container.demux(stream):

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest.camera.config import CameraConfig
 from ingest.camera.packet import StreamInfo, VideoPacket
+from ingest.camera.source import stream_info
 from ingest.camera.worker import CameraDecoder
 from simulators.camera.scenario import builtin
 from simulators.camera.writer import write_video
@@ -44,15 +45,7 @@ from simulators.camera.writer import write_video
 def load(path: Path) -> tuple[StreamInfo, list[VideoPacket]]:
     container: Any = av.open(str(path))
     stream = container.streams.video[0]
-    ctx = stream.codec_context
-    info = StreamInfo(
-        codec=ctx.name,
-        width=ctx.width,
-        height=ctx.height,
-        time_base=(stream.time_base.numerator, stream.time_base.denominator),
-        extradata=bytes(ctx.extradata) if ctx.extradata else None,
-        fps=float(stream.average_rate) if stream.average_rate else None,
-    )
+    info = stream_info(stream)
     packets = [
         VideoPacket(data=bytes(p), pts=p.pts, dts=p.dts, key=bool(p.is_keyframe), arrival=0.0)
         for p in container.demux(stream)

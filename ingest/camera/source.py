@@ -23,6 +23,21 @@ from ingest.camera.packet import StreamInfo, VideoPacket
 log = logging.getLogger(__name__)
 
 
+def stream_info(stream: Any, generation: int = 0) -> StreamInfo:
+    """What the decoder and the evidence writer need to know of a PyAV video stream."""
+    ctx = stream.codec_context
+    tb = stream.time_base or Fraction(1, 90000)
+    return StreamInfo(
+        codec=ctx.name,
+        width=ctx.width,
+        height=ctx.height,
+        time_base=(tb.numerator, tb.denominator),
+        extradata=bytes(ctx.extradata) if ctx.extradata else None,
+        fps=float(stream.average_rate) if stream.average_rate else None,
+        generation=generation,
+    )
+
+
 class SourceError(RuntimeError):
     """The source failed. ``reason`` is short and groupable (unreachable, auth, no_video, ended, read)."""
 
@@ -88,17 +103,7 @@ class AvSource(Source):
             self._container.close()
             raise SourceError("no_video", f"{self._url} has no video stream")
         stream = videos[0]
-        ctx = stream.codec_context
-        tb = stream.time_base or Fraction(1, 90000)
-        self.info = StreamInfo(
-            codec=ctx.name,
-            width=ctx.width,
-            height=ctx.height,
-            time_base=(tb.numerator, tb.denominator),
-            extradata=bytes(ctx.extradata) if ctx.extradata else None,
-            fps=float(stream.average_rate) if stream.average_rate else None,
-            generation=self._generation,
-        )
+        self.info = stream_info(stream, self._generation)
         self._stream = stream
         # Multipart JPEG over HTTP has no timestamps (FFmpeg numbers frames at a guessed 25 fps): use arrival.
         self._untimed = self._container.format.name in ("mpjpeg", "mjpeg", "jpeg_pipe")

@@ -9,7 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from ingest.camera.packet import StreamInfo, VideoPacket
+from ingest.camera.packet import VideoPacket
+from ingest.camera.source import stream_info
 from ingest.camera.worker import CameraDecoder
 from simulators.camera.scenario import builtin
 from simulators.camera.writer import write_video
@@ -22,12 +23,7 @@ def test_analysed_frames_are_evenly_spaced(tmp_path: Path, fps: int) -> None:
     clip = write_video(scenario, tmp_path / "clip.ts", width=160, height=90, fps=fps, duration_s=12)
     container: Any = av.open(str(clip))
     stream = container.streams.video[0]
-    info = StreamInfo(
-        codec="h264",
-        width=stream.codec_context.width,
-        height=stream.codec_context.height,
-        time_base=(stream.time_base.numerator, stream.time_base.denominator),
-    )
+    info = stream_info(stream)
     decoder = CameraDecoder(scenario.camera_config("cam", str(clip)), info)
     picked: list[float] = []
     process = decoder.analyzer.process
