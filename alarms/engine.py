@@ -9,14 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from alarms.alarm import fingerprint
-from alarms.rule import RuleSet, Signal
-from alarms.silence import SilenceStore, alarm_fields
-from alarms.store import AlarmStore, Apply, Transition
-from alarms.system_rule import with_system_rules
-from config.rule import AbsenceCondition, CountCondition, Rule
-from config.site import SiteConfig
-from ingest.reading import Reading
+from sharpeye.alarms.alarm import fingerprint
+from sharpeye.alarms.rule import RuleSet, Signal
+from sharpeye.alarms.silence import SilenceStore, alarm_fields
+from sharpeye.alarms.store import AlarmStore, Apply, Transition
+from sharpeye.alarms.system_rule import with_system_rules
+from sharpeye.config.rule import AbsenceCondition, CountCondition, Rule
+from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.reading import Reading
+
 from sharpeye.clock import Clock
 
 log = logging.getLogger(__name__)

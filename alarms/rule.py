@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from alarms.alarm import fingerprint
-from config.rule import AbsenceCondition, CountCondition, Rule, StateCondition, ThresholdCondition
-from ingest.reading import Reading
+from sharpeye.alarms.alarm import fingerprint
+from sharpeye.config.rule import AbsenceCondition, CountCondition, Rule, StateCondition, ThresholdCondition
+from sharpeye.ingest.reading import Reading
 
 Action = Literal["raise", "clear", "heard"]
 

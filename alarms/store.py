@@ -12,9 +12,9 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
+from sharpeye.alarms.alarm import Alarm, AlarmState, AlarmTransition, Incident
+from sharpeye.config.rule import Severity
 
-from alarms.alarm import Alarm, AlarmState, AlarmTransition, Incident
-from config.rule import Severity
 from sharpeye.keys import Keys
 
 _SCRIPT = Path(__file__).with_name("script.lua").read_text(encoding="utf-8")

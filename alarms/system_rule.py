@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config.rule import ClearPolicy, Linkage, Match, Rule, Severity, StateCondition
+from sharpeye.config.rule import ClearPolicy, Linkage, Match, Rule, Severity, StateCondition
 
 DEVICE_OFFLINE = Rule(
     id="device-offline",

@@ -12,18 +12,18 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from sharpeye.api.deps import CSRF_HEADER, PUBLIC
+from sharpeye.api.live.camera import device_resolver, service_resolver
+from sharpeye.api.live.service import LiveService
+from sharpeye.api.live.setting import LiveSettings
+from sharpeye.api.routes import admin, alarm, auth, camera, case, device, health, live, report, uplink, whep
+from sharpeye.api.routes import site as site_route
+from sharpeye.api.user import UserStore
+from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.registry import Registry
 
-from api.deps import CSRF_HEADER, PUBLIC
-from api.live.camera import device_resolver, service_resolver
-from api.live.service import LiveService
-from api.live.setting import LiveSettings
-from api.routes import admin, alarm, auth, camera, case, device, health, live, report, uplink, whep
-from api.routes import site as site_route
-from api.user import UserStore
-from config.site import SiteConfig
-from ingest.registry import Registry
 from sharpeye.clock import Clock
-from sharpeye.hub import Hub
+from sharpeye.node.hub import Hub
 from sharpeye.settings import Settings
 
 log = logging.getLogger(__name__)

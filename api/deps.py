@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
+from sharpeye.api.permission import Permission, allowed
+from sharpeye.api.user import Principal, UserStore
 
-from api.permission import Permission, allowed
-from api.user import Principal, UserStore
 from sharpeye.audit import REQUEST_ORIGIN
-from sharpeye.hub import Hub
+from sharpeye.node.hub import Hub
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 

@@ -21,14 +21,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis.asyncio as aioredis
+from sharpeye.alarms.engine import AlarmEngine, Location
+from sharpeye.alarms.store import AlarmStore
+from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.reading import Reading
 
-from alarms.engine import AlarmEngine, Location
-from alarms.store import AlarmStore
-from config.site import SiteConfig
-from ingest.reading import Reading
 from sharpeye.clock import SystemClock
-from sharpeye.embedded import EmbeddedRedis
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedRedis
 
 
 class FlatLocator:

@@ -22,12 +22,11 @@ import time
 from pathlib import Path
 
 import psutil
-
-from config.gb28181 import GbSettings
-from ingest.gb28181.config import GbDeviceConfig
-from ingest.gb28181.platform import GbPlatform
-from ingest.reading import Reading
-from simulators.gb28181.device import fleet_devices
+from sharpeye.config.gb28181 import GbSettings
+from sharpeye.ingest.gb28181.config import GbDeviceConfig
+from sharpeye.ingest.gb28181.platform import GbPlatform
+from sharpeye.ingest.reading import Reading
+from sharpeye.simulators.gb28181.device import fleet_devices
 
 PLATFORM_ID = "34020000002000000001"
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +113,7 @@ async def main(args: argparse.Namespace) -> None:
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "simulators.gb28181",
+        "sharpeye.simulators.gb28181",
         "devices",
         "--count",
         str(args.devices),

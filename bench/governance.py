@@ -28,20 +28,20 @@ from pathlib import Path
 
 import orjson
 import redis.asyncio as aioredis
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.config.rule import Severity
+from sharpeye.governance.case import Case, Light, SlaState, Source, Stage
+from sharpeye.governance.flow import Actor, Role
+from sharpeye.governance.indicator import GroupBy, compute
+from sharpeye.governance.service import CaseFilter, CaseService, extra_of, indicator_columns
+from sharpeye.governance.statistic import Statistics
+from sharpeye.governance.store import CaseRow, Database, OutboxRow
+from sharpeye.ingest.registry import installed
 from sqlalchemy import func, insert, select, text
 
-from config.loader import demo_path, load_file
-from config.rule import Severity
-from governance.case import Case, Light, SlaState, Source, Stage
-from governance.flow import Actor, Role
-from governance.indicator import GroupBy, compute
-from governance.service import CaseFilter, CaseService, extra_of, indicator_columns
-from governance.statistic import Statistics
-from governance.store import CaseRow, Database, OutboxRow
-from ingest.registry import installed
 from sharpeye.clock import ManualClock
-from sharpeye.embedded import EmbeddedRedis
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedRedis
 
 OPERATOR = Actor("bench-op", Role.operator)
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

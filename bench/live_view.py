@@ -39,7 +39,7 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port  # noqa: E402
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port  # noqa: E402
 
 CAMERA = "cam-reservoir-n"
 PASSWORD = "bench-admin-pw"
@@ -105,10 +105,10 @@ LATENCY = """({ frames }) => new Promise((resolve) => {
 
 def serve(port: int, redis_url: str, mqtt_url: str, data_dir: str, source: str) -> None:
     import uvicorn
+    from sharpeye.api.app import create_app
+    from sharpeye.config.loader import demo_path, load_file
+    from sharpeye.ingest.registry import installed
 
-    from api.app import create_app
-    from config.loader import demo_path, load_file
-    from ingest.registry import installed
     from sharpeye.settings import Settings
 
     settings = Settings(

@@ -40,9 +40,9 @@ import paho.mqtt.client as paho  # noqa: E402
 import redis  # noqa: E402
 import yaml  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+from sharpeye.ingest.thermal.frame import encode_binary  # noqa: E402
 
-from ingest.thermal.frame import encode_binary  # noqa: E402
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis  # noqa: E402
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis  # noqa: E402
 
 
 def site(fences: int, thermals: int) -> dict[str, object]:
@@ -156,7 +156,7 @@ def start_hub(config: Path, data: Path, redis_url: str, mqtt_url: str) -> tuple[
     env = {**os.environ, "SHARPEYE_REDIS_URL": redis_url, "SHARPEYE_MQTT_URL": mqtt_url,
            "SHARPEYE_ADMIN_PASSWORD": "bench", "SHARPEYE_LOG_LEVEL": "WARNING",
            "SHARPEYE_NODE_ID": "bench"}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "sharpeye.cli", "run", "-c", str(config), "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "sharpeye.node", "run", "-c", str(config), "--port", "0",
                              "--data-dir", str(data)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
     assert proc.stdout is not None

@@ -16,11 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-
-from config.loader import demo_path, parse_yaml, validate
-from ingest.registry import installed
-from simulators.scenario import Scenario, Step
-from simulators.site import SiteSimulation
+from sharpeye.config.loader import demo_path, parse_yaml, validate
+from sharpeye.ingest.registry import installed
+from sharpeye.simulators.scenario import Scenario, Step
+from sharpeye.simulators.site import SiteSimulation
 
 
 def site_data(fences: int, thermal: int, gauges: int) -> dict[str, Any]:

@@ -15,11 +15,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-
-from ingest.driver import Payload
-from ingest.thermal import driver
-from ingest.thermal.config import ThermalConfig
-from ingest.thermal.frame import HEADER, encode_binary, encode_json
+from sharpeye.ingest.driver import Payload
+from sharpeye.ingest.thermal import driver
+from sharpeye.ingest.thermal.config import ThermalConfig
+from sharpeye.ingest.thermal.frame import HEADER, encode_binary, encode_json
 
 
 def per_call_us(fn: Callable[[int], object], n: int) -> float:

@@ -33,15 +33,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.camera.analyzer import Analyzer
-from ingest.camera.config import CameraConfig
-from ingest.camera.event import VideoEvent
-from ingest.camera.packet import VideoPacket
-from ingest.camera.source import stream_info
-from ingest.camera.worker import CameraDecoder
-from simulators.camera.grader import Grader, Observed, Tally
-from simulators.camera.scenario import Scenario, builtin
-from simulators.camera.writer import write_video
+from sharpeye.ingest.camera.analyzer import Analyzer
+from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.event import VideoEvent
+from sharpeye.ingest.camera.worker import CameraDecoder
+from sharpeye.ingest.transport.video.packet import VideoPacket
+from sharpeye.ingest.transport.video.source import stream_info
+from sharpeye.simulators.camera.grader import Grader, Observed, Tally
+from sharpeye.simulators.camera.scenario import Scenario, builtin
+from sharpeye.simulators.camera.writer import write_video
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 _dec = msgspec.msgpack.Decoder(VideoEvent)

@@ -30,12 +30,13 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.camera.service import CameraService
-from ingest.reading import Reading
+from sharpeye.ingest.camera.service import CameraService
+from sharpeye.ingest.reading import Reading
+from sharpeye.simulators.camera.rtsp import RtspSimulator
+from sharpeye.simulators.camera.scenario import builtin
+from sharpeye.simulators.camera.writer import write_video
+
 from sharpeye.clock import SystemClock
-from simulators.camera.rtsp import RtspSimulator
-from simulators.camera.scenario import builtin
-from simulators.camera.writer import write_video
 
 
 async def measure(

@@ -34,12 +34,12 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.camera.config import CameraConfig
-from ingest.camera.packet import StreamInfo, VideoPacket
-from ingest.camera.source import stream_info
-from ingest.camera.worker import CameraDecoder
-from simulators.camera.scenario import builtin
-from simulators.camera.writer import write_video
+from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.worker import CameraDecoder
+from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
+from sharpeye.ingest.transport.video.source import stream_info
+from sharpeye.simulators.camera.scenario import builtin
+from sharpeye.simulators.camera.writer import write_video
 
 
 def load(path: Path) -> tuple[StreamInfo, list[VideoPacket]]:

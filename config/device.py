@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from pydantic import Field
-
-from config.base import Identifier, Position, StrictModel
+from sharpeye.config.base import Identifier, Position, StrictModel
 
 
 class DeviceConfig(StrictModel):

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, model_validator
-
-from config.base import StrictModel
-from config.secret import EnvSecret
-from ingest.gb28181.code import PlatformCode
+from sharpeye.config.base import StrictModel
+from sharpeye.config.gb_code import PlatformCode
+from sharpeye.config.secret import EnvSecret
 
 Charset = Literal["GB2312", "GB18030", "UTF-8"]
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, field_validator
-
-from config.base import Identifier, StrictModel
-from config.org import Level
-from config.rule import Severity
-from config.secret import LongSecret
+from sharpeye.config.base import Identifier, StrictModel
+from sharpeye.config.org import Level
+from sharpeye.config.rule import Severity
+from sharpeye.config.secret import LongSecret
 
 
 class IntakeRule(StrictModel):

@@ -13,8 +13,7 @@ from typing import Any, Protocol
 
 import yaml
 from pydantic import ValidationError
-
-from config.site import SiteConfig
+from sharpeye.config.site import SiteConfig
 
 Loc = tuple[str | int, ...]
 
@@ -145,7 +144,7 @@ def _strip_union_tags(loc: Loc, data: Any) -> Loc:
 
 def validate(data: Any, catalog: Catalog, source: str = "<config>", lines: dict[Loc, int] | None = None) -> SiteConfig:
     """Validate parsed data: model tree first, then references. Raise ``ConfigError`` with every issue."""
-    from config.reference import check_references
+    from sharpeye.config.reference import check_references
 
     lines = lines or {}
     model = catalog.site_model()

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from enum import StrEnum
 
 from pydantic import Field
-
-from config.base import Identifier, StrictModel
+from sharpeye.config.base import Identifier, StrictModel
 
 
 class Level(StrEnum):

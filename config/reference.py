@@ -6,11 +6,11 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from config.org import OrgUnit
+from sharpeye.config.org import OrgUnit
 
 if TYPE_CHECKING:
-    from config.loader import Catalog, Loc
-    from config.site import SiteConfig
+    from sharpeye.config.loader import Catalog, Loc
+    from sharpeye.config.site import SiteConfig
 
 Problem = tuple["Loc", str]
 

@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
+from sharpeye.config.loader import Catalog
 
-from config.loader import Catalog
 from sharpeye.settings import Settings
 
 

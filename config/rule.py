@@ -6,8 +6,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field
-
-from config.base import Identifier, StrictModel
+from sharpeye.config.base import Identifier, StrictModel
 
 
 class Severity(StrEnum):

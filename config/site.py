@@ -6,13 +6,12 @@ from functools import cache
 from typing import Annotated, Any, Union, cast
 
 from pydantic import Field, create_model
-
-from config.base import Identifier, StrictModel
-from config.device import DeviceConfig
-from config.gb28181 import GbSettings
-from config.governance import Governance
-from config.org import Department, OrgUnit
-from config.rule import Rule
+from sharpeye.config.base import Identifier, StrictModel
+from sharpeye.config.device import DeviceConfig
+from sharpeye.config.gb28181 import GbSettings
+from sharpeye.config.governance import Governance
+from sharpeye.config.org import Department, OrgUnit
+from sharpeye.config.rule import Rule
 
 
 class SitePlan(StrictModel):

@@ -6,8 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from config.rule import Severity
+from sharpeye.config.rule import Severity
 
 
 class Stage(StrEnum):

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from governance.case import Case, GeoPoint, Stage
+from sharpeye.governance.case import Case, GeoPoint, Stage
 
 _EARTH_M = 6_371_000.0
 _SKIP = frozenset({Stage.cancelled, Stage.merged})

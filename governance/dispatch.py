@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from config.governance import DispatchRule
-from config.org import Department, Level, OrgUnit
-from config.rule import Severity
-from governance.flow import Actor, Assignment
+from sharpeye.config.governance import DispatchRule
+from sharpeye.config.org import Department, Level, OrgUnit
+from sharpeye.config.rule import Severity
+from sharpeye.governance.flow import Actor, Assignment
 
 log = logging.getLogger(__name__)
 

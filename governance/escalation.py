@@ -28,10 +28,10 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
+from sharpeye.config.governance import EscalationStep
+from sharpeye.governance.case import Case
+from sharpeye.governance.sla import SlaPolicy
 
-from config.governance import EscalationStep
-from governance.case import Case
-from governance.sla import SlaPolicy
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from config.org import Level
-from config.rule import Severity
-from governance.case import Case, CaseEvent, GeoPoint, Source, Stage
-from governance.sla import SlaPolicy
+from sharpeye.config.org import Level
+from sharpeye.config.rule import Severity
+from sharpeye.governance.case import Case, CaseEvent, GeoPoint, Source, Stage
+from sharpeye.governance.sla import SlaPolicy
+
 from sharpeye.role import Role
 
 

@@ -21,12 +21,12 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, ValidationError
+from sharpeye.config.rule import Severity
+from sharpeye.governance.case import GeoPoint, Source
+from sharpeye.governance.dispatch import DispatchError
+from sharpeye.governance.flow import Actor
+from sharpeye.governance.service import CaseService
 
-from config.rule import Severity
-from governance.case import GeoPoint, Source
-from governance.dispatch import DispatchError
-from governance.flow import Actor
-from governance.service import CaseService
 from sharpeye.keys import Keys
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from governance.case import Case, Light, Stage
-from governance.sla import SlaPolicy
+from sharpeye.governance.case import Case, Light, Stage
+from sharpeye.governance.sla import SlaPolicy
 
 
 class GroupBy(StrEnum):

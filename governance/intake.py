@@ -13,20 +13,20 @@ import logging
 from datetime import datetime
 
 import redis.asyncio as aioredis
+from sharpeye.alarms.alarm import Alarm
+from sharpeye.alarms.notification import consume, ensure_group
+from sharpeye.alarms.store import AlarmStore
+from sharpeye.config.governance import IntakeRule
+from sharpeye.config.rule import Severity
+from sharpeye.config.site import SiteConfig
+from sharpeye.governance.case import Case, CaseEvent, Source, Stage
+from sharpeye.governance.dispatch import DispatchError
+from sharpeye.governance.flow import Actor
+from sharpeye.governance.queue import CaseQueue
+from sharpeye.governance.service import CaseService
+from sharpeye.governance.store import CaseAlarmRow, CaseIncidentRow, CaseRow
 from sqlalchemy.exc import IntegrityError
 
-from alarms.alarm import Alarm
-from alarms.notification import consume, ensure_group
-from alarms.store import AlarmStore
-from config.governance import IntakeRule
-from config.rule import Severity
-from config.site import SiteConfig
-from governance.case import Case, CaseEvent, Source, Stage
-from governance.dispatch import DispatchError
-from governance.flow import Actor
-from governance.queue import CaseQueue
-from governance.service import CaseService
-from governance.store import CaseAlarmRow, CaseIncidentRow, CaseRow
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
 from sharpeye.role import Role

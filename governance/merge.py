@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
-
-from config.governance import MergePolicy
-from governance.case import Case, Stage
-from governance.cluster import distance_m
+from sharpeye.config.governance import MergePolicy
+from sharpeye.governance.case import Case, Stage
+from sharpeye.governance.cluster import distance_m
 
 
 class MergeProposal(BaseModel):

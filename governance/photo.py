@@ -17,10 +17,9 @@ from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+from sharpeye.config.governance import ReportLimits
+from sharpeye.governance.store import CasePhotoRow, Database
 from sqlalchemy import select
-
-from config.governance import ReportLimits
-from governance.store import CasePhotoRow, Database
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+from sharpeye.governance.store import Database, OutboxRow
 from sqlalchemy import select, update
 
-from governance.store import Database, OutboxRow
 from sharpeye.keys import Keys
 
 log = logging.getLogger(__name__)

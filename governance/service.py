@@ -19,20 +19,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
+from sharpeye.config.governance import MergePolicy
+from sharpeye.config.rule import Severity
+from sharpeye.config.site import SiteConfig
+from sharpeye.governance.case import Case, CaseEvent, GeoPoint, Source, Stage
+from sharpeye.governance.dispatch import Dispatcher
+from sharpeye.governance.escalation import Firing, Supervision
+from sharpeye.governance.flow import Action, Actor, Args, Flow, TransitionError, new_case
+from sharpeye.governance.indicator import GroupBy, IndicatorRow, Period, compute
+from sharpeye.governance.merge import MergeProposal, mergeable, propose
+from sharpeye.governance.sla import SlaPolicy
+from sharpeye.governance.store import CaseAlarmRow, CaseEventRow, CaseIncidentRow, CaseRow, Database, OutboxRow
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from config.governance import MergePolicy
-from config.rule import Severity
-from config.site import SiteConfig
-from governance.case import Case, CaseEvent, GeoPoint, Source, Stage
-from governance.dispatch import Dispatcher
-from governance.escalation import Firing, Supervision
-from governance.flow import Action, Actor, Args, Flow, TransitionError, new_case
-from governance.indicator import GroupBy, IndicatorRow, Period, compute
-from governance.merge import MergeProposal, mergeable, propose
-from governance.sla import SlaPolicy
-from governance.store import CaseAlarmRow, CaseEventRow, CaseIncidentRow, CaseRow, Database, OutboxRow
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
 
@@ -574,7 +574,7 @@ class CaseService:
     ) -> builtins.list[IndicatorRow]:
         """Indicators of cases accepted (立案) in [start, end), by ``governance.indicator`` definitions,
         aggregated by the database (``governance.statistic``); an open bound is the first or last 立案 time."""
-        from governance.statistic import Statistics  # it reads rows with this module's to_case
+        from sharpeye.governance.statistic import Statistics  # it reads rows with this module's to_case
 
         if start is None or end is None:
             async with self.db.sessions() as session:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from config.governance import Governance, SlaRule
-from governance.calendar import ElapsedTime, Measure, WorkingCalendar
-from governance.case import Case, ClockUnit, Light, SlaState
+from sharpeye.config.governance import Governance, SlaRule
+from sharpeye.governance.calendar import ElapsedTime, Measure, WorkingCalendar
+from sharpeye.governance.case import Case, ClockUnit, Light, SlaState
 
 _DEFAULT_RULE = SlaRule(category="*", limit=3, unit="working_days")
 

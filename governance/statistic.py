@@ -17,14 +17,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sharpeye.governance.case import Stage
+from sharpeye.governance.indicator import GroupBy, IndicatorRow, Period, period_key
+from sharpeye.governance.service import to_case
+from sharpeye.governance.sla import SlaPolicy
+from sharpeye.governance.store import CaseRow, Database
 from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
-
-from governance.case import Stage
-from governance.indicator import GroupBy, IndicatorRow, Period, period_key
-from governance.service import to_case
-from governance.sla import SlaPolicy
-from governance.store import CaseRow, Database
 
 _COUNTED_OUT = [Stage.cancelled.value, Stage.merged.value, Stage.reported.value]
 _HANDLED = [Stage.feedback.value, Stage.verifying.value, Stage.closed.value]

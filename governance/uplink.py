@@ -40,9 +40,9 @@ import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 from redis.exceptions import ResponseError
+from sharpeye.alarms.notification import consume
+from sharpeye.config.governance import Uplink
 
-from alarms.notification import consume
-from config.governance import Uplink
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
 

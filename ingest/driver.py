@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 import msgspec
-
-from ingest.reading import DecodeError, Reading
+from sharpeye.ingest.reading import DecodeError, Reading
 
 if TYPE_CHECKING:
-    from config.device import DeviceConfig
+    from sharpeye.config.device import DeviceConfig
 
 Transport = Literal["mqtt", "video", "sip"]
 

@@ -16,9 +16,9 @@ from typing import Literal
 
 import orjson
 import redis.asyncio as aioredis
+from sharpeye.ingest.inventory import DeviceInventory
+from sharpeye.ingest.reading import Reading
 
-from ingest.inventory import DeviceInventory
-from ingest.reading import Reading
 from sharpeye.keys import Keys
 
 State = Literal["unknown", "online", "offline"]

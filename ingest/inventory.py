@@ -13,12 +13,12 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as aioredis
 from pydantic import ValidationError
+from sharpeye.alarms.engine import Location
+from sharpeye.config.device import DeviceConfig
+from sharpeye.config.org import OrgUnit
+from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.registry import Registry
 
-from alarms.engine import Location
-from config.device import DeviceConfig
-from config.org import OrgUnit
-from config.site import SiteConfig
-from ingest.registry import Registry
 from sharpeye.keys import Keys
 
 log = logging.getLogger(__name__)

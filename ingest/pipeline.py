@@ -16,14 +16,14 @@ from datetime import UTC, datetime
 import orjson
 import redis.asyncio as aioredis
 from prometheus_client import Counter
+from sharpeye.ingest.deadletter import DeadLetter, add_many
+from sharpeye.ingest.driver import DeviceStates, Payload
+from sharpeye.ingest.health import HealthTracker
+from sharpeye.ingest.inventory import DeviceInventory, InventoryError
+from sharpeye.ingest.reading import DecodeError, Reading
+from sharpeye.ingest.registry import Registry
+from sharpeye.ingest.transport.mqtt import TOPIC_ROOT, Message
 
-from ingest.deadletter import DeadLetter, add_many
-from ingest.driver import DeviceStates, Payload
-from ingest.health import HealthTracker
-from ingest.inventory import DeviceInventory, InventoryError
-from ingest.mqtt import TOPIC_ROOT, Message
-from ingest.reading import DecodeError, Reading
-from ingest.registry import Registry
 from sharpeye.keys import Keys
 from sharpeye.metrics import Metrics
 

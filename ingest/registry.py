@@ -8,10 +8,9 @@ from functools import cache
 from importlib.metadata import entry_points
 
 from pydantic import TypeAdapter
-
-from config.device import DeviceConfig
-from config.site import SiteConfig, site_model
-from ingest.driver import Driver
+from sharpeye.config.device import DeviceConfig
+from sharpeye.config.site import SiteConfig, site_model
+from sharpeye.ingest.driver import Driver
 
 log = logging.getLogger(__name__)
 

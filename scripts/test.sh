@@ -17,5 +17,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 echo "== ruff"; .venv/bin/ruff check .
-echo "== mypy"; .venv/bin/mypy
+echo "== mypy"; bash scripts/typecheck.sh
 echo "== pytest"; .venv/bin/pytest "$@"

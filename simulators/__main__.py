@@ -13,9 +13,9 @@ import sys
 import threading
 from pathlib import Path
 
-from config.loader import ConfigError, load_file
-from ingest.registry import installed
-from simulators.site import ScenarioError, run_site
+from sharpeye.config.loader import ConfigError, load_file
+from sharpeye.ingest.registry import installed
+from sharpeye.simulators.site import ScenarioError, run_site
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ingest.driver import Message
+from sharpeye.ingest.driver import Message
 
 FAULTS = ("drop_heartbeats", "silence", "duplicate", "reorder", "garbage", "flood")
 MAX_FLOOD = 100_000

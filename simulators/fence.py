@@ -8,13 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-
-from ingest.driver import Message
-from ingest.fence.arming import armed_at
-from ingest.fence.command import decode_command
-from ingest.fence.config import FenceConfig
-from ingest.fence.driver import CAUSES, ZONE_CAUSES
-from simulators.clock import epoch_ms, following
+from sharpeye.ingest.driver import Message
+from sharpeye.ingest.fence.arming import armed_at
+from sharpeye.ingest.fence.command import decode_command
+from sharpeye.ingest.fence.config import FenceConfig
+from sharpeye.ingest.fence.driver import CAUSES, ZONE_CAUSES
+from sharpeye.simulators.clock import epoch_ms, following
 
 ACTIONS = ("alarm", "restore", "arm", "disarm", "power_loss", "power_restore", "battery")
 

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError
-
-from config.base import StrictModel
-from config.loader import ConfigError, ConfigIssue, parse_yaml
+from sharpeye.config.base import StrictModel
+from sharpeye.config.loader import ConfigError, ConfigIssue, parse_yaml
 
 
 class Step(StrictModel):

@@ -24,15 +24,14 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-
-from config.device import DeviceConfig
-from config.site import SiteConfig
-from ingest.credential import device_password
-from ingest.driver import Contracted, Message, SimulatedDevice
-from ingest.reading import DecodeError
-from ingest.registry import Registry, installed
-from simulators.fault import FAULTS, FaultState
-from simulators.scenario import Scenario, Step, load_scenario
+from sharpeye.config.device import DeviceConfig
+from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.credential import device_password
+from sharpeye.ingest.driver import Contracted, Message, SimulatedDevice
+from sharpeye.ingest.reading import DecodeError
+from sharpeye.ingest.registry import Registry, installed
+from sharpeye.simulators.fault import FAULTS, FaultState
+from sharpeye.simulators.scenario import Scenario, Step, load_scenario
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,10 @@ from typing import Any
 
 import msgspec
 import numpy as np
-
-from ingest.driver import Message
-from ingest.thermal.config import ThermalConfig
-from ingest.thermal.frame import Temps, encode_binary, encode_json
-from simulators.clock import epoch_ms, following
+from sharpeye.ingest.driver import Message
+from sharpeye.ingest.thermal.config import ThermalConfig
+from sharpeye.ingest.thermal.frame import Temps, encode_binary, encode_json
+from sharpeye.simulators.clock import epoch_ms, following
 
 ACTIONS = ("person", "fire_start", "fire_out", "ambient", "encoding", "result")
 BODY_C = 36.0

@@ -8,10 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-
-from ingest.driver import Message
-from ingest.water_level.config import WaterLevelConfig
-from simulators.clock import epoch_ms, following
+from sharpeye.ingest.driver import Message
+from sharpeye.ingest.water_level.config import WaterLevelConfig
+from sharpeye.simulators.clock import epoch_ms, following
 
 ACTIONS = ("rise", "set")
 

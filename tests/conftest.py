@@ -8,15 +8,33 @@ service back up before the next test.
 
 from __future__ import annotations
 
+import importlib.abc
+import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis, mosquitto_binary
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis, mosquitto_binary
+
+STAGES = ("config", "ingest", "alarms", "governance", "api", "simulators")
+
+
+class _BareStageBlocker(importlib.abc.MetaPathFinder):
+    """The repository root is on sys.path for ``tests.*``; a bare ``import ingest`` must still fail, as it does in
+    the installed wheel, where only ``sharpeye`` is a top-level name."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: object = None) -> ModuleSpec | None:
+        if fullname.split(".")[0] in STAGES:
+            raise ImportError(f"import sharpeye.{fullname}, not {fullname}: only 'sharpeye' is installed")
+        return None
+
+
+sys.meta_path.insert(0, _BareStageBlocker())
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from sharpeye.embedded import EmbeddedMosquitto
+from sharpeye.node.embedded import EmbeddedMosquitto
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE_SECRET = "compose-device-secret-0123456789"
@@ -106,12 +106,12 @@ def test_shipped_mosquitto_settings_enforce_device_accounts(tmp_path: Path) -> N
     auth = tmp_path / "auth"
     env = {**_without_secrets(), "SHARPEYE_DEVICE_SECRET": DEVICE_SECRET, "SHARPEYE_BROKER_HUB_PASSWORD": HUB_PASSWORD}
     made = subprocess.run(
-        [sys.executable, "-m", "sharpeye.cli", "broker", "files", "-c", "config/demo.yaml", "--out", str(auth)],
+        [sys.executable, "-m", "sharpeye.node", "broker", "files", "-c", "config/demo.yaml", "--out", str(auth)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     password = subprocess.run(
-        [sys.executable, "-m", "sharpeye.cli", "broker", "password", "fence-reservoir"],
+        [sys.executable, "-m", "sharpeye.node", "broker", "password", "fence-reservoir"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
     ).stdout.strip().split(",")[1]  # fmt: skip
     broker = EmbeddedMosquitto(

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from api.live.container import ProbedSource
-from api.live.pattern import synthetic_source
-from api.live.service import SourceFactory, SourceResolver
-from api.live.setting import LiveSettings
-from api.live.source import LiveSource
-from api.live.subscription import PacketSubscriptionLike, SubscriptionSource
+from sharpeye.api.live.container import ProbedSource
+from sharpeye.api.live.pattern import synthetic_source
+from sharpeye.api.live.service import SourceFactory, SourceResolver
+from sharpeye.api.live.setting import LiveSettings
+from sharpeye.api.live.source import LiveSource
+from sharpeye.api.live.subscription import PacketSubscriptionLike, SubscriptionSource
 
 SYNTHETIC = "synthetic:"
 

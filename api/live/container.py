@@ -13,9 +13,8 @@ from typing import Any
 
 import av
 from av.bitstream import BitStreamFilterContext
-
-from api.live.encoder import PTS_TIME_BASE, EncodedSource
-from api.live.setting import LiveSettings
+from sharpeye.api.live.encoder import PTS_TIME_BASE, EncodedSource
+from sharpeye.api.live.setting import LiveSettings
 
 log = logging.getLogger(__name__)
 

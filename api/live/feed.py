@@ -15,9 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 import av
-
-from api.live.sender import Packetizer
-from api.live.source import LiveSource
+from sharpeye.api.live.sender import Packetizer
+from sharpeye.api.live.source import LiveSource
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,9 @@ from zoneinfo import ZoneInfo
 import av
 import cv2
 import numpy as np
-
-from api.live.encoder import PTS_TIME_BASE, EncodedSource
-from api.live.setting import LiveSettings
-from api.live.stamp import Image, block_geometry, write_stamp
+from sharpeye.api.live.encoder import PTS_TIME_BASE, EncodedSource
+from sharpeye.api.live.setting import LiveSettings
+from sharpeye.api.live.stamp import Image, block_geometry, write_stamp
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -11,13 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiortc import RTCPeerConnection, RTCRtpCodecCapability, RTCRtpSender, RTCSessionDescription
-
-from api.live import sender
-from api.live.feed import CameraFeed
-from api.live.ice import restore_host_addresses, restrict_host_addresses, strip_mdns_candidates
-from api.live.setting import LiveSettings
-from api.live.source import LiveSource
-from api.live.track import PacketTrack
+from sharpeye.api.live import sender
+from sharpeye.api.live.feed import CameraFeed
+from sharpeye.api.live.ice import restore_host_addresses, restrict_host_addresses, strip_mdns_candidates
+from sharpeye.api.live.setting import LiveSettings
+from sharpeye.api.live.source import LiveSource
+from sharpeye.api.live.track import PacketTrack
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import av
-
-from api.live.encoder import PTS_TIME_BASE
+from sharpeye.api.live.encoder import PTS_TIME_BASE
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,7 @@ from typing import Any
 import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
-
-from api.live.feed import FeedClosed, Subscription
+from sharpeye.api.live.feed import FeedClosed, Subscription
 
 
 class PacketTrack(MediaStreamTrack):

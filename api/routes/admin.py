@@ -9,10 +9,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sharpeye.api.deps import HubDep, UsersDep, require
+from sharpeye.api.permission import Permission
+from sharpeye.api.user import Principal, WeakPassword, check_password_strength
 
-from api.deps import HubDep, UsersDep, require
-from api.permission import Permission
-from api.user import Principal, WeakPassword, check_password_strength
 from sharpeye.audit import entries, record
 from sharpeye.role import Role
 

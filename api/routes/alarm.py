@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field
+from sharpeye.alarms.alarm import Alarm, AlarmState, AlarmTransition, Incident
+from sharpeye.alarms.silence import Silence, SilenceSpec
+from sharpeye.alarms.store import AlarmNotFound, OperatorAction
+from sharpeye.api.deps import HubDep, in_scope, not_found_unless, require
+from sharpeye.api.permission import Permission
+from sharpeye.api.user import Principal
+from sharpeye.config.rule import Severity
 
-from alarms.alarm import Alarm, AlarmState, AlarmTransition, Incident
-from alarms.silence import Silence, SilenceSpec
-from alarms.store import AlarmNotFound, OperatorAction
-from api.deps import HubDep, in_scope, not_found_unless, require
-from api.permission import Permission
-from api.user import Principal
-from config.rule import Severity
 from sharpeye.audit import record
 
 router = APIRouter(tags=["alarms"])

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
+from sharpeye.api.deps import CSRF_COOKIE, PUBLIC, SESSION_COOKIE, HubDep, UsersDep, oauth2, require, signed_in
+from sharpeye.api.permission import ROLE_PERMISSIONS, Permission
+from sharpeye.api.user import Principal, Throttled, TokenInfo, User, UserStore, WeakPassword
 
-from api.deps import CSRF_COOKIE, PUBLIC, SESSION_COOKIE, HubDep, UsersDep, oauth2, require, signed_in
-from api.permission import ROLE_PERMISSIONS, Permission
-from api.user import Principal, Throttled, TokenInfo, User, UserStore, WeakPassword
 from sharpeye.audit import record
 
 router = APIRouter(tags=["auth"])

@@ -6,11 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
-
-from api.deps import HubDep, in_scope, not_found_unless, require
-from api.permission import Permission
-from api.user import Principal
-from ingest.camera.evidence import EvidenceError
+from sharpeye.api.deps import HubDep, in_scope, not_found_unless, require
+from sharpeye.api.permission import Permission
+from sharpeye.api.user import Principal
+from sharpeye.ingest.camera.evidence import EvidenceError
 
 router = APIRouter(tags=["cameras"])
 

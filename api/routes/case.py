@@ -9,18 +9,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field, model_validator
+from sharpeye.api.deps import HubDep, in_scope, not_found_unless, require
+from sharpeye.api.permission import Permission
+from sharpeye.api.permission import allowed as allowed_permission
+from sharpeye.api.user import Principal
+from sharpeye.config.rule import Severity
+from sharpeye.governance.case import Case, CaseEvent, GeoPoint, Source, Stage
+from sharpeye.governance.cluster import find_clusters
+from sharpeye.governance.dispatch import DispatchError
+from sharpeye.governance.flow import Action, Actor, Args, TransitionError, allowed
+from sharpeye.governance.indicator import GroupBy, Period, as_dict, to_csv
+from sharpeye.governance.service import CaseConflict, CaseFilter, CaseNotFound
 
-from api.deps import HubDep, in_scope, not_found_unless, require
-from api.permission import Permission
-from api.permission import allowed as allowed_permission
-from api.user import Principal
-from config.rule import Severity
-from governance.case import Case, CaseEvent, GeoPoint, Source, Stage
-from governance.cluster import find_clusters
-from governance.dispatch import DispatchError
-from governance.flow import Action, Actor, Args, TransitionError, allowed
-from governance.indicator import GroupBy, Period, as_dict, to_csv
-from governance.service import CaseConflict, CaseFilter, CaseNotFound
 from sharpeye.audit import record
 
 router = APIRouter(tags=["cases"])

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
+from sharpeye.api.deps import HubDep, in_scope, not_found_unless, require
+from sharpeye.api.permission import Permission
+from sharpeye.api.user import Principal
+from sharpeye.ingest.deadletter import recent
+from sharpeye.ingest.inventory import InventoryError
 
-from api.deps import HubDep, in_scope, not_found_unless, require
-from api.permission import Permission
-from api.user import Principal
-from ingest.deadletter import recent
-from ingest.inventory import InventoryError
 from sharpeye.audit import record
 
 router = APIRouter(tags=["devices"])

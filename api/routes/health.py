@@ -7,10 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from api.deps import PUBLIC, HubDep, require
-from api.permission import Permission
-from api.user import Principal
+from sharpeye.api.deps import PUBLIC, HubDep, require
+from sharpeye.api.permission import Permission
+from sharpeye.api.user import Principal
 
 router = APIRouter(tags=["health"])
 

@@ -16,11 +16,11 @@ import logging
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from sharpeye.api.deps import SESSION_COOKIE, in_scope
+from sharpeye.api.permission import Permission, allowed
+from sharpeye.api.user import Principal, UserStore
 
-from api.deps import SESSION_COOKIE, in_scope
-from api.permission import Permission, allowed
-from api.user import Principal, UserStore
-from sharpeye.hub import Hub
+from sharpeye.node.hub import Hub
 
 log = logging.getLogger(__name__)
 

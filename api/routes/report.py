@@ -9,20 +9,20 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, ValidationError
+from sharpeye.api.deps import HubDep, in_scope, not_found_unless, require
+from sharpeye.api.permission import Permission
+from sharpeye.api.routes.case import CaseDetail, ReportBody, actor_of, get_case
+from sharpeye.api.user import Principal
+from sharpeye.governance.case import Case, GeoPoint
+from sharpeye.governance.flow import TransitionError
+from sharpeye.governance.hotline import ImportError_, ImportResult, import_tickets, parse
+from sharpeye.governance.merge import MergeProposal
+from sharpeye.governance.photo import Photo, PhotoRejected, PhotoStore, Upload, check
+from sharpeye.governance.service import CaseConflict, CaseNotFound
 from starlette.datastructures import UploadFile
 
-from api.deps import HubDep, in_scope, not_found_unless, require
-from api.permission import Permission
-from api.routes.case import CaseDetail, ReportBody, actor_of, get_case
-from api.user import Principal
-from governance.case import Case, GeoPoint
-from governance.flow import TransitionError
-from governance.hotline import ImportError_, ImportResult, import_tickets, parse
-from governance.merge import MergeProposal
-from governance.photo import Photo, PhotoRejected, PhotoStore, Upload, check
-from governance.service import CaseConflict, CaseNotFound
 from sharpeye.audit import record
-from sharpeye.hub import Hub
+from sharpeye.node.hub import Hub
 
 router = APIRouter(tags=["reports"])
 

@@ -8,12 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-
-from api.deps import HubDep, require
-from api.permission import Permission
-from api.user import Principal
-from config.loader import demo_path
-from config.org import Department, OrgUnit
+from sharpeye.api.deps import HubDep, require
+from sharpeye.api.permission import Permission
+from sharpeye.api.user import Principal
+from sharpeye.config.loader import demo_path
+from sharpeye.config.org import Department, OrgUnit
 
 router = APIRouter(prefix="/api/site", tags=["site"])
 

@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
+from sharpeye.api.deps import HubDep, not_found_unless, require
+from sharpeye.api.permission import Permission
+from sharpeye.api.user import Principal
+from sharpeye.governance.uplink import DeadLetter, UplinkService, UplinkState
 
-from api.deps import HubDep, not_found_unless, require
-from api.permission import Permission
-from api.user import Principal
-from governance.uplink import DeadLetter, UplinkService, UplinkState
 from sharpeye.audit import record
-from sharpeye.hub import Hub
+from sharpeye.node.hub import Hub
 
 router = APIRouter(tags=["uplinks"])
 

@@ -13,11 +13,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
+from sharpeye.api.deps import HubDep, in_scope, require
+from sharpeye.api.live.service import MAX_OFFER_BYTES, BadOffer, LiveService, UnknownCamera, ViewerLimit
+from sharpeye.api.permission import Permission
+from sharpeye.api.user import Principal
 
-from api.deps import HubDep, in_scope, require
-from api.live.service import MAX_OFFER_BYTES, BadOffer, LiveService, UnknownCamera, ViewerLimit
-from api.permission import Permission
-from api.user import Principal
 from sharpeye.audit import record
 
 log = logging.getLogger(__name__)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sharpeye.governance.store import Base
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
-
-from governance.store import Base
 
 target_metadata = Base.metadata
 

@@ -1,6 +1,6 @@
 """IP cameras: RTSP, HTTP, files and a synthetic source; video analytics produce readings."""
 
-from ingest.camera.driver import CameraDriver
+from sharpeye.ingest.camera.driver import CameraDriver
 
 driver = CameraDriver()
 

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-
-from ingest.camera import geometry
-from ingest.camera.classifier import Classifier, make_classifier
-from ingest.camera.config import CameraConfig, TripwireConfig, ZoneConfig
-from ingest.camera.event import VideoEvent
-from ingest.camera.tamper import TamperDetector
+from sharpeye.ingest.camera import geometry
+from sharpeye.ingest.camera.classifier import Classifier, make_classifier
+from sharpeye.ingest.camera.config import CameraConfig, TripwireConfig, ZoneConfig
+from sharpeye.ingest.camera.event import VideoEvent
+from sharpeye.ingest.camera.tamper import TamperDetector
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-
-from ingest.camera.config import ClassifierConfig
+from sharpeye.ingest.camera.config import ClassifierConfig
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,10 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
-
-from config.base import Identifier, StrictModel
-from config.device import DeviceConfig
-from config.secret import check_url, expand_url
-from ingest.camera import geometry
+from sharpeye.config.base import Identifier, StrictModel
+from sharpeye.config.device import DeviceConfig
+from sharpeye.config.secret import check_url, expand_url
+from sharpeye.ingest.camera import geometry
 
 NormPoint = Annotated[
     tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]],

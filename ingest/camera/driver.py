@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from config.device import DeviceConfig
-from ingest.camera.config import CameraConfig
-from ingest.driver import Payload, Transport
-from ingest.reading import DecodeError, Reading
+from sharpeye.config.device import DeviceConfig
+from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.driver import Payload, Transport
+from sharpeye.ingest.reading import DecodeError, Reading
 
 
 class CameraDriver:

@@ -18,8 +18,7 @@ from typing import Any
 
 import av
 import cv2
-
-from ingest.camera.packet import StreamInfo, VideoPacket
+from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 
 log = logging.getLogger(__name__)
 

@@ -30,15 +30,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.event import VideoEvent
+from sharpeye.ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing, snapshot_jpeg
+from sharpeye.ingest.camera.worker import worker_main
+from sharpeye.ingest.reading import Reading
+from sharpeye.ingest.transport.video.capture import Capture
+from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
+from sharpeye.ingest.transport.video.subscription import PacketSubscription
 
-from ingest.camera.capture import Capture
-from ingest.camera.config import CameraConfig
-from ingest.camera.event import VideoEvent
-from ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing, snapshot_jpeg
-from ingest.camera.packet import StreamInfo, VideoPacket
-from ingest.camera.subscription import PacketSubscription
-from ingest.camera.worker import worker_main
-from ingest.reading import Reading
 from sharpeye.clock import Clock
 
 log = logging.getLogger(__name__)

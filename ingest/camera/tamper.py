@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from ingest.camera.config import TamperConfig
+from sharpeye.ingest.camera.config import TamperConfig
 
 KERNEL_3 = np.ones((3, 3), np.uint8)
 # The scene-change test (Canny, the dearest step) runs at most this often; covered and defocused at every check.

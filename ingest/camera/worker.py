@@ -22,11 +22,10 @@ import av
 import cv2
 import msgspec
 import numpy as np
-
-from ingest.camera.analyzer import Analyzer
-from ingest.camera.config import CameraConfig
-from ingest.camera.event import VideoEvent
-from ingest.camera.packet import StreamInfo, VideoPacket
+from sharpeye.ingest.camera.analyzer import Analyzer
+from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.event import VideoEvent
+from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Pulse electronic fence controllers (脉冲电子围栏, GB/T 7946) over MQTT."""
 
-from ingest.fence.driver import FenceDriver
+from sharpeye.ingest.fence.driver import FenceDriver
 
 driver = FenceDriver()
 

@@ -11,8 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 import msgspec
-
-from ingest.driver import decode_json
+from sharpeye.ingest.driver import decode_json
 
 MAX_COMMAND = 1024
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-
-from config.base import Identifier, Position, StrictModel
-from config.device import DeviceConfig
-from ingest.fence.arming import ArmingSchedule
+from sharpeye.config.base import Identifier, Position, StrictModel
+from sharpeye.config.device import DeviceConfig
+from sharpeye.ingest.fence.arming import ArmingSchedule
 
 
 class FenceZone(StrictModel):

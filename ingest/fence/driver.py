@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
-
-from config.device import DeviceConfig
-from ingest.driver import Payload, Transport, decode_json, finite, sequence, timestamp
-from ingest.fence.arming import armed_at
-from ingest.fence.config import FenceConfig, FenceZone
-from ingest.reading import DecodeError, Reading
+from sharpeye.config.device import DeviceConfig
+from sharpeye.ingest.driver import Payload, Transport, decode_json, finite, sequence, timestamp
+from sharpeye.ingest.fence.arming import armed_at
+from sharpeye.ingest.fence.config import FenceConfig, FenceZone
+from sharpeye.ingest.reading import DecodeError, Reading
 
 if TYPE_CHECKING:
-    from ingest.driver import SimulatedDevice
+    from sharpeye.ingest.driver import SimulatedDevice
 
 CAUSES = ("intrusion", "wire_cut", "short_circuit", "tamper", "power_loss", "low_battery", "comm_failure")
 ZONE_CAUSES = frozenset({"intrusion", "wire_cut", "short_circuit", "tamper"})
@@ -91,7 +90,7 @@ class FenceDriver:
         return [zone.id for zone in device.zones]
 
     def simulator(self, device: DeviceConfig, seed: int, start: datetime) -> SimulatedDevice:
-        from simulators.fence import FenceSimulator
+        from sharpeye.simulators.fence import FenceSimulator
 
         assert isinstance(device, FenceConfig)
         return FenceSimulator(device, seed=seed, start=start)

@@ -6,12 +6,11 @@ from typing import Literal
 from zoneinfo import available_timezones
 
 from pydantic import Field, field_validator
-
-from config.base import StrictModel
-from config.device import DeviceConfig
-from config.secret import EnvSecret, check_url
-from ingest.credential import device_password
-from ingest.gb28181.code import ChannelCode, DeviceCode
+from sharpeye.config.base import StrictModel
+from sharpeye.config.device import DeviceConfig
+from sharpeye.config.gb_code import ChannelCode, DeviceCode
+from sharpeye.config.secret import EnvSecret, check_url
+from sharpeye.ingest.credential import device_password
 
 
 class GbChannelConfig(StrictModel):

@@ -8,11 +8,11 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from config.device import DeviceConfig
-from ingest.driver import Payload, Transport
-from ingest.gb28181.config import GbDeviceConfig
-from ingest.gb28181.manscdp import Manscdp, ManscdpError, parse_body
-from ingest.reading import DecodeError, Reading
+from sharpeye.config.device import DeviceConfig
+from sharpeye.ingest.driver import Payload, Transport
+from sharpeye.ingest.gb28181.config import GbDeviceConfig
+from sharpeye.ingest.gb28181.manscdp import Manscdp, ManscdpError, parse_body
+from sharpeye.ingest.reading import DecodeError, Reading
 
 ALARM = "gb28181.alarm"
 METHODS = ("MESSAGE", "NOTIFY")

@@ -19,15 +19,16 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from config.gb28181 import GbSettings
-from ingest.gb28181.config import GbDeviceConfig
-from ingest.gb28181.driver import readings_of
-from ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
-from ingest.reading import DecodeError, Reading
-from ingest.sip.background import Background
-from ingest.sip.digest import DigestServer
-from ingest.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
-from ingest.sip.message import SipMessage, new_call_id, new_tag, uri_of
+from sharpeye.config.gb28181 import GbSettings
+from sharpeye.ingest.gb28181.config import GbDeviceConfig
+from sharpeye.ingest.gb28181.driver import readings_of
+from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from sharpeye.ingest.reading import DecodeError, Reading
+from sharpeye.ingest.transport.sip.background import Background
+from sharpeye.ingest.transport.sip.digest import DigestServer
+from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
+from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag, uri_of
+
 from sharpeye.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Thermal (radiometric) cameras over MQTT: frames analysed in the hub, or the camera's own results."""
 
-from ingest.thermal.driver import ThermalDriver
+from sharpeye.ingest.thermal.driver import ThermalDriver
 
 driver = ThermalDriver()
 

@@ -17,10 +17,9 @@ from typing import Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-
-from ingest.reading import Reading
-from ingest.thermal.config import ThermalConfig, ThermalRoi
-from ingest.thermal.frame import Frame, Temps
+from sharpeye.ingest.reading import Reading
+from sharpeye.ingest.thermal.config import ThermalConfig, ThermalRoi
+from sharpeye.ingest.thermal.frame import Frame, Temps
 
 Level = Literal["normal", "pre_alarm", "alarm"]
 _RANK: dict[Level, int] = {"normal": 0, "pre_alarm": 1, "alarm": 2}

@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
-
-from config.device import DeviceConfig
-from ingest.driver import Payload, Transport, decode_json, finite, sequence, timestamp
-from ingest.reading import DecodeError, Reading
-from ingest.thermal.analysis import ThermalState, analyse
-from ingest.thermal.config import ThermalConfig
-from ingest.thermal.frame import MAX_C, MIN_C, decode_frame
+from sharpeye.config.device import DeviceConfig
+from sharpeye.ingest.driver import Payload, Transport, decode_json, finite, sequence, timestamp
+from sharpeye.ingest.reading import DecodeError, Reading
+from sharpeye.ingest.thermal.analysis import ThermalState, analyse
+from sharpeye.ingest.thermal.config import ThermalConfig
+from sharpeye.ingest.thermal.frame import MAX_C, MIN_C, decode_frame
 
 if TYPE_CHECKING:
-    from ingest.driver import SimulatedDevice
+    from sharpeye.ingest.driver import SimulatedDevice
 
 MAX_MESSAGE = 4096
 CHANNELS = ("frame", "result", "heartbeat")
@@ -70,7 +69,7 @@ class ThermalDriver:
         return ThermalState()
 
     def simulator(self, device: DeviceConfig, seed: int, start: datetime) -> SimulatedDevice:
-        from simulators.thermal import ThermalSimulator
+        from sharpeye.simulators.thermal import ThermalSimulator
 
         assert isinstance(device, ThermalConfig)
         return ThermalSimulator(device, seed=seed, start=start)

@@ -27,9 +27,8 @@ from datetime import datetime
 import msgspec
 import numpy as np
 import numpy.typing as npt
-
-from ingest.driver import decode_json, finite, sequence, timestamp
-from ingest.reading import DecodeError
+from sharpeye.ingest.driver import decode_json, finite, sequence, timestamp
+from sharpeye.ingest.reading import DecodeError
 
 MAGIC = b"SETF"
 VERSION = 1

@@ -1,6 +1,6 @@
 """Water-level gauges (水位计) on reservoirs and rivers over MQTT: the integrators' worked example."""
 
-from ingest.water_level.driver import WaterLevelDriver
+from sharpeye.ingest.water_level.driver import WaterLevelDriver
 
 driver = WaterLevelDriver()
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, model_validator
-
-from config.base import Identifier
-from config.device import DeviceConfig
+from sharpeye.config.base import Identifier
+from sharpeye.config.device import DeviceConfig
 
 
 class WaterLevelConfig(DeviceConfig):

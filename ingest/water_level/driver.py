@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
-
-from config.device import DeviceConfig
-from ingest.driver import Payload, Transport, decode_json, finite, sequence, timestamp
-from ingest.reading import DecodeError, Reading
-from ingest.water_level.config import WaterLevelConfig
+from sharpeye.config.device import DeviceConfig
+from sharpeye.ingest.driver import Payload, Transport, decode_json, finite, sequence, timestamp
+from sharpeye.ingest.reading import DecodeError, Reading
+from sharpeye.ingest.water_level.config import WaterLevelConfig
 
 if TYPE_CHECKING:
-    from ingest.driver import SimulatedDevice
+    from sharpeye.ingest.driver import SimulatedDevice
 
 MAX_PAYLOAD = 1024
 CHANNELS = ("level", "heartbeat")
@@ -63,7 +62,7 @@ class WaterLevelDriver:
         return []
 
     def simulator(self, device: DeviceConfig, seed: int, start: datetime) -> SimulatedDevice:
-        from simulators.water_level import WaterLevelSimulator
+        from sharpeye.simulators.water_level import WaterLevelSimulator
 
         assert isinstance(device, WaterLevelConfig)
         return WaterLevelSimulator(device, seed=seed, start=start)

@@ -12,11 +12,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import cv2
-
-from ingest.camera.analyzer import Analyzer
-from ingest.camera.config import CameraConfig
-from simulators.camera.scenario import ExpectedAlarm, Scenario
-from simulators.camera.scene import Scene
+from sharpeye.ingest.camera.analyzer import Analyzer
+from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.simulators.camera.scenario import ExpectedAlarm, Scenario
+from sharpeye.simulators.camera.scene import Scene
 
 
 @dataclass(frozen=True)

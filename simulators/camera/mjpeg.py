@@ -13,9 +13,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
-
-from simulators.camera.scenario import Scenario
-from simulators.camera.scene import Scene
+from sharpeye.simulators.camera.scenario import Scenario
+from sharpeye.simulators.camera.scene import Scene
 
 log = logging.getLogger(__name__)
 

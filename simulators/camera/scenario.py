@@ -8,9 +8,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import Field, model_validator
-
-from config.base import StrictModel
-from ingest.camera.config import CameraConfig
+from sharpeye.config.base import StrictModel
+from sharpeye.ingest.camera.config import CameraConfig
 
 BUILTIN_DIR = Path(__file__).with_name("scenarios")
 

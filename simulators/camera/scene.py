@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from simulators.camera.scenario import Scenario
+from sharpeye.simulators.camera.scenario import Scenario
 
 
 def _background(width: int, height: int, seed: int) -> np.ndarray:

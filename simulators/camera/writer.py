@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import av
-
-from simulators.camera.scenario import Scenario
-from simulators.camera.scene import Scene
+from sharpeye.simulators.camera.scenario import Scenario
+from sharpeye.simulators.camera.scene import Scene
 
 
 def write_video(

@@ -15,10 +15,10 @@ import contextlib
 import logging
 import os
 
-from simulators.gb28181.device import DeviceFleet, fleet_devices
-from simulators.gb28181.upper import UpperPlatformSimulator
+from sharpeye.simulators.gb28181.device import DeviceFleet, fleet_devices
+from sharpeye.simulators.gb28181.upper import UpperPlatformSimulator
 
-log = logging.getLogger("simulators.gb28181")
+log = logging.getLogger("sharpeye.simulators.gb28181")
 
 
 async def _devices(args: argparse.Namespace) -> None:

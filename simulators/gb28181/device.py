@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from ingest.credential import device_password
-from ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
-from ingest.sip.background import Background
-from ingest.sip.digest import Challenge
-from ingest.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
-from ingest.sip.message import SipMessage, new_call_id, new_tag
+from sharpeye.ingest.credential import device_password
+from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
+from sharpeye.ingest.transport.sip.background import Background
+from sharpeye.ingest.transport.sip.digest import Challenge
+from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
+from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag
 
 log = logging.getLogger(__name__)
 

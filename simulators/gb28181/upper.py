@@ -9,11 +9,11 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
-from ingest.sip.background import Background
-from ingest.sip.digest import DigestServer
-from ingest.sip.endpoint import Peer, SipEndpoint
-from ingest.sip.message import SipMessage, new_call_id, new_tag
+from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from sharpeye.ingest.transport.sip.background import Background
+from sharpeye.ingest.transport.sip.digest import DigestServer
+from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint
+from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag
 
 log = logging.getLogger(__name__)
 

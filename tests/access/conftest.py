@@ -7,13 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sharpeye.api.app import create_app
+from sharpeye.api.permission import Role
+from sharpeye.api.user import UserStore
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.ingest.registry import installed
 
-from api.app import create_app
-from api.permission import Role
-from api.user import UserStore
-from config.loader import demo_path, load_file
-from ingest.registry import installed
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.settings import Settings
 
 PASSWORD = "access-Password-1"

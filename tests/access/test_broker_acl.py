@@ -9,11 +9,11 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.ingest.registry import installed
+from sharpeye.ingest.transport.mqtt_acl import accounts, device_password, hub_account, mqtt_devices, write_files
 
-from config.loader import demo_path, load_file
-from ingest.mqtt_acl import accounts, device_password, hub_account, mqtt_devices, write_files
-from ingest.registry import installed
-from sharpeye.embedded import EmbeddedMosquitto
+from sharpeye.node.embedded import EmbeddedMosquitto
 from tests.helpers import wait_for
 
 SECRET = "test-device-secret-0123456789"
@@ -145,7 +145,7 @@ def test_broker_files_command(tmp_path: Path) -> None:
     import sys
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")}
-    command = [sys.executable, "-m", "sharpeye.cli", "broker", "files", "-c", str(demo_path()), "--out", str(tmp_path)]
+    command = [sys.executable, "-m", "sharpeye.node", "broker", "files", "-c", str(demo_path()), "--out", str(tmp_path)]
     refused = subprocess.run(command, env=base, capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 1 and "SHARPEYE_DEVICE_SECRET" in refused.stderr
     assert not (tmp_path / "passwd").exists()
@@ -166,7 +166,7 @@ def test_broker_files_list_sip_passwords_and_broker_password_prints_derived_ones
     import subprocess
     import sys
 
-    from ingest.credential import device_password as derive
+    from sharpeye.ingest.credential import device_password as derive
 
     own, shared = "34020000001320000001", "34020000001320000002"
     text = demo_path().read_text(encoding="utf-8").replace("devices:\n", (
@@ -178,7 +178,7 @@ def test_broker_files_list_sip_passwords_and_broker_password_prints_derived_ones
     site.write_text(text, encoding="utf-8")
     base = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")} | {"SE_TEST_GATE_PW": "gate-pw-1"}
     env = base | {"SHARPEYE_DEVICE_SECRET": SECRET, "SHARPEYE_BROKER_HUB_PASSWORD": HUB_PASSWORD}
-    cli = [sys.executable, "-m", "sharpeye.cli", "broker"]
+    cli = [sys.executable, "-m", "sharpeye.node", "broker"]
     out = tmp_path / "out"
     done = subprocess.run([*cli, "files", "-c", str(site), "--out", str(out)], env=env, capture_output=True,
                           text=True, timeout=60, check=False)  # fmt: skip

@@ -12,15 +12,15 @@ import uuid
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from sharpeye.api.user import User, UserStore
 
-from api.user import User, UserStore
-from sharpeye.embedded import EmbeddedRedis
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedRedis
 
 
 def sharpeye(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")} | env
-    return subprocess.run([sys.executable, "-m", "sharpeye.cli", *args], env=full, input=stdin, text=True,
+    return subprocess.run([sys.executable, "-m", "sharpeye.node", *args], env=full, input=stdin, text=True,
                           capture_output=True, timeout=60, check=False)  # fmt: skip
 
 
@@ -65,7 +65,7 @@ def test_add_list_disable_on_the_configured_redis(redis_server: EmbeddedRedis) -
 
 
 def test_checks_org_unit_against_the_site_config(redis_server: EmbeddedRedis) -> None:
-    from config.loader import demo_path
+    from sharpeye.config.loader import demo_path
 
     env = {"SHARPEYE_REDIS_URL": redis_server.url, "SHARPEYE_REDIS_PREFIX": f"cli{uuid.uuid4().hex[:8]}"}
     bad = sharpeye("user", "add", "x1", "--role", "viewer", "--org-unit", "atlantis", "-c", str(demo_path()), env=env)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sharpeye.api.app import create_app
+from sharpeye.api.deps import CSRF_HEADER
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.ingest.registry import installed
 
-from api.app import create_app
-from api.deps import CSRF_HEADER
-from config.loader import demo_path, load_file
-from ingest.registry import installed
 from sharpeye.settings import Settings
 
 ALLOWED = "https://console.example.gov.cn"

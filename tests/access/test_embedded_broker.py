@@ -12,16 +12,16 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sharpeye.api.app import create_app
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.ingest.credential import device_password
+from sharpeye.ingest.registry import installed
+from sharpeye.simulators.scenario import scenario_dir
+from sharpeye.simulators.site import run_site
 
-from api.app import create_app
-from config.loader import demo_path, load_file
-from ingest.credential import device_password
-from ingest.registry import installed
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.hub import Hub
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
+from sharpeye.node.hub import Hub
 from sharpeye.settings import Settings
-from simulators.scenario import scenario_dir
-from simulators.site import run_site
 from tests.access.test_broker_acl import Client
 from tests.helpers import wait_for
 

@@ -18,12 +18,12 @@ import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import Case
 from schemathesis.schemas import BaseSchema
+from sharpeye.api.app import create_app
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.ingest.registry import installed
 
-from api.app import create_app
-from config.loader import demo_path, load_file
-from ingest.registry import installed
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
 from sharpeye.settings import Settings
 
 PASSWORD = "fuzz-Password-123"

@@ -6,8 +6,8 @@ import hashlib
 from datetime import datetime
 
 from fastapi.testclient import TestClient
+from sharpeye.api.user import PRUNE_ABOVE, UserStore
 
-from api.user import PRUNE_ABOVE, UserStore
 from tests.access.conftest import PASSWORD
 
 

@@ -19,9 +19,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sharpeye.config.loader import demo_path
 
-from config.loader import demo_path
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from tests.helpers import wait_for
 
 ADMIN_SECRET = "Admin-Secret-Pw-4711"
@@ -64,7 +64,7 @@ def test_https_serving_and_no_secret_in_output_or_logs(
         "SHARPEYE_LOG_LEVEL": "DEBUG",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sharpeye.cli", "run", "-c", str(demo_path()), "--port", "0", "--data-dir", str(data)],
+        [sys.executable, "-m", "sharpeye.node", "run", "-c", str(demo_path()), "--port", "0", "--data-dir", str(data)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert proc.stdout is not None

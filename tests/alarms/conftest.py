@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
+from sharpeye.alarms.engine import AlarmEngine, Location
+from sharpeye.alarms.store import AlarmStore
+from sharpeye.config.rule import Rule
+from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.reading import Reading
 
-from alarms.engine import AlarmEngine, Location
-from alarms.store import AlarmStore
-from config.rule import Rule
-from config.site import SiteConfig
-from ingest.reading import Reading
 from sharpeye.clock import ManualClock
-from sharpeye.embedded import EmbeddedRedis
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedRedis
 
 SITE_BASE = {
     "site": {"id": "s1", "name": "测试"},

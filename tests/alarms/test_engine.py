@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from alarms.silence import SilenceSpec
+from sharpeye.alarms.silence import SilenceSpec
+
 from tests.alarms.conftest import make_site, state_rule
 
 Factory = Any

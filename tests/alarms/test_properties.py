@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sharpeye.alarms.engine import AlarmEngine
+from sharpeye.alarms.silence import SilenceSpec
+from sharpeye.alarms.store import RESET_GRACE_S, AlarmStore
+from sharpeye.ingest.reading import Reading
 
-from alarms.engine import AlarmEngine
-from alarms.silence import SilenceSpec
-from alarms.store import RESET_GRACE_S, AlarmStore
-from ingest.reading import Reading
 from sharpeye.clock import ManualClock
-from sharpeye.embedded import EmbeddedRedis
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedRedis
 from tests.alarms.conftest import GridLocator, make_site, state_rule
 
 # flapping off for the model (it has its own test); severity major

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from fastapi.testclient import TestClient
+from sharpeye.api.app import create_app
+from sharpeye.api.deps import public
+from sharpeye.api.permission import ROLE_PERMISSIONS, Permission, Role
+from sharpeye.api.user import UserStore
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.ingest.registry import installed
 
-from api.app import create_app
-from api.deps import public
-from api.permission import ROLE_PERMISSIONS, Permission, Role
-from api.user import UserStore
-from config.loader import demo_path, load_file
-from ingest.registry import installed
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.settings import Settings
 from tests.helpers import Publisher, wait_for
 

@@ -7,17 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from config.loader import ConfigError, demo_path, load_text
-from config.reference_doc import render
-from ingest.registry import installed
+from sharpeye.config.loader import ConfigError, demo_path, load_text
+from sharpeye.config.reference_doc import render
+from sharpeye.ingest.registry import installed
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def check(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sharpeye.cli", "config", "check", str(path)],
+        [sys.executable, "-m", "sharpeye.node", "config", "check", str(path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-
-from config.loader import ConfigError, demo_path, load_text
-from config.secret import EnvSecret
-from ingest.gb28181.config import GbDeviceConfig
-from ingest.registry import installed
+from sharpeye.config.loader import ConfigError, demo_path, load_text
+from sharpeye.config.secret import EnvSecret
+from sharpeye.ingest.gb28181.config import GbDeviceConfig
+from sharpeye.ingest.registry import installed
 
 ROOT = Path(__file__).resolve().parents[2]
 LITERAL = "Literal-Secret-Value-0123"
@@ -44,7 +43,7 @@ def check(tmp_path: Path, text: str, env: dict[str, str]) -> subprocess.Complete
     path.write_text(text, encoding="utf-8")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SHARPEYE_", "SE_TEST_"))}
     return subprocess.run(
-        [sys.executable, "-m", "sharpeye.cli", "config", "check", str(path)],
+        [sys.executable, "-m", "sharpeye.node", "config", "check", str(path)],
         capture_output=True, text=True, timeout=60, cwd=ROOT, env=base | env,
     )  # fmt: skip
 
@@ -108,14 +107,14 @@ def test_without_a_password_a_gb_device_uses_the_derived_one() -> None:
     secret = "site-device-secret-0123456789"
     sip = device.digest_password(secret)
     assert sip is not None and len(sip) == 32
-    from ingest.credential import device_password
+    from sharpeye.ingest.credential import device_password
 
     assert sip == device_password(secret, device.id, "sip") != device_password(secret, device.id, "mqtt")
     assert device.digest_password(None) is None
 
 
 def test_a_camera_url_takes_a_password_only_as_a_reference(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ingest.camera.config import CameraConfig
+    from sharpeye.ingest.camera.config import CameraConfig
 
     base = {"id": "cam-gate", "kind": "camera", "name": "x", "grid": "g"}
     with pytest.raises(ValidationError) as caught:

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Playwright, sync_playwright
+from sharpeye.api.app import create_app
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.config.site import Site
+from sharpeye.ingest.registry import installed
 
-from api.app import create_app
-from config.loader import demo_path, load_file
-from config.site import Site
-from ingest.registry import installed
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.hub import Hub
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
+from sharpeye.node.hub import Hub
 from sharpeye.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"

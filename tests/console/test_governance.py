@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sharpeye.config.governance import Uplink
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.governance.uplink import DELIVERY
+from sharpeye.ingest.registry import installed
 
-from config.governance import Uplink
-from config.loader import demo_path, load_file
-from governance.uplink import DELIVERY
-from ingest.registry import installed
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from tests.console.conftest import ADMIN_PASSWORD, HubServer, console_settings, free_port
 from tests.helpers import env_secret, wait_for
 

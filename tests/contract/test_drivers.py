@@ -16,11 +16,10 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from config.device import DeviceConfig
-from ingest.driver import Contracted, Driver, Payload, StatefulDriver
-from ingest.reading import DecodeError, Reading
-from ingest.registry import installed
+from sharpeye.config.device import DeviceConfig
+from sharpeye.ingest.driver import Contracted, Driver, Payload, StatefulDriver
+from sharpeye.ingest.reading import DecodeError, Reading
+from sharpeye.ingest.registry import installed
 
 MQTT_KINDS = sorted(kind for kind, driver in installed().drivers.items() if driver.transport == "mqtt")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 import redis
+from sharpeye.config.loader import demo_path
 
-from config.loader import demo_path
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from tests.helpers import Publisher, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def start_hub(tmp: Path, redis_url: str, mqtt_url: str, keys: Keys) -> tuple[sub
         "SHARPEYE_CAMERAS": "false",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sharpeye.cli", "run", "-c", str(demo_path()), "--port", "0", "--data-dir", str(tmp)],
+        [sys.executable, "-m", "sharpeye.node", "run", "-c", str(demo_path()), "--port", "0", "--data-dir", str(tmp)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert proc.stdout is not None

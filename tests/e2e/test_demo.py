@@ -48,7 +48,7 @@ def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")}
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sharpeye.cli", "demo", "--port", "0", "--data-dir", str(tmp_path / "data")],
+        [sys.executable, "-m", "sharpeye.node", "demo", "--port", "0", "--data-dir", str(tmp_path / "data")],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert proc.stdout is not None

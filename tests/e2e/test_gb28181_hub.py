@@ -8,16 +8,16 @@ from typing import Any
 
 import yaml
 from fastapi.testclient import TestClient
+from sharpeye.api.app import create_app
+from sharpeye.config.loader import demo_path, load_text
+from sharpeye.ingest.credential import device_password
+from sharpeye.ingest.registry import installed
+from sharpeye.simulators.gb28181.device import DeviceFleet, SimDevice, code
+from sharpeye.simulators.gb28181.upper import UpperPlatformSimulator
 
-from api.app import create_app
-from config.loader import demo_path, load_text
-from ingest.credential import device_password
-from ingest.registry import installed
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
 from sharpeye.settings import Settings
-from simulators.gb28181.device import DeviceFleet, SimDevice, code
-from simulators.gb28181.upper import UpperPlatformSimulator
 from tests.helpers import env_secret, wait_for
 
 PLATFORM_ID = "34020000002000000001"

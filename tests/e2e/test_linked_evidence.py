@@ -8,12 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 from fastapi.testclient import TestClient
+from sharpeye.api.app import create_app
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.ingest.registry import installed
 
-from api.app import create_app
-from config.loader import demo_path, load_file
-from ingest.registry import installed
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.settings import Settings
 from tests.helpers import Publisher, wait_for
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import yaml
 from fastapi.testclient import TestClient
+from sharpeye.api.app import create_app
+from sharpeye.config.loader import demo_path, load_text
+from sharpeye.ingest.registry import installed
 
-from api.app import create_app
-from config.loader import demo_path, load_text
-from ingest.registry import installed
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
 from sharpeye.settings import Settings
 from tests.governance.test_uplink import SECRET, Receiver
 from tests.helpers import Publisher, env_secret, wait_for

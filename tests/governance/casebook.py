@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from governance.flow import Actor, Role
+from sharpeye.governance.flow import Actor, Role
 
 CST = ZoneInfo("Asia/Shanghai")
 

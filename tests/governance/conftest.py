@@ -11,16 +11,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 import yaml
+from sharpeye.config.governance import Governance
+from sharpeye.config.loader import demo_path
+from sharpeye.config.org import Department, OrgUnit
+from sharpeye.governance.calendar import WorkingCalendar
+from sharpeye.governance.dispatch import Dispatcher
+from sharpeye.governance.flow import Flow
+from sharpeye.governance.sla import SlaPolicy
+from sharpeye.governance.store import Database
 from sqlalchemy.engine import make_url
-
-from config.governance import Governance
-from config.loader import demo_path
-from config.org import Department, OrgUnit
-from governance.calendar import WorkingCalendar
-from governance.dispatch import Dispatcher
-from governance.flow import Flow
-from governance.sla import SlaPolicy
-from governance.store import Database
 
 
 @pytest.fixture(scope="session")

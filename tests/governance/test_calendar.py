@@ -12,14 +12,14 @@ from datetime import date, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sharpeye.config.governance import SlaRule
+from sharpeye.config.org import Level
+from sharpeye.config.rule import Severity
+from sharpeye.governance.calendar import CalendarError, WorkingCalendar
+from sharpeye.governance.case import Case, Light, Source
+from sharpeye.governance.flow import Action, Args, Assignment, Flow, new_case
+from sharpeye.governance.sla import SlaPolicy
 
-from config.governance import SlaRule
-from config.org import Level
-from config.rule import Severity
-from governance.calendar import CalendarError, WorkingCalendar
-from governance.case import Case, Light, Source
-from governance.flow import Action, Args, Assignment, Flow, new_case
-from governance.sla import SlaPolicy
 from sharpeye.clock import ManualClock
 from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 

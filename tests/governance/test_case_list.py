@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.config.rule import Severity
+from sharpeye.config.site import SiteConfig
+from sharpeye.governance import service as service_module
+from sharpeye.governance.case import Source, Stage
+from sharpeye.governance.service import CaseFilter, CaseService, list_query
+from sharpeye.governance.store import Database
+from sharpeye.ingest.registry import installed
 from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 
-from config.loader import demo_path, load_file
-from config.rule import Severity
-from config.site import SiteConfig
-from governance import service as service_module
-from governance.case import Source, Stage
-from governance.service import CaseFilter, CaseService, list_query
-from governance.store import Database
-from ingest.registry import installed
 from sharpeye.clock import ManualClock
 from sharpeye.keys import Keys
 from tests.governance.casebook import OPERATOR, cst

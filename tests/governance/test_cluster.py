@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from sharpeye.config.rule import Severity
+from sharpeye.governance.case import Case, GeoPoint, Source, Stage
+from sharpeye.governance.cluster import distance_m, find_clusters, merge_candidates
 
-from config.rule import Severity
-from governance.case import Case, GeoPoint, Source, Stage
-from governance.cluster import distance_m, find_clusters, merge_candidates
 from tests.governance.casebook import cst
 
 MARKET = GeoPoint(lat=30.2741, lon=120.1551)

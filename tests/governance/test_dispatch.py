@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from sharpeye.config.governance import DispatchRule
+from sharpeye.config.org import Department, Level, OrgUnit
+from sharpeye.config.rule import Severity
+from sharpeye.governance.dispatch import Dispatcher, DispatchError
 
-from config.governance import DispatchRule
-from config.org import Department, Level, OrgUnit
-from config.rule import Severity
-from governance.dispatch import Dispatcher, DispatchError
 from tests.governance.casebook import OPERATOR
 
 

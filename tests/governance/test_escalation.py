@@ -9,17 +9,17 @@ from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 from redis.exceptions import BusyLoadingError
+from sharpeye.config.governance import Governance
+from sharpeye.config.rule import Severity
+from sharpeye.governance.case import Case, Source
+from sharpeye.governance.dispatch import Dispatcher
+from sharpeye.governance.escalation import Firing, Notifier, Supervision, firing_stream, plan_key
+from sharpeye.governance.flow import Action, Args, Flow, new_case
+from sharpeye.governance.sla import SlaPolicy
 
-from config.governance import Governance
-from config.rule import Severity
-from governance.case import Case, Source
-from governance.dispatch import Dispatcher
-from governance.escalation import Firing, Notifier, Supervision, firing_stream, plan_key
-from governance.flow import Action, Args, Flow, new_case
-from governance.sla import SlaPolicy
 from sharpeye.clock import ManualClock
-from sharpeye.embedded import EmbeddedRedis
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedRedis
 from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 
 H = 3600.0

@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from sharpeye.config.org import Level
+from sharpeye.config.rule import Severity
+from sharpeye.governance.case import Case, CaseEvent, Source, Stage
+from sharpeye.governance.dispatch import Dispatcher
+from sharpeye.governance.flow import Action, Actor, Args, Assignment, Flow, Role, TransitionError, allowed, new_case
 
-from config.org import Level
-from config.rule import Severity
-from governance.case import Case, CaseEvent, Source, Stage
-from governance.dispatch import Dispatcher
-from governance.flow import Action, Actor, Args, Assignment, Flow, Role, TransitionError, allowed, new_case
 from tests.governance.casebook import OPERATOR, SUPERVISOR, VIEWER, cst, handler
 
 H = 3600.0

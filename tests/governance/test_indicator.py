@@ -7,12 +7,13 @@ import csv
 import io
 from datetime import datetime, timedelta
 
-from config.rule import Severity
-from governance.case import Case, Source, Stage
-from governance.dispatch import Dispatcher
-from governance.flow import Action, Actor, Args, Flow, new_case
-from governance.indicator import GroupBy, Period, as_dict, compute, to_csv
-from governance.sla import SlaPolicy
+from sharpeye.config.rule import Severity
+from sharpeye.governance.case import Case, Source, Stage
+from sharpeye.governance.dispatch import Dispatcher
+from sharpeye.governance.flow import Action, Actor, Args, Flow, new_case
+from sharpeye.governance.indicator import GroupBy, Period, as_dict, compute, to_csv
+from sharpeye.governance.sla import SlaPolicy
+
 from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler
 
 H = 3600.0

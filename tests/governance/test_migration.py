@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-
-from governance.store import MIGRATIONS, Database
+from sharpeye.governance.store import MIGRATIONS, Database
 
 
 def alembic(url: str) -> Config:

@@ -15,18 +15,18 @@ import numpy as np
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sharpeye.api.app import create_app
+from sharpeye.api.permission import Role
+from sharpeye.config.governance import ReportLimits
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.config.rule import Severity
+from sharpeye.config.site import SiteConfig
+from sharpeye.governance.case import GeoPoint, Source
+from sharpeye.governance.flow import Actor
+from sharpeye.ingest.registry import installed
 
-from api.app import create_app
-from api.permission import Role
-from config.governance import ReportLimits
-from config.loader import demo_path, load_file
-from config.rule import Severity
-from config.site import SiteConfig
-from governance.case import GeoPoint, Source
-from governance.flow import Actor
-from ingest.registry import installed
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.role import Role as FlowRole
 from sharpeye.settings import Settings
 

@@ -9,19 +9,19 @@ from datetime import timedelta
 
 import pytest
 import redis.asyncio as aioredis
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.config.rule import Severity
+from sharpeye.config.site import SiteConfig
+from sharpeye.governance.case import Light, Source, Stage
+from sharpeye.governance.escalation import Firing, firing_stream, plan_key
+from sharpeye.governance.flow import Actor, Role, TransitionError
+from sharpeye.governance.indicator import GroupBy, compute
+from sharpeye.governance.queue import CaseQueue
+from sharpeye.governance.service import CaseConflict, CaseService
+from sharpeye.governance.store import Database
+from sharpeye.ingest.registry import installed
 from sqlalchemy.exc import IntegrityError
 
-from config.loader import demo_path, load_file
-from config.rule import Severity
-from config.site import SiteConfig
-from governance.case import Light, Source, Stage
-from governance.escalation import Firing, firing_stream, plan_key
-from governance.flow import Actor, Role, TransitionError
-from governance.indicator import GroupBy, compute
-from governance.queue import CaseQueue
-from governance.service import CaseConflict, CaseService
-from governance.store import Database
-from ingest.registry import installed
 from sharpeye.clock import ManualClock
 from sharpeye.keys import Keys
 from tests.governance.casebook import OPERATOR, SUPERVISOR, cst, handler

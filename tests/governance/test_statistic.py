@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from sharpeye.config.governance import Governance
+from sharpeye.governance.case import Case
+from sharpeye.governance.dispatch import Dispatcher
+from sharpeye.governance.flow import Flow
+from sharpeye.governance.indicator import GroupBy, IndicatorRow, Period, compute
+from sharpeye.governance.service import new_row
+from sharpeye.governance.sla import SlaPolicy
+from sharpeye.governance.statistic import Statistics, period_buckets
+from sharpeye.governance.store import Database
 from test_indicator import AS_OF, published_month, small_history
 
-from config.governance import Governance
-from governance.case import Case
-from governance.dispatch import Dispatcher
-from governance.flow import Flow
-from governance.indicator import GroupBy, IndicatorRow, Period, compute
-from governance.service import new_row
-from governance.sla import SlaPolicy
-from governance.statistic import Statistics, period_buckets
-from governance.store import Database
 from tests.governance.casebook import cst
 
 

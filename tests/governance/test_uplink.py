@@ -16,26 +16,26 @@ import pytest
 import redis.asyncio as aioredis
 import uvicorn
 from fastapi.testclient import TestClient
+from sharpeye.api.app import create_app
+from sharpeye.api.permission import Role
+from sharpeye.config.governance import Uplink
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.config.rule import Severity
+from sharpeye.config.site import SiteConfig
+from sharpeye.governance.case import Source
+from sharpeye.governance.queue import CaseQueue
+from sharpeye.governance.service import CaseService
+from sharpeye.governance.store import Database
+from sharpeye.governance.uplink import SIGNATURE, TIMESTAMP, UplinkService, sign, verify
+from sharpeye.ingest.registry import installed
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.app import create_app
-from api.permission import Role
-from config.governance import Uplink
-from config.loader import demo_path, load_file
-from config.rule import Severity
-from config.site import SiteConfig
-from governance.case import Source
-from governance.queue import CaseQueue
-from governance.service import CaseService
-from governance.store import Database
-from governance.uplink import SIGNATURE, TIMESTAMP, UplinkService, sign, verify
-from ingest.registry import installed
 from sharpeye.clock import SystemClock
-from sharpeye.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.settings import Settings
 from tests.governance.casebook import OPERATOR
 from tests.helpers import env_secret

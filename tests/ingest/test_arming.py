@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-
-from ingest.fence.arming import ArmingSchedule, armed_at
+from sharpeye.ingest.fence.arming import ArmingSchedule, armed_at
 
 SHANGHAI = timezone(timedelta(hours=8))
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-
-from ingest.driver import DeviceStates, Payload
-from ingest.registry import installed
-from ingest.thermal.config import ThermalConfig
-from ingest.thermal.frame import encode_binary
+from sharpeye.ingest.driver import DeviceStates, Payload
+from sharpeye.ingest.registry import installed
+from sharpeye.ingest.thermal.config import ThermalConfig
+from sharpeye.ingest.thermal.frame import encode_binary
 
 START = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from sharpeye.ingest import health as health_module
+from sharpeye.ingest.health import HealthTracker
 
-from ingest import health as health_module
-from ingest.health import HealthTracker
 from sharpeye.keys import Keys
 
 

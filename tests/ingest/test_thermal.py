@@ -7,14 +7,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from ingest.driver import Payload
-from ingest.reading import Reading
-from ingest.thermal import driver
-from ingest.thermal.analysis import geometry
-from ingest.thermal.config import ThermalConfig, ThermalRoi
-from ingest.thermal.frame import decode_frame, encode_binary, encode_json
-from simulators.thermal import ThermalSimulator
+from sharpeye.ingest.driver import Payload
+from sharpeye.ingest.reading import Reading
+from sharpeye.ingest.thermal import driver
+from sharpeye.ingest.thermal.analysis import geometry
+from sharpeye.ingest.thermal.config import ThermalConfig, ThermalRoi
+from sharpeye.ingest.thermal.frame import decode_frame, encode_binary, encode_json
+from sharpeye.simulators.thermal import ThermalSimulator
 
 START = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 

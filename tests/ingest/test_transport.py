@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from sharpeye.ingest.transport.mqtt import Message, MqttTransport
 
-from ingest.mqtt import Message, MqttTransport
-from sharpeye.embedded import EmbeddedMosquitto
+from sharpeye.node.embedded import EmbeddedMosquitto
 
 
 def publish(port: int, topics_payloads: list[tuple[str, bytes]]) -> None:

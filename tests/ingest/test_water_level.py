@@ -6,11 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
-from ingest.driver import Payload
-from ingest.water_level import driver
-from ingest.water_level.config import WaterLevelConfig
-from simulators.water_level import WaterLevelSimulator
+from sharpeye.ingest.driver import Payload
+from sharpeye.ingest.water_level import driver
+from sharpeye.ingest.water_level.config import WaterLevelConfig
+from sharpeye.simulators.water_level import WaterLevelSimulator
 
 START = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
-
-from config.loader import demo_path, validate
-from config.site import SiteConfig
-from ingest.registry import installed
+from sharpeye.config.loader import demo_path, validate
+from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.registry import installed
 
 HERE = Path(__file__).parent
 

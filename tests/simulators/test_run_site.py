@@ -12,14 +12,14 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.driver import Payload, StatefulDriver
+from sharpeye.ingest.reading import DecodeError, Reading
+from sharpeye.ingest.registry import installed
+from sharpeye.simulators.scenario import scenario_dir
+from sharpeye.simulators.site import run_site
 
-from config.site import SiteConfig
-from ingest.driver import Payload, StatefulDriver
-from ingest.reading import DecodeError, Reading
-from ingest.registry import installed
-from sharpeye.embedded import EmbeddedMosquitto
-from simulators.scenario import scenario_dir
-from simulators.site import run_site
+from sharpeye.node.embedded import EmbeddedMosquitto
 
 
 @dataclass
@@ -167,7 +167,7 @@ def test_simulator_reconnects_after_broker_restart(
 def test_fence_command_over_mqtt_is_confirmed(
     mqtt_broker: EmbeddedMosquitto, subscriber: Subscriber, demo_site: SiteConfig
 ) -> None:
-    from ingest.fence.command import FenceCommand, encode_command
+    from sharpeye.ingest.fence.command import FenceCommand, encode_command
 
     with SiteThread(demo_site, mqtt_broker.url, None, 1.0):
         subscriber.wait_for(lambda m: any(t.endswith("fence-school/heartbeat") for _, t, _ in m), timeout=10)

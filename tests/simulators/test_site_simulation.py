@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
-from config.site import SiteConfig
-from ingest.driver import Payload, StatefulDriver
-from ingest.reading import DecodeError, Reading
-from ingest.registry import installed
-from simulators.scenario import Scenario, Step, load_scenario, scenario_dir
-from simulators.site import ScenarioError, SiteSimulation
+from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.driver import Payload, StatefulDriver
+from sharpeye.ingest.reading import DecodeError, Reading
+from sharpeye.ingest.registry import installed
+from sharpeye.simulators.scenario import Scenario, Step, load_scenario, scenario_dir
+from sharpeye.simulators.site import ScenarioError, SiteSimulation
 
 START = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 
@@ -138,7 +137,7 @@ def test_scenario_naming_an_unknown_device_or_action_is_refused(demo_site: SiteC
 
 
 def test_scenario_file_errors_carry_line_numbers(tmp_path: Path) -> None:
-    from config.loader import ConfigError
+    from sharpeye.config.loader import ConfigError
 
     path = tmp_path / "bad.yaml"
     path.write_text("name: bad\nsteps:\n  - {at: 1, device: x, action: alarm}\n  - {at: -2, device: x, action: y}\n")
@@ -161,7 +160,7 @@ def test_hundreds_of_devices_in_one_simulation(fence_fleet) -> None:  # type: ig
 
 
 def test_fence_command_is_confirmed_per_zone(demo_site: SiteConfig) -> None:
-    from ingest.fence.command import FenceCommand, encode_command
+    from sharpeye.ingest.fence.command import FenceCommand, encode_command
 
     simulation = SiteSimulation(demo_site, None, start=START)
     decoded = Decoded(demo_site)
@@ -200,7 +199,7 @@ def test_a_step_with_bad_arguments_is_reported_and_the_drill_goes_on(demo_site: 
 
 def test_demo_scenario_runs_on_the_demo_site_without_thermal_cameras() -> None:
     """Optional steps are skipped when the site lacks their device; the fence drill still plays."""
-    from config.loader import demo_path, load_file
+    from sharpeye.config.loader import demo_path, load_file
 
     site = load_file(demo_path(), installed())
     site = site.model_copy(update={"devices": [d for d in site.devices if d.kind != "thermal"]})
@@ -213,8 +212,8 @@ def test_demo_scenario_runs_on_the_demo_site_without_thermal_cameras() -> None:
 
 def test_scheduled_arming_changes_are_reported(demo_site: SiteConfig) -> None:
     """A zone armed 18:00-06:00 (Shanghai) reports 'disarmed' then 'armed' by schedule as the day passes."""
-    from ingest.fence.config import FenceConfig
-    from simulators.fence import FenceSimulator
+    from sharpeye.ingest.fence.config import FenceConfig
+    from sharpeye.simulators.fence import FenceSimulator
 
     device = FenceConfig.model_validate(
         {"id": "f1", "kind": "fence", "name": "围界", "grid": "g", "heartbeat_s": 600,
@@ -246,7 +245,7 @@ def test_flood_fault_repeats_the_last_message(demo_site: SiteConfig) -> None:
 
 
 def test_announce_and_withdraw_publish_discovery_configs(demo_site: SiteConfig) -> None:
-    from simulators.site import retained
+    from sharpeye.simulators.site import retained
 
     steps = [
         Step(at=1, device="kind:thermal", action="announce"),

@@ -1,0 +1,447 @@
+"""SharpEye as a lower platform (级联): registers to an upper platform and serves it.
+
+Registration with Digest (qop=auth when offered), refreshed at ``refresh_ratio`` of the granted period;
+keepalives every ``keepalive_interval_s``, and ``keepalive_count`` unanswered in a row mean the link is
+dead: register again at once, then back off (``retry_s`` doubling to 10 minutes) while it fails.
+The upper platform's Catalog query is answered in pages of ``catalog_page_size`` items, each with the
+total as ``SumNum``; DeviceInfo and DeviceStatus are answered; a Catalog SUBSCRIBE makes a dialog in
+which changes of the published channels (ADD/DEL/ON/OFF/UPDATE, checked every ``catalog_watch_s``) are
+sent as NOTIFY until it expires; alarms are forwarded as ``Notify``/``Alarm`` MESSAGEs from a bounded
+queue that survives re-registration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sharpeye.alarms.alarm import Alarm
+from sharpeye.config.gb28181 import CascadeSettings, GbSettings
+from sharpeye.config.gb_code import CodeError, type_of
+from sharpeye.governance.alarm_class import classify
+from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
+from sharpeye.ingest.gb28181.platform import Channel, gb_date
+from sharpeye.ingest.transport.sip.background import Background
+from sharpeye.ingest.transport.sip.digest import Challenge
+from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
+from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag
+
+from sharpeye.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 600.0
+ALARM_QUEUE = 1000
+
+
+def gb_time(when: datetime, zone: str) -> str:
+    """``yyyy-MM-ddTHH:mm:ss`` in local time (AlarmTime, DeviceTime)."""
+    return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@dataclass(slots=True)
+class Subscription:
+    """A SUBSCRIBE dialog from the upper platform."""
+
+    event: str
+    call_id: str
+    remote: str  # their From header (with its tag): our NOTIFYs' To
+    local_tag: str
+    peer: Peer
+    uri: str
+    sn: int
+    expires_at: float
+    cseq: int = 0
+
+
+class GbCascade:
+    """Lower-platform client. ``catalog`` returns the channels to publish upward (e.g. ``platform.channels``)."""
+
+    def __init__(
+        self,
+        settings: GbSettings,
+        catalog: Callable[[], Sequence[Channel]],
+        clock: Clock | None = None,
+        *,
+        name: str = "SharpEye",
+    ) -> None:
+        if settings.cascade is None:
+            raise ValueError("GbSettings.cascade is not set")
+        self.settings = settings
+        self.upper: CascadeSettings = settings.cascade
+        self.clock: Clock = clock or SystemClock()
+        self.name = name
+        self._catalog = catalog
+        self.endpoint = SipEndpoint(
+            self._on_request,
+            host=settings.host,
+            port=self.upper.local_port,
+            tcp=self.upper.transport == "tcp",
+            t1=settings.sip_t1_s,
+        )
+        self._peer = Peer(self.upper.transport, self.upper.upper_host, self.upper.upper_port)
+        self._call_id = ""
+        self._from_tag = new_tag()
+        self._cseq = itertools.count(random.randint(1, 1000))
+        self._sn = itertools.count(random.randint(1, 100_000))
+        self.stats: Counter[str] = Counter()
+        self.registered = asyncio.Event()
+        self.expires_at: float | None = None
+        self.subscriptions: dict[str, Subscription] = {}
+        self._alarms: asyncio.Queue[Alarm] = asyncio.Queue(ALARM_QUEUE)
+        self._background = Background(self.stats)
+
+    @property
+    def domain(self) -> str:
+        return self.upper.upper_domain or self.upper.upper_id[:10]
+
+    # --- public interface -------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.endpoint.start()
+        self._call_id = new_call_id(self.endpoint.host)
+        self._spawn(self._run(), "gb28181-cascade-register")
+        self._spawn(self._forward(), "gb28181-cascade-alarms")
+        self._spawn(self._watch_catalog(), "gb28181-cascade-catalog-watch")
+
+    async def stop(self, *, unregister: bool = True) -> None:
+        """Stop; unregister first (``Expires: 0``, at most 3 s) unless told not to. Safe to call twice."""
+        await self._background.stop()
+        if unregister and self.registered.is_set():
+            with contextlib.suppress(TimeoutError, ConnectionError, OSError):
+                async with asyncio.timeout(3):
+                    await self._register(0)
+        self.registered.clear()
+        await self.endpoint.stop()
+
+    def forward_alarm(self, alarm: Alarm) -> None:
+        """Queue an alarm for the upper platform (never blocks; the oldest is dropped when full)."""
+        if self._alarms.full():
+            self._alarms.get_nowait()
+            self.stats["alarms_dropped"] += 1
+        self._alarms.put_nowait(alarm)
+
+    # --- registration -----------------------------------------------------------------------
+    def _base(self, method: str, uri: str) -> SipMessage:
+        msg = SipMessage(method=method, uri=uri)
+        me = self.settings.sip_id
+        tag = self._from_tag if method == "REGISTER" else new_tag()
+        msg.add("From", f"<sip:{me}@{self.settings.sip_domain}>;tag={tag}")
+        to_user = me if method == "REGISTER" else self.upper.upper_id
+        msg.add("To", f"<sip:{to_user}@{self.settings.sip_domain if method == 'REGISTER' else self.domain}>")
+        msg.add("Call-ID", self._call_id if method == "REGISTER" else new_call_id(self.endpoint.host))
+        msg.add("CSeq", f"{next(self._cseq)} {method}")
+        return msg
+
+    async def _register(self, expires: int) -> int:
+        """One REGISTER exchange (with the digest round trip). Returns the granted period, or raises."""
+        uri = f"sip:{self.upper.upper_id}@{self.domain}"
+        authorization = ""
+        for _ in range(3):
+            msg = self._base("REGISTER", uri)
+            msg.add("Contact", self.endpoint.contact(self.settings.sip_id, self.upper.transport))
+            msg.add("Expires", str(expires))
+            if authorization:
+                msg.add("Authorization", authorization)
+            response = await self.endpoint.request(msg, self._peer)
+            if response.status == 401 and response.get("WWW-Authenticate"):
+                challenge = Challenge.parse(response.get("WWW-Authenticate"))
+                authorization = challenge.authorization(
+                    username=self.settings.sip_id,
+                    password=self.upper.password.get_secret_value(),
+                    method="REGISTER",
+                    uri=uri,
+                )
+                continue
+            if response.status != 200:
+                self.stats[f"register.{response.status}"] += 1
+                raise PermissionError(f"upper platform answered REGISTER with {response.status} {response.reason}")
+            granted = response.expires
+            if response.get("Date"):
+                log.debug("upper platform time %s", response.get("Date"))
+            return expires if granted is None else granted
+        raise PermissionError("upper platform keeps challenging")
+
+    async def _keepalive(self) -> int:
+        """Send one keepalive; its final status, or 0 when unanswered."""
+        body = build(
+            "Notify", "Keepalive", next(self._sn), self.settings.sip_id, [("Status", "OK")], charset=self.upper.charset
+        )
+        try:
+            limit = min(self.upper.keepalive_interval_s, 64 * self.settings.sip_t1_s)
+            return await self._message(body, limit_s=limit)
+        except (TransactionTimeout, ConnectionError, OSError):
+            return 0
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = self.upper.retry_s
+        while True:
+            try:
+                granted = await self._register(self.upper.register_expires_s)
+            except (PermissionError, TransactionTimeout, ConnectionError, OSError, ValueError) as exc:
+                self.stats["register_failures"] += 1
+                self.registered.clear()
+                log.warning("cascade registration to %s failed: %s; retry in %.0f s", self.upper.upper_id, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            backoff = self.upper.retry_s
+            self.stats["registrations"] += 1
+            self.registered.set()
+            self.expires_at = loop.time() + granted
+            refresh_at = loop.time() + max(1.0, granted * self.upper.refresh_ratio)
+            next_keepalive = loop.time() + self.upper.keepalive_interval_s
+            misses = 0
+            while True:
+                await asyncio.sleep(max(0.0, min(refresh_at, next_keepalive) - loop.time()))
+                if loop.time() >= refresh_at:
+                    try:
+                        granted = await self._register(self.upper.register_expires_s)
+                    except (PermissionError, TransactionTimeout, ConnectionError, OSError, ValueError) as exc:
+                        log.warning("cascade refresh failed: %s", exc)
+                        self.stats["refresh_failures"] += 1
+                        break
+                    self.stats["refreshes"] += 1
+                    self.expires_at = loop.time() + granted
+                    refresh_at = loop.time() + max(1.0, granted * self.upper.refresh_ratio)
+                    continue
+                next_keepalive = loop.time() + self.upper.keepalive_interval_s
+                status = await self._keepalive()
+                if status == 200:
+                    misses = 0
+                    self.stats["keepalives"] += 1
+                    continue
+                if status in (401, 403, 404, 481):  # the upper platform no longer knows us
+                    self.stats[f"keepalive_refused.{status}"] += 1
+                    log.warning("upper platform refused a keepalive (%d): registering again", status)
+                    break
+                misses += 1
+                self.stats["keepalive_misses"] += 1
+                if misses >= self.upper.keepalive_count:
+                    log.warning("upper platform missed %d keepalives: registering again", misses)
+                    break
+            self.registered.clear()
+            self._call_id = new_call_id(self.endpoint.host)
+
+    # --- messages upward --------------------------------------------------------------------
+    async def _message(self, body: bytes, *, limit_s: float | None = None) -> int:
+        msg = self._base("MESSAGE", f"sip:{self.upper.upper_id}@{self.domain}")
+        msg.add("Content-Type", CONTENT_TYPE)
+        msg.body = body
+        response = await self.endpoint.request(msg, self._peer, limit_s=limit_s)
+        return response.status
+
+    def _alarm_body(self, alarm: Alarm) -> bytes:
+        cls = classify(alarm)
+        device_id = self.settings.sip_id
+        for candidate in (alarm.channel or "", alarm.device_id):
+            with contextlib.suppress(CodeError):
+                type_of(candidate)
+                device_id = candidate
+                break
+        description = alarm.title + (f" @ {alarm.place}" if alarm.place else "")
+        body: list[Node] = [
+            ("AlarmPriority", alarm.severity.priority),
+            ("AlarmMethod", cls.method),
+            ("AlarmTime", gb_time(alarm.first_seen, self.settings.timezone)),
+            ("AlarmDescription", description[:128]),
+        ]
+        if cls.type is not None:
+            body.append(("Info", [("AlarmType", cls.type)]))
+        return build("Notify", "Alarm", next(self._sn), device_id, body, charset=self.upper.charset)
+
+    async def _forward(self) -> None:
+        while True:
+            alarm = await self._alarms.get()
+            body = self._alarm_body(alarm)
+            for attempt in range(5):
+                await self.registered.wait()
+                try:
+                    status = await self._message(body)
+                except (TransactionTimeout, ConnectionError, OSError) as exc:
+                    log.info("alarm %s not delivered (attempt %d): %s", alarm.id, attempt + 1, exc)
+                    continue
+                self.stats[f"alarms_forwarded.{status}"] += 1
+                break
+            else:
+                self.stats["alarms_failed"] += 1
+
+    # --- requests from the upper platform ---------------------------------------------------
+    def _on_request(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
+        if msg.from_user != self.upper.upper_id:
+            self.stats["request.foreign"] += 1
+            return msg.response(403)
+        if msg.method == "OPTIONS":
+            return msg.response(200)
+        if msg.method == "SUBSCRIBE":
+            return self._on_subscribe(msg, peer)
+        if msg.method not in ("MESSAGE", "NOTIFY"):
+            return msg.response(501)
+        try:
+            body = parse_body(msg.body)
+        except ManscdpError as exc:
+            self.stats[f"bad_body.{exc.reason}"] += 1
+            return msg.response(400, f"Bad Body ({exc.reason})")
+        cmd = body.cmd_type.lower()
+        if body.root == "query" and cmd in ("catalog", "deviceinfo", "devicestatus"):
+            self.stats[f"query.{cmd}"] += 1
+            self._spawn(self._answer(body), f"gb28181-cascade-{cmd}")
+        elif body.root == "response" and cmd == "alarm":
+            self.stats["alarm_acks"] += 1
+        else:
+            self.stats[f"ignored.{body.root}.{cmd}"] += 1
+        return msg.response(200)
+
+    def _on_subscribe(self, msg: SipMessage, peer: Peer) -> SipMessage:
+        expires = msg.expires if msg.expires is not None else 3600
+        event = msg.get("Event").split(";")[0].strip() or "Catalog"
+        sn = 0
+        with contextlib.suppress(ManscdpError):
+            sn = parse_body(msg.body).sn if msg.body else 0
+        existing = self.subscriptions.get(event)
+        local_tag = existing.local_tag if existing and existing.call_id == msg.call_id else new_tag()
+        reply = msg.response(200, to_tag=local_tag)
+        reply.add("Expires", str(expires))
+        reply.add("Contact", self.endpoint.contact(self.settings.sip_id, self.upper.transport))
+        if expires == 0:
+            self.subscriptions.pop(event, None)
+            self.stats[f"unsubscribed.{event}"] += 1
+            return reply
+        contact = msg.get("Contact")
+        uri = contact[contact.find("<") + 1 : contact.find(">")] if "<" in contact else contact.split(";")[0]
+        self.subscriptions[event] = Subscription(
+            event=event,
+            call_id=msg.call_id,
+            remote=msg.get("From"),
+            local_tag=local_tag,
+            peer=peer,
+            uri=uri.strip() or f"sip:{self.upper.upper_id}@{peer.host}:{peer.port}",
+            sn=sn,
+            expires_at=asyncio.get_running_loop().time() + expires,
+        )
+        self.stats[f"subscribed.{event}"] += 1
+        return reply
+
+    async def _watch_catalog(self) -> None:
+        """Send NOTIFYs of channel changes to a live Catalog subscription."""
+        loop = asyncio.get_running_loop()
+        before = {c.channel_id: c for c in self._catalog()}
+        while True:
+            await asyncio.sleep(self.upper.catalog_watch_s)
+            now = {c.channel_id: c for c in self._catalog()}
+            changes: list[tuple[Channel, str]] = [(c, "ADD") for cid, c in now.items() if cid not in before]
+            changes += [(c, "DEL") for cid, c in before.items() if cid not in now]
+            for cid, c in now.items():
+                old = before.get(cid)
+                if old is None or old == c:
+                    continue
+                changes.append((c, ("ON" if c.online else "OFF") if old.online != c.online else "UPDATE"))
+            before = now
+            sub = self.subscriptions.get("Catalog")
+            if not changes or sub is None:
+                continue
+            if loop.time() > sub.expires_at:
+                del self.subscriptions["Catalog"]
+                continue
+            try:
+                await self._notify(sub, changes)
+            except (TransactionTimeout, ConnectionError, OSError) as exc:
+                log.info("catalog NOTIFY not delivered: %s", exc)
+
+    async def _notify(self, sub: Subscription, changes: list[tuple[Channel, str]]) -> int:
+        loop = asyncio.get_running_loop()
+        msg = SipMessage(method="NOTIFY", uri=sub.uri)
+        msg.add("From", f"<sip:{self.settings.sip_id}@{self.settings.sip_domain}>;tag={sub.local_tag}")
+        msg.add("To", sub.remote)
+        msg.add("Call-ID", sub.call_id)
+        sub.cseq += 1
+        msg.add("CSeq", f"{sub.cseq} NOTIFY")
+        msg.add("Event", f"{sub.event};id={sub.sn}")
+        msg.add("Subscription-State", f"active;expires={max(0, int(sub.expires_at - loop.time()))}")
+        msg.add("Content-Type", CONTENT_TYPE)
+        items = [[*self._item(channel), ("Event", event)] for channel, event in changes]
+        msg.body = build(
+            "Notify",
+            "Catalog",
+            next(self._sn),
+            self.settings.sip_id,
+            [("SumNum", len(items))],
+            charset=self.upper.charset,
+            device_list=("DeviceList", items),
+        )
+        response = await self.endpoint.request(msg, sub.peer)
+        self.stats[f"catalog_notify.{response.status}"] += 1
+        return response.status
+
+    async def _answer(self, query: Manscdp) -> None:
+        cmd = query.cmd_type.lower()
+        charset = self.upper.charset
+        me = self.settings.sip_id
+        if cmd == "catalog":
+            channels = list(self._catalog())
+            size = self.upper.catalog_page_size
+            pages = [channels[i : i + size] for i in range(0, len(channels), size)] or [[]]
+            for page in pages:
+                body = build(
+                    "Response",
+                    "Catalog",
+                    query.sn,
+                    query.device_id,
+                    [("SumNum", len(channels))],
+                    charset=charset,
+                    device_list=("DeviceList", [self._item(c) for c in page]),
+                )
+                if await self._message(body) != 200:
+                    self.stats["catalog_page_refused"] += 1
+                    return
+            self.stats["catalog_answers"] += 1
+            return
+        if cmd == "deviceinfo":
+            fields: list[Node] = [
+                ("DeviceName", self.name),
+                ("Result", "OK"),
+                ("Manufacturer", "SharpEye"),
+                ("Model", "SharpEye hub"),
+                ("Firmware", "0.1.0"),
+                ("Channel", len(self._catalog())),
+            ]
+        else:
+            now = gb_time(self.clock.now(), self.settings.timezone)
+            fields = [("Result", "OK"), ("Online", "ONLINE"), ("Status", "OK"), ("DeviceTime", now)]
+        await self._message(build("Response", query.cmd_type, query.sn, me, fields, charset=charset))
+
+    def _item(self, channel: Channel) -> list[Node]:
+        item: list[Node] = [
+            ("DeviceID", channel.channel_id),
+            ("Name", channel.name),
+            ("Manufacturer", channel.manufacturer or "SharpEye"),
+            ("Model", channel.model or "Camera"),
+            ("Owner", "Owner"),
+            ("CivilCode", channel.civil_code or channel.channel_id[:6]),
+            ("Address", channel.address or "Address"),
+            ("Parental", 0),
+            ("ParentID", self.settings.sip_id),
+            ("SafetyWay", 0),
+            ("RegisterWay", 1),
+            ("Secrecy", 0),
+            ("Status", "ON" if channel.online else "OFF"),
+        ]
+        if channel.longitude is not None and channel.latitude is not None:
+            item += [("Longitude", f"{channel.longitude:.6f}"), ("Latitude", f"{channel.latitude:.6f}")]
+        return item
+
+    # --- tasks ------------------------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        self._background.spawn(coro, name)
+
+
+__all__ = ["GbCascade", "gb_date", "gb_time"]

@@ -1,0 +1,335 @@
+"""The one MQTT transport every MQTT device kind shares.
+
+paho-mqtt runs in a receiver process of its own (``ingest.receiver``), which hands whole batches to the
+asyncio side over a pipe, so reading from the broker does not compete with decoding for the GIL and the
+hot path pays no per-message asyncio cost. Sessions are
+persistent (clean_session=False, QoS 1) and messages are acknowledged only after their batch has
+been handled (manual ack), so nothing published while the hub was down, or in flight when it died, is
+lost: the broker redelivers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import ssl
+import struct
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+log = logging.getLogger(__name__)
+
+TOPIC_ROOT = "sharpeye"
+SUBSCRIPTIONS = (f"{TOPIC_ROOT}/+/+/+", f"{TOPIC_ROOT}/discovery/+/+/config")
+
+# frames between the hub and its receiver process (ingest.receiver): 4-byte length, then msgpack
+_HEADER = struct.Struct(">I")
+_READ_LIMIT = 1 << 20
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
+
+
+@dataclass(slots=True)
+class Message:
+    """One MQTT message as the receiver handed it over (not ``frozen``: one is made per message, and a frozen
+    dataclass's ``__init__`` costs several times more; treat it as immutable)."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+    mid: int
+    qos: int
+    received: float  # time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"MQTT URL must start with mqtt:// or mqtts://, got {url!r}")
+        tls = parts.scheme in ("mqtts", "ssl")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (8883 if tls else 1883),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=tls,
+        )
+
+
+Handler = Callable[[list[Message]], Awaitable[None]]
+Commit = Callable[[], Awaitable[None]]
+Stage = Callable[[list[Message]], Commit]
+"""Handles a batch in two steps: the CPU work at once (decode, rules), returning the I/O to do after it
+(store, in batch order). The transport prepares the next batch while the previous one's I/O runs."""
+
+
+def _nodelay(client: paho.Client, userdata: Any, sock: Any) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _Client(paho.Client):
+    """paho's client, minus the per-message topic matching for ``message_callback_add`` callbacks, which
+    the hub never adds: every message goes to ``on_message`` (until one is added)."""
+
+    _filtered = False
+
+    def message_callback_add(self, sub: str, callback: Any) -> None:
+        self._filtered = True
+        super().message_callback_add(sub, callback)
+
+    def _handle_on_message(self, message: paho.MQTTMessage) -> None:
+        if self._filtered:
+            super()._handle_on_message(message)
+            return
+        on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:
+            try:
+                on_message(self, self._userdata, message)
+            except Exception:
+                log.exception("MQTT on_message failed")
+                if not self.suppress_exceptions:
+                    raise
+
+
+def make_client(url: str, client_id: str, *, persistent: bool, manual_ack: bool = False) -> paho.Client:
+    """A paho client for ``url`` (MQTT 3.1.1, which every broker we support speaks), TCP_NODELAY set."""
+    address = BrokerAddress.parse(url)
+    client = _Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=not persistent,
+        protocol=paho.MQTTv311,
+        manual_ack=manual_ack,
+    )
+    if address.username:
+        client.username_pw_set(address.username, address.password)
+    if address.tls:
+        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    client.on_socket_open = _nodelay
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(50_000)
+    client.user_data_set(address)
+    return client
+
+
+class MqttTransport:
+    """Subscribes to every device topic and hands batches of messages to ``handler`` (or, given ``stage``,
+    prepares each batch while the previous one's I/O runs).
+
+    paho runs in a receiver process of its own (``ingest.receiver``), so reading from the broker does not
+    compete for this process's GIL; it sends batches over a pipe, at most ``window`` unacknowledged, and
+    acknowledges a batch to the broker only when this side has handled it. If the receiver dies it is
+    started again; the broker redelivers what was not acknowledged.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        handler: Handler,
+        max_batch: int = 500,
+        stage: Stage | None = None,
+        window: int = 2,
+    ) -> None:
+        self.url = url
+        self.client_id = client_id
+        self.handler = handler
+        self.stage = stage
+        self.max_batch = max_batch
+        self.window = window
+        self.connected = threading.Event()
+        self.last_error: str | None = None
+        self.received = 0
+        self._remote_backlog = 0
+        self._queued = 0
+        self._batches: asyncio.Queue[tuple[int, int, list[Message]]] = asyncio.Queue()
+        self._generation = 0
+        self._proc: asyncio.subprocess.Process | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def backlog(self) -> int:
+        """Messages received from the broker and not handled yet."""
+        return self._remote_backlog + self._queued
+
+    async def start(self) -> None:
+        self._stopping = False
+        await self._spawn()
+        self._tasks = [
+            asyncio.create_task(self._read_forever(), name="mqtt-receiver"),
+            asyncio.create_task(self._drain(), name="mqtt-drain"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(Exception):
+                self._write(["stop"])
+                assert proc.stdin is not None
+                proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        self.connected.clear()
+
+    async def _spawn(self) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sharpeye.ingest.transport.receiver",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+            limit=_READ_LIMIT,
+        )  # fmt: skip
+        self._generation += 1
+        self._write(["settings", self.url, self.client_id, self.max_batch, self.window, list(SUBSCRIPTIONS)])
+
+    def _write(self, frame: Any) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.returncode is not None:
+            return
+        body = _encoder.encode(frame)
+        proc.stdin.write(_HEADER.pack(len(body)) + body)
+
+    async def _read_forever(self) -> None:
+        while True:
+            proc = self._proc
+            assert proc is not None and proc.stdout is not None
+            try:
+                await self._read(proc.stdout)
+            except (asyncio.IncompleteReadError, ConnectionError, msgspec.DecodeError, ValueError) as exc:
+                log.debug("MQTT receiver output ended: %r", exc)
+            if self._stopping:
+                return
+            self.connected.clear()
+            self.last_error = "MQTT receiver process exited; restarting"
+            log.warning("%s", self.last_error)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            await asyncio.sleep(1.0)
+            await self._spawn()
+
+    async def _read(self, stdout: asyncio.StreamReader) -> None:
+        generation = self._generation
+        while True:
+            (size,) = _HEADER.unpack(await stdout.readexactly(_HEADER.size))
+            frame = _decoder.decode(await stdout.readexactly(size))
+            kind = frame[0]
+            if kind == "batch":
+                _, seq, backlog, items = frame
+                self._remote_backlog = backlog
+                batch = [Message(topic, payload, retain, 0, qos, received) for topic, payload, retain, qos, received
+                         in items]  # fmt: skip
+                self.received += len(batch)
+                self._queued += len(batch)
+                self._batches.put_nowait((generation, seq, batch))
+            elif kind == "connected":
+                self.last_error = None
+                self.connected.set()
+                log.info("MQTT connected to %s (session present: %s)", BrokerAddress.parse(self.url).host, frame[1])
+            elif kind == "disconnected":
+                self.connected.clear()
+                if frame[1]:
+                    self.last_error = frame[1]
+                    log.warning("MQTT %s; reconnecting", self.last_error)
+
+    def _ack(self, generation: int, seq: int) -> None:
+        """Tell the receiver a batch is handled; a batch from an earlier receiver is redelivered instead."""
+        if generation == self._generation:
+            self._write(["ack", seq])
+
+    async def _drain(self) -> None:
+        in_flight: tuple[asyncio.Task[None], int, int] | None = None
+        try:
+            while True:
+                if in_flight is not None and self._batches.empty():
+                    await in_flight[0]  # nothing to prepare meanwhile: finish and acknowledge at once
+                    self._ack(in_flight[1], in_flight[2])
+                    in_flight = None
+                generation, seq, batch = await self._batches.get()
+                self._queued -= len(batch)
+                if self.stage is None:
+                    await self._handle_until_done(batch)
+                    self._ack(generation, seq)
+                    continue
+                commit = await self._stage_until_done(self.stage, batch)
+                if in_flight is not None:
+                    await in_flight[0]
+                    self._ack(in_flight[1], in_flight[2])
+                task = asyncio.create_task(self._commit_until_done(commit, len(batch)))
+                in_flight = (task, generation, seq)
+                await asyncio.sleep(0)  # let the commit start its I/O before the next batch is prepared
+        finally:
+            if in_flight is not None and not in_flight[0].done():
+                in_flight[0].cancel()
+
+    async def _stage_until_done(self, stage: Stage, batch: list[Message]) -> Commit:
+        delay = 0.1
+        while True:
+            try:
+                return stage(batch)
+            except Exception as exc:
+                self.last_error = f"handler: {exc}"
+                log.warning("preparing %d MQTT messages failed (%s); retrying in %.1fs", len(batch), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _commit_until_done(self, commit: Commit, size: int) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await commit()
+                return
+            except Exception as exc:
+                self.last_error = f"handler: {exc}"
+                log.warning("handling %d MQTT messages failed (%s); retrying in %.1fs", size, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _handle_until_done(self, batch: list[Message]) -> None:
+        """Retry a failed batch (Redis down, say) with backoff; it stays unacknowledged meanwhile, so
+        the broker holds back further QoS 1 deliveries once its in-flight window is full."""
+        delay = 0.1
+        while True:
+            try:
+                await self.handler(batch)
+                return
+            except Exception as exc:
+                self.last_error = f"handler: {exc}"
+                log.warning("handling %d MQTT messages failed (%s); retrying in %.1fs", len(batch), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        self._write(["publish", topic, payload, qos, retain])

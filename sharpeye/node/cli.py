@@ -1,0 +1,501 @@
+"""The ``sharpeye`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from sharpeye import heap
+from sharpeye.config.loader import ConfigError, demo_path, load_file
+from sharpeye.ingest.registry import installed
+from sharpeye.node.embedded import die_with_parent
+from sharpeye.settings import Settings, redact_url
+
+log = logging.getLogger("sharpeye")
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    try:
+        site = load_file(Path(args.file), installed())
+    except ConfigError as exc:
+        sys.stderr.write(str(exc) + "\n")
+        return 1
+    kinds: dict[str, int] = {}
+    for device in site.devices:
+        kinds[device.kind] = kinds.get(device.kind, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no devices"
+    _out(
+        f"{args.file}: OK — site {site.site.id}: {summary}; {len(site.rules)} rules; "
+        f"{len(site.departments)} departments"
+    )
+    return 0
+
+
+def cmd_config_docs(args: argparse.Namespace) -> int:
+    from sharpeye.config.reference_doc import render
+
+    sys.stdout.write(render(installed()))
+    return 0
+
+
+def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
+    import uvicorn
+
+    from sharpeye.api.app import create_app
+    from sharpeye.node.hub import Hub
+
+    settings = Settings()
+    if args.data_dir:
+        settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+    site = load_file(config_path, installed()) if config_path else None
+    if site is None:
+        return 1
+    tls = _tls_files()
+    scheme = "https" if tls else "http"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    host = args.host or settings.host
+    sock.bind((host, args.port if args.port is not None else settings.port))
+    port = sock.getsockname()[1]
+    sock.listen(2048)  # connections made once the address is printed wait in the backlog, never refused
+    children: list[subprocess.Popen[bytes]] = []
+
+    def on_ready(hub: Hub, generated: str | None) -> None:
+        heap.settle()  # what the hub's start-up made (the bulk was frozen before create_app)
+        if generated:
+            _out(f"Initial admin password (shown once, change it): admin / {generated}")
+        _out(f"SharpEye console: {scheme}://{host}:{port}/  (API docs: {scheme}://{host}:{port}/docs)")
+        _out(
+            f"Redis: {redact_url(hub.redis_url)}  MQTT: {redact_url(hub.mqtt_url)}  "
+            f"({hub.embedded_broker.name if hub.embedded_broker else 'external'} broker)"
+        )
+        if demo:
+            # Simulated devices log in as devices (their id, a password derived from the device secret), never as
+            # the hub; the secret goes through the environment, not the command line that `ps` shows.
+            url, secret = hub.simulator_access()
+            cmd = [
+                sys.executable,
+                "-m",
+                "sharpeye.node",
+                "simulate",
+                "site",
+                "-c",
+                str(config_path),
+                "--mqtt-url",
+                url,
+                "--scenario",
+                args.scenario,
+            ]
+            env = {k: v for k, v in os.environ.items() if k != "SHARPEYE_DEVICE_SECRET"}
+            if secret:
+                env["SHARPEYE_DEVICE_SECRET"] = secret
+            children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent()))
+            _out(f"Simulators running (pid {children[-1].pid}): scenario {args.scenario}")
+
+    heap.settle()  # the imported modules and the site config: out of every later full collection
+    app = create_app(settings, site, on_ready=on_ready)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=10,  # open WebSockets and live views never hold a shutdown for long
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
+        )
+    )
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn shuts the hub down on Ctrl-C, then raises the signal again: a stop, not an error.
+        log.info("stopped by Ctrl-C")
+    finally:
+        for child in children:
+            child.terminate()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    return 0
+
+
+def _tls_files() -> tuple[Path, Path] | None:
+    """SHARPEYE_TLS_CERT and SHARPEYE_TLS_KEY (PEM files): both set serves HTTPS, neither plain HTTP."""
+    cert, key = os.environ.get("SHARPEYE_TLS_CERT"), os.environ.get("SHARPEYE_TLS_KEY")
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise SystemExit("set both SHARPEYE_TLS_CERT and SHARPEYE_TLS_KEY, or neither")
+    for path in (Path(cert), Path(key)):
+        if not path.is_file():
+            raise SystemExit(f"TLS file {path} does not exist")
+    return Path(cert), Path(key)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.data_dir is None:
+        args.data_dir = os.environ.get("SHARPEYE_DATA_DIR", "./sharpeye-demo-data")
+    return _serve(args, demo_path(), demo=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _serve(args, Path(args.config), demo=False)
+
+
+def cmd_simulate_site(args: argparse.Namespace) -> int:
+    from sharpeye.simulators.site import run_site
+
+    site = load_file(Path(args.config), installed())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    scenario = _scenario_path(args.scenario)
+    if not args.mqtt_url:
+        sys.stderr.write("give --mqtt-url or set SHARPEYE_MQTT_URL\n")
+        return 1
+    secret = os.environ.get("SHARPEYE_DEVICE_SECRET") or None
+    run_site(site, args.mqtt_url, scenario, stop, speed=args.speed, device_secret=secret)
+    return 0
+
+
+def _scenario_path(name: str | None) -> Path | None:
+    if not name:
+        return None
+    path = Path(name)
+    if path.exists():
+        return path
+    from sharpeye.simulators import site as sim_site
+
+    packaged = Path(sim_site.__file__).with_name("scenarios") / f"{name}.yaml"
+    if packaged.exists():
+        return packaged
+    raise SystemExit(f"no scenario file {name!r} (nor a packaged scenario of that name)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if getattr(args, "data_dir", None):
+        settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+    return settings
+
+
+@contextlib.contextmanager
+def _hub_redis_url(settings: Settings) -> Iterator[str]:
+    """The hub's Redis: SHARPEYE_REDIS_URL, else the embedded one a running hub recorded in its data dir, else
+    that embedded Redis started just for this command (on the hub's own files) and stopped after it."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    import redis as sync_redis
+
+    from sharpeye.node.embedded import EmbeddedRedis
+
+    data = settings.data_dir.resolve()
+    recorded = data / "redis-url"
+    if recorded.exists():
+        url = recorded.read_text(encoding="utf-8").strip()
+        client = sync_redis.Redis.from_url(url, socket_connect_timeout=1)
+        try:
+            client.ping()
+        except sync_redis.RedisError:
+            log.info("the hub recorded %s but it does not answer; starting the embedded Redis", url)
+        else:
+            yield url
+            return
+        finally:
+            client.close()
+    server = EmbeddedRedis(workdir=data / "redis")
+    server.workdir.mkdir(parents=True, exist_ok=True)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _run_user_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_user_command(args))
+
+
+async def _user_command(args: argparse.Namespace) -> int:
+    import getpass
+
+    import redis.asyncio as aioredis
+
+    from sharpeye.api.user import UserStore, WeakPassword, check_password_strength, generate_password
+    from sharpeye.audit import record
+    from sharpeye.keys import Keys
+    from sharpeye.role import Role
+
+    settings = _settings(args)
+    keys = Keys(settings.redis_prefix)
+    actor = f"cli:{getpass.getuser()}"
+    with _hub_redis_url(settings) as url:
+        redis = aioredis.Redis.from_url(url)
+        try:
+            users = UserStore(redis, keys, settings.token_ttl_s)
+            if args.user_command == "list":
+                _out(f"{'USER':<24} {'ROLE':<20} {'ORG UNIT':<16} {'DEPARTMENT':<16} STATE")
+                for user in await users.list():
+                    state = "disabled" if user.disabled else "must change password" if user.must_change_password else ""
+                    _out(f"{user.username:<24} {user.role:<20} {user.org_unit or '*':<16} "
+                         f"{user.department or '-':<16} {state or 'active'}")  # fmt: skip
+                return 0
+            if args.user_command == "disable":
+                try:
+                    await users.set_disabled(args.username, not args.enable)
+                except KeyError:
+                    sys.stderr.write(f"no user {args.username!r}\n")
+                    return 1
+                await users.revoke_all(args.username)
+                action = "user.enable" if args.enable else "user.disable"
+                await record(redis, keys, actor, action, args.username, origin="cli")
+                _out(f"{args.username}: {'enabled' if args.enable else 'disabled, its sessions and tokens revoked'}")
+                return 0
+            # add
+            if args.config:
+                site = load_file(Path(args.config), installed())
+                units = {unit.id for unit, _ in site.org.walk()}
+                if args.org_unit and args.org_unit not in units:
+                    sys.stderr.write(f"no org unit {args.org_unit!r} in {args.config}\n")
+                    return 1
+                if args.department and args.department not in {d.id for d in site.departments}:
+                    sys.stderr.write(f"no department {args.department!r} in {args.config}\n")
+                    return 1
+            generated = None
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\n")
+            else:
+                password = generated = generate_password()
+            try:
+                check_password_strength(password, args.username)
+                await users.add(args.username, password, Role(args.role), args.org_unit,
+                                must_change_password=True, department=args.department)  # fmt: skip
+            except WeakPassword as exc:
+                sys.stderr.write(f"{exc}\n")
+                return 1
+            except ValueError as exc:
+                sys.stderr.write(f"{exc}\n")
+                return 1
+            details = {"after": {"role": args.role, "org_unit": args.org_unit, "department": args.department}}
+            await record(redis, keys, actor, "user.add", args.username, details, origin="cli")
+            _out(f"added {args.username} ({args.role}); the password must be changed at first login")
+            if generated:
+                _out(f"Password (shown once): {generated}")
+            return 0
+        finally:
+            await redis.aclose()
+
+
+def _broker_secret(args: argparse.Namespace) -> str | None:
+    """SHARPEYE_DEVICE_SECRET, else (with --data-dir) the secret a hub generated and kept in that data dir."""
+    from sharpeye.node.device_secret import kept_device_secret
+
+    secret = os.environ.get("SHARPEYE_DEVICE_SECRET", "")
+    if secret or not args.data_dir:
+        if len(secret) < 16:
+            sys.stderr.write("set SHARPEYE_DEVICE_SECRET (at least 16 characters): device passwords derive from "
+                             "it (or give --data-dir of a hub that generated its own)\n")  # fmt: skip
+            return None
+        return secret
+    try:
+        kept = kept_device_secret(Settings(data_dir=Path(args.data_dir), device_secret=None))
+    except ValueError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return None
+    if kept is None:
+        sys.stderr.write(f"no device secret kept in {args.data_dir}; set SHARPEYE_DEVICE_SECRET\n")
+    return kept
+
+
+def cmd_broker_password(args: argparse.Namespace) -> int:
+    from sharpeye.ingest.credential import device_password
+
+    secret = _broker_secret(args)
+    if secret is None:
+        return 1
+    for device_id in args.device_ids:
+        _out(f"{device_id},{device_password(secret, device_id, args.purpose)}")
+    return 0
+
+
+def cmd_broker_files(args: argparse.Namespace) -> int:
+    from sharpeye.ingest.transport.mqtt_acl import accounts, hub_account, sip_credentials_csv, write_files
+
+    secret = _broker_secret(args)
+    if secret is None:
+        return 1
+    hub_password = os.environ.get("SHARPEYE_BROKER_HUB_PASSWORD", "")
+    if len(hub_password) < 12:
+        sys.stderr.write("set SHARPEYE_BROKER_HUB_PASSWORD (at least 12 characters): the hub's own broker login\n")
+        return 1
+    try:
+        site = load_file(Path(args.config), installed())
+    except ConfigError as exc:
+        sys.stderr.write(str(exc) + "\n")
+        return 1
+    made = accounts(site.devices, installed(), secret, hub_account(args.hub_user, hub_password))
+    extra = {}
+    if any(d.kind == "gb28181" for d in site.devices):
+        extra["sip-credentials.csv"] = sip_credentials_csv(site.devices, secret)
+    written = write_files(Path(args.out), made, extra)
+    for name, path in written.items():
+        _out(f"wrote {path}" + ("  (secret: give each device its line, then delete)" if name.endswith(".csv") else ""))
+    _out(
+        f"{len(made) - 1} devices; the hub connects as mqtt://{args.hub_user}:<SHARPEYE_BROKER_HUB_PASSWORD>@host:port"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sharpeye",
+        description="SharpEye: integration hub for Sharp Eyes (雪亮工程) devices and governance command centres.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def serve_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", default=None, help="address to bind (default SHARPEYE_HOST or 127.0.0.1)")
+        p.add_argument("--port", type=int, default=None, help="HTTP port (default SHARPEYE_PORT or 8000; 0 = any)")
+        p.add_argument("--data-dir", default=None, help="data directory (default SHARPEYE_DATA_DIR)")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the hub with simulators for the demo site on embedded Redis and MQTT",
+        description="Start the hub on the packaged demo site (config/demo.yaml) with a private Redis and MQTT broker "
+        "under the data directory, and simulators that play the site's devices. A fence intrusion arrives "
+        "within seconds and becomes an alarm and a case. Ctrl-C stops everything.",
+    )
+    serve_args(demo)
+    demo.add_argument("--scenario", default="demo", help="simulator scenario (file or packaged name)")
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser(
+        "run",
+        help="run the hub for a site config",
+        description="Run the hub for your site. Redis and MQTT come from SHARPEYE_REDIS_URL and SHARPEYE_MQTT_URL; "
+        "unset, embedded ones are started under the data directory.",
+    )
+    run.add_argument("-c", "--config", required=True, help="site YAML file")
+    serve_args(run)
+    run.set_defaults(func=cmd_run)
+
+    cfg = sub.add_parser("config", help="check a site config or print the configuration reference")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    check = cfg_sub.add_parser(
+        "check",
+        help="validate a site YAML file",
+        description="Validate a site YAML: every unknown key, wrong type and broken reference is listed with its "
+        "path in the file and line number. Exit status 0 when valid, 1 otherwise.",
+    )
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+    docs = cfg_sub.add_parser("docs", help="print the configuration reference (Markdown) from the models")
+    docs.set_defaults(func=cmd_config_docs)
+
+    sim = sub.add_parser("simulate", help="run device simulators against a broker")
+    sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar="WHAT")
+    site = sim_sub.add_parser(
+        "site",
+        help="simulate every MQTT device of a site config",
+        description="Play every MQTT device of the site (heartbeats, and the scenario's events and faults) "
+        "against the broker at --mqtt-url until interrupted.",
+    )
+    site.add_argument("-c", "--config", required=True, help="site YAML file")
+    site.add_argument(
+        "--mqtt-url",
+        default=os.environ.get("SHARPEYE_MQTT_URL"),
+        required=False,
+        help="broker URL (default SHARPEYE_MQTT_URL)",
+    )
+    site.add_argument("--scenario", default=None, help="scenario YAML file or packaged scenario name")
+    site.add_argument("--speed", type=float, default=1.0, help="time factor for the scenario (2 = twice as fast)")
+    site.set_defaults(func=cmd_simulate_site)
+
+    user = sub.add_parser(
+        "user",
+        help="add, list or disable console users",
+        description="Manage users in the hub's Redis (SHARPEYE_REDIS_URL, or the embedded Redis under the data "
+        "directory: the running hub's, or started for this command).",
+    )
+    user.add_argument("--data-dir", default=None, help="the hub's data directory (default SHARPEYE_DATA_DIR)")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", help="add a user; the password is generated unless --password-stdin")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["admin", "supervisor", "operator", "department_handler",
+                                                       "integrator", "viewer"])  # fmt: skip
+    add.add_argument("--org-unit", default=None, help="scope: this org unit and below (default: everything)")
+    add.add_argument("--department", default=None, help="department of a department handler")
+    add.add_argument("-c", "--config", default=None, help="site YAML to check the org unit and department against")
+    add.add_argument("--password-stdin", action="store_true", help="read the initial password from stdin")
+    add.set_defaults(func=_run_user_command)
+    lst = user_sub.add_parser("list", help="list users")
+    lst.set_defaults(func=_run_user_command)
+    dis = user_sub.add_parser("disable", help="disable a user and revoke their sessions and tokens")
+    dis.add_argument("username")
+    dis.add_argument("--enable", action="store_true", help="enable the user again instead")
+    dis.set_defaults(func=_run_user_command)
+
+    broker = sub.add_parser("broker", help="MQTT broker credentials for the site's devices")
+    broker_sub = broker.add_subparsers(dest="broker_command", required=True, metavar="WHAT")
+    files = broker_sub.add_parser(
+        "files",
+        help="write Mosquitto's password and ACL files from the device registry",
+        description="Write passwd, acl and credentials.csv (mode 0600) under --out. Each MQTT device logs in with "
+        "its id and a password derived from SHARPEYE_DEVICE_SECRET, and may publish only under "
+        "sharpeye/<kind>/<id>/ and read only its own command topic. The hub logs in as --hub-user with "
+        "SHARPEYE_BROKER_HUB_PASSWORD and may read and write everything under sharpeye/. With GB/T 28181 devices "
+        "in the site, sip-credentials.csv lists their SIP Digest passwords (derived from the same secret with "
+        "another label, so they differ from the MQTT ones).",
+    )
+    files.add_argument("-c", "--config", required=True, help="site YAML file")
+    files.add_argument("--out", required=True, help="directory to write into")
+    files.add_argument("--hub-user", default="sharpeye-hub", help="the hub's broker user name")
+    files.add_argument("--data-dir", default=None, help="without SHARPEYE_DEVICE_SECRET: the hub's data directory, "
+                       "whose generated device secret is used")  # fmt: skip
+    files.set_defaults(func=cmd_broker_files)
+    password = broker_sub.add_parser(
+        "password",
+        help="print the derived password of devices (for devices added through the API or not yet in the YAML)",
+        description="Print 'id,password' for each DEVICE_ID: its MQTT password (or with --purpose sip its GB/T "
+        "28181 Digest password), derived from SHARPEYE_DEVICE_SECRET (or the secret kept in --data-dir).",
+    )
+    password.add_argument("device_ids", nargs="+", metavar="DEVICE_ID")
+    password.add_argument("--purpose", choices=("mqtt", "sip"), default="mqtt", help="which password (default mqtt)")
+    password.add_argument("--data-dir", default=None, help="the hub's data directory (its generated device secret)")
+    password.set_defaults(func=cmd_broker_password)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings_level = os.environ.get("SHARPEYE_LOG_LEVEL", "INFO")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else settings_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,484 @@
+"""Wiring: one ``Hub`` builds every part from settings and a site config, starts and stops them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from sharpeye.alarms.engine import AlarmEngine
+from sharpeye.alarms.notification import consume
+from sharpeye.alarms.store import AlarmStore
+from sharpeye.clock import Clock, SystemClock
+from sharpeye.config.device import DeviceConfig
+from sharpeye.config.gb28181 import GbSettings
+from sharpeye.config.site import SiteConfig
+from sharpeye.governance.cascade import GbCascade
+from sharpeye.governance.escalation import Notifier
+from sharpeye.governance.intake import AlarmIntake
+from sharpeye.governance.queue import CaseQueue
+from sharpeye.governance.service import CaseService
+from sharpeye.governance.store import Database
+from sharpeye.governance.uplink import UplinkService
+from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.service import CameraService
+from sharpeye.ingest.deadletter import DeadLetter, add_many
+from sharpeye.ingest.gb28181.config import GbDeviceConfig
+from sharpeye.ingest.gb28181.platform import GbPlatform
+from sharpeye.ingest.health import DeviceStatus, HealthTracker, State
+from sharpeye.ingest.inventory import DeviceInventory
+from sharpeye.ingest.pipeline import IngestPipeline
+from sharpeye.ingest.reading import Reading
+from sharpeye.ingest.registry import Registry, installed
+from sharpeye.ingest.transport.mqtt import MqttTransport
+from sharpeye.ingest.transport.mqtt_acl import HUB_USER, accounts, hub_account, sip_credentials_csv, write_files
+from sharpeye.keys import Keys
+from sharpeye.metrics import Metrics
+from sharpeye.node.device_secret import device_secret
+from sharpeye.node.embedded import EmbeddedAmqtt, EmbeddedMosquitto, EmbeddedRedis, embedded_broker
+from sharpeye.settings import Settings, redact_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ComponentHealth:
+    name: str
+    ok: bool
+    detail: str
+    endpoint: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": "ok" if self.ok else "failing", "detail": self.detail}
+        if self.endpoint:
+            out["endpoint"] = self.endpoint
+        return out
+
+
+class Hub:
+    """Everything one hub node runs. ``start()`` brings it up; ``stop()`` takes it down in reverse."""
+
+    def __init__(
+        self, settings: Settings, site: SiteConfig, registry: Registry | None = None, clock: Clock | None = None
+    ) -> None:
+        self.settings = settings
+        self.site = site
+        self.registry = registry or installed()
+        self.clock = clock or SystemClock()
+        self.keys = Keys(settings.redis_prefix)
+        self.metrics = Metrics()
+        self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.embedded_redis: EmbeddedRedis | None = None
+        self.embedded_broker: EmbeddedMosquitto | EmbeddedAmqtt | None = None
+        self.redis_url = settings.redis_url or ""
+        self.mqtt_url = settings.mqtt_url or ""
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = asyncio.Event()
+        self._emitted: list[Reading] = []
+        self._emit_wake = asyncio.Event()
+        self._rejected: list[DeadLetter] = []
+        self.gb_platform: GbPlatform | None = None
+        self.cameras: CameraService | None = None
+        self.gb_cascade: GbCascade | None = None
+        self._device_secret: str | None = None
+        self._hub_broker_password = secrets.token_urlsafe(24)
+        self._broker_dirty = asyncio.Event()
+
+    @property
+    def device_secret(self) -> str:
+        """SHARPEYE_DEVICE_SECRET, else the one kept (made at first use) under the data dir."""
+        if self._device_secret is None:
+            self._device_secret = device_secret(self.settings)
+        return self._device_secret
+
+    @property
+    def broker_enforces_accounts(self) -> bool:
+        """The embedded broker is Mosquitto with per-device accounts (amqtt, the fallback, takes anyone local)."""
+        return isinstance(self.embedded_broker, EmbeddedMosquitto)
+
+    def simulator_access(self) -> tuple[str, str | None]:
+        """Where simulated devices connect, and the device secret they derive their passwords from (None: they
+        use the URL as it is)."""
+        if self.embedded_broker is not None:
+            return self.embedded_broker.url, self.device_secret if self.broker_enforces_accounts else None
+        return self.mqtt_url, None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        data = self.settings.data_dir.resolve()
+        data.mkdir(parents=True, exist_ok=True)
+        if not self.redis_url:
+            self.embedded_redis = EmbeddedRedis(workdir=data / "redis")
+            await asyncio.to_thread(self.embedded_redis.start)
+            self.redis_url = self.embedded_redis.url
+            (data / "redis-url").write_text(self.redis_url + "\n", encoding="utf-8")  # for `sharpeye user`
+            log.info("embedded Redis at %s (%s)", self.redis_url, self.embedded_redis.binary)
+        self.redis = aioredis.Redis.from_url(self.redis_url, health_check_interval=10)
+        await self.redis.ping()
+        self.db = Database(self.settings.resolved_database_url())
+        await self.db.migrate()
+
+        self.alarm_store = AlarmStore(self.redis, self.keys)
+        self.inventory = DeviceInventory(self.site, self.registry, self.redis, self.keys)
+        await self.inventory.load_runtime()
+        if not self.mqtt_url:
+            await self._start_embedded_broker(data / "broker")
+        self.health = HealthTracker(self.inventory, self.redis, self.keys)
+        self.engine = AlarmEngine(self.site, self.alarm_store, self.inventory, self.clock)
+        await self.engine.silences.refresh()
+        self.pipeline = IngestPipeline(
+            self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self.process
+        )
+        self.transport = MqttTransport(
+            self.mqtt_url, f"sharpeye-hub-{self.site.site.id}", self.pipeline.handle, stage=self.pipeline.stage
+        )
+        self.cases = CaseService(self.site, self.db, self.redis, self.keys, self.clock)
+        self.queue = CaseQueue(self.redis, self.keys, self.db)
+        self.uplinks = UplinkService(
+            self.site.governance.uplinks, self.redis, self.keys, self.clock, site_id=self.site.site.id,
+            consumer=self.node_id, case_lookup=self.cases.get,
+        )  # fmt: skip
+        self.intake = AlarmIntake(
+            self.site, self.redis, self.keys, self.alarm_store, self.cases, self.queue, self.clock, self.node_id
+        )
+        await self.intake.ensure_group()
+        await self.transport.start()
+        self._spawn(self._drain_emitted(), "readings")
+        if self.site.gb28181 is not None:
+            await self._start_gb28181(self.site.gb28181)
+        cameras = [d for d in self.inventory if isinstance(d, CameraConfig)]
+        if self.settings.cameras and cameras:
+            self.cameras = CameraService(
+                cameras, data, self.emit, self.clock, workers=self.settings.camera_workers,
+                evidence_cap_bytes=self.settings.evidence_cap_mb * 1024 * 1024,
+            )  # fmt: skip
+            await self.cameras.start()
+            self._spawn(self._record_linked_evidence(), "linked-evidence")
+        self._spawn(self.intake.run(), "intake")
+        if self.site.governance.uplinks:
+            self._spawn(self.uplinks.run(), "uplinks")
+        await self.cases.resync_supervision()
+        self._spawn(self.cases.supervision.run(self.clock, 1.0), "supervision")
+        self._spawn(Notifier(self.redis, self.keys, self.node_id, self.cases.record_firing).run(), "reminders")
+        self._spawn(self.engine.run_timers(), "alarm-timers")
+        self._spawn(self._housekeeping(), "housekeeping")
+        self.started.set()
+        log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
+
+    async def _start_embedded_broker(self, workdir: Path) -> None:
+        """Mosquitto with ``allow_anonymous false``, a password and ACL file made from the inventory, and the hub's
+        own account (a password made for this run); amqtt (the fallback) as it is, listening on loopback only."""
+        broker = self.embedded_broker = embedded_broker(workdir)
+        if isinstance(broker, EmbeddedMosquitto):
+            files = await asyncio.to_thread(self._write_broker_files)
+            broker.password_file, broker.acl_file = files["passwd"], files["acl"]
+        else:
+            log.warning("embedded amqtt takes any local client without a password: install Mosquitto for device "
+                        "accounts")  # fmt: skip
+        await asyncio.to_thread(broker.start)
+        if isinstance(broker, EmbeddedMosquitto):
+            self.mqtt_url = f"mqtt://{HUB_USER}:{self._hub_broker_password}@{broker.host}:{broker.port}"
+            self.inventory.listeners.append(self._on_device_change)
+            self._spawn(self._sync_broker_accounts(), "broker-accounts")
+        else:
+            self.mqtt_url = broker.url
+        log.info("embedded MQTT broker (%s) at %s", broker.name, redact_url(self.mqtt_url))
+
+    def _write_broker_files(self) -> dict[str, Path]:
+        """The embedded Mosquitto's passwd and acl (and provisioning sheets) under ``<broker dir>/auth``."""
+        assert self.embedded_broker is not None
+        devices = list(self.inventory)
+        made = accounts(devices, self.registry, self.device_secret, hub_account(HUB_USER, self._hub_broker_password))
+        extra = {"sip-credentials.csv": sip_credentials_csv(devices, self.device_secret)}
+        auth = self.embedded_broker.workdir / "auth"
+        auth.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return write_files(auth, made, extra)
+
+    def _on_device_change(self, _device_id: str, device: DeviceConfig | None) -> None:
+        """A device was added, changed or removed (API, discovery): its broker account follows."""
+        driver = self.registry.drivers.get(device.kind) if device is not None else None
+        if device is None or driver is None or driver.transport == "mqtt":
+            self._broker_dirty.set()
+
+    async def _sync_broker_accounts(self) -> None:
+        """Rewrite the broker's files and make Mosquitto reload them (SIGHUP) whenever MQTT devices change."""
+        broker = self.embedded_broker
+        assert isinstance(broker, EmbeddedMosquitto)
+        while True:
+            await self._broker_dirty.wait()
+            self._broker_dirty.clear()
+            try:
+                await asyncio.to_thread(self._write_broker_files)
+                broker.reload()
+                log.info("broker accounts updated: %d devices", len(self.inventory))
+            except Exception:
+                log.warning("updating the broker's accounts failed; retrying", exc_info=True)
+                await asyncio.sleep(1)
+                self._broker_dirty.set()
+
+    async def _start_gb28181(self, settings: GbSettings) -> None:
+        devices = [d for d in self.inventory if isinstance(d, GbDeviceConfig)]
+        self.gb_platform = GbPlatform(
+            settings, devices, self.emit, self.clock, reject=self._reject_sip, device_secret=self.device_secret
+        )
+        await self.gb_platform.start()
+        self._spawn(self._sync_gb_channels(), "gb28181-channels")
+        if settings.cascade is not None:
+            self.gb_cascade = GbCascade(settings, catalog=self.gb_platform.channels, clock=self.clock)
+            await self.gb_cascade.start()
+            self._spawn(self._forward_upward(), "gb28181-cascade")
+        log.info("GB/T 28181 platform %s on %s:%d", settings.sip_id, settings.host, self.gb_platform_port)
+
+    async def _sync_gb_channels(self, interval: float = 5.0) -> None:
+        """Catalog channels of registered GB/T 28181 devices become cameras in the inventory (in memory: the
+        catalog is the record), placed where their device is; the channel's media URL, when configured, is the
+        camera's URL, otherwise ``gb28181:<device>/<channel>`` (live media over SIP INVITE is not built yet)."""
+        while True:
+            try:
+                self.sync_gb_channels()
+            except Exception:
+                log.warning("syncing GB/T 28181 channels failed; retrying", exc_info=True)
+            await asyncio.sleep(interval)
+
+    def sync_gb_channels(self) -> int:
+        assert self.gb_platform is not None
+        added = 0
+        for channel in self.gb_platform.channels():
+            if channel.channel_id == channel.device_id:
+                continue
+            device = self.inventory.get(channel.device_id)
+            current = self.inventory.get(channel.channel_id)
+            if device is None or (current is not None and self.inventory.source(channel.channel_id) != "gb28181"):
+                continue
+            url = channel.media_url or f"gb28181:{channel.device_id}/{channel.channel_id}"
+            if current is not None and getattr(current, "url", None) == url and current.name == channel.name:
+                continue
+            camera = CameraConfig(id=channel.channel_id, kind="camera", name=channel.name or channel.channel_id,
+                                  grid=device.grid, position=device.position, url=url, heartbeat_s=3600)  # fmt: skip
+            self.inventory.put(camera, "gb28181")
+            added += 1
+        return added
+
+    @property
+    def gb_platform_port(self) -> int:
+        return self.gb_platform.port if self.gb_platform is not None else 0
+
+    async def _forward_upward(self) -> None:
+        """Raised alarms go to the upper platform as GB/T 28181 alarm notifications."""
+
+        async def forward(events: list[dict[str, str]]) -> None:
+            assert self.gb_cascade is not None
+            for event in events:
+                if event.get("type") == "raised":
+                    alarm = await self.alarm_store.get(event["alarm"])
+                    if alarm is not None:
+                        self.gb_cascade.forward_alarm(alarm)
+
+        await consume(self.redis, self.keys, "uplink-gb28181", self.node_id, forward)
+
+    async def _record_linked_evidence(self) -> None:
+        """Raised alarms whose rule records evidence get a snapshot and a clip from their linked cameras."""
+
+        async def record(events: list[dict[str, str]]) -> None:
+            assert self.cameras is not None
+            for event in events:
+                if event.get("type") != "raised":
+                    continue
+                alarm = await self.alarm_store.get(event["alarm"])
+                rule = self.engine.rules.rules.get(alarm.rule_id) if alarm is not None else None
+                if alarm is None or rule is None or not rule.linkage.record:
+                    continue
+                refs: list[str] = []
+                for camera in alarm.cameras:
+                    if camera != alarm.device_id:  # a camera's own alarms carry their evidence already
+                        refs += await self.cameras.record(camera, alarm.id)
+                if refs:
+                    await self.alarm_store.act(alarm.id, "evidence", "linkage", self.clock.now(), extra={"refs": refs})
+
+        await consume(self.redis, self.keys, "linked-evidence", self.node_id, record)
+
+    def emit(self, readings: list[Reading]) -> None:
+        """Readings from transports other than MQTT (SIP, video); called on the event loop's thread."""
+        self._emitted.extend(readings)
+        self._emit_wake.set()
+
+    def _reject_sip(self, reason: str, device_id: str, raw: bytes) -> None:
+        self._rejected.append(DeadLetter("sip", "sip", device_id, "gb28181", reason, "", raw, self.clock.now()))
+        self.metrics.deadletters.labels("gb28181", reason).inc()
+        self._emit_wake.set()
+
+    async def _drain_emitted(self) -> None:
+        while True:
+            await self._emit_wake.wait()
+            self._emit_wake.clear()
+            readings, self._emitted = self._emitted, []
+            letters, self._rejected = self._rejected, []
+            try:
+                if letters:
+                    pipe = self.redis.pipeline(transaction=False)
+                    add_many(pipe, self.keys, letters)
+                    await pipe.execute()
+                for reading in readings:
+                    self.metrics.readings.labels(reading.kind).inc()
+                if readings:
+                    await self.process(readings)
+            except Exception:
+                log.warning("applying %d readings failed; retrying", len(readings), exc_info=True)
+                self._emitted[:0] = readings
+                await asyncio.sleep(0.5)
+                self._emit_wake.set()
+
+    async def stop(self) -> None:
+        if self.cameras is not None:
+            await self.cameras.stop()
+        if self.gb_cascade is not None:
+            await self.gb_cascade.stop()
+        if self.gb_platform is not None:
+            await self.gb_platform.stop()
+        await self._cancel_tasks()
+        if hasattr(self, "transport"):
+            await self.transport.stop()
+        if hasattr(self, "health"):
+            with contextlib.suppress(Exception):
+                await self.health.flush()
+        if hasattr(self, "redis"):
+            await self.redis.aclose()
+        if hasattr(self, "db"):
+            await self.db.close()
+        if self.embedded_broker is not None:
+            await asyncio.to_thread(self.embedded_broker.stop)
+        if self.embedded_redis is not None:
+            await asyncio.to_thread(self.embedded_redis.stop)
+        log.info("hub %s stopped", self.node_id)
+
+    async def _cancel_tasks(self, limit_s: float = 15.0) -> None:
+        """Cancel every background task, again and again until each has ended: a client library may swallow a
+        cancellation that lands while it opens a connection, and the loop around it would go on."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        pending = {task for task in self._tasks if not task.done()}
+        while pending and loop.time() < deadline:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.2)
+        for task in pending:
+            log.warning("task %s did not stop within %.0fs", task.get_name(), limit_s)
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.warning("task %s had failed: %r", task.get_name(), task.exception())
+        self._tasks.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    # --- the path -----------------------------------------------------------------------------
+    async def process(self, readings: list[Reading] | Any) -> None:
+        """Readings from any transport go through the alarm engine."""
+        transitions = await self.engine.process(readings)
+        for outcome, n in collections.Counter(t.outcome for t in transitions).items():
+            self.metrics.alarm_transitions.labels(outcome).inc(n)  # once per outcome: labels() is slow
+
+    async def _housekeeping(self, interval: float = 1.0) -> None:
+        rounds = 0
+        while True:
+            rounds += 1
+            try:
+                if rounds % 10 == 0:  # outbox rows a crash left unrelayed
+                    await self.queue.relay(self.clock.now())
+                offline = self.health.check()
+                if offline:
+                    await self.process(offline)
+                await self.health.flush()
+                self.metrics.ingest_backlog.set(self.transport.backlog)
+            except Exception:
+                log.warning("housekeeping failed; retrying", exc_info=True)
+            await asyncio.sleep(interval)
+
+    # --- devices ------------------------------------------------------------------------------
+    def device_statuses(self) -> dict[str, tuple[DeviceStatus, dict[str, Any]]]:
+        """Every device's status and transport details: MQTT health, GB/T 28181 registration, camera stats."""
+        gb = {d["id"]: d for d in self.gb_platform.devices_state()} if self.gb_platform is not None else {}
+        out: dict[str, tuple[DeviceStatus, dict[str, Any]]] = {}
+        for device in self.inventory:
+            if device.id in gb:
+                snap = gb[device.id]
+                seen = snap.get("last_keepalive") or snap.get("registered_at")
+                state: State = "online" if snap["online"] else ("offline" if snap["registered"] or seen else "unknown")
+                last = seen.timestamp() if isinstance(seen, datetime) else seen
+                out[device.id] = (DeviceStatus(state=state, last_seen=last), snap)
+            else:
+                out[device.id] = (self.health.snapshot(device.id), {})
+        return out
+
+    # --- health -------------------------------------------------------------------------------
+    async def health_report(self) -> dict[str, Any]:
+        parts: list[ComponentHealth] = []
+        try:
+            await asyncio.wait_for(self.redis.ping(), 2)
+            parts.append(
+                ComponentHealth(
+                    "redis", True, "embedded" if self.embedded_redis else "external", redact_url(self.redis_url)
+                )
+            )
+        except Exception as exc:
+            parts.append(ComponentHealth("redis", False, f"ping failed: {exc}", redact_url(self.redis_url)))
+        connected = self.transport.connected.is_set()
+        broker = self.embedded_broker.name if self.embedded_broker else "external"
+        detail = f"{broker}; backlog {self.transport.backlog}"
+        if not connected:
+            detail = f"{broker}; not connected: {self.transport.last_error or 'connecting'}"
+        parts.append(ComponentHealth("mqtt", connected, detail, redact_url(self.mqtt_url)))
+        try:
+            await asyncio.wait_for(self.db.ping(), 2)
+            parts.append(ComponentHealth("database", True, self.db.engine.dialect.name, redact_url(self.db.url)))
+        except Exception as exc:
+            parts.append(ComponentHealth("database", False, f"query failed: {exc}", redact_url(self.db.url)))
+        for task in self._tasks:
+            alive = not task.done()
+            parts.append(ComponentHealth(f"task:{task.get_name()}", alive, "running" if alive else "stopped"))
+        for part in parts:
+            self.metrics.component_up.labels(part.name).set(1 if part.ok else 0)
+        ok = all(p.ok for p in parts)
+        return {
+            "status": "ok" if ok else "degraded",
+            "node": self.node_id,
+            "site": self.site.site.id,
+            "components": {p.name: p.as_dict() for p in parts},
+        }
+
+    async def refresh_gauges(self) -> None:
+        """Recompute gauges that are cheap to read on scrape: alarms by state, open cases, queue depths."""
+        for state, n in (await self.alarm_store.counts()).items():
+            self.metrics.alarms.labels(state.value).set(n)
+        for stage, n in (await self.cases.count_open()).items():
+            self.metrics.cases.labels(stage).set(n)
+        for dept in self.site.departments:
+            lag, pending = await self.queue.depth(dept.id)
+            self.metrics.queue_depth.labels(f"case-queue:{dept.id}").set(pending + lag)
+            self.metrics.queue_lag.labels(f"case-queue:{dept.id}").set(lag)
+        if self.cameras is not None:
+            for cam in self.cameras.stats():
+                self.metrics.camera_fps.labels(cam.camera_id, "in").set(cam.fps_in)
+                self.metrics.camera_fps.labels(cam.camera_id, "analysed").set(cam.fps_analysed)
+                self.metrics.camera_reconnects.labels(cam.camera_id).set(cam.reconnects)
+                self.metrics.camera_health.labels(cam.camera_id).set(cam.health)
+        if self.gb_platform is not None:
+            registered = sum(1 for d in self.gb_platform.devices_state() if d["registered"])
+            self.metrics.sip_registrations.set(registered)
+        by_state: dict[tuple[str, str], int] = {}
+        for device in self.inventory:
+            key = (device.kind, self.health.snapshot(device.id).state)
+            by_state[key] = by_state.get(key, 0) + 1
+        for (kind, device_state), n in by_state.items():
+            self.metrics.devices.labels(kind, device_state).set(n)

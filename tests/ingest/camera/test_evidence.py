@@ -1,0 +1,79 @@
+"""Evidence store: size cap deletes oldest first, references cannot leave the store, the ring keeps GOPs whole."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sharpeye.ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing, write_clip
+from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
+
+
+def test_size_cap_deletes_oldest_first(tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path / "evidence", cap_bytes=25_000)
+    refs = [f"cam-1/20260105/0{i}-intrusion-abc.jpg" for i in range(5)]
+    for i, ref in enumerate(refs):
+        path = store.write_snapshot(ref, bytes([i]) * 10_000)
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))  # distinct ages regardless of timer resolution
+        store.enforce_cap()
+    assert store.usage() <= 25_000
+    kept = [ref for ref in refs if (tmp_path / "evidence" / ref).exists()]
+    assert kept == refs[-2:]
+    assert store.deleted == 3
+    assert store.path(refs[-1]).read_bytes() == bytes([4]) * 10_000
+    with pytest.raises(EvidenceError, match="no evidence"):
+        store.path(refs[0])
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "../secret.jpg",
+        "cam-1/20260105/../../../etc/passwd",
+        "/etc/passwd",
+        "cam-1/2026/x.jpg",
+        "cam-1/20260105/x.exe",
+        "cam-1/20260105/.hidden.jpg",
+        "",
+    ],
+)
+def test_references_cannot_leave_the_store(tmp_path: Path, ref: str) -> None:
+    store = EvidenceStore(tmp_path / "evidence")
+    (tmp_path / "secret.jpg").write_bytes(b"x")
+    with pytest.raises(EvidenceError):
+        store.path(ref)
+
+
+def test_symlink_out_of_the_store_is_refused(tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path / "evidence")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "evidence" / "cam-1").mkdir()
+    (tmp_path / "evidence" / "cam-1" / "20260105").symlink_to(tmp_path / "outside")
+    with pytest.raises(EvidenceError, match="leaves the store"):
+        store.path("cam-1/20260105/a.jpg")
+
+
+def _pkt(i: int, key: bool, generation: int = 1) -> VideoPacket:
+    return VideoPacket(
+        data=bytes([i % 256]) * 10, pts=i * 9000, dts=i * 9000, key=key, arrival=100 + i * 0.1, generation=generation
+    )
+
+
+def test_ring_window_starts_at_a_key_frame_and_forgets_old_packets() -> None:
+    ring = PacketRing(seconds=3.0)
+    ring.info = StreamInfo(codec="h264", width=64, height=48, time_base=(1, 90000), generation=1)
+    for i in range(100):  # 10 s at 10 fps, key frame every 10 packets
+        ring.append(_pkt(i, key=i % 10 == 0))
+    window = ring.window(start=100 + 8.5, end=100 + 9.5)
+    assert window[0].key and window[0].pts == 80 * 9000
+    assert window[-1].pts == 95 * 9000
+    # Older than the ring's span: gone.
+    assert ring.window(start=100 + 1, end=100 + 2) == []
+
+
+def test_clip_without_packets_is_an_error(tmp_path: Path) -> None:
+    info = StreamInfo(codec="h264", width=64, height=48, time_base=(1, 90000))
+    with pytest.raises(EvidenceError):
+        write_clip(tmp_path / "x.mp4", info, [])

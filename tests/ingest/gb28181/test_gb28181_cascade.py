@@ -1,0 +1,196 @@
+"""SharpEye as a lower platform: GbCascade against the upper-platform simulator over real UDP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sharpeye.alarms.alarm import Alarm, AlarmState
+from sharpeye.config.gb28181 import GbSettings
+from sharpeye.config.rule import Severity
+from sharpeye.governance.cascade import GbCascade
+from sharpeye.ingest.gb28181.platform import Channel
+from sharpeye.simulators.gb28181.device import code
+from sharpeye.simulators.gb28181.upper import UpperPlatformSimulator
+
+from tests.helpers import env_secret
+from tests.ingest.gb28181.conftest import PLATFORM_ID, UPPER_ID, until
+
+PASSWORD = "upper-secret"
+
+
+def _channels(n: int) -> list[Channel]:
+    return [
+        Channel(device_id=PLATFORM_ID, channel_id=code("34020000", 131, i), name=f"雪亮点位{i:03d}")
+        for i in range(1, n + 1)
+    ]
+
+
+def _settings(upper_port: int, password: str = PASSWORD, **cascade: Any) -> GbSettings:
+    return GbSettings.model_validate(
+        {
+            "sip_id": PLATFORM_ID,
+            "port": 0,
+            "sip_t1_s": 0.1,
+            "cascade": {
+                "upper_id": UPPER_ID,
+                "upper_host": "127.0.0.1",
+                "upper_port": upper_port,
+                "local_port": 0,
+                "password": env_secret(password),
+                "catalog_page_size": 4,
+                "retry_s": 0.2,
+                **cascade,
+            },
+        }
+    )
+
+
+def _alarm(category: str, rule_id: str, device_id: str = "fence-1", channel: str | None = None) -> Alarm:
+    now = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+    return Alarm(
+        id="a1",
+        fingerprint=f"{rule_id}|{device_id}|-",
+        rule_id=rule_id,
+        device_id=device_id,
+        channel=channel,
+        title="周界入侵",
+        severity=Severity.critical,
+        category=category,
+        state=AlarmState.active_unack,
+        first_seen=now,
+        last_seen=now,
+        count=1,
+        site="demo",
+        org_unit="g1",
+        place="北侧围墙",
+    )
+
+
+@pytest.fixture
+async def upper() -> AsyncIterator[UpperPlatformSimulator]:
+    sim = UpperPlatformSimulator(UPPER_ID, PASSWORD, t1=0.1)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+async def make_cascade() -> AsyncIterator[Callable[..., Any]]:
+    started: list[GbCascade] = []
+
+    async def make(settings: GbSettings, channels: list[Channel]) -> GbCascade:
+        cascade = GbCascade(settings, lambda: channels)
+        await cascade.start()
+        started.append(cascade)
+        return cascade
+
+    yield make
+    for cascade in started:
+        await cascade.stop()
+
+
+async def test_registers_with_digest_and_answers_catalog_in_pages(upper: Any, make_cascade: Any) -> None:
+    channels = _channels(10)
+    await make_cascade(_settings(upper.port), channels)
+    await upper.wait_for(lambda: PLATFORM_ID in upper.lowers)
+    assert upper.stats["challenged"] >= 1
+    pages = await upper.query(PLATFORM_ID, "Catalog")
+    assert [len(p.items) for p in pages] == [4, 4, 2]
+    assert {p.sum_num for p in pages} == {10}
+    assert len({p.sn for p in pages}) == 1
+    got = {item["deviceid"]: item["name"] for p in pages for item in p.items}
+    assert got == {c.channel_id: c.name for c in channels}
+    info = await upper.query(PLATFORM_ID, "DeviceInfo")
+    assert info[0].fields["channel"] == "10" and info[0].fields["result"] == "OK"
+    status = await upper.query(PLATFORM_ID, "DeviceStatus")
+    assert status[0].fields["online"] == "ONLINE"
+
+
+async def test_catalog_subscription_gets_change_notifications(upper: Any, make_cascade: Any) -> None:
+    channels = _channels(3)
+    cascade = await make_cascade(_settings(upper.port, catalog_watch_s=0.1), channels)
+    await upper.wait_for(lambda: PLATFORM_ID in upper.lowers)
+    assert await upper.subscribe(PLATFORM_ID, "Catalog") == 200
+    assert "Catalog" in cascade.subscriptions
+    added = Channel(device_id=PLATFORM_ID, channel_id=code("34020000", 131, 99), name="新点位")
+    gone = channels.pop(0)
+    channels[0] = replace(channels[0], status="OFF")
+    channels.append(added)
+    await upper.wait_for(lambda: upper.catalog_notifies)
+    (notify,) = upper.catalog_notifies
+    events = {item["deviceid"]: item["event"] for item in notify.items}
+    assert events == {gone.channel_id: "DEL", channels[0].channel_id: "OFF", added.channel_id: "ADD"}
+    assert notify.sum_num == 3
+
+
+async def test_forwards_alarms_mapped_to_method_and_type(upper: Any, make_cascade: Any) -> None:
+    cascade = await make_cascade(_settings(upper.port), _channels(1))
+    await upper.wait_for(lambda: PLATFORM_ID in upper.lowers)
+    camera = code("34020000", 131, 5)
+    cascade.forward_alarm(_alarm("perimeter_intrusion", "fence-intrusion"))
+    cascade.forward_alarm(_alarm("video_intrusion", "zone-a", device_id=camera))
+    cascade.forward_alarm(_alarm("fire", "thermal-hot"))
+    await upper.wait_for(lambda: len(upper.lowers[PLATFORM_ID].alarms) == 3)
+    got = [
+        (a.device_id, a.int_field("alarmpriority"), a.int_field("alarmmethod"), a.int_field("alarmtype"))
+        for a in upper.lowers[PLATFORM_ID].alarms
+    ]
+    assert got == [(PLATFORM_ID, 1, 2, None), (camera, 1, 5, 6), (PLATFORM_ID, 1, 2, 4)]
+    first = upper.lowers[PLATFORM_ID].alarms[0]
+    assert first.fields["alarmtime"] == "2026-01-05T10:00:00"  # local time, Asia/Shanghai
+    assert first.fields["alarmdescription"] == "周界入侵 @ 北侧围墙"
+    await until(lambda: cascade.stats["alarm_acks"] == 3)
+
+
+async def test_refreshes_before_expiry(make_cascade: Any) -> None:
+    upper = UpperPlatformSimulator(UPPER_ID, PASSWORD, t1=0.1, grant_expires=2)
+    await upper.start()
+    try:
+        cascade = await make_cascade(_settings(upper.port, refresh_ratio=0.5), _channels(1))
+        await until(lambda: cascade.stats["refreshes"] >= 2, limit_s=8)
+        assert upper.lowers[PLATFORM_ID].registrations >= 3
+        await cascade.stop()
+        assert PLATFORM_ID not in upper.lowers  # unregistered with Expires: 0
+    finally:
+        await upper.stop()
+
+
+async def test_registers_again_after_missed_keepalives(upper: Any, make_cascade: Any) -> None:
+    cascade = await make_cascade(
+        _settings(upper.port, keepalive_interval_s=0.3, keepalive_count=2, register_expires_s=60), _channels(1)
+    )
+    await upper.wait_for(lambda: PLATFORM_ID in upper.lowers and upper.lowers[PLATFORM_ID].keepalives >= 1)
+    upper.answer_keepalives = False
+    await until(lambda: cascade.stats["keepalive_misses"] >= 2, limit_s=10)
+    upper.answer_keepalives = True
+    await until(lambda: cascade.stats["registrations"] >= 2, limit_s=10)
+    assert upper.lowers[PLATFORM_ID].registrations >= 2
+
+
+async def test_wrong_password_never_registers(upper: Any, make_cascade: Any) -> None:
+    cascade = await make_cascade(_settings(upper.port, password="wrong"), _channels(1))
+    await until(lambda: cascade.stats["register_failures"] >= 2, limit_s=10)
+    assert not cascade.registered.is_set()
+    assert PLATFORM_ID not in upper.lowers
+    assert upper.stats["refused.wrong_password"] >= 2
+
+
+async def test_cascade_over_tcp(upper: Any, make_cascade: Any) -> None:
+    await make_cascade(_settings(upper.port, transport="tcp"), _channels(3))
+    await upper.wait_for(lambda: PLATFORM_ID in upper.lowers)
+    assert upper.lowers[PLATFORM_ID].peer.transport == "tcp"
+    pages = await upper.query(PLATFORM_ID, "Catalog")
+    assert sum(len(p.items) for p in pages) == 3
+
+
+async def test_registers_again_when_upper_platform_forgot_it(upper: Any, make_cascade: Any) -> None:
+    cascade = await make_cascade(_settings(upper.port, keepalive_interval_s=0.2, keepalive_count=5), _channels(1))
+    await upper.wait_for(lambda: PLATFORM_ID in upper.lowers)
+    upper.forget(PLATFORM_ID)  # a restarted upper platform answers the next keepalive with 403
+    await upper.wait_for(lambda: PLATFORM_ID in upper.lowers, limit_s=5)
+    assert cascade.stats["keepalive_refused.403"] == 1
+    assert cascade.stats["keepalive_misses"] == 0
