@@ -16,20 +16,12 @@ from sharpeye.alarms.store import AlarmStore, Apply, Transition
 from sharpeye.alarms.system_rule import with_system_rules
 from sharpeye.config.rule import AbsenceCondition, CountCondition, Rule
 from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.location import Location
 from sharpeye.ingest.reading import Reading
 
 from sharpeye.clock import Clock
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    """Where a device channel is, for the operator: org unit, readable place, linked cameras."""
-
-    org_unit: str
-    place: str
-    cameras: tuple[str, ...] = ()
 
 
 class Locator(Protocol):

@@ -21,9 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis.asyncio as aioredis
-from sharpeye.alarms.engine import AlarmEngine, Location
+from sharpeye.alarms.engine import AlarmEngine
 from sharpeye.alarms.store import AlarmStore
 from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.location import Location
 from sharpeye.ingest.reading import Reading
 
 from sharpeye.clock import SystemClock

@@ -13,10 +13,10 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as aioredis
 from pydantic import ValidationError
-from sharpeye.alarms.engine import Location
 from sharpeye.config.device import DeviceConfig
 from sharpeye.config.org import OrgUnit
 from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.location import Location
 from sharpeye.ingest.registry import Registry
 
 from sharpeye.keys import Keys

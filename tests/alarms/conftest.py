@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
-from sharpeye.alarms.engine import AlarmEngine, Location
+from sharpeye.alarms.engine import AlarmEngine
 from sharpeye.alarms.store import AlarmStore
 from sharpeye.config.rule import Rule
 from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.location import Location
 from sharpeye.ingest.reading import Reading
 
 from sharpeye.clock import ManualClock
