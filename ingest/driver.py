@@ -16,8 +16,10 @@ Beyond ``Driver`` (which every kind satisfies) this module defines what MQTT kin
   state and payloads in the same order give the same readings. Drop the state when the device config
   changes (discovery update) and make a new one. ``DeviceStates.decode(driver, device, payload)`` does all
   of this for a transport and works for stateless drivers too.
-- ``Contracted``: the recorded ``fixtures`` directory and the ``simulator`` hook that the contract test
-  suite (tests/contract/test_drivers.py) runs over every MQTT kind.
+- ``Contracted``: the recorded ``fixtures`` directory that the contract test suite
+  (tests/contract/test_drivers.py) runs over every MQTT kind.
+- ``SimulatorFactory``: what a kind's simulator registers under the entry-point group ``sharpeye.simulators``
+  (same name as the kind); the site simulator and the contract suite find it there. Nothing imports a simulator.
 - ``decode_json`` and ``timestamp``: shared helpers so every kind rejects bad input with the same reasons
   (``REASONS``).
 """
@@ -151,16 +153,19 @@ class SimulatedDevice(Protocol):
 
 @runtime_checkable
 class Contracted(Protocol):
-    """What an MQTT kind ships for the contract suite and the site simulator."""
+    """What an MQTT kind ships for the contract suite."""
 
     @property
     def fixtures(self) -> Path:
         """Directory holding ``cases.yaml`` (recorded good and bad payloads, see docs/integrators.md)."""
         ...
 
-    def simulator(self, device: DeviceConfig, seed: int, start: datetime) -> SimulatedDevice:
-        """A simulated device of this kind, deterministic for a given seed."""
-        ...
+
+class SimulatorFactory(Protocol):
+    """A kind's simulator, registered under the ``sharpeye.simulators`` entry points (usually its class): a
+    simulated device for one device config of that kind, deterministic for a given seed."""
+
+    def __call__(self, device: Any, *, seed: int, start: datetime) -> SimulatedDevice: ...
 
 
 # --- shared decoding helpers ---------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Driver registry: the kinds installed through the ``sharpeye.drivers`` entry-point group."""
+"""Driver registry: the kinds installed through the ``sharpeye.drivers`` entry-point group, and their simulators
+through ``sharpeye.simulators`` (loaded by name, so no stage imports a simulator)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from importlib.metadata import entry_points
 from pydantic import TypeAdapter
 from sharpeye.config.device import DeviceConfig
 from sharpeye.config.site import SiteConfig, site_model
-from sharpeye.ingest.driver import Driver
+from sharpeye.ingest.driver import Driver, SimulatorFactory
 
 log = logging.getLogger(__name__)
 
 GROUP = "sharpeye.drivers"
+SIMULATOR_GROUP = "sharpeye.simulators"
 
 
 class RegistryError(RuntimeError):
@@ -24,7 +26,7 @@ class RegistryError(RuntimeError):
 class Registry:
     """Maps kind keys to drivers and builds the config models that select them by ``kind:``."""
 
-    def __init__(self, drivers: Iterable[Driver]) -> None:
+    def __init__(self, drivers: Iterable[Driver], simulators: Mapping[str, SimulatorFactory] | None = None) -> None:
         self._drivers: dict[str, Driver] = {}
         for driver in drivers:
             if not isinstance(driver, Driver):
@@ -38,6 +40,10 @@ class Registry:
             if driver.kind in self._drivers:
                 raise RegistryError(f"two drivers claim kind {driver.kind!r}")
             self._drivers[driver.kind] = driver
+        self._simulators = dict(simulators or {})
+        for kind in self._simulators:
+            if kind not in self._drivers:
+                raise RegistryError(f"a simulator is registered for kind {kind!r}, which no driver provides")
 
     @property
     def kinds(self) -> list[str]:
@@ -52,6 +58,10 @@ class Registry:
             return self._drivers[kind]
         except KeyError:
             raise KeyError(f"unknown device kind {kind!r}; installed: {', '.join(self.kinds)}") from None
+
+    def simulator(self, kind: str) -> SimulatorFactory | None:
+        """The simulator registered for ``kind`` (None: the kind ships none)."""
+        return self._simulators.get(kind)
 
     def site_model(self) -> type[SiteConfig]:
         return site_model(tuple(self._drivers[k].config_model for k in self.kinds))
@@ -81,4 +91,5 @@ def installed() -> Registry:
     if not drivers:
         raise RegistryError(f"no drivers installed in entry-point group {GROUP!r}: is sharpeye installed?")
     log.debug("drivers: %s", ", ".join(sorted(d.kind for d in drivers)))
-    return Registry(drivers)
+    simulators: dict[str, SimulatorFactory] = {ep.name: ep.load() for ep in entry_points(group=SIMULATOR_GROUP)}
+    return Registry(drivers, simulators)

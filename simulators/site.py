@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sharpeye.config.device import DeviceConfig
 from sharpeye.config.site import SiteConfig
 from sharpeye.ingest.credential import device_password
-from sharpeye.ingest.driver import Contracted, Message, SimulatedDevice
+from sharpeye.ingest.driver import Message, SimulatedDevice
 from sharpeye.ingest.reading import DecodeError
 from sharpeye.ingest.registry import Registry, installed
 from sharpeye.simulators.fault import FAULTS, FaultState
@@ -99,10 +99,10 @@ class SiteSimulation:
         for config in site.devices:
             if not config.enabled:
                 continue
-            driver = registry.get(config.kind)
-            if driver.transport != "mqtt" or not isinstance(driver, Contracted):
+            factory = registry.simulator(config.kind)
+            if registry.get(config.kind).transport != "mqtt" or factory is None:
                 continue
-            device = driver.simulator(config, seed=seed ^ zlib.crc32(config.id.encode()), start=self.start)
+            device = factory(config, seed=seed ^ zlib.crc32(config.id.encode()), start=self.start)
             self.entries[config.id] = SimulatedEntry(config, device, FaultState())
         self._wake: list[tuple[float, str]] = [
             (max(0.0, (e.device.next_tick() - self.start).total_seconds()), device_id)

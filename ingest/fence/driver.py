@@ -21,7 +21,7 @@ from sharpeye.ingest.fence.config import FenceConfig, FenceZone
 from sharpeye.ingest.reading import DecodeError, Reading
 
 if TYPE_CHECKING:
-    from sharpeye.ingest.driver import SimulatedDevice
+    pass
 
 CAUSES = ("intrusion", "wire_cut", "short_circuit", "tamper", "power_loss", "low_battery", "comm_failure")
 ZONE_CAUSES = frozenset({"intrusion", "wire_cut", "short_circuit", "tamper"})
@@ -88,12 +88,6 @@ class FenceDriver:
     def channels(self, device: DeviceConfig) -> Iterable[str]:
         assert isinstance(device, FenceConfig)
         return [zone.id for zone in device.zones]
-
-    def simulator(self, device: DeviceConfig, seed: int, start: datetime) -> SimulatedDevice:
-        from sharpeye.simulators.fence import FenceSimulator
-
-        assert isinstance(device, FenceConfig)
-        return FenceSimulator(device, seed=seed, start=start)
 
     def decode(self, device: DeviceConfig, payload: Payload) -> list[Reading]:
         assert isinstance(device, FenceConfig)

@@ -26,7 +26,7 @@ from sharpeye.ingest.thermal.config import ThermalConfig
 from sharpeye.ingest.thermal.frame import MAX_C, MIN_C, decode_frame
 
 if TYPE_CHECKING:
-    from sharpeye.ingest.driver import SimulatedDevice
+    pass
 
 MAX_MESSAGE = 4096
 CHANNELS = ("frame", "result", "heartbeat")
@@ -67,12 +67,6 @@ class ThermalDriver:
 
     def new_state(self, device: DeviceConfig) -> ThermalState:
         return ThermalState()
-
-    def simulator(self, device: DeviceConfig, seed: int, start: datetime) -> SimulatedDevice:
-        from sharpeye.simulators.thermal import ThermalSimulator
-
-        assert isinstance(device, ThermalConfig)
-        return ThermalSimulator(device, seed=seed, start=start)
 
     def decode(self, device: DeviceConfig, payload: Payload, state: object | None = None) -> list[Reading]:
         assert isinstance(device, ThermalConfig)

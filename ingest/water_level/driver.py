@@ -19,7 +19,7 @@ from sharpeye.ingest.reading import DecodeError, Reading
 from sharpeye.ingest.water_level.config import WaterLevelConfig
 
 if TYPE_CHECKING:
-    from sharpeye.ingest.driver import SimulatedDevice
+    pass
 
 MAX_PAYLOAD = 1024
 CHANNELS = ("level", "heartbeat")
@@ -60,12 +60,6 @@ class WaterLevelDriver:
 
     def channels(self, device: DeviceConfig) -> Iterable[str]:
         return []
-
-    def simulator(self, device: DeviceConfig, seed: int, start: datetime) -> SimulatedDevice:
-        from sharpeye.simulators.water_level import WaterLevelSimulator
-
-        assert isinstance(device, WaterLevelConfig)
-        return WaterLevelSimulator(device, seed=seed, start=start)
 
     def decode(self, device: DeviceConfig, payload: Payload) -> list[Reading]:
         assert isinstance(device, WaterLevelConfig)

@@ -6,11 +6,9 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,8 +88,7 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             cmd = [
                 sys.executable,
                 "-m",
-                "sharpeye.node",
-                "simulate",
+                "sharpeye.simulators",
                 "site",
                 "-c",
                 str(config_path),
@@ -156,34 +153,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _serve(args, Path(args.config), demo=False)
 
 
-def cmd_simulate_site(args: argparse.Namespace) -> int:
-    from sharpeye.simulators.site import run_site
-
-    site = load_file(Path(args.config), installed())
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    scenario = _scenario_path(args.scenario)
-    if not args.mqtt_url:
-        sys.stderr.write("give --mqtt-url or set SHARPEYE_MQTT_URL\n")
-        return 1
-    secret = os.environ.get("SHARPEYE_DEVICE_SECRET") or None
-    run_site(site, args.mqtt_url, scenario, stop, speed=args.speed, device_secret=secret)
-    return 0
-
-
-def _scenario_path(name: str | None) -> Path | None:
-    if not name:
-        return None
-    path = Path(name)
-    if path.exists():
-        return path
-    from sharpeye.simulators import site as sim_site
-
-    packaged = Path(sim_site.__file__).with_name("scenarios") / f"{name}.yaml"
-    if packaged.exists():
-        return packaged
-    raise SystemExit(f"no scenario file {name!r} (nor a packaged scenario of that name)")
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``sharpeye simulate ...`` is ``python -m sharpeye.simulators ...``: the simulators run as a program of their
+    own (nothing imports them), with the same arguments."""
+    os.execv(sys.executable, [sys.executable, "-m", "sharpeye.simulators", *args.rest])  # noqa: S606 (our own program)
+    return 1  # pragma: no cover  (execv does not return)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -410,24 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     docs = cfg_sub.add_parser("docs", help="print the configuration reference (Markdown) from the models")
     docs.set_defaults(func=cmd_config_docs)
 
-    sim = sub.add_parser("simulate", help="run device simulators against a broker")
-    sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar="WHAT")
-    site = sim_sub.add_parser(
-        "site",
-        help="simulate every MQTT device of a site config",
-        description="Play every MQTT device of the site (heartbeats, and the scenario's events and faults) "
-        "against the broker at --mqtt-url until interrupted.",
+    sim = sub.add_parser(
+        "simulate",
+        help="run device simulators against a broker (python -m sharpeye.simulators; 'simulate --help' lists them)",
+        add_help=False,
     )
-    site.add_argument("-c", "--config", required=True, help="site YAML file")
-    site.add_argument(
-        "--mqtt-url",
-        default=os.environ.get("SHARPEYE_MQTT_URL"),
-        required=False,
-        help="broker URL (default SHARPEYE_MQTT_URL)",
-    )
-    site.add_argument("--scenario", default=None, help="scenario YAML file or packaged scenario name")
-    site.add_argument("--speed", type=float, default=1.0, help="time factor for the scenario (2 = twice as fast)")
-    site.set_defaults(func=cmd_simulate_site)
+    sim.add_argument("rest", nargs=argparse.REMAINDER)
+    sim.set_defaults(func=cmd_simulate)
 
     user = sub.add_parser(
         "user",

@@ -70,7 +70,8 @@ def _parse_time(value: Any) -> datetime:
 @cache
 def load_cases(kind: str) -> list[Case]:
     driver = installed().get(kind)
-    assert isinstance(driver, Contracted), f"MQTT kind {kind!r} ships no fixtures/simulator hook"
+    assert isinstance(driver, Contracted), f"MQTT kind {kind!r} ships no fixtures"
+    assert installed().simulator(kind) is not None, f"MQTT kind {kind!r} registers no sharpeye.simulators entry point"
     folder = driver.fixtures
     doc = yaml.safe_load((folder / "cases.yaml").read_text(encoding="utf-8"))
     adapter = installed().device_adapter()
@@ -164,10 +165,11 @@ def test_every_bad_reason_is_distinct_across_the_fixtures() -> None:
 @pytest.mark.parametrize("kind", MQTT_KINDS)
 def test_simulator_drives_decoder_without_errors(kind: str) -> None:
     driver = installed().get(kind)
-    assert isinstance(driver, Contracted)
+    factory = installed().simulator(kind)
+    assert factory is not None
     device = next(c.device for c in load_cases(kind) if c.reason is None)
     start = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
-    sim = driver.simulator(device, seed=7, start=start)
+    sim = factory(device, seed=7, start=start)
     assert sim.device_id == device.id
     state = new_state(driver, device)
     channels: set[str] = set()
