@@ -337,6 +337,37 @@ def cmd_broker_files(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evidence_verify(args: argparse.Namespace) -> int:
+    from sharpeye.governance.evidence_bundle import BundleError, verify_bundle
+
+    try:
+        result = verify_bundle(Path(args.bundle), args.fingerprint)
+    except (BundleError, OSError) as exc:
+        sys.stderr.write(f"{args.bundle}: {exc}\n")
+        return 1
+    subject = result.manifest.get("subject", {})
+    _out(f"{args.bundle}: {subject.get('type', '?')} {subject.get('id', '?')} from hub {result.manifest.get('hub')}, "
+         f"made {result.manifest.get('created_at')}")  # fmt: skip
+    _out(f"signing key {result.key_fingerprint}" + ("" if args.fingerprint else " (not compared: give --fingerprint)"))
+    for name in result.checked:
+        _out(f"  OK       {name}")
+    for name in result.manifest.get("missing", []):
+        _out(f"  MISSING  {name} (gone from the hub when the bundle was made)")
+    for problem in result.problems:
+        _out(f"  FAILED   {problem}")
+    _out("VALID" if result.ok else "INVALID")
+    return 0 if result.ok else 1
+
+
+def cmd_evidence_key(args: argparse.Namespace) -> int:
+    from sharpeye.governance.evidence_bundle import fingerprint, hub_key, public_pem
+
+    key = hub_key(_settings(args).data_dir).public_key()
+    sys.stdout.write(public_pem(key).decode())
+    _out(f"fingerprint {fingerprint(key)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sharpeye",
@@ -415,6 +446,23 @@ def build_parser() -> argparse.ArgumentParser:
     dis.add_argument("username")
     dis.add_argument("--enable", action="store_true", help="enable the user again instead")
     dis.set_defaults(func=_run_user_command)
+
+    evidence = sub.add_parser("evidence", help="verify an evidence bundle; print the hub's evidence signing key")
+    evidence_sub = evidence.add_subparsers(dest="evidence_command", required=True, metavar="WHAT")
+    verify = evidence_sub.add_parser(
+        "verify",
+        help="check an evidence bundle's signature and every file's SHA-256",
+        description="Check an evidence bundle (ZIP) exported by a hub: the Ed25519 signature over its manifest, "
+        "every file's SHA-256 and size, no file added. With --fingerprint, also that it was signed by the hub whose "
+        "key has that fingerprint (`sharpeye evidence key` on the hub, or GET /api/evidence/key). "
+        "Exit status 0 when valid, 1 otherwise.",
+    )
+    verify.add_argument("bundle")
+    verify.add_argument("--fingerprint", default=None, help="the trusted hub key's fingerprint (64 hex digits)")
+    verify.set_defaults(func=cmd_evidence_verify)
+    key = evidence_sub.add_parser("key", help="print the hub's evidence signing public key and its fingerprint")
+    key.add_argument("--data-dir", default=None, help="the hub's data directory (default SHARPEYE_DATA_DIR)")
+    key.set_defaults(func=cmd_evidence_key)
 
     broker = sub.add_parser("broker", help="MQTT broker credentials for the site's devices")
     broker_sub = broker.add_subparsers(dest="broker_command", required=True, metavar="WHAT")
