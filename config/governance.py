@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from sharpeye.config.base import Identifier, StrictModel
 from sharpeye.config.org import Level
 from sharpeye.config.rule import Severity
-from sharpeye.config.secret import LongSecret
+from sharpeye.config.secret import EnvSecret, min_length
 
 
 class IntakeRule(StrictModel):
@@ -93,24 +93,132 @@ def _all_events() -> list[UplinkEvent]:
     return ["case", "alarm"]
 
 
+ChannelFormat = Literal["webhook", "wecom", "dingtalk", "sms", "email"]
+
+DEFAULT_URLS: dict[str, str] = {
+    "wecom": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
+    "dingtalk": "https://oapi.dingtalk.com/robot/send",
+}
+DEFAULT_RATES: dict[str, int] = {"wecom": 20, "dingtalk": 20, "sms": 10, "email": 30}
+"""Messages per minute a channel sends at most (the robots' own limits are 20 a minute), unless configured."""
+
+
+class QuietHours(StrictModel):
+    """Hours (local time) in which a channel holds its messages until the quiet time ends, unless severe enough."""
+
+    start: int = Field(ge=0, le=23, description="First quiet hour, e.g. 22.")
+    end: int = Field(ge=0, le=23, description="First hour that is no longer quiet, e.g. 7 (may be below start).")
+    send_from: Severity = Field(
+        default=Severity.critical, description="Alarms and cases at least this severe are sent even when quiet."
+    )
+
+
 class Uplink(StrictModel):
-    """An external system that receives case and alarm events as signed webhooks."""
+    """Where case and alarm events leave the hub: a signed webhook, or a notification channel people read
+    (企业微信 or 钉钉 group robot, an SMS gateway, e-mail). Each has a durable queue with retries and dead letters."""
 
     id: Identifier = Field(description="Stable uplink id (keys its retry queue and dead letters).")
-    url: str = Field(pattern=r"^https?://", max_length=500, description="Receiver URL (http or https).")
-    secret: LongSecret = Field(
-        description="HMAC-SHA256 key shared with the receiver (16+ characters), as ${NAME} (read from environment "
-        "variable NAME)."
+    format: ChannelFormat = Field(
+        default="webhook",
+        description="webhook: SharpEye's signed JSON envelope; wecom / dingtalk: a group robot's text message; "
+        "sms: an HTTP SMS gateway (body_template); email: SMTP.",
+    )
+    url: str | None = Field(
+        default=None,
+        pattern=r"^(https?|smtps?)://",
+        max_length=500,
+        description="Receiver URL: http(s) for webhook and sms; smtp:// or smtps://host:port for email; wecom and "
+        "dingtalk default to the public robot endpoints (set it for a proxy inside the network).",
+    )
+    secret: EnvSecret | None = Field(
+        default=None,
+        description="${NAME}: webhook: the HMAC-SHA256 key shared with the receiver (16+ characters, required); "
+        "wecom: the robot's key; dingtalk: the robot's access_token; sms: a bearer token; email: the SMTP password.",
+    )
+    sign_secret: EnvSecret | None = Field(
+        default=None, description="${NAME}: dingtalk only: the robot's 加签 secret (requests are then signed)."
+    )
+    username: str | None = Field(default=None, max_length=200, description="email: the SMTP user name.")
+    sender: str | None = Field(default=None, max_length=200, description="email: the From address.")
+    to: list[str] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Recipients: phone numbers (sms; wecom/dingtalk: mobiles to @-mention) or e-mail addresses.",
     )
     events: list[UplinkEvent] = Field(
         default_factory=_all_events, min_length=1, description="Which event kinds to forward."
     )
+    types: list[str] = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        description="Event types to send, as patterns: case.dispatch, case.supervise (督办), alarm.raised, case.*, *.",
+    )
+    departments: list[Identifier] = Field(
+        default_factory=list,
+        description="Case events only of cases at these departments (or 督办 aimed at them); empty: all.",
+    )
+    min_severity: Severity = Field(
+        default=Severity.warning, description="Alarm and case events at least this severe (default: all)."
+    )
+    template: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Message text with ${field} placeholders (docs/operators.md lists them); default: a Chinese "
+        "text per event kind.",
+    )
+    subject: str | None = Field(default=None, max_length=200, description="email: subject template.")
+    body_template: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="sms: the gateway's request body with ${phones} (comma-separated), ${phone_list} (JSON array) "
+        "and ${text} (JSON-escaped) placeholders; default: {\"phones\": ${phone_list}, \"text\": ${text}}.",
+    )
+    rate_per_min: int | None = Field(
+        default=None, ge=1, le=10_000, description="At most this many messages a minute (more wait); default by format."
+    )
+    quiet_hours: QuietHours | None = Field(default=None, description="Hold less severe messages in these hours.")
     timeout_s: float = Field(default=10.0, gt=0, le=120, description="One delivery attempt's time limit.")
     max_attempts: int = Field(
         default=20, ge=1, le=100, description="Attempts before dead-lettering (20 with the default backoff: about 2 h)."
     )
     backoff_s: float = Field(default=2.0, gt=0, le=3600, description="Delay before the second attempt.")
     backoff_max_s: float = Field(default=600.0, gt=0, le=86_400, description="Longest delay between attempts.")
+
+    @field_validator("secret")
+    @classmethod
+    def _long_webhook_secret(cls, secret: EnvSecret | None, info: ValidationInfo) -> EnvSecret | None:
+        if secret is not None and info.data.get("format", "webhook") == "webhook":
+            return min_length(16)(secret)
+        return secret
+
+    @model_validator(mode="after")
+    def _fits_format(self) -> Uplink:
+        url = self.url or DEFAULT_URLS.get(self.format)
+        if url is None:
+            raise ValueError(f"a {self.format} uplink needs a url")
+        email = self.format == "email"
+        if email != url.startswith(("smtp://", "smtps://")):
+            raise ValueError("email takes smtp:// or smtps:// URLs; the other formats http(s)://")
+        if self.format == "webhook" and self.secret is None:
+            raise ValueError("a webhook needs a secret (${NAME}, 16+ characters): the receiver checks its signatures")
+        if self.format in ("wecom", "dingtalk") and self.secret is None:
+            raise ValueError(f"a {self.format} robot needs its key as secret (${{NAME}})")
+        if self.format in ("sms", "email") and not self.to:
+            raise ValueError(f"{self.format} needs recipients in 'to'")
+        if email and not self.sender:
+            raise ValueError("email needs a sender (From address)")
+        if self.sign_secret is not None and self.format != "dingtalk":
+            raise ValueError("sign_secret is for dingtalk robots only")
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        """The URL to send to (the format's default when none is configured)."""
+        return self.url or DEFAULT_URLS[self.format]
+
+    @property
+    def rate(self) -> int | None:
+        return self.rate_per_min if self.rate_per_min is not None else DEFAULT_RATES.get(self.format)
 
 
 class Governance(StrictModel):

@@ -529,10 +529,11 @@ class CaseService:
                 return False
             stage = Stage(row.stage)
             labels = {"handler": "提醒承办部门", "centre": "提醒中心", "level_above": "上报上级"}
+            at = datetime.fromtimestamp(firing.at, UTC)
             session.add(
                 CaseEventRow(
                     case_id=firing.case_id,
-                    at=datetime.fromtimestamp(firing.at, UTC),
+                    at=at,
                     action="supervise",
                     actor="system:sla",
                     from_stage=stage.value,
@@ -540,6 +541,12 @@ class CaseService:
                     note=f"督办 {firing.step}: {labels.get(firing.notify, firing.notify)} {firing.target} {marker}",
                 )
             )
+            # Uplinks and notification channels hear of it like any case event (a channel may be aimed at the
+            # firing's target department).
+            payload = {"case_id": firing.case_id, "action": "supervise", "actor": "system:sla", "from": stage.value,
+                       "to": stage.value, "at": at.isoformat(), "step": firing.step, "notify": firing.notify,
+                       "target": firing.target}  # fmt: skip
+            self.enqueue(session, self.keys.case_events, payload, self.clock.now())
             await session.commit()
             return True
 

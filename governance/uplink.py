@@ -1,4 +1,5 @@
-"""Uplinks: case and alarm events forwarded to external systems as signed webhooks.
+"""Uplinks: case and alarm events forwarded to external systems as signed webhooks, and to people through
+notification channels (企业微信 / 钉钉 robots, SMS gateways, e-mail: ``governance.channel``).
 
 Each configured uplink (``config.governance.Uplink``) reads the case event stream (``Keys.case_events``)
 and the alarm notification log (``Keys.alarm_events``) in consumer groups of its own (``uplink-<id>``),
@@ -17,8 +18,14 @@ with headers ``X-SharpEye-Delivery`` and ``Idempotency-Key`` (the delivery id: t
 ``<timestamp>.<body>``. A receiver recomputes it (``verify``), refuses timestamps further than a few
 minutes from its clock (a replayed request is stale), and drops delivery ids it has seen.
 
-Any 2xx answer is success. Anything else (connection refused, timeout, 4xx, 5xx) is retried with
-exponential backoff (``backoff_s`` doubling up to ``backoff_max_s``); after ``max_attempts`` the event
+Other formats render the same queued envelope as a text message (``governance.channel``). Which events an uplink
+queues is filtered when they are read (types, departments, minimum severity); when a message may go is decided
+when it is due: quiet hours hold it until they end, and the per-minute rate (counted in Redis, shared by every
+node) holds it until the next minute, neither costing an attempt.
+
+Any 2xx answer (for robots, ``errcode`` 0) is success. Anything else (connection refused, timeout, 4xx,
+5xx) is retried with exponential backoff (``backoff_s`` doubling up to ``backoff_max_s``); after
+``max_attempts`` the event
 goes to the uplink's dead-letter hash, from where ``replay`` puts it back into the queue. Several hub
 nodes may run uplinks at once: a due delivery is claimed with a lease (``_CLAIM``), so one node sends it.
 """
@@ -30,10 +37,11 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
@@ -42,16 +50,14 @@ from pydantic import BaseModel, Field
 from redis.exceptions import ResponseError
 from sharpeye.alarms.notification import consume
 from sharpeye.config.governance import Uplink
+from sharpeye.governance.channel import DELIVERY, EVENT, SIGNATURE, TIMESTAMP, Attempt, hold_until, send, sign, wanted
 
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
 
 log = logging.getLogger(__name__)
 
-SIGNATURE = "X-SharpEye-Signature"
-TIMESTAMP = "X-SharpEye-Timestamp"
-DELIVERY = "X-SharpEye-Delivery"
-EVENT = "X-SharpEye-Event"
+__all__ = ["DELIVERY", "EVENT", "SIGNATURE", "TIMESTAMP", "Attempt", "UplinkService", "sign", "verify"]
 DONE_KEPT_S = 7 * 86400  # delivered ids remembered this long (a re-read source entry is not sent again)
 
 
@@ -67,11 +73,6 @@ def queue_key(keys: Keys, uplink_id: str, part: str) -> str:
 
 
 # --- signing -----------------------------------------------------------------------------------------
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"sha256={mac.hexdigest()}"
-
-
 def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float, tolerance_s: float = 300) -> str | None:
     """What a receiver checks: None if the request is authentic and fresh, else the reason to refuse it."""
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -99,15 +100,16 @@ def case_envelope(
     return delivery, orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
-def alarm_envelope(fields: dict[str, str], site: str) -> tuple[str, bytes]:
-    """The delivery id (a digest of the notification's fields: a re-read gives the same id) and body."""
+def alarm_envelope(fields: dict[str, str], site: str, alarm: dict[str, Any] | None = None) -> tuple[str, bytes]:
+    """The delivery id (a digest of the notification's fields: a re-read gives the same id) and body, with the
+    alarm's summary as it is when the event is queued."""
     digest = hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
     delivery = f"alarm-{digest}"
     at = fields.get("at", "")
     if at.replace(".", "", 1).isdigit():  # the notification log stores epoch seconds
         at = datetime.fromtimestamp(float(at), UTC).isoformat()
     body = {"id": delivery, "kind": "alarm", "type": f"alarm.{fields.get('type', '')}", "site": site,
-            "occurred_at": at, "data": fields}  # fmt: skip
+            "occurred_at": at, "data": fields, "alarm": alarm}  # fmt: skip
     return delivery, orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
@@ -147,6 +149,7 @@ class DeadLetter(BaseModel):
 
 class UplinkState(BaseModel):
     id: str
+    format: str = Field(description="webhook, wecom, dingtalk, sms or email.")
     url: str
     events: list[str]
     pending: int = Field(description="Events waiting for delivery (including retries).")
@@ -154,17 +157,14 @@ class UplinkState(BaseModel):
     delivered_recently: int = Field(description="Deliveries remembered (the last 7 days).")
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    ok: bool
-    error: str = ""
-
-
 CaseLookup = Callable[[str], Awaitable[Any]]  # case id -> governance.case.Case | None
+AlarmLookup = Callable[[str], Awaitable[Any]]  # alarm id -> alarms.alarm.Alarm | None
 
 # The case fields a webhook carries (no free text beyond the title: receivers fetch details by API).
 SUMMARY = ("id", "title", "category", "severity", "source", "stage", "org_unit", "department", "level",
            "created_at", "due_at", "closed_at", "light", "location", "merged_into")  # fmt: skip
+ALARM_SUMMARY = ("id", "title", "severity", "category", "state", "device_id", "channel", "org_unit", "place",
+                 "first_seen", "last_seen", "count", "incident")  # fmt: skip
 
 
 class UplinkService:
@@ -184,6 +184,8 @@ class UplinkService:
         batch: int = 50,
         concurrency: int = 8,
         case_lookup: CaseLookup | None = None,
+        alarm_lookup: AlarmLookup | None = None,
+        timezone: str = "Asia/Shanghai",
     ) -> None:
         self.uplinks = {u.id: u for u in uplinks}
         self.redis = redis
@@ -194,12 +196,16 @@ class UplinkService:
         self.poll_s = poll_s
         self.batch = batch
         self.case_lookup = case_lookup
+        self.alarm_lookup = alarm_lookup
+        self.zone = ZoneInfo(timezone)
         self._slots = asyncio.Semaphore(concurrency)
         self._enqueue = redis.register_script(_ENQUEUE)
         self._claim = redis.register_script(_CLAIM)
         self._wake: dict[str, asyncio.Event] = {}
         self.attempts = 0  # delivery attempts made by this process (for tests and metrics)
         self.failures = 0
+        self.held = 0  # deliveries put off by quiet hours or the rate limit
+        self.filtered = 0  # events an uplink's filters left out
 
     def _k(self, uplink_id: str, part: str) -> str:
         return queue_key(self.keys, uplink_id, part)
@@ -220,7 +226,11 @@ class UplinkService:
                         raise
 
     async def enqueue(self, uplink: Uplink, delivery: str, body: bytes) -> bool:
-        """Queue one event for delivery; False if it is already queued, delivered or dead."""
+        """Queue one event for delivery; False if it is already queued, delivered or dead, or the uplink's filters
+        (types, departments, severity) leave it out."""
+        if not wanted(uplink, orjson.loads(body)):
+            self.filtered += 1
+            return False
         u = uplink.id
         keys = [self._k(u, "events"), self._k(u, "due"), self._k(u, "done"), self._k(u, "dead")]
         added = bool(await self._enqueue(keys=keys, args=[delivery, body, self._now()]))
@@ -231,7 +241,7 @@ class UplinkService:
     async def _feed_alarms(self, uplink: Uplink) -> None:
         async def handle(events: list[dict[str, str]]) -> None:
             for fields in events:
-                delivery, body = alarm_envelope(fields, self.site_id)
+                delivery, body = alarm_envelope(fields, self.site_id, await self._alarm_summary(fields.get("alarm")))
                 await self.enqueue(uplink, delivery, body)
 
         await consume(self.redis, self.keys, group(uplink.id), self.consumer, handle, block_ms=int(self.poll_s * 1000))
@@ -271,6 +281,15 @@ class UplinkService:
                 log.exception("uplink %s: reading case events failed; retrying", uplink.id)
                 await asyncio.sleep(1)
 
+    async def _alarm_summary(self, alarm_id: str | None) -> dict[str, Any] | None:
+        if self.alarm_lookup is None or not alarm_id:
+            return None
+        alarm = await self.alarm_lookup(alarm_id)
+        if alarm is None:
+            return None
+        dumped: dict[str, Any] = alarm.model_dump(mode="json", include=set(ALARM_SUMMARY))
+        return dumped
+
     async def _summary(self, case_id: str) -> dict[str, Any] | None:
         if self.case_lookup is None or not case_id:
             return None
@@ -286,23 +305,29 @@ class UplinkService:
         return float(min(uplink.backoff_s * 2 ** min(attempts - 1, 40), uplink.backoff_max_s))
 
     async def post(self, client: httpx.AsyncClient, uplink: Uplink, delivery: str, body: bytes) -> Attempt:
-        stamp = int(self._now())
-        event = orjson.loads(body).get("type", "")
-        headers = {
-            "Content-Type": "application/json",
-            DELIVERY: delivery,
-            "Idempotency-Key": delivery,
-            EVENT: event,
-            TIMESTAMP: str(stamp),
-            SIGNATURE: sign(uplink.secret.get_secret_value(), stamp, body),
-        }
-        try:
-            response = await client.post(uplink.url, content=body, headers=headers, timeout=uplink.timeout_s)
-        except httpx.HTTPError as exc:
-            return Attempt(False, f"{type(exc).__name__}: {exc}"[:300])
-        if 200 <= response.status_code < 300:
-            return Attempt(True)
-        return Attempt(False, f"HTTP {response.status_code}: {response.text[:200]}")
+        """One attempt in the uplink's format (``governance.channel.send``)."""
+        return await send(client, uplink, delivery, body, self.clock.now(), self.zone)
+
+    async def _may_send(self, uplink: Uplink, body: bytes) -> float | None:
+        """None: send now. Else the time to try again: the end of the uplink's quiet hours, or the next minute
+        when this minute's messages (counted in Redis for every node) have reached the uplink's rate."""
+        now = self.clock.now()
+        held = hold_until(uplink, orjson.loads(body), now, self.zone)
+        if held is not None:
+            return held.timestamp()
+        rate = uplink.rate
+        if rate is None:
+            return None
+        minute = math.floor(now.timestamp() / 60)
+        key = self._k(uplink.id, f"rate:{minute}")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            count, _ = await pipe.execute()
+        if int(count) <= rate:
+            return None
+        await self.redis.decr(key)
+        return float((minute + 1) * 60)
 
     async def deliver_due(self, client: httpx.AsyncClient, uplink: Uplink) -> int:
         """Claim due deliveries of one uplink and attempt them; returns how many were attempted."""
@@ -317,6 +342,11 @@ class UplinkService:
         async def one(delivery: str, body: bytes, before: int) -> None:
             if not body:  # replayed or delivered by another node meanwhile
                 await self.redis.zrem(self._k(u, "due"), delivery)
+                return
+            later = await self._may_send(uplink, body)
+            if later is not None:
+                self.held += 1
+                await self.redis.zadd(self._k(u, "due"), {delivery: later})
                 return
             async with self._slots:
                 result = await self.post(client, uplink, delivery, body)
@@ -386,7 +416,8 @@ class UplinkService:
             out.append(
                 UplinkState(
                     id=u.id,
-                    url=u.url,
+                    format=u.format,
+                    url=u.endpoint,
                     events=list(u.events),
                     pending=int(await self.redis.hlen(self._k(u.id, "events"))),
                     dead=int(await self.redis.hlen(self._k(u.id, "dead"))),
