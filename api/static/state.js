@@ -38,9 +38,9 @@ export async function loadSite() {
   return site;
 }
 
-/** Kind, reading, stage and action labels as the hub defines them. */
+/** Kind, reading, stage and action labels as the hub defines them (without them the raw keys show). */
 export async function loadLabels() {
-  setLabels(await api("/api/labels"));
+  try { setLabels(await api("/api/labels")); } catch (err) { console.warn("labels", err); }
 }
 
 /** @param {string} id */

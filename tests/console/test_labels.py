@@ -68,6 +68,14 @@ def test_console_shows_the_labels_the_hub_serves(browser: Browser, hub_server: H
     page.click("#nav button[data-view=devices]")
     expect(fence_row).to_contain_text("电子围栏")
     expect(fence_row).not_to_contain_text("周界")
+
+    # without labels (an older hub, an error) the console still works and shows the raw keys
+    page.unroute("**/api/labels")
+    page.route("**/api/labels", lambda route: route.fulfill(status=500, body="boom"))
+    page.reload()
+    page.click("#nav button[data-view=devices]")
+    expect(fence_row.locator("td").nth(2)).to_have_text("fence")
+    expect(page.locator("#nav button[data-view=devices]")).to_have_text("设备")
     page.context.close()
 
 
