@@ -17,6 +17,7 @@ from sharpeye.api.live.camera import device_resolver, service_resolver
 from sharpeye.api.live.service import LiveService
 from sharpeye.api.live.setting import LiveSettings
 from sharpeye.api.routes import admin, alarm, auth, camera, case, device, health, live, report, uplink, whep
+from sharpeye.api.routes import kind as kind_route
 from sharpeye.api.routes import site as site_route
 from sharpeye.api.user import UserStore
 from sharpeye.config.site import SiteConfig
@@ -122,6 +123,7 @@ def create_app(
     routers = (auth, health, alarm, case, report, uplink, device, camera, live, admin, site_route, whep)
     for router in (module.router for module in routers):
         app.include_router(router)
+    app.include_router(kind_route.router)  # labels of kinds and case stages, for the console
 
     @app.get("/", include_in_schema=False, dependencies=[PUBLIC])
     async def console() -> FileResponse:

@@ -7,10 +7,11 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 from sharpeye.config.rule import Severity
+from sharpeye.ingest.driver import Labels
 
 
 class Stage(StrEnum):
-    """Stages of DOMAIN.md; the console shows the Chinese names."""
+    """Stages of DOMAIN.md; the console shows their ``STAGE_LABELS``."""
 
     reported = "reported"  # 上报
     accepted = "accepted"  # 受理/立案
@@ -35,21 +36,22 @@ class Stage(StrEnum):
 
     @property
     def label_zh(self) -> str:
-        return _ZH[self]
+        return STAGE_LABELS[self]["zh"]
 
 
-_ZH = {
-    Stage.reported: "上报",
-    Stage.accepted: "立案",
-    Stage.dispatched: "派遣",
-    Stage.handling: "处置",
-    Stage.feedback: "反馈",
-    Stage.verifying: "核查",
-    Stage.closed: "结案",
-    Stage.cancelled: "注销",
-    Stage.parked: "挂账",
-    Stage.merged: "并单",
+STAGE_LABELS: dict[Stage, Labels] = {
+    Stage.reported: {"zh": "上报", "en": "reported"},
+    Stage.accepted: {"zh": "立案", "en": "accepted"},
+    Stage.dispatched: {"zh": "派遣", "en": "dispatched"},
+    Stage.handling: {"zh": "处置", "en": "handling"},
+    Stage.feedback: {"zh": "反馈", "en": "feedback"},
+    Stage.verifying: {"zh": "核查", "en": "verifying"},
+    Stage.closed: {"zh": "结案", "en": "closed"},
+    Stage.cancelled: {"zh": "注销", "en": "cancelled"},
+    Stage.parked: {"zh": "挂账", "en": "parked"},
+    Stage.merged: {"zh": "已并单", "en": "merged"},
 }
+"""The one source of the stages' display names (the API serves them to the console)."""
 _TERMINAL = frozenset({Stage.closed, Stage.cancelled, Stage.merged})
 _CLOCKED = frozenset({Stage.dispatched, Stage.handling, Stage.feedback, Stage.verifying})
 

@@ -21,6 +21,7 @@ from sharpeye.config.org import Level
 from sharpeye.config.rule import Severity
 from sharpeye.governance.case import Case, CaseEvent, GeoPoint, Source, Stage
 from sharpeye.governance.sla import SlaPolicy
+from sharpeye.ingest.driver import Labels
 
 from sharpeye.role import Role
 
@@ -45,27 +46,37 @@ class Action(StrEnum):
 
     @property
     def label_zh(self) -> str:
-        return _ZH[self]
+        return ACTION_LABELS[self]["zh"]
 
 
-_ZH = {
-    Action.accept: "立案",
-    Action.cancel: "注销",
-    Action.merge: "并单",
-    Action.dispatch: "派遣",
-    Action.claim: "签收",
-    Action.return_: "回退",
-    Action.reassign: "改派",
-    Action.request_extension: "延期申请",
-    Action.approve_extension: "延期批准",
-    Action.reject_extension: "延期驳回",
-    Action.feedback: "反馈",
-    Action.verify: "核查",
-    Action.pass_check: "核查通过",
-    Action.fail_check: "返工",
-    Action.park: "挂账",
-    Action.reopen: "重办",
+ACTION_LABELS: dict[Action, Labels] = {
+    Action.accept: {"zh": "立案", "en": "Accept"},
+    Action.cancel: {"zh": "注销", "en": "Cancel"},
+    Action.merge: {"zh": "并单", "en": "Merge"},
+    Action.dispatch: {"zh": "派遣", "en": "Dispatch"},
+    Action.claim: {"zh": "签收", "en": "Claim"},
+    Action.return_: {"zh": "回退", "en": "Return"},
+    Action.reassign: {"zh": "改派", "en": "Reassign"},
+    Action.request_extension: {"zh": "申请延期", "en": "Ask for more time"},
+    Action.approve_extension: {"zh": "批准延期", "en": "Approve extension"},
+    Action.reject_extension: {"zh": "驳回延期", "en": "Refuse extension"},
+    Action.feedback: {"zh": "反馈", "en": "Feedback"},
+    Action.verify: {"zh": "核查", "en": "Verify"},
+    Action.pass_check: {"zh": "核查通过", "en": "Pass check"},
+    Action.fail_check: {"zh": "核查不通过", "en": "Fail check"},
+    Action.park: {"zh": "挂账", "en": "Park"},
+    Action.reopen: {"zh": "重办", "en": "Reopen"},
 }
+"""The one source of the actions' display names: the console's buttons and case history show them."""
+
+EVENT_LABELS: dict[str, Labels] = {
+    **{action.value: labels for action, labels in ACTION_LABELS.items()},
+    "report": {"zh": "上报", "en": "reported"},
+    "alarm_added": {"zh": "追加报警", "en": "alarm added"},
+    "merged_from": {"zh": "并入", "en": "merged in"},
+    "supervise": {"zh": "督办", "en": "supervised"},
+}
+"""Display names of every ``CaseEvent.action`` in a case's history: the actions and the events no one takes."""
 
 
 class TransitionError(ValueError):

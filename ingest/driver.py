@@ -5,6 +5,10 @@ A kind is one folder (a package) exposing a module-level ``driver`` object that 
 The kind key is the same everywhere: folder name, entry-point name, the config ``kind:`` literal and
 the simulator's name.
 
+A driver also declares its display ``labels``: ``{"zh": ..., "en": ...}`` for the kind key itself and
+for each of its ``reading_kinds``. The API serves them (``GET /api/kinds``) and the console shows them,
+so a new kind needs no console change; the contract suite checks both languages are there.
+
 The driver never owns a connection. Transports (MQTT, video capture, SIP) own connections and hand
 raw payloads to the driver's pure ``decode``.
 
@@ -31,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, TypeVar, cast, runtime_checkable
 
 import msgspec
 from sharpeye.ingest.reading import DecodeError, Reading
@@ -40,6 +44,15 @@ if TYPE_CHECKING:
     from sharpeye.config.device import DeviceConfig
 
 Transport = Literal["mqtt", "video", "sip"]
+LANGUAGES = ("zh", "en")
+"""The console's languages, Chinese first: every label gives both."""
+
+
+class Labels(TypedDict):
+    """What the console shows for one key (a kind, a reading kind, a case stage...), in each language."""
+
+    zh: str
+    en: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,12 @@ class Driver(Protocol):
     @property
     def reading_kinds(self) -> Sequence[str]:
         """Every ``Reading.kind`` this driver can emit (rules are checked against these)."""
+        ...
+
+    @property
+    def labels(self) -> Mapping[str, Labels]:
+        """Display names keyed by the kind key and by each of ``reading_kinds``, e.g.
+        ``{"fence": {"zh": "周界", "en": "Fence"}, "fence.intrusion": {"zh": "入侵", "en": "intrusion"}}``."""
         ...
 
     def decode(self, device: DeviceConfig, payload: Payload) -> list[Reading]:

@@ -16,6 +16,14 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+echo "== console (npm ci, eslint, tsc)"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
+  || { echo "Node.js 20+ with npm is required for the console checks (package.json)" >&2; exit 1; }
+npm ci --no-audit --no-fund --loglevel=error
+missing=$(grep -L '^// @ts-check' $(find api/static -name '*.js') || true)
+[ -z "$missing" ] || { echo "console modules without // @ts-check: $missing" >&2; exit 1; }
+npm run --silent lint
+npm run --silent typecheck
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; bash scripts/typecheck.sh
 echo "== pytest"; .venv/bin/pytest "$@"

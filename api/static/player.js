@@ -1,9 +1,17 @@
+// @ts-check
 // A WHEP player: one RTCPeerConnection receiving one camera's H.264 from the hub. Reconnects on failure and
 // leaves (DELETE) when closed.
 import { authHeaders } from "./api.js";
-import { t } from "./i18n.js";
+import { t } from "./i18n/index.js";
+
+/** @type {Set<LivePlayer>} every open player, to relabel them when the language changes */
+const open = new Set();
 
 export class LivePlayer {
+  /**
+   * @param {string} cameraId
+   * @param {Element} container
+   */
   constructor(cameraId, container) {
     this.cameraId = cameraId;
     this.el = document.createElement("div");
@@ -20,17 +28,25 @@ export class LivePlayer {
     this.el.append(this.video, this.label, this.status);
     container.append(this.el);
     this.closed = false;
+    this.retrying = false;
+    /** @type {RTCPeerConnection | null} */
+    this.pc = null;
+    /** @type {string | null} */
+    this.resource = null;
+    open.add(this);
     // time from opening the player to its first picture, for operators' support and the browser tests
     const started = performance.now();
     const first = () => { this.video.dataset.firstFrameMs = String(Math.round(performance.now() - started)); };
-    if (this.video.requestVideoFrameCallback) this.video.requestVideoFrameCallback(first);
-    else this.video.addEventListener("playing", first, { once: true });
+    if ("requestVideoFrameCallback" in this.video) this.video.requestVideoFrameCallback(first);
+    else /** @type {HTMLVideoElement} */ (this.video).addEventListener("playing", first, { once: true });
     this.connect();
   }
 
+  /** @param {string} text */
   setLabel(text) { this.label.textContent = text; }
 
-  setStatus(key) { this.status.textContent = t(key); this.el.dataset.state = key; }
+  /** @param {"connecting" | "live" | "failed"} key */
+  setStatus(key) { this.status.textContent = t(`player.${key}`); this.el.dataset.state = key; }
 
   async connect() {
     if (this.closed) return;
@@ -50,7 +66,7 @@ export class LivePlayer {
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc, 1000);
       const res = await fetch(`/api/cameras/${encodeURIComponent(this.cameraId)}/whep`, {
-        method: "POST", body: pc.localDescription.sdp,
+        method: "POST", body: pc.localDescription?.sdp,
         headers: authHeaders("POST", { "Content-Type": "application/sdp" }), credentials: "same-origin",
       });
       if (res.status !== 201) throw new Error(`${res.status} ${await res.text()}`);
@@ -78,9 +94,19 @@ export class LivePlayer {
     if (this.pc) { const pc = this.pc; this.pc = null; pc.close(); }
   }
 
-  close() { this.closed = true; this.leave(); this.video.srcObject = null; this.el.remove(); }
+  close() { this.closed = true; open.delete(this); this.leave(); this.video.srcObject = null; this.el.remove(); }
 }
 
+/** Show every open player's status in the current language. */
+export function relabelPlayers() {
+  open.forEach((p) => { const key = p.el.dataset.state; if (key === "connecting" || key === "live" || key === "failed") p.setStatus(key); });
+}
+
+/**
+ * @param {RTCPeerConnection} pc
+ * @param {number} timeoutMs
+ * @returns {Promise<void>}
+ */
 function gathered(pc, timeoutMs) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {

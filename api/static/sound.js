@@ -1,5 +1,7 @@
+// @ts-check
 // The alarm tone, made with WebAudio (no audio file). Browsers allow sound only after a user gesture: the
 // context is created on the first click or key press (signing in is one).
+/** @type {AudioContext | null} */
 let ctx = null;
 export let muted = localStorage.getItem("sharpeye.muted") === "1";
 export let played = 0;
@@ -9,9 +11,13 @@ export function unlock() {
   if (ctx && ctx.state === "suspended") ctx.resume();
 }
 
+/** @param {boolean} value */
 export function setMuted(value) { muted = value; localStorage.setItem("sharpeye.muted", value ? "1" : "0"); }
 
-// Two-tone siren pulses; critical alarms repeat three times.
+/**
+ * Two-tone siren pulses; critical alarms repeat three times.
+ * @param {string} severity
+ */
 export function alarmTone(severity) {
   if (muted) return;
   played += 1;

@@ -8,14 +8,14 @@ passes the controller's ``seq`` through unchanged. See docs/devices/fence.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
 from sharpeye.config.device import DeviceConfig
-from sharpeye.ingest.driver import Payload, Transport, decode_json, finite, sequence, timestamp
+from sharpeye.ingest.driver import Labels, Payload, Transport, decode_json, finite, sequence, timestamp
 from sharpeye.ingest.fence.arming import armed_at
 from sharpeye.ingest.fence.config import FenceConfig, FenceZone
 from sharpeye.ingest.reading import DecodeError, Reading
@@ -83,6 +83,17 @@ class FenceDriver:
     transport: Transport = "mqtt"
     config_model = FenceConfig
     reading_kinds: Sequence[str] = (*(f"fence.{cause}" for cause in CAUSES), "fence.arming")
+    labels: Mapping[str, Labels] = {
+        "fence": {"zh": "周界", "en": "Fence"},
+        "fence.intrusion": {"zh": "入侵", "en": "intrusion"},
+        "fence.wire_cut": {"zh": "剪线", "en": "wire cut"},
+        "fence.short_circuit": {"zh": "短路", "en": "short circuit"},
+        "fence.tamper": {"zh": "防拆", "en": "tamper"},
+        "fence.power_loss": {"zh": "市电中断", "en": "mains lost"},
+        "fence.low_battery": {"zh": "电池欠压", "en": "low battery"},
+        "fence.comm_failure": {"zh": "通信故障", "en": "communication failure"},
+        "fence.arming": {"zh": "布撤防", "en": "arming"},
+    }
     fixtures = Path(__file__).with_name("fixtures")
 
     def channels(self, device: DeviceConfig) -> Iterable[str]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sharpeye.config.device import DeviceConfig
-from sharpeye.ingest.driver import Payload, Transport
+from sharpeye.ingest.driver import Labels, Payload, Transport
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.manscdp import Manscdp, ManscdpError, parse_body
 from sharpeye.ingest.reading import DecodeError, Reading
@@ -88,6 +88,12 @@ class GbDriver:
     transport: Transport = "sip"
     config_model = GbDeviceConfig
     reading_kinds: Sequence[str] = (ALARM, "device.heartbeat", "device.online")
+    labels: Mapping[str, Labels] = {
+        "gb28181": {"zh": "国标设备", "en": "GB/T 28181 device"},
+        ALARM: {"zh": "设备报警", "en": "device alarm"},
+        "device.heartbeat": {"zh": "心跳", "en": "heartbeat"},
+        "device.online": {"zh": "在线状态", "en": "online state"},
+    }
 
     def channels(self, device: DeviceConfig) -> Iterable[str]:
         assert isinstance(device, GbDeviceConfig)

@@ -12,14 +12,14 @@ Analysis needs history (filter time, rate of rise), so this is a ``StatefulDrive
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
 from sharpeye.config.device import DeviceConfig
-from sharpeye.ingest.driver import Payload, Transport, decode_json, finite, sequence, timestamp
+from sharpeye.ingest.driver import Labels, Payload, Transport, decode_json, finite, sequence, timestamp
 from sharpeye.ingest.reading import DecodeError, Reading
 from sharpeye.ingest.thermal.analysis import ThermalState, analyse
 from sharpeye.ingest.thermal.config import ThermalConfig
@@ -59,6 +59,12 @@ class ThermalDriver:
     transport: Transport = "mqtt"
     config_model = ThermalConfig
     reading_kinds: Sequence[str] = ("thermal.roi", "thermal.level", "thermal.fire")
+    labels: Mapping[str, Labels] = {
+        "thermal": {"zh": "热成像", "en": "Thermal"},
+        "thermal.roi": {"zh": "区域温度", "en": "region temperature"},
+        "thermal.level": {"zh": "温度等级", "en": "temperature level"},
+        "thermal.fire": {"zh": "火点", "en": "fire"},
+    }
     fixtures = Path(__file__).with_name("fixtures")
 
     def channels(self, device: DeviceConfig) -> Iterable[str]:

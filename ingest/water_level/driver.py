@@ -7,14 +7,14 @@ Channels (topic ``sharpeye/water_level/<device_id>/<channel>``): ``level`` (a me
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
 from sharpeye.config.device import DeviceConfig
-from sharpeye.ingest.driver import Payload, Transport, decode_json, finite, sequence, timestamp
+from sharpeye.ingest.driver import Labels, Payload, Transport, decode_json, finite, sequence, timestamp
 from sharpeye.ingest.reading import DecodeError, Reading
 from sharpeye.ingest.water_level.config import WaterLevelConfig
 
@@ -56,6 +56,11 @@ class WaterLevelDriver:
     transport: Transport = "mqtt"
     config_model = WaterLevelConfig
     reading_kinds: Sequence[str] = ("water_level.level", "water_level.stage")
+    labels: Mapping[str, Labels] = {
+        "water_level": {"zh": "水位计", "en": "Water level"},
+        "water_level.level": {"zh": "水位", "en": "water level"},
+        "water_level.stage": {"zh": "水情等级", "en": "flood stage"},
+    }
     fixtures = Path(__file__).with_name("fixtures")
 
     def channels(self, device: DeviceConfig) -> Iterable[str]:

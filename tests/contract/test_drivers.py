@@ -1,6 +1,7 @@
 """The contract suite: every installed MQTT kind decodes its recorded good payloads to the expected
 readings, rejects its recorded bad payloads with the expected reason, survives its simulator, and never
-raises anything but ``DecodeError`` whatever bytes arrive (hypothesis)."""
+raises anything but ``DecodeError`` whatever bytes arrive (hypothesis). Every installed kind, whatever its
+transport, labels itself and each of its reading kinds in both console languages."""
 
 from __future__ import annotations
 
@@ -17,15 +18,33 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sharpeye.config.device import DeviceConfig
-from sharpeye.ingest.driver import Contracted, Driver, Payload, StatefulDriver
+from sharpeye.ingest.driver import LANGUAGES, Contracted, Driver, Payload, StatefulDriver
 from sharpeye.ingest.reading import DecodeError, Reading
 from sharpeye.ingest.registry import installed
 
+ALL_KINDS = sorted(installed().kinds)
 MQTT_KINDS = sorted(kind for kind, driver in installed().drivers.items() if driver.transport == "mqtt")
 
 
 def test_bundled_mqtt_kinds_are_installed() -> None:
     assert {"fence", "thermal", "water_level"} <= set(MQTT_KINDS)
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_kind_labels_itself_in_both_languages(kind: str) -> None:
+    """The console shows these (GET /api/kinds): a kind without them would show its raw key."""
+    driver = installed().get(kind)
+    labels = driver.labels
+    wanted = {kind, *driver.reading_kinds}
+    assert set(labels) == wanted, (
+        f"{kind}: labels must cover exactly the kind and its reading kinds; "
+        f"missing {sorted(wanted - set(labels))}, extra {sorted(set(labels) - wanted)}"
+    )
+    for key, label in labels.items():
+        for language in LANGUAGES:
+            text = label.get(language)
+            assert isinstance(text, str) and text.strip(), f"{kind}: {key!r} has no {language!r} label"
+            assert text != key, f"{kind}: {key!r}'s {language!r} label is its raw key"
 
 
 @dataclass

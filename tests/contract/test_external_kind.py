@@ -1,9 +1,11 @@
 """A device kind from a package of its own, outside this tree: its folder plus two entry-point lines (driver and
 simulator) is all it takes. The package is built and installed into a temporary directory, and the hub's own
-commands see it: ``config check`` validates a site that uses it, the contract suite runs over it."""
+commands see it: ``config check`` validates a site that uses it, the contract suite runs over it, and the labels the
+console shows come from its driver through the API."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -82,7 +84,10 @@ PACKAGE = {
             transport: Transport = "mqtt"
             config_model = NoiseConfig
             reading_kinds: Sequence[str] = ("noise_meter.level",)
-            labels = {"zh": "噪声监测仪", "en": "Noise meter"}
+            labels = {
+                "noise_meter": {"zh": "噪声监测仪", "en": "Noise meter"},
+                "noise_meter.level": {"zh": "噪声", "en": "noise level"},
+            }
             fixtures = Path(__file__).with_name("fixtures")
 
             def channels(self, device: DeviceConfig) -> Iterable[str]:
@@ -246,3 +251,15 @@ def test_the_contract_suite_runs_over_the_external_kind(external: dict[str, str]
     summary = res.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "failed" not in summary
     assert int(summary.split(" passed")[0].split()[-1]) >= 5, summary
+
+
+def test_the_console_label_comes_from_the_external_driver(external: dict[str, str]) -> None:
+    script = (
+        "import json; from sharpeye.api.routes.kind import kind_views; from sharpeye.ingest.registry import installed; "
+        "print(json.dumps([v.model_dump() for v in kind_views(installed()) if v.kind == 'noise_meter']))"
+    )
+    res = subprocess.run([sys.executable, "-c", script], env=external, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    [view] = json.loads(res.stdout)
+    assert view["label"] == {"zh": "噪声监测仪", "en": "Noise meter"}
+    assert view["readings"]["noise_meter.level"] == {"zh": "噪声", "en": "noise level"}

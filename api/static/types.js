@@ -1,0 +1,98 @@
+// @ts-check
+// Shapes of what the hub's API answers, as far as the console reads them (JSDoc types only: no code).
+
+/**
+ * @typedef {object} Alarm
+ * @property {string} id
+ * @property {string} rule_id
+ * @property {string} device_id
+ * @property {string | null} [channel]
+ * @property {string} severity
+ * @property {string} state
+ * @property {string} title
+ * @property {string} place
+ * @property {number} count
+ * @property {string} first_seen
+ * @property {string} last_seen
+ * @property {string[]} cameras
+ * @property {string[]} [evidence]
+ */
+
+/**
+ * @typedef {object} AlarmDetail
+ * @property {Alarm} alarm
+ * @property {string | null} case_id
+ * @property {{ at: string, action: string, actor: string, note: string }[]} history
+ */
+
+/** @typedef {{ type: string, alarm: string }} AlarmChange */
+
+/**
+ * @typedef {object} OrgUnit
+ * @property {string} id
+ * @property {string} name
+ * @property {OrgUnit[]} [children]
+ */
+
+/**
+ * @typedef {object} DeviceSpot
+ * @property {string} id
+ * @property {string} kind
+ * @property {string} name
+ * @property {string} grid
+ * @property {number | null} x
+ * @property {number | null} y
+ * @property {string[]} cameras
+ * @property {{ id: string, name: string }[]} zones
+ */
+
+/**
+ * @typedef {object} Site
+ * @property {string} timezone
+ * @property {{ url: string } | null} plan
+ * @property {OrgUnit} org
+ * @property {{ id: string, name: string }[]} departments
+ * @property {DeviceSpot[]} devices
+ */
+
+/**
+ * @typedef {object} DeviceHealth
+ * @property {string} id
+ * @property {string} name
+ * @property {string} kind
+ * @property {string} grid
+ * @property {string} state
+ * @property {string | null} last_seen
+ * @property {number} messages
+ * @property {number} errors
+ * @property {string | null} last_error
+ */
+
+/**
+ * @typedef {object} Case
+ * @property {string} id
+ * @property {string} title
+ * @property {string} category
+ * @property {string} stage
+ * @property {string | null} department
+ * @property {string | null} light
+ * @property {string | null} due_at
+ * @property {string} created_at
+ * @property {string[]} alarm_ids
+ */
+
+/**
+ * @typedef {object} CaseEvent
+ * @property {string} at
+ * @property {string} action
+ * @property {string} actor
+ * @property {string | null} from_stage
+ * @property {string} to_stage
+ * @property {string} note
+ */
+
+/** @typedef {{ case: Case, history: CaseEvent[], actions?: string[] }} CaseDetail */
+
+/** @typedef {{ username: string, role: string, permissions: string[] }} User */
+
+export {};

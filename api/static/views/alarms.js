@@ -1,0 +1,244 @@
+// @ts-check
+// The alarm list, its filters, the detail pane (linked cameras live, evidence, history) and what happens when the
+// hub says an alarm changed: the tone, the toast, the pop-up beside the list and on the wall.
+import { api } from "../api.js";
+import { html, render } from "../html.js";
+import { fmtTime, t } from "../i18n/index.js";
+import { open, register, show } from "../nav.js";
+import { LivePlayer } from "../player.js";
+import { alarmTone, muted } from "../sound.js";
+import { deviceName, loadAlarms, state } from "../state.js";
+import { $, closest, control, report, toast } from "../ui.js";
+import { markAlarms } from "./map.js";
+import { popToWall } from "./wall.js";
+
+/** @typedef {import("../types.js").Alarm} Alarm */
+/** @typedef {import("../types.js").AlarmDetail} AlarmDetail */
+/** @typedef {import("../html.js").Html} Html */
+
+const LOUD = new Set(["critical", "major"]);
+
+/** @type {string | null} alarm id shown in the detail pane */
+let selected = null;
+/** @type {LivePlayer[]} */
+let detailPlayers = [];
+
+async function refresh() {
+  await loadAlarms();
+  renderAlarms();
+}
+
+function visibleAlarms() {
+  const mode = control("filter-state").value; const sev = control("filter-severity").value;
+  return [...state.alarms.values()]
+    .filter((a) => mode === "all" || (mode === "open" ? !a.state.startsWith("cleared") || a.state === "cleared_unack" : a.state.endsWith("unack")))
+    .filter((a) => !sev || a.severity === sev)
+    .sort((a, b) => (b.first_seen.localeCompare(a.first_seen)));
+}
+
+// Evidence references from the video pipeline are paths like "cam-1/20260105/120000-motion-ab12.jpg", served by
+// the hub at /api/evidence/<ref> behind the session cookie: fetched here and shown from blob URLs.
+const IMAGE = /\.(jpe?g|png|webp)(\?|$)/i;
+const CLIP = /\.(mp4|webm)(\?|$)/i;
+/** @type {Map<string, Promise<string | null>>} */
+const blobs = new Map();
+/** @param {string} ref */
+const evidenceUrl = (ref) => (/^(https?:|\/)/.test(ref) ? ref : `/api/evidence/${ref.split("/").map(encodeURIComponent).join("/")}`);
+
+/** @param {Element} root */
+async function loadEvidence(root) {
+  for (const el of root.querySelectorAll("[data-evidence]")) {
+    if (!(el instanceof HTMLImageElement || el instanceof HTMLVideoElement) || !el.dataset.evidence) continue;
+    const url = evidenceUrl(el.dataset.evidence);
+    let blob = blobs.get(url);
+    if (!blob) {
+      blob = fetch(url, { credentials: "same-origin" })
+        .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(`${r.status}`))))
+        .then((b) => URL.createObjectURL(b)).catch(() => null);
+      blobs.set(url, blob);
+    }
+    const src = await blob;
+    const link = el.parentElement;
+    if (src) { el.src = src; if (link instanceof HTMLAnchorElement) link.href = src; } else el.classList.add("missing");
+  }
+}
+
+/** @param {Alarm} a */
+function thumb(a) {
+  const image = (a.evidence || []).find((e) => IMAGE.test(e));
+  if (image) return html`<a target="_blank"><img class="thumb" data-evidence="${image}" alt=""></a>`;
+  return a.cameras.length ? html`<span class="cam-icon" title="${a.cameras.join(", ")}">▶</span>` : html``;
+}
+
+function renderAlarms() {
+  const rows = visibleAlarms();
+  render($("alarm-rows"), html`${rows.map((a) => html`
+    <tr class="sevrow-${a.severity} state-${a.state}${a.id === selected ? " selected" : ""}" data-alarm="${a.id}">
+      <td><span class="sev sev-${a.severity}">${t(`severity.${a.severity}`)}</span></td><td>${thumb(a)}</td>
+      <td>${a.title}</td><td>${deviceName(a.device_id)}</td><td>${a.place}</td>
+      <td>${t(`alarm_state.${a.state}`)}</td><td class="num">${a.count}</td><td>${fmtTime(a.last_seen)}</td>
+      <td class="actions">${actionButtons(a)}</td>
+    </tr>`)}`);
+  const unack = [...state.alarms.values()].filter((a) => a.state.endsWith("unack")).length;
+  $("alarm-count").textContent = `${t("ui.total")} ${rows.length} ${t("ui.items")} · ${t("alarm_state.active_unack")} ${unack}`;
+  const badge = $("alarm-badge"); badge.hidden = !unack; badge.textContent = String(unack);
+  loadEvidence($("alarm-rows")).catch(report);
+}
+
+/**
+ * @param {Alarm} a
+ * @returns {Html[]}
+ */
+function actionButtons(a) {
+  /** @type {[string, string][]} */
+  const out = [];
+  if (a.state.endsWith("unack")) out.push(["acknowledge", "ack"]);
+  if (!a.state.startsWith("cleared")) out.push(["clear", "clear"]);
+  out.push(["comment", "comment"]);
+  if (!a.state.startsWith("cleared")) out.push(["shelve", "shelve"]);
+  out.push(["case", "open_case"]);
+  if (a.cameras.length) out.push(["wall", "to_wall"]);
+  return out.map(([act, label], i) => html`${i ? " " : ""}<button data-act="${act}" data-id="${a.id}">${t(`ui.${label}`)}</button>`);
+}
+
+/**
+ * @param {string} action
+ * @param {string} id
+ */
+async function act(action, id) {
+  const alarm = state.alarms.get(id);
+  if (!alarm) return;
+  if (action === "case") return openCaseOf(id);
+  if (action === "wall") { popToWall(alarm); show("wall"); return; }
+  if (action === "shelve") return shelve(alarm);
+  let json;
+  if (action === "comment") {
+    const note = prompt(t("ui.comment_prompt"));
+    if (!note || !note.trim()) return;
+    json = { note };
+  }
+  const result = await api(`/api/alarms/${encodeURIComponent(id)}/${action}`, { method: "POST", json });
+  state.alarms.set(id, result.alarm);
+  renderAlarms();
+  if (selected === id) await selectAlarm(id, false);
+}
+
+/**
+ * Silence this alarm's condition (same rule, device and zone) for an hour, with a reason every operator sees.
+ * @param {Alarm} alarm
+ */
+async function shelve(alarm) {
+  const reason = prompt(t("ui.shelve_prompt"));
+  if (!reason || !reason.trim()) return;
+  /** @type {Record<string, string>} */
+  const matchers = { rule_id: alarm.rule_id, device_id: alarm.device_id };
+  if (alarm.channel) matchers.channel = alarm.channel;
+  const now = new Date();
+  await api("/api/silences", { method: "POST", json: {
+    matchers, reason, starts_at: now.toISOString(), ends_at: new Date(now.getTime() + 3600e3).toISOString() } });
+  toast(`${t("ui.shelved")}: ${alarm.title} · ${alarm.place}`);
+}
+
+/** @param {string} alarmId */
+async function openCaseOf(alarmId) {
+  /** @type {AlarmDetail} */
+  const detail = await api(`/api/alarms/${encodeURIComponent(alarmId)}`);
+  if (!detail.case_id) { toast(t("ui.no_case")); return; }
+  await open("cases", detail.case_id);
+}
+
+/**
+ * @param {string} id
+ * @param {boolean} [resetPlayers]
+ */
+async function selectAlarm(id, resetPlayers = true) {
+  selected = id;
+  document.querySelectorAll("#alarm-rows tr").forEach((r) => {
+    if (r instanceof HTMLElement) r.classList.toggle("selected", r.dataset.alarm === id);
+  });
+  /** @type {AlarmDetail} */
+  const detail = await api(`/api/alarms/${encodeURIComponent(id)}`);
+  const a = detail.alarm; state.alarms.set(a.id, a);
+  const pane = $("alarm-detail");
+  const keep = !resetPlayers && pane.dataset.alarm === id;
+  const evidence = (a.evidence || []).map((e) => (IMAGE.test(e)
+    ? html`<a target="_blank"><img class="snapshot" data-evidence="${e}" alt=""></a>`
+    : CLIP.test(e) ? html`<video class="clip" controls preload="metadata" data-evidence="${e}"></video>`
+      : html`<span>${e}</span>`));
+  const info = html`
+    <h2><span class="sev sev-${a.severity}">${t(`severity.${a.severity}`)}</span> ${a.title}</h2>
+    <dl class="facts">
+      <dt>${t("ui.device")}</dt><dd>${deviceName(a.device_id)}</dd>
+      <dt>${t("ui.place")}</dt><dd>${a.place}</dd>
+      <dt>${t("ui.state")}</dt><dd class="alarm-state">${t(`alarm_state.${a.state}`)}</dd>
+      <dt>${t("ui.count")}</dt><dd>${a.count}</dd>
+      <dt>${t("ui.first_seen")}</dt><dd>${fmtTime(a.first_seen)}</dd>
+      <dt>${t("ui.last_seen")}</dt><dd>${fmtTime(a.last_seen)}</dd>
+      <dt>${t("ui.case")}</dt><dd>${detail.case_id ? html`<a href="#" data-case="${detail.case_id}">${detail.case_id}</a>` : t("ui.no_case")}</dd>
+    </dl>
+    <p class="actions">${actionButtons(a)}</p>
+    <h3>${t("ui.evidence")}</h3><div class="evidence">${evidence.length ? evidence : html`<p class="muted">${t("ui.no_evidence")}</p>`}</div>
+    <h3>${t("ui.history")}</h3>
+    <table class="history"><thead><tr><th>${t("ui.at")}</th><th>${t("ui.action")}</th><th>${t("ui.actor")}</th><th>${t("ui.note")}</th></tr></thead>
+    <tbody>${detail.history.map((h) => html`<tr><td>${fmtTime(h.at)}</td><td>${t(`alarm_event.${h.action}`)}</td>
+      <td>${h.actor}</td><td>${h.note}</td></tr>`)}</tbody></table>`;
+  const infoBox = pane.querySelector(".detail-info");
+  if (keep && infoBox) { render(infoBox, info); loadEvidence(pane).catch(report); return; }
+  closePlayers();
+  pane.dataset.alarm = id;
+  render(pane, html`<h3 data-i18n="ui.cameras">${t("ui.cameras")}</h3><div class="detail-cameras"></div><div class="detail-info">${info}</div>`);
+  loadEvidence(pane).catch(report);
+  const box = pane.querySelector(".detail-cameras");
+  if (!box) return;
+  if (!a.cameras.length) render(box, html`<p class="muted">${t("ui.no_cameras")}</p>`);
+  for (const cam of a.cameras.slice(0, 4)) {
+    const p = new LivePlayer(cam, box); p.setLabel(deviceName(cam)); detailPlayers.push(p);
+  }
+}
+
+function closePlayers() { detailPlayers.forEach((p) => p.close()); detailPlayers = []; }
+
+/**
+ * The hub says an alarm changed (raised, acknowledged, cleared...).
+ * @param {import("../types.js").AlarmChange} msg
+ */
+export async function onAlarmChange(msg) {
+  /** @type {AlarmDetail} */
+  let detail;
+  try { detail = await api(`/api/alarms/${encodeURIComponent(msg.alarm)}`); } catch (err) { report(err); return; }
+  const a = detail.alarm;
+  state.alarms.set(a.id, a);
+  if (state.view === "alarms") renderAlarms();
+  if (msg.type === "raised") {
+    if (LOUD.has(a.severity) && !muted) { alarmTone(a.severity); state.tones += 1; }
+    toast(`${t("ui.new_alarm")}: ${t(`severity.${a.severity}`)} ${a.title} · ${a.place}`, `sev-${a.severity}`);
+    if (a.cameras.length) popToWall(a);
+    // the newest alarm pops up with its cameras beside it, unless the operator is typing
+    if (state.view === "alarms" && document.activeElement?.tagName !== "INPUT") await selectAlarm(a.id);
+  } else if (selected === a.id && state.view === "alarms") {
+    await selectAlarm(a.id, false);
+  }
+  if (state.view === "map") markAlarms();
+}
+
+/** After a language switch: the open detail in the new language, its players kept. */
+export function relabel() {
+  if (selected) selectAlarm(selected, false).catch(report);
+}
+
+control("filter-state").addEventListener("change", renderAlarms);
+control("filter-severity").addEventListener("change", renderAlarms);
+$("alarms").addEventListener("click", (ev) => {
+  const button = closest(ev, "button[data-act]");
+  if (button) { ev.stopPropagation(); act(button.dataset.act || "", button.dataset.id || "").catch(report); return; }
+  const caseLink = closest(ev, "[data-case]");
+  if (caseLink) { ev.preventDefault(); open("cases", caseLink.dataset.case || "").catch(report); return; }
+  const row = closest(ev, "tr[data-alarm]");
+  if (row) selectAlarm(row.dataset.alarm || "").catch(report);
+});
+
+register("alarms", {
+  refresh,
+  open: (id) => selectAlarm(id),
+  reset: () => { closePlayers(); selected = null; },
+});

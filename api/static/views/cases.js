@@ -1,0 +1,144 @@
+// @ts-check
+// Cases: the list with its traffic lights and deadlines, the detail with its history, the actions the caller's
+// role may take at this stage (each posts {"action", "note"} to /api/cases/<id>/actions) and the merge proposals
+// (并单). Stage, action and history labels are the hub's (governance), served by GET /api/labels.
+import { api, session } from "../api.js";
+import { html, render } from "../html.js";
+import { fmtDuration, fmtTime, t } from "../i18n/index.js";
+import { open, register } from "../nav.js";
+import { loadSite, state } from "../state.js";
+import { $, closest, report, toast } from "../ui.js";
+
+/** @typedef {import("../types.js").Case} Case */
+/** @typedef {import("../types.js").CaseDetail} CaseDetail */
+
+/** @param {string} permission */
+export const can = (permission) => Boolean(session.user?.permissions?.includes(permission));
+
+/** @type {Case[]} */
+let cases = [];
+const ENDED = ["closed", "cancelled", "merged", "parked"];
+
+async function loadCases() {
+  await loadSite();
+  const page = await api("/api/cases?limit=200");
+  cases = page.items;
+  renderCases();
+}
+
+/** @param {string | null} id */
+const departmentName = (id) => (id ? state.departments.get(id) || id : "");
+
+function renderCases() {
+  const now = Date.now();
+  render($("case-rows"), html`${cases.map((c) => html`
+    <tr data-case="${c.id}"><td><i class="light light-${c.light || "none"}" title="${c.light ? t(`light.${c.light}`) : ""}"></i></td>
+      <td>${c.id}</td><td>${c.title}</td><td>${t(`stage.${c.stage}`)}</td>
+      <td>${departmentName(c.department)}</td>
+      <td class="${c.due_at && Date.parse(c.due_at) < now ? "overdue" : ""}">${c.due_at ? fmtDuration(Date.parse(c.due_at) - now) : ""}</td>
+      <td>${fmtTime(c.created_at)}</td></tr>`)}`);
+}
+
+/** Redraw the deadlines every second (they count down). */
+export function tick() {
+  if (state.view === "cases" && cases.length) renderCases();
+}
+
+/** @param {string} id */
+async function openCase(id) {
+  /** @type {CaseDetail} */
+  const { case: c, history, actions } = await api(`/api/cases/${encodeURIComponent(id)}`);
+  // merging needs a target: it is offered beside each merge proposal below, not as a bare button
+  const buttons = (actions || []).filter((a) => a !== "merge")
+    .map((a, i) => html`${i ? " " : ""}<button data-case-act="${a}">${t(`action.${a}`)}</button>`);
+  document.querySelectorAll("#case-rows tr").forEach((r) => {
+    if (r instanceof HTMLElement) r.classList.toggle("selected", r.dataset.case === id);
+  });
+  const pane = $("case-detail");
+  pane.dataset.case = id;
+  render(pane, html`
+    <h2><i class="light light-${c.light || "none"}"></i> ${c.id}</h2>
+    <dl class="facts"><dt>${t("ui.title_col")}</dt><dd>${c.title}</dd>
+      <dt>${t("ui.category")}</dt><dd>${t(`category.${c.category}`)}</dd>
+      <dt>${t("ui.stage")}</dt><dd class="case-stage">${t(`stage.${c.stage}`)}</dd>
+      <dt>${t("ui.department")}</dt><dd>${departmentName(c.department)}</dd>
+      <dt>${t("ui.deadline")}</dt><dd>${c.due_at ? `${fmtTime(c.due_at)} (${fmtDuration(Date.parse(c.due_at) - Date.now())})` : ""}</dd>
+      <dt>${t("ui.alarms")}</dt><dd>${c.alarm_ids.map((a, i) => html`${i ? ", " : ""}<a href="#" data-alarm-link="${a}">${a}</a>`)}</dd></dl>
+    ${buttons.length ? html`<p class="actions">${buttons}</p>` : html`<p class="muted">${t("ui.case_actions_note")}</p>`}
+    <div class="merge-box"></div>
+    <h3>${t("ui.case_history")}</h3>
+    <table class="history"><thead><tr><th>${t("ui.at")}</th><th>${t("ui.action")}</th><th>${t("ui.actor")}</th><th>${t("ui.stage")}</th><th>${t("ui.note")}</th></tr></thead>
+    <tbody>${history.map((h) => html`<tr><td>${fmtTime(h.at)}</td><td>${t(`case_event.${h.action}`)}</td><td>${h.actor}</td>
+      <td>${h.from_stage ? `${t(`stage.${h.from_stage}`)} → ` : ""}${t(`stage.${h.to_stage}`)}</td><td>${h.note}</td></tr>`)}</tbody></table>`);
+  const box = pane.querySelector(".merge-box");
+  if (!c.stage || ENDED.includes(c.stage) || !box) return;
+  await renderMergeProposals(box, id, (actions || []).includes("merge"));
+}
+
+/**
+ * Open cases of the same matter nearby, each with a button to merge into it when ``mayMerge`` (the detail lists
+ * "merge" among the actions the caller may take at this stage).
+ * @param {Element} box
+ * @param {string} caseId
+ * @param {boolean} mayMerge
+ */
+async function renderMergeProposals(box, caseId, mayMerge) {
+  /** @type {{ target: string, title: string, stage: string, distance_m: number | null, gap_hours: number }[]} */
+  const proposals = await api(`/api/cases/${encodeURIComponent(caseId)}/merge-proposals`);
+  if (!proposals.length) { render(box, html``); return; }
+  const rows = proposals.map((p) => html`
+    <tr data-proposal="${p.target}"><td><a href="#" data-case-link="${p.target}">${p.target}</a></td>
+      <td>${p.title}</td><td>${t(`stage.${p.stage}`)}</td>
+      <td class="num">${p.distance_m == null ? t("ui.same_grid") : `${Math.round(p.distance_m)} m`}</td>
+      <td class="num">${p.gap_hours}</td>
+      <td class="actions">${mayMerge ? html`<button data-merge-into="${p.target}">${t("ui.merge_into")}</button>` : ""}</td></tr>`);
+  render(box, html`<h3>${t("ui.merge_proposals")}</h3>
+    <table class="merge-proposals"><thead><tr><th>${t("ui.case_no")}</th><th>${t("ui.title_col")}</th><th>${t("ui.stage")}</th>
+      <th>${t("ui.distance")}</th><th>${t("ui.gap_hours")}</th><th></th></tr></thead><tbody>${rows}</tbody></table>`);
+}
+
+/**
+ * @param {string} caseId
+ * @param {string} target
+ */
+async function mergeInto(caseId, target) {
+  if (!confirm(`${t("ui.merge_confirm")} ${caseId} → ${target}`)) return false;
+  await api(`/api/cases/${encodeURIComponent(caseId)}/merge`, { method: "POST", json: { target, note: "" } });
+  return true;
+}
+
+/** Reload the list and the open case after something changed it. */
+export async function reloadCases() {
+  await loadCases();
+  const id = $("case-detail").dataset.case;
+  if (id) await openCase(id);
+}
+
+$("case-rows").addEventListener("click", (ev) => {
+  const r = closest(ev, "tr[data-case]");
+  if (r) openCase(r.dataset.case || "").catch(report);
+});
+$("case-detail").addEventListener("click", async (ev) => {
+  const id = $("case-detail").dataset.case || "";
+  const b = closest(ev, "[data-case-act]");
+  if (b) {
+    const note = prompt(t("ui.case_note")) ?? "";
+    try { await api(`/api/cases/${encodeURIComponent(id)}/actions`, { method: "POST", json: { action: b.dataset.caseAct, note } }); }
+    catch (err) { report(err); }
+    await loadCases(); await openCase(id); return;
+  }
+  const merge = closest(ev, "[data-merge-into]");
+  if (merge) {
+    const target = merge.dataset.mergeInto || "";
+    try { if (await mergeInto(id, target)) toast(`${t("ui.merged_toast")}: ${id} → ${target}`); }
+    catch (err) { report(err); }
+    await loadCases(); await openCase(id); return;
+  }
+  const caseLink = closest(ev, "[data-case-link]");
+  if (caseLink) { ev.preventDefault(); openCase(caseLink.dataset.caseLink || "").catch(report); return; }
+  const link = closest(ev, "[data-alarm-link]");
+  if (link) { ev.preventDefault(); open("alarms", link.dataset.alarmLink || "").catch(report); }
+});
+
+register("cases", { refresh: loadCases, open: openCase });
+export { openCase };

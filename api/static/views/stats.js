@@ -1,0 +1,108 @@
+// @ts-check
+// Statistics: the centre's indicators (DOMAIN.md definitions, computed by the hub), trends, class-case clusters,
+// CSV export. Plain SVG charts, no library.
+import { api } from "../api.js";
+import { html, render } from "../html.js";
+import { fmtTime, t } from "../i18n/index.js";
+import { register } from "../nav.js";
+import { loadSite, placeNames } from "../state.js";
+import { $, closest, report } from "../ui.js";
+
+/** @typedef {Record<string, any>} Row one line of /api/stats: the grouping key and the indicators */
+
+const COLUMNS = ["opened", "due", "closed", "closed_on_time", "close_rate", "on_time_rate", "avg_handling_h",
+  "returns", "extensions", "reworks", "parked", "open_green", "open_yellow", "open_red"];
+
+/**
+ * @param {Row[]} rows
+ * @param {string} key
+ * @param {Map<string, string>} names
+ */
+function table(rows, key, names) {
+  /** @param {string} v */
+  const label = (v) => (key === "category" ? t(`category.${v}`) : names.get(v) || v);
+  return html`<table class="stats"><thead><tr><th>${t(`stat.${key}`)}</th>${COLUMNS.map((c) => html`<th>${t(`stat.${c}`)}</th>`)}</tr></thead>
+    <tbody>${rows.map((r) => html`<tr><td>${label(r[key])}</td>${COLUMNS.map((c) =>
+    html`<td class="num">${r[c] ?? ""}${c.endsWith("rate") && r[c] != null ? "%" : ""}</td>`)}</tr>`)}</tbody></table>`;
+}
+
+/**
+ * @param {Row[]} rows
+ * @param {string} key
+ * @param {string} value
+ * @param {Map<string, string>} names
+ */
+function bars(rows, key, value, names) {
+  const width = 520; const rowH = 24; const max = Math.max(1, ...rows.map((r) => r[value] || 0));
+  const items = rows.map((r, i) => {
+    const w = Math.round(((r[value] || 0) / max) * (width - 190));
+    return html`<text x="0" y="${i * rowH + 16}" class="bar-label">${names.get(r[key]) || r[key]}</text>
+      <rect x="170" y="${i * rowH + 4}" width="${w}" height="16" class="bar"></rect>
+      <text x="${176 + w}" y="${i * rowH + 16}" class="bar-value">${r[value] ?? 0}${value.endsWith("rate") ? "%" : ""}</text>`;
+  });
+  return html`<svg class="chart" viewBox="0 0 ${width} ${rows.length * rowH + 8}" role="img">${items}</svg>`;
+}
+
+/** @param {Row[]} rows */
+function trend(rows) {
+  if (!rows.length) return html`<p class="muted">${t("stat.none")}</p>`;
+  const w = 520; const h = 140; const max = Math.max(1, ...rows.map((r) => r.opened || 0));
+  const step = rows.length > 1 ? (w - 40) / (rows.length - 1) : 0;
+  /** @param {string} field */
+  const pts = (field) => rows.map((r, i) => `${20 + i * step},${h - 20 - ((r[field] || 0) / max) * (h - 40)}`).join(" ");
+  return html`<svg class="chart" viewBox="0 0 ${w} ${h}" role="img">
+    <polyline points="${pts("opened")}" class="line-opened"></polyline>
+    <polyline points="${pts("closed")}" class="line-closed"></polyline>
+    <text x="20" y="12" class="legend-opened">${t("stat.opened")}</text><text x="90" y="12" class="legend-closed">${t("stat.closed")}</text>
+    <text x="20" y="${h - 4}" class="bar-label">${rows[0].period}</text>
+    <text x="${w - 20}" y="${h - 4}" text-anchor="end" class="bar-label">${rows[rows.length - 1].period}</text></svg>`;
+}
+
+/**
+ * @param {string} query
+ * @param {string} name
+ */
+async function download(query, name) {
+  const res = await fetch(`/api/stats?${query}&format=csv`, { credentials: "same-origin" });
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement("a"); a.href = url; a.download = name; a.click(); URL.revokeObjectURL(url);
+}
+
+/** @typedef {{ category: string, members: string[], org_units: string[], first: string, last: string }} Cluster */
+
+async function renderStats() {
+  await loadSite();
+  const names = placeNames();
+  /** @type {[Row[], Row[], Row[], Row[], Row[], Cluster[]]} */
+  const [total, byDept, byUnit, byCat, byDay, clusters] = await Promise.all([
+    api("/api/stats"), api("/api/stats?by=department"), api("/api/stats?by=org_unit"), api("/api/stats?by=category"),
+    api("/api/stats?by=period&period=day"), api("/api/stats/clusters?days=90&min_size=2"),
+  ]);
+  const all = total[0] || {};
+  render($("stats-body"), html`
+    <div class="kpis">
+      <div class="kpi"><span>${t("stat.close_rate")}</span><strong>${all.close_rate ?? "–"}%</strong></div>
+      <div class="kpi"><span>${t("stat.on_time_rate")}</span><strong>${all.on_time_rate ?? "–"}%</strong></div>
+      <div class="kpi"><span>${t("stat.opened")}</span><strong>${all.opened ?? 0}</strong></div>
+      <div class="kpi"><span>${t("stat.open_red")}</span><strong class="red">${all.open_red ?? 0}</strong></div>
+    </div>
+    <h3>${t("stat.trend")}</h3>${trend(byDay)}
+    <h3>${t("stat.by_department")} <button data-csv="by=department">CSV</button></h3>
+    ${bars(byDept, "department", "close_rate", names)}${table(byDept, "department", names)}
+    <h3>${t("stat.by_org_unit")} <button data-csv="by=org_unit">CSV</button></h3>${table(byUnit, "org_unit", names)}
+    <h3>${t("stat.by_category")} <button data-csv="by=category">CSV</button></h3>${table(byCat, "category", names)}
+    <h3>${t("stat.clusters")}</h3>
+    ${clusters.length ? html`<table class="stats"><thead><tr><th>${t("stat.category")}</th><th>${t("stat.cases")}</th>
+      <th>${t("stat.org_unit")}</th><th>${t("stat.first")}</th><th>${t("stat.last")}</th></tr></thead><tbody>
+      ${clusters.map((c) => html`<tr><td>${t(`category.${c.category}`)}</td><td class="num">${c.members.length}</td>
+        <td>${c.org_units.map((u) => names.get(u) || u).join("、")}</td><td>${fmtTime(c.first)}</td>
+        <td>${fmtTime(c.last)}</td></tr>`)}</tbody></table>` : html`<p class="muted">${t("stat.no_clusters")}</p>`}`);
+}
+
+$("stats-body").addEventListener("click", (ev) => {
+  const b = closest(ev, "[data-csv]");
+  const query = b?.dataset.csv;
+  if (query) download(query, `sharpeye-${query.replace("by=", "")}.csv`).catch(report);
+});
+
+register("stats", { refresh: renderStats });
