@@ -38,7 +38,7 @@ from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.health import DeviceStatus, HealthTracker, State
 from sharpeye.ingest.inventory import DeviceInventory
-from sharpeye.ingest.pipeline import IngestPipeline
+from sharpeye.ingest.pipeline import IngestPipeline, transient
 from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.registry import Registry, installed
 from sharpeye.ingest.transport.mqtt import MqttTransport
@@ -141,8 +141,9 @@ class Hub:
             self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self.process
         )
         self.transport = MqttTransport(
-            self.mqtt_url, f"sharpeye-hub-{self.site.site.id}", self.pipeline.handle, stage=self.pipeline.stage
-        )
+            self.mqtt_url, f"sharpeye-hub-{self.site.site.id}", self.pipeline.handle, stage=self.pipeline.stage,
+            reject=self.pipeline.reject, transient=transient,
+        )  # fmt: skip
         self.cases = CaseService(self.site, self.db, self.redis, self.keys, self.clock)
         self.queue = CaseQueue(self.redis, self.keys, self.db)
         self.uplinks = UplinkService(
