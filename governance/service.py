@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from sharpeye.config.governance import MergePolicy
@@ -210,9 +211,12 @@ class CaseService:
         self.flow = flow or Flow(sla)
         self.dispatcher = dispatcher or Dispatcher(site.org, site.departments, site.governance.dispatch)
         self.supervision = supervision or Supervision(redis, keys, self.flow.sla, site.governance.escalation)
+        self.zone = ZoneInfo(site.site.timezone)
 
     async def next_number(self, now: datetime) -> str:
-        day = now.strftime("%Y%m%d")
+        """``<SITE>-<local date>-<n>``: the date is the site's own (``site.timezone``), so a report at 00:30 in
+        Beijing is numbered with that day, not with the UTC date (the day before until 08:00)."""
+        day = now.astimezone(self.zone).strftime("%Y%m%d")
         seq = await self.redis.incr(self.keys.case_sequence(day))
         return f"{self.site.site.id.upper()}-{day}-{seq:05d}"
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import orjson
 import redis.asyncio as aioredis
+import redis.exceptions
 from prometheus_client import Counter
 from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.driver import DeviceStates, Payload
@@ -32,6 +33,22 @@ log = logging.getLogger(__name__)
 Sink = Callable[[Sequence[Reading]], Awaitable[object]]
 
 MAX_MESSAGE = 1 << 20  # 1 MiB: anything bigger is rejected before decoding
+
+
+def transient(exc: BaseException) -> bool:
+    """An error of the hub's own services (Redis unreachable or still loading, a timeout), not of a message: its
+    batch waits, unacknowledged, instead of being dead-lettered."""
+    return isinstance(exc, OSError | TimeoutError | redis.exceptions.ConnectionError | redis.exceptions.TimeoutError)
+
+
+def _topic_device(topic: str) -> tuple[str, str]:
+    """(kind, device id) that a topic names, as far as it names them (``discovery`` for discovery topics)."""
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[1] == "discovery":
+        return "discovery", parts[3]
+    if len(parts) == 4:
+        return parts[1], parts[2]
+    return "", ""
 
 
 @dataclass
@@ -121,7 +138,12 @@ class IngestPipeline:
         discovered: list[str] = []
         try:
             for message in batch:
-                self._one(message, readings, letters, discovered)
+                try:
+                    self._one(message, readings, letters, discovered)
+                except Exception as exc:  # a bug on one message must not hold its batch (or every later one)
+                    log.exception("ingest failed on a message on %s", message.topic)
+                    kind, device_id = _topic_device(message.topic)
+                    self._reject(letters, message, device_id, kind, DecodeError("internal_error", repr(exc)))
         finally:
             self._tally()
         spent = time.perf_counter() - started
@@ -139,6 +161,17 @@ class IngestPipeline:
             self.metrics.ingest_batch.observe(spent + time.perf_counter() - begun)
 
         return commit
+
+    async def reject(self, failures: list[tuple[Message, str]]) -> None:
+        """Dead-letter messages whose readings could not be applied even one at a time (``MqttTransport`` calls
+        this once a batch has failed its bounded retries), so that the rest of the batch goes on."""
+        letters: list[DeadLetter] = []
+        for message, why in failures:
+            kind, device_id = _topic_device(message.topic)
+            self._reject(letters, message, device_id, kind, DecodeError("unprocessable", why))
+        pipe = self.redis.pipeline(transaction=False)
+        add_many(pipe, self.keys, letters)
+        await pipe.execute()
 
     def _reject(self, letters: list[DeadLetter], message: Message, device_id: str, kind: str, exc: DecodeError) -> None:
         letters.append(
@@ -218,8 +251,7 @@ class IngestPipeline:
         self.metrics.messages.labels("discovery").inc()
         try:
             if not message.payload:
-                self.inventory.forget(device_id)
-                return device_id
+                return self._remove(device_id)
             try:
                 data = orjson.loads(message.payload)
             except orjson.JSONDecodeError as exc:
@@ -239,4 +271,19 @@ class IngestPipeline:
             self._reject(letters, message, device_id, "discovery", exc)
             return None
         log.info("discovery: device %s/%s %s", kind, device_id, "updated" if message.payload else "removed")
+        return device_id
+
+    def _remove(self, device_id: str) -> str:
+        """An empty discovery message removes a device that discovery added (or none); one from the site YAML or
+        the API stays, and the message is dead-lettered saying where to remove it."""
+        source = self.inventory.source(device_id)
+        if source == "config":
+            raise DecodeError("config_device", f"device {device_id!r} is defined in the site config; remove it there")
+        if source not in (None, "discovery"):
+            raise DecodeError("not_discovered", f"device {device_id!r} was added by {source}; remove it there")
+        try:
+            self.inventory.forget(device_id)
+        except InventoryError as exc:
+            raise DecodeError("config_device", str(exc)) from None
+        log.info("discovery: device %s removed", device_id)
         return device_id

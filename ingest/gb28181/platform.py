@@ -26,7 +26,7 @@ from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError,
 from sharpeye.ingest.reading import DecodeError, Reading
 from sharpeye.ingest.transport.sip.background import Background
 from sharpeye.ingest.transport.sip.digest import DigestServer
-from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
+from sharpeye.ingest.transport.sip.endpoint import GarbageHandler, Peer, SipEndpoint, TransactionTimeout
 from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag, uri_of
 
 from sharpeye.clock import Clock, SystemClock
@@ -144,9 +144,11 @@ class GbPlatform:
         *,
         reject: Reject | None = None,
         device_secret: str | None = None,
+        garbage: GarbageHandler | None = None,
     ) -> None:
         """``reject(reason, device_id, raw)`` is told of every refused request (for a dead-letter log). Devices
-        without a password of their own use the one derived from ``device_secret`` (SHARPEYE_DEVICE_SECRET)."""
+        without a password of their own use the one derived from ``device_secret`` (SHARPEYE_DEVICE_SECRET).
+        ``garbage(reason, detail, data, peer)`` is told of every datagram that is not SIP at all."""
         self.settings = settings
         self._device_secret = device_secret
         self.clock: Clock = clock or SystemClock()
@@ -155,8 +157,9 @@ class GbPlatform:
         self._devices = {d.id: DeviceState(d) for d in devices if d.enabled}
         self._digest = DigestServer(settings.sip_realm)
         self.endpoint = SipEndpoint(
-            self._on_request, host=settings.host, port=settings.port, tcp=settings.tcp, t1=settings.sip_t1_s
-        )
+            self._on_request, host=settings.host, port=settings.port, tcp=settings.tcp, t1=settings.sip_t1_s,
+            on_garbage=garbage,
+        )  # fmt: skip
         self.stats: Counter[str] = Counter()
         self._sn = itertools.count(random.randint(1, 100_000))
         self._cseq = itertools.count(1)

@@ -19,6 +19,7 @@ import ssl
 import struct
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,20 @@ Commit = Callable[[], Awaitable[None]]
 Stage = Callable[[list[Message]], Commit]
 """Handles a batch in two steps: the CPU work at once (decode, rules), returning the I/O to do after it
 (store, in batch order). The transport prepares the next batch while the previous one's I/O runs."""
+Reject = Callable[[list[tuple[Message, str]]], Awaitable[None]]
+"""Keeps messages that failed even alone (a dead letter each, with the reason), so the rest can go on."""
+Transient = Callable[[BaseException], bool]
+"""True for a failure of the hub's own services (not of the messages): such a batch waits, unacknowledged."""
+
+ATTEMPTS = 5  # tries of a batch (failures that are not transient) before its messages are tried one at a time
+
+
+def _infrastructure(exc: BaseException) -> bool:
+    return isinstance(exc, OSError | TimeoutError)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _nodelay(client: paho.Client, userdata: Any, sock: Any) -> None:
@@ -144,6 +159,12 @@ class MqttTransport:
     compete for this process's GIL; it sends batches over a pipe, at most ``window`` unacknowledged, and
     acknowledges a batch to the broker only when this side has handled it. If the receiver dies it is
     started again; the broker redelivers what was not acknowledged.
+
+    A batch is never retried for ever: a failure that ``transient`` calls the hub's own (Redis unreachable)
+    keeps it waiting, unacknowledged, with backoff; any other failure is retried ``attempts`` times, then the
+    batch's messages are handled one at a time and those that still fail go to ``reject`` (dead letters), so
+    the others, and every later batch, go on. ``stuck_since``, ``last_progress`` and ``lag_seconds()`` say how
+    the consumer is doing (health, metrics).
     """
 
     def __init__(
@@ -154,6 +175,10 @@ class MqttTransport:
         max_batch: int = 500,
         stage: Stage | None = None,
         window: int = 2,
+        reject: Reject | None = None,
+        transient: Transient = _infrastructure,
+        attempts: int = ATTEMPTS,
+        retry_delay: float = 0.1,
     ) -> None:
         self.url = url
         self.client_id = client_id
@@ -161,9 +186,18 @@ class MqttTransport:
         self.stage = stage
         self.max_batch = max_batch
         self.window = window
+        self.reject = reject
+        self.transient = transient
+        self.attempts = attempts
+        self.retry_delay = retry_delay
         self.connected = threading.Event()
         self.last_error: str | None = None
         self.received = 0
+        self.retries = 0  # failed tries of batches, since start
+        self.rejected = 0  # messages handed to ``reject`` (or dropped, without one) after their batch failed
+        self.stuck_since: float | None = None  # time.time() of the current batch's first failure
+        self.last_progress = time.time()  # when a batch was last handled
+        self._unacked: dict[tuple[int, int], float] = {}  # (generation, seq) -> receipt of its oldest message
         self._remote_backlog = 0
         self._queued = 0
         self._batches: asyncio.Queue[tuple[int, int, list[Message]]] = asyncio.Queue()
@@ -176,6 +210,12 @@ class MqttTransport:
     def backlog(self) -> int:
         """Messages received from the broker and not handled yet."""
         return self._remote_backlog + self._queued
+
+    def lag_seconds(self, now: float | None = None) -> float:
+        """Age of the oldest message handed to this side and not acknowledged yet (0 when none waits)."""
+        if not self._unacked:
+            return 0.0
+        return max(0.0, (now if now is not None else time.time()) - min(self._unacked.values()))
 
     async def start(self) -> None:
         self._stopping = False
@@ -212,6 +252,7 @@ class MqttTransport:
             limit=_READ_LIMIT,
         )  # fmt: skip
         self._generation += 1
+        self._unacked.clear()  # batches of an earlier receiver come again from the broker
         self._write(["settings", self.url, self.client_id, self.max_batch, self.window, list(SUBSCRIPTIONS)])
 
     def _write(self, frame: Any) -> None:
@@ -253,6 +294,8 @@ class MqttTransport:
                          in items]  # fmt: skip
                 self.received += len(batch)
                 self._queued += len(batch)
+                if batch:
+                    self._unacked[(generation, seq)] = min(m.received for m in batch)
                 self._batches.put_nowait((generation, seq, batch))
             elif kind == "connected":
                 self.last_error = None
@@ -266,6 +309,7 @@ class MqttTransport:
 
     def _ack(self, generation: int, seq: int) -> None:
         """Tell the receiver a batch is handled; a batch from an earlier receiver is redelivered instead."""
+        self._unacked.pop((generation, seq), None)
         if generation == self._generation:
             self._write(["ack", seq])
 
@@ -280,56 +324,99 @@ class MqttTransport:
                 generation, seq, batch = await self._batches.get()
                 self._queued -= len(batch)
                 if self.stage is None:
-                    await self._handle_until_done(batch)
+                    await self._settle(batch, self._prepare(batch))
                     self._ack(generation, seq)
                     continue
-                commit = await self._stage_until_done(self.stage, batch)
+                commit = self._try_stage(self.stage, batch)
                 if in_flight is not None:
                     await in_flight[0]
                     self._ack(in_flight[1], in_flight[2])
-                task = asyncio.create_task(self._commit_until_done(commit, len(batch)))
+                task = asyncio.create_task(self._settle(batch, commit))
                 in_flight = (task, generation, seq)
                 await asyncio.sleep(0)  # let the commit start its I/O before the next batch is prepared
         finally:
             if in_flight is not None and not in_flight[0].done():
                 in_flight[0].cancel()
 
-    async def _stage_until_done(self, stage: Stage, batch: list[Message]) -> Commit:
-        delay = 0.1
+    def _try_stage(self, stage: Stage, batch: list[Message]) -> Commit | None:
+        """The batch staged, or None when staging failed (``_settle`` tries again)."""
+        try:
+            return stage(batch)
+        except Exception as exc:
+            self._failed(exc, len(batch), "preparing")
+            return None
+
+    def _prepare(self, batch: list[Message]) -> Commit:
+        if self.stage is not None:
+            return self.stage(batch)
+        handler = self.handler
+        return lambda: handler(batch)
+
+    def _failed(self, exc: BaseException, size: int, doing: str) -> None:
+        self.retries += 1
+        self.last_error = f"handler: {exc}"
+        if self.stuck_since is None:
+            self.stuck_since = time.time()
+        log.warning("%s %d MQTT messages failed (%s)", doing, size, _describe(exc))
+
+    async def _settle(self, batch: list[Message], commit: Commit | None) -> None:
+        """Apply a batch (its staged ``commit`` when there is one), retrying with backoff; never for ever unless
+        the failure is transient (the hub's own services are down: nothing could be kept anyway)."""
+        failures = 0 if commit is not None else 1
+        delay = self.retry_delay
         while True:
-            try:
-                return stage(batch)
-            except Exception as exc:
-                self.last_error = f"handler: {exc}"
-                log.warning("preparing %d MQTT messages failed (%s); retrying in %.1fs", len(batch), exc, delay)
+            if commit is None:
+                if failures >= self.attempts and await self._one_at_a_time(batch):
+                    break
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-    async def _commit_until_done(self, commit: Commit, size: int) -> None:
-        delay = 0.1
-        while True:
+                try:
+                    commit = self._prepare(batch)
+                except Exception as exc:
+                    self._failed(exc, len(batch), "preparing")
+                    failures += 0 if self.transient(exc) else 1
+                    continue
             try:
                 await commit()
-                return
+                break
             except Exception as exc:
-                self.last_error = f"handler: {exc}"
-                log.warning("handling %d MQTT messages failed (%s); retrying in %.1fs", size, exc, delay)
+                self._failed(exc, len(batch), "handling")
+                if not self.transient(exc):
+                    failures += 1
+                    if failures >= self.attempts:
+                        commit = None  # try its messages one at a time
+                        continue
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        self.stuck_since = None
+        self.last_progress = time.time()
 
-    async def _handle_until_done(self, batch: list[Message]) -> None:
-        """Retry a failed batch (Redis down, say) with backoff; it stays unacknowledged meanwhile, so
-        the broker holds back further QoS 1 deliveries once its in-flight window is full."""
-        delay = 0.1
-        while True:
+    async def _one_at_a_time(self, batch: list[Message]) -> bool:
+        """Handle each message of a failing batch alone; hand those that fail to ``reject``. False when a
+        transient failure (or one of ``reject``) means the batch must wait and be tried again."""
+        failed: list[tuple[Message, str]] = []
+        for message in batch:
             try:
-                await self.handler(batch)
-                return
+                await self._prepare([message])()
             except Exception as exc:
-                self.last_error = f"handler: {exc}"
-                log.warning("handling %d MQTT messages failed (%s); retrying in %.1fs", len(batch), exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                if self.transient(exc):
+                    self._failed(exc, 1, "handling")
+                    return False
+                failed.append((message, _describe(exc)))
+        if not failed:
+            return True
+        if self.reject is None:
+            for message, why in failed:
+                log.error("dropped an MQTT message on %s that could not be handled: %s", message.topic, why)
+        else:
+            try:
+                await self.reject(failed)
+            except Exception as exc:
+                self._failed(exc, len(failed), "dead-lettering")
+                return False
+        self.rejected += len(failed)
+        log.warning("%d of %d MQTT messages could not be handled, even alone; dead-lettered", len(failed), len(batch))
+        return True
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         self._write(["publish", topic, payload, qos, retain])

@@ -38,11 +38,12 @@ from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.health import DeviceStatus, HealthTracker, State
 from sharpeye.ingest.inventory import DeviceInventory
-from sharpeye.ingest.pipeline import IngestPipeline
+from sharpeye.ingest.pipeline import IngestPipeline, transient
 from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.registry import Registry, installed
 from sharpeye.ingest.transport.mqtt import MqttTransport
 from sharpeye.ingest.transport.mqtt_acl import HUB_USER, accounts, hub_account, sip_credentials_csv, write_files
+from sharpeye.ingest.transport.sip.endpoint import Peer
 from sharpeye.keys import Keys
 from sharpeye.metrics import Metrics
 from sharpeye.node.device_secret import device_secret
@@ -50,6 +51,8 @@ from sharpeye.node.embedded import EmbeddedAmqtt, EmbeddedMosquitto, EmbeddedRed
 from sharpeye.settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
+
+PENDING_LETTERS = 1000  # dead letters from SIP waiting to be written; past it a flood is counted, not kept
 
 
 @dataclass
@@ -141,8 +144,9 @@ class Hub:
             self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self.process
         )
         self.transport = MqttTransport(
-            self.mqtt_url, f"sharpeye-hub-{self.site.site.id}", self.pipeline.handle, stage=self.pipeline.stage
-        )
+            self.mqtt_url, f"sharpeye-hub-{self.site.site.id}", self.pipeline.handle, stage=self.pipeline.stage,
+            reject=self.pipeline.reject, transient=transient,
+        )  # fmt: skip
         self.cases = CaseService(self.site, self.db, self.redis, self.keys, self.clock)
         self.queue = CaseQueue(self.redis, self.keys, self.db)
         self.uplinks = UplinkService(
@@ -231,8 +235,9 @@ class Hub:
     async def _start_gb28181(self, settings: GbSettings) -> None:
         devices = [d for d in self.inventory if isinstance(d, GbDeviceConfig)]
         self.gb_platform = GbPlatform(
-            settings, devices, self.emit, self.clock, reject=self._reject_sip, device_secret=self.device_secret
-        )
+            settings, devices, self.emit, self.clock, reject=self._reject_sip, device_secret=self.device_secret,
+            garbage=self._sip_garbage,
+        )  # fmt: skip
         await self.gb_platform.start()
         self._spawn(self._sync_gb_channels(), "gb28181-channels")
         if settings.cascade is not None:
@@ -315,8 +320,18 @@ class Hub:
         self._emit_wake.set()
 
     def _reject_sip(self, reason: str, device_id: str, raw: bytes) -> None:
-        self._rejected.append(DeadLetter("sip", "sip", device_id, "gb28181", reason, "", raw, self.clock.now()))
         self.metrics.deadletters.labels("gb28181", reason).inc()
+        self._keep_letter(DeadLetter("sip", "sip", device_id, "gb28181", reason, "", raw, self.clock.now()))
+
+    def _sip_garbage(self, reason: str, detail: str, raw: bytes, peer: Peer) -> None:
+        """A datagram (or TCP segment) that is not SIP: counted by reason, kept with where it came from."""
+        self.metrics.deadletters.labels("sip", reason).inc()
+        origin = f"{peer.transport}:{peer.host}:{peer.port}"
+        self._keep_letter(DeadLetter("sip", origin, "", "sip", reason, detail, raw, self.clock.now()))
+
+    def _keep_letter(self, letter: DeadLetter) -> None:
+        if len(self._rejected) < PENDING_LETTERS:
+            self._rejected.append(letter)
         self._emit_wake.set()
 
     async def _drain_emitted(self) -> None:

@@ -96,3 +96,81 @@ async def test_killed_receiver_is_replaced_and_unacknowledged_messages_come_agai
         assert transport.connected.is_set()
     finally:
         await transport.stop()
+
+
+async def test_a_batch_that_keeps_failing_is_split_and_only_the_failing_message_is_rejected(
+    mqtt_broker: EmbeddedMosquitto,
+) -> None:
+    committed: list[bytes] = []
+    rejected: list[tuple[bytes, str]] = []
+    tries = 0
+
+    def stage(batch: list[Message]) -> Callable[[], Awaitable[None]]:
+        payloads = [m.payload for m in batch]
+
+        async def commit() -> None:
+            nonlocal tries
+            tries += 1
+            if b"poison" in payloads:
+                raise ValueError("cannot apply poison")
+            committed.extend(payloads)
+
+        return commit
+
+    async def reject(failures: list[tuple[Message, str]]) -> None:
+        rejected.extend((m.payload, why) for m, why in failures)
+
+    async def handler(batch: list[Message]) -> None:
+        raise AssertionError("staged")
+
+    transport = MqttTransport(mqtt_broker.url, f"t-{uuid.uuid4().hex[:8]}", handler, stage=stage, reject=reject,
+                              attempts=3, retry_delay=0.01)  # fmt: skip
+    await transport.start()
+    try:
+        await until(transport.connected.is_set)
+        sent = [("sharpeye/fence/f3/event", p) for p in (b"a", b"b", b"poison", b"c")]
+        await asyncio.to_thread(publish, mqtt_broker.port, sent)
+        await asyncio.to_thread(publish, mqtt_broker.port, [("sharpeye/fence/f3/event", b"later")])
+        await until(lambda: b"later" in committed)
+        assert sorted(committed) == [b"a", b"b", b"c", b"later"]
+        assert rejected == [(b"poison", "ValueError: cannot apply poison")]
+        assert transport.rejected == 1 and transport.stuck_since is None
+        await until(lambda: transport.backlog == 0 and transport.lag_seconds() == 0)
+    finally:
+        await transport.stop()
+
+
+async def test_a_transient_failure_keeps_the_batch_waiting_and_rejects_nothing(mqtt_broker: EmbeddedMosquitto) -> None:
+    committed: list[bytes] = []
+    rejected: list[bytes] = []
+    down = True
+
+    def stage(batch: list[Message]) -> Callable[[], Awaitable[None]]:
+        async def commit() -> None:
+            if down:
+                raise ConnectionError("redis is down")
+            committed.extend(m.payload for m in batch)
+
+        return commit
+
+    async def reject(failures: list[tuple[Message, str]]) -> None:
+        rejected.extend(m.payload for m, _ in failures)
+
+    async def handler(batch: list[Message]) -> None:
+        raise AssertionError("staged")
+
+    transport = MqttTransport(mqtt_broker.url, f"t-{uuid.uuid4().hex[:8]}", handler, stage=stage, reject=reject,
+                              attempts=2, retry_delay=0.01)  # fmt: skip
+    await transport.start()
+    try:
+        await until(transport.connected.is_set)
+        await asyncio.to_thread(publish, mqtt_broker.port, [("sharpeye/fence/f4/event", b"x")])
+        await until(lambda: transport.retries >= 5)  # well past ``attempts``: still waiting, not rejected
+        assert transport.stuck_since is not None and transport.lag_seconds() > 0
+        assert "redis is down" in (transport.last_error or "")
+        down = False
+        await until(lambda: committed == [b"x"])
+        assert rejected == []
+        await until(lambda: transport.stuck_since is None and transport.lag_seconds() == 0)
+    finally:
+        await transport.stop()

@@ -39,6 +39,8 @@ class Peer:
 
 
 RequestHandler = Callable[[SipMessage, Peer], SipMessage | None]
+GarbageHandler = Callable[[str, str, bytes, Peer], None]
+"""Told of every datagram or stream segment that is not SIP: ``(reason, detail, data, peer)``."""
 
 
 class TransactionTimeout(TimeoutError):
@@ -58,8 +60,10 @@ class SipEndpoint:
         t1: float = 0.5,
         t2: float = 4.0,
         user_agent: str = "SharpEye",
+        on_garbage: GarbageHandler | None = None,
     ) -> None:
         self._handler = handler
+        self._on_garbage = on_garbage
         self.host = host
         self.port = port
         self._tcp_enabled = tcp
@@ -204,7 +208,7 @@ class SipEndpoint:
         try:
             msg = parse(data, stream=stream)
         except SipParseError as exc:
-            self.stats[f"parse_error.{exc.reason}"] += 1
+            self._garbage(exc, data, peer)
             log.debug("dropped %d bytes from %s:%d: %s", len(data), peer.host, peer.port, exc)
             return
         if not msg.is_request:
@@ -235,6 +239,15 @@ class SipEndpoint:
                 response.add("User-Agent", self.user_agent)
             self.send_response(response, msg, peer)
 
+    def _garbage(self, exc: SipParseError, data: bytes, peer: Peer) -> None:
+        reason = f"parse_error.{exc.reason}"
+        self.stats[reason] += 1
+        if self._on_garbage is not None:
+            try:
+                self._on_garbage(reason, str(exc), data, peer)
+            except Exception:
+                log.exception("SIP garbage hook failed")
+
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         address = writer.get_extra_info("peername")[:2]
         self._tcp_writers[address] = writer
@@ -256,7 +269,7 @@ class SipEndpoint:
                 for segment in framer.feed(chunk):
                     self.receive(segment, peer, stream=True)
         except SipParseError as exc:
-            self.stats[f"parse_error.{exc.reason}"] += 1
+            self._garbage(exc, b"", peer)
             log.info("closing TCP connection from %s:%d: %s", address[0], address[1], exc)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
