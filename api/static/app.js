@@ -4,7 +4,7 @@
 import { alarmStream, api, changePassword, login, logout, session } from "./api.js";
 import { fmtTime, lang, setLang, t } from "./i18n/index.js";
 import { refresh, resetAll, show } from "./nav.js";
-import { relabelPlayers } from "./player.js";
+import { closeAllPlayers, relabelPlayers } from "./player.js";
 import { muted, setMuted, unlock } from "./sound.js";
 import { forget, loadLabels, loadSite, state } from "./state.js";
 import { $, closest, report } from "./ui.js";
@@ -89,7 +89,8 @@ $("password-change").addEventListener("submit", async (ev) => {
   pendingPassword = null; $("password-error").textContent = ""; $("password-change").hidden = true;
   start().catch(report);
 });
-$("logout").addEventListener("click", () => { logout(); });
+// the live views end while the session still holds, so the hub frees their feeds at once
+$("logout").addEventListener("click", () => { closeAllPlayers().then(logout).catch(report); });
 $("lang").addEventListener("click", () => {
   setLang(lang === "zh" ? "en" : "zh"); renderMute(); refresh().catch(report);
   relabel();

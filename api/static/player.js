@@ -86,15 +86,30 @@ export class LivePlayer {
     setTimeout(() => { this.retrying = false; this.connect(); }, 3000);
   }
 
+  /** @returns {Promise<void>} settled once the hub has been told (DELETE), if it had a session to end */
   leave() {
-    if (this.resource) {
-      fetch(this.resource, { method: "DELETE", headers: authHeaders("DELETE"), credentials: "same-origin" }).catch(() => {});
-      this.resource = null;
-    }
-    if (this.pc) { const pc = this.pc; this.pc = null; pc.close(); }
+    const pc = this.pc; this.pc = null;
+    if (!this.resource) { pc?.close(); return Promise.resolve(); }
+    // the peer connection closes once the hub has ended the session: closed first, the hub would drop the session
+    // on its own and answer the DELETE with 404
+    const left = fetch(this.resource, { method: "DELETE", headers: authHeaders("DELETE"), credentials: "same-origin" })
+      .then(() => {}, () => {}).finally(() => pc?.close());
+    this.resource = null;
+    return left;
   }
 
-  close() { this.closed = true; open.delete(this); this.leave(); this.video.srcObject = null; this.el.remove(); }
+  /** @returns {Promise<void>} see ``leave`` */
+  close() {
+    this.closed = true; open.delete(this);
+    const left = this.leave();
+    this.video.srcObject = null; this.el.remove();
+    return left;
+  }
+}
+
+/** Close every player and wait until the hub knows (before signing out, while the session still holds). */
+export async function closeAllPlayers() {
+  await Promise.all([...open].map((p) => p.close()));
 }
 
 /** Show every open player's status in the current language. */

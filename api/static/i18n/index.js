@@ -28,6 +28,7 @@ export let zone = "Asia/Shanghai";
  */
 export function t(key) {
   const dot = key.indexOf(".");
+  if (dot < 0) return key;
   const ns = key.slice(0, dot); const name = key.slice(dot + 1);
   const label = served[ns]?.[name];
   if (label) return label[lang] || label.zh;
