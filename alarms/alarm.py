@@ -65,6 +65,11 @@ class Alarm(BaseModel):
     silenced: str | None = Field(default=None, description="'silence' or 'inhibited' when raised without notification.")
     flapping: bool = Field(default=False, description="Too many transitions: held active until it settles.")
     incident: str | None = Field(default=None, description="Incident this alarm was correlated into.")
+    verdict: str | None = Field(
+        default=None,
+        description="研判: pending, escalated (to a supervisor), review (handed on), confirmed or false_alarm; "
+        "None when the rule needs no verdict.",
+    )
 
 
 class Incident(BaseModel):

@@ -330,6 +330,19 @@ local function act(p)
     history(p, id, now_iso, 'evidence', actor, state, table.concat(p.refs or {}, ' '))
     live(p, 'updated', id, now_iso, state)
     return {'evidence', state}
+  elseif p.action == 'verdict' then
+    -- 研判: pending, escalated, confirmed, false_alarm or review; a false alarm is acknowledged with it
+    redis.call('HSET', akey, 'verdict', p.verdict)
+    history(p, id, now_iso, 'verdict:' .. p.verdict, actor, state, note)
+    if p.verdict == 'false_alarm' and cur[2] ~= '1' then
+      local before = state
+      if state == 'active_unack' then state = 'active_ack' else state = 'cleared' end
+      move(p, before, state)
+      redis.call('HSET', akey, 'acked', '1', 'acked_by', actor, 'state', state)
+    end
+    redis.call('ZADD', p.k_by_time, now_epoch, id)
+    notify(p, 'verdict', id, now_iso, actor, state, p.verdict .. (note ~= '' and (': ' .. note) or ''), cur[3])
+    return {'verdict', state}
   elseif p.action == 'unsilence' then
     -- the silence that hid this alarm ended while it is still active: notify it now, once
     if redis.call('HGET', akey, 'silenced') ~= 'silence' then return {'noop', state} end

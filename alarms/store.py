@@ -217,7 +217,7 @@ class AlarmStore:
     async def act(
         self,
         alarm_id: str,
-        action: OperatorAction | Literal["unsilence", "evidence"],
+        action: OperatorAction | Literal["unsilence", "evidence", "verdict"],
         actor: str,
         now: datetime,
         note: str = "",
@@ -344,4 +344,5 @@ def _alarm(raw: dict[bytes, bytes]) -> Alarm:
         silenced=silenced or None,
         flapping=raw.get(b"flapping") == b"1",
         incident=(raw.get(b"incident") or b"").decode() or None,
+        verdict=(raw.get(b"verdict") or b"").decode() or None,
     )

@@ -19,6 +19,7 @@ from sharpeye.api.live.setting import LiveSettings
 from sharpeye.api.routes import admin, alarm, auth, camera, case, device, health, live, report, uplink, whep
 from sharpeye.api.routes import kind as kind_route
 from sharpeye.api.routes import site as site_route
+from sharpeye.api.routes import verification as verification_route
 from sharpeye.api.user import UserStore
 from sharpeye.config.site import SiteConfig
 from sharpeye.ingest.registry import Registry
@@ -124,6 +125,7 @@ def create_app(
     for router in (module.router for module in routers):
         app.include_router(router)
     app.include_router(kind_route.router)  # labels of kinds and case stages, for the console
+    app.include_router(verification_route.router)  # 研判: verdicts before dispatch, false-alarm statistics
 
     @app.get("/", include_in_schema=False, dependencies=[PUBLIC])
     async def console() -> FileResponse:

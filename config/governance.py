@@ -238,6 +238,12 @@ class Governance(StrictModel):
     reports: ReportLimits = Field(default_factory=ReportLimits, description="Photo upload limits.")
     merge: MergePolicy = Field(default_factory=MergePolicy, description="Merge proposals (并单).")
     uplinks: list[Uplink] = Field(default_factory=list, description="Webhook receivers of case and alarm events.")
+    false_alarm_reasons: list[str] = Field(
+        default_factory=lambda: ["树木晃动", "光线变化", "小动物", "设备故障", "其他"],
+        min_length=1,
+        max_length=50,
+        description="The reasons an operator picks from when judging an alarm false (误报).",
+    )
 
     @field_validator("uplinks")
     @classmethod

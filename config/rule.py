@@ -107,6 +107,20 @@ class Linkage(StrictModel):
     record: bool = Field(default=True, description="Record evidence from the linked cameras.")
 
 
+class Verification(StrictModel):
+    """研判 before dispatch: an alarm of this rule becomes a case only after an operator confirms it (确认); a false
+    alarm (误报) stops at the operator. Without this, alarms go to the intake policy at once (a fence cut at night)."""
+
+    within_s: float = Field(default=300, gt=0, le=86_400, description="The operator's time limit for a verdict.")
+    supervisor_within_s: float = Field(
+        default=600, gt=0, le=86_400, description="After the limit, or handed on (转人工复核): a supervisor's limit."
+    )
+    on_timeout: Literal["open_case", "keep_waiting"] = Field(
+        default="open_case",
+        description="When the supervisor's limit passes too: open the case anyway, or keep waiting for a verdict.",
+    )
+
+
 class Rule(StrictModel):
     """One alarm rule."""
 
@@ -130,3 +144,6 @@ class Rule(StrictModel):
         default=True, description="Join alarms in the same org unit within the correlation window into an incident."
     )
     linkage: Linkage = Field(default_factory=Linkage, description="Linked cameras and evidence.")
+    verification: Verification | None = Field(
+        default=None, description="研判: wait for an operator's verdict before the alarm can become a case."
+    )

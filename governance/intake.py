@@ -25,6 +25,7 @@ from sharpeye.governance.flow import Actor
 from sharpeye.governance.queue import CaseQueue
 from sharpeye.governance.service import CaseService
 from sharpeye.governance.store import CaseAlarmRow, CaseIncidentRow, CaseRow
+from sharpeye.governance.verification import VerificationService
 from sqlalchemy.exc import IntegrityError
 
 from sharpeye.clock import Clock
@@ -72,6 +73,7 @@ class AlarmIntake:
         self.clock = clock
         self.consumer = consumer
         self.created = 0
+        self.verification: VerificationService | None = None  # set by the node when rules ask for 研判
 
     async def ensure_group(self) -> None:
         await ensure_group(self.redis, self.keys, GROUP)
@@ -105,7 +107,17 @@ class AlarmIntake:
                 return joined
         if not wants_case(self.site, alarm):
             return None
+        policy = self.verification.policy(alarm.rule_id) if self.verification is not None else None
+        if policy is not None and self.verification is not None:
+            await self.verification.hold(alarm, policy)  # 研判: the case opens on the operator's 确认
+            return None
         return await self.open_case(alarm, now, incident)
+
+    async def open_verified(self, alarm: Alarm, note: str) -> str | None:
+        """The case of an alarm an operator confirmed (or whose verification timed out), with the note."""
+        case_id = await self.open_case(alarm, self.clock.now(), alarm.incident, note)
+        await self.queue.relay(self.clock.now())
+        return case_id
 
     async def join_incident_case(self, alarm: Alarm, incident: str, now: datetime) -> str | None:
         async with self.cases.db.sessions() as session:
@@ -141,7 +153,9 @@ class AlarmIntake:
             log.info("alarm %s joined case %s (incident %s)", alarm.id, case.id, incident)
             return case.id
 
-    async def open_case(self, alarm: Alarm, now: datetime, incident: str | None = None) -> str | None:
+    async def open_case(
+        self, alarm: Alarm, now: datetime, incident: str | None = None, note: str = ""
+    ) -> str | None:
         """Report, accept and dispatch (by the dispatch table) in one transaction; a case that no department
         can take stays accepted for a person to dispatch."""
 
@@ -153,7 +167,7 @@ class AlarmIntake:
                 source=Source.alarm,
                 org_unit=alarm.org_unit,
                 actor=SYSTEM,
-                description=f"{alarm.title} @ {alarm.place} (alarm {alarm.id})",
+                description=f"{alarm.title} @ {alarm.place} (alarm {alarm.id})" + (f"\n{note}" if note else ""),
                 alarm_ids=[alarm.id],
                 accept_by=SYSTEM,
                 dispatch=dispatch,

@@ -127,6 +127,25 @@ class CasePhotoRow(Base):
     created_at: Mapped[datetime]
 
 
+class FalseAlarmRow(Base):
+    """An alarm an operator judged false (误报): it never became a case. Counted per camera (device), rule, zone,
+    hour and org unit so an integrator sees which camera or rule to fix."""
+
+    __tablename__ = "false_alarms"
+
+    alarm_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(64), index=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str | None] = mapped_column(String(64))
+    org_unit: Mapped[str] = mapped_column(String(64), index=True)
+    category: Mapped[str] = mapped_column(String(64))
+    raised_at: Mapped[datetime] = mapped_column(index=True)
+    judged_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(100))
+
+
 class OutboxRow(Base):
     __tablename__ = "outbox"
 

@@ -37,6 +37,16 @@ class Keys:
         """String with TTL: the node that currently owns a device."""
         return f"{self.prefix}:lease:{device_id}"
 
+    # --- verification (研判) -------------------------------------------------------------------
+    def verification(self, alarm_id: str) -> str:
+        """Hash: an alarm awaiting its verdict (stage operator|supervisor, due, rule, since)."""
+        return f"{self.prefix}:verify:{alarm_id}"
+
+    @property
+    def verification_due(self) -> str:
+        """Sorted set: alarm id -> when its verification escalates (epoch seconds)."""
+        return f"{self.prefix}:verify-due"
+
     # --- alarms -----------------------------------------------------------------------------
     def fingerprint(self, fingerprint: str) -> str:
         """Hash: ordering and identity state of one fingerprint (last_seq, open alarm id)."""

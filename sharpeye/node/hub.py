@@ -31,6 +31,7 @@ from sharpeye.governance.queue import CaseQueue
 from sharpeye.governance.service import CaseService
 from sharpeye.governance.store import Database
 from sharpeye.governance.uplink import UplinkService
+from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
@@ -157,6 +158,10 @@ class Hub:
         self.intake = AlarmIntake(
             self.site, self.redis, self.keys, self.alarm_store, self.cases, self.queue, self.clock, self.node_id
         )
+        self.verification = VerificationService(
+            self.site, self.redis, self.keys, self.alarm_store, self.db, self.clock, self.intake.open_verified
+        )
+        self.intake.verification = self.verification
         await self.intake.ensure_group()
         await self.transport.start()
         self._spawn(self._drain_emitted(), "readings")
@@ -171,6 +176,8 @@ class Hub:
             await self.cameras.start()
             self._spawn(self._record_linked_evidence(), "linked-evidence")
         self._spawn(self.intake.run(), "intake")
+        if any(rule.verification is not None for rule in self.site.rules):
+            self._spawn(self.verification.run(), "verification")
         if self.site.governance.uplinks:
             self._spawn(self.uplinks.run(), "uplinks")
         await self.cases.resync_supervision()

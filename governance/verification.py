@@ -1,0 +1,326 @@
+"""研判 before dispatch: alarms of rules that ask for it wait for an operator's verdict before they become cases.
+
+An alarm whose rule has ``verification`` is held by the intake instead of opening a case (``hold``). An operator
+gives the verdict (``verdict``): 确认 ``confirm`` opens the case (with the operator's note), 误报 ``false_alarm``
+(with a reason from ``governance.false_alarm_reasons``) stops it at the operator, acknowledged, counted in
+``false_alarms`` and never seen by a department or an indicator, and 转人工复核 ``review`` hands it to a supervisor.
+An alarm not judged within ``within_s`` escalates to the supervisors; past ``supervisor_within_s`` the case opens
+anyway (``on_timeout: open_case``) or the alarm keeps waiting (``keep_waiting``). Each step is written into the
+alarm's history and its notification log (type ``verdict``), so uplinks and channels hear of it.
+
+State lives in Redis (``Keys.verification``: a hash per waiting alarm, ``Keys.verification_due``: escalation
+times); a verdict removes it atomically, so two operators or two nodes never both act on one alarm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, Field
+from sharpeye.alarms.alarm import Alarm
+from sharpeye.alarms.store import AlarmStore
+from sharpeye.config.rule import Verification
+from sharpeye.config.site import SiteConfig
+from sharpeye.governance.store import Database, FalseAlarmRow
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from sharpeye.clock import Clock
+from sharpeye.keys import Keys
+from sharpeye.role import Role
+
+log = logging.getLogger(__name__)
+
+Verdict = Literal["confirm", "false_alarm", "review"]
+Stage = Literal["operator", "supervisor"]
+GroupBy = Literal["camera", "rule", "zone", "hour", "site", "reason"]
+SUPERVISORS = frozenset({Role.supervisor, Role.admin})
+OpenCase = Callable[[Alarm, str], Awaitable[str | None]]  # (alarm, note) -> case id
+
+# Take an alarm's verification for a verdict: only the caller who removes the hash acts on it.
+_TAKE = """
+local stage = redis.call('HGET', KEYS[1], 'stage')
+if not stage then return false end
+if ARGV[1] ~= '' and stage ~= ARGV[1] then return {stage, 'wrong-stage'} end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return {stage, 'taken'}
+"""
+
+# Escalate to the supervisors when the operator's limit has passed (once).
+_ESCALATE = """
+if redis.call('HGET', KEYS[1], 'stage') ~= 'operator' then return 0 end
+redis.call('HSET', KEYS[1], 'stage', 'supervisor', 'due', ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+class VerificationError(ValueError):
+    """A verdict that cannot be given: the message says why (HTTP 409 or 422 at the API)."""
+
+    def __init__(self, message: str, *, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+
+
+class Waiting(BaseModel):
+    """An alarm awaiting its verdict."""
+
+    alarm_id: str
+    stage: Stage = Field(description="operator, or supervisor (escalated or handed on).")
+    since: datetime = Field(description="When it started waiting (UTC).")
+    due: datetime | None = Field(description="When it escalates, or opens its case (None: it waits for ever).")
+    rule_id: str
+    alarm: Alarm | None = None
+
+
+class FalseAlarmCount(BaseModel):
+    key: str = Field(description="The camera/device, rule, zone (device/zone), hour (0-23, local), org unit or reason.")
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    verdict: Verdict
+    case_id: str | None = None
+
+
+class VerificationService:
+    def __init__(
+        self,
+        site: SiteConfig,
+        redis: aioredis.Redis,
+        keys: Keys,
+        alarms: AlarmStore,
+        db: Database,
+        clock: Clock,
+        open_case: OpenCase,
+    ) -> None:
+        self.site = site
+        self.redis = redis
+        self.keys = keys
+        self.alarms = alarms
+        self.db = db
+        self.clock = clock
+        self.open_case = open_case
+        self.zone = ZoneInfo(site.site.timezone)
+        self._take = redis.register_script(_TAKE)
+        self._escalate = redis.register_script(_ESCALATE)
+        self.escalated = 0
+        self.timed_out = 0
+
+    def policy(self, rule_id: str) -> Verification | None:
+        for rule in self.site.rules:
+            if rule.id == rule_id:
+                return rule.verification
+        return None
+
+    # --- holding ------------------------------------------------------------------------------------------
+    async def hold(self, alarm: Alarm, policy: Verification) -> bool:
+        """The alarm waits for its verdict; False if it already does (a redelivered notification)."""
+        now = self.clock.now()
+        due = now.timestamp() + policy.within_s
+        key = self.keys.verification(alarm.id)
+        fields = {"stage": "operator", "since": now.timestamp(), "due": due, "rule": alarm.rule_id}
+        if not await self.redis.hsetnx(key, "stage", "operator"):
+            return False
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.zadd(self.keys.verification_due, {alarm.id: due})
+            await pipe.execute()
+        await self.alarms.act(alarm.id, "verdict", "system:verification", now,
+                              note=f"研判 within {policy.within_s:.0f} s", extra={"verdict": "pending"})  # fmt: skip
+        log.info("alarm %s waits for a verdict (rule %s)", alarm.id, alarm.rule_id)
+        return True
+
+    async def waiting(self, limit: int = 500) -> list[Waiting]:
+        """Alarms awaiting a verdict, oldest first (each with the alarm)."""
+        ids = [raw.decode() for raw in await self.redis.zrange(self.keys.verification_due, 0, -1)]
+        ids += [i for i in await self._waiting_without_due() if i not in ids]
+        out: list[Waiting] = []
+        for alarm_id in ids:
+            raw = await self.redis.hgetall(self.keys.verification(alarm_id))
+            if not raw:
+                continue
+            due = raw.get(b"due", b"")
+            out.append(
+                Waiting(
+                    alarm_id=alarm_id,
+                    stage="supervisor" if raw.get(b"stage") == b"supervisor" else "operator",
+                    since=datetime.fromtimestamp(float(raw[b"since"]), UTC),
+                    due=datetime.fromtimestamp(float(due), UTC) if due else None,
+                    rule_id=raw.get(b"rule", b"").decode(),
+                    alarm=await self.alarms.get(alarm_id),
+                )
+            )
+        out.sort(key=lambda w: w.since)
+        return out[:limit]
+
+    async def _waiting_without_due(self) -> list[str]:
+        """Alarms kept waiting past every limit (``keep_waiting``): their hash has no due time."""
+        prefix = self.keys.verification("")
+        found: list[str] = []
+        async for key in self.redis.scan_iter(match=prefix + "*", count=500):
+            found.append(key.decode().removeprefix(prefix))
+        return found
+
+    # --- verdicts ---------------------------------------------------------------------------------------
+    async def verdict(
+        self, alarm_id: str, verdict: Verdict, actor: str, role: Role, reason: str = "", note: str = ""
+    ) -> Outcome:
+        """Apply an operator's or supervisor's verdict. Raises ``VerificationError`` (not waiting, a supervisor's
+        alarm judged by an operator, an unknown false-alarm reason)."""
+        if verdict == "false_alarm" and reason not in self.site.governance.false_alarm_reasons:
+            allowed = "、".join(self.site.governance.false_alarm_reasons)
+            raise VerificationError(f"reason must be one of {allowed}")
+        key = self.keys.verification(alarm_id)
+        stage = (await self.redis.hget(key, "stage") or b"").decode()
+        if not stage:
+            raise VerificationError(f"alarm {alarm_id} is not waiting for a verdict", conflict=True)
+        if stage == "supervisor" and role not in SUPERVISORS:
+            raise VerificationError(f"alarm {alarm_id} is with the supervisors (转人工复核)", conflict=True)
+        if verdict == "review":
+            if stage == "supervisor":
+                raise VerificationError(f"alarm {alarm_id} is already with the supervisors", conflict=True)
+            taken = await self._escalate_now(alarm_id, actor, note, "review")
+            if not taken:
+                raise VerificationError(f"alarm {alarm_id} was judged meanwhile", conflict=True)
+            return Outcome("review")
+        result = await self._take(keys=[key, self.keys.verification_due], args=[stage, alarm_id])
+        if not result or result[1] != b"taken":
+            raise VerificationError(f"alarm {alarm_id} was judged meanwhile", conflict=True)
+        alarm = await self.alarms.get(alarm_id)
+        now = self.clock.now()
+        if alarm is None:
+            raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
+        if verdict == "false_alarm":
+            await self._record_false(alarm, reason, note, actor, now)
+            await self.alarms.act(alarm_id, "verdict", actor, now, note=f"{reason} {note}".strip(),
+                                  extra={"verdict": "false_alarm"})  # fmt: skip
+            return Outcome("false_alarm")
+        await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": "confirmed"})
+        case_id = await self.open_case(alarm, f"研判确认 {actor}" + (f"：{note}" if note else ""))
+        return Outcome("confirm", case_id)
+
+    async def _escalate_now(self, alarm_id: str, actor: str, note: str, how: str) -> bool:
+        rule = (await self.redis.hget(self.keys.verification(alarm_id), "rule") or b"").decode()
+        policy = self.policy(rule)
+        now = self.clock.now()
+        due = now.timestamp() + (policy.supervisor_within_s if policy else 600.0)
+        done = await self._escalate(keys=[self.keys.verification(alarm_id), self.keys.verification_due],
+                                    args=[due, alarm_id])  # fmt: skip
+        if done:
+            await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": how})
+        return bool(done)
+
+    async def _record_false(self, alarm: Alarm, reason: str, note: str, actor: str, now: datetime) -> None:
+        async with self.db.sessions() as session:
+            row = FalseAlarmRow(alarm_id=alarm.id, rule_id=alarm.rule_id, device_id=alarm.device_id,
+                                channel=alarm.channel, org_unit=alarm.org_unit, category=alarm.category,
+                                raised_at=alarm.first_seen, judged_at=now, reason=reason, note=note[:2000],
+                                actor=actor)  # fmt: skip
+            session.add(row)
+            try:
+                await session.commit()
+            except IntegrityError:  # judged false once already (a retried request)
+                await session.rollback()
+
+    # --- time limits ------------------------------------------------------------------------------------
+    async def tick(self) -> int:
+        """Escalate alarms past the operator's limit; open (or keep) those past the supervisor's. Returns how
+        many were handled."""
+        now = self.clock.now()
+        due = await self.redis.zrangebyscore(self.keys.verification_due, "-inf", now.timestamp(), start=0, num=100)
+        handled = 0
+        for raw in due:
+            alarm_id = raw.decode()
+            stage = (await self.redis.hget(self.keys.verification(alarm_id), "stage") or b"").decode()
+            if stage == "operator":
+                if await self._escalate_now(alarm_id, "system:verification", "研判超时，转主管", "escalated"):
+                    self.escalated += 1
+                    handled += 1
+                continue
+            if stage != "supervisor":
+                await self.redis.zrem(self.keys.verification_due, alarm_id)
+                continue
+            rule = (await self.redis.hget(self.keys.verification(alarm_id), "rule") or b"").decode()
+            policy = self.policy(rule)
+            if policy is not None and policy.on_timeout == "keep_waiting":
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.hdel(self.keys.verification(alarm_id), "due")
+                    pipe.zrem(self.keys.verification_due, alarm_id)
+                    await pipe.execute()
+                handled += 1
+                continue
+            result = await self._take(keys=[self.keys.verification(alarm_id), self.keys.verification_due],
+                                      args=["supervisor", alarm_id])  # fmt: skip
+            if not result or result[1] != b"taken":
+                continue
+            alarm = await self.alarms.get(alarm_id)
+            if alarm is None:
+                continue
+            await self.alarms.act(alarm_id, "verdict", "system:verification", now, note="研判超时，自动立案",
+                                  extra={"verdict": "confirmed"})  # fmt: skip
+            await self.open_case(alarm, "研判超时，自动立案")
+            self.timed_out += 1
+            handled += 1
+        return handled
+
+    async def run(self, interval: float = 1.0) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("verification timers failed; retrying", exc_info=True)
+            await asyncio.sleep(interval)
+
+    # --- statistics ---------------------------------------------------------------------------------------
+    async def false_alarm_stats(
+        self, by: GroupBy, since: datetime, until: datetime, org_units: set[str] | None = None
+    ) -> list[FalseAlarmCount]:
+        """False alarms judged between ``since`` and ``until`` (raised time), counted by ``by``, most first."""
+        conditions = [FalseAlarmRow.raised_at >= since, FalseAlarmRow.raised_at < until]
+        if org_units is not None:
+            conditions.append(FalseAlarmRow.org_unit.in_(org_units))
+        counts: dict[str, int] = {}
+        async with self.db.sessions() as session:
+            if by in ("camera", "rule", "site", "reason"):
+                columns = {
+                    "camera": FalseAlarmRow.device_id,
+                    "rule": FalseAlarmRow.rule_id,
+                    "site": FalseAlarmRow.org_unit,
+                    "reason": FalseAlarmRow.reason,
+                }
+                column = columns[by]
+                stmt = select(column, func.count()).where(*conditions).group_by(column)
+                for key, count in (await session.execute(stmt)).all():
+                    counts[str(key)] = int(count)
+            else:
+                rows = select(FalseAlarmRow.device_id, FalseAlarmRow.channel, FalseAlarmRow.raised_at).where(
+                    *conditions
+                )
+                for device_id, channel, raised_at in (await session.execute(rows)).all():
+                    if by == "zone":
+                        key = f"{device_id}/{channel}" if channel else str(device_id)
+                    else:  # hour of the day, local time
+                        key = f"{raised_at.astimezone(self.zone).hour:02d}"
+                    counts[key] = counts.get(key, 0) + 1
+        return _sorted(counts)
+
+
+def _sorted(counts: dict[str, int]) -> list[FalseAlarmCount]:
+    return [FalseAlarmCount(key=k, count=n) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def default_window(now: datetime, days: int = 30) -> tuple[datetime, datetime]:
+    return now - timedelta(days=days), now + timedelta(seconds=1)

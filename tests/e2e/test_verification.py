@@ -1,0 +1,158 @@
+"""研判 before dispatch, through the API against a real hub: an alarm of a rule with ``verification`` opens no case
+until an operator confirms it; a false alarm (误报) stops at the operator and is counted; 转人工复核 hands it to the
+supervisors; an alarm nobody judges escalates, then opens its case anyway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sharpeye.api.app import create_app
+from sharpeye.api.permission import Role
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.config.rule import Verification
+from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.registry import installed
+
+from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
+from sharpeye.settings import Settings
+from tests.helpers import Publisher, wait_for
+
+PW = "Verify-Test-Password-1"
+
+
+def verifying_site() -> SiteConfig:
+    site = load_file(demo_path(), installed())
+    rules = []
+    for rule in site.rules:
+        if rule.id == "fence-intrusion":
+            rule = rule.model_copy(update={"verification": Verification(within_s=120), "correlate": False})
+        elif rule.id == "fence-tamper":
+            rule = rule.model_copy(update={"verification": Verification(within_s=0.5, supervisor_within_s=0.5)})
+        rules.append(rule)
+    return site.model_copy(update={"rules": rules})
+
+
+@pytest.fixture
+def client(
+    tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
+) -> Iterator[TestClient]:
+    settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
+                        admin_password=PW, redis_prefix=keys.prefix, node_id=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
+    with TestClient(create_app(settings, verifying_site())) as c:
+        users = c.app.state.users  # type: ignore[attr-defined]
+        assert c.portal is not None
+        c.portal.call(lambda: users.add("duty", PW, Role.operator))
+        c.portal.call(lambda: users.add("chief", PW, Role.supervisor))
+        c.portal.call(lambda: users.add("hedong", PW, Role.operator, "hedong"))
+        wait_for(lambda: c.app.state.hub.transport.connected.is_set(), what="MQTT")  # type: ignore[attr-defined]
+        yield c
+
+
+def login(client: TestClient, name: str) -> dict[str, str]:
+    token = client.post("/api/auth/token", data={"username": name, "password": PW}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def fence(pub: Publisher, seq: int, cause: str, zone: str) -> None:
+    now = datetime.now(UTC).isoformat()
+    pub.publish("sharpeye/fence/fence-reservoir/event",
+                {"seq": seq, "ts": now, "event": "alarm", "cause": cause, "zone": zone})  # fmt: skip
+
+
+def waiting_for(client: TestClient, who: dict[str, str], zone: str) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        for item in client.get("/api/verifications", headers=who).json():
+            if item["alarm"]["channel"] == zone:
+                return dict(item)
+        return None
+
+    found = wait_for(find, what=f"the alarm of zone {zone} to wait for a verdict")
+    assert found is not None
+    return found
+
+
+def cases(client: TestClient, who: dict[str, str]) -> list[dict[str, Any]]:
+    return list(client.get("/api/cases", headers=who).json()["items"])
+
+
+def test_verdicts_decide_whether_an_alarm_becomes_a_case(client: TestClient, mqtt_broker: EmbeddedMosquitto) -> None:
+    duty, chief, hedong = login(client, "duty"), login(client, "chief"), login(client, "hedong")
+    pub = Publisher(mqtt_broker.url)
+    try:
+        fence(pub, 1, "intrusion", "z1")
+        first = waiting_for(client, duty, "z1")
+        assert first["stage"] == "operator" and first["alarm"]["verdict"] == "pending"
+        assert cases(client, duty) == []  # nothing reaches a department before the verdict
+        assert client.get("/api/verifications", headers=hedong).json() == []  # 河东 does not see 山下's alarms
+        alarm_id = first["alarm_id"]
+
+        wrong = client.post(f"/api/alarms/{alarm_id}/verdict", json={"verdict": "false_alarm", "reason": "风太大"},
+                            headers=duty)  # fmt: skip
+        assert wrong.status_code == 422 and "小动物" in wrong.json()["detail"]
+        body = {"verdict": "false_alarm", "reason": "小动物", "note": "野猫翻越"}
+        judged = client.post(f"/api/alarms/{alarm_id}/verdict", json=body, headers=duty)
+        assert judged.status_code == 200, judged.text
+        assert judged.json() == {"verdict": "false_alarm", "case_id": None}
+        again = client.post(f"/api/alarms/{alarm_id}/verdict", json={"verdict": "confirm"}, headers=duty)
+        assert again.status_code == 409
+        alarm = client.get(f"/api/alarms/{alarm_id}", headers=duty).json()
+        assert alarm["alarm"]["verdict"] == "false_alarm" and alarm["alarm"]["state"] == "active_ack"
+        assert any(h["action"] == "verdict:false_alarm" for h in alarm["history"])
+        assert cases(client, duty) == []
+
+        fence(pub, 2, "intrusion", "z2")
+        second = waiting_for(client, duty, "z2")
+        confirmed = client.post(f"/api/alarms/{second['alarm_id']}/verdict",
+                                json={"verdict": "confirm", "note": "画面可见两人翻越"}, headers=duty)  # fmt: skip
+        assert confirmed.status_code == 200, confirmed.text
+        case_id = confirmed.json()["case_id"]
+        assert case_id is not None
+        case = client.get(f"/api/cases/{case_id}", headers=duty).json()["case"]
+        assert case["stage"] == "dispatched" and "画面可见两人翻越" in case["description"]
+
+        fence(pub, 3, "intrusion", "z3")
+        third = waiting_for(client, duty, "z3")
+        handed = client.post(f"/api/alarms/{third['alarm_id']}/verdict", json={"verdict": "review", "note": "看不清"},
+                             headers=duty)  # fmt: skip
+        assert handed.status_code == 200
+        assert waiting_for(client, duty, "z3")["stage"] == "supervisor"
+        refused = client.post(f"/api/alarms/{third['alarm_id']}/verdict", json={"verdict": "confirm"}, headers=duty)
+        assert refused.status_code == 409 and "supervisors" in refused.json()["detail"]
+        by_chief = client.post(f"/api/alarms/{third['alarm_id']}/verdict",
+                               json={"verdict": "false_alarm", "reason": "光线变化"}, headers=chief)  # fmt: skip
+        assert by_chief.status_code == 200
+    finally:
+        pub.close()
+
+    by_camera = client.get("/api/stats/false-alarms", params={"by": "camera"}, headers=duty).json()
+    assert by_camera["total"] == 2 and by_camera["items"] == [{"key": "fence-reservoir", "count": 2}]
+    by_zone = client.get("/api/stats/false-alarms", params={"by": "zone"}, headers=duty).json()
+    assert {i["key"] for i in by_zone["items"]} == {"fence-reservoir/z1", "fence-reservoir/z3"}
+    by_reason = client.get("/api/stats/false-alarms", params={"by": "reason"}, headers=duty).json()
+    assert {i["key"]: i["count"] for i in by_reason["items"]} == {"小动物": 1, "光线变化": 1}
+    assert client.get("/api/stats/false-alarms", headers=hedong).json()["total"] == 0  # scope
+    assert [c["id"] for c in cases(client, duty)] == [case_id]
+
+
+def test_an_alarm_nobody_judges_escalates_then_opens_its_case(
+    client: TestClient, mqtt_broker: EmbeddedMosquitto
+) -> None:
+    duty = login(client, "duty")
+    pub = Publisher(mqtt_broker.url)
+    try:
+        fence(pub, 1, "tamper", "tamper")
+    finally:
+        pub.close()
+    case = wait_for(lambda: cases(client, duty), what="the case opened when the limits passed")[0]
+    alarm_id = case["alarm_ids"][0]
+    detail = client.get(f"/api/alarms/{alarm_id}", headers=duty).json()
+    verdicts = [h["action"] for h in detail["history"] if h["action"].startswith("verdict:")]
+    assert verdicts == ["verdict:pending", "verdict:escalated", "verdict:confirmed"]
+    assert "研判超时" in client.get(f"/api/cases/{case['id']}", headers=duty).json()["case"]["description"]
+    assert client.get("/api/verifications", headers=duty).json() == []
