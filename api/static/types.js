@@ -16,6 +16,7 @@
  * @property {string} last_seen
  * @property {string[]} cameras
  * @property {string[]} [evidence]
+ * @property {string | null} [verdict] 研判: pending, escalated, review, confirmed, false_alarm; null when not asked
  */
 
 /**

@@ -76,13 +76,20 @@ function renderAlarms() {
     <tr class="sevrow-${a.severity} state-${a.state}${a.id === selected ? " selected" : ""}" data-alarm="${a.id}">
       <td><span class="sev sev-${a.severity}">${t(`severity.${a.severity}`)}</span></td><td>${thumb(a)}</td>
       <td>${a.title}</td><td>${deviceName(a.device_id)}</td><td>${a.place}</td>
-      <td>${t(`alarm_state.${a.state}`)}</td><td class="num">${a.count}</td><td>${fmtTime(a.last_seen)}</td>
+      <td>${t(`alarm_state.${a.state}`)}${verdictTag(a)}</td><td class="num">${a.count}</td><td>${fmtTime(a.last_seen)}</td>
       <td class="actions">${actionButtons(a)}</td>
     </tr>`)}`);
   const unack = [...state.alarms.values()].filter((a) => a.state.endsWith("unack")).length;
   $("alarm-count").textContent = `${t("ui.total")} ${rows.length} ${t("ui.items")} · ${t("alarm_state.active_unack")} ${unack}`;
   const badge = $("alarm-badge"); badge.hidden = !unack; badge.textContent = String(unack);
   loadEvidence($("alarm-rows")).catch(report);
+}
+
+const AWAITING = new Set(["pending", "escalated", "review"]);
+
+/** @param {Alarm} a */
+function verdictTag(a) {
+  return a.verdict ? html` <span class="verdict verdict-${a.verdict}">${t(`verdict.${a.verdict}`)}</span>` : html``;
 }
 
 /**
@@ -92,6 +99,10 @@ function renderAlarms() {
 function actionButtons(a) {
   /** @type {[string, string][]} */
   const out = [];
+  if (a.verdict && AWAITING.has(a.verdict)) {
+    out.push(["confirm", "confirm_alarm"], ["false_alarm", "false_alarm"]);
+    if (a.verdict === "pending") out.push(["review", "review"]);
+  }
   if (a.state.endsWith("unack")) out.push(["acknowledge", "ack"]);
   if (!a.state.startsWith("cleared")) out.push(["clear", "clear"]);
   out.push(["comment", "comment"]);
@@ -111,6 +122,7 @@ async function act(action, id) {
   if (action === "case") return openCaseOf(id);
   if (action === "wall") { popToWall(alarm); show("wall"); return; }
   if (action === "shelve") return shelve(alarm);
+  if (action === "confirm" || action === "false_alarm" || action === "review") return judge(alarm, action);
   let json;
   if (action === "comment") {
     const note = prompt(t("ui.comment_prompt"));
@@ -121,6 +133,37 @@ async function act(action, id) {
   state.alarms.set(id, result.alarm);
   renderAlarms();
   if (selected === id) await selectAlarm(id, false);
+}
+
+/** @type {string[] | null} the site's false-alarm reasons, read once */
+let reasons = null;
+
+/**
+ * 研判: confirm (the case opens), false alarm (with one of the site's reasons) or hand to a supervisor.
+ * @param {Alarm} alarm
+ * @param {"confirm" | "false_alarm" | "review"} verdict
+ */
+async function judge(alarm, verdict) {
+  /** @type {{ verdict: string, reason?: string, note?: string }} */
+  const json = { verdict };
+  if (verdict === "false_alarm") {
+    reasons ??= /** @type {string[]} */ ((await api("/api/stats/false-alarms")).reasons);
+    const list = reasons;
+    const picked = prompt(`${t("ui.false_reason_prompt")}: ${list.map((r, i) => `${i + 1} ${r}`).join("  ")}`, "1");
+    if (!picked) return;
+    json.reason = list[Number(picked) - 1] || picked.trim();
+  } else {
+    const note = prompt(t(verdict === "confirm" ? "ui.confirm_prompt" : "ui.review_prompt"), "");
+    if (note === null) return;
+    json.note = note;
+  }
+  const result = await api(`/api/alarms/${encodeURIComponent(alarm.id)}/verdict`, { method: "POST", json });
+  toast(`${t(`ui.${verdict === "confirm" ? "confirm_alarm" : verdict}`)}: ${alarm.title}`);
+  const fresh = await api(`/api/alarms/${encodeURIComponent(alarm.id)}`);
+  state.alarms.set(alarm.id, fresh.alarm);
+  renderAlarms();
+  if (selected === alarm.id) await selectAlarm(alarm.id, false);
+  if (result.case_id) openCaseOf(alarm.id);
 }
 
 /**

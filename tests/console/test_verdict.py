@@ -1,0 +1,85 @@
+"""研判 in Debian's Chromium against a real hub: an alarm of a rule that asks for a verdict shows 待研判 with its
+buttons; 误报 with a reason picked from the site's list stops it, 确认立案 opens its case."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Dialog, Page, expect
+
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
+from tests.console.conftest import ADMIN_PASSWORD, HubServer, console_settings
+from tests.e2e.test_verification import verifying_site
+from tests.helpers import Publisher, wait_for
+
+expect.set_options(timeout=15_000)
+
+
+@pytest.fixture(scope="module")
+def verifying_hub(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server_session: EmbeddedRedis,
+    mqtt_broker_session: EmbeddedMosquitto,
+) -> Iterator[HubServer]:
+    settings = console_settings(tmp_path_factory, redis_server_session, mqtt_broker_session)
+    with HubServer(settings, verifying_site()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, verifying_hub: HubServer) -> Page:
+    context = browser.new_context(viewport={"width": 1600, "height": 900}, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = context.new_page()
+    page.goto(verifying_hub.url + "/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("form#login button")
+    expect(page.locator("#nav")).to_be_visible()
+    return page
+
+
+def raise_alarm(url: str, seq: int, zone: str) -> None:
+    publisher = Publisher(url)
+    try:
+        publisher.publish("sharpeye/fence/fence-reservoir/event", {"seq": seq, "ts": datetime.now(UTC).isoformat(),
+                          "event": "alarm", "cause": "intrusion", "zone": zone})  # fmt: skip
+    finally:
+        publisher.close()
+
+
+def row_of(page: Page, place: str) -> Any:
+    return page.locator("#alarm-rows tr", has_text=place)
+
+
+def test_false_alarm_and_confirmation_from_the_console(
+    page: Page, verifying_hub: HubServer, mqtt_broker_session: EmbeddedMosquitto
+) -> None:
+    answers: list[str] = []
+    prompts: list[str] = []
+
+    def answer(dialog: Dialog) -> None:
+        prompts.append(dialog.message)
+        dialog.accept(answers.pop(0))
+
+    page.on("dialog", answer)
+    raise_alarm(mqtt_broker_session.url, 1, "z1")
+    row = row_of(page, "水库北侧围栏")
+    expect(row.locator(".verdict")).to_have_text("待研判")
+    answers.append("3")  # the third reason of the site's list: 小动物
+    row.locator("button[data-act=false_alarm]").click()
+    expect(row.locator(".verdict")).to_have_text("误报")
+    expect(row.locator("button[data-act=confirm]")).to_have_count(0)
+    assert "树木晃动" in prompts[-1] and "小动物" in prompts[-1]
+
+    raise_alarm(mqtt_broker_session.url, 2, "z2")
+    second = row_of(page, "水库东侧围栏")
+    expect(second.locator(".verdict")).to_have_text("待研判")
+    answers.append("画面可见两人翻越")
+    second.locator("button[data-act=confirm]").click()
+    expect(second.locator(".verdict")).to_have_text("已确认")
+    hub = verifying_hub.hubs[0]
+    wait_for(lambda: hub.intake.created >= 1, what="the confirmed alarm's case")
+    assert hub.intake.created == 1  # the false alarm opened none
