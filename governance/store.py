@@ -146,6 +146,25 @@ class FalseAlarmRow(Base):
     actor: Mapped[str] = mapped_column(String(100))
 
 
+class AuditRow(Base):
+    """One audit entry, archived from the Redis audit stream: append-only (the database refuses UPDATE and DELETE,
+    migration 0006) and hash-chained (``hash`` = SHA-256 of the previous hash and this entry), so a changed or
+    removed entry breaks the chain at that place (``governance.audit_archive.verify``)."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stream_id: Mapped[str] = mapped_column(String(40), unique=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(200), index=True)
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    target: Mapped[str] = mapped_column(String(200))
+    origin: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
 class OutboxRow(Base):
     __tablename__ = "outbox"
 

@@ -368,6 +368,27 @@ def cmd_evidence_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sharpeye.governance.audit_archive import verify
+    from sharpeye.governance.store import Database
+
+    async def check() -> int:
+        db = Database(_settings(args).resolved_database_url())
+        try:
+            result = await verify(db)
+        finally:
+            await db.close()
+        if result.ok:
+            _out(f"audit log: {result.rows} entries, the chain is intact")
+            return 0
+        _out(f"audit log: entry {result.broken_at} {result.reason}")
+        return 1
+
+    return asyncio.run(check())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sharpeye",
@@ -463,6 +484,17 @@ def build_parser() -> argparse.ArgumentParser:
     key = evidence_sub.add_parser("key", help="print the hub's evidence signing public key and its fingerprint")
     key.add_argument("--data-dir", default=None, help="the hub's data directory (default SHARPEYE_DATA_DIR)")
     key.set_defaults(func=cmd_evidence_key)
+
+    audit = sub.add_parser("audit", help="check the audit log kept in the database")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="WHAT")
+    audit_verify = audit_sub.add_parser(
+        "verify",
+        help="walk the hash chain of the audit log and name the first entry changed or removed",
+        description="Read the audit log in the database (SHARPEYE_DATABASE_URL, else the SQLite file under the data "
+        "directory) and check its hash chain. Exit status 0 when intact, 1 otherwise.",
+    )
+    audit_verify.add_argument("--data-dir", default=None, help="the hub's data directory (default SHARPEYE_DATA_DIR)")
+    audit_verify.set_defaults(func=cmd_audit_verify)
 
     broker = sub.add_parser("broker", help="MQTT broker credentials for the site's devices")
     broker_sub = broker.add_subparsers(dest="broker_command", required=True, metavar="WHAT")

@@ -24,6 +24,7 @@ from sharpeye.clock import Clock, SystemClock
 from sharpeye.config.device import DeviceConfig
 from sharpeye.config.gb28181 import GbSettings
 from sharpeye.config.site import SiteConfig
+from sharpeye.governance.audit_archive import AuditArchive
 from sharpeye.governance.cascade import GbCascade
 from sharpeye.governance.escalation import Notifier
 from sharpeye.governance.intake import AlarmIntake
@@ -176,6 +177,7 @@ class Hub:
             await self.cameras.start()
             self._spawn(self._record_linked_evidence(), "linked-evidence")
         self._spawn(self.intake.run(), "intake")
+        self._spawn(AuditArchive(self.redis, self.keys, self.db, self.node_id).run(), "audit-archive")
         if any(rule.verification is not None for rule in self.site.rules):
             self._spawn(self.verification.run(), "verification")
         if self.site.governance.uplinks:
