@@ -65,6 +65,10 @@ class Alarm(BaseModel):
     silenced: str | None = Field(default=None, description="'silence' or 'inhibited' when raised without notification.")
     flapping: bool = Field(default=False, description="Too many transitions: held active until it settles.")
     incident: str | None = Field(default=None, description="Incident this alarm was correlated into.")
+    owner: str | None = Field(default=None, description="The operator working the alarm (user:<name>), if any.")
+    steps: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Ticked steps of its procedure: step number -> {actor, at}."
+    )
     verdict: str | None = Field(
         default=None,
         description="研判: pending, escalated (to a supervisor), review (handed on), confirmed or false_alarm; "

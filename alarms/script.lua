@@ -343,6 +343,24 @@ local function act(p)
     redis.call('ZADD', p.k_by_time, now_epoch, id)
     notify(p, 'verdict', id, now_iso, actor, state, p.verdict .. (note ~= '' and (': ' .. note) or ''), cur[3])
     return {'verdict', state}
+  elseif p.action == 'step' then
+    -- a step of the alarm's procedure (处置预案) ticked by an operator, once
+    local steps = cjson.decode(redis.call('HGET', akey, 'steps') or '{}')
+    local key = tostring(p.step)
+    if steps[key] then return {'noop', state} end
+    steps[key] = {actor = actor, at = now_iso}
+    redis.call('HSET', akey, 'steps', cjson.encode(steps))
+    history(p, id, now_iso, 'procedure', actor, state, note)
+    redis.call('ZADD', p.k_by_time, now_epoch, id)
+    live(p, 'updated', id, now_iso, state)
+    return {'step', state}
+  elseif p.action == 'owner' then
+    -- who works the alarm: taken, handed to another operator, or released for the next shift ('')
+    redis.call('HSET', akey, 'owner', p.owner)
+    history(p, id, now_iso, p.owner == '' and 'released' or 'owned', actor, state, note)
+    redis.call('ZADD', p.k_by_time, now_epoch, id)
+    live(p, 'updated', id, now_iso, state)
+    return {'owner', state}
   elseif p.action == 'unsilence' then
     -- the silence that hid this alarm ended while it is still active: notify it now, once
     if redis.call('HGET', akey, 'silenced') ~= 'silence' then return {'noop', state} end

@@ -217,7 +217,7 @@ class AlarmStore:
     async def act(
         self,
         alarm_id: str,
-        action: OperatorAction | Literal["unsilence", "evidence", "verdict"],
+        action: OperatorAction | Literal["unsilence", "evidence", "verdict", "step", "owner"],
         actor: str,
         now: datetime,
         note: str = "",
@@ -345,4 +345,6 @@ def _alarm(raw: dict[bytes, bytes]) -> Alarm:
         flapping=raw.get(b"flapping") == b"1",
         incident=(raw.get(b"incident") or b"").decode() or None,
         verdict=(raw.get(b"verdict") or b"").decode() or None,
+        owner=(raw.get(b"owner") or b"").decode() or None,
+        steps=orjson.loads(raw.get(b"steps") or b"{}"),
     )

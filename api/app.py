@@ -17,6 +17,7 @@ from sharpeye.api.live.camera import device_resolver, service_resolver
 from sharpeye.api.live.service import LiveService
 from sharpeye.api.live.setting import LiveSettings
 from sharpeye.api.routes import admin, alarm, auth, camera, case, device, health, live, report, uplink, whep
+from sharpeye.api.routes import alarm_handling as alarm_handling_route
 from sharpeye.api.routes import evidence_bundle as evidence_bundle_route
 from sharpeye.api.routes import kind as kind_route
 from sharpeye.api.routes import site as site_route
@@ -126,6 +127,7 @@ def create_app(
     for router in (module.router for module in routers):
         app.include_router(router)
     app.include_router(kind_route.router)  # labels of kinds and case stages, for the console
+    app.include_router(alarm_handling_route.router)  # procedures, owners, shift hand-over
     app.include_router(evidence_bundle_route.router)  # signed evidence bundles and the hub's key
     app.include_router(verification_route.router)  # 研判: verdicts before dispatch, false-alarm statistics
 

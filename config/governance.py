@@ -221,6 +221,29 @@ class Uplink(StrictModel):
         return self.rate_per_min if self.rate_per_min is not None else DEFAULT_RATES.get(self.format)
 
 
+class Contact(StrictModel):
+    name: str = Field(min_length=1, max_length=100, description="Who: a person, a duty desk.")
+    phone: str = Field(pattern=r"^[0-9+\-() ]{3,30}$", description="Phone number.")
+
+
+class Procedure(StrictModel):
+    """处置预案: what an operator does for an alarm of these rules or categories, step by step."""
+
+    id: Identifier = Field(description="Stable procedure id.")
+    title: str = Field(min_length=1, max_length=200, description="Shown above the steps, e.g. 周界入侵处置预案.")
+    rules: list[Identifier] = Field(default_factory=list, description="Alarm rules it applies to.")
+    categories: list[str] = Field(default_factory=list, description="Or alarm categories it applies to.")
+    steps: list[str] = Field(min_length=1, max_length=30, description="The steps, in order; the operator ticks each.")
+    contacts: list[Contact] = Field(default_factory=list, description="Phone numbers to call.")
+    cameras: list[Identifier] = Field(default_factory=list, description="Cameras to bring up beside the alarm's.")
+
+    @model_validator(mode="after")
+    def _applies(self) -> Procedure:
+        if not self.rules and not self.categories:
+            raise ValueError("a procedure applies to some rules or categories")
+        return self
+
+
 class Governance(StrictModel):
     """Intake, dispatch and time limits."""
 
@@ -238,6 +261,10 @@ class Governance(StrictModel):
     reports: ReportLimits = Field(default_factory=ReportLimits, description="Photo upload limits.")
     merge: MergePolicy = Field(default_factory=MergePolicy, description="Merge proposals (并单).")
     uplinks: list[Uplink] = Field(default_factory=list, description="Webhook receivers of case and alarm events.")
+    procedures: list[Procedure] = Field(
+        default_factory=list,
+        description="处置预案 shown with the alarms they apply to (a rule's own first, then its category's).",
+    )
     false_alarm_reasons: list[str] = Field(
         default_factory=lambda: ["树木晃动", "光线变化", "小动物", "设备故障", "其他"],
         min_length=1,

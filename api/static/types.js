@@ -16,6 +16,8 @@
  * @property {string} last_seen
  * @property {string[]} cameras
  * @property {string[]} [evidence]
+ * @property {string | null} [owner] the operator working it (user:<name>)
+ * @property {Record<string, { actor: string, at: string }>} [steps] ticked steps of its procedure
  * @property {string | null} [verdict] 研判: pending, escalated, review, confirmed, false_alarm; null when not asked
  */
 

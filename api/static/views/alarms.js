@@ -15,6 +15,38 @@ import { popToWall } from "./wall.js";
 /** @typedef {import("../types.js").Alarm} Alarm */
 /** @typedef {import("../types.js").AlarmDetail} AlarmDetail */
 /** @typedef {import("../html.js").Html} Html */
+/**
+ * @typedef {object} ProcedureView
+ * @property {{ title: string, steps: string[], contacts: { name: string, phone: string }[] } | null} procedure
+ * @property {Record<string, { actor: string, at: string }>} done
+ */
+
+/**
+ * The alarm's procedure (处置预案): each step with a box the operator ticks, once; the phone numbers to call.
+ * @param {ProcedureView} view
+ * @param {Alarm} a
+ */
+function procedureBox(view, a) {
+  const p = view.procedure;
+  if (!p) return html``;
+  return html`<h3>${t("ui.procedure")}: ${p.title}</h3><ol class="procedure">${p.steps.map((step, i) => {
+    const done = view.done[String(i + 1)];
+    return html`<li><label><input type="checkbox" data-step="${String(i + 1)}" data-id="${a.id}"${done ? html` checked disabled` : html``}>
+      ${step}</label>${done ? html` <span class="muted">${done.actor.replace(/^user:/, "")} ${fmtTime(done.at)}</span>` : html``}</li>`;
+  })}</ol>${p.contacts.length ? html`<p class="contacts">${p.contacts.map((c) => html`<span>${c.name} <a href="tel:${c.phone}">${c.phone}</a></span> `)}</p>` : html``}`;
+}
+
+/**
+ * @param {string} id
+ * @param {string} step
+ */
+async function tick(id, step) {
+  const note = prompt(t("ui.step_prompt"), "");
+  if (note === null) { if (selected === id) await selectAlarm(id, false); return; }
+  const alarm = await api(`/api/alarms/${encodeURIComponent(id)}/procedure/${step}`, { method: "POST", json: { note } });
+  state.alarms.set(id, alarm);
+  if (selected === id) await selectAlarm(id, false);
+}
 
 const LOUD = new Set(["critical", "major"]);
 
@@ -123,6 +155,21 @@ async function act(action, id) {
   if (action === "wall") { popToWall(alarm); show("wall"); return; }
   if (action === "shelve") return shelve(alarm);
   if (action === "confirm" || action === "false_alarm" || action === "review") return judge(alarm, action);
+  if (action === "take" || action === "hand") {
+    /** @type {{ to: string | null, note: string } | undefined} */
+    let body;
+    if (action === "hand") {
+      const to = prompt(t("ui.hand_prompt"), "");
+      if (to === null) return;
+      const note = prompt(t("ui.hand_note_prompt"), "") || "";
+      body = { to: to.trim() || null, note };
+    }
+    const updated = await api(`/api/alarms/${encodeURIComponent(id)}/${action}`, { method: "POST", json: body });
+    state.alarms.set(id, updated);
+    renderAlarms();
+    if (selected === id) await selectAlarm(id, false);
+    return;
+  }
   let json;
   if (action === "comment") {
     const note = prompt(t("ui.comment_prompt"));
@@ -201,6 +248,8 @@ async function selectAlarm(id, resetPlayers = true) {
   });
   /** @type {AlarmDetail} */
   const detail = await api(`/api/alarms/${encodeURIComponent(id)}`);
+  /** @type {ProcedureView} */
+  const procedure = await api(`/api/alarms/${encodeURIComponent(id)}/procedure`);
   const a = detail.alarm; state.alarms.set(a.id, a);
   const pane = $("alarm-detail");
   const keep = !resetPlayers && pane.dataset.alarm === id;
@@ -218,8 +267,11 @@ async function selectAlarm(id, resetPlayers = true) {
       <dt>${t("ui.first_seen")}</dt><dd>${fmtTime(a.first_seen)}</dd>
       <dt>${t("ui.last_seen")}</dt><dd>${fmtTime(a.last_seen)}</dd>
       <dt>${t("ui.case")}</dt><dd>${detail.case_id ? html`<a href="#" data-case="${detail.case_id}">${detail.case_id}</a>` : t("ui.no_case")}</dd>
+      <dt>${t("ui.owner")}</dt><dd class="alarm-owner">${a.owner ? a.owner.replace(/^user:/, "") : t("ui.no_owner")}</dd>
     </dl>
-    <p class="actions">${actionButtons(a)}</p>
+    <p class="actions">${actionButtons(a)} <button data-act="take" data-id="${a.id}">${t("ui.take")}</button>
+      <button data-act="hand" data-id="${a.id}">${t("ui.hand")}</button></p>
+    ${procedureBox(procedure, a)}
     <h3>${t("ui.evidence")}</h3><div class="evidence">${evidence.length ? evidence : html`<p class="muted">${t("ui.no_evidence")}</p>`}</div>
     <h3>${t("ui.history")}</h3>
     <table class="history"><thead><tr><th>${t("ui.at")}</th><th>${t("ui.action")}</th><th>${t("ui.actor")}</th><th>${t("ui.note")}</th></tr></thead>
@@ -274,6 +326,8 @@ control("filter-severity").addEventListener("change", renderAlarms);
 $("alarms").addEventListener("click", (ev) => {
   const button = closest(ev, "button[data-act]");
   if (button) { ev.stopPropagation(); act(button.dataset.act || "", button.dataset.id || "").catch(report); return; }
+  const box = closest(ev, "input[data-step]");
+  if (box) { ev.stopPropagation(); tick(box.dataset.id || "", box.dataset.step || "").catch(report); return; }
   const caseLink = closest(ev, "[data-case]");
   if (caseLink) { ev.preventDefault(); open("cases", caseLink.dataset.case || "").catch(report); return; }
   const row = closest(ev, "tr[data-alarm]");
