@@ -75,6 +75,7 @@ EVENT_LABELS: dict[str, Labels] = {
     "alarm_added": {"zh": "追加报警", "en": "alarm added"},
     "merged_from": {"zh": "并入", "en": "merged in"},
     "supervise": {"zh": "督办", "en": "supervised"},
+    "notified": {"zh": "已通知", "en": "notified"},
 }
 """Display names of every ``CaseEvent.action`` in a case's history: the actions and the events no one takes."""
 

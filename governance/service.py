@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-from sharpeye.config.governance import MergePolicy
+from sharpeye.config.governance import MergePolicy, Uplink
 from sharpeye.config.rule import Severity
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.case import Case, CaseEvent, GeoPoint, Source, Stage
@@ -551,6 +551,30 @@ class CaseService:
                        "to": stage.value, "at": at.isoformat(), "step": firing.step, "notify": firing.notify,
                        "target": firing.target}  # fmt: skip
             self.enqueue(session, self.keys.case_events, payload, self.clock.now())
+            await session.commit()
+            return True
+
+    async def record_delivery(self, case_id: str, event_type: str, uplink: Uplink, delivery: str) -> bool:
+        """A notification about the case reached people through a channel: a line in the case's history (no case
+        event, so channels are not told about their own messages), once per delivery."""
+        marker = f"#{uplink.id}:{delivery}"
+        async with self.db.sessions() as session:
+            row = await session.get(CaseRow, case_id)
+            if row is None:
+                return False
+            seen = await session.scalar(
+                select(func.count())
+                .select_from(CaseEventRow)
+                .where(CaseEventRow.case_id == case_id, CaseEventRow.note.endswith(marker))
+            )
+            if seen:
+                return False
+            stage = Stage(row.stage)
+            to = "、".join(uplink.to) if uplink.to else uplink.id
+            line = CaseEventRow(case_id=case_id, at=self.clock.now(), action="notified", actor=f"uplink:{uplink.id}",
+                                from_stage=stage.value, to_stage=stage.value,
+                                note=f"{uplink.format} → {to}: {event_type} {marker}")  # fmt: skip
+            session.add(line)
             await session.commit()
             return True
 

@@ -159,6 +159,8 @@ class UplinkState(BaseModel):
 
 CaseLookup = Callable[[str], Awaitable[Any]]  # case id -> governance.case.Case | None
 AlarmLookup = Callable[[str], Awaitable[Any]]  # alarm id -> alarms.alarm.Alarm | None
+# (case id, what was sent, through which channel, delivery id) -> None: a notification reached people
+Delivered = Callable[[str, str, Uplink, str], Awaitable[Any]]
 
 # The case fields a webhook carries (no free text beyond the title: receivers fetch details by API).
 SUMMARY = ("id", "title", "category", "severity", "source", "stage", "org_unit", "department", "level",
@@ -186,6 +188,7 @@ class UplinkService:
         case_lookup: CaseLookup | None = None,
         alarm_lookup: AlarmLookup | None = None,
         timezone: str = "Asia/Shanghai",
+        on_delivered: Delivered | None = None,
     ) -> None:
         self.uplinks = {u.id: u for u in uplinks}
         self.redis = redis
@@ -197,6 +200,7 @@ class UplinkService:
         self.batch = batch
         self.case_lookup = case_lookup
         self.alarm_lookup = alarm_lookup
+        self.on_delivered = on_delivered
         self.zone = ZoneInfo(timezone)
         self._slots = asyncio.Semaphore(concurrency)
         self._enqueue = redis.register_script(_ENQUEUE)
@@ -352,6 +356,15 @@ class UplinkService:
                 result = await self.post(client, uplink, delivery, body)
             self.attempts += 1
             await self._settle(uplink, delivery, body, before + 1, result)
+            if result.ok and uplink.format != "webhook" and self.on_delivered is not None:
+                envelope = orjson.loads(body)
+                case_id = (envelope.get("case") or {}).get("id") or (envelope.get("data") or {}).get("case_id")
+                if envelope.get("kind") == "case" and case_id:
+                    try:
+                        await self.on_delivered(case_id, str(envelope.get("type", "")), uplink, delivery)
+                    except Exception:  # the message went out; its line in the history is not worth a resend
+                        log.warning("uplink %s: recording delivery %s in case %s failed", u, delivery, case_id,
+                                    exc_info=True)  # fmt: skip
 
         await asyncio.gather(*(one(d, b, n) for d, b, n in triples))
         return len(triples)

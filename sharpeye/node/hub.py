@@ -154,7 +154,7 @@ class Hub:
         self.uplinks = UplinkService(
             self.site.governance.uplinks, self.redis, self.keys, self.clock, site_id=self.site.site.id,
             consumer=self.node_id, case_lookup=self.cases.get, alarm_lookup=self.alarm_store.get,
-            timezone=self.site.site.timezone,
+            timezone=self.site.site.timezone, on_delivered=self.cases.record_delivery,
         )  # fmt: skip
         self.intake = AlarmIntake(
             self.site, self.redis, self.keys, self.alarm_store, self.cases, self.queue, self.clock, self.node_id

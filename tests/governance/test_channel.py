@@ -273,7 +273,7 @@ async def test_robots_and_sms_gateway_receive_rendered_messages(
     ]  # fmt: skip
     robots.busy = 2  # the WeCom robot is over its limit twice: retried, not lost
     service = UplinkService(uplinks, redis_client, keys, clock, site_id="demo", consumer="n1", poll_s=0.05,
-                            case_lookup=cases.get)  # fmt: skip
+                            case_lookup=cases.get, on_delivered=cases.record_delivery)  # fmt: skip
     await service.ensure_groups()
     running = asyncio.create_task(service.run())
     try:
@@ -281,6 +281,12 @@ async def test_robots_and_sms_gateway_receive_rendered_messages(
         await CaseQueue(redis_client, keys, db).relay(clock.now())
         await until(lambda: len(robots.wecom) >= 2 and len(robots.dingtalk) >= 2 and len(robots.sms) >= 2,
                     "every channel to receive both cases")  # fmt: skip
+
+        async def noted() -> bool:
+            history = await cases.history(made[0])
+            return len([e for e in history if e.action == "notified"]) == 3
+
+        await until(noted, "every delivery in the case's history")
     finally:
         await halt(running)
     assert not robots.refused
@@ -291,6 +297,9 @@ async def test_robots_and_sms_gateway_receive_rendered_messages(
     assert sorted(m["text"] for m in robots.sms) == sorted(f"立案 占道经营 {i} {made[i]}" for i in range(2))
     assert all(m["phones"] == ["13800000002", "13800000003"] for m in robots.sms)
     assert len(robots.wecom) == 2 and len(robots.dingtalk) == 2 and len(robots.sms) == 2  # none twice
+
+    lines = sorted(e.note for e in await cases.history(made[0]) if e.action == "notified")
+    assert lines[0].startswith("dingtalk → dd: case.accept") and lines[1].startswith("sms → 13800000002、13800000003")
 
 
 async def test_email_through_a_real_smtp_server(
