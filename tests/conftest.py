@@ -22,7 +22,6 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sharpeye.api.app import create_app
 from sharpeye.api.live.service import LiveService
 from sharpeye.api.services import Services
 from sharpeye.api.setting import ApiSettings
@@ -34,7 +33,7 @@ from sharpeye.ingest.registry import installed
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis, mosquitto_binary
 from sharpeye.node.hub import Hub
-from sharpeye.node.web import HubReady, hub_services
+from sharpeye.node.web import HubReady, app_for
 from sharpeye.settings import Settings
 from tests.helpers import wait_for
 
@@ -144,11 +143,7 @@ def hub_app(
 ) -> tuple[FastAPI, Hub]:
     """The node's app over a hub of ``settings`` on ``site`` (the demo site unless given), and that hub."""
     hub = Hub(settings, site or load_file(demo_path(), installed()))
-
-    def ready(_: Services, generated: str | None) -> Awaitable[None] | None:
-        return on_ready(hub, generated) if on_ready is not None else None
-
-    return create_app(settings, hub_services(hub), on_ready=ready, api_settings=api_settings), hub
+    return app_for(hub, on_ready=on_ready, api_settings=api_settings), hub
 
 
 class HubClient(TestClient):

@@ -81,8 +81,13 @@ def build_app(
     """The node's app: a hub over ``settings`` and ``site``, served by the API. ``on_ready(hub,
     generated_admin_password)`` runs once the hub and the app are up."""
     hub = Hub(settings, site, registry=registry, clock=clock)
+    return app_for(hub, on_ready=on_ready, api_settings=api_settings)
+
+
+def app_for(hub: Hub, *, on_ready: HubReady | None = None, api_settings: ApiSettings | None = None) -> FastAPI:
+    """The API over ``hub`` (not started yet: the app's lifespan starts and stops it)."""
 
     def ready(_: Services, generated: str | None) -> Awaitable[None] | None:
         return on_ready(hub, generated) if on_ready is not None else None
 
-    return create_app(settings, hub_services(hub), on_ready=ready, api_settings=api_settings)
+    return create_app(hub.settings, hub_services(hub), on_ready=ready, api_settings=api_settings)
