@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -90,9 +91,16 @@ def json_safe(value: Any) -> Any:
 REJECTED = "sharpeye_api_rejected_requests_total"
 
 
+_counters: weakref.WeakKeyDictionary[Metrics, Counter] = weakref.WeakKeyDictionary()
+
+
 def rejected_counter(metrics: Metrics) -> Counter:
-    """Requests refused for their body, by reason (too_large, not_utf8, invalid), on the hub's registry."""
-    return Counter(REJECTED, "API requests refused for their body, by reason", ["reason"], registry=metrics.registry)
+    """Requests refused for their body, by reason (too_large, not_utf8, invalid), on the hub's registry (made once
+    per registry: an app started twice over one hub shares it)."""
+    if metrics not in _counters:
+        _counters[metrics] = Counter(REJECTED, "API requests refused for their body, by reason", ["reason"],
+                                     registry=metrics.registry)  # fmt: skip
+    return _counters[metrics]
 
 
 def install(app: FastAPI, limit: int, counter: Callable[[], Counter | None]) -> None:
