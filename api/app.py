@@ -1,4 +1,5 @@
-"""The FastAPI application factory. The lifespan owns the hub and everything it runs."""
+"""The FastAPI application factory. The lifespan enters the services the node provides (the node starts its hub
+there) and the live-view service; the API never sees the hub itself."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from sharpeye.api import body
+from sharpeye.api.body import rejected_counter
 from sharpeye.api.deps import CSRF_HEADER, PUBLIC
 from sharpeye.api.live.camera import device_resolver, service_resolver
 from sharpeye.api.live.service import LiveService
@@ -22,12 +25,9 @@ from sharpeye.api.routes import evidence_bundle as evidence_bundle_route
 from sharpeye.api.routes import kind as kind_route
 from sharpeye.api.routes import site as site_route
 from sharpeye.api.routes import verification as verification_route
-from sharpeye.api.user import UserStore
-from sharpeye.config.site import SiteConfig
-from sharpeye.ingest.registry import Registry
+from sharpeye.api.services import Services, ServicesFactory
+from sharpeye.api.setting import ApiSettings
 
-from sharpeye.clock import Clock
-from sharpeye.node.hub import Hub
 from sharpeye.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,45 +46,43 @@ SECURITY_HEADERS = {
     ),
 }
 
-ReadyCallback = Callable[[Hub, str | None], Awaitable[None] | None]
+ReadyCallback = Callable[[Services, str | None], Awaitable[None] | None]
 
 
 def create_app(
     settings: Settings,
-    site: SiteConfig,
+    services: ServicesFactory,
     *,
-    registry: Registry | None = None,
-    clock: Clock | None = None,
     on_ready: ReadyCallback | None = None,
+    api_settings: ApiSettings | None = None,
 ) -> FastAPI:
-    """Build the app. ``on_ready(hub, generated_admin_password)`` runs once the hub is up."""
+    """Build the app over ``services`` (entered by the lifespan: the node starts its hub there).
+    ``on_ready(services, generated_admin_password)`` runs once everything is up."""
+    limits = api_settings or ApiSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        hub = Hub(settings, site, registry=registry, clock=clock)
-        try:
-            await hub.start()
-            users = UserStore(hub.redis, hub.keys, settings.token_ttl_s)
-            password = settings.admin_password.get_secret_value() if settings.admin_password else None
-            generated = await users.ensure_admin(password)
-            app.state.hub = hub
-            app.state.users = users
-            live_settings = LiveSettings()
-            resolver = device_resolver(hub.inventory.get, live_settings)
-            if hub.cameras is not None:  # viewers share the packets the camera service already reads
-                resolver = service_resolver(hub.cameras.subscribe, resolver)
-            app.state.live = LiveService(resolver, live_settings)
-            await app.state.live.start()
-            if on_ready is not None:
-                result = on_ready(hub, generated)
-                if result is not None:
-                    await result
-            yield
-        finally:
-            live = getattr(app.state, "live", None)
-            if live is not None:
-                await live.stop()
-            await hub.stop()
+        async with services() as running:
+            live: LiveService | None = None
+            try:
+                password = settings.admin_password.get_secret_value() if settings.admin_password else None
+                generated = await running.users.ensure_admin(password)
+                app.state.services = running
+                app.state.rejected = rejected_counter(running.metrics)
+                live_settings = LiveSettings()
+                resolver = device_resolver(running.inventory.get, live_settings)
+                if running.cameras is not None:  # viewers share the packets the camera service already reads
+                    resolver = service_resolver(running.cameras.subscribe, resolver)
+                live = app.state.live = LiveService(resolver, live_settings)
+                await live.start()
+                if on_ready is not None:
+                    result = on_ready(running, generated)
+                    if result is not None:
+                        await result
+                yield
+            finally:
+                if live is not None:
+                    await live.stop()
 
     app = FastAPI(
         title="SharpEye",
@@ -92,6 +90,9 @@ def create_app(
         description="Integration hub for Sharp Eyes (雪亮工程) devices and governance command centres (综治中心).",
         lifespan=lifespan,
     )
+
+    # Installed first, so innermost: its early 413 still passes the security headers and the timing below.
+    body.install(app, limits.max_body_bytes, lambda: getattr(app.state, "rejected", None))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -116,9 +117,9 @@ def create_app(
         response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
-        hub: Hub | None = getattr(request.app.state, "hub", None)
-        if hub is not None:
-            hub.metrics.requests.labels(request.method, path, str(response.status_code)).observe(
+        running: Services | None = getattr(request.app.state, "services", None)
+        if running is not None:
+            running.metrics.requests.labels(request.method, path, str(response.status_code)).observe(
                 time.perf_counter() - started
             )
         return response

@@ -7,27 +7,118 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
+from sharpeye.alarms.engine import AlarmEngine
+from sharpeye.alarms.store import AlarmStore
+from sharpeye.api.live.service import LiveService
 from sharpeye.api.permission import Permission, allowed
+from sharpeye.api.services import AuditLog, CameraFeeds, DeadLetters, Hotline, NodeStatus, Services
 from sharpeye.api.user import Principal, UserStore
+from sharpeye.config.site import SiteConfig
+from sharpeye.governance.case import Case
+from sharpeye.governance.photo import PhotoStore
+from sharpeye.governance.service import CaseScope, CaseService
+from sharpeye.governance.uplink import UplinkService
+from sharpeye.governance.verification import VerificationService
+from sharpeye.ingest.inventory import DeviceInventory
 
 from sharpeye.audit import REQUEST_ORIGIN
-from sharpeye.node.hub import Hub
+from sharpeye.clock import Clock
+from sharpeye.role import Role
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
 
-def get_hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
-def get_users(request: Request) -> UserStore:
-    users: UserStore = request.app.state.users
-    return users
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-HubDep = Annotated[Hub, Depends(get_hub)]
+def get_users(services: ServicesDep) -> UserStore:
+    return services.users
+
+
+def get_audit(services: ServicesDep) -> AuditLog:
+    return services.audit
+
+
+def get_inventory(services: ServicesDep) -> DeviceInventory:
+    return services.inventory
+
+
+def get_alarms(services: ServicesDep) -> AlarmStore:
+    return services.alarms
+
+
+def get_engine(services: ServicesDep) -> AlarmEngine:
+    return services.engine
+
+
+def get_cases(services: ServicesDep) -> CaseService:
+    return services.cases
+
+
+def get_photos(services: ServicesDep) -> PhotoStore:
+    return services.photos
+
+
+def get_hotline(services: ServicesDep) -> Hotline:
+    return services.hotline
+
+
+def get_uplinks(services: ServicesDep) -> UplinkService:
+    return services.uplinks
+
+
+def get_deadletters(services: ServicesDep) -> DeadLetters:
+    return services.deadletters
+
+
+def get_status(services: ServicesDep) -> NodeStatus:
+    return services.status
+
+
+def get_cameras(services: ServicesDep) -> CameraFeeds | None:
+    return services.cameras
+
+
+def get_site(services: ServicesDep) -> SiteConfig:
+    return services.site
+
+
+def get_clock(services: ServicesDep) -> Clock:
+    return services.clock
+
+
+def get_verification(services: ServicesDep) -> VerificationService:
+    return services.verification
+
+
+def get_live(request: Request) -> LiveService:
+    live: LiveService | None = getattr(request.app.state, "live", None)
+    if live is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "live view is not running")
+    return live
+
+
 UsersDep = Annotated[UserStore, Depends(get_users)]
+AuditDep = Annotated[AuditLog, Depends(get_audit)]
+InventoryDep = Annotated[DeviceInventory, Depends(get_inventory)]
+AlarmsDep = Annotated[AlarmStore, Depends(get_alarms)]
+EngineDep = Annotated[AlarmEngine, Depends(get_engine)]
+CasesDep = Annotated[CaseService, Depends(get_cases)]
+PhotosDep = Annotated[PhotoStore, Depends(get_photos)]
+HotlineDep = Annotated[Hotline, Depends(get_hotline)]
+UplinksDep = Annotated[UplinkService, Depends(get_uplinks)]
+DeadLettersDep = Annotated[DeadLetters, Depends(get_deadletters)]
+StatusDep = Annotated[NodeStatus, Depends(get_status)]
+CamerasDep = Annotated[CameraFeeds | None, Depends(get_cameras)]
+SiteDep = Annotated[SiteConfig, Depends(get_site)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+LiveDep = Annotated[LiveService, Depends(get_live)]
+VerificationDep = Annotated[VerificationService, Depends(get_verification)]
 
 
 SESSION_COOKIE = "sharpeye_session"
@@ -90,9 +181,27 @@ def public() -> None:
 PUBLIC = Depends(public)
 
 
-def in_scope(hub: Hub, principal: Principal, org_unit: str) -> bool:
+def in_scope(inventory: DeviceInventory, principal: Principal, org_unit: str) -> bool:
     """A user scoped to an org unit sees that unit and everything below it; unscoped users see all."""
-    return principal.org_unit is None or principal.org_unit in hub.inventory.ancestors(org_unit)
+    return principal.org_unit is None or principal.org_unit in inventory.ancestors(org_unit)
+
+
+def case_scope(inventory: DeviceInventory, principal: Principal) -> CaseScope:
+    """The cases a caller may see: their org unit and below; a department handler only their department's (and
+    none without a department)."""
+    units = tuple(sorted(inventory.units_below(principal.org_unit))) if principal.org_unit else ()
+    if principal.role is Role.department_handler:
+        return CaseScope(units, principal.department, nothing=principal.department is None)
+    return CaseScope(units)
+
+
+def case_visible(inventory: DeviceInventory, principal: Principal, case: Case) -> bool:
+    """Whether the caller may see ``case`` (the scope of ``case_scope``, for one case)."""
+    if not in_scope(inventory, principal, case.org_unit):
+        return False
+    return principal.role is not Role.department_handler or (
+        principal.department is not None and case.department == principal.department
+    )
 
 
 def not_found_unless(visible: bool, what: str) -> None:

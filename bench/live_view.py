@@ -105,10 +105,10 @@ LATENCY = """({ frames }) => new Promise((resolve) => {
 
 def serve(port: int, redis_url: str, mqtt_url: str, data_dir: str, source: str) -> None:
     import uvicorn
-    from sharpeye.api.app import create_app
     from sharpeye.config.loader import demo_path, load_file
     from sharpeye.ingest.registry import installed
 
+    from sharpeye.node.web import build_app
     from sharpeye.settings import Settings
 
     settings = Settings(
@@ -119,7 +119,7 @@ def serve(port: int, redis_url: str, mqtt_url: str, data_dir: str, source: str) 
         redis_prefix="benchlive",
         cameras=source == "service",
     )  # type: ignore[arg-type]
-    app = create_app(settings, load_file(demo_path(), installed()))
+    app = build_app(settings, load_file(demo_path(), installed()))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -31,8 +31,9 @@ from sharpeye.governance.indicator import GroupBy, IndicatorRow, Period, compute
 from sharpeye.governance.merge import MergeProposal, mergeable, propose
 from sharpeye.governance.sla import SlaPolicy
 from sharpeye.governance.store import CaseAlarmRow, CaseEventRow, CaseIncidentRow, CaseRow, Database, OutboxRow
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
@@ -48,6 +49,7 @@ class CaseFilter:
     offset: int = 0
     # Keyset paging: the (created_at, id) of the last case of the previous page; newer-first order.
     after: tuple[datetime, str] | None = None
+    scope: CaseScope | None = None  # what the caller may see (the filters above narrow it further)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +83,33 @@ _EXTRA = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class CaseScope:
+    """Which cases a caller may see: those in ``org_units`` (empty: any unit) and, when ``department`` is set,
+    dispatched to that department. ``nothing``: none at all (e.g. a department handler without a department)."""
+
+    org_units: Sequence[str] = ()
+    department: str | None = None
+    nothing: bool = False
+
+
+def scope_conditions(scope: CaseScope | None) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a scope (none for no scope)."""
+    if scope is None:
+        return []
+    if scope.nothing:
+        return [false()]
+    out: list[ColumnElement[bool]] = []
+    if scope.org_units:
+        out.append(CaseRow.org_unit.in_(list(scope.org_units)))
+    if scope.department is not None:
+        out.append(CaseRow.department == scope.department)
+    return out
+
+
 def list_filter(flt: CaseFilter) -> Select[CaseRow]:
     """The cases a list filter matches (no order, no paging)."""
-    query = select(CaseRow)
+    query = select(CaseRow).where(*scope_conditions(flt.scope))
     if flt.stages:
         query = query.where(CaseRow.stage.in_([s.value for s in flt.stages]))
     if flt.department:
@@ -580,13 +606,19 @@ class CaseService:
 
     # --- indicators ------------------------------------------------------------------------------------
     async def records(
-        self, created_from: datetime | None = None, created_to: datetime | None = None, batch: int = 5000
+        self,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        batch: int = 5000,
+        *,
+        scope: CaseScope | None = None,
     ) -> builtins.list[Case]:
-        """Case records for indicators, read in keyset pages (by id) so memory per page stays bounded."""
+        """Case records for indicators, read in keyset pages (by id) so memory per page stays bounded; only
+        those within ``scope`` when one is given."""
         out: builtins.list[Case] = []
         last = ""
         while True:
-            query = select(CaseRow).where(CaseRow.id > last)
+            query = select(CaseRow).where(CaseRow.id > last, *scope_conditions(scope))
             if created_from is not None:
                 query = query.where(CaseRow.created_at >= created_from)
             if created_to is not None:
@@ -606,22 +638,23 @@ class CaseService:
         period: Period = Period.month,
         start: datetime | None = None,
         end: datetime | None = None,
+        scope: CaseScope | None = None,
     ) -> builtins.list[IndicatorRow]:
         """Indicators of cases accepted (立案) in [start, end), by ``governance.indicator`` definitions,
-        aggregated by the database (``governance.statistic``); an open bound is the first or last 立案 time."""
+        aggregated by the database (``governance.statistic``); an open bound is the first or last 立案 time.
+        With ``scope``, only the cases within it count."""
         from sharpeye.governance.statistic import Statistics  # it reads rows with this module's to_case
 
         if start is None or end is None:
             async with self.db.sessions() as session:
-                first, last = (
-                    await session.execute(select(func.min(CaseRow.accepted_at), func.max(CaseRow.accepted_at)))
-                ).one()
+                bounds = select(func.min(CaseRow.accepted_at), func.max(CaseRow.accepted_at))
+                first, last = (await session.execute(bounds.where(*scope_conditions(scope)))).one()
             if first is None or last is None:
                 return compute([], as_of, by=by)
             start = start if start is not None else first
             end = end if end is not None else last + timedelta(microseconds=1)
         statistics = Statistics(self.db, self.flow.sla, self.site.site.timezone)
-        return await statistics.indicators(as_of, by=by, period=period, start=start, end=end)
+        return await statistics.indicators(as_of, by=by, period=period, start=start, end=end, scope=scope)
 
     # One method per action, for the API and the console.
     async def accept(self, case_id: str, actor: Actor) -> Case:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sharpeye.governance.case import Stage
 from sharpeye.governance.indicator import GroupBy, IndicatorRow, Period, period_key
-from sharpeye.governance.service import to_case
+from sharpeye.governance.service import CaseScope, scope_conditions, to_case
 from sharpeye.governance.sla import SlaPolicy
 from sharpeye.governance.store import CaseRow, Database
 from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
@@ -87,14 +87,16 @@ class Statistics:
         period: Period = Period.month,
         start: datetime,
         end: datetime,
+        scope: CaseScope | None = None,
     ) -> list[IndicatorRow]:
-        """Indicator rows of cases accepted in [start, end), as ``governance.indicator.compute`` gives them."""
+        """Indicator rows of cases accepted in [start, end), as ``governance.indicator.compute`` gives them;
+        only cases within ``scope`` when one is given."""
         if GroupBy.period in by:
             rows: list[IndicatorRow] = []
             where = list(by).index(GroupBy.period)
             rest: list[GroupBy] = [g for g in by if g is not GroupBy.period]
             for key, lo, hi in period_buckets(start, end, period, self.timezone):
-                for row in await self._aggregate(as_of, rest, lo, hi):
+                for row in await self._aggregate(as_of, rest, lo, hi, scope):
                     if not row.opened:
                         continue  # an empty bucket: the reference has no row for it either
                     group = list(row.group)
@@ -102,15 +104,16 @@ class Statistics:
                     row.group = tuple(group)
                     rows.append(row)
             return sorted(rows, key=lambda r: r.group)
-        return await self._aggregate(as_of, list(by), start, end)
+        return await self._aggregate(as_of, list(by), start, end, scope)
 
     async def _aggregate(
-        self, as_of: datetime, by: list[GroupBy], start: datetime, end: datetime
+        self, as_of: datetime, by: list[GroupBy], start: datetime, end: datetime, scope: CaseScope | None = None
     ) -> list[IndicatorRow]:
         window = and_(
             CaseRow.accepted_at >= start,
             CaseRow.accepted_at < end,
             CaseRow.stage.not_in(_COUNTED_OUT),
+            *scope_conditions(scope),
         )
         groups = [self._group_column(g).label(f"g{i}") for i, g in enumerate(by)]
         closed = CaseRow.stage == Stage.closed.value

@@ -11,15 +11,33 @@ from __future__ import annotations
 import importlib.abc
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib.machinery import ModuleSpec
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sharpeye.api.live.service import LiveService
+from sharpeye.api.services import Services
+from sharpeye.api.setting import ApiSettings
+from sharpeye.api.user import UserStore
+from sharpeye.config.loader import demo_path, load_file
+from sharpeye.config.site import SiteConfig
+from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis, mosquitto_binary
+from sharpeye.node.hub import Hub
+from sharpeye.node.web import HubReady, app_for
+from sharpeye.settings import Settings
+from tests.helpers import wait_for
+
+T = TypeVar("T")
 
 STAGES = ("config", "ingest", "alarms", "governance", "api", "simulators")
 
@@ -85,3 +103,102 @@ async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Re
     client = aioredis.Redis.from_url(redis_server.url)
     yield client
     await client.aclose()
+
+
+# --- the app over a real hub --------------------------------------------------------------------------------
+
+
+def hub_settings(
+    data_dir: Path,
+    redis_url: str | None,
+    mqtt_url: str | None,
+    *,
+    admin_password: str | None = None,
+    prefix: str | None = None,
+    node_id: str | None = None,
+    cameras: bool = False,
+    **extra: Any,
+) -> Settings:
+    """Settings of a test hub: its own data dir, the test session's Redis and broker (None: embedded), its own
+    key prefix (a fresh one unless given), no cameras unless asked."""
+    prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
+    return Settings(
+        data_dir=data_dir,
+        redis_url=redis_url,
+        mqtt_url=mqtt_url,
+        admin_password=SecretStr(admin_password) if admin_password is not None else None,
+        redis_prefix=prefix,
+        node_id=node_id or prefix,
+        cameras=cameras,
+        **extra,
+    )
+
+
+def hub_app(
+    settings: Settings,
+    site: SiteConfig | None = None,
+    *,
+    on_ready: HubReady | None = None,
+    api_settings: ApiSettings | None = None,
+) -> tuple[FastAPI, Hub]:
+    """The node's app over a hub of ``settings`` on ``site`` (the demo site unless given), and that hub."""
+    hub = Hub(settings, site or load_file(demo_path(), installed()))
+    return app_for(hub, on_ready=on_ready, api_settings=api_settings), hub
+
+
+class HubClient(TestClient):
+    """A test client of the node's app, with the hub and the services the app runs on."""
+
+    def __init__(self, app: FastAPI, hub: Hub) -> None:
+        super().__init__(app)
+        self.fastapi = app
+        self.hub = hub
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.fastapi.state.services
+        return services
+
+    @property
+    def users(self) -> UserStore:
+        return self.services.users
+
+    @property
+    def live(self) -> LiveService:
+        live: LiveService = self.fastapi.state.live
+        return live
+
+    def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn()`` on the app's event loop (e.g. ``client.call(lambda: client.users.add(...))``)."""
+        assert self.portal is not None, "enter the client first"
+        return self.portal.call(fn)
+
+    def sign_in(self, username: str, password: str) -> None:
+        """Send a bearer token of ``username`` with every later request."""
+        response = self.post("/api/auth/token", data={"username": username, "password": password})
+        assert response.status_code == 200, response.text
+        self.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def wait_connected(self) -> None:
+        """Until the hub is connected to its MQTT broker."""
+        wait_for(lambda: self.hub.transport.connected.is_set(), what="the hub on its MQTT broker")
+
+
+@contextmanager
+def app_client(
+    settings: Settings,
+    site: SiteConfig | None = None,
+    *,
+    sign_in: str | None = None,
+    connected: bool = False,
+    api_settings: ApiSettings | None = None,
+) -> Iterator[HubClient]:
+    """The app over a started hub (stopped on leaving). ``sign_in``: sign in as admin with this password;
+    ``connected``: wait until the hub is on its broker."""
+    app, hub = hub_app(settings, site, api_settings=api_settings)
+    with HubClient(app, hub) as client:
+        if sign_in is not None:
+            client.sign_in("admin", sign_in)
+        if connected:
+            client.wait_connected()
+        yield client

@@ -9,11 +9,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sharpeye.api.deps import HubDep, UsersDep, require
+from sharpeye.api.deps import AuditDep, InventoryDep, SiteDep, UsersDep, require
 from sharpeye.api.permission import Permission
 from sharpeye.api.user import Principal, WeakPassword, check_password_strength
 
-from sharpeye.audit import entries, record
 from sharpeye.role import Role
 
 router = APIRouter(tags=["admin"])
@@ -44,10 +43,18 @@ async def list_users(users: UsersDep, _: Admin) -> list[UserView]:
 
 
 @router.post("/api/users", status_code=status.HTTP_201_CREATED)
-async def add_user(request: Request, hub: HubDep, users: UsersDep, principal: Admin, body: NewUser) -> UserView:
-    if body.org_unit is not None and hub.inventory.unit(body.org_unit) is None:
+async def add_user(
+    request: Request,
+    inventory: InventoryDep,
+    site: SiteDep,
+    audit: AuditDep,
+    users: UsersDep,
+    principal: Admin,
+    body: NewUser,
+) -> UserView:
+    if body.org_unit is not None and inventory.unit(body.org_unit) is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no org unit {body.org_unit!r}")
-    if body.department is not None and body.department not in {d.id for d in hub.site.departments}:
+    if body.department is not None and body.department not in {d.id for d in site.departments}:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no department {body.department!r}")
     try:
         check_password_strength(body.password, body.username)
@@ -58,13 +65,13 @@ async def add_user(request: Request, hub: HubDep, users: UsersDep, principal: Ad
     except ValueError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     view = UserView(**user.model_dump(exclude={"password_hash"}))
-    await record(hub.redis, hub.keys, principal.actor, "user.add", user.username, {"after": view.model_dump()},
-                 origin=request.client.host if request.client else "")  # fmt: skip
+    await audit.record(principal.actor, "user.add", user.username, {"after": view.model_dump()},
+                       origin=request.client.host if request.client else "")  # fmt: skip
     return view
 
 
 @router.post("/api/users/{username}/disable")
-async def disable_user(hub: HubDep, users: UsersDep, principal: Admin, username: str) -> UserView:
+async def disable_user(audit: AuditDep, users: UsersDep, principal: Admin, username: str) -> UserView:
     if username == principal.username:
         raise HTTPException(status.HTTP_409_CONFLICT, "you cannot disable yourself")
     try:
@@ -72,14 +79,14 @@ async def disable_user(hub: HubDep, users: UsersDep, principal: Admin, username:
     except KeyError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {username!r}") from None
     revoked = await users.revoke_all(username)
-    await record(hub.redis, hub.keys, principal.actor, "user.disable", username,
-                 {"before": {"disabled": False}, "after": {"disabled": True}, "revoked_tokens": revoked})  # fmt: skip
+    change = {"before": {"disabled": False}, "after": {"disabled": True}, "revoked_tokens": revoked}
+    await audit.record(principal.actor, "user.disable", username, change)
     return UserView(**user.model_dump(exclude={"password_hash"}))
 
 
 @router.get("/api/audit", response_model=None)
-async def audit(
-    hub: HubDep,
+async def audit_log(
+    audit: AuditDep,
     _: Admin,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
     actor: Annotated[str | None, Query(max_length=100)] = None,
@@ -88,7 +95,7 @@ async def audit(
 ) -> list[dict[str, Any]] | Response:
     """The audit log, newest first; ``format=csv`` exports it."""
     rows = [
-        e for e in await entries(hub.redis, hub.keys, limit * 5 if actor or action else limit)
+        e for e in await audit.entries(limit * 5 if actor or action else limit)
         if (actor is None or e["actor"] == actor) and (action is None or e["action"].startswith(action))
     ][:limit]  # fmt: skip
     if format == "json":

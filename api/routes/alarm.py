@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sharpeye.alarms.alarm import Alarm, AlarmState, AlarmTransition, Incident
-from sharpeye.alarms.silence import Silence, SilenceSpec
-from sharpeye.alarms.store import AlarmNotFound, OperatorAction
-from sharpeye.api.deps import HubDep, in_scope, not_found_unless, require
+from sharpeye.alarms.engine import AlarmEngine
+from sharpeye.alarms.silence import MatchKey, Silence, SilenceSpec
+from sharpeye.alarms.store import AlarmNotFound, AlarmStore, OperatorAction
+from sharpeye.api.deps import (
+    AlarmsDep,
+    AuditDep,
+    CasesDep,
+    ClockDep,
+    EngineDep,
+    InventoryDep,
+    in_scope,
+    not_found_unless,
+    require,
+)
 from sharpeye.api.permission import Permission
+from sharpeye.api.services import AuditLog
 from sharpeye.api.user import Principal
 from sharpeye.config.rule import Severity
+from sharpeye.ingest.inventory import DeviceInventory
 
-from sharpeye.audit import record
+from sharpeye.clock import Clock
 
 router = APIRouter(tags=["alarms"])
 
@@ -46,7 +61,8 @@ class ActionResult(BaseModel):
 
 @router.get("/api/alarms")
 async def list_alarms(
-    hub: HubDep,
+    alarms: AlarmsDep,
+    inventory: InventoryDep,
     principal: Reader,
     state: Annotated[list[AlarmState] | None, Query(description="Only these states.")] = None,
     severity: Annotated[list[Severity] | None, Query(description="Only these severities.")] = None,
@@ -70,102 +86,165 @@ async def list_alarms(
             and (not severities or alarm.severity in severities)
             and (site is None or alarm.site == site)
             and (device is None or alarm.device_id == device)
-            and (org_unit is None or org_unit in hub.inventory.ancestors(alarm.org_unit))
-            and in_scope(hub, principal, alarm.org_unit)
+            and (org_unit is None or org_unit in inventory.ancestors(alarm.org_unit))
+            and in_scope(inventory, principal, alarm.org_unit)
         )
 
-    items, total = await hub.alarm_store.page(
+    items, total = await alarms.page(
         match=match, limit=limit, offset=offset, open_only=open_only, since=since, until=until
     )
     return AlarmPage(items=items, total=total)
 
 
 @router.get("/api/alarms/{alarm_id}")
-async def get_alarm(hub: HubDep, principal: Reader, alarm_id: str) -> AlarmDetail:
-    alarm = await hub.alarm_store.get(alarm_id)
-    not_found_unless(alarm is not None and in_scope(hub, principal, alarm.org_unit), f"alarm {alarm_id!r}")
+async def get_alarm(
+    alarms: AlarmsDep, inventory: InventoryDep, cases: CasesDep, principal: Reader, alarm_id: str
+) -> AlarmDetail:
+    alarm = await alarms.get(alarm_id)
+    not_found_unless(alarm is not None and in_scope(inventory, principal, alarm.org_unit), f"alarm {alarm_id!r}")
     assert alarm is not None
-    incident = await hub.alarm_store.incident(alarm.incident) if alarm.incident else None
+    incident = await alarms.incident(alarm.incident) if alarm.incident else None
     return AlarmDetail(
         alarm=alarm,
-        history=await hub.alarm_store.history(alarm_id),
-        case_id=await hub.cases.case_for_alarm(alarm_id),
+        history=await alarms.history(alarm_id),
+        case_id=await cases.case_for_alarm(alarm_id),
         incident=incident,
     )
 
 
-async def _act(hub: HubDep, principal: Principal, alarm_id: str, action: OperatorAction, note: str) -> ActionResult:
-    current = await hub.alarm_store.get(alarm_id)
-    not_found_unless(current is not None and in_scope(hub, principal, current.org_unit), f"alarm {alarm_id!r}")
-    try:
-        result = await hub.alarm_store.act(alarm_id, action, principal.actor, hub.clock.now(), note)
-    except AlarmNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alarm {alarm_id!r}") from None
-    alarm = await hub.alarm_store.get(alarm_id)
-    assert alarm is not None
-    await record(
-        hub.redis, hub.keys, principal.actor, f"alarm.{action}", alarm_id, {"outcome": result.outcome, "note": note}
-    )
-    return ActionResult(outcome=result.outcome, alarm=alarm)
+@dataclass(frozen=True)
+class AlarmActions:
+    """What an operator action needs: the store, the inventory (scope), the clock and the audit log."""
+
+    alarms: AlarmStore
+    inventory: DeviceInventory
+    clock: Clock
+    audit: AuditLog
+
+    async def act(self, principal: Principal, alarm_id: str, action: OperatorAction, note: str) -> ActionResult:
+        current = await self.alarms.get(alarm_id)
+        visible = current is not None and in_scope(self.inventory, principal, current.org_unit)
+        not_found_unless(visible, f"alarm {alarm_id!r}")
+        try:
+            result = await self.alarms.act(alarm_id, action, principal.actor, self.clock.now(), note)
+        except AlarmNotFound:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alarm {alarm_id!r}") from None
+        alarm = await self.alarms.get(alarm_id)
+        assert alarm is not None
+        await self.audit.record(principal.actor, f"alarm.{action}", alarm_id, {"outcome": result.outcome, "note": note})
+        return ActionResult(outcome=result.outcome, alarm=alarm)
+
+
+def alarm_actions(alarms: AlarmsDep, inventory: InventoryDep, clock: ClockDep, audit: AuditDep) -> AlarmActions:
+    return AlarmActions(alarms, inventory, clock, audit)
+
+
+ActionsDep = Annotated[AlarmActions, Depends(alarm_actions)]
 
 
 @router.post("/api/alarms/{alarm_id}/acknowledge")
-async def acknowledge(hub: HubDep, principal: Actor, alarm_id: str, body: ActionBody | None = None) -> ActionResult:
-    return await _act(hub, principal, alarm_id, "acknowledge", body.note if body else "")
+async def acknowledge(
+    actions: ActionsDep, principal: Actor, alarm_id: str, body: ActionBody | None = None
+) -> ActionResult:
+    return await actions.act(principal, alarm_id, "acknowledge", body.note if body else "")
 
 
 @router.post("/api/alarms/{alarm_id}/clear")
-async def clear(hub: HubDep, principal: Actor, alarm_id: str, body: ActionBody | None = None) -> ActionResult:
-    return await _act(hub, principal, alarm_id, "clear", body.note if body else "")
+async def clear(actions: ActionsDep, principal: Actor, alarm_id: str, body: ActionBody | None = None) -> ActionResult:
+    return await actions.act(principal, alarm_id, "clear", body.note if body else "")
 
 
 @router.post("/api/alarms/{alarm_id}/comment")
-async def comment(hub: HubDep, principal: Actor, alarm_id: str, body: ActionBody) -> ActionResult:
+async def comment(actions: ActionsDep, principal: Actor, alarm_id: str, body: ActionBody) -> ActionResult:
     if not body.note.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a comment needs a note")
-    return await _act(hub, principal, alarm_id, "comment", body.note)
+    return await actions.act(principal, alarm_id, "comment", body.note)
 
 
 @router.get("/api/incidents/{incident_id}")
-async def get_incident(hub: HubDep, principal: Reader, incident_id: str) -> Incident:
-    incident = await hub.alarm_store.incident(incident_id)
-    visible = incident is not None and in_scope(hub, principal, incident.org_unit)
+async def get_incident(alarms: AlarmsDep, inventory: InventoryDep, principal: Reader, incident_id: str) -> Incident:
+    incident = await alarms.incident(incident_id)
+    visible = incident is not None and in_scope(inventory, principal, incident.org_unit)
     not_found_unless(visible, f"incident {incident_id!r}")
     assert incident is not None
     return incident
 
 
+def silence_in_scope(inventory: DeviceInventory, principal: Principal, matchers: Mapping[MatchKey, str]) -> bool:
+    """A user scoped to an org unit may see and set only silences confined to it: naming an ``org_unit`` or a
+    ``device_id`` (or both) within their scope. Unscoped users may see and set any."""
+    if principal.org_unit is None:
+        return True
+    unit, device_id = matchers.get("org_unit"), matchers.get("device_id")
+    if unit is None and device_id is None:
+        return False
+    if unit is not None and (inventory.unit(unit) is None or not in_scope(inventory, principal, unit)):
+        return False
+    device = inventory.get(device_id) if device_id is not None else None
+    return device_id is None or (device is not None and in_scope(inventory, principal, device.grid))
+
+
+def _check_spec(inventory: DeviceInventory, principal: Principal, spec: SilenceSpec) -> None:
+    if not silence_in_scope(inventory, principal, spec.matchers):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"a silence must name an org_unit or device_id within your scope ({principal.org_unit})",
+        )
+
+
+async def _visible_silence(
+    engine: AlarmEngine, inventory: DeviceInventory, principal: Principal, silence_id: str
+) -> Silence:
+    silence = await engine.silences.get(silence_id)
+    visible = silence is not None and silence_in_scope(inventory, principal, silence.matchers)
+    not_found_unless(visible, f"silence {silence_id!r}")
+    assert silence is not None
+    return silence
+
+
 @router.get("/api/silences")
-async def list_silences(hub: HubDep, _: Reader) -> list[Silence]:
-    return await hub.engine.silences.refresh()
+async def list_silences(engine: EngineDep, inventory: InventoryDep, principal: Reader) -> list[Silence]:
+    """Silences and maintenance windows; a scoped user sees those confined to their scope."""
+    return [s for s in await engine.silences.refresh() if silence_in_scope(inventory, principal, s.matchers)]
 
 
 @router.post("/api/silences", status_code=status.HTTP_201_CREATED)
-async def create_silence(hub: HubDep, principal: Actor, spec: SilenceSpec) -> Silence:
-    silence = await hub.engine.silences.create(spec, principal.actor, hub.clock.now())
-    await record(hub.redis, hub.keys, principal.actor, "silence.create", silence.id, silence.model_dump(mode="json"))
+async def create_silence(
+    engine: EngineDep, inventory: InventoryDep, clock: ClockDep, audit: AuditDep, principal: Actor, spec: SilenceSpec
+) -> Silence:
+    """Silence matching alarms for a window. A scoped user's silence must be confined to their scope (403)."""
+    _check_spec(inventory, principal, spec)
+    silence = await engine.silences.create(spec, principal.actor, clock.now())
+    await audit.record(principal.actor, "silence.create", silence.id, silence.model_dump(mode="json"))
     return silence
 
 
 @router.put("/api/silences/{silence_id}")
-async def update_silence(hub: HubDep, principal: Actor, silence_id: str, spec: SilenceSpec) -> Silence:
-    """Change a silence's matchers, window or reason; audited with before and after."""
-    before = await hub.engine.silences.get(silence_id)
-    silence = await hub.engine.silences.update(silence_id, spec)
-    if silence is None or before is None:
+async def update_silence(
+    engine: EngineDep, inventory: InventoryDep, audit: AuditDep, principal: Actor, silence_id: str, spec: SilenceSpec
+) -> Silence:
+    """Change a silence's matchers, window or reason; audited with before and after. Scoped users: the silence
+    and the change must be within their scope."""
+    before = await _visible_silence(engine, inventory, principal, silence_id)
+    _check_spec(inventory, principal, spec)
+    silence = await engine.silences.update(silence_id, spec)
+    if silence is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id!r}")
-    await record(hub.redis, hub.keys, principal.actor, "silence.update", silence_id,
-                 {"before": before.model_dump(mode="json"), "after": silence.model_dump(mode="json")})  # fmt: skip
-    await hub.engine.sweep()
+    change = {"before": before.model_dump(mode="json"), "after": silence.model_dump(mode="json")}
+    await audit.record(principal.actor, "silence.update", silence_id, change)
+    await engine.sweep()
     return silence
 
 
 @router.delete("/api/silences/{silence_id}")
-async def expire_silence(hub: HubDep, principal: Actor, silence_id: str) -> Silence:
+async def expire_silence(
+    engine: EngineDep, inventory: InventoryDep, clock: ClockDep, audit: AuditDep, principal: Actor, silence_id: str
+) -> Silence:
     """End a silence now; it stays on record. Alarms it hid that are still active are notified."""
-    silence = await hub.engine.silences.expire(silence_id, hub.clock.now())
+    await _visible_silence(engine, inventory, principal, silence_id)
+    silence = await engine.silences.expire(silence_id, clock.now())
     if silence is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id!r}")
-    await record(hub.redis, hub.keys, principal.actor, "silence.expire", silence_id, silence.model_dump(mode="json"))
-    await hub.engine.sweep()
+    await audit.record(principal.actor, "silence.expire", silence_id, silence.model_dump(mode="json"))
+    await engine.sweep()
     return silence

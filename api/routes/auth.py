@@ -8,11 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
-from sharpeye.api.deps import CSRF_COOKIE, PUBLIC, SESSION_COOKIE, HubDep, UsersDep, oauth2, require, signed_in
+from sharpeye.api.deps import CSRF_COOKIE, PUBLIC, SESSION_COOKIE, AuditDep, UsersDep, oauth2, require, signed_in
 from sharpeye.api.permission import ROLE_PERMISSIONS, Permission
+from sharpeye.api.services import AuditLog
 from sharpeye.api.user import Principal, Throttled, TokenInfo, User, UserStore, WeakPassword
-
-from sharpeye.audit import record
 
 router = APIRouter(tags=["auth"])
 
@@ -53,15 +52,15 @@ def _origin(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _login(request: Request, hub: HubDep, users: UserStore, form: OAuth2PasswordRequestForm) -> User:
+async def _login(request: Request, audit: AuditLog, users: UserStore, form: OAuth2PasswordRequestForm) -> User:
     try:
         user = await users.login(form.username, form.password, _origin(request))
     except Throttled as exc:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS, str(exc), {"Retry-After": str(exc.retry_after_s)}
         ) from None
-    await record(hub.redis, hub.keys, f"user:{form.username}", "auth.login" if user else "auth.login_failed",
-                 form.username, origin=_origin(request))  # fmt: skip
+    await audit.record(f"user:{form.username}", "auth.login" if user else "auth.login_failed",
+                       form.username, origin=_origin(request))  # fmt: skip
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password", {"WWW-Authenticate": "Bearer"})
     return user
@@ -69,10 +68,10 @@ async def _login(request: Request, hub: HubDep, users: UserStore, form: OAuth2Pa
 
 @router.post("/api/auth/token", dependencies=[PUBLIC])
 async def token(
-    request: Request, hub: HubDep, users: UsersDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+    request: Request, audit: AuditDep, users: UsersDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> Token:
     """The OAuth2 password form. Five failures for one name from one address lock it out for 15 minutes."""
-    user = await _login(request, hub, users, form)
+    user = await _login(request, audit, users, form)
     return Token(
         access_token=await users.issue_token(user), role=user.role, must_change_password=user.must_change_password
     )
@@ -82,13 +81,13 @@ async def token(
 async def session(
     request: Request,
     response: Response,
-    hub: HubDep,
+    audit: AuditDep,
     users: UsersDep,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
 ) -> SessionStarted:
     """Console sign-in: sets an HttpOnly, SameSite=Strict session cookie (Secure over TLS) and a readable CSRF
     cookie whose value must come back in the X-CSRF-Token header of every unsafe request. Same throttling."""
-    user = await _login(request, hub, users, form)
+    user = await _login(request, audit, users, form)
     session_token, csrf = await users.issue_session(user)
     secure = request.url.scheme == "https"
     response.set_cookie(SESSION_COOKIE, session_token, max_age=users.token_ttl_s, path="/", secure=secure,
@@ -104,7 +103,7 @@ async def session(
 async def logout(
     request: Request,
     response: Response,
-    hub: HubDep,
+    audit: AuditDep,
     users: UsersDep,
     principal: Annotated[Principal, Depends(signed_in)],
     bearer: Annotated[str | None, Depends(oauth2)],
@@ -116,13 +115,13 @@ async def logout(
     if not bearer:
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
         response.delete_cookie(CSRF_COOKIE, path="/", samesite="strict")
-    await record(hub.redis, hub.keys, principal.actor, "auth.logout", principal.username, origin=_origin(request))
+    await audit.record(principal.actor, "auth.logout", principal.username, origin=_origin(request))
 
 
 @router.post("/api/auth/password", status_code=status.HTTP_204_NO_CONTENT)
 async def change_password(
     request: Request,
-    hub: HubDep,
+    audit: AuditDep,
     users: UsersDep,
     principal: Annotated[Principal, Depends(signed_in)],
     body: PasswordChange,
@@ -134,8 +133,8 @@ async def change_password(
         await users.set_password(principal.username, body.new_password)
     except WeakPassword as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    await record(hub.redis, hub.keys, principal.actor, "auth.password_changed", principal.username,
-                 origin=_origin(request))  # fmt: skip
+    await audit.record(principal.actor, "auth.password_changed", principal.username,
+                       origin=_origin(request))  # fmt: skip
 
 
 class Me(Principal):
@@ -150,15 +149,15 @@ async def me(principal: Annotated[Principal, Depends(signed_in)]) -> Me:
 
 @router.post("/api/tokens", status_code=status.HTTP_201_CREATED)
 async def create_api_token(
-    request: Request, hub: HubDep, users: UsersDep, principal: Self, body: NewApiToken
+    request: Request, audit: AuditDep, users: UsersDep, principal: Self, body: NewApiToken
 ) -> ApiTokenIssued:
     """A named API token for a script, acting as you (your role and scope), until it expires or is revoked."""
     user = await users.get(principal.username)
     if user is None:  # deleted meanwhile
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "no such user")
     issued, info = await users.issue_api_token(user, body.name, body.expires_in_days * 86400)
-    await record(hub.redis, hub.keys, principal.actor, "token.create", info.id,
-                 {"after": info.model_dump(mode="json")}, origin=_origin(request))  # fmt: skip
+    await audit.record(principal.actor, "token.create", info.id,
+                       {"after": info.model_dump(mode="json")}, origin=_origin(request))  # fmt: skip
     return ApiTokenIssued(token=issued, info=info)
 
 
@@ -169,8 +168,8 @@ async def list_api_tokens(users: UsersDep, principal: Self) -> list[TokenInfo]:
 
 
 @router.delete("/api/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_api_token(request: Request, hub: HubDep, users: UsersDep, principal: Self, token_id: str) -> None:
+async def revoke_api_token(request: Request, audit: AuditDep, users: UsersDep, principal: Self, token_id: str) -> None:
     """Revoke one of your tokens or sessions by id."""
     if not await users.revoke_id(principal.username, token_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token {token_id!r}")
-    await record(hub.redis, hub.keys, principal.actor, "token.revoke", token_id, origin=_origin(request))
+    await audit.record(principal.actor, "token.revoke", token_id, origin=_origin(request))

@@ -9,7 +9,17 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field, model_validator
-from sharpeye.api.deps import HubDep, in_scope, not_found_unless, require
+from sharpeye.api.deps import (
+    AuditDep,
+    CasesDep,
+    ClockDep,
+    InventoryDep,
+    case_scope,
+    case_visible,
+    in_scope,
+    not_found_unless,
+    require,
+)
 from sharpeye.api.permission import Permission
 from sharpeye.api.permission import allowed as allowed_permission
 from sharpeye.api.user import Principal
@@ -19,9 +29,8 @@ from sharpeye.governance.cluster import find_clusters
 from sharpeye.governance.dispatch import DispatchError
 from sharpeye.governance.flow import Action, Actor, Args, TransitionError, allowed
 from sharpeye.governance.indicator import GroupBy, Period, as_dict, to_csv
-from sharpeye.governance.service import CaseConflict, CaseFilter, CaseNotFound
-
-from sharpeye.audit import record
+from sharpeye.governance.service import CaseConflict, CaseFilter, CaseNotFound, CaseService
+from sharpeye.ingest.inventory import DeviceInventory
 
 router = APIRouter(tags=["cases"])
 
@@ -61,7 +70,8 @@ class CaseDetail(BaseModel):
 
 @router.get("/api/cases")
 async def list_cases(
-    hub: HubDep,
+    cases: CasesDep,
+    inventory: InventoryDep,
     principal: Reader,
     stage: Annotated[list[Stage] | None, Query(description="Only these stages.")] = None,
     department: Annotated[str | None, Query(max_length=64)] = None,
@@ -70,24 +80,26 @@ async def list_cases(
     offset: Annotated[int, Query(ge=0, le=10_000, description="Prefer after: offsets cost their depth.")] = 0,
     after: Annotated[str | None, Query(max_length=200, description="Cursor from the previous page's next.")] = None,
 ) -> CasePage:
-    """Cases newest first. Page with ``after`` (keyset: the same cost at any depth)."""
-    scope = sorted(hub.inventory.units_below(principal.org_unit)) if principal.org_unit else ()
-    page = await hub.cases.page(
-        CaseFilter(stages=stage or (), department=department, category=category, org_units=scope, limit=limit,
-                   offset=offset, after=decode_cursor(after) if after else None)
+    """Cases newest first, of the caller's scope. Page with ``after`` (keyset: the same cost at any depth)."""
+    page = await cases.page(
+        CaseFilter(stages=stage or (), department=department, category=category, limit=limit, offset=offset,
+                   after=decode_cursor(after) if after else None, scope=case_scope(inventory, principal))
     )  # fmt: skip
     return CasePage(items=page.items, total=page.total, total_capped=page.total_capped,
                     next=encode_cursor(page.next) if page.next else None)  # fmt: skip
 
 
 @router.get("/api/cases/{case_id}")
-async def get_case(hub: HubDep, principal: Reader, case_id: str) -> CaseDetail:
-    case = await hub.cases.get(case_id)
-    not_found_unless(case is not None and in_scope(hub, principal, case.org_unit), f"case {case_id!r}")
-    assert case is not None
+async def get_case(cases: CasesDep, inventory: InventoryDep, principal: Reader, case_id: str) -> CaseDetail:
+    case = await visible_case(cases, inventory, principal, case_id)
+    return await case_detail(cases, principal, case)
+
+
+async def case_detail(cases: CaseService, principal: Principal, case: Case) -> CaseDetail:
+    """A case with its history and the actions the caller may take."""
     may_act = allowed_permission(principal.role, Permission.cases_act)
     actions = [a.value for a in allowed(case, actor_of(principal))] if may_act else []
-    return CaseDetail(case=case, history=await hub.cases.history(case_id), actions=actions)
+    return CaseDetail(case=case, history=await cases.history(case.id), actions=actions)
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -103,7 +115,9 @@ class CaseAction(BaseModel):
     note: str = Field(default="", max_length=2000, description="Reason, result or comment.")
     department: str | None = Field(default=None, max_length=64, description="dispatch/reassign: manual override.")
     target: str | None = Field(default=None, max_length=40, description="merge: the case this one folds into.")
-    extra_hours: float | None = Field(default=None, gt=0, le=24 * 365, description="Extension asked or granted.")
+    extra_hours: float | None = Field(
+        default=None, gt=0, le=24 * 365, allow_inf_nan=False, description="Extension asked or granted."
+    )
 
 
 class ReportBody(BaseModel):
@@ -115,8 +129,12 @@ class ReportBody(BaseModel):
     description: str = Field(default="", max_length=5000)
     severity: Severity = Severity.minor
     source: Source = Source.grid_worker
-    lat: float | None = Field(default=None, ge=-90, le=90, description="Where, if the terminal knows: latitude.")
-    lon: float | None = Field(default=None, ge=-180, le=180, description="... and longitude (both or neither).")
+    lat: float | None = Field(
+        default=None, ge=-90, le=90, allow_inf_nan=False, description="Where, if the terminal knows: latitude."
+    )
+    lon: float | None = Field(
+        default=None, ge=-180, le=180, allow_inf_nan=False, description="... and longitude (both or neither)."
+    )
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> ReportBody:
@@ -126,70 +144,86 @@ class ReportBody(BaseModel):
 
 
 @router.post("/api/cases/{case_id}/actions")
-async def act_on_case(hub: HubDep, principal: Actor_, case_id: str, body: CaseAction) -> CaseDetail:
+async def act_on_case(
+    cases: CasesDep, inventory: InventoryDep, audit: AuditDep, principal: Actor_, case_id: str, body: CaseAction
+) -> CaseDetail:
     """Take one action of the flow; an illegal one is refused (409) with the reason."""
-    await _visible_case(hub, principal, case_id)
+    await visible_case(cases, inventory, principal, case_id)
     actor = actor_of(principal)
     extra_s = body.extra_hours * 3600 if body.extra_hours is not None else None
     try:
         if body.action in (Action.dispatch, Action.reassign):  # by the dispatch table, or a recorded override
-            await hub.cases.dispatch(case_id, actor, department=body.department, reason=body.note)
+            await cases.dispatch(case_id, actor, department=body.department, reason=body.note)
         else:
             args = Args(reason=body.note, target=body.target, extra_s=extra_s)
-            await hub.cases.act(case_id, body.action, actor, args)
+            await cases.act(case_id, body.action, actor, args)
     except TransitionError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except (CaseConflict, DispatchError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except CaseNotFound:
         not_found_unless(False, f"case {case_id!r}")
-    await record(hub.redis, hub.keys, principal.actor, f"case.{body.action.value}", case_id, body.model_dump())
-    return await get_case(hub, principal, case_id)
+    await audit.record(principal.actor, f"case.{body.action.value}", case_id, body.model_dump())
+    after_action = await cases.get(case_id)  # the actor sees the outcome, even when it leaves their department
+    not_found_unless(after_action is not None, f"case {case_id!r}")
+    assert after_action is not None
+    return await case_detail(cases, principal, after_action)
 
 
-async def _visible_case(hub: HubDep, principal: Principal, case_id: str) -> Case:
-    case = await hub.cases.get(case_id)
-    not_found_unless(case is not None and in_scope(hub, principal, case.org_unit), f"case {case_id!r}")
+async def visible_case(cases: CaseService, inventory: DeviceInventory, principal: Principal, case_id: str) -> Case:
+    """The case, if the caller may see it; else 404 as for a missing one."""
+    case = await cases.get(case_id)
+    not_found_unless(case is not None and case_visible(inventory, principal, case), f"case {case_id!r}")
     assert case is not None
     return case
 
 
 @router.post("/api/reports", status_code=status.HTTP_201_CREATED)
-async def report(hub: HubDep, principal: Actor_, body: ReportBody) -> Case:
+async def report(
+    cases: CasesDep, inventory: InventoryDep, audit: AuditDep, principal: Actor_, body: ReportBody
+) -> Case:
     """A new case (上报) from a person; the centre accepts and dispatches it."""
-    if hub.inventory.unit(body.org_unit) is None:
+    if inventory.unit(body.org_unit) is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no org unit {body.org_unit!r}")
-    if not in_scope(hub, principal, body.org_unit):
+    if not in_scope(inventory, principal, body.org_unit):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"org unit {body.org_unit!r} is outside your scope")
     try:
-        case = await hub.cases.report(title=body.title, category=body.category, severity=body.severity,
-                                      source=body.source, org_unit=body.org_unit, actor=actor_of(principal),
-                                      description=body.description,
-                                      location=GeoPoint(lat=body.lat, lon=body.lon)
-                                      if body.lat is not None and body.lon is not None else None)  # fmt: skip
+        case = await cases.report(title=body.title, category=body.category, severity=body.severity,
+                                  source=body.source, org_unit=body.org_unit, actor=actor_of(principal),
+                                  description=body.description,
+                                  location=GeoPoint(lat=body.lat, lon=body.lon)
+                                  if body.lat is not None and body.lon is not None else None)  # fmt: skip
     except TransitionError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    await record(hub.redis, hub.keys, principal.actor, "case.report", case.id, body.model_dump(mode="json"))
+    await audit.record(principal.actor, "case.report", case.id, body.model_dump(mode="json"))
     return case
 
 
 @router.get("/api/stats", response_model=None)
 async def stats(
-    hub: HubDep,
-    _: Reader,
+    cases: CasesDep,
+    inventory: InventoryDep,
+    clock: ClockDep,
+    audit: AuditDep,
+    principal: Reader,
     by: Annotated[list[GroupBy] | None, Query(description="Group by department, org_unit, category, period.")] = None,
     period: Annotated[Period, Query()] = Period.month,
     start: Annotated[datetime | None, Query(description="Cases accepted from (aware ISO 8601).")] = None,
     end: Annotated[datetime | None, Query(description="... until (exclusive).")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> list[dict[str, object]] | Response:
-    """结案率, 按期结案率, handling time, returns, extensions, rework, parked, open by light (DOMAIN.md definitions)."""
+    """结案率, 按期结案率, handling time, returns, extensions, rework, parked, open by light (DOMAIN.md definitions),
+    over the cases of the caller's scope. The CSV export is audited."""
     for when in (start, end):
         if when is not None and when.tzinfo is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start/end need a time zone")
     groups = by or []
-    rows = await hub.cases.stats(hub.clock.now(), by=groups, period=period, start=start, end=end)
+    rows = await cases.stats(clock.now(), by=groups, period=period, start=start, end=end,
+                             scope=case_scope(inventory, principal))  # fmt: skip
     if format == "csv":
+        query = {"by": [g.value for g in groups], "period": period.value, "rows": len(rows),
+                 "start": start.isoformat() if start else None, "end": end.isoformat() if end else None}  # fmt: skip
+        await audit.record(principal.actor, "stats.export", "stats", query)
         return Response(to_csv(rows, groups), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="sharpeye-stats.csv"'})  # fmt: skip
     return [as_dict(row, groups) for row in rows]
@@ -197,14 +231,17 @@ async def stats(
 
 @router.get("/api/stats/clusters")
 async def clusters(
-    hub: HubDep,
-    _: Reader,
+    cases: CasesDep,
+    inventory: InventoryDep,
+    clock: ClockDep,
+    principal: Reader,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
-    radius_m: Annotated[float, Query(gt=0, le=10_000)] = 300.0,
+    radius_m: Annotated[float, Query(gt=0, le=10_000, allow_inf_nan=False)] = 300.0,
     min_size: Annotated[int, Query(ge=2, le=1000)] = 3,
 ) -> list[dict[str, object]]:
-    """Class-case analysis (类案分析): same-category cases clustered in place and time, largest first."""
-    now = hub.clock.now()
-    cases = await hub.cases.records(now - timedelta(days=days), None)
-    found = find_clusters(cases, radius_m=radius_m, min_size=min_size, start=now - timedelta(days=days))
+    """Class-case analysis (类案分析): same-category cases clustered in place and time, largest first; over the
+    cases of the caller's scope."""
+    now = clock.now()
+    records = await cases.records(now - timedelta(days=days), None, scope=case_scope(inventory, principal))
+    found = find_clusters(records, radius_m=radius_m, min_size=min_size, start=now - timedelta(days=days))
     return [jsonable_encoder(c) for c in found]

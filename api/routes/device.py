@@ -8,13 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
-from sharpeye.api.deps import HubDep, in_scope, not_found_unless, require
+from sharpeye.api.deps import AuditDep, DeadLettersDep, InventoryDep, StatusDep, in_scope, not_found_unless, require
 from sharpeye.api.permission import Permission
 from sharpeye.api.user import Principal
-from sharpeye.ingest.deadletter import recent
 from sharpeye.ingest.inventory import InventoryError
-
-from sharpeye.audit import record
 
 router = APIRouter(tags=["devices"])
 
@@ -36,14 +33,15 @@ class DeviceView(BaseModel):
 
 @router.get("/api/devices")
 async def list_devices(
-    hub: HubDep,
+    inventory: InventoryDep,
+    node: StatusDep,
     principal: Annotated[Principal, Depends(require(Permission.devices_read))],
     kind: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[DeviceView]:
     out = []
-    statuses = hub.device_statuses()
-    for device in hub.inventory:
-        if (kind and device.kind != kind) or not in_scope(hub, principal, device.grid):
+    statuses = node.device_statuses()
+    for device in inventory:
+        if (kind and device.kind != kind) or not in_scope(inventory, principal, device.grid):
             continue
         status_, details = statuses[device.id]
         out.append(
@@ -52,7 +50,7 @@ async def list_devices(
                 kind=device.kind,
                 name=device.name,
                 grid=device.grid,
-                source=hub.inventory.source(device.id) or "config",
+                source=inventory.source(device.id) or "config",
                 state=status_.state,
                 last_seen=datetime.fromtimestamp(status_.last_seen, UTC) if status_.last_seen else None,
                 messages=status_.messages,
@@ -67,58 +65,62 @@ async def list_devices(
 
 @router.post("/api/devices", status_code=status.HTTP_201_CREATED)
 async def add_device(
-    hub: HubDep,
+    inventory: InventoryDep,
+    audit: AuditDep,
     principal: Annotated[Principal, Depends(require(Permission.devices_write))],
     body: Annotated[dict[str, Any], Body(description="A device config, exactly as in the site YAML.")],
 ) -> dict[str, Any]:
     """Add or replace a run-time device (not one defined in the site YAML). Scoped users: in their unit only."""
     try:
-        device = hub.inventory.validate(body)
+        device = inventory.validate(body)
     except InventoryError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    if not in_scope(hub, principal, device.grid):
+    if not in_scope(inventory, principal, device.grid):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"org unit {device.grid!r} is outside your scope")
-    before = hub.inventory.get(device.id)
+    before = inventory.get(device.id)
     try:
-        device = await hub.inventory.upsert(body, "api")
+        device = await inventory.upsert(body, "api")
     except InventoryError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     after = device.model_dump(mode="json")
-    await record(hub.redis, hub.keys, principal.actor, "device.upsert", device.id,
+    await audit.record(principal.actor, "device.upsert", device.id,
                  {"before": before.model_dump(mode="json") if before else None, "after": after})  # fmt: skip
     return after
 
 
 @router.delete("/api/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_device(
-    hub: HubDep, principal: Annotated[Principal, Depends(require(Permission.devices_write))], device_id: str
+    inventory: InventoryDep,
+    audit: AuditDep,
+    principal: Annotated[Principal, Depends(require(Permission.devices_write))], device_id: str
 ) -> None:
-    device = hub.inventory.get(device_id)
-    not_found_unless(device is not None and in_scope(hub, principal, device.grid), f"device {device_id!r}")
+    device = inventory.get(device_id)
+    not_found_unless(device is not None and in_scope(inventory, principal, device.grid), f"device {device_id!r}")
     assert device is not None
     try:
-        await hub.inventory.remove(device_id)
+        await inventory.remove(device_id)
     except InventoryError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    await record(hub.redis, hub.keys, principal.actor, "device.remove", device_id,
+    await audit.record(principal.actor, "device.remove", device_id,
                  {"before": device.model_dump(mode="json"), "after": None})  # fmt: skip
 
 
 @router.get("/api/deadletters")
 async def deadletters(
-    hub: HubDep,
+    inventory: InventoryDep,
+    letters_: DeadLettersDep,
     principal: Annotated[Principal, Depends(require(Permission.deadletters_read))],
     device: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Rejected input, newest first, with reason, origin and a preview of the payload. Scoped users see their
     devices' only (input from unknown devices has no place, and is shown to unscoped users)."""
-    letters = await recent(hub.redis, hub.keys, limit, device)
+    letters = await letters_.recent(limit, device)
     if principal.org_unit is None:
         return letters
 
     def visible(letter: dict[str, Any]) -> bool:
-        known = hub.inventory.get(letter.get("device", ""))
-        return known is not None and in_scope(hub, principal, known.grid)
+        known = inventory.get(letter.get("device", ""))
+        return known is not None and in_scope(inventory, principal, known.grid)
 
     return [letter for letter in letters if visible(letter)]

@@ -10,13 +10,23 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sharpeye.api.deps import HubDep, in_scope, not_found_unless, require
+from sharpeye.api.deps import (
+    AlarmsDep,
+    AuditDep,
+    CasesDep,
+    ClockDep,
+    InventoryDep,
+    PhotosDep,
+    ServicesDep,
+    case_visible,
+    in_scope,
+    not_found_unless,
+    require,
+)
 from sharpeye.api.permission import Permission
 from sharpeye.api.user import Principal
 from sharpeye.governance.evidence_bundle import Item, bundle_bytes, fingerprint, hub_key, public_pem
-from sharpeye.governance.photo import EXTENSIONS, PhotoStore
-
-from sharpeye.audit import record
+from sharpeye.governance.photo import EXTENSIONS
 
 router = APIRouter(tags=["evidence"])
 
@@ -50,45 +60,64 @@ def _zip(name: str, body: bytes) -> Response:
 
 
 @router.get("/api/evidence-key")
-async def evidence_key(hub: HubDep, _: Anyone) -> EvidenceKey:
-    key = (await asyncio.to_thread(hub_key, hub.settings.data_dir)).public_key()
+async def evidence_key(services: ServicesDep, _: Anyone) -> EvidenceKey:
+    key = (await asyncio.to_thread(hub_key, services.settings.data_dir)).public_key()
     return EvidenceKey(public_key_pem=public_pem(key).decode(), fingerprint=fingerprint(key))
 
 
 @router.get("/api/alarms/{alarm_id}/evidence-bundle", response_class=Response,
             responses={200: {"content": {ZIP: {}}, "description": "The signed bundle (ZIP)."}})  # fmt: skip
-async def alarm_bundle(hub: HubDep, principal: AlarmReader, alarm_id: str) -> Response:
+async def alarm_bundle(
+    services: ServicesDep,
+    alarms: AlarmsDep,
+    inventory: InventoryDep,
+    audit: AuditDep,
+    clock: ClockDep,
+    principal: AlarmReader,
+    alarm_id: str,
+) -> Response:
     """The alarm's snapshots and clips with a signed SHA-256 manifest; check it with `sharpeye evidence verify`."""
-    alarm = await hub.alarm_store.get(alarm_id)
-    not_found_unless(alarm is not None and in_scope(hub, principal, alarm.org_unit), f"alarm {alarm_id!r}")
+    alarm = await alarms.get(alarm_id)
+    not_found_unless(alarm is not None and in_scope(inventory, principal, alarm.org_unit), f"alarm {alarm_id!r}")
     assert alarm is not None
     subject = {"type": "alarm", "id": alarm.id, "title": alarm.title, "place": alarm.place,
                "first_seen": alarm.first_seen.isoformat(), "device": alarm.device_id}  # fmt: skip
-    items = _evidence_items(hub.settings.data_dir, alarm.evidence)
-    key = await asyncio.to_thread(hub_key, hub.settings.data_dir)
-    body = await asyncio.to_thread(bundle_bytes, subject, items, key, hub.clock.now(), hub.site.site.id)
-    await record(hub.redis, hub.keys, principal.actor, "evidence.export", alarm_id,
-                 {"type": "alarm", "files": len(items), "bytes": len(body)})  # fmt: skip
+    data_dir = services.settings.data_dir
+    items = _evidence_items(data_dir, alarm.evidence)
+    key = await asyncio.to_thread(hub_key, data_dir)
+    body = await asyncio.to_thread(bundle_bytes, subject, items, key, clock.now(), services.site.site.id)
+    await audit.record(principal.actor, "evidence.export", alarm_id,
+                       {"type": "alarm", "files": len(items), "bytes": len(body)})  # fmt: skip
     return _zip(f"evidence-{alarm.id}.zip", body)
 
 
 @router.get("/api/cases/{case_id}/evidence-bundle", response_class=Response,
             responses={200: {"content": {ZIP: {}}, "description": "The signed bundle (ZIP)."}})  # fmt: skip
-async def case_bundle(hub: HubDep, principal: CaseReader, case_id: str) -> Response:
+async def case_bundle(
+    services: ServicesDep,
+    cases: CasesDep,
+    alarms: AlarmsDep,
+    photos: PhotosDep,
+    inventory: InventoryDep,
+    audit: AuditDep,
+    clock: ClockDep,
+    principal: CaseReader,
+    case_id: str,
+) -> Response:
     """The case's photos and the evidence of its alarms, with a signed SHA-256 manifest."""
-    case = await hub.cases.get(case_id)
-    not_found_unless(case is not None and in_scope(hub, principal, case.org_unit), f"case {case_id!r}")
+    case = await cases.get(case_id)
+    not_found_unless(case is not None and case_visible(inventory, principal, case), f"case {case_id!r}")
     assert case is not None
-    photos = PhotoStore(hub.db, hub.settings.data_dir / "photos", hub.site.governance.reports)
+    data_dir = services.settings.data_dir
     items = [Item(f"photos/{p.id}.{EXTENSIONS[p.media_type]}", photos.path(p)) for p in await photos.list(case_id)]
     for alarm_id in case.alarm_ids:
-        alarm = await hub.alarm_store.get(alarm_id)
+        alarm = await alarms.get(alarm_id)
         if alarm is not None:
-            items += _evidence_items(hub.settings.data_dir, alarm.evidence, f"alarms/{alarm_id}/")
+            items += _evidence_items(data_dir, alarm.evidence, f"alarms/{alarm_id}/")
     subject = {"type": "case", "id": case.id, "title": case.title, "category": case.category,
                "created_at": case.created_at.isoformat(), "alarms": list(case.alarm_ids)}  # fmt: skip
-    key = await asyncio.to_thread(hub_key, hub.settings.data_dir)
-    body = await asyncio.to_thread(bundle_bytes, subject, items, key, hub.clock.now(), hub.site.site.id)
-    await record(hub.redis, hub.keys, principal.actor, "evidence.export", case_id,
-                 {"type": "case", "files": len(items), "bytes": len(body)})  # fmt: skip
+    key = await asyncio.to_thread(hub_key, data_dir)
+    body = await asyncio.to_thread(bundle_bytes, subject, items, key, clock.now(), services.site.site.id)
+    await audit.record(principal.actor, "evidence.export", case_id,
+                       {"type": "case", "files": len(items), "bytes": len(body)})  # fmt: skip
     return _zip(f"evidence-{case.id}.zip", body)

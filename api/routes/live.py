@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from sharpeye.api.deps import SESSION_COOKIE, in_scope
 from sharpeye.api.permission import Permission, allowed
+from sharpeye.api.services import Services
 from sharpeye.api.user import Principal, UserStore
-
-from sharpeye.node.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ async def _cookie_principal(websocket: WebSocket, users: UserStore) -> Principal
 async def alarm_stream(websocket: WebSocket) -> None:
     """Permission: alarms:read, checked on the token sent as the first message."""
     await websocket.accept()
-    hub: Hub = websocket.app.state.hub
-    users: UserStore = websocket.app.state.users
+    services: Services = websocket.app.state.services
+    users = services.users
     try:
         first = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_S)
         token = orjson.loads(first).get("token", "")
@@ -55,34 +55,30 @@ async def alarm_stream(websocket: WebSocket) -> None:
     if principal is None or not allowed(principal.role, Permission.alarms_read):
         await websocket.close(status.WS_1008_POLICY_VIOLATION, "not authorised")
         return
-    await websocket.send_json({"type": "hello", "user": principal.username})
-    pubsub = hub.redis.pubsub()
-    await pubsub.subscribe(hub.keys.alarm_live)
 
     async def visible(data: bytes) -> bool:
         if principal.org_unit is None:
             return True
-        alarm = await hub.alarm_store.get(str(orjson.loads(data).get("alarm", "")))
-        return alarm is not None and in_scope(hub, principal, alarm.org_unit)
+        alarm = await services.alarms.get(str(orjson.loads(data).get("alarm", "")))
+        return alarm is not None and in_scope(services.inventory, principal, alarm.org_unit)
 
-    async def forward() -> None:
-        async for message in pubsub.listen():
-            if message.get("type") == "message" and await visible(message["data"]):
-                await websocket.send_text(message["data"].decode())
+    async def forward(messages: AsyncIterator[bytes]) -> None:
+        async for data in messages:
+            if await visible(data):
+                await websocket.send_text(data.decode())
 
     async def watch_close() -> None:
         with contextlib.suppress(WebSocketDisconnect):
             while True:
                 await websocket.receive_text()
 
-    tasks = [asyncio.create_task(forward()), asyncio.create_task(watch_close())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await pubsub.unsubscribe()
-            await pubsub.aclose()
-        with contextlib.suppress(Exception):
-            await websocket.close()
+    async with services.alarm_feed.subscribe() as messages:  # subscribed before the hello: no change is missed
+        await websocket.send_json({"type": "hello", "user": principal.username})
+        tasks = [asyncio.create_task(forward(messages)), asyncio.create_task(watch_close())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await websocket.close()

@@ -9,20 +9,35 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, ValidationError
-from sharpeye.api.deps import HubDep, in_scope, not_found_unless, require
+from sharpeye.api.body import json_safe
+from sharpeye.api.deps import (
+    AuditDep,
+    CasesDep,
+    ClockDep,
+    HotlineDep,
+    InventoryDep,
+    PhotosDep,
+    SiteDep,
+    case_visible,
+    in_scope,
+    not_found_unless,
+    require,
+)
 from sharpeye.api.permission import Permission
-from sharpeye.api.routes.case import CaseDetail, ReportBody, actor_of, get_case
+from sharpeye.api.routes.case import CaseDetail, ReportBody, actor_of, case_detail, visible_case
 from sharpeye.api.user import Principal
+from sharpeye.config.governance import ReportLimits
+from sharpeye.config.site import SiteConfig
 from sharpeye.governance.case import Case, GeoPoint
 from sharpeye.governance.flow import TransitionError
-from sharpeye.governance.hotline import ImportError_, ImportResult, import_tickets, parse
+from sharpeye.governance.hotline import ImportError_, ImportResult, parse
 from sharpeye.governance.merge import MergeProposal
 from sharpeye.governance.photo import Photo, PhotoRejected, PhotoStore, Upload, check
-from sharpeye.governance.service import CaseConflict, CaseNotFound
+from sharpeye.governance.service import CaseConflict, CaseNotFound, CaseService
+from sharpeye.ingest.inventory import DeviceInventory
 from starlette.datastructures import UploadFile
 
-from sharpeye.audit import record
-from sharpeye.node.hub import Hub
+from sharpeye.clock import Clock
 
 router = APIRouter(tags=["reports"])
 
@@ -30,10 +45,6 @@ Reader = Annotated[Principal, Depends(require(Permission.cases_read))]
 Actor_ = Annotated[Principal, Depends(require(Permission.cases_act))]
 
 IMPORT_MAX_BYTES = 10 * 1024 * 1024
-
-
-def photo_store(hub: Hub) -> PhotoStore:
-    return PhotoStore(hub.db, hub.settings.data_dir / "photos", hub.site.governance.reports)
 
 
 class ReportWithPhotos(BaseModel):
@@ -53,9 +64,8 @@ def _content_length(request: Request, cap: int) -> None:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"request is {declared} bytes: at most {cap}")
 
 
-async def _uploads(hub: Hub, request: Request) -> tuple[dict[str, str], list[Upload]]:
+async def _uploads(limits: ReportLimits, request: Request) -> tuple[dict[str, str], list[Upload]]:
     """The text fields and the ``photos`` files of a multipart request, within the configured limits."""
-    limits = hub.site.governance.reports
     _content_length(request, limits.request_max_bytes)
     fields: dict[str, str] = {}
     uploads: list[Upload] = []
@@ -76,86 +86,110 @@ async def _uploads(hub: Hub, request: Request) -> tuple[dict[str, str], list[Upl
     return fields, uploads
 
 
-async def _store(hub: Hub, principal: Principal, case_id: str, uploads: list[Upload]) -> list[Photo]:
+async def _store(
+    photos: PhotoStore, clock: Clock, principal: Principal, case_id: str, uploads: list[Upload]
+) -> list[Photo]:
     try:
-        return await photo_store(hub).add(case_id, uploads, principal.actor, hub.clock.now())
+        return await photos.add(case_id, uploads, principal.actor, clock.now())
     except PhotoRejected as exc:
         code = status.HTTP_413_CONTENT_TOO_LARGE if exc.too_large else status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
         raise HTTPException(code, exc.reason) from None
 
 
 @router.post("/api/reports/form", status_code=status.HTTP_201_CREATED)
-async def report_with_photos(hub: HubDep, principal: Actor_, request: Request) -> ReportWithPhotos:
+async def report_with_photos(
+    cases: CasesDep,
+    inventory: InventoryDep,
+    photo_store: PhotosDep,
+    site: SiteDep,
+    clock: ClockDep,
+    audit: AuditDep,
+    principal: Actor_,
+    request: Request,
+) -> ReportWithPhotos:
     """A report as a multipart form (a patrol terminal's one-click report): the fields of ``POST /api/reports``
     plus files named ``photos`` (JPEG/PNG by their bytes, size-capped). Photos are checked before the case is
     created: a bad photo refuses the whole report."""
-    fields, uploads = await _uploads(hub, request)
+    fields, uploads = await _uploads(site.governance.reports, request)
     try:
         body = ReportBody.model_validate(fields)
     except ValidationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors(include_url=False)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json_safe(exc.errors(include_url=False))) from None
     try:
-        check(uploads, hub.site.governance.reports)
+        check(uploads, site.governance.reports)
     except PhotoRejected as exc:
         code = status.HTTP_413_CONTENT_TOO_LARGE if exc.too_large else status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
         raise HTTPException(code, exc.reason) from None
-    case = await _create(hub, principal, body)
-    photos = await _store(hub, principal, case.id, uploads) if uploads else []
-    await record(hub.redis, hub.keys, principal.actor, "case.report", case.id,
-                 {**body.model_dump(mode="json"), "photos": [p.id for p in photos]})  # fmt: skip
-    proposals = await visible_proposals(hub, principal, case.id)
+    case = await _create(cases, inventory, principal, body)
+    photos = await _store(photo_store, clock, principal, case.id, uploads) if uploads else []
+    await audit.record(principal.actor, "case.report", case.id,
+                       {**body.model_dump(mode="json"), "photos": [p.id for p in photos]})  # fmt: skip
+    proposals = await visible_proposals(cases, inventory, site, principal, case.id)
     return ReportWithPhotos(case=case, photos=photos, merge_proposals=proposals)
 
 
-async def _create(hub: Hub, principal: Principal, body: ReportBody) -> Case:
-    if hub.inventory.unit(body.org_unit) is None:
+async def _create(cases: CaseService, inventory: DeviceInventory, principal: Principal, body: ReportBody) -> Case:
+    if inventory.unit(body.org_unit) is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no org unit {body.org_unit!r}")
-    if not in_scope(hub, principal, body.org_unit):
+    if not in_scope(inventory, principal, body.org_unit):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"org unit {body.org_unit!r} is outside your scope")
     location = GeoPoint(lat=body.lat, lon=body.lon) if body.lat is not None and body.lon is not None else None
     try:
-        return await hub.cases.report(title=body.title, category=body.category, severity=body.severity,
-                                      source=body.source, org_unit=body.org_unit, actor=actor_of(principal),
-                                      description=body.description, location=location)  # fmt: skip
+        return await cases.report(title=body.title, category=body.category, severity=body.severity,
+                                  source=body.source, org_unit=body.org_unit, actor=actor_of(principal),
+                                  description=body.description, location=location)  # fmt: skip
     except TransitionError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
 
 
-async def _visible(hub: Hub, principal: Principal, case_id: str) -> Case:
-    case = await hub.cases.get(case_id)
-    not_found_unless(case is not None and in_scope(hub, principal, case.org_unit), f"case {case_id!r}")
-    assert case is not None
-    return case
-
-
 @router.post("/api/cases/{case_id}/photos", status_code=status.HTTP_201_CREATED)
-async def add_photos(hub: HubDep, principal: Actor_, case_id: str, request: Request) -> list[Photo]:
+async def add_photos(
+    cases: CasesDep,
+    inventory: InventoryDep,
+    photo_store: PhotosDep,
+    site: SiteDep,
+    clock: ClockDep,
+    audit: AuditDep,
+    principal: Actor_,
+    case_id: str,
+    request: Request,
+) -> list[Photo]:
     """Attach photos (multipart files named ``photos``) to a case in the caller's scope."""
-    case = await _visible(hub, principal, case_id)
+    case = await visible_case(cases, inventory, principal, case_id)
     if case.stage.terminal:
         raise HTTPException(status.HTTP_409_CONFLICT, f"case {case_id} is {case.stage}: no more photos")
-    _, uploads = await _uploads(hub, request)
+    _, uploads = await _uploads(site.governance.reports, request)
     if not uploads:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no files named 'photos'")
-    photos = await _store(hub, principal, case_id, uploads)
-    await record(hub.redis, hub.keys, principal.actor, "case.photos", case_id, {"photos": [p.id for p in photos]})
+    photos = await _store(photo_store, clock, principal, case_id, uploads)
+    await audit.record(principal.actor, "case.photos", case_id, {"photos": [p.id for p in photos]})
     return photos
 
 
 @router.get("/api/cases/{case_id}/photos")
-async def list_photos(hub: HubDep, principal: Reader, case_id: str) -> list[Photo]:
-    await _visible(hub, principal, case_id)
-    return await photo_store(hub).list(case_id)
+async def list_photos(
+    cases: CasesDep, inventory: InventoryDep, photo_store: PhotosDep, principal: Reader, case_id: str
+) -> list[Photo]:
+    await visible_case(cases, inventory, principal, case_id)
+    return await photo_store.list(case_id)
 
 
 @router.get("/api/cases/{case_id}/photos/{photo_id}", response_class=FileResponse)
-async def photo(hub: HubDep, principal: Reader, case_id: str, photo_id: str) -> FileResponse:
-    """The photo's bytes, for callers who may see the case."""
-    await _visible(hub, principal, case_id)
-    store = photo_store(hub)
+async def photo(
+    cases: CasesDep,
+    inventory: InventoryDep,
+    store: PhotosDep,
+    audit: AuditDep,
+    principal: Reader,
+    case_id: str,
+    photo_id: str,
+) -> FileResponse:
+    """The photo's bytes, for callers who may see the case. Every download is audited."""
+    await visible_case(cases, inventory, principal, case_id)
     found = await store.get(case_id, photo_id)
     not_found_unless(found is not None and store.path(found).is_file(), f"photo {photo_id!r}")
     assert found is not None
+    await audit.record(principal.actor, "case.photo_download", case_id, {"photo": photo_id})
     return FileResponse(store.path(found), media_type=found.media_type,
                         headers={"Cache-Control": "private, max-age=3600",
                                  "X-Content-Type-Options": "nosniff"})  # fmt: skip
@@ -163,7 +197,9 @@ async def photo(hub: HubDep, principal: Reader, case_id: str, photo_id: str) -> 
 
 @router.post("/api/reports/import")
 async def import_hotline(
-    hub: HubDep,
+    hotline: HotlineDep,
+    inventory: InventoryDep,
+    audit: AuditDep,
     principal: Actor_,
     request: Request,
     format: Annotated[Literal["csv", "json"], Query(description="The body's format.")],
@@ -177,28 +213,32 @@ async def import_hotline(
         rows = parse(data, format)
     except ImportError_ as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    result = await import_tickets(hub.cases, hub.redis, hub.keys, rows, actor_of(principal), dry_run=dry_run,
-                                  in_scope=lambda unit: in_scope(hub, principal, unit))  # fmt: skip
+    result = await hotline.import_tickets(rows, actor_of(principal), dry_run=dry_run,
+                                          in_scope=lambda unit: in_scope(inventory, principal, unit))  # fmt: skip
     if not dry_run:
-        await record(hub.redis, hub.keys, principal.actor, "case.import", "hotline",
-                     {"created": [p.case_id for p in result.created], "rejected": len(result.rejected)})  # fmt: skip
+        summary = {"created": [p.case_id for p in result.created], "rejected": len(result.rejected)}
+        await audit.record(principal.actor, "case.import", "hotline", summary)
     return result
 
 
 @router.get("/api/cases/{case_id}/merge-proposals")
-async def merge_proposals(hub: HubDep, principal: Reader, case_id: str) -> list[MergeProposal]:
+async def merge_proposals(
+    cases: CasesDep, inventory: InventoryDep, site: SiteDep, principal: Reader, case_id: str
+) -> list[MergeProposal]:
     """Open cases of the same matter (same category, nearby, close in time) this report could fold into."""
-    await _visible(hub, principal, case_id)
-    return await visible_proposals(hub, principal, case_id)
+    await visible_case(cases, inventory, principal, case_id)
+    return await visible_proposals(cases, inventory, site, principal, case_id)
 
 
-async def visible_proposals(hub: Hub, principal: Principal, case_id: str) -> list[MergeProposal]:
+async def visible_proposals(
+    cases: CaseService, inventory: DeviceInventory, site: SiteConfig, principal: Principal, case_id: str
+) -> list[MergeProposal]:
     """Merge proposals whose target the caller may see."""
-    found = await hub.cases.merge_proposals(case_id, hub.site.governance.merge)
+    found = await cases.merge_proposals(case_id, site.governance.merge)
     visible = []
     for proposal in found:
-        target = await hub.cases.get(proposal.target)
-        if target is not None and in_scope(hub, principal, target.org_unit):
+        target = await cases.get(proposal.target)
+        if target is not None and case_visible(inventory, principal, target):
             visible.append(proposal)
     return visible
 
@@ -209,17 +249,19 @@ class MergeBody(BaseModel):
 
 
 @router.post("/api/cases/{case_id}/merge")
-async def merge(hub: HubDep, principal: Actor_, case_id: str, body: MergeBody) -> CaseDetail:
+async def merge(
+    cases: CasesDep, inventory: InventoryDep, audit: AuditDep, principal: Actor_, case_id: str, body: MergeBody
+) -> CaseDetail:
     """Confirm a merge (并单): this case ends as merged and its alarms move into the target."""
-    await _visible(hub, principal, case_id)
-    await _visible(hub, principal, body.target)
+    await visible_case(cases, inventory, principal, case_id)
+    await visible_case(cases, inventory, principal, body.target)
     try:
-        await hub.cases.merge(case_id, actor_of(principal), body.target, body.note)
+        await cases.merge(case_id, actor_of(principal), body.target, body.note)
     except TransitionError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except CaseConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except CaseNotFound:
         not_found_unless(False, f"case {case_id!r}")
-    await record(hub.redis, hub.keys, principal.actor, "case.merge", case_id, body.model_dump())
-    return await get_case(hub, principal, case_id)
+    await audit.record(principal.actor, "case.merge", case_id, body.model_dump())
+    return await case_detail(cases, principal, await visible_case(cases, inventory, principal, case_id))

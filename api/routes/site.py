@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from sharpeye.api.deps import HubDep, require
+from sharpeye.api.deps import InventoryDep, SiteDep, require
 from sharpeye.api.permission import Permission
 from sharpeye.api.user import Principal
 from sharpeye.config.loader import demo_path
@@ -97,8 +97,7 @@ def _spot(device: Any) -> DeviceSpot:
 
 
 @router.get("")
-async def site(hub: HubDep, _: Reader) -> SiteView:
-    config = hub.site
+async def site(config: SiteDep, inventory: InventoryDep, _: Reader) -> SiteView:
     plan = config.site.plan
     return SiteView(
         id=config.site.id,
@@ -107,14 +106,14 @@ async def site(hub: HubDep, _: Reader) -> SiteView:
         plan=PlanView(width=plan.width, height=plan.height, url="/api/site/plan") if plan else None,
         org=config.org,
         departments=config.departments,
-        devices=sorted((_spot(d) for d in hub.inventory), key=lambda s: s.id),
+        devices=sorted((_spot(d) for d in inventory), key=lambda s: s.id),
     )
 
 
 @router.get("/plan", response_class=FileResponse)
-async def plan(hub: HubDep, _: Reader) -> FileResponse:
+async def plan(config: SiteDep, _: Reader) -> FileResponse:
     """The site plan drawing named in the config."""
-    config_plan = hub.site.site.plan
+    config_plan = config.site.plan
     path = plan_file(config_plan.image) if config_plan else None
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no site plan")

@@ -7,7 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field
-from sharpeye.api.deps import HubDep, in_scope, not_found_unless, require
+from sharpeye.api.deps import (
+    AlarmsDep,
+    AuditDep,
+    ClockDep,
+    InventoryDep,
+    SiteDep,
+    VerificationDep,
+    in_scope,
+    not_found_unless,
+    require,
+)
 from sharpeye.api.permission import Permission
 from sharpeye.api.user import Principal
 from sharpeye.governance.verification import (
@@ -18,8 +28,6 @@ from sharpeye.governance.verification import (
     Waiting,
     default_window,
 )
-
-from sharpeye.audit import record
 
 router = APIRouter(tags=["verification"])
 
@@ -48,31 +56,42 @@ class FalseAlarmStats(BaseModel):
 
 
 @router.get("/api/verifications")
-async def waiting(hub: HubDep, principal: Reader) -> list[Waiting]:
+async def waiting(verification: VerificationDep, inventory: InventoryDep, principal: Reader) -> list[Waiting]:
     """Alarms waiting for a verdict in the caller's scope, oldest first; ``stage`` says whose turn it is."""
-    items = await hub.verification.waiting()
-    return [w for w in items if w.alarm is not None and in_scope(hub, principal, w.alarm.org_unit)]
+    items = await verification.waiting()
+    return [w for w in items if w.alarm is not None and in_scope(inventory, principal, w.alarm.org_unit)]
 
 
 @router.post("/api/alarms/{alarm_id}/verdict")
-async def give_verdict(hub: HubDep, principal: Actor, alarm_id: str, body: VerdictBody) -> VerdictResult:
-    alarm = await hub.alarm_store.get(alarm_id)
-    not_found_unless(alarm is not None and in_scope(hub, principal, alarm.org_unit), f"alarm {alarm_id!r}")
+async def give_verdict(
+    verification: VerificationDep,
+    alarms: AlarmsDep,
+    inventory: InventoryDep,
+    audit: AuditDep,
+    principal: Actor,
+    alarm_id: str,
+    body: VerdictBody,
+) -> VerdictResult:
+    alarm = await alarms.get(alarm_id)
+    not_found_unless(alarm is not None and in_scope(inventory, principal, alarm.org_unit), f"alarm {alarm_id!r}")
     try:
-        outcome = await hub.verification.verdict(
+        outcome = await verification.verdict(
             alarm_id, body.verdict, principal.actor, principal.role, reason=body.reason, note=body.note
         )
     except VerificationError as exc:
         code = status.HTTP_409_CONFLICT if exc.conflict else status.HTTP_422_UNPROCESSABLE_CONTENT
         raise HTTPException(code, str(exc)) from None
-    await record(hub.redis, hub.keys, principal.actor, f"alarm.verdict.{body.verdict}", alarm_id,
-                 {"reason": body.reason, "note": body.note, "case": outcome.case_id})  # fmt: skip
+    await audit.record(principal.actor, f"alarm.verdict.{body.verdict}", alarm_id,
+                       {"reason": body.reason, "note": body.note, "case": outcome.case_id})  # fmt: skip
     return VerdictResult(verdict=outcome.verdict, case_id=outcome.case_id)
 
 
 @router.get("/api/stats/false-alarms")
 async def false_alarms(
-    hub: HubDep,
+    verification: VerificationDep,
+    inventory: InventoryDep,
+    site: SiteDep,
+    clock: ClockDep,
     principal: Reader,
     by: Annotated[GroupBy, Query(description="camera, rule, zone, hour (local), site (org unit), reason.")] = "camera",
     since: Annotated[datetime | None, Query(description="Raised at or after (aware ISO 8601); default 30 days")] = None,
@@ -82,9 +101,9 @@ async def false_alarms(
     for when in (since, until):
         if when is not None and when.tzinfo is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since/until need a time zone")
-    start, end = default_window(hub.clock.now())
+    start, end = default_window(clock.now())
     start, end = since or start, until or end
-    units = hub.inventory.units_below(principal.org_unit) if principal.org_unit else None
-    items = await hub.verification.false_alarm_stats(by, start, end, units)
+    units = inventory.units_below(principal.org_unit) if principal.org_unit else None
+    items = await verification.false_alarm_stats(by, start, end, units)
     return FalseAlarmStats(by=by, since=start, until=end, total=sum(i.count for i in items), items=items,
-                           reasons=list(hub.site.governance.false_alarm_reasons))  # fmt: skip
+                           reasons=list(site.governance.false_alarm_reasons))  # fmt: skip

@@ -13,12 +13,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
-from sharpeye.api.deps import HubDep, in_scope, require
-from sharpeye.api.live.service import MAX_OFFER_BYTES, BadOffer, LiveService, UnknownCamera, ViewerLimit
+from sharpeye.api.deps import AuditDep, InventoryDep, LiveDep, in_scope, require
+from sharpeye.api.live.service import MAX_OFFER_BYTES, BadOffer, UnknownCamera, ViewerLimit
 from sharpeye.api.permission import Permission
 from sharpeye.api.user import Principal
-
-from sharpeye.audit import record
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +26,6 @@ SDP = "application/sdp"
 router = APIRouter(prefix="/api/cameras", tags=["live"])
 
 Viewer = Annotated[Principal, Depends(require(Permission.alarms_read))]
-
-
-def get_live(request: Request) -> LiveService:
-    live: LiveService | None = getattr(request.app.state, "live", None)
-    if live is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "live view is not running")
-    return live
-
-
-LiveDep = Annotated[LiveService, Depends(get_live)]
 
 
 class FeedView(BaseModel):
@@ -81,11 +69,13 @@ async def live_status(live: LiveDep, _: Annotated[Principal, Depends(require(Per
     response_class=Response,
     responses={201: {"content": {SDP: {}}, "description": "SDP answer; Location names the session."}},
 )
-async def offer(request: Request, hub: HubDep, live: LiveDep, principal: Viewer, camera_id: str) -> Response:
+async def offer(
+    request: Request, inventory: InventoryDep, audit: AuditDep, live: LiveDep, principal: Viewer, camera_id: str
+) -> Response:
     """Open a viewer of ``camera_id``: the body is the browser's SDP offer (recvonly video, H.264 offered).
     Users scoped to an org unit see only its cameras; every view is audited."""
-    camera = hub.inventory.get(camera_id)
-    if camera is not None and not in_scope(hub, principal, camera.grid):
+    camera = inventory.get(camera_id)
+    if camera is not None and not in_scope(inventory, principal, camera.grid):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}")
     if request.headers.get("content-type", "").split(";")[0].strip() != SDP:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"send the offer as {SDP}")
@@ -106,17 +96,17 @@ async def offer(request: Request, hub: HubDep, live: LiveDep, principal: Viewer,
     except BadOffer as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"unusable offer: {exc}") from None
     location = f"/api/cameras/{camera_id}/whep/{session.id}"
-    await record(hub.redis, hub.keys, principal.actor, "live.open", camera_id, {"session": session.id})
+    await audit.record(principal.actor, "live.open", camera_id, {"session": session.id})
     return Response(answer, status.HTTP_201_CREATED, {"Location": location}, media_type=SDP)
 
 
 @router.delete("/{camera_id}/whep/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def leave(hub: HubDep, live: LiveDep, principal: Viewer, camera_id: str, session_id: str) -> Response:
+async def leave(audit: AuditDep, live: LiveDep, principal: Viewer, camera_id: str, session_id: str) -> Response:
     """Close a viewer's connection."""
     session = live.sessions.get(session_id)
     if session is None or session.camera_id != camera_id or not await live.close(session_id, "left"):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
-    await record(hub.redis, hub.keys, principal.actor, "live.close", camera_id, {"session": session_id})
+    await audit.record(principal.actor, "live.close", camera_id, {"session": session_id})
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

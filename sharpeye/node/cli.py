@@ -53,8 +53,9 @@ def cmd_config_docs(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     import uvicorn
 
-    from sharpeye.api.app import create_app
+    from sharpeye.api.setting import ApiSettings
     from sharpeye.node.hub import Hub
+    from sharpeye.node.web import build_app, proxy_options
 
     settings = Settings()
     if args.data_dir:
@@ -73,7 +74,7 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     children: list[subprocess.Popen[bytes]] = []
 
     def on_ready(hub: Hub, generated: str | None) -> None:
-        heap.settle()  # what the hub's start-up made (the bulk was frozen before create_app)
+        heap.settle()  # what the hub's start-up made (the bulk was frozen before build_app)
         if generated:
             _out(f"Initial admin password (shown once, change it): admin / {generated}")
         _out(f"SharpEye console: {scheme}://{host}:{port}/  (API docs: {scheme}://{host}:{port}/docs)")
@@ -104,7 +105,8 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             _out(f"Simulators running (pid {children[-1].pid}): scenario {args.scenario}")
 
     heap.settle()  # the imported modules and the site config: out of every later full collection
-    app = create_app(settings, site, on_ready=on_ready)
+    api_settings = ApiSettings()
+    app = build_app(settings, site, on_ready=on_ready, api_settings=api_settings)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -113,6 +115,7 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             timeout_graceful_shutdown=10,  # open WebSockets and live views never hold a shutdown for long
             ssl_certfile=str(tls[0]) if tls else None,
             ssl_keyfile=str(tls[1]) if tls else None,
+            **proxy_options(api_settings),
         )
     )
     try:

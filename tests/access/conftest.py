@@ -6,15 +6,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
 from sharpeye.api.permission import Role
-from sharpeye.api.user import UserStore
-from sharpeye.config.loader import demo_path, load_file
-from sharpeye.ingest.registry import installed
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.settings import Settings
+from tests.conftest import HubClient, app_client, hub_settings
 
 PASSWORD = "access-Password-1"
 
@@ -25,16 +21,13 @@ def settings(
     redis_server_session: EmbeddedRedis,
     mqtt_broker_session: EmbeddedMosquitto,
 ) -> Settings:
-    return Settings(cameras=False, data_dir=tmp_path_factory.mktemp("access"), redis_url=redis_server_session.url,
-                    mqtt_url=mqtt_broker_session.url, admin_password=PASSWORD,  # type: ignore[arg-type]
-                    redis_prefix=f"a{uuid.uuid4().hex[:8]}", node_id="access")  # fmt: skip
+    return hub_settings(tmp_path_factory.mktemp("access"), redis_server_session.url, mqtt_broker_session.url,
+                        admin_password=PASSWORD, prefix=f"a{uuid.uuid4().hex[:8]}", node_id="access")  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def app_client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, load_file(demo_path(), installed()))) as client:
-        users: UserStore = client.app.state.users  # type: ignore[attr-defined]
-        assert client.portal is not None
+@pytest.fixture(scope="module", name="app_client")
+def access_client(settings: Settings) -> Iterator[HubClient]:
+    with app_client(settings) as client:
         for role in (Role.operator, Role.integrator, Role.viewer):
-            client.portal.call(users.add, role.value, PASSWORD, role, None)
+            client.call(lambda role=role: client.users.add(role.value, PASSWORD, role, None))  # type: ignore[misc]
         yield client

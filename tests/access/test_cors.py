@@ -6,12 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
 from sharpeye.api.deps import CSRF_HEADER
-from sharpeye.config.loader import demo_path, load_file
-from sharpeye.ingest.registry import installed
 
 from sharpeye.settings import Settings
+from tests.conftest import hub_app
 
 ALLOWED = "https://console.example.gov.cn"
 
@@ -19,7 +17,7 @@ ALLOWED = "https://console.example.gov.cn"
 def _client(tmp_path: Path, origins: list[str]) -> TestClient:
     # Preflights are answered by the middleware: no lifespan (no hub) is needed, so the client is not entered.
     settings = Settings(data_dir=tmp_path, cors_origins=origins, redis_url="redis://127.0.0.1:1/0", mqtt_url="mqtt://x")
-    return TestClient(create_app(settings, load_file(demo_path(), installed())))
+    return TestClient(hub_app(settings)[0])
 
 
 def _preflight(client: TestClient, origin: str, method: str = "POST") -> tuple[int, dict[str, str]]:

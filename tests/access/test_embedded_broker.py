@@ -11,8 +11,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
 from sharpeye.config.loader import demo_path, load_file
 from sharpeye.ingest.credential import device_password
 from sharpeye.ingest.registry import installed
@@ -21,8 +19,8 @@ from sharpeye.simulators.site import run_site
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.node.hub import Hub
-from sharpeye.settings import Settings
 from tests.access.test_broker_acl import Client
+from tests.conftest import HubClient, app_client, hub_settings
 from tests.helpers import wait_for
 
 PASSWORD = "embedded-Broker-1"
@@ -31,20 +29,19 @@ NEW_FENCE = {"id": "fence-added", "kind": "fence", "name": "新装围界主机",
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, redis_server_session: EmbeddedRedis) -> Iterator[TestClient]:
+def client(tmp_path_factory: pytest.TempPathFactory, redis_server_session: EmbeddedRedis) -> Iterator[HubClient]:
     data = tmp_path_factory.mktemp("embedded-broker")
-    settings = Settings(cameras=False, data_dir=data, redis_url=redis_server_session.url, mqtt_url=None,
-                        device_secret=None, admin_password=PASSWORD,  # type: ignore[arg-type]
-                        redis_prefix=f"e{uuid.uuid4().hex[:8]}", node_id="embedded")  # fmt: skip
-    with TestClient(create_app(settings, load_file(demo_path(), installed()))) as c:
+    settings = hub_settings(data, redis_server_session.url, None, device_secret=None,
+                            admin_password=PASSWORD, node_id="embedded", prefix=f"e{uuid.uuid4().hex[:8]}")  # fmt: skip
+    with app_client(settings) as c:
         token = c.post("/api/auth/token", data={"username": "admin", "password": PASSWORD}).json()["access_token"]
         c.headers["Authorization"] = f"Bearer {token}"
-        wait_for(lambda: c.app.state.hub.transport.connected.is_set(), what="the hub on its broker")  # type: ignore[attr-defined]
+        c.wait_connected()
         yield c
 
 
-def hub_of(client: TestClient) -> Hub:
-    hub: Hub = client.app.state.hub  # type: ignore[attr-defined]
+def hub_of(client: HubClient) -> Hub:
+    hub: Hub = client.hub
     return hub
 
 
@@ -63,7 +60,7 @@ def refused(client: Client) -> bool:
     return bool(getattr(client.reason, "is_failure", False))
 
 
-def test_the_device_secret_is_generated_once_and_private(client: TestClient) -> None:
+def test_the_device_secret_is_generated_once_and_private(client: HubClient) -> None:
     hub = hub_of(client)
     kept = Path(hub.settings.data_dir) / "device-secret"
     assert kept.read_text().strip() == hub.device_secret and kept.stat().st_mode & 0o077 == 0
@@ -76,7 +73,7 @@ def test_the_device_secret_is_generated_once_and_private(client: TestClient) -> 
     assert hub.device_secret not in (auth / "passwd").read_text()
 
 
-def test_anonymous_and_wrong_passwords_are_refused(client: TestClient) -> None:
+def test_anonymous_and_wrong_passwords_are_refused(client: HubClient) -> None:
     hub = hub_of(client)
     port = port_of(hub)
     anonymous = login(port, None, None)
@@ -90,7 +87,7 @@ def test_anonymous_and_wrong_passwords_are_refused(client: TestClient) -> None:
     assert url.password != hub.device_secret
 
 
-def test_a_device_cannot_publish_on_another_devices_topics(client: TestClient) -> None:
+def test_a_device_cannot_publish_on_another_devices_topics(client: HubClient) -> None:
     hub = hub_of(client)
     port = port_of(hub)
     url = urlsplit(hub.mqtt_url)
@@ -111,7 +108,7 @@ def test_a_device_cannot_publish_on_another_devices_topics(client: TestClient) -
         watcher.close()
 
 
-def test_the_simulated_site_logs_in_per_device_and_raises_the_fence_alarm(client: TestClient) -> None:
+def test_the_simulated_site_logs_in_per_device_and_raises_the_fence_alarm(client: HubClient) -> None:
     hub = hub_of(client)
     url, secret = hub.simulator_access()
     assert secret == hub.device_secret and urlsplit(url).password is None  # devices never get the hub's login
@@ -133,7 +130,7 @@ def test_the_simulated_site_logs_in_per_device_and_raises_the_fence_alarm(client
         sim.join(10)
 
 
-def test_devices_added_later_get_an_account_and_lose_it_when_removed(client: TestClient) -> None:
+def test_devices_added_later_get_an_account_and_lose_it_when_removed(client: HubClient) -> None:
     hub = hub_of(client)
     port = port_of(hub)
     password = device_password(hub.device_secret, NEW_FENCE["id"])  # type: ignore[arg-type]

@@ -18,13 +18,10 @@ import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import Case
 from schemathesis.schemas import BaseSchema
-from sharpeye.api.app import create_app
-from sharpeye.config.loader import demo_path, load_file
-from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
-from sharpeye.settings import Settings
+from tests.conftest import hub_app, hub_settings
 
 PASSWORD = "fuzz-Password-123"
 EXAMPLES = 20  # per operation and client, derandomized (the same cases each run): about 30 s each
@@ -52,10 +49,9 @@ def server(
     mqtt_broker_session: EmbeddedMosquitto,
 ) -> Iterator[Server]:
     data: Path = tmp_path_factory.mktemp("fuzz")
-    config = Settings(cameras=False, data_dir=data, redis_url=redis_server_session.url,
-                      mqtt_url=mqtt_broker_session.url, admin_password=PASSWORD,  # type: ignore[arg-type]
-                      redis_prefix=f"f{uuid.uuid4().hex[:8]}", node_id="fuzz")  # fmt: skip
-    app = create_app(config, load_file(demo_path(), installed()))
+    config = hub_settings(data, redis_server_session.url, mqtt_broker_session.url, admin_password=PASSWORD,
+                          prefix=f"f{uuid.uuid4().hex[:8]}", node_id="fuzz")  # fmt: skip
+    app, _ = hub_app(config)
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=uv.run, daemon=True)

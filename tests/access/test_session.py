@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sharpeye.api.user import PRUNE_ABOVE, UserStore
 
 from tests.access.conftest import PASSWORD
+from tests.conftest import HubClient
 
 
 def sign_in(client: TestClient, username: str = "operator") -> str:
@@ -24,14 +25,14 @@ def bearer(client: TestClient, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-def fresh(app_client: TestClient, base_url: str = "http://testserver") -> TestClient:
+def fresh(app_client: HubClient, base_url: str = "http://testserver") -> TestClient:
     """A second client on the same running app and event loop, with a cookie jar of its own."""
     client = TestClient(app_client.app, base_url=base_url)
     client.portal = app_client.portal
     return client
 
 
-def test_session_cookie_is_httponly_strict_and_secure_over_tls(app_client: TestClient) -> None:
+def test_session_cookie_is_httponly_strict_and_secure_over_tls(app_client: HubClient) -> None:
     plain = app_client.post("/api/auth/session", data={"username": "viewer", "password": PASSWORD})
     cookies = plain.headers.get_list("set-cookie")
     session = next(c for c in cookies if c.startswith("sharpeye_session="))
@@ -45,7 +46,7 @@ def test_session_cookie_is_httponly_strict_and_secure_over_tls(app_client: TestC
     assert all("Secure" in c for c in tls.headers.get_list("set-cookie"))
 
 
-def test_cookie_reads_work_and_unsafe_requests_need_the_csrf_header(app_client: TestClient) -> None:
+def test_cookie_reads_work_and_unsafe_requests_need_the_csrf_header(app_client: HubClient) -> None:
     client = fresh(app_client)
     csrf = sign_in(client)
     me = client.get("/api/auth/me").json()
@@ -65,7 +66,7 @@ def test_cookie_reads_work_and_unsafe_requests_need_the_csrf_header(app_client: 
     assert crossed.status_code == 403
 
 
-def test_a_bearer_token_is_not_a_session_cookie(app_client: TestClient) -> None:
+def test_a_bearer_token_is_not_a_session_cookie(app_client: HubClient) -> None:
     token = bearer(app_client, "viewer")["Authorization"].split()[1]
     client = fresh(app_client)
     client.cookies.set("sharpeye_session", token)
@@ -73,7 +74,7 @@ def test_a_bearer_token_is_not_a_session_cookie(app_client: TestClient) -> None:
     assert app_client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
-def test_logout_revokes_the_session_and_clears_cookies(app_client: TestClient) -> None:
+def test_logout_revokes_the_session_and_clears_cookies(app_client: HubClient) -> None:
     client = fresh(app_client)
     csrf = sign_in(client)
     stolen = client.cookies.get("sharpeye_session")
@@ -91,7 +92,7 @@ def test_logout_revokes_the_session_and_clears_cookies(app_client: TestClient) -
     assert app_client.get("/api/auth/me", headers=headers).status_code == 401
 
 
-def test_api_tokens_are_named_listed_expiring_and_revocable(app_client: TestClient) -> None:
+def test_api_tokens_are_named_listed_expiring_and_revocable(app_client: HubClient) -> None:
     headers = bearer(app_client, "integrator")
     created = app_client.post("/api/tokens", json={"name": "nightly export", "expires_in_days": 30}, headers=headers)
     assert created.status_code == 201, created.text
@@ -117,7 +118,7 @@ def test_api_tokens_are_named_listed_expiring_and_revocable(app_client: TestClie
     assert log[0]["actor"] == "user:integrator" and log[0]["target"] == mine["id"]
 
 
-def test_disabling_a_user_revokes_every_token(app_client: TestClient) -> None:
+def test_disabling_a_user_revokes_every_token(app_client: HubClient) -> None:
     admin = bearer(app_client, "admin")
     created = app_client.post(
         "/api/users", json={"username": "leaver", "password": PASSWORD, "role": "viewer"}, headers=admin
@@ -133,13 +134,13 @@ def test_disabling_a_user_revokes_every_token(app_client: TestClient) -> None:
     log = app_client.get("/api/audit?action=user.disable", headers=admin).json()
     assert log[-1]["details"]["revoked_tokens"] == 2
     assert log[-1]["origin"] == "testclient"  # from where: taken from the request by the audit log itself
-    users = app_client.app.state.users  # type: ignore[attr-defined]
+    users = app_client.users
     assert app_client.portal is not None
     assert app_client.portal.call(users.tokens, "leaver") == []
     assert app_client.get("/api/auth/me", headers={"Authorization": f"Bearer {script}"}).status_code == 401
 
 
-def test_alarm_websocket_accepts_the_session_cookie_only_from_the_hubs_origin(app_client: TestClient) -> None:
+def test_alarm_websocket_accepts_the_session_cookie_only_from_the_hubs_origin(app_client: HubClient) -> None:
     from starlette.websockets import WebSocketDisconnect
 
     client = fresh(app_client)
@@ -166,8 +167,8 @@ def test_alarm_websocket_accepts_the_session_cookie_only_from_the_hubs_origin(ap
             assert closed.code == 1008
 
 
-def test_the_token_index_of_a_user_is_pruned(app_client: TestClient) -> None:
-    users: UserStore = app_client.app.state.users  # type: ignore[attr-defined]
+def test_the_token_index_of_a_user_is_pruned(app_client: HubClient) -> None:
+    users: UserStore = app_client.users
     assert app_client.portal is not None
     user = app_client.portal.call(users.get, "viewer")
     assert user is not None

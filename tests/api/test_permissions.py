@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
 from sharpeye.api.deps import public
 from sharpeye.api.permission import ROLE_PERMISSIONS, Permission, Role
-from sharpeye.api.user import UserStore
-from sharpeye.config.loader import demo_path, load_file
-from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.settings import Settings
+from tests.conftest import HubClient, app_client, hub_settings
 from tests.helpers import Publisher, wait_for
 
 PASSWORD = "matrix-Password-1"
+HANDLERS = {"handler-hd-jwh": "hd-jwh", "handler-sx-cwh": "sx-cwh"}  # 河东 and 山下 village committees
 
 
 def route_permission(route: APIRoute) -> Permission | None:
@@ -38,24 +35,26 @@ def route_permission(route: APIRoute) -> Permission | None:
     return None if is_public else found[0]
 
 
-@pytest.fixture(scope="module")
-def app_client(
+@pytest.fixture(scope="module", name="app_client")
+def matrix_client(
     tmp_path_factory: pytest.TempPathFactory,
     redis_server_session: EmbeddedRedis,
     mqtt_broker_session: EmbeddedMosquitto,
-) -> Iterator[TestClient]:
+) -> Iterator[HubClient]:
     keys = Keys("matrix")
-    settings = Settings(cameras=False, data_dir=tmp_path_factory.mktemp("matrix"), redis_url=redis_server_session.url,
-                        mqtt_url=mqtt_broker_session.url, admin_password=PASSWORD,  # type: ignore[arg-type]
-                        redis_prefix=keys.prefix, node_id="matrix")  # fmt: skip
-    with TestClient(create_app(settings, load_file(demo_path(), installed()))) as client:
-        users: UserStore = client.app.state.users  # type: ignore[attr-defined]
+    settings = hub_settings(tmp_path_factory.mktemp("matrix"), redis_server_session.url, mqtt_broker_session.url,
+                            admin_password=PASSWORD, prefix=keys.prefix, node_id="matrix")  # fmt: skip
+    with app_client(settings) as client:
+        users = client.users
         assert client.portal is not None
         for role in Role:
             for scope in (None, "hedong"):
                 name = f"{role.value}-{scope or 'all'}"
                 if client.portal.call(users.get, name) is None:
                     client.portal.call(users.add, name, PASSWORD, role, scope)
+        for name, department in HANDLERS.items():  # handlers of the villages that get the two fences' cases
+            if client.portal.call(users.get, name) is None:
+                client.call(lambda n=name, d=department: users.add(n, PASSWORD, Role.department_handler, department=d))  # type: ignore[misc]
         pub = Publisher(mqtt_broker_session.url)
         now = datetime.now(UTC).isoformat()
         for device in ("fence-school", "fence-reservoir"):  # hedong and shanxia
@@ -218,3 +217,90 @@ def test_cookie_sessions_need_the_csrf_header_on_every_unsafe_route(app_client: 
     assert browser.get("/api/alarms").status_code == 200  # reads need no header
     assert browser.post("/api/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
     assert browser.get("/api/alarms").status_code == 401
+
+
+def test_department_handlers_list_and_read_only_their_departments_cases(app_client: HubClient) -> None:
+    admin = auth(app_client, "admin")
+    wait_for(lambda: {c.get("department") for c in app_client.get("/api/cases", headers=admin).json()["items"]}
+             >= {"hd-jwh", "sx-cwh"}, what="both cases dispatched")  # fmt: skip
+    every = app_client.get("/api/cases", headers=admin).json()["items"]
+    for name, department in HANDLERS.items():
+        handler = auth(app_client, name)
+        listed = app_client.get("/api/cases", headers=handler).json()["items"]
+        assert listed and {c["department"] for c in listed} == {department}, (name, listed)
+        for case in every:
+            status = app_client.get(f"/api/cases/{case['id']}", headers=handler).status_code
+            assert status == (200 if case["department"] == department else 404), (name, case["id"], status)
+            photos = app_client.get(f"/api/cases/{case['id']}/photos", headers=handler).status_code
+            assert photos == (200 if case["department"] == department else 404)
+        mine = sum(1 for c in every if c["department"] == department)
+        stats = app_client.get("/api/stats", headers=handler).json()
+        assert sum(row["opened"] for row in stats) <= mine
+        by_department = app_client.get("/api/stats?by=department", headers=handler).json()
+        assert {row["department"] for row in by_department} <= {department}, by_department
+    other = next(c for c in every if c["department"] == "sx-cwh")
+    hd = auth(app_client, "handler-hd-jwh")
+    refused = app_client.post(f"/api/cases/{other['id']}/actions", json={"action": "claim"}, headers=hd)
+    assert refused.status_code == 404  # another department's case is not revealed, not even by an action
+    nobody = auth(app_client, "department_handler-all")  # a handler without a department sees no case
+    assert app_client.get("/api/cases", headers=nobody).json()["items"] == []
+
+
+def _shanxia_cluster(client: TestClient) -> None:
+    """Three reports at one spot in 山下 (a cluster for 类案分析), made once."""
+    admin = auth(client, "admin")
+    if any("shanxia-g1" in c["org_units"] for c in client.get("/api/stats/clusters?min_size=3", headers=admin).json()):
+        return
+    for n in range(3):
+        body = {"title": f"占道经营 {n}", "category": "street_vending", "org_unit": "shanxia-g1",
+                "lat": 30.0, "lon": 120.0}  # fmt: skip
+        assert client.post("/api/reports", json=body, headers=admin).status_code == 201
+
+
+def test_stats_clusters_and_the_stats_export_honour_the_callers_unit(app_client: HubClient) -> None:
+    admin, scoped = auth(app_client, "admin"), auth(app_client, "operator-hedong")
+    wait_for(lambda: len(app_client.get("/api/cases", headers=admin).json()["items"]) >= 2, what="two cases")
+    _shanxia_cluster(app_client)
+    units = {row["org_unit"] for row in app_client.get("/api/stats?by=org_unit", headers=admin).json()}
+    assert any(u.startswith("shanxia") for u in units), units
+    scoped_units = {row["org_unit"] for row in app_client.get("/api/stats?by=org_unit", headers=scoped).json()}
+    assert scoped_units and all(u.startswith("hedong") for u in scoped_units), scoped_units
+    total = sum(r["opened"] for r in app_client.get("/api/stats", headers=admin).json())
+    mine = sum(r["opened"] for r in app_client.get("/api/stats", headers=scoped).json())
+    assert 0 < mine < total
+    csv = app_client.get("/api/stats?by=org_unit&format=csv", headers=scoped)
+    assert csv.status_code == 200 and "hedong" in csv.text and "shanxia" not in csv.text
+    clusters = app_client.get("/api/stats/clusters?min_size=3", headers=admin).json()
+    assert any("shanxia-g1" in c["org_units"] for c in clusters)
+    assert app_client.get("/api/stats/clusters?min_size=3", headers=scoped).json() == []
+    exports = app_client.get("/api/audit?action=stats.export", headers=admin).json()
+    assert exports and exports[0]["actor"] == "user:operator-hedong" and exports[0]["details"]["by"] == ["org_unit"]
+
+
+def test_silences_are_confined_to_the_callers_unit(app_client: HubClient) -> None:
+    admin, scoped = auth(app_client, "admin"), auth(app_client, "operator-hedong")
+    # Active now (ending a silence that has not started is another matter), on cameras: capture is off here, so
+    # these silences hide no alarm of the module's other tests.
+    start = datetime.now(UTC) - timedelta(minutes=1)
+
+    def spec(**matchers: str) -> dict[str, Any]:
+        end = start + timedelta(hours=1)
+        return {"matchers": matchers, "starts_at": start.isoformat(), "ends_at": end.isoformat(), "reason": "检修"}
+
+    for outside in (spec(org_unit="shanxia-g1"), spec(device_id="fence-reservoir"), spec(rule_id="fence-intrusion"),
+                    spec(org_unit="hedong-g1", device_id="fence-reservoir")):  # fmt: skip
+        refused = app_client.post("/api/silences", json=outside, headers=scoped)
+        assert refused.status_code == 403 and "scope" in refused.json()["detail"], (outside, refused.text)
+    own = app_client.post("/api/silences", json=spec(device_id="cam-school-gate"), headers=scoped)
+    assert own.status_code == 201, own.text
+    theirs = app_client.post("/api/silences", json=spec(device_id="cam-reservoir-n"), headers=admin).json()
+    listed = {s["id"] for s in app_client.get("/api/silences", headers=scoped).json()}
+    assert own.json()["id"] in listed and theirs["id"] not in listed
+    assert theirs["id"] in {s["id"] for s in app_client.get("/api/silences", headers=admin).json()}
+    moved = app_client.put(f"/api/silences/{own.json()['id']}", json=spec(org_unit="shanxia-g1"), headers=scoped)
+    assert moved.status_code == 403
+    taken = app_client.put(f"/api/silences/{theirs['id']}", json=spec(device_id="cam-school-gate"), headers=scoped)
+    assert taken.status_code == 404
+    assert app_client.delete(f"/api/silences/{theirs['id']}", headers=scoped).status_code == 404
+    assert app_client.delete(f"/api/silences/{own.json()['id']}", headers=scoped).status_code == 200
+    assert app_client.delete(f"/api/silences/{theirs['id']}", headers=admin).status_code == 200

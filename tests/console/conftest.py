@@ -11,15 +11,13 @@ from pathlib import Path
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Playwright, sync_playwright
-from sharpeye.api.app import create_app
-from sharpeye.config.loader import demo_path, load_file
 from sharpeye.config.site import Site
-from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.node.hub import Hub
 from sharpeye.settings import Settings
+from tests.conftest import hub_app, hub_settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -46,8 +44,7 @@ class HubServer:
 
     def __init__(self, settings: Settings, site: Site | None = None) -> None:
         self.hubs: list[Hub] = []
-        site = site or load_file(demo_path(), installed())
-        app = create_app(settings, site, on_ready=lambda hub, _: self.hubs.append(hub))
+        app, _ = hub_app(settings, site, on_ready=lambda hub, _: self.hubs.append(hub))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
@@ -74,15 +71,9 @@ def console_settings(
 ) -> Settings:
     """A quiet hub on the session's Redis (a prefix of its own) and broker."""
     keys = Keys(prefix=f"console{int(time.time() * 1000) % 10**8}")
-    return Settings(
-        cameras=False,  # a quiet site: only the alarms the test makes (viewers open the cameras themselves)
-        data_dir=tmp_path_factory.mktemp("console-hub"),
-        redis_url=redis.url,
-        mqtt_url=mqtt.url,
-        admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
-        redis_prefix=keys.prefix,
-        node_id=f"node-{keys.prefix}",
-    )
+    # cameras=False: a quiet site, only the alarms the test makes (viewers open the cameras themselves)
+    return hub_settings(tmp_path_factory.mktemp("console-hub"), redis.url, mqtt.url, admin_password=ADMIN_PASSWORD,
+                        prefix=keys.prefix, node_id=f"node-{keys.prefix}")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

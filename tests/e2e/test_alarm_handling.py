@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
 from sharpeye.api.permission import Role
 from sharpeye.config.governance import Procedure
 from sharpeye.config.loader import demo_path, load_file
@@ -19,7 +17,7 @@ from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.settings import Settings
+from tests.conftest import HubClient, app_client, hub_settings
 from tests.helpers import Publisher, wait_for
 
 PW = "Handling-Test-Password-1"
@@ -37,25 +35,21 @@ def site_with_procedure() -> SiteConfig:
 @pytest.fixture
 def client(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
-) -> Iterator[TestClient]:
-    settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
-                        admin_password=PW, redis_prefix=keys.prefix, node_id=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
-    with TestClient(create_app(settings, site_with_procedure())) as c:
-        users = c.app.state.users  # type: ignore[attr-defined]
-        assert c.portal is not None
-        c.portal.call(lambda: users.add("duty", PW, Role.operator))
-        c.portal.call(lambda: users.add("night", PW, Role.operator))
-        c.portal.call(lambda: users.add("hedong", PW, Role.operator, "hedong"))
-        wait_for(lambda: c.app.state.hub.transport.connected.is_set(), what="MQTT")  # type: ignore[attr-defined]
+) -> Iterator[HubClient]:
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password=PW, prefix=keys.prefix)
+    with app_client(settings, site_with_procedure(), connected=True) as c:
+        c.call(lambda: c.users.add("duty", PW, Role.operator))
+        c.call(lambda: c.users.add("night", PW, Role.operator))
+        c.call(lambda: c.users.add("hedong", PW, Role.operator, "hedong"))
         yield c
 
 
-def login(client: TestClient, name: str) -> dict[str, str]:
+def login(client: HubClient, name: str) -> dict[str, str]:
     token = client.post("/api/auth/token", data={"username": name, "password": PW}).json()["access_token"]
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_procedure_owner_and_hand_over(client: TestClient, mqtt_broker: EmbeddedMosquitto) -> None:
+def test_procedure_owner_and_hand_over(client: HubClient, mqtt_broker: EmbeddedMosquitto) -> None:
     duty, night, hedong, admin = (login(client, n) for n in ("duty", "night", "hedong", "admin"))
     pub = Publisher(mqtt_broker.url)
     try:

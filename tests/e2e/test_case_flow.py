@@ -10,15 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
 from sharpeye.api.permission import Role
-from sharpeye.config.loader import demo_path, load_file
-from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.settings import Settings
+from tests.conftest import HubClient, app_client, hub_settings
 from tests.helpers import Publisher, wait_for
 
 PW = "Flow-Test-Password-1"
@@ -27,29 +23,28 @@ PW = "Flow-Test-Password-1"
 @pytest.fixture
 def client(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
-) -> Iterator[TestClient]:
-    settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
-                        admin_password=PW, redis_prefix=keys.prefix, node_id=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
-    with TestClient(create_app(settings, load_file(demo_path(), installed()))) as c:
-        users = c.app.state.users  # type: ignore[attr-defined]
+) -> Iterator[HubClient]:
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password=PW, prefix=keys.prefix)
+    with app_client(settings) as c:
+        users = c.users
         assert c.portal is not None
         c.portal.call(lambda: users.add("village", PW, Role.department_handler, "shanxia", department="sx-cwh"))
         c.portal.call(lambda: users.add("town", PW, Role.department_handler, None, department="qs-zfd"))
         c.portal.call(lambda: users.add("duty", PW, Role.operator))
-        wait_for(lambda: c.app.state.hub.transport.connected.is_set(), what="MQTT")  # type: ignore[attr-defined]
+        c.wait_connected()
         yield c
 
 
-def login(client: TestClient, name: str) -> dict[str, str]:
+def login(client: HubClient, name: str) -> dict[str, str]:
     token = client.post("/api/auth/token", data={"username": name, "password": PW}).json()["access_token"]
     return {"Authorization": f"Bearer {token}"}
 
 
-def act(client: TestClient, who: dict[str, str], case_id: str, action: str, **extra: Any) -> Any:
+def act(client: HubClient, who: dict[str, str], case_id: str, action: str, **extra: Any) -> Any:
     return client.post(f"/api/cases/{case_id}/actions", json={"action": action, **extra}, headers=who)
 
 
-def test_alarm_case_travels_the_flow(client: TestClient, mqtt_broker: EmbeddedMosquitto) -> None:
+def test_alarm_case_travels_the_flow(client: HubClient, mqtt_broker: EmbeddedMosquitto) -> None:
     pub = Publisher(mqtt_broker.url)
     now = datetime.now(UTC).isoformat()
     pub.publish(
@@ -64,7 +59,8 @@ def test_alarm_case_travels_the_flow(client: TestClient, mqtt_broker: EmbeddedMo
     assert case["due_at"] is not None
 
     assert "claim" in client.get(f"/api/cases/{cid}", headers=village).json()["actions"]
-    assert act(client, town, cid, "claim").status_code == 409  # not their department
+    assert act(client, town, cid, "claim").status_code == 404  # not their department: not even shown to them
+    assert client.get(f"/api/cases/{cid}", headers=town).status_code == 404
     refused = act(client, village, cid, "return")  # a return needs reasons
     assert refused.status_code == 409 and "reason" in refused.json()["detail"]
     assert act(client, village, cid, "claim").json()["case"]["stage"] == "handling"
@@ -94,7 +90,7 @@ def test_alarm_case_travels_the_flow(client: TestClient, mqtt_broker: EmbeddedMo
     assert csv.status_code == 200 and "部门" in csv.text
 
 
-def test_a_grid_workers_report_enters_the_flow(client: TestClient) -> None:
+def test_a_grid_workers_report_enters_the_flow(client: HubClient) -> None:
     duty = login(client, "duty")
     bad = client.post("/api/reports", json={"title": "x", "category": "dispute", "org_unit": "mars"}, headers=duty)
     assert bad.status_code == 422

@@ -9,15 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
-from sharpeye.config.loader import demo_path, load_file
 from sharpeye.ingest.pipeline import RateLimiter
-from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.settings import Settings
+from tests.conftest import HubClient, app_client, hub_settings
 from tests.helpers import Publisher, wait_for
 
 NEW_FENCE = {"name": "新装围界主机", "grid": "hedong-g2", "heartbeat_s": 1, "offline_after": 2,
@@ -27,17 +23,16 @@ NEW_FENCE = {"name": "新装围界主机", "grid": "hedong-g2", "heartbeat_s": 1
 @pytest.fixture
 def client(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
-) -> Iterator[TestClient]:
-    settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
-                        admin_password="pw", redis_prefix=keys.prefix, node_id=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
-    with TestClient(create_app(settings, load_file(demo_path(), installed()))) as c:
+) -> Iterator[HubClient]:
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password="pw", prefix=keys.prefix)
+    with app_client(settings) as c:
         token = c.post("/api/auth/token", data={"username": "admin", "password": "pw"}).json()["access_token"]
         c.headers["Authorization"] = f"Bearer {token}"
-        wait_for(lambda: c.app.state.hub.transport.connected.is_set(), what="MQTT")  # type: ignore[attr-defined]
+        c.wait_connected()
         yield c
 
 
-def devices(client: TestClient) -> dict[str, dict[str, Any]]:
+def devices(client: HubClient) -> dict[str, dict[str, Any]]:
     return {d["id"]: d for d in client.get("/api/devices").json()}
 
 
@@ -45,7 +40,7 @@ def event(seq: int, zone: str = "z1", value: str = "alarm") -> dict[str, object]
     return {"seq": seq, "ts": datetime.now(UTC).isoformat(), "event": value, "cause": "intrusion", "zone": zone}
 
 
-def test_mqtt_discovery_adds_updates_and_removes(client: TestClient, mqtt_broker: EmbeddedMosquitto) -> None:
+def test_mqtt_discovery_adds_updates_and_removes(client: HubClient, mqtt_broker: EmbeddedMosquitto) -> None:
     pub = Publisher(mqtt_broker.url)
     topic = "sharpeye/discovery/fence/fence-new/config"
     try:
@@ -69,7 +64,7 @@ def test_mqtt_discovery_adds_updates_and_removes(client: TestClient, mqtt_broker
         pub.close()
 
 
-def test_devices_through_the_api_are_validated_by_the_same_models(client: TestClient) -> None:
+def test_devices_through_the_api_are_validated_by_the_same_models(client: HubClient) -> None:
     bad = client.post("/api/devices", json={"id": "x1", "kind": "fence", "name": "x", "grid": "hedong-g1",
                                             "zones": [], "colour": "red"})  # fmt: skip
     assert bad.status_code == 422
@@ -86,7 +81,7 @@ def test_devices_through_the_api_are_validated_by_the_same_models(client: TestCl
 
 
 def test_missing_heartbeats_raise_device_offline_and_it_clears_on_return(
-    client: TestClient, mqtt_broker: EmbeddedMosquitto
+    client: HubClient, mqtt_broker: EmbeddedMosquitto
 ) -> None:
     assert client.post("/api/devices", json={"id": "hb-fence", "kind": "fence", **NEW_FENCE}).status_code == 201
     pub = Publisher(mqtt_broker.url)
@@ -110,9 +105,9 @@ def test_missing_heartbeats_raise_device_offline_and_it_clears_on_return(
 
 
 def test_a_flooding_device_is_limited_without_starving_others(
-    client: TestClient, mqtt_broker: EmbeddedMosquitto
+    client: HubClient, mqtt_broker: EmbeddedMosquitto
 ) -> None:
-    hub = client.app.state.hub  # type: ignore[attr-defined]
+    hub = client.hub
     hub.pipeline.limiter = RateLimiter(rate=20, burst=20)
     pub = Publisher(mqtt_broker.url)
     try:

@@ -12,16 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
 from sharpeye.api.permission import Role
-from sharpeye.config.loader import demo_path, load_file
 from sharpeye.governance.evidence_bundle import verify_bundle
-from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.settings import Settings
+from tests.conftest import HubClient, app_client, hub_settings
 from tests.helpers import Publisher, wait_for
 
 PW = "Bundle-Test-Password-1"
@@ -30,25 +26,21 @@ PW = "Bundle-Test-Password-1"
 @pytest.fixture
 def client(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
-) -> Iterator[TestClient]:
-    settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
-                        admin_password=PW, redis_prefix=keys.prefix, node_id=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
-    with TestClient(create_app(settings, load_file(demo_path(), installed()))) as c:
-        users = c.app.state.users  # type: ignore[attr-defined]
-        assert c.portal is not None
-        c.portal.call(lambda: users.add("duty", PW, Role.operator))
-        c.portal.call(lambda: users.add("hedong", PW, Role.operator, "hedong"))
-        wait_for(lambda: c.app.state.hub.transport.connected.is_set(), what="MQTT")  # type: ignore[attr-defined]
+) -> Iterator[HubClient]:
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password=PW, prefix=keys.prefix)
+    with app_client(settings, None, connected=True) as c:
+        c.call(lambda: c.users.add("duty", PW, Role.operator))
+        c.call(lambda: c.users.add("hedong", PW, Role.operator, "hedong"))
         yield c
 
 
-def login(client: TestClient, name: str) -> dict[str, str]:
+def login(client: HubClient, name: str) -> dict[str, str]:
     token = client.post("/api/auth/token", data={"username": name, "password": PW}).json()["access_token"]
     return {"Authorization": f"Bearer {token}"}
 
 
 def test_alarm_and_case_bundles_verify_against_the_published_key(
-    client: TestClient, mqtt_broker: EmbeddedMosquitto, tmp_path: Path
+    client: HubClient, mqtt_broker: EmbeddedMosquitto, tmp_path: Path
 ) -> None:
     duty, hedong, admin = login(client, "duty"), login(client, "hedong"), login(client, "admin")
     pub = Publisher(mqtt_broker.url)
@@ -62,9 +54,8 @@ def test_alarm_and_case_bundles_verify_against_the_published_key(
     snap = tmp_path / "evidence" / "cam-reservoir-n" / "20261207" / "020000-intrusion.jpg"
     snap.parent.mkdir(parents=True)
     snap.write_bytes(b"\xff\xd8\xff\xe0 a snapshot")
-    hub = client.app.state.hub  # type: ignore[attr-defined]
-    assert client.portal is not None
-    client.portal.call(lambda: hub.alarm_store.act(alarm_id, "evidence", "linkage", datetime.now(UTC),
+    hub = client.hub
+    client.call(lambda: hub.alarm_store.act(alarm_id, "evidence", "linkage", datetime.now(UTC),
                                                    extra={"refs": ["cam-reservoir-n/20261207/020000-intrusion.jpg",
                                                                    "../../etc/passwd"]}))  # fmt: skip
 

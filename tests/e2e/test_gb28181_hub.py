@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
 from sharpeye.config.loader import demo_path, load_text
 from sharpeye.ingest.credential import device_password
 from sharpeye.ingest.registry import installed
@@ -17,7 +15,7 @@ from sharpeye.simulators.gb28181.upper import UpperPlatformSimulator
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
-from sharpeye.settings import Settings
+from tests.conftest import app_client, hub_settings
 from tests.helpers import env_secret, wait_for
 
 PLATFORM_ID = "34020000002000000001"
@@ -49,14 +47,14 @@ def site_yaml(upper_port: int) -> str:
 def test_devices_register_alarm_and_the_alarm_goes_upward(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
 ) -> None:
-    settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
-                        admin_password="pw", redis_prefix=keys.prefix, device_secret=SECRET)  # type: ignore[arg-type]  # fmt: skip
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password="pw",
+                            device_secret=SECRET, prefix=keys.prefix)  # fmt: skip
     upper_port = free_port()
     site = load_text(site_yaml(upper_port), installed())
-    with TestClient(create_app(settings, site)) as client:
+    with app_client(settings, site) as client:
         token = client.post("/api/auth/token", data={"username": "admin", "password": "pw"}).json()["access_token"]
         client.headers["Authorization"] = f"Bearer {token}"
-        hub = client.app.state.hub  # type: ignore[attr-defined]
+        hub = client.hub
         portal = client.portal
         assert portal is not None
         upper = UpperPlatformSimulator(UPPER_ID, "upper-pw", port=upper_port, t1=0.1)

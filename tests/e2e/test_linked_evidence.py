@@ -7,23 +7,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
-from sharpeye.config.loader import demo_path, load_file
-from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.settings import Settings
+from tests.conftest import app_client, hub_settings
 from tests.helpers import Publisher, wait_for
 
 
 def test_fence_alarm_gets_a_snapshot_and_clip_from_its_linked_camera(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
 ) -> None:
-    settings = Settings(data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url, camera_workers=1,
-                        admin_password="Evidence-Pass-1", redis_prefix=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
-    with TestClient(create_app(settings, load_file(demo_path(), installed()))) as client:
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, camera_workers=1,
+                            admin_password="Evidence-Pass-1", prefix=keys.prefix, cameras=True)  # fmt: skip
+    with app_client(settings) as client:
         token = client.post("/api/auth/token", data={"username": "admin", "password": "Evidence-Pass-1"}).json()
         client.headers["Authorization"] = f"Bearer {token['access_token']}"
         wait_for(
@@ -54,3 +50,5 @@ def test_fence_alarm_gets_a_snapshot_and_clip_from_its_linked_camera(
         assert clip.headers["content-type"] == "video/mp4" and len(clip.content) > 1000
         assert client.get("/api/evidence/..%2F..%2Fetc%2Fpasswd").status_code == 404
         assert client.get("/api/evidence/cam-school-gate/../../x.jpg").status_code == 404
+        downloads = client.get("/api/audit?action=evidence.download").json()
+        assert {e["target"] for e in downloads} >= {jpg, mp4} and all(e["actor"] == "user:admin" for e in downloads)

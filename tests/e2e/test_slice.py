@@ -8,36 +8,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
-from sharpeye.config.loader import demo_path, load_file
-from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.settings import Settings
+from tests.conftest import HubClient, app_client, hub_settings
 from tests.helpers import Publisher, wait_for
 
 
 @pytest.fixture
 def hub_client(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
-) -> Iterator[TestClient]:
-    settings = Settings(
-        cameras=False,  # this slice is about sensors; the camera path has its own tests
-        data_dir=tmp_path,
-        redis_url=redis_server.url,
-        mqtt_url=mqtt_broker.url,
-        admin_password="test-admin-pw",  # type: ignore[arg-type]
-        redis_prefix=keys.prefix,
-        node_id=f"node-{keys.prefix}",
-    )
-    site = load_file(demo_path(), installed())
-    app = create_app(settings, site)
-    with TestClient(app) as client:
-        token = client.post("/api/auth/token", data={"username": "admin", "password": "test-admin-pw"}).json()
-        client.headers["Authorization"] = f"Bearer {token['access_token']}"
-        wait_for(lambda: client.app.state.hub.transport.connected.is_set(), what="MQTT connection")  # type: ignore[attr-defined]
+) -> Iterator[HubClient]:
+    # cameras=False (hub_settings' default): this slice is about sensors; the camera path has its own tests
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password="test-admin-pw",
+                            prefix=keys.prefix, node_id=f"node-{keys.prefix}")  # fmt: skip
+    with app_client(settings, sign_in="test-admin-pw", connected=True) as client:
         yield client
 
 
@@ -45,7 +30,7 @@ def event(seq: int, zone: str, kind: str = "alarm", cause: str = "intrusion") ->
     return {"seq": seq, "ts": datetime.now(UTC).isoformat(), "event": kind, "cause": cause, "zone": zone}
 
 
-def test_fence_intrusion_becomes_alarm_and_case(hub_client: TestClient, mqtt_broker: EmbeddedMosquitto) -> None:
+def test_fence_intrusion_becomes_alarm_and_case(hub_client: HubClient, mqtt_broker: EmbeddedMosquitto) -> None:
     pub = Publisher(mqtt_broker.url)
     try:
         pub.publish("sharpeye/fence/fence-reservoir/event", event(1, "z1"))
@@ -68,8 +53,8 @@ def test_fence_intrusion_becomes_alarm_and_case(hub_client: TestClient, mqtt_bro
         assert [e["action"] for e in detail["history"]] == ["report", "accept", "dispatch"]
 
         # the case id is waiting in the department's queue (a Redis Stream with a consumer group)
-        hub = hub_client.app.state.hub  # type: ignore[attr-defined]
-        entries = hub_client.portal.call(hub.queue.claim, "sx-cwh", "handler-1")  # type: ignore[union-attr]
+        hub = hub_client.hub
+        entries = hub_client.call(lambda: hub.queue.claim("sx-cwh", "handler-1"))
         assert [e.case_id for e in entries] == [case["id"]]
 
         # a repeat of the same condition counts, it does not open a second alarm or case
@@ -90,7 +75,7 @@ def test_fence_intrusion_becomes_alarm_and_case(hub_client: TestClient, mqtt_bro
 
 
 def test_malformed_payload_is_dead_lettered_and_the_next_good_one_alarms(
-    hub_client: TestClient, mqtt_broker: EmbeddedMosquitto
+    hub_client: HubClient, mqtt_broker: EmbeddedMosquitto
 ) -> None:
     pub = Publisher(mqtt_broker.url)
     try:
@@ -114,7 +99,7 @@ def test_malformed_payload_is_dead_lettered_and_the_next_good_one_alarms(
         pub.close()
 
 
-def test_routes_need_a_token(hub_client: TestClient) -> None:
+def test_routes_need_a_token(hub_client: HubClient) -> None:
     anonymous = {"Authorization": ""}
     for path in ("/api/alarms", "/api/cases", "/api/devices", "/api/health", "/api/deadletters"):
         assert hub_client.get(path, headers=anonymous).status_code == 401, path
@@ -129,7 +114,7 @@ def test_routes_need_a_token(hub_client: TestClient) -> None:
     assert "sharpeye_messages_total" in metrics
 
 
-def test_websocket_streams_alarm_changes(hub_client: TestClient, mqtt_broker: EmbeddedMosquitto) -> None:
+def test_websocket_streams_alarm_changes(hub_client: HubClient, mqtt_broker: EmbeddedMosquitto) -> None:
     token = hub_client.headers["Authorization"].removeprefix("Bearer ")
     with hub_client.websocket_connect("/api/ws/alarms") as ws:
         ws.send_json({"token": "wrong"})
@@ -152,7 +137,7 @@ def test_websocket_streams_alarm_changes(hub_client: TestClient, mqtt_broker: Em
             pub.close()
 
 
-def test_silences_through_the_api(hub_client: TestClient) -> None:
+def test_silences_through_the_api(hub_client: HubClient) -> None:
     now = datetime.now(UTC)
     spec = {"matchers": {"device_id": "fence-school"}, "starts_at": now.isoformat(),
             "ends_at": (now.replace(microsecond=0) + timedelta(hours=1)).isoformat(), "reason": "围栏检修",

@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
 from sharpeye.config.loader import demo_path, load_text
 from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
-from sharpeye.settings import Settings
+from tests.conftest import app_client, hub_settings
 from tests.governance.test_uplink import SECRET, Receiver
 from tests.helpers import Publisher, env_secret, wait_for
 
@@ -27,14 +25,14 @@ def test_alarm_and_case_events_reach_the_receiver(
     hook = {"id": "district", "url": f"http://127.0.0.1:{port}/hook", "secret": env_secret(SECRET)}
     data["governance"]["uplinks"] = [{**hook, "backoff_s": 0.05, "backoff_max_s": 0.3}]
     site = load_text(yaml.safe_dump(data, allow_unicode=True), installed())
-    settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
-                        admin_password="Uplink-Pass-1", redis_prefix=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
-    with TestClient(create_app(settings, site)) as client:
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password="Uplink-Pass-1",
+                            prefix=keys.prefix)  # fmt: skip
+    with app_client(settings, site) as client:
         assert client.portal is not None
         receiver = Receiver(port)
         client.portal.call(receiver.start)
         try:
-            wait_for(lambda: client.app.state.hub.transport.connected.is_set(), what="MQTT")  # type: ignore[attr-defined]
+            client.wait_connected()
             pub = Publisher(mqtt_broker.url)
             event = {
                 "seq": 1,

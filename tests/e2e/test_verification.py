@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
 from sharpeye.api.permission import Role
 from sharpeye.config.loader import demo_path, load_file
 from sharpeye.config.rule import Verification
@@ -20,7 +18,7 @@ from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.settings import Settings
+from tests.conftest import HubClient, app_client, hub_settings
 from tests.helpers import Publisher, wait_for
 
 PW = "Verify-Test-Password-1"
@@ -41,20 +39,16 @@ def verifying_site() -> SiteConfig:
 @pytest.fixture
 def client(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
-) -> Iterator[TestClient]:
-    settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
-                        admin_password=PW, redis_prefix=keys.prefix, node_id=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
-    with TestClient(create_app(settings, verifying_site())) as c:
-        users = c.app.state.users  # type: ignore[attr-defined]
-        assert c.portal is not None
-        c.portal.call(lambda: users.add("duty", PW, Role.operator))
-        c.portal.call(lambda: users.add("chief", PW, Role.supervisor))
-        c.portal.call(lambda: users.add("hedong", PW, Role.operator, "hedong"))
-        wait_for(lambda: c.app.state.hub.transport.connected.is_set(), what="MQTT")  # type: ignore[attr-defined]
+) -> Iterator[HubClient]:
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password=PW, prefix=keys.prefix)
+    with app_client(settings, verifying_site(), connected=True) as c:
+        c.call(lambda: c.users.add("duty", PW, Role.operator))
+        c.call(lambda: c.users.add("chief", PW, Role.supervisor))
+        c.call(lambda: c.users.add("hedong", PW, Role.operator, "hedong"))
         yield c
 
 
-def login(client: TestClient, name: str) -> dict[str, str]:
+def login(client: HubClient, name: str) -> dict[str, str]:
     token = client.post("/api/auth/token", data={"username": name, "password": PW}).json()["access_token"]
     return {"Authorization": f"Bearer {token}"}
 
@@ -65,7 +59,7 @@ def fence(pub: Publisher, seq: int, cause: str, zone: str) -> None:
                 {"seq": seq, "ts": now, "event": "alarm", "cause": cause, "zone": zone})  # fmt: skip
 
 
-def waiting_for(client: TestClient, who: dict[str, str], zone: str) -> dict[str, Any]:
+def waiting_for(client: HubClient, who: dict[str, str], zone: str) -> dict[str, Any]:
     def find() -> dict[str, Any] | None:
         for item in client.get("/api/verifications", headers=who).json():
             if item["alarm"]["channel"] == zone:
@@ -77,11 +71,11 @@ def waiting_for(client: TestClient, who: dict[str, str], zone: str) -> dict[str,
     return found
 
 
-def cases(client: TestClient, who: dict[str, str]) -> list[dict[str, Any]]:
+def cases(client: HubClient, who: dict[str, str]) -> list[dict[str, Any]]:
     return list(client.get("/api/cases", headers=who).json()["items"])
 
 
-def test_verdicts_decide_whether_an_alarm_becomes_a_case(client: TestClient, mqtt_broker: EmbeddedMosquitto) -> None:
+def test_verdicts_decide_whether_an_alarm_becomes_a_case(client: HubClient, mqtt_broker: EmbeddedMosquitto) -> None:
     duty, chief, hedong = login(client, "duty"), login(client, "chief"), login(client, "hedong")
     pub = Publisher(mqtt_broker.url)
     try:
@@ -141,7 +135,7 @@ def test_verdicts_decide_whether_an_alarm_becomes_a_case(client: TestClient, mqt
 
 
 def test_an_alarm_nobody_judges_escalates_then_opens_its_case(
-    client: TestClient, mqtt_broker: EmbeddedMosquitto
+    client: HubClient, mqtt_broker: EmbeddedMosquitto
 ) -> None:
     duty = login(client, "duty")
     pub = Publisher(mqtt_broker.url)

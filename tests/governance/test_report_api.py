@@ -14,8 +14,6 @@ import cv2
 import numpy as np
 import orjson
 import pytest
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
 from sharpeye.api.permission import Role
 from sharpeye.config.governance import ReportLimits
 from sharpeye.config.loader import demo_path, load_file
@@ -28,7 +26,7 @@ from sharpeye.ingest.registry import installed
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.role import Role as FlowRole
-from sharpeye.settings import Settings
+from tests.conftest import HubClient, app_client, hub_settings
 
 PW = "Report-Test-Password-1"
 LIMITS = ReportLimits(photo_max_bytes=300_000, photos_per_request=3, request_max_bytes=700_000)
@@ -43,11 +41,10 @@ def small_site() -> SiteConfig:
 @pytest.fixture
 def client(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
-) -> Iterator[TestClient]:
-    settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
-                        admin_password=PW, redis_prefix=keys.prefix, node_id=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
-    with TestClient(create_app(settings, small_site())) as c:
-        users = c.app.state.users  # type: ignore[attr-defined]
+) -> Iterator[HubClient]:
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password=PW, prefix=keys.prefix)
+    with app_client(settings, small_site()) as c:
+        users = c.users
         assert c.portal is not None
         c.portal.call(lambda: users.add("duty", PW, Role.operator))
         c.portal.call(lambda: users.add("gw-hedong", PW, Role.operator, "hedong"))
@@ -55,7 +52,7 @@ def client(
         yield c
 
 
-def login(client: TestClient, name: str) -> dict[str, str]:
+def login(client: HubClient, name: str) -> dict[str, str]:
     token = client.post("/api/auth/token", data={"username": name, "password": PW}).json()["access_token"]
     return {"Authorization": f"Bearer {token}"}
 
@@ -68,7 +65,7 @@ def image(kind: str, side: int = 64) -> bytes:
     return bytes(buf)
 
 
-def case_count(client: TestClient, who: dict[str, str]) -> int:
+def case_count(client: HubClient, who: dict[str, str]) -> int:
     return int(client.get("/api/cases", headers=who).json()["total"])
 
 
@@ -76,7 +73,7 @@ FIELDS = {"title": "井盖缺失", "category": "city_appearance", "org_unit": "h
           "lat": "30.2741", "lon": "120.1551"}  # fmt: skip
 
 
-def test_report_with_photos_checked_stored_and_served_in_scope(client: TestClient) -> None:
+def test_report_with_photos_checked_stored_and_served_in_scope(client: HubClient) -> None:
     duty, hedong, shanxia = login(client, "duty"), login(client, "gw-hedong"), login(client, "gw-shanxia")
     jpeg, png = image("jpg"), image("png")
     files = [("photos", ("a.jpg", jpeg, "image/jpeg")), ("photos", ("../../b.png", png, "image/png"))]
@@ -136,7 +133,7 @@ CSV_ROWS = [
 ]
 
 
-def test_hotline_import_dry_run_then_real_run(client: TestClient) -> None:
+def test_hotline_import_dry_run_then_real_run(client: HubClient) -> None:
     duty = login(client, "duty")
     body = ("\n".join(CSV_ROWS) + "\n").encode("gb18030")  # a GB18030 export with Chinese headings
     before = case_count(client, duty)
@@ -185,7 +182,7 @@ def test_hotline_import_dry_run_then_real_run(client: TestClient) -> None:
     assert scoped["created"] == [] and "outside your scope" in scoped["rejected"][0]["reason"]
 
 
-def report(client: TestClient, who: dict[str, str], **over: Any) -> str:
+def report(client: HubClient, who: dict[str, str], **over: Any) -> str:
     body = {"title": "占道经营", "category": "city_appearance", "org_unit": "hedong-g1", "lat": 30.2741,
             "lon": 120.1551, **over}  # fmt: skip
     made = client.post("/api/reports", json=body, headers=who)
@@ -193,12 +190,12 @@ def report(client: TestClient, who: dict[str, str], **over: Any) -> str:
     return str(made.json()["id"])
 
 
-def test_merge_proposals_and_confirmed_merge_moves_alarms(client: TestClient) -> None:
+def test_merge_proposals_and_confirmed_merge_moves_alarms(client: HubClient) -> None:
     duty = login(client, "duty")
     first = report(client, duty)
     other_kind = report(client, duty, category="dispute")
     far = report(client, duty, lat=30.2841)  # about 1.1 km north
-    hub = client.app.state.hub  # type: ignore[attr-defined]
+    hub = client.hub
     assert client.portal is not None
     op = Actor("op-test", FlowRole.operator)
     second = client.portal.call(lambda: hub.cases.report(

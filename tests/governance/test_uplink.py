@@ -15,8 +15,6 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
 from sharpeye.api.permission import Role
 from sharpeye.config.governance import Uplink
 from sharpeye.config.loader import demo_path, load_file
@@ -36,7 +34,7 @@ from starlette.routing import Route
 from sharpeye.clock import SystemClock
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.settings import Settings
+from tests.conftest import HubClient, app_client, hub_settings
 from tests.governance.casebook import OPERATOR
 from tests.helpers import env_secret
 
@@ -225,29 +223,28 @@ PW = "Uplink-Test-Password-1"
 @pytest.fixture
 def client(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
-) -> Iterator[tuple[TestClient, int]]:
+) -> Iterator[tuple[HubClient, int]]:
     port = free_port()
     site = load_file(demo_path(), installed())
     limited = uplink(port, max_attempts=2, backoff_s=0.05)
     site = site.model_copy(update={"governance": site.governance.model_copy(update={"uplinks": [limited]})})
-    settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,
-                        admin_password=PW, redis_prefix=keys.prefix, node_id=keys.prefix)  # type: ignore[arg-type]  # fmt: skip
-    with TestClient(create_app(settings, site)) as c:
-        users = c.app.state.users  # type: ignore[attr-defined]
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password=PW, prefix=keys.prefix)
+    with app_client(settings, site) as c:
+        users = c.users
         assert c.portal is not None
         c.portal.call(lambda: users.add("integ", PW, Role.integrator))
         c.portal.call(lambda: users.add("duty", PW, Role.operator))
         yield c, port
 
 
-def login(client: TestClient, name: str) -> dict[str, str]:
+def login(client: HubClient, name: str) -> dict[str, str]:
     token = client.post("/api/auth/token", data={"username": name, "password": PW}).json()["access_token"]
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_dead_letters_listed_and_replayed_through_the_api(client: tuple[TestClient, int]) -> None:
+def test_dead_letters_listed_and_replayed_through_the_api(client: tuple[HubClient, int]) -> None:
     c, port = client
-    hub = c.app.state.hub  # type: ignore[attr-defined]
+    hub = c.hub
     assert c.portal is not None
     integ, duty = login(c, "integ"), login(c, "duty")
     receiver = Receiver(port)

@@ -8,14 +8,10 @@ from pathlib import Path
 
 import pytest
 from aiortc import RTCPeerConnection
-from fastapi.testclient import TestClient
-from sharpeye.api.app import create_app
-from sharpeye.config.loader import demo_path, load_file
-from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.settings import Settings
+from tests.conftest import HubClient, app_client, hub_settings
 
 
 def browser_like_offer() -> str:
@@ -33,26 +29,16 @@ def browser_like_offer() -> str:
 @pytest.fixture
 def client(
     tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
-) -> Iterator[TestClient]:
-    settings = Settings(
-        cameras=False,
-        data_dir=tmp_path,
-        redis_url=redis_server.url,
-        mqtt_url=mqtt_broker.url,
-        admin_password="whep-admin-pw",  # type: ignore[arg-type]
-        redis_prefix=keys.prefix,
-        node_id=f"node-{keys.prefix}",
-    )
-    app = create_app(settings, load_file(demo_path(), installed()))
-    with TestClient(app) as client:
-        token = client.post("/api/auth/token", data={"username": "admin", "password": "whep-admin-pw"}).json()
-        client.headers["Authorization"] = f"Bearer {token['access_token']}"
-        live = app.state.live
+) -> Iterator[HubClient]:
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password="whep-admin-pw",
+                            prefix=keys.prefix, node_id=f"node-{keys.prefix}")  # fmt: skip
+    with app_client(settings, sign_in="whep-admin-pw") as client:
+        live = client.live
         yield client
     assert live.viewers("cam-reservoir-n") == 0, "the app's lifespan closes every viewer"
 
 
-def test_offer_answer_leave(client: TestClient) -> None:
+def test_offer_answer_leave(client: HubClient) -> None:
     offer = browser_like_offer()
     sdp = {"Content-Type": "application/sdp"}
     res = client.post("/api/cameras/cam-school-gate/whep", content=offer, headers=sdp)
@@ -65,7 +51,7 @@ def test_offer_answer_leave(client: TestClient) -> None:
     status = client.get("/api/cameras/live").json()
     assert [(f["camera"], f["viewers"], f["running"]) for f in status["feeds"]] == [("cam-school-gate", 1, True)]
     assert location.startswith("/api/cameras/cam-school-gate/whep/")
-    live = client.app.state.live  # type: ignore[attr-defined]
+    live = client.live
     assert live.viewers("cam-school-gate") == 1
     assert client.delete(location).status_code == 204
     assert live.viewers("cam-school-gate") == 0
@@ -80,7 +66,7 @@ def test_offer_answer_leave(client: TestClient) -> None:
     assert client.post("/api/cameras/cam-hillside/whep", content=offer, headers=sdp).status_code == 201
 
 
-def test_refusals(client: TestClient) -> None:
+def test_refusals(client: HubClient) -> None:
     offer = browser_like_offer()
     sdp = {"Content-Type": "application/sdp"}
     assert client.post("/api/cameras/nope/whep", content=offer, headers=sdp).status_code == 404
@@ -92,10 +78,10 @@ def test_refusals(client: TestClient) -> None:
     assert client.post("/api/cameras/cam-hillside/whep", content=b"\xff\xfe", headers=sdp).status_code == 400
     anonymous = {**sdp, "Authorization": ""}
     assert client.post("/api/cameras/cam-hillside/whep", content=offer, headers=anonymous).status_code == 401
-    assert client.app.state.live.sessions == {}  # type: ignore[attr-defined]
+    assert client.live.sessions == {}
 
 
-def test_site_route(client: TestClient) -> None:
+def test_site_route(client: HubClient) -> None:
     site = client.get("/api/site").json()
     assert site["name"] == "清水街道综治中心" and site["timezone"] == "Asia/Shanghai"
     devices = {d["id"]: d for d in site["devices"]}

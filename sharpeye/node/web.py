@@ -1,0 +1,94 @@
+"""The web app of a node: the hub builds and runs everything, the API gets the services its routes use."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from sharpeye.api.app import create_app
+from sharpeye.api.services import AlarmFeed, AuditLog, DeadLetters, Hotline, Services, ServicesFactory
+from sharpeye.api.setting import ApiSettings
+from sharpeye.api.user import UserStore
+from sharpeye.clock import Clock
+from sharpeye.config.site import SiteConfig
+from sharpeye.governance.photo import PhotoStore
+from sharpeye.ingest.registry import Registry
+from sharpeye.node.hub import Hub
+from sharpeye.settings import Settings
+
+HubReady = Callable[[Hub, str | None], Awaitable[None] | None]
+
+
+def proxy_options(api_settings: ApiSettings) -> dict[str, Any]:
+    """uvicorn's handling of X-Forwarded-For/-Proto: believed only from the configured proxies. uvicorn's own
+    default believes any local peer (127.0.0.1), so a local client could pick the address that login throttling
+    and the audit see; without configured proxies the headers are ignored."""
+    if not api_settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(api_settings.trusted_proxies)}
+
+
+def services_of(hub: Hub) -> Services:
+    """What the API's routes use, from a started hub."""
+    return Services(
+        settings=hub.settings,
+        site=hub.site,
+        clock=hub.clock,
+        metrics=hub.metrics,
+        status=hub,
+        users=UserStore(hub.redis, hub.keys, hub.settings.token_ttl_s),
+        audit=AuditLog(hub.redis, hub.keys),
+        inventory=hub.inventory,
+        deadletters=DeadLetters(hub.redis, hub.keys),
+        alarms=hub.alarm_store,
+        engine=hub.engine,
+        alarm_feed=AlarmFeed(hub.redis, hub.keys),
+        cases=hub.cases,
+        photos=PhotoStore(hub.db, hub.settings.data_dir / "photos", hub.site.governance.reports),
+        hotline=Hotline(hub.cases, hub.redis, hub.keys),
+        uplinks=hub.uplinks,
+        cameras=hub.cameras,
+        verification=hub.verification,
+    )
+
+
+def hub_services(hub: Hub) -> ServicesFactory:
+    """The app's services factory over ``hub``: entering starts the hub, leaving stops it (also after a failed
+    start, so embedded servers started on the way are stopped)."""
+
+    @asynccontextmanager
+    async def run() -> AsyncIterator[Services]:
+        try:
+            await hub.start()
+            yield services_of(hub)
+        finally:
+            await hub.stop()
+
+    return run
+
+
+def build_app(
+    settings: Settings,
+    site: SiteConfig,
+    *,
+    registry: Registry | None = None,
+    clock: Clock | None = None,
+    on_ready: HubReady | None = None,
+    api_settings: ApiSettings | None = None,
+) -> FastAPI:
+    """The node's app: a hub over ``settings`` and ``site``, served by the API. ``on_ready(hub,
+    generated_admin_password)`` runs once the hub and the app are up."""
+    hub = Hub(settings, site, registry=registry, clock=clock)
+    return app_for(hub, on_ready=on_ready, api_settings=api_settings)
+
+
+def app_for(hub: Hub, *, on_ready: HubReady | None = None, api_settings: ApiSettings | None = None) -> FastAPI:
+    """The API over ``hub`` (not started yet: the app's lifespan starts and stops it)."""
+
+    def ready(_: Services, generated: str | None) -> Awaitable[None] | None:
+        return on_ready(hub, generated) if on_ready is not None else None
+
+    return create_app(hub.settings, hub_services(hub), on_ready=ready, api_settings=api_settings)
