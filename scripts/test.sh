@@ -25,5 +25,5 @@ missing=$(grep -L '^// @ts-check' $(find api/static -name '*.js') || true)
 npm run --silent lint
 npm run --silent typecheck
 echo "== ruff"; .venv/bin/ruff check .
-echo "== mypy"; bash scripts/typecheck.sh
+echo "== mypy and layers"; bash scripts/typecheck.sh
 echo "== pytest"; .venv/bin/pytest "$@"
