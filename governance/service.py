@@ -12,210 +12,73 @@ it closes the window of a crash between the commit and the plan).
 from __future__ import annotations
 
 import builtins
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-from sharpeye.config.governance import MergePolicy, Uplink
+from sharpeye.config.governance import MergePolicy
 from sharpeye.config.rule import Severity
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.case import Case, CaseEvent, GeoPoint, Source, Stage
+from sharpeye.governance.case_query import (
+    COUNT_CAP,
+    CaseFilter,
+    CaseListPage,
+    CaseQueries,
+    CaseScope,
+    list_filter,
+    list_query,
+    scope_conditions,
+)
+from sharpeye.governance.case_record import (
+    CaseConflict,
+    CaseNotFound,
+    event_note,
+    extra_of,
+    indicator_columns,
+    new_row,
+    to_case,
+    write_row,
+)
+from sharpeye.governance.case_supervision import CaseSupervising
 from sharpeye.governance.dispatch import Dispatcher
-from sharpeye.governance.escalation import Firing, Supervision
+from sharpeye.governance.escalation import Supervision
 from sharpeye.governance.flow import Action, Actor, Args, Flow, TransitionError, new_case
 from sharpeye.governance.indicator import GroupBy, IndicatorRow, Period, compute
 from sharpeye.governance.merge import MergeProposal, mergeable, propose
 from sharpeye.governance.sla import SlaPolicy
+from sharpeye.governance.statistic import Statistics
 from sharpeye.governance.store import CaseAlarmRow, CaseEventRow, CaseIncidentRow, CaseRow, Database, OutboxRow
-from sqlalchemy import Select, false, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
 
-
-@dataclass(frozen=True, slots=True)
-class CaseFilter:
-    stages: Sequence[Stage] = ()
-    department: str | None = None
-    org_units: Sequence[str] = ()
-    category: str | None = None
-    limit: int = 50
-    offset: int = 0
-    # Keyset paging: the (created_at, id) of the last case of the previous page; newer-first order.
-    after: tuple[datetime, str] | None = None
-    scope: CaseScope | None = None  # what the caller may see (the filters above narrow it further)
-
-
-@dataclass(frozen=True, slots=True)
-class CaseListPage:
-    items: list[Case]
-    total: int  # matching cases, counted up to ``COUNT_CAP``
-    total_capped: bool  # more than ``COUNT_CAP`` match: ``total`` is a lower bound
-    next: tuple[datetime, str] | None  # pass as ``CaseFilter.after`` for the next page; None on the last
+# Kept for the callers of this module: the list and the record are named here too.
+__all__ = [
+    "COUNT_CAP",
+    "CaseConflict",
+    "CaseFilter",
+    "CaseListPage",
+    "CaseNotFound",
+    "CaseScope",
+    "CaseService",
+    "extra_of",
+    "indicator_columns",
+    "list_filter",
+    "list_query",
+    "new_row",
+    "scope_conditions",
+    "to_case",
+    "write_row",
+]
 
 
-# Counting every match of a broad filter costs a scan of all of them; a list shows "10,000+" instead.
-COUNT_CAP = 10_000
+class CaseService(CaseQueries, CaseSupervising):
+    """Case operations: reads (``CaseQueries``), supervision (``CaseSupervising``) and the flow's actions here."""
 
-
-log = logging.getLogger(__name__)
-
-# Case fields kept in the row's ``extra`` JSON (no column of their own).
-_EXTRA = (
-    "accepted_at",
-    "handled_at",
-    "sla",
-    "light",
-    "extension_pending",
-    "returns",
-    "extensions",
-    "reworks",
-    "reassignments",
-    "merged_into",
-    "claimed_by",
-    "location",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class CaseScope:
-    """Which cases a caller may see: those in ``org_units`` (empty: any unit) and, when ``department`` is set,
-    dispatched to that department. ``nothing``: none at all (e.g. a department handler without a department)."""
-
-    org_units: Sequence[str] = ()
-    department: str | None = None
-    nothing: bool = False
-
-
-def scope_conditions(scope: CaseScope | None) -> list[ColumnElement[bool]]:
-    """The WHERE conditions of a scope (none for no scope)."""
-    if scope is None:
-        return []
-    if scope.nothing:
-        return [false()]
-    out: list[ColumnElement[bool]] = []
-    if scope.org_units:
-        out.append(CaseRow.org_unit.in_(list(scope.org_units)))
-    if scope.department is not None:
-        out.append(CaseRow.department == scope.department)
-    return out
-
-
-def list_filter(flt: CaseFilter) -> Select[CaseRow]:
-    """The cases a list filter matches (no order, no paging)."""
-    query = select(CaseRow).where(*scope_conditions(flt.scope))
-    if flt.stages:
-        query = query.where(CaseRow.stage.in_([s.value for s in flt.stages]))
-    if flt.department:
-        query = query.where(CaseRow.department == flt.department)
-    if flt.org_units:
-        query = query.where(CaseRow.org_unit.in_(list(flt.org_units)))
-    if flt.category:
-        query = query.where(CaseRow.category == flt.category)
-    return query
-
-
-def list_query(flt: CaseFilter) -> Select[CaseRow]:
-    """One page of the list, newest first, plus one row to tell whether another page follows."""
-    query = list_filter(flt)
-    if flt.after is not None:
-        at, last_id = flt.after
-        # Rows below (at, last_id) in (created_at, id) order. The redundant ``created_at <= at`` gives the
-        # database a range bound to seek to in the list index (an OR alone makes SQLite scan from the top).
-        query = query.where(CaseRow.created_at <= at, or_(CaseRow.created_at < at, CaseRow.id < last_id))
-    elif flt.offset:
-        query = query.offset(flt.offset)
-    return query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(flt.limit + 1)
-
-
-class CaseNotFound(LookupError):
-    pass
-
-
-class CaseConflict(RuntimeError):
-    """The case changed between reading and writing (someone else acted first): read it again."""
-
-
-def to_case(row: CaseRow) -> Case:
-    extra = {k: v for k, v in (row.extra or {}).items() if k in _EXTRA}
-    base = Case(
-        id=row.id,
-        title=row.title,
-        category=row.category,
-        severity=row.severity,
-        source=Source(row.source),
-        stage=Stage(row.stage),
-        org_unit=row.org_unit,
-        department=row.department,
-        level=row.level,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        dispatched_at=row.dispatched_at,
-        due_at=row.due_at,
-        closed_at=row.closed_at,
-        alarm_ids=list(row.alarm_ids or []),
-        description=row.description,
-    )
-    if not extra:
-        return base
-    return Case.model_validate({**base.model_dump(), **extra})
-
-
-def write_row(row: CaseRow, case: Case) -> None:
-    """Copy a case onto its row (columns and ``extra``)."""
-    row.stage = case.stage.value
-    row.department = case.department
-    row.level = case.level
-    row.updated_at = case.updated_at
-    row.dispatched_at = case.dispatched_at
-    row.due_at = case.due_at
-    row.closed_at = case.closed_at
-    row.extra = extra_of(case)
-    for name, value in indicator_columns(case).items():
-        setattr(row, name, value)
-
-
-def indicator_columns(case: Case) -> dict[str, Any]:
-    """The fields of ``extra`` that also have columns, for the indicators to select and sum in SQL."""
-    return {"accepted_at": case.accepted_at, "returns": case.returns, "extensions": case.extensions,
-            "reworks": case.reworks}  # fmt: skip
-
-
-def extra_of(case: Case) -> dict[str, Any]:
-    return case.model_dump(mode="json", include=set(_EXTRA))
-
-
-def new_row(case: Case) -> CaseRow:
-    row = CaseRow(
-        id=case.id,
-        title=case.title,
-        category=case.category,
-        severity=str(case.severity),
-        source=case.source.value,
-        org_unit=case.org_unit,
-        created_at=case.created_at,
-        description=case.description,
-        alarm_ids=list(case.alarm_ids),
-    )
-    write_row(row, case)
-    return row
-
-
-def event_note(event: CaseEvent) -> str:
-    """The history line: the reason, then the details (department, override and who, due time)."""
-    details = ", ".join(f"{k}={v}" for k, v in event.data.items() if k != "reason")
-    if details:
-        return f"{event.note} [{details}]" if event.note else f"[{details}]"
-    return event.note
-
-
-class CaseService:
     def __init__(
         self,
         site: SiteConfig,
@@ -263,61 +126,6 @@ class CaseService:
     @staticmethod
     def enqueue(session: AsyncSession, stream: str, payload: dict[str, str], now: datetime) -> None:
         session.add(OutboxRow(stream=stream, payload=payload, created_at=now))
-
-    async def case_for_alarm(self, alarm_id: str) -> str | None:
-        async with self.db.sessions() as session:
-            return await session.scalar(select(CaseAlarmRow.case_id).where(CaseAlarmRow.alarm_id == alarm_id))
-
-    async def get(self, case_id: str) -> Case | None:
-        async with self.db.sessions() as session:
-            row = await session.get(CaseRow, case_id)
-            return self.lit(to_case(row)) if row else None
-
-    async def history(self, case_id: str) -> list[CaseEvent]:
-        async with self.db.sessions() as session:
-            rows = await session.scalars(
-                select(CaseEventRow).where(CaseEventRow.case_id == case_id).order_by(CaseEventRow.id)
-            )
-            return [
-                CaseEvent(
-                    at=r.at,
-                    action=r.action,
-                    actor=r.actor,
-                    from_stage=Stage(r.from_stage) if r.from_stage else None,
-                    to_stage=Stage(r.to_stage),
-                    note=r.note,
-                )
-                for r in rows
-            ]
-
-    async def list(self, flt: CaseFilter) -> tuple[builtins.list[Case], int]:
-        """A page of cases and the number matching (bounded by ``COUNT_CAP``)."""
-        page = await self.page(flt)
-        return page.items, page.total
-
-    async def page(self, flt: CaseFilter) -> CaseListPage:
-        """A page of cases, newest first, read from the list indexes (migration 0003): with ``after`` the
-        page starts below that key (keyset paging, constant cost at any depth); the count stops at
-        ``COUNT_CAP``."""
-        matching = list_filter(flt)
-        counted = matching.with_only_columns(CaseRow.id).limit(COUNT_CAP + 1).subquery()
-        async with self.db.sessions() as session:
-            total = int(await session.scalar(select(func.count()).select_from(counted)) or 0)
-            rows = (await session.scalars(list_query(flt))).all()
-        more = len(rows) > flt.limit
-        rows = rows[: flt.limit]
-        items = [self.lit(to_case(r)) for r in rows]
-        following = (rows[-1].created_at, rows[-1].id) if more and rows else None
-        return CaseListPage(items, min(total, COUNT_CAP), total > COUNT_CAP, following)
-
-    async def count_open(self) -> dict[str, int]:
-        async with self.db.sessions() as session:
-            rows = await session.execute(
-                select(CaseRow.stage, func.count())
-                .where(CaseRow.stage.not_in([Stage.closed.value, Stage.cancelled.value]))
-                .group_by(CaseRow.stage)
-            )
-            return {stage: int(n) for stage, n in rows.all()}
 
     # --- the flow ----------------------------------------------------------------------------------------
     async def report(
@@ -497,139 +305,6 @@ class CaseService:
             candidates = [to_case(r) for r in rows]
         return propose(case, candidates, policy)
 
-    async def supervise(self, case: Case) -> None:
-        """Bring the case's supervision plan in line with its state."""
-        if not case.stage.open:
-            await self.supervision.finish(case.id)
-        elif case.extension_pending:
-            await self.supervision.pause(case.id)
-        else:
-            await self.supervision.schedule(case, self._level_above(case))
-
-    def _level_above(self, case: Case) -> str | None:
-        dept = self.dispatcher.departments.get(case.department or "")
-        if dept is None:
-            return None
-        above = self.dispatcher.level_above(dept.unit)
-        return above.id if above is not None else None
-
-    async def resync_supervision(self, batch: int = 1000) -> int:
-        """Re-plan every open case from the durable record (idempotent); returns how many were planned."""
-        open_stages = [s.value for s in Stage if s.open]
-        count = 0
-        last = ""
-        while True:
-            async with self.db.sessions() as session:
-                rows = (
-                    await session.scalars(
-                        select(CaseRow)
-                        .where(CaseRow.stage.in_(open_stages), CaseRow.id > last)
-                        .order_by(CaseRow.id)
-                        .limit(batch)
-                    )
-                ).all()
-            if not rows:
-                return count
-            for row in rows:
-                await self.supervise(to_case(row))
-                count += 1
-            last = rows[-1].id
-
-    def lit(self, case: Case) -> Case:
-        """The case with its light as of now (the stored light is the one at its last change)."""
-        if case.sla is None or case.dispatched_at is None or not case.stage.open:
-            return case
-        light = self.flow.sla.light(case, self.clock.now())
-        return case if light == case.light else case.model_copy(update={"light": light})
-
-    async def record_firing(self, firing: Firing) -> bool:
-        """Write a fired supervision step (督办) into the case's history, once: a redelivered firing (same
-        idempotency key) is recognised and skipped. Returns whether a history entry was written."""
-        marker = f"#{firing.idempotency_key}"
-        async with self.db.sessions() as session:
-            row = await session.get(CaseRow, firing.case_id)
-            if row is None:
-                return False
-            seen = await session.scalar(
-                select(func.count())
-                .select_from(CaseEventRow)
-                .where(CaseEventRow.case_id == firing.case_id, CaseEventRow.note.endswith(marker))
-            )
-            if seen:
-                return False
-            stage = Stage(row.stage)
-            labels = {"handler": "提醒承办部门", "centre": "提醒中心", "level_above": "上报上级"}
-            at = datetime.fromtimestamp(firing.at, UTC)
-            session.add(
-                CaseEventRow(
-                    case_id=firing.case_id,
-                    at=at,
-                    action="supervise",
-                    actor="system:sla",
-                    from_stage=stage.value,
-                    to_stage=stage.value,
-                    note=f"督办 {firing.step}: {labels.get(firing.notify, firing.notify)} {firing.target} {marker}",
-                )
-            )
-            # Uplinks and notification channels hear of it like any case event (a channel may be aimed at the
-            # firing's target department).
-            payload = {"case_id": firing.case_id, "action": "supervise", "actor": "system:sla", "from": stage.value,
-                       "to": stage.value, "at": at.isoformat(), "step": firing.step, "notify": firing.notify,
-                       "target": firing.target}  # fmt: skip
-            self.enqueue(session, self.keys.case_events, payload, self.clock.now())
-            await session.commit()
-            return True
-
-    async def record_delivery(self, case_id: str, event_type: str, uplink: Uplink, delivery: str) -> bool:
-        """A notification about the case reached people through a channel: a line in the case's history (no case
-        event, so channels are not told about their own messages), once per delivery."""
-        marker = f"#{uplink.id}:{delivery}"
-        async with self.db.sessions() as session:
-            row = await session.get(CaseRow, case_id)
-            if row is None:
-                return False
-            seen = await session.scalar(
-                select(func.count())
-                .select_from(CaseEventRow)
-                .where(CaseEventRow.case_id == case_id, CaseEventRow.note.endswith(marker))
-            )
-            if seen:
-                return False
-            stage = Stage(row.stage)
-            to = "、".join(uplink.to) if uplink.to else uplink.id
-            line = CaseEventRow(case_id=case_id, at=self.clock.now(), action="notified", actor=f"uplink:{uplink.id}",
-                                from_stage=stage.value, to_stage=stage.value,
-                                note=f"{uplink.format} → {to}: {event_type} {marker}")  # fmt: skip
-            session.add(line)
-            await session.commit()
-            return True
-
-    # --- indicators ------------------------------------------------------------------------------------
-    async def records(
-        self,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        batch: int = 5000,
-        *,
-        scope: CaseScope | None = None,
-    ) -> builtins.list[Case]:
-        """Case records for indicators, read in keyset pages (by id) so memory per page stays bounded; only
-        those within ``scope`` when one is given."""
-        out: builtins.list[Case] = []
-        last = ""
-        while True:
-            query = select(CaseRow).where(CaseRow.id > last, *scope_conditions(scope))
-            if created_from is not None:
-                query = query.where(CaseRow.created_at >= created_from)
-            if created_to is not None:
-                query = query.where(CaseRow.created_at < created_to)
-            async with self.db.sessions() as session:
-                rows = (await session.scalars(query.order_by(CaseRow.id).limit(batch))).all()
-            if not rows:
-                return out
-            out.extend(to_case(r) for r in rows)
-            last = rows[-1].id
-
     async def stats(
         self,
         as_of: datetime,
@@ -643,8 +318,6 @@ class CaseService:
         """Indicators of cases accepted (立案) in [start, end), by ``governance.indicator`` definitions,
         aggregated by the database (``governance.statistic``); an open bound is the first or last 立案 time.
         With ``scope``, only the cases within it count."""
-        from sharpeye.governance.statistic import Statistics  # it reads rows with this module's to_case
-
         if start is None or end is None:
             async with self.db.sessions() as session:
                 bounds = select(func.min(CaseRow.accepted_at), func.max(CaseRow.accepted_at))

@@ -18,8 +18,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sharpeye.governance.case import Stage
+from sharpeye.governance.case_query import CaseScope, scope_conditions
+from sharpeye.governance.case_record import to_case
 from sharpeye.governance.indicator import GroupBy, IndicatorRow, Period, period_key
-from sharpeye.governance.service import CaseScope, scope_conditions, to_case
 from sharpeye.governance.sla import SlaPolicy
 from sharpeye.governance.store import CaseRow, Database
 from sqlalchemy import Float, and_, case, cast, func, literal, or_, select

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from sharpeye.config.loader import demo_path, load_file
 from sharpeye.config.rule import Severity
 from sharpeye.config.site import SiteConfig
-from sharpeye.governance import service as service_module
+from sharpeye.governance import case_query
 from sharpeye.governance.case import Source, Stage
 from sharpeye.governance.service import CaseFilter, CaseService, list_query
 from sharpeye.governance.store import Database
@@ -87,7 +87,7 @@ async def test_keyset_pages_cover_every_case_once_and_count_is_bounded(
     assert seen == list(reversed(made))  # newest first, each once, the other category never
     assert other.id not in seen
 
-    monkeypatch.setattr(service_module, "COUNT_CAP", 10)
+    monkeypatch.setattr(case_query, "COUNT_CAP", 10)
     page = await service.page(CaseFilter(limit=3))
     assert (page.total, page.total_capped, len(page.items)) == (10, True, 3)
     page = await service.page(CaseFilter(category="fire", limit=3))
