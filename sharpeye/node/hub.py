@@ -187,6 +187,7 @@ class Hub:
         self._spawn(self.cases.supervision.run(self.clock, 1.0), "supervision")
         self._spawn(Notifier(self.redis, self.keys, self.node_id, self.cases.record_firing).run(), "reminders")
         self._spawn(self.engine.run_timers(), "alarm-timers")
+        self._spawn(self.engine.silences.run_pruning(self.clock), "silence-pruning")
         self._spawn(self._housekeeping(), "housekeeping")
         self.started.set()
         log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
