@@ -70,5 +70,3 @@ async def rig(
     made = Rig(tmp_path, redis_server, mqtt_broker, keys)
     yield made
     await made.stop()
-
-

@@ -5,8 +5,12 @@ broker redelivers what a stuck hub never acknowledged)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
+import orjson
 from sharpeye.ingest.deadletter import recent
+from sharpeye.ingest.pipeline import RateLimiter
+from sharpeye.ingest.transport.mqtt import Message
 
 from sharpeye.node.embedded import EmbeddedMosquitto
 from tests.helpers import Publisher
@@ -55,3 +59,35 @@ async def test_a_poison_message_queued_while_the_hub_was_down_does_not_stop_it_a
         assert [d["reason"] for d in letters] == ["config_device"]
     finally:
         pub.close()
+
+
+class _BrokenLimiter(RateLimiter):
+    def allow(self, device_id: str, now: float) -> bool:
+        if device_id == "fence-reservoir":
+            raise RuntimeError("limiter bug")
+        return super().allow(device_id, now)
+
+
+def _message(topic: str, payload: bytes) -> Message:
+    return Message(topic, payload, False, 0, 1, time.time())
+
+
+async def test_only_discovered_devices_are_removed_by_discovery_and_a_bug_costs_one_message(rig: Rig) -> None:
+    hub = await rig.start()
+    fence = {"kind": "fence", "name": "接口添加", "grid": "hedong-g2", "zones": [{"id": "z1", "name": "东墙"}]}
+    await hub.inventory.upsert({**fence, "id": "api-fence"}, "api")
+    await hub.inventory.upsert({**fence, "id": "found-fence"}, "discovery")
+    hub.pipeline.limiter = _BrokenLimiter()
+    await hub.pipeline.handle([
+        _message("sharpeye/discovery/fence/api-fence/config", b""),
+        _message("sharpeye/discovery/fence/found-fence/config", b""),
+        _message("sharpeye/fence/fence-reservoir/event", orjson.dumps(event(1))),
+        _message("sharpeye/fence/fence-school/event", orjson.dumps(event(1))),
+    ])  # fmt: skip
+    assert hub.inventory.get("api-fence") is not None and hub.inventory.get("found-fence") is None
+    assert not await hub.redis.hexists(rig.keys.device_configs, "found-fence")
+    letters = {d["device"]: d for d in await recent(hub.redis, rig.keys)}
+    assert letters["api-fence"]["reason"] == "not_discovered" and "remove it there" in letters["api-fence"]["detail"]
+    assert letters["fence-reservoir"]["reason"] == "internal_error"
+    assert "limiter bug" in letters["fence-reservoir"]["detail"]
+    assert await rig.raised_for("fence-school")  # the rest of the batch was applied
