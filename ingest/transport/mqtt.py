@@ -196,7 +196,7 @@ class MqttTransport:
         self.retries = 0  # failed tries of batches, since start
         self.rejected = 0  # messages handed to ``reject`` (or dropped, without one) after their batch failed
         self.stuck_since: float | None = None  # time.time() of the current batch's first failure
-        self.last_progress = time.time()  # when a batch was last handled
+        self.last_progress: float | None = None  # time.time() when a batch was last handled (None: not yet)
         # (generation, seq) of each batch handed over and not acknowledged -> (receipt of its oldest message, size)
         self._unacked: dict[tuple[int, int], tuple[float, int]] = {}
         self._remote_backlog = 0
