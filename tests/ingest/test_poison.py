@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import orjson
 from sharpeye.ingest.deadletter import recent
 from sharpeye.ingest.pipeline import RateLimiter
+from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.transport.mqtt import Message
 
 from sharpeye.node.embedded import EmbeddedMosquitto
@@ -91,3 +93,30 @@ async def test_only_discovered_devices_are_removed_by_discovery_and_a_bug_costs_
     assert letters["fence-reservoir"]["reason"] == "internal_error"
     assert "limiter bug" in letters["fence-reservoir"]["detail"]
     assert await rig.raised_for("fence-school")  # the rest of the batch was applied
+
+
+async def test_a_reading_the_engine_cannot_apply_is_dead_lettered_after_bounded_retries(
+    rig: Rig, mqtt_broker: EmbeddedMosquitto
+) -> None:
+    hub = await rig.start()
+    apply = hub.pipeline.sink
+
+    async def sink(readings: Sequence[Reading]) -> object:  # a fault in the alarm path for one device only
+        if any(r.device_id == "fence-reservoir" for r in readings):
+            raise ValueError("rule blew up on fence-reservoir")
+        return await apply(readings)
+
+    hub.pipeline.sink = sink
+    pub = Publisher(mqtt_broker.url)
+    try:
+        await asyncio.to_thread(pub.publish, "sharpeye/fence/fence-reservoir/event", event(1))
+        await asyncio.to_thread(pub.publish, "sharpeye/fence/fence-school/event", event(1))
+        await until(lambda: rig.raised_for("fence-school"), "fence-school's alarm", seconds=30)
+        letters = await recent(hub.redis, rig.keys, device="fence-reservoir")
+        assert [d["reason"] for d in letters] == ["unprocessable"]
+        assert "ValueError: rule blew up on fence-reservoir" in letters[0]["detail"]
+        assert hub.transport.rejected == 1
+        assert hub.metrics.deadletters.labels("fence", "unprocessable")._value.get() == 1
+        await until(lambda: hub.transport.pending == 0, "everything acknowledged")
+    finally:
+        pub.close()
