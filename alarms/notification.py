@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -66,3 +68,76 @@ async def consume(
         except Exception:
             log.exception("notification consumer %s/%s failed; retrying", group, consumer)
             await asyncio.sleep(1)
+
+
+# --- health -----------------------------------------------------------------------------------------------------
+LAG_SCAN = 1000  # on Redis 6.2 (no ``lag`` in XINFO GROUPS) undelivered entries are counted up to this many
+
+
+@dataclass
+class ConsumerProgress:
+    """What a consumer's handler last did, for health: when a batch was last handled, since when it keeps
+    failing and why. ``consume(..., progress.wrap(handler))`` keeps it."""
+
+    last_progress: float | None = None
+    failing_since: float | None = None
+    last_error: str | None = None
+
+    def wrap(self, handler: BatchHandler) -> BatchHandler:
+        async def tracked(events: list[Event]) -> None:
+            try:
+                await handler(events)
+            except Exception as exc:
+                if self.failing_since is None:
+                    self.failing_since = time.time()
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                raise
+            self.failing_since = None
+            self.last_progress = time.time()
+
+        return tracked
+
+
+@dataclass(frozen=True, slots=True)
+class GroupLag:
+    pending: int  # delivered to a consumer of the group and not acknowledged
+    undelivered: int  # not delivered to the group yet (counted up to ``LAG_SCAN`` on Redis 6.2)
+    oldest_s: float  # age of the oldest entry pending or undelivered, by the Redis server's clock
+
+
+def _id_ms(entry_id: bytes | str) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.split("-", 1)[0])
+
+
+async def group_lag(redis: aioredis.Redis, stream: str, group: str) -> GroupLag | None:
+    """Where consumer group ``group`` of ``stream`` stands, or None when the group does not exist."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:  # no such stream
+        return None
+    info = next((g for g in groups if g["name"] in (group, group.encode())), None)
+    if info is None:
+        return None
+    seconds, micros = await redis.time()
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    oldest: list[int] = []
+    pending = int(info["pending"])
+    if pending:
+        summary = await redis.xpending(stream, group)
+        if summary.get("min"):
+            oldest.append(_id_ms(summary["min"]))
+    last = info["last-delivered-id"]
+    last = last.decode() if isinstance(last, bytes) else str(last)
+    after = await redis.xrange(stream, f"({last}", "+", count=1)
+    lag = info.get("lag")
+    if not after:
+        undelivered = 0
+    elif lag is not None:
+        undelivered = int(lag)
+    else:
+        undelivered = len(await redis.xrange(stream, f"({last}", "+", count=LAG_SCAN))
+    if after:
+        oldest.append(_id_ms(after[0][0]))
+    age = max(0.0, (now_ms - min(oldest)) / 1000) if oldest else 0.0
+    return GroupLag(pending, undelivered, age)

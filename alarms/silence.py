@@ -9,15 +9,23 @@ the same ones; creating and deleting them is audited.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sharpeye.clock import Clock
 from sharpeye.keys import Keys
+
+log = logging.getLogger(__name__)
+
+KEEP_ENDED = timedelta(days=7)  # an ended silence stays listed (for the record) this long, then is deleted
+PRUNE_EVERY_S = 3600.0
 
 MatchKey = Literal["rule_id", "device_id", "channel", "category", "org_unit", "severity"]
 
@@ -112,6 +120,18 @@ class SilenceStore:
             await self.redis.hdel(self.keys.silences, *old)
             await self.refresh()
         return len(old)
+
+    async def run_pruning(self, clock: Clock, keep: timedelta = KEEP_ENDED, interval_s: float = PRUNE_EVERY_S) -> None:
+        """Delete silences that ended more than ``keep`` ago, at once and then every ``interval_s`` (cancel to
+        stop), so that ended silences do not pile up in Redis (every node reads them all at every sweep)."""
+        while True:
+            try:
+                pruned = await self.prune(clock.now() - keep)
+                if pruned:
+                    log.info("deleted %d silences that ended more than %s ago", pruned, keep)
+            except Exception:
+                log.warning("pruning ended silences failed; retrying", exc_info=True)
+            await asyncio.sleep(interval_s)
 
 
 def alarm_fields(doc: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 from sharpeye.alarms.alarm import Alarm
-from sharpeye.alarms.notification import consume, ensure_group
+from sharpeye.alarms.notification import ConsumerProgress, consume, ensure_group
 from sharpeye.alarms.store import AlarmStore
 from sharpeye.config.governance import IntakeRule
 from sharpeye.config.rule import Severity
@@ -74,12 +74,13 @@ class AlarmIntake:
         self.consumer = consumer
         self.created = 0
         self.verification: VerificationService | None = None  # set by the node when rules ask for 研判
+        self.progress = ConsumerProgress()  # for health: last batch handled, failing since
 
     async def ensure_group(self) -> None:
         await ensure_group(self.redis, self.keys, GROUP)
 
     async def run(self) -> None:
-        await consume(self.redis, self.keys, GROUP, self.consumer, self.handle_batch)
+        await consume(self.redis, self.keys, GROUP, self.consumer, self.progress.wrap(self.handle_batch))
 
     async def handle_batch(self, events: list[dict[str, str]]) -> None:
         changed = False

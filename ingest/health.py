@@ -139,3 +139,34 @@ class HealthTracker:
 
     def snapshot(self, device_id: str) -> DeviceStatus:
         return self.status.get(device_id) or DeviceStatus(since=self._started)
+
+
+# --- consumers --------------------------------------------------------------------------------------------------
+LAG_LIMIT_S = 30.0  # a consumer whose oldest waiting message is older than this is lagging
+STUCK_AFTER_S = 10.0  # a consumer whose batch has kept failing this long is stuck
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerStatus:
+    """How one consumer of a queue is doing (the MQTT pipeline, a consumer group of a Redis stream, the readings
+    of SIP and video): what waits for it, how old the oldest of that is, when it last got a batch through, and
+    since when its current batch keeps failing."""
+
+    name: str
+    pending: int  # messages or entries waiting: received or delivered and not acknowledged, or not yet delivered
+    lag_s: float  # age of the oldest of them (0 when none waits)
+    last_progress: float | None = None  # time.time() when a batch was last handled (None: not since start)
+    stuck_since: float | None = None  # time.time() of the current batch's first failure
+    error: str | None = None  # the last failure
+
+    def problem(self, now: float, lag_limit_s: float = LAG_LIMIT_S, stuck_after_s: float = STUCK_AFTER_S) -> str | None:
+        """Why the consumer is not healthy, or None."""
+        if self.stuck_since is not None and now - self.stuck_since >= stuck_after_s:
+            return f"stuck for {now - self.stuck_since:.0f}s on a batch: {self.error or 'failing'}"
+        if self.lag_s >= lag_limit_s:
+            return f"lagging: oldest of {self.pending} waiting is {self.lag_s:.0f}s old (limit {lag_limit_s:.0f}s)"
+        return None
+
+    def describe(self, now: float) -> str:
+        progress = "none since start" if self.last_progress is None else f"{now - self.last_progress:.0f}s ago"
+        return f"{self.pending} waiting, oldest {self.lag_s:.1f}s; last progress {progress}"

@@ -41,6 +41,27 @@ class Metrics:
         self.queue_lag = Gauge(
             "sharpeye_queue_lag", "Entries not yet delivered to a consumer group", ["queue"], registry=r
         )
+        self.consumer_pending = Gauge(
+            "sharpeye_consumer_pending",
+            "Messages or entries waiting for a consumer (unacknowledged or not yet delivered)",
+            ["consumer"],
+            registry=r,
+        )
+        self.consumer_lag_seconds = Gauge(
+            "sharpeye_consumer_lag_seconds",
+            "Age of the oldest message waiting for a consumer",
+            ["consumer"],
+            registry=r,
+        )
+        self.consumer_stuck = Gauge(
+            "sharpeye_consumer_stuck", "1 while a consumer's current batch keeps failing", ["consumer"], registry=r
+        )
+        self.consumer_progress = Gauge(
+            "sharpeye_consumer_last_progress_timestamp_seconds",
+            "When a consumer last handled a batch (Unix time)",
+            ["consumer"],
+            registry=r,
+        )
         self.camera_fps = Gauge("sharpeye_camera_fps", "Camera frames per second", ["camera", "stage"], registry=r)
         self.camera_reconnects = Gauge(
             "sharpeye_camera_reconnects", "Camera reconnects since the hub started", ["camera"], registry=r

@@ -196,8 +196,9 @@ class MqttTransport:
         self.retries = 0  # failed tries of batches, since start
         self.rejected = 0  # messages handed to ``reject`` (or dropped, without one) after their batch failed
         self.stuck_since: float | None = None  # time.time() of the current batch's first failure
-        self.last_progress = time.time()  # when a batch was last handled
-        self._unacked: dict[tuple[int, int], float] = {}  # (generation, seq) -> receipt of its oldest message
+        self.last_progress: float | None = None  # time.time() when a batch was last handled (None: not yet)
+        # (generation, seq) of each batch handed over and not acknowledged -> (receipt of its oldest message, size)
+        self._unacked: dict[tuple[int, int], tuple[float, int]] = {}
         self._remote_backlog = 0
         self._queued = 0
         self._batches: asyncio.Queue[tuple[int, int, list[Message]]] = asyncio.Queue()
@@ -211,11 +212,17 @@ class MqttTransport:
         """Messages received from the broker and not handled yet."""
         return self._remote_backlog + self._queued
 
+    @property
+    def pending(self) -> int:
+        """Messages received from the broker and not acknowledged yet (the backlog and the batches in hand)."""
+        return self._remote_backlog + sum(size for _, size in self._unacked.values())
+
     def lag_seconds(self, now: float | None = None) -> float:
         """Age of the oldest message handed to this side and not acknowledged yet (0 when none waits)."""
         if not self._unacked:
             return 0.0
-        return max(0.0, (now if now is not None else time.time()) - min(self._unacked.values()))
+        oldest = min(first for first, _ in self._unacked.values())
+        return max(0.0, (now if now is not None else time.time()) - oldest)
 
     async def start(self) -> None:
         self._stopping = False
@@ -295,7 +302,7 @@ class MqttTransport:
                 self.received += len(batch)
                 self._queued += len(batch)
                 if batch:
-                    self._unacked[(generation, seq)] = min(m.received for m in batch)
+                    self._unacked[(generation, seq)] = (min(m.received for m in batch), len(batch))
                 self._batches.put_nowait((generation, seq, batch))
             elif kind == "connected":
                 self.last_error = None
@@ -354,7 +361,7 @@ class MqttTransport:
 
     def _failed(self, exc: BaseException, size: int, doing: str) -> None:
         self.retries += 1
-        self.last_error = f"handler: {exc}"
+        self.last_error = f"handler: {_describe(exc)}"
         if self.stuck_since is None:
             self.stuck_since = time.time()
         log.warning("%s %d MQTT messages failed (%s)", doing, size, _describe(exc))

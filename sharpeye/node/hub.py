@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from sharpeye.alarms.engine import AlarmEngine
-from sharpeye.alarms.notification import consume
+from sharpeye.alarms.notification import ConsumerProgress, consume, group_lag
 from sharpeye.alarms.store import AlarmStore
 from sharpeye.clock import Clock, SystemClock
 from sharpeye.config.device import DeviceConfig
@@ -32,13 +33,14 @@ from sharpeye.governance.queue import CaseQueue
 from sharpeye.governance.service import CaseService
 from sharpeye.governance.store import Database
 from sharpeye.governance.uplink import UplinkService
+from sharpeye.governance.uplink import group as uplink_group
 from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.platform import GbPlatform
-from sharpeye.ingest.health import DeviceStatus, HealthTracker, State
+from sharpeye.ingest.health import LAG_LIMIT_S, STUCK_AFTER_S, ConsumerStatus, DeviceStatus, HealthTracker, State
 from sharpeye.ingest.inventory import DeviceInventory
 from sharpeye.ingest.pipeline import IngestPipeline, transient
 from sharpeye.ingest.reading import Reading
@@ -93,6 +95,14 @@ class Hub:
         self._emitted: list[Reading] = []
         self._emit_wake = asyncio.Event()
         self._rejected: list[DeadLetter] = []
+        self._emitted_since: float | None = None  # time.time() when the oldest reading waiting in _emitted came
+        self._emit_failing_since: float | None = None
+        self._emit_error: str | None = None
+        self._emit_progress: float | None = None
+        # consumer groups of the alarm notification log run by this node, with what their handlers last did
+        self.progress: dict[str, ConsumerProgress] = {}
+        self.consumer_lag_limit_s = LAG_LIMIT_S
+        self.consumer_stuck_after_s = STUCK_AFTER_S
         self.gb_platform: GbPlatform | None = None
         self.cameras: CameraService | None = None
         self.gb_cascade: GbCascade | None = None
@@ -164,6 +174,7 @@ class Hub:
         )
         self.intake.verification = self.verification
         await self.intake.ensure_group()
+        self.progress["governance"] = self.intake.progress
         await self.transport.start()
         self._spawn(self._drain_emitted(), "readings")
         if self.site.gb28181 is not None:
@@ -186,6 +197,7 @@ class Hub:
         self._spawn(self.cases.supervision.run(self.clock, 1.0), "supervision")
         self._spawn(Notifier(self.redis, self.keys, self.node_id, self.cases.record_firing).run(), "reminders")
         self._spawn(self.engine.run_timers(), "alarm-timers")
+        self._spawn(self.engine.silences.run_pruning(self.clock), "silence-pruning")
         self._spawn(self._housekeeping(), "housekeeping")
         self.started.set()
         log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
@@ -300,7 +312,8 @@ class Hub:
                     if alarm is not None:
                         self.gb_cascade.forward_alarm(alarm)
 
-        await consume(self.redis, self.keys, "uplink-gb28181", self.node_id, forward)
+        progress = self.progress["uplink-gb28181"] = ConsumerProgress()
+        await consume(self.redis, self.keys, "uplink-gb28181", self.node_id, progress.wrap(forward))
 
     async def _record_linked_evidence(self) -> None:
         """Raised alarms whose rule records evidence get a snapshot and a clip from their linked cameras."""
@@ -321,10 +334,13 @@ class Hub:
                 if refs:
                     await self.alarm_store.act(alarm.id, "evidence", "linkage", self.clock.now(), extra={"refs": refs})
 
-        await consume(self.redis, self.keys, "linked-evidence", self.node_id, record)
+        progress = self.progress["linked-evidence"] = ConsumerProgress()
+        await consume(self.redis, self.keys, "linked-evidence", self.node_id, progress.wrap(record))
 
     def emit(self, readings: list[Reading]) -> None:
         """Readings from transports other than MQTT (SIP, video); called on the event loop's thread."""
+        if not self._emitted and readings:
+            self._emitted_since = time.time()
         self._emitted.extend(readings)
         self._emit_wake.set()
 
@@ -349,18 +365,28 @@ class Hub:
             self._emit_wake.clear()
             readings, self._emitted = self._emitted, []
             letters, self._rejected = self._rejected, []
+            since, self._emitted_since = self._emitted_since, None
             try:
                 if letters:
                     pipe = self.redis.pipeline(transaction=False)
                     add_many(pipe, self.keys, letters)
                     await pipe.execute()
-                for reading in readings:
-                    self.metrics.readings.labels(reading.kind).inc()
+                    letters = []
                 if readings:
                     await self.process(readings)
-            except Exception:
+                    for reading in readings:
+                        self.metrics.readings.labels(reading.kind).inc()
+                    self._emit_progress = time.time()
+                self._emit_failing_since = self._emit_error = None
+            except Exception as exc:
                 log.warning("applying %d readings failed; retrying", len(readings), exc_info=True)
+                if self._emit_failing_since is None:
+                    self._emit_failing_since = time.time()
+                self._emit_error = f"{type(exc).__name__}: {exc}"
                 self._emitted[:0] = readings
+                self._rejected[:0] = letters[: max(0, PENDING_LETTERS - len(self._rejected))]
+                if readings:
+                    self._emitted_since = min(since or time.time(), self._emitted_since or time.time())
                 await asyncio.sleep(0.5)
                 self._emit_wake.set()
 
@@ -472,6 +498,11 @@ class Hub:
         for task in self._tasks:
             alive = not task.done()
             parts.append(ComponentHealth(f"task:{task.get_name()}", alive, "running" if alive else "stopped"))
+        now = time.time()
+        for consumer in await self._consumers_or_failure(parts):
+            problem = consumer.problem(now, self.consumer_lag_limit_s, self.consumer_stuck_after_s)
+            detail = consumer.describe(now) if problem is None else f"{problem}; {consumer.describe(now)}"
+            parts.append(ComponentHealth(f"consumer:{consumer.name}", problem is None, detail))
         for part in parts:
             self.metrics.component_up.labels(part.name).set(1 if part.ok else 0)
         ok = all(p.ok for p in parts)
@@ -481,6 +512,50 @@ class Hub:
             "site": self.site.site.id,
             "components": {p.name: p.as_dict() for p in parts},
         }
+
+    def _local_consumers(self) -> list[ConsumerStatus]:
+        """The MQTT pipeline and the readings of SIP and video (known without asking Redis)."""
+        t = self.transport
+        return [
+            ConsumerStatus("mqtt", t.pending, t.lag_seconds(), t.last_progress, t.stuck_since,
+                           t.last_error if t.stuck_since is not None else None),
+            ConsumerStatus("readings", len(self._emitted),
+                           time.time() - self._emitted_since if self._emitted_since is not None else 0.0,
+                           self._emit_progress, self._emit_failing_since, self._emit_error),
+        ]  # fmt: skip
+
+    async def _group_consumers(self) -> list[ConsumerStatus]:
+        """The consumer groups of the alarm notification log this node runs (governance intake, linked evidence,
+        uplinks, the GB/T 28181 cascade), from Redis."""
+        groups = dict.fromkeys(self.progress)
+        groups.update(dict.fromkeys(uplink_group(u.id) for u in self.site.governance.uplinks))
+        out: list[ConsumerStatus] = []
+        for group in groups:
+            lag = await group_lag(self.redis, self.keys.alarm_events, group)
+            progress = self.progress.get(group) or ConsumerProgress()
+            out.append(
+                ConsumerStatus(
+                    f"alarm-events:{group}",
+                    lag.pending + lag.undelivered if lag is not None else 0,
+                    lag.oldest_s if lag is not None else 0.0,
+                    progress.last_progress,
+                    progress.failing_since,
+                    progress.last_error,
+                )
+            )
+        return out
+
+    async def consumer_statuses(self) -> list[ConsumerStatus]:
+        """Every queue consumer this node runs (raises when Redis cannot be asked about the stream groups)."""
+        return self._local_consumers() + await self._group_consumers()
+
+    async def _consumers_or_failure(self, parts: list[ComponentHealth]) -> list[ConsumerStatus]:
+        local = self._local_consumers()
+        try:
+            return local + await asyncio.wait_for(self._group_consumers(), 2)
+        except Exception as exc:
+            parts.append(ComponentHealth("consumers", False, f"could not read the stream groups: {exc!r}"))
+            return local
 
     async def refresh_gauges(self) -> None:
         """Recompute gauges that are cheap to read on scrape: alarms by state, open cases, queue depths."""
@@ -492,6 +567,12 @@ class Hub:
             lag, pending = await self.queue.depth(dept.id)
             self.metrics.queue_depth.labels(f"case-queue:{dept.id}").set(pending + lag)
             self.metrics.queue_lag.labels(f"case-queue:{dept.id}").set(lag)
+        for consumer in await self._consumers_or_failure([]):
+            self.metrics.consumer_pending.labels(consumer.name).set(consumer.pending)
+            self.metrics.consumer_lag_seconds.labels(consumer.name).set(consumer.lag_s)
+            self.metrics.consumer_stuck.labels(consumer.name).set(0 if consumer.stuck_since is None else 1)
+            if consumer.last_progress is not None:
+                self.metrics.consumer_progress.labels(consumer.name).set(consumer.last_progress)
         if self.cameras is not None:
             for cam in self.cameras.stats():
                 self.metrics.camera_fps.labels(cam.camera_id, "in").set(cam.fps_in)

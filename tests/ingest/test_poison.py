@@ -5,77 +5,22 @@ broker redelivers what a stuck hub never acknowledged)."""
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
-from pathlib import Path
+import time
+from collections.abc import Sequence
 
-import pytest
-from sharpeye.config.loader import demo_path, load_file
+import orjson
 from sharpeye.ingest.deadletter import recent
-from sharpeye.ingest.registry import installed
+from sharpeye.ingest.pipeline import RateLimiter
+from sharpeye.ingest.reading import Reading
+from sharpeye.ingest.transport.mqtt import Message
 
-from sharpeye.keys import Keys
-from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from sharpeye.node.hub import Hub
-from sharpeye.settings import Settings
+from sharpeye.node.embedded import EmbeddedMosquitto
 from tests.helpers import Publisher
+from tests.ingest.rig import Rig, event, rig, until
+
+__all__ = ["rig"]  # the fixture
 
 POISON = "sharpeye/discovery/fence/fence-reservoir/config"  # fence-reservoir is defined in the demo's site YAML
-
-
-def event(seq: int, zone: str = "z1") -> dict[str, object]:
-    return {"seq": seq, "ts": datetime.now(UTC).isoformat(), "event": "alarm", "cause": "intrusion", "zone": zone}
-
-
-async def until(check: Callable[[], object], what: str, seconds: float = 15) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        done = check()
-        if inspect.isawaitable(done):
-            done = await done
-        if done:
-            return
-        assert loop.time() < deadline, f"timed out after {seconds}s waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
-class Rig:
-    def __init__(self, tmp: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, keys: Keys) -> None:
-        self.settings = Settings(cameras=False, data_dir=tmp, redis_url=redis.url, mqtt_url=broker.url,  # type: ignore[arg-type]
-                                 redis_prefix=keys.prefix, node_id=keys.prefix)  # fmt: skip
-        self.keys = keys
-        self.hub: Hub | None = None
-
-    async def start(self) -> Hub:
-        self.hub = Hub(self.settings, load_file(demo_path(), installed()))
-        await self.hub.start()
-        await until(self.hub.transport.connected.is_set, "MQTT connected")
-        return self.hub
-
-    async def stop(self) -> None:
-        if self.hub is not None:
-            await self.hub.stop()
-            self.hub = None
-
-    async def raised_for(self, device: str) -> bool:
-        assert self.hub is not None
-        for _, fields in await self.hub.redis.xrange(self.keys.alarm_events):
-            if fields.get(b"type") == b"raised":
-                alarm = await self.hub.alarm_store.get(fields[b"alarm"].decode())
-                if alarm is not None and alarm.device_id == device:
-                    return True
-        return False
-
-
-@pytest.fixture
-async def rig(
-    tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
-) -> AsyncIterator[Rig]:
-    made = Rig(tmp_path, redis_server, mqtt_broker, keys)
-    yield made
-    await made.stop()
 
 
 async def test_removing_a_site_yaml_device_by_discovery_is_dead_lettered_and_others_go_on(
@@ -114,5 +59,64 @@ async def test_a_poison_message_queued_while_the_hub_was_down_does_not_stop_it_a
         await until(lambda: rig.raised_for("fence-reservoir"), "the YAML device still works")
         letters = await recent(hub.redis, rig.keys, device="fence-reservoir")
         assert [d["reason"] for d in letters] == ["config_device"]
+    finally:
+        pub.close()
+
+
+class _BrokenLimiter(RateLimiter):
+    def allow(self, device_id: str, now: float) -> bool:
+        if device_id == "fence-reservoir":
+            raise RuntimeError("limiter bug")
+        return super().allow(device_id, now)
+
+
+def _message(topic: str, payload: bytes) -> Message:
+    return Message(topic, payload, False, 0, 1, time.time())
+
+
+async def test_only_discovered_devices_are_removed_by_discovery_and_a_bug_costs_one_message(rig: Rig) -> None:
+    hub = await rig.start()
+    fence = {"kind": "fence", "name": "接口添加", "grid": "hedong-g2", "zones": [{"id": "z1", "name": "东墙"}]}
+    await hub.inventory.upsert({**fence, "id": "api-fence"}, "api")
+    await hub.inventory.upsert({**fence, "id": "found-fence"}, "discovery")
+    hub.pipeline.limiter = _BrokenLimiter()
+    await hub.pipeline.handle([
+        _message("sharpeye/discovery/fence/api-fence/config", b""),
+        _message("sharpeye/discovery/fence/found-fence/config", b""),
+        _message("sharpeye/fence/fence-reservoir/event", orjson.dumps(event(1))),
+        _message("sharpeye/fence/fence-school/event", orjson.dumps(event(1))),
+    ])  # fmt: skip
+    assert hub.inventory.get("api-fence") is not None and hub.inventory.get("found-fence") is None
+    assert not await hub.redis.hexists(rig.keys.device_configs, "found-fence")
+    letters = {d["device"]: d for d in await recent(hub.redis, rig.keys)}
+    assert letters["api-fence"]["reason"] == "not_discovered" and "remove it there" in letters["api-fence"]["detail"]
+    assert letters["fence-reservoir"]["reason"] == "internal_error"
+    assert "limiter bug" in letters["fence-reservoir"]["detail"]
+    assert await rig.raised_for("fence-school")  # the rest of the batch was applied
+
+
+async def test_a_reading_the_engine_cannot_apply_is_dead_lettered_after_bounded_retries(
+    rig: Rig, mqtt_broker: EmbeddedMosquitto
+) -> None:
+    hub = await rig.start()
+    apply = hub.pipeline.sink
+
+    async def sink(readings: Sequence[Reading]) -> object:  # a fault in the alarm path for one device only
+        if any(r.device_id == "fence-reservoir" for r in readings):
+            raise ValueError("rule blew up on fence-reservoir")
+        return await apply(readings)
+
+    hub.pipeline.sink = sink
+    pub = Publisher(mqtt_broker.url)
+    try:
+        await asyncio.to_thread(pub.publish, "sharpeye/fence/fence-reservoir/event", event(1))
+        await asyncio.to_thread(pub.publish, "sharpeye/fence/fence-school/event", event(1))
+        await until(lambda: rig.raised_for("fence-school"), "fence-school's alarm", seconds=30)
+        letters = await recent(hub.redis, rig.keys, device="fence-reservoir")
+        assert [d["reason"] for d in letters] == ["unprocessable"]
+        assert "ValueError: rule blew up on fence-reservoir" in letters[0]["detail"]
+        assert hub.transport.rejected == 1
+        assert hub.metrics.deadletters.labels("fence", "unprocessable")._value.get() == 1
+        await until(lambda: hub.transport.pending == 0, "everything acknowledged")
     finally:
         pub.close()
