@@ -51,6 +51,7 @@ if not stage then return false end
 if ARGV[1] ~= '' and stage ~= ARGV[1] then return {stage, 'wrong-stage'} end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('SREM', KEYS[3], ARGV[2])
 return {stage, 'taken'}
 """
 
@@ -135,6 +136,7 @@ class VerificationService:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=fields)
             pipe.zadd(self.keys.verification_due, {alarm.id: due})
+            pipe.sadd(self.keys.verification_waiting, alarm.id)
             await pipe.execute()
         await self.alarms.act(alarm.id, "verdict", "system:verification", now,
                               note=f"研判 within {policy.within_s:.0f} s", extra={"verdict": "pending"})  # fmt: skip
@@ -142,12 +144,15 @@ class VerificationService:
         return True
 
     async def waiting(self, limit: int = 500) -> list[Waiting]:
-        """Alarms awaiting a verdict, oldest first (each with the alarm)."""
-        ids = [raw.decode() for raw in await self.redis.zrange(self.keys.verification_due, 0, -1)]
-        ids += [i for i in await self._waiting_without_due() if i not in ids]
+        """Alarms awaiting a verdict, oldest first (each with the alarm): three round trips, whatever their number."""
+        ids = sorted(raw.decode() for raw in await self.redis.smembers(self.keys.verification_waiting))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for alarm_id in ids:
+                pipe.hgetall(self.keys.verification(alarm_id))
+            states = await pipe.execute()
+        alarms = {alarm.id: alarm for alarm in await self.alarms.get_many(ids)}
         out: list[Waiting] = []
-        for alarm_id in ids:
-            raw = await self.redis.hgetall(self.keys.verification(alarm_id))
+        for alarm_id, raw in zip(ids, states, strict=True):
             if not raw:
                 continue
             due = raw.get(b"due", b"")
@@ -158,19 +163,11 @@ class VerificationService:
                     since=datetime.fromtimestamp(float(raw[b"since"]), UTC),
                     due=datetime.fromtimestamp(float(due), UTC) if due else None,
                     rule_id=raw.get(b"rule", b"").decode(),
-                    alarm=await self.alarms.get(alarm_id),
+                    alarm=alarms.get(alarm_id),
                 )
             )
         out.sort(key=lambda w: w.since)
         return out[:limit]
-
-    async def _waiting_without_due(self) -> list[str]:
-        """Alarms kept waiting past every limit (``keep_waiting``): their hash has no due time."""
-        prefix = self.keys.verification("")
-        found: list[str] = []
-        async for key in self.redis.scan_iter(match=prefix + "*", count=500):
-            found.append(key.decode().removeprefix(prefix))
-        return found
 
     # --- verdicts ---------------------------------------------------------------------------------------
     async def verdict(
@@ -194,7 +191,8 @@ class VerificationService:
             if not taken:
                 raise VerificationError(f"alarm {alarm_id} was judged meanwhile", conflict=True)
             return Outcome("review")
-        result = await self._take(keys=[key, self.keys.verification_due], args=[stage, alarm_id])
+        result = await self._take(keys=[key, self.keys.verification_due, self.keys.verification_waiting],
+                                  args=[stage, alarm_id])  # fmt: skip
         if not result or result[1] != b"taken":
             raise VerificationError(f"alarm {alarm_id} was judged meanwhile", conflict=True)
         alarm = await self.alarms.get(alarm_id)
@@ -260,8 +258,10 @@ class VerificationService:
                     await pipe.execute()
                 handled += 1
                 continue
-            result = await self._take(keys=[self.keys.verification(alarm_id), self.keys.verification_due],
-                                      args=["supervisor", alarm_id])  # fmt: skip
+            result = await self._take(
+                keys=[self.keys.verification(alarm_id), self.keys.verification_due, self.keys.verification_waiting],
+                args=["supervisor", alarm_id],
+            )
             if not result or result[1] != b"taken":
                 continue
             alarm = await self.alarms.get(alarm_id)

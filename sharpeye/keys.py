@@ -43,6 +43,11 @@ class Keys:
         return f"{self.prefix}:verify:{alarm_id}"
 
     @property
+    def verification_waiting(self) -> str:
+        """Set: ids of the alarms awaiting a verdict."""
+        return f"{self.prefix}:verify-waiting"
+
+    @property
     def verification_due(self) -> str:
         """Sorted set: alarm id -> when its verification escalates (epoch seconds)."""
         return f"{self.prefix}:verify-due"

@@ -1,0 +1,218 @@
+"""Alarm handling under load: the API calls of a monitoring room while alarms arrive for 研判.
+
+    python bench/alarm_handling.py [--alarms-per-min 1000] [--operators 20] [--seconds 60] [--fences 60]
+
+A hub (`sharpeye run` as its own process, on a private Redis and Mosquitto) runs a site of fence controllers whose
+intrusion rule asks for a verdict. Two phases, measured in the same run:
+
+(a) baseline: the operators alone, no alarm traffic (the alarms of a warm-up stay in the list; 5 s of operator
+    calls are made first and not counted);
+(b) load: fences raise and clear alarms at --alarms-per-min while the operators work.
+
+Each of --operators operator threads loops: list open alarms (GET /api/alarms?open_only=true&limit=50), list what
+waits for a verdict (GET /api/verifications), and give a verdict (confirm 1 in 5, else false alarm) to the oldest
+waiting alarm no other operator took. Prints p50/p95/p99 per call in both phases and the ratio load/baseline.
+Goal (issue 20): p99 of the alarm list and verdict calls <= 50 ms at 1,000 alarms/min with 20 operators.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+import paho.mqtt.client as paho  # noqa: E402
+import yaml  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis  # noqa: E402
+
+PASSWORD = "Bench-Handling-1"
+
+
+def site(fences: int) -> dict[str, object]:
+    zones = [{"id": f"z{z}", "name": f"zone {z}"} for z in range(1, 5)]
+    devices = [{"id": f"f{f}", "kind": "fence", "name": f"fence {f}", "grid": "g1", "heartbeat_s": 3600,
+                "zones": zones} for f in range(fences)]  # fmt: skip
+    rule = {"id": "fence-intrusion", "name": "围界入侵", "match": {"kind": "fence.intrusion"},
+            "condition": {"type": "state", "active": ["alarm"], "clear": ["restore"]}, "severity": "major",
+            "category": "perimeter_intrusion", "correlate": False,
+            "flapping": {"transitions": 1000000, "window_s": 1},
+            "verification": {"within_s": 3600, "supervisor_within_s": 3600}}  # fmt: skip
+    return {"site": {"id": "bench", "name": "bench"}, "org": {"id": "g1", "name": "g1", "level": "grid"},
+            "departments": [{"id": "d1", "name": "dept", "unit": "g1", "categories": ["perimeter_intrusion"]}],
+            "devices": devices, "rules": [rule],
+            "governance": {"intake": [{"category": "*"}],
+                           "dispatch": [{"category": "*", "level": "grid"}]}}  # fmt: skip
+
+
+def start_hub(config: Path, data: Path, redis_url: str, mqtt_url: str) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "SHARPEYE_REDIS_URL": redis_url, "SHARPEYE_MQTT_URL": mqtt_url, "SHARPEYE_NODE_ID": "bench",
+           "SHARPEYE_ADMIN_PASSWORD": PASSWORD, "SHARPEYE_LOG_LEVEL": "WARNING"}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "sharpeye.node", "run", "-c", str(config), "--port", "0",
+                             "--data-dir", str(data)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if m := re.search(r"console: (http://[\d.]+:\d+)/", line):
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+            return proc, m.group(1)
+    raise RuntimeError("hub did not start")
+
+
+class Fences:
+    """Raises and clears intrusion alarms at a steady rate: each zone alternates alarm and restore."""
+
+    def __init__(self, port: int, fences: int, per_min: float) -> None:
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.fences, self.interval = fences, 60.0 / per_min / 2  # two messages (alarm, restore) per alarm
+        self.seq: dict[int, int] = defaultdict(int)
+        self.stop = threading.Event()
+        self.sent = 0
+
+    def publish(self, f: int, z: int, event: str) -> None:
+        self.seq[f] += 1
+        body = {"seq": self.seq[f], "ts": datetime.now(UTC).isoformat(), "event": event, "cause": "intrusion",
+                "zone": f"z{z}"}  # fmt: skip
+        self.client.publish(f"sharpeye/fence/f{f}/event", orjson.dumps(body), qos=1)
+
+    def run(self, seconds: float) -> None:
+        slots = [(f, z) for f in range(self.fences) for z in range(1, 5)]
+        start = time.monotonic()
+        i = 0
+        while not self.stop.is_set() and time.monotonic() - start < seconds:
+            f, z = slots[(i // 2) % len(slots)]
+            self.publish(f, z, "alarm" if i % 2 == 0 else "restore")
+            self.sent += i % 2 == 0
+            i += 1
+            due = start + i * self.interval
+            self.stop.wait(max(0.0, due - time.monotonic()))
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def operator(base: str, token: str, taken: set[str], lock: threading.Lock, until: float,
+             times: dict[str, list[float]], n: int) -> None:  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+        k = 0
+        while time.monotonic() < until:
+            t0 = time.perf_counter()
+            http.get("/api/alarms", params={"open_only": "true", "limit": 50}).raise_for_status()
+            times["GET /api/alarms"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            waiting = http.get("/api/verifications").json()
+            times["GET /api/verifications"].append(time.perf_counter() - t0)
+            choice = None
+            with lock:
+                for item in waiting:
+                    if item["alarm_id"] not in taken:
+                        choice = item["alarm_id"]
+                        taken.add(choice)
+                        break
+            if choice is None:
+                time.sleep(0.2)
+                continue
+            k += 1
+            body = {"verdict": "confirm"} if (k + n) % 5 == 0 else {"verdict": "false_alarm", "reason": "小动物"}
+            t0 = time.perf_counter()
+            res = http.post(f"/api/alarms/{choice}/verdict", json=body)
+            times[f"POST verdict ({body['verdict']})"].append(time.perf_counter() - t0)
+            if res.status_code not in (200, 409):
+                res.raise_for_status()
+
+
+def phase(base: str, token: str, operators: int, seconds: float) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = defaultdict(list)
+    taken: set[str] = set()
+    lock = threading.Lock()
+    until = time.monotonic() + seconds
+    threads = [threading.Thread(target=operator, args=(base, token, taken, lock, until, times, n))
+               for n in range(operators)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return times
+
+
+def summary(times: dict[str, list[float]]) -> dict[str, tuple[int, float, float, float]]:
+    out = {}
+    for name, values in sorted(times.items()):
+        ms = np.array(values) * 1000
+        out[name] = (len(ms), *(float(np.percentile(ms, q)) for q in (50, 95, 99)))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--alarms-per-min", type=float, default=1000)
+    parser.add_argument("--operators", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--fences", type=int, default=60)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        redis_server = EmbeddedRedis(workdir=tmp / "redis")
+        broker = EmbeddedMosquitto(workdir=tmp / "broker")
+        redis_server.start()
+        broker.start()
+        config = tmp / "site.yaml"
+        config.write_text(yaml.safe_dump(site(args.fences), allow_unicode=True), encoding="utf-8")
+        hub, base = start_hub(config, tmp / "data", redis_server.url, broker.url)
+        try:
+            token = httpx.post(base + "/api/auth/token", data={"username": "admin", "password": PASSWORD}).json()[
+                "access_token"
+            ]
+            fences = Fences(broker.port, args.fences, args.alarms_per_min)
+            fences.run(10)  # warm-up: alarms in the list and waiting, as a shift finds them
+            print(f"warm-up: {fences.sent} alarms raised", flush=True)
+            phase(base, token, args.operators, 5)  # warm-up of the API (first queries, connections): not counted
+            base_times = phase(base, token, args.operators, args.seconds / 2)
+            feeder = threading.Thread(target=fences.run, args=(args.seconds,), daemon=True)
+            feeder.start()
+            load_times = phase(base, token, args.operators, args.seconds)
+            fences.stop.set()
+            feeder.join()
+            fences.close()
+            stats = httpx.get(base + "/api/stats/false-alarms", params={"by": "reason"},
+                              headers={"Authorization": f"Bearer {token}"}).json()  # fmt: skip
+        finally:
+            hub.terminate()
+            hub.wait(30)
+            broker.stop()
+            redis_server.stop()
+    rate = fences.sent / (args.seconds + 10) * 60
+    print(f"alarms raised: {fences.sent} in {args.seconds + 10:.0f} s ({rate:.0f}/min); judged false: {stats['total']}")
+    base_s, load_s = summary(base_times), summary(load_times)
+    print(f"{'call':34} {'phase':9} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for name in sorted(set(base_s) | set(load_s)):
+        for label, table in (("baseline", base_s), ("load", load_s)):
+            if name in table:
+                n, p50, p95, p99 = table[name]
+                print(f"{name:34} {label:9} {n:6d} {p50:8.1f} {p95:8.1f} {p99:8.1f}")
+        if name in base_s and name in load_s:
+            print(f"{name:34} {'ratio':9} {'':6} {load_s[name][1] / base_s[name][1]:8.2f} "
+                  f"{load_s[name][2] / base_s[name][2]:8.2f} {load_s[name][3] / base_s[name][3]:8.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
