@@ -75,5 +75,7 @@ export const en = {
     category: "Category", period: "Period", trend: "Opened and closed per day", by_department: "By department",
     by_org_unit: "By area", by_category: "By category", clusters: "Class-case clusters (90 days)", cases: "Cases",
     first: "First", last: "Last", none: "No data yet", no_clusters: "No clusters",
+    false_alarms: "False alarms (研判, 30 days)", by_camera: "By device", by_rule: "By rule", by_hour: "By hour",
+    by_reason: "By reason",
   },
 };

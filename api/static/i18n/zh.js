@@ -64,6 +64,7 @@ export const zh = {
     department: "部门", org_unit: "区域", category: "类别", period: "时段", trend: "立案与结案趋势（按日）",
     by_department: "按部门", by_org_unit: "按区域", by_category: "按类别", clusters: "类案分析（近90天）",
     cases: "案件数", first: "首次", last: "最近", none: "暂无数据", no_clusters: "暂无类案聚集",
+    false_alarms: "误报统计（近30天研判）", by_camera: "按设备", by_rule: "按规则", by_hour: "按时段", by_reason: "按原因",
   },
 };
 

@@ -5,7 +5,7 @@ import { api } from "../api.js";
 import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
 import { register } from "../nav.js";
-import { loadSite, placeNames } from "../state.js";
+import { deviceName, loadSite, placeNames } from "../state.js";
 import { $, closest, report } from "../ui.js";
 
 /** @typedef {Record<string, any>} Row one line of /api/stats: the grouping key and the indicators */
@@ -69,14 +69,28 @@ async function download(query, name) {
 }
 
 /** @typedef {{ category: string, members: string[], org_units: string[], first: string, last: string }} Cluster */
+/** @typedef {{ total: number, items: { key: string, count: number }[] }} FalseAlarms */
+
+/**
+ * False alarms (误报, judged in 研判) counted one way: which camera, rule, zone or hour to fix.
+ * @param {FalseAlarms} stats
+ * @param {(key: string) => string} label
+ */
+function falseTable(stats, label) {
+  if (!stats.items.length) return html`<p class="muted">${t("stat.none")}</p>`;
+  return html`<table class="stats"><tbody>${stats.items.slice(0, 10).map((i) => html`<tr><td>${label(i.key)}</td>
+    <td class="num">${i.count}</td></tr>`)}</tbody></table>`;
+}
 
 async function renderStats() {
   await loadSite();
   const names = placeNames();
-  /** @type {[Row[], Row[], Row[], Row[], Row[], Cluster[]]} */
-  const [total, byDept, byUnit, byCat, byDay, clusters] = await Promise.all([
+  /** @type {[Row[], Row[], Row[], Row[], Row[], Cluster[], FalseAlarms, FalseAlarms, FalseAlarms, FalseAlarms]} */
+  const [total, byDept, byUnit, byCat, byDay, clusters, falseCam, falseRule, falseHour, falseReason] = await Promise.all([
     api("/api/stats"), api("/api/stats?by=department"), api("/api/stats?by=org_unit"), api("/api/stats?by=category"),
     api("/api/stats?by=period&period=day"), api("/api/stats/clusters?days=90&min_size=2"),
+    api("/api/stats/false-alarms?by=camera"), api("/api/stats/false-alarms?by=rule"),
+    api("/api/stats/false-alarms?by=hour"), api("/api/stats/false-alarms?by=reason"),
   ]);
   const all = total[0] || {};
   render($("stats-body"), html`
@@ -96,7 +110,14 @@ async function renderStats() {
       <th>${t("stat.org_unit")}</th><th>${t("stat.first")}</th><th>${t("stat.last")}</th></tr></thead><tbody>
       ${clusters.map((c) => html`<tr><td>${t(`category.${c.category}`)}</td><td class="num">${c.members.length}</td>
         <td>${c.org_units.map((u) => names.get(u) || u).join("、")}</td><td>${fmtTime(c.first)}</td>
-        <td>${fmtTime(c.last)}</td></tr>`)}</tbody></table>` : html`<p class="muted">${t("stat.no_clusters")}</p>`}`);
+        <td>${fmtTime(c.last)}</td></tr>`)}</tbody></table>` : html`<p class="muted">${t("stat.no_clusters")}</p>`}
+    <h3 class="false-alarms">${t("stat.false_alarms")} (${falseCam.total})</h3>
+    <div class="false-grid">
+      <div><h4>${t("stat.by_camera")}</h4>${falseTable(falseCam, deviceName)}</div>
+      <div><h4>${t("stat.by_rule")}</h4>${falseTable(falseRule, (k) => k)}</div>
+      <div><h4>${t("stat.by_hour")}</h4>${falseTable(falseHour, (k) => `${k}:00`)}</div>
+      <div><h4>${t("stat.by_reason")}</h4>${falseTable(falseReason, (k) => k)}</div>
+    </div>`);
 }
 
 $("stats-body").addEventListener("click", (ev) => {
