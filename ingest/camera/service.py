@@ -43,7 +43,9 @@ from sharpeye.clock import Clock
 
 log = logging.getLogger(__name__)
 
-State = Literal["starting", "live", "lost", "stopped"]
+# starting: no picture decoded yet on this connection; live: pictures decoded; blind: packets arrive but none
+# decodes (a video.loss alarm with cause decode_failure); lost: no packets; stopped: the service stopped.
+State = Literal["starting", "live", "blind", "lost", "stopped"]
 
 _enc = msgspec.msgpack.Encoder()
 _event_dec = msgspec.msgpack.Decoder(VideoEvent)
@@ -65,6 +67,8 @@ class CameraStats(msgspec.Struct, kw_only=True):
     height: int
     codec: str | None
     last_error: str | None
+    reason: str | None  # why the camera is not live or not healthy, in words; None when it is
+    decode_error: str | None  # the newest decoder error, naming the codec
     events: int
     stream_s: float
     lag_s: float
@@ -146,6 +150,13 @@ class _Camera:
         self.decoded = 0
         self.analysed = 0
         self.decode_errors = 0
+        self.decode_error: str | None = None
+        self.fed = 0  # packets handed to the analytics worker
+        self.opened_at = time.monotonic()
+        self.progress_at = 0.0  # when the worker last reported more decoded pictures
+        self.progress_fed = 0  # ``fed`` at that moment
+        self.progress_errors = 0  # ``decode_errors`` at that moment
+        self.blind_s = 0.0  # the worker's count of seconds of packets without a picture
         self.width = 0
         self.height = 0
         self.stream_s = 0.0
@@ -275,6 +286,10 @@ class CameraService:
         cam.ring.info = info
         cam.connections += 1
         cam.skip_to_key = True
+        cam.opened_at = time.monotonic()
+        cam.progress_fed = cam.fed
+        cam.progress_errors = cam.decode_errors
+        cam.blind_s = 0.0
         self._on_open_worker(cam, info)
         for sub in list(cam.subscriptions):
             sub.info = info
@@ -294,6 +309,7 @@ class CameraService:
             return
         if cam.worker.put(("pkt", cam.config.id, _enc.encode(packet))):
             cam.skip_to_key = False
+            cam.fed += 1
         else:
             cam.dropped += 1
             cam.skip_to_key = True
@@ -319,7 +335,16 @@ class CameraService:
         if cam is None:
             return
         if op == "stats":
+            decoded = msg[2]
+            if decoded != cam.decoded:
+                cam.progress_at = time.monotonic()
+                cam.progress_fed = cam.fed
+                cam.progress_errors = msg[4]
             cam.decoded, cam.analysed, cam.decode_errors, cam.width, cam.height, cam.stream_s = msg[2:8]
+            if len(msg) > 9 and msg[9]:
+                cam.decode_error = msg[9]
+            if len(msg) > 10:
+                cam.blind_s = msg[10]
             if msg[8] > 0:
                 cam.lag = max(0.0, time.monotonic() - msg[8])
             cam.an_hist.append((time.monotonic(), cam.analysed))
@@ -494,31 +519,78 @@ class CameraService:
                     cam.loss_repeat = 0
                     cam.loss_last_emit = now
                     out.append(self._loss(cam, "alarm", silent))
-                elif cam.state == "lost" and silent < cfg.loss_after_s and silent < 1.0:
+                elif (
+                    cam.state in ("lost", "blind")
+                    and silent < cfg.loss_after_s
+                    and silent < 1.0
+                    and self._sees(cam)
+                    and cam.blind_s == 0
+                ):
                     cam.state = "live"
                     out.append(self._loss(cam, "restore", silent))
-                elif cam.state == "lost" and now - cam.loss_last_emit >= cfg.repeat_s:
+                elif cam.state == "lost" and silent < 1.0 and self._blind(cam):
+                    cam.state = "blind"  # the same episode: packets came back, pictures did not
+                elif cam.state in ("lost", "blind") and now - cam.loss_last_emit >= cfg.repeat_s:
                     cam.loss_last_emit = now
                     cam.loss_repeat += 1
                     out.append(self._loss(cam, "alarm", silent))
-                elif cam.state == "starting" and cam.packets > 0 and silent < 1.0:
+                elif cam.state in ("starting", "live") and silent < 1.0 and self._blind(cam):
+                    cam.state = "blind"
+                    cam.loss_episode += 1
+                    cam.loss_repeat = 0
+                    cam.loss_last_emit = now
+                    out.append(self._loss(cam, "alarm", silent))
+                elif cam.state == "starting" and silent < 1.0 and self._sees(cam):
                     cam.state = "live"
             self._send(out)
 
+    @staticmethod
+    def _sees(cam: _Camera) -> bool:
+        """Pictures decoded on the current connection (or decoding not asked of a camera without a worker)."""
+        return cam.progress_at >= cam.opened_at
+
+    @staticmethod
+    def _blind(cam: _Camera) -> bool:
+        """The worker has been fed packets for ``loss_after_s`` and none gave a picture (with errors or without:
+        some decoders fed garbage say nothing). Measured by the worker, so a worker still starting is not blind."""
+        return cam.blind_s >= cam.config.loss_after_s
+
     def _loss(self, cam: _Camera, value: str, silent: float) -> Reading:
+        """``video.loss``: no packets (cause ``no_packets``) or packets that do not decode (``decode_failure``,
+        naming the codec and the decoder's error)."""
         cam.events += 1
-        return Reading(
-            device_id=cam.config.id,
-            kind="video.loss",
-            value=value,
-            ts=self._clock.now(),
-            attrs={
-                "episode": f"{cam.config.id}:loss:{cam.loss_episode}",
-                "repeat": cam.loss_repeat if value == "alarm" else 0,
-                "silent_s": round(silent, 1),
-                "last_error": cam.last_error,
-            },
-        )
+        attrs: dict[str, Any] = {
+            "episode": f"{cam.config.id}:loss:{cam.loss_episode}",
+            "repeat": cam.loss_repeat if value == "alarm" else 0,
+            "silent_s": round(silent, 1),
+            "last_error": cam.last_error,
+        }
+        if cam.state == "blind":
+            attrs["cause"] = "decode_failure"
+            attrs["codec"] = cam.info.codec if cam.info else None
+            attrs["decode_error"] = cam.decode_error or f"no picture from {cam.fed - cam.progress_fed} packets"
+            attrs["decode_errors"] = cam.decode_errors
+        elif value == "alarm":
+            attrs["cause"] = "no_packets"
+        return Reading(device_id=cam.config.id, kind="video.loss", value=value, ts=self._clock.now(), attrs=attrs)
+
+    def _reason(self, cam: _Camera, now: float) -> str | None:
+        """Why a camera is not live, or live but unhealthy, in a sentence for the console."""
+        codec = cam.info.codec if cam.info else "?"
+        if cam.state == "blind":
+            error = cam.decode_error or f"no picture from {cam.fed - cam.progress_fed} packets"
+            return f"packets arrive but none decodes ({codec}): {error}"
+        if cam.state == "lost":
+            return f"no packets for {now - cam.last_packet:.0f} s: {cam.last_error or 'no stream'}"
+        if cam.state == "starting":
+            if cam.packets == 0:
+                return f"connecting: {cam.last_error}" if cam.last_error else "connecting"
+            if cam.skip_to_key:
+                return f"waiting for a key frame ({codec}), {now - cam.opened_at:.0f} s"
+            return f"decoding ({codec}), no picture yet"
+        if cam.state == "live" and cam.decode_errors > cam.progress_errors:
+            return f"decode errors ({codec}): {cam.decode_error}"
+        return None
 
     # public queries ----------------------------------------------------------------------------------
 
@@ -528,7 +600,7 @@ class CameraService:
         for cam in self._cameras.values():
             fps_in = _rate(cam.in_hist, now)
             fps_an = _rate(cam.an_hist, now)
-            if cam.state in ("lost", "stopped"):
+            if cam.state in ("lost", "blind", "stopped"):
                 health = 0
             else:
                 if self._analytics:
@@ -552,6 +624,8 @@ class CameraService:
                     height=cam.height or (cam.info.height if cam.info else 0),
                     codec=cam.info.codec if cam.info else None,
                     last_error=cam.last_error,
+                    reason=self._reason(cam, now),
+                    decode_error=cam.decode_error,
                     events=cam.events,
                     stream_s=round(cam.stream_s, 2),
                     lag_s=round(cam.lag, 3),

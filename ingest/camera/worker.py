@@ -4,7 +4,8 @@ The hub sends, over a pipe, ``("open", camera_json, info_bytes, analytics)``, ``
 ``("close", camera_id)`` and ``("stop",)``. The worker answers with ``("events", camera_id, [(event_bytes,
 jpeg | None, arrival, seconds_since_connect)])``,
 ``("stats", camera_id, decoded, analysed, decode_errors, width, height, stream_s,
-last_arrival)`` and
+last_arrival, last_decode_error, blind_s)`` (``blind_s``: how long packets have been
+fed since the last picture, 0 while pictures come) and
 ``("error", camera_id, reason, detail)``. Decoding runs on every packet (a P-frame needs its predecessors);
 only frames at the analysis rate are scaled down and analysed, by one swscale context per camera kept for the
 camera's life (a context made afresh for every frame cost twice the scaling itself).
@@ -25,6 +26,7 @@ import numpy as np
 from sharpeye.ingest.camera.analyzer import Analyzer
 from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.event import VideoEvent
+from sharpeye.ingest.transport.video.codec import open_decoder
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,9 @@ class CameraDecoder:
         self.decoded = 0
         self.analysed = 0
         self.errors = 0
+        self.last_error: str | None = None
+        self.waiting_since: float | None = None  # the first packet fed since the last picture
+        self.waiting_packets = 0
         self.size = (0, 0)
         self.last_arrival = 0.0
         self._next_t = -1.0
@@ -87,11 +92,12 @@ class CameraDecoder:
 
     def _open(self, info: StreamInfo) -> None:
         self.info = info
-        ctx: Any = av.CodecContext.create(info.codec, "r")
-        if info.extradata:
-            ctx.extradata = info.extradata
-        ctx.thread_count = 1
-        self._ctx = ctx
+        self._ctx: Any = None
+        try:
+            self._ctx = open_decoder(info)
+        except (av.FFmpegError, ValueError) as exc:
+            self.last_error = f"{info.codec}: {exc}"
+            log.warning("camera %s: cannot decode %s", self.config.id, self.last_error)
         self._tb = Fraction(*info.time_base)
         self._tb_s = float(self._tb)
 
@@ -102,7 +108,15 @@ class CameraDecoder:
             return 0.0
         return self._last_t - self._conn_t0
 
+    def blind_s(self, now: float) -> float:
+        """Seconds during which packets (at least 3) were fed without giving a picture."""
+        if self.waiting_since is None or self.waiting_packets < 3:
+            return 0.0
+        return now - self.waiting_since
+
     def reopen(self, info: StreamInfo) -> None:
+        self.waiting_since = None
+        self.waiting_packets = 0
         self._open(info)
         self._conn_t0 = None
 
@@ -133,12 +147,22 @@ class CameraDecoder:
             if len(self._arrivals) > 256:
                 for k in list(self._arrivals)[:128]:
                     del self._arrivals[k]
+        if self.waiting_since is None:
+            self.waiting_since = time.monotonic()
+        self.waiting_packets += 1
+        if self._ctx is None:
+            self.errors += 1
+            return out
         try:
             frames = self._ctx.decode(pkt)
         except (av.FFmpegError, ValueError) as exc:
             self.errors += 1
+            self.last_error = f"{self.info.codec}: {exc}"
             log.debug("camera %s: decode error %s", self.config.id, exc)
             return out
+        if frames:
+            self.waiting_since = None
+            self.waiting_packets = 0
         for frame in frames:
             self.decoded += 1
             arrival = self._arrivals.get(frame.pts, packet.arrival) if frame.pts is not None else packet.arrival
@@ -221,6 +245,8 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
                         cam.size[1],
                         cam.stream_s,
                         cam.last_arrival,
+                        cam.last_error,
+                        cam.blind_s(now),
                     )
                 )
     outbox.close()

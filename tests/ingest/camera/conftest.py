@@ -10,6 +10,8 @@ from sharpeye.simulators.camera.rtsp import RtspSimulator
 from sharpeye.simulators.camera.scenario import builtin
 from sharpeye.simulators.camera.writer import write_video
 
+from tests.ingest.camera.clips import SPECS
+from tests.ingest.camera.clips import write_clip as write_codec_clip
 from tests.ingest.camera.support import SCENARIOS
 
 # Every clip runs this long, so no RTSP client reaches the end (and replays the scenario) during a test.
@@ -42,3 +44,9 @@ def rtsp_sim(scenario_clips: dict[str, Path], cut_clip: Path) -> Iterator[RtspSi
     sim.start()
     yield sim
     sim.stop()
+
+
+@pytest.fixture(scope="session")
+def codec_clips(clip_dir: Path) -> dict[str, Path]:
+    """Every clip of ``clips.SPECS``, encoded once per session."""
+    return {spec.name: write_codec_clip(spec, clip_dir) for spec in SPECS}
