@@ -32,7 +32,7 @@ from typing import Any, Literal
 import msgspec
 from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.event import VideoEvent
-from sharpeye.ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing, snapshot_jpeg
+from sharpeye.ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing, clip_method, snapshot_jpeg
 from sharpeye.ingest.camera.worker import worker_main
 from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.transport.video.capture import Capture
@@ -388,6 +388,9 @@ class CameraService:
         if event.dwell_s is not None:
             attrs["dwell_s"] = event.dwell_s
         attrs["latency_s"] = round(max(0.0, time.monotonic() - arrival), 3)
+        if refs and cam.info is not None:
+            # How the clip is written: "remux" (the camera's packets unchanged) or "transcode" (H.264, that clip only).
+            attrs["clip_method"] = clip_method(cam.info)
         cam.events += 1
         return Reading(
             device_id=cam.config.id,
