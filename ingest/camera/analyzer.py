@@ -238,7 +238,8 @@ class Analyzer:
                 if zone.id not in track.zone_since:
                     continue
                 out = track.zone_out_since.setdefault(zone.id, t)
-                if t - out < self.config.detection.max_missing_s:
+                # Out and back in within the dwell (or the tracker's gap) is one stay: one episode, dwell kept.
+                if t - out < max(self.config.detection.max_missing_s, zone.dwell_s):
                     continue
                 track.zone_out_since.pop(zone.id, None)
                 track.zone_since.pop(zone.id, None)
