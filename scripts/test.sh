@@ -16,6 +16,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m sharpeye.node models install --data-dir "${SHARPEYE_TEST_MODEL_DIR:-$HOME/.cache/sharpeye-tests}"
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; bash scripts/typecheck.sh
 echo "== pytest"; .venv/bin/pytest "$@"

@@ -31,8 +31,10 @@ from typing import Any, Literal
 
 import msgspec
 from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.detector import DetectorError
 from sharpeye.ingest.camera.event import VideoEvent
 from sharpeye.ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing, clip_method, snapshot_jpeg
+from sharpeye.ingest.camera.model import INSTALL_HINT, model_path
 from sharpeye.ingest.camera.worker import worker_main
 from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.transport.video.capture import Capture
@@ -81,8 +83,9 @@ class _Worker:
         ctx = multiprocessing.get_context("spawn")
         self.inbox_r, self.inbox_w = ctx.Pipe(duplex=False)
         self.outbox_r, self.outbox_w = ctx.Pipe(duplex=False)
+        model = str(service.detector_model) if service.detector_model is not None else None
         self.process = ctx.Process(
-            target=worker_main, args=(self.inbox_r, self.outbox_w), name=f"sharpeye-video-{index}", daemon=True
+            target=worker_main, args=(self.inbox_r, self.outbox_w, model), name=f"sharpeye-video-{index}", daemon=True
         )
         self.queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=queue_size)
         self.service = service
@@ -196,8 +199,18 @@ class CameraService:
         subscriber_queue: int = 256,
         worker_queue: int = 2048,
         backoff_max: float = 30.0,
+        detector_model: Path | None = None,
     ) -> None:
         self.cameras_config = [c for c in cameras if c.enabled]
+        model = detector_model if detector_model is not None else model_path(data_dir)
+        needing = [c.id for c in self.cameras_config if c.needs_detector]
+        if needing and analytics and not model.is_file():
+            # Never fall back to "any moving object" silently: a person filter without a detector refuses to start.
+            raise DetectorError(
+                f"cameras {', '.join(needing)} name object classes but there is no detector model at {model}; "
+                f"{INSTALL_HINT}"
+            )
+        self.detector_model: Path | None = model if needing and analytics else None
         self.data_dir = data_dir
         self.evidence = EvidenceStore(data_dir / "evidence", evidence_cap_bytes)
         self._emit = emit
@@ -387,6 +400,9 @@ class CameraService:
             attrs["direction"] = event.direction
         if event.dwell_s is not None:
             attrs["dwell_s"] = event.dwell_s
+        if event.label is not None:
+            attrs["object"] = event.label
+            attrs["score"] = event.score
         attrs["latency_s"] = round(max(0.0, time.monotonic() - arrival), 3)
         if refs and cam.info is not None:
             # How the clip is written: "remux" (the camera's packets unchanged) or "transcode" (H.264, that clip only).

@@ -17,6 +17,7 @@ import logging
 import time
 from fractions import Fraction
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import av
@@ -25,6 +26,7 @@ import msgspec
 import numpy as np
 from sharpeye.ingest.camera.analyzer import Analyzer
 from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.detector import ObjectDetector
 from sharpeye.ingest.camera.event import VideoEvent
 from sharpeye.ingest.transport.video.codec import open_decoder
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
@@ -68,10 +70,12 @@ def annotate(frame: np.ndarray, config: CameraConfig, event: VideoEvent) -> np.n
 class CameraDecoder:
     """Decoder, frame selection and analytics of one camera."""
 
-    def __init__(self, config: CameraConfig, info: StreamInfo, analytics: bool = True) -> None:
+    def __init__(
+        self, config: CameraConfig, info: StreamInfo, analytics: bool = True, detector: ObjectDetector | None = None
+    ) -> None:
         self.config = config
         self.analytics = analytics
-        self.analyzer = Analyzer(config)
+        self.analyzer = Analyzer(config, detector, strict=analytics)
         self.decoded = 0
         self.analysed = 0
         self.errors = 0
@@ -100,6 +104,11 @@ class CameraDecoder:
             log.warning("camera %s: cannot decode %s", self.config.id, self.last_error)
         self._tb = Fraction(*info.time_base)
         self._tb_s = float(self._tb)
+
+    @property
+    def first_t(self) -> float | None:
+        """Stream time of the current connection's first picture."""
+        return self._conn_t0
 
     @property
     def stream_s(self) -> float:
@@ -132,7 +141,7 @@ class CameraDecoder:
         return t
 
     def _bgr(self, frame: Any) -> np.ndarray:
-        """The full-size picture in BGR, for a classifier or a snapshot."""
+        """The full-size picture in BGR, for the object detector or a snapshot."""
         out: np.ndarray = self._full.reformat(frame, format="bgr24").to_ndarray()
         return out
 
@@ -182,14 +191,14 @@ class CameraDecoder:
             small = self._scaler.reformat(
                 frame, width=aw, height=ah, format="bgr24", interpolation="FAST_BILINEAR"
             ).to_ndarray()
-            need_full = self.analyzer.classifier is not None
+            need_full = self.analyzer.detector is not None
             full = self._bgr(frame) if need_full else None
             events = self.analyzer.process(small, t, full)
             self.analysed += 1
             for event in events:
                 jpeg: bytes | None = None
                 if event.repeat == 0 and self.config.evidence.enabled:
-                    # Draw on a copy only when the classifier still needs the clean frame for further events.
+                    # Draw on a copy only when the detector still needs the clean frame for further events.
                     img = full.copy() if full is not None else self._bgr(frame)
                     ok, buf = cv2.imencode(".jpg", annotate(img, self.config, event), [cv2.IMWRITE_JPEG_QUALITY, 85])
                     jpeg = buf.tobytes() if ok else None
@@ -197,10 +206,12 @@ class CameraDecoder:
         return out
 
 
-def worker_main(inbox: Connection, outbox: Connection) -> None:
-    """Entry point of a worker process."""
+def worker_main(inbox: Connection, outbox: Connection, model: str | None = None) -> None:
+    """Entry point of a worker process. ``model``: the object detector's ONNX file, loaded once per process and
+    shared by its cameras whose rules name object classes."""
     cv2.setNumThreads(1)
     cameras: dict[str, CameraDecoder] = {}
+    detector: ObjectDetector | None = None
     last_stats = time.monotonic()
     while True:
         try:
@@ -224,10 +235,12 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
                 if config.id in cameras:
                     cameras[config.id].reopen(info)
                 else:
-                    cameras[config.id] = CameraDecoder(config, info, analytics)
+                    if detector is None and model is not None and config.needs_detector and analytics:
+                        detector = ObjectDetector(Path(model))
+                    cameras[config.id] = CameraDecoder(config, info, analytics, detector if analytics else None)
             elif op == "close":
                 cameras.pop(msg[1], None)
-        except (av.FFmpegError, ValueError, cv2.error) as exc:
+        except (av.FFmpegError, ValueError, cv2.error, RuntimeError) as exc:
             cam_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else "?"
             outbox.send(("error", cam_id, type(exc).__name__, str(exc)))
         now = time.monotonic()

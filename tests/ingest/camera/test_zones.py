@@ -44,7 +44,7 @@ def _walk(analyzer: Analyzer, feet: list[tuple[float, float, float]]) -> list[Vi
     for t, x, y in feet:
         track.box = (x - 0.05, y - 0.2, 0.1, 0.2)
         track.last_t = t
-        events.extend(analyzer._rules(track, t, None))
+        events.extend(analyzer._rules(track, t))
         track.prev_foot = track.foot
     return events
 
