@@ -47,6 +47,7 @@ class Track:
     hits: int = 1
     travel: float = 0.0
     votes: deque[tuple[str | None, float]] = field(default_factory=lambda: deque(maxlen=5))
+    detected_t: float | None = None  # when the detector last looked at this track
     prev_foot: geometry.Point | None = None
     zone_since: dict[str, float] = field(default_factory=dict)
     zone_out_since: dict[str, float] = field(default_factory=dict)
@@ -247,6 +248,15 @@ class Analyzer:
         merged.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
         return merged[: self.config.detector.max_regions]
 
+    def _due(self, track: Track, t: float) -> bool:
+        """A track whose window of votes is full and unanimous is looked at again once a second, others at every
+        pass: settled objects cost little, undecided ones (merged, cut by the edge) keep being asked."""
+        if track.detected_t is None:
+            return True
+        labels = {label for label, _ in track.votes}
+        settled = len(track.votes) == track.votes.maxlen and len(labels) == 1
+        return not settled or t - track.detected_t >= 1.0 - 1e-3
+
     def _detect(self, full: np.ndarray, t: float) -> bool:
         """One detector pass over the regions of the moving tracks; each track gets one vote. False: no motion."""
         assert self.detector is not None
@@ -258,6 +268,7 @@ class Analyzer:
             for tr in self._tracks.values()
             if tr.last_t == t
             and tr.hits >= 2
+            and self._due(tr, t)
             and (anywhere or any(geometry.contains(z.polygon, tr.foot) for z in zones))
         ]
         if not tracks:
@@ -265,7 +276,7 @@ class Analyzer:
         fh, fw = full.shape[:2]
         found: list[Detection] = []
         for x0, y0, x1, y1 in self._regions(tracks, fw, fh):
-            for d in self.detector.detect(full[y0:y1, x0:x1]):
+            for d in self.detector.detect(full[y0:y1, x0:x1], self.config.detector.input_size):
                 bx0, by0, bx1, by1 = d.box
                 found.append(
                     Detection(d.label, d.score, ((bx0 + x0) / fw, (by0 + y0) / fh, (bx1 + x0) / fw, (by1 + y0) / fh))
@@ -280,6 +291,7 @@ class Analyzer:
                 if x - mx <= cx <= x + w + mx and y - my <= cy <= y + h + my and (best is None or d.score > best.score):
                     best = d
             tr.votes.append((best.label, best.score) if best is not None else (None, 0.0))
+            tr.detected_t = t
         return True
 
     @staticmethod

@@ -65,7 +65,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 class ObjectDetector:
     """NanoDet through onnxruntime, on one thread (the analytics worker processes give the parallelism)."""
 
-    def __init__(self, model: Path, classes: tuple[str, ...] = CLASSES, floor: float = 0.3) -> None:
+    def __init__(self, model: Path, classes: tuple[str, ...] = CLASSES, floor: float = 0.3, size: int = 320) -> None:
         if not model.is_file():
             raise DetectorError(f"no detector model at {model}")
         try:
@@ -82,20 +82,15 @@ class ObjectDetector:
             raise DetectorError(f"cannot load detector model {model}: {exc}") from exc
         inp = self._session.get_inputs()[0]
         self._input = inp.name
-        self.size = int(inp.shape[2])
-        outputs = self._session.get_outputs()
-        # Pair score and box outputs by their number of cells (one pair per stride).
-        by_cells: dict[int, dict[str, str]] = {}
-        for o in outputs:
-            cells, width = int(o.shape[1]), int(o.shape[2])
-            by_cells.setdefault(cells, {})["cls" if width == len(COCO) else "reg"] = o.name
-        self._levels: list[tuple[int, int, str, str]] = []
-        for stride in STRIDES:
-            side = self.size // stride
-            pair = by_cells.get(side * side)
-            if pair is None or set(pair) != {"cls", "reg"}:
-                raise DetectorError(f"model {model} has no outputs for stride {stride}")
-            self._levels.append((stride, side, pair["cls"], pair["reg"]))
+        fixed = inp.shape[2] if isinstance(inp.shape[2], int) else None
+        # A model converted by our converter takes any multiple of 32; an older fixed one only its own size.
+        self.size = fixed or size
+        self._free = fixed is None
+        if self.size % STRIDES[-1]:
+            raise DetectorError(f"detector input size {self.size} is not a multiple of {STRIDES[-1]}")
+        self._model = model
+        self._levels: list[tuple[int, int, str, str]] = self._pair_outputs()
+        self._by_size = {self.size: self._levels}
         self._names = [name for _, _, c, r in self._levels for name in (c, r)]
         self.classes = classes
         self._class_ids = np.array([COCO.index(c) for c in classes], np.int64)
@@ -103,11 +98,36 @@ class ObjectDetector:
         self.inferences = 0
         self.cpu_s = 0.0
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Objects of ``self.classes`` in a BGR image, scores at or above the floor, boxes in its pixels."""
+    def _pair_outputs(self) -> list[tuple[int, int, str, str]]:
+        """(stride, side, score output, box output) per level: paired by their cell counts on a blank input."""
+        blank = np.zeros((1, 3, self.size, self.size), np.float32)
+        outputs = self._session.get_outputs()
+        results = self._session.run([o.name for o in outputs], {self._input: blank})
+        by_cells: dict[int, dict[str, str]] = {}
+        for o, r in zip(outputs, results, strict=True):
+            cells, width = int(r.shape[1]), int(r.shape[2])
+            by_cells.setdefault(cells, {})["cls" if width == len(COCO) else "reg"] = o.name
+        levels = []
+        for stride in STRIDES:
+            side = self.size // stride
+            pair = by_cells.get(side * side)
+            if pair is None or set(pair) != {"cls", "reg"}:
+                raise DetectorError(f"model {self._model} has no outputs for stride {stride} at size {self.size}")
+            levels.append((stride, side, pair["cls"], pair["reg"]))
+        return levels
+
+    def detect(self, image: np.ndarray, size: int | None = None) -> list[Detection]:
+        """Objects of ``self.classes`` in a BGR image, scores at or above the floor, boxes in its pixels. ``size``
+        (a multiple of 32) is the side the image is seen at; the detector's own by default."""
         h, w = image.shape[:2]
         if h < 2 or w < 2:
             return []
+        if size is not None and size != self.size and self._free:
+            self.size = size
+            if size not in self._by_size:
+                self._by_size[size] = self._pair_outputs()
+            self._levels = self._by_size[size]
+            self._names = [name for _, _, c, r in self._levels for name in (c, r)]
         scale = self.size / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         canvas = np.empty((self.size, self.size, 3), np.float32)

