@@ -280,6 +280,10 @@ class CameraService:
             if cam.capture is not None and not cam.capture.join(10):
                 log.error("camera %s: capture thread did not stop", cam.config.id)
         for w in self._workers:
+            # Packets still queued for a worker that fell behind are dropped: the stop must not wait behind them.
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    w.queue.get_nowait()
             w.put(None, force=True)
         for w in [*self._workers, *self._retired]:
             w.sender.join(5)

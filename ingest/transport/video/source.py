@@ -8,6 +8,7 @@ in real time and loop; network streams are paced by the network.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -53,10 +54,11 @@ class SourceError(RuntimeError):
 
 def _classify(exc: Exception) -> str:
     text = str(exc).lower()
-    if "401" in text or "403" in text or "unauthorized" in text or "forbidden" in text:
-        return "auth"
     if "refused" in text or "timed out" in text or "timeout" in text or "no route" in text or "resolve" in text:
         return "unreachable"
+    # Whole numbers only: a port such as 44017 in the URL of the message is no HTTP 401.
+    if re.search(r"\b40[13]\b", text) or "unauthorized" in text or "forbidden" in text:
+        return "auth"
     if "404" in text or "not found" in text or "no such file" in text:
         return "not_found"
     return "open"
