@@ -73,6 +73,7 @@ class ChannelScore(msgspec.Struct, kw_only=True):
     alarms: int
     true_alarms: int
     latencies: list[float]
+    false_at: list[float] = []  # clip times of the false alarms, to look at
 
     @property
     def precision(self) -> float | None:
@@ -118,6 +119,8 @@ class AccuracyReport(msgspec.Struct, kw_only=True):
                 f"{c.channel:<16} {c.kind:<18} {c.intervals:>5} {c.found:>5} {c.alarms:>6} {c.true_alarms:>5} "
                 f"{pct(c.precision):>9} {pct(c.recall):>6} {latency:>16}"
             )
+            if c.false_at:
+                lines.append(f"  false alarms at {', '.join(f'{t:.1f}' for t in c.false_at)} s")
         return "\n".join(lines)
 
 
@@ -203,6 +206,7 @@ def score(clip: Path, labels: LabelsFile, detector_model: Path | None = None) ->
             ChannelScore(
                 channel=entry.channel, kind=kind, intervals=len(entry.intervals), found=found, alarms=len(starts),
                 true_alarms=len(true), latencies=latencies,
+                false_at=[round(s, 1) for s in starts if s not in true],
             )
         )  # fmt: skip
     passes = decoder.analyzer.detector_passes

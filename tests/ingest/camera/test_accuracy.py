@@ -54,7 +54,7 @@ def test_vtest_lawn_through_the_cli(detector_model: Path, tmp_path: Path, capsys
     assert report["codec"] == "msmpeg4" and report["decode_errors"] == 0
     (lawn,) = report["channels"]
     assert lawn["recall"] == 1.0  # the people on the lawn are found
-    assert lawn["precision"] >= 0.5, report
+    assert lawn["precision"] >= 0.6, report  # 1.0 here; room for other onnxruntime builds
     assert max(lawn["latencies"]) <= 1.5  # zone entry to alarm
     assert report["detector_passes"] > 0
 
