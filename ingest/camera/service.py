@@ -656,6 +656,21 @@ class CameraService:
             )
         return out
 
+    def health(self) -> tuple[bool, str]:
+        """For /api/health: ok while every analytics worker lives and no camera is blind; the detail counts cameras
+        by state and names those that are not live, with the reason."""
+        stats = self.stats()
+        by_state: dict[str, int] = {}
+        for st in stats:
+            by_state[st.state] = by_state.get(st.state, 0) + 1
+        dead = sum(1 for w in self._workers if not w.process.is_alive()) if self._started else 0
+        parts = [", ".join(f"{n} {state}" for state, n in sorted(by_state.items())) or "no cameras"]
+        if dead:
+            parts.append(f"{dead} analytics worker(s) dead")
+        parts += [f"{st.camera_id}: {st.reason}" for st in stats if st.state != "live" and st.reason][:10]
+        ok = dead == 0 and by_state.get("blind", 0) == 0
+        return ok, "; ".join(parts)
+
     def subscribe(self, camera_id: str) -> PacketSubscription:
         """Compressed packets of a camera from its next key frame on; close the subscription when done."""
         cam = self._cameras.get(camera_id)

@@ -169,5 +169,8 @@ async def test_cameras_that_see_and_cameras_that_say_why_not(codec_clips: dict[s
         assert nokey.state == "starting" and nokey.health == 0, nokey
         assert nokey.reason is not None and nokey.reason.startswith("waiting for a key frame (h264)"), nokey
         assert not collector.of("no-key", "video.loss")
+        # The service's line for /api/health: not ok while a camera is blind, and it says which and why.
+        ok, detail = service.health()
+        assert not ok and "2 blind" in detail and "garbage-mpeg4: packets arrive but none decodes (mpeg4)" in detail
     finally:
         await service.stop()
