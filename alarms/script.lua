@@ -133,17 +133,28 @@ local function create(p, fp, now_iso, now_epoch, actor)
   return id
 end
 
+-- Append evidence references to an alarm, each at most once (a repeated reading carries its episode's snapshot
+-- and clip again), at most 50 in all.
+local function add_evidence(akey, refs)
+  local ev = cjson.decode(redis.call('HGET', akey, 'evidence') or '[]')
+  local seen = {}
+  for _, ref in ipairs(ev) do seen[ref] = true end
+  local changed = false
+  for _, ref in ipairs(refs) do
+    if #ev < 50 and not seen[ref] then
+      table.insert(ev, ref)
+      seen[ref] = true
+      changed = true
+    end
+  end
+  if changed then redis.call('HSET', akey, 'evidence', cjson.encode(ev)) end
+end
+
 local function repeat_open(p, open, now_iso, now_epoch)
   local akey = p.alarm_prefix .. open
   redis.call('HINCRBY', akey, 'count', 1)
   redis.call('HSET', akey, 'last_seen', now_iso, 'last_epoch', now_epoch, 'value', p.value)
-  if p.evidence ~= '[]' then
-    local ev = cjson.decode(redis.call('HGET', akey, 'evidence') or '[]')
-    for _, ref in ipairs(cjson.decode(p.evidence)) do
-      if #ev < 50 then table.insert(ev, ref) end
-    end
-    redis.call('HSET', akey, 'evidence', cjson.encode(ev))
-  end
+  if p.evidence ~= '[]' then add_evidence(akey, cjson.decode(p.evidence)) end
   redis.call('ZADD', p.k_by_time, now_epoch, open)
   if p.quiet then timer(p, 'quiet', now_epoch + p.quiet) end
   live(p, 'repeated', open, now_iso, '')
@@ -322,11 +333,7 @@ local function act(p)
     return {'commented', state}
   elseif p.action == 'evidence' then
     -- evidence recorded for this alarm by a linked camera
-    local ev = cjson.decode(redis.call('HGET', akey, 'evidence') or '[]')
-    for _, ref in ipairs(p.refs or {}) do
-      if #ev < 50 then table.insert(ev, ref) end
-    end
-    redis.call('HSET', akey, 'evidence', cjson.encode(ev))
+    add_evidence(akey, p.refs or {})
     history(p, id, now_iso, 'evidence', actor, state, table.concat(p.refs or {}, ' '))
     live(p, 'updated', id, now_iso, state)
     return {'evidence', state}

@@ -7,9 +7,9 @@ frames at 5 fps, scale to 320 px, analyse). Ground truth is the scenario's expec
 measured in the same run, is naive motion-in-zone analytics on the same clips (no travel filter, no
 dwell, no size limits): the ratio of F1 scores shows what tracking and filters buy.
 
-Extra real case: Debian's ``opencv-doc`` pedestrian clip (vtest.avi, 768x576, people walking). It has no
-labelled ground truth, so it reports how many analytics alarms OpenCV's HOG people detector confirms on
-the alarm frame (a person box overlapping the alarm's box).
+Extra real case: Debian's ``opencv-doc`` pedestrian clip (vtest.avi, 768x576, people walking), scored against
+the labels in tests/ingest/camera/labels/vtest.yaml through the hub's decoder (as ``sharpeye accuracy`` does): a
+person zone with the object detector, and the same zone on motion alone as the baseline.
 
     .venv/bin/python bench/video_accuracy.py             # 3 variants per scenario
     .venv/bin/python bench/video_accuracy.py --variants 1
@@ -18,24 +18,23 @@ the alarm frame (a person box overlapping the alarm's box).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import av
-import cv2
 import msgspec
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sharpeye.ingest.camera.analyzer import Analyzer
+from sharpeye.ingest.camera.accuracy import LabelsFile, load_labels, score
 from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.event import VideoEvent
+from sharpeye.ingest.camera.model import model_path
 from sharpeye.ingest.camera.worker import CameraDecoder
 from sharpeye.ingest.transport.video.packet import VideoPacket
 from sharpeye.ingest.transport.video.source import stream_info
@@ -44,6 +43,7 @@ from sharpeye.simulators.camera.scenario import Scenario, builtin
 from sharpeye.simulators.camera.writer import write_video
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+LABELS = Path(__file__).resolve().parent.parent / "tests" / "ingest" / "camera" / "labels" / "vtest.yaml"
 _dec = msgspec.msgpack.Decoder(VideoEvent)
 
 
@@ -93,71 +93,32 @@ def f1(t: Tally) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def vtest_case() -> None:
+def vtest_case(model: Path) -> None:
+    """vtest.avi scored against its labels (tests/ingest/camera/labels/vtest.yaml) through ``sharpeye accuracy``'s
+    path (the hub's decoder): the lawn zone with ``objects: person`` (motion + detector) against the same zone with
+    ``objects: any`` (motion only, the baseline), in the same run."""
     if not VTEST.is_file():
         print(f"vtest: {VTEST} missing (Debian package opencv-doc)")
         return
-    config = CameraConfig.model_validate(
-        {
-            "id": "vtest",
-            "kind": "camera",
-            "name": "vtest",
-            "grid": "g",
-            "url": str(VTEST),
-            "zones": [
-                {
-                    "id": "path",
-                    "polygon": [[0.45, 0.42], [0.97, 0.42], [0.97, 0.75], [0.45, 0.75]],
-                    "dwell_s": 0.5,
-                    "min_size": 0.05,
-                }
-            ],
-            "tripwires": [{"id": "mid", "a": [0.35, 0.22], "b": [0.35, 0.75], "min_size": 0.05}],
-            "tamper": {"enabled": False},
-        }
-    )
-    analyzer = Analyzer(config)
-    hog = cv2.HOGDescriptor()
-    hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
-    container: Any = av.open(str(VTEST))
-    stream = container.streams.video[0]
-    fps = float(stream.average_rate or 10)
-    step = max(1, round(fps / config.analysis_fps))
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    t0 = time.perf_counter()
-    frames = 0
-    for i, frame in enumerate(container.decode(stream)):
-        if i % step:
-            continue
-        frames += 1
-        full = frame.to_ndarray(format="bgr24")
-        h, w = full.shape[:2]
-        small = cv2.resize(full, (320, round(h * 320 / w)), interpolation=cv2.INTER_AREA)
-        for e in analyzer.process(small, i / fps):
-            if e.repeat or e.box is None:
-                continue
-            x, y, bw, bh = e.box
-            rects, _ = hog.detectMultiScale(full, winStride=(8, 8), padding=(8, 8), scale=1.05)
-            ok = False
-            for rx, ry, rw, rh in rects:
-                ix = max(0.0, min(x + bw, (rx + rw) / w) - max(x, rx / w))
-                iy = max(0.0, min(y + bh, (ry + rh) / h) - max(y, ry / h))
-                ok = ok or ix * iy > 0.2 * bw * bh
-            counts[e.kind][0] += 1
-            counts[e.kind][1] += int(ok)
-    container.close()
-    elapsed = time.perf_counter() - t0
-    for kind, (n, confirmed) in sorted(counts.items()):
-        print(
-            f"vtest {kind:16s} alarms {n:3d}, confirmed by HOG on the alarm frame {confirmed:3d} ({confirmed / n:.0%})"
-        )
-    print(f"vtest: {frames} frames analysed at 5 fps in {elapsed:.1f} s (incl. HOG checks)")
+    labels = load_labels(LABELS)
+    runs: list[tuple[str, LabelsFile, Path | None]] = []
+    if model.is_file():
+        runs.append(("motion + detector", labels, model))
+    else:
+        print(f"vtest: no detector at {model} (sharpeye models install): motion-only baseline alone")
+    zones = [{**z, "objects": "any"} for z in labels.camera["zones"]]
+    runs.append(("motion only", labels.model_copy(update={"camera": {**labels.camera, "zones": zones}}), None))
+    for name, lab, det in runs:
+        report = score(VTEST, lab, det)
+        print(f"vtest, {name}:")
+        print(report.table())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", type=int, default=3, help="versions of each scenario")
     parser.add_argument("--no-vtest", action="store_true", help="skip the real pedestrian clip")
+    parser.add_argument("--model", default=None, help="detector ONNX (default SHARPEYE_DATA_DIR/models/nanodet.onnx)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sharpeye-accuracy-"))
     grader = Grader()
@@ -187,7 +148,8 @@ def main() -> None:
         )
     print("latency = alarm time - ground-truth time the condition became true (stream seconds)")
     if not args.no_vtest:
-        vtest_case()
+        data = Path(os.environ.get("SHARPEYE_DATA_DIR", "."))
+        vtest_case(Path(args.model) if args.model else model_path(data))
 
 
 if __name__ == "__main__":

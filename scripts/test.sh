@@ -24,6 +24,7 @@ missing=$(grep -L '^// @ts-check' $(find api/static -name '*.js') || true)
 [ -z "$missing" ] || { echo "console modules without // @ts-check: $missing" >&2; exit 1; }
 npm run --silent lint
 npm run --silent typecheck
+.venv/bin/python -m sharpeye.node models install --data-dir "${SHARPEYE_TEST_MODEL_DIR:-$HOME/.cache/sharpeye-tests}"
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy and layers"; bash scripts/typecheck.sh
 echo "== pytest"; .venv/bin/pytest "$@"

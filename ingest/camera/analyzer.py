@@ -1,20 +1,30 @@
 """Video analytics of one camera on small frames: background model, blobs, tracker, zones, tripwires, tamper.
 
-``Analyzer.process(frame, t)`` takes a small BGR frame and its stream time in seconds and returns the
-``VideoEvent``s it raises. It is pure CPU work with no I/O, run inside a worker process.
+``Analyzer.process(frame, t, full)`` takes a small BGR frame and its stream time in seconds (and the full-size
+frame when an object detector is needed) and returns the ``VideoEvent``s it raises. It is pure CPU work with no
+I/O, run inside a worker process.
+
+Detection is Frigate-style: motion first (MOG2 on the small frame, every analysed frame), then, where a zone or
+line names object classes, the object detector on the regions of motion (track boxes padded, merged, largest
+first) of the full-size frame, at most ``detector.fps`` times a second. Each detection votes for the track it
+falls in; a track's class is the rolling vote of its last ``detector.votes`` passes, so one miss (two people
+merged into one blob, a person cut by the frame edge) does not settle it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from sharpeye.ingest.camera import geometry
-from sharpeye.ingest.camera.classifier import Classifier, make_classifier
 from sharpeye.ingest.camera.config import CameraConfig, TripwireConfig, ZoneConfig
+from sharpeye.ingest.camera.detector import Detection, DetectorError, ObjectDetector
 from sharpeye.ingest.camera.event import VideoEvent
+from sharpeye.ingest.camera.model import INSTALL_HINT
 from sharpeye.ingest.camera.tamper import TamperDetector
 
 log = logging.getLogger(__name__)
@@ -36,7 +46,8 @@ class Track:
     origin: geometry.Point
     hits: int = 1
     travel: float = 0.0
-    person: bool | None = None
+    votes: deque[tuple[str | None, float]] = field(default_factory=lambda: deque(maxlen=5))
+    detected_t: float | None = None  # when the detector last looked at this track
     prev_foot: geometry.Point | None = None
     zone_since: dict[str, float] = field(default_factory=dict)
     zone_out_since: dict[str, float] = field(default_factory=dict)
@@ -77,9 +88,14 @@ def _merge_boxes(boxes: list[list[int]], gap: int) -> list[list[int]]:
 class Analyzer:
     """Analytics state of one camera."""
 
-    def __init__(self, config: CameraConfig, classifier: Classifier | None = None) -> None:
+    def __init__(self, config: CameraConfig, detector: ObjectDetector | None = None, strict: bool = True) -> None:
         self.config = config
-        self.classifier = classifier if classifier is not None else make_classifier(config.classifier)
+        self.needs_detector = config.needs_detector
+        if self.needs_detector and detector is None and strict:
+            raise DetectorError(f"camera {config.id}: a zone or line names object classes; {INSTALL_HINT}")
+        self.detector = detector if self.needs_detector else None
+        self._last_detect: float | None = None
+        self.detector_passes = 0
         self.tamper = TamperDetector(config.tamper)
         self._shape: tuple[int, int] | None = None
         self._mog: cv2.BackgroundSubtractorMOG2 | None = None
@@ -167,10 +183,14 @@ class Analyzer:
         boxes = [b for b in _merge_boxes(raw, max(2, h // 60)) if (b[2] - b[0]) * (b[3] - b[1]) >= min_area]
         norm_boxes: list[Box] = [(b[0] / w, b[1] / h, (b[2] - b[0]) / w, (b[3] - b[1]) / h) for b in boxes]
         self._track(norm_boxes, t)
+        if self.detector is not None and full is not None:
+            due = self._last_detect is None or t - self._last_detect >= 1 / self.config.detector.fps - 1e-3
+            if due and self._detect(full, t):
+                self._last_detect = t
         for track in self._tracks.values():
             if track.last_t != t or track.hits < 3 or track.travel < self.config.detection.min_travel:
                 continue
-            events.extend(self._rules(track, t, full))
+            events.extend(self._rules(track, t))
         for track in self._tracks.values():
             track.prev_foot = track.foot
         return events
@@ -207,38 +227,111 @@ class Analyzer:
             if bi in used_b:
                 continue
             tr = Track(id=self._next_id, box=b, first_t=t, last_t=t, origin=(b[0] + b[2] / 2, b[1] + b[3]))
+            tr.votes = deque(maxlen=self.config.detector.votes)
             self._next_id += 1
             self._tracks[tr.id] = tr
 
-    def _is_person(self, track: Track, full: np.ndarray | None) -> bool:
-        if self.classifier is None:
-            return True
-        if track.person is None and full is not None:
-            fh, fw = full.shape[:2]
-            x, y, w, h = track.box
-            x0, y0 = max(0, int((x - w * 0.2) * fw)), max(0, int((y - h * 0.1) * fh))
-            x1, y1 = min(fw, int((x + w * 1.2) * fw)), min(fh, int((y + h * 1.1) * fh))
-            if x1 - x0 >= 4 and y1 - y0 >= 8:
-                track.person = self.classifier.is_person(full[y0:y1, x0:x1])
-        return bool(track.person)
+    def _regions(self, tracks: list[Track], fw: int, fh: int) -> list[list[int]]:
+        """Pixel regions of the full frame around moving tracks: padded, at least 96 px, merged, largest first."""
+        pad = self.config.detector.padding
+        boxes: list[list[int]] = []
+        for tr in tracks:
+            x, y, w, h = tr.box
+            side = max(w * fw, h * fh) * (1 + pad)
+            side = max(side, 96.0)
+            cx, cy = (x + w / 2) * fw, (y + h / 2) * fh
+            boxes.append(
+                [max(0, int(cx - side / 2)), max(0, int(cy - side / 2)), min(fw, int(cx + side / 2)),
+                 min(fh, int(cy + side / 2))]
+            )  # fmt: skip
+        merged = _merge_boxes(boxes, 0)
+        merged.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+        return merged[: self.config.detector.max_regions]
 
-    def _fits(self, track: Track, rule: ZoneConfig | TripwireConfig, full: np.ndarray | None) -> bool:
+    def _due(self, track: Track, t: float) -> bool:
+        """A track whose window of votes is full and unanimous is looked at again once a second, others at every
+        pass: settled objects cost little, undecided ones (merged, cut by the edge) keep being asked."""
+        if track.detected_t is None:
+            return True
+        labels = {label for label, _ in track.votes}
+        settled = len(track.votes) == track.votes.maxlen and len(labels) == 1
+        return not settled or t - track.detected_t >= 1.0 - 1e-3
+
+    def _detect(self, full: np.ndarray, t: float) -> bool:
+        """One detector pass over the regions of the moving tracks; each track gets one vote. False: no motion."""
+        assert self.detector is not None
+        # Only tracks a class filter will ask about: in a zone that names classes, or anywhere when a line does.
+        zones = [z for z in self.config.zones if z.objects != "any"]
+        anywhere = any(line.objects != "any" for line in self.config.tripwires)
+        tracks = [
+            tr
+            for tr in self._tracks.values()
+            if tr.last_t == t
+            and tr.hits >= 2
+            and self._due(tr, t)
+            and (anywhere or any(geometry.contains(z.polygon, tr.foot) for z in zones))
+        ]
+        if not tracks:
+            return False
+        fh, fw = full.shape[:2]
+        found: list[Detection] = []
+        for x0, y0, x1, y1 in self._regions(tracks, fw, fh):
+            for d in self.detector.detect(full[y0:y1, x0:x1], self.config.detector.input_size):
+                bx0, by0, bx1, by1 = d.box
+                found.append(
+                    Detection(d.label, d.score, ((bx0 + x0) / fw, (by0 + y0) / fh, (bx1 + x0) / fw, (by1 + y0) / fh))
+                )
+        self.detector_passes += 1
+        for tr in tracks:
+            x, y, w, h = tr.box
+            mx, my = w * 0.15, h * 0.15
+            best: Detection | None = None
+            for d in found:
+                cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
+                if x - mx <= cx <= x + w + mx and y - my <= cy <= y + h + my and (best is None or d.score > best.score):
+                    best = d
+            tr.votes.append((best.label, best.score) if best is not None else (None, 0.0))
+            tr.detected_t = t
+        return True
+
+    @staticmethod
+    def verdict(track: Track, classes: list[str], min_score: float) -> tuple[str, float] | None:
+        """The class among ``classes`` that the track's rolling vote settles on: named by at least half of its
+        last votes with a mean score of at least ``min_score``; None when none is."""
+        votes = list(track.votes)
+        if not votes:
+            return None
+        need = math.ceil(len(votes) / 2)
+        best: tuple[str, float] | None = None
+        for label in classes:
+            scores = [s for lab, s in votes if lab == label]
+            if len(scores) >= need:
+                mean = sum(scores) / len(scores)
+                if mean >= min_score and (best is None or mean > best[1]):
+                    best = (label, mean)
+        return best
+
+    def _fits(self, track: Track, rule: ZoneConfig | TripwireConfig) -> tuple[str, float] | None:
+        """None when the track does not count for the rule; else its class and score (('', 0) for any object)."""
         height = track.box[3]
         if not rule.min_size <= height <= rule.max_size:
-            return False
-        return rule.objects == "any" or self._is_person(track, full)
+            return None
+        if rule.objects == "any":
+            return ("", 0.0)
+        return self.verdict(track, list(rule.objects), rule.min_score)
 
-    def _rules(self, track: Track, t: float, full: np.ndarray | None) -> list[VideoEvent]:
+    def _rules(self, track: Track, t: float) -> list[VideoEvent]:
         events: list[VideoEvent] = []
         foot = track.foot
         repeat_s = self.config.repeat_s
         for zone in self.config.zones:
-            inside = geometry.contains(zone.polygon, foot) and self._fits(track, zone, full)
-            if not inside:
+            fit = self._fits(track, zone) if geometry.contains(zone.polygon, foot) else None
+            if fit is None:
                 if zone.id not in track.zone_since:
                     continue
                 out = track.zone_out_since.setdefault(zone.id, t)
-                if t - out < self.config.detection.max_missing_s:
+                # Out and back in within the dwell (or the tracker's gap) is one stay: one episode, dwell kept.
+                if t - out < max(self.config.detection.max_missing_s, zone.dwell_s):
                     continue
                 track.zone_out_since.pop(zone.id, None)
                 track.zone_since.pop(zone.id, None)
@@ -256,14 +349,18 @@ class Analyzer:
                     episode = track.zone_episode.setdefault(zone.id, name)
                     n = 0 if last is None else round((t - since - zone.dwell_s) / repeat_s)
                     track.zone_last_emit[zone.id] = t
-                    events.append(self._object_event("video.intrusion", zone.id, t, episode, n, track, dwell_s=dwell))
+                    events.append(
+                        self._object_event("video.intrusion", zone.id, t, episode, n, track, dwell_s=dwell, fit=fit)
+                    )
             if zone.loitering_s is not None and dwell >= zone.loitering_s:
                 last = track.loiter_last_emit.get(zone.id)
                 if last is None or t - last >= repeat_s:
                     n = 0 if last is None else round((t - since - zone.loitering_s) / repeat_s)
                     episode = f"{self.config.id}:{zone.id}:loiter:{track.id}:{since:.2f}"
                     track.loiter_last_emit[zone.id] = t
-                    events.append(self._object_event("video.loitering", zone.id, t, episode, n, track, dwell_s=dwell))
+                    events.append(
+                        self._object_event("video.loitering", zone.id, t, episode, n, track, dwell_s=dwell, fit=fit)
+                    )
         prev = track.prev_foot
         for line in self.config.tripwires:
             side = geometry.cross(line.a, line.b, foot)
@@ -281,10 +378,15 @@ class Analyzer:
                 # Went round the end of the line, not across it.
                 continue
             direction = "a_to_b" if committed > 0 else "b_to_a"
-            if line.direction not in ("both", direction) or not self._fits(track, line, full):
+            if line.direction not in ("both", direction):
+                continue
+            fit = self._fits(track, line)
+            if fit is None:
                 continue
             episode = f"{self.config.id}:{line.id}:{track.id}:{t:.2f}"
-            events.append(self._object_event("video.tripwire", line.id, t, episode, 0, track, direction=direction))
+            events.append(
+                self._object_event("video.tripwire", line.id, t, episode, 0, track, direction=direction, fit=fit)
+            )
         return events
 
     def _object_event(
@@ -298,6 +400,7 @@ class Analyzer:
         *,
         dwell_s: float | None = None,
         direction: str | None = None,
+        fit: tuple[str, float] | None = None,
     ) -> VideoEvent:
         return VideoEvent(
             kind=kind,
@@ -310,6 +413,8 @@ class Analyzer:
             box=tuple(round(v, 4) for v in track.box),  # type: ignore[arg-type]
             direction=direction,
             dwell_s=None if dwell_s is None else round(dwell_s, 2),
+            label=fit[0] if fit and fit[0] else None,
+            score=round(fit[1], 3) if fit and fit[0] else None,
         )
 
     def _tamper_events(self, frame: np.ndarray, t: float) -> list[VideoEvent]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
@@ -22,6 +21,28 @@ NormPoint = Annotated[
     tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]],
     Field(description="Point (x, y) as fractions of the frame width and height; must lie inside the frame."),
 ]
+
+ObjectClass = Literal["person", "bicycle", "car", "motorcycle", "bus", "truck"]
+ObjectFilter = Annotated[
+    Literal["any"] | list[ObjectClass],
+    Field(
+        description="'any' moving object, or the object classes that count (a class name alone is a list of one); "
+        "classes need the object detector (`sharpeye models install`)."
+    ),
+]
+
+
+def _object_list(value: object) -> object:
+    """``objects: person`` is ``objects: [person]``."""
+    if isinstance(value, str) and value != "any":
+        return [value]
+    return value
+
+
+def needs_detector(objects: object) -> bool:
+    """A rule's ``objects`` other than 'any' needs the object detector."""
+    return objects != "any"
+
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
@@ -98,10 +119,13 @@ class ZoneConfig(StrictModel):
     )
     min_size: float = Field(default=0.05, ge=0, le=1, description="Minimum object height, fraction of frame height.")
     max_size: float = Field(default=1.0, gt=0, le=1, description="Maximum object height, fraction of frame height.")
-    objects: Literal["any", "person"] = Field(
-        default="any", description="'person' asks the classifier (if one is configured) to confirm a person."
+    objects: ObjectFilter = "any"
+    min_score: float = Field(
+        default=0.5, ge=0.05, le=1, description="Detector score an object class needs (with objects other than any)."
     )
     schedule: Schedule | None = Field(default=None, description="Arming schedule; always armed if unset.")
+
+    _objects = field_validator("objects", mode="before")(_object_list)
 
     @field_validator("polygon")
     @classmethod
@@ -130,8 +154,11 @@ class TripwireConfig(StrictModel):
     )
     min_size: float = Field(default=0.05, ge=0, le=1, description="Minimum object height, fraction of frame height.")
     max_size: float = Field(default=1.0, gt=0, le=1, description="Maximum object height, fraction of frame height.")
-    objects: Literal["any", "person"] = Field(default="any", description="As for zones.")
+    objects: ObjectFilter = "any"
+    min_score: float = Field(default=0.5, ge=0.05, le=1, description="As for zones.")
     schedule: Schedule | None = Field(default=None, description="Arming schedule; always armed if unset.")
+
+    _objects = field_validator("objects", mode="before")(_object_list)
 
     @model_validator(mode="after")
     def _length(self) -> TripwireConfig:
@@ -167,20 +194,25 @@ class DetectionConfig(StrictModel):
     max_missing_s: float = Field(default=1.0, gt=0, le=30, description="A track not seen for this long ends.")
 
 
-class ClassifierConfig(StrictModel):
-    """Optional object classifier run on motion crops for rules with ``objects: person``."""
+class DetectorConfig(StrictModel):
+    """The object detector (NanoDet, COCO classes) run on regions of motion for rules that name object classes."""
 
-    type: Literal["none", "hog", "onnx"] = Field(default="none", description="none, OpenCV HOG, or an ONNX model.")
-    model_path: Path | None = Field(default=None, description="ONNX model file (type onnx).")
-    input_size: int = Field(default=224, ge=32, le=1024, description="Square input size of the ONNX model.")
-    person_index: int = Field(default=0, ge=0, description="Output index of the person class (type onnx).")
-    threshold: float = Field(default=0.5, ge=0, le=1, description="Score needed to call a crop a person (onnx).")
-
-    @model_validator(mode="after")
-    def _path(self) -> ClassifierConfig:
-        if self.type == "onnx" and self.model_path is None:
-            raise ValueError("classifier type onnx needs model_path")
-        return self
+    fps: float = Field(default=5, gt=0, le=30, description="At most this many detector passes per second.")
+    votes: int = Field(
+        default=5, ge=1, le=50, description="Each track's class is the vote of its last this many detector passes."
+    )
+    padding: float = Field(
+        default=0.3, ge=0, le=2, description="Motion regions grow by this fraction of their size before detection."
+    )
+    max_regions: int = Field(default=3, ge=1, le=16, description="Most regions sent to the detector per pass.")
+    input_size: int = Field(
+        default=320,
+        ge=128,
+        le=640,
+        multiple_of=32,
+        description="Side of the square the detector sees each region at (NanoDet was trained at 416; 320 costs "
+        "about 60 % of it).",
+    )
 
 
 class TamperConfig(StrictModel):
@@ -225,7 +257,7 @@ class CameraConfig(DeviceConfig):
     tripwires: list[TripwireConfig] = Field(default=[], description="Lines with a crossing direction.")
     masks: list[MaskConfig] = Field(default=[], description="Regions where motion is ignored.")
     detection: DetectionConfig = Field(default_factory=DetectionConfig, description="Background model and tracker.")
-    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig, description="Optional classifier.")
+    detector: DetectorConfig = Field(default_factory=DetectorConfig, description="Object detector on motion.")
     tamper: TamperConfig = Field(default_factory=TamperConfig, description="Tamper detection.")
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig, description="Snapshot and clip per alarm.")
 
@@ -246,6 +278,13 @@ class CameraConfig(DeviceConfig):
         if dup:
             raise ValueError(f"zone and tripwire ids must be unique within a camera: {', '.join(sorted(dup))}")
         return self
+
+    @property
+    def needs_detector(self) -> bool:
+        """Some zone or line names object classes."""
+        return any(needs_detector(z.objects) for z in self.zones) or any(
+            needs_detector(t.objects) for t in self.tripwires
+        )
 
     def channel_schedule(self, channel: str) -> Schedule | None:
         for z in self.zones:

@@ -22,3 +22,5 @@ class VideoEvent(msgspec.Struct, frozen=True, kw_only=True):
     box: tuple[float, float, float, float] | None = None
     direction: str | None = None
     dwell_s: float | None = None
+    label: str | None = None  # the detector's class of the object, when the rule names classes
+    score: float | None = None

@@ -2,11 +2,14 @@
 
 Files live under ``<data_dir>/evidence/<camera>/<YYYYMMDD>/<name>.jpg|.mp4``; the reference stored on a
 ``Reading`` is the path below ``evidence/``. Clips are written by remuxing the camera's own compressed packets
-(no re-encoding). The store has a size cap and deletes the oldest files first.
+(no re-encoding) when MP4 takes the codec (H.264, H.265, MPEG-4 part 2; AVCC packets converted to Annex-B with
+the container's parameter sets), else by transcoding that clip alone to H.264 (MS-MPEG4, MJPEG...), so every clip
+plays in a browser. The store has a size cap and deletes the oldest files first.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -18,6 +21,7 @@ from typing import Any
 
 import av
 import cv2
+from sharpeye.ingest.transport.video.codec import open_decoder
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 
 log = logging.getLogger(__name__)
@@ -64,48 +68,172 @@ class PacketRing:
         return [] if first is None else packets[first:]
 
 
-def write_clip(path: Path, info: StreamInfo, packets: list[VideoPacket]) -> int:
-    """Remux ``packets`` into an MP4 at ``path`` without decoding them. Returns the number of packets written."""
+# Codecs an MP4 takes as they are, with the raw-stream demuxer that reads their Annex-B / elementary form.
+MP4_REMUX = {"h264": "h264", "hevc": "hevc", "mpeg4": "m4v"}
+START = b"\x00\x00\x00\x01"
+
+
+def clip_method(info: StreamInfo) -> str:
+    """How a camera's clips are written: ``remux`` (its packets into an MP4 unchanged) when MP4 takes the codec,
+    else ``transcode`` (that clip alone decoded and re-encoded to H.264 in MP4, so that it plays anywhere)."""
+    return "remux" if info.codec in MP4_REMUX else "transcode"
+
+
+def parameter_sets(codec: str, extradata: bytes | None) -> tuple[int, bytes] | None:
+    """From an MP4/Matroska ``avcC``/``hvcC`` record: the NAL length size and its parameter sets in Annex-B.
+    None for Annex-B or missing extradata (MPEG-TS, RTSP), whose packets carry their parameter sets in-band."""
+    if codec not in ("h264", "hevc") or not extradata or extradata[0] != 1 or len(extradata) < 7:
+        return None
+    sets: list[bytes] = []
+    data = extradata
+
+    def take(i: int) -> int:
+        n = int.from_bytes(data[i : i + 2], "big")
+        sets.append(data[i + 2 : i + 2 + n])
+        return i + 2 + n
+
+    try:
+        if codec == "h264":
+            size = (data[4] & 3) + 1
+            i = 6
+            for _ in range(data[5] & 0x1F):
+                i = take(i)
+            count, i = data[i], i + 1
+            for _ in range(count):
+                i = take(i)
+        else:
+            size = (data[21] & 3) + 1
+            i = 23
+            for _ in range(data[22]):
+                count, i = int.from_bytes(data[i + 1 : i + 3], "big"), i + 3
+                for _ in range(count):
+                    i = take(i)
+    except IndexError as exc:
+        raise EvidenceError(f"bad {codec} extradata ({len(data)} bytes)") from exc
+    return size, b"".join(START + ps for ps in sets if ps)
+
+
+def to_annexb(data: bytes, length_size: int) -> bytes:
+    """Length-prefixed NAL units (AVCC/HVCC) to start-code-prefixed ones (Annex-B)."""
+    out = bytearray()
+    i = 0
+    while i + length_size <= len(data):
+        n = int.from_bytes(data[i : i + length_size], "big")
+        i += length_size
+        out += START + data[i : i + n]
+        i += n
+    return bytes(out)
+
+
+def _elementary(info: StreamInfo, packets: list[VideoPacket]) -> list[bytes]:
+    """Each packet in the form MP4 muxing and raw-stream probing both read: Annex-B for H.264/H.265 (key frames led
+    by the container's parameter sets), and for MPEG-4 part 2 key frames led by the container's VOL header."""
+    params = parameter_sets(info.codec, info.extradata)
+    if params is not None:
+        size, sets = params
+        return [(sets if p.key else b"") + to_annexb(p.data, size) for p in packets]
+    head = info.extradata or b""
+    return [head + p.data if p.key and head and not p.data.startswith(head) else p.data for p in packets]
+
+
+def _timestamps(info: StreamInfo, packets: list[VideoPacket]) -> list[tuple[int, int]]:
+    """(pts, dts) per packet from 0, in the stream's time base. Missing timestamps come from arrival times; missing
+    decode times (Matroska's first B-frames) are rebuilt from the sorted presentation times."""
+    tb = float(Fraction(*info.time_base))
+    start = packets[0].arrival
+    pts = [p.pts if p.pts is not None else round((p.arrival - start) / tb) for p in packets]
+    if all(p.dts is not None for p in packets) and all(p.pts is not None for p in packets):
+        dts = [int(p.dts) for p in packets if p.dts is not None]
+    else:
+        order = sorted(pts)
+        delay = max(0, *(o - q for o, q in zip(order, pts, strict=True)))
+        dts = [o - delay for o in order]
+    base = min(min(pts), min(dts))
+    out: list[tuple[int, int]] = []
+    last = None
+    for p, d in zip(pts, dts, strict=True):
+        d -= base
+        if last is not None and d <= last:
+            d = last + 1
+        last = d
+        out.append((max(p - base, d), d))
+    return out
+
+
+def _remux(out: Any, info: StreamInfo, packets: list[VideoPacket]) -> None:
+    data = _elementary(info, packets)
+    # A template stream read from the clip's own first packets gives the muxer the codec parameters without opening
+    # an encoder (an encoder would replace the camera's extradata with its own).
+    probe: Any = av.open(io.BytesIO(b"".join(data[:8])), format=MP4_REMUX[info.codec])
+    try:
+        if not probe.streams.video:
+            raise EvidenceError(f"no {info.codec} stream in the clip's first packets")
+        stream = out.add_stream_from_template(probe.streams.video[0])
+    finally:
+        probe.close()
+    tb = Fraction(*info.time_base)
+    stream.time_base = tb
+    for p, payload, (pts, dts) in zip(packets, data, _timestamps(info, packets), strict=True):
+        pkt = av.Packet(payload)
+        pkt.pts, pkt.dts, pkt.time_base, pkt.stream = pts, dts, tb, stream
+        pkt.is_keyframe = p.key
+        out.mux(pkt)
+
+
+def _transcode(out: Any, info: StreamInfo, packets: list[VideoPacket]) -> None:
+    decoder = open_decoder(info, threads=1)
+    fps = round(info.fps or 10)
+    stream = out.add_stream("libx264", rate=fps)
+    # 4:2:0 needs even sizes; an odd camera picture loses its last row or column.
+    stream.width, stream.height = max(2, info.width // 2 * 2), max(2, info.height // 2 * 2)
+    stream.pix_fmt = "yuv420p"
+    stream.options = {"preset": "ultrafast", "tune": "zerolatency"}
+    tb = Fraction(*info.time_base)
+    stream.codec_context.time_base = tb
+    scaler: Any = av.video.reformatter.VideoReformatter()
+    frames = 0
+    last = -1
+    for p, (pts, dts) in zip(packets, _timestamps(info, packets), strict=True):
+        pkt = av.Packet(p.data)
+        pkt.pts, pkt.dts, pkt.time_base = pts, dts, tb
+        try:
+            decoded = decoder.decode(pkt)
+        except av.FFmpegError:
+            continue
+        for frame in decoded:
+            out_frame = scaler.reformat(frame, width=stream.width, height=stream.height, format="yuv420p")
+            t = frame.pts if frame.pts is not None else last + 1
+            out_frame.pts = t if t > last else last + 1
+            last = out_frame.pts
+            out_frame.time_base = tb
+            out.mux(stream.encode(out_frame))
+            frames += 1
+    if frames == 0:
+        raise EvidenceError(f"no picture of {info.codec} decoded for the clip")
+    out.mux(stream.encode(None))
+
+
+def write_clip(path: Path, info: StreamInfo, packets: list[VideoPacket]) -> str:
+    """Write ``packets`` as an MP4 at ``path``: remuxed unchanged when MP4 takes the codec, else that clip alone
+    transcoded to H.264 (see ``clip_method``). Returns the method used."""
     if not packets:
         raise EvidenceError("no packets to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    tb = Fraction(*info.time_base)
-    base_pts = next((p.pts for p in packets if p.pts is not None), None)
+    method = clip_method(info)
     out: Any = av.open(str(tmp), "w", format="mp4")
-    written = 0
     try:
-        stream = out.add_stream(info.codec, rate=round(info.fps or 25))
-        stream.width = info.width
-        stream.height = info.height
-        stream.time_base = tb
-        if info.extradata:
-            stream.codec_context.extradata = info.extradata
-        last_dts = -1
-        start_arrival = packets[0].arrival
-        for p in packets:
-            if p.pts is not None and base_pts is not None:
-                pts = p.pts - base_pts
-            else:
-                pts = round((p.arrival - start_arrival) / float(tb))
-            dts = (p.dts - base_pts) if (p.dts is not None and base_pts is not None) else pts
-            if dts <= last_dts:
-                dts = last_dts + 1
-            pts = max(pts, dts)
-            last_dts = dts
-            pkt = av.Packet(p.data)
-            pkt.pts = pts
-            pkt.dts = dts
-            pkt.time_base = tb
-            pkt.stream = stream
-            if p.key:
-                pkt.is_keyframe = True
-            out.mux(pkt)
-            written += 1
-    finally:
+        if method == "remux":
+            _remux(out, info, packets)
+        else:
+            _transcode(out, info, packets)
+    except BaseException:
         out.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    out.close()
     tmp.replace(path)
-    return written
+    return method
 
 
 class EvidenceStore:
@@ -190,9 +318,10 @@ def snapshot_jpeg(info: StreamInfo, packets: list[VideoPacket], quality: int = 8
     start = next((i for i in range(len(packets) - 1, -1, -1) if packets[i].key), None)
     if start is None:
         return None
-    codec: Any = av.CodecContext.create(info.codec, "r")
-    if info.extradata:
-        codec.extradata = info.extradata
+    try:
+        codec = open_decoder(info)
+    except (av.FFmpegError, ValueError):
+        return None
     frame: Any = None
     for p in packets[start:]:
         packet = av.Packet(p.data)

@@ -56,8 +56,28 @@ def area(polygon: Sequence[Point]) -> float:
     return abs(s) / 2
 
 
+EDGE = 1e-6  # how near an edge a point counts as on it (normalized units; far below one pixel)
+
+
+def on_boundary(polygon: Sequence[Point], p: Point, tolerance: float = EDGE) -> bool:
+    """True when ``p`` lies on an edge or vertex of ``polygon`` (within ``tolerance``)."""
+    n = len(polygon)
+    for i in range(n):
+        a, b = polygon[i], polygon[(i + 1) % n]
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        length2 = dx * dx + dy * dy
+        u = 0.0 if length2 == 0 else max(0.0, min(1.0, ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / length2))
+        cx, cy = a[0] + u * dx, a[1] + u * dy
+        if (p[0] - cx) ** 2 + (p[1] - cy) ** 2 <= tolerance * tolerance:
+            return True
+    return False
+
+
 def contains(polygon: Sequence[Point], p: Point) -> bool:
-    """Even-odd rule point-in-polygon test."""
+    """Point-in-polygon (even-odd rule), edges and vertices included: a zone drawn to the frame border holds a foot
+    point on that border (a box touching the bottom of the picture has its foot at y = 1.0)."""
+    if on_boundary(polygon, p):
+        return True
     x, y = p
     inside = False
     n = len(polygon)

@@ -31,8 +31,10 @@ from typing import Any, Literal
 
 import msgspec
 from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.detector import DetectorError
 from sharpeye.ingest.camera.event import VideoEvent
-from sharpeye.ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing, snapshot_jpeg
+from sharpeye.ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing, clip_method, snapshot_jpeg
+from sharpeye.ingest.camera.model import INSTALL_HINT, model_path
 from sharpeye.ingest.camera.worker import worker_main
 from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.transport.video.capture import Capture
@@ -43,7 +45,9 @@ from sharpeye.clock import Clock
 
 log = logging.getLogger(__name__)
 
-State = Literal["starting", "live", "lost", "stopped"]
+# starting: no picture decoded yet on this connection; live: pictures decoded; blind: packets arrive but none
+# decodes (a video.loss alarm with cause decode_failure); lost: no packets; stopped: the service stopped.
+State = Literal["starting", "live", "blind", "lost", "stopped"]
 
 _enc = msgspec.msgpack.Encoder()
 _event_dec = msgspec.msgpack.Decoder(VideoEvent)
@@ -65,6 +69,8 @@ class CameraStats(msgspec.Struct, kw_only=True):
     height: int
     codec: str | None
     last_error: str | None
+    reason: str | None  # why the camera is not live or not healthy, in words; None when it is
+    decode_error: str | None  # the newest decoder error, naming the codec
     events: int
     stream_s: float
     lag_s: float
@@ -77,8 +83,9 @@ class _Worker:
         ctx = multiprocessing.get_context("spawn")
         self.inbox_r, self.inbox_w = ctx.Pipe(duplex=False)
         self.outbox_r, self.outbox_w = ctx.Pipe(duplex=False)
+        model = str(service.detector_model) if service.detector_model is not None else None
         self.process = ctx.Process(
-            target=worker_main, args=(self.inbox_r, self.outbox_w), name=f"sharpeye-video-{index}", daemon=True
+            target=worker_main, args=(self.inbox_r, self.outbox_w, model), name=f"sharpeye-video-{index}", daemon=True
         )
         self.queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=queue_size)
         self.service = service
@@ -146,6 +153,13 @@ class _Camera:
         self.decoded = 0
         self.analysed = 0
         self.decode_errors = 0
+        self.decode_error: str | None = None
+        self.fed = 0  # packets handed to the analytics worker
+        self.opened_at = time.monotonic()
+        self.progress_at = 0.0  # when the worker last reported more decoded pictures
+        self.progress_fed = 0  # ``fed`` at that moment
+        self.progress_errors = 0  # ``decode_errors`` at that moment
+        self.blind_s = 0.0  # the worker's count of seconds of packets without a picture
         self.width = 0
         self.height = 0
         self.stream_s = 0.0
@@ -185,8 +199,18 @@ class CameraService:
         subscriber_queue: int = 256,
         worker_queue: int = 2048,
         backoff_max: float = 30.0,
+        detector_model: Path | None = None,
     ) -> None:
         self.cameras_config = [c for c in cameras if c.enabled]
+        model = detector_model if detector_model is not None else model_path(data_dir)
+        needing = [c.id for c in self.cameras_config if c.needs_detector]
+        if needing and analytics and not model.is_file():
+            # Never fall back to "any moving object" silently: a person filter without a detector refuses to start.
+            raise DetectorError(
+                f"cameras {', '.join(needing)} name object classes but there is no detector model at {model}; "
+                f"{INSTALL_HINT}"
+            )
+        self.detector_model: Path | None = model if needing and analytics else None
         self.data_dir = data_dir
         self.evidence = EvidenceStore(data_dir / "evidence", evidence_cap_bytes)
         self._emit = emit
@@ -256,6 +280,10 @@ class CameraService:
             if cam.capture is not None and not cam.capture.join(10):
                 log.error("camera %s: capture thread did not stop", cam.config.id)
         for w in self._workers:
+            # Packets still queued for a worker that fell behind are dropped: the stop must not wait behind them.
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    w.queue.get_nowait()
             w.put(None, force=True)
         for w in [*self._workers, *self._retired]:
             w.sender.join(5)
@@ -275,6 +303,10 @@ class CameraService:
         cam.ring.info = info
         cam.connections += 1
         cam.skip_to_key = True
+        cam.opened_at = time.monotonic()
+        cam.progress_fed = cam.fed
+        cam.progress_errors = cam.decode_errors
+        cam.blind_s = 0.0
         self._on_open_worker(cam, info)
         for sub in list(cam.subscriptions):
             sub.info = info
@@ -294,6 +326,7 @@ class CameraService:
             return
         if cam.worker.put(("pkt", cam.config.id, _enc.encode(packet))):
             cam.skip_to_key = False
+            cam.fed += 1
         else:
             cam.dropped += 1
             cam.skip_to_key = True
@@ -319,7 +352,16 @@ class CameraService:
         if cam is None:
             return
         if op == "stats":
+            decoded = msg[2]
+            if decoded != cam.decoded:
+                cam.progress_at = time.monotonic()
+                cam.progress_fed = cam.fed
+                cam.progress_errors = msg[4]
             cam.decoded, cam.analysed, cam.decode_errors, cam.width, cam.height, cam.stream_s = msg[2:8]
+            if len(msg) > 9 and msg[9]:
+                cam.decode_error = msg[9]
+            if len(msg) > 10:
+                cam.blind_s = msg[10]
             if msg[8] > 0:
                 cam.lag = max(0.0, time.monotonic() - msg[8])
             cam.an_hist.append((time.monotonic(), cam.analysed))
@@ -362,7 +404,13 @@ class CameraService:
             attrs["direction"] = event.direction
         if event.dwell_s is not None:
             attrs["dwell_s"] = event.dwell_s
+        if event.label is not None:
+            attrs["object"] = event.label
+            attrs["score"] = event.score
         attrs["latency_s"] = round(max(0.0, time.monotonic() - arrival), 3)
+        if refs and cam.info is not None:
+            # How the clip is written: "remux" (the camera's packets unchanged) or "transcode" (H.264, that clip only).
+            attrs["clip_method"] = clip_method(cam.info)
         cam.events += 1
         return Reading(
             device_id=cam.config.id,
@@ -494,31 +542,78 @@ class CameraService:
                     cam.loss_repeat = 0
                     cam.loss_last_emit = now
                     out.append(self._loss(cam, "alarm", silent))
-                elif cam.state == "lost" and silent < cfg.loss_after_s and silent < 1.0:
+                elif (
+                    cam.state in ("lost", "blind")
+                    and silent < cfg.loss_after_s
+                    and silent < 1.0
+                    and self._sees(cam)
+                    and cam.blind_s == 0
+                ):
                     cam.state = "live"
                     out.append(self._loss(cam, "restore", silent))
-                elif cam.state == "lost" and now - cam.loss_last_emit >= cfg.repeat_s:
+                elif cam.state == "lost" and silent < 1.0 and self._blind(cam):
+                    cam.state = "blind"  # the same episode: packets came back, pictures did not
+                elif cam.state in ("lost", "blind") and now - cam.loss_last_emit >= cfg.repeat_s:
                     cam.loss_last_emit = now
                     cam.loss_repeat += 1
                     out.append(self._loss(cam, "alarm", silent))
-                elif cam.state == "starting" and cam.packets > 0 and silent < 1.0:
+                elif cam.state in ("starting", "live") and silent < 1.0 and self._blind(cam):
+                    cam.state = "blind"
+                    cam.loss_episode += 1
+                    cam.loss_repeat = 0
+                    cam.loss_last_emit = now
+                    out.append(self._loss(cam, "alarm", silent))
+                elif cam.state == "starting" and silent < 1.0 and self._sees(cam):
                     cam.state = "live"
             self._send(out)
 
+    @staticmethod
+    def _sees(cam: _Camera) -> bool:
+        """Pictures decoded on the current connection (or decoding not asked of a camera without a worker)."""
+        return cam.progress_at >= cam.opened_at
+
+    @staticmethod
+    def _blind(cam: _Camera) -> bool:
+        """The worker has been fed packets for ``loss_after_s`` and none gave a picture (with errors or without:
+        some decoders fed garbage say nothing). Measured by the worker, so a worker still starting is not blind."""
+        return cam.blind_s >= cam.config.loss_after_s
+
     def _loss(self, cam: _Camera, value: str, silent: float) -> Reading:
+        """``video.loss``: no packets (cause ``no_packets``) or packets that do not decode (``decode_failure``,
+        naming the codec and the decoder's error)."""
         cam.events += 1
-        return Reading(
-            device_id=cam.config.id,
-            kind="video.loss",
-            value=value,
-            ts=self._clock.now(),
-            attrs={
-                "episode": f"{cam.config.id}:loss:{cam.loss_episode}",
-                "repeat": cam.loss_repeat if value == "alarm" else 0,
-                "silent_s": round(silent, 1),
-                "last_error": cam.last_error,
-            },
-        )
+        attrs: dict[str, Any] = {
+            "episode": f"{cam.config.id}:loss:{cam.loss_episode}",
+            "repeat": cam.loss_repeat if value == "alarm" else 0,
+            "silent_s": round(silent, 1),
+            "last_error": cam.last_error,
+        }
+        if cam.state == "blind":
+            attrs["cause"] = "decode_failure"
+            attrs["codec"] = cam.info.codec if cam.info else None
+            attrs["decode_error"] = cam.decode_error or f"no picture from {cam.fed - cam.progress_fed} packets"
+            attrs["decode_errors"] = cam.decode_errors
+        elif value == "alarm":
+            attrs["cause"] = "no_packets"
+        return Reading(device_id=cam.config.id, kind="video.loss", value=value, ts=self._clock.now(), attrs=attrs)
+
+    def _reason(self, cam: _Camera, now: float) -> str | None:
+        """Why a camera is not live, or live but unhealthy, in a sentence for the console."""
+        codec = cam.info.codec if cam.info else "?"
+        if cam.state == "blind":
+            error = cam.decode_error or f"no picture from {cam.fed - cam.progress_fed} packets"
+            return f"packets arrive but none decodes ({codec}): {error}"
+        if cam.state == "lost":
+            return f"no packets for {now - cam.last_packet:.0f} s: {cam.last_error or 'no stream'}"
+        if cam.state == "starting":
+            if cam.packets == 0:
+                return f"connecting: {cam.last_error}" if cam.last_error else "connecting"
+            if cam.skip_to_key:
+                return f"waiting for a key frame ({codec}), {now - cam.opened_at:.0f} s"
+            return f"decoding ({codec}), no picture yet"
+        if cam.state == "live" and cam.decode_errors > cam.progress_errors:
+            return f"decode errors ({codec}): {cam.decode_error}"
+        return None
 
     # public queries ----------------------------------------------------------------------------------
 
@@ -528,7 +623,7 @@ class CameraService:
         for cam in self._cameras.values():
             fps_in = _rate(cam.in_hist, now)
             fps_an = _rate(cam.an_hist, now)
-            if cam.state in ("lost", "stopped"):
+            if cam.state in ("lost", "blind", "stopped"):
                 health = 0
             else:
                 if self._analytics:
@@ -552,12 +647,29 @@ class CameraService:
                     height=cam.height or (cam.info.height if cam.info else 0),
                     codec=cam.info.codec if cam.info else None,
                     last_error=cam.last_error,
+                    reason=self._reason(cam, now),
+                    decode_error=cam.decode_error,
                     events=cam.events,
                     stream_s=round(cam.stream_s, 2),
                     lag_s=round(cam.lag, 3),
                 )
             )
         return out
+
+    def health(self) -> tuple[bool, str]:
+        """For /api/health: ok while every analytics worker lives and no camera is blind; the detail counts cameras
+        by state and names those that are not live, with the reason."""
+        stats = self.stats()
+        by_state: dict[str, int] = {}
+        for st in stats:
+            by_state[st.state] = by_state.get(st.state, 0) + 1
+        dead = sum(1 for w in self._workers if not w.process.is_alive()) if self._started else 0
+        parts = [", ".join(f"{n} {state}" for state, n in sorted(by_state.items())) or "no cameras"]
+        if dead:
+            parts.append(f"{dead} analytics worker(s) dead")
+        parts += [f"{st.camera_id}: {st.reason}" for st in stats if st.state != "live" and st.reason][:10]
+        ok = dead == 0 and by_state.get("blind", 0) == 0
+        return ok, "; ".join(parts)
 
     def subscribe(self, camera_id: str) -> PacketSubscription:
         """Compressed packets of a camera from its next key frame on; close the subscription when done."""

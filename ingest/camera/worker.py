@@ -4,7 +4,8 @@ The hub sends, over a pipe, ``("open", camera_json, info_bytes, analytics)``, ``
 ``("close", camera_id)`` and ``("stop",)``. The worker answers with ``("events", camera_id, [(event_bytes,
 jpeg | None, arrival, seconds_since_connect)])``,
 ``("stats", camera_id, decoded, analysed, decode_errors, width, height, stream_s,
-last_arrival)`` and
+last_arrival, last_decode_error, blind_s)`` (``blind_s``: how long packets have been
+fed since the last picture, 0 while pictures come) and
 ``("error", camera_id, reason, detail)``. Decoding runs on every packet (a P-frame needs its predecessors);
 only frames at the analysis rate are scaled down and analysed, by one swscale context per camera kept for the
 camera's life (a context made afresh for every frame cost twice the scaling itself).
@@ -16,6 +17,7 @@ import logging
 import time
 from fractions import Fraction
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import av
@@ -24,7 +26,9 @@ import msgspec
 import numpy as np
 from sharpeye.ingest.camera.analyzer import Analyzer
 from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.detector import ObjectDetector
 from sharpeye.ingest.camera.event import VideoEvent
+from sharpeye.ingest.transport.video.codec import open_decoder
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 
 log = logging.getLogger(__name__)
@@ -66,13 +70,18 @@ def annotate(frame: np.ndarray, config: CameraConfig, event: VideoEvent) -> np.n
 class CameraDecoder:
     """Decoder, frame selection and analytics of one camera."""
 
-    def __init__(self, config: CameraConfig, info: StreamInfo, analytics: bool = True) -> None:
+    def __init__(
+        self, config: CameraConfig, info: StreamInfo, analytics: bool = True, detector: ObjectDetector | None = None
+    ) -> None:
         self.config = config
         self.analytics = analytics
-        self.analyzer = Analyzer(config)
+        self.analyzer = Analyzer(config, detector, strict=analytics)
         self.decoded = 0
         self.analysed = 0
         self.errors = 0
+        self.last_error: str | None = None
+        self.waiting_since: float | None = None  # the first packet fed since the last picture
+        self.waiting_packets = 0
         self.size = (0, 0)
         self.last_arrival = 0.0
         self._next_t = -1.0
@@ -87,13 +96,19 @@ class CameraDecoder:
 
     def _open(self, info: StreamInfo) -> None:
         self.info = info
-        ctx: Any = av.CodecContext.create(info.codec, "r")
-        if info.extradata:
-            ctx.extradata = info.extradata
-        ctx.thread_count = 1
-        self._ctx = ctx
+        self._ctx: Any = None
+        try:
+            self._ctx = open_decoder(info)
+        except (av.FFmpegError, ValueError) as exc:
+            self.last_error = f"{info.codec}: {exc}"
+            log.warning("camera %s: cannot decode %s", self.config.id, self.last_error)
         self._tb = Fraction(*info.time_base)
         self._tb_s = float(self._tb)
+
+    @property
+    def first_t(self) -> float | None:
+        """Stream time of the current connection's first picture."""
+        return self._conn_t0
 
     @property
     def stream_s(self) -> float:
@@ -102,7 +117,15 @@ class CameraDecoder:
             return 0.0
         return self._last_t - self._conn_t0
 
+    def blind_s(self, now: float) -> float:
+        """Seconds during which packets (at least 3) were fed without giving a picture."""
+        if self.waiting_since is None or self.waiting_packets < 3:
+            return 0.0
+        return now - self.waiting_since
+
     def reopen(self, info: StreamInfo) -> None:
+        self.waiting_since = None
+        self.waiting_packets = 0
         self._open(info)
         self._conn_t0 = None
 
@@ -118,7 +141,7 @@ class CameraDecoder:
         return t
 
     def _bgr(self, frame: Any) -> np.ndarray:
-        """The full-size picture in BGR, for a classifier or a snapshot."""
+        """The full-size picture in BGR, for the object detector or a snapshot."""
         out: np.ndarray = self._full.reformat(frame, format="bgr24").to_ndarray()
         return out
 
@@ -133,12 +156,22 @@ class CameraDecoder:
             if len(self._arrivals) > 256:
                 for k in list(self._arrivals)[:128]:
                     del self._arrivals[k]
+        if self.waiting_since is None:
+            self.waiting_since = time.monotonic()
+        self.waiting_packets += 1
+        if self._ctx is None:
+            self.errors += 1
+            return out
         try:
             frames = self._ctx.decode(pkt)
         except (av.FFmpegError, ValueError) as exc:
             self.errors += 1
+            self.last_error = f"{self.info.codec}: {exc}"
             log.debug("camera %s: decode error %s", self.config.id, exc)
             return out
+        if frames:
+            self.waiting_since = None
+            self.waiting_packets = 0
         for frame in frames:
             self.decoded += 1
             arrival = self._arrivals.get(frame.pts, packet.arrival) if frame.pts is not None else packet.arrival
@@ -158,14 +191,14 @@ class CameraDecoder:
             small = self._scaler.reformat(
                 frame, width=aw, height=ah, format="bgr24", interpolation="FAST_BILINEAR"
             ).to_ndarray()
-            need_full = self.analyzer.classifier is not None
+            need_full = self.analyzer.detector is not None
             full = self._bgr(frame) if need_full else None
             events = self.analyzer.process(small, t, full)
             self.analysed += 1
             for event in events:
                 jpeg: bytes | None = None
                 if event.repeat == 0 and self.config.evidence.enabled:
-                    # Draw on a copy only when the classifier still needs the clean frame for further events.
+                    # Draw on a copy only when the detector still needs the clean frame for further events.
                     img = full.copy() if full is not None else self._bgr(frame)
                     ok, buf = cv2.imencode(".jpg", annotate(img, self.config, event), [cv2.IMWRITE_JPEG_QUALITY, 85])
                     jpeg = buf.tobytes() if ok else None
@@ -173,10 +206,12 @@ class CameraDecoder:
         return out
 
 
-def worker_main(inbox: Connection, outbox: Connection) -> None:
-    """Entry point of a worker process."""
+def worker_main(inbox: Connection, outbox: Connection, model: str | None = None) -> None:
+    """Entry point of a worker process. ``model``: the object detector's ONNX file, loaded once per process and
+    shared by its cameras whose rules name object classes."""
     cv2.setNumThreads(1)
     cameras: dict[str, CameraDecoder] = {}
+    detector: ObjectDetector | None = None
     last_stats = time.monotonic()
     while True:
         try:
@@ -200,10 +235,12 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
                 if config.id in cameras:
                     cameras[config.id].reopen(info)
                 else:
-                    cameras[config.id] = CameraDecoder(config, info, analytics)
+                    if detector is None and model is not None and config.needs_detector and analytics:
+                        detector = ObjectDetector(Path(model), size=config.detector.input_size)
+                    cameras[config.id] = CameraDecoder(config, info, analytics, detector if analytics else None)
             elif op == "close":
                 cameras.pop(msg[1], None)
-        except (av.FFmpegError, ValueError, cv2.error) as exc:
+        except (av.FFmpegError, ValueError, cv2.error, RuntimeError) as exc:
             cam_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else "?"
             outbox.send(("error", cam_id, type(exc).__name__, str(exc)))
         now = time.monotonic()
@@ -221,6 +258,8 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
                         cam.size[1],
                         cam.stream_s,
                         cam.last_arrival,
+                        cam.last_error,
+                        cam.blind_s(now),
                     )
                 )
     outbox.close()

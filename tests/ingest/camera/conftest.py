@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sharpeye.ingest.camera.model import ModelError, install
 from sharpeye.simulators.camera.rtsp import RtspSimulator
 from sharpeye.simulators.camera.scenario import builtin
 from sharpeye.simulators.camera.writer import write_video
 
+from tests.ingest.camera.clips import SPECS
+from tests.ingest.camera.clips import write_clip as write_codec_clip
 from tests.ingest.camera.support import SCENARIOS
 
 # Every clip runs this long, so no RTSP client reaches the end (and replays the scenario) during a test.
@@ -42,3 +46,20 @@ def rtsp_sim(scenario_clips: dict[str, Path], cut_clip: Path) -> Iterator[RtspSi
     sim.start()
     yield sim
     sim.stop()
+
+
+@pytest.fixture(scope="session")
+def codec_clips(clip_dir: Path) -> dict[str, Path]:
+    """Every clip of ``clips.SPECS``, encoded once per session."""
+    return {spec.name: write_codec_clip(spec, clip_dir) for spec in SPECS}
+
+
+@pytest.fixture(scope="session")
+def detector_model() -> Path:
+    """The object detector, installed as `sharpeye models install` does (scripts/test.sh runs it first; the
+    install is skipped when the pinned model is already converted). Kept across sessions outside the repository."""
+    root = Path(os.environ.get("SHARPEYE_TEST_MODEL_DIR", "~/.cache/sharpeye-tests")).expanduser()
+    try:
+        return install(root)
+    except ModelError as exc:
+        pytest.fail(f"no object detector for the tests: {exc}")

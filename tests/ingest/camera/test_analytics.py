@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
-import numpy as np
 import pytest
 from sharpeye.ingest.camera.analyzer import Analyzer
-from sharpeye.ingest.camera.classifier import HogPersonClassifier
 from sharpeye.simulators.camera.grader import Grader, offline
 from sharpeye.simulators.camera.scenario import builtin
 from sharpeye.simulators.camera.scene import Scene
@@ -74,24 +70,3 @@ def test_resolution_change_resets_and_keeps_detecting() -> None:
         kinds += [e.kind for e in analyzer.process(cv2.resize(scene.frame(t), size), t)]
     assert analyzer.resets == 1
     assert "video.intrusion" in kinds and "video.tripwire" in kinds
-
-
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-
-
-def test_hog_classifier_on_a_real_pedestrian_clip() -> None:
-    assert VTEST.is_file(), "Debian package opencv-doc provides the pedestrian clip (scripts/apt-packages.txt)"
-    cap = cv2.VideoCapture(str(VTEST))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
-    ok, frame = cap.read()
-    cap.release()
-    assert ok
-    hog = cv2.HOGDescriptor()
-    hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
-    rects, weights = hog.detectMultiScale(frame, winStride=(8, 8), padding=(8, 8), scale=1.05)
-    assert len(rects) >= 1
-    x, y, w, h = rects[int(np.argmax(weights))]
-    classifier = HogPersonClassifier()
-    assert classifier.is_person(frame[max(0, y - 8) : y + h + 8, max(0, x - 8) : x + w + 8]) is True
-    assert classifier.is_person(np.full((128, 64, 3), 120, np.uint8)) is False
-    assert classifier.is_person(np.zeros((3, 3, 3), np.uint8)) is False

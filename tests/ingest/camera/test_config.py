@@ -58,7 +58,9 @@ def test_zone_outside_frame_is_rejected() -> None:
             {"zones": [{"id": "z", "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]], "min_size": 0.5, "max_size": 0.2}]},
             "max_size must be greater",
         ),
-        ({"classifier": {"type": "onnx"}}, "needs model_path"),
+        ({"classifier": {"type": "hog"}}, "Extra inputs are not permitted"),
+        ({"zones": [{"id": "z", "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]], "objects": "dog"}]}, "person"),
+        ({"zones": [{"id": "z", "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]], "min_score": 0}]}, "min_score"),
         ({"unknown_key": 1}, "Extra inputs are not permitted"),
     ],
 )
@@ -116,3 +118,12 @@ def test_geometry() -> None:
     assert not geometry.segments_intersect((0, 0), (1, 0), (0, 1), (1, 1))
     # Right-hand side of a left-to-right line (y down) is below it.
     assert geometry.cross((0, 0.5), (1, 0.5), (0.5, 0.9)) > 0
+
+
+def test_objects_name_classes_and_need_the_detector() -> None:
+    zone = {"id": "z", "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]}
+    one = CameraConfig.model_validate(camera(zones=[{**zone, "objects": "person"}]))
+    assert one.zones[0].objects == ["person"] and one.needs_detector
+    several = CameraConfig.model_validate(camera(zones=[{**zone, "objects": ["car", "truck"], "min_score": 0.4}]))
+    assert several.zones[0].objects == ["car", "truck"] and several.zones[0].min_score == 0.4
+    assert not CameraConfig.model_validate(camera(zones=[zone])).needs_detector
