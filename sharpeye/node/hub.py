@@ -495,6 +495,9 @@ class Hub:
             parts.append(ComponentHealth("database", True, self.db.engine.dialect.name, redact_url(self.db.url)))
         except Exception as exc:
             parts.append(ComponentHealth("database", False, f"query failed: {exc}", redact_url(self.db.url)))
+        if self.cameras is not None:  # a blind camera or a dead analytics worker is never "ok"
+            cameras_ok, cameras_detail = self.cameras.health()
+            parts.append(ComponentHealth("cameras", cameras_ok, cameras_detail))
         for task in self._tasks:
             alive = not task.done()
             parts.append(ComponentHealth(f"task:{task.get_name()}", alive, "running" if alive else "stopped"))
