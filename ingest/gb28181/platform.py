@@ -23,11 +23,15 @@ from sharpeye.config.gb28181 import GbSettings
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.driver import readings_of
 from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from sharpeye.ingest.gb28181.media import MediaSession, SessionKey
 from sharpeye.ingest.reading import DecodeError, Reading
+from sharpeye.ingest.transport.rtp import PortRange, RtpError, RtpMode, RtpReceiver
 from sharpeye.ingest.transport.sip.background import Background
+from sharpeye.ingest.transport.sip.dialog import Dialog, cancel_of
 from sharpeye.ingest.transport.sip.digest import DigestServer
 from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
 from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag, uri_of
+from sharpeye.ingest.transport.sip.sdp import MediaDescription, SdpError, parse_sdp, ssrc_for
 
 from sharpeye.clock import Clock, SystemClock
 
@@ -118,6 +122,14 @@ class QueryError(RuntimeError):
     """A query got no (complete) answer."""
 
 
+class MediaError(RuntimeError):
+    """A channel could not be pulled. ``reason`` is short and groupable (the /metrics label)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
 def gb_date(when: datetime, zone: str) -> str:
     """The ``Date`` header value: local time ``yyyy-MM-ddTHH:mm:ss.SSS``."""
     local = when.astimezone(ZoneInfo(zone))
@@ -162,6 +174,11 @@ class GbPlatform:
         self._cseq = itertools.count(1)
         self._queries: dict[tuple[str, str, int], _Query] = {}
         self._background = Background(self.stats)
+        self._ports = PortRange(settings.media_port_min, settings.media_port_max)
+        self._ssrc_serial = itertools.count(random.randint(1, 9999))
+        self.sessions: dict[str, MediaSession] = {}  # by Call-ID
+        self._by_ssrc: dict[int, MediaSession] = {}
+        self._inviting = 0
 
     # --- public interface -------------------------------------------------------------------
     async def start(self) -> None:
@@ -169,6 +186,7 @@ class GbPlatform:
         self._background.spawn(self._watch(), "gb28181-watch")
 
     async def stop(self) -> None:
+        await asyncio.gather(*(session.close("stopped") for session in list(self.sessions.values())))
         await self._background.stop()
         await self.endpoint.stop()
 
@@ -246,6 +264,147 @@ class GbPlatform:
         assert state.peer is not None
         response = await self.endpoint.request(msg, state.peer)
         return response.status
+
+    # --- media ------------------------------------------------------------------------------
+    def owner_of(self, channel_id: str) -> DeviceState:
+        """The registered device (IPC, NVR or lower platform) whose catalog holds the channel."""
+        for state in self._devices.values():
+            owns = channel_id in state.channels or state.config.id == channel_id
+            if owns and state.registered and state.peer is not None:
+                return state
+        raise MediaError("unknown_channel", f"no registered device has channel {channel_id}")
+
+    async def invite(
+        self,
+        channel_id: str,
+        *,
+        stream_number: int = 0,
+        transport: RtpMode | None = None,
+        device_id: str | None = None,
+    ) -> MediaSession:
+        """Pull a channel: INVITE its device (or the NVR / lower platform that owns it) and receive its RTP.
+
+        Raises ``MediaError`` (counted as ``invite.<reason>``) when the device refuses, does not answer, answers
+        with an SDP that cannot be used, or too many sessions are open.
+        """
+        try:
+            return await self._invite(channel_id, stream_number, transport, device_id)
+        except MediaError as exc:
+            self.stats[f"invite.{exc.reason}"] += 1
+            raise
+
+    async def _invite(
+        self, channel_id: str, stream_number: int, transport: RtpMode | None, device_id: str | None
+    ) -> MediaSession:
+        settings = self.settings
+        if len(self.sessions) + self._inviting >= settings.max_media_sessions:
+            raise MediaError("too_many_sessions", f"{settings.max_media_sessions} media sessions open")
+        state = self._require(device_id) if device_id else self.owner_of(channel_id)
+        assert state.peer is not None
+        mode: RtpMode = transport or settings.media_transport
+        try:
+            port = self._ports.take() if mode != "tcp-active" else 0
+        except RtpError as exc:
+            raise MediaError("no_port", str(exc)) from None
+        ssrc = ssrc_for(settings.sip_domain, next(self._ssrc_serial))
+        while int(ssrc) in self._by_ssrc:
+            ssrc = ssrc_for(settings.sip_domain, next(self._ssrc_serial))
+        receiver = RtpReceiver(lambda _: None, mode=mode, host=settings.media_host or settings.host, port=port,
+                               expect_ssrc=int(ssrc))  # fmt: skip
+        offer = MediaDescription(
+            owner=settings.sip_id,
+            ip=settings.advertised_media_ip,
+            port=port or 9,  # RFC 4145: the side that connects (tcp-active) writes the discard port
+            session="Play",
+            transport="udp" if mode == "udp" else "tcp",
+            setup=None if mode == "udp" else ("passive" if mode == "tcp-passive" else "active"),
+            payloads={96: "PS"},
+            ssrc=ssrc,
+            stream_number=stream_number,
+        )
+        key = SessionKey(state.config.id, channel_id, stream_number)
+        session = MediaSession(key, receiver, offer, self._release)
+        receiver.on_packet = session.on_packet
+        self._inviting += 1
+        try:
+            if mode != "tcp-active":
+                try:
+                    await receiver.start()
+                except OSError as exc:
+                    raise MediaError("bind", f"media port {port}: {exc}") from None
+                offer.port = receiver.port
+            invite = self._invite_message(state, channel_id, offer)
+            try:
+                response = await self.endpoint.invite(invite, state.peer, limit_s=settings.invite_timeout_s)
+            except TransactionTimeout:
+                with contextlib.suppress(Exception):
+                    await self.endpoint.request(cancel_of(invite), state.peer, keep_via=True, limit_s=2)
+                raise MediaError("timeout", f"no answer to INVITE for {channel_id}") from None
+            if response.status >= 300 or response.status < 200:
+                raise MediaError(f"refused_{response.status}", f"{channel_id}: {response.status} {response.reason}")
+            dialog = Dialog.as_caller(invite, response, state.peer)
+            session.dialog = dialog
+            await self.endpoint.ack(dialog.request("ACK"), state.peer)
+            try:
+                answer = parse_sdp(response.body)
+            except SdpError as exc:
+                await self._bye(dialog)
+                raise MediaError(f"bad_sdp.{exc.reason}", f"answer of {channel_id}: {exc}") from None
+            session.answer = answer
+            if answer.ssrc_value:
+                receiver.expect_ssrc = answer.ssrc_value  # the device says what it sends with
+            if mode == "tcp-active":
+                receiver.peer = (answer.ip, answer.port)
+                await receiver.start()
+        except BaseException:
+            await receiver.stop()
+            self._ports.give(port)
+            raise
+        finally:
+            self._inviting -= 1
+        self.sessions[dialog.call_id] = session
+        self._by_ssrc[int(ssrc)] = session
+        self.stats["invite.ok"] += 1
+        self._spawn(
+            session.watch(settings.media_start_timeout_s, settings.media_timeout_s), f"gb28181-media-{channel_id}"
+        )
+        return session
+
+    def _invite_message(self, state: DeviceState, channel_id: str, offer: MediaDescription) -> SipMessage:
+        assert state.peer is not None
+        domain = self.settings.sip_domain
+        msg = SipMessage(method="INVITE", uri=f"sip:{channel_id}@{state.peer.host}:{state.peer.port}")
+        msg.add("From", f"<sip:{self.settings.sip_id}@{domain}>;tag={new_tag()}")
+        msg.add("To", f"<sip:{channel_id}@{domain}>")
+        msg.add("Call-ID", new_call_id(self.endpoint.host))
+        msg.add("CSeq", f"{next(self._cseq)} INVITE")
+        msg.add("Contact", self.endpoint.contact(self.settings.sip_id, state.peer.transport))
+        msg.add("Subject", f"{channel_id}:{offer.ssrc},{self.settings.sip_id}:0")
+        msg.add("Content-Type", "application/sdp")
+        msg.body = offer.to_bytes()
+        return msg
+
+    async def _bye(self, dialog: Dialog) -> None:
+        with contextlib.suppress(TransactionTimeout, ConnectionError, OSError):
+            await self.endpoint.request(dialog.request("BYE"), dialog.peer, limit_s=4 * self.settings.sip_t1_s + 2)
+
+    def _release(self, session: MediaSession, reason: str) -> asyncio.Future[None]:
+        self.stats[f"media.closed.{reason}"] += 1
+        if session.dialog is not None:
+            self.sessions.pop(session.dialog.call_id, None)
+        self._by_ssrc.pop(session.ssrc, None)
+
+        async def end() -> None:
+            if session.dialog is not None and reason != "device_bye":
+                await self._bye(session.dialog)
+            await session.receiver.stop()
+            if session.receiver.mode != "tcp-active":
+                self._ports.give(session.offer.port)
+
+        return asyncio.ensure_future(end())
+
+    def media_state(self) -> list[dict[str, object]]:
+        return [session.snapshot() for session in self.sessions.values()]
 
     # --- outgoing ---------------------------------------------------------------------------
     def _require(self, device_id: str) -> DeviceState:
@@ -338,10 +497,19 @@ class GbPlatform:
             return self._on_message(msg, peer)
         if msg.method == "OPTIONS":
             return msg.response(200)
-        if msg.method in ("BYE", "CANCEL", "INFO", "SUBSCRIBE"):
-            return msg.response(481 if msg.method in ("BYE", "CANCEL") else 501)
+        if msg.method == "ACK":
+            return None
+        if msg.method == "BYE":
+            session = self.sessions.get(msg.call_id)
+            if session is None:
+                self.stats["bye.unknown_dialog"] += 1
+                return msg.response(481)
+            self._spawn(session.close("device_bye"), f"gb28181-bye-{msg.call_id}")
+            return msg.response(200)
+        if msg.method in ("CANCEL", "INFO", "SUBSCRIBE"):
+            return msg.response(481 if msg.method == "CANCEL" else 501)
         reply = msg.response(405)
-        reply.add("Allow", "REGISTER, MESSAGE, NOTIFY, OPTIONS")
+        reply.add("Allow", "REGISTER, MESSAGE, NOTIFY, OPTIONS, ACK, BYE")
         return reply
 
     def _reject(self, reason: str, device_id: str, msg: SipMessage) -> None:

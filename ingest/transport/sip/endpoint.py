@@ -1,4 +1,4 @@
-"""SIP transport: UDP and TCP on one port, non-INVITE transactions, UDP retransmission.
+"""SIP transport: UDP and TCP on one port, client and server transactions, UDP retransmission.
 
 The endpoint knows nothing of GB/T 28181. Incoming requests go to one handler that returns the final
 response at once (the endpoint sends it and replays it to retransmitted requests); outgoing requests
@@ -74,6 +74,8 @@ class SipEndpoint:
         self._pending: dict[tuple[str, str], asyncio.Future[SipMessage]] = {}
         self._answered: OrderedDict[tuple[str, str, str], tuple[float, bytes]] = OrderedDict()
         self._answer_ttl = 64 * t1
+        self._proceeding: set[tuple[str, str]] = set()
+        self._acks: OrderedDict[tuple[str, int], tuple[float, bytes]] = OrderedDict()
 
     # --- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -153,13 +155,18 @@ class SipEndpoint:
         task = asyncio.ensure_future(self._send(data, peer))
         task.add_done_callback(_log_failure)
 
-    async def request(self, msg: SipMessage, peer: Peer, *, limit_s: float | None = None) -> SipMessage:
-        """Send a non-INVITE request and return its final response (retransmitting over UDP).
+    async def request(
+        self, msg: SipMessage, peer: Peer, *, limit_s: float | None = None, keep_via: bool = False
+    ) -> SipMessage:
+        """Send a request and return its final response (retransmitting over UDP).
 
-        A top Via with a fresh branch is added. Raises ``TransactionTimeout`` after Timer F (64*T1)
-        or ``limit_s`` seconds.
+        A top Via with a fresh branch is added (``keep_via``: the message has its own, as a CANCEL must).
+        Raises ``TransactionTimeout`` after Timer F (64*T1) or ``limit_s`` seconds. An INVITE stops
+        retransmitting at its first provisional response (RFC 3261 17.1.1.2) and a non-2xx final answer to
+        it is acknowledged here; a 2xx is the dialog's to acknowledge (``ack``).
         """
-        msg.headers.insert(0, ("Via", self.via(peer.transport)))
+        if not (keep_via and msg.get("Via")):
+            msg.headers.insert(0, ("Via", self.via(peer.transport)))
         if not msg.get("Max-Forwards"):
             msg.add("Max-Forwards", "70")
         if not msg.get("User-Agent"):
@@ -182,12 +189,38 @@ class SipEndpoint:
                 done, _ = await asyncio.wait({future}, timeout=wait)
                 if done:
                     return future.result()
-                if peer.transport == "udp" and time.monotonic() < deadline:
+                if peer.transport == "udp" and time.monotonic() < deadline and key not in self._proceeding:
                     self.stats["retransmissions"] += 1
                     await self._send(data, peer)
                     interval = min(interval * 2, self.t2)
         finally:
             self._pending.pop(key, None)
+            self._proceeding.discard(key)
+
+    async def invite(self, msg: SipMessage, peer: Peer, *, limit_s: float = 10.0) -> SipMessage:
+        """An INVITE client transaction: the final response (non-2xx already acknowledged)."""
+        response = await self.request(msg, peer, limit_s=limit_s)
+        if response.status >= 300:
+            ack = SipMessage(method="ACK", uri=msg.uri)
+            ack.add("Via", msg.get_all("Via")[0])
+            for name in ("From", "Call-ID"):
+                ack.add(name, msg.get(name))
+            ack.add("To", response.get("To"))
+            ack.add("CSeq", f"{msg.cseq[0]} ACK")
+            ack.add("Max-Forwards", "70")
+            await self._send(ack.to_bytes(), peer)
+        return response
+
+    async def ack(self, ack: SipMessage, peer: Peer) -> None:
+        """Send the ACK of a 2xx (its own transaction); kept to answer retransmitted 2xx responses."""
+        ack.headers.insert(0, ("Via", self.via(peer.transport)))
+        if not ack.get("Max-Forwards"):
+            ack.add("Max-Forwards", "70")
+        data = ack.to_bytes()
+        self._acks[(ack.call_id, ack.cseq[0])] = (time.monotonic() + self._answer_ttl, data)
+        while len(self._acks) > 10_000:
+            self._acks.popitem(last=False)
+        await self._send(data, peer)
 
     # --- receiving --------------------------------------------------------------------------
     def _expire_answers(self) -> None:
@@ -210,12 +243,25 @@ class SipEndpoint:
         if not msg.is_request:
             future = self._pending.get((msg.branch, msg.cseq[1]))
             if future is None or future.done():
+                ack = self._acks.get((msg.call_id, msg.cseq[0])) if msg.cseq[1] == "INVITE" else None
+                if ack is not None and 200 <= msg.status < 300:  # a retransmitted 2xx: our ACK was lost
+                    self.stats["ack_retransmissions"] += 1
+                    task = asyncio.ensure_future(self._send(ack[1], peer))
+                    task.add_done_callback(_log_failure)
+                    return
                 self.stats["stray_responses"] += 1
                 return
             if msg.status >= 200:
                 future.set_result(msg)
+            else:
+                self._proceeding.add((msg.branch, msg.cseq[1]))
             return
-        if msg.method == "ACK":
+        if msg.method == "ACK":  # no response, ever; the handler learns the dialog is confirmed
+            try:
+                self._handler(msg, peer)
+            except Exception:
+                self.stats["handler_errors"] += 1
+                log.exception("SIP handler failed on ACK from %s:%d", peer.host, peer.port)
             return
         key = (msg.branch, msg.cseq[1], msg.from_tag)
         cached = self._answered.get(key)
