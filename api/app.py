@@ -66,7 +66,8 @@ def create_app(
             app.state.hub = hub
             app.state.users = users
             live_settings = LiveSettings()
-            resolver = device_resolver(hub.inventory.get, live_settings)
+            gb_subscribe = hub.gb_puller.subscribe if hub.gb_puller is not None else None
+            resolver = device_resolver(hub.inventory.get, live_settings, gb_subscribe=gb_subscribe)
             if hub.cameras is not None:  # viewers share the packets the camera service already reads
                 resolver = service_resolver(hub.cameras.subscribe, resolver)
             app.state.live = LiveService(resolver, live_settings)

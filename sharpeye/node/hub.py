@@ -36,6 +36,8 @@ from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.platform import GbPlatform
+from sharpeye.ingest.gb28181.puller import ChannelPuller
+from sharpeye.ingest.gb28181.source import opener as gb_opener
 from sharpeye.ingest.health import DeviceStatus, HealthTracker, State
 from sharpeye.ingest.inventory import DeviceInventory
 from sharpeye.ingest.pipeline import IngestPipeline
@@ -43,6 +45,7 @@ from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.registry import Registry, installed
 from sharpeye.ingest.transport.mqtt import MqttTransport
 from sharpeye.ingest.transport.mqtt_acl import HUB_USER, accounts, hub_account, sip_credentials_csv, write_files
+from sharpeye.ingest.transport.video.source import register_opener
 from sharpeye.keys import Keys
 from sharpeye.metrics import Metrics
 from sharpeye.node.device_secret import device_secret
@@ -89,6 +92,7 @@ class Hub:
         self._emit_wake = asyncio.Event()
         self._rejected: list[DeadLetter] = []
         self.gb_platform: GbPlatform | None = None
+        self.gb_puller: ChannelPuller | None = None
         self.cameras: CameraService | None = None
         self.gb_cascade: GbCascade | None = None
         self._device_secret: str | None = None
@@ -233,6 +237,11 @@ class Hub:
             settings, devices, self.emit, self.clock, reject=self._reject_sip, device_secret=self.device_secret
         )
         await self.gb_platform.start()
+        # GB channels are pulled on demand (INVITE) for viewers; a camera configured as gb28181:<device>/<channel>
+        # is read by the camera service through the same puller, so analytics and evidence keep it pulled.
+        self.gb_puller = ChannelPuller(self.gb_platform)
+        self.gb_puller.bind(asyncio.get_running_loop())
+        register_opener("gb28181:", gb_opener(self.gb_puller))
         self._spawn(self._sync_gb_channels(), "gb28181-channels")
         if settings.cascade is not None:
             self.gb_cascade = GbCascade(settings, catalog=self.gb_platform.channels, clock=self.clock)
@@ -243,7 +252,7 @@ class Hub:
     async def _sync_gb_channels(self, interval: float = 5.0) -> None:
         """Catalog channels of registered GB/T 28181 devices become cameras in the inventory (in memory: the
         catalog is the record), placed where their device is; the channel's media URL, when configured, is the
-        camera's URL, otherwise ``gb28181:<device>/<channel>`` (live media over SIP INVITE is not built yet)."""
+        camera's URL, otherwise ``gb28181:<device>/<channel>``, pulled over SIP INVITE when watched."""
         while True:
             try:
                 self.sync_gb_channels()
@@ -344,6 +353,9 @@ class Hub:
             await self.cameras.stop()
         if self.gb_cascade is not None:
             await self.gb_cascade.stop()
+        if self.gb_puller is not None:
+            register_opener("gb28181:", None)
+            await self.gb_puller.stop()
         if self.gb_platform is not None:
             await self.gb_platform.stop()
         await self._cancel_tasks()

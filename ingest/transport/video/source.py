@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -214,8 +214,24 @@ class SyntheticSource(Source):
                 )
 
 
+Opener = Callable[[CameraConfig, threading.Event, int, float], Source]
+_OPENERS: dict[str, Opener] = {}
+
+
+def register_opener(prefix: str, opener: Opener | None) -> None:
+    """Let another transport open URLs starting with ``prefix`` (e.g. ``gb28181:`` pulled over SIP INVITE);
+    ``None`` removes it."""
+    if opener is None:
+        _OPENERS.pop(prefix, None)
+    else:
+        _OPENERS[prefix] = opener
+
+
 def open_source(config: CameraConfig, stop: threading.Event, generation: int, read_timeout: float) -> Source:
     """Open a camera's stream; raises ``SourceError``."""
+    for prefix, opener in _OPENERS.items():
+        if config.url.startswith(prefix):
+            return opener(config, stop, generation, read_timeout)
     if config.url.startswith("synthetic:"):
         return SyntheticSource(config, stop, generation)
     return AvSource(config, stop, generation, read_timeout)
