@@ -78,6 +78,7 @@ class DeviceState:
     catalog_due: datetime | None = None
     catalog_complete: bool = False
     catalog_busy: bool = False
+    catalog_again: bool = False
     info: dict[str, str] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
 
@@ -466,19 +467,35 @@ class GbPlatform:
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         self._background.spawn(coro, name)
 
-    async def _after_register(self, device_id: str) -> None:
-        state = self._devices[device_id]
+    async def _after_register(self, device_id: str, sent: asyncio.Future[None] | None = None) -> None:
+        """Catalog, then DeviceInfo. ``sent``: the 200 OK to the REGISTER, which must reach the device first (a
+        strict device refuses queries from a platform it is not registered to yet)."""
+        if sent is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(sent), 5)
+        state = self._devices.get(device_id)
+        if state is None:
+            return
         if state.catalog_busy:
+            state.catalog_again = True  # registered anew while a query runs: ask again once it is done
             return
         state.catalog_busy = True
         retry = timedelta(seconds=min(self.settings.catalog_retry_s, self.settings.catalog_interval_s))
         try:
-            await self.query_catalog(device_id)
-            if not state.info:
-                await self.query_device_info(device_id)
-        except QueryError as exc:
-            log.info("device %s: %s", device_id, exc)
-            state.catalog_complete = False
+            again = True
+            while again:
+                state.catalog_again = False
+                try:
+                    await self.query_catalog(device_id)
+                except QueryError as exc:
+                    log.info("device %s: %s", device_id, exc)
+                    state.catalog_complete = False
+                if not state.info:  # its failure says nothing of the catalog: no early re-query for it
+                    try:
+                        await self.query_device_info(device_id)
+                    except QueryError as exc:
+                        log.info("device %s: %s", device_id, exc)
+                again = state.catalog_again and state.registered
         finally:
             state.catalog_busy = False
             interval = timedelta(seconds=self.settings.catalog_interval_s)
@@ -520,7 +537,7 @@ class GbPlatform:
             except Exception:
                 log.exception("reject hook failed")
 
-    def _on_register(self, msg: SipMessage, peer: Peer) -> SipMessage:
+    def _on_register(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
         device_id = msg.from_user or msg.to_user
         state = self._devices.get(device_id)
         if state is None:
@@ -578,7 +595,9 @@ class GbPlatform:
             state.registered_at = now
             state.last_keepalive = now
             self._set_online(state, "register")
-            self._spawn(self._after_register(device_id), f"gb28181-catalog-{device_id}")
+            sent = self.endpoint.send_response(reply, msg, peer)  # the 200 OK first, then the queries
+            self._spawn(self._after_register(device_id, sent), f"gb28181-catalog-{device_id}")
+            return None
         return reply
 
     def _on_message(self, msg: SipMessage, peer: Peer) -> SipMessage:

@@ -64,6 +64,7 @@ class SimDevice:
     media_size: tuple[int, int] = (320, 180)
     media_seconds: float = 4.0  # length of the looped clip
     faults: MediaFaults = field(default_factory=MediaFaults)
+    answer_device_info: bool = True  # fault: never answer DeviceInfo
     refuse_invite: int = 0  # fault: answer INVITE with this status
     answer_sdp: bytes | None = None  # fault: answer INVITE with this body instead of a real SDP
 
@@ -416,7 +417,7 @@ class DeviceFleet:
                         device_list=("DeviceList", items),
                     )
                     await self.message(device, body)
-            elif cmd == "deviceinfo":
+            elif cmd == "deviceinfo" and device.answer_device_info:
                 fields: list[Node] = [
                     ("DeviceName", device.name),
                     ("Result", "OK"),

@@ -146,7 +146,10 @@ class SipEndpoint:
             await writer.drain()
         self.stats["sent"] += 1
 
-    def send_response(self, response: SipMessage, request: SipMessage, peer: Peer) -> None:
+    def send_response(self, response: SipMessage, request: SipMessage, peer: Peer) -> asyncio.Future[None]:
+        """Send (and keep for retransmitted requests) a response; the returned future is done once it is sent."""
+        if not response.get("User-Agent"):
+            response.add("User-Agent", self.user_agent)
         data = response.to_bytes()
         key = (request.branch, request.cseq[1], request.from_tag)
         if request.branch and response.status >= 200:
@@ -154,6 +157,7 @@ class SipEndpoint:
             self._expire_answers()
         task = asyncio.ensure_future(self._send(data, peer))
         task.add_done_callback(_log_failure)
+        return task
 
     async def request(
         self, msg: SipMessage, peer: Peer, *, limit_s: float | None = None, keep_via: bool = False
