@@ -244,7 +244,9 @@ class Hub:
         register_opener("gb28181:", gb_opener(self.gb_puller))
         self._spawn(self._sync_gb_channels(), "gb28181-channels")
         if settings.cascade is not None:
-            self.gb_cascade = GbCascade(settings, catalog=self.gb_platform.channels, clock=self.clock)
+            self.gb_cascade = GbCascade(
+                settings, catalog=self.gb_platform.channels, clock=self.clock, media=self.gb_puller.subscribe
+            )
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
         log.info("GB/T 28181 platform %s on %s:%d", settings.sip_id, settings.host, self.gb_platform_port)
