@@ -145,6 +145,16 @@ def _float(text: str) -> float | None:
     return value if value != 0.0 else None
 
 
+def _add_media_stats(into: Counter[str], session: MediaSession) -> None:
+    for key, value in session.receiver.stats.items():
+        into[f"rtp.{key}"] += value
+    into["rtp.lost"] += session.receiver.lost
+    for key, value in session.demuxer.stats.items():
+        into[f"ps.{key}"] += value
+    for key, value in session.stats.items():
+        into[f"media.{key}"] += value
+
+
 class GbPlatform:
     """The SIP server devices register to. Construct, ``await start()``, ``await stop()``."""
 
@@ -391,6 +401,7 @@ class GbPlatform:
 
     def _release(self, session: MediaSession, reason: str) -> asyncio.Future[None]:
         self.stats[f"media.closed.{reason}"] += 1
+        _add_media_stats(self.stats, session)
         if session.dialog is not None:
             self.sessions.pop(session.dialog.call_id, None)
         self._by_ssrc.pop(session.ssrc, None)
@@ -403,6 +414,13 @@ class GbPlatform:
                 self._ports.give(session.offer.port)
 
         return asyncio.ensure_future(end())
+
+    def media_totals(self) -> Counter[str]:
+        """Media counters: closed sessions' RTP/PS counts (kept in ``stats``) plus the open ones'."""
+        totals = Counter(self.stats)
+        for session in self.sessions.values():
+            _add_media_stats(totals, session)
+        return totals
 
     def media_state(self) -> list[dict[str, object]]:
         return [session.snapshot() for session in self.sessions.values()]

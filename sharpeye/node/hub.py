@@ -35,6 +35,7 @@ from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
+from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.gb28181.puller import ChannelPuller
 from sharpeye.ingest.gb28181.source import opener as gb_opener
@@ -242,6 +243,7 @@ class Hub:
         self.gb_puller = ChannelPuller(self.gb_platform)
         self.gb_puller.bind(asyncio.get_running_loop())
         register_opener("gb28181:", gb_opener(self.gb_puller))
+        self.metrics.registry.register(GbMediaCollector(self.gb_platform, self.gb_puller, self._gb_upper_stats))
         self._spawn(self._sync_gb_channels(), "gb28181-channels")
         if settings.cascade is not None:
             self.gb_cascade = GbCascade(
@@ -280,6 +282,11 @@ class Hub:
             self.inventory.put(camera, "gb28181")
             added += 1
         return added
+
+    def _gb_upper_stats(self) -> tuple[int, collections.Counter[str]]:
+        if self.gb_cascade is None:
+            return 0, collections.Counter()
+        return len(self.gb_cascade.streams), self.gb_cascade.stats
 
     @property
     def gb_platform_port(self) -> int:
@@ -458,6 +465,15 @@ class Hub:
             parts.append(ComponentHealth("database", True, self.db.engine.dialect.name, redact_url(self.db.url)))
         except Exception as exc:
             parts.append(ComponentHealth("database", False, f"query failed: {exc}", redact_url(self.db.url)))
+        if self.gb_platform is not None and self.gb_puller is not None:
+            totals = self.gb_platform.media_totals()
+            failed = sum(v for k, v in totals.items() if k.startswith("invite.") and k != "invite.ok")
+            gb = self.gb_platform
+            detail = (
+                f"SIP {gb.settings.host}:{gb.port}; {len(gb.sessions)} channels pulled; "
+                f"INVITEs ok {totals['invite.ok']}, failed {failed}; RTP lost {totals['rtp.lost']}"
+            )
+            parts.append(ComponentHealth("gb28181", gb.endpoint.running, detail))
         for task in self._tasks:
             alive = not task.done()
             parts.append(ComponentHealth(f"task:{task.get_name()}", alive, "running" if alive else "stopped"))

@@ -122,6 +122,11 @@ class SipEndpoint:
                 await asyncio.wait_for(self._tcp_server.wait_closed(), 2)
             self._tcp_server = None
 
+    @property
+    def running(self) -> bool:
+        """Listening (UDP bound, and TCP when enabled)."""
+        return self._udp is not None and (not self._tcp_enabled or self._tcp_server is not None)
+
     # --- sending ----------------------------------------------------------------------------
     def via(self, transport: Protocol) -> str:
         return f"SIP/2.0/{transport.upper()} {self.host}:{self.port};rport;branch={new_branch()}"

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from typing import Any
 
 import av
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from sharpeye.config.gb28181 import GbSettings
+from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.platform import GbPlatform, MediaError
+from sharpeye.ingest.gb28181.puller import ChannelPuller
 from sharpeye.ingest.transport.ps import AccessUnit
 from sharpeye.simulators.gb28181.device import DeviceFleet, SimDevice, code
 from sharpeye.simulators.gb28181.media import MediaFaults
@@ -125,5 +129,11 @@ async def test_refused_unknown_and_bad_answers_raise_counted_errors(make_platfor
         assert info.value.reason == "unknown_channel"
         assert platform.stats["invite.refused_486"] == 1 and platform.stats["invite.unknown_channel"] == 1
         assert not platform.sessions
+        registry = CollectorRegistry()
+        registry.register(GbMediaCollector(platform, ChannelPuller(platform), lambda: (0, Counter())))
+        text = generate_latest(registry).decode()
+        assert 'sharpeye_gb_media_events_total{event="invite.refused_486",side="platform"} 1.0' in text
+        assert 'sharpeye_gb_media_events_total{event="invite.bad_sdp.no_media",side="platform"} 1.0' in text
+        assert 'sharpeye_gb_media_sessions{side="pulled"} 0.0' in text
     finally:
         await fleet.stop()
