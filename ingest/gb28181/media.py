@@ -9,7 +9,6 @@ started (``media_start_timeout_s``) or stalled (``media_timeout_s``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ from sharpeye.ingest.transport.sip.sdp import MediaDescription
 log = logging.getLogger(__name__)
 
 OnUnit = Callable[[AccessUnit], None]
+MAX_FRAME = 4 * 1024 * 1024  # a frame larger than this is parsed in parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,9 @@ class MediaSession:
         self._need_key = True
         self._last_ts: int | None = None
         self._lost_seen = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._wake: asyncio.Future[None] | None = None
 
     @property
     def ssrc(self) -> int:
@@ -81,17 +84,26 @@ class MediaSession:
         lost = self.receiver.reorder.lost
         if lost != self._lost_seen:  # a gap: what was gathered is broken
             self._lost_seen = lost
+            self._pending.clear()
+            self._pending_bytes = 0
             self.demuxer.reset()
             self._need_key = True
             self.stats["resync_after_loss"] += 1
-        units: list[AccessUnit] = []
-        if self._last_ts is not None and packet.timestamp != self._last_ts:
-            units += self.demuxer.flush()
+        # A frame's payloads are gathered and parsed at once when it ends (marker, or a new timestamp): one PS
+        # parse per frame instead of one per packet.
+        if self._last_ts is not None and packet.timestamp != self._last_ts and self._pending:
+            self._frame_end()
         self._last_ts = packet.timestamp
-        units += self.demuxer.feed(packet.payload)
-        if packet.marker:
-            units += self.demuxer.flush()
-        for unit in units:
+        self._pending.append(packet.payload)
+        self._pending_bytes += len(packet.payload)
+        if packet.marker or self._pending_bytes > MAX_FRAME:
+            self._frame_end()
+
+    def _frame_end(self) -> None:
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        for unit in self.demuxer.feed(data) + self.demuxer.flush():
             self._emit(unit)
 
     def _emit(self, unit: AccessUnit) -> None:
@@ -116,6 +128,7 @@ class MediaSession:
 
     async def watch(self, start_limit_s: float, stall_limit_s: float) -> None:
         """Close the session when RTP never starts or stops; returns when the session is closed."""
+        loop = asyncio.get_running_loop()
         while not self.closed.is_set():
             now = time.monotonic()
             last = self.receiver.last_packet
@@ -127,14 +140,20 @@ class MediaSession:
                 self.stats["stalled"] += 1
                 await self.close("stalled")
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.closed.wait(), 0.2)
+            # a plain timer, not wait_for (a task per turn): the check is cheap, the session count large
+            wake = loop.create_future()
+            handle = loop.call_later(0.25, wake.set_result, None)
+            self._wake = wake
+            await wake
+            handle.cancel()
 
     async def close(self, reason: str = "released") -> None:
         if self.closed.is_set():
             return
         self.close_reason = reason
         self.closed.set()
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
         pending = self._release(self, reason)
         if pending is not None:
             await pending

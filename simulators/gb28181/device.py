@@ -27,7 +27,7 @@ from sharpeye.ingest.transport.sip.digest import Challenge
 from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
 from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag
 from sharpeye.ingest.transport.sip.sdp import MediaDescription, SdpError, parse_sdp
-from sharpeye.simulators.gb28181.media import MediaFaults, encode_clip, stream_clip
+from sharpeye.simulators.gb28181.media import MediaFaults, encode_clip, load_clip, stream_clip
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class SimDevice:
     scenario: str = "intrusion"  # camera simulator scenario streamed on INVITE
     media_size: tuple[int, int] = (320, 180)
     media_seconds: float = 4.0  # length of the looped clip
+    media_file: str | None = None  # stream this recording (H.264/H.265 in MPEG-TS) instead of a rendered scene
     faults: MediaFaults = field(default_factory=MediaFaults)
     answer_device_info: bool = True  # fault: never answer DeviceInfo
     refuse_invite: int = 0  # fault: answer INVITE with this status
@@ -329,7 +330,10 @@ class DeviceFleet:
     ) -> None:
         codec = device.codecs.get(channel, "h264")
         width, height = device.media_size
-        clip = await asyncio.to_thread(encode_clip, device.scenario, codec, width, height, device.media_seconds)
+        if device.media_file is not None:
+            clip = await asyncio.to_thread(load_clip, device.media_file)
+        else:
+            clip = await asyncio.to_thread(encode_clip, device.scenario, codec, width, height, device.media_seconds)
         if offer.transport == "udp":
             mode: RtpMode = "udp"
         else:  # the platform listens (setup:passive) and we connect, or the other way round

@@ -14,6 +14,7 @@ import logging
 import random
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import av
 from sharpeye.ingest.transport.ps import PsMuxer, rtp_payloads
@@ -68,6 +69,25 @@ def encode_clip(
         frames.extend((bytes(p), bool(p.is_keyframe)) for p in encoder.encode(frame))
     frames.extend((bytes(p), bool(p.is_keyframe)) for p in encoder.encode(None))
     return Clip(codec, fps, width, height, tuple(frames))
+
+
+@functools.lru_cache(maxsize=8)
+def load_clip(path: str) -> Clip:
+    """Read a recorded H.264/H.265 stream (MPEG-TS or a raw Annex B file) as a clip, without re-encoding."""
+    container: Any = av.open(path)
+    try:
+        stream = container.streams.video[0]
+        codec = "hevc" if stream.codec_context.name in ("hevc", "h265") else stream.codec_context.name
+        if codec not in ("h264", "hevc"):
+            raise ValueError(f"{path}: {codec} cannot be carried in GB/T 28181 PS here (H.264/H.265 only)")
+        fps = round(float(stream.average_rate or 25))
+        width, height = stream.codec_context.width, stream.codec_context.height
+        frames = tuple((bytes(p), bool(p.is_keyframe)) for p in container.demux(stream) if p.size)
+    finally:
+        container.close()
+    if not frames or not frames[0][1]:
+        raise ValueError(f"{path}: no video, or it does not start with a key frame")
+    return Clip(codec, fps, width, height, frames)
 
 
 @dataclass(slots=True)
