@@ -178,7 +178,12 @@ class GbPlatform:
         self._devices = {d.id: DeviceState(d) for d in devices if d.enabled}
         self._digest = DigestServer(settings.sip_realm)
         self.endpoint = SipEndpoint(
-            self._on_request, host=settings.host, port=settings.port, tcp=settings.tcp, t1=settings.sip_t1_s
+            self._on_request,
+            host=settings.host,
+            port=settings.port,
+            tcp=settings.tcp,
+            t1=settings.sip_t1_s,
+            advertise=settings.sip_ip,
         )
         self.stats: Counter[str] = Counter()
         self._sn = itertools.count(random.randint(1, 100_000))

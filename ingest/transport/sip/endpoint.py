@@ -58,9 +58,12 @@ class SipEndpoint:
         t1: float = 0.5,
         t2: float = 4.0,
         user_agent: str = "SharpEye",
+        advertise: str = "",
     ) -> None:
+        """``advertise``: the address put in Via and Contact when it differs from the bound ``host`` (NAT, 0.0.0.0)."""
         self._handler = handler
         self.host = host
+        self.advertise = advertise
         self.port = port
         self._tcp_enabled = tcp
         self.t1 = t1
@@ -129,11 +132,11 @@ class SipEndpoint:
 
     # --- sending ----------------------------------------------------------------------------
     def via(self, transport: Protocol) -> str:
-        return f"SIP/2.0/{transport.upper()} {self.host}:{self.port};rport;branch={new_branch()}"
+        return f"SIP/2.0/{transport.upper()} {self.advertise or self.host}:{self.port};rport;branch={new_branch()}"
 
     def contact(self, user: str, transport: Protocol = "udp") -> str:
         suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"<sip:{user}@{self.host}:{self.port}{suffix}>"
+        return f"<sip:{user}@{self.advertise or self.host}:{self.port}{suffix}>"
 
     async def _send(self, data: bytes, peer: Peer) -> None:
         if peer.transport == "udp":

@@ -137,3 +137,33 @@ async def test_refused_unknown_and_bad_answers_raise_counted_errors(make_platfor
         assert 'sharpeye_gb_media_sessions{side="pulled"} 0.0' in text
     finally:
         await fleet.stop()
+
+
+async def test_media_address_and_port_range_come_from_settings(make_platform: Any) -> None:
+    ipc = SimDevice(id=code("34020000", 132, 9), password="pw")
+    platform, fleet = await _online(make_platform, [ipc])
+    settings = platform.settings.model_copy(
+        update={"media_host": "127.0.0.2", "media_ip": "127.0.0.2", "media_port_min": 0, "media_port_max": 0}
+    )
+    platform.settings = settings
+    try:
+        session = await platform.invite(ipc.channels[0][0])
+        got = Units()
+        session.add_consumer(got)
+        await until(lambda: len(got.units) >= 5)
+        assert fleet.invites[-1].ip == "127.0.0.2" and session.receiver.host == "127.0.0.2"
+        assert session.receiver.source is not None
+    finally:
+        await fleet.stop()
+
+
+def test_port_range_hands_out_free_ports_round_robin() -> None:
+    from sharpeye.ingest.transport.rtp import PortRange, RtpError
+
+    ports = PortRange(30000, 30002)
+    taken = [ports.take() for _ in range(3)]
+    assert taken == [30000, 30001, 30002]
+    with pytest.raises(RtpError):
+        ports.take()
+    ports.give(30001)
+    assert ports.take() == 30001
