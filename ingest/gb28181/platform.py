@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -378,6 +379,7 @@ class GbPlatform:
             raise
         finally:
             self._inviting -= 1
+        session.opened_at = time.monotonic()  # the start limit counts from the answer, not from the INVITE
         self.sessions[dialog.call_id] = session
         self._by_ssrc[int(ssrc)] = session
         self.stats["invite.ok"] += 1
