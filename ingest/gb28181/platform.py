@@ -316,7 +316,12 @@ class GbPlatform:
         settings = self.settings
         if len(self.sessions) + self._inviting >= settings.max_media_sessions:
             raise MediaError("too_many_sessions", f"{settings.max_media_sessions} media sessions open")
-        state = self._require(device_id) if device_id else self.owner_of(channel_id)
+        try:
+            state = self._require(device_id) if device_id else self.owner_of(channel_id)
+        except KeyError:
+            raise MediaError("unknown_device", f"no GB/T 28181 device {device_id}") from None
+        except QueryError as exc:
+            raise MediaError("not_registered", str(exc)) from None
         assert state.peer is not None
         mode: RtpMode = transport or settings.media_transport
         try:

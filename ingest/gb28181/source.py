@@ -29,7 +29,8 @@ class GbSource(Source):
             info, self._feed = puller.open_threaded(config.open_url, stop, read_timeout)
         except MediaError as exc:
             raise SourceError(
-                "unreachable" if exc.reason in ("timeout", "unknown_channel") else exc.reason, str(exc)
+                "unreachable" if exc.reason in ("timeout", "unknown_channel", "not_registered") else exc.reason,
+                str(exc),
             ) from None
         except ValueError as exc:
             raise SourceError("not_found", str(exc)) from exc

@@ -267,8 +267,14 @@ class Hub:
     def sync_gb_channels(self) -> int:
         assert self.gb_platform is not None
         added = 0
+        configured = {  # channels an operator configured as cameras (gb28181:<device>/<channel>, with analytics)
+            str(d.url).split("?")[0].rpartition("/")[2]
+            for d in self.inventory
+            if isinstance(d, CameraConfig) and str(d.url).startswith("gb28181:")
+            and self.inventory.source(d.id) != "gb28181"
+        }  # fmt: skip
         for channel in self.gb_platform.channels():
-            if channel.channel_id == channel.device_id:
+            if channel.channel_id == channel.device_id or channel.channel_id in configured:
                 continue
             device = self.inventory.get(channel.device_id)
             current = self.inventory.get(channel.channel_id)
