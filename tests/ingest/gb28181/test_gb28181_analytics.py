@@ -17,7 +17,7 @@ from sharpeye.ingest.gb28181.source import opener
 from sharpeye.ingest.transport.video.source import register_opener
 from sharpeye.simulators.camera.scenario import builtin
 from sharpeye.simulators.gb28181.device import SimDevice, code
-from sharpeye.simulators.gb28181.media import encode_clip
+from sharpeye.simulators.gb28181.media import MediaFaults, encode_clip
 
 from sharpeye.clock import ManualClock
 from tests.ingest.camera.support import Collector, wait_until
@@ -67,6 +67,32 @@ async def test_intrusion_on_a_gb_channel_raises_the_alarm_with_a_decodable_clip(
             frames = sum(1 for p in container.demux(stream) if p.size for _ in p.decode())
         assert frames >= 20
         assert not collector.of("cam-gb", "video.loss")
+    finally:
+        await service.stop()
+        register_opener("gb28181:", None)
+        await puller.stop()
+        await fleet.stop()
+
+
+async def test_a_stalled_gb_channel_raises_video_loss_and_restores(make_platform: Any, tmp_path: Path) -> None:
+    ipc = SimDevice(id=code("34020000", 132, 72), password="pw", faults=MediaFaults(stall_after_s=2.0, stall_s=5.0))
+    platform, fleet = await _online(make_platform, [ipc], media_timeout_s=1.5)
+    puller = ChannelPuller(platform, grace_s=0)
+    puller.bind(asyncio.get_running_loop())
+    register_opener("gb28181:", opener(puller))
+    config = builtin("intrusion").camera_config("cam-stall", f"gb28181:{ipc.id}/{ipc.channels[0][0]}")
+    config = config.model_copy(update={"loss_after_s": 2.0, "repeat_s": 1.5})
+    collector = Collector()
+    service = CameraService([config], tmp_path, collector, ManualClock(), workers=1, backoff_max=1.0)
+    await service.start()
+    try:
+        assert await wait_until(lambda: bool(collector.of("cam-stall", "video.loss")), within=10)
+        assert collector.of("cam-stall", "video.loss")[0].value == "alarm"
+        assert platform.stats["media.closed.stalled"] >= 1  # the session was ended with BYE
+        # the stall ends (the device streams again to a new INVITE): the loss restores
+        assert await wait_until(
+            lambda: any(r.value == "restore" for r in collector.of("cam-stall", "video.loss")), within=15
+        )
     finally:
         await service.stop()
         register_opener("gb28181:", None)
