@@ -78,6 +78,7 @@ class SipEndpoint:
         self._answered: OrderedDict[tuple[str, str, str], tuple[float, bytes]] = OrderedDict()
         self._answer_ttl = 64 * t1
         self._proceeding: set[tuple[str, str]] = set()
+        self._unacked: dict[tuple[str, int], asyncio.Event] = {}
         self._acks: OrderedDict[tuple[str, int], tuple[float, bytes]] = OrderedDict()
 
     # --- life cycle -------------------------------------------------------------------------
@@ -165,7 +166,34 @@ class SipEndpoint:
             self._expire_answers()
         task = asyncio.ensure_future(self._send(data, peer))
         task.add_done_callback(_log_failure)
+        if request.method == "INVITE" and 200 <= response.status < 300 and peer.transport == "udp":
+            # RFC 3261 13.3.1.4: the UAS retransmits its 2xx until the ACK comes (T1 doubling to T2, 64*T1)
+            dialog_key = (request.call_id, request.cseq[0])
+            self._unacked[dialog_key] = asyncio.Event()
+            retransmit = asyncio.ensure_future(self._retransmit_2xx(dialog_key, data, peer))
+            self._tcp_tasks.add(retransmit)
+            retransmit.add_done_callback(self._tcp_tasks.discard)
         return task
+
+    async def _retransmit_2xx(self, key: tuple[str, int], data: bytes, peer: Peer) -> None:
+        acked = self._unacked[key]
+        interval, deadline = self.t1, time.monotonic() + 64 * self.t1
+        try:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(acked.wait(), min(interval, deadline - time.monotonic()))
+                if acked.is_set():
+                    return
+                if time.monotonic() >= deadline:
+                    break
+                self.stats["2xx_retransmissions"] += 1
+                await self._send(data, peer)
+                interval = min(interval * 2, self.t2)
+            self.stats["2xx_unacknowledged"] += 1
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._unacked.pop(key, None)
 
     async def request(
         self, msg: SipMessage, peer: Peer, *, limit_s: float | None = None, keep_via: bool = False
@@ -269,6 +297,9 @@ class SipEndpoint:
                 self._proceeding.add((msg.branch, msg.cseq[1]))
             return
         if msg.method == "ACK":  # no response, ever; the handler learns the dialog is confirmed
+            acked = self._unacked.get((msg.call_id, msg.cseq[0]))
+            if acked is not None:
+                acked.set()
             try:
                 self._handler(msg, peer)
             except Exception:

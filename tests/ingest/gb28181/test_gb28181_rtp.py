@@ -98,3 +98,45 @@ async def test_bad_offers_to_the_device_simulator_get_400(make_platform: Any, bo
         assert response.status == 400 and "Bad SDP" in response.reason
     finally:
         await fleet.stop()
+
+
+async def test_the_answer_to_invite_is_retransmitted_until_the_ack(make_platform: Any) -> None:
+    from sharpeye.ingest.transport.sip.message import parse
+    from sharpeye.ingest.transport.sip.sdp import MediaDescription
+
+    ipc = SimDevice(id=code("34020000", 132, 63), password="pw")
+    _, fleet = await _online(make_platform, [ipc])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        offer = MediaDescription(owner="x", ip="127.0.0.1", port=9, ssrc="0100000009")
+        body = offer.to_bytes()
+        channel = ipc.channels[0][0]
+        invite = (
+            f"INVITE sip:{channel}@127.0.0.1:{fleet.endpoint.port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{sock.getsockname()[1]};branch=z9hG4bKtest1\r\n"
+            f"From: <sip:34020000002000000001@3402000000>;tag=abc\r\nTo: <sip:{channel}@3402000000>\r\n"
+            f"Call-ID: storm-1@127.0.0.1\r\nCSeq: 7 INVITE\r\nContent-Type: application/sdp\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        sock.sendto(invite, ("127.0.0.1", fleet.endpoint.port))
+        oks = 0
+        async with asyncio.timeout(5):
+            while oks < 3:  # 200 OK, then at least two retransmissions while no ACK comes
+                msg = parse(await loop.sock_recv(sock, 65536))
+                oks += msg.status == 200
+        assert fleet.endpoint.stats["2xx_retransmissions"] >= 2
+        ack = (
+            f"ACK sip:{channel}@127.0.0.1:{fleet.endpoint.port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{sock.getsockname()[1]};branch=z9hG4bKtest2\r\n"
+            f"From: <sip:34020000002000000001@3402000000>;tag=abc\r\nTo: <sip:{channel}@3402000000>;tag=x\r\n"
+            f"Call-ID: storm-1@127.0.0.1\r\nCSeq: 7 ACK\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        sock.sendto(ack, ("127.0.0.1", fleet.endpoint.port))
+        await until(lambda: not fleet.endpoint._unacked, 3)  # retransmissions stopped
+        assert fleet.stats["acks"] == 1
+    finally:
+        sock.close()
+        await fleet.stop()
