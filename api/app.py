@@ -69,7 +69,7 @@ def create_app(
             gb_subscribe = hub.gb_puller.subscribe if hub.gb_puller is not None else None
             resolver = device_resolver(hub.inventory.get, live_settings, gb_subscribe=gb_subscribe)
             if hub.cameras is not None:  # viewers share the packets the camera service already reads
-                resolver = service_resolver(hub.cameras.subscribe, resolver)
+                resolver = service_resolver(hub.cameras.subscribe, resolver, live_settings)
             app.state.live = LiveService(resolver, live_settings)
             await app.state.live.start()
             if on_ready is not None:

@@ -30,8 +30,9 @@ GbSubscribe = Callable[[str], Awaitable[PacketSubscriptionLike]]
 
 
 class GbLiveSource:
-    """A GB/T 28181 channel pulled on demand (``subscribe`` INVITEs it, or joins the pull already running): H.264
-    passes through; H.265 (the usual codec of these cameras) is decoded and encoded to H.264 once for all viewers."""
+    """A subscription opened when the feed starts: a GB/T 28181 channel pulled on demand (``subscribe`` INVITEs it,
+    or joins the pull already running), or a camera service's subscription. H.264 passes through; H.265 (the usual
+    codec of these cameras) is decoded and encoded to H.264 once for all viewers."""
 
     def __init__(self, camera_id: str, url: str, subscribe: GbSubscribe, settings: LiveSettings) -> None:
         self._camera_id = camera_id
@@ -116,7 +117,11 @@ def device_resolver(
     return resolve
 
 
-def service_resolver(subscribe: Callable[[str], PacketSubscriptionLike], fallback: SourceResolver) -> SourceResolver:
+def service_resolver(
+    subscribe: Callable[[str], PacketSubscriptionLike],
+    fallback: SourceResolver,
+    settings: LiveSettings | None = None,
+) -> SourceResolver:
     """Live sources from a camera service's ``subscribe(camera_id)`` (packets the hub already reads), falling back
     to opening the camera here when the service does not run it (``subscribe`` raises ``KeyError``).
 
@@ -133,7 +138,16 @@ def service_resolver(subscribe: Callable[[str], PacketSubscriptionLike], fallbac
                 subscription = subscribe(camera_id)
             except KeyError:
                 return own()
-            return SubscriptionSource(camera_id, lambda: subscription)
+            info = getattr(subscription, "info", None)
+            codec = str(getattr(info, "codec", "")).lower()
+            if codec in ("h264", "avc1", "") or settings is None:
+                return SubscriptionSource(camera_id, lambda: subscription)
+
+            async def ready(_: str) -> PacketSubscriptionLike:
+                return subscription
+
+            # H.265 (a GB/T 28181 channel the camera service analyses, or an RTSP camera): encoded once to H.264
+            return GbLiveSource(camera_id, camera_id, ready, settings)
 
         return make
 

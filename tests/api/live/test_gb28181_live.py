@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sharpeye.api.live.camera import device_resolver
+from sharpeye.api.live.camera import device_resolver, service_resolver
 from sharpeye.api.live.service import LiveService
 from sharpeye.api.live.setting import LiveSettings
 from sharpeye.config.gb28181 import GbSettings
@@ -107,3 +107,32 @@ async def test_gb_channel_plays_and_is_released_when_the_viewer_leaves(site: Sit
         while fleet.stats["byes"] < 1:  # noqa: ASYNC110 - state of the simulator, polled with a deadline
             await asyncio.sleep(0.05)
     assert not site.puller.pulled and not site.platform.sessions
+
+
+async def test_an_h265_camera_read_by_the_camera_service_is_encoded_once_for_viewers(site: Site) -> None:
+    """A GB channel the camera service analyses reaches live view through the service's subscription: H.265 there
+    is encoded once, as on demand."""
+    camera = f"cam-{site.h265[-4:]}"
+    ready = [await site.puller.subscribe(f"gb28181:{site.nvr.id}/{site.h265}")]  # what the camera service holds
+
+    def subscribe(camera_id: str) -> Any:
+        if camera_id != camera or not ready:
+            raise KeyError(camera_id)
+        return ready.pop()
+
+    fallback = device_resolver(site.cameras.get, SETTINGS, gb_subscribe=site.puller.subscribe)
+    resolver = service_resolver(subscribe, fallback, SETTINGS)
+    live = LiveService(resolver, SETTINGS)
+    await live.start()
+    viewer = await watch(live, camera)
+    try:
+        await asyncio.wait_for(viewer.got_frame.wait(), 6.0)
+        frames = viewer.frames
+        async with asyncio.timeout(5):
+            while viewer.frames < frames + 10:  # noqa: ASYNC110 - frames advancing, polled with a deadline
+                await asyncio.sleep(0.05)
+        assert not ready  # the service's subscription was used
+        assert site.fleet is not None and len(site.fleet.invites) == 1  # one pull
+    finally:
+        await viewer.close()
+        await live.stop()
