@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 import redis.asyncio as aioredis
 from sharpeye.alarms.engine import AlarmEngine
 from sharpeye.alarms.store import AlarmStore
+from sharpeye.api.live.camera import GbSubscribe
 from sharpeye.api.live.subscription import PacketSubscriptionLike
 from sharpeye.api.user import UserStore
 from sharpeye.config.site import SiteConfig
@@ -155,6 +156,7 @@ class Services:
     uplinks: UplinkService
     cameras: CameraFeeds | None
     verification: VerificationService
+    gb_subscribe: GbSubscribe | None = None  # GB/T 28181 channels pulled on demand for viewers
 
 
 # What ``create_app`` takes: entered by the app's lifespan, it starts what the services need and yields them;

@@ -77,6 +77,34 @@ class GbSettings(StrictModel):
     charset: Charset = Field(default="GB2312", description="Charset of the XML bodies sent to devices.")
     timezone: str = Field(default="Asia/Shanghai", description="Zone of the local times sent (Date, AlarmTime).")
     cascade: CascadeSettings | None = Field(default=None, description="Upper platform to register to, if any.")
+    sip_ip: str = Field(
+        default="",
+        description="Address written in Via/Contact/SDP origin for devices to reach SharpEye's SIP port (default: "
+        "host). Set it to the public address when devices are behind NAT or host is 0.0.0.0.",
+    )
+    media_ip: str = Field(
+        default="",
+        description="Address devices send RTP to, written in the SDP c= line (default: sip_ip, else host).",
+    )
+    media_host: str = Field(default="", description="Address RTP ports bind to (default: host).")
+    media_port_min: int = Field(default=30000, ge=0, le=65535, description="First RTP port (0 with max 0: any).")
+    media_port_max: int = Field(default=30499, ge=0, le=65535, description="Last RTP port of the range.")
+    media_transport: Literal["udp", "tcp-passive", "tcp-active"] = Field(
+        default="udp",
+        description="How RTP arrives: udp; tcp-passive (SharpEye listens, the device connects: works through the "
+        "device's NAT); tcp-active (SharpEye connects to the device's port).",
+    )
+    invite_timeout_s: float = Field(default=8, gt=0, le=60, description="Wait for the device's answer to INVITE.")
+    media_start_timeout_s: float = Field(
+        default=5, gt=0, le=60, description="Wait for the first RTP packet after the answer before giving up."
+    )
+    media_timeout_s: float = Field(
+        default=10, gt=0, le=300, description="No RTP for this long ends the session (a video-loss for the camera)."
+    )
+    release_grace_s: float = Field(
+        default=30, ge=0, le=3600, description="A pulled channel is released (BYE) this long after its last user."
+    )
+    max_media_sessions: int = Field(default=256, ge=1, le=10000, description="Sessions pulled at once (INVITE storm).")
 
     @property
     def sip_domain(self) -> str:
@@ -86,8 +114,18 @@ class GbSettings(StrictModel):
     def sip_realm(self) -> str:
         return self.realm or self.sip_domain
 
+    @property
+    def advertised_sip_ip(self) -> str:
+        return self.sip_ip or self.host
+
+    @property
+    def advertised_media_ip(self) -> str:
+        return self.media_ip or self.sip_ip or self.host
+
     @model_validator(mode="after")
     def _expires_range(self) -> GbSettings:
         if self.register_expires_min_s > self.register_expires_max_s:
             raise ValueError("register_expires_min_s must not exceed register_expires_max_s")
+        if self.media_port_min > self.media_port_max:
+            raise ValueError("media_port_min must not exceed media_port_max")
         return self

@@ -18,7 +18,7 @@ import itertools
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,10 +30,15 @@ from sharpeye.config.gb_code import CodeError, type_of
 from sharpeye.governance.alarm_class import classify
 from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.gb28181.platform import Channel, gb_date
+from sharpeye.ingest.transport.ps import PsMuxer, rtp_payloads
+from sharpeye.ingest.transport.rtp import RtpError, RtpMode, RtpSender
 from sharpeye.ingest.transport.sip.background import Background
+from sharpeye.ingest.transport.sip.dialog import Dialog
 from sharpeye.ingest.transport.sip.digest import Challenge
 from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
-from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag
+from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag, uri_user
+from sharpeye.ingest.transport.sip.sdp import MediaDescription, SdpError, parse_sdp
+from sharpeye.ingest.transport.video.subscription import PacketSubscription
 
 from sharpeye.clock import Clock, SystemClock
 
@@ -63,6 +68,25 @@ class Subscription:
     cseq: int = 0
 
 
+MediaSource = Callable[[str], Awaitable[PacketSubscription]]
+
+
+@dataclass(slots=True, eq=False)
+class _Upstream:
+    """One channel the upper platform watches: its INVITE, our RTP sender and the packets we re-mux."""
+
+    channel: str
+    offer: MediaDescription
+    invite: SipMessage
+    peer: Peer
+    subscription: PacketSubscription | None = None
+    sender: RtpSender | None = None
+    codec: str = ""
+    answered: bool = False
+    prepare: asyncio.Future[None] | None = None
+    task: asyncio.Future[None] | None = None
+
+
 class GbCascade:
     """Lower-platform client. ``catalog`` returns the channels to publish upward (e.g. ``platform.channels``)."""
 
@@ -73,7 +97,10 @@ class GbCascade:
         clock: Clock | None = None,
         *,
         name: str = "SharpEye",
+        media: MediaSource | None = None,
     ) -> None:
+        """``media(channel_id)`` gives a subscription to a channel's packets (e.g. ``ChannelPuller.subscribe``);
+        without it the upper platform's INVITE is answered 501."""
         if settings.cascade is None:
             raise ValueError("GbSettings.cascade is not set")
         self.settings = settings
@@ -99,6 +126,8 @@ class GbCascade:
         self.subscriptions: dict[str, Subscription] = {}
         self._alarms: asyncio.Queue[Alarm] = asyncio.Queue(ALARM_QUEUE)
         self._background = Background(self.stats)
+        self._media = media
+        self.streams: dict[str, _Upstream] = {}  # by Call-ID
 
     @property
     def domain(self) -> str:
@@ -114,6 +143,8 @@ class GbCascade:
 
     async def stop(self, *, unregister: bool = True) -> None:
         """Stop; unregister first (``Expires: 0``, at most 3 s) unless told not to. Safe to call twice."""
+        for call_id in list(self.streams):
+            await self._end_upstream(call_id, "stopped", bye=True)
         await self._background.stop()
         if unregister and self.registered.is_set():
             with contextlib.suppress(TimeoutError, ConnectionError, OSError):
@@ -284,6 +315,8 @@ class GbCascade:
             return msg.response(200)
         if msg.method == "SUBSCRIBE":
             return self._on_subscribe(msg, peer)
+        if msg.method in ("INVITE", "ACK", "BYE", "CANCEL"):
+            return self._on_media(msg, peer)
         if msg.method not in ("MESSAGE", "NOTIFY"):
             return msg.response(501)
         try:
@@ -300,6 +333,152 @@ class GbCascade:
         else:
             self.stats[f"ignored.{body.root}.{cmd}"] += 1
         return msg.response(200)
+
+    # --- media upward: the upper platform INVITEs one of our channels -------------------------------
+    def _on_media(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
+        call_id = msg.call_id
+        stream = self.streams.get(call_id)
+        if msg.method == "INVITE":
+            if stream is not None:
+                return msg.response(100) if stream.task is None and not stream.answered else None
+            if self._media is None:
+                self.stats["invite.no_media"] += 1
+                return msg.response(501)
+            if len(self.streams) >= self.settings.max_media_sessions:
+                self.stats["invite.too_many"] += 1
+                return msg.response(486)
+            try:
+                offer = parse_sdp(msg.body)
+            except SdpError as exc:
+                self.stats[f"invite.bad_sdp.{exc.reason}"] += 1
+                return msg.response(400, f"Bad SDP ({exc.reason})")
+            if 96 not in offer.payloads or (not offer.ssrc_value and offer.ssrc not in ("", "0")):
+                self.stats["invite.not_acceptable"] += 1
+                return msg.response(488)
+            channel = uri_user(msg.uri) or msg.to_user
+            upstream = _Upstream(channel, offer, msg, peer)
+            self.streams[call_id] = upstream
+            upstream.prepare = asyncio.ensure_future(self._prepare_upstream(upstream))
+            return msg.response(100)
+        if msg.method == "ACK":
+            if stream is not None and stream.answered and stream.task is None:
+                stream.task = asyncio.ensure_future(self._send_upstream(stream))
+            return None
+        if msg.method == "CANCEL":
+            if stream is None or stream.answered:
+                return msg.response(481)
+            self.stats["invite.cancelled"] += 1
+            self._spawn(self._end_upstream(call_id, "cancelled"), "gb28181-cascade-cancel")
+            self.endpoint.send_response(stream.invite.response(487), stream.invite, stream.peer)
+            return msg.response(200)
+        if stream is None:  # BYE
+            return msg.response(481)
+        self.stats["bye"] += 1
+        self._spawn(self._end_upstream(call_id, "bye"), "gb28181-cascade-bye")
+        return msg.response(200)
+
+    async def _prepare_upstream(self, up: _Upstream) -> None:
+        """Subscribe to the channel's packets (pulling it if needed), open the RTP sender, answer 200 with SDP."""
+        assert self._media is not None
+        offer = up.offer
+        try:
+            up.subscription = await asyncio.wait_for(self._media(up.channel), self.settings.invite_timeout_s + 5)
+        except Exception as exc:
+            reason = getattr(exc, "reason", type(exc).__name__)
+            self.stats[f"invite.unavailable.{reason}"] += 1
+            log.info("upper platform's INVITE for %s: no stream (%s)", up.channel, exc)
+            self.streams.pop(up.invite.call_id, None)
+            self.endpoint.send_response(
+                up.invite.response(404 if reason == "unknown_channel" else 503), up.invite, up.peer
+            )
+            return
+        info = up.subscription.info
+        codec = str(getattr(info, "codec", "")).lower()
+        if codec not in ("h264", "hevc"):
+            self.stats["invite.codec"] += 1
+            up.subscription.close()
+            self.streams.pop(up.invite.call_id, None)
+            self.endpoint.send_response(up.invite.response(488, "Codec Not Carried In PS"), up.invite, up.peer)
+            return
+        if offer.transport == "udp":
+            mode: RtpMode = "udp"
+        else:
+            mode = "tcp-passive" if offer.setup == "active" else "tcp-active"
+        up.sender = RtpSender(mode=mode, ssrc=offer.ssrc_value, peer=(offer.ip, offer.port),
+                              host=self.settings.media_host or self.settings.host)  # fmt: skip
+        try:
+            if mode != "tcp-active":
+                await up.sender.start()
+        except OSError as exc:
+            self.stats["invite.bind"] += 1
+            log.warning("upstream media port: %s", exc)
+            up.subscription.close()
+            self.streams.pop(up.invite.call_id, None)
+            self.endpoint.send_response(up.invite.response(500), up.invite, up.peer)
+            return
+        if up.invite.call_id not in self.streams:  # cancelled meanwhile
+            up.subscription.close()
+            await up.sender.stop()
+            return
+        up.codec = codec
+        answer = MediaDescription(
+            owner=up.channel,
+            ip=self.settings.advertised_media_ip,
+            port=up.sender.port if mode != "tcp-active" else 9,
+            session=offer.session,
+            transport=offer.transport,
+            setup=None if mode == "udp" else ("active" if mode == "tcp-active" else "passive"),
+            direction="sendonly",
+            payloads={96: "PS"},
+            ssrc=offer.ssrc,
+        )
+        reply = up.invite.response(200)
+        reply.add("Contact", self.endpoint.contact(up.channel, self.upper.transport))
+        reply.add("Content-Type", "application/sdp")
+        reply.body = answer.to_bytes()
+        up.answered = True
+        self.stats["invite.answered"] += 1
+        self.endpoint.send_response(reply, up.invite, up.peer)
+
+    async def _send_upstream(self, up: _Upstream) -> None:
+        """Re-mux the channel's access units into PS (with a PSM) over RTP, no re-encoding, until BYE."""
+        assert up.sender is not None and up.subscription is not None
+        try:
+            if up.sender.mode == "tcp-active":
+                await up.sender.start()
+            elif up.sender.mode == "tcp-passive":
+                await asyncio.wait_for(up.sender.connected.wait(), 10)
+            muxer = PsMuxer(up.codec)
+            num, den = getattr(up.subscription.info, "time_base", (1, 90000))
+            while True:
+                packet = await up.subscription.get()
+                ts = round((packet.pts or 0) * num * 90000 / den)
+                up.sender.send(rtp_payloads(muxer.mux(packet.data, ts, packet.key)), ts)
+        except EOFError:
+            self.stats["upstream.source_ended"] += 1
+            self._spawn(self._end_upstream(up.invite.call_id, "source_ended", bye=True), "gb28181-cascade-end")
+        except (OSError, TimeoutError, RtpError) as exc:
+            self.stats["upstream.failed"] += 1
+            log.info("upstream of %s failed: %s", up.channel, exc)
+            self._spawn(self._end_upstream(up.invite.call_id, "failed", bye=True), "gb28181-cascade-end")
+
+    async def _end_upstream(self, call_id: str, reason: str, *, bye: bool = False) -> None:
+        up = self.streams.pop(call_id, None)
+        if up is None:
+            return
+        self.stats[f"upstream.closed.{reason}"] += 1
+        if up.task is not None and up.task is not asyncio.current_task():
+            up.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await up.task
+        if up.subscription is not None:
+            up.subscription.close()
+        if up.sender is not None:
+            await up.sender.stop()
+        if bye and up.answered:  # our side ends the dialog (the channel went away)
+            dialog = Dialog.as_callee(up.invite, up.invite.response(200), up.peer)
+            with contextlib.suppress(TransactionTimeout, ConnectionError, OSError):
+                await self.endpoint.request(dialog.request("BYE"), up.peer, limit_s=4)
 
     def _on_subscribe(self, msg: SipMessage, peer: Peer) -> SipMessage:
         expires = msg.expires if msg.expires is not None else 3600

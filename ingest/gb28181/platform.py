@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -23,11 +24,15 @@ from sharpeye.config.gb28181 import GbSettings
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.driver import readings_of
 from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from sharpeye.ingest.gb28181.media import MediaSession, SessionKey
 from sharpeye.ingest.reading import DecodeError, Reading
+from sharpeye.ingest.transport.rtp import PortRange, RtpError, RtpMode, RtpReceiver
 from sharpeye.ingest.transport.sip.background import Background
+from sharpeye.ingest.transport.sip.dialog import Dialog, cancel_of
 from sharpeye.ingest.transport.sip.digest import DigestServer
 from sharpeye.ingest.transport.sip.endpoint import GarbageHandler, Peer, SipEndpoint, TransactionTimeout
 from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag, uri_of
+from sharpeye.ingest.transport.sip.sdp import MediaDescription, SdpError, parse_sdp, ssrc_for
 
 from sharpeye.clock import Clock, SystemClock
 
@@ -74,6 +79,7 @@ class DeviceState:
     catalog_due: datetime | None = None
     catalog_complete: bool = False
     catalog_busy: bool = False
+    catalog_again: bool = False
     info: dict[str, str] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
 
@@ -118,6 +124,14 @@ class QueryError(RuntimeError):
     """A query got no (complete) answer."""
 
 
+class MediaError(RuntimeError):
+    """A channel could not be pulled. ``reason`` is short and groupable (the /metrics label)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
 def gb_date(when: datetime, zone: str) -> str:
     """The ``Date`` header value: local time ``yyyy-MM-ddTHH:mm:ss.SSS``."""
     local = when.astimezone(ZoneInfo(zone))
@@ -130,6 +144,16 @@ def _float(text: str) -> float | None:
     except ValueError:
         return None
     return value if value != 0.0 else None
+
+
+def _add_media_stats(into: Counter[str], session: MediaSession) -> None:
+    for key, value in session.receiver.stats.items():
+        into[f"rtp.{key}"] += value
+    into["rtp.lost"] += session.receiver.lost
+    for key, value in session.demuxer.stats.items():
+        into[f"ps.{key}"] += value
+    for key, value in session.stats.items():
+        into[f"media.{key}"] += value
 
 
 class GbPlatform:
@@ -157,14 +181,24 @@ class GbPlatform:
         self._devices = {d.id: DeviceState(d) for d in devices if d.enabled}
         self._digest = DigestServer(settings.sip_realm)
         self.endpoint = SipEndpoint(
-            self._on_request, host=settings.host, port=settings.port, tcp=settings.tcp, t1=settings.sip_t1_s,
+            self._on_request,
+            host=settings.host,
+            port=settings.port,
+            tcp=settings.tcp,
+            t1=settings.sip_t1_s,
+            advertise=settings.sip_ip,
             on_garbage=garbage,
-        )  # fmt: skip
+        )
         self.stats: Counter[str] = Counter()
         self._sn = itertools.count(random.randint(1, 100_000))
         self._cseq = itertools.count(1)
         self._queries: dict[tuple[str, str, int], _Query] = {}
         self._background = Background(self.stats)
+        self._ports = PortRange(settings.media_port_min, settings.media_port_max)
+        self._ssrc_serial = itertools.count(random.randint(1, 9999))
+        self.sessions: dict[str, MediaSession] = {}  # by Call-ID
+        self._by_ssrc: dict[int, MediaSession] = {}
+        self._inviting = 0
 
     # --- public interface -------------------------------------------------------------------
     async def start(self) -> None:
@@ -172,6 +206,7 @@ class GbPlatform:
         self._background.spawn(self._watch(), "gb28181-watch")
 
     async def stop(self) -> None:
+        await asyncio.gather(*(session.close("stopped") for session in list(self.sessions.values())))
         await self._background.stop()
         await self.endpoint.stop()
 
@@ -250,6 +285,161 @@ class GbPlatform:
         response = await self.endpoint.request(msg, state.peer)
         return response.status
 
+    # --- media ------------------------------------------------------------------------------
+    def owner_of(self, channel_id: str) -> DeviceState:
+        """The registered device (IPC, NVR or lower platform) whose catalog holds the channel."""
+        for state in self._devices.values():
+            owns = channel_id in state.channels or state.config.id == channel_id
+            if owns and state.registered and state.peer is not None:
+                return state
+        raise MediaError("unknown_channel", f"no registered device has channel {channel_id}")
+
+    async def invite(
+        self,
+        channel_id: str,
+        *,
+        stream_number: int = 0,
+        transport: RtpMode | None = None,
+        device_id: str | None = None,
+    ) -> MediaSession:
+        """Pull a channel: INVITE its device (or the NVR / lower platform that owns it) and receive its RTP.
+
+        Raises ``MediaError`` (counted as ``invite.<reason>``) when the device refuses, does not answer, answers
+        with an SDP that cannot be used, or too many sessions are open.
+        """
+        try:
+            return await self._invite(channel_id, stream_number, transport, device_id)
+        except MediaError as exc:
+            self.stats[f"invite.{exc.reason}"] += 1
+            raise
+
+    async def _invite(
+        self, channel_id: str, stream_number: int, transport: RtpMode | None, device_id: str | None
+    ) -> MediaSession:
+        settings = self.settings
+        if len(self.sessions) + self._inviting >= settings.max_media_sessions:
+            raise MediaError("too_many_sessions", f"{settings.max_media_sessions} media sessions open")
+        try:
+            state = self._require(device_id) if device_id else self.owner_of(channel_id)
+        except KeyError:
+            raise MediaError("unknown_device", f"no GB/T 28181 device {device_id}") from None
+        except QueryError as exc:
+            raise MediaError("not_registered", str(exc)) from None
+        assert state.peer is not None
+        mode: RtpMode = transport or settings.media_transport
+        try:
+            port = self._ports.take() if mode != "tcp-active" else 0
+        except RtpError as exc:
+            raise MediaError("no_port", str(exc)) from None
+        ssrc = ssrc_for(settings.sip_domain, next(self._ssrc_serial))
+        while int(ssrc) in self._by_ssrc:
+            ssrc = ssrc_for(settings.sip_domain, next(self._ssrc_serial))
+        receiver = RtpReceiver(lambda _: None, mode=mode, host=settings.media_host or settings.host, port=port,
+                               expect_ssrc=int(ssrc))  # fmt: skip
+        offer = MediaDescription(
+            owner=settings.sip_id,
+            ip=settings.advertised_media_ip,
+            port=port or 9,  # RFC 4145: the side that connects (tcp-active) writes the discard port
+            session="Play",
+            transport="udp" if mode == "udp" else "tcp",
+            setup=None if mode == "udp" else ("passive" if mode == "tcp-passive" else "active"),
+            payloads={96: "PS"},
+            ssrc=ssrc,
+            stream_number=stream_number,
+        )
+        key = SessionKey(state.config.id, channel_id, stream_number)
+        session = MediaSession(key, receiver, offer, self._release)
+        receiver.on_packet = session.on_packet
+        self._inviting += 1
+        try:
+            if mode != "tcp-active":
+                try:
+                    await receiver.start()
+                except OSError as exc:
+                    raise MediaError("bind", f"media port {port}: {exc}") from None
+                offer.port = receiver.port
+            invite = self._invite_message(state, channel_id, offer)
+            try:
+                response = await self.endpoint.invite(invite, state.peer, limit_s=settings.invite_timeout_s)
+            except TransactionTimeout:
+                with contextlib.suppress(Exception):
+                    await self.endpoint.request(cancel_of(invite), state.peer, keep_via=True, limit_s=2)
+                raise MediaError("timeout", f"no answer to INVITE for {channel_id}") from None
+            if response.status >= 300 or response.status < 200:
+                raise MediaError(f"refused_{response.status}", f"{channel_id}: {response.status} {response.reason}")
+            dialog = Dialog.as_caller(invite, response, state.peer)
+            session.dialog = dialog
+            await self.endpoint.ack(dialog.request("ACK"), state.peer)
+            try:
+                answer = parse_sdp(response.body)
+            except SdpError as exc:
+                await self._bye(dialog)
+                raise MediaError(f"bad_sdp.{exc.reason}", f"answer of {channel_id}: {exc}") from None
+            session.answer = answer
+            if answer.ssrc_value:
+                receiver.expect_ssrc = answer.ssrc_value  # the device says what it sends with
+            if mode == "tcp-active":
+                receiver.peer = (answer.ip, answer.port)
+                await receiver.start()
+        except BaseException:
+            await receiver.stop()
+            self._ports.give(port)
+            raise
+        finally:
+            self._inviting -= 1
+        session.opened_at = time.monotonic()  # the start limit counts from the answer, not from the INVITE
+        self.sessions[dialog.call_id] = session
+        self._by_ssrc[int(ssrc)] = session
+        self.stats["invite.ok"] += 1
+        self._spawn(
+            session.watch(settings.media_start_timeout_s, settings.media_timeout_s), f"gb28181-media-{channel_id}"
+        )
+        return session
+
+    def _invite_message(self, state: DeviceState, channel_id: str, offer: MediaDescription) -> SipMessage:
+        assert state.peer is not None
+        domain = self.settings.sip_domain
+        msg = SipMessage(method="INVITE", uri=f"sip:{channel_id}@{state.peer.host}:{state.peer.port}")
+        msg.add("From", f"<sip:{self.settings.sip_id}@{domain}>;tag={new_tag()}")
+        msg.add("To", f"<sip:{channel_id}@{domain}>")
+        msg.add("Call-ID", new_call_id(self.endpoint.host))
+        msg.add("CSeq", f"{next(self._cseq)} INVITE")
+        msg.add("Contact", self.endpoint.contact(self.settings.sip_id, state.peer.transport))
+        msg.add("Subject", f"{channel_id}:{offer.ssrc},{self.settings.sip_id}:0")
+        msg.add("Content-Type", "application/sdp")
+        msg.body = offer.to_bytes()
+        return msg
+
+    async def _bye(self, dialog: Dialog) -> None:
+        with contextlib.suppress(TransactionTimeout, ConnectionError, OSError):
+            await self.endpoint.request(dialog.request("BYE"), dialog.peer, limit_s=4 * self.settings.sip_t1_s + 2)
+
+    def _release(self, session: MediaSession, reason: str) -> asyncio.Future[None]:
+        self.stats[f"media.closed.{reason}"] += 1
+        _add_media_stats(self.stats, session)
+        if session.dialog is not None:
+            self.sessions.pop(session.dialog.call_id, None)
+        self._by_ssrc.pop(session.ssrc, None)
+
+        async def end() -> None:
+            if session.dialog is not None and reason != "device_bye":
+                await self._bye(session.dialog)
+            await session.receiver.stop()
+            if session.receiver.mode != "tcp-active":
+                self._ports.give(session.offer.port)
+
+        return asyncio.ensure_future(end())
+
+    def media_totals(self) -> Counter[str]:
+        """Media counters: closed sessions' RTP/PS counts (kept in ``stats``) plus the open ones'."""
+        totals = Counter(self.stats)
+        for session in self.sessions.values():
+            _add_media_stats(totals, session)
+        return totals
+
+    def media_state(self) -> list[dict[str, object]]:
+        return [session.snapshot() for session in self.sessions.values()]
+
     # --- outgoing ---------------------------------------------------------------------------
     def _require(self, device_id: str) -> DeviceState:
         state = self._devices.get(device_id)
@@ -310,19 +500,35 @@ class GbPlatform:
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         self._background.spawn(coro, name)
 
-    async def _after_register(self, device_id: str) -> None:
-        state = self._devices[device_id]
+    async def _after_register(self, device_id: str, sent: asyncio.Future[None] | None = None) -> None:
+        """Catalog, then DeviceInfo. ``sent``: the 200 OK to the REGISTER, which must reach the device first (a
+        strict device refuses queries from a platform it is not registered to yet)."""
+        if sent is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(sent), 5)
+        state = self._devices.get(device_id)
+        if state is None:
+            return
         if state.catalog_busy:
+            state.catalog_again = True  # registered anew while a query runs: ask again once it is done
             return
         state.catalog_busy = True
         retry = timedelta(seconds=min(self.settings.catalog_retry_s, self.settings.catalog_interval_s))
         try:
-            await self.query_catalog(device_id)
-            if not state.info:
-                await self.query_device_info(device_id)
-        except QueryError as exc:
-            log.info("device %s: %s", device_id, exc)
-            state.catalog_complete = False
+            again = True
+            while again:
+                state.catalog_again = False
+                try:
+                    await self.query_catalog(device_id)
+                except QueryError as exc:
+                    log.info("device %s: %s", device_id, exc)
+                    state.catalog_complete = False
+                if not state.info:  # its failure says nothing of the catalog: no early re-query for it
+                    try:
+                        await self.query_device_info(device_id)
+                    except QueryError as exc:
+                        log.info("device %s: %s", device_id, exc)
+                again = state.catalog_again and state.registered
         finally:
             state.catalog_busy = False
             interval = timedelta(seconds=self.settings.catalog_interval_s)
@@ -341,10 +547,19 @@ class GbPlatform:
             return self._on_message(msg, peer)
         if msg.method == "OPTIONS":
             return msg.response(200)
-        if msg.method in ("BYE", "CANCEL", "INFO", "SUBSCRIBE"):
-            return msg.response(481 if msg.method in ("BYE", "CANCEL") else 501)
+        if msg.method == "ACK":
+            return None
+        if msg.method == "BYE":
+            session = self.sessions.get(msg.call_id)
+            if session is None:
+                self.stats["bye.unknown_dialog"] += 1
+                return msg.response(481)
+            self._spawn(session.close("device_bye"), f"gb28181-bye-{msg.call_id}")
+            return msg.response(200)
+        if msg.method in ("CANCEL", "INFO", "SUBSCRIBE"):
+            return msg.response(481 if msg.method == "CANCEL" else 501)
         reply = msg.response(405)
-        reply.add("Allow", "REGISTER, MESSAGE, NOTIFY, OPTIONS")
+        reply.add("Allow", "REGISTER, MESSAGE, NOTIFY, OPTIONS, ACK, BYE")
         return reply
 
     def _reject(self, reason: str, device_id: str, msg: SipMessage) -> None:
@@ -355,7 +570,7 @@ class GbPlatform:
             except Exception:
                 log.exception("reject hook failed")
 
-    def _on_register(self, msg: SipMessage, peer: Peer) -> SipMessage:
+    def _on_register(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
         device_id = msg.from_user or msg.to_user
         state = self._devices.get(device_id)
         if state is None:
@@ -413,7 +628,9 @@ class GbPlatform:
             state.registered_at = now
             state.last_keepalive = now
             self._set_online(state, "register")
-            self._spawn(self._after_register(device_id), f"gb28181-catalog-{device_id}")
+            sent = self.endpoint.send_response(reply, msg, peer)  # the 200 OK first, then the queries
+            self._spawn(self._after_register(device_id, sent), f"gb28181-catalog-{device_id}")
+            return None
         return reply
 
     def _on_message(self, msg: SipMessage, peer: Peer) -> SipMessage:

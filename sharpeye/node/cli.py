@@ -103,6 +103,11 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
                 env["SHARPEYE_DEVICE_SECRET"] = secret
             children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent()))
             _out(f"Simulators running (pid {children[-1].pid}): scenario {args.scenario}")
+            if hub.gb_platform is not None and secret:  # the demo's GB/T 28181 NVR, on the port the hub got
+                gb = [sys.executable, "-m", "sharpeye.simulators.gb28181", "site", "-c", str(config_path),
+                      "--host", hub.gb_platform.settings.host, "--port", str(hub.gb_platform_port)]  # fmt: skip
+                children.append(subprocess.Popen(gb, stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent()))
+                _out(f"GB/T 28181 NVR simulator running (pid {children[-1].pid}), SIP port {hub.gb_platform_port}")
 
     heap.settle()  # the imported modules and the site config: out of every later full collection
     api_settings = ApiSettings()

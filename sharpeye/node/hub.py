@@ -39,7 +39,10 @@ from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
+from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.platform import GbPlatform
+from sharpeye.ingest.gb28181.puller import ChannelPuller
+from sharpeye.ingest.gb28181.source import opener as gb_opener
 from sharpeye.ingest.health import LAG_LIMIT_S, STUCK_AFTER_S, ConsumerStatus, DeviceStatus, HealthTracker, State
 from sharpeye.ingest.inventory import DeviceInventory
 from sharpeye.ingest.pipeline import IngestPipeline, transient
@@ -48,6 +51,7 @@ from sharpeye.ingest.registry import Registry, installed
 from sharpeye.ingest.transport.mqtt import MqttTransport
 from sharpeye.ingest.transport.mqtt_acl import HUB_USER, accounts, hub_account, sip_credentials_csv, write_files
 from sharpeye.ingest.transport.sip.endpoint import Peer
+from sharpeye.ingest.transport.video.source import register_opener
 from sharpeye.keys import Keys
 from sharpeye.metrics import Metrics
 from sharpeye.node.device_secret import device_secret
@@ -104,6 +108,7 @@ class Hub:
         self.consumer_lag_limit_s = LAG_LIMIT_S
         self.consumer_stuck_after_s = STUCK_AFTER_S
         self.gb_platform: GbPlatform | None = None
+        self.gb_puller: ChannelPuller | None = None
         self.cameras: CameraService | None = None
         self.gb_cascade: GbCascade | None = None
         self._device_secret: str | None = None
@@ -260,9 +265,17 @@ class Hub:
             garbage=self._sip_garbage,
         )  # fmt: skip
         await self.gb_platform.start()
+        # GB channels are pulled on demand (INVITE) for viewers; a camera configured as gb28181:<device>/<channel>
+        # is read by the camera service through the same puller, so analytics and evidence keep it pulled.
+        self.gb_puller = ChannelPuller(self.gb_platform)
+        self.gb_puller.bind(asyncio.get_running_loop())
+        register_opener("gb28181:", gb_opener(self.gb_puller))
+        self.metrics.registry.register(GbMediaCollector(self.gb_platform, self.gb_puller, self._gb_upper_stats))
         self._spawn(self._sync_gb_channels(), "gb28181-channels")
         if settings.cascade is not None:
-            self.gb_cascade = GbCascade(settings, catalog=self.gb_platform.channels, clock=self.clock)
+            self.gb_cascade = GbCascade(
+                settings, catalog=self.gb_platform.channels, clock=self.clock, media=self.gb_puller.subscribe
+            )
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
         log.info("GB/T 28181 platform %s on %s:%d", settings.sip_id, settings.host, self.gb_platform_port)
@@ -270,7 +283,7 @@ class Hub:
     async def _sync_gb_channels(self, interval: float = 5.0) -> None:
         """Catalog channels of registered GB/T 28181 devices become cameras in the inventory (in memory: the
         catalog is the record), placed where their device is; the channel's media URL, when configured, is the
-        camera's URL, otherwise ``gb28181:<device>/<channel>`` (live media over SIP INVITE is not built yet)."""
+        camera's URL, otherwise ``gb28181:<device>/<channel>``, pulled over SIP INVITE when watched."""
         while True:
             try:
                 self.sync_gb_channels()
@@ -281,8 +294,14 @@ class Hub:
     def sync_gb_channels(self) -> int:
         assert self.gb_platform is not None
         added = 0
+        configured = {  # channels an operator configured as cameras (gb28181:<device>/<channel>, with analytics)
+            str(d.url).split("?")[0].rpartition("/")[2]
+            for d in self.inventory
+            if isinstance(d, CameraConfig) and str(d.url).startswith("gb28181:")
+            and self.inventory.source(d.id) != "gb28181"
+        }  # fmt: skip
         for channel in self.gb_platform.channels():
-            if channel.channel_id == channel.device_id:
+            if channel.channel_id == channel.device_id or channel.channel_id in configured:
                 continue
             device = self.inventory.get(channel.device_id)
             current = self.inventory.get(channel.channel_id)
@@ -296,6 +315,11 @@ class Hub:
             self.inventory.put(camera, "gb28181")
             added += 1
         return added
+
+    def _gb_upper_stats(self) -> tuple[int, collections.Counter[str]]:
+        if self.gb_cascade is None:
+            return 0, collections.Counter()
+        return len(self.gb_cascade.streams), self.gb_cascade.stats
 
     @property
     def gb_platform_port(self) -> int:
@@ -395,6 +419,9 @@ class Hub:
             await self.cameras.stop()
         if self.gb_cascade is not None:
             await self.gb_cascade.stop()
+        if self.gb_puller is not None:
+            register_opener("gb28181:", None)
+            await self.gb_puller.stop()
         if self.gb_platform is not None:
             await self.gb_platform.stop()
         await self._cancel_tasks()
@@ -498,6 +525,15 @@ class Hub:
         if self.cameras is not None:  # a blind camera or a dead analytics worker is never "ok"
             cameras_ok, cameras_detail = self.cameras.health()
             parts.append(ComponentHealth("cameras", cameras_ok, cameras_detail))
+        if self.gb_platform is not None and self.gb_puller is not None:
+            totals = self.gb_platform.media_totals()
+            failed = sum(v for k, v in totals.items() if k.startswith("invite.") and k != "invite.ok")
+            gb = self.gb_platform
+            detail = (
+                f"SIP {gb.settings.host}:{gb.port}; {len(gb.sessions)} channels pulled; "
+                f"INVITEs ok {totals['invite.ok']}, failed {failed}; RTP lost {totals['rtp.lost']}"
+            )
+            parts.append(ComponentHealth("gb28181", gb.endpoint.running, detail))
         for task in self._tasks:
             alive = not task.done()
             parts.append(ComponentHealth(f"task:{task.get_name()}", alive, "running" if alive else "stopped"))

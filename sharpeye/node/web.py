@@ -52,6 +52,7 @@ def services_of(hub: Hub) -> Services:
         uplinks=hub.uplinks,
         cameras=hub.cameras,
         verification=hub.verification,
+        gb_subscribe=hub.gb_puller.subscribe if hub.gb_puller is not None else None,
     )
 
 

@@ -21,10 +21,13 @@ from zoneinfo import ZoneInfo
 
 from sharpeye.ingest.credential import device_password
 from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
+from sharpeye.ingest.transport.rtp import RtpMode, RtpSender
 from sharpeye.ingest.transport.sip.background import Background
 from sharpeye.ingest.transport.sip.digest import Challenge
 from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
 from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag
+from sharpeye.ingest.transport.sip.sdp import MediaDescription, SdpError, parse_sdp
+from sharpeye.simulators.gb28181.media import MediaFaults, encode_clip, load_clip, stream_clip
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,15 @@ class SimDevice:
     register_status: int = 0
     alarm_acks: list[int] = field(default_factory=list)
     channels: list[tuple[str, str]] = field(default_factory=list)
+    codecs: dict[str, str] = field(default_factory=dict)  # channel id -> "h264" (default) or "hevc"
+    scenario: str = "intrusion"  # camera simulator scenario streamed on INVITE
+    media_size: tuple[int, int] = (320, 180)
+    media_seconds: float = 4.0  # length of the looped clip
+    media_file: str | None = None  # stream this recording (H.264/H.265 in MPEG-TS) instead of a rendered scene
+    faults: MediaFaults = field(default_factory=MediaFaults)
+    answer_device_info: bool = True  # fault: never answer DeviceInfo
+    refuse_invite: int = 0  # fault: answer INVITE with this status
+    answer_sdp: bytes | None = None  # fault: answer INVITE with this body instead of a real SDP
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -88,6 +100,7 @@ class DeviceFleet:
         concurrency: int = 64,
     ) -> None:
         self.devices = {d.id: d for d in devices}
+        self._channel_owner = {cid: d for d in devices for cid, _ in d.channels}
         self.platform_id = platform_id
         self.domain = platform_id[:10]
         self._peer = Peer(transport, platform_host, platform_port)
@@ -99,6 +112,10 @@ class DeviceFleet:
         self.stats: Counter[str] = Counter()
         self._background = Background(self.stats)
         self.queries: list[Manscdp] = []
+        self.invites: list[MediaDescription] = []  # offers received, for tests
+        self._preparing: dict[str, tuple[SipMessage, Peer]] = {}
+        self.streams: dict[str, tuple[RtpSender, asyncio.Task[None] | None]] = {}  # by Call-ID
+        self._clips: dict[str, tuple[Any, MediaFaults]] = {}
 
     # --- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -107,6 +124,8 @@ class DeviceFleet:
             self._spawn(self._life(device))
 
     async def stop(self, *, unregister: bool = False) -> None:
+        for call_id in list(self.streams):
+            await self._end_stream(call_id)
         await self._background.stop()
         if unregister:
             await asyncio.gather(
@@ -233,9 +252,12 @@ class DeviceFleet:
 
     # --- requests from the platform ---------------------------------------------------------
     def _on_request(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
-        device = self.devices.get(msg.uri.split("@")[0].split(":")[-1]) or self.devices.get(msg.to_user)
+        user = msg.uri.split("@")[0].split(":")[-1]
+        device = self.devices.get(user) or self.devices.get(msg.to_user) or self._channel_owner.get(user)
         if device is None:
             return msg.response(404)
+        if msg.method in ("INVITE", "ACK", "BYE", "CANCEL"):
+            return self._on_media_request(device, msg, peer)
         if msg.method == "SUBSCRIBE":
             self.stats["subscribed"] += 1
             reply = msg.response(200)
@@ -255,6 +277,114 @@ class DeviceFleet:
             self.queries.append(body)
             self._spawn(self._answer(device, body))
         return msg.response(200)
+
+    # --- media (INVITE / ACK / BYE / CANCEL) ------------------------------------------------------
+    def _on_media_request(self, device: SimDevice, msg: SipMessage, peer: Peer) -> SipMessage | None:
+        call_id = msg.call_id
+        if msg.method == "INVITE":
+            if call_id in self._preparing or call_id in self.streams:
+                return msg.response(100)  # a retransmission while the answer is being prepared
+            channel = msg.uri.split("@")[0].split(":")[-1]
+            if device.refuse_invite:
+                self.stats[f"invite.refused_{device.refuse_invite}"] += 1
+                return msg.response(device.refuse_invite)
+            try:
+                offer = parse_sdp(msg.body)
+            except SdpError as exc:
+                self.stats[f"invite.bad_sdp.{exc.reason}"] += 1
+                return msg.response(400, f"Bad SDP ({exc.reason})")
+            if 96 not in offer.payloads or channel not in {cid for cid, _ in device.channels} | {device.id}:
+                self.stats["invite.not_acceptable"] += 1
+                return msg.response(488 if 96 not in offer.payloads else 404)
+            self.invites.append(offer)
+            self._preparing[call_id] = (msg, peer)
+            self._spawn(self._prepare(device, channel, offer, msg, peer))
+            return msg.response(100)
+        if msg.method == "CANCEL":
+            pending = self._preparing.pop(call_id, None)
+            if pending is None:
+                return msg.response(481)
+            self.stats["invite.cancelled"] += 1
+            invite, invite_peer = pending
+            self.endpoint.send_response(invite.response(487), invite, invite_peer)
+            return msg.response(200)
+        if msg.method == "ACK":
+            stream = self.streams.get(call_id)
+            if stream is not None and stream[1] is None:
+                self.stats["acks"] += 1
+                sender = stream[0]
+                device_clip = self._clips.get(call_id)
+                if device_clip is not None:
+                    task = asyncio.ensure_future(self._stream(sender, *device_clip))
+                    self.streams[call_id] = (sender, task)
+            return None
+        # BYE
+        if call_id not in self.streams:
+            return msg.response(481)
+        self.stats["byes"] += 1
+        self._spawn(self._end_stream(call_id))
+        return msg.response(200)
+
+    async def _prepare(
+        self, device: SimDevice, channel: str, offer: MediaDescription, invite: SipMessage, peer: Peer
+    ) -> None:
+        codec = device.codecs.get(channel, "h264")
+        width, height = device.media_size
+        if device.media_file is not None:
+            clip = await asyncio.to_thread(load_clip, device.media_file)
+        else:
+            clip = await asyncio.to_thread(encode_clip, device.scenario, codec, width, height, device.media_seconds)
+        if offer.transport == "udp":
+            mode: RtpMode = "udp"
+        else:  # the platform listens (setup:passive) and we connect, or the other way round
+            mode = "tcp-passive" if offer.setup == "active" else "tcp-active"
+        sender = RtpSender(mode=mode, ssrc=offer.ssrc_value, peer=(offer.ip, offer.port), host=self.endpoint.host)
+        if mode != "tcp-active":
+            await sender.start()
+        if self._preparing.pop(invite.call_id, None) is None:  # cancelled meanwhile
+            await sender.stop()
+            return
+        answer = MediaDescription(
+            owner=channel,
+            ip=self.endpoint.host,
+            port=sender.port if mode != "tcp-active" else 9,  # RFC 4145: the connecting side writes the discard port
+            session=offer.session,
+            transport=offer.transport,
+            setup=None if mode == "udp" else ("active" if mode == "tcp-active" else "passive"),
+            direction="sendonly",
+            payloads={96: "PS"},
+            ssrc=offer.ssrc,
+            media_format=f"v/{'2' if codec == 'h264' else '5'}/////a///",
+        )
+        reply = invite.response(200)
+        reply.add("Contact", self.endpoint.contact(channel, peer.transport))
+        reply.add("Content-Type", "application/sdp")
+        reply.body = answer.to_bytes() if device.answer_sdp is None else device.answer_sdp
+        self.streams[invite.call_id] = (sender, None)
+        self._clips[invite.call_id] = (clip, device.faults)
+        self.stats["invite.answered"] += 1
+        self.endpoint.send_response(reply, invite, peer)
+
+    async def _stream(self, sender: RtpSender, clip: Any, faults: MediaFaults) -> None:
+        try:
+            if sender.mode == "tcp-active":
+                await sender.start()
+            elif sender.mode == "tcp-passive":
+                await asyncio.wait_for(sender.connected.wait(), 10)
+            await stream_clip(sender, clip, faults)
+        except (OSError, TimeoutError) as exc:
+            self.stats["stream.failed"] += 1
+            log.info("simulated stream failed: %s", exc)
+
+    async def _end_stream(self, call_id: str) -> None:
+        sender, task = self.streams.pop(call_id, (None, None))
+        self._clips.pop(call_id, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if sender is not None:
+            await sender.stop()
 
     async def _answer(self, device: SimDevice, query: Manscdp) -> None:
         cmd = query.cmd_type.lower()
@@ -291,7 +421,7 @@ class DeviceFleet:
                         device_list=("DeviceList", items),
                     )
                     await self.message(device, body)
-            elif cmd == "deviceinfo":
+            elif cmd == "deviceinfo" and device.answer_device_info:
                 fields: list[Node] = [
                     ("DeviceName", device.name),
                     ("Result", "OK"),

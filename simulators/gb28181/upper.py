@@ -10,10 +10,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from sharpeye.ingest.transport.ps import AccessUnit, PsDemuxer
+from sharpeye.ingest.transport.rtp import RtpMode, RtpPacket, RtpReceiver
 from sharpeye.ingest.transport.sip.background import Background
+from sharpeye.ingest.transport.sip.dialog import Dialog
 from sharpeye.ingest.transport.sip.digest import DigestServer
 from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint
 from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag
+from sharpeye.ingest.transport.sip.sdp import MediaDescription, parse_sdp
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,27 @@ class Lower:
     registrations: int = 0
     keepalives: int = 0
     alarms: list[Manscdp] = field(default_factory=list)
+
+
+class Watch:
+    """What the upper platform receives of one INVITEd channel: RTP in order, demuxed into access units."""
+
+    def __init__(self, mode: RtpMode, host: str) -> None:
+        self.receiver = RtpReceiver(self._on_packet, mode=mode, host=host)
+        self.demuxer = PsDemuxer()
+        self.units: list[AccessUnit] = []
+        self.status = 0
+        self.dialog: Dialog | None = None
+        self.answer: MediaDescription | None = None
+        self._ts: int | None = None
+
+    def _on_packet(self, packet: RtpPacket) -> None:
+        if self._ts is not None and packet.timestamp != self._ts:
+            self.units += self.demuxer.flush()
+        self._ts = packet.timestamp
+        self.units += self.demuxer.feed(packet.payload)
+        if packet.marker:
+            self.units += self.demuxer.flush()
 
 
 class UpperPlatformSimulator:
@@ -121,6 +146,45 @@ class UpperPlatformSimulator:
         msg.add("Content-Type", CONTENT_TYPE)
         msg.body = build("Query", event, sn, lower_id)
         return (await self.endpoint.request(msg, lower.peer)).status
+
+    async def invite(self, lower_id: str, channel_id: str, *, mode: RtpMode = "udp", ssrc: str = "0100000001") -> Watch:
+        """INVITE a channel of the lower platform and receive its PS over RTP; ``Watch.units`` fill up."""
+        lower = self.lowers[lower_id]
+        watch = Watch(mode, self.endpoint.host)
+        receiver = watch.receiver
+        if mode != "tcp-active":
+            await receiver.start()
+        offer = MediaDescription(owner=self.sip_id, ip=self.endpoint.host, port=receiver.port or 9,
+                                 transport="udp" if mode == "udp" else "tcp",
+                                 setup=None if mode == "udp" else ("passive" if mode == "tcp-passive" else "active"),
+                                 ssrc=ssrc)  # fmt: skip
+        msg = SipMessage(method="INVITE", uri=f"sip:{channel_id}@{lower.peer.host}:{lower.peer.port}")
+        msg.add("From", f"<sip:{self.sip_id}@{self.domain}>;tag={new_tag()}")
+        msg.add("To", f"<sip:{channel_id}@{self.domain}>")
+        msg.add("Call-ID", new_call_id(self.endpoint.host))
+        msg.add("CSeq", f"{next(self._cseq)} INVITE")
+        msg.add("Contact", self.endpoint.contact(self.sip_id))
+        msg.add("Subject", f"{channel_id}:{ssrc},{self.sip_id}:0")
+        msg.add("Content-Type", "application/sdp")
+        msg.body = offer.to_bytes()
+        response = await self.endpoint.invite(msg, lower.peer, limit_s=20)
+        watch.status = response.status
+        if response.status != 200:
+            await receiver.stop()
+            return watch
+        watch.dialog = Dialog.as_caller(msg, response, lower.peer)
+        await self.endpoint.ack(watch.dialog.request("ACK"), lower.peer)
+        watch.answer = parse_sdp(response.body)
+        if mode == "tcp-active":
+            receiver.peer = (watch.answer.ip, watch.answer.port)
+            await receiver.start()
+        return watch
+
+    async def bye(self, watch: Watch) -> int:
+        assert watch.dialog is not None
+        response = await self.endpoint.request(watch.dialog.request("BYE"), watch.dialog.peer)
+        await watch.receiver.stop()
+        return response.status
 
     # --- incoming ---------------------------------------------------------------------------
     def _on_request(self, msg: SipMessage, peer: Peer) -> SipMessage | None:

@@ -1,4 +1,4 @@
-"""SIP transport: UDP and TCP on one port, non-INVITE transactions, UDP retransmission.
+"""SIP transport: UDP and TCP on one port, client and server transactions, UDP retransmission.
 
 The endpoint knows nothing of GB/T 28181. Incoming requests go to one handler that returns the final
 response at once (the endpoint sends it and replays it to retransmitted requests); outgoing requests
@@ -61,10 +61,13 @@ class SipEndpoint:
         t2: float = 4.0,
         user_agent: str = "SharpEye",
         on_garbage: GarbageHandler | None = None,
+        advertise: str = "",
     ) -> None:
+        """``advertise``: the address put in Via and Contact when it differs from the bound ``host`` (NAT, 0.0.0.0)."""
         self._handler = handler
         self._on_garbage = on_garbage
         self.host = host
+        self.advertise = advertise
         self.port = port
         self._tcp_enabled = tcp
         self.t1 = t1
@@ -78,6 +81,9 @@ class SipEndpoint:
         self._pending: dict[tuple[str, str], asyncio.Future[SipMessage]] = {}
         self._answered: OrderedDict[tuple[str, str, str], tuple[float, bytes]] = OrderedDict()
         self._answer_ttl = 64 * t1
+        self._proceeding: set[tuple[str, str]] = set()
+        self._unacked: dict[tuple[str, int], asyncio.Event] = {}
+        self._acks: OrderedDict[tuple[str, int], tuple[float, bytes]] = OrderedDict()
 
     # --- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -124,13 +130,18 @@ class SipEndpoint:
                 await asyncio.wait_for(self._tcp_server.wait_closed(), 2)
             self._tcp_server = None
 
+    @property
+    def running(self) -> bool:
+        """Listening (UDP bound, and TCP when enabled)."""
+        return self._udp is not None and (not self._tcp_enabled or self._tcp_server is not None)
+
     # --- sending ----------------------------------------------------------------------------
     def via(self, transport: Protocol) -> str:
-        return f"SIP/2.0/{transport.upper()} {self.host}:{self.port};rport;branch={new_branch()}"
+        return f"SIP/2.0/{transport.upper()} {self.advertise or self.host}:{self.port};rport;branch={new_branch()}"
 
     def contact(self, user: str, transport: Protocol = "udp") -> str:
         suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"<sip:{user}@{self.host}:{self.port}{suffix}>"
+        return f"<sip:{user}@{self.advertise or self.host}:{self.port}{suffix}>"
 
     async def _send(self, data: bytes, peer: Peer) -> None:
         if peer.transport == "udp":
@@ -148,7 +159,10 @@ class SipEndpoint:
             await writer.drain()
         self.stats["sent"] += 1
 
-    def send_response(self, response: SipMessage, request: SipMessage, peer: Peer) -> None:
+    def send_response(self, response: SipMessage, request: SipMessage, peer: Peer) -> asyncio.Future[None]:
+        """Send (and keep for retransmitted requests) a response; the returned future is done once it is sent."""
+        if not response.get("User-Agent"):
+            response.add("User-Agent", self.user_agent)
         data = response.to_bytes()
         key = (request.branch, request.cseq[1], request.from_tag)
         if request.branch and response.status >= 200:
@@ -156,14 +170,47 @@ class SipEndpoint:
             self._expire_answers()
         task = asyncio.ensure_future(self._send(data, peer))
         task.add_done_callback(_log_failure)
+        if request.method == "INVITE" and 200 <= response.status < 300 and peer.transport == "udp":
+            # RFC 3261 13.3.1.4: the UAS retransmits its 2xx until the ACK comes (T1 doubling to T2, 64*T1)
+            dialog_key = (request.call_id, request.cseq[0])
+            self._unacked[dialog_key] = asyncio.Event()
+            retransmit = asyncio.ensure_future(self._retransmit_2xx(dialog_key, data, peer))
+            self._tcp_tasks.add(retransmit)
+            retransmit.add_done_callback(self._tcp_tasks.discard)
+        return task
 
-    async def request(self, msg: SipMessage, peer: Peer, *, limit_s: float | None = None) -> SipMessage:
-        """Send a non-INVITE request and return its final response (retransmitting over UDP).
+    async def _retransmit_2xx(self, key: tuple[str, int], data: bytes, peer: Peer) -> None:
+        acked = self._unacked[key]
+        interval, deadline = self.t1, time.monotonic() + 64 * self.t1
+        try:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(acked.wait(), min(interval, deadline - time.monotonic()))
+                if acked.is_set():
+                    return
+                if time.monotonic() >= deadline:
+                    break
+                self.stats["2xx_retransmissions"] += 1
+                await self._send(data, peer)
+                interval = min(interval * 2, self.t2)
+            self.stats["2xx_unacknowledged"] += 1
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._unacked.pop(key, None)
 
-        A top Via with a fresh branch is added. Raises ``TransactionTimeout`` after Timer F (64*T1)
-        or ``limit_s`` seconds.
+    async def request(
+        self, msg: SipMessage, peer: Peer, *, limit_s: float | None = None, keep_via: bool = False
+    ) -> SipMessage:
+        """Send a request and return its final response (retransmitting over UDP).
+
+        A top Via with a fresh branch is added (``keep_via``: the message has its own, as a CANCEL must).
+        Raises ``TransactionTimeout`` after Timer F (64*T1) or ``limit_s`` seconds. An INVITE stops
+        retransmitting at its first provisional response (RFC 3261 17.1.1.2) and a non-2xx final answer to
+        it is acknowledged here; a 2xx is the dialog's to acknowledge (``ack``).
         """
-        msg.headers.insert(0, ("Via", self.via(peer.transport)))
+        if not (keep_via and msg.get("Via")):
+            msg.headers.insert(0, ("Via", self.via(peer.transport)))
         if not msg.get("Max-Forwards"):
             msg.add("Max-Forwards", "70")
         if not msg.get("User-Agent"):
@@ -186,12 +233,38 @@ class SipEndpoint:
                 done, _ = await asyncio.wait({future}, timeout=wait)
                 if done:
                     return future.result()
-                if peer.transport == "udp" and time.monotonic() < deadline:
+                if peer.transport == "udp" and time.monotonic() < deadline and key not in self._proceeding:
                     self.stats["retransmissions"] += 1
                     await self._send(data, peer)
                     interval = min(interval * 2, self.t2)
         finally:
             self._pending.pop(key, None)
+            self._proceeding.discard(key)
+
+    async def invite(self, msg: SipMessage, peer: Peer, *, limit_s: float = 10.0) -> SipMessage:
+        """An INVITE client transaction: the final response (non-2xx already acknowledged)."""
+        response = await self.request(msg, peer, limit_s=limit_s)
+        if response.status >= 300:
+            ack = SipMessage(method="ACK", uri=msg.uri)
+            ack.add("Via", msg.get_all("Via")[0])
+            for name in ("From", "Call-ID"):
+                ack.add(name, msg.get(name))
+            ack.add("To", response.get("To"))
+            ack.add("CSeq", f"{msg.cseq[0]} ACK")
+            ack.add("Max-Forwards", "70")
+            await self._send(ack.to_bytes(), peer)
+        return response
+
+    async def ack(self, ack: SipMessage, peer: Peer) -> None:
+        """Send the ACK of a 2xx (its own transaction); kept to answer retransmitted 2xx responses."""
+        ack.headers.insert(0, ("Via", self.via(peer.transport)))
+        if not ack.get("Max-Forwards"):
+            ack.add("Max-Forwards", "70")
+        data = ack.to_bytes()
+        self._acks[(ack.call_id, ack.cseq[0])] = (time.monotonic() + self._answer_ttl, data)
+        while len(self._acks) > 10_000:
+            self._acks.popitem(last=False)
+        await self._send(data, peer)
 
     # --- receiving --------------------------------------------------------------------------
     def _expire_answers(self) -> None:
@@ -214,12 +287,28 @@ class SipEndpoint:
         if not msg.is_request:
             future = self._pending.get((msg.branch, msg.cseq[1]))
             if future is None or future.done():
+                ack = self._acks.get((msg.call_id, msg.cseq[0])) if msg.cseq[1] == "INVITE" else None
+                if ack is not None and 200 <= msg.status < 300:  # a retransmitted 2xx: our ACK was lost
+                    self.stats["ack_retransmissions"] += 1
+                    task = asyncio.ensure_future(self._send(ack[1], peer))
+                    task.add_done_callback(_log_failure)
+                    return
                 self.stats["stray_responses"] += 1
                 return
             if msg.status >= 200:
                 future.set_result(msg)
+            else:
+                self._proceeding.add((msg.branch, msg.cseq[1]))
             return
-        if msg.method == "ACK":
+        if msg.method == "ACK":  # no response, ever; the handler learns the dialog is confirmed
+            acked = self._unacked.get((msg.call_id, msg.cseq[0]))
+            if acked is not None:
+                acked.set()
+            try:
+                self._handler(msg, peer)
+            except Exception:
+                self.stats["handler_errors"] += 1
+                log.exception("SIP handler failed on ACK from %s:%d", peer.host, peer.port)
             return
         key = (msg.branch, msg.cseq[1], msg.from_tag)
         cached = self._answered.get(key)

@@ -73,6 +73,8 @@ REASONS = {
     415: "Unsupported Media Type",
     481: "Call/Transaction Does Not Exist",
     486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
     489: "Bad Event",
     500: "Server Internal Error",
     501: "Not Implemented",

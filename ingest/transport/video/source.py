@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from functools import cache
 from importlib.metadata import entry_points
@@ -182,10 +182,26 @@ def source_factories() -> dict[str, SourceFactory]:
     return {ep.name: ep.load() for ep in entry_points(group=SOURCE_GROUP)}
 
 
+Opener = Callable[[CameraConfig, threading.Event, int, float], Source]
+_OPENERS: dict[str, Opener] = {}
+
+
+def register_opener(prefix: str, opener: Opener | None) -> None:
+    """Let another transport open URLs starting with ``prefix`` (e.g. ``gb28181:`` pulled over SIP INVITE);
+    ``None`` removes it."""
+    if opener is None:
+        _OPENERS.pop(prefix, None)
+    else:
+        _OPENERS[prefix] = opener
+
+
 def open_source(config: CameraConfig, stop: threading.Event, generation: int, read_timeout: float) -> Source:
     """Open a camera's stream; raises ``SourceError``."""
+    for prefix, opener in _OPENERS.items():  # transports of this process (GB/T 28181 channels pulled over SIP)
+        if config.url.startswith(prefix):
+            return opener(config, stop, generation, read_timeout)
     scheme, sep, _ = config.url.partition(":")
-    factory = source_factories().get(scheme) if sep else None
+    factory = source_factories().get(scheme) if sep else None  # installed sources (the demo's scenes)
     if factory is not None:
         return factory(config, stop, generation)
     return AvSource(config, stop, generation, read_timeout)
