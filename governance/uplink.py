@@ -40,7 +40,7 @@ import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 from redis.exceptions import ResponseError
-from sharpeye.alarms.notification import consume
+from sharpeye.alarms.notification import claimed_entries, consume
 from sharpeye.config.governance import Uplink
 
 from sharpeye.clock import Clock
@@ -248,8 +248,8 @@ class UplinkService:
                     entries = [e for _, items in own for e in items]
                     backlog = bool(entries)
                 else:
-                    _, entries, _ = await self.redis.xautoclaim(
-                        stream, grp, self.consumer, abandoned_after_ms, "0-0", count=100
+                    entries = claimed_entries(
+                        await self.redis.xautoclaim(stream, grp, self.consumer, abandoned_after_ms, "0-0", count=100)
                     )
                     if not entries:
                         fresh = await self.redis.xreadgroup(

@@ -61,6 +61,8 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     settings = Settings()
     if args.data_dir:
         settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+    if demo or getattr(args, "allow_open_broker", False):
+        settings = settings.model_copy(update={"allow_open_broker": True})  # the demo's simulators are local
     site = load_file(config_path, installed()) if config_path else None
     if site is None:
         return 1
@@ -83,6 +85,9 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             f"Redis: {redact_url(hub.redis_url)}  MQTT: {redact_url(hub.mqtt_url)}  "
             f"({hub.embedded_broker.name if hub.embedded_broker else 'external'} broker)"
         )
+        if hub.embedded_broker is not None and not hub.broker_enforces_accounts:
+            _out("WARNING: the broker runs OPEN (Mosquitto is not installed): any local client connects without a "
+                 "password. Install Mosquitto for per-device accounts.")  # fmt: skip
         if demo:
             # Simulated devices log in as devices (their id, a password derived from the device secret), never as
             # the hub; the secret goes through the environment, not the command line that `ps` shows.
@@ -394,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
         "unset, embedded ones are started under the data directory.",
     )
     run.add_argument("-c", "--config", required=True, help="site YAML file")
+    run.add_argument(
+        "--allow-open-broker",
+        action="store_true",
+        help="start even if the embedded broker must be amqtt (no Mosquitto), which takes any local client without "
+        "a password (also SHARPEYE_ALLOW_OPEN_BROKER=true); without it `run` refuses to start open",
+    )
     serve_args(run)
     run.set_defaults(func=cmd_run)
 
