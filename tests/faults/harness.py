@@ -102,6 +102,7 @@ class Hub:
     command: str = "run"
     env_extra: dict[str, str] = field(default_factory=dict)
     wrap: list[str] = field(default_factory=list)  # e.g. unshare ... to hide system binaries
+    args_extra: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     base: str = ""
     broker: tuple[str, int] = ("", 0)
@@ -119,6 +120,7 @@ class Hub:
                     "SHARPEYE_NODE_ID": "fault-node", "SHARPEYE_CAMERAS": "false"})  # fmt: skip
         env.update(self.env_extra)
         args = ["run", "-c", str(demo_path())] if self.command == "run" else ["demo"]
+        args += self.args_extra
         started = time.monotonic()
         self.output, self.base, self.broker = [], "", ("", 0)
         self.proc = subprocess.Popen(
@@ -318,3 +320,10 @@ def traceback_lines(log: str) -> str:
     """The lines of a log that say what failed and where, for an assertion message."""
     keep = [line for line in log.splitlines() if "Traceback" in line or "failed" in line or "File " in line]
     return "\n".join(keep)[-6000:]
+
+
+def hiding(*binaries: str) -> list[str]:
+    """A command prefix that runs its command with ``binaries`` hidden (a non-executable empty file bound over each,
+    in a private mount namespace), as on a machine without them. Needs root."""
+    script = " && ".join(f"mount --bind /dev/null {b}" for b in binaries)
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", f'{script} && exec "$@"', "hide"]
