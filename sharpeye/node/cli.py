@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sharpeye import heap
 from sharpeye.config.loader import ConfigError, demo_path, load_file
@@ -215,14 +216,13 @@ def _hub_redis_url(settings: Settings) -> Iterator[str]:
         url = recorded.read_text(encoding="utf-8").strip()
         client = sync_redis.Redis.from_url(url, socket_connect_timeout=1)
         try:
-            client.ping()
-        except sync_redis.RedisError:
-            log.info("the hub recorded %s but it does not answer; starting the embedded Redis", url)
-        else:
-            yield url
-            return
+            answered = _answers(client)
         finally:
             client.close()
+        if answered:
+            yield url
+            return
+        log.info("the hub recorded %s but it does not answer; starting the embedded Redis", url)
     server = EmbeddedRedis(workdir=data / "redis")
     server.workdir.mkdir(parents=True, exist_ok=True)
     server.start()
@@ -230,6 +230,26 @@ def _hub_redis_url(settings: Settings) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+def _answers(client: Any, timeout_s: float = 30.0) -> bool:
+    """Whether a running hub's Redis answers PING; one still loading its AOF (LOADING) is waited for, never taken
+    for dead (a second server on the same files would corrupt them)."""
+    import time
+
+    import redis as sync_redis
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.ping()
+            return True
+        except sync_redis.BusyLoadingError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the hub's Redis is still loading after {timeout_s:.0f}s; try again") from None
+            time.sleep(0.05)
+        except sync_redis.RedisError:
+            return False
 
 
 def _run_user_command(args: argparse.Namespace) -> int:
