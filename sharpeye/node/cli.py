@@ -64,6 +64,9 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
         settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
     if demo or getattr(args, "allow_open_broker", False):
         settings = settings.model_copy(update={"allow_open_broker": True})  # the demo's simulators are local
+    if problem := _embedded_problem(settings):
+        sys.stderr.write(f"sharpeye: {problem}\n")
+        return 2
     site = load_file(config_path, installed()) if config_path else None
     if site is None:
         return 1
@@ -137,6 +140,22 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
     return 0
+
+
+def _embedded_problem(settings: Settings) -> str | None:
+    """Why the embedded services this configuration needs cannot start (a sentence saying what to do), or None: the
+    same checks the hub makes, made before anything starts so the user reads a sentence, not a traceback."""
+    from sharpeye.node.embedded import OPEN_BROKER_REFUSED, EmbeddedAmqtt, ServiceError, embedded_broker, redis_binary
+
+    if not settings.redis_url:
+        try:
+            redis_binary()
+        except ServiceError as exc:
+            return str(exc)
+    broker_needed = not settings.mqtt_url and not settings.allow_open_broker
+    if broker_needed and isinstance(embedded_broker(settings.data_dir / "broker"), EmbeddedAmqtt):
+        return OPEN_BROKER_REFUSED
+    return None
 
 
 def _tls_files() -> tuple[Path, Path] | None:

@@ -180,7 +180,8 @@ def server_version(binary: str) -> tuple[int, int, int]:
         raise ServiceError(f"cannot run {binary}: {exc}; {INSTALL_HINT}") from None
     version = parse_version(out)
     if version is None:
-        raise ServiceError(f"{binary} --version answered {out.strip()!r}, not a Redis or Valkey version")
+        first = out.strip().splitlines()[0] if out.strip() else ""
+        raise ServiceError(f"{binary} --version answered {first!r}, not a Redis or Valkey version; {INSTALL_HINT}")
     return version
 
 
@@ -392,6 +393,13 @@ class EmbeddedAmqtt(ManagedProcess):
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
+
+
+OPEN_BROKER_REFUSED = (
+    "Mosquitto is not installed, and the fallback broker (amqtt) would take any local client without a password: "
+    "install Mosquitto (apt install mosquitto) for per-device accounts, give SHARPEYE_MQTT_URL of your broker, or run "
+    "open on purpose with --allow-open-broker (SHARPEYE_ALLOW_OPEN_BROKER=true)"
+)
 
 
 def embedded_broker(workdir: Path, port: int = 0, prefer: str | None = None) -> EmbeddedMosquitto | EmbeddedAmqtt:

@@ -49,6 +49,7 @@ from sharpeye.keys import Keys
 from sharpeye.metrics import Metrics
 from sharpeye.node.device_secret import device_secret
 from sharpeye.node.embedded import (
+    OPEN_BROKER_REFUSED,
     EmbeddedAmqtt,
     EmbeddedMosquitto,
     EmbeddedRedis,
@@ -196,11 +197,7 @@ class Hub:
     def _refuse_open(self, broker: EmbeddedMosquitto | EmbeddedAmqtt) -> None:
         """The amqtt fallback takes anyone local: refuse it unless running open was asked for (the demo does)."""
         if isinstance(broker, EmbeddedAmqtt) and not self.settings.allow_open_broker:
-            raise ServiceError(
-                "Mosquitto is not installed, and the fallback broker (amqtt) would take any local client without a "
-                "password: install Mosquitto (apt install mosquitto) for per-device accounts, give SHARPEYE_MQTT_URL "
-                "of your broker, or run open on purpose with --allow-open-broker (SHARPEYE_ALLOW_OPEN_BROKER=true)"
-            )
+            raise ServiceError(OPEN_BROKER_REFUSED)
 
     async def _check_redis(self, timeout_s: float = 30.0) -> None:
         """Wait until Redis answers PING (a Redis still loading its AOF answers LOADING), then refuse a server too old

