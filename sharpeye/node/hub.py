@@ -18,6 +18,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import BusyLoadingError as RedisBusyLoading
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from sharpeye.alarms.engine import AlarmEngine
 from sharpeye.alarms.notification import consume
@@ -248,8 +250,7 @@ class Hub:
                 except Exception as exc:
                     self._embedded_down[service.name] = f"restart failed: {exc}"
                     log.error("restarting embedded %s failed: %s", service.name, exc)
-                    failures[service.name] += 1
-                    last_start[service.name] = loop.time()
+                    last_start[service.name] = loop.time()  # the next round waits twice as long
                     continue
                 last_start[service.name] = loop.time()
                 self.embedded_restarts[service.name] += 1
@@ -549,15 +550,20 @@ class Hub:
         }
 
     async def refresh_gauges(self) -> None:
-        """Recompute gauges that are cheap to read on scrape: alarms by state, open cases, queue depths."""
-        for state, n in (await self.alarm_store.counts()).items():
-            self.metrics.alarms.labels(state.value).set(n)
-        for stage, n in (await self.cases.count_open()).items():
-            self.metrics.cases.labels(stage).set(n)
-        for dept in self.site.departments:
-            lag, pending = await self.queue.depth(dept.id)
-            self.metrics.queue_depth.labels(f"case-queue:{dept.id}").set(pending + lag)
-            self.metrics.queue_lag.labels(f"case-queue:{dept.id}").set(lag)
+        """Recompute gauges that are cheap to read on scrape: alarms by state, open cases, queue depths. With Redis or
+        the database unreachable (an embedded Redis restarting) the stored gauges keep their last values and the
+        scrape still answers: the restart counters and component gauges matter most then."""
+        try:
+            for state, n in (await self.alarm_store.counts()).items():
+                self.metrics.alarms.labels(state.value).set(n)
+            for stage, n in (await self.cases.count_open()).items():
+                self.metrics.cases.labels(stage).set(n)
+            for dept in self.site.departments:
+                lag, pending = await self.queue.depth(dept.id)
+                self.metrics.queue_depth.labels(f"case-queue:{dept.id}").set(pending + lag)
+                self.metrics.queue_lag.labels(f"case-queue:{dept.id}").set(lag)
+        except (RedisError, OSError, SQLAlchemyError) as exc:
+            log.warning("metrics: stored gauges not refreshed (%s)", exc)
         if self.cameras is not None:
             for cam in self.cameras.stats():
                 self.metrics.camera_fps.labels(cam.camera_id, "in").set(cam.fps_in)

@@ -109,6 +109,7 @@ class Hub:
     base: str = ""
     broker: tuple[str, int] = ("", 0)
     output: list[str] = field(default_factory=list)
+    degraded_seen: bool = False
     _reader: threading.Thread | None = None
 
     @property
@@ -168,9 +169,10 @@ class Hub:
         return httpx.get(f"{self.base}/api/health", headers=self.token(), timeout=5).json()  # type: ignore[no-any-return]
 
     def healthy(self) -> bool:
+        """/healthz (unauthenticated, so polling it never needs Redis for a token) answers ok."""
         try:
-            return bool(self.health()["status"] == "ok")
-        except Exception:  # down, or an error answer while a service restarts
+            return httpx.get(f"{self.base}/healthz", timeout=5).status_code == 200
+        except httpx.HTTPError:  # not listening yet (a restarted hub)
             return False
 
     def metric(self, name: str) -> float:
@@ -297,14 +299,17 @@ def run_fault(data: Path, fault: str) -> tuple[Outcome, Hub]:
 
 
 def _watch_recovery(hub: Hub, fault: str, out: list[float], timeout: float = 30) -> None:
-    """Append the moment health is ok again after ``fault`` (for Redis and the broker: after their restart)."""
+    """Append the moment health is ok again after ``fault`` (for Redis and the broker: after their restart), and
+    record in ``hub.degraded_seen`` whether /healthz said 503 meanwhile."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         restarted = fault not in ("redis", "broker") or _restarts(hub) >= 1
-        if restarted and hub.healthy():
+        healthy = hub.healthy()
+        hub.degraded_seen = hub.degraded_seen or not healthy
+        if restarted and healthy:
             out.append(time.monotonic())
             return
-        time.sleep(0.1)
+        time.sleep(0.05)
 
 
 def _restarts(hub: Hub) -> float:

@@ -24,9 +24,11 @@ def test_kill_9_mid_burst_loses_and_repeats_nothing(tmp_path: Path, fault: str) 
         # healthy, mostly Python's imports, which take 3 s on an idle machine and over 10 s on a loaded one.
         assert result.recovery_s < (15 if fault != "hub" else 30), result
         if fault != "hub":
+            assert hub.degraded_seen, "/healthz never said 503 while the service was down"
             service = "redis" if fault == "redis" else "mosquitto"
             assert hub.metric(f'sharpeye_embedded_restarts_total{{service="{service}"}}') == 1
             assert hub.health()["components"][f"embedded:{service}"]["status"] == "ok"
     finally:
         log = hub.stop()
+        (tmp_path / "hub.log").write_text(log)
     assert "Traceback" not in log, traceback_lines(log)
