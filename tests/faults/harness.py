@@ -264,6 +264,14 @@ def run_fault(data: Path, fault: str) -> tuple[Outcome, Hub]:
     after the restart a supervisor would make)."""
     hub = Hub(data)
     hub.start()
+    try:
+        return _inflict(hub, fault)
+    except BaseException:
+        hub.stop()  # a failed run leaves no hub behind
+        raise
+
+
+def _inflict(hub: Hub, fault: str) -> tuple[Outcome, Hub]:
     wait_until(hub.healthy, 20, "a healthy hub")
     messages = burst()
     half = len(messages) // 2
