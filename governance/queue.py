@@ -14,6 +14,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+from sharpeye.alarms.notification import claimed_entries
 from sharpeye.governance.store import Database, OutboxRow
 from sqlalchemy import select, update
 
@@ -73,8 +74,7 @@ class CaseQueue:
         """Entries for ``handler``: first abandoned ones (idle over ``idle_ms``), then new ones."""
         await self.ensure_group(department)
         stream = self.keys.case_queue(department)
-        _, reclaimed, _ = await self.redis.xautoclaim(stream, GROUP, handler, idle_ms, "0-0", count=count)
-        entries = list(reclaimed)
+        entries = claimed_entries(await self.redis.xautoclaim(stream, GROUP, handler, idle_ms, "0-0", count=count))
         if len(entries) < count:
             fresh = await self.redis.xreadgroup(GROUP, handler, {stream: ">"}, count=count - len(entries))
             for _, items in fresh:

@@ -48,7 +48,7 @@ import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 from redis.exceptions import ResponseError
-from sharpeye.alarms.notification import consume
+from sharpeye.alarms.notification import claimed_entries, consume
 from sharpeye.config.governance import Uplink
 from sharpeye.governance.channel import DELIVERY, EVENT, SIGNATURE, TIMESTAMP, Attempt, hold_until, send, sign, wanted
 
@@ -262,8 +262,8 @@ class UplinkService:
                     entries = [e for _, items in own for e in items]
                     backlog = bool(entries)
                 else:
-                    _, entries, _ = await self.redis.xautoclaim(
-                        stream, grp, self.consumer, abandoned_after_ms, "0-0", count=100
+                    entries = claimed_entries(
+                        await self.redis.xautoclaim(stream, grp, self.consumer, abandoned_after_ms, "0-0", count=100)
                     )
                     if not entries:
                         fresh = await self.redis.xreadgroup(

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (Debian packages, a virtualenv with the project and its
-# test extra) and runs lint, type checks and the whole test suite against private Redis and Mosquitto.
+# test extra) and runs lint, type checks and the whole test suite against private Redis and Mosquitto, and a private
+# PostgreSQL started here (initdb in a temporary directory, a free port, stopped at exit) unless
+# SHARPEYE_TEST_POSTGRES_URL names one. Nothing needs to run on the machine beforehand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
@@ -27,4 +29,10 @@ npm run --silent typecheck
 .venv/bin/python -m sharpeye.node models install --data-dir "${SHARPEYE_TEST_MODEL_DIR:-$HOME/.cache/sharpeye-tests}"
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy and layers"; bash scripts/typecheck.sh
+if [ -z "${SHARPEYE_TEST_POSTGRES_URL:-}" ]; then
+  # shellcheck source=scripts/test-postgres.sh
+  source scripts/test-postgres.sh
+  trap stop_test_postgres EXIT
+  start_test_postgres
+fi
 echo "== pytest"; .venv/bin/pytest "$@"

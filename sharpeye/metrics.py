@@ -71,4 +71,10 @@ class Metrics:
         self.requests = Histogram(
             "sharpeye_http_request_seconds", "HTTP request latency", ["method", "route", "status"], registry=r
         )
+        self.embedded_restarts = Counter(
+            "sharpeye_embedded_restarts_total",
+            "Embedded services (Redis, MQTT broker) restarted by the hub after they died",
+            ["service"],
+            registry=r,
+        )
         self.component_up = Gauge("sharpeye_component_up", "1 when a component is healthy", ["component"], registry=r)

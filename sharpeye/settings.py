@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         description="mqtt:// (or mqtts://) URL of an existing broker, credentials in the URL. "
         "Unset: start an embedded broker (Mosquitto if installed, else amqtt).",
     )
+    allow_open_broker: bool = Field(
+        default=False,
+        description="Run even when the embedded MQTT broker is the amqtt fallback (Mosquitto not installed), which "
+        "takes any local client without a password. False: `sharpeye run` refuses to start open (the demo allows it).",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL of the durable record. Unset: SQLite file under data_dir.",

