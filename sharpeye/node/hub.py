@@ -9,7 +9,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +38,7 @@ from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.health import DeviceStatus, HealthTracker, State
 from sharpeye.ingest.inventory import DeviceInventory
+from sharpeye.ingest.ownership import CAMERA_ANALYSED, CAMERA_WATCHED, ROLE_GB28181, ROLE_MQTT, Change, Ownership
 from sharpeye.ingest.pipeline import IngestPipeline
 from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.registry import Registry, installed
@@ -64,6 +65,11 @@ class ComponentHealth:
         if self.endpoint:
             out["endpoint"] = self.endpoint
         return out
+
+
+class Fenced(RuntimeError):
+    """This node no longer holds the lease of a batch's source: nothing was applied (and the batch must not be
+    acknowledged to the broker: the node that holds the lease now reads it again)."""
 
 
 class Hub:
@@ -94,6 +100,7 @@ class Hub:
         self._device_secret: str | None = None
         self._hub_broker_password = secrets.token_urlsafe(24)
         self._broker_dirty = asyncio.Event()
+        self._mqtt_reading = False
 
     @property
     def device_secret(self) -> str:
@@ -138,7 +145,7 @@ class Hub:
         self.engine = AlarmEngine(self.site, self.alarm_store, self.inventory, self.clock)
         await self.engine.silences.refresh()
         self.pipeline = IngestPipeline(
-            self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self.process
+            self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self._process_mqtt
         )
         self.transport = MqttTransport(
             self.mqtt_url, f"sharpeye-hub-{self.site.site.id}", self.pipeline.handle, stage=self.pipeline.stage
@@ -153,18 +160,23 @@ class Hub:
             self.site, self.redis, self.keys, self.alarm_store, self.cases, self.queue, self.clock, self.node_id
         )
         await self.intake.ensure_group()
-        await self.transport.start()
+        self.ownership = Ownership(
+            self.redis, self.keys, self.node_id, self.lease_units, weight=self.settings.node_weight,
+            ttl_s=self.settings.lease_ttl_s, period_s=self.settings.lease_period_s, on_change=self._on_ownership,
+            observe=self.metrics.lease_round.observe, count=self._count_ownership,
+        )  # fmt: skip
         self._spawn(self._drain_emitted(), "readings")
-        if self.site.gb28181 is not None:
-            await self._start_gb28181(self.site.gb28181)
         cameras = [d for d in self.inventory if isinstance(d, CameraConfig)]
         if self.settings.cameras and cameras:
             self.cameras = CameraService(
                 cameras, data, self.emit, self.clock, workers=self.settings.camera_workers,
                 evidence_cap_bytes=self.settings.evidence_cap_mb * 1024 * 1024,
             )  # fmt: skip
+            await self.cameras.set_owned(set())  # only the cameras this node holds leases for are opened
             await self.cameras.start()
             self._spawn(self._record_linked_evidence(), "linked-evidence")
+        await self.ownership.round()  # what is free is taken now; the rest follows the leases' rounds
+        self._spawn(self.ownership.run(), "leases")
         self._spawn(self.intake.run(), "intake")
         if self.site.governance.uplinks:
             self._spawn(self.uplinks.run(), "uplinks")
@@ -175,6 +187,42 @@ class Hub:
         self._spawn(self._housekeeping(), "housekeeping")
         self.started.set()
         log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
+
+    # --- ownership (ingest/ownership.py) ----------------------------------------------------------
+    def lease_units(self) -> dict[str, float]:
+        """What the nodes of the site share, by weight: each analysed camera, the MQTT reader role, the GB/T 28181
+        signalling role (its devices' channels come with it: docs/architecture.md, "Several nodes")."""
+        units = {ROLE_MQTT: 1.0 + 0.05 * sum(1 for d in self.inventory if self._transport_of(d) == "mqtt")}
+        if self.site.gb28181 is not None:
+            units[ROLE_GB28181] = 1.0 + 0.1 * sum(1 for d in self.inventory if isinstance(d, GbDeviceConfig))
+        if self.cameras is not None:
+            for cam in self.cameras.cameras_config:
+                units[cam.id] = CAMERA_ANALYSED if cam.zones or cam.tripwires else CAMERA_WATCHED
+        return units
+
+    def _transport_of(self, device: DeviceConfig) -> str | None:
+        driver = self.registry.drivers.get(device.kind)
+        return driver.transport if driver is not None else None
+
+    def _count_ownership(self, change: str, n: int) -> None:
+        self.metrics.ownership_changes.labels(change).inc(n)
+
+    async def _on_ownership(self, change: Change) -> None:
+        """Open what this node now owns and close what it lost: the MQTT reader, GB/T 28181 signalling, cameras."""
+        owned = self.ownership.owned
+        self.metrics.owned.set(len(owned))
+        if ROLE_MQTT in change.lost and self._mqtt_reading:
+            self._mqtt_reading = False
+            await self.transport.stop()
+        if ROLE_MQTT in owned and not self._mqtt_reading:
+            self._mqtt_reading = True
+            await self.transport.start()
+        if ROLE_GB28181 in change.lost and self.gb_platform is not None:
+            await self._stop_gb28181()
+        if ROLE_GB28181 in owned and self.gb_platform is None and self.site.gb28181 is not None:
+            await self._start_gb28181(self.site.gb28181)
+        if self.cameras is not None:
+            await self.cameras.set_owned({c.id for c in self.cameras.cameras_config if c.id in owned})
 
     async def _start_embedded_broker(self, workdir: Path) -> None:
         """Mosquitto with ``allow_anonymous false``, a password and ACL file made from the inventory, and the hub's
@@ -239,6 +287,20 @@ class Hub:
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
         log.info("GB/T 28181 platform %s on %s:%d", settings.sip_id, settings.host, self.gb_platform_port)
+
+    async def _stop_gb28181(self) -> None:
+        """Another node holds the site's SIP signalling now: stop ours (it re-registers the devices there)."""
+        gb_tasks = [t for t in self._tasks if t.get_name().startswith("gb28181-")]
+        for task in gb_tasks:
+            task.cancel()
+        await asyncio.gather(*gb_tasks, return_exceptions=True)
+        self._tasks = [t for t in self._tasks if t not in gb_tasks]
+        if self.gb_cascade is not None:
+            await self.gb_cascade.stop()
+            self.gb_cascade = None
+        if self.gb_platform is not None:
+            await self.gb_platform.stop()
+            self.gb_platform = None
 
     async def _sync_gb_channels(self, interval: float = 5.0) -> None:
         """Catalog channels of registered GB/T 28181 devices become cameras in the inventory (in memory: the
@@ -332,7 +394,7 @@ class Hub:
                 for reading in readings:
                     self.metrics.readings.labels(reading.kind).inc()
                 if readings:
-                    await self.process(readings)
+                    await self._process_emitted(readings)
             except Exception:
                 log.warning("applying %d readings failed; retrying", len(readings), exc_info=True)
                 self._emitted[:0] = readings
@@ -340,6 +402,11 @@ class Hub:
                 self._emit_wake.set()
 
     async def stop(self) -> None:
+        if hasattr(self, "ownership"):
+            for task in [t for t in self._tasks if t.get_name() == "leases"]:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.cameras is not None:
             await self.cameras.stop()
         if self.gb_cascade is not None:
@@ -352,6 +419,9 @@ class Hub:
         if hasattr(self, "health"):
             with contextlib.suppress(Exception):
                 await self.health.flush()
+        if hasattr(self, "ownership"):
+            with contextlib.suppress(Exception):
+                await self.ownership.release_all()  # the others take this node's devices now, not after a TTL
         if hasattr(self, "redis"):
             await self.redis.aclose()
         if hasattr(self, "db"):
@@ -383,11 +453,38 @@ class Hub:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
     # --- the path -----------------------------------------------------------------------------
-    async def process(self, readings: list[Reading] | Any) -> None:
-        """Readings from any transport go through the alarm engine."""
-        transitions = await self.engine.process(readings)
-        for outcome, n in collections.Counter(t.outcome for t in transitions).items():
+    async def process(self, readings: list[Reading] | Any, fence: tuple[str, str] | None = None) -> int:
+        """Readings from any transport go through the alarm engine; with ``fence`` (the lease this node holds for
+        their source) only while that lease holds. Answers how many signals were refused by the fence."""
+        transitions = await self.engine.process(readings, fence)
+        counts = collections.Counter(t.outcome for t in transitions)
+        for outcome, n in counts.items():
             self.metrics.alarm_transitions.labels(outcome).inc(n)  # once per outcome: labels() is slow
+        return counts.get("fenced", 0)
+
+    async def _process_mqtt(self, readings: Sequence[Reading]) -> None:
+        """MQTT readings, fenced by the reader role's lease. Refused: ``Fenced`` is raised, so the transport
+        neither acknowledges the batch to the broker nor goes on (the role's new holder reads it again)."""
+        fence = self.ownership.fence(ROLE_MQTT)
+        if fence is None or await self.process(readings, fence):
+            self.metrics.fenced.labels("mqtt").inc(len(readings))
+            raise Fenced(f"node {self.node_id} no longer reads MQTT ({len(readings)} readings refused)")
+
+    async def _process_emitted(self, readings: list[Reading]) -> None:
+        """Camera and GB/T 28181 readings, each group fenced by the lease of its source (the camera, or the
+        signalling role); a refused group is counted and dropped: its source is another node's now."""
+        cameras = {c.id for c in self.cameras.cameras_config} if self.cameras is not None else set()
+        groups: dict[str, list[Reading]] = {}
+        for reading in readings:
+            unit = reading.device_id if reading.device_id in cameras else ROLE_GB28181
+            groups.setdefault(unit, []).append(reading)
+        for unit, group in groups.items():
+            fence = self.ownership.fence(unit)
+            refused = len(group) if fence is None else await self.process(group, fence)
+            if refused:
+                source = "camera" if unit in cameras else "gb28181"
+                self.metrics.fenced.labels(source).inc(len(group))
+                log.warning("%d readings of %s refused: this node no longer holds its lease", len(group), unit)
 
     async def _housekeeping(self, interval: float = 1.0) -> None:
         rounds = 0
@@ -396,9 +493,10 @@ class Hub:
             try:
                 if rounds % 10 == 0:  # outbox rows a crash left unrelayed
                     await self.queue.relay(self.clock.now())
-                offline = self.health.check()
-                if offline:
-                    await self.process(offline)
+                if self.ownership.owns(ROLE_MQTT):  # the MQTT reader judges its devices' silence
+                    offline = self.health.check()
+                    if offline:
+                        await self.process(offline, self.ownership.fence(ROLE_MQTT))
                 await self.health.flush()
                 self.metrics.ingest_backlog.set(self.transport.backlog)
             except Exception:
@@ -436,9 +534,14 @@ class Hub:
         connected = self.transport.connected.is_set()
         broker = self.embedded_broker.name if self.embedded_broker else "external"
         detail = f"{broker}; backlog {self.transport.backlog}"
-        if not connected:
+        if not self._mqtt_reading:
+            connected, detail = True, f"{broker}; standby: another node reads the broker"
+        elif not connected:
             detail = f"{broker}; not connected: {self.transport.last_error or 'connecting'}"
         parts.append(ComponentHealth("mqtt", connected, detail, redact_url(self.mqtt_url)))
+        lease_ok = self.ownership.last_error is None
+        lease_detail = f"{len(self.ownership.owned)} leases held, load {self.ownership.load:g}"
+        parts.append(ComponentHealth("leases", lease_ok, lease_detail if lease_ok else self.ownership.last_error or ""))
         try:
             await asyncio.wait_for(self.db.ping(), 2)
             parts.append(ComponentHealth("database", True, self.db.engine.dialect.name, redact_url(self.db.url)))
