@@ -36,6 +36,7 @@ from sharpeye.keys import Keys
 
 log = logging.getLogger(__name__)
 
+ROLE_PREFIX = "role:"
 ROLE_MQTT = "role:mqtt-reader"
 ROLE_GB28181 = "role:gb28181"
 CAMERA_ANALYSED = 10.0
@@ -102,8 +103,9 @@ def plan(units: Mapping[str, float], nodes: Mapping[str, float], owners: Mapping
     """The node each unit should belong to.
 
     ``units``: unit -> weight (> 0); ``nodes``: live node -> weight (its share of the work, > 0); ``owners``:
-    unit -> its current owner (absent or a dead node: free). A unit stays with its live owner while the owner
-    stays within its fair share plus half the heaviest unit (so two nodes with an odd count do not trade
+    unit -> its current owner (absent or a dead node: free). A unit stays with its live owner (roles first: moving
+    the MQTT reader or the SIP signalling interrupts more than moving a camera) while the owner stays within its
+    fair share plus half the heaviest unit (so two nodes with an odd count do not trade
     a unit back and forth); the rest go, heaviest first, to the node whose load after taking it is the
     smallest relative to its weight. Deterministic: every node computes the same plan from the same facts.
     """
@@ -116,7 +118,7 @@ def plan(units: Mapping[str, float], nodes: Mapping[str, float], owners: Mapping
     load = dict.fromkeys(nodes, 0.0)
     out: dict[str, str] = {}
     order = sorted(units, key=lambda u: (-units[u], u))
-    for unit in order:
+    for unit in sorted(order, key=lambda u: not u.startswith(ROLE_PREFIX)):  # a role is the costliest to move
         owner = owners.get(unit)
         if owner is not None and owner in nodes and load[owner] + units[unit] <= target[owner] + slack + 1e-9:
             out[unit] = owner

@@ -86,3 +86,11 @@ async def test_leases_claim_renew_take_over_and_fence(redis_client: aioredis.Red
     assert sorted(lost.lost) == sorted(b_units := lost.lost) and len(b_units) == 3 and not b.owned
     await a.release_all()
     assert await redis_client.get(keys.device_lease("cam-0")) is None
+
+
+def test_a_role_stays_with_its_owner_when_a_node_joins() -> None:
+    units = {"role:mqtt-reader": 1.5} | {f"cam-{i}": 10.0 for i in range(4)}
+    one = plan(units, {"a": 1.0}, {})
+    two = plan(units, {"a": 1.0, "b": 1.0}, one)
+    assert two["role:mqtt-reader"] == "a"
+    assert sorted(loads(two, units).values()) == [20.0, 21.5]
