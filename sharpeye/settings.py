@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     lease_period_s: float = Field(
         default=1.0, gt=0, le=20, description="How often a node renews its leases and rebalances (below lease_ttl_s)."
     )
+    mqtt_share_group: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[^/+#$]+$",
+        description="Spread device messages over the nodes with the broker's shared subscription "
+        "$share/<group>/... (every node reads) instead of one node reading for all. Only for a broker that "
+        "dispatches a topic's messages to one member (EMQX hash_topic/sticky): Mosquitto 2 round-robins per "
+        "message and so reorders a device's messages across nodes (docs/deployment.md).",
+    )  # fmt: skip
     log_level: str = Field(default="INFO", description="Python logging level.")
     redis_prefix: str = Field(default="se", description="Prefix of every Redis key this hub uses.")
     cameras: bool = Field(

@@ -147,8 +147,10 @@ class Hub:
         self.pipeline = IngestPipeline(
             self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self._process_mqtt
         )
-        self.transport = MqttTransport(
-            self.mqtt_url, f"sharpeye-hub-{self.site.site.id}", self.pipeline.handle, stage=self.pipeline.stage
+        share = self.settings.mqtt_share_group
+        client_id = f"sharpeye-hub-{self.site.site.id}" + (f"-{self.node_id}" if share else "")
+        self.transport = MqttTransport(  # one reader holds the site's session, or each node its share of it
+            self.mqtt_url, client_id, self.pipeline.handle, stage=self.pipeline.stage, share_group=share
         )
         self.cases = CaseService(self.site, self.db, self.redis, self.keys, self.clock)
         self.queue = CaseQueue(self.redis, self.keys, self.db)
@@ -176,6 +178,11 @@ class Hub:
             await self.cameras.start()
             self._spawn(self._record_linked_evidence(), "linked-evidence")
         await self.ownership.round()  # what is free is taken now; the rest follows the leases' rounds
+        if self.settings.mqtt_share_group and not self._mqtt_reading:
+            log.warning("MQTT through shared subscription group %r: device offline detection is off",
+                        self.settings.mqtt_share_group)  # fmt: skip
+            self._mqtt_reading = True
+            await self.transport.start()
         self._spawn(self.ownership.run(), "leases")
         self._spawn(self.intake.run(), "intake")
         if self.site.governance.uplinks:
@@ -192,7 +199,9 @@ class Hub:
     def lease_units(self) -> dict[str, float]:
         """What the nodes of the site share, by weight: each analysed camera, the MQTT reader role, the GB/T 28181
         signalling role (its devices' channels come with it: docs/architecture.md, "Several nodes")."""
-        units = {ROLE_MQTT: 1.0 + 0.05 * sum(1 for d in self.inventory if self._transport_of(d) == "mqtt")}
+        units: dict[str, float] = {}
+        if not self.settings.mqtt_share_group:  # shared subscriptions: the broker spreads MQTT, no reader role
+            units[ROLE_MQTT] = 1.0 + 0.05 * sum(1 for d in self.inventory if self._transport_of(d) == "mqtt")
         if self.site.gb28181 is not None:
             units[ROLE_GB28181] = 1.0 + 0.1 * sum(1 for d in self.inventory if isinstance(d, GbDeviceConfig))
         if self.cameras is not None:
@@ -465,6 +474,9 @@ class Hub:
     async def _process_mqtt(self, readings: Sequence[Reading]) -> None:
         """MQTT readings, fenced by the reader role's lease. Refused: ``Fenced`` is raised, so the transport
         neither acknowledges the batch to the broker nor goes on (the role's new holder reads it again)."""
+        if self.settings.mqtt_share_group:  # the broker gave this batch to this node: nothing to fence
+            await self.process(readings)
+            return
         fence = self.ownership.fence(ROLE_MQTT)
         if fence is None or await self.process(readings, fence):
             self.metrics.fenced.labels("mqtt").inc(len(readings))
@@ -493,7 +505,9 @@ class Hub:
             try:
                 if rounds % 10 == 0:  # outbox rows a crash left unrelayed
                     await self.queue.relay(self.clock.now())
-                if self.ownership.owns(ROLE_MQTT):  # the MQTT reader judges its devices' silence
+                # the MQTT reader judges its devices' silence (with shared subscriptions no node sees all of a
+                # device's traffic, so none does: docs/deployment.md)
+                if self.ownership.owns(ROLE_MQTT):
                     offline = self.health.check()
                     if offline:
                         await self.process(offline, self.ownership.fence(ROLE_MQTT))
