@@ -15,8 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from sharpeye.alarms.engine import AlarmEngine
 from sharpeye.alarms.notification import consume
 from sharpeye.alarms.store import AlarmStore
@@ -48,6 +46,7 @@ from sharpeye.keys import Keys
 from sharpeye.metrics import Metrics
 from sharpeye.node.device_secret import device_secret
 from sharpeye.node.embedded import EmbeddedAmqtt, EmbeddedMosquitto, EmbeddedRedis, embedded_broker
+from sharpeye.redis_connection import connect as connect_redis
 from sharpeye.settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
@@ -131,7 +130,7 @@ class Hub:
             self.redis_url = self.embedded_redis.url
             (data / "redis-url").write_text(self.redis_url + "\n", encoding="utf-8")  # for `sharpeye user`
             log.info("embedded Redis at %s (%s)", self.redis_url, self.embedded_redis.binary)
-        self.redis = aioredis.Redis.from_url(self.redis_url, health_check_interval=10)
+        self.redis = connect_redis(self.redis_url, health_check_interval=10)  # redis:// or redis+sentinel://
         await self.redis.ping()
         self.db = Database(self.settings.resolved_database_url())
         await self.db.migrate()
