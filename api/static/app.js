@@ -386,6 +386,11 @@ async function loadDevices() {
   $("live-rows").innerHTML = live.feeds.map((f) => `
     <tr><td>${esc(state.names.get(f.camera) || f.camera)}</td><td class="num">${f.viewers}</td><td>${esc(f.source)}</td>
     <td class="num">${f.packets}</td><td class="num">${f.failures}</td><td>${esc(f.last_error)}</td></tr>`).join("");
+  const cluster = await api("/api/cluster").catch(() => ({ node: "", nodes: [] }));
+  $("node-rows").innerHTML = cluster.nodes.map((n) => `
+    <tr data-node="${esc(n.id)}"><td>${esc(n.id)}${n.id === cluster.node ? " ●" : ""}</td><td>${fmtTime(n.started_at)}</td>
+    <td>${fmtTime(n.last_seen)}</td><td class="num">${n.weight}</td><td class="num">${n.load}</td>
+    <td>${n.devices.map((d) => esc(state.names.get(d) || d)).join("、")}</td></tr>`).join("");
   let letters = [];
   try { letters = await api("/api/deadletters?limit=50"); } catch { /* roles without dead-letter access */ }
   $("deadletter-rows").innerHTML = letters.map((l) => `
