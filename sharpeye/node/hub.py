@@ -36,7 +36,15 @@ from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.health import DeviceStatus, HealthTracker, State
 from sharpeye.ingest.inventory import DeviceInventory
-from sharpeye.ingest.ownership import CAMERA_ANALYSED, CAMERA_WATCHED, ROLE_GB28181, ROLE_MQTT, Change, Ownership
+from sharpeye.ingest.ownership import (
+    CAMERA_ANALYSED,
+    CAMERA_WATCHED,
+    ROLE_GB28181,
+    ROLE_MQTT,
+    Change,
+    Ownership,
+    abandon_pending,
+)
 from sharpeye.ingest.pipeline import IngestPipeline
 from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.registry import Registry, installed
@@ -164,7 +172,7 @@ class Hub:
         self.ownership = Ownership(
             self.redis, self.keys, self.node_id, self.lease_units, weight=self.settings.node_weight,
             ttl_s=self.settings.lease_ttl_s, period_s=self.settings.lease_period_s, on_change=self._on_ownership,
-            observe=self.metrics.lease_round.observe, count=self._count_ownership,
+            observe=self.metrics.lease_round.observe, count=self._count_ownership, on_dead=self._on_dead_nodes,
         )  # fmt: skip
         self._spawn(self._drain_emitted(), "readings")
         cameras = [d for d in self.inventory if isinstance(d, CameraConfig)]
@@ -211,6 +219,14 @@ class Hub:
     def _transport_of(self, device: DeviceConfig) -> str | None:
         driver = self.registry.drivers.get(device.kind)
         return driver.transport if driver is not None else None
+
+    async def _on_dead_nodes(self, nodes: list[str]) -> None:
+        """Nodes whose announcement expired: what their consumers had read from the streams and not acknowledged
+        is taken by the living at their next claim, not after the groups' claim timeouts."""
+        streams = [self.keys.alarm_events, self.keys.case_events, self.keys.sla_fired]
+        for node in nodes:
+            marked = await abandon_pending(self.redis, streams, node)
+            log.warning("node %s is gone; %d stream entries it held are up for claiming", node, marked)
 
     def _count_ownership(self, change: str, n: int) -> None:
         self.metrics.ownership_changes.labels(change).inc(n)

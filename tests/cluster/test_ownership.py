@@ -7,7 +7,7 @@ import asyncio
 import random
 
 import redis.asyncio as aioredis
-from sharpeye.ingest.ownership import Ownership, plan
+from sharpeye.ingest.ownership import Ownership, abandon_pending, plan
 
 from sharpeye.keys import Keys
 
@@ -94,3 +94,18 @@ def test_a_role_stays_with_its_owner_when_a_node_joins() -> None:
     two = plan(units, {"a": 1.0, "b": 1.0}, one)
     assert two["role:mqtt-reader"] == "a"
     assert sorted(loads(two, units).values()) == [20.0, 21.5]
+
+
+async def test_a_dead_nodes_pending_entries_are_claimable_at_once(redis_client: aioredis.Redis, keys: Keys) -> None:
+    stream = keys.alarm_events
+    for i in range(3):
+        await redis_client.xadd(stream, {"n": str(i)})
+    await redis_client.xgroup_create(stream, "governance", id="0")
+    read = await redis_client.xreadgroup("governance", "dead", {stream: ">"}, count=2)
+    assert len(read[0][1]) == 2
+    _, before, *_ = await redis_client.xautoclaim(stream, "governance", "alive", 60_000, "0-0")
+    assert before == []  # held by "dead" and not idle for the group's 60 s yet
+    assert await abandon_pending(redis_client, [stream, keys.case_events], "dead") == 2
+    _, after, *_ = await redis_client.xautoclaim(stream, "governance", "alive", 60_000, "0-0")
+    assert [fields[b"n"] for _, fields in after] == [b"0", b"1"]  # taken at once, still pending until acked
+    assert (await redis_client.xpending(stream, "governance"))["pending"] == 2
