@@ -58,7 +58,9 @@ def write_site(tmp: Path) -> Path:
 class Node:
     """One hub node in a process group of its own (so a pause or a kill reaches its receiver and workers too)."""
 
-    def __init__(self, tmp: Path, node_id: str, site: Path, redis_url: str, mqtt_url: str, keys: Keys) -> None:
+    def __init__(
+        self, tmp: Path, node_id: str, site: Path, redis_url: str, mqtt_url: str, keys: Keys, **extra_env: str
+    ) -> None:
         self.id = node_id
         data = tmp / node_id
         data.mkdir(parents=True, exist_ok=True)
@@ -73,6 +75,7 @@ class Node:
             "SHARPEYE_NODE_ID": node_id,
             "SHARPEYE_LOG_LEVEL": "WARNING",
             "SHARPEYE_CAMERA_WORKERS": "1",
+            **extra_env,
         }
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
