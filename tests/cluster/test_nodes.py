@@ -51,6 +51,12 @@ def test_split_join_and_kill_9_mid_burst(
         nodes["c"] = Node(tmp_path, "c", site, redis_server.url, mqtt_broker.url, keys)
         three = wait_for(lambda: fair(nodes["b"], {"a", "b", "c"}), what="a fair split over three nodes")
         assert three["a"] <= two["a"] and three["b"] <= two["b"]  # only the newcomer's share moved
+
+        def captured(node: Node) -> set[str]:
+            return {c["camera_id"] for c in node.get("/api/cameras") if c["state"] != "not_captured"}
+
+        for name, node in nodes.items():  # each node opens exactly the cameras it holds leases for
+            wait_for(lambda n=node, k=name: captured(n) == three[k] - {ROLE_MQTT}, what=f"{name}'s cameras open")  # type: ignore[misc]
         assert nodes["a"].metric("sharpeye_ownership_changes_total", 'change="released"') >= 1
         assert nodes["c"].metric("sharpeye_lease_renewal_seconds_count") >= 1
 
