@@ -282,7 +282,17 @@ class Ownership:
 
     # --- one round --------------------------------------------------------------------------------
     async def round(self) -> Change:
-        """Announce, plan, claim and release once; report what changed for this node."""
+        """Announce, plan, claim and release once; open and close what changed (``on_change``); report it."""
+        change = await self.exchange()
+        await self._notify(change)
+        return change
+
+    async def _notify(self, change: Change) -> None:
+        if (change.gained or change.lost) and self.on_change is not None:
+            await self.on_change(change)
+
+    async def exchange(self) -> Change:
+        """The Redis part of a round (announce, plan, claim, release): what changed, not yet acted on."""
         begun = time.perf_counter()
         units = dict(self.units())
         await self._announce()
@@ -321,8 +331,6 @@ class Ownership:
                 self._count("released", sum(1 for r in released if r))
         if change.gained or change.lost:
             log.info("node %s: gained %s, lost %s", self.node_id, sorted(change.gained), sorted(change.lost))
-            if self.on_change is not None:
-                await self.on_change(change)
         return change
 
     async def run(self) -> None:
@@ -330,7 +338,9 @@ class Ownership:
         renew: once a lease's TTL has passed since the last good round, this node gives its units up."""
         while True:
             try:
-                await asyncio.wait_for(self.round(), timeout=self.ttl_s / 2)
+                # only the Redis part is bounded: opening or closing a camera may take longer, and must not be cut
+                change = await asyncio.wait_for(self.exchange(), timeout=self.ttl_s / 2)
+                await self._notify(change)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

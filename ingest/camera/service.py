@@ -254,11 +254,15 @@ class CameraService:
             for sub in list(cam.subscriptions):
                 sub.close()
             cam.state = "stopped"
-        for cam in gone:
-            if cam.capture is not None and not await asyncio.to_thread(cam.capture.join, 10):
-                log.error("camera %s: capture thread did not stop", cam.config.id)
-        if gone:
+        if gone:  # joined in the background: the caller (the lease loop) must not wait on a slow stream
+            self._track(asyncio.ensure_future(asyncio.to_thread(self._join_captures, gone)))
             log.info("camera service: stopped %s (owned elsewhere now)", sorted(c.config.id for c in gone))
+
+    @staticmethod
+    def _join_captures(cams: list[_Camera]) -> None:
+        for cam in cams:
+            if cam.capture is not None and not cam.capture.join(10):
+                log.error("camera %s: capture thread did not stop", cam.config.id)
 
     async def stop(self) -> None:
         if not self._started:
