@@ -11,6 +11,9 @@ Everything is real: hub nodes are `python -m sharpeye.node run` processes sharin
     publisher never competes with the hubs. The baseline is one node pinned to CPU 0 (taskset); then two nodes,
     pinned to CPU 0 and CPU 1. Redis and Mosquitto are not pinned (they share both CPUs with the nodes: on a
     2-core machine the second node does not get a whole core of its own, which the ratio shows).
+(c) video. N synthetic cameras (the demo's scenes rendered and encoded in the node, analysed at 10 fps with a
+    zone each): frames analysed per second over all cameras, one node pinned to CPU 0 against two nodes pinned to
+    CPU 0 and CPU 1 sharing the cameras by their leases (median of one sample a second).
 (b) takeover. Two nodes with the default one-reader MQTT and nine cameras; kill -9 the node holding the MQTT
     reader role, time until the survivor holds every unit (polling GET /api/cluster every 50 ms), restart the
     killed node, wait for a fair split, repeat. Baseline: the lease TTL (5 s) in the same run, as a ratio.
@@ -49,7 +52,7 @@ PASSWORD = "bench-cluster-pw"
 CAMERAS = [f"cam-{i}" for i in range(9)]
 
 
-def site_yaml(work: Path, devices: int, cameras: bool) -> Path:
+def site_yaml(work: Path, devices: int, cameras: bool, synthetic: int = 0) -> Path:
     site = yaml.safe_load(demo_path().read_text(encoding="utf-8"))
     site["site"]["id"] = f"b{uuid.uuid4().hex[:8]}"
     kept = [d for d in site["devices"] if d["kind"] not in ("camera", "fence")]
@@ -60,6 +63,11 @@ def site_yaml(work: Path, devices: int, cameras: bool) -> Path:
         for cam in CAMERAS:
             kept.append({"id": cam, "kind": "camera", "name": cam, "grid": "shanxia-g1",
                          "url": f"rtsp://127.0.0.1:9/{cam}"})  # fmt: skip
+    zone = {"id": "z", "name": "区域", "polygon": [[0.05, 0.5], [0.95, 0.5], [0.95, 0.98], [0.05, 0.98]]}
+    for i in range(synthetic):  # the demo's rendered scenes, analysed at 10 fps
+        scene = ("reservoir", "school-gate", "hillside")[i % 3]
+        kept.append({"id": f"vcam-{i}", "kind": "camera", "name": f"vcam-{i}", "grid": "shanxia-g1",
+                     "url": f"synthetic:{scene}", "analysis_fps": 10, "zones": [zone]})  # fmt: skip
     site["devices"] = kept
     site["rules"] = [r for r in site["rules"] if not str(r["match"].get("kind", "")).startswith("video.")]
     path = work / f"site-{site['site']['id']}.yaml"
@@ -172,6 +180,36 @@ def throughput(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, cpus
             node.stop()
 
 
+def video(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, cpus: list[int], cameras: int,
+          seconds: float) -> float:  # fmt: skip
+    """Frames analysed per second over all cameras, summed over ``len(cpus)`` nodes, each pinned to its CPU (its
+    capture threads and its analytics worker inherit the pinning)."""
+    site = site_yaml(work, 0, cameras=False, synthetic=cameras)
+    prefix = f"v{uuid.uuid4().hex[:6]}"
+    nodes = [Node(work, f"v{i}-{prefix}", site, redis.url, broker.url, prefix, cpu) for i, cpu in enumerate(cpus)]
+    try:
+
+        def analysed() -> tuple[int, float]:
+            rows = [c for n in nodes for c in n.get("/api/cameras") if c.get("state") not in (None, "not_captured")]
+            return len(rows), sum(float(c.get("fps_analysed", 0)) for c in rows)
+
+        deadline = time.monotonic() + 60
+        while analysed()[0] < cameras:  # every camera opened by exactly one node
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {analysed()[0]} of {cameras} cameras captured")
+            time.sleep(0.5)
+        time.sleep(8)  # warm-up: workers, background models, the rate windows (5 s)
+        samples = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            samples.append(analysed()[1])
+            time.sleep(1)
+        return statistics.median(samples)
+    finally:
+        for node in nodes:
+            node.stop()
+
+
 def takeover(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, kills: int) -> list[float]:
     site = site_yaml(work, 4, cameras=True)
     prefix = f"t{uuid.uuid4().hex[:6]}"
@@ -214,6 +252,8 @@ def main() -> None:
     ap.add_argument("--per-device", type=int, default=150, help="messages per device (below the rate-limit burst)")
     ap.add_argument("--kills", type=int, default=10, help="kill -9 rounds for the takeover figure (0: skip)")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--cameras", type=int, default=8, help="synthetic analysed cameras for (c) (0: skip)")
+    ap.add_argument("--seconds", type=float, default=15, help="sampling time of (c)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -229,6 +269,12 @@ def main() -> None:
                 print(f"  one node on CPU 0 (baseline):   {one:8.0f} msg/s")
                 two = throughput(work, redis, broker, [0, 1], args.devices, args.per_device)
                 print(f"  two nodes on CPU 0 and CPU 1:   {two:8.0f} msg/s   ratio {two / one:.2f}x")
+            if args.cameras:
+                print(f"(c) video: {args.cameras} synthetic cameras analysed at 10 fps, frames analysed per second")
+                one = video(work, redis, broker, [0], args.cameras, args.seconds)
+                print(f"  one node on CPU 0 (baseline):   {one:8.1f} fps")
+                two = video(work, redis, broker, [0, 1], args.cameras, args.seconds)
+                print(f"  two nodes on CPU 0 and CPU 1:   {two:8.1f} fps   ratio {two / one:.2f}x")
             if args.kills:
                 print(f"(b) takeover after kill -9 of the MQTT reader, {args.kills} rounds (lease TTL 5 s)")
                 times = takeover(work, redis, broker, args.kills)
