@@ -154,14 +154,15 @@ class AlarmEngine:
             rank=rule.severity.rank,
         )
 
-    async def process(self, readings: Sequence[Reading]) -> list[Transition]:
-        """Evaluate a batch of readings and apply their signals in order, in one Redis round trip."""
+    async def process(self, readings: Sequence[Reading], fence: tuple[str, str] | None = None) -> list[Transition]:
+        """Evaluate a batch of readings and apply their signals in order, in one Redis round trip (only while
+        ``fence``, the lease this node holds for their source, still holds: see ``AlarmStore.apply_many``)."""
         applies = [self._apply(signal) for reading in readings for signal in self.rules.evaluate(reading)]
         self.stats.readings += len(readings)
         self.stats.signals += len(applies)
         if not applies:
             return []
-        transitions = await self.store.apply_many(applies, self.clock.now())
+        transitions = await self.store.apply_many(applies, self.clock.now(), fence)
         self.stats.outcomes.update(t.outcome for t in transitions)
         for transition, item in zip(transitions, applies, strict=True):
             if transition.outcome in ("raised", "cleared", "flapping"):

@@ -385,11 +385,20 @@ local function act(p)
   return redis.error_reply('unknown action ' .. tostring(p.action))
 end
 
--- batch: many signals in one call. KEYS = fp1, cz1, fp2, cz2, ...; ARGV[2] = {common = {...}, items = [...]}.
+-- batch: many signals in one call. KEYS = fp1, cz1, fp2, cz2, ... [, lease]; ARGV[2] = {common = {...}, items = [...]}.
 -- Each item is applied in order; the whole batch is atomic.
+-- A batch with a fence (common.fence: the lease value its node holds; the lease key is the last KEY) is
+-- applied only while that lease still holds that value: a node paused past its lease and woken again
+-- (another node took the device, with a higher token) changes nothing; every item answers 'fenced'.
 local function batch(args)
   local common = args.common
   local out = {}
+  if common.fence then
+    if redis.call('GET', KEYS[#KEYS]) ~= common.fence then
+      for i = 1, #args.items do out[i] = {'fenced', ''} end
+      return out
+    end
+  end
   local meta = {__index = common}
   for i, item in ipairs(args.items) do
     local p = setmetatable({new_id = common.new_id .. '-' .. i, incident_id = common.incident_id .. '-' .. i},

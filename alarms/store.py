@@ -21,7 +21,7 @@ _SCRIPT = Path(__file__).with_name("script.lua").read_text(encoding="utf-8")
 
 Outcome = Literal[
     "raised", "repeated", "cleared", "stale", "noop", "pending", "counting", "flapping", "missing",
-    "acknowledged", "commented", "evidence",
+    "acknowledged", "commented", "evidence", "fenced",
 ]  # fmt: skip
 OperatorAction = Literal["acknowledge", "clear", "comment"]
 TimerKind = Literal["quiet", "hold", "flap", "absence"]
@@ -185,14 +185,23 @@ class AlarmStore:
                 sha = await self._sha1()
         raise AssertionError("unreachable")
 
-    async def apply_many(self, items: Sequence[Apply], now: datetime) -> list[Transition]:
-        """Apply signals in order, in one atomic script call (one round trip for the whole batch)."""
+    async def apply_many(
+        self, items: Sequence[Apply], now: datetime, fence: tuple[str, str] | None = None
+    ) -> list[Transition]:
+        """Apply signals in order, in one atomic script call (one round trip for the whole batch).
+
+        ``fence`` (lease key, the value this node holds): applied only while the lease still holds that value;
+        otherwise nothing changes and every signal answers ``fenced`` (``ingest/ownership.py``)."""
         if not items:
             return []
         keys: list[str] = []
         for item in items:
             keys += [self.keys.fingerprint(item.fingerprint), self.keys.fingerprint_window(item.fingerprint)]
-        payload = {"common": self._common(now), "items": [self._item(i) for i in items]}
+        common = self._common(now)
+        if fence is not None:
+            keys.append(fence[0])
+            common["fence"] = fence[1]
+        payload = {"common": common, "items": [self._item(i) for i in items]}
         (results,) = await self._run([("batch", keys, payload)])
         return [Transition(r[0].decode(), r[1].decode()) for r in results]
 

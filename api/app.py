@@ -19,7 +19,7 @@ from sharpeye.api.deps import CSRF_HEADER, PUBLIC
 from sharpeye.api.live.camera import device_resolver, service_resolver
 from sharpeye.api.live.service import LiveService
 from sharpeye.api.live.setting import LiveSettings
-from sharpeye.api.routes import admin, alarm, auth, camera, case, device, health, live, report, uplink, whep
+from sharpeye.api.routes import admin, alarm, auth, camera, case, cluster, device, health, live, report, uplink, whep
 from sharpeye.api.routes import alarm_handling as alarm_handling_route
 from sharpeye.api.routes import evidence_bundle as evidence_bundle_route
 from sharpeye.api.routes import kind as kind_route
@@ -124,7 +124,7 @@ def create_app(
             )
         return response
 
-    routers = (auth, health, alarm, case, report, uplink, device, camera, live, admin, site_route, whep)
+    routers = (auth, health, alarm, case, report, uplink, device, camera, live, admin, site_route, whep, cluster)
     for router in (module.router for module in routers):
         app.include_router(router)
     app.include_router(kind_route.router)  # labels of kinds and case stages, for the console

@@ -20,6 +20,7 @@ from sharpeye.governance.service import CaseScope, CaseService
 from sharpeye.governance.uplink import UplinkService
 from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.inventory import DeviceInventory
+from sharpeye.ingest.ownership import Ownership
 
 from sharpeye.audit import REQUEST_ORIGIN
 from sharpeye.clock import Clock
@@ -96,6 +97,12 @@ def get_verification(services: ServicesDep) -> VerificationService:
     return services.verification
 
 
+def get_ownership(services: ServicesDep) -> Ownership:
+    if services.ownership is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this node takes part in no cluster")
+    return services.ownership
+
+
 def get_live(request: Request) -> LiveService:
     live: LiveService | None = getattr(request.app.state, "live", None)
     if live is None:
@@ -119,6 +126,7 @@ SiteDep = Annotated[SiteConfig, Depends(get_site)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 LiveDep = Annotated[LiveService, Depends(get_live)]
 VerificationDep = Annotated[VerificationService, Depends(get_verification)]
+OwnershipDep = Annotated[Ownership, Depends(get_ownership)]
 
 
 SESSION_COOKIE = "sharpeye_session"

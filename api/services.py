@@ -30,6 +30,7 @@ from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.deadletter import recent
 from sharpeye.ingest.health import DeviceStatus
 from sharpeye.ingest.inventory import DeviceInventory
+from sharpeye.ingest.ownership import Ownership
 
 from sharpeye.audit import entries, record
 from sharpeye.clock import Clock
@@ -157,6 +158,7 @@ class Services:
     cameras: CameraFeeds | None
     verification: VerificationService
     gb_subscribe: GbSubscribe | None = None  # GB/T 28181 channels pulled on demand for viewers
+    ownership: Ownership | None = None  # the leases this node holds among the site's nodes
 
 
 # What ``create_app`` takes: entered by the app's lifespan, it starts what the services need and yields them;

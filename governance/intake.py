@@ -26,6 +26,7 @@ from sharpeye.governance.queue import CaseQueue
 from sharpeye.governance.service import CaseService
 from sharpeye.governance.store import CaseAlarmRow, CaseIncidentRow, CaseRow
 from sharpeye.governance.verification import VerificationService
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from sharpeye.clock import Clock
@@ -112,7 +113,11 @@ class AlarmIntake:
         if policy is not None and self.verification is not None:
             await self.verification.hold(alarm, policy)  # 研判: the case opens on the operator's 确认
             return None
-        return await self.open_case(alarm, now, incident)
+        opened = await self.open_case(alarm, now, incident)
+        if opened is None and incident:
+            # another node's intake opened the incident's case meanwhile (its link refused ours): join it
+            return await self.join_incident_case(alarm, incident, now)
+        return opened
 
     async def open_verified(self, alarm: Alarm, note: str) -> str | None:
         """The case of an alarm an operator confirmed (or whose verification timed out), with the note."""
@@ -125,14 +130,23 @@ class AlarmIntake:
             link = await session.get(CaseIncidentRow, incident)
             if link is None:
                 return None
-            case = await session.get(CaseRow, link.case_id)
+            # FOR UPDATE: intakes on several nodes may add alarms to one case at once (PostgreSQL locks the row;
+            # SQLite ignores it and serialises writers, so the list is rebuilt below after the insert)
+            case = await session.get(CaseRow, link.case_id, with_for_update=True)
             if case is None or case.stage in (Stage.closed.value, Stage.cancelled.value):
                 return None
-            case.alarm_ids = [*case.alarm_ids, alarm.id]
+            session.add(CaseAlarmRow(alarm_id=alarm.id, case_id=case.id))
+            try:
+                await session.flush()  # takes SQLite's write lock: rows other nodes committed are visible now
+            except IntegrityError:
+                await session.rollback()
+                return None
+            linked = set(await session.scalars(select(CaseAlarmRow.alarm_id).where(CaseAlarmRow.case_id == case.id)))
+            kept = [a for a in case.alarm_ids if a in linked]
+            case.alarm_ids = kept + sorted(linked - set(kept))  # no other node's alarm lost by this update
             if Severity(alarm.severity).rank > Severity(case.severity).rank:
                 case.severity = str(alarm.severity)
             case.updated_at = now
-            session.add(CaseAlarmRow(alarm_id=alarm.id, case_id=case.id))
             stage = Stage(case.stage)
             CaseService.add_event(
                 session,

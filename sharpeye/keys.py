@@ -33,9 +33,14 @@ class Keys:
         """Stream (capped): rejected input with its reason and origin."""
         return f"{self.prefix}:deadletters"
 
-    def device_lease(self, device_id: str) -> str:
-        """String with TTL: the node that currently owns a device."""
-        return f"{self.prefix}:lease:{device_id}"
+    def device_lease(self, unit: str) -> str:
+        """String with TTL: ``"<fencing token> <node id>"`` of the node that owns a device or a site role
+        (``ingest/ownership.py``). Hash-tagged with its token counter."""
+        return f"{self.prefix}:lease:{{{unit}}}"
+
+    def device_lease_token(self, unit: str) -> str:
+        """Counter: the last fencing token issued for a device's or role's lease (only grows)."""
+        return f"{self.prefix}:lease-token:{{{unit}}}"
 
     # --- verification (研判) -------------------------------------------------------------------
     def verification(self, alarm_id: str) -> str:
@@ -194,5 +199,11 @@ class Keys:
 
     # --- cluster ----------------------------------------------------------------------------
     def node(self, node_id: str) -> str:
-        """String with TTL: a live hub node's heartbeat."""
+        """String with TTL: a live hub node's announcement (JSON: id, started_at, last_seen, weight, load,
+        devices); gone when the node stops renewing it."""
         return f"{self.prefix}:node:{node_id}"
+
+    @property
+    def nodes(self) -> str:
+        """Set: ids of nodes that announced themselves (an id whose ``node`` key expired is dead)."""
+        return f"{self.prefix}:nodes"

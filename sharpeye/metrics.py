@@ -78,3 +78,22 @@ class Metrics:
             registry=r,
         )
         self.component_up = Gauge("sharpeye_component_up", "1 when a component is healthy", ["component"], registry=r)
+        self.ownership_changes = Counter(
+            "sharpeye_ownership_changes_total",
+            "Device and role leases this node gained, lost or released (ingest/ownership.py)",
+            ["change"],
+            registry=r,
+        )
+        self.lease_round = Histogram(
+            "sharpeye_lease_renewal_seconds",
+            "Time of one lease round: announce, plan, claim and renew, release",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.fenced = Counter(
+            "sharpeye_fenced_readings_total",
+            "Readings refused because this node no longer held the lease of their source",
+            ["source"],
+            registry=r,
+        )
+        self.owned = Gauge("sharpeye_owned_units", "Devices and roles this node holds a lease for", registry=r)

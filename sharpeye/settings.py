@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,24 @@ class Settings(BaseSettings):
     )
     token_ttl_s: int = Field(default=8 * 3600, ge=60, description="Lifetime of bearer tokens in seconds.")
     node_id: str | None = Field(default=None, description="Name of this hub node (default: host name + pid).")
+    node_weight: float = Field(
+        default=1.0, gt=0, le=1000,
+        description="This node's share of the site's devices relative to the other nodes (e.g. its cores).",
+    )  # fmt: skip
+    lease_ttl_s: float = Field(
+        default=5.0, ge=1, le=60,
+        description="Lifetime of a device lease: a node silent this long loses its devices to the others.",
+    )  # fmt: skip
+    lease_period_s: float = Field(
+        default=1.0, gt=0, le=20, description="How often a node renews its leases and rebalances (below lease_ttl_s)."
+    )
+    mqtt_share_group: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[^/+#$]+$",
+        description="Spread device messages over the nodes with the broker's shared subscription "
+        "$share/<group>/... (every node reads) instead of one node reading for all. Only for a broker that "
+        "dispatches a topic's messages to one member (EMQX hash_topic/sticky): Mosquitto 2 round-robins per "
+        "message and so reorders a device's messages across nodes (docs/deployment.md).",
+    )  # fmt: skip
     log_level: str = Field(default="INFO", description="Python logging level.")
     redis_prefix: str = Field(default="se", description="Prefix of every Redis key this hub uses.")
     cameras: bool = Field(
@@ -65,6 +83,14 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (CORS closed when empty)."
     )
+
+    @model_validator(mode="after")
+    def _lease_period(self) -> Settings:
+        if self.lease_period_s * 2 > self.lease_ttl_s:
+            raise ValueError(
+                f"lease_period_s ({self.lease_period_s}) must be at most half of lease_ttl_s ({self.lease_ttl_s})"
+            )
+        return self
 
     @property
     def sqlite_path(self) -> Path:

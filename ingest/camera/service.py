@@ -228,6 +228,7 @@ class CameraService:
         self._pending: set[asyncio.Future[Any]] = set()
         self._started = False
         self._retired: list[_Worker] = []
+        self._owned: set[str] | None = None  # None: every camera (one node); else the ids this node's leases hold
         self.emitted = 0
         self.worker_restarts = 0
 
@@ -242,19 +243,50 @@ class CameraService:
         for w in self._workers:
             w.start()
         for i, config in enumerate(self.cameras_config):
-            ring_s = config.evidence.pre_s + config.evidence.post_s + 4
-            cam = _Camera(config, self._workers[i % len(self._workers)], ring_s)
-            self._cameras[config.id] = cam
-            cam.capture = Capture(
-                config,
-                on_open=functools.partial(self._on_open, cam),
-                on_packet=functools.partial(self._on_packet, cam),
-                on_error=functools.partial(self._on_error, cam),
-                backoff_max=self._backoff_max,
-            )
-            cam.capture.start()
+            if self._owned is None or config.id in self._owned:
+                self._open(i, config)
         self._watchdog = asyncio.create_task(self._watch(), name="camera-watchdog")
         log.info("camera service: %d cameras on %d workers", len(self._cameras), len(self._workers))
+
+    def _open(self, index: int, config: CameraConfig) -> None:
+        ring_s = config.evidence.pre_s + config.evidence.post_s + 4
+        cam = _Camera(config, self._workers[index % len(self._workers)], ring_s)
+        self._cameras[config.id] = cam
+        cam.capture = Capture(
+            config,
+            on_open=functools.partial(self._on_open, cam),
+            on_packet=functools.partial(self._on_packet, cam),
+            on_error=functools.partial(self._on_error, cam),
+            backoff_max=self._backoff_max,
+        )
+        cam.capture.start()
+
+    async def set_owned(self, ids: set[str]) -> None:
+        """Open only these cameras (the ones this node holds a lease for, ``ingest/ownership.py``): open those
+        newly owned, stop and forget those no longer owned. Before ``start()``, it only sets what start opens."""
+        self._owned = set(ids)
+        if not self._started:
+            return
+        for i, config in enumerate(self.cameras_config):
+            if config.id in ids and config.id not in self._cameras:
+                self._open(i, config)
+        gone = [cam for cam_id, cam in self._cameras.items() if cam_id not in ids]
+        for cam in gone:
+            del self._cameras[cam.config.id]
+            if cam.capture is not None:
+                cam.capture.stop()
+            for sub in list(cam.subscriptions):
+                sub.close()
+            cam.state = "stopped"
+        if gone:  # joined in the background: the caller (the lease loop) must not wait on a slow stream
+            self._track(asyncio.ensure_future(asyncio.to_thread(self._join_captures, gone)))
+            log.info("camera service: stopped %s (owned elsewhere now)", sorted(c.config.id for c in gone))
+
+    @staticmethod
+    def _join_captures(cams: list[_Camera]) -> None:
+        for cam in cams:
+            if cam.capture is not None and not cam.capture.join(10):
+                log.error("camera %s: capture thread did not stop", cam.config.id)
 
     async def stop(self) -> None:
         if not self._started:

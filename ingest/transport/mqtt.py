@@ -34,6 +34,15 @@ log = logging.getLogger(__name__)
 TOPIC_ROOT = "sharpeye"
 SUBSCRIPTIONS = (f"{TOPIC_ROOT}/+/+/+", f"{TOPIC_ROOT}/discovery/+/+/config")
 
+
+def subscriptions(share_group: str | None = None) -> list[str]:
+    """The hub's subscriptions; with ``share_group``, device traffic through the broker's shared subscription
+    ``$share/<group>/...`` (each message to one node of the group), discovery still to every node (retained
+    configs are not sent to shared subscriptions)."""
+    devices, discovery = SUBSCRIPTIONS
+    return [f"$share/{share_group}/{devices}", discovery] if share_group else list(SUBSCRIPTIONS)
+
+
 # frames between the hub and its receiver process (ingest.receiver): 4-byte length, then msgpack
 _HEADER = struct.Struct(">I")
 _READ_LIMIT = 1 << 20
@@ -179,8 +188,10 @@ class MqttTransport:
         transient: Transient = _infrastructure,
         attempts: int = ATTEMPTS,
         retry_delay: float = 0.1,
+        share_group: str | None = None,
     ) -> None:
         self.url = url
+        self.subscriptions = subscriptions(share_group)
         self.client_id = client_id
         self.handler = handler
         self.stage = stage
@@ -260,7 +271,7 @@ class MqttTransport:
         )  # fmt: skip
         self._generation += 1
         self._unacked.clear()  # batches of an earlier receiver come again from the broker
-        self._write(["settings", self.url, self.client_id, self.max_batch, self.window, list(SUBSCRIPTIONS)])
+        self._write(["settings", self.url, self.client_id, self.max_batch, self.window, self.subscriptions])
 
     def _write(self, frame: Any) -> None:
         proc = self._proc

@@ -10,13 +10,12 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import BusyLoadingError as RedisBusyLoading
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -49,6 +48,15 @@ from sharpeye.ingest.gb28181.puller import ChannelPuller
 from sharpeye.ingest.gb28181.source import opener as gb_opener
 from sharpeye.ingest.health import LAG_LIMIT_S, STUCK_AFTER_S, ConsumerStatus, DeviceStatus, HealthTracker, State
 from sharpeye.ingest.inventory import DeviceInventory
+from sharpeye.ingest.ownership import (
+    CAMERA_ANALYSED,
+    CAMERA_WATCHED,
+    ROLE_GB28181,
+    ROLE_MQTT,
+    Change,
+    Ownership,
+    abandon_pending,
+)
 from sharpeye.ingest.pipeline import IngestPipeline, transient
 from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.registry import Registry, installed
@@ -70,6 +78,7 @@ from sharpeye.node.embedded import (
     embedded_broker,
     parse_version,
 )
+from sharpeye.redis_connection import connect as connect_redis
 from sharpeye.settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
@@ -89,6 +98,11 @@ class ComponentHealth:
         if self.endpoint:
             out["endpoint"] = self.endpoint
         return out
+
+
+class Fenced(RuntimeError):
+    """This node no longer holds the lease of a batch's source: nothing was applied (and the batch must not be
+    acknowledged to the broker: the node that holds the lease now reads it again)."""
 
 
 class Hub:
@@ -130,6 +144,7 @@ class Hub:
         self._broker_dirty = asyncio.Event()
         self._embedded_down: dict[str, str] = {}  # service name -> why it is not serving (while restarting)
         self.embedded_restarts: collections.Counter[str] = collections.Counter()
+        self._mqtt_reading = False
 
     @property
     def device_secret(self) -> str:
@@ -162,7 +177,7 @@ class Hub:
             self.redis_url = self.embedded_redis.url
             (data / "redis-url").write_text(self.redis_url + "\n", encoding="utf-8")  # for `sharpeye user`
             log.info("embedded Redis at %s (%s)", self.redis_url, self.embedded_redis.binary)
-        self.redis = aioredis.Redis.from_url(self.redis_url, health_check_interval=10)
+        self.redis = connect_redis(self.redis_url, health_check_interval=10)  # redis:// or redis+sentinel://
         await self._check_redis()
         self.db = Database(self.settings.resolved_database_url())
         await self.db.migrate()
@@ -176,12 +191,14 @@ class Hub:
         self.engine = AlarmEngine(self.site, self.alarm_store, self.inventory, self.clock)
         await self.engine.silences.refresh()
         self.pipeline = IngestPipeline(
-            self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self.process
+            self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self._process_mqtt
         )
-        self.transport = MqttTransport(
-            self.mqtt_url, f"sharpeye-hub-{self.site.site.id}", self.pipeline.handle, stage=self.pipeline.stage,
+        share = self.settings.mqtt_share_group
+        client_id = f"sharpeye-hub-{self.site.site.id}" + (f"-{self.node_id}" if share else "")
+        self.transport = MqttTransport(  # one reader holds the site's session, or each node its share of it
+            self.mqtt_url, client_id, self.pipeline.handle, stage=self.pipeline.stage, share_group=share,
             reject=self.pipeline.reject, transient=transient,
-        )  # fmt: skip
+        )
         self.cases = CaseService(self.site, self.db, self.redis, self.keys, self.clock)
         self.queue = CaseQueue(self.redis, self.keys, self.db)
         self.uplinks = UplinkService(
@@ -198,18 +215,28 @@ class Hub:
         self.intake.verification = self.verification
         await self.intake.ensure_group()
         self.progress["governance"] = self.intake.progress
-        await self.transport.start()
+        self.ownership = Ownership(
+            self.redis, self.keys, self.node_id, self.lease_units, weight=self.settings.node_weight,
+            ttl_s=self.settings.lease_ttl_s, period_s=self.settings.lease_period_s, on_change=self._on_ownership,
+            observe=self.metrics.lease_round.observe, count=self._count_ownership, on_dead=self._on_dead_nodes,
+        )  # fmt: skip
         self._spawn(self._drain_emitted(), "readings")
-        if self.site.gb28181 is not None:
-            await self._start_gb28181(self.site.gb28181)
         cameras = [d for d in self.inventory if isinstance(d, CameraConfig)]
         if self.settings.cameras and cameras:
             self.cameras = CameraService(
                 cameras, data, self.emit, self.clock, workers=self.settings.camera_workers,
                 evidence_cap_bytes=self.settings.evidence_cap_mb * 1024 * 1024,
             )  # fmt: skip
+            await self.cameras.set_owned(set())  # only the cameras this node holds leases for are opened
             await self.cameras.start()
             self._spawn(self._record_linked_evidence(), "linked-evidence")
+        await self.ownership.round()  # what is free is taken now; the rest follows the leases' rounds
+        if self.settings.mqtt_share_group and not self._mqtt_reading:
+            log.warning("MQTT through shared subscription group %r: device offline detection is off",
+                        self.settings.mqtt_share_group)  # fmt: skip
+            self._mqtt_reading = True
+            await self.transport.start()
+        self._spawn(self.ownership.run(), "leases")
         self._spawn(self.intake.run(), "intake")
         self._spawn(AuditArchive(self.redis, self.keys, self.db, self.node_id).run(), "audit-archive")
         if any(rule.verification is not None for rule in self.site.rules):
@@ -289,6 +316,52 @@ class Hub:
                 self._embedded_down.pop(service.name, None)
                 log.warning("embedded %s restarted on port %d", service.name, service.port)
 
+    # --- ownership (ingest/ownership.py) ----------------------------------------------------------
+    def lease_units(self) -> dict[str, float]:
+        """What the nodes of the site share, by weight: each analysed camera, the MQTT reader role, the GB/T 28181
+        signalling role (its devices' channels come with it: docs/architecture.md, "Several nodes")."""
+        units: dict[str, float] = {}
+        if not self.settings.mqtt_share_group:  # shared subscriptions: the broker spreads MQTT, no reader role
+            units[ROLE_MQTT] = 1.0 + 0.05 * sum(1 for d in self.inventory if self._transport_of(d) == "mqtt")
+        if self.site.gb28181 is not None:
+            units[ROLE_GB28181] = 1.0 + 0.1 * sum(1 for d in self.inventory if isinstance(d, GbDeviceConfig))
+        if self.cameras is not None:
+            for cam in self.cameras.cameras_config:
+                units[cam.id] = CAMERA_ANALYSED if cam.zones or cam.tripwires else CAMERA_WATCHED
+        return units
+
+    def _transport_of(self, device: DeviceConfig) -> str | None:
+        driver = self.registry.drivers.get(device.kind)
+        return driver.transport if driver is not None else None
+
+    async def _on_dead_nodes(self, nodes: list[str]) -> None:
+        """Nodes whose announcement expired: what their consumers had read from the streams and not acknowledged
+        is taken by the living at their next claim, not after the groups' claim timeouts."""
+        streams = [self.keys.alarm_events, self.keys.case_events, self.keys.sla_fired]
+        for node in nodes:
+            marked = await abandon_pending(self.redis, streams, node)
+            log.warning("node %s is gone; %d stream entries it held are up for claiming", node, marked)
+
+    def _count_ownership(self, change: str, n: int) -> None:
+        self.metrics.ownership_changes.labels(change).inc(n)
+
+    async def _on_ownership(self, change: Change) -> None:
+        """Open what this node now owns and close what it lost: the MQTT reader, GB/T 28181 signalling, cameras."""
+        owned = self.ownership.owned
+        self.metrics.owned.set(len(owned))
+        if ROLE_MQTT in change.lost and self._mqtt_reading:
+            self._mqtt_reading = False
+            await self.transport.stop()
+        if ROLE_MQTT in owned and not self._mqtt_reading:
+            self._mqtt_reading = True
+            await self.transport.start()
+        if ROLE_GB28181 in change.lost and self.gb_platform is not None:
+            await self._stop_gb28181()
+        if ROLE_GB28181 in owned and self.gb_platform is None and self.site.gb28181 is not None:
+            await self._start_gb28181(self.site.gb28181)
+        if self.cameras is not None:
+            await self.cameras.set_owned({c.id for c in self.cameras.cameras_config if c.id in owned})
+
     async def _start_embedded_broker(self, workdir: Path) -> None:
         """Mosquitto with ``allow_anonymous false``, a password and ACL file made from the inventory, and the hub's
         own account (a password made for this run); amqtt (the fallback) as it is, listening on loopback only."""
@@ -363,6 +436,20 @@ class Hub:
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
         log.info("GB/T 28181 platform %s on %s:%d", settings.sip_id, settings.host, self.gb_platform_port)
+
+    async def _stop_gb28181(self) -> None:
+        """Another node holds the site's SIP signalling now: stop ours (it re-registers the devices there)."""
+        gb_tasks = [t for t in self._tasks if t.get_name().startswith("gb28181-")]
+        for task in gb_tasks:
+            task.cancel()
+        await asyncio.gather(*gb_tasks, return_exceptions=True)
+        self._tasks = [t for t in self._tasks if t not in gb_tasks]
+        if self.gb_cascade is not None:
+            await self.gb_cascade.stop()
+            self.gb_cascade = None
+        if self.gb_platform is not None:
+            await self.gb_platform.stop()
+            self.gb_platform = None
 
     async def _sync_gb_channels(self, interval: float = 5.0) -> None:
         """Catalog channels of registered GB/T 28181 devices become cameras in the inventory (in memory: the
@@ -481,7 +568,7 @@ class Hub:
                     await pipe.execute()
                     letters = []
                 if readings:
-                    await self.process(readings)
+                    await self._process_emitted(readings)
                     for reading in readings:
                         self.metrics.readings.labels(reading.kind).inc()
                     self._emit_progress = time.time()
@@ -499,6 +586,11 @@ class Hub:
                 self._emit_wake.set()
 
     async def stop(self) -> None:
+        if hasattr(self, "ownership"):
+            for task in [t for t in self._tasks if t.get_name() == "leases"]:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.cameras is not None:
             await self.cameras.stop()
         if self.gb_cascade is not None:
@@ -514,6 +606,9 @@ class Hub:
         if hasattr(self, "health"):
             with contextlib.suppress(Exception):
                 await self.health.flush()
+        if hasattr(self, "ownership"):
+            with contextlib.suppress(Exception):
+                await self.ownership.release_all()  # the others take this node's devices now, not after a TTL
         if hasattr(self, "redis"):
             await self.redis.aclose()
         if hasattr(self, "db"):
@@ -545,11 +640,41 @@ class Hub:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
     # --- the path -----------------------------------------------------------------------------
-    async def process(self, readings: list[Reading] | Any) -> None:
-        """Readings from any transport go through the alarm engine."""
-        transitions = await self.engine.process(readings)
-        for outcome, n in collections.Counter(t.outcome for t in transitions).items():
+    async def process(self, readings: list[Reading] | Any, fence: tuple[str, str] | None = None) -> int:
+        """Readings from any transport go through the alarm engine; with ``fence`` (the lease this node holds for
+        their source) only while that lease holds. Answers how many signals were refused by the fence."""
+        transitions = await self.engine.process(readings, fence)
+        counts = collections.Counter(t.outcome for t in transitions)
+        for outcome, n in counts.items():
             self.metrics.alarm_transitions.labels(outcome).inc(n)  # once per outcome: labels() is slow
+        return counts.get("fenced", 0)
+
+    async def _process_mqtt(self, readings: Sequence[Reading]) -> None:
+        """MQTT readings, fenced by the reader role's lease. Refused: ``Fenced`` is raised, so the transport
+        neither acknowledges the batch to the broker nor goes on (the role's new holder reads it again)."""
+        if self.settings.mqtt_share_group:  # the broker gave this batch to this node: nothing to fence
+            await self.process(readings)
+            return
+        fence = self.ownership.fence(ROLE_MQTT)
+        if fence is None or await self.process(readings, fence):
+            self.metrics.fenced.labels("mqtt").inc(len(readings))
+            raise Fenced(f"node {self.node_id} no longer reads MQTT ({len(readings)} readings refused)")
+
+    async def _process_emitted(self, readings: list[Reading]) -> None:
+        """Camera and GB/T 28181 readings, each group fenced by the lease of its source (the camera, or the
+        signalling role); a refused group is counted and dropped: its source is another node's now."""
+        cameras = {c.id for c in self.cameras.cameras_config} if self.cameras is not None else set()
+        groups: dict[str, list[Reading]] = {}
+        for reading in readings:
+            unit = reading.device_id if reading.device_id in cameras else ROLE_GB28181
+            groups.setdefault(unit, []).append(reading)
+        for unit, group in groups.items():
+            fence = self.ownership.fence(unit)
+            refused = len(group) if fence is None else await self.process(group, fence)
+            if refused:
+                source = "camera" if unit in cameras else "gb28181"
+                self.metrics.fenced.labels(source).inc(len(group))
+                log.warning("%d readings of %s refused: this node no longer holds its lease", len(group), unit)
 
     async def _housekeeping(self, interval: float = 1.0) -> None:
         rounds = 0
@@ -558,9 +683,12 @@ class Hub:
             try:
                 if rounds % 10 == 0:  # outbox rows a crash left unrelayed
                     await self.queue.relay(self.clock.now())
-                offline = self.health.check()
-                if offline:
-                    await self.process(offline)
+                # the MQTT reader judges its devices' silence (with shared subscriptions no node sees all of a
+                # device's traffic, so none does: docs/deployment.md)
+                if self.ownership.owns(ROLE_MQTT):
+                    offline = self.health.check()
+                    if offline:
+                        await self.process(offline, self.ownership.fence(ROLE_MQTT))
                 await self.health.flush()
                 self.metrics.ingest_backlog.set(self.transport.backlog)
             except Exception:
@@ -600,9 +728,14 @@ class Hub:
         if isinstance(self.embedded_broker, EmbeddedAmqtt):
             broker += " (running open: no device accounts, no ACL)"
         detail = f"{broker}; backlog {self.transport.backlog}"
-        if not connected:
+        if not self._mqtt_reading:
+            connected, detail = True, f"{broker}; standby: another node reads the broker"
+        elif not connected:
             detail = f"{broker}; not connected: {self.transport.last_error or 'connecting'}"
         parts.append(ComponentHealth("mqtt", connected, detail, redact_url(self.mqtt_url)))
+        lease_ok = self.ownership.last_error is None
+        lease_detail = f"{len(self.ownership.owned)} leases held, load {self.ownership.load:g}"
+        parts.append(ComponentHealth("leases", lease_ok, lease_detail if lease_ok else self.ownership.last_error or ""))
         try:
             await asyncio.wait_for(self.db.ping(), 2)
             parts.append(ComponentHealth("database", True, self.db.engine.dialect.name, redact_url(self.db.url)))

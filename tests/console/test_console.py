@@ -162,6 +162,8 @@ def test_operator_shift(page: Page, hub_server: HubServer, mqtt_broker_session: 
     expect(page.locator("#deadletter-rows tr")).to_have_count(1)
     expect(page.locator("#live-rows")).to_contain_text("水库北岸球机")
     expect(page.locator("#deadletter-rows tr")).to_contain_text("not_json")
+    expect(page.locator("#node-rows tr")).to_have_count(1)  # one hub node, holding every lease of the site
+    expect(page.locator("#node-rows tr")).to_contain_text("role:mqtt-reader")
     page.screenshot(path=str(shots / "devices.png"))
 
     # English by the switch, and back

@@ -9,6 +9,7 @@ import { $ } from "../ui.js";
 
 /** @typedef {{ camera: string, viewers: number, source: string, packets: number, failures: number, last_error: string | null }} Feed */
 /** @typedef {{ received: string, device: string, reason: string, detail: string, source: string, origin: string }} Letter */
+/** @typedef {{ id: string, started_at: string, last_seen: string, weight: number, load: number, devices: string[] }} HubNode */
 
 async function loadDevices() {
   const devices = await loadDeviceHealth();
@@ -21,6 +22,12 @@ async function loadDevices() {
   render($("live-rows"), html`${live.feeds.map((f) => html`
     <tr><td>${deviceName(f.camera)}</td><td class="num">${f.viewers}</td><td>${f.source}</td>
     <td class="num">${f.packets}</td><td class="num">${f.failures}</td><td>${f.last_error}</td></tr>`)}`);
+  /** @type {{ node: string, nodes: HubNode[] }} */
+  const cluster = await api("/api/cluster").catch(() => ({ node: "", nodes: [] }));
+  render($("node-rows"), html`${cluster.nodes.map((n) => html`
+    <tr data-node="${n.id}"><td>${n.id}${n.id === cluster.node ? " ●" : ""}</td><td>${fmtTime(n.started_at)}</td>
+    <td>${fmtTime(n.last_seen)}</td><td class="num">${n.weight}</td><td class="num">${n.load}</td>
+    <td>${n.devices.map((d) => deviceName(d)).join("、")}</td></tr>`)}`);
   /** @type {Letter[]} */
   let letters = [];
   try { letters = await api("/api/deadletters?limit=50"); } catch { /* roles without dead-letter access */ }

@@ -1,0 +1,292 @@
+"""Several hub nodes on one machine: MQTT throughput of one node against two, and takeover time after kill -9.
+
+    python bench/cluster.py [--devices 100] [--per-device 150] [--kills 10]
+
+Everything is real: hub nodes are `python -m sharpeye.node run` processes sharing a private Redis and Mosquitto.
+
+(a) throughput. A site of N fence hosts (3 zones each) with shared subscriptions (SHARPEYE_MQTT_SHARE_GROUP), so
+    that every node reads. The nodes are started and then paused (SIGSTOP on their process groups: hub, MQTT
+    receiver, video worker); the whole load is published and queued by the broker meanwhile; the nodes are woken
+    and the time until every message is counted by the hubs (`sharpeye_messages_total`) is the figure. So the
+    publisher never competes with the hubs. The baseline is one node pinned to CPU 0 (taskset); then two nodes,
+    pinned to CPU 0 and CPU 1. Redis and Mosquitto are not pinned (they share both CPUs with the nodes: on a
+    2-core machine the second node does not get a whole core of its own, which the ratio shows).
+(c) video. N synthetic cameras (the demo's scenes rendered and encoded in the node, analysed at 10 fps with a
+    zone each): frames analysed per second over all cameras, one node pinned to CPU 0 against two nodes pinned to
+    CPU 0 and CPU 1 sharing the cameras by their leases (median of one sample a second).
+(b) takeover. Two nodes with the default one-reader MQTT and nine cameras; kill -9 the node holding the MQTT
+    reader role, time until the survivor holds every unit (polling GET /api/cluster every 50 ms), restart the
+    killed node, wait for a fair split, repeat. Baseline: the lease TTL (5 s) in the same run, as a ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+import orjson
+import paho.mqtt.client as paho
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+from sharpeye.config.loader import demo_path
+
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "bench-cluster-pw"
+CAMERAS = [f"cam-{i}" for i in range(9)]
+
+
+def site_yaml(work: Path, devices: int, cameras: bool, synthetic: int = 0) -> Path:
+    site = yaml.safe_load(demo_path().read_text(encoding="utf-8"))
+    site["site"]["id"] = f"b{uuid.uuid4().hex[:8]}"
+    kept = [d for d in site["devices"] if d["kind"] not in ("camera", "fence")]
+    for i in range(devices):
+        kept.append({"id": f"fence-{i}", "kind": "fence", "name": f"围界{i}", "grid": "shanxia-g1",
+                     "zones": [{"id": f"z{z}", "name": f"防区{z}"} for z in range(1, 4)]})  # fmt: skip
+    if cameras:
+        for cam in CAMERAS:
+            kept.append({"id": cam, "kind": "camera", "name": cam, "grid": "shanxia-g1",
+                         "url": f"rtsp://127.0.0.1:9/{cam}"})  # fmt: skip
+    zone = {"id": "z", "name": "区域", "polygon": [[0.05, 0.5], [0.95, 0.5], [0.95, 0.98], [0.05, 0.98]]}
+    for i in range(synthetic):  # the demo's rendered scenes, analysed at 10 fps
+        scene = ("reservoir", "school-gate", "hillside")[i % 3]
+        kept.append({"id": f"vcam-{i}", "kind": "camera", "name": f"vcam-{i}", "grid": "shanxia-g1",
+                     "url": f"synthetic:{scene}", "analysis_fps": 10, "zones": [zone]})  # fmt: skip
+    site["devices"] = kept
+    site["rules"] = [r for r in site["rules"] if not str(r["match"].get("kind", "")).startswith("video.")]
+    path = work / f"site-{site['site']['id']}.yaml"
+    path.write_text(yaml.safe_dump(site, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+class Node:
+    def __init__(self, work: Path, node_id: str, site: Path, redis_url: str, mqtt_url: str, prefix: str,
+                 cpu: int | None = None, share: str | None = None) -> None:  # fmt: skip
+        data = work / node_id
+        data.mkdir(parents=True, exist_ok=True)
+        self.id = node_id
+        self.log = data / f"hub-{time.time_ns()}.log"
+        env = {**os.environ, "SHARPEYE_REDIS_URL": redis_url, "SHARPEYE_MQTT_URL": mqtt_url,
+               "SHARPEYE_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'cases.db'}", "SHARPEYE_REDIS_PREFIX": prefix,
+               "SHARPEYE_ADMIN_PASSWORD": PASSWORD, "SHARPEYE_NODE_ID": node_id, "SHARPEYE_LOG_LEVEL": "WARNING",
+               "SHARPEYE_CAMERA_WORKERS": "1"}  # fmt: skip
+        if share:
+            env["SHARPEYE_MQTT_SHARE_GROUP"] = share
+        pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [*pin, sys.executable, "-m", "sharpeye.node", "run", "-c", str(site), "--port", "0", "--data-dir",
+                 str(data)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.base = self._console()
+        token = httpx.post(f"{self.base}/api/auth/token", data={"username": "admin", "password": PASSWORD}).json()
+        self.auth = {"Authorization": f"Bearer {token['access_token']}"}
+
+    def _console(self) -> str:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = re.search(r"console: (http://[\d.]+:\d+)/", self.log.read_text(errors="replace"))
+            if found and self.proc.poll() is None:
+                return found.group(1)
+            time.sleep(0.1)
+        raise SystemExit(f"node {self.id} did not start; see {self.log}")
+
+    def get(self, path: str) -> Any:
+        return httpx.get(f"{self.base}{path}", headers=self.auth, timeout=10).json()
+
+    def messages(self, prefix: str = "sharpeye_messages_total{") -> float:
+        text = httpx.get(f"{self.base}/metrics", timeout=10).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+    def signal(self, sig: signal.Signals) -> None:
+        os.killpg(self.proc.pid, sig)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def publish_all(port: int, devices: int, per_device: int) -> int:
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+    client.max_inflight_messages_set(1000)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = []
+    for seq in range(1, per_device + 1):
+        for i in range(devices):
+            body = {"seq": seq, "ts": datetime.now(UTC).isoformat(), "event": "alarm", "cause": "intrusion",
+                    "zone": f"z{seq % 3 + 1}"}  # fmt: skip
+            infos.append(client.publish(f"sharpeye/fence/fence-{i}/event", orjson.dumps(body), qos=1))
+    for info in infos:
+        info.wait_for_publish(60)
+    client.loop_stop()
+    client.disconnect()
+    return len(infos)
+
+
+def throughput(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, cpus: list[int], devices: int,
+               per_device: int) -> float:  # fmt: skip
+    """Messages per second drained by ``len(cpus)`` nodes, each pinned to its CPU."""
+    site = site_yaml(work, devices, cameras=False)
+    prefix = f"b{uuid.uuid4().hex[:6]}"
+    share = f"g{uuid.uuid4().hex[:6]}"
+    nodes = [Node(work, f"n{i}-{prefix}", site, redis.url, broker.url, prefix, cpu, share) for i, cpu in
+             enumerate(cpus)]  # fmt: skip
+    try:
+        for node in nodes:
+            while node.get("/api/health")["components"]["mqtt"]["status"] != "ok":
+                time.sleep(0.1)
+        time.sleep(1.0)  # the receivers' SUBACKs (the bench has no probe for them)
+        for node in nodes:
+            node.signal(signal.SIGSTOP)
+        sent = publish_all(broker.port, devices, per_device)
+        began = time.perf_counter()
+        for node in nodes:
+            node.signal(signal.SIGCONT)
+        deadline = time.monotonic() + 300
+        while (got := sum(n.messages() for n in nodes)) < sent:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {got:.0f} of {sent} messages arrived")
+            time.sleep(0.05)
+        spent = time.perf_counter() - began
+        rejected = sum(n.messages("sharpeye_deadletters_total{") for n in nodes)
+        if rejected:
+            raise SystemExit(f"{rejected:.0f} messages rejected: the load is wrong")
+        return sent / spent
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def video(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, cpus: list[int], cameras: int,
+          seconds: float) -> float:  # fmt: skip
+    """Frames analysed per second over all cameras, summed over ``len(cpus)`` nodes, each pinned to its CPU (its
+    capture threads and its analytics worker inherit the pinning)."""
+    site = site_yaml(work, 0, cameras=False, synthetic=cameras)
+    prefix = f"v{uuid.uuid4().hex[:6]}"
+    nodes = [Node(work, f"v{i}-{prefix}", site, redis.url, broker.url, prefix, cpu) for i, cpu in enumerate(cpus)]
+    try:
+
+        def analysed() -> tuple[int, float]:
+            rows = [c for n in nodes for c in n.get("/api/cameras") if c.get("state") not in (None, "not_captured")]
+            return len(rows), sum(float(c.get("fps_analysed", 0)) for c in rows)
+
+        deadline = time.monotonic() + 60
+        while analysed()[0] < cameras:  # every camera opened by exactly one node
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {analysed()[0]} of {cameras} cameras captured")
+            time.sleep(0.5)
+        time.sleep(8)  # warm-up: workers, background models, the rate windows (5 s)
+        samples = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            samples.append(analysed()[1])
+            time.sleep(1)
+        return statistics.median(samples)
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def takeover(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, kills: int) -> list[float]:
+    site = site_yaml(work, 4, cameras=True)
+    prefix = f"t{uuid.uuid4().hex[:6]}"
+    units = {"role:mqtt-reader", *CAMERAS}
+    nodes = {n: Node(work, n, site, redis.url, broker.url, prefix) for n in ("a", "b")}
+    times: list[float] = []
+
+    def view(node: Node) -> dict[str, set[str]]:
+        return {n["id"]: set(n["devices"]) for n in node.get("/api/cluster")["nodes"]}
+
+    def wait(check: Any, limit: float = 30) -> None:
+        deadline = time.monotonic() + limit
+        while not check():
+            if time.monotonic() > deadline:
+                raise SystemExit("timed out")
+            time.sleep(0.05)
+
+    try:
+        for _ in range(kills):
+            wait(lambda: {u for s in view(nodes["a"]).values() for u in s} == units and len(view(nodes["a"])) == 2)
+            owners = view(nodes["a"])
+            victim = next(n for n, s in owners.items() if "role:mqtt-reader" in s)
+            survivor = nodes["b" if victim == "a" else "a"]
+            nodes[victim].signal(signal.SIGKILL)
+            nodes[victim].proc.wait(10)
+            killed = time.monotonic()
+            wait(lambda alive=survivor: view(alive).get(alive.id) == units)  # type: ignore[misc]
+            times.append(time.monotonic() - killed)
+            print(f"  kill {len(times)}: {times[-1]:.2f} s", flush=True)
+            nodes[victim] = Node(work, victim, site, redis.url, broker.url, prefix)
+    finally:
+        for node in nodes.values():
+            node.stop()
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--devices", type=int, default=100, help="fence hosts (MQTT devices) in the throughput site")
+    ap.add_argument("--per-device", type=int, default=150, help="messages per device (below the rate-limit burst)")
+    ap.add_argument("--kills", type=int, default=10, help="kill -9 rounds for the takeover figure (0: skip)")
+    ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--cameras", type=int, default=8, help="synthetic analysed cameras for (c) (0: skip)")
+    ap.add_argument("--seconds", type=float, default=15, help="sampling time of (c)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        redis = EmbeddedRedis(workdir=work / "redis")
+        broker = EmbeddedMosquitto(workdir=work / "mqtt")
+        redis.start()
+        broker.start()
+        try:
+            if not args.skip_throughput:
+                n = args.devices * args.per_device
+                print(f"(a) throughput, {n} messages queued while the nodes were paused, drained after waking")
+                one = throughput(work, redis, broker, [0], args.devices, args.per_device)
+                print(f"  one node on CPU 0 (baseline):   {one:8.0f} msg/s")
+                two = throughput(work, redis, broker, [0, 1], args.devices, args.per_device)
+                print(f"  two nodes on CPU 0 and CPU 1:   {two:8.0f} msg/s   ratio {two / one:.2f}x")
+            if args.cameras:
+                print(f"(c) video: {args.cameras} synthetic cameras analysed at 10 fps, frames analysed per second")
+                one = video(work, redis, broker, [0], args.cameras, args.seconds)
+                print(f"  one node on CPU 0 (baseline):   {one:8.1f} fps")
+                two = video(work, redis, broker, [0, 1], args.cameras, args.seconds)
+                print(f"  two nodes on CPU 0 and CPU 1:   {two:8.1f} fps   ratio {two / one:.2f}x")
+            if args.kills:
+                print(f"(b) takeover after kill -9 of the MQTT reader, {args.kills} rounds (lease TTL 5 s)")
+                times = takeover(work, redis, broker, args.kills)
+                p90 = sorted(times)[max(0, math.ceil(0.9 * len(times)) - 1)]  # nearest rank
+                print(
+                    f"  takeover s: min {min(times):.2f}  median {statistics.median(times):.2f}  "
+                    f"p90 {p90:.2f}  max {max(times):.2f}   (median / TTL {statistics.median(times) / 5:.2f})"
+                )
+        finally:
+            broker.stop()
+            redis.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""GB/T 28181 on two nodes: the node holding the signalling role binds the site's SIP address and the devices
+register to it; kill -9 that node and the other takes the role, binds the same address, and the devices come
+back to it (their next keepalive is answered 403 "Not Registered", so they register again)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sharpeye.ingest.credential import device_password
+from sharpeye.ingest.ownership import ROLE_GB28181
+from sharpeye.simulators.gb28181.device import DeviceFleet, SimDevice, code
+
+from sharpeye.keys import Keys
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis, free_port
+from tests.cluster.node import Node, write_site
+
+PLATFORM_ID = "34020000002000000001"
+DEVICES = [code("34020000", 132, n) for n in range(1, 6)]
+SECRET = "cluster-device-secret-0123456789"
+
+
+def write_gb_site(tmp: Path, port: int) -> Path:
+    path = write_site(tmp)
+    site = yaml.safe_load(path.read_text(encoding="utf-8"))
+    site["gb28181"] = {"sip_id": PLATFORM_ID, "port": port, "sip_t1_s": 0.1}
+    site["devices"] += [{"id": dev, "kind": "gb28181", "name": f"摄像机{i}", "grid": "hedong-g2", "heartbeat_s": 1,
+                         "offline_after": 3} for i, dev in enumerate(DEVICES)]  # fmt: skip
+    path.write_text(yaml.safe_dump(site, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+async def until(check: Callable[[], Any], limit_s: float, what: str) -> Any:
+    deadline = time.monotonic() + limit_s
+    while True:
+        result = await asyncio.to_thread(check)
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out after {limit_s}s waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+def online(node: Node) -> bool:
+    devices = [d for d in node.get("/api/devices?kind=gb28181") if d["id"] in DEVICES]  # not the demo's NVR
+    return len(devices) == len(DEVICES) and all(d["state"] == "online" for d in devices)
+
+
+def signalling(node: Node) -> str | None:
+    owners = [n for n, units in node.cluster().items() if ROLE_GB28181 in units]
+    return owners[0] if len(owners) == 1 else None
+
+
+async def test_sip_signalling_moves_with_its_role(
+    tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
+) -> None:
+    port = free_port()
+    site = write_gb_site(tmp_path, port)
+    env = {"SHARPEYE_DEVICE_SECRET": SECRET}  # one site secret: every node derives the same device passwords
+    nodes: dict[str, Node] = {}
+    sims = [SimDevice(id=dev, password=device_password(SECRET, dev, "sip"), keepalive_s=1) for dev in DEVICES]
+    fleet = DeviceFleet(sims, platform_id=PLATFORM_ID, platform_port=port, t1=0.1)
+    try:
+        nodes["a"] = await asyncio.to_thread(Node, tmp_path, "a", site, redis_server.url, mqtt_broker.url, keys, **env)
+        nodes["b"] = await asyncio.to_thread(Node, tmp_path, "b", site, redis_server.url, mqtt_broker.url, keys, **env)
+        holder = await until(lambda: signalling(nodes["b"]), 15, "one node holding the SIP signalling")
+        other = nodes["b" if holder == "a" else "a"]
+        await fleet.start()
+        await until(lambda: online(nodes[holder]), 20, "the devices registered to the signalling node")
+        nodes[holder].kill()
+        killed = time.monotonic()
+        await until(lambda: signalling(other) == other.id, 15, "the other node taking the signalling role")
+        await until(lambda: fleet.stats["register.200"] > len(DEVICES), 15, "the devices registering again")
+        await until(lambda: online(other), 20, "the devices online at the new signalling node")
+        assert time.monotonic() - killed < 30
+    finally:
+        await fleet.stop()
+        for node in nodes.values():
+            await asyncio.to_thread(node.stop)
