@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from sharpeye.governance.store import AuditRow, Database
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -114,6 +114,9 @@ class AuditArchive:
                     await self.redis.xack(self.keys.audit, GROUP, *[entry_id for entry_id, _ in entries])
             except asyncio.CancelledError:
                 raise
+            except (RedisError, OSError) as exc:  # Redis restarting: say so, without a traceback
+                log.warning("archiving the audit log waits for Redis (%s); retrying", exc)
+                await asyncio.sleep(1)
             except Exception:
                 log.warning("archiving the audit log failed; retrying", exc_info=True)
                 await asyncio.sleep(1)

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 from sharpeye.alarms.alarm import Alarm
 from sharpeye.alarms.store import AlarmStore
 from sharpeye.config.rule import Verification
@@ -280,6 +281,8 @@ class VerificationService:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
+            except (RedisError, OSError) as exc:  # Redis restarting: say so, without a traceback
+                log.warning("verification timers wait for Redis (%s); retrying", exc)
             except Exception:
                 log.warning("verification timers failed; retrying", exc_info=True)
             await asyncio.sleep(interval)
