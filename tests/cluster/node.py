@@ -33,9 +33,9 @@ HEAVIEST = 10.0
 
 
 def write_site(tmp: Path) -> Path:
-    """The demo site without its cameras, GB/T 28181 devices and video rules, with cameras of its own that point at a closed port
-    (a node that owns one only retries it, cheaply), and a site id of its own (the hub's MQTT session is named
-    after it, so no other test's session is shared)."""
+    """The demo site without its cameras, GB/T 28181 devices and video rules, with cameras of its own that point at
+    a closed port (a node that owns one only retries it, cheaply), and a site id of its own (the hub's MQTT session
+    is named after it, so no other test's session is shared)."""
     site = yaml.safe_load(demo_path().read_text(encoding="utf-8"))
     site["site"]["id"] = f"c{uuid.uuid4().hex[:8]}"
     site["devices"] = [d for d in site["devices"] if d["kind"] not in ("camera", "gb28181")]
