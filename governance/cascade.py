@@ -25,6 +25,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sharpeye.alarms.alarm import Alarm
+from sharpeye.alarms.notification import BatchHandler, Event
+from sharpeye.alarms.store import AlarmStore
 from sharpeye.config.gb28181 import CascadeSettings, GbSettings
 from sharpeye.config.gb_code import CodeError, type_of
 from sharpeye.governance.alarm_class import classify
@@ -624,3 +626,17 @@ class GbCascade:
 
 
 __all__ = ["GbCascade", "gb_date", "gb_time"]
+
+
+def alarm_forwarder(cascade: GbCascade, store: AlarmStore) -> BatchHandler:
+    """A handler of alarm notifications (``alarms.notification.consume``): raised alarms go to the upper platform
+    as GB/T 28181 alarm notifications."""
+
+    async def forward(events: list[Event]) -> None:
+        for event in events:
+            if event.get("type") == "raised":
+                alarm = await store.get(event["alarm"])
+                if alarm is not None:
+                    cascade.forward_alarm(alarm)
+
+    return forward

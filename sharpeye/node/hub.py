@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from sharpeye.alarms.engine import AlarmEngine
+from sharpeye.alarms.linkage import linked_evidence
 from sharpeye.alarms.notification import ConsumerProgress, consume, group_lag
 from sharpeye.alarms.store import AlarmStore
 from sharpeye.clock import Clock, SystemClock
@@ -29,7 +30,7 @@ from sharpeye.config.device import DeviceConfig
 from sharpeye.config.gb28181 import GbSettings
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.audit_archive import AuditArchive
-from sharpeye.governance.cascade import GbCascade
+from sharpeye.governance.cascade import GbCascade, alarm_forwarder
 from sharpeye.governance.escalation import Notifier
 from sharpeye.governance.intake import AlarmIntake
 from sharpeye.governance.queue import CaseQueue
@@ -41,6 +42,7 @@ from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
+from sharpeye.ingest.gb28181.channel_sync import sync_channels
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.platform import GbPlatform
@@ -464,28 +466,7 @@ class Hub:
 
     def sync_gb_channels(self) -> int:
         assert self.gb_platform is not None
-        added = 0
-        configured = {  # channels an operator configured as cameras (gb28181:<device>/<channel>, with analytics)
-            str(d.url).split("?")[0].rpartition("/")[2]
-            for d in self.inventory
-            if isinstance(d, CameraConfig) and str(d.url).startswith("gb28181:")
-            and self.inventory.source(d.id) != "gb28181"
-        }  # fmt: skip
-        for channel in self.gb_platform.channels():
-            if channel.channel_id == channel.device_id or channel.channel_id in configured:
-                continue
-            device = self.inventory.get(channel.device_id)
-            current = self.inventory.get(channel.channel_id)
-            if device is None or (current is not None and self.inventory.source(channel.channel_id) != "gb28181"):
-                continue
-            url = channel.media_url or f"gb28181:{channel.device_id}/{channel.channel_id}"
-            if current is not None and getattr(current, "url", None) == url and current.name == channel.name:
-                continue
-            camera = CameraConfig(id=channel.channel_id, kind="camera", name=channel.name or channel.channel_id,
-                                  grid=device.grid, position=device.position, url=url, heartbeat_s=3600)  # fmt: skip
-            self.inventory.put(camera, "gb28181")
-            added += 1
-        return added
+        return sync_channels(self.gb_platform.channels(), self.inventory)
 
     def _gb_upper_stats(self) -> tuple[int, collections.Counter[str]]:
         if self.gb_cascade is None:
@@ -497,39 +478,15 @@ class Hub:
         return self.gb_platform.port if self.gb_platform is not None else 0
 
     async def _forward_upward(self) -> None:
-        """Raised alarms go to the upper platform as GB/T 28181 alarm notifications."""
-
-        async def forward(events: list[dict[str, str]]) -> None:
-            assert self.gb_cascade is not None
-            for event in events:
-                if event.get("type") == "raised":
-                    alarm = await self.alarm_store.get(event["alarm"])
-                    if alarm is not None:
-                        self.gb_cascade.forward_alarm(alarm)
-
+        assert self.gb_cascade is not None
         progress = self.progress["uplink-gb28181"] = ConsumerProgress()
+        forward = alarm_forwarder(self.gb_cascade, self.alarm_store)
         await consume(self.redis, self.keys, "uplink-gb28181", self.node_id, progress.wrap(forward))
 
     async def _record_linked_evidence(self) -> None:
-        """Raised alarms whose rule records evidence get a snapshot and a clip from their linked cameras."""
-
-        async def record(events: list[dict[str, str]]) -> None:
-            assert self.cameras is not None
-            for event in events:
-                if event.get("type") != "raised":
-                    continue
-                alarm = await self.alarm_store.get(event["alarm"])
-                rule = self.engine.rules.rules.get(alarm.rule_id) if alarm is not None else None
-                if alarm is None or rule is None or not rule.linkage.record:
-                    continue
-                refs: list[str] = []
-                for camera in alarm.cameras:
-                    if camera != alarm.device_id:  # a camera's own alarms carry their evidence already
-                        refs += await self.cameras.record(camera, alarm.id)
-                if refs:
-                    await self.alarm_store.act(alarm.id, "evidence", "linkage", self.clock.now(), extra={"refs": refs})
-
+        assert self.cameras is not None
         progress = self.progress["linked-evidence"] = ConsumerProgress()
+        record = linked_evidence(self.alarm_store, self.engine.rules.rules, self.cameras, self.clock)
         await consume(self.redis, self.keys, "linked-evidence", self.node_id, progress.wrap(record))
 
     def emit(self, readings: list[Reading]) -> None:
