@@ -70,7 +70,13 @@ class SilenceStore:
 
     async def refresh(self) -> list[Silence]:
         raw = await self.redis.hgetall(self.keys.silences)
-        self.cache = sorted((Silence.model_validate_json(v) for v in raw.values()), key=lambda s: s.starts_at)
+        silences: list[Silence] = []
+        for key, value in raw.items():
+            try:
+                silences.append(Silence.model_validate_json(value))
+            except ValueError as exc:  # one bad record must not hide every other silence (nor stop the sweep)
+                log.error("silence %s is not a valid record, ignored: %s", key.decode(errors="replace"), exc)
+        self.cache = sorted(silences, key=lambda s: s.starts_at)
         return self.cache
 
     def matching(self, fields: dict[str, Any], now: datetime) -> Silence | None:
@@ -106,8 +112,8 @@ class SilenceStore:
         if silence is None:
             return None
         ended = silence.model_copy(update={"ends_at": min(silence.ends_at, now)})
-        if ended.ends_at <= ended.starts_at:
-            ended = ended.model_copy(update={"starts_at": now, "ends_at": now})
+        if ended.ends_at <= ended.starts_at:  # ended before it began: it never silenced anything (still a valid record)
+            ended = ended.model_copy(update={"starts_at": now - timedelta(microseconds=1), "ends_at": now})
         await self.redis.hset(self.keys.silences, silence_id, ended.model_dump_json())
         await self.refresh()
         return ended

@@ -56,3 +56,17 @@ async def test_pruning_runs_on_a_schedule(redis_client: aioredis.Redis, keys: Ke
         while not task.done():  # redis-py can swallow a cancellation that lands while it connects: cancel again
             task.cancel()
             await asyncio.wait({task}, timeout=1)
+
+
+async def test_ending_a_silence_before_it_began_keeps_every_silence_readable(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    now = datetime.now(UTC)
+    store = SilenceStore(redis_client, keys)
+    later = await store.create(spec(now + timedelta(hours=1), now + timedelta(hours=2)), "op", now)
+    other = await store.create(spec(now - timedelta(hours=1), now + timedelta(hours=1)), "op", now)
+    ended = await store.expire(later.id, now)
+    assert ended is not None and not ended.active(now) and ended.ends_at == now
+    assert {s.id for s in await store.refresh()} == {later.id, other.id}  # it failed validation before the fix
+    await redis_client.hset(keys.silences, "broken", b"{not a silence")
+    assert {s.id for s in await store.refresh()} == {later.id, other.id}  # a bad record is skipped, not fatal
