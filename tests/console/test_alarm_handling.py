@@ -47,7 +47,11 @@ def test_procedure_ticked_and_alarm_handed_over(
                           "event": "alarm", "cause": "intrusion", "zone": "z1"})  # fmt: skip
     finally:
         publisher.close()
+    row = page.locator("#alarm-rows tr", has_text="水库北侧围栏")
+    expect(row).to_have_count(1)
+    row.click()  # the pop-up shows the newest alarm; other tests' hubs may have left alarms of this site queued
     detail = page.locator("#alarm-detail")
+    expect(detail.locator("h2")).to_contain_text("围界入侵报警")
     expect(detail.locator("h3", has_text="处置预案")).to_contain_text("周界入侵处置预案")
     steps = detail.locator("ol.procedure input[type=checkbox]")
     expect(steps).to_have_count(3)

