@@ -33,6 +33,7 @@ from sharpeye.governance.audit_archive import AuditArchive
 from sharpeye.governance.cascade import GbCascade, alarm_forwarder
 from sharpeye.governance.escalation import Notifier
 from sharpeye.governance.intake import AlarmIntake
+from sharpeye.governance.push import PushService
 from sharpeye.governance.queue import CaseQueue
 from sharpeye.governance.service import CaseService
 from sharpeye.governance.store import Database
@@ -196,7 +197,8 @@ class Hub:
             self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self._process_mqtt
         )
         share = self.settings.mqtt_share_group
-        client_id = f"sharpeye-hub-{self.site.site.id}" + (f"-{self.node_id}" if share else "")
+        session = self.settings.mqtt_client_id or f"sharpeye-hub-{self.site.site.id}"
+        client_id = session + (f"-{self.node_id}" if share else "")
         self.transport = MqttTransport(  # one reader holds the site's session, or each node its share of it
             self.mqtt_url, client_id, self.pipeline.handle, stage=self.pipeline.stage, share_group=share,
             reject=self.pipeline.reject, transient=transient,
@@ -207,6 +209,8 @@ class Hub:
             self.site.governance.uplinks, self.redis, self.keys, self.clock, site_id=self.site.site.id,
             consumer=self.node_id, case_lookup=self.cases.get, alarm_lookup=self.alarm_store.get,
             timezone=self.site.site.timezone, on_delivered=self.cases.record_delivery,
+            push=PushService(self.redis, self.keys, contact=self.settings.push_contact,
+                             allow_http=self.settings.push_allow_http, registry=self.metrics.registry),
         )  # fmt: skip
         self.intake = AlarmIntake(
             self.site, self.redis, self.keys, self.alarm_store, self.cases, self.queue, self.clock, self.node_id
