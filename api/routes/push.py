@@ -18,8 +18,9 @@ from sharpeye.governance.uplink import UplinkService
 
 router = APIRouter(tags=["push"])
 
-# Notifications carry alarm and case summaries: only those who read alarms subscribe.
-Reader = Annotated[Principal, Depends(require(Permission.alarms_read))]
+# Notifications carry case (and alarm) summaries: those who read cases subscribe (every role but the integrator's;
+# department handlers are told of their dispatches).
+Reader = Annotated[Principal, Depends(require(Permission.cases_read))]
 
 
 class PushKey(BaseModel):
