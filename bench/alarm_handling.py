@@ -1,6 +1,7 @@
 """Alarm handling under load: the API calls of a monitoring room while alarms arrive for 研判.
 
     python bench/alarm_handling.py [--alarms-per-min 1000] [--operators 20] [--seconds 60] [--fences 60]
+                                   [--profile hub-profile.txt]   # the hub under pyinstrument (pip install pyinstrument)
 
 A hub (`sharpeye run` as its own process, on a private Redis and Mosquitto) runs a site of fence controllers whose
 intrusion rule asks for a verdict. Two phases, measured in the same run:
@@ -20,12 +21,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,18 +63,27 @@ def site(fences: int) -> dict[str, object]:
                            "dispatch": [{"category": "*", "level": "grid"}]}}  # fmt: skip
 
 
-def start_hub(config: Path, data: Path, redis_url: str, mqtt_url: str) -> tuple[subprocess.Popen[str], str]:
+def start_hub(
+    config: Path, data: Path, redis_url: str, mqtt_url: str, profile: Path | None = None
+) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "SHARPEYE_REDIS_URL": redis_url, "SHARPEYE_MQTT_URL": mqtt_url, "SHARPEYE_NODE_ID": "bench",
            "SHARPEYE_ADMIN_PASSWORD": PASSWORD, "SHARPEYE_LOG_LEVEL": "WARNING"}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "sharpeye.node", "run", "-c", str(config), "--port", "0",
+    profiler = ["-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile)] if profile else []
+    proc = subprocess.Popen([sys.executable, *profiler, "-m", "sharpeye.node", "run", "-c", str(config), "--port", "0",
                              "--data-dir", str(data)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
     assert proc.stdout is not None
     for line in proc.stdout:
         if m := re.search(r"console: (http://[\d.]+:\d+)/", line):
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+            threading.Thread(target=relay, args=(proc.stdout,), daemon=True).start()
             return proc, m.group(1)
     raise RuntimeError("hub did not start")
+
+
+def relay(lines: Iterable[str]) -> None:
+    """The hub's log (warnings and errors only) to stderr, so a failed call's cause shows beside the figures."""
+    for line in lines:
+        sys.stderr.write(f"hub: {line}")
 
 
 class Fences:
@@ -168,6 +180,7 @@ def main() -> None:
     parser.add_argument("--operators", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--fences", type=int, default=60)
+    parser.add_argument("--profile", type=Path, default=None, help="write the hub's pyinstrument profile here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -177,7 +190,7 @@ def main() -> None:
         broker.start()
         config = tmp / "site.yaml"
         config.write_text(yaml.safe_dump(site(args.fences), allow_unicode=True), encoding="utf-8")
-        hub, base = start_hub(config, tmp / "data", redis_server.url, broker.url)
+        hub, base = start_hub(config, tmp / "data", redis_server.url, broker.url, args.profile)
         try:
             token = httpx.post(base + "/api/auth/token", data={"username": "admin", "password": PASSWORD}).json()[
                 "access_token"
@@ -196,8 +209,12 @@ def main() -> None:
             stats = httpx.get(base + "/api/stats/false-alarms", params={"by": "reason"},
                               headers={"Authorization": f"Bearer {token}"}).json()  # fmt: skip
         finally:
-            hub.terminate()
-            hub.wait(30)
+            hub.send_signal(signal.SIGINT)  # a clean stop (and the profiler's report)
+            try:
+                hub.wait(60)
+            except subprocess.TimeoutExpired:
+                hub.kill()
+                hub.wait(10)
             broker.stop()
             redis_server.stop()
     rate = fences.sent / (args.seconds + 10) * 60
