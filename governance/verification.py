@@ -144,31 +144,45 @@ class VerificationService:
         log.info("alarm %s waits for a verdict (rule %s)", alarm.id, alarm.rule_id)
         return True
 
-    async def waiting(self, limit: int = 500) -> list[Waiting]:
-        """Alarms awaiting a verdict, oldest first (each with the alarm): three round trips, whatever their number."""
-        ids = sorted(raw.decode() for raw in await self.redis.smembers(self.keys.verification_waiting))
+    async def waiting(self, limit: int = 500, match: Callable[[Alarm], bool] | None = None) -> list[Waiting]:
+        """Alarms awaiting a verdict, oldest first, at most ``limit`` (of those whose alarm ``match``es, when
+        given). The times of all waiting alarms are read in one round trip; the alarms themselves only for the
+        page (reading every waiting alarm's document on each call was most of the room's API time,
+        bench/alarm_handling.py)."""
+        ids = [raw.decode() for raw in await self.redis.smembers(self.keys.verification_waiting)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for alarm_id in ids:
-                pipe.hgetall(self.keys.verification(alarm_id))
+                pipe.hmget(self.keys.verification(alarm_id), "since", "due", "stage", "rule")
             states = await pipe.execute()
-        alarms = {alarm.id: alarm for alarm in await self.alarms.get_many(ids)}
+        pending = sorted(
+            (float(since), alarm_id, due, stage, rule)
+            for alarm_id, (since, due, stage, rule) in zip(ids, states, strict=True)
+            if since is not None
+        )
         out: list[Waiting] = []
-        for alarm_id, raw in zip(ids, states, strict=True):
-            if not raw:
-                continue
-            due = raw.get(b"due", b"")
-            out.append(
-                Waiting(
-                    alarm_id=alarm_id,
-                    stage="supervisor" if raw.get(b"stage") == b"supervisor" else "operator",
-                    since=datetime.fromtimestamp(float(raw[b"since"]), UTC),
-                    due=datetime.fromtimestamp(float(due), UTC) if due else None,
-                    rule_id=raw.get(b"rule", b"").decode(),
-                    alarm=alarms.get(alarm_id),
+        start, chunk = 0, limit
+        while start < len(pending) and len(out) < limit:
+            part = pending[start : start + chunk]
+            start += chunk
+            chunk = min(chunk * 4, 2000)  # more only when ``match`` left some out
+            alarms = {alarm.id: alarm for alarm in await self.alarms.get_many([p[1] for p in part])}
+            for since, alarm_id, due, stage, rule in part:
+                alarm = alarms.get(alarm_id)
+                if match is not None and (alarm is None or not match(alarm)):
+                    continue
+                out.append(
+                    Waiting(
+                        alarm_id=alarm_id,
+                        stage="supervisor" if stage == b"supervisor" else "operator",
+                        since=datetime.fromtimestamp(since, UTC),
+                        due=datetime.fromtimestamp(float(due), UTC) if due else None,
+                        rule_id=(rule or b"").decode(),
+                        alarm=alarm,
+                    )
                 )
-            )
-        out.sort(key=lambda w: w.since)
-        return out[:limit]
+                if len(out) >= limit:
+                    break
+        return out
 
     # --- verdicts ---------------------------------------------------------------------------------------
     async def verdict(
