@@ -83,7 +83,8 @@ async def give_verdict(
             alarm_id, body.verdict, principal.actor, principal.role, reason=body.reason, note=body.note
         )
     except VerificationError as exc:
-        code = status.HTTP_409_CONFLICT if exc.conflict else status.HTTP_422_UNPROCESSABLE_CONTENT
+        code = (status.HTTP_503_SERVICE_UNAVAILABLE if exc.unavailable else status.HTTP_409_CONFLICT
+                if exc.conflict else status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
         raise HTTPException(code, str(exc)) from None
     await audit.record(principal.actor, f"alarm.verdict.{body.verdict}", alarm_id,
                        {"reason": body.reason, "note": body.note, "case": outcome.case_id})  # fmt: skip
