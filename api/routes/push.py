@@ -74,7 +74,7 @@ async def subscribe(
     try:
         sub = await _push(uplinks).subscribe(principal.username, str(principal.role), body, user_agent)
     except PushError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     await audit.record(principal.actor, "push.subscribe", sub.id, {"push_service": origin(body.endpoint)})
     return PushSubscribed(id=sub.id, endpoint=sub.endpoint, created_at=sub.created_at)
 
