@@ -59,7 +59,7 @@ def main() -> None:
     os.environ.setdefault("BENCH_NVR_PW", NVR.password)
     with tempfile.TemporaryDirectory(prefix="sharpeye-click-") as tmp_dir:
         tmp = Path(tmp_dir)
-        clip = write_video(builtin("intrusion"), tmp / "cam.ts", width=320, height=180, fps=10, duration_s=30,
+        clip = write_video(builtin("intrusion"), tmp / "cam.ts", width=320, height=180, fps=10, duration_s=180,
                            gop_s=1.0)  # fmt: skip
         redis = EmbeddedRedis(workdir=tmp / "redis")
         broker = EmbeddedMosquitto(workdir=tmp / "mqtt")
