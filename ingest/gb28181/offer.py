@@ -98,7 +98,7 @@ class UpwardOffer:
         cameras = [d for d in self._devices() if isinstance(d, CameraConfig) and not d.url.startswith("gb28181:")]
         for channel in camera_channels(cameras, self.parent_id, self._live()):
             if channel.channel_id in taken:
-                self.stats["offer.code_clash"] += 1
+                self.stats["upstream.catalog_code_clash"] += 1
                 continue
             channels.append(channel)
         return channels
