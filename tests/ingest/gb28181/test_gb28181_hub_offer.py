@@ -63,7 +63,7 @@ def test_hub_offers_a_coded_camera_upward(
                 item = items.get(CAMERA_CODE)
                 return item if item is not None and item["status"] == "ON" else None
 
-            item = wait_for(lambda: portal.call(catalog_item), timeout=20, interval=0.5, what="the camera in the catalog")
+            item = wait_for(lambda: portal.call(catalog_item), timeout=20, interval=0.5, what="camera in the catalog")
             assert item["name"] == "北门卡口" and item["parentid"] == PLATFORM_ID
 
             async def invite() -> Any:
