@@ -17,9 +17,11 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sharpeye.config.gb28181 import GbSettings
 from sharpeye.governance.cascade import GbCascade
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
+from sharpeye.ingest.gb28181.platform import MediaError
 from sharpeye.ingest.gb28181.puller import ChannelPuller
 from sharpeye.ingest.transport.ps import PsDemuxer, PsMuxer, rtp_payloads
 from sharpeye.ingest.transport.rtp import build_rtp
@@ -27,7 +29,7 @@ from sharpeye.simulators.gb28181.device import DeviceFleet, SimDevice, code
 from sharpeye.simulators.gb28181.media import encode_clip
 
 from tests.helpers import env_secret
-from tests.ingest.gb28181.conftest import PLATFORM_ID, UPPER_ID, Sink, until
+from tests.ingest.gb28181.conftest import PLATFORM_ID, UPPER_ID, until
 from tests.ingest.gb28181.test_gb28181_sipp import SCENARIOS, _free_udp_port, _run
 
 SIPP_DEVICE = "34020000001320000088"
@@ -134,9 +136,8 @@ def write_pcap(path: Path, packets: list[bytes], fps: int, per_frame: list[int])
     path.write_bytes(bytes(out))
 
 
-async def test_sipp_device_answers_invite_and_plays_rtp_from_a_pcap(
-    make_platform: Any, sink: Sink, tmp_path: Path
-) -> None:
+def _sipp_device_pcap(tmp_path: Path, payload_type: int) -> tuple[Path, Any]:
+    """The pcap sipp plays: our PS muxer's RTP of a clip (payload type ``payload_type``, SSRC ``SIPP_SSRC``)."""
     clip = encode_clip("intrusion", "h264", 320, 180, 3.0)
     muxer = PsMuxer("h264")
     packets: list[bytes] = []
@@ -146,28 +147,41 @@ async def test_sipp_device_answers_invite_and_plays_rtp_from_a_pcap(
         ts = n * (90000 // clip.fps)
         payloads = rtp_payloads(muxer.mux(data, ts, key))
         for i, payload in enumerate(payloads):
-            packets.append(build_rtp(96, seq, ts, int(SIPP_SSRC), payload, marker=i == len(payloads) - 1))
+            packets.append(build_rtp(payload_type, seq, ts, int(SIPP_SSRC), payload, marker=i == len(payloads) - 1))
             seq += 1
         per_frame.append(len(payloads))
-    pcap = tmp_path / "ps.pcap"
+    pcap = tmp_path / f"ps-{payload_type}.pcap"
     write_pcap(pcap, packets, clip.fps, per_frame)
+    return pcap, clip
 
-    settings = GbSettings(sip_id=PLATFORM_ID, port=0, sip_t1_s=0.1, query_timeout_s=5, media_port_min=0,
-                          media_port_max=0, media_start_timeout_s=5)  # fmt: skip
-    device = GbDeviceConfig.model_validate(
-        {"id": SIPP_DEVICE, "kind": "gb28181", "name": "sipp", "grid": "g1", "password": env_secret("sipp-pw")}
-    )
-    platform = await make_platform([device], settings=settings)
-    puller = ChannelPuller(platform, grace_s=0)
-    channel = "34020000001310000001"
-    args: list[str | bytes] = [
-        f"127.0.0.1:{platform.port}", "-sf", str(SCENARIOS / "device_media.xml"),
+
+def _sipp_device_args(port: int, channel: str, pcap: Path, connection: str, payload_type: int) -> list[str | bytes]:
+    return [
+        f"127.0.0.1:{port}", "-sf", str(SCENARIOS / "device_media.xml"),
         "-oocsf", str(SCENARIOS / "device_media_ooc.xml"), "-m", "1", "-p", str(_free_udp_port()),
         "-mp", str(_free_udp_port() & ~1), "-au", SIPP_DEVICE, "-ap", "sipp-pw",
         "-key", "device_id", SIPP_DEVICE, "-key", "platform_id", PLATFORM_ID, "-key", "domain", PLATFORM_ID[:10],
         "-key", "channel", channel, "-key", "dev_ssrc", SIPP_SSRC, "-key", "pcap", str(pcap),
+        "-key", "dev_c", connection, "-key", "dev_pt", str(payload_type),
         "-timeout", "30s", "-timeout_error",
     ]  # fmt: skip
+
+
+async def _sipp_device_platform(make_platform: Any) -> Any:
+    settings = GbSettings(sip_id=PLATFORM_ID, port=0, sip_t1_s=0.1, query_timeout_s=5, media_port_min=0,
+                          media_port_max=0, media_start_timeout_s=2)  # fmt: skip
+    device = GbDeviceConfig.model_validate(
+        {"id": SIPP_DEVICE, "kind": "gb28181", "name": "sipp", "grid": "g1", "password": env_secret("sipp-pw")}
+    )
+    return await make_platform([device], settings=settings)
+
+
+async def test_sipp_device_answers_invite_and_plays_rtp_from_a_pcap(make_platform: Any, tmp_path: Path) -> None:
+    pcap, clip = _sipp_device_pcap(tmp_path, 96)
+    platform = await _sipp_device_platform(make_platform)
+    puller = ChannelPuller(platform, grace_s=0)
+    channel = "34020000001310000001"
+    args = _sipp_device_args(platform.port, channel, pcap, "IN IP4 127.0.0.1", 96)
     sipp = asyncio.ensure_future(_run(args, tmp_path))
     try:
         await until(lambda: any(c.channel_id == channel for c in platform.channels()) or sipp.done(), 15)
@@ -184,6 +198,37 @@ async def test_sipp_device_answers_invite_and_plays_rtp_from_a_pcap(
         rc, err = await sipp
         assert rc == 0, err
         assert platform.stats["invite.ok"] == 1 and not platform.sessions  # released with BYE, sipp said 200
+    finally:
+        if not sipp.done():
+            sipp.cancel()
+        await puller.stop()
+
+
+@pytest.mark.parametrize(
+    ("connection", "payload_type", "reason", "counter"),
+    [("IN IP4", 96, "bad_sdp.bad_connection", "invite.bad_sdp.bad_connection"),
+     ("IN IP4 127.0.0.1", 97, "no_key_frame", "rtp.drop.payload_type")],
+    ids=["malformed-answer-sdp", "unknown-payload-type"],
+)  # fmt: skip
+async def test_sipp_device_with_a_bad_answer_or_bad_rtp_is_refused_and_counted(
+    make_platform: Any, tmp_path: Path, connection: str, payload_type: int, reason: str, counter: str
+) -> None:
+    pcap, _ = _sipp_device_pcap(tmp_path, payload_type)
+    platform = await _sipp_device_platform(make_platform)
+    puller = ChannelPuller(platform, grace_s=0)
+    channel = "34020000001310000001"
+    args = _sipp_device_args(platform.port, channel, pcap, connection, payload_type)
+    sipp = asyncio.ensure_future(_run(args, tmp_path))
+    try:
+        await until(lambda: any(c.channel_id == channel for c in platform.channels()) or sipp.done(), 15)
+        assert not sipp.done(), sipp.result()
+        with pytest.raises(MediaError) as caught:
+            await puller.subscribe(channel)
+        assert reason in caught.value.reason, caught.value
+        rc, err = await sipp
+        assert rc == 0, err  # SharpEye ended the call with BYE, which sipp answered
+        assert platform.media_totals()[counter] >= 1, platform.media_totals()
+        assert not platform.sessions and not puller.pulled
     finally:
         if not sipp.done():
             sipp.cancel()
