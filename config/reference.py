@@ -44,8 +44,10 @@ def check_references(site: SiteConfig, catalog: Catalog) -> list[Problem]:
     gb_codes = [code for d in site.devices if (code := getattr(d, "gb_code", None))]
     for dup in _duplicates(gb_codes):
         problems.append((("devices",), f"gb_code {dup} is given to two cameras (the upper platform keys on it)"))
-    for code in set(gb_codes) & set(devices):
-        problems.append((("devices",), f"gb_code {code} is also a device id"))
+    for d in site.devices:
+        code = getattr(d, "gb_code", None)
+        if code and code in devices and devices[code] is not d:
+            problems.append((("devices",), f"gb_code {code} of {d.id} is another device's id"))
     for i, device in enumerate(site.devices):
         if device.grid not in units:
             problems.append((("devices", i, "grid"), f"no org unit {device.grid!r}"))

@@ -9,12 +9,15 @@ from typing import Any
 
 import av
 import pytest
+import yaml
 from sharpeye.config.gb28181 import GbSettings
+from sharpeye.config.loader import ConfigError, demo_path, load_text
 from sharpeye.governance.cascade import GbCascade
 from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.gb28181.offer import UpwardOffer, camera_channels
 from sharpeye.ingest.gb28181.puller import ChannelPuller
+from sharpeye.ingest.registry import installed
 from sharpeye.ingest.transport.ps import AnnexB, nal_types, nal_units
 from sharpeye.simulators.camera.rtsp import RtspSimulator
 from sharpeye.simulators.camera.scenario import builtin
@@ -191,3 +194,19 @@ async def test_invite_for_a_coded_camera_not_running_here_gets_503(make_platform
     finally:
         await cascade.stop()
         await upper.stop()
+
+
+def test_config_check_refuses_a_gb_code_given_twice() -> None:
+    data: dict[str, Any] = yaml.safe_load(demo_path().read_text(encoding="utf-8"))
+    grid = data["devices"][0]["grid"]
+    for name in ("cam-a", "cam-b"):
+        data["devices"].append({"id": name, "kind": "camera", "name": name, "grid": grid, "url": f"{name}.mp4",
+                                "gb_code": CAMERA_CODE})  # fmt: skip
+    with pytest.raises(ConfigError, match=f"gb_code {CAMERA_CODE} is given to two cameras"):
+        load_text(yaml.safe_dump(data, allow_unicode=True), installed())
+    other = code("34020000", 131, 78)
+    data["devices"][-1]["id"] = data["devices"][-1]["gb_code"] = other  # its own id as its code: fine
+    load_text(yaml.safe_dump(data, allow_unicode=True), installed())
+    data["devices"][-2]["gb_code"] = other
+    with pytest.raises(ConfigError, match=f"gb_code {other} of cam-a is another device's id"):
+        load_text(yaml.safe_dump(data, allow_unicode=True), installed())
