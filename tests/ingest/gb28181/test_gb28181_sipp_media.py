@@ -20,7 +20,10 @@ from typing import Any
 import pytest
 from sharpeye.config.gb28181 import GbSettings
 from sharpeye.governance.cascade import GbCascade
+from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
+from sharpeye.ingest.gb28181.offer import UpwardOffer
 from sharpeye.ingest.gb28181.platform import MediaError
 from sharpeye.ingest.gb28181.puller import ChannelPuller
 from sharpeye.ingest.transport.ps import PsDemuxer, PsMuxer, rtp_payloads
@@ -28,8 +31,10 @@ from sharpeye.ingest.transport.rtp import build_rtp
 from sharpeye.simulators.gb28181.device import DeviceFleet, SimDevice, code
 from sharpeye.simulators.gb28181.media import encode_clip
 
+from sharpeye.clock import ManualClock
 from tests.helpers import env_secret
 from tests.ingest.gb28181.conftest import PLATFORM_ID, UPPER_ID, until
+from tests.ingest.gb28181.test_gb28181_offer import CAMERA_CODE, vcl, write_clip
 from tests.ingest.gb28181.test_gb28181_sipp import SCENARIOS, _free_udp_port, _run
 
 SIPP_DEVICE = "34020000001320000088"
@@ -233,3 +238,40 @@ async def test_sipp_device_with_a_bad_answer_or_bad_rtp_is_refused_and_counted(
         if not sipp.done():
             sipp.cancel()
         await puller.stop()
+
+
+async def test_sipp_upper_platform_invites_a_coded_file_camera(make_platform: Any, tmp_path: Path) -> None:
+    """The same sipp upper platform watching an H.265 file camera offered under its ``gb_code``: the RTP at its port
+    demuxes to the encoder's own slices (re-framed from Matroska, not re-encoded)."""
+    path = tmp_path / "gate.mkv"
+    sent = {vcl(u, "hevc") for u in write_clip(path, "hevc")}
+    camera = CameraConfig.model_validate(
+        {"id": "gate-cam", "kind": "camera", "name": "北门", "grid": "g1", "url": str(path), "gb_code": CAMERA_CODE}
+    )
+    service = CameraService([camera], tmp_path, lambda _: None, ManualClock(), workers=1, analytics=False)
+    settings = GbSettings.model_validate(
+        {"sip_id": PLATFORM_ID, "port": 0, "sip_t1_s": 0.1, "media_port_min": 0, "media_port_max": 0,
+         "cascade": {"upper_id": UPPER_ID, "upper_host": "127.0.0.1", "upper_port": _free_udp_port(),
+                     "local_port": 0, "password": env_secret("unused"), "retry_s": 5}}
+    )  # fmt: skip
+    platform = await make_platform([], settings=settings)
+    offer = UpwardOffer(PLATFORM_ID, channels=platform.channels, devices=lambda: [camera], puller=None,
+                        cameras=lambda: service)  # fmt: skip
+    cascade = GbCascade(settings, catalog=offer.catalog, media=offer.media)
+    transport, sink = await asyncio.get_running_loop().create_datagram_endpoint(RtpSink, local_addr=("127.0.0.1", 0))
+    rtp_port = transport.get_extra_info("sockname")[1]
+    await service.start()
+    await cascade.start()
+    try:
+        await until(lambda: service.stats()[0].state == "live", 15)
+        rc, err = await _run(_upper_args(cascade.endpoint.port, CAMERA_CODE, rtp_port, "upper_invite.xml"), tmp_path)
+        assert rc == 0, err
+        units = _units([p for p, _ in sink.packets])
+        assert len(units) >= 10 and {u.codec for u in units} == {"hevc"} and units[0].key
+        assert all(vcl(u.data, "hevc") in sent for u in units)
+        assert offer.stats["invite.camera"] == 1 and cascade.stats["bye"] == 1
+        await until(lambda: not cascade.streams)
+    finally:
+        transport.close()
+        await cascade.stop()
+        await service.stop()
