@@ -71,7 +71,8 @@ def create_app(
                 app.state.services = running
                 app.state.rejected = rejected_counter(running.metrics)
                 live_settings = LiveSettings()
-                resolver = device_resolver(running.inventory.get, live_settings, gb_subscribe=running.gb_subscribe)
+                resolver = device_resolver(running.inventory.get, live_settings, gb_subscribe=running.gb_subscribe,
+                                           gb_key_frame=running.gb_key_frame)  # fmt: skip
                 if running.cameras is not None:  # viewers share the packets the camera service already reads
                     resolver = service_resolver(running.cameras.subscribe, resolver, live_settings)
                 live = app.state.live = LiveService(resolver, live_settings)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator, model_validator
 from sharpeye.config.base import Identifier, StrictModel
 from sharpeye.config.device import DeviceConfig
+from sharpeye.config.gb_code import CameraCode
 from sharpeye.config.secret import check_url, expand_url
 from sharpeye.ingest.camera import geometry
 
@@ -249,6 +250,11 @@ class CameraConfig(DeviceConfig):
         "generator. A password in it only as ${NAME} (rtsp://admin:${GATE_CAM_PASSWORD}@10.0.0.9/ch1).",
     )
     rtsp_transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport.")
+    gb_code: CameraCode | None = Field(
+        default=None,
+        description="GB/T 28181 code (20 digits, type 131 or 132) under which the camera is offered to the upper "
+        "platform (cascade): listed in its Catalog and playable by its INVITE. Without one the camera is not offered.",
+    )
     analysis_fps: float = Field(default=5, gt=0, le=30, description="Frames analysed per second.")
     analysis_width: int = Field(default=320, ge=64, le=1920, description="Width of analysed frames, pixels.")
     loss_after_s: float = Field(default=5, gt=0, le=600, description="No packets for this long raises video.loss.")

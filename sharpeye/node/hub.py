@@ -46,6 +46,7 @@ from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.gb28181.channel_sync import sync_channels
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
+from sharpeye.ingest.gb28181.offer import UpwardOffer
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.gb28181.puller import ChannelPuller
 from sharpeye.ingest.gb28181.source import opener as gb_opener
@@ -142,6 +143,7 @@ class Hub:
         self.gb_puller: ChannelPuller | None = None
         self.cameras: CameraService | None = None
         self.gb_cascade: GbCascade | None = None
+        self.gb_offer: UpwardOffer | None = None
         self._device_secret: str | None = None
         self._hub_broker_password = secrets.token_urlsafe(24)
         self._broker_dirty = asyncio.Event()
@@ -436,8 +438,13 @@ class Hub:
         self.metrics.registry.register(GbMediaCollector(self.gb_platform, self.gb_puller, self._gb_upper_stats))
         self._spawn(self._sync_gb_channels(), "gb28181-channels")
         if settings.cascade is not None:
+            # Upward: the devices' channels, and RTSP/file cameras that have a gb_code (ingest/gb28181/offer.py).
+            self.gb_offer = UpwardOffer(
+                settings.sip_id, channels=self.gb_platform.channels, devices=lambda: self.inventory,
+                puller=self.gb_puller, cameras=lambda: self.cameras, live=self._live_cameras,
+            )  # fmt: skip
             self.gb_cascade = GbCascade(
-                settings, catalog=self.gb_platform.channels, clock=self.clock, media=self.gb_puller.subscribe
+                settings, catalog=self.gb_offer.catalog, clock=self.clock, media=self.gb_offer.media
             )
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
@@ -475,7 +482,13 @@ class Hub:
     def _gb_upper_stats(self) -> tuple[int, collections.Counter[str]]:
         if self.gb_cascade is None:
             return 0, collections.Counter()
-        return len(self.gb_cascade.streams), self.gb_cascade.stats
+        offered = self.gb_offer.stats if self.gb_offer is not None else collections.Counter()
+        return len(self.gb_cascade.streams), self.gb_cascade.stats + offered
+
+    def _live_cameras(self) -> set[str] | None:
+        if self.cameras is None:
+            return set()
+        return {s.camera_id for s in self.cameras.stats() if s.state == "live"}
 
     @property
     def gb_platform_port(self) -> int:
