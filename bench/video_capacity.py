@@ -13,12 +13,18 @@ camera (capture and workers; the RTSP server apart) of both modes at the largest
     .venv/bin/python bench/video_capacity.py               # full: up to 16 cameras
     .venv/bin/python bench/video_capacity.py --max 6 --window 8   # reduced
 
-Detector mode (``--detector``): the cameras play real footage instead (Debian opencv-doc's vtest.avi, people
-walking on paths and a lawn, re-encoded to 768x576 10 fps H.264), analysed at 5 fps with motion + the object
-detector (a zone over the paths and the lawn with ``objects: person``, so the detector runs whenever someone
-walks), against decoding only, in the same run. It also prints the detector's CPU per inference (measured in this
-process on crops of the clip) and per camera (workers' CPU, detector mode minus decode only, at equal N). Needs
-``sharpeye models install`` (``--model`` or SHARPEYE_DATA_DIR).
+Detector mode (``--detector``): the cameras play real footage instead (Debian opencv-doc's vtest.avi from 47 s,
+people walking on paths and a lawn, re-encoded to 768x576 10 fps H.264, or ``--size``/``--fps``), analysed at 5 fps
+with motion + the object detector (a zone over the paths and the lawn with ``objects: person``, so the detector
+works whenever someone walks, and the labelled lawn of tests/ingest/camera/labels/vtest.yaml, entered at 52 s),
+against decoding only, in the same run. It prints the detector's CPU per inference (in this process on crops of the
+clip, and as the workers count it), its inferences and CPU per camera, the share of detector passes skipped, the
+lawn entry -> alarm latency per camera (against the labelled entry, +-0.5 s) and the picture arrival -> alarm delay
+(exact). A camera whose detector is behind (health says so) is not sustained. Needs ``sharpeye models install``
+(``--model`` or SHARPEYE_DATA_DIR).
+
+    .venv/bin/python bench/video_capacity.py --detector --start 4 --step 4 --max 40 --warmup 3 --window 6
+    .venv/bin/python bench/video_capacity.py --detector --size 1280x720 --fps 25 ...   # like 720p cameras
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ WALKWAYS = [(0.0, 0.2), (1.0, 0.2), (1.0, 1.0), (0.0, 1.0)]
 LAWN = [(0.0, 0.45), (0.3, 0.52), (0.55, 0.65), (0.72, 0.82), (0.8, 1.0), (0.0, 1.0)]
 VTEST_FROM_S = 47.0  # the cameras play vtest.avi from here (32 s: people on the walkways throughout)
 LAWN_ENTER_S = 52.0 - VTEST_FROM_S  # the labelled entry onto the lawn, in the cameras' clip time
+CLIP_FPS = [10]  # the detector clip's frame rate (``--fps``)
 
 
 def detector_cameras(sim: RtspSimulator, n: int) -> list[CameraConfig]:
@@ -121,7 +128,7 @@ async def measure(
     for s in after:
         if s.state != "live" or s.detector_behind:
             print(f"  {s.camera_id}: {s.state}, {s.reason}", flush=True)
-    fps_in = 10 if detector is not None else 25
+    fps_in = CLIP_FPS[0] if detector is not None else 25
     ok = ok and (worst_an >= 0.9 * 5 if analytics else worst_dec >= 0.9 * fps_in)
     det0 = [before[s.camera_id].detector for s in after]
     det1 = [s.detector for s in after]
@@ -183,6 +190,8 @@ async def main() -> None:
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--tries", type=int, default=2, help="measurements of an N before its failure counts")
     parser.add_argument("--detector", action="store_true", help="motion + object detector on real footage")
+    parser.add_argument("--size", default="768x576", help="detector mode: the clip's frame size (vtest is 768x576)")
+    parser.add_argument("--fps", type=int, default=10, help="detector mode: the clip's frame rate (frames repeated)")
     parser.add_argument("--model", default=None, help="detector ONNX (default SHARPEYE_DATA_DIR/models/nanodet.onnx)")
     args = parser.parse_args()
 
@@ -196,10 +205,13 @@ async def main() -> None:
         model = Path(args.model) if args.model else model_path(Path(os.environ.get("SHARPEYE_DATA_DIR", ".")))
         if not model.is_file():
             raise SystemExit(f"no detector model at {model}: run `sharpeye models install` or give --model")
-        clip = reencode_vtest(tmp / "vtest.ts", VTEST_FROM_S)
+        width, height = (int(v) for v in args.size.lower().split("x"))
+        CLIP_FPS[0] = args.fps
+        clip = reencode_vtest(tmp / "vtest.ts", VTEST_FROM_S, width, height, args.fps)
         per_inference = detector_cost(model)
         print(
-            f"clip: vtest.avi as 768x576 10 fps H.264, {clip.stat().st_size / 1e6:.1f} MB, written in "
+            f"clip: vtest.avi from {VTEST_FROM_S:.0f} s as {width}x{height} {args.fps} fps H.264, "
+            f"{clip.stat().st_size / 1e6:.1f} MB, written in "
             f"{time.perf_counter() - t0:.1f} s; detector {per_inference * 1e3:.1f} ms CPU per inference (this process)"
         )
     else:
@@ -246,7 +258,16 @@ async def main() -> None:
                 lat = lat if analytics else []
                 if analytics and model is not None:
                     alarms = sum(1 for r in readings if r.kind == "video.intrusion" and r.attrs.get("repeat") == 0)
+                    delays = [
+                        float(r.attrs["latency_s"])
+                        for r in readings
+                        if r.kind == "video.intrusion" and r.attrs.get("repeat") == 0
+                    ]
+                    fig["delay_p50"] = statistics.median(delays) if delays else 0.0
+                    fig["delay_max"] = max(delays) if delays else 0.0
                     lat_text_det = (
+                        f" (labelled entry); arrival -> alarm p50 {fig['delay_p50']:.2f} s "
+                        f"max {fig['delay_max']:.2f} s;"
                         f" person alarms {alarms}; detector {fig['inferences_per_s']:.1f} inferences/s per camera, "
                         f"{fig['det_cpu_per_inference'] * 1e3:.1f} ms CPU each, {fig['det_cpu_per_camera'] * 1e3:.1f} "
                         f"ms/s per camera, {fig['det_skipped']:.0%} of due passes skipped"
@@ -299,7 +320,8 @@ async def main() -> None:
         print(
             f"detector at N={ana} (workers' own count): {fig['inferences_per_s']:.1f} inferences/s per camera, "
             f"{fig['det_cpu_per_inference'] * 1e3:.1f} ms CPU per inference, {fig['det_cpu_per_camera'] * 1e3:.1f} "
-            f"ms/s of detector CPU per camera, {fig['det_skipped']:.0%} of due passes skipped"
+            f"ms/s of detector CPU per camera, {fig['det_skipped']:.0%} of due passes skipped; picture arrival -> "
+            f"alarm p50 {fig['delay_p50']:.2f} s, max {fig['delay_max']:.2f} s"
         )
     if best_latency:
         goal_s = 1.5 if model else 1.0
@@ -309,22 +331,29 @@ async def main() -> None:
         )
 
 
-def reencode_vtest(path: Path, from_s: float = 0.0) -> Path:
-    """vtest.avi from ``from_s`` (MS-MPEG4, which RTSP does not carry) as H.264 in MPEG-TS, 10 fps, a key frame
-    every 2 s."""
+def reencode_vtest(path: Path, from_s: float = 0.0, width: int = 768, height: int = 576, fps: int = 10) -> Path:
+    """vtest.avi from ``from_s`` (MS-MPEG4, which RTSP does not carry) as H.264 in MPEG-TS, a key frame every 2 s;
+    at another size or frame rate (each picture repeated, like a 25 fps camera watching a 10 fps scene) if asked."""
     import av
 
     src: Any = av.open(str(VTEST))
     out: Any = av.open(str(path), "w", format="mpegts")
-    stream = out.add_stream("libx264", rate=10)
-    stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
-    stream.options = {"preset": "veryfast", "g": "20", "bf": "0"}
-    frames = (f for f in src.decode(video=0) if f.time is not None and f.time >= from_s - 1e-3)
-    for i, frame in enumerate(frames):
-        picture = frame.reformat(format="yuv420p")
-        picture.pts = i
-        picture.time_base = Fraction(1, 10)
-        out.mux(stream.encode(picture))
+    stream = out.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.options = {"preset": "veryfast", "g": str(2 * fps), "bf": "0"}
+    n = 0
+    for frame in src.decode(video=0):
+        if frame.time is None or frame.time < from_s - 1e-3:
+            continue
+        picture = frame.reformat(width=width, height=height, format="yuv420p")
+        # Source frame k (10 fps) covers output frames [k * fps / 10, (k + 1) * fps / 10).
+        k = round((frame.time - from_s) * 10)
+        while n < (k + 1) * fps / 10:
+            copy = picture.reformat(format="yuv420p")
+            copy.pts = n
+            copy.time_base = Fraction(1, fps)
+            out.mux(stream.encode(copy))
+            n += 1
     out.mux(stream.encode(None))
     out.close()
     src.close()
