@@ -13,14 +13,15 @@ camera (capture and workers; the RTSP server apart) of both modes at the largest
     .venv/bin/python bench/video_capacity.py               # full: up to 16 cameras
     .venv/bin/python bench/video_capacity.py --max 6 --window 8   # reduced
 
-Detector mode (``--detector``): the cameras play real footage instead (Debian opencv-doc's vtest.avi from 47 s,
+Detector mode (``--detector``): the cameras play real footage instead (Debian opencv-doc's vtest.avi from 40 s,
 people walking on paths and a lawn, re-encoded to 768x576 10 fps H.264, or ``--size``/``--fps``), analysed at 5 fps
 with motion + the object detector (a zone over the paths and the lawn with ``objects: person``, so the detector
 works whenever someone walks, and the labelled lawn of tests/ingest/camera/labels/vtest.yaml, entered at 52 s),
 against decoding only, in the same run. It prints the detector's CPU per inference (in this process on crops of the
 clip, and as the workers count it), its inferences and CPU per camera, the share of detector passes skipped, the
 lawn entry -> alarm latency per camera (against the labelled entry, +-0.5 s) and the picture arrival -> alarm delay
-(exact). A camera whose detector is behind (health says so) is not sustained. Needs ``sharpeye models install``
+(exact). N is not sustained if more than ``detector.degraded_skip`` of the due detector passes in the window were
+skipped (the worker behind). Needs ``sharpeye models install``
 (``--model`` or SHARPEYE_DATA_DIR).
 
     .venv/bin/python bench/video_capacity.py --detector --start 4 --step 4 --max 40 --warmup 3 --window 6
@@ -61,7 +62,7 @@ VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 WALKWAYS = [(0.0, 0.2), (1.0, 0.2), (1.0, 1.0), (0.0, 1.0)]
 # The lawn of tests/ingest/camera/labels/vtest.yaml: two people step onto it at 52.0 s of vtest.avi.
 LAWN = [(0.0, 0.45), (0.3, 0.52), (0.55, 0.65), (0.72, 0.82), (0.8, 1.0), (0.0, 1.0)]
-VTEST_FROM_S = 47.0  # the cameras play vtest.avi from here (32 s: people on the walkways throughout)
+VTEST_FROM_S = 40.0  # the cameras play vtest.avi from here (39 s: people on the walkways throughout)
 LAWN_ENTER_S = 52.0 - VTEST_FROM_S  # the labelled entry onto the lawn, in the cameras' clip time
 CLIP_FPS = [10]  # the detector clip's frame rate (``--fps``)
 
@@ -124,9 +125,9 @@ async def measure(
     worst_dec = min(s.fps_decoded for s in after)
     dropped = sum(s.dropped - before[s.camera_id].dropped for s in after)
     worst_lag = max(s.lag_s for s in after)
-    ok = dropped == 0 and worst_lag <= 1.0 and all(s.state == "live" and not s.detector_behind for s in after)
+    ok = dropped == 0 and worst_lag <= 1.0 and all(s.state == "live" for s in after)
     for s in after:
-        if s.state != "live" or s.detector_behind:
+        if s.state != "live" or s.detector_behind:  # (behind: over the last 30 s, start-up included)
             print(f"  {s.camera_id}: {s.state}, {s.reason}", flush=True)
     fps_in = CLIP_FPS[0] if detector is not None else 25
     ok = ok and (worst_an >= 0.9 * 5 if analytics else worst_dec >= 0.9 * fps_in)
@@ -136,6 +137,8 @@ async def measure(
     det_cpu = sum(d1.cpu_s - d0.cpu_s for d0, d1 in zip(det0, det1, strict=True) if d0 and d1)
     skipped = sum(d1.skipped - d0.skipped for d0, d1 in zip(det0, det1, strict=True) if d0 and d1)
     due = sum(d1.due - d0.due for d0, d1 in zip(det0, det1, strict=True) if d0 and d1)
+    # With the detector: no more than health allows (detector.degraded_skip) of its due passes skipped in the window.
+    ok = ok and (due == 0 or skipped / due <= cams[0].detector.degraded_skip)
     fig = {
         "inferences_per_s": inf / window / max(1, n),
         "det_cpu_per_inference": det_cpu / inf if inf else 0.0,
@@ -361,8 +364,8 @@ def reencode_vtest(path: Path, from_s: float = 0.0, width: int = 768, height: in
 
 
 def detector_cost(model: Path, samples: int = 12) -> float:
-    """CPU seconds per inference of the detector on 256-px crops of vtest.avi seen at 192 px (the default region
-    size; one thread, this process)."""
+    """CPU seconds per inference of the detector on 256-px crops of vtest.avi seen at 128 px (a crop around one or
+    two people seen at the default region size; one thread, this process)."""
     import av
 
     detector = ObjectDetector(model)
@@ -370,7 +373,7 @@ def detector_cost(model: Path, samples: int = 12) -> float:
     for i, frame in enumerate(src.decode(video=0)):
         if i % 20 == 0:
             img = frame.to_ndarray(format="bgr24")
-            detector.detect(img[200:456, 300:556], 192)
+            detector.detect(img[200:456, 300:556], 128)
             if detector.inferences >= samples:
                 break
     src.close()

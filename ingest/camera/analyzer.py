@@ -366,6 +366,7 @@ class Analyzer:
         fh, fw = image.shape[:2]
         found: list[Detection] = []
         regions = self._regions(due, fw, fh)
+        pixels = self.detector.pixels
         for (x0, y0, x1, y1), seen in regions:
             for d in self.detector.detect(image[y0:y1, x0:x1], seen):
                 bx0, by0, bx1, by1 = d.box
@@ -377,6 +378,7 @@ class Analyzer:
             stats.latency[_bucket(LATENCY_BUCKETS, self.detector.last_wall_s)] += 1
             stats.latency_sum += self.detector.last_wall_s
         stats.passes += 1
+        stats.pixels += self.detector.pixels - pixels
         stats.regions[_bucket(REGION_BUCKETS, len(regions))] += 1
         stats.regions_sum += len(regions)
         looked = [(x0 / fw, y0 / fh, x1 / fw, y1 / fh) for (x0, y0, x1, y1), _ in regions]
