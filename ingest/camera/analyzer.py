@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
-import msgspec
 import numpy as np
 from sharpeye.ingest.camera import geometry
 from sharpeye.ingest.camera.config import CameraConfig, TripwireConfig, ZoneConfig
@@ -47,17 +46,19 @@ MIN_REGION_PX = 48  # a region's side in full-frame pixels is at least this
 CONFIDENT = 0.6  # a first vote this sure waits the full recheck time
 
 
-class DetectorStats(msgspec.Struct, kw_only=True):
-    """The object detector's work for one camera, cumulative (the worker sends it with the camera's stats)."""
+@dataclass
+class DetectorStats:
+    """The object detector's work for one camera, cumulative (the worker sends it with the camera's stats, msgpack;
+    a dataclass so that ``GET /api/cameras`` shows it as JSON as it is)."""
 
     due: int = 0  # analysed frames on which some track needed a look
     passes: int = 0  # of those, passes run
     skipped: int = 0  # and passes skipped because the worker was behind (frame older than detector.max_lag_s)
     inferences: int = 0  # detector runs (one per region)
     cpu_s: float = 0.0  # their CPU time
-    latency: list[int] = msgspec.field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))  # per bucket
+    latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))  # per bucket
     latency_sum: float = 0.0  # wall seconds of all inferences
-    regions: list[int] = msgspec.field(default_factory=lambda: [0] * (len(REGION_BUCKETS) + 1))  # per pass
+    regions: list[int] = field(default_factory=lambda: [0] * (len(REGION_BUCKETS) + 1))  # per pass
     regions_sum: int = 0
     pixels: int = 0  # input pixels seen
     lag_s: float = 0.0  # age of the newest analysed frame when it was analysed

@@ -14,6 +14,7 @@ import av
 import msgspec
 import numpy as np
 import pytest
+from fastapi.encoders import jsonable_encoder
 from prometheus_client import CollectorRegistry, generate_latest
 from sharpeye.ingest.camera.analyzer import Analyzer, Track
 from sharpeye.ingest.camera.config import CameraConfig
@@ -221,6 +222,9 @@ async def test_health_and_metrics_say_when_the_detector_cannot_keep_up(detector_
         assert not s["keeps-up"].detector_behind and s["keeps-up"].reason is None
         assert s["behind"].reason is not None and s["behind"].reason.startswith("object detector behind"), s["behind"]
         assert s["behind"].health < s["keeps-up"].health
+        # GET /api/cameras shows the counts as JSON (the route copies the stats' fields into its rows).
+        row = jsonable_encoder({k: getattr(s["keeps-up"], k) for k in s["keeps-up"].__struct_fields__})
+        assert row["detector"]["inferences"] > 3 and row["detector_behind"] is False
         ok, detail = service.health()
         assert not ok and "1 camera(s) with the object detector behind" in detail and "behind: object" in detail
         text = generate_latest(registry).decode()
