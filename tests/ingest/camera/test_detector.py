@@ -228,11 +228,13 @@ async def test_health_and_metrics_say_when_the_detector_cannot_keep_up(detector_
         ok, detail = service.health()
         assert not ok and "1 camera(s) with the object detector behind" in detail and "behind: object" in detail
         text = generate_latest(registry).decode()
-        assert 'sharpeye_detector_passes_total{camera="behind",outcome="run"} 0.0' in text
+        assert 'sharpeye_detector_passes_total{camera="behind",outcome="skipped"}' in text
         assert 'sharpeye_detector_behind{camera="behind"} 1.0' in text
         assert 'sharpeye_detector_behind{camera="keeps-up"} 0.0' in text
         value = registry.get_sample_value
-        assert (value("sharpeye_detector_passes_total", {"camera": "behind", "outcome": "skipped"}) or 0) > 0
+        # (A picture analysed within 1 ms of its arrival may still get its pass: most do not.)
+        run = value("sharpeye_detector_passes_total", {"camera": "behind", "outcome": "run"}) or 0
+        assert (value("sharpeye_detector_passes_total", {"camera": "behind", "outcome": "skipped"}) or 0) > 4 * run
         inferences = value("sharpeye_detector_inferences_total", {"camera": "keeps-up"}) or 0
         assert inferences > 3
         assert value("sharpeye_detector_inference_seconds_count", {"camera": "keeps-up"}) == inferences
