@@ -41,6 +41,7 @@ from sharpeye.governance.uplink import UplinkService
 from sharpeye.governance.uplink import group as uplink_group
 from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.metric import CameraDetectorCollector
 from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.gb28181.channel_sync import sync_channels
@@ -235,6 +236,7 @@ class Hub:
                 cameras, data, self.emit, self.clock, workers=self.settings.camera_workers,
                 evidence_cap_bytes=self.settings.evidence_cap_mb * 1024 * 1024,
             )  # fmt: skip
+            self.metrics.registry.register(CameraDetectorCollector(self.cameras))
             await self.cameras.set_owned(set())  # only the cameras this node holds leases for are opened
             await self.cameras.start()
             self._spawn(self._record_linked_evidence(), "linked-evidence")
