@@ -28,6 +28,7 @@ from sharpeye.governance.service import CaseService
 from sharpeye.governance.uplink import UplinkService
 from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.deadletter import recent
+from sharpeye.ingest.gb28181.control import GbControl
 from sharpeye.ingest.health import DeviceStatus
 from sharpeye.ingest.inventory import DeviceInventory
 from sharpeye.ingest.ownership import Ownership
@@ -159,6 +160,7 @@ class Services:
     verification: VerificationService
     gb_subscribe: GbSubscribe | None = None  # GB/T 28181 channels pulled on demand for viewers
     ownership: Ownership | None = None  # the leases this node holds among the site's nodes
+    gb_control: Callable[[], GbControl | None] | None = None  # PTZ and device control, while SIP runs here
 
 
 # What ``create_app`` takes: entered by the app's lifespan, it starts what the services need and yields them;

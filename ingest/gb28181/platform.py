@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sharpeye.config.gb28181 import GbSettings
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.driver import readings_of
-from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.gb28181.media import MediaSession, SessionKey
 from sharpeye.ingest.reading import DecodeError, Reading
 from sharpeye.ingest.transport.rtp import PortRange, RtpError, RtpMode, RtpReceiver
@@ -469,15 +469,34 @@ class GbPlatform:
         response = await self.endpoint.request(self._request("MESSAGE", state, body), state.peer)
         return response.status
 
-    async def _query(self, device_id: str, cmd_type: str, *, partial: bool = False) -> tuple[list[Manscdp], bool]:
-        """Send a query; return its Response pages and whether they are complete."""
+    async def send_message(self, device_id: str, body: bytes, limit_s: float | None = None) -> int:
+        """Send a MESSAGE (a DeviceControl...) to a registered device; its final status. Raises ``QueryError``
+        (unknown or unregistered device) or ``TransactionTimeout`` (no answer within ``limit_s``)."""
+        state = self._require(device_id)
+        assert state.peer is not None
+        response = await self.endpoint.request(self._request("MESSAGE", state, body), state.peer, limit_s=limit_s)
+        return response.status
+
+    async def query(
+        self, device_id: str, cmd_type: str, target: str, *, root: str = "Query", fields: list[Node] | None = None
+    ) -> list[Manscdp]:
+        """A query (or a ``Control`` answered with a Response: GuardCmd, RecordCmd) about ``target`` (a channel)
+        sent to the device that owns it; its Response pages. Raises ``QueryError``."""
+        pages, _ = await self._query(device_id, cmd_type, target=target, root=root, fields=fields)
+        return pages
+
+    async def _query(
+        self, device_id: str, cmd_type: str, *, partial: bool = False, target: str | None = None,
+        root: str = "Query", fields: list[Node] | None = None,
+    ) -> tuple[list[Manscdp], bool]:
+        """Send a query (about ``target``, default the device); return its Response pages and whether complete."""
         state = self._require(device_id)
         sn = next(self._sn)
-        key = (device_id, cmd_type.lower(), sn)
+        key = (target or device_id, cmd_type.lower(), sn)
         query = _Query(asyncio.get_running_loop())
         self._queries[key] = query
         try:
-            body = build("Query", cmd_type, sn, device_id, charset=state.config.charset)
+            body = build(root, cmd_type, sn, target or device_id, fields, charset=state.config.charset)
             status = await self._send_message(state, body)
             if status != 200:
                 raise QueryError(f"{cmd_type} query to {device_id}: {status}")

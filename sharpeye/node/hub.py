@@ -44,6 +44,7 @@ from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.gb28181.channel_sync import sync_channels
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
+from sharpeye.ingest.gb28181.control import GbControl
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.gb28181.puller import ChannelPuller
@@ -138,6 +139,7 @@ class Hub:
         self.consumer_lag_limit_s = LAG_LIMIT_S
         self.consumer_stuck_after_s = STUCK_AFTER_S
         self.gb_platform: GbPlatform | None = None
+        self.gb_control: GbControl | None = None
         self.gb_puller: ChannelPuller | None = None
         self.cameras: CameraService | None = None
         self.gb_cascade: GbCascade | None = None
@@ -427,6 +429,7 @@ class Hub:
         # GB channels are pulled on demand (INVITE) for viewers; a camera configured as gb28181:<device>/<channel>
         # is read by the camera service through the same puller, so analytics and evidence keep it pulled.
         self.gb_puller = ChannelPuller(self.gb_platform)
+        self.gb_control = GbControl(self.gb_platform)
         self.gb_puller.bind(asyncio.get_running_loop())
         register_opener("gb28181:", gb_opener(self.gb_puller))
         self.metrics.registry.register(GbMediaCollector(self.gb_platform, self.gb_puller, self._gb_upper_stats))
@@ -449,6 +452,9 @@ class Hub:
         if self.gb_cascade is not None:
             await self.gb_cascade.stop()
             self.gb_cascade = None
+        if self.gb_control is not None:
+            await self.gb_control.stop()
+            self.gb_control = None
         if self.gb_platform is not None:
             await self.gb_platform.stop()
             self.gb_platform = None
@@ -555,6 +561,8 @@ class Hub:
         if self.gb_puller is not None:
             register_opener("gb28181:", None)
             await self.gb_puller.stop()
+        if self.gb_control is not None:
+            await self.gb_control.stop()
         if self.gb_platform is not None:
             await self.gb_platform.stop()
         await self._cancel_tasks()

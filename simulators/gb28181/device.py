@@ -27,6 +27,7 @@ from sharpeye.ingest.transport.sip.digest import Challenge
 from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
 from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag
 from sharpeye.ingest.transport.sip.sdp import MediaDescription, SdpError, parse_sdp
+from sharpeye.simulators.gb28181.control import ControlState
 from sharpeye.simulators.gb28181.media import MediaFaults, encode_clip, load_clip, stream_clip
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class SimDevice:
     answer_device_info: bool = True  # fault: never answer DeviceInfo
     refuse_invite: int = 0  # fault: answer INVITE with this status
     answer_sdp: bytes | None = None  # fault: answer INVITE with this body instead of a real SDP
+    answer_control: bool = True  # fault: never answer DeviceControl (nor PresetQuery)
+    control: ControlState = field(default_factory=ControlState)  # PTZ heads, presets, guard, recording
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -274,9 +277,23 @@ class DeviceFleet:
             device.alarm_acks.append(body.sn)
             self.stats["alarm_acks"] += 1
         elif body.root == "query":
+            if not device.answer_control and body.cmd_type.lower() == "presetquery":
+                return None
             self.queries.append(body)
             self._spawn(self._answer(device, body))
+        elif body.root == "control" and body.cmd_type.lower() == "devicecontrol":
+            if not device.answer_control:
+                return None
+            status, result = device.control.handle(body)
+            if result is not None:
+                answer = build("Response", "DeviceControl", body.sn, body.device_id, [("Result", result)])
+                self._spawn(self._send_quietly(device, answer))
+            return msg.response(status)
         return msg.response(200)
+
+    async def _send_quietly(self, device: SimDevice, body: bytes) -> None:
+        with contextlib.suppress(TransactionTimeout):
+            await self.message(device, body)
 
     # --- media (INVITE / ACK / BYE / CANCEL) ------------------------------------------------------
     def _on_media_request(self, device: SimDevice, msg: SipMessage, peer: Peer) -> SipMessage | None:
@@ -431,6 +448,12 @@ class DeviceFleet:
                     ("Channel", len(device.channels)),
                 ]
                 await self.message(device, build("Response", "DeviceInfo", query.sn, device.id, fields))
+            elif cmd == "presetquery":
+                presets = device.control.preset_items(query.device_id)
+                rows: list[list[Node]] = [[("PresetID", n), ("PresetName", name)] for n, name in presets]
+                body = build("Response", "PresetQuery", query.sn, query.device_id, [("SumNum", len(rows))],
+                             charset=device.charset, device_list=("PresetList", rows))  # fmt: skip
+                await self.message(device, body)
             elif cmd == "devicestatus":
                 fields = [("Result", "OK"), ("Online", "ONLINE"), ("Status", "OK"), ("Encode", "ON"), ("Record", "OFF")]
                 await self.message(device, build("Response", "DeviceStatus", query.sn, device.id, fields))
