@@ -16,9 +16,12 @@ import itertools
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from sharpeye.ingest.gb28181.manscdp import Node, build
 from sharpeye.ingest.gb28181.platform import GbPlatform, MediaError, QueryError
 from sharpeye.ingest.gb28181.ptz import PresetOp, PtzCommand, PtzError, command_for, preset_command
@@ -192,3 +195,20 @@ class GbControl:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+class GbControlCollector(Collector):
+    """``sharpeye_gb_control_total{event}``: PTZ commands by kind (``ptz.move``, ``ptz.preset``...), automatic stops,
+    device commands, preset queries and failures by reason (``error.timeout``, ``error.unknown_channel``...)."""
+
+    def __init__(self, control: Callable[[], GbControl | None]) -> None:
+        self._control = control
+
+    def collect(self) -> Iterator[Any]:
+        family = CounterMetricFamily(
+            "sharpeye_gb_control", "GB/T 28181 control commands and failures", labels=["event"]
+        )
+        control = self._control()
+        for key, value in sorted(control.stats.items() if control is not None else []):
+            family.add_metric([key], value)
+        yield family

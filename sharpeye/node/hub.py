@@ -44,7 +44,7 @@ from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.gb28181.channel_sync import sync_channels
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
-from sharpeye.ingest.gb28181.control import GbControl
+from sharpeye.ingest.gb28181.control import GbControl, GbControlCollector
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.gb28181.puller import ChannelPuller
@@ -140,6 +140,7 @@ class Hub:
         self.consumer_stuck_after_s = STUCK_AFTER_S
         self.gb_platform: GbPlatform | None = None
         self.gb_control: GbControl | None = None
+        self._gb_control_metrics = False
         self.gb_puller: ChannelPuller | None = None
         self.cameras: CameraService | None = None
         self.gb_cascade: GbCascade | None = None
@@ -430,6 +431,9 @@ class Hub:
         # is read by the camera service through the same puller, so analytics and evidence keep it pulled.
         self.gb_puller = ChannelPuller(self.gb_platform)
         self.gb_control = GbControl(self.gb_platform)
+        if not self._gb_control_metrics:
+            self._gb_control_metrics = True
+            self.metrics.registry.register(GbControlCollector(lambda: self.gb_control))
         self.gb_puller.bind(asyncio.get_running_loop())
         register_opener("gb28181:", gb_opener(self.gb_puller))
         self.metrics.registry.register(GbMediaCollector(self.gb_platform, self.gb_puller, self._gb_upper_stats))
