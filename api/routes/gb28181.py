@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sharpeye.api.deps import AuditDep, InventoryDep, ServicesDep, in_scope, not_found_unless, require
 from sharpeye.api.permission import Permission
 from sharpeye.api.user import Principal
-from sharpeye.ingest.gb28181.control import DEVICE_COMMANDS, ControlError, DeviceCommand, GbControl
+from sharpeye.ingest.gb28181.control import DEVICE_COMMANDS, ControlError, DeviceCommand, GbControl, camera_channel
 from sharpeye.ingest.gb28181.ptz import ACTIONS
 from sharpeye.ingest.inventory import DeviceInventory
 
@@ -59,11 +59,10 @@ def channel_of(inventory: DeviceInventory, principal: Principal, camera_id: str)
     """The GB/T 28181 channel code of a camera the caller may see (404 otherwise)."""
     device = inventory.get(camera_id)
     not_found_unless(device is not None and in_scope(inventory, principal, device.grid), "camera")
-    assert device is not None
-    url = str(getattr(device, "url", "") or "")
-    if device.kind != "camera" or not url.startswith("gb28181:"):
+    channel = camera_channel(camera_id, device)
+    if channel is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{camera_id} is not a GB/T 28181 channel")
-    return url.removeprefix("gb28181:").split("?")[0].rpartition("/")[2]
+    return channel
 
 
 def _raise(exc: ControlError) -> HTTPException:

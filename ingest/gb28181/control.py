@@ -41,6 +41,17 @@ CONTROL_TIMEOUT_S = 5.0
 HOLD_S = 5.0
 
 
+def camera_channel(camera_id: str, device: object | None) -> str | None:
+    """The GB/T 28181 channel code of a camera: a camera configured (or synced from a catalog) as
+    ``gb28181:<device>/<channel>``, or, for a camera not in the inventory, a 20-digit channel code itself."""
+    if device is None:
+        return camera_id if camera_id.isdigit() and len(camera_id) == 20 else None
+    url = str(getattr(device, "url", "") or "")
+    if getattr(device, "kind", "") != "camera" or not url.startswith("gb28181:"):
+        return None
+    return url.removeprefix("gb28181:").split("?")[0].rpartition("/")[2] or None
+
+
 class ControlError(RuntimeError):
     """A control command failed. ``reason`` is short and groupable; ``status`` the HTTP status it maps to."""
 

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from sharpeye.alarms.engine import AlarmEngine
-from sharpeye.alarms.linkage import linked_evidence
+from sharpeye.alarms.linkage import PresetLinker, linked_evidence
 from sharpeye.alarms.notification import ConsumerProgress, consume, group_lag
 from sharpeye.alarms.store import AlarmStore
 from sharpeye.clock import Clock, SystemClock
@@ -44,7 +44,7 @@ from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.gb28181.channel_sync import sync_channels
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
-from sharpeye.ingest.gb28181.control import GbControl, GbControlCollector
+from sharpeye.ingest.gb28181.control import ControlError, GbControl, GbControlCollector, camera_channel
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.gb28181.puller import ChannelPuller
@@ -140,6 +140,7 @@ class Hub:
         self.consumer_stuck_after_s = STUCK_AFTER_S
         self.gb_platform: GbPlatform | None = None
         self.gb_control: GbControl | None = None
+        self.ptz_linker: PresetLinker | None = None
         self._gb_control_metrics = False
         self.gb_puller: ChannelPuller | None = None
         self.cameras: CameraService | None = None
@@ -438,6 +439,8 @@ class Hub:
         register_opener("gb28181:", gb_opener(self.gb_puller))
         self.metrics.registry.register(GbMediaCollector(self.gb_platform, self.gb_puller, self._gb_upper_stats))
         self._spawn(self._sync_gb_channels(), "gb28181-channels")
+        if any(rule.linkage.ptz for rule in self.engine.rules.rules.values()):
+            self._spawn(self._link_presets(), "gb28181-ptz-linkage")
         if settings.cascade is not None:
             self.gb_cascade = GbCascade(
                 settings, catalog=self.gb_platform.channels, clock=self.clock, media=self.gb_puller.subscribe
@@ -477,6 +480,25 @@ class Hub:
     def sync_gb_channels(self) -> int:
         assert self.gb_platform is not None
         return sync_channels(self.gb_platform.channels(), self.inventory)
+
+    async def _link_presets(self) -> None:
+        """Rules' PTZ linkage (a fence zone's alarm turns a camera to a preset), on the node that holds SIP."""
+        linker = self.ptz_linker = PresetLinker(self.alarm_store, self.engine.rules.rules, self)
+        progress = self.progress["ptz-linkage"] = ConsumerProgress()
+        try:
+            await consume(self.redis, self.keys, "ptz-linkage", self.node_id, progress.wrap(linker.handle))
+        finally:
+            await linker.stop()
+
+    async def call_preset(self, camera_id: str, preset: int) -> None:
+        """Turn a GB/T 28181 camera (or channel code) to a preset; raises ``ControlError``."""
+        control = self.gb_control
+        if control is None:
+            raise ControlError("not_running", "GB/T 28181 is not running on this node", 503)
+        channel = camera_channel(camera_id, self.inventory.get(camera_id))
+        if channel is None:
+            raise ControlError("unknown_channel", f"{camera_id} is not a GB/T 28181 camera", 404)
+        await control.preset(channel, "call", preset)
 
     def _gb_upper_stats(self) -> tuple[int, collections.Counter[str]]:
         if self.gb_cascade is None:

@@ -32,6 +32,7 @@ class PtzHead:
     since: float = 0.0
     presets: dict[int, tuple[str, float, float, float]] = field(default_factory=dict)  # n -> name, pan, tilt, zoom
     commands: list[str] = field(default_factory=list)  # every PTZCmd received, for tests
+    received: list[float] = field(default_factory=list)  # when each was received (the clock's time)
     clock: Callable[[], float] = time.monotonic
 
     def settle(self) -> None:
@@ -61,6 +62,7 @@ class PtzHead:
         """Carry out one PTZCmd; raises ``PtzError`` for a malformed one."""
         cmd = decode(text)
         self.commands.append(text)
+        self.received.append(self.clock())
         self.settle()
         if cmd.kind == "preset":
             if cmd.op == "set":
