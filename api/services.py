@@ -29,6 +29,7 @@ from sharpeye.governance.uplink import UplinkService
 from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.deadletter import recent
 from sharpeye.ingest.gb28181.control import GbControl
+from sharpeye.ingest.gb28181.subscription import PositionStore
 from sharpeye.ingest.health import DeviceStatus
 from sharpeye.ingest.inventory import DeviceInventory
 from sharpeye.ingest.ownership import Ownership
@@ -161,6 +162,7 @@ class Services:
     gb_subscribe: GbSubscribe | None = None  # GB/T 28181 channels pulled on demand for viewers
     ownership: Ownership | None = None  # the leases this node holds among the site's nodes
     gb_control: Callable[[], GbControl | None] | None = None  # PTZ and device control, while SIP runs here
+    gb_tracks: PositionStore | None = None  # GB/T 28181 MobilePosition tracks
 
 
 # What ``create_app`` takes: entered by the app's lifespan, it starts what the services need and yields them;

@@ -8,11 +8,12 @@ command is audited (``gb28181.ptz``, ``gb28181.preset``, ``gb28181.control``), f
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
-from sharpeye.api.deps import AuditDep, InventoryDep, ServicesDep, in_scope, not_found_unless, require
+from sharpeye.api.deps import AuditDep, ClockDep, InventoryDep, ServicesDep, in_scope, not_found_unless, require
 from sharpeye.api.permission import Permission
 from sharpeye.api.user import Principal
 from sharpeye.ingest.gb28181.control import DEVICE_COMMANDS, ControlError, DeviceCommand, GbControl, camera_channel
@@ -179,3 +180,28 @@ async def device_control(
         raise _raise(exc) from None
     await audit.record(principal.actor, "gb28181.control", device_id, {**details, "result": result})
     return {"device_id": device_id, "command": command, "result": result}
+
+
+@router.get("/api/gb28181/devices/{device_id}/track")
+async def track(
+    services: ServicesDep,
+    inventory: InventoryDep,
+    clock: ClockDep,
+    principal: Annotated[Principal, Depends(require(Permission.devices_read))],
+    device_id: CameraId,
+    start: Annotated[datetime | None, Query(description="From (ISO 8601 with offset); default an hour ago.")] = None,
+    end: Annotated[datetime | None, Query(description="Until; default now.")] = None,
+) -> list[dict[str, Any]]:
+    """The positions a mobile device (patrol car, body camera) reported (MobilePosition) between ``start`` and
+    ``end``, oldest first (at most 5000; a window of at most 7 days)."""
+    device = inventory.get(device_id)
+    not_found_unless(device is not None and in_scope(inventory, principal, device.grid), "device")
+    end = end or clock.now()
+    start = start or end - timedelta(hours=1)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start and end need a UTC offset")
+    if not timedelta(0) <= end - start <= timedelta(days=7):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must follow start, by at most 7 days")
+    if services.gb_tracks is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no track store")
+    return await services.gb_tracks.track(device_id, start, end)

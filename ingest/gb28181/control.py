@@ -208,18 +208,19 @@ class GbControl:
                 await task
 
 
-class GbControlCollector(Collector):
-    """``sharpeye_gb_control_total{event}``: PTZ commands by kind (``ptz.move``, ``ptz.preset``...), automatic stops,
-    device commands, preset queries and failures by reason (``error.timeout``, ``error.unknown_channel``...)."""
+class CounterCollector(Collector):
+    """A ``Counter`` of events read at scrape time as one Prometheus counter family labelled ``event``:
+    ``sharpeye_gb_control_total{event}`` (PTZ commands by kind, automatic stops, device commands, failures by
+    reason), ``sharpeye_gb_subscription_total{event}`` (SUBSCRIBEs granted/refused/unanswered, positions)."""
 
-    def __init__(self, control: Callable[[], GbControl | None]) -> None:
-        self._control = control
+    def __init__(self, name: str, documentation: str, stats: Callable[[], Counter[str] | None]) -> None:
+        self._name = name
+        self._doc = documentation
+        self._stats = stats
 
     def collect(self) -> Iterator[Any]:
-        family = CounterMetricFamily(
-            "sharpeye_gb_control", "GB/T 28181 control commands and failures", labels=["event"]
-        )
-        control = self._control()
-        for key, value in sorted(control.stats.items() if control is not None else []):
+        family = CounterMetricFamily(self._name, self._doc, labels=["event"])
+        stats = self._stats()
+        for key, value in sorted(stats.items() if stats is not None else []):
             family.add_metric([key], value)
         yield family

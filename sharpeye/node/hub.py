@@ -44,11 +44,12 @@ from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.gb28181.channel_sync import sync_channels
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
-from sharpeye.ingest.gb28181.control import ControlError, GbControl, GbControlCollector, camera_channel
+from sharpeye.ingest.gb28181.control import ControlError, CounterCollector, GbControl, camera_channel
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.gb28181.puller import ChannelPuller
 from sharpeye.ingest.gb28181.source import opener as gb_opener
+from sharpeye.ingest.gb28181.subscription import GbSubscriptions, PositionStore
 from sharpeye.ingest.health import LAG_LIMIT_S, STUCK_AFTER_S, ConsumerStatus, DeviceStatus, HealthTracker, State
 from sharpeye.ingest.inventory import DeviceInventory
 from sharpeye.ingest.ownership import (
@@ -141,6 +142,7 @@ class Hub:
         self.gb_platform: GbPlatform | None = None
         self.gb_control: GbControl | None = None
         self.ptz_linker: PresetLinker | None = None
+        self.gb_subscriptions: GbSubscriptions | None = None
         self._gb_control_metrics = False
         self.gb_puller: ChannelPuller | None = None
         self.cameras: CameraService | None = None
@@ -432,9 +434,18 @@ class Hub:
         # is read by the camera service through the same puller, so analytics and evidence keep it pulled.
         self.gb_puller = ChannelPuller(self.gb_platform)
         self.gb_control = GbControl(self.gb_platform)
+        self.gb_subscriptions = GbSubscriptions(self.gb_platform, PositionStore(self.redis, self.keys))
+        await self.gb_subscriptions.start()
         if not self._gb_control_metrics:
             self._gb_control_metrics = True
-            self.metrics.registry.register(GbControlCollector(lambda: self.gb_control))
+            control = CounterCollector("sharpeye_gb_control", "GB/T 28181 control commands and failures",
+                                       lambda: self.gb_control.stats if self.gb_control else None)  # fmt: skip
+            subscriptions = CounterCollector(
+                "sharpeye_gb_subscription", "GB/T 28181 subscriptions and their notifications",
+                lambda: self.gb_subscriptions.stats if self.gb_subscriptions else None,
+            )
+            self.metrics.registry.register(control)
+            self.metrics.registry.register(subscriptions)
         self.gb_puller.bind(asyncio.get_running_loop())
         register_opener("gb28181:", gb_opener(self.gb_puller))
         self.metrics.registry.register(GbMediaCollector(self.gb_platform, self.gb_puller, self._gb_upper_stats))
@@ -459,6 +470,9 @@ class Hub:
         if self.gb_cascade is not None:
             await self.gb_cascade.stop()
             self.gb_cascade = None
+        if self.gb_subscriptions is not None:
+            await self.gb_subscriptions.stop()
+            self.gb_subscriptions = None
         if self.gb_control is not None:
             await self.gb_control.stop()
             self.gb_control = None
@@ -587,6 +601,8 @@ class Hub:
         if self.gb_puller is not None:
             register_opener("gb28181:", None)
             await self.gb_puller.stop()
+        if self.gb_subscriptions is not None:
+            await self.gb_subscriptions.stop()
         if self.gb_control is not None:
             await self.gb_control.stop()
         if self.gb_platform is not None:

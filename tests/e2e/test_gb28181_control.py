@@ -1,6 +1,7 @@
 """GB/T 28181 control through the hub's API: PTZ moves the simulated camera's head, presets are set, listed, called
 and deleted, device commands reach the device; only roles holding the permission, only in their unit; every
-command audited; a silent device is a clear 504, and /metrics counts it all."""
+command audited; a silent device is a clear 504; the hub's subscriptions bring a MobilePosition track; /metrics
+counts it all."""
 
 from __future__ import annotations
 
@@ -126,7 +127,17 @@ def test_ptz_presets_and_device_commands_through_the_api(
             assert client.get("/api/audit?action=gb28181.preset", headers=admin).json()
             controls = client.get("/api/audit?action=gb28181.control", headers=admin).json()
             assert {e["details"]["command"] for e in controls} == {"guard", "record_start", "teleboot"}
+            # subscribed by the hub: MobilePosition NOTIFYs become a track, queryable by time, in scope only
+            track_url = f"/api/gb28181/devices/{NVR}/track"
+            points = wait_for(lambda: client.get(track_url, headers=operator).json(), timeout=30,
+                              what="a track from MobilePosition NOTIFYs")  # fmt: skip
+            assert (points[0]["longitude"], points[0]["latitude"]) == sim.route.sent[0]
+            assert client.get(track_url, headers=_token(client, "op-shanxia")).status_code == 404
+            assert client.get(f"{track_url}?start=2026-01-01T00:00:00Z&end=2025-01-01T00:00:00Z",
+                              headers=operator).status_code == 422  # fmt: skip
+            assert set(sim.subscriptions) == {"Catalog", "Alarm", "MobilePosition"}
             metrics = client.get("/metrics").text
+            assert 'sharpeye_gb_subscription_total{event="subscribe.MobilePosition.ok"}' in metrics
             assert 'sharpeye_gb_control_total{event="ptz.move"}' in metrics
             assert 'sharpeye_gb_control_total{event="error.timeout"}' in metrics
         finally:
