@@ -163,6 +163,7 @@ class Services:
     ownership: Ownership | None = None  # the leases this node holds among the site's nodes
     gb_control: Callable[[], GbControl | None] | None = None  # PTZ and device control, while SIP runs here
     gb_tracks: PositionStore | None = None  # GB/T 28181 MobilePosition tracks
+    publish: Callable[[str, bytes], None] | None = None  # an MQTT publish (QoS 1) to devices: fence commands
 
 
 # What ``create_app`` takes: entered by the app's lifespan, it starts what the services need and yields them;
