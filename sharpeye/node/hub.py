@@ -31,6 +31,7 @@ from sharpeye.config.gb28181 import GbSettings
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.audit_archive import AuditArchive
 from sharpeye.governance.cascade import GbCascade, alarm_forwarder
+from sharpeye.governance.cascade_control import UpwardControl
 from sharpeye.governance.escalation import Notifier
 from sharpeye.governance.intake import AlarmIntake
 from sharpeye.governance.queue import CaseQueue
@@ -453,9 +454,9 @@ class Hub:
         if any(rule.linkage.ptz for rule in self.engine.rules.rules.values()):
             self._spawn(self._link_presets(), "gb28181-ptz-linkage")
         if settings.cascade is not None:
-            self.gb_cascade = GbCascade(
-                settings, catalog=self.gb_platform.channels, clock=self.clock, media=self.gb_puller.subscribe
-            )
+            upward = UpwardControl(lambda: self.gb_control, self.gb_platform.channels, settings.cascade.charset)
+            self.gb_cascade = GbCascade(settings, catalog=self.gb_platform.channels, clock=self.clock,
+                                        media=self.gb_puller.subscribe, control=upward)  # fmt: skip
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
         log.info("GB/T 28181 platform %s on %s:%d", settings.sip_id, settings.host, self.gb_platform_port)
