@@ -205,3 +205,27 @@ async def track(
     if services.gb_tracks is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no track store")
     return await services.gb_tracks.track(device_id, start, end)
+
+
+@router.get("/api/gb28181/devices/{device_id}/time")
+async def device_time(
+    services: ServicesDep,
+    inventory: InventoryDep,
+    clock: ClockDep,
+    principal: Annotated[Principal, Depends(require(Permission.devices_read))],
+    device_id: CameraId,
+) -> dict[str, Any]:
+    """The device's clock against the hub's (DeviceStatus ``DeviceTime``): ``offset_s`` > 0 when it runs ahead.
+    Devices take the hub's time from the ``Date`` of every answer to their REGISTER (校时)."""
+    device = inventory.get(device_id)
+    not_found_unless(device is not None and in_scope(inventory, principal, device.grid), "device")
+    assert device is not None
+    if device.kind != "gb28181":
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{device_id} is not a GB/T 28181 device")
+    try:
+        when = await _control(services).device_time(device_id)
+    except ControlError as exc:
+        raise _raise(exc) from None
+    now = clock.now()
+    return {"device_id": device_id, "device_time": when, "hub_time": now,
+            "offset_s": round((when - now).total_seconds(), 1)}  # fmt: skip

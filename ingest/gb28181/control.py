@@ -18,10 +18,12 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
+from sharpeye.ingest.gb28181.driver import local_time
 from sharpeye.ingest.gb28181.manscdp import Node, build
 from sharpeye.ingest.gb28181.platform import GbPlatform, MediaError, QueryError
 from sharpeye.ingest.gb28181.ptz import PresetOp, PtzCommand, PtzError, command_for, preset_command
@@ -173,6 +175,23 @@ class GbControl:
             raise self._fail("device_error", f"{element} {value}: the device answered {result or 'nothing'}")
         self.stats[f"device.{command}"] += 1
         return result
+
+    async def device_time(self, device_id: str) -> datetime:
+        """The device's clock (``DeviceTime`` of DeviceStatus), as aware UTC. Devices set their clock from the
+        ``Date`` of SharpEye's answer to their REGISTER; this shows how far one has drifted since."""
+        try:
+            state = self.platform.device(device_id)
+        except KeyError:
+            raise self._fail("unknown_device", f"no GB/T 28181 device {device_id}", 404) from None
+        try:
+            fields = await asyncio.wait_for(self.platform.query_device_status(device_id), self.timeout_s + 1)
+        except (QueryError, TimeoutError) as exc:
+            raise self._fail("timeout", f"DeviceStatus of {device_id}: {exc or 'no answer'}", 504) from None
+        when = local_time(fields.get("devicetime", ""), state.config.timezone)
+        if when is None:
+            raise self._fail("device_error", f"{device_id} reports no usable DeviceTime")
+        self.stats["device.time"] += 1
+        return when
 
     # --- sending ----------------------------------------------------------------------------------
     def _owner(self, channel_id: str) -> str:

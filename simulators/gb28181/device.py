@@ -29,7 +29,7 @@ from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_t
 from sharpeye.ingest.transport.sip.sdp import MediaDescription, SdpError, parse_sdp
 from sharpeye.simulators.gb28181.control import ControlState
 from sharpeye.simulators.gb28181.media import MediaFaults, encode_clip, load_clip, stream_clip
-from sharpeye.simulators.gb28181.notify import Route, catalog_change, mobile_position
+from sharpeye.simulators.gb28181.notify import Route, catalog_change, device_time, mobile_position, sync_offset
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class SimDevice:
     subscriptions: dict[str, float] = field(default_factory=dict)  # event -> until (loop time); for tests
     subscribe_count: Counter[str] = field(default_factory=Counter)  # SUBSCRIBEs received per event
     route: Route = field(default_factory=Route)  # where MobilePosition NOTIFYs put it
+    clock_offset_s: float = 0.0  # its clock's error (DeviceTime in DeviceStatus); set by the Date of REGISTER's 200
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -182,6 +183,8 @@ class DeviceFleet:
                 continue
             break
         device.register_status = status
+        if status == 200 and response.get("Date"):
+            device.clock_offset_s = sync_offset(response.get("Date"))
         device.registered = status == 200 and expires > 0
         self.stats[f"register.{status}"] += 1
         return status
@@ -511,7 +514,8 @@ class DeviceFleet:
                              charset=device.charset, device_list=("PresetList", rows))  # fmt: skip
                 await self.message(device, body)
             elif cmd == "devicestatus":
-                fields = [("Result", "OK"), ("Online", "ONLINE"), ("Status", "OK"), ("Encode", "ON"), ("Record", "OFF")]
+                fields = [("Result", "OK"), ("Online", "ONLINE"), ("Status", "OK"), ("Encode", "ON"), ("Record", "OFF"),
+                          ("DeviceTime", device_time(device.clock_offset_s))]  # fmt: skip
                 await self.message(device, build("Response", "DeviceStatus", query.sn, device.id, fields))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sharpeye.ingest.gb28181.manscdp import Node, build
@@ -51,3 +51,19 @@ def catalog_change(sn: int, device_id: str, items: list[tuple[str, str, str]], c
     ]  # fmt: skip
     return build("Notify", "Catalog", sn, device_id, [("SumNum", len(rows))], charset=charset,
                  device_list=("DeviceList", rows))  # fmt: skip
+
+
+def device_time(offset_s: float, zone: str = "Asia/Shanghai") -> str:
+    """The device's clock (``DeviceTime``): now, wrong by ``offset_s``."""
+    local = (datetime.now(UTC) + timedelta(seconds=offset_s)).astimezone(ZoneInfo(zone))
+    return local.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def sync_offset(date: str, zone: str = "Asia/Shanghai") -> float:
+    """The clock error left after setting the clock from a REGISTER answer's ``Date`` (its milliseconds kept):
+    about zero, as a device that takes the platform's time."""
+    try:
+        told = datetime.fromisoformat(date.strip()).replace(tzinfo=ZoneInfo(zone))
+    except ValueError:
+        return 0.0
+    return (told - datetime.now(UTC)).total_seconds()

@@ -113,6 +113,14 @@ def test_ptz_presets_and_device_commands_through_the_api(
             assert client.post(dev_url, json=reboot, headers=supervisor).json()["result"] == "sent"
             assert sim.control.reboots == 1
 
+            # time: a drifted clock shows; registering again takes the hub's time from the 200 OK's Date
+            sim.clock_offset_s = 3600.0
+            drift = client.get(f"/api/gb28181/devices/{NVR}/time", headers=operator).json()
+            assert 3598 <= drift["offset_s"] <= 3602, drift
+            assert portal.call(fleet.register, sim) == 200
+            assert abs(client.get(f"/api/gb28181/devices/{NVR}/time", headers=operator).json()["offset_s"]) <= 2
+            assert client.get(f"/api/gb28181/devices/{channel}/time", headers=operator).status_code == 404
+
             # a device that never answers: a clear 504 within the timeout, and nothing stuck
             sim.answer_control = False
             silent = client.post(f"{url}/ptz", json={"action": "up"}, headers=operator)
