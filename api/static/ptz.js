@@ -8,6 +8,7 @@ import { html, render } from "./html.js";
 import { t } from "./i18n/index.js";
 import { state } from "./state.js";
 import { report } from "./ui.js";
+import { can } from "./views/cases.js";
 
 const PAD = ["upleft", "up", "upright", "left", "stop", "right", "downleft", "down", "downright"];
 const LENS = ["zoom_in", "zoom_out", "focus_near", "focus_far", "iris_open", "iris_close"];
@@ -23,6 +24,16 @@ const ARROWS = { upleft: "↖", up: "↑", upright: "↗", left: "←", stop: "�
 export function isGbChannel(cameraId) {
   const url = state.devices.get(cameraId)?.config?.url;
   return typeof url === "string" && url.startsWith("gb28181:");
+}
+
+/**
+ * A PTZ panel for the camera if it is a GB/T 28181 channel and the user may turn it (the hub checks role and unit
+ * again), else null.
+ * @param {string} cameraId
+ * @param {Element} container
+ */
+export function ptzFor(cameraId, container) {
+  return isGbChannel(cameraId) && can("ptz:control") ? new PtzPanel(cameraId, container) : null;
 }
 
 export class PtzPanel {
@@ -71,7 +82,7 @@ export class PtzPanel {
       const number = act === "set" && input instanceof HTMLInputElement ? Number(input.value) : Number(b.dataset.number);
       this.preset(act, number).catch(report);
     });
-    this.loadPresets().catch(report);
+    this.loadPresets().catch((err) => { console.warn("presets", cameraId, err); this.status(t("ptz.no_device")); });
   }
 
   get speed() {
@@ -84,15 +95,22 @@ export class PtzPanel {
       html`<button type="button" data-ptz="${a}" title="${t(`ptz.${a}`)}" aria-label="${t(`ptz.${a}`)}">${ARROWS[/** @type {keyof typeof ARROWS} */ (a)]}</button>`)}</div>
       <div class="ptz-lens">${LENS.map((a) => html`<button type="button" data-ptz="${a}">${t(`ptz.${a}`)}</button>`)}</div>
       <label class="ptz-speed-label">${t("ptz.speed")} <input class="ptz-speed" type="range" min="1" max="255" value="128"></label>
-      <div class="ptz-presets"><h4>${t("ptz.presets")}</h4>
-        <ul>${this.presets.length ? this.presets.map((p) => html`<li data-preset="${p.number}">
-          <span>${p.number}. ${p.name || t("ptz.preset_unnamed")}</span>
-          <button type="button" data-preset-act="call" data-number="${p.number}">${t("ptz.call")}</button>
-          <button type="button" data-preset-act="delete" data-number="${p.number}">${t("ptz.delete")}</button></li>`)
-          : html`<li class="muted">${t("ptz.no_presets")}</li>`}</ul>
+      <div class="ptz-presets"><h4>${t("ptz.presets")}</h4><ul class="ptz-preset-list"></ul>
         <label>${t("ptz.number")} <input class="ptz-preset-number" type="number" min="1" max="255" value="1"></label>
         <button type="button" data-preset-act="set">${t("ptz.set")}</button></div>
       <p class="ptz-status" aria-live="polite"></p>`);
+    this.drawPresets();
+  }
+
+  /** Only the list: what the operator is typing or the speed they chose stay as they are. */
+  drawPresets() {
+    const list = this.el.querySelector(".ptz-preset-list");
+    if (!list) return;
+    render(list, html`${this.presets.length ? this.presets.map((p) => html`<li data-preset="${p.number}">
+      <span>${p.number}. ${p.name || t("ptz.preset_unnamed")}</span>
+      <button type="button" data-preset-act="call" data-number="${p.number}">${t("ptz.call")}</button>
+      <button type="button" data-preset-act="delete" data-number="${p.number}">${t("ptz.delete")}</button></li>`)
+      : html`<li class="muted">${t("ptz.no_presets")}</li>`}`);
   }
 
   /** @param {string} text */
@@ -123,12 +141,7 @@ export class PtzPanel {
 
   async loadPresets() {
     this.presets = await api(`${this.base}/presets`);
-    const focused = document.activeElement === this.el;
-    const speed = this.speed;
-    this.draw();
-    const input = this.el.querySelector(".ptz-speed");
-    if (input instanceof HTMLInputElement) input.value = String(speed);
-    if (focused) this.el.focus();
+    this.drawPresets();
   }
 
   /**

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from playwright.sync_api import Browser, Page, expect
 from pydantic import SecretStr
-from sharpeye.config.loader import demo_path, load_file
+from sharpeye.config.loader import demo_path, load_text
 from sharpeye.ingest.credential import device_password
 from sharpeye.ingest.gb28181.ptz import decode
 from sharpeye.ingest.registry import installed
@@ -22,7 +25,7 @@ from sharpeye.simulators.gb28181.device import DeviceFleet, SimDevice
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.role import Role
 from tests.console.conftest import ADMIN_PASSWORD, HubServer, console_settings
-from tests.helpers import wait_for
+from tests.helpers import Publisher, wait_for
 
 SECRET = "console-ptz-device-secret-0123456789"
 CAMERA = "cam-village-gb"
@@ -52,12 +55,15 @@ def ptz_site(
 ) -> Iterator[tuple[HubServer, SimDevice]]:
     settings = console_settings(tmp_path_factory, redis_server_session, mqtt_broker_session)
     settings = settings.model_copy(update={"device_secret": SecretStr(SECRET)})
-    site = load_file(demo_path(), installed())
+    data: dict[str, Any] = yaml.safe_load(demo_path().read_text(encoding="utf-8"))
+    rule = next(r for r in data["rules"] if r["id"] == "fence-intrusion")
+    rule.setdefault("linkage", {})["cameras"] = [CAMERA]  # the fence's alarms bring the GB camera up too
+    site = load_text(yaml.safe_dump(data, allow_unicode=True), installed())
     nvr_config = next(d for d in site.devices if d.kind == "gb28181")
     channels = [(c.id, c.name or c.id) for c in getattr(nvr_config, "channels", [])]
     nvr = SimDevice(id=nvr_config.id, password=device_password(SECRET, nvr_config.id, "sip"), kind="nvr",
                     channel_count=len(channels), channels=channels, keepalive_s=2)  # fmt: skip
-    with HubServer(settings) as server:
+    with HubServer(settings, site) as server:
         hub = server.hubs[0]
         sims = LoopThread()
         fleet = DeviceFleet([nvr], platform_id=site.gb28181.sip_id if site.gb28181 else "",
@@ -161,4 +167,36 @@ def test_no_panel_without_the_permission(browser: Browser, ptz_site: tuple[HubSe
     sign_in(page, server.url, "ptz-viewer", "viewer-Password-2")
     open_camera(page)
     expect(page.locator("#map-device .ptz")).to_have_count(0)
+    page.context.close()
+
+
+def test_ptz_from_the_alarm_detail(browser: Browser, ptz_site: tuple[HubServer, SimDevice],
+                                   mqtt_broker_session: EmbeddedMosquitto) -> None:  # fmt: skip
+    """An alarm whose linked cameras include a GB/T 28181 camera offers its PTZ in the alarm's detail."""
+    server, nvr = ptz_site
+    head = nvr.control.head("34020000001310000102")
+    page = browser.new_context(locale="zh-CN", viewport={"width": 1600, "height": 1000}).new_page()
+    sign_in(page, server.url, "admin", ADMIN_PASSWORD)
+    publisher = Publisher(mqtt_broker_session.url)
+    try:
+        seq = int(time.time() * 1000)  # above any earlier test's sequence numbers for this site
+        publisher.publish("sharpeye/fence/fence-school/event", {"seq": seq, "ts": datetime.now(UTC).isoformat(),
+                          "event": "alarm", "cause": "intrusion", "zone": "z3"})  # fmt: skip
+    finally:
+        publisher.close()
+    row = page.locator("#alarm-rows tr", has_text="学校东侧围墙")
+    expect(row).to_have_count(1)
+    panel = page.locator(f"#alarm-detail .ptz[data-camera={CAMERA}]")
+    for _ in range(3):  # a newer alarm popping up (the quiet demo devices going offline) may replace the detail
+        row.click()
+        expect(panel).to_be_visible()
+        panel.locator(".ptz-preset-number").fill("12")
+        panel.locator("[data-preset-act=set]").click()
+        try:
+            wait_for(lambda: 12 in head.presets, timeout=3, what="preset 12 set from the alarm detail")
+            break
+        except AssertionError:
+            continue
+    assert 12 in head.presets
+    expect(page.locator("#alarm-detail li[data-preset='12']")).to_be_visible()
     page.context.close()

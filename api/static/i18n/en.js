@@ -68,7 +68,7 @@ export const en = {
     speed: "Speed", presets: "Presets", no_presets: "No presets", preset_unnamed: "unnamed", call: "Call",
     delete: "Delete", set: "Set preset", number: "No.", bad_number: "A preset is numbered 1-255",
     done_call: "Called preset", done_set: "Set preset", done_delete: "Deleted preset", failed: "PTZ control failed",
-    ptz: "PTZ",
+    ptz: "PTZ", no_device: "PTZ unavailable (device not registered or not answering)",
   },
   player: { connecting: "Connecting…", live: "Live", failed: "Connection failed, retrying" },
   light: { green: "green", yellow: "yellow", red: "red" },

@@ -5,14 +5,13 @@ import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
 import { register } from "../nav.js";
 import { LivePlayer } from "../player.js";
-import { isGbChannel, PtzPanel } from "../ptz.js";
+import { ptzFor } from "../ptz.js";
 import { deviceName, loadAlarms, loadDeviceHealth, loadSite, state } from "../state.js";
 import { $, closest } from "../ui.js";
-import { can } from "./cases.js";
 
 /** @type {LivePlayer | null} */
 let player = null;
-/** @type {PtzPanel | null} */
+/** @type {import("../ptz.js").PtzPanel | null} */
 let ptz = null;
 
 function closeLive() {
@@ -65,7 +64,7 @@ function showDevice(id) {
   const slot = box.querySelector(".map-camera");
   if (cam && slot) { player = new LivePlayer(cam, slot); player.setLabel(deviceName(cam)); }
   // a GB/T 28181 channel turns from here, for users allowed to (the hub checks role and unit again)
-  if (cam && slot && isGbChannel(cam) && can("ptz:control")) ptz = new PtzPanel(cam, slot);
+  if (cam && slot) ptz = ptzFor(cam, slot);
 }
 
 $("map-marks").addEventListener("click", (ev) => {
