@@ -75,6 +75,7 @@ class SimDevice:
     refuse_subscribe: dict[str, int] = field(default_factory=dict)  # fault: event -> status to refuse it with
     subscriptions: dict[str, float] = field(default_factory=dict)  # event -> until (loop time); for tests
     subscribe_count: Counter[str] = field(default_factory=Counter)  # SUBSCRIBEs received per event
+    mobile: bool = False  # reports MobilePosition (a patrol car, a body camera); others refuse it with 489
     route: Route = field(default_factory=Route)  # where MobilePosition NOTIFYs put it
     clock_offset_s: float = 0.0  # its clock's error (DeviceTime in DeviceStatus); set by the Date of REGISTER's 200
 
@@ -298,9 +299,10 @@ class DeviceFleet:
 
     def _on_subscribe(self, device: SimDevice, msg: SipMessage) -> SipMessage:
         event = msg.get("Event").split(";")[0].strip()
-        if event in device.refuse_subscribe:
+        refused = device.refuse_subscribe.get(event) or (489 if event == "MobilePosition" and not device.mobile else 0)
+        if refused:
             self.stats["subscribe.refused"] += 1
-            return msg.response(device.refuse_subscribe[event])
+            return msg.response(refused, "Bad Event" if refused == 489 else "")
         self.stats["subscribed"] += 1
         expires = int(msg.get("Expires") or "3600")
         loop = asyncio.get_running_loop()

@@ -55,8 +55,9 @@ def test_ptz_presets_and_device_commands_through_the_api(
                                   ("viewer", Role.viewer, None), ("sup", Role.supervisor, None)]:  # fmt: skip
             client.call(lambda n=name, r=role, s=scope: client.users.add(n, PASSWORD, r, s))  # type: ignore[misc]
         admin, operator = _token(client, "admin"), _token(client, "op-hedong")
+        # a vehicle NVR (its cameras on a patrol car): it reports its position
         sim = SimDevice(id=NVR, password=device_password(SECRET, NVR, "sip"), kind="nvr", channel_count=3,
-                        keepalive_s=1)  # fmt: skip
+                        keepalive_s=1, mobile=True)  # fmt: skip
         fleet = DeviceFleet([sim], platform_id=PLATFORM_ID, platform_port=client.hub.gb_platform_port, t1=0.1)
         portal.call(fleet.start)
         try:

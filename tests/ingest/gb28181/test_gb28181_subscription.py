@@ -21,8 +21,8 @@ from tests.ingest.gb28181.conftest import PLATFORM_ID, Sink, device_config, unti
 async def test_subscribe_renew_and_take_notifies(
     make_platform: Any, sink: Sink, redis_client: aioredis.Redis, keys: Keys
 ) -> None:
-    car = SimDevice(id=code("34020000", 132, 21), password="pw-car")
-    old = SimDevice(id=code("34020000", 132, 22), password="pw-old", refuse_subscribe={"MobilePosition": 489})
+    car = SimDevice(id=code("34020000", 132, 21), password="pw-car", mobile=True)
+    old = SimDevice(id=code("34020000", 132, 22), password="pw-old")  # a fixed camera: refuses MobilePosition
     rejected: list[tuple[str, str]] = []
     platform = await make_platform([device_config(car), device_config(old)],
                                    reject=lambda reason, device, _raw: rejected.append((reason, device)))  # fmt: skip
