@@ -437,16 +437,7 @@ class Hub:
         self.gb_control = GbControl(self.gb_platform)
         self.gb_subscriptions = GbSubscriptions(self.gb_platform, PositionStore(self.redis, self.keys))
         await self.gb_subscriptions.start()
-        if not self._gb_control_metrics:
-            self._gb_control_metrics = True
-            control = CounterCollector("sharpeye_gb_control", "GB/T 28181 control commands and failures",
-                                       lambda: self.gb_control.stats if self.gb_control else None)  # fmt: skip
-            subscriptions = CounterCollector(
-                "sharpeye_gb_subscription", "GB/T 28181 subscriptions and their notifications",
-                lambda: self.gb_subscriptions.stats if self.gb_subscriptions else None,
-            )
-            self.metrics.registry.register(control)
-            self.metrics.registry.register(subscriptions)
+        self._register_gb_control_metrics()
         self.gb_puller.bind(asyncio.get_running_loop())
         register_opener("gb28181:", gb_opener(self.gb_puller))
         self.metrics.registry.register(GbMediaCollector(self.gb_platform, self.gb_puller, self._gb_upper_stats))
@@ -460,6 +451,21 @@ class Hub:
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
         log.info("GB/T 28181 platform %s on %s:%d", settings.sip_id, settings.host, self.gb_platform_port)
+
+    def _register_gb_control_metrics(self) -> None:
+        """Control, subscription and upward-control counters at /metrics (once: they read the current objects)."""
+        if self._gb_control_metrics:
+            return
+        self._gb_control_metrics = True
+        for name, doc, stats in [
+            ("sharpeye_gb_control", "GB/T 28181 control commands and failures",
+             lambda: self.gb_control.stats if self.gb_control else None),
+            ("sharpeye_gb_subscription", "GB/T 28181 subscriptions and their notifications",
+             lambda: self.gb_subscriptions.stats if self.gb_subscriptions else None),
+            ("sharpeye_gb_upward_control", "The upper platform's DeviceControl and PresetQuery, forwarded or refused",
+             lambda: self.gb_cascade.control.stats if self.gb_cascade and self.gb_cascade.control else None),
+        ]:  # fmt: skip
+            self.metrics.registry.register(CounterCollector(name, doc, stats))
 
     async def _stop_gb28181(self) -> None:
         """Another node holds the site's SIP signalling now: stop ours (it re-registers the devices there)."""

@@ -147,6 +147,7 @@ def test_ptz_presets_and_device_commands_through_the_api(
             assert set(sim.subscriptions) == {"Catalog", "Alarm", "MobilePosition"}
             metrics = client.get("/metrics").text
             assert 'sharpeye_gb_subscription_total{event="subscribe.MobilePosition.ok"}' in metrics
+            assert "# TYPE sharpeye_gb_upward_control_total counter" in metrics  # no cascade here: no samples
             assert 'sharpeye_gb_control_total{event="ptz.move"}' in metrics
             assert 'sharpeye_gb_control_total{event="error.timeout"}' in metrics
         finally:
