@@ -21,7 +21,9 @@ from sharpeye.api.live.service import LiveService
 from sharpeye.api.live.setting import LiveSettings
 from sharpeye.api.routes import admin, alarm, auth, camera, case, cluster, device, health, live, report, uplink, whep
 from sharpeye.api.routes import alarm_handling as alarm_handling_route
+from sharpeye.api.routes import arming as arming_route
 from sharpeye.api.routes import evidence_bundle as evidence_bundle_route
+from sharpeye.api.routes import gb28181 as gb28181_route
 from sharpeye.api.routes import kind as kind_route
 from sharpeye.api.routes import push as push_route
 from sharpeye.api.routes import site as site_route
@@ -134,6 +136,8 @@ def create_app(
     app.include_router(evidence_bundle_route.router)  # signed evidence bundles and the hub's key
     app.include_router(push_route.router)  # Web Push: the VAPID key and operators' browser subscriptions
     app.include_router(verification_route.router)  # 研判: verdicts before dispatch, false-alarm statistics
+    app.include_router(gb28181_route.router)  # GB/T 28181 PTZ, presets and device control
+    app.include_router(arming_route.router)  # fence arm/disarm commands
 
     @app.get("/", include_in_schema=False, dependencies=[PUBLIC])
     async def console() -> FileResponse:

@@ -16,6 +16,8 @@ class Permission(StrEnum):
     cases_act = "cases:act"
     devices_read = "devices:read"
     devices_write = "devices:write"
+    devices_control = "devices:control"  # reboot, recording, guard/unguard of GB/T 28181 devices; fence arming
+    ptz_control = "ptz:control"  # pan/tilt/zoom and presets of GB/T 28181 channels
     deadletters_read = "deadletters:read"
     users_admin = "users:admin"
 
@@ -25,8 +27,11 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.admin: frozenset(Permission),
     Role.supervisor: frozenset(
         {P.health_read, P.alarms_read, P.alarms_act, P.cases_read, P.cases_act, P.devices_read, P.deadletters_read}
+    )
+    | {P.ptz_control, P.devices_control},
+    Role.operator: frozenset(
+        {P.health_read, P.alarms_read, P.alarms_act, P.cases_read, P.cases_act, P.devices_read, P.ptz_control}
     ),
-    Role.operator: frozenset({P.health_read, P.alarms_read, P.alarms_act, P.cases_read, P.cases_act, P.devices_read}),
     Role.department_handler: frozenset({P.health_read, P.cases_read, P.cases_act}),
     Role.integrator: frozenset({P.health_read, P.devices_read, P.devices_write, P.deadletters_read}),
     Role.viewer: frozenset({P.health_read, P.alarms_read, P.cases_read, P.devices_read}),

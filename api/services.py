@@ -28,6 +28,8 @@ from sharpeye.governance.service import CaseService
 from sharpeye.governance.uplink import UplinkService
 from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.deadletter import recent
+from sharpeye.ingest.gb28181.control import GbControl
+from sharpeye.ingest.gb28181.subscription import PositionStore
 from sharpeye.ingest.health import DeviceStatus
 from sharpeye.ingest.inventory import DeviceInventory
 from sharpeye.ingest.ownership import Ownership
@@ -160,6 +162,9 @@ class Services:
     gb_subscribe: GbSubscribe | None = None  # GB/T 28181 channels pulled on demand for viewers
     gb_key_frame: Callable[[str], object] | None = None  # ask a pulled GB channel's device for a key frame
     ownership: Ownership | None = None  # the leases this node holds among the site's nodes
+    gb_control: Callable[[], GbControl | None] | None = None  # PTZ and device control, while SIP runs here
+    gb_tracks: PositionStore | None = None  # GB/T 28181 MobilePosition tracks
+    publish: Callable[[str, bytes], None] | None = None  # an MQTT publish (QoS 1) to devices: fence commands
 
 
 # What ``create_app`` takes: entered by the app's lifespan, it starts what the services need and yields them;

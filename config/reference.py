@@ -70,6 +70,13 @@ def check_references(site: SiteConfig, catalog: Catalog) -> list[Problem]:
         for j, cam in enumerate(rule.linkage.cameras):
             if devices.get(cam) is None or devices[cam].kind != "camera":
                 problems.append((("rules", i, "linkage", "cameras", j), f"no camera {cam!r}"))
+        for j, turn in enumerate(rule.linkage.ptz):
+            found = devices.get(turn.camera)
+            url = str(getattr(found, "url", ""))
+            gb_camera = found is not None and found.kind == "camera" and url.startswith("gb28181:")
+            if not (gb_camera or (found is None and turn.camera.isdigit() and len(turn.camera) == 20)):
+                what = f"{turn.camera!r} is neither a gb28181: camera nor a GB/T 28181 channel code"
+                problems.append((("rules", i, "linkage", "ptz", j, "camera"), what))
         cond = rule.condition
         if cond.type == "threshold" and cond.above is None and cond.below is None:
             problems.append((("rules", i, "condition"), "a threshold needs 'above' or 'below'"))

@@ -97,6 +97,26 @@ class Flapping(StrictModel):
     window_s: float = Field(default=300, gt=0, description="Window, seconds; flapping ends after a quiet window.")
 
 
+class PresetLinkage(StrictModel):
+    """Turn a PTZ camera (a GB/T 28181 channel) to a preset when an alarm of the rule is raised, and back to its
+    guard position when no alarm has turned it for ``return_after_s``."""
+
+    camera: Identifier = Field(
+        description="The PTZ camera: a camera configured as gb28181:<device>/<channel>, or a catalog channel's code."
+    )
+    preset: int = Field(ge=1, le=255, description="The preset to call when an alarm is raised.")
+    zones: list[Identifier] = Field(
+        default_factory=list, description="Only for alarms of these zones (or channels); empty: every alarm."
+    )
+    guard_preset: int | None = Field(
+        default=None, ge=1, le=255, description="The guard position (看守位) to return to; None: stay."
+    )
+    return_after_s: float = Field(
+        default=300, gt=0, le=86_400, description="Quiet time: return to the guard preset this long after the last "
+        "alarm that turned the camera.",
+    )  # fmt: skip
+
+
 class Linkage(StrictModel):
     """What an alarm of this rule brings up for the operator."""
 
@@ -105,6 +125,9 @@ class Linkage(StrictModel):
     )
     zone_cameras: bool = Field(default=True, description="Show the cameras linked to the alarm's zone.")
     record: bool = Field(default=True, description="Record evidence from the linked cameras.")
+    ptz: list[PresetLinkage] = Field(
+        default_factory=list, description="PTZ cameras turned to a preset when an alarm is raised (联动预置位)."
+    )
 
 
 class Verification(StrictModel):

@@ -30,6 +30,7 @@ from sharpeye.alarms.store import AlarmStore
 from sharpeye.config.gb28181 import CascadeSettings, GbSettings
 from sharpeye.config.gb_code import CodeError, type_of
 from sharpeye.governance.alarm_class import classify
+from sharpeye.governance.cascade_control import UpwardControl
 from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.gb28181.platform import Channel, gb_date
 from sharpeye.ingest.transport.ps import AnnexB, PsMuxer, rtp_payloads
@@ -100,9 +101,11 @@ class GbCascade:
         *,
         name: str = "SharpEye",
         media: MediaSource | None = None,
+        control: UpwardControl | None = None,
     ) -> None:
         """``media(channel_id)`` gives a subscription to a channel's packets (e.g. ``ChannelPuller.subscribe``);
-        without it the upper platform's INVITE is answered 501."""
+        without it the upper platform's INVITE is answered 501. ``control`` carries out the upper platform's
+        DeviceControl and PresetQuery of our channels; without it they are answered 200 and ignored."""
         if settings.cascade is None:
             raise ValueError("GbSettings.cascade is not set")
         self.settings = settings
@@ -129,6 +132,7 @@ class GbCascade:
         self._alarms: asyncio.Queue[Alarm] = asyncio.Queue(ALARM_QUEUE)
         self._background = Background(self.stats)
         self._media = media
+        self.control = control
         self.streams: dict[str, _Upstream] = {}  # by Call-ID
 
     @property
@@ -147,6 +151,8 @@ class GbCascade:
         """Stop; unregister first (``Expires: 0``, at most 3 s) unless told not to. Safe to call twice."""
         for call_id in list(self.streams):
             await self._end_upstream(call_id, "stopped", bye=True)
+        if self.control is not None:
+            await self.control.stop()
         await self._background.stop()
         if unregister and self.registered.is_set():
             with contextlib.suppress(TimeoutError, ConnectionError, OSError):
@@ -332,6 +338,8 @@ class GbCascade:
             self._spawn(self._answer(body), f"gb28181-cascade-{cmd}")
         elif body.root == "response" and cmd == "alarm":
             self.stats["alarm_acks"] += 1
+        elif self.control is not None and self.control.handles(body):
+            return msg.response(self.control.accept(body, self._message))
         else:
             self.stats[f"ignored.{body.root}.{cmd}"] += 1
         return msg.response(200)

@@ -33,6 +33,10 @@ class Keys:
         """Stream (capped): rejected input with its reason and origin."""
         return f"{self.prefix}:deadletters"
 
+    def gb_track(self, device_id: str) -> str:
+        """Sorted set: a GB/T 28181 device's MobilePosition reports (JSON), scored by their time (epoch seconds)."""
+        return f"{self.prefix}:gb-track:{device_id}"
+
     def device_lease(self, unit: str) -> str:
         """String with TTL: ``"<fencing token> <node id>"`` of the node that owns a device or a site role
         (``ingest/ownership.py``). Hash-tagged with its token counter."""

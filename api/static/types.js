@@ -69,6 +69,7 @@
  * @property {number} messages
  * @property {number} errors
  * @property {string | null} last_error
+ * @property {Record<string, unknown>} [config] the device's config (a camera's ``url``...)
  */
 
 /**

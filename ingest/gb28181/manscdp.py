@@ -127,7 +127,7 @@ def parse_body(data: bytes) -> Manscdp:
         raise ManscdpError("missing_deviceid")
     items: list[dict[str, str]] = []
     for child in root:
-        if len(child) and _tag(child) in ("devicelist", "alarmlist", "recordlist"):
+        if len(child) and _tag(child) in ("devicelist", "alarmlist", "recordlist", "presetlist"):
             for item in child:
                 if _tag(item) == "item":
                     entry = _children(item)

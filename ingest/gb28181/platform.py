@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sharpeye.config.gb28181 import GbSettings
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.driver import readings_of
-from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.gb28181.media import MediaSession, SessionKey
 from sharpeye.ingest.reading import DecodeError, Reading
 from sharpeye.ingest.transport.rtp import PortRange, RtpError, RtpMode, RtpReceiver
@@ -199,6 +199,9 @@ class GbPlatform:
         self.sessions: dict[str, MediaSession] = {}  # by Call-ID
         self._by_ssrc: dict[int, MediaSession] = {}
         self._inviting = 0
+        # other Notify bodies (MobilePosition...) by lower-case CmdType: ``hook(device state, body)`` returns the
+        # reason it refuses the body for (a dead letter and 400), or None
+        self.notify_hooks: dict[str, Callable[[DeviceState, Manscdp], str | None]] = {}
 
     # --- public interface -------------------------------------------------------------------
     async def start(self) -> None:
@@ -272,17 +275,29 @@ class GbPlatform:
         pages, _ = await self._query(device_id, "DeviceStatus")
         return dict(pages[0].fields)
 
-    async def subscribe(self, device_id: str, event: str = "Catalog", expires: int = 3600) -> int:
-        """SUBSCRIBE to a device's catalog changes or alarms; returns the final status code."""
+    async def subscribe(
+        self,
+        device_id: str,
+        event: str = "Catalog",
+        expires: int = 3600,
+        *,
+        fields: list[Node] | None = None,
+        limit_s: float | None = None,
+        granted: dict[str, int] | None = None,
+    ) -> int:
+        """SUBSCRIBE to a device's catalog changes, alarms or mobile positions; returns the final status code.
+        ``fields``: more of the query body (MobilePosition's ``Interval``); ``granted`` gets the answer's Expires."""
         state = self._require(device_id)
         sn = next(self._sn)
-        body = build("Query", event, sn, device_id, charset=state.config.charset)
+        body = build("Query", event, sn, device_id, fields, charset=state.config.charset)
         msg = self._request("SUBSCRIBE", state, body)
         msg.add("Event", f"{event};id={sn}")
         msg.add("Expires", str(expires))
         msg.add("Contact", self.endpoint.contact(self.settings.sip_id, state.peer.transport if state.peer else "udp"))
         assert state.peer is not None
-        response = await self.endpoint.request(msg, state.peer)
+        response = await self.endpoint.request(msg, state.peer, limit_s=limit_s)
+        if granted is not None and response.expires is not None:
+            granted[event] = response.expires
         return response.status
 
     # --- media ------------------------------------------------------------------------------
@@ -469,15 +484,34 @@ class GbPlatform:
         response = await self.endpoint.request(self._request("MESSAGE", state, body), state.peer)
         return response.status
 
-    async def _query(self, device_id: str, cmd_type: str, *, partial: bool = False) -> tuple[list[Manscdp], bool]:
-        """Send a query; return its Response pages and whether they are complete."""
+    async def send_message(self, device_id: str, body: bytes, limit_s: float | None = None) -> int:
+        """Send a MESSAGE (a DeviceControl...) to a registered device; its final status. Raises ``QueryError``
+        (unknown or unregistered device) or ``TransactionTimeout`` (no answer within ``limit_s``)."""
+        state = self._require(device_id)
+        assert state.peer is not None
+        response = await self.endpoint.request(self._request("MESSAGE", state, body), state.peer, limit_s=limit_s)
+        return response.status
+
+    async def query(
+        self, device_id: str, cmd_type: str, target: str, *, root: str = "Query", fields: list[Node] | None = None
+    ) -> list[Manscdp]:
+        """A query (or a ``Control`` answered with a Response: GuardCmd, RecordCmd) about ``target`` (a channel)
+        sent to the device that owns it; its Response pages. Raises ``QueryError``."""
+        pages, _ = await self._query(device_id, cmd_type, target=target, root=root, fields=fields)
+        return pages
+
+    async def _query(
+        self, device_id: str, cmd_type: str, *, partial: bool = False, target: str | None = None,
+        root: str = "Query", fields: list[Node] | None = None,
+    ) -> tuple[list[Manscdp], bool]:
+        """Send a query (about ``target``, default the device); return its Response pages and whether complete."""
         state = self._require(device_id)
         sn = next(self._sn)
-        key = (device_id, cmd_type.lower(), sn)
+        key = (target or device_id, cmd_type.lower(), sn)
         query = _Query(asyncio.get_running_loop())
         self._queries[key] = query
         try:
-            body = build("Query", cmd_type, sn, device_id, charset=state.config.charset)
+            body = build(root, cmd_type, sn, target or device_id, fields, charset=state.config.charset)
             status = await self._send_message(state, body)
             if status != 200:
                 raise QueryError(f"{cmd_type} query to {device_id}: {status}")
@@ -667,6 +701,12 @@ class GbPlatform:
             self._spawn(self._answer_alarm(state, body), f"gb28181-alarm-ack-{device_id}")
         elif body.root == "notify" and cmd == "catalog":
             self._catalog_change(state, body)
+        elif body.root == "notify" and cmd in self.notify_hooks:
+            refused = self.notify_hooks[cmd](state, body)
+            self.stats[f"notify.{cmd}"] += 1
+            if refused:
+                self._reject(f"bad_body.{refused}", device_id, msg)
+                return msg.response(400, f"Bad Body ({refused})")
         elif body.root == "response":
             self._on_response(device_id, body)
         else:

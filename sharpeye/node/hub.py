@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from sharpeye.alarms.engine import AlarmEngine
-from sharpeye.alarms.linkage import linked_evidence
+from sharpeye.alarms.linkage import PresetLinker, linked_evidence
 from sharpeye.alarms.notification import ConsumerProgress, consume, group_lag
 from sharpeye.alarms.store import AlarmStore
 from sharpeye.clock import Clock, SystemClock
@@ -31,6 +31,7 @@ from sharpeye.config.gb28181 import GbSettings
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.audit_archive import AuditArchive
 from sharpeye.governance.cascade import GbCascade, alarm_forwarder
+from sharpeye.governance.cascade_control import UpwardControl
 from sharpeye.governance.escalation import Notifier
 from sharpeye.governance.intake import AlarmIntake
 from sharpeye.governance.push import PushService
@@ -46,11 +47,13 @@ from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.gb28181.channel_sync import sync_channels
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
+from sharpeye.ingest.gb28181.control import ControlError, CounterCollector, GbControl, camera_channel
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.offer import UpwardOffer
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.gb28181.puller import ChannelPuller
 from sharpeye.ingest.gb28181.source import opener as gb_opener
+from sharpeye.ingest.gb28181.subscription import GbSubscriptions, PositionStore
 from sharpeye.ingest.health import LAG_LIMIT_S, STUCK_AFTER_S, ConsumerStatus, DeviceStatus, HealthTracker, State
 from sharpeye.ingest.inventory import DeviceInventory
 from sharpeye.ingest.ownership import (
@@ -141,6 +144,10 @@ class Hub:
         self.consumer_lag_limit_s = LAG_LIMIT_S
         self.consumer_stuck_after_s = STUCK_AFTER_S
         self.gb_platform: GbPlatform | None = None
+        self.gb_control: GbControl | None = None
+        self.ptz_linker: PresetLinker | None = None
+        self.gb_subscriptions: GbSubscriptions | None = None
+        self._gb_control_metrics = False
         self.gb_puller: ChannelPuller | None = None
         self.cameras: CameraService | None = None
         self.gb_cascade: GbCascade | None = None
@@ -435,22 +442,45 @@ class Hub:
         # GB channels are pulled on demand (INVITE) for viewers; a camera configured as gb28181:<device>/<channel>
         # is read by the camera service through the same puller, so analytics and evidence keep it pulled.
         self.gb_puller = ChannelPuller(self.gb_platform)
+        self.gb_control = GbControl(self.gb_platform)
+        self.gb_subscriptions = GbSubscriptions(self.gb_platform, PositionStore(self.redis, self.keys))
+        await self.gb_subscriptions.start()
+        self._register_gb_control_metrics()
         self.gb_puller.bind(asyncio.get_running_loop())
         register_opener("gb28181:", gb_opener(self.gb_puller))
         self.metrics.registry.register(GbMediaCollector(self.gb_platform, self.gb_puller, self._gb_upper_stats))
         self._spawn(self._sync_gb_channels(), "gb28181-channels")
+        if any(rule.linkage.ptz for rule in self.engine.rules.rules.values()):
+            self._spawn(self._link_presets(), "gb28181-ptz-linkage")
         if settings.cascade is not None:
-            # Upward: the devices' channels, and RTSP/file cameras that have a gb_code (ingest/gb28181/offer.py).
+            # Upward: the devices' channels, and RTSP/file cameras that have a gb_code (ingest/gb28181/offer.py);
+            # the upper platform's DeviceControl and PresetQuery go to the device that owns the channel.
             self.gb_offer = UpwardOffer(
                 settings.sip_id, channels=self.gb_platform.channels, devices=lambda: self.inventory,
                 puller=self.gb_puller, cameras=lambda: self.cameras, live=self._live_cameras,
             )  # fmt: skip
+            upward = UpwardControl(lambda: self.gb_control, self.gb_platform.channels, settings.cascade.charset)
             self.gb_cascade = GbCascade(
-                settings, catalog=self.gb_offer.catalog, clock=self.clock, media=self.gb_offer.media
+                settings, catalog=self.gb_offer.catalog, clock=self.clock, media=self.gb_offer.media, control=upward
             )
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
         log.info("GB/T 28181 platform %s on %s:%d", settings.sip_id, settings.host, self.gb_platform_port)
+
+    def _register_gb_control_metrics(self) -> None:
+        """Control, subscription and upward-control counters at /metrics (once: they read the current objects)."""
+        if self._gb_control_metrics:
+            return
+        self._gb_control_metrics = True
+        for name, doc, stats in [
+            ("sharpeye_gb_control", "GB/T 28181 control commands and failures",
+             lambda: self.gb_control.stats if self.gb_control else None),
+            ("sharpeye_gb_subscription", "GB/T 28181 subscriptions and their notifications",
+             lambda: self.gb_subscriptions.stats if self.gb_subscriptions else None),
+            ("sharpeye_gb_upward_control", "The upper platform's DeviceControl and PresetQuery, forwarded or refused",
+             lambda: self.gb_cascade.control.stats if self.gb_cascade and self.gb_cascade.control else None),
+        ]:  # fmt: skip
+            self.metrics.registry.register(CounterCollector(name, doc, stats))
 
     async def _stop_gb28181(self) -> None:
         """Another node holds the site's SIP signalling now: stop ours (it re-registers the devices there)."""
@@ -462,6 +492,12 @@ class Hub:
         if self.gb_cascade is not None:
             await self.gb_cascade.stop()
             self.gb_cascade = None
+        if self.gb_subscriptions is not None:
+            await self.gb_subscriptions.stop()
+            self.gb_subscriptions = None
+        if self.gb_control is not None:
+            await self.gb_control.stop()
+            self.gb_control = None
         if self.gb_platform is not None:
             await self.gb_platform.stop()
             self.gb_platform = None
@@ -480,6 +516,25 @@ class Hub:
     def sync_gb_channels(self) -> int:
         assert self.gb_platform is not None
         return sync_channels(self.gb_platform.channels(), self.inventory)
+
+    async def _link_presets(self) -> None:
+        """Rules' PTZ linkage (a fence zone's alarm turns a camera to a preset), on the node that holds SIP."""
+        linker = self.ptz_linker = PresetLinker(self.alarm_store, self.engine.rules.rules, self)
+        progress = self.progress["ptz-linkage"] = ConsumerProgress()
+        try:
+            await consume(self.redis, self.keys, "ptz-linkage", self.node_id, progress.wrap(linker.handle))
+        finally:
+            await linker.stop()
+
+    async def call_preset(self, camera_id: str, preset: int) -> None:
+        """Turn a GB/T 28181 camera (or channel code) to a preset; raises ``ControlError``."""
+        control = self.gb_control
+        if control is None:
+            raise ControlError("not_running", "GB/T 28181 is not running on this node", 503)
+        channel = camera_channel(camera_id, self.inventory.get(camera_id))
+        if channel is None:
+            raise ControlError("unknown_channel", f"{camera_id} is not a GB/T 28181 camera", 404)
+        await control.preset(channel, "call", preset)
 
     def _gb_upper_stats(self) -> tuple[int, collections.Counter[str]]:
         if self.gb_cascade is None:
@@ -574,6 +629,10 @@ class Hub:
         if self.gb_puller is not None:
             register_opener("gb28181:", None)
             await self.gb_puller.stop()
+        if self.gb_subscriptions is not None:
+            await self.gb_subscriptions.stop()
+        if self.gb_control is not None:
+            await self.gb_control.stop()
         if self.gb_platform is not None:
             await self.gb_platform.stop()
         await self._cancel_tasks()

@@ -15,6 +15,7 @@ from sharpeye.api.user import UserStore
 from sharpeye.clock import Clock
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.photo import PhotoStore
+from sharpeye.ingest.gb28181.subscription import PositionStore
 from sharpeye.ingest.registry import Registry
 from sharpeye.node.hub import Hub
 from sharpeye.settings import Settings
@@ -55,6 +56,9 @@ def services_of(hub: Hub) -> Services:
         gb_subscribe=hub.gb_puller.subscribe if hub.gb_puller is not None else None,
         gb_key_frame=hub.gb_puller.request_key_frame if hub.gb_puller is not None else None,
         ownership=hub.ownership,
+        gb_control=lambda: hub.gb_control,
+        gb_tracks=PositionStore(hub.redis, hub.keys),
+        publish=lambda topic, payload: hub.transport.publish(topic, payload),
     )
 
 

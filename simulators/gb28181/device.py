@@ -28,7 +28,9 @@ from sharpeye.ingest.transport.sip.digest import Challenge
 from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint, TransactionTimeout
 from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag
 from sharpeye.ingest.transport.sip.sdp import MediaDescription, SdpError, parse_sdp
+from sharpeye.simulators.gb28181.control import ControlState
 from sharpeye.simulators.gb28181.media import MediaFaults, encode_clip, load_clip, stream_clip
+from sharpeye.simulators.gb28181.notify import Route, catalog_change, device_time, mobile_position, sync_offset
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,14 @@ class SimDevice:
     answer_device_info: bool = True  # fault: never answer DeviceInfo
     refuse_invite: int = 0  # fault: answer INVITE with this status
     answer_sdp: bytes | None = None  # fault: answer INVITE with this body instead of a real SDP
+    answer_control: bool = True  # fault: never answer DeviceControl (nor PresetQuery)
+    control: ControlState = field(default_factory=ControlState)  # PTZ heads, presets, guard, recording
+    refuse_subscribe: dict[str, int] = field(default_factory=dict)  # fault: event -> status to refuse it with
+    subscriptions: dict[str, float] = field(default_factory=dict)  # event -> until (loop time); for tests
+    subscribe_count: Counter[str] = field(default_factory=Counter)  # SUBSCRIBEs received per event
+    mobile: bool = False  # reports MobilePosition (a patrol car, a body camera); others refuse it with 489
+    route: Route = field(default_factory=Route)  # where MobilePosition NOTIFYs put it
+    clock_offset_s: float = 0.0  # its clock's error (DeviceTime in DeviceStatus); set by the Date of REGISTER's 200
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -179,6 +189,8 @@ class DeviceFleet:
                 continue
             break
         device.register_status = status
+        if status == 200 and response.get("Date"):
+            device.clock_offset_s = sync_offset(response.get("Date"))
         device.registered = status == 200 and expires > 0
         self.stats[f"register.{status}"] += 1
         return status
@@ -264,10 +276,7 @@ class DeviceFleet:
         if msg.method in ("INVITE", "ACK", "BYE", "CANCEL"):
             return self._on_media_request(device, msg, peer)
         if msg.method == "SUBSCRIBE":
-            self.stats["subscribed"] += 1
-            reply = msg.response(200)
-            reply.add("Expires", msg.get("Expires") or "3600")
-            return reply
+            return self._on_subscribe(device, msg)
         if msg.method != "MESSAGE":
             return msg.response(501)
         try:
@@ -279,12 +288,81 @@ class DeviceFleet:
             device.alarm_acks.append(body.sn)
             self.stats["alarm_acks"] += 1
         elif body.root == "query":
+            if not device.answer_control and body.cmd_type.lower() == "presetquery":
+                return None
             self.queries.append(body)
             self._spawn(self._answer(device, body))
         elif body.root == "control" and body.fields.get("ifamecmd", "").lower() == "send":
             self.key_frame_requests[body.device_id] += 1  # forced key frame: the next frame sent is one
             self._key_wanted.add(body.device_id)
+        elif body.root == "control" and body.cmd_type.lower() == "devicecontrol":
+            if not device.answer_control:
+                return None
+            status, result = device.control.handle(body)
+            if result is not None:
+                answer = build("Response", "DeviceControl", body.sn, body.device_id, [("Result", result)])
+                self._spawn(self._send_quietly(device, answer))
+            return msg.response(status)
         return msg.response(200)
+
+    def _on_subscribe(self, device: SimDevice, msg: SipMessage) -> SipMessage:
+        event = msg.get("Event").split(";")[0].strip()
+        refused = device.refuse_subscribe.get(event) or (489 if event == "MobilePosition" and not device.mobile else 0)
+        if refused:
+            self.stats["subscribe.refused"] += 1
+            return msg.response(refused, "Bad Event" if refused == 489 else "")
+        self.stats["subscribed"] += 1
+        expires = int(msg.get("Expires") or "3600")
+        loop = asyncio.get_running_loop()
+        fresh = device.subscriptions.get(event, 0.0) < loop.time()
+        device.subscriptions[event] = loop.time() + expires
+        device.subscribe_count[event] += 1
+        if event == "MobilePosition" and fresh and expires > 0:
+            interval = 5.0
+            with contextlib.suppress(ManscdpError, ValueError):
+                interval = float(parse_body(msg.body).fields.get("interval", "5") or 5)
+            self._spawn(self._report_positions(device, max(0.2, interval)))
+        reply = msg.response(200)
+        reply.add("Expires", str(expires))
+        return reply
+
+    async def _report_positions(self, device: SimDevice, interval: float) -> None:
+        """MobilePosition NOTIFYs every ``interval`` while the subscription lasts."""
+        loop = asyncio.get_running_loop()
+        while device.subscriptions.get("MobilePosition", 0.0) > loop.time():
+            lon, lat, speed, direction = device.route.step()
+            body = mobile_position(next(self._sn), device.id, lon, lat, speed, direction, charset=device.charset)
+            with contextlib.suppress(TransactionTimeout):
+                await self.notify(device, body)
+            await asyncio.sleep(interval)
+
+    async def notify(self, device: SimDevice, body: bytes) -> int:
+        """A NOTIFY to the platform (what a subscription brings)."""
+        msg = self._request(device, "NOTIFY", f"sip:{self.platform_id}@{self.domain}")
+        msg.add("Event", parse_body(body).cmd_type)
+        msg.add("Subscription-State", "active")
+        msg.add("Content-Type", CONTENT_TYPE)
+        msg.body = body
+        async with self._limit:
+            response = await self.endpoint.request(msg, self._peer)
+        self.stats[f"notify.{response.status}"] += 1
+        return response.status
+
+    async def catalog_notify(self, device_id: str, items: list[tuple[str, str, str]]) -> int:
+        """Tell the platform of catalog changes: (channel, name, ADD/DEL/ON/OFF/UPDATE); the device's own channel
+        list follows (ADD appends, DEL removes)."""
+        device = self.devices[device_id]
+        for cid, name, event in items:
+            if event == "ADD" and cid not in dict(device.channels):
+                device.channels.append((cid, name))
+                self._channel_owner[cid] = device
+            elif event == "DEL":
+                device.channels = [c for c in device.channels if c[0] != cid]
+        return await self.notify(device, catalog_change(next(self._sn), device.id, items, charset=device.charset))
+
+    async def _send_quietly(self, device: SimDevice, body: bytes) -> None:
+        with contextlib.suppress(TransactionTimeout):
+            await self.message(device, body)
 
     # --- media (INVITE / ACK / BYE / CANCEL) ------------------------------------------------------
     def _on_media_request(self, device: SimDevice, msg: SipMessage, peer: Peer) -> SipMessage | None:
@@ -451,8 +529,15 @@ class DeviceFleet:
                     ("Channel", len(device.channels)),
                 ]
                 await self.message(device, build("Response", "DeviceInfo", query.sn, device.id, fields))
+            elif cmd == "presetquery":
+                presets = device.control.preset_items(query.device_id)
+                rows: list[list[Node]] = [[("PresetID", n), ("PresetName", name)] for n, name in presets]
+                body = build("Response", "PresetQuery", query.sn, query.device_id, [("SumNum", len(rows))],
+                             charset=device.charset, device_list=("PresetList", rows))  # fmt: skip
+                await self.message(device, body)
             elif cmd == "devicestatus":
-                fields = [("Result", "OK"), ("Online", "ONLINE"), ("Status", "OK"), ("Encode", "ON"), ("Record", "OFF")]
+                fields = [("Result", "OK"), ("Online", "ONLINE"), ("Status", "OK"), ("Encode", "ON"), ("Record", "OFF"),
+                          ("DeviceTime", device_time(device.clock_offset_s))]  # fmt: skip
                 await self.message(device, build("Response", "DeviceStatus", query.sn, device.id, fields))
 
 

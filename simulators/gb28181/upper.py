@@ -9,7 +9,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.transport.ps import AccessUnit, PsDemuxer
 from sharpeye.ingest.transport.rtp import RtpMode, RtpPacket, RtpReceiver
 from sharpeye.ingest.transport.sip.background import Background
@@ -110,19 +110,23 @@ class UpperPlatformSimulator:
                 await self.changed.wait()
 
     # --- queries ----------------------------------------------------------------------------
-    async def query(self, lower_id: str, cmd_type: str = "Catalog", limit_s: float = 10.0) -> list[Manscdp]:
-        """Send a query and return every Response page (merged until SumNum for Catalog)."""
+    async def query(
+        self, lower_id: str, cmd_type: str = "Catalog", limit_s: float = 10.0, *, target: str | None = None,
+        root: str = "Query", fields: list[Node] | None = None,
+    ) -> list[Manscdp]:
+        """Send a query (about ``target``, a channel: PresetQuery; or a ``Control`` answered with a Response) and
+        return every Response page (merged until SumNum for Catalog)."""
         lower = self.lowers[lower_id]
         sn = next(self._sn)
         future: asyncio.Future[list[Manscdp]] = asyncio.get_running_loop().create_future()
-        self._waiters[(lower_id, cmd_type.lower(), sn)] = future
+        self._waiters[(target or lower_id, cmd_type.lower(), sn)] = future
         msg = SipMessage(method="MESSAGE", uri=f"sip:{lower_id}@{lower.peer.host}:{lower.peer.port}")
         msg.add("From", f"<sip:{self.sip_id}@{self.domain}>;tag={new_tag()}")
         msg.add("To", f"<sip:{lower_id}@{self.domain}>")
         msg.add("Call-ID", new_call_id(self.endpoint.host))
         msg.add("CSeq", f"{next(self._cseq)} MESSAGE")
         msg.add("Content-Type", CONTENT_TYPE)
-        msg.body = build("Query", cmd_type, sn, lower_id)
+        msg.body = build(root, cmd_type, sn, target or lower_id, fields)
         try:
             response = await self.endpoint.request(msg, lower.peer)
             if response.status != 200:
@@ -130,7 +134,19 @@ class UpperPlatformSimulator:
             async with asyncio.timeout(limit_s):
                 return await future
         finally:
-            self._waiters.pop((lower_id, cmd_type.lower(), sn), None)
+            self._waiters.pop((target or lower_id, cmd_type.lower(), sn), None)
+
+    async def control(self, lower_id: str, channel_id: str, fields: list[Node]) -> int:
+        """A DeviceControl (PTZCmd...) of a lower platform's channel; the MESSAGE's final status."""
+        lower = self.lowers[lower_id]
+        msg = SipMessage(method="MESSAGE", uri=f"sip:{lower_id}@{lower.peer.host}:{lower.peer.port}")
+        msg.add("From", f"<sip:{self.sip_id}@{self.domain}>;tag={new_tag()}")
+        msg.add("To", f"<sip:{lower_id}@{self.domain}>")
+        msg.add("Call-ID", new_call_id(self.endpoint.host))
+        msg.add("CSeq", f"{next(self._cseq)} MESSAGE")
+        msg.add("Content-Type", CONTENT_TYPE)
+        msg.body = build("Control", "DeviceControl", next(self._sn), channel_id, fields)
+        return (await self.endpoint.request(msg, lower.peer)).status
 
     async def subscribe(self, lower_id: str, event: str = "Catalog") -> int:
         lower = self.lowers[lower_id]

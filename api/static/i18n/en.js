@@ -64,6 +64,15 @@ export const en = {
     confirmed: "confirmed", false_alarm: "false alarm",
   },
   device_state: { online: "online", offline: "offline", unknown: "unknown" },
+  ptz: {
+    up: "Up", down: "Down", left: "Left", right: "Right", upleft: "Up left", upright: "Up right",
+    downleft: "Down left", downright: "Down right", stop: "Stop", zoom_in: "Zoom in", zoom_out: "Zoom out",
+    focus_near: "Focus near", focus_far: "Focus far", iris_open: "Iris open", iris_close: "Iris close",
+    speed: "Speed", presets: "Presets", no_presets: "No presets", preset_unnamed: "unnamed", call: "Call",
+    delete: "Delete", set: "Set preset", number: "No.", bad_number: "A preset is numbered 1-255",
+    done_call: "Called preset", done_set: "Set preset", done_delete: "Deleted preset", failed: "PTZ control failed",
+    ptz: "PTZ", no_device: "PTZ unavailable (device not registered or not answering)",
+  },
   player: { connecting: "Connecting…", live: "Live", failed: "Connection failed, retrying" },
   light: { green: "green", yellow: "yellow", red: "red" },
   category: {

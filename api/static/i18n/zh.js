@@ -52,6 +52,14 @@ export const zh = {
   },
   verdict: { pending: "待研判", escalated: "待主管研判", review: "待主管复核", confirmed: "已确认", false_alarm: "误报" },
   device_state: { online: "在线", offline: "离线", unknown: "未知" },
+  ptz: {
+    up: "上", down: "下", left: "左", right: "右", upleft: "左上", upright: "右上", downleft: "左下", downright: "右下",
+    stop: "停止", zoom_in: "放大", zoom_out: "缩小", focus_near: "聚焦近", focus_far: "聚焦远", iris_open: "光圈大",
+    iris_close: "光圈小", speed: "速度", presets: "预置位", no_presets: "暂无预置位", preset_unnamed: "未命名",
+    call: "调用", delete: "删除", set: "设置预置位", number: "编号", bad_number: "预置位编号应为1-255",
+    done_call: "已调用预置位", done_set: "已设置预置位", done_delete: "已删除预置位", failed: "云台控制失败",
+    ptz: "云台控制", no_device: "云台不可用（设备未注册或无应答）",
+  },
   player: { connecting: "连接中…", live: "实时", failed: "连接失败，重试中" },
   light: { green: "绿灯", yellow: "黄灯", red: "红灯" },
   category: {

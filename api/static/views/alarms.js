@@ -6,8 +6,9 @@ import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
 import { open, register, show } from "../nav.js";
 import { LivePlayer } from "../player.js";
+import { isGbChannel, ptzFor } from "../ptz.js";
 import { alarmTone, muted } from "../sound.js";
-import { deviceName, loadAlarms, state } from "../state.js";
+import { deviceName, loadAlarms, loadDeviceHealth, state } from "../state.js";
 import { $, closest, control, report, toast } from "../ui.js";
 import { markAlarms } from "./map.js";
 import { popToWall } from "./wall.js";
@@ -289,9 +290,21 @@ async function selectAlarm(id, resetPlayers = true) {
   for (const cam of a.cameras.slice(0, 4)) {
     const p = new LivePlayer(cam, box); p.setLabel(deviceName(cam)); detailPlayers.push(p);
   }
+  // the first GB/T 28181 camera of the alarm can be turned from here (云台)
+  const attach = () => {
+    const cam = a.cameras.slice(0, 4).find((c) => isGbChannel(c));
+    if (cam && pane.dataset.alarm === id && !detailPtz) detailPtz = ptzFor(cam, box);
+  };
+  if (state.devices.size) attach(); else loadDeviceHealth().then(attach).catch(report);
 }
 
-function closePlayers() { detailPlayers.forEach((p) => p.close()); detailPlayers = []; }
+/** @type {import("../ptz.js").PtzPanel | null} */
+let detailPtz = null;
+
+function closePlayers() {
+  detailPlayers.forEach((p) => p.close()); detailPlayers = [];
+  if (detailPtz) { detailPtz.close(); detailPtz = null; }
+}
 
 /**
  * The hub says an alarm changed (raised, acknowledged, cleared...).

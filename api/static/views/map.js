@@ -5,11 +5,19 @@ import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
 import { register } from "../nav.js";
 import { LivePlayer } from "../player.js";
+import { ptzFor } from "../ptz.js";
 import { deviceName, loadAlarms, loadDeviceHealth, loadSite, state } from "../state.js";
 import { $, closest } from "../ui.js";
 
 /** @type {LivePlayer | null} */
 let player = null;
+/** @type {import("../ptz.js").PtzPanel | null} */
+let ptz = null;
+
+function closeLive() {
+  if (player) { player.close(); player = null; }
+  if (ptz) { ptz.close(); ptz = null; }
+}
 
 async function renderMap() {
   const [site] = await Promise.all([loadSite(), loadDeviceHealth(), state.alarms.size ? null : loadAlarms()]);
@@ -43,7 +51,7 @@ function showDevice(id) {
   const d = state.site?.devices.find((x) => x.id === id);
   if (!d) return;
   const h = state.devices.get(id);
-  if (player) { player.close(); player = null; }
+  closeLive();
   const box = $("map-device");
   render(box, html`<h3>${d.name}</h3><dl class="facts">
     <dt>ID</dt><dd>${d.id}</dd><dt>${t("ui.kind")}</dt><dd>${t(`kind.${d.kind}`)}</dd>
@@ -55,6 +63,8 @@ function showDevice(id) {
   const cam = d.kind === "camera" ? d.id : d.cameras[0];
   const slot = box.querySelector(".map-camera");
   if (cam && slot) { player = new LivePlayer(cam, slot); player.setLabel(deviceName(cam)); }
+  // a GB/T 28181 channel turns from here, for users allowed to (the hub checks role and unit again)
+  if (cam && slot) ptz = ptzFor(cam, slot);
 }
 
 $("map-marks").addEventListener("click", (ev) => {
@@ -64,5 +74,5 @@ $("map-marks").addEventListener("click", (ev) => {
 
 register("map", {
   refresh: renderMap,
-  reset: () => { if (player) { player.close(); player = null; } },
+  reset: closeLive,
 });
