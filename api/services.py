@@ -22,6 +22,7 @@ from sharpeye.api.live.subscription import PacketSubscriptionLike
 from sharpeye.api.user import UserStore
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.flow import Actor
+from sharpeye.governance.hierarchy import HierarchyService
 from sharpeye.governance.hotline import ImportResult, import_tickets
 from sharpeye.governance.photo import PhotoStore
 from sharpeye.governance.service import CaseService
@@ -159,6 +160,7 @@ class Services:
     verification: VerificationService
     gb_subscribe: GbSubscribe | None = None  # GB/T 28181 channels pulled on demand for viewers
     ownership: Ownership | None = None  # the leases this node holds among the site's nodes
+    hierarchy: HierarchyService | None = None  # hubs above and below this one
 
 
 # What ``create_app`` takes: entered by the app's lifespan, it starts what the services need and yields them;

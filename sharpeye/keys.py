@@ -165,6 +165,11 @@ class Keys:
         """Hash: 12345 hotline ticket number -> the case it became (imports are idempotent)."""
         return f"{self.prefix}:hotline:tickets"
 
+    def hierarchy(self, part: str) -> str:
+        """Hubs above hubs (governance.hierarchy): ``escalated``, ``links``, ``origin``, ``counters``, ``numbers``,
+        ``applied`` (hashes), ``held:<dir>|<link>`` (hash), ``lock:...``, ``feeder`` (strings)."""
+        return f"{self.prefix}:hier:{part}"
+
     def uplink(self, uplink_id: str, part: str) -> str:
         """An uplink's delivery state: ``events``, ``due``, ``attempts``, ``done``, ``dead``."""
         return f"{self.prefix}:uplink:{uplink_id}:{part}"

@@ -96,4 +96,11 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.hierarchy = Counter(
+            "sharpeye_hierarchy_messages_total",
+            "Hub-to-hub messages (governance/hierarchy.py): up/down sent by type, in by outcome (applied_*, "
+            "duplicate, held, busy, bad_signature, invalid)",
+            ["direction", "outcome"],
+            registry=r,
+        )
         self.owned = Gauge("sharpeye_owned_units", "Devices and roles this node holds a lease for", registry=r)

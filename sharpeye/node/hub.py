@@ -32,6 +32,7 @@ from sharpeye.config.site import SiteConfig
 from sharpeye.governance.audit_archive import AuditArchive
 from sharpeye.governance.cascade import GbCascade, alarm_forwarder
 from sharpeye.governance.escalation import Notifier
+from sharpeye.governance.hierarchy import HierarchyService
 from sharpeye.governance.intake import AlarmIntake
 from sharpeye.governance.queue import CaseQueue
 from sharpeye.governance.service import CaseService
@@ -208,6 +209,11 @@ class Hub:
             consumer=self.node_id, case_lookup=self.cases.get, alarm_lookup=self.alarm_store.get,
             timezone=self.site.site.timezone, on_delivered=self.cases.record_delivery,
         )  # fmt: skip
+        self.hierarchy = HierarchyService(
+            self.site.governance, self.site.site.id, self.cases, self.uplinks, self.redis, self.keys,
+            data / "photos", node_id=self.node_id,
+            count=lambda direction, outcome: self.metrics.hierarchy.labels(direction, outcome).inc(),
+        )  # fmt: skip
         self.intake = AlarmIntake(
             self.site, self.redis, self.keys, self.alarm_store, self.cases, self.queue, self.clock, self.node_id
         )
@@ -245,6 +251,8 @@ class Hub:
             self._spawn(self.verification.run(), "verification")
         if self.site.governance.uplinks:
             self._spawn(self.uplinks.run(), "uplinks")
+        if self.hierarchy.enabled:
+            self._spawn(self.hierarchy.run(), "hierarchy")
         await self.cases.resync_supervision()
         self._spawn(self.cases.supervision.run(self.clock, 1.0), "supervision")
         self._spawn(Notifier(self.redis, self.keys, self.node_id, self.cases.record_firing).run(), "reminders")

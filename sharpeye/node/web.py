@@ -54,6 +54,7 @@ def services_of(hub: Hub) -> Services:
         verification=hub.verification,
         gb_subscribe=hub.gb_puller.subscribe if hub.gb_puller is not None else None,
         ownership=hub.ownership,
+        hierarchy=hub.hierarchy,
     )
 
 
