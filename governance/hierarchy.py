@@ -479,18 +479,27 @@ class HierarchyService:
         except (KeyError, TypeError, ValueError) as exc:
             raise HubRefused(422, f"escalation of {link}: bad case snapshot ({exc})") from exc
         reason = _text(envelope.data.get("reason"), 500)
+        tag = f"[{link}]"  # ends the description: finds the case again after a crash before its link was recorded
         description = (f"{_text(snapshot.get('description'), 3000)}\n\n下级 {site} 案件 {lower_case} 上报上级"
-                       f"（{_text(envelope.data.get('actor'), 100)}）: {reason}").strip()  # fmt: skip
+                       f"（{_text(envelope.data.get('actor'), 100)}）: {reason} {tag}").strip()  # fmt: skip
         lower = self.lowers[site]
-        case = await self.cases.report(
-            title=title, category=category, severity=severity, source=source, org_unit=lower.org_unit,
-            actor=Actor(f"{HUB_ACTOR}{site}", Role.operator), description=description, location=point,
-        )  # fmt: skip
+        async with self.cases.db.sessions() as session:
+            found = await session.scalar(
+                select(CaseRow.id).where(
+                    CaseRow.org_unit == lower.org_unit, CaseRow.description.endswith(tag, autoescape=True)
+                )
+            )
+        if found is None:
+            case = await self.cases.report(
+                title=title, category=category, severity=severity, source=source, org_unit=lower.org_unit,
+                actor=Actor(f"{HUB_ACTOR}{site}", Role.operator), description=description, location=point,
+            )  # fmt: skip
+            found = case.id
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._k("links"), link, case.id)
-            pipe.hset(self._k("origin"), case.id, link)
+            pipe.hset(self._k("links"), link, found)
+            pipe.hset(self._k("origin"), found, link)
             await pipe.execute()
-        log.info("hierarchy: %s escalated by %s opened as %s", lower_case, site, case.id)
+        log.info("hierarchy: %s escalated by %s opened as %s", lower_case, site, found)
 
     async def _line(self, case_id: str, action: str, actor: str, note: str, marker: str) -> bool:
         """A history line (no case event: nothing is sent back), once per marker."""
