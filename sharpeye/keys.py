@@ -19,6 +19,16 @@ class Keys:
         return f"{self.prefix}:device:{device_id}"
 
     @property
+    def inventory_version(self) -> str:
+        """Counter: the site's inventory version, raised by every stored device change."""
+        return f"{self.prefix}:inventory:version"
+
+    @property
+    def inventory_changes(self) -> str:
+        """Stream: inventory changes (v, op upsert/remove/site, device, origin node), followed by every node."""
+        return f"{self.prefix}:inventory:changes"
+
+    @property
     def devices(self) -> str:
         """Set of ids of every known device (from YAML, the API and discovery)."""
         return f"{self.prefix}:devices"

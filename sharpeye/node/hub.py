@@ -187,6 +187,7 @@ class Hub:
 
         self.alarm_store = AlarmStore(self.redis, self.keys)
         self.inventory = DeviceInventory(self.site, self.registry, self.redis, self.keys)
+        self.inventory.origin = self.node_id
         await self.inventory.load_runtime()
         if not self.mqtt_url:
             await self._start_embedded_broker(data / "broker")
@@ -228,6 +229,8 @@ class Hub:
             ttl_s=self.settings.lease_ttl_s, period_s=self.settings.lease_period_s, on_change=self._on_ownership,
             observe=self.metrics.lease_round.observe, count=self._count_ownership, on_dead=self._on_dead_nodes,
         )  # fmt: skip
+        self.ownership.inventory_version = lambda: self.inventory.version
+        self._spawn(self.inventory.follow(self._on_inventory_change), "inventory-feed")
         self._spawn(self._drain_emitted(), "readings")
         cameras = [d for d in self.inventory if isinstance(d, CameraConfig)]
         if self.settings.cameras and cameras:
@@ -352,6 +355,14 @@ class Hub:
             marked = await abandon_pending(self.redis, streams, node)
             log.warning("node %s is gone; %d stream entries it held are up for claiming", node, marked)
 
+    async def _on_inventory_change(self, version: int, changed: list[str]) -> None:
+        """Another node changed the inventory (applied here already): the lease units follow at once."""
+        self.metrics.inventory_version.set(version)
+        if changed:
+            self.metrics.inventory_changes.inc(len(changed))
+            log.info("inventory v%d: %s changed on another node", version, ", ".join(changed[:20]))
+            self.ownership.poke()
+
     def _count_ownership(self, change: str, n: int) -> None:
         self.metrics.ownership_changes.labels(change).inc(n)
 
@@ -474,7 +485,13 @@ class Hub:
 
     def sync_gb_channels(self) -> int:
         assert self.gb_platform is not None
-        return sync_channels(self.gb_platform.channels(), self.inventory)
+        before = {d.id: d for d in self.inventory if self.inventory.source(d.id) == "gb28181"}
+        count = sync_channels(self.gb_platform.channels(), self.inventory)
+        after = {d.id: d for d in self.inventory if self.inventory.source(d.id) == "gb28181"}
+        changed = [i for i in before.keys() | after.keys() if before.get(i) != after.get(i)]
+        if changed:  # stored, so every node sees the channels (API, live view) through the change feed
+            self._spawn(self.inventory.persist(sorted(changed)), "gb28181-channels-store")
+        return count
 
     def _gb_upper_stats(self) -> tuple[int, collections.Counter[str]]:
         if self.gb_cascade is None:

@@ -112,6 +112,9 @@ class Node:
     def get(self, path: str) -> Any:
         return httpx.get(f"{self.base}{path}", headers=self.auth, timeout=10).json()
 
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.base}{path}", headers=self.auth, timeout=10, **kwargs)
+
     def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
         answer = httpx.post(f"{self.base}{path}", json=body, headers=self.auth, timeout=10, **kwargs)
         assert answer.status_code < 300, f"POST {path}: {answer.status_code} {answer.text}"
