@@ -11,6 +11,10 @@ in-memory inventory from the record (so entries carry no config and the record s
 node's ``on_change`` runs (the hub recomputes its lease units and runs a lease round at once). A node starting
 reads the stream's end before it loads the records, so nothing between the two is missed; a node that fell
 behind the stream's trimmed history (it keeps the last 10,000 changes) reloads every record.
+
+**Site YAML reloaded.** A node told to reload its site file (SIGHUP) applies the file's devices (added, changed,
+removed; the rest of the site needs a restart), stores that device list (``Keys.site_devices``) and publishes a
+``site`` change per device; the other nodes apply the stored list the same way, so one reload reaches all.
 """
 
 from __future__ import annotations
@@ -242,6 +246,58 @@ class DeviceInventory:
             self.forget(device_id)
         await self.load_runtime()
 
+    # --- the site YAML -------------------------------------------------------------------------------------
+    def _apply_site_devices(self, devices: list[DeviceConfig]) -> list[str]:
+        """Make the site-config devices these (a run-time device of the same id gives way); the changed ids."""
+        wanted = {d.id: d for d in devices if d.enabled}
+        changed: list[str] = []
+        for device_id in [i for i, s in self._sources.items() if s == "config" and i not in wanted]:
+            self._devices.pop(device_id, None)
+            self._sources.pop(device_id, None)
+            changed.append(device_id)
+            for listener in self.listeners:
+                listener(device_id, None)
+        for device_id, device in wanted.items():
+            if self._devices.get(device_id) == device and self._sources.get(device_id) == "config":
+                continue
+            self._devices[device_id] = device
+            self._sources[device_id] = "config"
+            changed.append(device_id)
+            for listener in self.listeners:
+                listener(device_id, device)
+        return changed
+
+    async def reload_site(self, site: SiteConfig) -> list[str]:
+        """Apply a reloaded site file's devices here and tell every node (they apply the same stored list)."""
+        changed = self._apply_site_devices(list(site.devices))
+        self.site = self.site.model_copy(update={"devices": list(site.devices)})
+        self._locations = {}
+        stored = orjson.dumps([d.model_dump(mode="json") for d in site.devices])
+        await self.redis.set(self.keys.site_devices, stored)
+        if changed:
+            changes = [part for device_id in changed for part in ("site", device_id)]
+            version = int(await self._publish(keys=[self.keys.inventory_version, self.keys.inventory_changes],
+                                              args=[self.origin, FEED_KEPT, *changes]))  # fmt: skip
+            self.version = max(self.version, version)
+        log.info("site devices reloaded: %d changed", len(changed))
+        return changed
+
+    async def _follow_site(self) -> list[str]:
+        """Apply the site device list another node reloaded."""
+        raw = await self.redis.get(self.keys.site_devices)
+        if raw is None:
+            return []
+        devices: list[DeviceConfig] = []
+        for data in orjson.loads(raw):
+            try:
+                devices.append(self.validate(data))
+            except InventoryError as exc:
+                log.error("reloaded site device %s is not valid here (%s); the reload is not applied", data.get("id"),
+                          exc)  # fmt: skip
+                return []
+        self._locations = {}
+        return self._apply_site_devices(devices)
+
     # --- the change feed ----------------------------------------------------------------------------------
     async def apply_change(self, device_id: str) -> bool:
         """Bring one run-time device in line with its record (added, replaced or removed elsewhere); a device of
@@ -279,12 +335,19 @@ class DeviceInventory:
                     log.warning("inventory: fell behind the change feed; reloading every stored device")
                     await self.refresh()
                 changed: list[str] = []
+                site_done = False
                 for entry_id, fields in entries:
                     self._cursor = entry_id.decode()
                     version = int(fields.get(b"v", b"0"))
                     device_id = fields.get(b"device", b"").decode()
                     elsewhere = fields.get(b"origin", b"").decode() != self.origin
-                    if elsewhere and device_id and await self.apply_change(device_id):
+                    if elsewhere and fields.get(b"op") == b"site":
+                        if not site_done:  # one reload publishes an entry per device: the list is applied once
+                            site_done = True
+                            found = await self._follow_site()
+                            self.applied += len(found)
+                            changed += found
+                    elif elsewhere and device_id and await self.apply_change(device_id):
                         self.applied += 1
                         changed.append(device_id)
                     self.version = max(self.version, version)

@@ -29,6 +29,11 @@ class Keys:
         return f"{self.prefix}:inventory:changes"
 
     @property
+    def site_devices(self) -> str:
+        """String: the devices of the site YAML as last reloaded by a node (JSON list), for the other nodes."""
+        return f"{self.prefix}:inventory:site-devices"
+
+    @property
     def devices(self) -> str:
         """Set of ids of every known device (from YAML, the API and discovery)."""
         return f"{self.prefix}:devices"

@@ -28,6 +28,7 @@ from sharpeye.alarms.store import AlarmStore
 from sharpeye.clock import Clock, SystemClock
 from sharpeye.config.device import DeviceConfig
 from sharpeye.config.gb28181 import GbSettings
+from sharpeye.config.loader import ConfigError, load_file
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.audit_archive import AuditArchive
 from sharpeye.governance.cascade import GbCascade, alarm_forwarder
@@ -354,6 +355,24 @@ class Hub:
         for node in nodes:
             marked = await abandon_pending(self.redis, streams, node)
             log.warning("node %s is gone; %d stream entries it held are up for claiming", node, marked)
+
+    def reload_site(self, path: Path) -> None:
+        """Read the site file again and apply its devices on every node (SIGHUP; the rest needs a restart)."""
+
+        async def reload() -> None:
+            try:
+                site = await asyncio.to_thread(load_file, path, self.registry)
+            except ConfigError as exc:
+                log.error("site reload: %s; nothing changed", exc)
+                return
+            if site.model_dump(exclude={"devices"}) != self.site.model_dump(exclude={"devices"}):
+                log.warning("site reload: only devices are applied; restart the nodes for the other changes")
+            changed = await self.inventory.reload_site(site)
+            self.metrics.inventory_version.set(self.inventory.version)
+            if changed:
+                self.ownership.poke()
+
+        self._spawn(reload(), "site-reload")
 
     async def _on_inventory_change(self, version: int, changed: list[str]) -> None:
         """Another node changed the inventory (applied here already): the lease units follow at once."""

@@ -5,11 +5,14 @@ same way."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
+import yaml
 from sharpeye.ingest.ownership import ROLE_MQTT
 
 from sharpeye.keys import Keys
@@ -78,6 +81,17 @@ def test_a_device_added_on_one_node_reaches_the_other(
         wait_for(lambda: NEW["id"] not in devices(other), timeout=10, what="the removal known to the other node")
         wait_for(lambda: len(set(versions().values())) == 1 and versions()["a"] == version + 1, timeout=10,
                  what="both nodes at the removal's version")  # fmt: skip
+
+        # the site file edited (a device added, one removed) and reloaded on one node (SIGHUP): both follow
+        data = yaml.safe_load(site.read_text(encoding="utf-8"))
+        data["devices"] = [d for d in data["devices"] if d["id"] != "fence-school"] + [{**NEW, "id": "fence-yaml"}]
+        site.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        os.kill(other.proc.pid, signal.SIGHUP)  # the hub process only (not its receiver)
+        for node in (a, b):
+            wait_for(lambda n=node: "fence-yaml" in (ids := devices(n)) and "fence-school" not in ids, timeout=10,
+                     what=f"the reloaded site's devices on node {node.id}")  # fmt: skip
+        wait_for(lambda: set(versions().values()) == {version + 3}, timeout=10, what="both at the reload's version")
+        assert other.proc.poll() is None and reader.proc.poll() is None
     finally:
         for node in started:
             node.stop()
