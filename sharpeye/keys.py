@@ -29,6 +29,11 @@ class Keys:
         return f"{self.prefix}:inventory:changes"
 
     @property
+    def gb_registrations(self) -> str:
+        """Hash: GB/T 28181 device id -> its registration (ingest/gb28181/registrations.py), for every node."""
+        return f"{self.prefix}:gb28181:registrations"
+
+    @property
     def site_devices(self) -> str:
         """String: the devices of the site YAML as last reloaded by a node (JSON list), for the other nodes."""
         return f"{self.prefix}:inventory:site-devices"

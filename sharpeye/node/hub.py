@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.gb28181.puller import ChannelPuller
+from sharpeye.ingest.gb28181.registrations import RegistrationStore
 from sharpeye.ingest.gb28181.source import opener as gb_opener
 from sharpeye.ingest.health import LAG_LIMIT_S, STUCK_AFTER_S, ConsumerStatus, DeviceStatus, HealthTracker, State
 from sharpeye.ingest.inventory import DeviceInventory
@@ -141,6 +142,7 @@ class Hub:
         self.consumer_stuck_after_s = STUCK_AFTER_S
         self.gb_platform: GbPlatform | None = None
         self.gb_puller: ChannelPuller | None = None
+        self._gb_seen: dict[str, dict[str, Any]] = {}  # registrations the signalling node holds (when not this one)
         self.cameras: CameraService | None = None
         self.gb_cascade: GbCascade | None = None
         self._device_secret: str | None = None
@@ -189,6 +191,7 @@ class Hub:
         self.alarm_store = AlarmStore(self.redis, self.keys)
         self.inventory = DeviceInventory(self.site, self.registry, self.redis, self.keys)
         self.inventory.origin = self.node_id
+        self.gb_registrations = RegistrationStore(self.redis, self.keys, self.node_id)
         await self.inventory.load_runtime()
         if not self.mqtt_url:
             await self._start_embedded_broker(data / "broker")
@@ -459,9 +462,18 @@ class Hub:
         devices = [d for d in self.inventory if isinstance(d, GbDeviceConfig)]
         self.gb_platform = GbPlatform(
             settings, devices, self.emit, self.clock, reject=self._reject_sip, device_secret=self.device_secret,
-            garbage=self._sip_garbage,
+            garbage=self._sip_garbage, registrations=self.gb_registrations,
         )  # fmt: skip
+        taken = self.gb_registrations.restorable(await self.gb_registrations.load())
         await self.gb_platform.start()
+        restored = 0  # registrations the last signalling node accepted: the devices need not register again
+        for reg in taken:  # (no await since the port was bound: a keepalive finds its registration restored)
+            restored += self.gb_platform.restore(reg.device_id, reg.peer, reg.contact,
+                                                 datetime.fromtimestamp(reg.expires_at, UTC),
+                                                 datetime.fromtimestamp(reg.registered_at, UTC))  # fmt: skip
+        if restored:
+            log.info("GB/T 28181: %d registrations taken over from Redis", restored)
+        self._spawn(self.gb_registrations.run(), "gb28181-registrations")
         # GB channels are pulled on demand (INVITE) for viewers; a camera configured as gb28181:<device>/<channel>
         # is read by the camera service through the same puller, so analytics and evidence keep it pulled.
         self.gb_puller = ChannelPuller(self.gb_platform)
@@ -692,6 +704,8 @@ class Hub:
                         await self.process(offline, self.ownership.fence(ROLE_MQTT))
                 await self.health.flush()
                 self.metrics.ingest_backlog.set(self.transport.backlog)
+                if self.site.gb28181 is not None and self.gb_platform is None and rounds % 5 == 0:
+                    self._gb_seen = {r.device_id: r.view() for r in await self.gb_registrations.load()}
             except Exception:
                 log.warning("housekeeping failed; retrying", exc_info=True)
             await asyncio.sleep(interval)
@@ -702,7 +716,9 @@ class Hub:
         gb = {d["id"]: d for d in self.gb_platform.devices_state()} if self.gb_platform is not None else {}
         out: dict[str, tuple[DeviceStatus, dict[str, Any]]] = {}
         for device in self.inventory:
-            if device.id in gb:
+            if device.id in self._gb_seen and self.gb_platform is None:  # registered at the signalling node
+                out[device.id] = (self.health.snapshot(device.id), self._gb_seen[device.id])
+            elif device.id in gb:
                 snap = gb[device.id]
                 seen = snap.get("last_keepalive") or snap.get("registered_at")
                 state: State = "online" if snap["online"] else ("offline" if snap["registered"] or seen else "unknown")
