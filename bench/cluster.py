@@ -205,8 +205,8 @@ def throughput(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, cpus
             for node in nodes:
                 for pid in group(node.proc.pid):
                     out = spy / f"{len(cpus)}node-{node.id[:2]}-{pid}.txt"
-                    cmd = ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--idle", "-f", "raw",
-                           "-o", str(out)]  # fmt: skip
+                    cmd = ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--idle",
+                           "-f", "raw", "-o", str(out)]  # fmt: skip
                     spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             time.sleep(1.0)  # attached before the drain starts
         before = {role: sum(cpu_s(p) for p in pids) for role, pids in roles.items()}
