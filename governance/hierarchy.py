@@ -242,7 +242,7 @@ class HierarchyService:
         at = self.cases.clock.now().isoformat()
         body = {"id": delivery, "kind": "hub", "type": f"hub.{op}", "site": self.site_id, "occurred_at": at,
                 "data": {**data, "link": link, "seq": seq}}  # fmt: skip
-        await self.uplinks.enqueue(uplink, delivery, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+        await self.uplinks.enqueue(uplink, delivery, orjson.dumps(body, option=orjson.OPT_SORT_KEYS), filtered=False)
         self.count(direction, f"sent_{op}")
         return seq
 
@@ -390,9 +390,9 @@ class HierarchyService:
             self.count("in", "bad_signature")
             raise HubRefused(401, refused)
         site = data.link.split(":", 1)[0]
-        if direction == "up" and site != envelope.site:
+        if site != (envelope.site if direction == "up" else self.site_id):
             self.count("in", "invalid")
-            raise HubRefused(403, f"site {envelope.site!r} may only send its own cases (link {data.link!r})")
+            raise HubRefused(403, f"site {envelope.site!r} may not send about link {data.link!r}")
         key = f"{direction}|{data.link}"
         lock = self._k(f"lock:{key}")
         token = uuid.uuid4().hex

@@ -155,6 +155,8 @@ def test_escalation_round_trip(
         assert signed_post(district.base, update).json()["status"] == "duplicate"
         ghost_case = next(x["case_id"] for x in linked() if x["lower_case"] == "GHOST-1")
         assert len(history(district, ghost_case, "lower_update")) == 1
+        foreign = {**first, "id": "hub-up-foreign-1", "data": {**first["data"], "link": "another-town:X-1"}}
+        assert signed_post(district.base, foreign).status_code == 403  # a lower hub speaks for its own cases only
         forged = {**update, "id": "hub-up-forged", "data": {**update["data"], "seq": 3}}
         body = orjson.dumps(forged)
         stamp = int(time.time())
