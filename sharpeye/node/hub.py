@@ -236,7 +236,9 @@ class Hub:
         self.ownership.inventory_version = lambda: self.inventory.version
         self._spawn(self.inventory.follow(self._on_inventory_change), "inventory-feed")
         self._spawn(self._drain_emitted(), "readings")
-        cameras = [d for d in self.inventory if isinstance(d, CameraConfig)]
+        # GB/T 28181 catalog channels (stored so every node knows them) are pulled on demand, not opened at start
+        configured = [d for d in self.inventory if self.inventory.source(d.id) != "gb28181"]
+        cameras = [d for d in configured if isinstance(d, CameraConfig)]
         if self.settings.cameras and cameras:
             self.cameras = CameraService(
                 cameras, data, self.emit, self.clock, workers=self.settings.camera_workers,
