@@ -253,6 +253,11 @@ class UpperHub(StrictModel):
         description="An uplink of this hub (webhook, events [hub]) whose url is the upper hub's "
         "/api/hierarchy/inbox; its secret is the pair's key (the upper hub signs its actions with it too)."
     )
+    escalate_overdue: bool = Field(
+        default=False,
+        description="Escalate a case to the upper hub by itself when a supervision step that goes to the level above "
+        "(notify: level_above) fires and this hub has no level above the case's department.",
+    )
 
 
 class LowerHub(StrictModel):

@@ -38,7 +38,7 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -169,6 +169,7 @@ class HierarchyService:
         node_id: str,
         poll_s: float = 0.5,
         count: Callable[[str, str], None] | None = None,
+        relay: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.config = governance.hierarchy
         self.limits = governance.reports
@@ -181,6 +182,7 @@ class HierarchyService:
         self.node_id = node_id
         self.poll_s = poll_s
         self.count = count or (lambda direction, outcome: None)
+        self.relay = relay  # copies outbox rows to their streams now (else the hub's housekeeping does, within 10 s)
         by_id = {u.id: u for u in governance.uplinks}
         self.upper: Uplink | None = by_id[self.config.upper.uplink] if self.config.upper is not None else None
         self.lowers = {lower.site: lower for lower in self.config.lowers}
@@ -225,7 +227,15 @@ class HierarchyService:
             await self.redis.hdel(self._k("escalated"), case_id)
             raise
         self.count("up", "escalated")
+        await self._relay()
         return record
+
+    async def _relay(self) -> None:
+        if self.relay is not None:
+            try:
+                await self.relay()
+            except Exception:  # the hub's housekeeping relays it later
+                log.warning("hierarchy: relaying the case event now failed", exc_info=True)
 
     async def _escalated(self, case_id: str) -> EscalatedCase | None:
         raw = await self.redis.hget(self._k("escalated"), case_id)
@@ -251,6 +261,10 @@ class HierarchyService:
         actor = fields.get("actor", "")
         if not case_id or actor.startswith(HUB_ACTOR):
             return  # another hub's doing, applied here: it is not sent back
+        if self._overdue_at_top(fields):
+            reason = f"督办 {_text(fields.get('step'), 64)}: 本级已无上级部门，超期上报上级"
+            with contextlib.suppress(TransitionError, CaseNotFound):  # escalated already, or finished meanwhile
+                await self.escalate(case_id, Actor("system:sla", Role.supervisor), reason)
         if self.upper is not None:
             record = await self._escalated(case_id)
             if record is not None and not record.closed:
@@ -266,6 +280,12 @@ class HierarchyService:
                         "department": (case.department if case else None) or "",
                         "light": str(case.light) if case and case.light else ""}  # fmt: skip
                 await self._send(uplink, "down", link, f"event:{entry_id}", "action", data)
+
+    def _overdue_at_top(self, fields: Mapping[str, str]) -> bool:
+        """A supervision step for the level above fired, and this hub has none above the case's department."""
+        upper = self.config.upper
+        return (upper is not None and upper.escalate_overdue and fields.get("action") == "supervise"
+                and fields.get("notify") == "level_above" and fields.get("target") == "centre")  # fmt: skip
 
     async def _feed_up(self, uplink: Uplink, record: EscalatedCase, entry_id: str, fields: dict[str, str]) -> None:
         link = f"{self.site_id}:{record.case_id}"
@@ -571,6 +591,7 @@ class HierarchyService:
             session.add(OutboxRow(stream=self.keys.case_events, payload=payload, created_at=now))
             await session.commit()
         await self.cases.supervise(new)
+        await self._relay()
 
     async def _apply_action(self, envelope: HubEnvelope, case_id: str) -> None:
         record = await self._escalated(case_id)

@@ -218,6 +218,7 @@ class Hub:
             self.site.governance, self.site.site.id, self.cases, self.uplinks, self.redis, self.keys,
             data / "photos", node_id=self.node_id,
             count=lambda direction, outcome: self.metrics.hierarchy.labels(direction, outcome).inc(),
+            relay=lambda: self.queue.relay(self.clock.now()),
         )  # fmt: skip
         self.intake = AlarmIntake(
             self.site, self.redis, self.keys, self.alarm_store, self.cases, self.queue, self.clock, self.node_id
