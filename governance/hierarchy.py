@@ -365,6 +365,7 @@ class HierarchyService:
                     backlog = True
                     await asyncio.sleep(LEASE_S / 4)
                     continue
+                await self._relay()  # case actions taken through the API reach the stream now, not within 10 s
                 got = await self.redis.xreadgroup(GROUP, FEEDER, {stream: "0" if backlog else ">"}, count=100,
                                                   block=None if backlog else int(self.poll_s * 1000))  # fmt: skip
                 entries = [e for _, items in got for e in items]
