@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 from sharpeye.api.deps import (
+    PUBLIC,
     AuditDep,
     CasesDep,
     HierarchyDep,
@@ -76,11 +77,11 @@ class EscalateBody(BaseModel):
 
 @router.post("/api/cases/{case_id}/escalate-up")
 async def escalate_up(
+    principal: CaseActor,  # first: who asks is checked before whether this hub has an upper hub
     hierarchy: HierarchyDep,
     cases: CasesDep,
     inventory: InventoryDep,
     audit: AuditDep,
-    principal: CaseActor,
     case_id: str,
     body: EscalateBody,
 ) -> EscalatedCase:
@@ -99,12 +100,12 @@ async def escalate_up(
 
 
 @router.get("/api/hierarchy")
-async def hierarchy_state(hierarchy: HierarchyDep, _: CaseReader) -> HierarchyState:
+async def hierarchy_state(_: CaseReader, hierarchy: HierarchyDep) -> HierarchyState:
     """The hubs above and below, the cases escalated from here and the cases opened for hubs below."""
     return await hierarchy.state()
 
 
-@router.post("/api/hierarchy/inbox")
+@router.post("/api/hierarchy/inbox", dependencies=[PUBLIC])
 async def inbox(hierarchy: HierarchyDep, site: SiteDep, request: Request) -> Received:
     """Where another hub's uplink delivers (no user: the request is signed with the pair's key, see
     docs/deployment.md). 200 applied / duplicate / held (waits for an earlier message); 401 bad signature;
