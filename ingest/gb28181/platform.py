@@ -239,14 +239,15 @@ class GbPlatform:
 
     def restore(self, device_id: str, peer: Peer, contact: str, expires_at: datetime, registered_at: datetime) -> bool:
         """Take over a registration another node accepted (``ingest/gb28181/registrations.py``): the device counts
-        as registered (its keepalives bring it online) and its catalog is asked for now."""
+        as registered (its keepalives bring it online) and its catalog is asked for once it is heard from. Call it
+        before ``start`` so that no request finds the registration missing."""
         state = self._devices.get(device_id)
         if state is None or state.registered or expires_at <= self.clock.now():
             return False
         state.registered, state.peer, state.contact = True, peer, contact
         state.expires_at, state.registered_at, state.last_seen = expires_at, registered_at, registered_at
+        state.catalog_due = self.clock.now()  # the liveness check asks for it (after start)
         self.stats["registration.restored"] += 1
-        self._spawn(self._after_register(device_id), f"gb28181-catalog-{device_id}")
         return True
 
     def remove_device(self, device_id: str) -> None:

@@ -467,15 +467,14 @@ class Hub:
             settings, devices, self.emit, self.clock, reject=self._reject_sip, device_secret=self.device_secret,
             garbage=self._sip_garbage, registrations=self.gb_registrations,
         )  # fmt: skip
-        taken = self.gb_registrations.restorable(await self.gb_registrations.load())
-        await self.gb_platform.start()
         restored = 0  # registrations the last signalling node accepted: the devices need not register again
-        for reg in taken:  # (no await since the port was bound: a keepalive finds its registration restored)
+        for reg in self.gb_registrations.restorable(await self.gb_registrations.load()):  # before the port is bound
             restored += self.gb_platform.restore(reg.device_id, reg.peer, reg.contact,
                                                  datetime.fromtimestamp(reg.expires_at, UTC),
                                                  datetime.fromtimestamp(reg.registered_at, UTC))  # fmt: skip
         if restored:
             log.info("GB/T 28181: %d registrations taken over from Redis", restored)
+        await self.gb_platform.start()
         self._spawn(self.gb_registrations.run(), "gb28181-registrations")
         # GB channels are pulled on demand (INVITE) for viewers; a camera configured as gb28181:<device>/<channel>
         # is read by the camera service through the same puller, so analytics and evidence keep it pulled.

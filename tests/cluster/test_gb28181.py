@@ -93,6 +93,12 @@ async def test_sip_signalling_moves_with_its_role(
         # restored, not registered anew: the registration times are the first node's, and no keepalive was refused
         assert {k: d["registered_at"] for k, d in taken.items()} == seen
         assert fleet.stats["keepalive.403"] == 0
+
+        def catalogs() -> bool:  # the new signalling node asked the restored devices for their catalogs
+            details = [d["details"] for d in other.get("/api/devices?kind=gb28181") if d["id"] in DEVICES]
+            return all(d.get("channels", 0) >= 1 for d in details)
+
+        await until(catalogs, 20, "the restored devices' catalogs at the new signalling node")
     finally:
         await fleet.stop()
         for node in nodes.values():
