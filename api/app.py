@@ -23,6 +23,7 @@ from sharpeye.api.routes import admin, alarm, auth, camera, case, cluster, devic
 from sharpeye.api.routes import alarm_handling as alarm_handling_route
 from sharpeye.api.routes import evidence_bundle as evidence_bundle_route
 from sharpeye.api.routes import kind as kind_route
+from sharpeye.api.routes import push as push_route
 from sharpeye.api.routes import site as site_route
 from sharpeye.api.routes import verification as verification_route
 from sharpeye.api.services import Services, ServicesFactory
@@ -70,7 +71,8 @@ def create_app(
                 app.state.services = running
                 app.state.rejected = rejected_counter(running.metrics)
                 live_settings = LiveSettings()
-                resolver = device_resolver(running.inventory.get, live_settings, gb_subscribe=running.gb_subscribe)
+                resolver = device_resolver(running.inventory.get, live_settings, gb_subscribe=running.gb_subscribe,
+                                           gb_key_frame=running.gb_key_frame)  # fmt: skip
                 if running.cameras is not None:  # viewers share the packets the camera service already reads
                     resolver = service_resolver(running.cameras.subscribe, resolver, live_settings)
                 live = app.state.live = LiveService(resolver, live_settings)
@@ -130,6 +132,7 @@ def create_app(
     app.include_router(kind_route.router)  # labels of kinds and case stages, for the console
     app.include_router(alarm_handling_route.router)  # procedures, owners, shift hand-over
     app.include_router(evidence_bundle_route.router)  # signed evidence bundles and the hub's key
+    app.include_router(push_route.router)  # Web Push: the VAPID key and operators' browser subscriptions
     app.include_router(verification_route.router)  # 研判: verdicts before dispatch, false-alarm statistics
 
     @app.get("/", include_in_schema=False, dependencies=[PUBLIC])

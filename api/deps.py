@@ -29,8 +29,11 @@ from sharpeye.role import Role
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
+# The getters below are ``async def`` although they only read an attribute: FastAPI runs a plain ``def`` dependency
+# in its thread pool, a thread hop per dependency per request (bench/alarm_handling.py: a tenth of the API's time).
 
-def get_services(request: Request) -> Services:
+
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -38,67 +41,67 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_users(services: ServicesDep) -> UserStore:
+async def get_users(services: ServicesDep) -> UserStore:
     return services.users
 
 
-def get_audit(services: ServicesDep) -> AuditLog:
+async def get_audit(services: ServicesDep) -> AuditLog:
     return services.audit
 
 
-def get_inventory(services: ServicesDep) -> DeviceInventory:
+async def get_inventory(services: ServicesDep) -> DeviceInventory:
     return services.inventory
 
 
-def get_alarms(services: ServicesDep) -> AlarmStore:
+async def get_alarms(services: ServicesDep) -> AlarmStore:
     return services.alarms
 
 
-def get_engine(services: ServicesDep) -> AlarmEngine:
+async def get_engine(services: ServicesDep) -> AlarmEngine:
     return services.engine
 
 
-def get_cases(services: ServicesDep) -> CaseService:
+async def get_cases(services: ServicesDep) -> CaseService:
     return services.cases
 
 
-def get_photos(services: ServicesDep) -> PhotoStore:
+async def get_photos(services: ServicesDep) -> PhotoStore:
     return services.photos
 
 
-def get_hotline(services: ServicesDep) -> Hotline:
+async def get_hotline(services: ServicesDep) -> Hotline:
     return services.hotline
 
 
-def get_uplinks(services: ServicesDep) -> UplinkService:
+async def get_uplinks(services: ServicesDep) -> UplinkService:
     return services.uplinks
 
 
-def get_deadletters(services: ServicesDep) -> DeadLetters:
+async def get_deadletters(services: ServicesDep) -> DeadLetters:
     return services.deadletters
 
 
-def get_status(services: ServicesDep) -> NodeStatus:
+async def get_status(services: ServicesDep) -> NodeStatus:
     return services.status
 
 
-def get_cameras(services: ServicesDep) -> CameraFeeds | None:
+async def get_cameras(services: ServicesDep) -> CameraFeeds | None:
     return services.cameras
 
 
-def get_site(services: ServicesDep) -> SiteConfig:
+async def get_site(services: ServicesDep) -> SiteConfig:
     return services.site
 
 
-def get_clock(services: ServicesDep) -> Clock:
+async def get_clock(services: ServicesDep) -> Clock:
     return services.clock
 
 
-def get_verification(services: ServicesDep) -> VerificationService:
+async def get_verification(services: ServicesDep) -> VerificationService:
     return services.verification
 
 
-def get_ownership(services: ServicesDep) -> Ownership:
+async def get_ownership(services: ServicesDep) -> Ownership:
     if services.ownership is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this node takes part in no cluster")
     return services.ownership
@@ -110,7 +113,7 @@ def get_hierarchy(services: ServicesDep) -> HierarchyService:
     return services.hierarchy
 
 
-def get_live(request: Request) -> LiveService:
+async def get_live(request: Request) -> LiveService:
     live: LiveService | None = getattr(request.app.state, "live", None)
     if live is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "live view is not running")

@@ -159,6 +159,7 @@ class Services:
     cameras: CameraFeeds | None
     verification: VerificationService
     gb_subscribe: GbSubscribe | None = None  # GB/T 28181 channels pulled on demand for viewers
+    gb_key_frame: Callable[[str], object] | None = None  # ask a pulled GB channel's device for a key frame
     ownership: Ownership | None = None  # the leases this node holds among the site's nodes
     hierarchy: HierarchyService | None = None  # hubs above and below this one
 

@@ -65,6 +65,13 @@ def _platform(code: str) -> str:
     return check(code, frozenset([PLATFORM_TYPE]), "platform (type 200)")
 
 
+CAMERA_TYPES = frozenset((131, 132))
+
+
+def _camera(code: str) -> str:
+    return check(code, CAMERA_TYPES, "camera offered upward (131 camera or 132 IPC)")
+
+
 def _channel(code: str) -> str:
     return check(code, CHANNEL_TYPES, "channel (131-199, 215, 216)")
 
@@ -81,4 +88,9 @@ ChannelCode = Annotated[
     str,
     Field(description="20-digit GB/T 28181 code of a channel (type 131-199, 215 or 216)."),
     AfterValidator(_channel),
+]
+CameraCode = Annotated[
+    str,
+    Field(description="20-digit GB/T 28181 code of a camera (type 131 camera or 132 IPC)."),
+    AfterValidator(_camera),
 ]

@@ -95,13 +95,13 @@ def _all_events() -> list[UplinkEvent]:
     return ["case", "alarm"]
 
 
-ChannelFormat = Literal["webhook", "wecom", "dingtalk", "sms", "email"]
+ChannelFormat = Literal["webhook", "wecom", "dingtalk", "sms", "email", "webpush"]
 
 DEFAULT_URLS: dict[str, str] = {
     "wecom": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
     "dingtalk": "https://oapi.dingtalk.com/robot/send",
 }
-DEFAULT_RATES: dict[str, int] = {"wecom": 20, "dingtalk": 20, "sms": 10, "email": 30}
+DEFAULT_RATES: dict[str, int] = {"wecom": 20, "dingtalk": 20, "sms": 10, "email": 30, "webpush": 60}
 """Messages per minute a channel sends at most (the robots' own limits are 20 a minute), unless configured."""
 
 
@@ -117,13 +117,15 @@ class QuietHours(StrictModel):
 
 class Uplink(StrictModel):
     """Where case and alarm events leave the hub: a signed webhook, or a notification channel people read
-    (企业微信 or 钉钉 group robot, an SMS gateway, e-mail). Each has a durable queue with retries and dead letters."""
+    (企业微信 or 钉钉 group robot, an SMS gateway, e-mail, Web Push to operators' browsers). Each has a durable queue
+    with retries and dead letters."""
 
     id: Identifier = Field(description="Stable uplink id (keys its retry queue and dead letters).")
     format: ChannelFormat = Field(
         default="webhook",
         description="webhook: SharpEye's signed JSON envelope; wecom / dingtalk: a group robot's text message; "
-        "sms: an HTTP SMS gateway (body_template); email: SMTP.",
+        "sms: an HTTP SMS gateway (body_template); email: SMTP; webpush: the browsers the users in 'to' subscribed "
+        "in the console (Web Push, signed with the hub's VAPID key).",
     )
     url: str | None = Field(
         default=None,
@@ -145,7 +147,8 @@ class Uplink(StrictModel):
     to: list[str] = Field(
         default_factory=list,
         max_length=200,
-        description="Recipients: phone numbers (sms; wecom/dingtalk: mobiles to @-mention) or e-mail addresses.",
+        description="Recipients: phone numbers (sms; wecom/dingtalk: mobiles to @-mention), e-mail addresses, or "
+        "(webpush) user names and role:<role>.",
     )
     events: list[UplinkEvent] = Field(
         default_factory=_all_events, min_length=1, description="Which event kinds to forward."
@@ -195,6 +198,13 @@ class Uplink(StrictModel):
 
     @model_validator(mode="after")
     def _fits_format(self) -> Uplink:
+        if self.format == "webpush":
+            if self.url is not None or self.secret is not None or self.sign_secret is not None:
+                raise ValueError("webpush takes no url or secret: browsers' subscriptions say where, the hub's VAPID "
+                                 "key signs")  # fmt: skip
+            if not self.to:
+                raise ValueError("webpush needs recipients in 'to' (user names or role:<role>)")
+            return self
         url = self.url or DEFAULT_URLS.get(self.format)
         if url is None:
             raise ValueError(f"a {self.format} uplink needs a url")
@@ -216,7 +226,7 @@ class Uplink(StrictModel):
     @property
     def endpoint(self) -> str:
         """The URL to send to (the format's default when none is configured)."""
-        return self.url or DEFAULT_URLS[self.format]
+        return self.url or DEFAULT_URLS.get(self.format, "")
 
     @property
     def rate(self) -> int | None:

@@ -41,6 +41,13 @@ def check_references(site: SiteConfig, catalog: Catalog) -> list[Problem]:
     devices = {d.id: d for d in site.devices}
     for dup in _duplicates(d.id for d in site.devices):
         problems.append((("devices",), f"device id {dup!r} is used twice"))
+    gb_codes = [code for d in site.devices if (code := getattr(d, "gb_code", None))]
+    for dup in _duplicates(gb_codes):
+        problems.append((("devices",), f"gb_code {dup} is given to two cameras (the upper platform keys on it)"))
+    for d in site.devices:
+        code = getattr(d, "gb_code", None)
+        if code and code in devices and devices[code] is not d:
+            problems.append((("devices",), f"gb_code {code} of {d.id} is another device's id"))
     for i, device in enumerate(site.devices):
         if device.grid not in units:
             problems.append((("devices", i, "grid"), f"no org unit {device.grid!r}"))

@@ -32,7 +32,7 @@ from sharpeye.config.gb_code import CodeError, type_of
 from sharpeye.governance.alarm_class import classify
 from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.gb28181.platform import Channel, gb_date
-from sharpeye.ingest.transport.ps import PsMuxer, rtp_payloads
+from sharpeye.ingest.transport.ps import AnnexB, PsMuxer, rtp_payloads
 from sharpeye.ingest.transport.rtp import RtpError, RtpMode, RtpSender
 from sharpeye.ingest.transport.sip.background import Background
 from sharpeye.ingest.transport.sip.dialog import Dialog
@@ -451,15 +451,27 @@ class GbCascade:
             elif up.sender.mode == "tcp-passive":
                 await asyncio.wait_for(up.sender.connected.wait(), 10)
             muxer = PsMuxer(up.codec)
-            num, den = getattr(up.subscription.info, "time_base", (1, 90000))
+            info = up.subscription.info
+            annexb, generation = AnnexB(up.codec, getattr(info, "extradata", None)), getattr(info, "generation", 0)
+            num, den = getattr(info, "time_base", (1, 90000))
             while True:
                 packet = await up.subscription.get()
+                info = up.subscription.info
+                if info is not None and packet.generation != generation:  # the camera reconnected
+                    generation, (num, den) = packet.generation, info.time_base
+                    annexb = AnnexB(up.codec, info.extradata)
+                try:
+                    data = annexb(packet.data, packet.key)
+                except ValueError as exc:
+                    self.stats["upstream.bad_packet"] += 1
+                    log.debug("upstream of %s: packet skipped: %s", up.channel, exc)
+                    continue
                 ts = round((packet.pts or 0) * num * 90000 / den)
-                up.sender.send(rtp_payloads(muxer.mux(packet.data, ts, packet.key)), ts)
+                up.sender.send(rtp_payloads(muxer.mux(data, ts, packet.key)), ts)
         except EOFError:
             self.stats["upstream.source_ended"] += 1
             self._spawn(self._end_upstream(up.invite.call_id, "source_ended", bye=True), "gb28181-cascade-end")
-        except (OSError, TimeoutError, RtpError) as exc:
+        except (OSError, TimeoutError, RtpError, ValueError) as exc:
             self.stats["upstream.failed"] += 1
             log.info("upstream of %s failed: %s", up.channel, exc)
             self._spawn(self._end_upstream(up.invite.call_id, "failed", bye=True), "gb28181-cascade-end")

@@ -1,5 +1,6 @@
 """Notification channels: how an uplink's queued event reaches people (企业微信 and 钉钉 group robots, an SMS
-gateway, e-mail) or a system (SharpEye's signed webhook).
+gateway, e-mail, Web Push to operators' browsers through ``governance.push``) or a system (SharpEye's signed
+webhook).
 
 The uplink queue (``governance.uplink``) holds the event's JSON envelope whatever the format; this module decides
 whether an event is for a channel at all (``wanted``), whether it may go now (``hold_until``: quiet hours), renders
@@ -31,6 +32,7 @@ import httpx
 import orjson
 from sharpeye.config.governance import Uplink
 from sharpeye.config.rule import Severity
+from sharpeye.governance.push import PushService
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +211,15 @@ def render(text: str, values: dict[str, str]) -> str:
 
 # --- sending -------------------------------------------------------------------------------------------------
 async def send(
-    client: httpx.AsyncClient, uplink: Uplink, delivery: str, body: bytes, now: datetime, zone: ZoneInfo
+    client: httpx.AsyncClient,
+    uplink: Uplink,
+    delivery: str,
+    body: bytes,
+    now: datetime,
+    zone: ZoneInfo,
+    push: PushService | None = None,
 ) -> Attempt:
-    """One delivery attempt in the uplink's format."""
+    """One delivery attempt in the uplink's format (``push``: the hub's Web Push service, for webpush uplinks)."""
     envelope = orjson.loads(body)
     if uplink.format == "webhook":
         return await _webhook(client, uplink, delivery, body, envelope, now)
@@ -223,6 +231,12 @@ async def send(
         return await _robot(client, uplink, _dingtalk_url(uplink, now), _dingtalk_body(uplink, text))
     if uplink.format == "sms":
         return await _sms(client, uplink, delivery, text)
+    if uplink.format == "webpush":
+        if push is None:
+            return Attempt(False, "web push is not running on this node")
+        error = await push.send(client, uplink.id, delivery, list(uplink.to), push_payload(envelope, text, delivery),
+                                urgency=push_urgency(envelope), timeout_s=uplink.timeout_s)  # fmt: skip
+        return Attempt(error is None, error or "")
     subject = render(uplink.subject or DEFAULT_SUBJECT, values)
     return await asyncio.to_thread(_email, uplink, delivery, subject, text)
 
@@ -253,6 +267,30 @@ async def _post(
     if 200 <= response.status_code < 300:
         return Attempt(True)
     return Attempt(False, f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+def push_payload(envelope: dict[str, Any], text: str, delivery: str) -> dict[str, Any]:
+    """What the console's service worker shows (api/static/sw.js): the text's first line as the title, the rest as
+    the body, and where a click leads (the case, else the alarm)."""
+    title, _, rest = text.partition("\n")
+    case_id = (envelope.get("case") or {}).get("id") or (envelope.get("data") or {}).get("case_id")
+    alarm_id = (envelope.get("alarm") or {}).get("id") or (envelope.get("data") or {}).get("alarm")
+    target = f"case:{case_id}" if case_id else f"alarm:{alarm_id}" if alarm_id else ""
+    return {
+        "title": title[:200],
+        "body": rest[:1000],
+        "tag": target or delivery,
+        "open": target,
+        "severity": severity_of(envelope) or "",
+        "type": str(envelope.get("type", "")),
+        "delivery": delivery,
+    }
+
+
+def push_urgency(envelope: dict[str, Any]) -> str:
+    """RFC 8030 Urgency: a phone's push service wakes the device at once for "high"."""
+    severity = severity_of(envelope)
+    return "high" if severity in (Severity.critical, Severity.major) else "normal"
 
 
 def _with_query(url: str, extra: str) -> str:

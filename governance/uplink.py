@@ -51,6 +51,7 @@ from redis.exceptions import ResponseError
 from sharpeye.alarms.notification import claimed_entries, consume
 from sharpeye.config.governance import Uplink
 from sharpeye.governance.channel import DELIVERY, EVENT, SIGNATURE, TIMESTAMP, Attempt, hold_until, send, sign, wanted
+from sharpeye.governance.push import PushService
 
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
@@ -149,7 +150,7 @@ class DeadLetter(BaseModel):
 
 class UplinkState(BaseModel):
     id: str
-    format: str = Field(description="webhook, wecom, dingtalk, sms or email.")
+    format: str = Field(description="webhook, wecom, dingtalk, sms, email or webpush.")
     url: str
     events: list[str]
     pending: int = Field(description="Events waiting for delivery (including retries).")
@@ -189,6 +190,7 @@ class UplinkService:
         alarm_lookup: AlarmLookup | None = None,
         timezone: str = "Asia/Shanghai",
         on_delivered: Delivered | None = None,
+        push: PushService | None = None,
     ) -> None:
         self.uplinks = {u.id: u for u in uplinks}
         self.redis = redis
@@ -201,6 +203,7 @@ class UplinkService:
         self.case_lookup = case_lookup
         self.alarm_lookup = alarm_lookup
         self.on_delivered = on_delivered
+        self.push = push  # Web Push: the VAPID key and the browsers' subscriptions (webpush uplinks)
         self.zone = ZoneInfo(timezone)
         self._slots = asyncio.Semaphore(concurrency)
         self._enqueue = redis.register_script(_ENQUEUE)
@@ -311,7 +314,7 @@ class UplinkService:
 
     async def post(self, client: httpx.AsyncClient, uplink: Uplink, delivery: str, body: bytes) -> Attempt:
         """One attempt in the uplink's format (``governance.channel.send``)."""
-        return await send(client, uplink, delivery, body, self.clock.now(), self.zone)
+        return await send(client, uplink, delivery, body, self.clock.now(), self.zone, self.push)
 
     async def _may_send(self, uplink: Uplink, body: bytes) -> float | None:
         """None: send now. Else the time to try again: the end of the uplink's quiet hours, or the next minute

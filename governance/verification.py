@@ -31,7 +31,7 @@ from sharpeye.config.rule import Verification
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.store import Database, FalseAlarmRow
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
@@ -50,10 +50,11 @@ _TAKE = """
 local stage = redis.call('HGET', KEYS[1], 'stage')
 if not stage then return false end
 if ARGV[1] ~= '' and stage ~= ARGV[1] then return {stage, 'wrong-stage'} end
+local held = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SREM', KEYS[3], ARGV[2])
-return {stage, 'taken'}
+return {stage, 'taken', unpack(held)}
 """
 
 # Escalate to the supervisors when the operator's limit has passed (once).
@@ -66,11 +67,13 @@ return 1
 
 
 class VerificationError(ValueError):
-    """A verdict that cannot be given: the message says why (HTTP 409 or 422 at the API)."""
+    """A verdict that cannot be given: the message says why (HTTP 409 or 422 at the API; 503 when the record could
+    not be written and the alarm waits again)."""
 
-    def __init__(self, message: str, *, conflict: bool = False) -> None:
+    def __init__(self, message: str, *, conflict: bool = False, unavailable: bool = False) -> None:
         super().__init__(message)
         self.conflict = conflict
+        self.unavailable = unavailable
 
 
 class Waiting(BaseModel):
@@ -144,31 +147,45 @@ class VerificationService:
         log.info("alarm %s waits for a verdict (rule %s)", alarm.id, alarm.rule_id)
         return True
 
-    async def waiting(self, limit: int = 500) -> list[Waiting]:
-        """Alarms awaiting a verdict, oldest first (each with the alarm): three round trips, whatever their number."""
-        ids = sorted(raw.decode() for raw in await self.redis.smembers(self.keys.verification_waiting))
+    async def waiting(self, limit: int = 500, match: Callable[[Alarm], bool] | None = None) -> list[Waiting]:
+        """Alarms awaiting a verdict, oldest first, at most ``limit`` (of those whose alarm ``match``es, when
+        given). The times of all waiting alarms are read in one round trip; the alarms themselves only for the
+        page (reading every waiting alarm's document on each call was most of the room's API time,
+        bench/alarm_handling.py)."""
+        ids = [raw.decode() for raw in await self.redis.smembers(self.keys.verification_waiting)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for alarm_id in ids:
-                pipe.hgetall(self.keys.verification(alarm_id))
+                pipe.hmget(self.keys.verification(alarm_id), "since", "due", "stage", "rule")
             states = await pipe.execute()
-        alarms = {alarm.id: alarm for alarm in await self.alarms.get_many(ids)}
+        pending = sorted(
+            (float(since), alarm_id, due, stage, rule)
+            for alarm_id, (since, due, stage, rule) in zip(ids, states, strict=True)
+            if since is not None
+        )
         out: list[Waiting] = []
-        for alarm_id, raw in zip(ids, states, strict=True):
-            if not raw:
-                continue
-            due = raw.get(b"due", b"")
-            out.append(
-                Waiting(
-                    alarm_id=alarm_id,
-                    stage="supervisor" if raw.get(b"stage") == b"supervisor" else "operator",
-                    since=datetime.fromtimestamp(float(raw[b"since"]), UTC),
-                    due=datetime.fromtimestamp(float(due), UTC) if due else None,
-                    rule_id=raw.get(b"rule", b"").decode(),
-                    alarm=alarms.get(alarm_id),
+        start, chunk = 0, limit
+        while start < len(pending) and len(out) < limit:
+            part = pending[start : start + chunk]
+            start += chunk
+            chunk = min(chunk * 4, 2000)  # more only when ``match`` left some out
+            alarms = {alarm.id: alarm for alarm in await self.alarms.get_many([p[1] for p in part])}
+            for since, alarm_id, due, stage, rule in part:
+                alarm = alarms.get(alarm_id)
+                if match is not None and (alarm is None or not match(alarm)):
+                    continue
+                out.append(
+                    Waiting(
+                        alarm_id=alarm_id,
+                        stage="supervisor" if stage == b"supervisor" else "operator",
+                        since=datetime.fromtimestamp(since, UTC),
+                        due=datetime.fromtimestamp(float(due), UTC) if due else None,
+                        rule_id=(rule or b"").decode(),
+                        alarm=alarm,
+                    )
                 )
-            )
-        out.sort(key=lambda w: w.since)
-        return out[:limit]
+                if len(out) >= limit:
+                    break
+        return out
 
     # --- verdicts ---------------------------------------------------------------------------------------
     async def verdict(
@@ -196,18 +213,37 @@ class VerificationService:
                                   args=[stage, alarm_id])  # fmt: skip
         if not result or result[1] != b"taken":
             raise VerificationError(f"alarm {alarm_id} was judged meanwhile", conflict=True)
+        held = dict(zip(result[2::2], result[3::2], strict=True))
         alarm = await self.alarms.get(alarm_id)
         now = self.clock.now()
         if alarm is None:
             raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
-        if verdict == "false_alarm":
-            await self._record_false(alarm, reason, note, actor, now)
-            await self.alarms.act(alarm_id, "verdict", actor, now, note=f"{reason} {note}".strip(),
-                                  extra={"verdict": "false_alarm"})  # fmt: skip
-            return Outcome("false_alarm")
+        try:
+            if verdict == "false_alarm":
+                await self._record_false(alarm, reason, note, actor, now)
+                await self.alarms.act(alarm_id, "verdict", actor, now, note=f"{reason} {note}".strip(),
+                                      extra={"verdict": "false_alarm"})  # fmt: skip
+                return Outcome("false_alarm")
+            case_id = await self.open_case(alarm, f"研判确认 {actor}" + (f"：{note}" if note else ""))
+        except (SQLAlchemyError, RedisError, OSError) as exc:
+            # The record could not be written (SQLite's write lock not had within its busy timeout on a starved
+            # hub, a database outage): the alarm waits for its verdict again instead of being lost.
+            await self._hold_again(alarm_id, held)
+            log.warning("verdict on alarm %s not recorded (%s); it waits again", alarm_id, exc)
+            raise VerificationError(f"the verdict on alarm {alarm_id} could not be recorded ({type(exc).__name__}); "
+                                    "it waits for a verdict again", unavailable=True) from exc  # fmt: skip
         await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": "confirmed"})
-        case_id = await self.open_case(alarm, f"研判确认 {actor}" + (f"：{note}" if note else ""))
         return Outcome("confirm", case_id)
+
+    async def _hold_again(self, alarm_id: str, held: dict[bytes, bytes]) -> None:
+        """Undo ``_take``: the verification state as it was."""
+        key = self.keys.verification(alarm_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=held)
+            if held.get(b"due"):
+                pipe.zadd(self.keys.verification_due, {alarm_id: float(held[b"due"])})
+            pipe.sadd(self.keys.verification_waiting, alarm_id)
+            await pipe.execute()
 
     async def _escalate_now(self, alarm_id: str, actor: str, note: str, how: str) -> bool:
         rule = (await self.redis.hget(self.keys.verification(alarm_id), "rule") or b"").decode()

@@ -27,6 +27,13 @@ class Settings(BaseSettings):
         description="mqtt:// (or mqtts://) URL of an existing broker, credentials in the URL. "
         "Unset: start an embedded broker (Mosquitto if installed, else amqtt).",
     )
+    mqtt_client_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="The persistent MQTT session the site's reader holds (the nodes of one site share it, so messages "
+        "queued while the reader role moves are not lost). Default: sharpeye-hub-<site id>. Give a hub of the same "
+        "site id its own (a staging hub, a test hub) when it shares the broker with another deployment: two "
+        "deployments on one session take each other's messages.",
+    )
     allow_open_broker: bool = Field(
         default=False,
         description="Run even when the embedded MQTT broker is the amqtt fallback (Mosquitto not installed), which "
@@ -68,6 +75,17 @@ class Settings(BaseSettings):
         "dispatches a topic's messages to one member (EMQX hash_topic/sticky): Mosquitto 2 round-robins per "
         "message and so reorders a device's messages across nodes (docs/deployment.md).",
     )  # fmt: skip
+    push_contact: str = Field(
+        default="mailto:sharpeye@localhost.localdomain", pattern=r"^(mailto:[^@\s]+@[^@\s]+|https://\S+)$",
+        max_length=200,
+        description="Web Push: the contact (mailto: or https:) in the hub's VAPID claims, for push services to reach "
+        "the operator of this hub.",
+    )
+    push_allow_http: bool = Field(
+        default=False,
+        description="Web Push: accept browser subscriptions with plain http:// push endpoints (tests' local "
+        "receivers only; real push services are https).",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     redis_prefix: str = Field(default="se", description="Prefix of every Redis key this hub uses.")
     cameras: bool = Field(

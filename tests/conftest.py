@@ -16,11 +16,14 @@ from contextlib import contextmanager
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+import paho.mqtt.client as paho
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 from sharpeye.api.live.service import LiveService
 from sharpeye.api.services import Services
@@ -108,6 +111,36 @@ async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Re
 # --- the app over a real hub --------------------------------------------------------------------------------
 
 
+_HUB_SESSIONS: set[tuple[str, str]] = set()  # (broker URL, client id) of the test hubs made by hub_settings
+
+
+def forget_mqtt_session(url: str, client_id: str) -> None:
+    """End a stopped hub's persistent session on the broker (a clean connect under its client id), so the broker
+    stops queueing every later test's device messages for it."""
+    parts = urlsplit(url)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
+                         protocol=paho.MQTTv311)  # fmt: skip
+    if parts.username:
+        client.username_pw_set(parts.username, parts.password)
+    try:
+        client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=5)
+        client.loop(timeout=1.0)  # CONNACK: the broker has dropped the old session
+        client.disconnect()
+    except OSError:
+        pass  # the broker is down (a test stopped it): the next test's fixture starts it with the sessions kept
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_hub_sessions() -> Iterator[None]:
+    """After each test module (its hubs are stopped by then), the MQTT sessions its hubs held are ended."""
+    yield
+    sessions = list(_HUB_SESSIONS)
+    _HUB_SESSIONS.clear()
+    for url, client_id in sessions:
+        if url.startswith("mqtt://"):
+            forget_mqtt_session(url, client_id)
+
+
 def hub_settings(
     data_dir: Path,
     redis_url: str | None,
@@ -122,6 +155,12 @@ def hub_settings(
     """Settings of a test hub: its own data dir, the test session's Redis and broker (None: embedded), its own
     key prefix (a fresh one unless given), no cameras unless asked."""
     prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
+    if mqtt_url is not None and "mqtt_client_id" not in extra:
+        # A session of this hub's own (its nodes share it, as a site's nodes do): with the site's default one, every
+        # test hub of the demo site would take over the session the previous ones left on the session's broker,
+        # with whatever other tests' devices published meanwhile still queued in it.
+        extra["mqtt_client_id"] = f"sharpeye-hub-{prefix}"
+        _HUB_SESSIONS.add((mqtt_url, extra["mqtt_client_id"]))
     return Settings(
         data_dir=data_dir,
         redis_url=redis_url,

@@ -34,11 +34,21 @@ class GbLiveSource:
     or joins the pull already running), or a camera service's subscription. H.264 passes through; H.265 (the usual
     codec of these cameras) is decoded and encoded to H.264 once for all viewers."""
 
-    def __init__(self, camera_id: str, url: str, subscribe: GbSubscribe, settings: LiveSettings) -> None:
+    def __init__(
+        self,
+        camera_id: str,
+        url: str,
+        subscribe: GbSubscribe,
+        settings: LiveSettings,
+        key_frame: Callable[[str], object] | None = None,
+    ) -> None:
+        """``key_frame(url)`` asks the device for a key frame (GB/T 28181 IFameCmd): an H.264 channel passed
+        through then starts a new viewer's picture at once instead of at the device's next scheduled one."""
         self._camera_id = camera_id
         self._url = url
         self._subscribe = subscribe
         self._settings = settings
+        self._key_frame = key_frame
         self._inner: SubscriptionSource | EncodedSource | None = None
 
     @property
@@ -50,7 +60,9 @@ class GbLiveSource:
         return self._inner is not None and self._inner.key_frame_on_request
 
     def request_key_frame(self) -> None:
-        if self._inner is not None:
+        if isinstance(self._inner, SubscriptionSource) and self._key_frame is not None:
+            self._key_frame(self._url)
+        elif self._inner is not None:
             self._inner.request_key_frame()
 
     async def packets(self) -> AsyncIterator[av.Packet[Any]]:
@@ -92,7 +104,11 @@ async def decoded_frames(sub: PacketSubscriptionLike, codec: str) -> AsyncIterat
 
 
 def device_resolver(
-    lookup: Callable[[str], Any], settings: LiveSettings, *, gb_subscribe: GbSubscribe | None = None
+    lookup: Callable[[str], Any],
+    settings: LiveSettings,
+    *,
+    gb_subscribe: GbSubscribe | None = None,
+    gb_key_frame: Callable[[str], object] | None = None,
 ) -> SourceResolver:
     """A resolver over a device lookup (e.g. ``hub.inventory.get``): camera devices with a ``url`` only.
 
@@ -111,7 +127,7 @@ def device_resolver(
             if gb_subscribe is None:
                 return None
             subscribe = gb_subscribe
-            return lambda: GbLiveSource(camera_id, url, subscribe, settings)
+            return lambda: GbLiveSource(camera_id, url, subscribe, settings, gb_key_frame)
         return source_factory(str(getattr(device, "open_url", device.url)), settings)
 
     return resolve

@@ -109,6 +109,7 @@ class ContainerSource:
     async def packets(self) -> AsyncIterator[av.Packet[Any]]:
         reader = self._reader
         stream = await asyncio.to_thread(reader.open)
+        pending: asyncio.Future[av.Packet[Any] | None] | None = None
         try:
             if stream.codec_context.name != "h264":
                 raise ValueError(f"{self._name} is {stream.codec_context.name}, not H.264: encode it instead")
@@ -117,7 +118,10 @@ class ContainerSource:
             start_pts = 0
             pace = is_file(reader.url)
             while True:
-                packet = await asyncio.to_thread(next, iterator, None)
+                # The read runs on in its thread if the viewer leaves meanwhile: ``finally`` waits for it before
+                # closing the container (closing it under a running demux crashed the process).
+                pending = asyncio.ensure_future(asyncio.to_thread(next, iterator, None))
+                packet = await asyncio.shield(pending)
                 if packet is None:
                     return
                 if pace:
@@ -130,6 +134,8 @@ class ContainerSource:
                         await asyncio.sleep(delay)
                 yield packet
         finally:
+            if pending is not None and not pending.done():
+                await asyncio.wait([pending])
             await asyncio.to_thread(reader.close)
 
 
@@ -139,13 +145,15 @@ def container_frames(url: str, loop: bool = True) -> Any:
     async def frames() -> AsyncIterator[av.VideoFrame]:
         while True:
             container = await asyncio.to_thread(av.open, url.removeprefix("file://"), options=_options(url))
+            pending: asyncio.Future[av.VideoFrame | None] | None = None
             try:
                 stream = container.streams.video[0]
                 iterator = container.decode(stream)
                 start = time.monotonic()
                 first: float | None = None
                 while True:
-                    frame = await asyncio.to_thread(next, iterator, None)
+                    pending = asyncio.ensure_future(asyncio.to_thread(next, iterator, None))
+                    frame = await asyncio.shield(pending)  # see ContainerSource.packets: close after the read
                     if frame is None:
                         break
                     seconds = float(frame.pts * (stream.time_base or 0)) if frame.pts is not None else 0.0
@@ -158,6 +166,8 @@ def container_frames(url: str, loop: bool = True) -> Any:
                     frame.time_base = PTS_TIME_BASE
                     yield frame
             finally:
+                if pending is not None and not pending.done():
+                    await asyncio.wait([pending])
                 await asyncio.to_thread(container.close)
             if not (loop and is_file(url)):
                 return

@@ -56,10 +56,14 @@ class FalseAlarmStats(BaseModel):
 
 
 @router.get("/api/verifications")
-async def waiting(verification: VerificationDep, inventory: InventoryDep, principal: Reader) -> list[Waiting]:
+async def waiting(
+    verification: VerificationDep,
+    inventory: InventoryDep,
+    principal: Reader,
+    limit: Annotated[int, Query(ge=1, le=500, description="At most this many (the oldest).")] = 500,
+) -> list[Waiting]:
     """Alarms waiting for a verdict in the caller's scope, oldest first; ``stage`` says whose turn it is."""
-    items = await verification.waiting()
-    return [w for w in items if w.alarm is not None and in_scope(inventory, principal, w.alarm.org_unit)]
+    return await verification.waiting(limit, match=lambda alarm: in_scope(inventory, principal, alarm.org_unit))
 
 
 @router.post("/api/alarms/{alarm_id}/verdict")
@@ -79,7 +83,8 @@ async def give_verdict(
             alarm_id, body.verdict, principal.actor, principal.role, reason=body.reason, note=body.note
         )
     except VerificationError as exc:
-        code = status.HTTP_409_CONFLICT if exc.conflict else status.HTTP_422_UNPROCESSABLE_CONTENT
+        code = (status.HTTP_503_SERVICE_UNAVAILABLE if exc.unavailable else status.HTTP_409_CONFLICT
+                if exc.conflict else status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
         raise HTTPException(code, str(exc)) from None
     await audit.record(principal.actor, f"alarm.verdict.{body.verdict}", alarm_id,
                        {"reason": body.reason, "note": body.note, "case": outcome.case_id})  # fmt: skip

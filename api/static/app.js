@@ -3,8 +3,9 @@
 // and feeds the live alarm stream to the alarms view; each view is its own module under views/.
 import { alarmStream, api, changePassword, login, logout, session } from "./api.js";
 import { fmtTime, lang, setLang, t } from "./i18n/index.js";
-import { refresh, resetAll, show } from "./nav.js";
+import { open, refresh, resetAll, show } from "./nav.js";
 import { closeAllPlayers, relabelPlayers } from "./player.js";
+import { disablePush, enablePush, onOpen, pushState } from "./push.js";
 import { muted, setMuted, unlock } from "./sound.js";
 import { forget, loadLabels, loadSite, state } from "./state.js";
 import { $, closest, report } from "./ui.js";
@@ -19,7 +20,9 @@ import "./views/wall.js";
 
 /** @type {(() => void) | null} */
 let stopStream = null;
-const CHROME = ["nav", "link", "mute", "who", "logout"];
+const CHROME = ["nav", "link", "mute", "push", "who", "logout"];
+/** @type {string} */
+let push = "off";
 
 // Parts of the console a role cannot use are hidden (the hub refuses them anyway).
 function applyPermissions() {
@@ -37,6 +40,15 @@ function renderMute() {
   $("mute").textContent = muted ? t("ui.unsilence") : t("ui.silence"); $("mute").classList.toggle("active", muted);
 }
 
+/** @param {string} [problem] */
+function renderPush(problem) {
+  const b = $("push");
+  b.hidden = push === "unsupported" || !can("cases:read");
+  b.textContent = t(push === "on" ? "ui.push_on" : push === "denied" ? "ui.push_denied" : "ui.push_off");
+  b.classList.toggle("active", push === "on"); b.dataset.state = push;
+  b.title = problem ? `${t("ui.push_failed")}: ${problem}` : "";
+}
+
 async function start() {
   $("login").hidden = true;
   for (const id of CHROME) $(id).hidden = false;
@@ -45,11 +57,14 @@ async function start() {
   applyPermissions();
   await Promise.all([loadSite(), loadLabels()]);
   renderMute();
+  pushState().then((s) => { push = s; renderPush(); }).catch(report);
   stopStream = alarmStream((msg) => { onAlarmChange(msg).catch(report); }, (up) => {
     $("link").className = `link ${up ? "up" : "down"}`; $("link").dataset.up = up ? "1" : "0";
   });
   show(state.view);
+  if (!following) { following = true; onOpen((view, id) => { open(view, id).catch(report); }); }
 }
+let following = false;
 
 session.onLogout = () => {
   if (stopStream) stopStream();
@@ -92,11 +107,16 @@ $("password-change").addEventListener("submit", async (ev) => {
 // the live views end while the session still holds, so the hub frees their feeds at once
 $("logout").addEventListener("click", () => { closeAllPlayers().then(logout).catch(report); });
 $("lang").addEventListener("click", () => {
-  setLang(lang === "zh" ? "en" : "zh"); renderMute(); refresh().catch(report);
+  setLang(lang === "zh" ? "en" : "zh"); renderMute(); renderPush(); refresh().catch(report);
   relabel();
   relabelPlayers();
 });
 $("mute").addEventListener("click", () => { setMuted(!muted); renderMute(); });
+$("push").addEventListener("click", () => {
+  (push === "on" ? disablePush() : enablePush())
+    .then((s) => { push = s; renderPush(); })
+    .catch((e) => { push = "off"; renderPush(String(e && e.message || e)); });
+});
 $("nav").addEventListener("click", (ev) => { const b = closest(ev, "button"); if (b?.dataset.view) show(b.dataset.view); });
 document.addEventListener("click", unlock, { once: true });
 

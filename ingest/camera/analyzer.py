@@ -5,10 +5,16 @@ frame when an object detector is needed) and returns the ``VideoEvent``s it rais
 I/O, run inside a worker process.
 
 Detection is Frigate-style: motion first (MOG2 on the small frame, every analysed frame), then, where a zone or
-line names object classes, the object detector on the regions of motion (track boxes padded, merged, largest
-first) of the full-size frame, at most ``detector.fps`` times a second. Each detection votes for the track it
-falls in; a track's class is the rolling vote of its last ``detector.votes`` passes, so one miss (two people
-merged into one blob, a person cut by the frame edge) does not settle it.
+line names object classes, the object detector on the regions of motion of the full-size frame: the padded boxes
+of the moving tracks that need a look, merged where they touch, largest first, each seen at a small size
+(``detector.region_size`` for one object: the detector's cost is about proportional to the pixels it sees). Not
+every track is looked at on every frame: a new track (or one whose last votes disagree) at the next pass, at most
+``detector.fps`` passes a second, so an object entering a zone is classified within a frame or two; a track whose
+last two votes agree is looked at again every ``detector.recheck_s``. Each detection votes for the track it falls
+in (tracks inside a region looked at for another get a vote too); a track's class is the rolling vote of its last
+``detector.votes`` looks, so one miss (two people merged into one blob, a person cut by the frame edge) does not
+settle it. While the worker is behind (the frame older than ``detector.max_lag_s``) passes are skipped and
+counted, so motion analysis keeps up and health can say the detector does not.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from sharpeye.ingest.camera import geometry
 from sharpeye.ingest.camera.config import CameraConfig, TripwireConfig, ZoneConfig
-from sharpeye.ingest.camera.detector import Detection, DetectorError, ObjectDetector
+from sharpeye.ingest.camera.detector import LATENCY_BUCKETS, Detection, DetectorError, ObjectDetector
 from sharpeye.ingest.camera.event import VideoEvent
 from sharpeye.ingest.camera.model import INSTALL_HINT
 from sharpeye.ingest.camera.tamper import TamperDetector
@@ -33,6 +40,35 @@ Box = tuple[float, float, float, float]  # x, y, w, h normalized
 KERNEL_3 = np.ones((3, 3), np.uint8)
 KERNEL_7 = np.ones((7, 7), np.uint8)
 MOG2_MIXTURES = 3
+# Upper bounds of the regions-per-pass histogram.
+REGION_BUCKETS = (1, 2, 3, 4, 6, 8, 16)
+MIN_REGION_PX = 48  # a region's side in full-frame pixels is at least this
+CONFIDENT = 0.6  # a first vote this sure waits the full recheck time
+
+
+@dataclass
+class DetectorStats:
+    """The object detector's work for one camera, cumulative (the worker sends it with the camera's stats, msgpack;
+    a dataclass so that ``GET /api/cameras`` shows it as JSON as it is)."""
+
+    due: int = 0  # analysed frames on which some track needed a look
+    passes: int = 0  # of those, passes run
+    skipped: int = 0  # and passes skipped because the worker was behind (frame older than detector.max_lag_s)
+    inferences: int = 0  # detector runs (one per region)
+    cpu_s: float = 0.0  # their CPU time
+    latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))  # per bucket
+    latency_sum: float = 0.0  # wall seconds of all inferences
+    regions: list[int] = field(default_factory=lambda: [0] * (len(REGION_BUCKETS) + 1))  # per pass
+    regions_sum: int = 0
+    pixels: int = 0  # input pixels seen
+    lag_s: float = 0.0  # age of the newest analysed frame when it was analysed
+
+
+def _bucket(bounds: tuple[float, ...], value: float) -> int:
+    for i, bound in enumerate(bounds):
+        if value <= bound:
+            return i
+    return len(bounds)
 
 
 @dataclass
@@ -95,7 +131,7 @@ class Analyzer:
             raise DetectorError(f"camera {config.id}: a zone or line names object classes; {INSTALL_HINT}")
         self.detector = detector if self.needs_detector else None
         self._last_detect: float | None = None
-        self.detector_passes = 0
+        self.detector_stats = DetectorStats()
         self.tamper = TamperDetector(config.tamper)
         self._shape: tuple[int, int] | None = None
         self._mog: cv2.BackgroundSubtractorMOG2 | None = None
@@ -110,6 +146,10 @@ class Analyzer:
         self._tamper_checked: float | None = None
         self.resets = 0
         self.frames = 0
+
+    @property
+    def detector_passes(self) -> int:
+        return self.detector_stats.passes
 
     @property
     def tracks(self) -> list[Track]:
@@ -141,8 +181,16 @@ class Analyzer:
         self._mog.setShadowValue(0)
         self._tracks.clear()
 
-    def process(self, frame: np.ndarray, t: float, full: np.ndarray | None = None) -> list[VideoEvent]:
-        """Analyse one small BGR frame at stream time ``t``; ``full`` is the full-size frame for classifier crops."""
+    def process(
+        self,
+        frame: np.ndarray,
+        t: float,
+        full: np.ndarray | Callable[[], np.ndarray] | None = None,
+        lag_s: float = 0.0,
+    ) -> list[VideoEvent]:
+        """Analyse one small BGR frame at stream time ``t``. ``full``: the full-size frame for the detector (or a
+        function giving it, called only when a detector pass runs); ``lag_s``: how old the frame is (its arrival to
+        now), above ``detector.max_lag_s`` detector passes are skipped."""
         h, w = frame.shape[:2]
         if self._shape != (h, w):
             if self._shape is not None:
@@ -184,8 +232,8 @@ class Analyzer:
         norm_boxes: list[Box] = [(b[0] / w, b[1] / h, (b[2] - b[0]) / w, (b[3] - b[1]) / h) for b in boxes]
         self._track(norm_boxes, t)
         if self.detector is not None and full is not None:
-            due = self._last_detect is None or t - self._last_detect >= 1 / self.config.detector.fps - 1e-3
-            if due and self._detect(full, t):
+            rate_ok = self._last_detect is None or t - self._last_detect >= 1 / self.config.detector.fps - 1e-3
+            if rate_ok and self._detect(full, t, lag_s):
                 self._last_detect = t
         for track in self._tracks.values():
             if track.last_t != t or track.hits < 3 or track.travel < self.config.detection.min_travel:
@@ -231,59 +279,118 @@ class Analyzer:
             self._next_id += 1
             self._tracks[tr.id] = tr
 
-    def _regions(self, tracks: list[Track], fw: int, fh: int) -> list[list[int]]:
-        """Pixel regions of the full frame around moving tracks: padded, at least 96 px, merged, largest first."""
-        pad = self.config.detector.padding
+    def _regions(self, tracks: list[Track], fw: int, fh: int) -> list[tuple[list[int], int]]:
+        """Pixel regions of the full frame around tracks, each with the longer side it is seen at.
+
+        Each track's box is padded into a square (at least ``MIN_REGION_PX``); squares that touch are merged; a
+        region is seen at the scale that brings its largest single-object square to ``detector.region_size``, at
+        most ``detector.input_size`` on its longer side. When one region around all of them costs fewer pixels
+        than the separate ones (a crowded scene) and still shows the smallest object at a third of the region
+        size or more, that one region is looked at instead."""
+        cfg = self.config.detector
         boxes: list[list[int]] = []
         for tr in tracks:
             x, y, w, h = tr.box
-            side = max(w * fw, h * fh) * (1 + pad)
-            side = max(side, 96.0)
+            side = max(max(w * fw, h * fh) * (1 + cfg.padding), float(MIN_REGION_PX))
             cx, cy = (x + w / 2) * fw, (y + h / 2) * fh
             boxes.append(
                 [max(0, int(cx - side / 2)), max(0, int(cy - side / 2)), min(fw, int(cx + side / 2)),
                  min(fh, int(cy + side / 2))]
             )  # fmt: skip
-        merged = _merge_boxes(boxes, 0)
-        merged.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
-        return merged[: self.config.detector.max_regions]
 
-    def _due(self, track: Track, t: float) -> bool:
-        """A track whose window of votes is full and unanimous is looked at again once a second, others at every
-        pass: settled objects cost little, undecided ones (merged, cut by the edge) keep being asked."""
+        def sides(b: list[int]) -> int:
+            return max(b[2] - b[0], b[3] - b[1], 1)
+
+        def seen(region: list[int], unit: int) -> int:
+            return max(32, round(min(float(cfg.input_size), sides(region) * cfg.region_size / unit)))
+
+        def cost(region: list[int], size: int) -> int:
+            scale = size / sides(region)
+            return -(-round((region[2] - region[0]) * scale) // 32) * -(-round((region[3] - region[1]) * scale) // 32)
+
+        merged = _merge_boxes([list(b) for b in boxes], 0)
+        merged.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+        out: list[tuple[list[int], int]] = []
+        for m in merged[: cfg.max_regions]:
+            inside = [b for b in boxes if b[0] >= m[0] and b[1] >= m[1] and b[2] <= m[2] and b[3] <= m[3]]
+            out.append((m, seen(m, max((sides(b) for b in inside), default=sides(m)))))
+        if len(merged) > 1:
+            union = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+                     max(b[3] for b in boxes)]  # fmt: skip
+            size = seen(union, max(sides(b) for b in boxes))
+            smallest = min(sides(b) for b in boxes) * size / sides(union)
+            if smallest >= cfg.region_size / 3 and cost(union, size) < sum(cost(r, n) for r, n in out):
+                return [(union, size)]
+        return out
+
+    def _due(self, track: Track, t: float, ahead: float = 0.0) -> bool:
+        """A new track is due at once; one whose last two votes agree (an object, or nothing the detector knows),
+        or whose one vote names a class with a confident score, after ``detector.recheck_s``; one still undecided
+        (votes that disagree, a first look that found nothing or little) after a quarter of it. ``ahead``: due
+        within that many seconds."""
         if track.detected_t is None:
             return True
-        labels = {label for label, _ in track.votes}
-        settled = len(track.votes) == track.votes.maxlen and len(labels) == 1
-        return not settled or t - track.detected_t >= 1.0 - 1e-3
+        votes = track.votes
+        wait = self.config.detector.recheck_s
+        if (len(votes) == 1 and (votes[0][0] is None or votes[0][1] < CONFIDENT)) or (
+            len(votes) >= 2 and votes[-1][0] != votes[-2][0]
+        ):
+            wait /= 4
+        return t + ahead - track.detected_t >= wait - 1e-3
 
-    def _detect(self, full: np.ndarray, t: float) -> bool:
-        """One detector pass over the regions of the moving tracks; each track gets one vote. False: no motion."""
+    def _detect(self, full: np.ndarray | Callable[[], np.ndarray], t: float, lag_s: float = 0.0) -> bool:
+        """One detector pass over the regions of the tracks due a look; False when none is (or the pass was
+        skipped because the worker is behind)."""
         assert self.detector is not None
+        cfg = self.config.detector
+        stats = self.detector_stats
         # Only tracks a class filter will ask about: in a zone that names classes, or anywhere when a line does.
         zones = [z for z in self.config.zones if z.objects != "any"]
         anywhere = any(line.objects != "any" for line in self.config.tripwires)
-        tracks = [
+        candidates = [
             tr
             for tr in self._tracks.values()
             if tr.last_t == t
             and tr.hits >= 2
-            and self._due(tr, t)
             and (anywhere or any(geometry.contains(z.polygon, tr.foot) for z in zones))
         ]
-        if not tracks:
+        if not any(self._due(tr, t) for tr in candidates):
             return False
-        fh, fw = full.shape[:2]
+        # Tracks due within half the recheck time join this pass: their looks fall together, fewer passes.
+        due = [tr for tr in candidates if self._due(tr, t, cfg.recheck_s / 2)]
+        stats.due += 1
+        stats.lag_s = lag_s
+        if lag_s > cfg.max_lag_s:
+            stats.skipped += 1
+            return False
+        image = full() if callable(full) else full
+        fh, fw = image.shape[:2]
         found: list[Detection] = []
-        for x0, y0, x1, y1 in self._regions(tracks, fw, fh):
-            for d in self.detector.detect(full[y0:y1, x0:x1], self.config.detector.input_size):
+        regions = self._regions(due, fw, fh)
+        pixels = self.detector.pixels
+        for (x0, y0, x1, y1), seen in regions:
+            for d in self.detector.detect(image[y0:y1, x0:x1], seen):
                 bx0, by0, bx1, by1 = d.box
                 found.append(
                     Detection(d.label, d.score, ((bx0 + x0) / fw, (by0 + y0) / fh, (bx1 + x0) / fw, (by1 + y0) / fh))
                 )
-        self.detector_passes += 1
-        for tr in tracks:
+            stats.inferences += 1
+            stats.cpu_s += self.detector.last_cpu_s
+            stats.latency[_bucket(LATENCY_BUCKETS, self.detector.last_wall_s)] += 1
+            stats.latency_sum += self.detector.last_wall_s
+        stats.passes += 1
+        stats.pixels += self.detector.pixels - pixels
+        stats.regions[_bucket(REGION_BUCKETS, len(regions))] += 1
+        stats.regions_sum += len(regions)
+        looked = [(x0 / fw, y0 / fh, x1 / fw, y1 / fh) for (x0, y0, x1, y1), _ in regions]
+        due_ids = {tr.id for tr in due}
+        for tr in candidates:
             x, y, w, h = tr.box
+            # A track not due gets a vote too when a region looked at for another covers it whole.
+            if tr.id not in due_ids and not any(
+                rx0 <= x and ry0 <= y and x + w <= rx1 and y + h <= ry1 for rx0, ry0, rx1, ry1 in looked
+            ):
+                continue
             mx, my = w * 0.15, h * 0.15
             best: Detection | None = None
             for d in found:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator, model_validator
 from sharpeye.config.base import Identifier, StrictModel
 from sharpeye.config.device import DeviceConfig
+from sharpeye.config.gb_code import CameraCode
 from sharpeye.config.secret import check_url, expand_url
 from sharpeye.ingest.camera import geometry
 
@@ -205,13 +206,43 @@ class DetectorConfig(StrictModel):
         default=0.3, ge=0, le=2, description="Motion regions grow by this fraction of their size before detection."
     )
     max_regions: int = Field(default=3, ge=1, le=16, description="Most regions sent to the detector per pass.")
+    region_size: int = Field(
+        default=128,
+        ge=64,
+        le=640,
+        multiple_of=32,
+        description="Longer side at which the detector sees the padded region of one moving object (a merged "
+        "region of several is seen at the same scale, up to input_size). The detector's cost is about proportional "
+        "to the pixels it sees: 128 px costs about a fifth of 320.",
+    )
     input_size: int = Field(
         default=320,
         ge=128,
         le=640,
         multiple_of=32,
-        description="Side of the square the detector sees each region at (NanoDet was trained at 416; 320 costs "
-        "about 60 % of it).",
+        description="Largest side the detector sees a region at (NanoDet was trained at 416; 320 costs about 60 % "
+        "of it).",
+    )
+    recheck_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="A track whose last two detector votes agree is looked at again after this many seconds (its "
+        "rolling vote kept); one whose votes disagree after a quarter of it; a new track at the next pass.",
+    )
+    max_lag_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="While the frame being analysed is older than this (the worker is behind), detector passes are "
+        "skipped and counted; motion analysis goes on.",
+    )
+    degraded_skip: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Health calls the detector behind when more than this fraction of its due passes were skipped "
+        "over the last 30 s.",
     )
 
 
@@ -249,6 +280,11 @@ class CameraConfig(DeviceConfig):
         "generator. A password in it only as ${NAME} (rtsp://admin:${GATE_CAM_PASSWORD}@10.0.0.9/ch1).",
     )
     rtsp_transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport.")
+    gb_code: CameraCode | None = Field(
+        default=None,
+        description="GB/T 28181 code (20 digits, type 131 or 132) under which the camera is offered to the upper "
+        "platform (cascade): listed in its Catalog and playable by its INVITE. Without one the camera is not offered.",
+    )
     analysis_fps: float = Field(default=5, gt=0, le=30, description="Frames analysed per second.")
     analysis_width: int = Field(default=320, ge=64, le=1920, description="Width of analysed frames, pixels.")
     loss_after_s: float = Field(default=5, gt=0, le=600, description="No packets for this long raises video.loss.")

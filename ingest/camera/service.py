@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+from sharpeye.ingest.camera.analyzer import DetectorStats
 from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.detector import DetectorError
 from sharpeye.ingest.camera.event import VideoEvent
@@ -51,6 +52,9 @@ State = Literal["starting", "live", "blind", "lost", "stopped"]
 
 _enc = msgspec.msgpack.Encoder()
 _event_dec = msgspec.msgpack.Decoder(VideoEvent)
+_det_dec = msgspec.msgpack.Decoder(DetectorStats)
+# The window over which skipped detector passes make a camera's detector "behind" (while it still skips).
+DETECTOR_WINDOW_S = 30.0
 
 
 class CameraStats(msgspec.Struct, kw_only=True):
@@ -74,6 +78,10 @@ class CameraStats(msgspec.Struct, kw_only=True):
     events: int
     stream_s: float
     lag_s: float
+    # The object detector's cumulative work for this camera (None when its rules name no object classes) and
+    # whether it is behind: more than ``detector.degraded_skip`` of its due passes skipped over the last 30 s.
+    detector: DetectorStats | None = None
+    detector_behind: bool = False
 
 
 class _Worker:
@@ -172,6 +180,8 @@ class _Camera:
         self.in_hist: deque[tuple[float, int]] = deque(maxlen=64)
         self.an_hist: deque[tuple[float, int]] = deque(maxlen=64)
         self.dec_hist: deque[tuple[float, int]] = deque(maxlen=64)
+        self.detector: DetectorStats | None = None
+        self.det_hist: deque[tuple[float, int, int]] = deque(maxlen=128)  # (when, due, skipped)
         self.evidence_refs: dict[str, tuple[str, ...]] = {}
 
 
@@ -398,6 +408,12 @@ class CameraService:
                 cam.lag = max(0.0, time.monotonic() - msg[8])
             cam.an_hist.append((time.monotonic(), cam.analysed))
             cam.dec_hist.append((time.monotonic(), cam.decoded))
+            if len(msg) > 11 and msg[11] is not None:
+                det = _det_dec.decode(msg[11])
+                if cam.detector is not None and det.due < cam.detector.due:
+                    cam.det_hist.clear()  # a new worker counts from 0
+                cam.detector = det
+                cam.det_hist.append((time.monotonic(), det.due, det.skipped))
         elif op == "events":
             readings = [
                 self._reading(cam, _event_dec.decode(raw), jpeg, arrival, since) for raw, jpeg, arrival, since in msg[2]
@@ -645,7 +661,24 @@ class CameraService:
             return f"decoding ({codec}), no picture yet"
         if cam.state == "live" and cam.decode_errors > cam.progress_errors:
             return f"decode errors ({codec}): {cam.decode_error}"
+        skipped, due = self._detector_skips(cam, now)
+        if cam.state == "live" and due and skipped > cam.config.detector.degraded_skip * due:
+            lag = cam.detector.lag_s if cam.detector else 0.0
+            return (
+                f"object detector behind: {skipped} of {due} passes skipped in the last {DETECTOR_WINDOW_S:.0f} s "
+                f"(frames {lag:.1f} s old; only motion analysed meanwhile)"
+            )
         return None
+
+    @staticmethod
+    def _detector_skips(cam: _Camera, now: float) -> tuple[int, int]:
+        """Detector passes skipped and due over the last ``DETECTOR_WINDOW_S``; (0, 0) when none was skipped in the
+        last 5 s (caught up again: a worker starting with a backlog, say)."""
+        points = [(t, due, skipped) for t, due, skipped in cam.det_hist if now - t <= DETECTOR_WINDOW_S]
+        recent = [skipped for t, _, skipped in points if now - t <= 5.0]
+        if len(points) < 2 or len(recent) < 2 or recent[-1] == recent[0]:
+            return 0, 0
+        return points[-1][2] - points[0][2], points[-1][1] - points[0][1]
 
     # public queries ----------------------------------------------------------------------------------
 
@@ -655,6 +688,7 @@ class CameraService:
         for cam in self._cameras.values():
             fps_in = _rate(cam.in_hist, now)
             fps_an = _rate(cam.an_hist, now)
+            skipped, due = self._detector_skips(cam, now)
             if cam.state in ("lost", "blind", "stopped"):
                 health = 0
             else:
@@ -663,7 +697,8 @@ class CameraService:
                 else:
                     ratio = 1.0 if _rate(cam.dec_hist, now) > 0 else 0.0
                 err = min(1.0, cam.decode_errors / max(1, cam.decoded) * 10)
-                health = round(100 * ratio * (1 - 0.5 * err) * (0.5 if cam.dropped and fps_an < 1 else 1))
+                seen = 1 - skipped / due if due else 1.0  # detector passes run of those due
+                health = round(100 * ratio * seen * (1 - 0.5 * err) * (0.5 if cam.dropped and fps_an < 1 else 1))
             out.append(
                 CameraStats(
                     camera_id=cam.config.id,
@@ -684,13 +719,16 @@ class CameraService:
                     events=cam.events,
                     stream_s=round(cam.stream_s, 2),
                     lag_s=round(cam.lag, 3),
+                    detector=cam.detector,
+                    detector_behind=bool(due and skipped > cam.config.detector.degraded_skip * due),
                 )
             )
         return out
 
     def health(self) -> tuple[bool, str]:
-        """For /api/health: ok while every analytics worker lives and no camera is blind; the detail counts cameras
-        by state and names those that are not live, with the reason."""
+        """For /api/health: ok while every analytics worker lives, no camera is blind and no camera's object detector
+        is behind; the detail counts cameras by state and names those that are not live (or whose detector is
+        behind), with the reason."""
         stats = self.stats()
         by_state: dict[str, int] = {}
         for st in stats:
@@ -699,8 +737,13 @@ class CameraService:
         parts = [", ".join(f"{n} {state}" for state, n in sorted(by_state.items())) or "no cameras"]
         if dead:
             parts.append(f"{dead} analytics worker(s) dead")
-        parts += [f"{st.camera_id}: {st.reason}" for st in stats if st.state != "live" and st.reason][:10]
-        ok = dead == 0 and by_state.get("blind", 0) == 0
+        behind = [st for st in stats if st.detector_behind]
+        if behind:
+            parts.append(f"{len(behind)} camera(s) with the object detector behind")
+        parts += [
+            f"{st.camera_id}: {st.reason}" for st in stats if (st.state != "live" or st.detector_behind) and st.reason
+        ][:10]
+        ok = dead == 0 and by_state.get("blind", 0) == 0 and not behind
         return ok, "; ".join(parts)
 
     def subscribe(self, camera_id: str) -> PacketSubscription:

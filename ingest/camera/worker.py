@@ -4,8 +4,9 @@ The hub sends, over a pipe, ``("open", camera_json, info_bytes, analytics)``, ``
 ``("close", camera_id)`` and ``("stop",)``. The worker answers with ``("events", camera_id, [(event_bytes,
 jpeg | None, arrival, seconds_since_connect)])``,
 ``("stats", camera_id, decoded, analysed, decode_errors, width, height, stream_s,
-last_arrival, last_decode_error, blind_s)`` (``blind_s``: how long packets have been
-fed since the last picture, 0 while pictures come) and
+last_arrival, last_decode_error, blind_s, detector)`` (``blind_s``: how long packets have been
+fed since the last picture, 0 while pictures come; ``detector``: the camera's ``DetectorStats`` in msgpack, None
+without a detector) and
 ``("error", camera_id, reason, detail)``. Decoding runs on every packet (a P-frame needs its predecessors);
 only frames at the analysis rate are scaled down and analysed, by one swscale context per camera kept for the
 camera's life (a context made afresh for every frame cost twice the scaling itself).
@@ -191,15 +192,25 @@ class CameraDecoder:
             small = self._scaler.reformat(
                 frame, width=aw, height=ah, format="bgr24", interpolation="FAST_BILINEAR"
             ).to_ndarray()
-            need_full = self.analyzer.detector is not None
-            full = self._bgr(frame) if need_full else None
-            events = self.analyzer.process(small, t, full)
+            # The full-size picture is converted only when a detector pass or a snapshot needs it, once.
+            kept: list[np.ndarray] = []
+
+            def full_frame(frame: Any = frame, kept: list[np.ndarray] = kept) -> np.ndarray:
+                if not kept:
+                    kept.append(self._bgr(frame))
+                return kept[0]
+
+            # How old this picture is (capture's monotonic clock; 0 when fed offline, as by the accuracy tool).
+            lag = time.monotonic() - arrival if arrival > 0 else 0.0
+            events = self.analyzer.process(
+                small, t, full_frame if self.analyzer.detector is not None else None, lag_s=lag
+            )
             self.analysed += 1
             for event in events:
                 jpeg: bytes | None = None
                 if event.repeat == 0 and self.config.evidence.enabled:
-                    # Draw on a copy only when the detector still needs the clean frame for further events.
-                    img = full.copy() if full is not None else self._bgr(frame)
+                    # Draw on a copy: the clean frame may still be needed for further events.
+                    img = full_frame().copy()
                     ok, buf = cv2.imencode(".jpg", annotate(img, self.config, event), [cv2.IMWRITE_JPEG_QUALITY, 85])
                     jpeg = buf.tobytes() if ok else None
                 out.append((_enc.encode(event), jpeg, arrival, t - self._conn_t0))
@@ -260,6 +271,7 @@ def worker_main(inbox: Connection, outbox: Connection, model: str | None = None)
                         cam.last_arrival,
                         cam.last_error,
                         cam.blind_s(now),
+                        _enc.encode(cam.analyzer.detector_stats) if cam.analyzer.detector is not None else None,
                     )
                 )
     outbox.close()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import av
+from sharpeye.ingest.gb28181.keyframe import KeyFrameRequests
 from sharpeye.ingest.gb28181.media import MediaSession
 from sharpeye.ingest.gb28181.platform import GbPlatform, MediaError
 from sharpeye.ingest.transport.ps import AccessUnit
@@ -111,6 +112,7 @@ class ChannelPuller:
         self.first_frame_s: list[float] = []  # INVITE to first key frame, per pull (for /metrics and the bench)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.key_frames = KeyFrameRequests(platform, self.stats)
 
     @property
     def pulled(self) -> list[tuple[str, int]]:
@@ -273,7 +275,17 @@ class ChannelPuller:
         if pull.release is None:
             pull.release = loop.call_later(self.grace_s, release)
 
+    def request_key_frame(self, url_or_channel: str) -> bool:
+        """Ask the channel's device for a key frame now (DeviceControl IFameCmd), e.g. when a viewer of an H.264
+        channel passed through starts; rate-limited per channel, and only while the channel is pulled."""
+        _, channel, stream = self._key(url_or_channel, None)
+        pull = self._pulls.get((channel, stream))
+        if pull is None or pull.session is None:
+            return False
+        return self.key_frames.request(channel)
+
     async def stop(self) -> None:
+        await self.key_frames.stop()
         for pull in list(self._pulls.values()):
             if pull.release is not None:
                 pull.release.cancel()

@@ -291,6 +291,97 @@ class PsMuxer:
         return out + pes_packets(data, pts)
 
 
+# --- camera packets to Annex B ------------------------------------------------------------------------
+
+PARAMETER_SETS = {"h264": frozenset((7, 8)), "hevc": frozenset((32, 33, 34))}
+
+
+def _length_prefixed(data: bytes, size: int) -> list[bytes]:
+    """NAL units of an AVCC/HVCC (length-prefixed) buffer; raises ``ValueError`` when a length overruns."""
+    out: list[bytes] = []
+    at = 0
+    while at + size <= len(data):
+        n = int.from_bytes(data[at : at + size], "big")
+        at += size
+        if n == 0 or at + n > len(data):
+            raise ValueError(f"NAL length {n} overruns the packet at {at}")
+        out.append(data[at : at + n])
+        at += n
+    return out
+
+
+def parameter_sets(codec: str, extradata: bytes | None) -> tuple[int, bytes]:
+    """From a container's codec extradata: (NAL length size, or 0 when packets are Annex B already; the parameter
+    sets as Annex B). ``avcC`` (ISO/IEC 14496-15 5.3.3) and ``hvcC`` (8.3.3) records start with version 1; anything
+    else is taken as Annex B. Raises ``ValueError`` on a truncated record."""
+    if not extradata:
+        return 0, b""
+    if extradata[0] != 1:
+        return 0, bytes(extradata)
+    nals: list[bytes] = []
+    try:
+        if codec == "h264":
+            size = (extradata[4] & 0x03) + 1
+            at = 5
+            for table in range(2):
+                count = extradata[at] & (0x1F if table == 0 else 0xFF)
+                at += 1
+                for _ in range(count):
+                    n = struct.unpack_from("!H", extradata, at)[0]
+                    nals.append(extradata[at + 2 : at + 2 + n])
+                    at += 2 + n
+        else:
+            size = (extradata[21] & 0x03) + 1
+            arrays = extradata[22]
+            at = 23
+            for _ in range(arrays):
+                count = struct.unpack_from("!H", extradata, at + 1)[0]
+                at += 3
+                for _ in range(count):
+                    n = struct.unpack_from("!H", extradata, at)[0]
+                    nals.append(extradata[at + 2 : at + 2 + n])
+                    at += 2 + n
+    except (IndexError, struct.error) as exc:
+        raise ValueError(f"truncated {codec} decoder configuration record") from exc
+    if any(len(n) == 0 for n in nals) or at > len(extradata):
+        raise ValueError(f"truncated {codec} decoder configuration record")
+    return size, b"".join(b"\x00\x00\x00\x01" + n for n in nals)
+
+
+class AnnexB:
+    """A camera's packets as GB/T 28181 PS wants them: Annex B, with the parameter sets in front of every key frame.
+
+    RTSP and MPEG-TS cameras already give Annex B (their parameter sets may come only in the SDP, i.e. the
+    extradata); MP4/Matroska files give length-prefixed NAL units and an ``avcC``/``hvcC`` record. Nothing is
+    re-encoded: NAL units are only re-framed."""
+
+    def __init__(self, codec: str, extradata: bytes | None) -> None:
+        self.codec = codec
+        self.length_size, self.params = parameter_sets(codec, extradata)
+        self._param_types = PARAMETER_SETS.get(codec, frozenset())
+
+    def __call__(self, data: bytes, key: bool) -> bytes:
+        if self.length_size:
+            data = b"".join(b"\x00\x00\x00\x01" + n for n in _length_prefixed(data, self.length_size))
+        if key and self.params and not self._param_types.intersection(nal_types(data, self.codec)):
+            data = self.params + data
+        return data
+
+
+def nal_units(data: bytes) -> list[bytes]:
+    """The NAL units of an Annex B buffer, without start codes (trailing zero bytes belong to the next start code)."""
+    out: list[bytes] = []
+    starts: list[tuple[int, int]] = []
+    i = data.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append((i, i + 3))
+        i = data.find(b"\x00\x00\x01", i + 3)
+    for k, (_, begin) in enumerate(starts):
+        end = starts[k + 1][0] if k + 1 < len(starts) else len(data)
+        out.append(data[begin:end].rstrip(b"\x00") if k + 1 < len(starts) else data[begin:end])
+    return out
+
+
 def rtp_payloads(ps: bytes, size: int = 1400) -> list[bytes]:
     """Cut one PS unit into RTP payloads (the last one carries the marker)."""
     return [ps[i : i + size] for i in range(0, len(ps), size)] or [b""]

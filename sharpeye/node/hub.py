@@ -35,6 +35,7 @@ from sharpeye.governance.cascade import GbCascade, alarm_forwarder
 from sharpeye.governance.escalation import Notifier
 from sharpeye.governance.hierarchy import HierarchyService
 from sharpeye.governance.intake import AlarmIntake
+from sharpeye.governance.push import PushService
 from sharpeye.governance.queue import CaseQueue
 from sharpeye.governance.service import CaseService
 from sharpeye.governance.store import Database
@@ -42,11 +43,13 @@ from sharpeye.governance.uplink import UplinkService
 from sharpeye.governance.uplink import group as uplink_group
 from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.metric import CameraDetectorCollector
 from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.deadletter import DeadLetter, add_many
 from sharpeye.ingest.gb28181.channel_sync import sync_channels
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
+from sharpeye.ingest.gb28181.offer import UpwardOffer
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.gb28181.puller import ChannelPuller
 from sharpeye.ingest.gb28181.registrations import RegistrationStore
@@ -145,6 +148,7 @@ class Hub:
         self._gb_seen: dict[str, dict[str, Any]] = {}  # registrations the signalling node holds (when not this one)
         self.cameras: CameraService | None = None
         self.gb_cascade: GbCascade | None = None
+        self.gb_offer: UpwardOffer | None = None
         self._device_secret: str | None = None
         self._hub_broker_password = secrets.token_urlsafe(24)
         self._broker_dirty = asyncio.Event()
@@ -202,7 +206,8 @@ class Hub:
             self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self._process_mqtt
         )
         share = self.settings.mqtt_share_group
-        client_id = f"sharpeye-hub-{self.site.site.id}" + (f"-{self.node_id}" if share else "")
+        session = self.settings.mqtt_client_id or f"sharpeye-hub-{self.site.site.id}"
+        client_id = session + (f"-{self.node_id}" if share else "")
         self.transport = MqttTransport(  # one reader holds the site's session, or each node its share of it
             self.mqtt_url, client_id, self.pipeline.handle, stage=self.pipeline.stage, share_group=share,
             reject=self.pipeline.reject, transient=transient,
@@ -213,6 +218,8 @@ class Hub:
             self.site.governance.uplinks, self.redis, self.keys, self.clock, site_id=self.site.site.id,
             consumer=self.node_id, case_lookup=self.cases.get, alarm_lookup=self.alarm_store.get,
             timezone=self.site.site.timezone, on_delivered=self.cases.record_delivery,
+            push=PushService(self.redis, self.keys, contact=self.settings.push_contact,
+                             allow_http=self.settings.push_allow_http, registry=self.metrics.registry),
         )  # fmt: skip
         self.hierarchy = HierarchyService(
             self.site.governance, self.site.site.id, self.cases, self.uplinks, self.redis, self.keys,
@@ -245,6 +252,7 @@ class Hub:
                 cameras, data, self.emit, self.clock, workers=self.settings.camera_workers,
                 evidence_cap_bytes=self.settings.evidence_cap_mb * 1024 * 1024,
             )  # fmt: skip
+            self.metrics.registry.register(CameraDetectorCollector(self.cameras))
             await self.cameras.set_owned(set())  # only the cameras this node holds leases for are opened
             await self.cameras.start()
             self._spawn(self._record_linked_evidence(), "linked-evidence")
@@ -484,8 +492,13 @@ class Hub:
         self.metrics.registry.register(GbMediaCollector(self.gb_platform, self.gb_puller, self._gb_upper_stats))
         self._spawn(self._sync_gb_channels(), "gb28181-channels")
         if settings.cascade is not None:
+            # Upward: the devices' channels, and RTSP/file cameras that have a gb_code (ingest/gb28181/offer.py).
+            self.gb_offer = UpwardOffer(
+                settings.sip_id, channels=self.gb_platform.channels, devices=lambda: self.inventory,
+                puller=self.gb_puller, cameras=lambda: self.cameras, live=self._live_cameras,
+            )  # fmt: skip
             self.gb_cascade = GbCascade(
-                settings, catalog=self.gb_platform.channels, clock=self.clock, media=self.gb_puller.subscribe
+                settings, catalog=self.gb_offer.catalog, clock=self.clock, media=self.gb_offer.media
             )
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
@@ -529,7 +542,13 @@ class Hub:
     def _gb_upper_stats(self) -> tuple[int, collections.Counter[str]]:
         if self.gb_cascade is None:
             return 0, collections.Counter()
-        return len(self.gb_cascade.streams), self.gb_cascade.stats
+        offered = self.gb_offer.stats if self.gb_offer is not None else collections.Counter()
+        return len(self.gb_cascade.streams), self.gb_cascade.stats + offered
+
+    def _live_cameras(self) -> set[str] | None:
+        if self.cameras is None:
+            return set()
+        return {s.camera_id for s in self.cameras.stats() if s.state == "live"}
 
     @property
     def gb_platform_port(self) -> int:

@@ -53,6 +53,7 @@ def services_of(hub: Hub) -> Services:
         cameras=hub.cameras,
         verification=hub.verification,
         gb_subscribe=hub.gb_puller.subscribe if hub.gb_puller is not None else None,
+        gb_key_frame=hub.gb_puller.request_key_frame if hub.gb_puller is not None else None,
         ownership=hub.ownership,
         hierarchy=hub.hierarchy,
     )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import random
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -116,11 +117,15 @@ class DeviceFleet:
         self._preparing: dict[str, tuple[SipMessage, Peer]] = {}
         self.streams: dict[str, tuple[RtpSender, asyncio.Task[None] | None]] = {}  # by Call-ID
         self._clips: dict[str, tuple[Any, MediaFaults]] = {}
+        self.key_frame_requests: Counter[str] = Counter()  # IFameCmd received, by channel
+        self._key_wanted: set[str] = set()
+        self._channel_of: dict[str, str] = {}  # streams' channels, by Call-ID
 
     # --- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
         await self.endpoint.start()
         for device in self.devices.values():
+            device.registered = False  # a fleet starting is registered nowhere yet (a device may have been reused)
             self._spawn(self._life(device))
 
     async def stop(self, *, unregister: bool = False) -> None:
@@ -276,6 +281,9 @@ class DeviceFleet:
         elif body.root == "query":
             self.queries.append(body)
             self._spawn(self._answer(device, body))
+        elif body.root == "control" and body.fields.get("ifamecmd", "").lower() == "send":
+            self.key_frame_requests[body.device_id] += 1  # forced key frame: the next frame sent is one
+            self._key_wanted.add(body.device_id)
         return msg.response(200)
 
     # --- media (INVITE / ACK / BYE / CANCEL) ------------------------------------------------------
@@ -315,7 +323,8 @@ class DeviceFleet:
                 sender = stream[0]
                 device_clip = self._clips.get(call_id)
                 if device_clip is not None:
-                    task = asyncio.ensure_future(self._stream(sender, *device_clip))
+                    want_key = functools.partial(self._take_key_request, call_id)
+                    task = asyncio.ensure_future(self._stream(sender, *device_clip, want_key=want_key))
                     self.streams[call_id] = (sender, task)
             return None
         # BYE
@@ -362,16 +371,26 @@ class DeviceFleet:
         reply.body = answer.to_bytes() if device.answer_sdp is None else device.answer_sdp
         self.streams[invite.call_id] = (sender, None)
         self._clips[invite.call_id] = (clip, device.faults)
+        self._channel_of[invite.call_id] = channel
         self.stats["invite.answered"] += 1
         self.endpoint.send_response(reply, invite, peer)
 
-    async def _stream(self, sender: RtpSender, clip: Any, faults: MediaFaults) -> None:
+    def _take_key_request(self, call_id: str) -> bool:
+        channel = self._channel_of.get(call_id, "")
+        if channel in self._key_wanted:
+            self._key_wanted.discard(channel)
+            return True
+        return False
+
+    async def _stream(
+        self, sender: RtpSender, clip: Any, faults: MediaFaults, want_key: Callable[[], bool] | None = None
+    ) -> None:
         try:
             if sender.mode == "tcp-active":
                 await sender.start()
             elif sender.mode == "tcp-passive":
                 await asyncio.wait_for(sender.connected.wait(), 10)
-            await stream_clip(sender, clip, faults)
+            await stream_clip(sender, clip, faults, want_key=want_key)
         except (OSError, TimeoutError) as exc:
             self.stats["stream.failed"] += 1
             log.info("simulated stream failed: %s", exc)
@@ -379,6 +398,7 @@ class DeviceFleet:
     async def _end_stream(self, call_id: str) -> None:
         sender, task = self.streams.pop(call_id, (None, None))
         self._clips.pop(call_id, None)
+        self._channel_of.pop(call_id, None)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -99,14 +100,18 @@ class MediaFaults:
     never_start: bool = False  # answer the INVITE but send nothing
 
 
-async def stream_clip(sender: RtpSender, clip: Clip, faults: MediaFaults, *, seed: int = 1) -> None:
-    """Send the clip in a loop until cancelled."""
+async def stream_clip(
+    sender: RtpSender, clip: Clip, faults: MediaFaults, *, seed: int = 1, want_key: Callable[[], bool] | None = None
+) -> None:
+    """Send the clip in a loop until cancelled. ``want_key()`` true (a forced key frame was asked): the clip jumps
+    to its next key frame, as a camera starts a new group of pictures."""
     rng = random.Random(seed)
     muxer = PsMuxer(clip.codec)
     loop = asyncio.get_running_loop()
     start = loop.time()
     step = 90000 // clip.fps
     n = 0
+    skip = 0
     stalled = False
     if faults.never_start:
         await asyncio.Event().wait()
@@ -122,7 +127,11 @@ async def stream_clip(sender: RtpSender, clip: Clip, faults: MediaFaults, *, see
                 stalled = True
             n += 1
             continue
-        data, key = clip.frames[n % len(clip.frames)]
+        if want_key is not None and want_key() and not clip.frames[(n + skip) % len(clip.frames)][1]:
+            at = (n + skip) % len(clip.frames)
+            ahead = next((k for k in range(1, len(clip.frames)) if clip.frames[(at + k) % len(clip.frames)][1]), 0)
+            skip += ahead
+        data, key = clip.frames[(n + skip) % len(clip.frames)]
         ts = n * step
         ps = muxer.mux(data, ts, key)
         packets = []

@@ -4,6 +4,7 @@ supervisors; an alarm nobody judges escalates, then opens its case anyway."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,3 +151,30 @@ def test_an_alarm_nobody_judges_escalates_then_opens_its_case(
     assert verdicts == ["verdict:pending", "verdict:escalated", "verdict:confirmed"]
     assert "研判超时" in client.get(f"/api/cases/{case['id']}", headers=duty).json()["case"]["description"]
     assert client.get("/api/verifications", headers=duty).json() == []
+
+
+def test_a_verdict_that_cannot_be_recorded_leaves_the_alarm_waiting(
+    client: HubClient, mqtt_broker: EmbeddedMosquitto
+) -> None:
+    """The SQL record is busy past its busy timeout (another writer holds SQLite's lock, as a starved hub's own
+    transactions did under bench/alarm_handling.py): the confirm answers 503 and the alarm waits again, not lost."""
+    duty = login(client, "duty")
+    pub = Publisher(mqtt_broker.url)
+    try:
+        fence(pub, 1, "intrusion", "z3")
+        alarm_id = waiting_for(client, duty, "z3")["alarm_id"]
+    finally:
+        pub.close()
+    blocker = sqlite3.connect(client.hub.settings.sqlite_path, timeout=1)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # SQLite's write lock, held past the hub's busy timeout
+        refused = client.post(f"/api/alarms/{alarm_id}/verdict", json={"verdict": "confirm"}, headers=duty)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert refused.status_code == 503 and "waits for a verdict again" in refused.json()["detail"]
+    assert [w["alarm_id"] for w in client.get("/api/verifications", headers=duty).json()] == [alarm_id]
+    assert cases(client, duty) == []
+    confirmed = client.post(f"/api/alarms/{alarm_id}/verdict", json={"verdict": "confirm"}, headers=duty)
+    assert confirmed.status_code == 200, confirmed.text
+    assert [c["id"] for c in cases(client, duty)] == [confirmed.json()["case_id"]]

@@ -39,9 +39,9 @@ def _decode(path: Path, limit: int | None = None) -> tuple[CameraDecoder, int, l
     pictures: list[np.ndarray] = []
     process = decoder.analyzer.process
 
-    def record(frame: np.ndarray, t: float, full: np.ndarray | None = None) -> Any:
+    def record(frame: np.ndarray, t: float, full: Any = None, lag_s: float = 0.0) -> Any:
         pictures.append(frame)
-        return process(frame, t, full)
+        return process(frame, t, full, lag_s)
 
     decoder.analyzer.process = record  # type: ignore[method-assign]
     n = 0

@@ -27,9 +27,9 @@ def test_analysed_frames_are_evenly_spaced(tmp_path: Path, fps: int) -> None:
     picked: list[float] = []
     process = decoder.analyzer.process
 
-    def record(frame: np.ndarray, t: float, full: np.ndarray | None = None) -> Any:
+    def record(frame: np.ndarray, t: float, full: Any = None, lag_s: float = 0.0) -> Any:
         picked.append(t)
-        return process(frame, t, full)
+        return process(frame, t, full, lag_s)
 
     decoder.analyzer.process = record  # type: ignore[method-assign]
     for pkt in container.demux(stream):
