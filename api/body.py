@@ -22,8 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sharpeye.metrics import Metrics
 
 # Routes that take large bodies check their own, larger caps before reading (photo uploads: the site's
-# ``governance.reports.request_max_bytes``; the hotline import: 10 MB); every other route has the general limit.
-OWN_LIMIT = re.compile(r"^/api/(reports/form|reports/import|cases/[^/]+/photos)$")
+# ``governance.reports.request_max_bytes``; the hotline import: 10 MB; another hub's deliveries: a photo); every
+# other route has the general limit.
+OWN_LIMIT = re.compile(r"^/api/(reports/form|reports/import|cases/[^/]+/photos|hierarchy/inbox)$")
 
 
 class BodyTooLarge(HTTPException):

@@ -15,6 +15,7 @@ from sharpeye.api.services import AuditLog, CameraFeeds, DeadLetters, Hotline, N
 from sharpeye.api.user import Principal, UserStore
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.case import Case
+from sharpeye.governance.hierarchy import HierarchyService
 from sharpeye.governance.photo import PhotoStore
 from sharpeye.governance.service import CaseScope, CaseService
 from sharpeye.governance.uplink import UplinkService
@@ -106,6 +107,12 @@ async def get_ownership(services: ServicesDep) -> Ownership:
     return services.ownership
 
 
+def get_hierarchy(services: ServicesDep) -> HierarchyService:
+    if services.hierarchy is None or not services.hierarchy.enabled:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "this hub has no hubs above or below it (governance.hierarchy)")
+    return services.hierarchy
+
+
 async def get_live(request: Request) -> LiveService:
     live: LiveService | None = getattr(request.app.state, "live", None)
     if live is None:
@@ -130,6 +137,7 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 LiveDep = Annotated[LiveService, Depends(get_live)]
 VerificationDep = Annotated[VerificationService, Depends(get_verification)]
 OwnershipDep = Annotated[Ownership, Depends(get_ownership)]
+HierarchyDep = Annotated[HierarchyService, Depends(get_hierarchy)]
 
 
 SESSION_COOKIE = "sharpeye_session"

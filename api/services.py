@@ -22,6 +22,7 @@ from sharpeye.api.live.subscription import PacketSubscriptionLike
 from sharpeye.api.user import UserStore
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.flow import Actor
+from sharpeye.governance.hierarchy import HierarchyService
 from sharpeye.governance.hotline import ImportResult, import_tickets
 from sharpeye.governance.photo import PhotoStore
 from sharpeye.governance.service import CaseService
@@ -165,6 +166,7 @@ class Services:
     gb_control: Callable[[], GbControl | None] | None = None  # PTZ and device control, while SIP runs here
     gb_tracks: PositionStore | None = None  # GB/T 28181 MobilePosition tracks
     publish: Callable[[str, bytes], None] | None = None  # an MQTT publish (QoS 1) to devices: fence commands
+    hierarchy: HierarchyService | None = None  # hubs above and below this one
 
 
 # What ``create_app`` takes: entered by the app's lifespan, it starts what the services need and yields them;

@@ -11,6 +11,10 @@ Everything is real: hub nodes are `python -m sharpeye.node run` processes sharin
     publisher never competes with the hubs. The baseline is one node pinned to CPU 0 (taskset); then two nodes,
     pinned to CPU 0 and CPU 1. Redis and Mosquitto are not pinned (they share both CPUs with the nodes: on a
     2-core machine the second node does not get a whole core of its own, which the ratio shows).
+    With --profile, the CPU time each process spent during the drain is read from /proc (hub, its MQTT receiver
+    and workers, Redis, Mosquitto: CPU ms per 1,000 messages and the share of a core), which says what caps one
+    node; with --py-spy DIR the hub and its receiver are also sampled by py-spy (collapsed stacks in DIR, for
+    flamegraph.pl or speedscope).
 (c) video. N synthetic cameras (the demo's scenes rendered and encoded in the node, analysed at 10 fps with a
     zone each): frames analysed per second over all cameras, one node pinned to CPU 0 against two nodes pinned to
     CPU 0 and CPU 1 sharing the cameras by their leases (median of one sample a second).
@@ -128,6 +132,32 @@ class Node:
                 self.proc.wait(10)
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc/<pid>/stat; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def group(pgid: int) -> list[int]:
+    """The processes of a process group (a node: its hub, MQTT receiver and workers)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:
+                out.append(int(entry.name))
+    return sorted(out)
+
+
 def publish_all(port: int, devices: int, per_device: int) -> int:
     client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
     client.max_inflight_messages_set(1000)
@@ -147,8 +177,9 @@ def publish_all(port: int, devices: int, per_device: int) -> int:
 
 
 def throughput(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, cpus: list[int], devices: int,
-               per_device: int) -> float:  # fmt: skip
-    """Messages per second drained by ``len(cpus)`` nodes, each pinned to its CPU."""
+               per_device: int, profile: bool = False, spy: Path | None = None) -> tuple[float, float]:  # fmt: skip
+    """Messages per second drained by ``len(cpus)`` nodes, each pinned to its CPU, and the busiest node's CPU seconds
+    (hub, receiver, workers) per message; with ``profile``, the CPU time of every process is printed."""
     site = site_yaml(work, devices, cameras=False)
     prefix = f"b{uuid.uuid4().hex[:6]}"
     share = f"g{uuid.uuid4().hex[:6]}"
@@ -162,6 +193,23 @@ def throughput(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, cpus
         for node in nodes:
             node.signal(signal.SIGSTOP)
         sent = publish_all(broker.port, devices, per_device)
+        assert redis.proc is not None and broker.proc is not None
+        roles: dict[str, list[int]] = {"redis": [redis.proc.pid], "mosquitto": [broker.proc.pid]}
+        for node in nodes:
+            pids = group(node.proc.pid)
+            roles[f"{node.id[:2]} hub"] = [node.proc.pid]
+            roles[f"{node.id[:2]} receiver+workers"] = [p for p in pids if p != node.proc.pid]
+        spies = []
+        if spy is not None:
+            spy.mkdir(parents=True, exist_ok=True)
+            for node in nodes:
+                for pid in group(node.proc.pid):
+                    out = spy / f"{len(cpus)}node-{node.id[:2]}-{pid}.txt"
+                    cmd = ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--idle",
+                           "-f", "raw", "-o", str(out)]  # fmt: skip
+                    spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            time.sleep(1.0)  # attached before the drain starts
+        before = {role: sum(cpu_s(p) for p in pids) for role, pids in roles.items()}
         began = time.perf_counter()
         for node in nodes:
             node.signal(signal.SIGCONT)
@@ -171,10 +219,19 @@ def throughput(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, cpus
                 raise SystemExit(f"only {got:.0f} of {sent} messages arrived")
             time.sleep(0.05)
         spent = time.perf_counter() - began
+        used = {role: sum(cpu_s(p) for p in pids) - before[role] for role, pids in roles.items()}
+        for proc in spies:
+            proc.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+            proc.wait(30)
+        if profile:
+            print(f"    CPU in the {spent:.2f} s drain of {sent} messages (ms per 1,000 messages; share of a core):")
+            for role, cpu in [*used.items(), ("total", sum(used.values()))]:
+                print(f"      {role:24s} {1e6 * cpu / sent:7.1f} ms/1k  {cpu / spent:5.2f}")
         rejected = sum(n.messages("sharpeye_deadletters_total{") for n in nodes)
         if rejected:
             raise SystemExit(f"{rejected:.0f} messages rejected: the load is wrong")
-        return sent / spent
+        busiest = max(sum(cpu for role, cpu in used.items() if role.startswith(node.id[:2])) for node in nodes)
+        return sent / spent, busiest / sent
     finally:
         for node in nodes:
             node.stop()
@@ -252,6 +309,9 @@ def main() -> None:
     ap.add_argument("--per-device", type=int, default=150, help="messages per device (below the rate-limit burst)")
     ap.add_argument("--kills", type=int, default=10, help="kill -9 rounds for the takeover figure (0: skip)")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="CPU time of every process during the drain")
+    ap.add_argument("--py-spy", type=Path, default=None, help="sample the nodes with py-spy (collapsed stacks here)")
+    ap.add_argument("--only-one", action="store_true", help="(a) with one node only (profiling)")
     ap.add_argument("--cameras", type=int, default=8, help="synthetic analysed cameras for (c) (0: skip)")
     ap.add_argument("--seconds", type=float, default=15, help="sampling time of (c)")
     args = ap.parse_args()
@@ -265,10 +325,17 @@ def main() -> None:
             if not args.skip_throughput:
                 n = args.devices * args.per_device
                 print(f"(a) throughput, {n} messages queued while the nodes were paused, drained after waking")
-                one = throughput(work, redis, broker, [0], args.devices, args.per_device)
+                one, cost_one = throughput(work, redis, broker, [0], args.devices, args.per_device, args.profile,
+                                           args.py_spy)  # fmt: skip
                 print(f"  one node on CPU 0 (baseline):   {one:8.0f} msg/s")
-                two = throughput(work, redis, broker, [0, 1], args.devices, args.per_device)
-                print(f"  two nodes on CPU 0 and CPU 1:   {two:8.0f} msg/s   ratio {two / one:.2f}x")
+                if not args.only_one:
+                    two, cost_two = throughput(work, redis, broker, [0, 1], args.devices, args.per_device, args.profile,
+                                               args.py_spy)  # fmt: skip
+                    print(f"  two nodes on CPU 0 and CPU 1:   {two:8.0f} msg/s   ratio {two / one:.2f}x")
+                    # CPU time is what a node would spend with a core of its own (Redis and the broker elsewhere):
+                    # the drain rate is then bounded by the busiest node's CPU seconds per message of the total
+                    print(f"  with a core per node (from CPU time per message): one {1 / cost_one:8.0f} msg/s, "
+                          f"two {1 / cost_two:8.0f} msg/s   ratio {cost_one / cost_two:.2f}x")
             if args.cameras:
                 print(f"(c) video: {args.cameras} synthetic cameras analysed at 10 fps, frames analysed per second")
                 one = video(work, redis, broker, [0], args.cameras, args.seconds)

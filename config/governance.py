@@ -86,7 +86,9 @@ class MergePolicy(StrictModel):
     window_hours: float = Field(default=72.0, gt=0, le=24 * 90, description="Reported at most this far apart.")
 
 
-UplinkEvent = Literal["case", "alarm"]
+UplinkEvent = Literal["case", "alarm", "hub"]
+"""case / alarm: the hub's event streams; hub: only what ``governance.hierarchy`` sends another hub (an uplink
+with events [hub] carries escalated cases up, or an upper hub's actions down, and nothing else)."""
 
 
 def _all_events() -> list[UplinkEvent]:
@@ -254,6 +256,40 @@ class Procedure(StrictModel):
         return self
 
 
+class UpperHub(StrictModel):
+    """The hub above this one (village/town → district → city): cases escalated here go there."""
+
+    uplink: Identifier = Field(
+        description="An uplink of this hub (webhook, events [hub]) whose url is the upper hub's "
+        "/api/hierarchy/inbox; its secret is the pair's key (the upper hub signs its actions with it too)."
+    )
+    escalate_overdue: bool = Field(
+        default=False,
+        description="Escalate a case to the upper hub by itself when a supervision step that goes to the level above "
+        "(notify: level_above) fires and this hub has no level above the case's department.",
+    )
+
+
+class LowerHub(StrictModel):
+    """A hub below this one whose escalated cases this hub takes."""
+
+    site: Identifier = Field(description="The lower hub's site id (it signs its deliveries as this site).")
+    uplink: Identifier = Field(
+        description="An uplink of this hub (webhook, events [hub]) whose url is the lower hub's /api/hierarchy/inbox; "
+        "its secret is the pair's key (the lower hub's deliveries are checked with it)."
+    )
+    org_unit: Identifier = Field(description="This hub's org unit that stands for the lower hub's area (its cases "
+                                 "are opened there).")  # fmt: skip
+
+
+class Hierarchy(StrictModel):
+    """Hubs above hubs, like the 综治 levels: escalated cases go up with their updates, photos and closure; the
+    upper hub's actions come back down (docs/deployment.md)."""
+
+    upper: UpperHub | None = Field(default=None, description="Where this hub escalates cases (none: the top).")
+    lowers: list[LowerHub] = Field(default_factory=list, description="Hubs below that escalate cases here.")
+
+
 class Governance(StrictModel):
     """Intake, dispatch and time limits."""
 
@@ -271,6 +307,7 @@ class Governance(StrictModel):
     reports: ReportLimits = Field(default_factory=ReportLimits, description="Photo upload limits.")
     merge: MergePolicy = Field(default_factory=MergePolicy, description="Merge proposals (并单).")
     uplinks: list[Uplink] = Field(default_factory=list, description="Webhook receivers of case and alarm events.")
+    hierarchy: Hierarchy = Field(default_factory=Hierarchy, description="Hubs above and below this one.")
     procedures: list[Procedure] = Field(
         default_factory=list,
         description="处置预案 shown with the alarms they apply to (a rule's own first, then its category's).",
@@ -290,6 +327,22 @@ class Governance(StrictModel):
             if ids.count(i) > 1:
                 raise ValueError(f"uplink id {i!r} is used twice")
         return uplinks
+
+    @model_validator(mode="after")
+    def _hub_links(self) -> Governance:
+        uplinks = {u.id: u for u in self.uplinks}
+        links = [("upper", self.hierarchy.upper.uplink)] if self.hierarchy.upper is not None else []
+        links += [(f"lower {lower.site!r}", lower.uplink) for lower in self.hierarchy.lowers]
+        for what, uplink_id in links:
+            uplink = uplinks.get(uplink_id)
+            if uplink is None:
+                raise ValueError(f"hierarchy {what}: no uplink {uplink_id!r}")
+            if uplink.format != "webhook" or uplink.events != ["hub"]:
+                raise ValueError(f"hierarchy {what}: uplink {uplink_id!r} must be a webhook with events [hub]")
+        sites = [lower.site for lower in self.hierarchy.lowers]
+        if len(sites) != len(set(sites)):
+            raise ValueError("hierarchy: a lower hub's site is listed twice")
+        return self
 
     @field_validator("escalation")
     @classmethod

@@ -76,6 +76,10 @@ EVENT_LABELS: dict[str, Labels] = {
     "merged_from": {"zh": "并入", "en": "merged in"},
     "supervise": {"zh": "督办", "en": "supervised"},
     "notified": {"zh": "已通知", "en": "notified"},
+    "escalate_up": {"zh": "上报上级", "en": "escalated to the upper hub"},
+    "upper_action": {"zh": "上级处置", "en": "upper hub acted"},
+    "lower_update": {"zh": "下级续报", "en": "lower hub update"},
+    "closed_below": {"zh": "下级办结", "en": "closed by the lower hub"},
 }
 """Display names of every ``CaseEvent.action`` in a case's history: the actions and the events no one takes."""
 

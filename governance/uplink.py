@@ -232,10 +232,11 @@ class UplinkService:
                     if "BUSYGROUP" not in str(exc):
                         raise
 
-    async def enqueue(self, uplink: Uplink, delivery: str, body: bytes) -> bool:
+    async def enqueue(self, uplink: Uplink, delivery: str, body: bytes, *, filtered: bool = True) -> bool:
         """Queue one event for delivery; False if it is already queued, delivered or dead, or the uplink's filters
-        (types, departments, severity) leave it out."""
-        if not wanted(uplink, orjson.loads(body)):
+        (types, departments, severity) leave it out. ``filtered=False``: no filter applies (hub-to-hub messages are
+        numbered: leaving one out would stop the receiver at the gap)."""
+        if filtered and not wanted(uplink, orjson.loads(body)):
             self.filtered += 1
             return False
         u = uplink.id

@@ -2,12 +2,26 @@
 
 Devices added at run time are stored in Redis (``Keys.device_configs``) so that every hub node and
 every restart sees them; all sources are validated by the same config models.
+
+**Change feed.** Every stored change (a device added, replaced or removed through the API, MQTT discovery or a
+GB/T 28181 catalog) gets the site's next inventory version (``Keys.inventory_version``) and an entry in the
+change stream (``Keys.inventory_changes``: version, op, device, origin node), in one script, after the record
+itself is written. Every node follows the stream (``follow``): a change made elsewhere is applied to its
+in-memory inventory from the record (so entries carry no config and the record stays the one truth), then the
+node's ``on_change`` runs (the hub recomputes its lease units and runs a lease round at once). A node starting
+reads the stream's end before it loads the records, so nothing between the two is missed; a node that fell
+behind the stream's trimmed history (it keeps the last 10,000 changes) reloads every record.
+
+**Site YAML reloaded.** A node told to reload its site file (SIGHUP) applies the file's devices (added, changed,
+removed; the rest of the site needs a restart), stores that device list (``Keys.site_devices``) and publishes a
+``site`` change per device; the other nodes apply the stored list the same way, so one reload reaches all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Literal
 
 import orjson
@@ -24,6 +38,19 @@ from sharpeye.keys import Keys
 log = logging.getLogger(__name__)
 
 Source = Literal["config", "api", "discovery", "gb28181"]
+OnChange = Callable[[int, list[str]], Awaitable[None]]  # (version, device ids changed) -> None
+FEED_KEPT = 10_000  # changes kept in the stream (approximately)
+
+# Record the changes' versions and tell every node: KEYS: version, stream; ARGV: origin, maxlen, (op, id)...
+_PUBLISH = """
+local v = 0
+for i = 3, #ARGV, 2 do
+  v = redis.call('INCR', KEYS[1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'v', v, 'op', ARGV[i], 'device', ARGV[i + 1],
+             'origin', ARGV[1])
+end
+return v
+"""
 
 
 class InventoryError(ValueError):
@@ -47,6 +74,11 @@ class DeviceInventory:
         self._adapter = registry.device_adapter()
         self._locations: dict[tuple[str, str | None], Location] = {}
         self.listeners: list[Callable[[str, DeviceConfig | None], None]] = [self._forget_locations]
+        self.origin = ""  # this node's id, in the change entries it writes (its own are not applied twice)
+        self.version = 0  # the last inventory version this node has applied
+        self.applied = 0  # changes of other nodes applied (for metrics)
+        self._cursor = "0-0"  # the change stream's last entry when the records were loaded
+        self._publish = redis.register_script(_PUBLISH)
 
     def _forget_locations(self, device_id: str, _device: DeviceConfig | None) -> None:
         self._locations = {key: loc for key, loc in self._locations.items() if key[0] != device_id}
@@ -131,7 +163,14 @@ class DeviceInventory:
         return device
 
     async def load_runtime(self) -> int:
-        """Load devices added at run time (API, discovery) from Redis; return how many."""
+        """Load devices added at run time (API, discovery) from Redis; return how many. The change feed is
+        followed from this point on."""
+        async with self.redis.pipeline(transaction=True) as pipe:  # the feed's position and the version at once
+            pipe.xrevrange(self.keys.inventory_changes, count=1)
+            pipe.get(self.keys.inventory_version)
+            last, version = await pipe.execute()
+        self._cursor = last[0][0].decode() if last else "0-0"
+        self.version = max(self.version, int(version or 0))
         raw = await self.redis.hgetall(self.keys.device_configs)
         loaded = 0
         for key, value in raw.items():
@@ -180,6 +219,13 @@ class DeviceInventory:
                 pipe.hset(self.keys.device_configs, device_id, orjson.dumps(entry))
                 pipe.sadd(self.keys.devices, device_id)
         await pipe.execute()
+        changes: list[str] = []
+        for device_id in device_ids:
+            changes += ["remove" if device_id not in self._devices else "upsert", device_id]
+        if changes:
+            version = int(await self._publish(keys=[self.keys.inventory_version, self.keys.inventory_changes],
+                                              args=[self.origin, FEED_KEPT, *changes]))  # fmt: skip
+            self.version = max(self.version, version)
 
     async def upsert(self, data: Any, source: Source) -> DeviceConfig:
         device = self.validate(data)
@@ -197,6 +243,123 @@ class DeviceInventory:
         raw = await self.redis.hgetall(self.keys.device_configs)
         stored = {k.decode() for k in raw}
         for device_id in [d for d, s in self._sources.items() if s != "config" and d not in stored]:
+            self.forget(device_id)
+        await self.load_runtime()
+
+    # --- the site YAML -------------------------------------------------------------------------------------
+    def _apply_site_devices(self, devices: list[DeviceConfig]) -> list[str]:
+        """Make the site-config devices these (a run-time device of the same id gives way); the changed ids."""
+        wanted = {d.id: d for d in devices if d.enabled}
+        changed: list[str] = []
+        for device_id in [i for i, s in self._sources.items() if s == "config" and i not in wanted]:
             self._devices.pop(device_id, None)
             self._sources.pop(device_id, None)
-        await self.load_runtime()
+            changed.append(device_id)
+            for listener in self.listeners:
+                listener(device_id, None)
+        for device_id, device in wanted.items():
+            if self._devices.get(device_id) == device and self._sources.get(device_id) == "config":
+                continue
+            self._devices[device_id] = device
+            self._sources[device_id] = "config"
+            changed.append(device_id)
+            for listener in self.listeners:
+                listener(device_id, device)
+        return changed
+
+    async def reload_site(self, site: SiteConfig) -> list[str]:
+        """Apply a reloaded site file's devices here and tell every node (they apply the same stored list)."""
+        changed = self._apply_site_devices(list(site.devices))
+        self.site = self.site.model_copy(update={"devices": list(site.devices)})
+        self._locations = {}
+        stored = orjson.dumps([d.model_dump(mode="json") for d in site.devices])
+        await self.redis.set(self.keys.site_devices, stored)
+        if changed:
+            changes = [part for device_id in changed for part in ("site", device_id)]
+            version = int(await self._publish(keys=[self.keys.inventory_version, self.keys.inventory_changes],
+                                              args=[self.origin, FEED_KEPT, *changes]))  # fmt: skip
+            self.version = max(self.version, version)
+        log.info("site devices reloaded: %d changed", len(changed))
+        return changed
+
+    async def _follow_site(self) -> list[str]:
+        """Apply the site device list another node reloaded."""
+        raw = await self.redis.get(self.keys.site_devices)
+        if raw is None:
+            return []
+        devices: list[DeviceConfig] = []
+        for data in orjson.loads(raw):
+            try:
+                devices.append(self.validate(data))
+            except InventoryError as exc:
+                log.error("reloaded site device %s is not valid here (%s); the reload is not applied", data.get("id"),
+                          exc)  # fmt: skip
+                return []
+        self._locations = {}
+        return self._apply_site_devices(devices)
+
+    # --- the change feed ----------------------------------------------------------------------------------
+    async def apply_change(self, device_id: str) -> bool:
+        """Bring one run-time device in line with its record (added, replaced or removed elsewhere); a device of
+        the site YAML is left alone. Returns whether anything changed here."""
+        if self._sources.get(device_id) == "config":
+            return False
+        value = await self.redis.hget(self.keys.device_configs, device_id)
+        if value is None:
+            if device_id not in self._devices:
+                return False
+            self.forget(device_id)
+            return True
+        try:
+            entry = orjson.loads(value)
+            device = self.validate(entry["config"])
+        except (InventoryError, KeyError, orjson.JSONDecodeError) as exc:
+            log.warning("changed device %s is not valid here: %s", device_id, exc)
+            return False
+        if self._devices.get(device_id) == device and self._sources.get(device_id) == entry.get("source", "api"):
+            return False
+        self.put(device, entry.get("source", "api"))
+        return True
+
+    async def follow(self, on_change: OnChange | None = None, block_ms: int = 1000) -> None:
+        """Apply other nodes' changes as they come, until cancelled (every node runs this)."""
+        stream = self.keys.inventory_changes
+        while True:
+            try:
+                got = await self.redis.xread({stream: self._cursor}, count=500, block=block_ms)
+                entries = [e for _, items in got for e in items]
+                if not entries:
+                    continue
+                first = entries[0][0].decode()
+                if self._cursor != "0-0" and await self._lost_history(first):
+                    log.warning("inventory: fell behind the change feed; reloading every stored device")
+                    await self.refresh()
+                changed: list[str] = []
+                site_done = False
+                for entry_id, fields in entries:
+                    self._cursor = entry_id.decode()
+                    version = int(fields.get(b"v", b"0"))
+                    device_id = fields.get(b"device", b"").decode()
+                    elsewhere = fields.get(b"origin", b"").decode() != self.origin
+                    if elsewhere and fields.get(b"op") == b"site":
+                        if not site_done:  # one reload publishes an entry per device: the list is applied once
+                            site_done = True
+                            found = await self._follow_site()
+                            self.applied += len(found)
+                            changed += found
+                    elif elsewhere and device_id and await self.apply_change(device_id):
+                        self.applied += 1
+                        changed.append(device_id)
+                    self.version = max(self.version, version)
+                if on_change is not None:
+                    await on_change(self.version, changed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("inventory: following the change feed failed; retrying", exc_info=True)
+                await asyncio.sleep(1)
+
+    async def _lost_history(self, first: str) -> bool:
+        """Whether the cursor's own entry was trimmed away (then entries after it may have been too: reload)."""
+        oldest = await self.redis.xrange(self.keys.inventory_changes, count=1)
+        return bool(oldest) and oldest[0][0].decode() == first

@@ -23,6 +23,7 @@ to its weight. The Redis side is one Lua script (claim, release) run atomically 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -88,6 +89,7 @@ class NodeInfo(msgspec.Struct, kw_only=True):
     weight: float
     load: float
     devices: list[str] = msgspec.field(default_factory=list)
+    inventory_version: int = 0
 
 
 _encode = msgspec.json.Encoder().encode
@@ -211,6 +213,12 @@ class Ownership:
         self.last_error: str | None = None
         self.last_round: float = 0.0
         self._sha: str | None = None
+        self._wake = asyncio.Event()
+        self.inventory_version: Callable[[], int] = lambda: 0  # announced, so nodes can see they agree
+
+    def poke(self) -> None:
+        """Run the next round now, not at the end of the period (the units changed: an inventory change)."""
+        self._wake.set()
 
     # --- fences -----------------------------------------------------------------------------------
     def owns(self, unit: str) -> bool:
@@ -274,7 +282,8 @@ class Ownership:
     async def _announce(self) -> None:
         now = time.time()
         info = NodeInfo(id=self.node_id, started_at=self.started_at, last_seen=now, weight=self.weight,
-                        load=self.load, devices=sorted(self.owned))  # fmt: skip
+                        load=self.load, devices=sorted(self.owned),
+                        inventory_version=self.inventory_version())  # fmt: skip
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(self.keys.node(self.node_id), _encode(info), px=int(self.ttl_s * 1000))
         pipe.sadd(self.keys.nodes, self.node_id)
@@ -337,6 +346,7 @@ class Ownership:
         """Rounds every ``period_s`` until cancelled. A round that fails (Redis away) keeps nothing it cannot
         renew: once a lease's TTL has passed since the last good round, this node gives its units up."""
         while True:
+            self._wake.clear()  # a poke while this round runs makes the next one start at once
             try:
                 # only the Redis part is bounded: opening or closing a camera may take longer, and must not be cut
                 change = await asyncio.wait_for(self.exchange(), timeout=self.ttl_s / 2)
@@ -351,7 +361,8 @@ class Ownership:
                     self.owned = {}
                     if self.on_change is not None:
                         await self.on_change(change)
-            await asyncio.sleep(self.period_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.period_s)
 
     async def release_all(self) -> None:
         """Give every unit back at once (a clean stop), so the others take them without waiting for TTLs."""

@@ -19,6 +19,26 @@ class Keys:
         return f"{self.prefix}:device:{device_id}"
 
     @property
+    def inventory_version(self) -> str:
+        """Counter: the site's inventory version, raised by every stored device change."""
+        return f"{self.prefix}:inventory:version"
+
+    @property
+    def inventory_changes(self) -> str:
+        """Stream: inventory changes (v, op upsert/remove/site, device, origin node), followed by every node."""
+        return f"{self.prefix}:inventory:changes"
+
+    @property
+    def gb_registrations(self) -> str:
+        """Hash: GB/T 28181 device id -> its registration (ingest/gb28181/registrations.py), for every node."""
+        return f"{self.prefix}:gb28181:registrations"
+
+    @property
+    def site_devices(self) -> str:
+        """String: the devices of the site YAML as last reloaded by a node (JSON list), for the other nodes."""
+        return f"{self.prefix}:inventory:site-devices"
+
+    @property
     def devices(self) -> str:
         """Set of ids of every known device (from YAML, the API and discovery)."""
         return f"{self.prefix}:devices"
@@ -168,6 +188,11 @@ class Keys:
     def hotline_tickets(self) -> str:
         """Hash: 12345 hotline ticket number -> the case it became (imports are idempotent)."""
         return f"{self.prefix}:hotline:tickets"
+
+    def hierarchy(self, part: str) -> str:
+        """Hubs above hubs (governance.hierarchy): ``escalated``, ``links``, ``origin``, ``counters``, ``numbers``,
+        ``applied`` (hashes), ``held:<dir>|<link>`` (hash), ``lock:...``, ``feeder`` (strings)."""
+        return f"{self.prefix}:hier:{part}"
 
     def uplink(self, uplink_id: str, part: str) -> str:
         """An uplink's delivery state: ``events``, ``due``, ``attempts``, ``done``, ``dead``."""

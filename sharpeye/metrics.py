@@ -96,4 +96,19 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.inventory_changes = Counter(
+            "sharpeye_inventory_changes_total",
+            "Inventory changes made by other nodes and applied here from the change feed (ingest/inventory.py)",
+            registry=r,
+        )
+        self.inventory_version = Gauge(
+            "sharpeye_inventory_version", "The last inventory version this node has applied", registry=r
+        )
+        self.hierarchy = Counter(
+            "sharpeye_hierarchy_messages_total",
+            "Hub-to-hub messages (governance/hierarchy.py): up/down sent by type, in by outcome (applied_*, "
+            "duplicate, held, busy, bad_signature, invalid)",
+            ["direction", "outcome"],
+            registry=r,
+        )
         self.owned = Gauge("sharpeye_owned_units", "Devices and roles this node holds a lease for", registry=r)

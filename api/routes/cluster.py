@@ -21,6 +21,7 @@ class NodeView(BaseModel):
     devices: list[str] = Field(description="Ids of the devices and site roles (role:...) whose lease it holds.")
     weight: float = Field(description="The node's share of the work relative to the others (SHARPEYE_NODE_WEIGHT).")
     load: float = Field(description="Sum of the weights of what it owns.")
+    inventory_version: int = Field(description="The last inventory change the node has applied (ingest/inventory.py).")
 
 
 class ClusterView(BaseModel):
@@ -42,6 +43,7 @@ async def cluster(
             devices=n.devices,
             weight=n.weight,
             load=n.load,
+            inventory_version=n.inventory_version,
         )
         for n in await ownership.nodes()
     ]

@@ -25,6 +25,7 @@ from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.driver import readings_of
 from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.gb28181.media import MediaSession, SessionKey
+from sharpeye.ingest.gb28181.registrations import RegistrationStore
 from sharpeye.ingest.reading import DecodeError, Reading
 from sharpeye.ingest.transport.rtp import PortRange, RtpError, RtpMode, RtpReceiver
 from sharpeye.ingest.transport.sip.background import Background
@@ -169,10 +170,13 @@ class GbPlatform:
         reject: Reject | None = None,
         device_secret: str | None = None,
         garbage: GarbageHandler | None = None,
+        registrations: RegistrationStore | None = None,
     ) -> None:
         """``reject(reason, device_id, raw)`` is told of every refused request (for a dead-letter log). Devices
         without a password of their own use the one derived from ``device_secret`` (SHARPEYE_DEVICE_SECRET).
-        ``garbage(reason, detail, data, peer)`` is told of every datagram that is not SIP at all."""
+        ``garbage(reason, detail, data, peer)`` is told of every datagram that is not SIP at all. ``registrations``
+        keeps accepted registrations in Redis for the next signalling node (``restore``)."""
+        self.registrations = registrations
         self.settings = settings
         self._device_secret = device_secret
         self.clock: Clock = clock or SystemClock()
@@ -235,6 +239,19 @@ class GbPlatform:
             self._devices[config.id] = DeviceState(config)
         else:
             state.config = config
+
+    def restore(self, device_id: str, peer: Peer, contact: str, expires_at: datetime, registered_at: datetime) -> bool:
+        """Take over a registration another node accepted (``ingest/gb28181/registrations.py``): the device counts
+        as registered (its keepalives bring it online) and its catalog is asked for once it is heard from. Call it
+        before ``start`` so that no request finds the registration missing."""
+        state = self._devices.get(device_id)
+        if state is None or state.registered or expires_at <= self.clock.now():
+            return False
+        state.registered, state.peer, state.contact = True, peer, contact
+        state.expires_at, state.registered_at, state.last_seen = expires_at, registered_at, registered_at
+        state.catalog_due = self.clock.now()  # the liveness check asks for it (after start)
+        self.stats["registration.restored"] += 1
+        return True
 
     def remove_device(self, device_id: str) -> None:
         """Forget a device; its next message or REGISTER gets 403."""
@@ -645,6 +662,8 @@ class GbPlatform:
             reply.add("Expires", "0")
             self._set_offline(state, "unregister")
             state.registered = False
+            if self.registrations is not None:
+                self.registrations.unregistered(device_id)
             return reply
         expires = max(self.settings.register_expires_min_s, min(expires, self.settings.register_expires_max_s))
         reply.add("Expires", str(expires))
@@ -660,6 +679,9 @@ class GbPlatform:
         self.stats["registered"] += 1
         if fresh:
             state.registered_at = now
+        if self.registrations is not None:
+            self.registrations.registered(device_id, peer, contact, state.expires_at, state.registered_at or now)
+        if fresh:
             state.last_keepalive = now
             self._set_online(state, "register")
             sent = self.endpoint.send_response(reply, msg, peer)  # the 200 OK first, then the queries
@@ -789,6 +811,8 @@ class GbPlatform:
             elif state.expires_at is not None and now > state.expires_at:
                 self._set_offline(state, "registration_expired")
                 state.registered = False
+                if self.registrations is not None:
+                    self.registrations.unregistered(cfg.id)
             elif state.catalog_due is not None and not state.catalog_busy and now >= state.catalog_due:
                 state.catalog_due = None
                 self._spawn(self._after_register(cfg.id), f"gb28181-catalog-{cfg.id}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -81,6 +83,8 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
 
     def on_ready(hub: Hub, generated: str | None) -> None:
         heap.settle()  # what the hub's start-up made (the bulk was frozen before build_app)
+        if config_path:  # SIGHUP: the site file's devices again, on every node (ingest/inventory.py)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hub.reload_site, Path(config_path))
         if generated:
             _out(f"Initial admin password (shown once, change it): admin / {generated}")
         _out(f"SharpEye console: {scheme}://{host}:{port}/  (API docs: {scheme}://{host}:{port}/docs)")

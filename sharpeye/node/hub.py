@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,13 @@ from sharpeye.alarms.store import AlarmStore
 from sharpeye.clock import Clock, SystemClock
 from sharpeye.config.device import DeviceConfig
 from sharpeye.config.gb28181 import GbSettings
+from sharpeye.config.loader import ConfigError, load_file
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.audit_archive import AuditArchive
 from sharpeye.governance.cascade import GbCascade, alarm_forwarder
 from sharpeye.governance.cascade_control import UpwardControl
 from sharpeye.governance.escalation import Notifier
+from sharpeye.governance.hierarchy import HierarchyService
 from sharpeye.governance.intake import AlarmIntake
 from sharpeye.governance.push import PushService
 from sharpeye.governance.queue import CaseQueue
@@ -52,6 +54,7 @@ from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.offer import UpwardOffer
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.gb28181.puller import ChannelPuller
+from sharpeye.ingest.gb28181.registrations import RegistrationStore
 from sharpeye.ingest.gb28181.source import opener as gb_opener
 from sharpeye.ingest.gb28181.subscription import GbSubscriptions, PositionStore
 from sharpeye.ingest.health import LAG_LIMIT_S, STUCK_AFTER_S, ConsumerStatus, DeviceStatus, HealthTracker, State
@@ -149,6 +152,7 @@ class Hub:
         self.gb_subscriptions: GbSubscriptions | None = None
         self._gb_control_metrics = False
         self.gb_puller: ChannelPuller | None = None
+        self._gb_seen: dict[str, dict[str, Any]] = {}  # registrations the signalling node holds (when not this one)
         self.cameras: CameraService | None = None
         self.gb_cascade: GbCascade | None = None
         self.gb_offer: UpwardOffer | None = None
@@ -197,6 +201,8 @@ class Hub:
 
         self.alarm_store = AlarmStore(self.redis, self.keys)
         self.inventory = DeviceInventory(self.site, self.registry, self.redis, self.keys)
+        self.inventory.origin = self.node_id
+        self.gb_registrations = RegistrationStore(self.redis, self.keys, self.node_id)
         await self.inventory.load_runtime()
         if not self.mqtt_url:
             await self._start_embedded_broker(data / "broker")
@@ -222,6 +228,12 @@ class Hub:
             push=PushService(self.redis, self.keys, contact=self.settings.push_contact,
                              allow_http=self.settings.push_allow_http, registry=self.metrics.registry),
         )  # fmt: skip
+        self.hierarchy = HierarchyService(
+            self.site.governance, self.site.site.id, self.cases, self.uplinks, self.redis, self.keys,
+            data / "photos", node_id=self.node_id,
+            count=lambda direction, outcome: self.metrics.hierarchy.labels(direction, outcome).inc(),
+            relay=lambda: self.queue.relay(self.clock.now()),
+        )  # fmt: skip
         self.intake = AlarmIntake(
             self.site, self.redis, self.keys, self.alarm_store, self.cases, self.queue, self.clock, self.node_id
         )
@@ -236,8 +248,12 @@ class Hub:
             ttl_s=self.settings.lease_ttl_s, period_s=self.settings.lease_period_s, on_change=self._on_ownership,
             observe=self.metrics.lease_round.observe, count=self._count_ownership, on_dead=self._on_dead_nodes,
         )  # fmt: skip
+        self.ownership.inventory_version = lambda: self.inventory.version
+        self._spawn(self.inventory.follow(self._on_inventory_change), "inventory-feed")
         self._spawn(self._drain_emitted(), "readings")
-        cameras = [d for d in self.inventory if isinstance(d, CameraConfig)]
+        # GB/T 28181 catalog channels (stored so every node knows them) are pulled on demand, not opened at start
+        configured = [d for d in self.inventory if self.inventory.source(d.id) != "gb28181"]
+        cameras = [d for d in configured if isinstance(d, CameraConfig)]
         if self.settings.cameras and cameras:
             self.cameras = CameraService(
                 cameras, data, self.emit, self.clock, workers=self.settings.camera_workers,
@@ -260,6 +276,8 @@ class Hub:
             self._spawn(self.verification.run(), "verification")
         if self.site.governance.uplinks:
             self._spawn(self.uplinks.run(), "uplinks")
+        if self.hierarchy.enabled:
+            self._spawn(self.hierarchy.run(), "hierarchy")
         await self.cases.resync_supervision()
         self._spawn(self.cases.supervision.run(self.clock, 1.0), "supervision")
         self._spawn(Notifier(self.redis, self.keys, self.node_id, self.cases.record_firing).run(), "reminders")
@@ -359,6 +377,32 @@ class Hub:
             marked = await abandon_pending(self.redis, streams, node)
             log.warning("node %s is gone; %d stream entries it held are up for claiming", node, marked)
 
+    def reload_site(self, path: Path) -> None:
+        """Read the site file again and apply its devices on every node (SIGHUP; the rest needs a restart)."""
+
+        async def reload() -> None:
+            try:
+                site = await asyncio.to_thread(load_file, path, self.registry)
+            except ConfigError as exc:
+                log.error("site reload: %s; nothing changed", exc)
+                return
+            if site.model_dump(exclude={"devices"}) != self.site.model_dump(exclude={"devices"}):
+                log.warning("site reload: only devices are applied; restart the nodes for the other changes")
+            changed = await self.inventory.reload_site(site)
+            self.metrics.inventory_version.set(self.inventory.version)
+            if changed:
+                self.ownership.poke()
+
+        self._spawn(reload(), "site-reload")
+
+    async def _on_inventory_change(self, version: int, changed: list[str]) -> None:
+        """Another node changed the inventory (applied here already): the lease units follow at once."""
+        self.metrics.inventory_version.set(version)
+        if changed:
+            self.metrics.inventory_changes.inc(len(changed))
+            log.info("inventory v%d: %s changed on another node", version, ", ".join(changed[:20]))
+            self.ownership.poke()
+
     def _count_ownership(self, change: str, n: int) -> None:
         self.metrics.ownership_changes.labels(change).inc(n)
 
@@ -436,9 +480,17 @@ class Hub:
         devices = [d for d in self.inventory if isinstance(d, GbDeviceConfig)]
         self.gb_platform = GbPlatform(
             settings, devices, self.emit, self.clock, reject=self._reject_sip, device_secret=self.device_secret,
-            garbage=self._sip_garbage,
+            garbage=self._sip_garbage, registrations=self.gb_registrations,
         )  # fmt: skip
+        restored = 0  # registrations the last signalling node accepted: the devices need not register again
+        for reg in self.gb_registrations.restorable(await self.gb_registrations.load()):  # before the port is bound
+            restored += self.gb_platform.restore(reg.device_id, reg.peer, reg.contact,
+                                                 datetime.fromtimestamp(reg.expires_at, UTC),
+                                                 datetime.fromtimestamp(reg.registered_at, UTC))  # fmt: skip
+        if restored:
+            log.info("GB/T 28181: %d registrations taken over from Redis", restored)
         await self.gb_platform.start()
+        self._spawn(self.gb_registrations.run(), "gb28181-registrations")
         # GB channels are pulled on demand (INVITE) for viewers; a camera configured as gb28181:<device>/<channel>
         # is read by the camera service through the same puller, so analytics and evidence keep it pulled.
         self.gb_puller = ChannelPuller(self.gb_platform)
@@ -515,7 +567,13 @@ class Hub:
 
     def sync_gb_channels(self) -> int:
         assert self.gb_platform is not None
-        return sync_channels(self.gb_platform.channels(), self.inventory)
+        before = {d.id: d for d in self.inventory if self.inventory.source(d.id) == "gb28181"}
+        count = sync_channels(self.gb_platform.channels(), self.inventory)
+        after = {d.id: d for d in self.inventory if self.inventory.source(d.id) == "gb28181"}
+        changed = [i for i in before.keys() | after.keys() if before.get(i) != after.get(i)]
+        if changed:  # stored, so every node sees the channels (API, live view) through the change feed
+            self._spawn(self.inventory.persist(sorted(changed)), "gb28181-channels-store")
+        return count
 
     async def _link_presets(self) -> None:
         """Rules' PTZ linkage (a fence zone's alarm turns a camera to a preset), on the node that holds SIP."""
@@ -726,6 +784,8 @@ class Hub:
                         await self.process(offline, self.ownership.fence(ROLE_MQTT))
                 await self.health.flush()
                 self.metrics.ingest_backlog.set(self.transport.backlog)
+                if self.site.gb28181 is not None and self.gb_platform is None and rounds % 5 == 0:
+                    self._gb_seen = {r.device_id: r.view() for r in await self.gb_registrations.load()}
             except Exception:
                 log.warning("housekeeping failed; retrying", exc_info=True)
             await asyncio.sleep(interval)
@@ -736,7 +796,9 @@ class Hub:
         gb = {d["id"]: d for d in self.gb_platform.devices_state()} if self.gb_platform is not None else {}
         out: dict[str, tuple[DeviceStatus, dict[str, Any]]] = {}
         for device in self.inventory:
-            if device.id in gb:
+            if device.id in self._gb_seen and self.gb_platform is None:  # registered at the signalling node
+                out[device.id] = (self.health.snapshot(device.id), self._gb_seen[device.id])
+            elif device.id in gb:
                 snap = gb[device.id]
                 seen = snap.get("last_keepalive") or snap.get("registered_at")
                 state: State = "online" if snap["online"] else ("offline" if snap["registered"] or seen else "unknown")

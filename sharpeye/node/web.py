@@ -59,6 +59,7 @@ def services_of(hub: Hub) -> Services:
         gb_control=lambda: hub.gb_control,
         gb_tracks=PositionStore(hub.redis, hub.keys),
         publish=lambda topic, payload: hub.transport.publish(topic, payload),
+        hierarchy=hub.hierarchy,
     )
 
 

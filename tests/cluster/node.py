@@ -60,7 +60,16 @@ class Node:
     """One hub node in a process group of its own (so a pause or a kill reaches its receiver and workers too)."""
 
     def __init__(
-        self, tmp: Path, node_id: str, site: Path, redis_url: str, mqtt_url: str, keys: Keys, **extra_env: str
+        self,
+        tmp: Path,
+        node_id: str,
+        site: Path,
+        redis_url: str,
+        mqtt_url: str,
+        keys: Keys,
+        *,
+        port: int = 0,
+        **extra_env: str,
     ) -> None:
         self.id = node_id
         data = tmp / node_id
@@ -80,7 +89,8 @@ class Node:
         }
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sharpeye.node", "run", "-c", str(site), "--port", "0", "--data-dir", str(data)],
+                [sys.executable, "-m", "sharpeye.node", "run", "-c", str(site), "--port", str(port),
+                 "--data-dir", str(data)],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.base = self._wait_console()
@@ -101,6 +111,14 @@ class Node:
 
     def get(self, path: str) -> Any:
         return httpx.get(f"{self.base}{path}", headers=self.auth, timeout=10).json()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.base}{path}", headers=self.auth, timeout=10, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        answer = httpx.post(f"{self.base}{path}", json=body, headers=self.auth, timeout=10, **kwargs)
+        assert answer.status_code < 300, f"POST {path}: {answer.status_code} {answer.text}"
+        return answer.json()
 
     def cluster(self) -> dict[str, set[str]]:
         """Live node -> the units it owns, as this node sees them."""

@@ -1,6 +1,7 @@
 """GB/T 28181 on two nodes: the node holding the signalling role binds the site's SIP address and the devices
-register to it; kill -9 that node and the other takes the role, binds the same address, and the devices come
-back to it (their next keepalive is answered 403 "Not Registered", so they register again)."""
+register to it; the registrations are kept in Redis, so the other node shows them too; kill -9 that node and the
+other takes the role, binds the same address, restores the registrations, and the devices come back online to
+it without being refused (their keepalives find their registrations; none is answered 403 "Not Registered")."""
 
 from __future__ import annotations
 
@@ -49,6 +50,14 @@ def online(node: Node) -> bool:
     return len(devices) == len(DEVICES) and all(d["state"] == "online" for d in devices)
 
 
+def registered_at(node: Node, holder: str) -> dict[str, str] | None:
+    """Each device's registration time as ``node`` shows it, if every device is registered at ``holder``."""
+    details = {d["id"]: d["details"] for d in node.get("/api/devices?kind=gb28181") if d["id"] in DEVICES}
+    if len(details) < len(DEVICES) or any(d.get("signalling_node") != holder for d in details.values()):
+        return None
+    return {k: d["registered_at"] for k, d in details.items()}
+
+
 def signalling(node: Node) -> str | None:
     owners = [n for n, units in node.cluster().items() if ROLE_GB28181 in units]
     return owners[0] if len(owners) == 1 else None
@@ -70,12 +79,26 @@ async def test_sip_signalling_moves_with_its_role(
         other = nodes["b" if holder == "a" else "a"]
         await fleet.start()
         await until(lambda: online(nodes[holder]), 20, "the devices registered to the signalling node")
+        # the other node sees the registrations (kept in Redis), with the signalling node that holds them
+        seen = await until(lambda: registered_at(other, holder), 15, "the registrations seen by the other node")
+        registrations = fleet.stats["register.200"]
+        assert registrations >= len(DEVICES)
         nodes[holder].kill()
         killed = time.monotonic()
         await until(lambda: signalling(other) == other.id, 15, "the other node taking the signalling role")
-        await until(lambda: fleet.stats["register.200"] > len(DEVICES), 15, "the devices registering again")
         await until(lambda: online(other), 20, "the devices online at the new signalling node")
         assert time.monotonic() - killed < 30
+        taken = {d["id"]: d["details"] for d in other.get("/api/devices?kind=gb28181") if d["id"] in DEVICES}
+        assert all(d["registered"] for d in taken.values())
+        # restored, not registered anew: the registration times are the first node's, and no keepalive was refused
+        assert {k: d["registered_at"] for k, d in taken.items()} == seen
+        assert fleet.stats["keepalive.403"] == 0
+
+        def catalogs() -> bool:  # the new signalling node asked the restored devices for their catalogs
+            details = [d["details"] for d in other.get("/api/devices?kind=gb28181") if d["id"] in DEVICES]
+            return all(d.get("channels", 0) >= 1 for d in details)
+
+        await until(catalogs, 20, "the restored devices' catalogs at the new signalling node")
     finally:
         await fleet.stop()
         for node in nodes.values():
