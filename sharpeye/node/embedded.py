@@ -257,6 +257,67 @@ def mqtt_answers(host: str, port: int, timeout: float = 2.0) -> bool:
     return len(reply) >= 2 and reply[0] == 0x20
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime in ns) of ``path``, None when it does not exist: Mosquitto replaces its store by renaming a
+    new file over it, so each save changes the inode."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def subscribe_session(
+    host: str, port: int, client_id: str, username: str | None, password: str | None, topics: list[str],
+    timeout: float = 10.0,
+) -> None:  # fmt: skip
+    """Connect as ``client_id`` with a persistent session (clean session off), subscribe to ``topics`` at QoS 1,
+    wait for the SUBACK and disconnect: the broker keeps the session, and queues for it from now on. Messages the
+    session already holds (a hub restarted on a broker that queued for it) may be sent to this client: it never
+    acknowledges them (manual ack), so the broker sends them again to the real client."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                         protocol=paho.MQTTv311, manual_ack=True)  # fmt: skip
+    if username:
+        client.username_pw_set(username, password)
+    subscribed = False
+    error = ""
+
+    def on_connect(c: paho.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+        nonlocal error
+        if getattr(reason, "is_failure", False):
+            error = f"connect refused: {reason}"
+            return
+        c.subscribe([(topic, 1) for topic in topics])
+
+    def on_subscribe(_c: paho.Client, _u: object, _mid: int, reasons: list[object], _p: object) -> None:
+        nonlocal subscribed, error
+        failed = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        error = f"subscription refused: {failed}" if failed else ""
+        subscribed = not failed
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    try:
+        client.connect(host, port, keepalive=30)
+    except OSError as exc:
+        raise ServiceError(
+            f"cannot connect to the broker at {host}:{port} to keep {client_id}'s session: {exc}"
+        ) from None
+    deadline = time.monotonic() + timeout
+    try:
+        while not subscribed and not error and time.monotonic() < deadline:
+            client.loop(0.05)
+    finally:
+        client.disconnect()
+        client.loop(0.05)
+    if not subscribed:
+        why = error or f"no SUBACK within {timeout:.0f}s"
+        raise ServiceError(f"could not keep {client_id}'s session on the broker at {host}:{port}: {why}")
+
+
 @dataclass(kw_only=True)
 class EmbeddedRedis(ManagedProcess):
     name: str = "redis"
@@ -343,6 +404,33 @@ class EmbeddedMosquitto(ManagedProcess):
 
     def ready(self) -> bool:
         return mqtt_answers(self.host, self.port)
+
+    @property
+    def store_path(self) -> Path:
+        return self.workdir / "mosquitto.db"
+
+    def save(self, timeout: float = 10.0) -> None:
+        """Write the store now (SIGUSR1) and wait until it is on disk: Mosquitto saves it only every
+        ``autosave_interval`` seconds, so what changed since the last save dies with a killed broker."""
+        if not self.persistence or self.proc is None or self.proc.poll() is not None:
+            return
+        before = _stamp(self.store_path)
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while _stamp(self.store_path) == before:
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{self.name} did not save its store {self.store_path} within {timeout:.0f}s")
+            time.sleep(0.01)
+
+    def keep_session(self, client_id: str, username: str | None, password: str | None, topics: list[str]) -> None:
+        """Make ``client_id``'s persistent session, with its QoS 1 subscriptions, part of the saved store before
+        that client first connects.
+
+        A session Mosquitto has not saved yet dies with it: a broker killed within its first save interval came
+        back without the hub's session, and every device message it accepted until the hub subscribed again had
+        no subscriber and was dropped (issue 15: "one zone's final restore not applied")."""
+        subscribe_session(self.host, self.port, client_id, username, password, topics)
+        self.save()
 
     def reload(self) -> None:
         """Make Mosquitto read its password and ACL files again (SIGHUP); connected clients stay connected."""

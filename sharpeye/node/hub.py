@@ -62,7 +62,7 @@ from sharpeye.ingest.ownership import (
 from sharpeye.ingest.pipeline import IngestPipeline, transient
 from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.registry import Registry, installed
-from sharpeye.ingest.transport.mqtt import MqttTransport
+from sharpeye.ingest.transport.mqtt import MqttTransport, subscriptions
 from sharpeye.ingest.transport.mqtt_acl import HUB_USER, accounts, hub_account, sip_credentials_csv, write_files
 from sharpeye.ingest.transport.sip.endpoint import Peer
 from sharpeye.ingest.transport.video.source import register_opener
@@ -160,6 +160,12 @@ class Hub:
         """The embedded broker is Mosquitto with per-device accounts (amqtt, the fallback, takes anyone local)."""
         return isinstance(self.embedded_broker, EmbeddedMosquitto)
 
+    @property
+    def mqtt_client_id(self) -> str:
+        """The MQTT reader's client id: one persistent session for the site, or one per node sharing the traffic."""
+        share = self.settings.mqtt_share_group
+        return f"sharpeye-hub-{self.site.site.id}" + (f"-{self.node_id}" if share else "")
+
     def simulator_access(self) -> tuple[str, str | None]:
         """Where simulated devices connect, and the device secret they derive their passwords from (None: they
         use the URL as it is)."""
@@ -196,9 +202,8 @@ class Hub:
             self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self._process_mqtt
         )
         share = self.settings.mqtt_share_group
-        client_id = f"sharpeye-hub-{self.site.site.id}" + (f"-{self.node_id}" if share else "")
         self.transport = MqttTransport(  # one reader holds the site's session, or each node its share of it
-            self.mqtt_url, client_id, self.pipeline.handle, stage=self.pipeline.stage, share_group=share,
+            self.mqtt_url, self.mqtt_client_id, self.pipeline.handle, stage=self.pipeline.stage, share_group=share,
             reject=self.pipeline.reject, transient=transient,
         )
         self.cases = CaseService(self.site, self.db, self.redis, self.keys, self.clock)
@@ -379,6 +384,12 @@ class Hub:
         await asyncio.to_thread(broker.start)
         if isinstance(broker, EmbeddedMosquitto):
             self.mqtt_url = f"mqtt://{HUB_USER}:{self._hub_broker_password}@{broker.host}:{broker.port}"
+            # The hub's session and subscriptions saved before any device message is accepted: a broker killed
+            # before its next autosave comes back with them, and queues for the hub (docs/reliability.md).
+            topics = subscriptions(self.settings.mqtt_share_group)
+            await asyncio.to_thread(
+                broker.keep_session, self.mqtt_client_id, HUB_USER, self._hub_broker_password, topics
+            )
             self.inventory.listeners.append(self._on_device_change)
             self._spawn(self._sync_broker_accounts(), "broker-accounts")
         else:
