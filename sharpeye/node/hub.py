@@ -70,7 +70,6 @@ from sharpeye.keys import Keys
 from sharpeye.metrics import Metrics
 from sharpeye.node.device_secret import device_secret
 from sharpeye.node.embedded import (
-    OPEN_BROKER_REFUSED,
     EmbeddedAmqtt,
     EmbeddedMosquitto,
     EmbeddedRedis,
@@ -157,8 +156,8 @@ class Hub:
 
     @property
     def broker_enforces_accounts(self) -> bool:
-        """The embedded broker is Mosquitto with per-device accounts (amqtt, the fallback, takes anyone local)."""
-        return isinstance(self.embedded_broker, EmbeddedMosquitto)
+        """The embedded broker (Mosquitto, or the amqtt fallback) enforces the per-device accounts and ACL."""
+        return self.embedded_broker is not None and self.embedded_broker.enforces_accounts
 
     @property
     def mqtt_client_id(self) -> str:
@@ -177,8 +176,6 @@ class Hub:
     async def start(self) -> None:
         data = self.settings.data_dir.resolve()
         data.mkdir(parents=True, exist_ok=True)
-        if not self.mqtt_url:
-            self._refuse_open(embedded_broker(data / "broker"))  # before starting anything
         if not self.redis_url:
             self.embedded_redis = EmbeddedRedis(workdir=data / "redis")
             await asyncio.to_thread(self.embedded_redis.start)
@@ -260,11 +257,6 @@ class Hub:
             self._spawn(self._supervise_embedded(), "embedded-supervisor")
         self.started.set()
         log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
-
-    def _refuse_open(self, broker: EmbeddedMosquitto | EmbeddedAmqtt) -> None:
-        """The amqtt fallback takes anyone local: refuse it unless running open was asked for (the demo does)."""
-        if isinstance(broker, EmbeddedAmqtt) and not self.settings.allow_open_broker:
-            raise ServiceError(OPEN_BROKER_REFUSED)
 
     async def _check_redis(self, timeout_s: float = 30.0) -> None:
         """Wait until Redis answers PING (a Redis still loading its AOF answers LOADING), then refuse a server too old
@@ -370,30 +362,26 @@ class Hub:
             await self.cameras.set_owned({c.id for c in self.cameras.cameras_config if c.id in owned})
 
     async def _start_embedded_broker(self, workdir: Path) -> None:
-        """Mosquitto with ``allow_anonymous false``, a password and ACL file made from the inventory, and the hub's
-        own account (a password made for this run); amqtt (the fallback) as it is, listening on loopback only."""
+        """Mosquitto, or the amqtt fallback when it is not installed, on loopback, with a password and ACL file made
+        from the inventory (no anonymous login) and the hub's own account (a password made for this run)."""
         broker = self.embedded_broker = embedded_broker(workdir)
-        self._refuse_open(broker)
-        if isinstance(broker, EmbeddedMosquitto):
-            files = await asyncio.to_thread(self._write_broker_files)
-            broker.password_file, broker.acl_file = files["passwd"], files["acl"]
-        else:
-            log.warning("RUNNING OPEN: the embedded broker is amqtt (Mosquitto is not installed); any local client "
-                        "connects without a password and no device ACL applies. Install Mosquitto for device "
-                        "accounts.")  # fmt: skip
+        files = await asyncio.to_thread(self._write_broker_files)
+        broker.password_file, broker.acl_file = files["passwd"], files["acl"]
+        if isinstance(broker, EmbeddedAmqtt):
+            log.warning("the embedded broker is amqtt (Mosquitto is not installed): device accounts and ACL apply, "
+                        "but it keeps no store (a broker crash loses queued messages); install Mosquitto for "
+                        "that")  # fmt: skip
         await asyncio.to_thread(broker.start)
+        self.mqtt_url = f"mqtt://{HUB_USER}:{self._hub_broker_password}@{broker.host}:{broker.port}"
         if isinstance(broker, EmbeddedMosquitto):
-            self.mqtt_url = f"mqtt://{HUB_USER}:{self._hub_broker_password}@{broker.host}:{broker.port}"
             # The hub's session and subscriptions saved before any device message is accepted: a broker killed
             # before its next autosave comes back with them, and queues for the hub (docs/reliability.md).
             topics = subscriptions(self.settings.mqtt_share_group)
             await asyncio.to_thread(
                 broker.keep_session, self.mqtt_client_id, HUB_USER, self._hub_broker_password, topics
             )
-            self.inventory.listeners.append(self._on_device_change)
-            self._spawn(self._sync_broker_accounts(), "broker-accounts")
-        else:
-            self.mqtt_url = broker.url
+        self.inventory.listeners.append(self._on_device_change)
+        self._spawn(self._sync_broker_accounts(), "broker-accounts")
         log.info("embedded MQTT broker (%s) at %s", broker.name, redact_url(self.mqtt_url))
 
     def _write_broker_files(self) -> dict[str, Path]:
@@ -413,9 +401,10 @@ class Hub:
             self._broker_dirty.set()
 
     async def _sync_broker_accounts(self) -> None:
-        """Rewrite the broker's files and make Mosquitto reload them (SIGHUP) whenever MQTT devices change."""
+        """Rewrite the broker's files whenever MQTT devices change; Mosquitto reads them again on SIGHUP, amqtt's
+        plugins when they see them changed."""
         broker = self.embedded_broker
-        assert isinstance(broker, EmbeddedMosquitto)
+        assert broker is not None
         while True:
             await self._broker_dirty.wait()
             self._broker_dirty.clear()
@@ -694,7 +683,7 @@ class Hub:
         connected = self.transport.connected.is_set()
         broker = self.embedded_broker.name if self.embedded_broker else "external"
         if isinstance(self.embedded_broker, EmbeddedAmqtt):
-            broker += " (running open: no device accounts, no ACL)"
+            broker += " (fallback: no store, a broker crash loses queued messages)"
         detail = f"{broker}; backlog {self.transport.backlog}"
         if not self._mqtt_reading:
             connected, detail = True, f"{broker}; standby: another node reads the broker"
