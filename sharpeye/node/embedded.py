@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +278,8 @@ def subscribe_session(
     acknowledges them (manual ack), so the broker sends them again to the real client."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
 
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                          protocol=paho.MQTTv311, manual_ack=True)  # fmt: skip
@@ -293,7 +295,7 @@ def subscribe_session(
             return
         c.subscribe([(topic, 1) for topic in topics])
 
-    def on_subscribe(_c: paho.Client, _u: object, _mid: int, reasons: list[object], _p: object) -> None:
+    def on_subscribe(_c: paho.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Properties) -> None:
         nonlocal subscribed, error
         failed = [str(r) for r in reasons if getattr(r, "is_failure", False)]
         error = f"subscription refused: {failed}" if failed else ""

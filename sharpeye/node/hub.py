@@ -19,6 +19,7 @@ from typing import Any
 from redis.exceptions import BusyLoadingError as RedisBusyLoading
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import SQLAlchemyError
 
 from sharpeye.alarms.engine import AlarmEngine
@@ -531,7 +532,8 @@ class Hub:
                     self._emit_progress = time.time()
                 self._emit_failing_since = self._emit_error = None
             except Exception as exc:
-                log.warning("applying %d readings failed; retrying", len(readings), exc_info=True)
+                redis_down = isinstance(exc, RedisConnectionError | RedisTimeoutError)  # restarting: no traceback
+                log.warning("applying %d readings failed; retrying (%s)", len(readings), exc, exc_info=not redis_down)
                 if self._emit_failing_since is None:
                     self._emit_failing_since = time.time()
                 self._emit_error = f"{type(exc).__name__}: {exc}"
@@ -648,6 +650,8 @@ class Hub:
                         await self.process(offline, self.ownership.fence(ROLE_MQTT))
                 await self.health.flush()
                 self.metrics.ingest_backlog.set(self.transport.backlog)
+            except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis restarting: one line, no traceback
+                log.warning("housekeeping waits for Redis (%s); retrying", exc)
             except Exception:
                 log.warning("housekeeping failed; retrying", exc_info=True)
             await asyncio.sleep(interval)
