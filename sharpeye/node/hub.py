@@ -675,6 +675,15 @@ class Hub:
     # --- health -------------------------------------------------------------------------------
     async def health_report(self) -> dict[str, Any]:
         parts: list[ComponentHealth] = []
+        # The embedded services as they are now, before any await: the Redis ping below may wait out a quick restart
+        # (the client retries), and the report would then miss that Redis was dead when it was asked.
+        embedded: list[ComponentHealth] = []
+        for service in (self.embedded_redis, self.embedded_broker):
+            if service is not None:
+                down = self._embedded_down.get(service.name) or ("" if service.running else "not running")
+                restarts = self.embedded_restarts[service.name]
+                detail = down or f"pid {service.pid}, port {service.port}, {restarts} restarts"
+                embedded.append(ComponentHealth(f"embedded:{service.name}", not down, detail))
         try:
             await asyncio.wait_for(self.redis.ping(), 2)
             parts.append(
@@ -714,12 +723,7 @@ class Hub:
                 f"INVITEs ok {totals['invite.ok']}, failed {failed}; RTP lost {totals['rtp.lost']}"
             )
             parts.append(ComponentHealth("gb28181", gb.endpoint.running, detail))
-        for service in (self.embedded_redis, self.embedded_broker):
-            if service is not None:
-                down = self._embedded_down.get(service.name) or ("" if service.running else "not running")
-                restarts = self.embedded_restarts[service.name]
-                detail = down or f"pid {service.pid}, port {service.port}, {restarts} restarts"
-                parts.append(ComponentHealth(f"embedded:{service.name}", not down, detail))
+        parts += embedded
         for task in self._tasks:
             alive = not task.done()
             parts.append(ComponentHealth(f"task:{task.get_name()}", alive, "running" if alive else "stopped"))
