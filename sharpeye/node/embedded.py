@@ -393,7 +393,7 @@ class EmbeddedMosquitto(ManagedProcess):
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             # Save the store every second, not every 1800 s (the default): a kill -9 then loses only what was queued
-            # in the last second. Saving after every change loses nothing but caps QoS 1 at about 160 msg/s
+            # in the last second. Saving after every change loses nothing but caps QoS 1 at about 130-1,300 msg/s
             # (docs/reliability.md, bench/faults.py).
             f"autosave_interval {self.autosave_interval_s}",
             "log_dest stdout",
