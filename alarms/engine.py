@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sharpeye.alarms.alarm import fingerprint
 from sharpeye.alarms.rule import RuleSet, Signal
 from sharpeye.alarms.silence import SilenceStore, alarm_fields
@@ -193,6 +195,8 @@ class AlarmEngine:
         while True:
             try:
                 await self.sweep()
+            except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis restarting: one line, no traceback
+                log.warning("alarm timer sweep waits for Redis (%s); retrying", exc)
             except Exception:
                 log.warning("alarm timer sweep failed; retrying", exc_info=True)
             await asyncio.sleep(interval)

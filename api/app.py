@@ -11,8 +11,11 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sharpeye.api import body
 from sharpeye.api.body import rejected_counter
 from sharpeye.api.deps import CSRF_HEADER, PUBLIC
@@ -48,6 +51,26 @@ SECURITY_HEADERS = {
         "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
 }
+
+REDIS_RETRY_AFTER_S = 5  # the embedded Redis is back within about a second; an external one is the operator's
+
+
+def redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After, not 500, while the hub's Redis is down, restarting or still loading its data: the
+    request was fine and will work again once Redis answers (health says the same meanwhile)."""
+    if isinstance(exc, BusyLoadingError):
+        why = "the hub's Redis is loading its data after a restart"
+    elif isinstance(exc, RedisTimeoutError):
+        why = "the hub's Redis did not answer in time"
+    else:
+        why = "the hub's Redis is unreachable (down or restarting)"
+    log.warning("%s %s answered 503: %s (%s)", request.method, request.url.path, why, exc)
+    return JSONResponse(
+        {"detail": f"service unavailable: {why}; try again in a few seconds", "reason": "redis_unavailable"},
+        status_code=503,
+        headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
+    )
+
 
 ReadyCallback = Callable[[Services, str | None], Awaitable[None] | None]
 
@@ -127,6 +150,9 @@ def create_app(
                 time.perf_counter() - started
             )
         return response
+
+    app.add_exception_handler(RedisConnectionError, redis_unavailable)  # BusyLoadingError is one
+    app.add_exception_handler(RedisTimeoutError, redis_unavailable)
 
     routers = (auth, health, alarm, case, report, uplink, device, camera, live, admin, site_route, whep, cluster)
     for router in (module.router for module in routers):

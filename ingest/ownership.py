@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from sharpeye.keys import Keys
 
@@ -241,9 +242,7 @@ class Ownership:
         ttl_ms = int(self.ttl_s * 1000)
         try:
             return list(await self.redis.evalsha(self._sha, len(keys), *keys, op, self.node_id, ttl_ms))
-        except aioredis.ResponseError as exc:
-            if "NOSCRIPT" not in str(exc):
-                raise
+        except NoScriptError:  # Redis restarted (scripts are not kept): run it in full, load it again next time
             self._sha = None
             return list(await self.redis.eval(_SCRIPT, len(keys), *keys, op, self.node_id, ttl_ms))
 

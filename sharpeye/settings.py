@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     )
     allow_open_broker: bool = Field(
         default=False,
-        description="Run even when the embedded MQTT broker is the amqtt fallback (Mosquitto not installed), which "
-        "takes any local client without a password. False: `sharpeye run` refuses to start open (the demo allows it).",
+        description="No longer needed (kept so existing settings load): the embedded MQTT broker, Mosquitto or the "
+        "amqtt fallback, always enforces the device accounts and ACL.",
     )
     database_url: str | None = Field(
         default=None,

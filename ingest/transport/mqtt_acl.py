@@ -6,12 +6,15 @@ second copy of each password. A device may publish only under ``sharpeye/<kind>/
 topic) and may read only its own ``command`` topic; the hub's user reads and writes everything under ``sharpeye/``.
 
 The password file uses Mosquitto's PBKDF2-SHA512 format (``$7$``), the one ``mosquitto_passwd`` writes since 2.0.
+The same two files are read back here (``read_accounts``, ``Accounts``) for the amqtt fallback broker, whose
+plugins (``ingest/transport/mqtt_broker_auth.py``) enforce them as Mosquitto does.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import Iterable
@@ -125,3 +128,102 @@ def write_files(out: Path, accounts: list[BrokerAccount], extra: dict[str, str] 
         partial.replace(path)
         written[name] = path
     return written
+
+
+# --- reading the files back (the amqtt fallback enforces the same accounts as Mosquitto) ----------------------
+
+
+def verify_hash(password: str, stored: str) -> bool:
+    """Whether ``password`` matches a ``$7$`` hash as ``mosquitto_hash`` writes it (constant-time compare)."""
+    parts = stored.split("$")
+    if len(parts) != 5 or parts[1] != "7":
+        return False
+    try:
+        iterations = int(parts[2])
+        salt = base64.b64decode(parts[3], validate=True)
+        expected = base64.b64decode(parts[4], validate=True)
+    except ValueError:
+        return False
+    if not 0 < iterations <= 1_000_000:
+        return False
+    derived = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return hmac.compare_digest(derived, expected)
+
+
+def parse_password_file(text: str) -> dict[str, str]:
+    """User name to hash, from ``password_file`` text (blank lines and ``#`` comments skipped)."""
+    users = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and ":" in line:
+            user, stored = line.split(":", 1)
+            users[user] = stored
+    return users
+
+
+def parse_acl_file(text: str) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """User name to (patterns it may write, patterns it may read), from ``acl_file`` text: ``user`` blocks of
+    ``topic read|write|readwrite <pattern>`` lines. A line outside a ``user`` block grants nothing."""
+    grants: dict[str, tuple[list[str], list[str]]] = {}
+    user: str | None = None
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] == "user" and len(words) == 2:
+            user = words[1]
+            grants.setdefault(user, ([], []))
+        elif words[0] == "topic" and user is not None and len(words) == 3:
+            access, pattern = words[1], words[2]
+            write, read = grants[user]
+            if access in ("write", "readwrite"):
+                write.append(pattern)
+            if access in ("read", "readwrite"):
+                read.append(pattern)
+    return {u: (tuple(w), tuple(r)) for u, (w, r) in grants.items()}
+
+
+def covers(pattern: str, topic: str) -> bool:
+    """Whether the ACL ``pattern`` (``+`` one level, ``#`` the rest) grants ``topic``. ``topic`` may itself be a
+    subscription filter: a wildcard in it is granted only where the pattern has a wildcard at least as wide
+    (``sharpeye/#`` is not granted by ``sharpeye/fence/f1/command``)."""
+    want, have = topic.split("/"), pattern.split("/")
+    for i, level in enumerate(have):
+        if level == "#":
+            return True
+        if i >= len(want):
+            return False
+        asked = want[i]
+        if asked == "#":
+            return False
+        if level == "+":
+            continue
+        if asked != level:
+            return False
+    return len(want) == len(have)
+
+
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    """The broker accounts as read back from the password and ACL files."""
+
+    hashes: dict[str, str]
+    grants: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
+
+    def authenticate(self, username: str | None, password: str | None) -> bool:
+        stored = self.hashes.get(username or "")
+        return stored is not None and password is not None and verify_hash(password, stored)
+
+    def may_write(self, username: str | None, topic: str) -> bool:
+        write, _ = self.grants.get(username or "", ((), ()))
+        return any(covers(p, topic) for p in write)
+
+    def may_read(self, username: str | None, topic: str) -> bool:
+        _, read = self.grants.get(username or "", ((), ()))
+        return any(covers(p, topic) for p in read)
+
+
+def read_accounts(passwd: Path, acl: Path) -> Accounts:
+    return Accounts(
+        parse_password_file(passwd.read_text(encoding="utf-8")), parse_acl_file(acl.read_text(encoding="utf-8"))
+    )

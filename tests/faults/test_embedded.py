@@ -173,3 +173,84 @@ def test_mosquitto_keeps_queued_qos1_messages_across_kill_9(tmp_path: Path) -> N
         sub.loop_stop()
         sub.disconnect()
         broker.stop()
+
+
+def _collect(broker: EmbeddedMosquitto, client_id: str, received: list[bytes]) -> tuple[paho.Client, threading.Event]:
+    """A persistent-session client that only reads (no subscribe: what it gets comes from its saved session)."""
+    connected = threading.Event()
+    present: list[bool] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                         protocol=paho.MQTTv311)  # fmt: skip
+    client.on_message = lambda _c, _u, msg: received.append(msg.payload)
+
+    def on_connect(_c: paho.Client, _u: object, flags: paho.ConnectFlags, _rc: object, _p: object) -> None:
+        present.append(flags.session_present)
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    client.user_data_set(present)
+    return client, connected
+
+
+def _publish(broker: EmbeddedMosquitto, n: int) -> None:
+    pub = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    try:
+        for i in range(n):
+            pub.publish("q/x", str(i).encode(), qos=1).wait_for_publish(5)
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+
+
+def test_the_hub_session_survives_a_kill_9_right_after_it_was_made(tmp_path: Path) -> None:
+    """The broker fault case's root cause: Mosquitto saves its store every second, so a session made less than a
+    second before a kill -9 was not in it; the broker came back without the hub's subscription and dropped every
+    device message it acknowledged until the hub subscribed again. ``keep_session`` saves the session at once."""
+    broker = EmbeddedMosquitto(workdir=tmp_path / "mosquitto")
+    broker.start()
+    try:
+        broker.keep_session("hub", None, None, ["q/#"])
+        broker.kill()  # at once: well inside the autosave interval
+        broker.start()
+        _publish(broker, 50)  # the devices, back before the hub
+        received: list[bytes] = []
+        client, connected = _collect(broker, "hub", received)
+        try:
+            assert connected.wait(5)
+            deadline = time.monotonic() + 10
+            while len(set(received)) < 50 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(set(received)) == 50, f"{50 - len(set(received))} of 50 lost: the session was not saved"
+        finally:
+            client.loop_stop()
+            client.disconnect()
+    finally:
+        broker.stop()
+
+
+def test_keeping_the_session_takes_none_of_its_queued_messages(tmp_path: Path) -> None:
+    """A hub restarted on a broker that queued for it: making sure of its session must not consume the queue (the
+    session client never acknowledges what it is sent), so the hub itself receives every queued message."""
+    broker = EmbeddedMosquitto(workdir=tmp_path / "mosquitto")
+    broker.start()
+    try:
+        broker.keep_session("hub", None, None, ["q/#"])
+        _publish(broker, 100)
+        broker.keep_session("hub", None, None, ["q/#"])  # the hub's next start
+        received: list[bytes] = []
+        client, connected = _collect(broker, "hub", received)
+        try:
+            assert connected.wait(5)
+            deadline = time.monotonic() + 10
+            while len(set(received)) < 100 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(set(received)) == 100, f"{100 - len(set(received))} of 100 queued messages taken"
+        finally:
+            client.loop_stop()
+            client.disconnect()
+    finally:
+        broker.stop()
