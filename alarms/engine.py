@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sharpeye.alarms.alarm import fingerprint
 from sharpeye.alarms.rule import RuleSet, Signal
 from sharpeye.alarms.silence import SilenceStore, alarm_fields
@@ -22,6 +20,7 @@ from sharpeye.ingest.location import Location
 from sharpeye.ingest.reading import Reading
 
 from sharpeye.clock import Clock
+from sharpeye.redis_connection import log_retry
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +194,6 @@ class AlarmEngine:
         while True:
             try:
                 await self.sweep()
-            except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis restarting: one line, no traceback
-                log.warning("alarm timer sweep waits for Redis (%s); retrying", exc)
-            except Exception:
-                log.warning("alarm timer sweep failed; retrying", exc_info=True)
+            except Exception as exc:
+                log_retry(log, "alarm timer sweep", exc)
             await asyncio.sleep(interval)

@@ -18,11 +18,10 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
+from sharpeye.redis_connection import log_retry
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +136,8 @@ class SilenceStore:
                 pruned = await self.prune(clock.now() - keep)
                 if pruned:
                     log.info("deleted %d silences that ended more than %s ago", pruned, keep)
-            except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis restarting: one line, no traceback
-                log.warning("pruning ended silences waits for Redis (%s); retrying", exc)
-            except Exception:
-                log.warning("pruning ended silences failed; retrying", exc_info=True)
+            except Exception as exc:
+                log_retry(log, "pruning ended silences", exc)
             await asyncio.sleep(interval_s)
 
 

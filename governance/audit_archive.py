@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from sharpeye.keys import Keys
+from sharpeye.redis_connection import log_retry
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +118,8 @@ class AuditArchive:
             except (RedisError, OSError) as exc:  # Redis restarting: say so, without a traceback
                 log.warning("archiving the audit log waits for Redis (%s); retrying", exc)
                 await asyncio.sleep(1)
-            except Exception:
-                log.warning("archiving the audit log failed; retrying", exc_info=True)
+            except Exception as exc:
+                log_retry(log, "archiving the audit log", exc)
                 await asyncio.sleep(1)
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
+from sharpeye.redis_connection import log_retry
 from sharpeye.role import Role
 
 log = logging.getLogger(__name__)
@@ -319,8 +320,8 @@ class VerificationService:
                 raise
             except (RedisError, OSError) as exc:  # Redis restarting: say so, without a traceback
                 log.warning("verification timers wait for Redis (%s); retrying", exc)
-            except Exception:
-                log.warning("verification timers failed; retrying", exc_info=True)
+            except Exception as exc:
+                log_retry(log, "verification timers", exc)
             await asyncio.sleep(interval)
 
     # --- statistics ---------------------------------------------------------------------------------------

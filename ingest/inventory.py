@@ -34,6 +34,7 @@ from sharpeye.ingest.location import Location
 from sharpeye.ingest.registry import Registry
 
 from sharpeye.keys import Keys
+from sharpeye.redis_connection import log_retry
 
 log = logging.getLogger(__name__)
 
@@ -355,8 +356,8 @@ class DeviceInventory:
                     await on_change(self.version, changed)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("inventory: following the change feed failed; retrying", exc_info=True)
+            except Exception as exc:
+                log_retry(log, "inventory: following the change feed", exc)
                 await asyncio.sleep(1)
 
     async def _lost_history(self, first: str) -> bool:

@@ -9,10 +9,12 @@ asks the Sentinels again and reconnects to the new master.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import unquote
 
 import redis.asyncio as aioredis
+import redis.exceptions as redis_exceptions
 from redis.asyncio.sentinel import Sentinel
 
 SENTINEL_SCHEME = "redis+sentinel://"
@@ -54,3 +56,15 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
     sentinel = Sentinel(hosts, socket_timeout=2.0)
     client: aioredis.Redis = sentinel.master_for(name, db=db, password=password, **options)
     return client
+
+
+REDIS_AWAY = (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError, redis_exceptions.BusyLoadingError)
+
+
+def log_retry(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log a background loop's failure before it retries: one line when Redis is away (restarting, loading,
+    unreachable: an expected, transient state health already shows), the traceback for anything else."""
+    if isinstance(exc, REDIS_AWAY):
+        logger.warning("%s waits for Redis (%s); retrying", what, exc)
+    else:
+        logger.warning("%s failed; retrying", what, exc_info=exc)

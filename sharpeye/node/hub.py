@@ -90,6 +90,7 @@ from sharpeye.node.embedded import (
     parse_version,
 )
 from sharpeye.redis_connection import connect as connect_redis
+from sharpeye.redis_connection import log_retry
 from sharpeye.settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
@@ -472,8 +473,8 @@ class Hub:
                 await asyncio.to_thread(self._write_broker_files)
                 broker.reload()
                 log.info("broker accounts updated: %d devices", len(self.inventory))
-            except Exception:
-                log.warning("updating the broker's accounts failed; retrying", exc_info=True)
+            except Exception as exc:
+                log_retry(log, "updating the broker's accounts", exc)
                 await asyncio.sleep(1)
                 self._broker_dirty.set()
 
@@ -562,8 +563,8 @@ class Hub:
         while True:
             try:
                 self.sync_gb_channels()
-            except Exception:
-                log.warning("syncing GB/T 28181 channels failed; retrying", exc_info=True)
+            except Exception as exc:
+                log_retry(log, "syncing GB/T 28181 channels", exc)
             await asyncio.sleep(interval)
 
     def sync_gb_channels(self) -> int:
@@ -788,10 +789,8 @@ class Hub:
                 self.metrics.ingest_backlog.set(self.transport.backlog)
                 if self.site.gb28181 is not None and self.gb_platform is None and rounds % 5 == 0:
                     self._gb_seen = {r.device_id: r.view() for r in await self.gb_registrations.load()}
-            except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis restarting: one line, no traceback
-                log.warning("housekeeping waits for Redis (%s); retrying", exc)
-            except Exception:
-                log.warning("housekeeping failed; retrying", exc_info=True)
+            except Exception as exc:
+                log_retry(log, "housekeeping", exc)
             await asyncio.sleep(interval)
 
     # --- devices ------------------------------------------------------------------------------
