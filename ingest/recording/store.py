@@ -75,9 +75,7 @@ class RecordingStore:
                     m = _NAME.match(f.name)
                     if m is None:
                         continue
-                    found.append(
-                        Segment(int(m[1]) / 1000, int(m[2]) / 1000, f.stat().st_size, f"{day.name}/{f.name}")
-                    )
+                    found.append(Segment(int(m[1]) / 1000, int(m[2]) / 1000, f.stat().st_size, f"{day.name}/{f.name}"))
         found.sort()
         with self._lock:
             self._index[camera_id] = found

@@ -131,8 +131,8 @@ def test_events_mode_records_from_pre_to_post_around_a_trigger(codec_clips: dict
     assert len(segs) == 1, segs
     seg = segs[0]
     # From the key frame at or before 3 s earlier (each 3 s loop of the clip starts with one) to 4 s after.
-    assert at - 3 - 3.05 <= seg.start <= at - 3 + 0.01, (seg.start - at)
-    assert at + 4 - 0.2 <= seg.end <= at + 4 + 0.3, (seg.end - at)
+    assert at - 3 - 3.05 <= seg.start <= at - 3 + 0.01, seg.start - at
+    assert at + 4 - 0.2 <= seg.end <= at + 4 + 0.3, seg.end - at
     n, _, _ = decode_file(store.path("cam-1", seg.name))
     assert abs(n - (seg.end - seg.start) * 10) <= 2
 
