@@ -31,6 +31,8 @@ from sharpeye.ingest.deadletter import recent
 from sharpeye.ingest.health import DeviceStatus
 from sharpeye.ingest.inventory import DeviceInventory
 from sharpeye.ingest.ownership import Ownership
+from sharpeye.ingest.recording.recorder import RecorderStats
+from sharpeye.ingest.recording.store import RecordingStore
 
 from sharpeye.audit import entries, record
 from sharpeye.clock import Clock
@@ -66,6 +68,11 @@ class CameraFeeds(Protocol):
     def evidence_path(self, ref: str) -> Path: ...
 
     def subscribe(self, camera_id: str) -> PacketSubscriptionLike: ...
+
+    @property
+    def recordings(self) -> RecordingStore: ...
+
+    def recorder_stats(self) -> Sequence[RecorderStats]: ...
 
 
 @dataclass(frozen=True)

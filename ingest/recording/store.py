@@ -14,11 +14,12 @@ import logging
 import re
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sharpeye.ingest.recording.segment import WrittenSegment
+from sharpeye.ingest.recording.segment import RecordingError, WrittenSegment, remux_range
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +167,17 @@ class RecordingStore:
                 self.deleted_by_camera[camera_id] = self.deleted_by_camera.get(camera_id, 0) + len(doomed)
             log.info("recording %s: retention deleted %d segments", camera_id, len(doomed))
         return len(doomed)
+
+
+def export_range(store: RecordingStore, camera_id: str, start: float, end: float) -> tuple[Path, float, float]:
+    """One MP4 of ``[start, end)`` remuxed from the camera's segments into ``<root>/.exports/`` (the caller deletes
+    it once sent). Raises ``RecordingError`` when nothing is recorded in the range."""
+    segs = store.segments(camera_id, start, end)
+    if not segs:
+        raise RecordingError(f"camera {camera_id} has no recording between {start:.0f} and {end:.0f}")
+    directory = store.root / ".exports"
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"{camera_id}-{uuid.uuid4().hex}.mp4"
+    base = store.root / camera_id
+    first, last = remux_range([(base / s.name, s.start) for s in segs], start, end, out)
+    return out, first, last

@@ -701,6 +701,9 @@ class Hub:
         if self.cameras is not None:  # a blind camera or a dead analytics worker is never "ok"
             cameras_ok, cameras_detail = self.cameras.health()
             parts.append(ComponentHealth("cameras", cameras_ok, cameras_detail))
+            recording = self.cameras.recording_health()  # a recorder writing nothing while packets arrive is not ok
+            if recording is not None:
+                parts.append(ComponentHealth("recordings", *recording))
         if self.gb_platform is not None and self.gb_puller is not None:
             totals = self.gb_platform.media_totals()
             failed = sum(v for k, v in totals.items() if k.startswith("invite.") and k != "invite.ok")
@@ -805,6 +808,10 @@ class Hub:
                 self.metrics.camera_fps.labels(cam.camera_id, "analysed").set(cam.fps_analysed)
                 self.metrics.camera_reconnects.labels(cam.camera_id).set(cam.reconnects)
                 self.metrics.camera_health.labels(cam.camera_id).set(cam.health)
+            for rec in self.cameras.recorder_stats():
+                for what in ("bytes_written", "segments", "errors", "dropped", "disk_bytes"):
+                    self.metrics.recording.labels(rec.camera_id, what).set(getattr(rec, what))
+                self.metrics.recording.labels(rec.camera_id, "retention_deleted").set(rec.deleted)
         if self.gb_platform is not None:
             registered = sum(1 for d in self.gb_platform.devices_state() if d["registered"])
             self.metrics.sip_registrations.set(registered)
