@@ -90,16 +90,18 @@ async def recordings(
     end: Annotated[datetime, Query(description="Range end, after start; at most 31 days later.")],
 ) -> dict[str, Any]:
     """Segments of the camera's own recording overlapping the range, in time order."""
-    service = _camera(inventory, cameras, principal, camera_id)
     a, b = _range(start, end, MAX_LIST_S)
-    segs = service.recordings.segments(camera_id, a, b)
-    return {
-        "camera_id": camera_id,
-        "start": _iso(a),
-        "end": _iso(b),
-        "segments": [_segment(camera_id, s) for s in segs],
-        "recorder": _recorder(service, camera_id),
-    }
+    body: dict[str, Any] = {"camera_id": camera_id, "start": _iso(a), "end": _iso(b), "segments": [], "recorder": None}
+    if cameras is None:  # a hub that captures no cameras has no recordings (a camera it does not know is still 404)
+        device = inventory.get(camera_id)
+        not_found_unless(
+            device is not None and device.kind == "camera" and in_scope(inventory, principal, device.grid), "camera"
+        )
+        return body
+    service = _camera(inventory, cameras, principal, camera_id)
+    body["segments"] = [_segment(camera_id, s) for s in service.recordings.segments(camera_id, a, b)]
+    body["recorder"] = _recorder(service, camera_id)
+    return body
 
 
 @router.get("/api/cameras/{camera_id}/recordings/play")

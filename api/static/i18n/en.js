@@ -43,7 +43,13 @@ export const en = {
     import_hint: "CSV (Chinese headings accepted) or JSON; a dry run shows what would be created and every rejected row",
     import_choose: "Choose a file", import_dry_first: "Dry-run this file first", import_would: "Would create",
     import_done: "Created", import_rejected: "Rejected", row: "Row", ticket: "Ticket",
+    playback: "Playback", timeline_hint: "Click the timeline to play from that moment", download_range: "Download range",
+    download_mp4: "Download MP4", no_recorder: "This camera does not record", segments: "Segments",
+    no_recording_then: "Nothing recorded at or after that moment", playback_end: "End of recording",
+    playing_at: "Playing", bad_range: "The end must be after the start", look_back: "Play from 10 s before",
   },
+  recorder_state: { recording: "recording", waiting: "waiting for an event", idle: "no stream", stalled: "stalled", error: "failing" },
+  record_mode: { continuous: "continuous", events: "events" },
   severity: { critical: "critical", major: "major", minor: "minor", warning: "warning" },
   alarm_state: {
     active_unack: "active, unacknowledged", active_ack: "active, acknowledged",

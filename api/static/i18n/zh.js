@@ -39,7 +39,13 @@ export const zh = {
     import_hint: "CSV（表头可用中文）或 JSON；先试导入查看将创建的案件和被拒绝的行",
     import_choose: "请选择文件", import_dry_first: "请先试导入这个文件", import_would: "将创建",
     import_done: "已创建", import_rejected: "被拒绝", row: "行", ticket: "工单号",
+    playback: "录像回放", timeline_hint: "点击时间轴从该时刻开始回放", download_range: "下载时段",
+    download_mp4: "下载 MP4", no_recorder: "该摄像机未开启本地录像", segments: "录像段",
+    no_recording_then: "该时刻及之后没有录像", playback_end: "回放结束", playing_at: "回放时刻",
+    bad_range: "结束时间须晚于开始时间", look_back: "回看报警前10秒",
   },
+  recorder_state: { recording: "录像中", waiting: "等待事件", idle: "无视频流", stalled: "录像停滞", error: "录像故障" },
+  record_mode: { continuous: "连续录像", events: "事件录像" },
   severity: { critical: "一级", major: "二级", minor: "三级", warning: "四级" },
   alarm_state: { active_unack: "未确认", active_ack: "已确认", cleared_unack: "已恢复未确认", cleared: "已恢复" },
   alarm_event: {

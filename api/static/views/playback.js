@@ -1,0 +1,189 @@
+// @ts-check
+// Look-back (录像回放): a camera's own recordings on a 24-hour timeline for one day, played from the moment clicked
+// (the segments one after another in a <video>: MP4 H.264 plays in the browser as it is), and a range downloaded as
+// one MP4. An alarm's detail opens this view at 10 s before the alarm (``openAt``).
+import { api } from "../api.js";
+import { html, render } from "../html.js";
+import { t } from "../i18n/index.js";
+import { register, open } from "../nav.js";
+import { deviceName, state } from "../state.js";
+import { $, report } from "../ui.js";
+
+/** @typedef {{ start: string, end: string, start_ms: number, end_ms: number, bytes: number, url: string }} Segment */
+/** @typedef {{ state: string, mode: string, reason: string | null, segments: number, errors: number }} Recorder */
+
+const DAY_MS = 86400000;
+/** @type {Segment[]} */
+let queue = [];
+/** @type {Segment | null} */
+let playing = null;
+let pendingOffset = 0;
+/** @type {Segment[]} the segments drawn on the timeline */
+let drawn = [];
+
+function cameraIds() {
+  return (state.site?.devices || []).filter((d) => d.kind === "camera").map((d) => d.id);
+}
+
+/** Local midnight of the chosen day, in ms. */
+function dayStart() {
+  const value = /** @type {HTMLInputElement} */ ($("pb-day")).value;
+  const d = value ? new Date(`${value}T00:00:00`) : new Date();
+  d.setHours(0, 0, 0, 0);
+  return d.getTime();
+}
+
+/** @param {Date} d */
+const isoDay = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+/** @param {number} ms */
+const hhmmss = (ms) => new Date(ms).toLocaleTimeString("zh-CN", { hour12: false });
+/** @param {number} ms  the value of a datetime-local input */
+const localInput = (ms) => {
+  const d = new Date(ms);
+  return `${isoDay(d)}T${hhmmss(ms)}`;
+};
+
+function camera() { return /** @type {HTMLSelectElement} */ ($("pb-camera")).value; }
+
+async function refresh() {
+  const sel = /** @type {HTMLSelectElement} */ ($("pb-camera"));
+  const cams = cameraIds();
+  const current = sel.value || cams[0] || "";
+  render(sel, html`${cams.map((c) => html`<option value="${c}" ${c === current ? html`selected` : ""}>${deviceName(c)}</option>`)}`);
+  const day = /** @type {HTMLInputElement} */ ($("pb-day"));
+  if (!day.value) day.value = isoDay(new Date());
+  await drawTimeline();
+}
+
+async function drawTimeline() {
+  const cam = camera();
+  const bar = $("pb-timeline");
+  if (!cam) { render(bar, html``); return; }
+  const from = dayStart();
+  const to = from + DAY_MS;
+  /** @type {{ segments: Segment[], recorder: Recorder | null }} */
+  const body = await api(`/api/cameras/${encodeURIComponent(cam)}/recordings?start=${from / 1000}&end=${to / 1000}`);
+  drawn = body.segments;
+  const ticks = Array.from({ length: 13 }, (_, i) => i * 2);
+  render(bar, html`${ticks.map((h) => html`<span class="pb-tick" style="left:${(h / 24) * 100}%">${String(h).padStart(2, "0")}</span>`)}
+    ${body.segments.map((s) => {
+      const left = Math.max(0, (s.start_ms - from) / DAY_MS) * 100;
+      const width = Math.max(0.05, ((Math.min(s.end_ms, to) - Math.max(s.start_ms, from)) / DAY_MS) * 100);
+      return html`<i class="pb-seg" style="left:${left}%;width:${width}%" title="${hhmmss(s.start_ms)}–${hhmmss(s.end_ms)}"></i>`;
+    })}<b class="pb-cursor" hidden></b>`);
+  const rec = body.recorder;
+  const status = !rec ? t("ui.no_recorder")
+    : `${t(`recorder_state.${rec.state}`)}（${t(`record_mode.${rec.mode}`)}）${rec.reason ? `：${rec.reason}` : ""}`;
+  $("pb-status").textContent = `${status} · ${t("ui.segments")} ${body.segments.length}`;
+  bar.dataset.from = String(from);
+  moveCursor();
+}
+
+/** @param {number} ms */
+async function playFrom(ms) {
+  const cam = camera();
+  if (!cam) return;
+  /** @type {{ offset_s: number, segments: Segment[] }} */
+  let body;
+  try {
+    body = await api(`/api/cameras/${encodeURIComponent(cam)}/recordings/play?t=${ms / 1000}`);
+  } catch {
+    $("pb-now").textContent = t("ui.no_recording_then"); return;
+  }
+  queue = body.segments.slice(1);
+  pendingOffset = body.offset_s;
+  start(body.segments[0]);
+  const from = /** @type {HTMLInputElement} */ ($("pb-from"));
+  const to = /** @type {HTMLInputElement} */ ($("pb-to"));
+  from.value = localInput(ms); to.value = localInput(ms + 60000);
+}
+
+/** @param {Segment | undefined} seg */
+function start(seg) {
+  const video = /** @type {HTMLVideoElement} */ ($("pb-video"));
+  if (!seg) { playing = null; video.pause(); $("pb-now").textContent = t("ui.playback_end"); return; }
+  playing = seg;
+  video.src = seg.url;
+  video.play().catch(() => { /* autoplay refused: the controls are there */ });
+}
+
+function moveCursor() {
+  const bar = $("pb-timeline");
+  const cursor = bar.querySelector(".pb-cursor");
+  const video = /** @type {HTMLVideoElement} */ ($("pb-video"));
+  if (!(cursor instanceof HTMLElement) || !playing) return;
+  const now = playing.start_ms + video.currentTime * 1000;
+  const from = Number(bar.dataset.from || 0);
+  cursor.hidden = now < from || now > from + DAY_MS;
+  cursor.style.left = `${((now - from) / DAY_MS) * 100}%`;
+  $("pb-now").textContent = `${t("ui.playing_at")} ${new Date(now).toLocaleString("zh-CN", { hour12: false })}`;
+  $("pb-now").dataset.ms = String(Math.round(now));
+}
+
+const video = /** @type {HTMLVideoElement} */ ($("pb-video"));
+video.addEventListener("loadedmetadata", () => {
+  if (pendingOffset > 0) { video.currentTime = Math.min(pendingOffset, Math.max(0, video.duration - 0.1)); pendingOffset = 0; }
+});
+video.addEventListener("timeupdate", moveCursor);
+video.addEventListener("ended", () => start(queue.shift()));
+
+$("pb-timeline").addEventListener("click", (ev) => {
+  const bar = $("pb-timeline");
+  const rect = bar.getBoundingClientRect();
+  let ms = Number(bar.dataset.from || dayStart()) + ((ev.clientX - rect.left) / rect.width) * DAY_MS;
+  // A pixel of a day's timeline is about a minute: a click within two pixels of a recording lands inside it.
+  const slack = (2 * DAY_MS) / Math.max(1, rect.width);
+  const near = drawn.filter((s) => ms >= s.start_ms - slack && ms <= s.end_ms + slack);
+  if (near.length && !near.some((s) => ms >= s.start_ms && ms < s.end_ms)) {
+    const seg = near.reduce((a, b) => (Math.min(Math.abs(ms - a.start_ms), Math.abs(ms - a.end_ms))
+      <= Math.min(Math.abs(ms - b.start_ms), Math.abs(ms - b.end_ms)) ? a : b));
+    ms = Math.min(Math.max(ms, seg.start_ms), Math.max(seg.start_ms, seg.end_ms - 1000));
+  }
+  playFrom(ms).catch(report);
+});
+$("pb-camera").addEventListener("change", () => drawTimeline().catch(report));
+$("pb-day").addEventListener("change", () => drawTimeline().catch(report));
+$("pb-download").addEventListener("click", () => {
+  const from = new Date(/** @type {HTMLInputElement} */ ($("pb-from")).value).getTime();
+  const to = new Date(/** @type {HTMLInputElement} */ ($("pb-to")).value).getTime();
+  if (!(to > from)) { $("pb-now").textContent = t("ui.bad_range"); return; }
+  const a = document.createElement("a");
+  a.href = `/api/cameras/${encodeURIComponent(camera())}/recordings/download?start=${from / 1000}&end=${to / 1000}`;
+  a.download = "";
+  document.body.append(a); a.click(); a.remove();
+});
+
+/**
+ * Open the look-back view on a camera at a moment (``<camera>@<ISO time or ms>``), playing from there.
+ * @param {string} target
+ */
+async function openAt(target) {
+  const at = target.lastIndexOf("@");
+  const cam = target.slice(0, at);
+  const raw = target.slice(at + 1);
+  const ms = /^\d+$/.test(raw) ? Number(raw) : new Date(raw).getTime();
+  const sel = /** @type {HTMLSelectElement} */ ($("pb-camera"));
+  if (![...sel.options].some((o) => o.value === cam)) {
+    render(sel, html`${[...cameraIds(), cam].filter((c, i, all) => all.indexOf(c) === i).map((c) => html`<option value="${c}">${deviceName(c)}</option>`)}`);
+  }
+  sel.value = cam;
+  /** @type {HTMLInputElement} */ ($("pb-day")).value = isoDay(new Date(ms));
+  await drawTimeline();
+  await playFrom(ms);
+}
+
+/**
+ * From another view: play a camera from ``seconds`` before a moment.
+ * @param {string} cameraId
+ * @param {string} when  ISO time
+ * @param {number} [seconds]
+ */
+export function lookBack(cameraId, when, seconds = 10) {
+  open("playback", `${cameraId}@${new Date(when).getTime() - seconds * 1000}`).catch(report);
+}
+
+register("playback", {
+  refresh,
+  open: openAt,
+  reset: () => { queue = []; playing = null; video.removeAttribute("src"); video.load(); },
+});
