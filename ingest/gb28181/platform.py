@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sharpeye.config.gb28181 import GbSettings
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.driver import readings_of
-from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.gb28181.media import MediaSession, SessionKey
 from sharpeye.ingest.reading import DecodeError, Reading
 from sharpeye.ingest.transport.rtp import PortRange, RtpError, RtpMode, RtpReceiver
@@ -111,12 +111,16 @@ class _Query:
 
     def add(self, body: Manscdp) -> None:
         self.pages.append(body)
+        cmd = body.cmd_type.lower()
         for item in body.items:
             key = item.get("deviceid", "")
+            if key and cmd == "recordinfo":  # every record names its channel: a record is its file and times
+                key = "|".join(item.get(k, "") for k in ("deviceid", "starttime", "endtime", "filepath", "type"))
             if key:
                 self.items[key] = item
         total = body.sum_num if body.sum_num is not None else len(body.items)
-        if not self.future.done() and (body.cmd_type.lower() != "catalog" or len(self.items) >= total):
+        paged = cmd in ("catalog", "recordinfo")  # answered in pages until SumNum items came
+        if not self.future.done() and (not paged or len(self.items) >= total):
             self.future.set_result(self.pages)
 
 
@@ -469,7 +473,23 @@ class GbPlatform:
         response = await self.endpoint.request(self._request("MESSAGE", state, body), state.peer)
         return response.status
 
-    async def _query(self, device_id: str, cmd_type: str, *, partial: bool = False) -> tuple[list[Manscdp], bool]:
+    async def query(
+        self, device_id: str, cmd_type: str, *, target: str, fields: list[Node], timeout_s: float | None = None
+    ) -> tuple[list[Manscdp], bool]:
+        """A query about ``target`` (a channel of the device: RecordInfo) with ``fields`` in its body; the Response
+        pages and whether they are complete (pages received before the timeout are returned marked incomplete)."""
+        return await self._query(device_id, cmd_type, partial=True, target=target, fields=fields, timeout_s=timeout_s)
+
+    async def _query(
+        self,
+        device_id: str,
+        cmd_type: str,
+        *,
+        partial: bool = False,
+        target: str | None = None,
+        fields: list[Node] | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[list[Manscdp], bool]:
         """Send a query; return its Response pages and whether they are complete."""
         state = self._require(device_id)
         sn = next(self._sn)
@@ -477,12 +497,13 @@ class GbPlatform:
         query = _Query(asyncio.get_running_loop())
         self._queries[key] = query
         try:
-            body = build("Query", cmd_type, sn, device_id, charset=state.config.charset)
+            body = build("Query", cmd_type, sn, target or device_id, fields, charset=state.config.charset)
             status = await self._send_message(state, body)
             if status != 200:
                 raise QueryError(f"{cmd_type} query to {device_id}: {status}")
             try:
-                done, _ = await asyncio.wait({query.future}, timeout=self.settings.query_timeout_s)
+                limit = self.settings.query_timeout_s if timeout_s is None else timeout_s
+                done, _ = await asyncio.wait({query.future}, timeout=limit)
                 if not done:
                     raise TimeoutError
                 return query.future.result(), True

@@ -23,6 +23,8 @@ from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 log = logging.getLogger(__name__)
 
 STALL_S = 15.0  # packets arriving but nothing written for this long: the recorder is not ok
+BATCH_S = 0.5  # the recorder thread takes its queued packets this often
+BATCH_PACKETS = 64  # or as soon as this many wait
 
 
 @dataclass
@@ -86,7 +88,10 @@ class Recorder:
                 return
             self._queue.append(item)
             self._queued_bytes += size
-            self._cond.notify()
+            # Packets are taken in batches (the thread wakes every BATCH_S): waking it for each packet cost as
+            # much CPU as the muxing. Anything else, and a long queue, wakes it at once.
+            if item[0] != "pkt" or len(self._queue) >= BATCH_PACKETS:
+                self._cond.notify()
 
     def open(self, info: StreamInfo) -> None:
         """A (re)connection: the open segment ends, the next starts at a key frame of the new stream."""
@@ -147,18 +152,19 @@ class Recorder:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stop:
-                    self._cond.wait(1.0)
+                if not self._stop and len(self._queue) < BATCH_PACKETS:
+                    self._cond.wait(BATCH_S)
                 if self._stop and not self._queue:
                     break
-                op, obj, wall = self._queue.popleft()
-                if op == "pkt" and isinstance(obj, VideoPacket):
-                    self._queued_bytes -= len(obj.data)
-            try:
-                self._handle(op, obj, wall)
-            except Exception as exc:  # a bug or a library error must not end the recording
-                log.exception("recording %s: failed", self.camera_id)
-                self._fail(f"internal: {exc!r}")
+                batch = list(self._queue)
+                self._queue.clear()
+                self._queued_bytes = 0
+            for op, obj, wall in batch:
+                try:
+                    self._handle(op, obj, wall)
+                except Exception as exc:  # a bug or a library error must not end the recording
+                    log.exception("recording %s: failed", self.camera_id)
+                    self._fail(f"internal: {exc!r}")
         self._close()
 
     def _fail(self, error: str) -> None:

@@ -28,6 +28,7 @@ from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint, Transactio
 from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag
 from sharpeye.ingest.transport.sip.sdp import MediaDescription, SdpError, parse_sdp
 from sharpeye.simulators.gb28181.media import MediaFaults, encode_clip, load_clip, stream_clip
+from sharpeye.simulators.gb28181.record import RecordPlan, record_pages
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class SimDevice:
     answer_device_info: bool = True  # fault: never answer DeviceInfo
     refuse_invite: int = 0  # fault: answer INVITE with this status
     answer_sdp: bytes | None = None  # fault: answer INVITE with this body instead of a real SDP
+    records: RecordPlan = field(default_factory=RecordPlan)  # recording index and RecordInfo faults (record.py)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -431,6 +433,12 @@ class DeviceFleet:
                     ("Channel", len(device.channels)),
                 ]
                 await self.message(device, build("Response", "DeviceInfo", query.sn, device.id, fields))
+            elif cmd == "recordinfo":
+                names = dict(device.channels)
+                bodies = record_pages(device.records, device.id, names.get(query.device_id, device.name), query,
+                                      device.charset)  # fmt: skip
+                for body in bodies or []:
+                    await self.message(device, body)
             elif cmd == "devicestatus":
                 fields = [("Result", "OK"), ("Online", "ONLINE"), ("Status", "OK"), ("Encode", "ON"), ("Record", "OFF")]
                 await self.message(device, build("Response", "DeviceStatus", query.sn, device.id, fields))
