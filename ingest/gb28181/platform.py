@@ -305,20 +305,28 @@ class GbPlatform:
         stream_number: int = 0,
         transport: RtpMode | None = None,
         device_id: str | None = None,
+        history: MediaDescription | None = None,
     ) -> MediaSession:
         """Pull a channel: INVITE its device (or the NVR / lower platform that owns it) and receive its RTP.
+        ``history`` asks for a recording instead of live video: its ``session`` (Playback, Download), ``time``,
+        ``uri`` and ``download_speed`` go into the offer, with a history SSRC (``gb28181/playback.py``).
 
         Raises ``MediaError`` (counted as ``invite.<reason>``) when the device refuses, does not answer, answers
         with an SDP that cannot be used, or too many sessions are open.
         """
         try:
-            return await self._invite(channel_id, stream_number, transport, device_id)
+            return await self._invite(channel_id, stream_number, transport, device_id, history)
         except MediaError as exc:
             self.stats[f"invite.{exc.reason}"] += 1
             raise
 
     async def _invite(
-        self, channel_id: str, stream_number: int, transport: RtpMode | None, device_id: str | None
+        self,
+        channel_id: str,
+        stream_number: int,
+        transport: RtpMode | None,
+        device_id: str | None,
+        history: MediaDescription | None = None,
     ) -> MediaSession:
         settings = self.settings
         if len(self.sessions) + self._inviting >= settings.max_media_sessions:
@@ -335,9 +343,10 @@ class GbPlatform:
             port = self._ports.take() if mode != "tcp-active" else 0
         except RtpError as exc:
             raise MediaError("no_port", str(exc)) from None
-        ssrc = ssrc_for(settings.sip_domain, next(self._ssrc_serial))
+        past = history is not None
+        ssrc = ssrc_for(settings.sip_domain, next(self._ssrc_serial), history=past)
         while int(ssrc) in self._by_ssrc:
-            ssrc = ssrc_for(settings.sip_domain, next(self._ssrc_serial))
+            ssrc = ssrc_for(settings.sip_domain, next(self._ssrc_serial), history=past)
         receiver = RtpReceiver(lambda _: None, mode=mode, host=settings.media_host or settings.host, port=port,
                                expect_ssrc=int(ssrc))  # fmt: skip
         offer = MediaDescription(
@@ -351,6 +360,9 @@ class GbPlatform:
             ssrc=ssrc,
             stream_number=stream_number,
         )
+        if history is not None:
+            offer.session, offer.time = history.session, history.time
+            offer.uri, offer.download_speed = history.uri, history.download_speed
         key = SessionKey(state.config.id, channel_id, stream_number)
         session = MediaSession(key, receiver, offer, self._release)
         receiver.on_packet = session.on_packet

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sharpeye.ingest.gb28181.manscdp import Manscdp
+from sharpeye.ingest.gb28181.manscdp import Manscdp, Node
 from sharpeye.ingest.gb28181.platform import GbPlatform, MediaError, QueryError
 
 log = logging.getLogger(__name__)
@@ -129,11 +129,11 @@ async def query_records(
     except MediaError as exc:
         raise RecordQueryError(str(exc)) from None
     zone = state.config.timezone
-    fields = [("StartTime", gb_time(start, zone)), ("EndTime", gb_time(end, zone)), ("Secrecy", 0),
-              ("Type", record_type)]  # fmt: skip
+    fields: list[Node] = [("StartTime", gb_time(start, zone)), ("EndTime", gb_time(end, zone)), ("Secrecy", 0),
+                          ("Type", record_type)]  # fmt: skip
     try:
         pages, complete = await platform.query(
-            state.config.id, "RecordInfo", target=channel_id, fields=list(fields), timeout_s=timeout_s
+            state.config.id, "RecordInfo", target=channel_id, fields=fields, timeout_s=timeout_s
         )
     except QueryError as exc:
         platform.stats["recordinfo.failed"] += 1

@@ -28,6 +28,7 @@ from sharpeye.ingest.transport.sip.endpoint import Peer, SipEndpoint, Transactio
 from sharpeye.ingest.transport.sip.message import SipMessage, new_call_id, new_tag
 from sharpeye.ingest.transport.sip.sdp import MediaDescription, SdpError, parse_sdp
 from sharpeye.simulators.gb28181.media import MediaFaults, encode_clip, load_clip, stream_clip
+from sharpeye.simulators.gb28181.playback import MansrtspError, PlaybackControl, apply_mansrtsp, stream_history
 from sharpeye.simulators.gb28181.record import RecordPlan, record_pages
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class DeviceFleet:
         self._preparing: dict[str, tuple[SipMessage, Peer]] = {}
         self.streams: dict[str, tuple[RtpSender, asyncio.Task[None] | None]] = {}  # by Call-ID
         self._clips: dict[str, tuple[Any, MediaFaults]] = {}
+        self.controls: dict[str, PlaybackControl] = {}  # Playback/Download sessions by Call-ID (playback.py)
 
     # --- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -265,6 +267,17 @@ class DeviceFleet:
             reply = msg.response(200)
             reply.add("Expires", msg.get("Expires") or "3600")
             return reply
+        if msg.method == "INFO":  # MANSRTSP: pause, resume, speed, seek of a Playback
+            control = self.controls.get(msg.call_id)
+            if control is None:
+                return msg.response(481)
+            try:
+                apply_mansrtsp(control, msg.body)
+            except MansrtspError as exc:
+                self.stats["info.bad"] += 1
+                return msg.response(400, f"Bad MANSRTSP ({exc})")
+            self.stats["info"] += 1
+            return msg.response(200)
         if msg.method != "MESSAGE":
             return msg.response(501)
         try:
@@ -316,7 +329,11 @@ class DeviceFleet:
                 self.stats["acks"] += 1
                 sender = stream[0]
                 device_clip = self._clips.get(call_id)
-                if device_clip is not None:
+                control = self.controls.get(call_id)
+                if device_clip is not None and control is not None:
+                    history = self._stream_history(device, sender, device_clip[0], control)
+                    self.streams[call_id] = (sender, asyncio.ensure_future(history))
+                elif device_clip is not None:
                     task = asyncio.ensure_future(self._stream(sender, *device_clip))
                     self.streams[call_id] = (sender, task)
             return None
@@ -364,6 +381,9 @@ class DeviceFleet:
         reply.body = answer.to_bytes() if device.answer_sdp is None else device.answer_sdp
         self.streams[invite.call_id] = (sender, None)
         self._clips[invite.call_id] = (clip, device.faults)
+        if offer.session in ("Playback", "Download"):
+            speed = float(offer.download_speed or 1) if offer.session == "Download" else 1.0
+            self.controls[invite.call_id] = PlaybackControl(offer.session, offer.time[0], offer.time[1], scale=speed)
         self.stats["invite.answered"] += 1
         self.endpoint.send_response(reply, invite, peer)
 
@@ -378,9 +398,27 @@ class DeviceFleet:
             self.stats["stream.failed"] += 1
             log.info("simulated stream failed: %s", exc)
 
+    async def _stream_history(self, device: SimDevice, sender: RtpSender, clip: Any, control: PlaybackControl) -> None:
+        async def ended() -> None:  # MediaStatus 121: the recording's end was sent
+            self.stats["playback.ended"] += 1
+            with contextlib.suppress(TransactionTimeout):
+                await self.message(device, build("Notify", "MediaStatus", next(self._sn), device.id,
+                                                 [("NotifyType", 121)]))  # fmt: skip
+
+        try:
+            if sender.mode == "tcp-active":
+                await sender.start()
+            elif sender.mode == "tcp-passive":
+                await asyncio.wait_for(sender.connected.wait(), 10)
+            await stream_history(sender, clip, control, ended)
+        except (OSError, TimeoutError) as exc:
+            self.stats["stream.failed"] += 1
+            log.info("simulated playback failed: %s", exc)
+
     async def _end_stream(self, call_id: str) -> None:
         sender, task = self.streams.pop(call_id, (None, None))
         self._clips.pop(call_id, None)
+        self.controls.pop(call_id, None)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
