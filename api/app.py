@@ -22,6 +22,7 @@ from sharpeye.api.live.setting import LiveSettings
 from sharpeye.api.routes import admin, alarm, auth, camera, case, cluster, device, health, live, report, uplink, whep
 from sharpeye.api.routes import alarm_handling as alarm_handling_route
 from sharpeye.api.routes import evidence_bundle as evidence_bundle_route
+from sharpeye.api.routes import gb_record as gb_record_route
 from sharpeye.api.routes import kind as kind_route
 from sharpeye.api.routes import recording as recording_route
 from sharpeye.api.routes import site as site_route
@@ -129,6 +130,7 @@ def create_app(
     for router in (module.router for module in routers):
         app.include_router(router)
     app.include_router(recording_route.router)  # own recordings of cameras: ranges, playback, download
+    app.include_router(gb_record_route.router)  # recordings held by GB/T 28181 devices
     app.include_router(kind_route.router)  # labels of kinds and case stages, for the console
     app.include_router(alarm_handling_route.router)  # procedures, owners, shift hand-over
     app.include_router(evidence_bundle_route.router)  # signed evidence bundles and the hub's key

@@ -28,6 +28,7 @@ from sharpeye.governance.service import CaseService
 from sharpeye.governance.uplink import UplinkService
 from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.deadletter import recent
+from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.health import DeviceStatus
 from sharpeye.ingest.inventory import DeviceInventory
 from sharpeye.ingest.ownership import Ownership
@@ -165,6 +166,7 @@ class Services:
     cameras: CameraFeeds | None
     verification: VerificationService
     gb_subscribe: GbSubscribe | None = None  # GB/T 28181 channels pulled on demand for viewers
+    gb_platform: Callable[[], GbPlatform | None] | None = None  # the SIP platform, while this node holds the role
     ownership: Ownership | None = None  # the leases this node holds among the site's nodes
 
 

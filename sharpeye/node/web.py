@@ -53,6 +53,7 @@ def services_of(hub: Hub) -> Services:
         cameras=hub.cameras,
         verification=hub.verification,
         gb_subscribe=hub.gb_puller.subscribe if hub.gb_puller is not None else None,
+        gb_platform=lambda: hub.gb_platform,
         ownership=hub.ownership,
     )
 
