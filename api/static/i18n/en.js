@@ -47,6 +47,8 @@ export const en = {
     download_mp4: "Download MP4", no_recorder: "This camera does not record", segments: "Segments",
     no_recording_then: "Nothing recorded at or after that moment", playback_end: "End of recording",
     playing_at: "Playing", bad_range: "The end must be after the start", look_back: "Play from 10 s before",
+    device_records: "Device recordings", partial: "partial", device_records_failed: "Device recordings query failed",
+    fetching_device: "Fetching the recording from the device…",
   },
   recorder_state: { recording: "recording", waiting: "waiting for an event", idle: "no stream", stalled: "stalled", error: "failing" },
   record_mode: { continuous: "continuous", events: "events" },

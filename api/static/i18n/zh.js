@@ -43,6 +43,7 @@ export const zh = {
     download_mp4: "下载 MP4", no_recorder: "该摄像机未开启本地录像", segments: "录像段",
     no_recording_then: "该时刻及之后没有录像", playback_end: "回放结束", playing_at: "回放时刻",
     bad_range: "结束时间须晚于开始时间", look_back: "回看报警前10秒",
+    device_records: "设备录像", partial: "不完整", device_records_failed: "设备录像查询失败", fetching_device: "正在从设备下载录像…",
   },
   recorder_state: { recording: "录像中", waiting: "等待事件", idle: "无视频流", stalled: "录像停滞", error: "录像故障" },
   record_mode: { continuous: "连续录像", events: "事件录像" },

@@ -20,6 +20,15 @@ let playing = null;
 let pendingOffset = 0;
 /** @type {Segment[]} the segments drawn on the timeline */
 let drawn = [];
+/** @typedef {{ start_ms: number, end_ms: number }} DeviceRecord */
+/** @type {DeviceRecord[]} recordings the camera's GB/T 28181 device holds, drawn on the timeline */
+let deviceDrawn = [];
+/** @type {Map<string, string>} camera id -> its URL (gb28181:<device>/<channel> for GB channels) */
+const urls = new Map();
+const CLIP_MS = 60000;  // a device's recording is fetched a minute at a time (Download INVITE, remuxed)
+
+/** @param {string} cam */
+const isGb = (cam) => (urls.get(cam) || "").startsWith("gb28181:");
 
 function cameraIds() {
   return (state.site?.devices || []).filter((d) => d.kind === "camera").map((d) => d.id);
@@ -45,7 +54,14 @@ const localInput = (ms) => {
 
 function camera() { return /** @type {HTMLSelectElement} */ ($("pb-camera")).value; }
 
+async function loadUrls() {
+  /** @type {{ id: string, config?: { url?: string } }[]} */
+  const cams = await api("/api/devices?kind=camera").catch(() => []);
+  cams.forEach((c) => urls.set(c.id, c.config?.url || ""));
+}
+
 async function refresh() {
+  if (!urls.size) await loadUrls();
   const sel = /** @type {HTMLSelectElement} */ ($("pb-camera"));
   const cams = cameraIds();
   const current = sel.value || cams[0] || "";
@@ -63,6 +79,18 @@ async function drawTimeline() {
   const to = from + DAY_MS;
   /** @type {{ segments: Segment[], recorder: Recorder | null }} */
   const body = await api(`/api/cameras/${encodeURIComponent(cam)}/recordings?start=${from / 1000}&end=${to / 1000}`);
+  deviceDrawn = [];
+  let deviceNote = "";
+  if (isGb(cam)) {
+    try {
+      /** @type {{ records: DeviceRecord[], complete: boolean, error: string | null }} */
+      const dev = await api(`/api/cameras/${encodeURIComponent(cam)}/device-records?start=${from / 1000}&end=${to / 1000}`);
+      deviceDrawn = dev.records;
+      deviceNote = ` · ${t("ui.device_records")} ${dev.records.length}${dev.complete ? "" : `（${t("ui.partial")}）`}`;
+    } catch {
+      deviceNote = ` · ${t("ui.device_records_failed")}`;
+    }
+  }
   drawn = body.segments;
   const ticks = Array.from({ length: 13 }, (_, i) => i * 2);
   render(bar, html`${ticks.map((h) => html`<span class="pb-tick" style="left:${(h / 24) * 100}%">${String(h).padStart(2, "0")}</span>`)}
@@ -70,11 +98,15 @@ async function drawTimeline() {
       const left = Math.max(0, (s.start_ms - from) / DAY_MS) * 100;
       const width = Math.max(0.05, ((Math.min(s.end_ms, to) - Math.max(s.start_ms, from)) / DAY_MS) * 100);
       return html`<i class="pb-seg" style="left:${left}%;width:${width}%" title="${hhmmss(s.start_ms)}–${hhmmss(s.end_ms)}"></i>`;
+    })}${deviceDrawn.map((r) => {
+      const left = Math.max(0, (r.start_ms - from) / DAY_MS) * 100;
+      const width = Math.max(0.05, ((Math.min(r.end_ms, to) - Math.max(r.start_ms, from)) / DAY_MS) * 100);
+      return html`<i class="pb-dev" style="left:${left}%;width:${width}%" title="${hhmmss(r.start_ms)}–${hhmmss(r.end_ms)}"></i>`;
     })}<b class="pb-cursor" hidden></b>`);
   const rec = body.recorder;
   const status = !rec ? t("ui.no_recorder")
     : `${t(`recorder_state.${rec.state}`)}（${t(`record_mode.${rec.mode}`)}）${rec.reason ? `：${rec.reason}` : ""}`;
-  $("pb-status").textContent = `${status} · ${t("ui.segments")} ${body.segments.length}`;
+  $("pb-status").textContent = `${status} · ${t("ui.segments")} ${body.segments.length}${deviceNote}`;
   bar.dataset.from = String(from);
   moveCursor();
 }
@@ -88,14 +120,34 @@ async function playFrom(ms) {
   try {
     body = await api(`/api/cameras/${encodeURIComponent(cam)}/recordings/play?t=${ms / 1000}`);
   } catch {
+    if (isGb(cam)) { playDevice(cam, ms); return; }
     $("pb-now").textContent = t("ui.no_recording_then"); return;
   }
+  if (isGb(cam) && body.segments[0].start_ms > ms + 2000) { playDevice(cam, ms); return; }  // the device has it
   queue = body.segments.slice(1);
   pendingOffset = body.offset_s;
   start(body.segments[0]);
   const from = /** @type {HTMLInputElement} */ ($("pb-from"));
   const to = /** @type {HTMLInputElement} */ ($("pb-to"));
   from.value = localInput(ms); to.value = localInput(ms + 60000);
+}
+
+/**
+ * Play a GB/T 28181 channel's own device recording from ``ms``: a minute fetched at a time (Download INVITE).
+ * @param {string} cam
+ * @param {number} ms
+ */
+function playDevice(cam, ms) {
+  const end = ms + CLIP_MS;
+  const q = `start=${ms / 1000}&end=${end / 1000}&speed=8`;
+  const seg = { start: "", end: "", start_ms: ms, end_ms: end, bytes: 0,
+    url: `/api/cameras/${encodeURIComponent(cam)}/device-clip?${q}` };
+  const next = deviceDrawn.some((r) => r.start_ms < end + CLIP_MS && r.end_ms > end);
+  queue = next ? [{ ...seg, start_ms: end, end_ms: end + CLIP_MS,
+    url: `/api/cameras/${encodeURIComponent(cam)}/device-clip?start=${end / 1000}&end=${(end + CLIP_MS) / 1000}&speed=8` }] : [];
+  pendingOffset = 0;
+  $("pb-now").textContent = t("ui.fetching_device");
+  start(seg);
 }
 
 /** @param {Segment | undefined} seg */
@@ -133,7 +185,9 @@ $("pb-timeline").addEventListener("click", (ev) => {
   let ms = Number(bar.dataset.from || dayStart()) + ((ev.clientX - rect.left) / rect.width) * DAY_MS;
   // A pixel of a day's timeline is about a minute: a click within two pixels of a recording lands inside it.
   const slack = (2 * DAY_MS) / Math.max(1, rect.width);
-  const near = drawn.filter((s) => ms >= s.start_ms - slack && ms <= s.end_ms + slack);
+  /** @type {{ start_ms: number, end_ms: number }[]} */
+  const spans = [...drawn, ...deviceDrawn];
+  const near = spans.filter((s) => ms >= s.start_ms - slack && ms <= s.end_ms + slack);
   if (near.length && !near.some((s) => ms >= s.start_ms && ms < s.end_ms)) {
     const seg = near.reduce((a, b) => (Math.min(Math.abs(ms - a.start_ms), Math.abs(ms - a.end_ms))
       <= Math.min(Math.abs(ms - b.start_ms), Math.abs(ms - b.end_ms)) ? a : b));
