@@ -18,6 +18,7 @@ let queue = [];
 /** @type {Segment | null} */
 let playing = null;
 let pendingOffset = 0;
+let generation = 0;
 /** @type {Segment[]} the segments drawn on the timeline */
 let drawn = [];
 /** @typedef {{ start_ms: number, end_ms: number }} DeviceRecord */
@@ -25,7 +26,7 @@ let drawn = [];
 let deviceDrawn = [];
 /** @type {Map<string, string>} camera id -> its URL (gb28181:<device>/<channel> for GB channels) */
 const urls = new Map();
-const CLIP_MS = 60000;  // a device's recording is fetched a minute at a time (Download INVITE, remuxed)
+const CLIP_MS = 30000;  // a device's recording is fetched 30 s at a time (Download INVITE at 8x, remuxed)
 
 /** @param {string} cam */
 const isGb = (cam) => (urls.get(cam) || "").startsWith("gb28181:");
@@ -111,21 +112,36 @@ async function drawTimeline() {
   moveCursor();
 }
 
+/** The playback on screen stops and its moments are no longer shown (a new one is being fetched). */
+function stopShowing() {
+  playing = null;
+  queue = [];
+  /** @type {HTMLVideoElement} */ ($("pb-video")).pause();
+  delete $("pb-now").dataset.ms;
+  delete $("pb-now").dataset.startMs;
+}
+
 /** @param {number} ms */
 async function playFrom(ms) {
   const cam = camera();
   if (!cam) return;
+  stopShowing();
+  const mine = ++generation;  // a later request (another click) wins over this one
+  $("pb-now").dataset.askedMs = String(Math.round(ms));
   /** @type {{ offset_s: number, segments: Segment[] }} */
   let body;
   try {
     body = await api(`/api/cameras/${encodeURIComponent(cam)}/recordings/play?t=${ms / 1000}`);
   } catch {
+    if (mine !== generation) return;
     if (isGb(cam)) { playDevice(cam, ms); return; }
     $("pb-now").textContent = t("ui.no_recording_then"); return;
   }
   if (isGb(cam) && body.segments[0].start_ms > ms + 2000) { playDevice(cam, ms); return; }  // the device has it
+  if (mine !== generation) return;
   queue = body.segments.slice(1);
   pendingOffset = body.offset_s;
+  $("pb-now").dataset.startMs = String(Math.round(body.segments[0].start_ms + body.offset_s * 1000));
   start(body.segments[0]);
   const from = /** @type {HTMLInputElement} */ ($("pb-from"));
   const to = /** @type {HTMLInputElement} */ ($("pb-to"));
@@ -146,6 +162,7 @@ function playDevice(cam, ms) {
   queue = next ? [{ ...seg, start_ms: end, end_ms: end + CLIP_MS,
     url: `/api/cameras/${encodeURIComponent(cam)}/device-clip?start=${end / 1000}&end=${(end + CLIP_MS) / 1000}&speed=8` }] : [];
   pendingOffset = 0;
+  $("pb-now").dataset.startMs = String(Math.round(ms));
   $("pb-now").textContent = t("ui.fetching_device");
   start(seg);
 }
@@ -163,7 +180,7 @@ function moveCursor() {
   const bar = $("pb-timeline");
   const cursor = bar.querySelector(".pb-cursor");
   const video = /** @type {HTMLVideoElement} */ ($("pb-video"));
-  if (!(cursor instanceof HTMLElement) || !playing) return;
+  if (!(cursor instanceof HTMLElement) || !playing || pendingOffset > 0) return;  // not before the seek into it
   const now = playing.start_ms + video.currentTime * 1000;
   const from = Number(bar.dataset.from || 0);
   cursor.hidden = now < from || now > from + DAY_MS;
@@ -177,21 +194,23 @@ video.addEventListener("loadedmetadata", () => {
   if (pendingOffset > 0) { video.currentTime = Math.min(pendingOffset, Math.max(0, video.duration - 0.1)); pendingOffset = 0; }
 });
 video.addEventListener("timeupdate", moveCursor);
-video.addEventListener("ended", () => start(queue.shift()));
+video.addEventListener("ended", () => { if (playing && video.currentSrc.endsWith(playing.url)) start(queue.shift()); });
 
 $("pb-timeline").addEventListener("click", (ev) => {
   const bar = $("pb-timeline");
   const rect = bar.getBoundingClientRect();
   let ms = Number(bar.dataset.from || dayStart()) + ((ev.clientX - rect.left) / rect.width) * DAY_MS;
-  // A pixel of a day's timeline is about a minute: a click within two pixels of a recording lands inside it.
-  const slack = (2 * DAY_MS) / Math.max(1, rect.width);
+  // A pixel of a day's timeline is about a minute: a click plays from the earliest recording under the pixel
+  // clicked (or within two pixels of it), so a short recording can be hit at all.
+  const px = DAY_MS / Math.max(1, rect.width);
   /** @type {{ start_ms: number, end_ms: number }[]} */
-  const spans = [...drawn, ...deviceDrawn];
-  const near = spans.filter((s) => ms >= s.start_ms - slack && ms <= s.end_ms + slack);
-  if (near.length && !near.some((s) => ms >= s.start_ms && ms < s.end_ms)) {
-    const seg = near.reduce((a, b) => (Math.min(Math.abs(ms - a.start_ms), Math.abs(ms - a.end_ms))
-      <= Math.min(Math.abs(ms - b.start_ms), Math.abs(ms - b.end_ms)) ? a : b));
-    ms = Math.min(Math.max(ms, seg.start_ms), Math.max(seg.start_ms, seg.end_ms - 1000));
+  const spans = [...drawn, ...deviceDrawn].sort((x, y) => x.start_ms - y.start_ms);
+  const under = spans.find((s) => s.start_ms < ms + px && s.end_ms > ms - px);
+  if (under) {
+    ms = Math.max(under.start_ms, ms - px);
+  } else {
+    const near = spans.filter((s) => s.start_ms < ms + 2 * px && s.end_ms > ms - 2 * px);
+    if (near.length) ms = ms < near[0].start_ms ? near[0].start_ms : Math.max(near[0].start_ms, near[near.length - 1].end_ms - 1000);
   }
   playFrom(ms).catch(report);
 });
@@ -233,6 +252,7 @@ async function openAt(target) {
  * @param {number} [seconds]
  */
 export function lookBack(cameraId, when, seconds = 10) {
+  stopShowing();
   open("playback", `${cameraId}@${new Date(when).getTime() - seconds * 1000}`).catch(report);
 }
 
