@@ -30,6 +30,7 @@ from sharpeye.alarms.store import AlarmStore
 from sharpeye.config.gb28181 import CascadeSettings, GbSettings
 from sharpeye.config.gb_code import CodeError, type_of
 from sharpeye.governance.alarm_class import classify
+from sharpeye.governance.cascade_record import RecordSource, answer_record_info
 from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.gb28181.platform import Channel, gb_date
 from sharpeye.ingest.transport.ps import PsMuxer, rtp_payloads
@@ -100,6 +101,7 @@ class GbCascade:
         *,
         name: str = "SharpEye",
         media: MediaSource | None = None,
+        records: RecordSource | None = None,
     ) -> None:
         """``media(channel_id)`` gives a subscription to a channel's packets (e.g. ``ChannelPuller.subscribe``);
         without it the upper platform's INVITE is answered 501."""
@@ -110,6 +112,7 @@ class GbCascade:
         self.clock: Clock = clock or SystemClock()
         self.name = name
         self._catalog = catalog
+        self._records = records  # RecordInfo upward (cascade_record.py)
         self.endpoint = SipEndpoint(
             self._on_request,
             host=settings.host,
@@ -330,6 +333,9 @@ class GbCascade:
         if body.root == "query" and cmd in ("catalog", "deviceinfo", "devicestatus"):
             self.stats[f"query.{cmd}"] += 1
             self._spawn(self._answer(body), f"gb28181-cascade-{cmd}")
+        elif body.root == "query" and cmd == "recordinfo":
+            self.stats["query.recordinfo"] += 1
+            self._spawn(answer_record_info(self, body, self._records), "gb28181-cascade-recordinfo")
         elif body.root == "response" and cmd == "alarm":
             self.stats["alarm_acks"] += 1
         else:

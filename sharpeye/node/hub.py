@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from sharpeye.config.gb28181 import GbSettings
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.audit_archive import AuditArchive
 from sharpeye.governance.cascade import GbCascade, alarm_forwarder
+from sharpeye.governance.cascade_record import merge_spans
 from sharpeye.governance.escalation import Notifier
 from sharpeye.governance.intake import AlarmIntake
 from sharpeye.governance.queue import CaseQueue
@@ -47,6 +48,7 @@ from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.gb28181.puller import ChannelPuller
+from sharpeye.ingest.gb28181.record import query_records
 from sharpeye.ingest.gb28181.source import opener as gb_opener
 from sharpeye.ingest.health import LAG_LIMIT_S, STUCK_AFTER_S, ConsumerStatus, DeviceStatus, HealthTracker, State
 from sharpeye.ingest.inventory import DeviceInventory
@@ -256,6 +258,19 @@ class Hub:
         self.started.set()
         log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
 
+    async def _upward_records(self, channel: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """RecordInfo of the upper platform for one of our channels: SharpEye's own recordings of the camera that is
+        the channel, when it records it; else the device's, asked with RecordInfo."""
+        if self.cameras is not None:
+            for cam in self.cameras.cameras_config:
+                if cam.record is not None and str(cam.url).split("?")[0].rpartition("/")[2] == channel:
+                    segs = self.cameras.recordings.segments(cam.id, start.timestamp(), end.timestamp())
+                    spans = merge_spans([(seg.start, seg.end) for seg in segs])
+                    return [(datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)) for a, b in spans]
+        assert self.gb_platform is not None
+        found = await query_records(self.gb_platform, channel, start, end)
+        return [(r.start, r.end) for r in found.records]
+
     def _refuse_open(self, broker: EmbeddedMosquitto | EmbeddedAmqtt) -> None:
         """The amqtt fallback takes anyone local: refuse it unless running open was asked for (the demo does)."""
         if isinstance(broker, EmbeddedAmqtt) and not self.settings.allow_open_broker:
@@ -433,8 +448,9 @@ class Hub:
         self._spawn(self._sync_gb_channels(), "gb28181-channels")
         if settings.cascade is not None:
             self.gb_cascade = GbCascade(
-                settings, catalog=self.gb_platform.channels, clock=self.clock, media=self.gb_puller.subscribe
-            )
+                settings, catalog=self.gb_platform.channels, clock=self.clock, media=self.gb_puller.subscribe,
+                records=self._upward_records,
+            )  # fmt: skip
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
         log.info("GB/T 28181 platform %s on %s:%d", settings.sip_id, settings.host, self.gb_platform_port)

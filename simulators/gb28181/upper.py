@@ -9,7 +9,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, build, parse_body
+from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.transport.ps import AccessUnit, PsDemuxer
 from sharpeye.ingest.transport.rtp import RtpMode, RtpPacket, RtpReceiver
 from sharpeye.ingest.transport.sip.background import Background
@@ -110,7 +110,15 @@ class UpperPlatformSimulator:
                 await self.changed.wait()
 
     # --- queries ----------------------------------------------------------------------------
-    async def query(self, lower_id: str, cmd_type: str = "Catalog", limit_s: float = 10.0) -> list[Manscdp]:
+    async def query(
+        self,
+        lower_id: str,
+        cmd_type: str = "Catalog",
+        limit_s: float = 10.0,
+        *,
+        target: str | None = None,
+        fields: list[Node] | None = None,
+    ) -> list[Manscdp]:
         """Send a query and return every Response page (merged until SumNum for Catalog)."""
         lower = self.lowers[lower_id]
         sn = next(self._sn)
@@ -122,7 +130,7 @@ class UpperPlatformSimulator:
         msg.add("Call-ID", new_call_id(self.endpoint.host))
         msg.add("CSeq", f"{next(self._cseq)} MESSAGE")
         msg.add("Content-Type", CONTENT_TYPE)
-        msg.body = build("Query", cmd_type, sn, lower_id)
+        msg.body = build("Query", cmd_type, sn, target or lower_id, fields)
         try:
             response = await self.endpoint.request(msg, lower.peer)
             if response.status != 200:
@@ -255,7 +263,7 @@ class UpperPlatformSimulator:
             return
         pages = self._catalogs.setdefault((lower.id, body.sn), [])
         pages.append(body)
-        if body.cmd_type.lower() != "catalog":
+        if body.cmd_type.lower() not in ("catalog", "recordinfo"):
             future.set_result(pages)
             return
         got = sum(len(p.items) for p in pages)
