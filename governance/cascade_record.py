@@ -30,6 +30,8 @@ async def answer_record_info(cascade: GbCascade, query: Manscdp, source: RecordS
     zone = cascade.settings.timezone
     channel = query.device_id
     spans: Sequence[tuple[datetime, datetime]] = ()
+    start: datetime | None
+    end: datetime | None
     try:
         start = parse_gb_time(query.fields.get("starttime", ""), zone)
         end = parse_gb_time(query.fields.get("endtime", ""), zone)
