@@ -23,13 +23,14 @@ from datetime import datetime
 from pathlib import Path
 
 from sharpeye.ingest.gb28181.media import MediaSession
-from sharpeye.ingest.gb28181.platform import GbPlatform, MediaError
+from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.recording.segment import RecordingError, SegmentWriter
 from sharpeye.ingest.transport.ps import AccessUnit
 from sharpeye.ingest.transport.rtp import RtpMode
 from sharpeye.ingest.transport.sip.endpoint import TransactionTimeout
 from sharpeye.ingest.transport.sip.sdp import MediaDescription
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
+from sharpeye.ingest.transport.video.subscription import PacketSubscription
 
 log = logging.getLogger(__name__)
 
@@ -235,4 +236,70 @@ class _Download:
             self.done.set()
 
 
-__all__ = ["DownloadResult", "MediaError", "PlaybackError", "PlaybackSession", "download", "open_playback"]
+class ForwardedPlayback:
+    """A device's Playback or Download forwarded to someone else (the upper platform): its access units as a
+    ``PacketSubscription`` (90 kHz timestamps), MANSRTSP bodies passed on to the device as they come."""
+
+    def __init__(self, session: PlaybackSession, subscription: PacketSubscription) -> None:
+        self.session = session
+        self.subscription = subscription
+        self.watch: asyncio.Task[None] | None = None
+
+    async def control(self, body: bytes) -> None:
+        """Pass a MANSRTSP request on (raises ``PlaybackError`` when the device refuses it)."""
+        lines = [line for line in body.decode("utf-8", "replace").replace("\r\n", "\n").split("\n") if line.strip()]
+        lines = [line for line in lines if not line.lower().startswith("cseq:")]
+        if not lines or not lines[0].upper().endswith("MANSRTSP/1.0"):
+            raise PlaybackError("not a MANSRTSP request")
+        await self.session._info(lines)
+
+
+async def forward_history(
+    platform: GbPlatform, channel_id: str, offer: MediaDescription, *, queue: int = 512, first_unit_s: float = 10.0
+) -> ForwardedPlayback:
+    """Open the offer's Playback/Download (its ``t=`` range and ``downloadspeed``) on the channel's device and give
+    its units as a subscription once the first key frame came (its codec is then known). Raises ``PlaybackError``
+    or ``MediaError``."""
+    start, end = offer.time
+    if end <= start or end - start > MAX_RANGE_S:
+        raise PlaybackError(f"bad range t={start} {end}")
+    kind = "Download" if offer.session == "Download" else "Playback"
+    speed = offer.download_speed if kind == "Download" else None
+    media = await platform.invite(channel_id, history=history_offer(kind, channel_id, start, end, speed))
+    session = PlaybackSession(platform, media, start, end)
+    loop = asyncio.get_running_loop()
+    first: asyncio.Future[PacketSubscription] = loop.create_future()
+    holder: list[PacketSubscription] = []
+    closing: set[asyncio.Task[None]] = set()
+
+    def closed(_sub: PacketSubscription) -> None:  # the subscriber left: BYE to the device
+        media.remove_consumer(consume)
+        task = loop.create_task(media.close())
+        closing.add(task)
+        task.add_done_callback(closing.discard)
+
+    def consume(unit: AccessUnit) -> None:  # on the event loop (the RTP receiver's), from a key frame on
+        if not holder:
+            info = StreamInfo(codec=unit.codec, width=0, height=0, time_base=(1, 90000))
+            holder.append(PacketSubscription(channel_id, loop, queue, info, closed))
+            if not first.done():
+                first.set_result(holder[0])
+        packet = VideoPacket(data=unit.data, pts=unit.pts, dts=None, key=unit.key, arrival=time.monotonic())
+        holder[0].push(packet, None)
+
+    media.add_consumer(consume)
+    try:
+        sub = await asyncio.wait_for(first, first_unit_s)
+    except TimeoutError:
+        media.remove_consumer(consume)
+        await media.close()
+        raise PlaybackError(f"no video from the device's {kind} of {channel_id}") from None
+
+    async def watch() -> None:  # the device's session ended: the subscriber sees the end
+        await media.closed.wait()
+        sub.close()
+
+    forwarded = ForwardedPlayback(session, sub)
+    forwarded.watch = loop.create_task(watch())
+    platform.stats[f"forward.{kind.lower()}"] += 1
+    return forwarded

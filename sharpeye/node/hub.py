@@ -47,6 +47,7 @@ from sharpeye.ingest.gb28181.channel_sync import sync_channels
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.platform import GbPlatform
+from sharpeye.ingest.gb28181.playback import ForwardedPlayback, forward_history
 from sharpeye.ingest.gb28181.puller import ChannelPuller
 from sharpeye.ingest.gb28181.record import query_records
 from sharpeye.ingest.gb28181.source import opener as gb_opener
@@ -67,6 +68,7 @@ from sharpeye.ingest.registry import Registry, installed
 from sharpeye.ingest.transport.mqtt import MqttTransport
 from sharpeye.ingest.transport.mqtt_acl import HUB_USER, accounts, hub_account, sip_credentials_csv, write_files
 from sharpeye.ingest.transport.sip.endpoint import Peer
+from sharpeye.ingest.transport.sip.sdp import MediaDescription
 from sharpeye.ingest.transport.video.source import register_opener
 from sharpeye.keys import Keys
 from sharpeye.metrics import Metrics
@@ -271,6 +273,11 @@ class Hub:
         found = await query_records(self.gb_platform, channel, start, end)
         return [(r.start, r.end) for r in found.records]
 
+    async def _upward_history(self, channel: str, offer: MediaDescription) -> ForwardedPlayback:
+        """The upper platform's Playback/Download of one of our channels, forwarded to the channel's device."""
+        assert self.gb_platform is not None
+        return await forward_history(self.gb_platform, channel, offer)
+
     def _refuse_open(self, broker: EmbeddedMosquitto | EmbeddedAmqtt) -> None:
         """The amqtt fallback takes anyone local: refuse it unless running open was asked for (the demo does)."""
         if isinstance(broker, EmbeddedAmqtt) and not self.settings.allow_open_broker:
@@ -449,7 +456,7 @@ class Hub:
         if settings.cascade is not None:
             self.gb_cascade = GbCascade(
                 settings, catalog=self.gb_platform.channels, clock=self.clock, media=self.gb_puller.subscribe,
-                records=self._upward_records,
+                records=self._upward_records, history=self._upward_history,
             )  # fmt: skip
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
