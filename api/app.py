@@ -27,8 +27,10 @@ from sharpeye.api.routes import alarm_handling as alarm_handling_route
 from sharpeye.api.routes import arming as arming_route
 from sharpeye.api.routes import evidence_bundle as evidence_bundle_route
 from sharpeye.api.routes import gb28181 as gb28181_route
+from sharpeye.api.routes import gb_record as gb_record_route
 from sharpeye.api.routes import kind as kind_route
 from sharpeye.api.routes import push as push_route
+from sharpeye.api.routes import recording as recording_route
 from sharpeye.api.routes import site as site_route
 from sharpeye.api.routes import verification as verification_route
 from sharpeye.api.services import Services, ServicesFactory
@@ -157,6 +159,8 @@ def create_app(
     routers = (auth, health, alarm, case, report, uplink, device, camera, live, admin, site_route, whep, cluster)
     for router in (module.router for module in routers):
         app.include_router(router)
+    app.include_router(recording_route.router)  # own recordings of cameras: ranges, playback, download
+    app.include_router(gb_record_route.router)  # recordings held by GB/T 28181 devices
     app.include_router(kind_route.router)  # labels of kinds and case stages, for the console
     app.include_router(alarm_handling_route.router)  # procedures, owners, shift hand-over
     app.include_router(evidence_bundle_route.router)  # signed evidence bundles and the hub's key

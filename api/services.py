@@ -30,10 +30,13 @@ from sharpeye.governance.uplink import UplinkService
 from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.deadletter import recent
 from sharpeye.ingest.gb28181.control import GbControl
+from sharpeye.ingest.gb28181.platform import GbPlatform
 from sharpeye.ingest.gb28181.subscription import PositionStore
 from sharpeye.ingest.health import DeviceStatus
 from sharpeye.ingest.inventory import DeviceInventory
 from sharpeye.ingest.ownership import Ownership
+from sharpeye.ingest.recording.recorder import RecorderStats
+from sharpeye.ingest.recording.store import RecordingStore
 
 from sharpeye.audit import entries, record
 from sharpeye.clock import Clock
@@ -69,6 +72,11 @@ class CameraFeeds(Protocol):
     def evidence_path(self, ref: str) -> Path: ...
 
     def subscribe(self, camera_id: str) -> PacketSubscriptionLike: ...
+
+    @property
+    def recordings(self) -> RecordingStore: ...
+
+    def recorder_stats(self) -> Sequence[RecorderStats]: ...
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,7 @@ class Services:
     verification: VerificationService
     gb_subscribe: GbSubscribe | None = None  # GB/T 28181 channels pulled on demand for viewers
     gb_key_frame: Callable[[str], object] | None = None  # ask a pulled GB channel's device for a key frame
+    gb_platform: Callable[[], GbPlatform | None] | None = None  # the SIP platform, while this node holds the role
     ownership: Ownership | None = None  # the leases this node holds among the site's nodes
     gb_control: Callable[[], GbControl | None] | None = None  # PTZ and device control, while SIP runs here
     gb_tracks: PositionStore | None = None  # GB/T 28181 MobilePosition tracks

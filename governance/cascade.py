@@ -31,8 +31,10 @@ from sharpeye.config.gb28181 import CascadeSettings, GbSettings
 from sharpeye.config.gb_code import CodeError, type_of
 from sharpeye.governance.alarm_class import classify
 from sharpeye.governance.cascade_control import UpwardControl
+from sharpeye.governance.cascade_record import RecordSource, answer_record_info
 from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.gb28181.platform import Channel, gb_date
+from sharpeye.ingest.gb28181.playback import ForwardedPlayback
 from sharpeye.ingest.transport.ps import AnnexB, PsMuxer, rtp_payloads
 from sharpeye.ingest.transport.rtp import RtpError, RtpMode, RtpSender
 from sharpeye.ingest.transport.sip.background import Background
@@ -72,6 +74,7 @@ class Subscription:
 
 
 MediaSource = Callable[[str], Awaitable[PacketSubscription]]
+HistorySource = Callable[[str, MediaDescription], Awaitable[ForwardedPlayback]]  # (channel, the upper's offer)
 
 
 @dataclass(slots=True, eq=False)
@@ -88,6 +91,7 @@ class _Upstream:
     answered: bool = False
     prepare: asyncio.Future[None] | None = None
     task: asyncio.Future[None] | None = None
+    control: ForwardedPlayback | None = None  # a Playback/Download forwarded to the device (MANSRTSP goes there)
 
 
 class GbCascade:
@@ -102,6 +106,8 @@ class GbCascade:
         name: str = "SharpEye",
         media: MediaSource | None = None,
         control: UpwardControl | None = None,
+        records: RecordSource | None = None,
+        history: HistorySource | None = None,
     ) -> None:
         """``media(channel_id)`` gives a subscription to a channel's packets (e.g. ``ChannelPuller.subscribe``);
         without it the upper platform's INVITE is answered 501. ``control`` carries out the upper platform's
@@ -113,6 +119,8 @@ class GbCascade:
         self.clock: Clock = clock or SystemClock()
         self.name = name
         self._catalog = catalog
+        self._records = records  # RecordInfo upward (cascade_record.py)
+        self._history = history  # Playback/Download upward, forwarded to the channel's device
         self.endpoint = SipEndpoint(
             self._on_request,
             host=settings.host,
@@ -325,6 +333,8 @@ class GbCascade:
             return self._on_subscribe(msg, peer)
         if msg.method in ("INVITE", "ACK", "BYE", "CANCEL"):
             return self._on_media(msg, peer)
+        if msg.method == "INFO":
+            return self._on_info(msg)
         if msg.method not in ("MESSAGE", "NOTIFY"):
             return msg.response(501)
         try:
@@ -336,6 +346,9 @@ class GbCascade:
         if body.root == "query" and cmd in ("catalog", "deviceinfo", "devicestatus"):
             self.stats[f"query.{cmd}"] += 1
             self._spawn(self._answer(body), f"gb28181-cascade-{cmd}")
+        elif body.root == "query" and cmd == "recordinfo":
+            self.stats["query.recordinfo"] += 1
+            self._spawn(answer_record_info(self, body, self._records), "gb28181-cascade-recordinfo")
         elif body.root == "response" and cmd == "alarm":
             self.stats["alarm_acks"] += 1
         elif self.control is not None and self.control.handles(body):
@@ -387,12 +400,41 @@ class GbCascade:
         self._spawn(self._end_upstream(call_id, "bye"), "gb28181-cascade-bye")
         return msg.response(200)
 
+    async def _source(self, up: _Upstream) -> PacketSubscription:
+        """Live packets of the channel, or for ``s=Playback``/``Download`` the device's recording forwarded."""
+        if up.offer.session in ("Playback", "Download"):
+            if self._history is None:
+                raise RuntimeError("no playback source")
+            up.control = await self._history(up.channel, up.offer)
+            return up.control.subscription
+        assert self._media is not None
+        return await self._media(up.channel)
+
+    def _on_info(self, msg: SipMessage) -> SipMessage:
+        """MANSRTSP from the upper platform for a forwarded Playback: passed on to the device."""
+        up = self.streams.get(msg.call_id)
+        if up is None or up.control is None:
+            self.stats["info.no_session"] += 1
+            return msg.response(481)
+        control = up.control
+
+        async def forward() -> None:
+            try:
+                await control.control(msg.body)
+                self.stats["info.forwarded"] += 1
+            except Exception as exc:
+                self.stats["info.refused"] += 1
+                log.info("MANSRTSP for %s not passed on: %s", up.channel, exc)
+
+        self._spawn(forward(), "gb28181-cascade-info")
+        return msg.response(200)
+
     async def _prepare_upstream(self, up: _Upstream) -> None:
         """Subscribe to the channel's packets (pulling it if needed), open the RTP sender, answer 200 with SDP."""
         assert self._media is not None
         offer = up.offer
         try:
-            up.subscription = await asyncio.wait_for(self._media(up.channel), self.settings.invite_timeout_s + 5)
+            up.subscription = await asyncio.wait_for(self._source(up), self.settings.invite_timeout_s + 5)
         except Exception as exc:
             reason = getattr(exc, "reason", type(exc).__name__)
             self.stats[f"invite.unavailable.{reason}"] += 1

@@ -67,6 +67,13 @@ class Metrics:
             "sharpeye_camera_reconnects", "Camera reconnects since the hub started", ["camera"], registry=r
         )
         self.camera_health = Gauge("sharpeye_camera_health", "Camera health score 0-100", ["camera"], registry=r)
+        self.recording = Gauge(
+            "sharpeye_recording",
+            "Own recording per camera since the hub started: bytes_written, segments, retention_deleted, errors, "
+            "dropped (packets the recorder queue could not take), disk_bytes (now on disk)",
+            ["camera", "what"],
+            registry=r,
+        )
         self.sip_registrations = Gauge("sharpeye_sip_registrations", "GB/T 28181 devices registered", registry=r)
         self.requests = Histogram(
             "sharpeye_http_request_seconds", "HTTP request latency", ["method", "route", "status"], registry=r

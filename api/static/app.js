@@ -14,6 +14,7 @@ import { can, tick as tickCases } from "./views/cases.js";
 import "./views/devices.js";
 import "./views/hotline.js";
 import "./views/map.js";
+import "./views/playback.js";
 import "./views/stats.js";
 import "./views/uplinks.js";
 import "./views/wall.js";

@@ -17,6 +17,7 @@ from sharpeye.config.device import DeviceConfig
 from sharpeye.config.gb_code import CameraCode
 from sharpeye.config.secret import check_url, expand_url
 from sharpeye.ingest.camera import geometry
+from sharpeye.ingest.recording.config import RecordConfig
 
 NormPoint = Annotated[
     tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]],
@@ -296,6 +297,9 @@ class CameraConfig(DeviceConfig):
     detector: DetectorConfig = Field(default_factory=DetectorConfig, description="Object detector on motion.")
     tamper: TamperConfig = Field(default_factory=TamperConfig, description="Tamper detection.")
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig, description="Snapshot and clip per alarm.")
+    record: RecordConfig | None = Field(
+        default=None, description="Own recording (segmented MP4, for cameras without an NVR); off if unset."
+    )
 
     @field_validator("url")
     @classmethod

@@ -38,6 +38,8 @@ from sharpeye.ingest.camera.evidence import EvidenceError, EvidenceStore, Packet
 from sharpeye.ingest.camera.model import INSTALL_HINT, model_path
 from sharpeye.ingest.camera.worker import worker_main
 from sharpeye.ingest.reading import Reading
+from sharpeye.ingest.recording.recorder import Recorder, RecorderStats
+from sharpeye.ingest.recording.store import RecordingStore
 from sharpeye.ingest.transport.video.capture import Capture
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 from sharpeye.ingest.transport.video.subscription import PacketSubscription
@@ -183,6 +185,7 @@ class _Camera:
         self.detector: DetectorStats | None = None
         self.det_hist: deque[tuple[float, int, int]] = deque(maxlen=128)  # (when, due, skipped)
         self.evidence_refs: dict[str, tuple[str, ...]] = {}
+        self.recorder: Recorder | None = None
 
 
 def _rate(hist: deque[tuple[float, int]], now: float, window: float = 5.0) -> float:
@@ -223,6 +226,7 @@ class CameraService:
         self.detector_model: Path | None = model if needing and analytics else None
         self.data_dir = data_dir
         self.evidence = EvidenceStore(data_dir / "evidence", evidence_cap_bytes)
+        self.recordings = RecordingStore(data_dir / "recordings")
         self._emit = emit
         self._clock = clock
         n = workers if workers is not None else max(2, os.cpu_count() or 2)
@@ -262,6 +266,9 @@ class CameraService:
         ring_s = config.evidence.pre_s + config.evidence.post_s + 4
         cam = _Camera(config, self._workers[index % len(self._workers)], ring_s)
         self._cameras[config.id] = cam
+        if config.record is not None:
+            cam.recorder = Recorder(config.id, config.record, self.recordings)
+            cam.recorder.start()
         cam.capture = Capture(
             config,
             on_open=functools.partial(self._on_open, cam),
@@ -285,6 +292,8 @@ class CameraService:
             del self._cameras[cam.config.id]
             if cam.capture is not None:
                 cam.capture.stop()
+            if cam.recorder is not None:
+                cam.recorder.stop()
             for sub in list(cam.subscriptions):
                 sub.close()
             cam.state = "stopped"
@@ -297,6 +306,8 @@ class CameraService:
         for cam in cams:
             if cam.capture is not None and not cam.capture.join(10):
                 log.error("camera %s: capture thread did not stop", cam.config.id)
+            if cam.recorder is not None and not cam.recorder.join(30):
+                log.error("camera %s: recorder thread did not stop", cam.config.id)
 
     async def stop(self) -> None:
         if not self._started:
@@ -321,6 +332,11 @@ class CameraService:
         for cam in self._cameras.values():
             if cam.capture is not None and not cam.capture.join(10):
                 log.error("camera %s: capture thread did not stop", cam.config.id)
+        for cam in self._cameras.values():  # after capture: no packet arrives once the recorder is told to stop
+            if cam.recorder is not None:
+                cam.recorder.stop()
+                if not cam.recorder.join(30):
+                    log.error("camera %s: recorder thread did not stop", cam.config.id)
         for w in self._workers:
             # Packets still queued for a worker that fell behind are dropped: the stop must not wait behind them.
             with contextlib.suppress(queue.Empty):
@@ -350,6 +366,8 @@ class CameraService:
         cam.progress_errors = cam.decode_errors
         cam.blind_s = 0.0
         self._on_open_worker(cam, info)
+        if cam.recorder is not None:
+            cam.recorder.open(info)
         for sub in list(cam.subscriptions):
             sub.info = info
         log.info("camera %s: opened %s %dx%d", cam.config.id, info.codec, info.width, info.height)
@@ -361,6 +379,8 @@ class CameraService:
         cam.last_packet = packet.arrival
         cam.packets += 1
         cam.ring.append(packet)
+        if cam.recorder is not None:
+            cam.recorder.push(packet)
         for sub in cam.subscriptions:
             sub.push(packet, None)
         if cam.skip_to_key and not packet.key:
@@ -432,6 +452,8 @@ class CameraService:
             if schedule is not None and not schedule.armed(now):
                 return None
         refs = cam.evidence_refs.get(event.episode, ())
+        if event.repeat == 0 and cam.recorder is not None:
+            cam.recorder.trigger(time.time() - (time.monotonic() - arrival))
         if event.repeat == 0 and jpeg is not None and cam.config.evidence.enabled:
             refs = self._write_evidence(cam, event, jpeg, arrival, now)
             cam.evidence_refs[event.episode] = refs
@@ -474,6 +496,8 @@ class CameraService:
         """Evidence asked for by another device's alarm (a fence zone's linked camera): a snapshot of the newest
         picture and a clip from ``pre_s`` before to ``post_s`` after now. Empty when the camera has no picture."""
         cam = self._cameras.get(camera_id)
+        if cam is not None and cam.recorder is not None:
+            cam.recorder.trigger()
         if cam is None or cam.info is None or not cam.config.evidence.enabled:
             return ()
         arrival = time.monotonic()
@@ -745,6 +769,23 @@ class CameraService:
         ][:10]
         ok = dead == 0 and by_state.get("blind", 0) == 0 and not behind
         return ok, "; ".join(parts)
+
+    def recorder_stats(self) -> list[RecorderStats]:
+        """Own recording of each camera that records (``record:`` in its config)."""
+        return [cam.recorder.stats() for cam in self._cameras.values() if cam.recorder is not None]
+
+    def recording_health(self) -> tuple[bool, str] | None:
+        """For /api/health: None when no camera records; not ok while a recorder is stalled or in error."""
+        stats = self.recorder_stats()
+        if not stats:
+            return None
+        bad = [s for s in stats if s.state in ("stalled", "error")]
+        by_state: dict[str, int] = {}
+        for st in stats:
+            by_state[st.state] = by_state.get(st.state, 0) + 1
+        parts = [", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))]
+        parts += [f"{s.camera_id}: {s.reason}" for s in bad][:10]
+        return not bad, "; ".join(parts)
 
     def subscribe(self, camera_id: str) -> PacketSubscription:
         """Compressed packets of a camera from its next key frame on; close the subscription when done."""

@@ -112,12 +112,16 @@ class _Query:
 
     def add(self, body: Manscdp) -> None:
         self.pages.append(body)
+        cmd = body.cmd_type.lower()
         for item in body.items:
             key = item.get("deviceid", "")
+            if key and cmd == "recordinfo":  # every record names its channel: a record is its file and times
+                key = "|".join(item.get(k, "") for k in ("deviceid", "starttime", "endtime", "filepath", "type"))
             if key:
                 self.items[key] = item
         total = body.sum_num if body.sum_num is not None else len(body.items)
-        if not self.future.done() and (body.cmd_type.lower() != "catalog" or len(self.items) >= total):
+        paged = cmd in ("catalog", "recordinfo")  # answered in pages until SumNum items came
+        if not self.future.done() and (not paged or len(self.items) >= total):
             self.future.set_result(self.pages)
 
 
@@ -333,20 +337,28 @@ class GbPlatform:
         stream_number: int = 0,
         transport: RtpMode | None = None,
         device_id: str | None = None,
+        history: MediaDescription | None = None,
     ) -> MediaSession:
         """Pull a channel: INVITE its device (or the NVR / lower platform that owns it) and receive its RTP.
+        ``history`` asks for a recording instead of live video: its ``session`` (Playback, Download), ``time``,
+        ``uri`` and ``download_speed`` go into the offer, with a history SSRC (``gb28181/playback.py``).
 
         Raises ``MediaError`` (counted as ``invite.<reason>``) when the device refuses, does not answer, answers
         with an SDP that cannot be used, or too many sessions are open.
         """
         try:
-            return await self._invite(channel_id, stream_number, transport, device_id)
+            return await self._invite(channel_id, stream_number, transport, device_id, history)
         except MediaError as exc:
             self.stats[f"invite.{exc.reason}"] += 1
             raise
 
     async def _invite(
-        self, channel_id: str, stream_number: int, transport: RtpMode | None, device_id: str | None
+        self,
+        channel_id: str,
+        stream_number: int,
+        transport: RtpMode | None,
+        device_id: str | None,
+        history: MediaDescription | None = None,
     ) -> MediaSession:
         settings = self.settings
         if len(self.sessions) + self._inviting >= settings.max_media_sessions:
@@ -363,9 +375,10 @@ class GbPlatform:
             port = self._ports.take() if mode != "tcp-active" else 0
         except RtpError as exc:
             raise MediaError("no_port", str(exc)) from None
-        ssrc = ssrc_for(settings.sip_domain, next(self._ssrc_serial))
+        past = history is not None
+        ssrc = ssrc_for(settings.sip_domain, next(self._ssrc_serial), history=past)
         while int(ssrc) in self._by_ssrc:
-            ssrc = ssrc_for(settings.sip_domain, next(self._ssrc_serial))
+            ssrc = ssrc_for(settings.sip_domain, next(self._ssrc_serial), history=past)
         receiver = RtpReceiver(lambda _: None, mode=mode, host=settings.media_host or settings.host, port=port,
                                expect_ssrc=int(ssrc))  # fmt: skip
         offer = MediaDescription(
@@ -379,6 +392,9 @@ class GbPlatform:
             ssrc=ssrc,
             stream_number=stream_number,
         )
+        if history is not None:
+            offer.session, offer.time = history.session, history.time
+            offer.uri, offer.download_speed = history.uri, history.download_speed
         key = SessionKey(state.config.id, channel_id, stream_number)
         session = MediaSession(key, receiver, offer, self._release)
         receiver.on_packet = session.on_packet
@@ -517,9 +533,23 @@ class GbPlatform:
         pages, _ = await self._query(device_id, cmd_type, target=target, root=root, fields=fields)
         return pages
 
+    async def query_pages(
+        self, device_id: str, cmd_type: str, *, target: str, fields: list[Node], timeout_s: float | None = None
+    ) -> tuple[list[Manscdp], bool]:
+        """A query about ``target`` (a channel of the device: RecordInfo) with ``fields`` in its body; the Response
+        pages and whether they are complete (pages received before the timeout are returned marked incomplete)."""
+        return await self._query(device_id, cmd_type, partial=True, target=target, fields=fields, timeout_s=timeout_s)
+
     async def _query(
-        self, device_id: str, cmd_type: str, *, partial: bool = False, target: str | None = None,
-        root: str = "Query", fields: list[Node] | None = None,
+        self,
+        device_id: str,
+        cmd_type: str,
+        *,
+        partial: bool = False,
+        target: str | None = None,
+        root: str = "Query",
+        fields: list[Node] | None = None,
+        timeout_s: float | None = None,
     ) -> tuple[list[Manscdp], bool]:
         """Send a query (about ``target``, default the device); return its Response pages and whether complete."""
         state = self._require(device_id)
@@ -533,7 +563,8 @@ class GbPlatform:
             if status != 200:
                 raise QueryError(f"{cmd_type} query to {device_id}: {status}")
             try:
-                done, _ = await asyncio.wait({query.future}, timeout=self.settings.query_timeout_s)
+                limit = self.settings.query_timeout_s if timeout_s is None else timeout_s
+                done, _ = await asyncio.wait({query.future}, timeout=limit)
                 if not done:
                     raise TimeoutError
                 return query.future.result(), True

@@ -34,6 +34,7 @@ from sharpeye.config.site import SiteConfig
 from sharpeye.governance.audit_archive import AuditArchive
 from sharpeye.governance.cascade import GbCascade, alarm_forwarder
 from sharpeye.governance.cascade_control import UpwardControl
+from sharpeye.governance.cascade_record import merge_spans
 from sharpeye.governance.escalation import Notifier
 from sharpeye.governance.hierarchy import HierarchyService
 from sharpeye.governance.intake import AlarmIntake
@@ -54,7 +55,9 @@ from sharpeye.ingest.gb28181.control import ControlError, CounterCollector, GbCo
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.offer import UpwardOffer
 from sharpeye.ingest.gb28181.platform import GbPlatform
+from sharpeye.ingest.gb28181.playback import ForwardedPlayback, forward_history
 from sharpeye.ingest.gb28181.puller import ChannelPuller
+from sharpeye.ingest.gb28181.record import query_records
 from sharpeye.ingest.gb28181.registrations import RegistrationStore
 from sharpeye.ingest.gb28181.source import opener as gb_opener
 from sharpeye.ingest.gb28181.subscription import GbSubscriptions, PositionStore
@@ -75,6 +78,7 @@ from sharpeye.ingest.registry import Registry, installed
 from sharpeye.ingest.transport.mqtt import MqttTransport, subscriptions
 from sharpeye.ingest.transport.mqtt_acl import HUB_USER, accounts, hub_account, sip_credentials_csv, write_files
 from sharpeye.ingest.transport.sip.endpoint import Peer
+from sharpeye.ingest.transport.sip.sdp import MediaDescription
 from sharpeye.ingest.transport.video.source import register_opener
 from sharpeye.keys import Keys
 from sharpeye.metrics import Metrics
@@ -292,6 +296,24 @@ class Hub:
             self._spawn(self._supervise_embedded(), "embedded-supervisor")
         self.started.set()
         log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
+
+    async def _upward_records(self, channel: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """RecordInfo of the upper platform for one of our channels: SharpEye's own recordings of the camera that is
+        the channel, when it records it; else the device's, asked with RecordInfo."""
+        if self.cameras is not None:
+            for cam in self.cameras.cameras_config:
+                if cam.record is not None and channel in (cam.gb_code, str(cam.url).split("?")[0].rpartition("/")[2]):
+                    segs = self.cameras.recordings.segments(cam.id, start.timestamp(), end.timestamp())
+                    spans = merge_spans([(seg.start, seg.end) for seg in segs])
+                    return [(datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)) for a, b in spans]
+        assert self.gb_platform is not None
+        found = await query_records(self.gb_platform, channel, start, end)
+        return [(r.start, r.end) for r in found.records]
+
+    async def _upward_history(self, channel: str, offer: MediaDescription) -> ForwardedPlayback:
+        """The upper platform's Playback/Download of one of our channels, forwarded to the channel's device."""
+        assert self.gb_platform is not None
+        return await forward_history(self.gb_platform, channel, offer)
 
     async def _check_redis(self, timeout_s: float = 30.0) -> None:
         """Wait until Redis answers PING (a Redis still loading its AOF answers LOADING), then refuse a server too old
@@ -515,7 +537,8 @@ class Hub:
             )  # fmt: skip
             upward = UpwardControl(lambda: self.gb_control, self.gb_platform.channels, settings.cascade.charset)
             self.gb_cascade = GbCascade(
-                settings, catalog=self.gb_offer.catalog, clock=self.clock, media=self.gb_offer.media, control=upward
+                settings, catalog=self.gb_offer.catalog, clock=self.clock, media=self.gb_offer.media, control=upward,
+                records=self._upward_records, history=self._upward_history,
             )
             await self.gb_cascade.start()
             self._spawn(self._forward_upward(), "gb28181-cascade")
@@ -853,6 +876,9 @@ class Hub:
         if self.cameras is not None:  # a blind camera or a dead analytics worker is never "ok"
             cameras_ok, cameras_detail = self.cameras.health()
             parts.append(ComponentHealth("cameras", cameras_ok, cameras_detail))
+            recording = self.cameras.recording_health()  # a recorder writing nothing while packets arrive is not ok
+            if recording is not None:
+                parts.append(ComponentHealth("recordings", *recording))
         if self.gb_platform is not None and self.gb_puller is not None:
             totals = self.gb_platform.media_totals()
             failed = sum(v for k, v in totals.items() if k.startswith("invite.") and k != "invite.ok")
@@ -952,6 +978,10 @@ class Hub:
                 self.metrics.camera_fps.labels(cam.camera_id, "analysed").set(cam.fps_analysed)
                 self.metrics.camera_reconnects.labels(cam.camera_id).set(cam.reconnects)
                 self.metrics.camera_health.labels(cam.camera_id).set(cam.health)
+            for rec in self.cameras.recorder_stats():
+                for what in ("bytes_written", "segments", "errors", "dropped", "disk_bytes"):
+                    self.metrics.recording.labels(rec.camera_id, what).set(getattr(rec, what))
+                self.metrics.recording.labels(rec.camera_id, "retention_deleted").set(rec.deleted)
         if self.gb_platform is not None:
             registered = sum(1 for d in self.gb_platform.devices_state() if d["registered"])
             self.metrics.sip_registrations.set(registered)

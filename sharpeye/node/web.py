@@ -55,6 +55,7 @@ def services_of(hub: Hub) -> Services:
         verification=hub.verification,
         gb_subscribe=hub.gb_puller.subscribe if hub.gb_puller is not None else None,
         gb_key_frame=hub.gb_puller.request_key_frame if hub.gb_puller is not None else None,
+        gb_platform=lambda: hub.gb_platform,
         ownership=hub.ownership,
         gb_control=lambda: hub.gb_control,
         gb_tracks=PositionStore(hub.redis, hub.keys),

@@ -31,6 +31,8 @@ from sharpeye.ingest.transport.sip.sdp import MediaDescription, SdpError, parse_
 from sharpeye.simulators.gb28181.control import ControlState
 from sharpeye.simulators.gb28181.media import MediaFaults, encode_clip, load_clip, stream_clip
 from sharpeye.simulators.gb28181.notify import Route, catalog_change, device_time, mobile_position, sync_offset
+from sharpeye.simulators.gb28181.playback import MansrtspError, PlaybackControl, apply_mansrtsp, stream_history
+from sharpeye.simulators.gb28181.record import RecordPlan, record_pages
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ class SimDevice:
     mobile: bool = False  # reports MobilePosition (a patrol car, a body camera); others refuse it with 489
     route: Route = field(default_factory=Route)  # where MobilePosition NOTIFYs put it
     clock_offset_s: float = 0.0  # its clock's error (DeviceTime in DeviceStatus); set by the Date of REGISTER's 200
+    records: RecordPlan = field(default_factory=RecordPlan)  # recording index and RecordInfo faults (record.py)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -130,6 +133,7 @@ class DeviceFleet:
         self.key_frame_requests: Counter[str] = Counter()  # IFameCmd received, by channel
         self._key_wanted: set[str] = set()
         self._channel_of: dict[str, str] = {}  # streams' channels, by Call-ID
+        self.controls: dict[str, PlaybackControl] = {}  # Playback/Download sessions by Call-ID (playback.py)
 
     # --- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -277,6 +281,17 @@ class DeviceFleet:
             return self._on_media_request(device, msg, peer)
         if msg.method == "SUBSCRIBE":
             return self._on_subscribe(device, msg)
+        if msg.method == "INFO":  # MANSRTSP: pause, resume, speed, seek of a Playback
+            control = self.controls.get(msg.call_id)
+            if control is None:
+                return msg.response(481)
+            try:
+                apply_mansrtsp(control, msg.body)
+            except MansrtspError as exc:
+                self.stats["info.bad"] += 1
+                return msg.response(400, f"Bad MANSRTSP ({exc})")
+            self.stats["info"] += 1
+            return msg.response(200)
         if msg.method != "MESSAGE":
             return msg.response(501)
         try:
@@ -400,7 +415,11 @@ class DeviceFleet:
                 self.stats["acks"] += 1
                 sender = stream[0]
                 device_clip = self._clips.get(call_id)
-                if device_clip is not None:
+                control = self.controls.get(call_id)
+                if device_clip is not None and control is not None:
+                    history = self._stream_history(device, sender, device_clip[0], control)
+                    self.streams[call_id] = (sender, asyncio.ensure_future(history))
+                elif device_clip is not None:
                     want_key = functools.partial(self._take_key_request, call_id)
                     task = asyncio.ensure_future(self._stream(sender, *device_clip, want_key=want_key))
                     self.streams[call_id] = (sender, task)
@@ -450,6 +469,9 @@ class DeviceFleet:
         self.streams[invite.call_id] = (sender, None)
         self._clips[invite.call_id] = (clip, device.faults)
         self._channel_of[invite.call_id] = channel
+        if offer.session in ("Playback", "Download"):
+            speed = float(offer.download_speed or 1) if offer.session == "Download" else 1.0
+            self.controls[invite.call_id] = PlaybackControl(offer.session, offer.time[0], offer.time[1], scale=speed)
         self.stats["invite.answered"] += 1
         self.endpoint.send_response(reply, invite, peer)
 
@@ -473,10 +495,28 @@ class DeviceFleet:
             self.stats["stream.failed"] += 1
             log.info("simulated stream failed: %s", exc)
 
+    async def _stream_history(self, device: SimDevice, sender: RtpSender, clip: Any, control: PlaybackControl) -> None:
+        async def ended() -> None:  # MediaStatus 121: the recording's end was sent
+            self.stats["playback.ended"] += 1
+            with contextlib.suppress(TransactionTimeout):
+                await self.message(device, build("Notify", "MediaStatus", next(self._sn), device.id,
+                                                 [("NotifyType", 121)]))  # fmt: skip
+
+        try:
+            if sender.mode == "tcp-active":
+                await sender.start()
+            elif sender.mode == "tcp-passive":
+                await asyncio.wait_for(sender.connected.wait(), 10)
+            await stream_history(sender, clip, control, ended)
+        except (OSError, TimeoutError) as exc:
+            self.stats["stream.failed"] += 1
+            log.info("simulated playback failed: %s", exc)
+
     async def _end_stream(self, call_id: str) -> None:
         sender, task = self.streams.pop(call_id, (None, None))
         self._clips.pop(call_id, None)
         self._channel_of.pop(call_id, None)
+        self.controls.pop(call_id, None)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -535,6 +575,12 @@ class DeviceFleet:
                 body = build("Response", "PresetQuery", query.sn, query.device_id, [("SumNum", len(rows))],
                              charset=device.charset, device_list=("PresetList", rows))  # fmt: skip
                 await self.message(device, body)
+            elif cmd == "recordinfo":
+                names = dict(device.channels)
+                bodies = record_pages(device.records, device.id, names.get(query.device_id, device.name), query,
+                                      device.charset)  # fmt: skip
+                for body in bodies or []:
+                    await self.message(device, body)
             elif cmd == "devicestatus":
                 fields = [("Result", "OK"), ("Online", "ONLINE"), ("Status", "OK"), ("Encode", "ON"), ("Record", "OFF"),
                           ("DeviceTime", device_time(device.clock_offset_s))]  # fmt: skip

@@ -163,7 +163,16 @@ class UpperPlatformSimulator:
         msg.body = build("Query", event, sn, lower_id)
         return (await self.endpoint.request(msg, lower.peer)).status
 
-    async def invite(self, lower_id: str, channel_id: str, *, mode: RtpMode = "udp", ssrc: str = "0100000001") -> Watch:
+    async def invite(
+        self,
+        lower_id: str,
+        channel_id: str,
+        *,
+        mode: RtpMode = "udp",
+        ssrc: str = "0100000001",
+        session: str = "Play",
+        time: tuple[int, int] = (0, 0),
+    ) -> Watch:
         """INVITE a channel of the lower platform and receive its PS over RTP; ``Watch.units`` fill up."""
         lower = self.lowers[lower_id]
         watch = Watch(mode, self.endpoint.host)
@@ -173,7 +182,8 @@ class UpperPlatformSimulator:
         offer = MediaDescription(owner=self.sip_id, ip=self.endpoint.host, port=receiver.port or 9,
                                  transport="udp" if mode == "udp" else "tcp",
                                  setup=None if mode == "udp" else ("passive" if mode == "tcp-passive" else "active"),
-                                 ssrc=ssrc)  # fmt: skip
+                                 ssrc=ssrc, session=session, time=time,
+                                 uri=f"{channel_id}:0" if session != "Play" else "")  # fmt: skip
         msg = SipMessage(method="INVITE", uri=f"sip:{channel_id}@{lower.peer.host}:{lower.peer.port}")
         msg.add("From", f"<sip:{self.sip_id}@{self.domain}>;tag={new_tag()}")
         msg.add("To", f"<sip:{channel_id}@{self.domain}>")
@@ -195,6 +205,15 @@ class UpperPlatformSimulator:
             receiver.peer = (watch.answer.ip, watch.answer.port)
             await receiver.start()
         return watch
+
+    async def info(self, watch: Watch, body: str) -> int:
+        """MANSRTSP in the dialog of a Playback (PLAY / PAUSE ...); the status of the answer."""
+        assert watch.dialog is not None
+        msg = watch.dialog.request("INFO")
+        msg.add("Content-Type", "Application/MANSRTSP")
+        msg.body = body.encode("ascii")
+        response = await self.endpoint.request(msg, watch.dialog.peer)
+        return response.status
 
     async def bye(self, watch: Watch) -> int:
         assert watch.dialog is not None
@@ -271,7 +290,7 @@ class UpperPlatformSimulator:
             return
         pages = self._catalogs.setdefault((lower.id, body.sn), [])
         pages.append(body)
-        if body.cmd_type.lower() != "catalog":
+        if body.cmd_type.lower() not in ("catalog", "recordinfo"):
             future.set_result(pages)
             return
         got = sum(len(p.items) for p in pages)

@@ -11,6 +11,7 @@ import { alarmTone, muted } from "../sound.js";
 import { deviceName, loadAlarms, loadDeviceHealth, state } from "../state.js";
 import { $, closest, control, report, toast } from "../ui.js";
 import { markAlarms } from "./map.js";
+import { lookBack } from "./playback.js";
 import { popToWall } from "./wall.js";
 
 /** @typedef {import("../types.js").Alarm} Alarm */
@@ -296,6 +297,13 @@ async function selectAlarm(id, resetPlayers = true) {
     if (cam && pane.dataset.alarm === id && !detailPtz) detailPtz = ptzFor(cam, box);
   };
   if (state.devices.size) attach(); else loadDeviceHealth().then(attach).catch(report);
+  // Look back: each linked camera (and GB/T 28181 channel) from 10 s before the alarm, on the playback timeline.
+  if (a.cameras.length) {
+    const links = document.createElement("p"); links.className = "lookback";
+    render(links, html`${a.cameras.slice(0, 4).map((cam) => html`<button type="button" data-lookback="${cam}"
+      data-at="${a.first_seen}">${t("ui.look_back")} · ${deviceName(cam)}</button> `)}`);
+    box.append(links);
+  }
 }
 
 /** @type {import("../ptz.js").PtzPanel | null} */
@@ -341,6 +349,8 @@ $("alarms").addEventListener("click", (ev) => {
   if (button) { ev.stopPropagation(); act(button.dataset.act || "", button.dataset.id || "").catch(report); return; }
   const box = closest(ev, "input[data-step]");
   if (box) { ev.stopPropagation(); tick(box.dataset.id || "", box.dataset.step || "").catch(report); return; }
+  const back = closest(ev, "button[data-lookback]");
+  if (back) { ev.stopPropagation(); lookBack(back.dataset.lookback || "", back.dataset.at || ""); return; }
   const caseLink = closest(ev, "[data-case]");
   if (caseLink) { ev.preventDefault(); open("cases", caseLink.dataset.case || "").catch(report); return; }
   const row = closest(ev, "tr[data-alarm]");

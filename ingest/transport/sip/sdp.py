@@ -47,6 +47,8 @@ class MediaDescription:
     stream_number: int | None = None
     media_format: str = ""  # the f= line, as is
     time: tuple[int, int] = (0, 0)
+    uri: str = ""  # u= line: "<channel>:<type>" of a Playback/Download
+    download_speed: int | None = None  # a=downloadspeed:N of a Download
 
     @property
     def ssrc_value(self) -> int:
@@ -58,6 +60,7 @@ class MediaDescription:
             "v=0",
             f"o={self.owner} 0 0 IN IP4 {self.ip}",
             f"s={self.session}",
+            *([f"u={self.uri}"] if self.uri else []),
             f"c=IN IP4 {self.ip}",
             f"t={self.time[0]} {self.time[1]}",
             f"m=video {self.port} {proto} {' '.join(str(pt) for pt in self.payloads)}",
@@ -69,6 +72,8 @@ class MediaDescription:
             lines.append("a=connection:new")
         if self.stream_number is not None:
             lines.append(f"a=streamnumber:{self.stream_number}")
+        if self.download_speed is not None:
+            lines.append(f"a=downloadspeed:{self.download_speed}")
         if self.ssrc:
             lines.append(f"y={self.ssrc}")
         lines.append(f"f={self.media_format}")
@@ -95,7 +100,7 @@ def parse_sdp(body: bytes) -> MediaDescription:
     media: list[str] | None = None
     attrs: dict[str, str] = {}
     rtpmap: dict[int, str] = {}
-    ssrc, fmt = "", ""
+    ssrc, fmt, uri = "", "", ""
     time = (0, 0)
     for number, raw in enumerate(text.replace("\r\n", "\n").split("\n"), 1):
         line = raw.strip()
@@ -111,6 +116,8 @@ def parse_sdp(body: bytes) -> MediaDescription:
             owner, origin_ip = parts[0], parts[5]
         elif key == "s":
             session = value
+        elif key == "u":
+            uri = value
         elif key == "c":
             parts = value.split()
             if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
@@ -173,6 +180,7 @@ def parse_sdp(body: bytes) -> MediaDescription:
         if value.isdigit():
             stream_number = int(value)
             break
+    speed = attrs.get("downloadspeed", "")
     return MediaDescription(
         owner=owner,
         ip=ip,
@@ -186,4 +194,6 @@ def parse_sdp(body: bytes) -> MediaDescription:
         stream_number=stream_number,
         media_format=fmt,
         time=time,
+        uri=uri,
+        download_speed=int(speed) if speed.isdigit() and 0 < int(speed) <= 64 else None,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -194,3 +194,34 @@ async def test_registers_again_when_upper_platform_forgot_it(upper: Any, make_ca
     await upper.wait_for(lambda: PLATFORM_ID in upper.lowers, limit_s=5)
     assert cascade.stats["keepalive_refused.403"] == 1
     assert cascade.stats["keepalive_misses"] == 0
+
+
+async def test_upper_platform_record_info_is_answered_from_the_record_source(upper: Any) -> None:
+    """RecordInfo from the upper platform for a published channel: the source's spans go up in pages with SumNum;
+    an unknown channel or a failing source get SumNum 0 (answered, counted), never silence."""
+    channels = _channels(3)
+    base = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+    asked: list[tuple[str, datetime, datetime]] = []
+
+    async def source(channel: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        asked.append((channel, start, end))
+        if channel == channels[2].channel_id:
+            raise RuntimeError("the device did not answer")
+        return [(base + timedelta(minutes=10 * i), base + timedelta(minutes=10 * i + 5)) for i in range(6)]
+
+    cascade = GbCascade(_settings(upper.port), lambda: channels, records=source)
+    await cascade.start()
+    try:
+        await upper.wait_for(lambda: PLATFORM_ID in upper.lowers)
+        fields = [("StartTime", "2026-12-07T09:00:00"), ("EndTime", "2026-12-07T10:00:00"), ("Type", "all")]
+        pages = await upper.query(PLATFORM_ID, "RecordInfo", target=channels[0].channel_id, fields=list(fields))
+        items = [item for p in pages for item in p.items]
+        assert [len(p.items) for p in pages] == [4, 2] and {p.sum_num for p in pages} == {6}
+        assert items[0]["starttime"] == "2026-12-07T09:00:00" and items[0]["endtime"] == "2026-12-07T09:05:00"
+        assert asked == [(channels[0].channel_id, base, base + timedelta(hours=1))]  # local time read in its zone
+        failing = await upper.query(PLATFORM_ID, "RecordInfo", target=channels[2].channel_id, fields=list(fields))
+        assert failing[0].sum_num == 0 and cascade.stats["recordinfo.source_failed"] == 1
+        unknown = await upper.query(PLATFORM_ID, "RecordInfo", target="34020000001310099999", fields=list(fields))
+        assert unknown[0].sum_num == 0 and cascade.stats["recordinfo.unknown_channel"] == 1
+    finally:
+        await cascade.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,9 @@ def _cascade_settings(upper_port: int, password: str) -> GbSettings:
     )
 
 
-async def _cascade_against_sipp(password: str, calls: int, tmp_path: Path) -> tuple[int, str, GbCascade]:
+async def _cascade_against_sipp(
+    password: str, calls: int, tmp_path: Path, scenario: str = "upper.xml", records: Any = None
+) -> tuple[int, str, GbCascade]:
     port = _free_udp_port()
     channels = [
         Channel(device_id=PLATFORM_ID, channel_id=f"340200000013100000{i:02d}", name=f"点位{i}") for i in range(1, 6)
@@ -170,7 +173,7 @@ async def _cascade_against_sipp(password: str, calls: int, tmp_path: Path) -> tu
         _run(
             [
                 "-sf",
-                str(SCENARIOS / "upper.xml"),
+                str(SCENARIOS / scenario),
                 "-m",
                 str(calls),
                 "-p",
@@ -182,7 +185,7 @@ async def _cascade_against_sipp(password: str, calls: int, tmp_path: Path) -> tu
             tmp_path,
         )
     )
-    cascade = GbCascade(_cascade_settings(port, password), lambda: channels)
+    cascade = GbCascade(_cascade_settings(port, password), lambda: channels, records=records)
     await asyncio.sleep(0.3)  # let sipp bind before the first REGISTER (a lost one is retransmitted anyway)
     await cascade.start()
     try:
@@ -198,6 +201,26 @@ async def test_sipp_upper_platform_verifies_digest_and_reads_catalog_pages(tmp_p
     assert code == 0, err
     assert cascade.stats["registrations"] == 1
     assert cascade.stats["catalog_answers"] == 1
+
+
+async def test_sipp_upper_platform_asks_record_info_and_checks_every_page(tmp_path: Path) -> None:
+    """sipp as the upper platform asks RecordInfo for one of our channels: 3 records in pages of 2, each page
+    checked by sipp for the SN, the channel, SumNum 3 and the local start time."""
+    base = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)  # 09:00 Beijing time
+
+    async def records(channel: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        assert (start, end) == (base, base + timedelta(hours=1))
+        return [(base + timedelta(minutes=20 * i), base + timedelta(minutes=20 * i + 10)) for i in range(3)]
+
+    code, err, cascade = await _cascade_against_sipp("upper-secret", 3, tmp_path, "upper_records.xml", records)
+    assert code == 0, err
+    assert cascade.stats["recordinfo.answers"] == 1
+
+    async def four(channel: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        return [(base + timedelta(minutes=10 * i), base + timedelta(minutes=10 * i + 5)) for i in range(4)]
+
+    code, _, _ = await _cascade_against_sipp("upper-secret", 3, tmp_path, "upper_records.xml", four)
+    assert code != 0  # SumNum 4 where sipp expects 3: sipp's check fails, so the check above means something
 
 
 async def test_sipp_upper_platform_refuses_wrong_password(tmp_path: Path) -> None:
