@@ -329,8 +329,11 @@ export async function onAlarmChange(msg) {
     if (LOUD.has(a.severity) && !muted) { alarmTone(a.severity); state.tones += 1; }
     toast(`${t("ui.new_alarm")}: ${t(`severity.${a.severity}`)} ${a.title} · ${a.place}`, `sev-${a.severity}`);
     if (a.cameras.length) popToWall(a);
-    // the newest alarm pops up with its cameras beside it, unless the operator is typing
-    if (state.view === "alarms" && document.activeElement?.tagName !== "INPUT") await selectAlarm(a.id);
+    // the newest alarm pops up with its cameras beside it, unless the operator is typing or working in the open
+    // alarm's detail (turning its camera, ticking its procedure): that pane is not pulled from under them
+    const focus = document.activeElement;
+    const busy = focus instanceof HTMLElement && (focus.tagName === "INPUT" || focus.closest("#alarm-detail") !== null);
+    if (state.view === "alarms" && !busy) await selectAlarm(a.id);
   } else if (selected === a.id && state.view === "alarms") {
     await selectAlarm(a.id, false);
   }
