@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sharpeye.api import body
 from sharpeye.api.body import rejected_counter
@@ -22,6 +22,7 @@ from sharpeye.api.live.setting import LiveSettings
 from sharpeye.api.routes import admin, alarm, auth, camera, case, cluster, device, health, live, report, uplink, whep
 from sharpeye.api.routes import alarm_handling as alarm_handling_route
 from sharpeye.api.routes import evidence_bundle as evidence_bundle_route
+from sharpeye.api.routes import field as field_route
 from sharpeye.api.routes import kind as kind_route
 from sharpeye.api.routes import site as site_route
 from sharpeye.api.routes import verification as verification_route
@@ -45,6 +46,8 @@ SECURITY_HEADERS = {
         "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
 }
+
+FIELD_PERMISSIONS_POLICY = "camera=(self), microphone=(), geolocation=(self)"
 
 ReadyCallback = Callable[[Services, str | None], Awaitable[None] | None]
 
@@ -99,6 +102,8 @@ def create_app(
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.url.path.startswith("/field/"):  # the field app takes photos and positions
+            response.headers["Permissions-Policy"] = FIELD_PERMISSIONS_POLICY
         return response
 
     if settings.cors_origins:  # closed unless origins are listed explicitly
@@ -131,10 +136,17 @@ def create_app(
     app.include_router(alarm_handling_route.router)  # procedures, owners, shift hand-over
     app.include_router(evidence_bundle_route.router)  # signed evidence bundles and the hub's key
     app.include_router(verification_route.router)  # 研判: verdicts before dispatch, false-alarm statistics
+    app.include_router(field_route.router)  # the field app: reports, tasks, patrols
 
     @app.get("/", include_in_schema=False, dependencies=[PUBLIC])
     async def console() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/field", include_in_schema=False, dependencies=[PUBLIC])
+    async def field_root() -> RedirectResponse:
+        return RedirectResponse("/field/")
+
+    # The field app at its own path, so its service worker's scope is /field/ (the console's is /).
+    app.mount("/field", StaticFiles(directory=STATIC / "field", html=True), name="field")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -15,6 +15,7 @@ from sharpeye.api.services import AuditLog, CameraFeeds, DeadLetters, Hotline, N
 from sharpeye.api.user import Principal, UserStore
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.case import Case
+from sharpeye.governance.field import FieldStore
 from sharpeye.governance.photo import PhotoStore
 from sharpeye.governance.service import CaseScope, CaseService
 from sharpeye.governance.uplink import UplinkService
@@ -24,6 +25,7 @@ from sharpeye.ingest.ownership import Ownership
 
 from sharpeye.audit import REQUEST_ORIGIN
 from sharpeye.clock import Clock
+from sharpeye.metrics import Metrics
 from sharpeye.role import Role
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -85,6 +87,14 @@ def get_cameras(services: ServicesDep) -> CameraFeeds | None:
     return services.cameras
 
 
+def get_field(services: ServicesDep) -> FieldStore:
+    return services.field
+
+
+def get_metrics(services: ServicesDep) -> Metrics:
+    return services.metrics
+
+
 def get_site(services: ServicesDep) -> SiteConfig:
     return services.site
 
@@ -123,6 +133,8 @@ DeadLettersDep = Annotated[DeadLetters, Depends(get_deadletters)]
 StatusDep = Annotated[NodeStatus, Depends(get_status)]
 CamerasDep = Annotated[CameraFeeds | None, Depends(get_cameras)]
 SiteDep = Annotated[SiteConfig, Depends(get_site)]
+FieldDep = Annotated[FieldStore, Depends(get_field)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 LiveDep = Annotated[LiveService, Depends(get_live)]
 VerificationDep = Annotated[VerificationService, Depends(get_verification)]

@@ -21,6 +21,7 @@ from sharpeye.api.live.camera import GbSubscribe
 from sharpeye.api.live.subscription import PacketSubscriptionLike
 from sharpeye.api.user import UserStore
 from sharpeye.config.site import SiteConfig
+from sharpeye.governance.field import FieldStore
 from sharpeye.governance.flow import Actor
 from sharpeye.governance.hotline import ImportResult, import_tickets
 from sharpeye.governance.photo import PhotoStore
@@ -157,6 +158,7 @@ class Services:
     uplinks: UplinkService
     cameras: CameraFeeds | None
     verification: VerificationService
+    field: FieldStore  # the field app's reports (idempotency) and patrols
     gb_subscribe: GbSubscribe | None = None  # GB/T 28181 channels pulled on demand for viewers
     ownership: Ownership | None = None  # the leases this node holds among the site's nodes
 

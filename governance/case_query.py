@@ -51,11 +51,13 @@ COUNT_CAP = 10_000
 @dataclass(frozen=True, slots=True)
 class CaseScope:
     """Which cases a caller may see: those in ``org_units`` (empty: any unit) and, when ``department`` is set,
-    dispatched to that department. ``nothing``: none at all (e.g. a department handler without a department)."""
+    dispatched to that department; when ``departments`` is set, dispatched to one of them (a grid worker's or
+    field handler's tasks). ``nothing``: none at all (e.g. a department handler without a department)."""
 
     org_units: Sequence[str] = ()
     department: str | None = None
     nothing: bool = False
+    departments: Sequence[str] = ()
 
 
 def scope_conditions(scope: CaseScope | None) -> list[ColumnElement[bool]]:
@@ -69,6 +71,8 @@ def scope_conditions(scope: CaseScope | None) -> list[ColumnElement[bool]]:
         out.append(CaseRow.org_unit.in_(list(scope.org_units)))
     if scope.department is not None:
         out.append(CaseRow.department == scope.department)
+    if scope.departments:
+        out.append(CaseRow.department.in_(list(scope.departments)))
     return out
 
 

@@ -91,11 +91,18 @@ class TransitionError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who acts. A department handler acts only on cases of their own department."""
+    """Who acts. A department handler acts only on cases of their own department; a grid worker or field handler
+    only on their tasks: cases dispatched to their department or to one of ``task_departments`` (a grid worker's:
+    the departments of their grid)."""
 
     id: str
     role: Role
     department: str | None = None
+    task_departments: frozenset[str] = frozenset()
+
+    def tasks(self) -> frozenset[str]:
+        """The departments whose cases are this actor's tasks."""
+        return self.task_departments | ({self.department} if self.department else set())
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +125,7 @@ class Args:
     assignment: Assignment | None = None
     target: str | None = None  # merge: the case this one folds into
     extra_s: float | None = None  # extension: measured seconds asked for / granted
+    position: GeoPoint | None = None  # claim/feedback from the field: where the actor was (kept in the history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +137,8 @@ class Transition:
 _OPERATORS = frozenset({Role.operator, Role.supervisor, Role.admin})
 _SUPERVISORS = frozenset({Role.supervisor, Role.admin})
 _HANDLERS = frozenset({Role.department_handler, Role.supervisor, Role.admin})
+_FIELD = frozenset({Role.grid_worker, Role.handler})
+_TAKERS = _HANDLERS | _FIELD  # 签收 and 反馈: also from the field app
 
 Guard = Callable[[Case, Actor, Args], str | None]
 
@@ -160,6 +170,8 @@ def _returned_or_dispatched(case: Case, actor: Actor, args: Args) -> str | None:
 def _own_department(case: Case, actor: Actor, args: Args) -> str | None:
     if actor.role is Role.department_handler and actor.department != case.department:
         return f"{actor.id} is not a handler of department {case.department}"
+    if actor.role in _FIELD and (case.department is None or case.department not in actor.tasks()):
+        return f"the case is not a task of {actor.id} (dispatched to {case.department})"
     return None
 
 
@@ -211,7 +223,7 @@ RULES: Mapping[Action, Rule] = {
             _OPERATORS,
             (_needs_assignment, _never_dispatched),
         ),
-        Rule(Action.claim, frozenset({Stage.dispatched}), Stage.handling, _HANDLERS, (_own_department,)),
+        Rule(Action.claim, frozenset({Stage.dispatched}), Stage.handling, _TAKERS, (_own_department,)),
         Rule(
             Action.return_,
             _CLOCKED,
@@ -251,7 +263,7 @@ RULES: Mapping[Action, Rule] = {
             Action.feedback,
             frozenset({Stage.handling}),
             Stage.feedback,
-            _HANDLERS,
+            _TAKERS,
             (_own_department, _needs_reason, _no_pending_extension),
         ),
         Rule(Action.verify, frozenset({Stage.feedback}), Stage.verifying, _OPERATORS),
@@ -293,7 +305,7 @@ def new_case(
     alarm_ids: list[str] | None = None,
 ) -> Transition:
     """A freshly reported case (上报) and its first history entry."""
-    if actor.role is Role.viewer:
+    if actor.role in (Role.viewer, Role.handler, Role.integrator):
         raise TransitionError("report", f"role {actor.role} may not report cases")
     if now.tzinfo is None:
         raise TransitionError("report", "the time must be aware")
@@ -367,6 +379,8 @@ class Flow:
             new = new.model_copy(update={"light": self.sla.light(new, now)})
         if args.reason:
             data.setdefault("reason", args.reason)
+        if args.position is not None:
+            data["lat"], data["lon"] = f"{args.position.lat:.6f}", f"{args.position.lon:.6f}"
         event = CaseEvent(
             at=now,
             action=str(action),

@@ -86,6 +86,12 @@ async def _uploads(limits: ReportLimits, request: Request) -> tuple[dict[str, st
     return fields, uploads
 
 
+def photo_refused(exc: PhotoRejected) -> HTTPException:
+    """The answer to a refused upload: 413 when too large, else 415, with the reason."""
+    code = status.HTTP_413_CONTENT_TOO_LARGE if exc.too_large else status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    return HTTPException(code, exc.reason)
+
+
 async def _store(
     photos: PhotoStore, clock: Clock, principal: Principal, case_id: str, uploads: list[Upload]
 ) -> list[Photo]:

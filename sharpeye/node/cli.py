@@ -17,6 +17,7 @@ from sharpeye import heap
 from sharpeye.config.loader import ConfigError, demo_path, load_file
 from sharpeye.ingest.registry import installed
 from sharpeye.node.embedded import die_with_parent
+from sharpeye.role import Role
 from sharpeye.settings import Settings, redact_url
 
 log = logging.getLogger("sharpeye")
@@ -583,10 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     add = user_sub.add_parser("add", help="add a user; the password is generated unless --password-stdin")
     add.add_argument("username")
-    add.add_argument("--role", required=True, choices=["admin", "supervisor", "operator", "department_handler",
-                                                       "integrator", "viewer"])  # fmt: skip
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--org-unit", default=None, help="scope: this org unit and below (default: everything)")
-    add.add_argument("--department", default=None, help="department of a department handler")
+    add.add_argument("--department", default=None, help="department (department handler, handler, grid worker)")
     add.add_argument("-c", "--config", default=None, help="site YAML to check the org unit and department against")
     add.add_argument("--password-stdin", action="store_true", help="read the initial password from stdin")
     add.set_defaults(func=_run_user_command)

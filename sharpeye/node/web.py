@@ -14,6 +14,7 @@ from sharpeye.api.setting import ApiSettings
 from sharpeye.api.user import UserStore
 from sharpeye.clock import Clock
 from sharpeye.config.site import SiteConfig
+from sharpeye.governance.field import FieldStore
 from sharpeye.governance.photo import PhotoStore
 from sharpeye.ingest.registry import Registry
 from sharpeye.node.hub import Hub
@@ -52,6 +53,7 @@ def services_of(hub: Hub) -> Services:
         uplinks=hub.uplinks,
         cameras=hub.cameras,
         verification=hub.verification,
+        field=FieldStore(hub.redis, hub.keys, hub.clock),
         gb_subscribe=hub.gb_puller.subscribe if hub.gb_puller is not None else None,
         ownership=hub.ownership,
     )
