@@ -155,7 +155,7 @@ def _form(model: type[BaseModel], fields: dict[str, str]) -> BaseModel:
     try:
         return model.model_validate(cleaned)
     except ValidationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json_safe(exc.errors(include_url=False))) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json_safe(exc.errors(include_url=False, include_context=False))) from None
 
 
 @router.post("/api/field/reports", status_code=status.HTTP_201_CREATED)

@@ -120,7 +120,7 @@ async def report_with_photos(
     try:
         body = ReportBody.model_validate(fields)
     except ValidationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json_safe(exc.errors(include_url=False))) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json_safe(exc.errors(include_url=False, include_context=False))) from None
     try:
         check(uploads, site.governance.reports)
     except PhotoRejected as exc:
