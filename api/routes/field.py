@@ -48,6 +48,8 @@ from sharpeye.governance.photo import Photo, PhotoRejected, check
 from sharpeye.governance.service import CaseConflict, CaseFilter, CaseNotFound, CaseScope, CaseService
 from sharpeye.ingest.inventory import DeviceInventory
 
+ERRORS: dict[str, bool] = {"include_url": False, "include_context": False}  # the validators' exceptions are not JSON
+
 router = APIRouter(tags=["field"])
 
 Reporter = Annotated[Principal, Depends(require(Permission.reports_create))]
@@ -155,7 +157,7 @@ def _form(model: type[BaseModel], fields: dict[str, str]) -> BaseModel:
     try:
         return model.model_validate(cleaned)
     except ValidationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json_safe(exc.errors(include_url=False, include_context=False))) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json_safe(exc.errors(**ERRORS))) from None
 
 
 @router.post("/api/field/reports", status_code=status.HTTP_201_CREATED)

@@ -39,6 +39,8 @@ from starlette.datastructures import UploadFile
 
 from sharpeye.clock import Clock
 
+ERRORS: dict[str, bool] = {"include_url": False, "include_context": False}  # the validators' exceptions are not JSON
+
 router = APIRouter(tags=["reports"])
 
 Reader = Annotated[Principal, Depends(require(Permission.cases_read))]
@@ -120,7 +122,7 @@ async def report_with_photos(
     try:
         body = ReportBody.model_validate(fields)
     except ValidationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json_safe(exc.errors(include_url=False, include_context=False))) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json_safe(exc.errors(**ERRORS))) from None
     try:
         check(uploads, site.governance.reports)
     except PhotoRejected as exc:

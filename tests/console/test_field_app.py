@@ -218,8 +218,8 @@ def test_a_patrol_track_is_recorded(phone: BrowserContext, hub_server: HubServer
     page.fill("textarea[name=patrol-note]", "巡查无异常")
     page.click("button[data-action=end-patrol]")
     expect(page.locator("button[data-action=start-patrol]")).to_be_visible()
-    wait_for(lambda: httpx.get(f"{hub_server.url}/api/patrols/{patrol_id}", headers=headers).json()["patrol"]["ended_at"],
-             what="the patrol ended at the hub")  # fmt: skip
+    url = f"{hub_server.url}/api/patrols/{patrol_id}"
+    wait_for(lambda: httpx.get(url, headers=headers).json()["patrol"]["ended_at"], what="the patrol ended at the hub")
     found = httpx.get(f"{hub_server.url}/api/patrols/{patrol_id}", headers=headers).json()
     assert found["patrol"]["username"] == WORKER and found["patrol"]["note"] == "巡查无异常"
     lats = [p["lat"] for p in found["track"]]

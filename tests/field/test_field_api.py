@@ -88,7 +88,7 @@ def test_a_report_sent_twice_makes_one_case(client: HubClient) -> None:
     assert first.json()["created"] and len(first.json()["photos"]) == 1
     again = report(client, "gw-hd", [jpeg()], client_id=client_id)
     assert again.status_code == 200 and again.json() == {**first.json(), "created": False}
-    admin = {"Authorization": f"Bearer {client.post('/api/auth/token', data={'username': 'admin', 'password': PASSWORD}).json()['access_token']}"}
+    admin = auth_admin(client)
     case = client.get(f"/api/cases/{case_id}", headers=admin).json()["case"]
     assert case["org_unit"] == "hedong-g1" and case["source"] == "grid_worker"
     assert case["location"] == {"lat": 30.001, "lon": 120.002}
@@ -119,10 +119,6 @@ def test_bad_reports_are_refused_with_reasons(client: HubClient) -> None:
     assert report(client, "h-sx").status_code == 403  # a field handler does not report
     assert client.get("/api/cases", headers=auth(client, "gw-hd")).status_code == 403  # nor sees the console's
     assert client.get("/api/alarms", headers=auth(client, "gw-hd")).status_code == 403
-
-
-def _admin(client: HubClient) -> dict[str, str]:
-    return auth_admin(client)
 
 
 def auth_admin(client: HubClient) -> dict[str, str]:
