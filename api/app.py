@@ -24,6 +24,7 @@ from sharpeye.api.routes import alarm_handling as alarm_handling_route
 from sharpeye.api.routes import evidence_bundle as evidence_bundle_route
 from sharpeye.api.routes import field as field_route
 from sharpeye.api.routes import kind as kind_route
+from sharpeye.api.routes import resident as resident_route
 from sharpeye.api.routes import site as site_route
 from sharpeye.api.routes import verification as verification_route
 from sharpeye.api.services import Services, ServicesFactory
@@ -137,6 +138,7 @@ def create_app(
     app.include_router(evidence_bundle_route.router)  # signed evidence bundles and the hub's key
     app.include_router(verification_route.router)  # 研判: verdicts before dispatch, false-alarm statistics
     app.include_router(field_route.router)  # the field app: reports, tasks, patrols
+    app.include_router(resident_route.router)  # the residents' public report page
 
     @app.get("/", include_in_schema=False, dependencies=[PUBLIC])
     async def console() -> FileResponse:
@@ -145,6 +147,10 @@ def create_app(
     @app.get("/field", include_in_schema=False, dependencies=[PUBLIC])
     async def field_root() -> RedirectResponse:
         return RedirectResponse("/field/")
+
+    @app.get("/report", include_in_schema=False, dependencies=[PUBLIC])
+    async def resident_page() -> RedirectResponse:  # the residents' page: a short address for posters and QR codes
+        return RedirectResponse("/field/resident.html")
 
     # The field app at its own path, so its service worker's scope is /field/ (the console's is /).
     app.mount("/field", StaticFiles(directory=STATIC / "field", html=True), name="field")

@@ -17,6 +17,7 @@ from sharpeye.config.site import SiteConfig
 from sharpeye.governance.case import Case
 from sharpeye.governance.field import FieldStore
 from sharpeye.governance.photo import PhotoStore
+from sharpeye.governance.resident import ResidentStore
 from sharpeye.governance.service import CaseScope, CaseService
 from sharpeye.governance.uplink import UplinkService
 from sharpeye.governance.verification import VerificationService
@@ -91,6 +92,10 @@ def get_field(services: ServicesDep) -> FieldStore:
     return services.field
 
 
+def get_residents(services: ServicesDep) -> ResidentStore:
+    return services.residents
+
+
 def get_metrics(services: ServicesDep) -> Metrics:
     return services.metrics
 
@@ -135,6 +140,7 @@ CamerasDep = Annotated[CameraFeeds | None, Depends(get_cameras)]
 SiteDep = Annotated[SiteConfig, Depends(get_site)]
 FieldDep = Annotated[FieldStore, Depends(get_field)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ResidentsDep = Annotated[ResidentStore, Depends(get_residents)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 LiveDep = Annotated[LiveService, Depends(get_live)]
 VerificationDep = Annotated[VerificationService, Depends(get_verification)]

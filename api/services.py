@@ -25,6 +25,7 @@ from sharpeye.governance.field import FieldStore
 from sharpeye.governance.flow import Actor
 from sharpeye.governance.hotline import ImportResult, import_tickets
 from sharpeye.governance.photo import PhotoStore
+from sharpeye.governance.resident import ResidentStore
 from sharpeye.governance.service import CaseService
 from sharpeye.governance.uplink import UplinkService
 from sharpeye.governance.verification import VerificationService
@@ -159,6 +160,7 @@ class Services:
     cameras: CameraFeeds | None
     verification: VerificationService
     field: FieldStore  # the field app's reports (idempotency) and patrols
+    residents: ResidentStore  # the residents' page: challenges, rate limits, receipts
     gb_subscribe: GbSubscribe | None = None  # GB/T 28181 channels pulled on demand for viewers
     ownership: Ownership | None = None  # the leases this node holds among the site's nodes
 

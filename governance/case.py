@@ -69,6 +69,18 @@ class Source(StrEnum):
     hotline = "hotline"
 
 
+class Satisfaction(StrEnum):
+    """A reporter's rating of a closed case (回访/评价). 满意率 counts satisfied and basically satisfied."""
+
+    satisfied = "satisfied"  # 满意
+    basic = "basic"  # 基本满意
+    unsatisfied = "unsatisfied"  # 不满意
+
+    @property
+    def counts_as_satisfied(self) -> bool:
+        return self is not Satisfaction.unsatisfied
+
+
 class ClockUnit(StrEnum):
     """How a time limit is counted (see config.governance.SlaRule.unit)."""
 
@@ -138,6 +150,10 @@ class Case(BaseModel):
     reassignments: int = Field(default=0, ge=0, description="Times dispatched again to another department (改派).")
     merged_into: str | None = Field(default=None, description="Case this one was merged into (并单).")
     claimed_by: str | None = Field(default=None, description="Handler who claimed it (签收).")
+    satisfaction: Satisfaction | None = Field(
+        default=None, description="The reporter's rating after closing (回访/评价); counted in 满意率."
+    )
+    rated_at: datetime | None = Field(default=None, description="When the reporter rated the case.")
 
 
 class CaseEvent(BaseModel):

@@ -76,6 +76,7 @@ EVENT_LABELS: dict[str, Labels] = {
     "merged_from": {"zh": "并入", "en": "merged in"},
     "supervise": {"zh": "督办", "en": "supervised"},
     "notified": {"zh": "已通知", "en": "notified"},
+    "rate": {"zh": "评价", "en": "rated"},
 }
 """Display names of every ``CaseEvent.action`` in a case's history: the actions and the events no one takes."""
 

@@ -160,8 +160,13 @@ class Keys:
         """Counter with TTL: requests of a resident's phone number or address in the current window."""
         return f"{self.prefix}:resident-limit:{what}"
 
+    @property
+    def resident_receipts(self) -> str:
+        """Hash: receipt number -> JSON {case id, digest of the phone number} of a resident's report."""
+        return f"{self.prefix}:resident-receipts"
+
     def resident_challenge(self, challenge_id: str) -> str:
-        """String with TTL: the digest of a one-time code or captcha answer, and its phone, until used."""
+        """String with TTL: the digests of a one-time code or captcha answer and its phone number, until used."""
         return f"{self.prefix}:resident-challenge:{challenge_id}"
 
     # --- governance -------------------------------------------------------------------------

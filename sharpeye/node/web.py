@@ -16,6 +16,7 @@ from sharpeye.clock import Clock
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.field import FieldStore
 from sharpeye.governance.photo import PhotoStore
+from sharpeye.governance.resident import ResidentStore
 from sharpeye.ingest.registry import Registry
 from sharpeye.node.hub import Hub
 from sharpeye.settings import Settings
@@ -54,6 +55,7 @@ def services_of(hub: Hub) -> Services:
         cameras=hub.cameras,
         verification=hub.verification,
         field=FieldStore(hub.redis, hub.keys, hub.clock),
+        residents=ResidentStore(hub.redis, hub.keys, hub.site.governance.residents, hub.site.governance.uplinks),
         gb_subscribe=hub.gb_puller.subscribe if hub.gb_puller is not None else None,
         ownership=hub.ownership,
     )
