@@ -5,6 +5,7 @@
 import { h, fill } from "./dom.js";
 import { t, lang } from "./i18n.js";
 import { put, remove, entries, newId } from "./queue.js";
+import { downscale } from "./photo.js";
 
 /**
  * @typedef {{ username: string, role: string, org_unit: string | null, department: string | null,
@@ -19,8 +20,6 @@ import { put, remove, entries, newId } from "./queue.js";
  * @typedef {{ lat: number, lon: number, accuracy: number, at: number }} Fix
  */
 
-const MAX_EDGE = 1600; // photos are scaled down on the phone to this longest edge before they are kept or sent
-const JPEG_QUALITY = 0.82;
 const FLUSH_EVERY_MS = 15000;
 const TRACK_BATCH_MS = 10000;
 
@@ -83,26 +82,6 @@ function locate() {
       () => resolve(null),
       { enableHighAccuracy: true, timeout: 10000, maximumAge: 30000 },
     );
-  });
-}
-
-/**
- * A photo scaled down on the phone (longest edge ``MAX_EDGE``, JPEG): small enough to send on a weak network,
- * upright (the EXIF orientation applied), without the camera's metadata.
- * @param {File} file
- * @returns {Promise<Blob>}
- */
-async function downscale(file) {
-  const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
-  const scale = Math.min(1, MAX_EDGE / Math.max(bitmap.width, bitmap.height));
-  const canvas = document.createElement("canvas");
-  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
-  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
-  const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
-  ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
-  return new Promise((resolve, reject) => {
-    canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("photo could not be encoded"))), "image/jpeg", JPEG_QUALITY);
   });
 }
 

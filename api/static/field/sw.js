@@ -13,6 +13,7 @@ const SHELL = [
   "/field/dom.js",
   "/field/i18n.js",
   "/field/queue.js",
+  "/field/photo.js",
   "/field/style.css",
   "/field/manifest.webmanifest",
   "/field/icon-192.png",
