@@ -118,6 +118,8 @@ function reportForm(config) {
     fill(result, h("h2", {}, WORDS.receipt), h("p", { class: "receipt", "data-testid": "receipt" }, made.receipt),
       h("p", { class: "muted" }, WORDS.keep_receipt));
     localStorage.setItem("resident-receipt", made.receipt);
+    const follow = document.querySelector("input[name=receipt]");
+    if (follow instanceof HTMLInputElement) follow.value = made.receipt;
   } },
   h("label", {}, WORDS.phone, phone),
   h("button", { type: "button", "data-action": "challenge", onclick: ask }, WORDS.get_code),
