@@ -107,6 +107,7 @@ class Profile(BaseModel):
     org_unit: str | None
     department: str | None
     permissions: list[Permission]
+    must_change_password: bool = Field(default=False, description="Sign in again to choose a new password first.")
     categories: list[str] = Field(description="Case categories a report may name (those some department handles).")
     units: list[str] = Field(description="Org units a report may name: the caller's unit and those below it.")
 
@@ -120,6 +121,7 @@ async def profile(
     units = sorted(inventory.units_below(principal.org_unit)) if principal.org_unit else []
     return Profile(username=principal.username, role=principal.role.value, org_unit=principal.org_unit,
                    department=principal.department, permissions=sorted(ROLE_PERMISSIONS[principal.role]),
+                   must_change_password=principal.must_change_password,
                    categories=categories, units=units)  # fmt: skip
 
 

@@ -30,16 +30,28 @@ def admin(server: HubServer) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def worker(hub_server: HubServer) -> str:
-    """A grid worker of 河东 grid 1 in the community's team (hd-jwh), with a password of their own."""
+def worker(hub_server: HubServer, browser: Browser) -> str:
+    """A grid worker of 河东 grid 1 in the community's team (hd-jwh), made by the admin; at the first sign-in on
+    the phone they choose a password of their own."""
     body = {"username": WORKER, "password": "Initial-Pass-1", "role": "grid_worker", "org_unit": "hedong-g1",
             "department": "hd-jwh"}  # fmt: skip
     assert httpx.post(f"{hub_server.url}/api/users", headers=admin(hub_server), json=body).status_code == 201
-    token = httpx.post(f"{hub_server.url}/api/auth/token",
-                       data={"username": WORKER, "password": "Initial-Pass-1"}).json()["access_token"]  # fmt: skip
-    changed = httpx.post(f"{hub_server.url}/api/auth/password", headers={"Authorization": f"Bearer {token}"},
-                         json={"current_password": "Initial-Pass-1", "new_password": WORKER_PASSWORD})  # fmt: skip
-    assert changed.status_code == 204, changed.text
+    context = browser.new_context(viewport=PHONE, is_mobile=True, locale="zh-CN")
+    page = context.new_page()
+    page.goto(hub_server.url + "/field/")
+    page.fill("input[name=username]", WORKER)
+    page.fill("input[name=password]", "Initial-Pass-1")
+    page.click("form.login button")
+    page.fill("input[name=new_password]", WORKER_PASSWORD)
+    page.fill("input[name=confirm_password]", WORKER_PASSWORD + "x")
+    page.click("form.password button")
+    expect(page.get_by_test_id("password-error")).to_have_text("两次输入的密码不一致")
+    page.fill("input[name=confirm_password]", WORKER_PASSWORD)
+    page.click("form.password button")
+    expect(page.locator("nav.tabs")).to_be_visible()
+    context.close()
+    token = httpx.post(f"{hub_server.url}/api/auth/token", data={"username": WORKER, "password": WORKER_PASSWORD})
+    assert token.status_code == 200 and token.json()["must_change_password"] is False
     return WORKER
 
 

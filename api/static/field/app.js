@@ -199,7 +199,7 @@ function renderLogin(message = "") {
     if (!res) { fill(note, t("need_online")); return; }
     if (!res.ok) { fill(note, res.status === 429 ? t("throttled") : t("wrong_login")); return; }
     const started = await res.json();
-    if (started.must_change_password) { fill(note, t("must_change")); return; }
+    if (started.must_change_password) { renderPasswordChange(pass.value); return; }
     await start();
   } },
   h("h1", {}, t("app")),
@@ -208,6 +208,30 @@ function renderLogin(message = "") {
   h("button", { type: "submit", class: "primary" }, t("sign_in")),
   note);
   fill(root, form);
+}
+
+/**
+ * A password set by an administrator must be replaced at the first sign-in, here as on the console.
+ * @param {string} current
+ */
+function renderPasswordChange(current) {
+  const fresh = /** @type {HTMLInputElement} */ (h("input", { name: "new_password", type: "password", autocomplete: "new-password", minlength: 10, required: true }));
+  const again = /** @type {HTMLInputElement} */ (h("input", { name: "confirm_password", type: "password", autocomplete: "new-password", required: true }));
+  const note = h("p", { class: "error", role: "alert", "data-testid": "password-error" });
+  fill(root, h("form", { class: "login password", onsubmit: async (/** @type {Event} */ e) => {
+    e.preventDefault();
+    if (fresh.value !== again.value) { fill(note, t("password_mismatch")); return; }
+    const res = await call("/api/auth/password", { method: "POST", json: { current_password: current, new_password: fresh.value } }).catch(() => null);
+    if (!res) { fill(note, t("need_online")); return; }
+    if (!res.ok) { fill(note, await reason(res)); return; }
+    await start();
+  } },
+  h("h1", {}, t("new_password_title")),
+  h("p", { class: "muted" }, t("must_change")),
+  h("label", {}, t("new_password"), fresh),
+  h("label", {}, t("confirm_password"), again),
+  h("button", { type: "submit", class: "primary" }, t("save")),
+  note));
 }
 
 /** @param {string} permission */
@@ -486,6 +510,7 @@ async function start() {
   const res = await fetch("/api/field/profile", { credentials: "same-origin" }).catch(() => null);
   if (res && res.status === 401) { renderLogin(); return; }
   if (res && res.status === 403) { renderLogin(t("must_change")); return; }
+  if (res && res.ok && (await res.clone().json()).must_change_password) { renderLogin(t("must_change")); return; }
   if (res && res.ok) {
     profile = await res.json();
     localStorage.setItem("field-profile", JSON.stringify(profile));

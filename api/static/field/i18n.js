@@ -5,7 +5,8 @@
 const WORDS = {
   zh: {
     app: "网格通", sign_in: "登录", username: "账号", password: "密码", wrong_login: "账号或密码错误",
-    throttled: "尝试次数过多，请稍后再试", must_change: "请先在指挥中心电脑端修改初始密码", no_field_role: "此账号没有移动端权限",
+    throttled: "尝试次数过多，请稍后再试", must_change: "首次登录请先设置新密码（至少10位）", new_password_title: "设置新密码", new_password: "新密码",
+    confirm_password: "再次输入新密码", save: "保存", password_mismatch: "两次输入的密码不一致", no_field_role: "此账号没有移动端权限",
     tab_report: "上报", tab_tasks: "任务", tab_patrol: "巡查", tab_me: "我的",
     category: "类别", description: "情况描述", description_hint: "简要说明发现的问题", photos: "现场照片",
     take_photo: "拍照 / 选图", position: "位置", locating: "正在定位…", no_position: "未获取位置",
@@ -31,7 +32,8 @@ const WORDS = {
   en: {
     app: "Grid field app", sign_in: "Sign in", username: "User name", password: "Password",
     wrong_login: "Wrong user name or password", throttled: "Too many attempts; try again later",
-    must_change: "Change your first password on the console first", no_field_role: "This account has no field rights",
+    must_change: "Choose a new password first (10+ characters)", new_password_title: "New password",
+    new_password: "New password", confirm_password: "Repeat it", save: "Save", password_mismatch: "The passwords differ", no_field_role: "This account has no field rights",
     tab_report: "Report", tab_tasks: "Tasks", tab_patrol: "Patrol", tab_me: "Me",
     category: "Category", description: "Description", description_hint: "What did you find?", photos: "Photos",
     take_photo: "Take / pick photos", position: "Position", locating: "Locating…", no_position: "No position",
