@@ -226,7 +226,8 @@ def case_visible(inventory: DeviceInventory, principal: Principal, case: Case) -
     if not in_scope(inventory, principal, case.org_unit):
         return False
     return principal.role is not Role.department_handler or (
-        principal.department is not None and case.department == principal.department
+        principal.department is not None
+        and (case.department == principal.department or case.assisting(principal.department))
     )
 
 

@@ -115,6 +115,18 @@ class GeoPoint(BaseModel):
     lon: float = Field(ge=-180, le=180, description="Longitude, degrees.")
 
 
+class Assist(BaseModel):
+    """A co-handling department (协办) of a case and its own feedback; the lead department is ``Case.department``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    department: str
+    assigned_at: datetime
+    done_at: datetime | None = Field(default=None, description="When this department fed back (协办反馈).")
+    note: str = Field(default="", description="Its feedback.")
+    actor: str | None = Field(default=None, description="Who fed back.")
+
+
 class Case(BaseModel):
     """A case as stored and served."""
 
@@ -154,6 +166,14 @@ class Case(BaseModel):
         default=None, description="The reporter's rating after closing (回访/评价); counted in 满意率."
     )
     rated_at: datetime | None = Field(default=None, description="When the reporter rated the case.")
+    assists: list[Assist] = Field(
+        default_factory=list, description="Co-handling departments (协办), each with its own feedback; the case "
+        "closes when the lead department's feedback is verified."
+    )
+
+    def assisting(self, department: str | None) -> bool:
+        """Whether ``department`` co-handles this case (协办)."""
+        return department is not None and any(a.department == department for a in self.assists)
 
 
 class CaseEvent(BaseModel):

@@ -15,7 +15,7 @@ from sharpeye.config.site import SiteConfig
 from sharpeye.governance.case import Case, CaseEvent, Stage
 from sharpeye.governance.case_record import to_case
 from sharpeye.governance.flow import Flow
-from sharpeye.governance.store import CaseAlarmRow, CaseEventRow, CaseRow, Database
+from sharpeye.governance.store import CaseAlarmRow, CaseAssistRow, CaseEventRow, CaseRow, Database
 from sqlalchemy import Select, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -69,10 +69,12 @@ def scope_conditions(scope: CaseScope | None) -> list[ColumnElement[bool]]:
     out: list[ColumnElement[bool]] = []
     if scope.org_units:
         out.append(CaseRow.org_unit.in_(list(scope.org_units)))
-    if scope.department is not None:
-        out.append(CaseRow.department == scope.department)
+    if scope.department is not None:  # dispatched to the department, or co-handled by it (协办)
+        assisted = select(CaseAssistRow.case_id).where(CaseAssistRow.department == scope.department)
+        out.append(or_(CaseRow.department == scope.department, CaseRow.id.in_(assisted)))
     if scope.departments:
-        out.append(CaseRow.department.in_(list(scope.departments)))
+        assisted = select(CaseAssistRow.case_id).where(CaseAssistRow.department.in_(list(scope.departments)))
+        out.append(or_(CaseRow.department.in_(list(scope.departments)), CaseRow.id.in_(assisted)))
     return out
 
 

@@ -24,6 +24,7 @@ _EXTRA = (
     "location",
     "satisfaction",
     "rated_at",
+    "assists",
 )
 
 

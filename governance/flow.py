@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from sharpeye.config.org import Level
 from sharpeye.config.rule import Severity
-from sharpeye.governance.case import Case, CaseEvent, GeoPoint, Source, Stage
+from sharpeye.governance.case import Assist, Case, CaseEvent, GeoPoint, Source, Stage
 from sharpeye.governance.sla import SlaPolicy
 from sharpeye.ingest.driver import Labels
 
@@ -43,6 +43,8 @@ class Action(StrEnum):
     fail_check = "fail_check"  # 核查不通过 → 返工
     park = "park"  # 挂账
     reopen = "reopen"  # 出库重办
+    assist = "assist"  # 协办: co-handling departments join the case
+    assist_feedback = "assist_feedback"  # 协办反馈: a co-handling department's own feedback
 
     @property
     def label_zh(self) -> str:
@@ -66,6 +68,8 @@ ACTION_LABELS: dict[Action, Labels] = {
     Action.fail_check: {"zh": "核查不通过", "en": "Fail check"},
     Action.park: {"zh": "挂账", "en": "Park"},
     Action.reopen: {"zh": "重办", "en": "Reopen"},
+    Action.assist: {"zh": "协办", "en": "Co-handling"},
+    Action.assist_feedback: {"zh": "协办反馈", "en": "Co-handling feedback"},
 }
 """The one source of the actions' display names: the console's buttons and case history show them."""
 
@@ -127,6 +131,7 @@ class Args:
     target: str | None = None  # merge: the case this one folds into
     extra_s: float | None = None  # extension: measured seconds asked for / granted
     position: GeoPoint | None = None  # claim/feedback from the field: where the actor was (kept in the history)
+    departments: tuple[str, ...] = ()  # assist: the co-handling departments to add
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +178,31 @@ def _own_department(case: Case, actor: Actor, args: Args) -> str | None:
         return f"{actor.id} is not a handler of department {case.department}"
     if actor.role in _FIELD and (case.department is None or case.department not in actor.tasks()):
         return f"the case is not a task of {actor.id} (dispatched to {case.department})"
+    return None
+
+
+def _assist_departments(case: Case, actor: Actor, args: Args) -> str | None:
+    if not args.departments:
+        return "the co-handling departments are required"
+    if case.department in args.departments:
+        return f"{case.department} leads the case: it cannot also co-handle it"
+    if all(case.assisting(d) for d in args.departments):
+        return "these departments co-handle the case already"
+    return None
+
+
+def assisting_department(case: Case, actor: Actor) -> str | None:
+    """The department the actor feeds back for as a co-handler (协办), if any still owes its feedback."""
+    mine = actor.tasks() if actor.role in _FIELD else ({actor.department} if actor.department else set())
+    for assist in case.assists:
+        if assist.department in mine and assist.done_at is None:
+            return assist.department
+    return None
+
+
+def _assisting(case: Case, actor: Actor, args: Args) -> str | None:
+    if assisting_department(case, actor) is None:
+        return f"{actor.id} has no co-handling (协办) of this case to feed back"
     return None
 
 
@@ -278,6 +308,14 @@ RULES: Mapping[Action, Rule] = {
             (_needs_reason, _no_pending_extension),
         ),
         Rule(Action.reopen, frozenset({Stage.parked}), Stage.accepted, _SUPERVISORS, (_needs_reason,)),
+        Rule(Action.assist, _CLOCKED, None, _OPERATORS, (_assist_departments,)),
+        Rule(
+            Action.assist_feedback,
+            frozenset({Stage.dispatched, Stage.handling, Stage.feedback, Stage.verifying}),
+            None,
+            _TAKERS,
+            (_assisting, _needs_reason),
+        ),
     )
 }
 
@@ -286,7 +324,12 @@ def allowed(case: Case, actor: Actor) -> list[Action]:
     """Actions this actor could take now (ignoring arguments a guard would check)."""
     out: list[Action] = []
     for action, rule in RULES.items():
-        if case.stage in rule.sources and actor.role in rule.roles and _own_department(case, actor, Args()) is None:
+        if case.stage not in rule.sources or actor.role not in rule.roles:
+            continue
+        if action is Action.assist_feedback:
+            if assisting_department(case, actor) is not None:
+                out.append(action)
+        elif _own_department(case, actor, Args()) is None:
             out.append(action)
     return out
 
@@ -479,6 +522,15 @@ class Flow:
                 return {"reworks": case.reworks + 1, "handled_at": None}, {}
             case Action.park:
                 return {}, {}
+            case Action.assist:
+                added = [d for d in dict.fromkeys(args.departments) if not case.assisting(d) and d != case.department]
+                joined = [*case.assists, *(Assist(department=d, assigned_at=now) for d in added)]
+                return {"assists": joined}, {"departments": ",".join(added)}
+            case Action.assist_feedback:
+                department = assisting_department(case, actor)
+                done = [a.model_copy(update={"done_at": now, "note": args.reason, "actor": actor.id})
+                        if a.department == department else a for a in case.assists]  # fmt: skip
+                return {"assists": done}, {"department": department or ""}
             case Action.reopen:
                 return {
                     "department": None,

@@ -49,7 +49,15 @@ from sharpeye.governance.indicator import GroupBy, IndicatorRow, Period, compute
 from sharpeye.governance.merge import MergeProposal, mergeable, propose
 from sharpeye.governance.sla import SlaPolicy
 from sharpeye.governance.statistic import Statistics
-from sharpeye.governance.store import CaseAlarmRow, CaseEventRow, CaseIncidentRow, CaseRow, Database, OutboxRow
+from sharpeye.governance.store import (
+    CaseAlarmRow,
+    CaseAssistRow,
+    CaseEventRow,
+    CaseIncidentRow,
+    CaseRow,
+    Database,
+    OutboxRow,
+)
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -234,6 +242,11 @@ class CaseService(CaseQueries, CaseSupervising):
             self.enqueue(session, self.keys.case_events, _event_payload(step.event), now)
             if step.event.action == Action.merge and new.merged_into:
                 new = await self._fold(session, new, new.merged_into, actor, now)
+            if step.event.action == Action.assist:  # the co-handling departments find the case, and are told
+                for department in filter(None, step.event.data.get("departments", "").split(",")):
+                    session.add(CaseAssistRow(case_id=case_id, department=department))
+                    self.enqueue(session, self.keys.case_queue(department),
+                                 {"case_id": case_id, "department": department, "assist": "1"}, now)  # fmt: skip
             if step.event.action in (Action.dispatch, Action.reassign) and new.department:
                 self.enqueue(
                     session,

@@ -113,6 +113,16 @@ class CaseIncidentRow(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
 
 
+class CaseAssistRow(Base):
+    """A co-handling department (协办) of a case, so that department's people find the case (migration 0008). The
+    assist itself (its feedback) lives in the case's ``extra``."""
+
+    __tablename__ = "case_assists"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    department: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
 class CasePhotoRow(Base):
     """A photo attached to a case (a report's evidence); the bytes live under the data dir."""
 

@@ -111,10 +111,12 @@ class CaseAction(BaseModel):
 
     action: Action = Field(description="accept, cancel, merge, dispatch, claim, return, reassign, "
                                         "request_extension, approve_extension, reject_extension, feedback, verify, "
-                                        "pass_check, fail_check, park, reopen")  # fmt: skip
+                                        "pass_check, fail_check, park, reopen, assist, assist_feedback")  # fmt: skip
     note: str = Field(default="", max_length=2000, description="Reason, result or comment.")
     department: str | None = Field(default=None, max_length=64, description="dispatch/reassign: manual override.")
     target: str | None = Field(default=None, max_length=40, description="merge: the case this one folds into.")
+    departments: list[str] = Field(default_factory=list, max_length=20,
+                                   description="assist: the co-handling departments (协办) to add.")  # fmt: skip
     extra_hours: float | None = Field(
         default=None, gt=0, le=24 * 365, allow_inf_nan=False, description="Extension asked or granted."
     )
@@ -155,7 +157,10 @@ async def act_on_case(
         if body.action in (Action.dispatch, Action.reassign):  # by the dispatch table, or a recorded override
             await cases.dispatch(case_id, actor, department=body.department, reason=body.note)
         else:
-            args = Args(reason=body.note, target=body.target, extra_s=extra_s)
+            unknown = [d for d in body.departments if d not in cases.dispatcher.departments]
+            if unknown:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no department {', '.join(unknown)}")
+            args = Args(reason=body.note, target=body.target, extra_s=extra_s, departments=tuple(body.departments))
             await cases.act(case_id, body.action, actor, args)
     except TransitionError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None

@@ -84,9 +84,9 @@ def task_scope(inventory: DeviceInventory, site: SiteConfig, principal: Principa
 
 
 def is_task(inventory: DeviceInventory, site: SiteConfig, principal: Principal, case: Case) -> bool:
+    mine = task_departments(site, principal)
     return (
-        case.department is not None
-        and case.department in task_departments(site, principal)
+        (case.department in mine or any(a.department in mine for a in case.assists))
         and in_scope(inventory, principal, case.org_unit)
     )
 
@@ -255,7 +255,7 @@ async def tasks(
 def _task_actions(case: Case, actor: Actor) -> list[str]:
     from sharpeye.governance.flow import allowed
 
-    return [a.value for a in allowed(case, actor) if a in (Action.claim, Action.feedback)]
+    return [a.value for a in allowed(case, actor) if a in (Action.claim, Action.feedback, Action.assist_feedback)]
 
 
 async def _task(cases: CaseService, photo_store: PhotosDep, site: SiteConfig, principal: Principal, case: Case) -> Task:
@@ -368,7 +368,8 @@ async def feedback(
     request: Request,
 ) -> Task:
     """反馈 (multipart): the result, the position and photos of the work done; the case goes to 反馈 for the centre
-    to check. Idempotent by ``client_id``."""
+    to check. From a co-handling department (协办) it is that department's own feedback (the stage stays).
+    Idempotent by ``client_id``."""
     fields, uploads = await _uploads(site.governance.reports, request)
     body = _form(Feedback, fields)
     assert isinstance(body, Feedback)
@@ -385,8 +386,11 @@ async def feedback(
         raise HTTPException(status.HTTP_409_CONFLICT, "this feedback is being received: send it again shortly",
                             headers={"Retry-After": "2"}) from None  # fmt: skip
     if earlier is None:
+        case = await task_case(cases, inventory, site, principal, case_id)
+        lead = case.department in task_departments(site, principal)
+        action = Action.feedback if lead else Action.assist_feedback  # a co-handling department's own feedback
         try:
-            await _act(cases, site, principal, case_id, Action.feedback, Args(reason=body.note, position=body.point()))
+            await _act(cases, site, principal, case_id, action, Args(reason=body.note, position=body.point()))
             photos = await photo_store.add(case_id, uploads, principal.actor, clock.now()) if uploads else []
         except BaseException:
             await field.report_failed(key)
