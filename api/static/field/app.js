@@ -372,18 +372,22 @@ async function renderTask(main, caseId) {
     h("div", { class: "thumbs" }, task.photos.map((p) => h("img", { alt: "", loading: "lazy",
       src: `/api/field/tasks/${encodeURIComponent(c.id)}/photos/${encodeURIComponent(p.id)}` }))),
     claim || null,
-    task.actions.includes("feedback") && feedbackForm(main, c),
+    (task.actions.includes("feedback") || task.actions.includes("assist_feedback")) &&
+      feedbackForm(main, c, task.actions.includes("assist_feedback")),
     note,
     h("h3", {}, t("history")),
-    h("ol", { class: "history" }, task.history.map((e) => h("li", {}, `${new Date(e.at).toLocaleString()} ${e.action} ${e.note}`))));
+    h("ol", { class: "history" }, task.history.map((e) => h("li", {}, `${new Date(e.at).toLocaleString()} ${t(`action.${e.action}`)} ${e.note}`))));
 }
 
 /**
+ * The feedback of the lead department (反馈), or of a co-handling one (协办反馈: the same form, the hub tells them
+ * apart by the caller's department).
  * @param {HTMLElement} main
  * @param {Case} c
+ * @param {boolean} assist
  * @returns {HTMLElement}
  */
-function feedbackForm(main, c) {
+function feedbackForm(main, c, assist) {
   /** @type {Blob[]} */
   let photos = [];
   const text = /** @type {HTMLTextAreaElement} */ (h("textarea", { name: "note", rows: 3, placeholder: t("feedback_hint"), maxlength: 2000 }));
@@ -405,7 +409,7 @@ function feedbackForm(main, c) {
     photos = [];
     await renderTask(main, c.id);
   } },
-  h("h3", {}, t("feedback")),
+  h("h3", {}, assist ? t("action.assist_feedback") : t("feedback")),
   h("label", {}, t("feedback_note"), text),
   h("label", { class: "camera" }, t("take_photo"), file), thumbs,
   h("button", { type: "submit", class: "primary big" }, t("submit_feedback")), note);

@@ -28,6 +28,12 @@ const WORDS = {
     "category.city_appearance": "市容环境", "category.public_security": "社会治安", "category.dispute": "矛盾纠纷",
     "category.fire": "火灾隐患", "category.flood": "汛情", "category.device_fault": "设备故障",
     "category.environment": "生态环境",
+    "action.report": "上报", "action.accept": "立案", "action.dispatch": "派遣", "action.claim": "签收",
+    "action.feedback": "反馈", "action.verify": "核查", "action.pass_check": "核查通过", "action.fail_check": "返工",
+    "action.return": "回退", "action.reassign": "改派", "action.assist": "协办", "action.assist_feedback": "协办反馈",
+    "action.supervise": "督办", "action.notified": "已通知", "action.request_extension": "申请延期",
+    "action.approve_extension": "批准延期", "action.reject_extension": "驳回延期", "action.park": "挂账",
+    "action.reopen": "重办", "action.rate": "评价",
   },
   en: {
     app: "Grid field app", sign_in: "Sign in", username: "User name", password: "Password",
