@@ -111,9 +111,9 @@ class ResidentStore:
         """Count one more request of ``what`` in its window; RateLimited beyond ``most``."""
         key = self.keys.resident_limit(what)
         pipe = self.redis.pipeline(transaction=True)
+        pipe.set(key, 0, ex=window_s, nx=True)  # the window starts with its first request (INCR keeps the TTL)
         pipe.incr(key)
-        pipe.expire(key, window_s, nx=True)
-        count, _ = await pipe.execute()
+        _, count = await pipe.execute()
         if int(count) > most:
             raise RateLimited(name, max(int(await self.redis.ttl(key)), 1))
 
