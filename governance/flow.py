@@ -349,7 +349,7 @@ def new_case(
     alarm_ids: list[str] | None = None,
 ) -> Transition:
     """A freshly reported case (上报) and its first history entry."""
-    if actor.role in (Role.viewer, Role.handler, Role.integrator):
+    if actor.role in (Role.viewer, Role.handler):
         raise TransitionError("report", f"role {actor.role} may not report cases")
     if now.tzinfo is None:
         raise TransitionError("report", "the time must be aware")

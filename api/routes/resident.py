@@ -97,7 +97,8 @@ class ChallengeAnswer(BaseModel):
 
 @router.post("/api/public/challenges", status_code=status.HTTP_201_CREATED)
 async def challenge(
-    site: SiteDep, residents: ResidentsDep, metrics: MetricsDep, request: Request, body: ChallengeRequest
+    site: SiteDep, residents: ResidentsDep, audit: AuditDep, metrics: MetricsDep, request: Request,
+    body: ChallengeRequest,
 ) -> ChallengeAnswer:
     """A one-time code to the phone (SMS uplink configured) or a captcha; valid once, for ``code_ttl_s``."""
     _enabled(site)
@@ -110,6 +111,7 @@ async def challenge(
         metrics.field.labels("resident", "sms_failed").inc()
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"the SMS gateway did not send the code: {exc}") from None
     metrics.field.labels("resident", f"challenge_{made.kind}").inc()
+    await audit.record(f"resident:{mask(body.phone)}", "resident.challenge", made.kind)
     return ChallengeAnswer(id=made.id, kind=made.kind, image=made.image, expires_in_s=made.expires_in_s)
 
 
