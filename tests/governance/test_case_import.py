@@ -73,8 +73,8 @@ async def test_a_month_comes_in_with_its_times_once(database: Database, tmp_path
         row = await session.get(CaseRow, "QINGSHUI-IMP-T001")
         assert row is not None
         case = to_case(row)
-        events = list(await session.scalars(
-            select(CaseEventRow).where(CaseEventRow.case_id == "QINGSHUI-IMP-T001").order_by(CaseEventRow.at)))  # fmt: skip
+        query = select(CaseEventRow).where(CaseEventRow.case_id == "QINGSHUI-IMP-T001").order_by(CaseEventRow.at)
+        events = list(await session.scalars(query))
     assert [e.action for e in events] == ["report", "accept", "dispatch", "claim", "feedback", "verify", "pass_check"]
     assert events[0].at == cst(2026, 1, 5, 9) and events[-1].at == cst(2026, 1, 5, 10)
     assert case.department == "qs-yjb" and case.dispatched_at == cst(2026, 1, 5, 9, 10)
