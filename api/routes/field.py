@@ -489,6 +489,33 @@ async def patrols(
     return found[:limit]
 
 
+class WorkerPosition(BaseModel):
+    username: str
+    org_unit: str | None
+    patrol_id: str
+    patrolling: bool = Field(description="True while the patrol is open.")
+    position: TrackPoint
+
+
+@router.get("/api/patrols/positions")
+async def last_positions(
+    field: FieldDep,
+    inventory: InventoryDep,
+    principal: PatrolReader,
+    since: Annotated[datetime | None, Query(description="Patrols started from (aware ISO 8601).")] = None,
+) -> list[WorkerPosition]:
+    """Each grid worker's last known position (the last point of their newest patrol with a track), in scope."""
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since needs a time zone")
+    out: dict[str, WorkerPosition] = {}
+    for patrol in await field.list(since=since, limit=500):
+        if patrol.username in out or patrol.last is None or not _patrol_visible(inventory, principal, patrol):
+            continue
+        out[patrol.username] = WorkerPosition(username=patrol.username, org_unit=patrol.org_unit, patrol_id=patrol.id,
+                                              patrolling=patrol.ended_at is None, position=patrol.last)  # fmt: skip
+    return sorted(out.values(), key=lambda p: p.username)
+
+
 @router.get("/api/patrols/{patrol_id}")
 async def patrol_track(
     field: FieldDep, inventory: InventoryDep, principal: PatrolReader, patrol_id: str

@@ -207,7 +207,10 @@ def test_a_patrol_track_is_kept_and_queryable(client: HubClient) -> None:
     assert patrol["id"] in {p["id"] for p in listed}
     track = client.get(f"/api/patrols/{patrol['id']}", headers=admin).json()
     assert [p["lat"] for p in track["track"]] == [p["lat"] for p in points]
+    positions = {p["username"]: p for p in client.get("/api/patrols/positions", headers=admin).json()}
+    assert positions["gw-hd"]["position"]["lat"] == points[-1]["lat"] and not positions["gw-hd"]["patrolling"]
     scoped = auth(client, "op-sx")  # an operator of 山下 does not see a 河东 worker's patrol
+    assert "gw-hd" not in {p["username"] for p in client.get("/api/patrols/positions", headers=scoped).json()}
     assert patrol["id"] not in {p["id"] for p in client.get("/api/patrols", headers=scoped).json()}
     assert client.get(f"/api/patrols/{patrol['id']}", headers=scoped).status_code == 404
     assert client.get("/api/patrols", headers=worker).status_code == 403
