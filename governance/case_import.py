@@ -1,10 +1,11 @@
 """Bringing an old system's cases in (``sharpeye cases import FILE``), with their historical times.
 
-A CSV export (UTF-8, with or without BOM, or GB18030), one case a row, is read with Chinese or English headings;
-each row's times (上报/受理/分拨/签收/反馈/核查/结案) become the case's history with those times, its stage is the
-last step it reached, and its deadline is the category's time limit counted from its 分拨 time, so the indicators
-of an imported month are computed as for cases made here. Columns the import does not know are ignored, with one
-warning naming them. Every row is checked first; a rejected row comes back with its reason and the others go on.
+A CSV export (UTF-8, with or without BOM, or GB18030) or an XLSX workbook (its first sheet), one case a row, is
+read with Chinese or English headings; each row's times (上报/受理/分拨/签收/反馈/核查/结案) become the
+case's history with those times, its stage is the last step it reached, and its deadline is the category's
+time limit counted from its 分拨 time, so the indicators of an imported month are computed as for cases made
+here. Columns the import does not know are ignored, with one warning naming them. Every row is checked first; a
+rejected row comes back with its reason and the others go on.
 
 Idempotent on the old system's case number: an imported case's id is ``<SITE>-IMP-<old number>``, and a row whose
 case exists is reported as such and left alone. The dry run reads and checks everything and writes nothing.
@@ -20,6 +21,7 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+import openpyxl
 from sharpeye.config.rule import Severity
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.case import Case, CaseEvent, GeoPoint, Source, Stage
@@ -91,6 +93,25 @@ def decode(data: bytes) -> str:
             raise ImportFileError(f"neither UTF-8 nor GB18030 (byte {exc.start})") from None
 
 
+def xlsx_rows(data: bytes) -> list[list[str]]:
+    """The first sheet of an XLSX workbook as rows of text (times as ``YYYY-MM-DD HH:MM:SS``)."""
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # a ZIP that is not a workbook, a damaged file
+        raise ImportFileError(f"not a readable XLSX workbook: {exc}") from None
+    try:
+        sheet = book.worksheets[0]
+        rows: list[list[str]] = []
+        for values in sheet.iter_rows(values_only=True):
+            if len(rows) > MAX_ROWS:
+                raise ImportFileError(f"more than {MAX_ROWS} rows: split the file")
+            rows.append(["" if v is None else v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else str(v)
+                         for v in values])  # fmt: skip
+        return rows
+    finally:
+        book.close()
+
+
 def _time(text: str, zone: ZoneInfo, name: str) -> datetime | None:
     text = text.strip()
     if not text:
@@ -121,8 +142,9 @@ class CaseImport:
         self.categories = {c for d in site.departments for c in d.categories}
 
     def parse(self, data: bytes) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
-        """(line, row by field name) of every row, and the warnings (ignored columns)."""
-        reader = csv.reader(io.StringIO(decode(data)))
+        """(line, row by field name) of every row, and the warnings (ignored columns). XLSX (the first sheet) or
+        CSV, told apart by the bytes (an XLSX file is a ZIP)."""
+        reader = iter(xlsx_rows(data)) if data.startswith(b"PK\x03\x04") else csv.reader(io.StringIO(decode(data)))
         header = next(reader, None)
         if not header:
             raise ImportFileError("the file is empty: a header row is needed")

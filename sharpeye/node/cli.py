@@ -656,9 +656,10 @@ def build_parser() -> argparse.ArgumentParser:
     cases_sub = cases.add_subparsers(dest="cases_command", required=True, metavar="WHAT")
     imp = cases_sub.add_parser(
         "import",
-        help="import cases with their historical times from a CSV export (a dry run unless --apply)",
-        description="Read a CSV export (UTF-8 or GB18030; headings 案件编号, 标题, 类别, 网格, 描述, 处置部门, "
-        "上报时间, 受理时间, 分拨时间, 签收时间, 反馈时间, 核查时间, 结案时间, 纬度, 经度, or English names) "
+        help="import cases with their historical times from an XLSX or CSV export (a dry run unless --apply)",
+        description="Read an XLSX workbook or a CSV export (UTF-8 or GB18030; headings 案件编号, 标题, 类别, 网格, "
+        "描述, 处置部门, 上报时间, 受理时间, 分拨时间, 签收时间, 反馈时间, 核查时间, 结案时间, 纬度, 经度, "
+        "or English names) "
         "into the database (SHARPEYE_DATABASE_URL, else the SQLite file under the data directory). Each row's "
         "stage is the last step it has a time for; other columns are ignored with a warning. A case already "
         "imported (by its case number) is left alone. Prints one line a row; exit status 1 when a row was rejected.",

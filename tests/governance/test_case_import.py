@@ -109,3 +109,30 @@ def test_the_command_runs_dry_then_applies(tmp_path: Path, monkeypatch: pytest.M
     assert "created 6" in capsys.readouterr().out
     main(["cases", "import", str(path), "-c", str(demo_path()), "--apply"])
     assert "created 0, already there 7" in capsys.readouterr().out
+
+
+async def test_an_xlsx_export_with_date_cells_comes_in_the_same(database: Database, tmp_path: Path) -> None:
+    import csv
+    import io
+    from datetime import datetime
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for n, values in enumerate(csv.reader(io.StringIO("\n".join([HEADER, *ROWS[:6]])))):
+        cells: list[object] = list(values)
+        if n:  # the times as real date cells, as spreadsheet programs keep them
+            cells = [datetime.strptime(v, "%Y-%m-%d %H:%M") if len(v) == 16 and v[4] == "-" else v for v in values]
+        sheet.append(cells)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    site = load_file(demo_path(), installed())
+    importer = CaseImport(site, database)
+    done = await importer.run(buffer.getvalue(), dry_run=False)
+    assert (done.count("create"), done.count("rejected")) == (6, 0), done.rows
+    stats = Statistics(database, SlaPolicy.from_config(site.governance, site.site.timezone))
+    [month] = await stats.indicators(cst(2026, 2, 1), start=cst(2026, 1, 1), end=cst(2026, 2, 1))
+    assert (month.opened, month.due, month.closed, month.closed_on_time) == (5, 4, 2, 1)
+    with pytest.raises(ImportFileError, match="XLSX"):
+        await importer.run(b"PK\x03\x04 not really a workbook")
