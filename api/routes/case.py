@@ -175,6 +175,49 @@ async def act_on_case(
     return await case_detail(cases, principal, after_action)
 
 
+class BulkAction(BaseModel):
+    """受理 or 派遣 of many cases at once (an imported month, a hotline batch)."""
+
+    action: Literal["accept", "dispatch"] = Field(description="accept (立案) or dispatch (by the dispatch table).")
+    ids: list[str] = Field(min_length=1, max_length=500, description="The cases, each acted on by itself.")
+    note: str = Field(default="", max_length=2000)
+
+
+class BulkOutcome(BaseModel):
+    id: str
+    ok: bool
+    stage: Stage | None = None
+    department: str | None = None
+    reason: str = ""
+
+
+@router.post("/api/cases/bulk")
+async def bulk_action(
+    cases: CasesDep, inventory: InventoryDep, audit: AuditDep, principal: Actor_, body: BulkAction
+) -> list[BulkOutcome]:
+    """The same step for many cases: each is checked and done on its own (one refused does not stop the others),
+    and each outcome comes back with its reason."""
+    actor = actor_of(principal)
+    out: list[BulkOutcome] = []
+    for case_id in dict.fromkeys(body.ids):
+        case = await cases.get(case_id)
+        if case is None or not case_visible(inventory, principal, case):
+            out.append(BulkOutcome(id=case_id, ok=False, reason=f"no case {case_id!r}"))
+            continue
+        try:
+            if body.action == "accept":
+                done = await cases.act(case_id, Action.accept, actor, Args(reason=body.note))
+            else:
+                done = await cases.dispatch(case_id, actor, reason=body.note)
+        except (TransitionError, CaseConflict, DispatchError) as exc:
+            out.append(BulkOutcome(id=case_id, ok=False, stage=case.stage, reason=str(exc)))
+            continue
+        out.append(BulkOutcome(id=case_id, ok=True, stage=done.stage, department=done.department))
+    await audit.record(principal.actor, f"case.bulk_{body.action}", "cases",
+                       {"ids": [o.id for o in out if o.ok], "refused": str(sum(not o.ok for o in out))})  # fmt: skip
+    return out
+
+
 async def visible_case(cases: CaseService, inventory: DeviceInventory, principal: Principal, case_id: str) -> Case:
     """The case, if the caller may see it; else 404 as for a missing one."""
     case = await cases.get(case_id)

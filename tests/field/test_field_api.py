@@ -214,3 +214,21 @@ def test_a_patrol_track_is_kept_and_queryable(client: HubClient) -> None:
     assert patrol["id"] not in {p["id"] for p in client.get("/api/patrols", headers=scoped).json()}
     assert client.get(f"/api/patrols/{patrol['id']}", headers=scoped).status_code == 404
     assert client.get("/api/patrols", headers=worker).status_code == 403
+
+
+def test_bulk_accept_and_dispatch_report_each_case(client: HubClient) -> None:
+    admin = auth_admin(client)
+    ids = [client.post("/api/reports", json={"title": f"批量 {n}", "category": "dispute", "org_unit": "hedong-g1"},
+                       headers=admin).json()["id"] for n in range(2)]  # fmt: skip
+    accepted = client.post("/api/cases/bulk", json={"action": "accept", "ids": [*ids, "NOPE-1"]}, headers=admin)
+    assert accepted.status_code == 200, accepted.text
+    outcome = {o["id"]: o for o in accepted.json()}
+    assert all(outcome[i]["ok"] and outcome[i]["stage"] == "accepted" for i in ids)
+    assert not outcome["NOPE-1"]["ok"] and "no case" in outcome["NOPE-1"]["reason"]
+    again = client.post("/api/cases/bulk", json={"action": "accept", "ids": ids[:1]}, headers=admin).json()
+    assert not again[0]["ok"] and "not allowed from stage accepted" in again[0]["reason"]
+    sent = client.post("/api/cases/bulk", json={"action": "dispatch", "ids": ids}, headers=admin).json()
+    assert all(o["ok"] and o["stage"] == "dispatched" and o["department"] == "hd-jwh" for o in sent), sent
+    assert client.post("/api/cases/bulk", json={"action": "accept", "ids": ids},
+                       headers=auth(client, "gw-hd")).status_code == 403  # fmt: skip
+    assert client.post("/api/cases/bulk", json={"action": "close", "ids": ids}, headers=admin).status_code == 422
