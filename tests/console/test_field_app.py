@@ -108,6 +108,15 @@ def test_the_app_is_installable_with_its_own_service_worker(phone: BrowserContex
     assert "geolocation=()" in httpx.get(f"{hub_server.url}/").headers["Permissions-Policy"]  # not the console
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert page.locator("nav.tabs button").all_inner_texts() == ["上报", "任务", "巡查", "我的"]
+    phone.set_offline(True)  # the app opens without a network: its files from the service worker's cache
+    try:
+        page.reload()
+        expect(page.locator("nav.tabs")).to_be_visible()
+        expect(page.locator("#net")).to_contain_text("当前离线")
+        reached = page.evaluate("fetch('/api/health').then(() => 'network', () => 'no network')")
+        assert reached == "no network"  # so the page above came from the cache
+    finally:
+        phone.set_offline(False)
 
 
 def test_a_report_made_offline_arrives_once_when_the_network_returns(
