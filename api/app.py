@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -26,11 +26,13 @@ from sharpeye.api.routes import admin, alarm, auth, camera, case, cluster, devic
 from sharpeye.api.routes import alarm_handling as alarm_handling_route
 from sharpeye.api.routes import arming as arming_route
 from sharpeye.api.routes import evidence_bundle as evidence_bundle_route
+from sharpeye.api.routes import field as field_route
 from sharpeye.api.routes import gb28181 as gb28181_route
 from sharpeye.api.routes import gb_record as gb_record_route
 from sharpeye.api.routes import kind as kind_route
 from sharpeye.api.routes import push as push_route
 from sharpeye.api.routes import recording as recording_route
+from sharpeye.api.routes import resident as resident_route
 from sharpeye.api.routes import site as site_route
 from sharpeye.api.routes import verification as verification_route
 from sharpeye.api.services import Services, ServicesFactory
@@ -73,6 +75,8 @@ def redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
         headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
     )
 
+
+FIELD_PERMISSIONS_POLICY = "camera=(self), microphone=(), geolocation=(self)"
 
 ReadyCallback = Callable[[Services, str | None], Awaitable[None] | None]
 
@@ -128,6 +132,8 @@ def create_app(
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.url.path.startswith("/field/"):  # the field app takes photos and positions
+            response.headers["Permissions-Policy"] = FIELD_PERMISSIONS_POLICY
         return response
 
     if settings.cors_origins:  # closed unless origins are listed explicitly
@@ -168,10 +174,22 @@ def create_app(
     app.include_router(verification_route.router)  # 研判: verdicts before dispatch, false-alarm statistics
     app.include_router(gb28181_route.router)  # GB/T 28181 PTZ, presets and device control
     app.include_router(arming_route.router)  # fence arm/disarm commands
+    app.include_router(field_route.router)  # the field app: reports, tasks, patrols
+    app.include_router(resident_route.router)  # the residents' public report page
 
     @app.get("/", include_in_schema=False, dependencies=[PUBLIC])
     async def console() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/field", include_in_schema=False, dependencies=[PUBLIC])
+    async def field_root() -> RedirectResponse:
+        return RedirectResponse("/field/")
+
+    @app.get("/report", include_in_schema=False, dependencies=[PUBLIC])
+    async def resident_page() -> RedirectResponse:  # the residents' page: a short address for posters and QR codes
+        return RedirectResponse("/field/resident.html")
+
+    # The field app at its own path, so its service worker's scope is /field/ (the console's is /).
+    app.mount("/field", StaticFiles(directory=STATIC / "field", html=True), name="field")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -15,8 +15,10 @@ from sharpeye.api.services import AuditLog, CameraFeeds, DeadLetters, Hotline, N
 from sharpeye.api.user import Principal, UserStore
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.case import Case
+from sharpeye.governance.field import FieldStore
 from sharpeye.governance.hierarchy import HierarchyService
 from sharpeye.governance.photo import PhotoStore
+from sharpeye.governance.resident import ResidentStore
 from sharpeye.governance.service import CaseScope, CaseService
 from sharpeye.governance.uplink import UplinkService
 from sharpeye.governance.verification import VerificationService
@@ -25,6 +27,7 @@ from sharpeye.ingest.ownership import Ownership
 
 from sharpeye.audit import REQUEST_ORIGIN
 from sharpeye.clock import Clock
+from sharpeye.metrics import Metrics
 from sharpeye.role import Role
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -89,6 +92,18 @@ async def get_cameras(services: ServicesDep) -> CameraFeeds | None:
     return services.cameras
 
 
+async def get_field(services: ServicesDep) -> FieldStore:
+    return services.field
+
+
+async def get_residents(services: ServicesDep) -> ResidentStore:
+    return services.residents
+
+
+async def get_metrics(services: ServicesDep) -> Metrics:
+    return services.metrics
+
+
 async def get_site(services: ServicesDep) -> SiteConfig:
     return services.site
 
@@ -133,6 +148,9 @@ DeadLettersDep = Annotated[DeadLetters, Depends(get_deadletters)]
 StatusDep = Annotated[NodeStatus, Depends(get_status)]
 CamerasDep = Annotated[CameraFeeds | None, Depends(get_cameras)]
 SiteDep = Annotated[SiteConfig, Depends(get_site)]
+FieldDep = Annotated[FieldStore, Depends(get_field)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ResidentsDep = Annotated[ResidentStore, Depends(get_residents)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 LiveDep = Annotated[LiveService, Depends(get_live)]
 VerificationDep = Annotated[VerificationService, Depends(get_verification)]
@@ -219,7 +237,8 @@ def case_visible(inventory: DeviceInventory, principal: Principal, case: Case) -
     if not in_scope(inventory, principal, case.org_unit):
         return False
     return principal.role is not Role.department_handler or (
-        principal.department is not None and case.department == principal.department
+        principal.department is not None
+        and (case.department == principal.department or case.assisting(principal.department))
     )
 
 

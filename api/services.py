@@ -21,10 +21,12 @@ from sharpeye.api.live.camera import GbSubscribe
 from sharpeye.api.live.subscription import PacketSubscriptionLike
 from sharpeye.api.user import UserStore
 from sharpeye.config.site import SiteConfig
+from sharpeye.governance.field import FieldStore
 from sharpeye.governance.flow import Actor
 from sharpeye.governance.hierarchy import HierarchyService
 from sharpeye.governance.hotline import ImportResult, import_tickets
 from sharpeye.governance.photo import PhotoStore
+from sharpeye.governance.resident import ResidentStore
 from sharpeye.governance.service import CaseService
 from sharpeye.governance.uplink import UplinkService
 from sharpeye.governance.verification import VerificationService
@@ -168,6 +170,8 @@ class Services:
     uplinks: UplinkService
     cameras: CameraFeeds | None
     verification: VerificationService
+    field: FieldStore  # the field app's reports (idempotency) and patrols
+    residents: ResidentStore  # the residents' page: challenges, rate limits, receipts
     gb_subscribe: GbSubscribe | None = None  # GB/T 28181 channels pulled on demand for viewers
     gb_key_frame: Callable[[str], object] | None = None  # ask a pulled GB channel's device for a key frame
     gb_platform: Callable[[], GbPlatform | None] | None = None  # the SIP platform, while this node holds the role

@@ -30,7 +30,7 @@ import orjson
 import redis.asyncio as aioredis
 from sharpeye.config.loader import demo_path, load_file
 from sharpeye.config.rule import Severity
-from sharpeye.governance.case import Case, Light, SlaState, Source, Stage
+from sharpeye.governance.case import Case, Light, Satisfaction, SlaState, Source, Stage
 from sharpeye.governance.flow import Actor, Role
 from sharpeye.governance.indicator import GroupBy, compute
 from sharpeye.governance.service import CaseFilter, CaseService, extra_of, indicator_columns
@@ -85,6 +85,9 @@ def open_case(i: int, now: object) -> Case:
     )
 
 
+RATINGS = (Satisfaction.satisfied, None, Satisfaction.unsatisfied, None, None)
+
+
 def closed_case(i: int) -> Case:
     at = START - timedelta(days=90) + timedelta(seconds=7 * i)
     return Case(
@@ -106,6 +109,7 @@ def closed_case(i: int) -> Case:
         due_at=at + timedelta(hours=72),
         returns=i % 7 == 0,
         reworks=i % 11 == 0,
+        satisfaction=RATINGS[i % len(RATINGS)],  # 满意率: two in five rated by their reporter
     )
 
 

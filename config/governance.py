@@ -79,6 +79,25 @@ class ReportLimits(StrictModel):
     )
 
 
+class ResidentReports(StrictModel):
+    """The public report page for residents (/field/resident.html, no account): a phone number proven by a
+    one-time code sent through an SMS uplink, or an image captcha when no SMS uplink is named; rate limits."""
+
+    enabled: bool = Field(default=True, description="False: the public report routes answer 404.")
+    sms_uplink: Identifier | None = Field(
+        default=None, description="Id of an sms uplink whose gateway sends the one-time codes; none: a captcha."
+    )
+    code_ttl_s: int = Field(default=300, ge=30, le=3600, description="A code or captcha is valid this long, once.")
+    challenges_per_phone_per_hour: int = Field(default=5, ge=1, le=1000, description="Codes sent to one number.")
+    challenges_per_address_per_hour: int = Field(
+        default=30, ge=1, le=100_000, description="Codes and captchas asked for from one IP address."
+    )
+    reports_per_phone_per_day: int = Field(default=5, ge=1, le=1000, description="Reports from one number a day.")
+    lookups_per_address_per_hour: int = Field(
+        default=60, ge=1, le=100_000, description="Receipt look-ups and ratings from one IP address."
+    )
+
+
 class MergePolicy(StrictModel):
     """When a new report is proposed for merging (并单) into an open case of the same category."""
 
@@ -306,6 +325,7 @@ class Governance(StrictModel):
 
     reports: ReportLimits = Field(default_factory=ReportLimits, description="Photo upload limits.")
     merge: MergePolicy = Field(default_factory=MergePolicy, description="Merge proposals (并单).")
+    residents: ResidentReports = Field(default_factory=ResidentReports, description="The residents' report page.")
     uplinks: list[Uplink] = Field(default_factory=list, description="Webhook receivers of case and alarm events.")
     hierarchy: Hierarchy = Field(default_factory=Hierarchy, description="Hubs above and below this one.")
     procedures: list[Procedure] = Field(
@@ -342,6 +362,13 @@ class Governance(StrictModel):
         sites = [lower.site for lower in self.hierarchy.lowers]
         if len(sites) != len(set(sites)):
             raise ValueError("hierarchy: a lower hub's site is listed twice")
+        return self
+
+    @model_validator(mode="after")
+    def _resident_sms(self) -> Governance:
+        name = self.residents.sms_uplink
+        if name is not None and not any(u.id == name and u.format == "sms" for u in self.uplinks):
+            raise ValueError(f"residents.sms_uplink {name!r} is not an sms uplink of this site")
         return self
 
     @field_validator("escalation")

@@ -69,6 +69,18 @@ class Source(StrEnum):
     hotline = "hotline"
 
 
+class Satisfaction(StrEnum):
+    """A reporter's rating of a closed case (回访/评价). 满意率 counts satisfied and basically satisfied."""
+
+    satisfied = "satisfied"  # 满意
+    basic = "basic"  # 基本满意
+    unsatisfied = "unsatisfied"  # 不满意
+
+    @property
+    def counts_as_satisfied(self) -> bool:
+        return self is not Satisfaction.unsatisfied
+
+
 class ClockUnit(StrEnum):
     """How a time limit is counted (see config.governance.SlaRule.unit)."""
 
@@ -101,6 +113,18 @@ class GeoPoint(BaseModel):
 
     lat: float = Field(ge=-90, le=90, description="Latitude, degrees.")
     lon: float = Field(ge=-180, le=180, description="Longitude, degrees.")
+
+
+class Assist(BaseModel):
+    """A co-handling department (协办) of a case and its own feedback; the lead department is ``Case.department``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    department: str
+    assigned_at: datetime
+    done_at: datetime | None = Field(default=None, description="When this department fed back (协办反馈).")
+    note: str = Field(default="", description="Its feedback.")
+    actor: str | None = Field(default=None, description="Who fed back.")
 
 
 class Case(BaseModel):
@@ -138,6 +162,18 @@ class Case(BaseModel):
     reassignments: int = Field(default=0, ge=0, description="Times dispatched again to another department (改派).")
     merged_into: str | None = Field(default=None, description="Case this one was merged into (并单).")
     claimed_by: str | None = Field(default=None, description="Handler who claimed it (签收).")
+    satisfaction: Satisfaction | None = Field(
+        default=None, description="The reporter's rating after closing (回访/评价); counted in 满意率."
+    )
+    rated_at: datetime | None = Field(default=None, description="When the reporter rated the case.")
+    assists: list[Assist] = Field(
+        default_factory=list, description="Co-handling departments (协办), each with its own feedback; the case "
+        "closes when the lead department's feedback is verified."
+    )
+
+    def assisting(self, department: str | None) -> bool:
+        """Whether ``department`` co-handles this case (协办)."""
+        return department is not None and any(a.department == department for a in self.assists)
 
 
 class CaseEvent(BaseModel):

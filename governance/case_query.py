@@ -15,7 +15,7 @@ from sharpeye.config.site import SiteConfig
 from sharpeye.governance.case import Case, CaseEvent, Stage
 from sharpeye.governance.case_record import to_case
 from sharpeye.governance.flow import Flow
-from sharpeye.governance.store import CaseAlarmRow, CaseEventRow, CaseRow, Database
+from sharpeye.governance.store import CaseAlarmRow, CaseAssistRow, CaseEventRow, CaseRow, Database
 from sqlalchemy import Select, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -51,11 +51,13 @@ COUNT_CAP = 10_000
 @dataclass(frozen=True, slots=True)
 class CaseScope:
     """Which cases a caller may see: those in ``org_units`` (empty: any unit) and, when ``department`` is set,
-    dispatched to that department. ``nothing``: none at all (e.g. a department handler without a department)."""
+    dispatched to that department; when ``departments`` is set, dispatched to one of them (a grid worker's or
+    field handler's tasks). ``nothing``: none at all (e.g. a department handler without a department)."""
 
     org_units: Sequence[str] = ()
     department: str | None = None
     nothing: bool = False
+    departments: Sequence[str] = ()
 
 
 def scope_conditions(scope: CaseScope | None) -> list[ColumnElement[bool]]:
@@ -67,8 +69,12 @@ def scope_conditions(scope: CaseScope | None) -> list[ColumnElement[bool]]:
     out: list[ColumnElement[bool]] = []
     if scope.org_units:
         out.append(CaseRow.org_unit.in_(list(scope.org_units)))
-    if scope.department is not None:
-        out.append(CaseRow.department == scope.department)
+    if scope.department is not None:  # dispatched to the department, or co-handled by it (协办)
+        assisted = select(CaseAssistRow.case_id).where(CaseAssistRow.department == scope.department)
+        out.append(or_(CaseRow.department == scope.department, CaseRow.id.in_(assisted)))
+    if scope.departments:
+        assisted = select(CaseAssistRow.case_id).where(CaseAssistRow.department.in_(list(scope.departments)))
+        out.append(or_(CaseRow.department.in_(list(scope.departments)), CaseRow.id.in_(assisted)))
     return out
 
 

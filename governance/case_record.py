@@ -22,6 +22,9 @@ _EXTRA = (
     "merged_into",
     "claimed_by",
     "location",
+    "satisfaction",
+    "rated_at",
+    "assists",
 )
 
 
@@ -75,8 +78,9 @@ def write_row(row: CaseRow, case: Case) -> None:
 
 def indicator_columns(case: Case) -> dict[str, Any]:
     """The fields of ``extra`` that also have columns, for the indicators to select and sum in SQL."""
+    rating = case.satisfaction.value if case.satisfaction else None
     return {"accepted_at": case.accepted_at, "returns": case.returns, "extensions": case.extensions,
-            "reworks": case.reworks}  # fmt: skip
+            "reworks": case.reworks, "satisfaction": rating}  # fmt: skip
 
 
 def extra_of(case: Case) -> dict[str, Any]:

@@ -343,6 +343,13 @@ async def _robot(client: httpx.AsyncClient, uplink: Uplink, url: str, body: byte
     return Attempt(False, f"errcode {code}: {str(answer.get('errmsg', ''))[:200] if isinstance(answer, dict) else ''}")
 
 
+async def send_sms(uplink: Uplink, phone: str, text: str, delivery: str) -> Attempt:
+    """One text to one phone through an sms uplink's gateway (its URL, token and body template), now: for the
+    residents' one-time codes, which go to the number typed in, not to the uplink's own recipients."""
+    async with httpx.AsyncClient(timeout=uplink.timeout_s) as client:
+        return await _sms(client, uplink.model_copy(update={"to": [phone]}), delivery, text)
+
+
 async def _sms(client: httpx.AsyncClient, uplink: Uplink, delivery: str, text: str) -> Attempt:
     body = render(
         uplink.body_template or DEFAULT_SMS_BODY,

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from sharpeye.config.org import Level
 from sharpeye.config.rule import Severity
-from sharpeye.governance.case import Case, CaseEvent, GeoPoint, Source, Stage
+from sharpeye.governance.case import Assist, Case, CaseEvent, GeoPoint, Source, Stage
 from sharpeye.governance.sla import SlaPolicy
 from sharpeye.ingest.driver import Labels
 
@@ -43,6 +43,8 @@ class Action(StrEnum):
     fail_check = "fail_check"  # 核查不通过 → 返工
     park = "park"  # 挂账
     reopen = "reopen"  # 出库重办
+    assist = "assist"  # 协办: co-handling departments join the case
+    assist_feedback = "assist_feedback"  # 协办反馈: a co-handling department's own feedback
 
     @property
     def label_zh(self) -> str:
@@ -66,6 +68,8 @@ ACTION_LABELS: dict[Action, Labels] = {
     Action.fail_check: {"zh": "核查不通过", "en": "Fail check"},
     Action.park: {"zh": "挂账", "en": "Park"},
     Action.reopen: {"zh": "重办", "en": "Reopen"},
+    Action.assist: {"zh": "协办", "en": "Co-handling"},
+    Action.assist_feedback: {"zh": "协办反馈", "en": "Co-handling feedback"},
 }
 """The one source of the actions' display names: the console's buttons and case history show them."""
 
@@ -80,6 +84,7 @@ EVENT_LABELS: dict[str, Labels] = {
     "upper_action": {"zh": "上级处置", "en": "upper hub acted"},
     "lower_update": {"zh": "下级续报", "en": "lower hub update"},
     "closed_below": {"zh": "下级办结", "en": "closed by the lower hub"},
+    "rate": {"zh": "评价", "en": "rated"},
 }
 """Display names of every ``CaseEvent.action`` in a case's history: the actions and the events no one takes."""
 
@@ -95,11 +100,18 @@ class TransitionError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who acts. A department handler acts only on cases of their own department."""
+    """Who acts. A department handler acts only on cases of their own department; a grid worker or field handler
+    only on their tasks: cases dispatched to their department or to one of ``task_departments`` (a grid worker's:
+    the departments of their grid)."""
 
     id: str
     role: Role
     department: str | None = None
+    task_departments: frozenset[str] = frozenset()
+
+    def tasks(self) -> frozenset[str]:
+        """The departments whose cases are this actor's tasks."""
+        return self.task_departments | ({self.department} if self.department else set())
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +134,8 @@ class Args:
     assignment: Assignment | None = None
     target: str | None = None  # merge: the case this one folds into
     extra_s: float | None = None  # extension: measured seconds asked for / granted
+    position: GeoPoint | None = None  # claim/feedback from the field: where the actor was (kept in the history)
+    departments: tuple[str, ...] = ()  # assist: the co-handling departments to add
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +147,8 @@ class Transition:
 _OPERATORS = frozenset({Role.operator, Role.supervisor, Role.admin})
 _SUPERVISORS = frozenset({Role.supervisor, Role.admin})
 _HANDLERS = frozenset({Role.department_handler, Role.supervisor, Role.admin})
+_FIELD = frozenset({Role.grid_worker, Role.handler})
+_TAKERS = _HANDLERS | _FIELD  # 签收 and 反馈: also from the field app
 
 Guard = Callable[[Case, Actor, Args], str | None]
 
@@ -164,6 +180,33 @@ def _returned_or_dispatched(case: Case, actor: Actor, args: Args) -> str | None:
 def _own_department(case: Case, actor: Actor, args: Args) -> str | None:
     if actor.role is Role.department_handler and actor.department != case.department:
         return f"{actor.id} is not a handler of department {case.department}"
+    if actor.role in _FIELD and (case.department is None or case.department not in actor.tasks()):
+        return f"the case is not a task of {actor.id} (dispatched to {case.department})"
+    return None
+
+
+def _assist_departments(case: Case, actor: Actor, args: Args) -> str | None:
+    if not args.departments:
+        return "the co-handling departments are required"
+    if case.department in args.departments:
+        return f"{case.department} leads the case: it cannot also co-handle it"
+    if all(case.assisting(d) for d in args.departments):
+        return "these departments co-handle the case already"
+    return None
+
+
+def assisting_department(case: Case, actor: Actor) -> str | None:
+    """The department the actor feeds back for as a co-handler (协办), if any still owes its feedback."""
+    mine = actor.tasks() if actor.role in _FIELD else ({actor.department} if actor.department else set())
+    for assist in case.assists:
+        if assist.department in mine and assist.done_at is None:
+            return assist.department
+    return None
+
+
+def _assisting(case: Case, actor: Actor, args: Args) -> str | None:
+    if assisting_department(case, actor) is None:
+        return f"{actor.id} has no co-handling (协办) of this case to feed back"
     return None
 
 
@@ -215,7 +258,7 @@ RULES: Mapping[Action, Rule] = {
             _OPERATORS,
             (_needs_assignment, _never_dispatched),
         ),
-        Rule(Action.claim, frozenset({Stage.dispatched}), Stage.handling, _HANDLERS, (_own_department,)),
+        Rule(Action.claim, frozenset({Stage.dispatched}), Stage.handling, _TAKERS, (_own_department,)),
         Rule(
             Action.return_,
             _CLOCKED,
@@ -255,7 +298,7 @@ RULES: Mapping[Action, Rule] = {
             Action.feedback,
             frozenset({Stage.handling}),
             Stage.feedback,
-            _HANDLERS,
+            _TAKERS,
             (_own_department, _needs_reason, _no_pending_extension),
         ),
         Rule(Action.verify, frozenset({Stage.feedback}), Stage.verifying, _OPERATORS),
@@ -269,6 +312,14 @@ RULES: Mapping[Action, Rule] = {
             (_needs_reason, _no_pending_extension),
         ),
         Rule(Action.reopen, frozenset({Stage.parked}), Stage.accepted, _SUPERVISORS, (_needs_reason,)),
+        Rule(Action.assist, _CLOCKED, None, _OPERATORS, (_assist_departments,)),
+        Rule(
+            Action.assist_feedback,
+            frozenset({Stage.dispatched, Stage.handling, Stage.feedback, Stage.verifying}),
+            None,
+            _TAKERS,
+            (_assisting, _needs_reason),
+        ),
     )
 }
 
@@ -277,7 +328,12 @@ def allowed(case: Case, actor: Actor) -> list[Action]:
     """Actions this actor could take now (ignoring arguments a guard would check)."""
     out: list[Action] = []
     for action, rule in RULES.items():
-        if case.stage in rule.sources and actor.role in rule.roles and _own_department(case, actor, Args()) is None:
+        if case.stage not in rule.sources or actor.role not in rule.roles:
+            continue
+        if action is Action.assist_feedback:
+            if assisting_department(case, actor) is not None:
+                out.append(action)
+        elif _own_department(case, actor, Args()) is None:
             out.append(action)
     return out
 
@@ -297,7 +353,7 @@ def new_case(
     alarm_ids: list[str] | None = None,
 ) -> Transition:
     """A freshly reported case (上报) and its first history entry."""
-    if actor.role is Role.viewer:
+    if actor.role in (Role.viewer, Role.handler):
         raise TransitionError("report", f"role {actor.role} may not report cases")
     if now.tzinfo is None:
         raise TransitionError("report", "the time must be aware")
@@ -371,6 +427,8 @@ class Flow:
             new = new.model_copy(update={"light": self.sla.light(new, now)})
         if args.reason:
             data.setdefault("reason", args.reason)
+        if args.position is not None:
+            data["lat"], data["lon"] = f"{args.position.lat:.6f}", f"{args.position.lon:.6f}"
         event = CaseEvent(
             at=now,
             action=str(action),
@@ -468,6 +526,15 @@ class Flow:
                 return {"reworks": case.reworks + 1, "handled_at": None}, {}
             case Action.park:
                 return {}, {}
+            case Action.assist:
+                added = [d for d in dict.fromkeys(args.departments) if not case.assisting(d) and d != case.department]
+                joined = [*case.assists, *(Assist(department=d, assigned_at=now) for d in added)]
+                return {"assists": joined}, {"departments": ",".join(added)}
+            case Action.assist_feedback:
+                department = assisting_department(case, actor)
+                done = [a.model_copy(update={"done_at": now, "note": args.reason, "actor": actor.id})
+                        if a.department == department else a for a in case.assists]  # fmt: skip
+                return {"assists": done}, {"department": department or ""}
             case Action.reopen:
                 return {
                     "department": None,

@@ -16,6 +16,7 @@ import csv
 import io
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -47,6 +48,8 @@ HEADINGS = {
     "纬度": "lat",
     "经度": "lon",
     "紧急程度": "severity",
+    "来电时间": "called_at",
+    "受理时间": "accepted_at",
 }
 
 
@@ -66,6 +69,8 @@ class Ticket(BaseModel):
     severity: Severity = Field(default=Severity.minor, description="Severity.")
     lat: float | None = Field(default=None, ge=-90, le=90, description="Latitude, if the hotline geocoded it.")
     lon: float | None = Field(default=None, ge=-180, le=180, description="Longitude.")
+    called_at: datetime | None = Field(default=None, description="来电时间, kept in the case's description.")
+    accepted_at: datetime | None = Field(default=None, description="受理时间 at the hotline, kept likewise.")
 
 
 class Rejected(BaseModel):
@@ -88,6 +93,7 @@ class ImportResult(BaseModel):
     dry_run: bool
     created: list[Planned] = Field(description="Tickets that became cases (in a dry run: that would).")
     rejected: list[Rejected]
+    warnings: list[str] = Field(default_factory=list, description="Fields the import ignored, with their rows.")
 
 
 class ImportError_(ValueError):
@@ -139,6 +145,7 @@ async def import_tickets(
     planned: list[tuple[Planned, Ticket]] = []
     rejected: list[Rejected] = []
     seen: set[str] = set()
+    ignored: dict[str, list[int]] = {}
     for n, raw in enumerate(rows, start=1):
         number = str(raw.get("ticket") or "").strip() or None
         if "__invalid__" in raw:
@@ -146,11 +153,11 @@ async def import_tickets(
             continue
         cleaned = {k: (None if v == "" and k in ("lat", "lon") else v) for k, v in raw.items()}
         try:
-            ticket = Ticket.model_validate({k: v for k, v in cleaned.items() if k in Ticket.model_fields},
+            fields = {k: (None if v == "" and k in ("called_at", "accepted_at") else v) for k, v in cleaned.items()}
+            ticket = Ticket.model_validate({k: v for k, v in fields.items() if k in Ticket.model_fields},
                                            strict=False)  # fmt: skip
-            unknown = sorted(set(cleaned) - set(Ticket.model_fields))
-            if unknown:
-                raise ValueError(f"unknown fields {unknown}")
+            for name in sorted(set(cleaned) - set(Ticket.model_fields)):  # an export's extra columns
+                ignored.setdefault(name, []).append(n)
         except ValidationError as exc:
             rejected.append(Rejected(row=n, ticket=number, reason=_reason(exc)))
             continue
@@ -181,8 +188,10 @@ async def import_tickets(
             continue
         planned.append((Planned(row=n, ticket=ticket.ticket, title=ticket.title, category=ticket.category,
                                 org_unit=ticket.org_unit, department=department), ticket))  # fmt: skip
+    warnings = [f"field {name!r} ignored (rows {', '.join(map(str, at[:10]))}{', ...' if len(at) > 10 else ''})"
+                for name, at in ignored.items()]  # fmt: skip
     if dry_run:
-        return ImportResult(dry_run=True, created=[p for p, _ in planned], rejected=rejected)
+        return ImportResult(dry_run=True, created=[p for p, _ in planned], rejected=rejected, warnings=warnings)
     created: list[Planned] = []
     for plan, ticket in planned:
         # Claim the ticket number first, so two imports running at once create it once.
@@ -196,7 +205,7 @@ async def import_tickets(
             case = await service.report(
                 title=ticket.title, category=ticket.category, severity=ticket.severity, source=Source.hotline,
                 org_unit=ticket.org_unit, actor=actor, location=location,
-                description=f"12345 工单 {ticket.ticket}\n{ticket.description}".strip(),
+                description=f"12345 工单 {ticket.ticket}{_times(ticket)}\n{ticket.description}".strip(),
             )  # fmt: skip
         except Exception:
             await redis.hdel(ticket_key(keys), ticket.ticket)
@@ -204,4 +213,11 @@ async def import_tickets(
         await redis.hset(ticket_key(keys), ticket.ticket, case.id)
         created.append(plan.model_copy(update={"case_id": case.id}))
     log.info("hotline import: %d created, %d rejected", len(created), len(rejected))
-    return ImportResult(dry_run=False, created=created, rejected=rejected)
+    return ImportResult(dry_run=False, created=created, rejected=rejected, warnings=warnings)
+
+
+def _times(ticket: Ticket) -> str:
+    """The hotline's own times, for the case's description (the case's times are the hub's)."""
+    parts = [f"{label}：{value.isoformat(sep=' ')}" for label, value in (("来电时间", ticket.called_at),
+             ("受理时间", ticket.accepted_at)) if value is not None]  # fmt: skip
+    return f"（{'，'.join(parts)}）" if parts else ""

@@ -61,6 +61,8 @@ class IndicatorRow:
     open_green: int = 0
     open_yellow: int = 0
     open_red: int = 0
+    rated: int = 0  # cases the reporter rated (回访/评价)
+    satisfied: int = 0  # of those, satisfied or basically satisfied
     case_ids: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -72,6 +74,11 @@ class IndicatorRow:
     def on_time_rate(self) -> float | None:
         """按期结案率, as a fraction."""
         return self.closed_on_time / self.due if self.due else None
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        """满意率: satisfied and basically satisfied over rated cases, as a fraction (None: nothing rated)."""
+        return self.satisfied / self.rated if self.rated else None
 
     @property
     def avg_handling_s(self) -> float | None:
@@ -178,6 +185,9 @@ def _add(row: IndicatorRow, case: Case, as_of: datetime, sla: SlaPolicy | None) 
             row.handling_s_total += (case.closed_at - case.accepted_at).total_seconds()
     if case.stage is Stage.parked:
         row.parked += 1
+    if case.satisfaction is not None:
+        row.rated += 1
+        row.satisfied += int(case.satisfaction.counts_as_satisfied)
     if case.stage.open:
         light = sla.light(case, as_of) if sla is not None else case.light
         if light is Light.red:
@@ -203,6 +213,9 @@ _COLUMNS = [
     ("open_green", "在办绿灯"),
     ("open_yellow", "在办黄灯"),
     ("open_red", "在办红灯"),
+    ("rated", "评价数"),
+    ("satisfied", "满意数"),
+    ("satisfaction_rate", "满意率"),
 ]
 
 
@@ -215,6 +228,7 @@ def as_dict(row: IndicatorRow, by: Sequence[GroupBy] = ()) -> dict[str, object]:
             out[name] = getattr(row, name)
     out["close_rate"] = _pct(row.close_rate)
     out["on_time_rate"] = _pct(row.on_time_rate)
+    out["satisfaction_rate"] = _pct(row.satisfaction_rate)
     avg = row.avg_handling_s
     out["avg_handling_h"] = round(avg / 3600, 2) if avg is not None else None
     return out

@@ -81,8 +81,136 @@ def check(uploads: list[Upload], limits: ReportLimits) -> list[str]:
         media = sniff(u.data)
         if media is None:
             raise PhotoRejected(f"{u.filename!r} is not a JPEG or PNG image")
+        if media == "image/jpeg":
+            problem = exif_problem(u.data)
+            if problem is not None:
+                raise PhotoRejected(f"{u.filename!r}: {problem}")
         types.append(media)
     return types
+
+
+# --- EXIF (JPEG APP1): a photo whose EXIF is malformed or says something impossible is refused ------------------
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
+_ORIENTATION, _EXIF_IFD, _GPS_IFD = 0x0112, 0x8769, 0x8825
+_MAX_ENTRIES = 1000
+
+
+def exif_problem(data: bytes) -> str | None:
+    """What is wrong with a JPEG's EXIF (None: no EXIF, or nothing wrong). Checked: the segment structure up to
+    the image data, the TIFF header, every IFD and value offset within the block, the orientation (1-8), and the
+    GPS position (within WGS-84 ranges, no zero denominators)."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return f"corrupt JPEG: no segment marker at byte {i}"
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no more metadata
+            return None
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if length < 2 or i + 2 + length > len(data):
+            return f"corrupt JPEG: segment at byte {i} runs past the end of the file"
+        if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\0\0":
+            problem = _tiff_problem(data[i + 10 : i + 2 + length])
+            if problem is not None:
+                return f"wrong EXIF: {problem}"
+        i += 2 + length
+    return None
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _tiff_problem(tiff: bytes) -> str | None:
+    try:
+        if tiff[:2] == b"II":
+            order = "little"
+        elif tiff[:2] == b"MM":
+            order = "big"
+        else:
+            return "unknown byte order"
+        if len(tiff) < 8 or int.from_bytes(tiff[2:4], order) != 42:  # type: ignore[arg-type]
+            return "not a TIFF header"
+        ifd0 = _ifd(tiff, int.from_bytes(tiff[4:8], order), order)  # type: ignore[arg-type]
+        orientation = ifd0.get(_ORIENTATION)
+        if orientation is not None and not (len(orientation) == 1 and 1 <= orientation[0] <= 8):
+            return f"orientation {[int(v) for v in orientation]} is not 1-8"
+        if _EXIF_IFD in ifd0:
+            _ifd(tiff, int(ifd0[_EXIF_IFD][0]), order)
+        if _GPS_IFD in ifd0:
+            return _gps_problem(_ifd(tiff, int(ifd0[_GPS_IFD][0]), order))
+    except _Bad as exc:
+        return str(exc)
+    return None
+
+
+def _ifd(tiff: bytes, offset: int, order: str) -> dict[int, list[float]]:
+    """The numeric values of one IFD's entries (text and unknown types as their bytes' count only)."""
+    if offset < 8 or offset + 2 > len(tiff):
+        raise _Bad(f"IFD offset {offset} is outside the EXIF block")
+    count = int.from_bytes(tiff[offset : offset + 2], order)  # type: ignore[arg-type]
+    if count > _MAX_ENTRIES or offset + 2 + 12 * count > len(tiff):
+        raise _Bad(f"IFD at {offset} with {count} entries runs past the EXIF block")
+    out: dict[int, list[float]] = {}
+    for n in range(count):
+        entry = tiff[offset + 2 + 12 * n : offset + 14 + 12 * n]
+        tag = int.from_bytes(entry[0:2], order)  # type: ignore[arg-type]
+        kind = int.from_bytes(entry[2:4], order)  # type: ignore[arg-type]
+        number = int.from_bytes(entry[4:8], order)  # type: ignore[arg-type]
+        size = _TYPE_SIZES.get(kind)
+        if size is None:
+            continue  # a type this check does not read
+        total = size * number
+        if total <= 4:
+            raw = entry[8 : 8 + total]
+        else:
+            start = int.from_bytes(entry[8:12], order)  # type: ignore[arg-type]
+            if start + total > len(tiff):
+                raise _Bad(f"tag 0x{tag:04x} points outside the EXIF block")
+            raw = tiff[start : start + total]
+        out[tag] = _values(raw, kind, size, number, order, tag)
+    return out
+
+
+def _values(raw: bytes, kind: int, size: int, number: int, order: str, tag: int) -> list[float]:
+    if kind in (3, 4, 8, 9):
+        signed = kind in (8, 9)
+        return [float(int.from_bytes(raw[k * size : (k + 1) * size], order, signed=signed))  # type: ignore[arg-type]
+                for k in range(number)]  # fmt: skip
+    if kind in (5, 10):
+        values = []
+        for k in range(number):
+            num = int.from_bytes(raw[8 * k : 8 * k + 4], order, signed=kind == 10)  # type: ignore[arg-type]
+            den = int.from_bytes(raw[8 * k + 4 : 8 * k + 8], order, signed=kind == 10)  # type: ignore[arg-type]
+            if den == 0:
+                raise _Bad(f"tag 0x{tag:04x} has a zero denominator")
+            values.append(num / den)
+        return values
+    if kind == 2:
+        return [float(b) for b in raw]
+    return [float(len(raw))]
+
+
+def _gps_problem(gps: dict[int, list[float]]) -> str | None:
+    for ref_tag, value_tag, refs, limit, what in ((1, 2, "NS", 90.0, "latitude"), (3, 4, "EW", 180.0, "longitude")):
+        value = gps.get(value_tag)
+        if value is None:
+            continue
+        if len(value) != 3:
+            return f"GPS {what} needs degrees, minutes and seconds"
+        degrees = value[0] + value[1] / 60 + value[2] / 3600
+        if not (0 <= degrees <= limit) or not (0 <= value[1] < 60 and 0 <= value[2] < 60):
+            return f"GPS {what} {degrees:.6f} is out of range (at most {limit:g} degrees)"
+        ref = gps.get(ref_tag)
+        if ref is not None and (not ref or chr(int(ref[0])) not in refs):
+            return f"GPS {what} reference is not {' or '.join(refs)}"
+    return None
 
 
 class PhotoStore:

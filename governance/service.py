@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from sharpeye.config.governance import MergePolicy
 from sharpeye.config.rule import Severity
 from sharpeye.config.site import SiteConfig
-from sharpeye.governance.case import Case, CaseEvent, GeoPoint, Source, Stage
+from sharpeye.governance.case import Case, CaseEvent, GeoPoint, Satisfaction, Source, Stage
 from sharpeye.governance.case_query import (
     COUNT_CAP,
     CaseFilter,
@@ -49,7 +49,15 @@ from sharpeye.governance.indicator import GroupBy, IndicatorRow, Period, compute
 from sharpeye.governance.merge import MergeProposal, mergeable, propose
 from sharpeye.governance.sla import SlaPolicy
 from sharpeye.governance.statistic import Statistics
-from sharpeye.governance.store import CaseAlarmRow, CaseEventRow, CaseIncidentRow, CaseRow, Database, OutboxRow
+from sharpeye.governance.store import (
+    CaseAlarmRow,
+    CaseAssistRow,
+    CaseEventRow,
+    CaseIncidentRow,
+    CaseRow,
+    Database,
+    OutboxRow,
+)
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -234,6 +242,11 @@ class CaseService(CaseQueries, CaseSupervising):
             self.enqueue(session, self.keys.case_events, _event_payload(step.event), now)
             if step.event.action == Action.merge and new.merged_into:
                 new = await self._fold(session, new, new.merged_into, actor, now)
+            if step.event.action == Action.assist:  # the co-handling departments find the case, and are told
+                for department in filter(None, step.event.data.get("departments", "").split(",")):
+                    session.add(CaseAssistRow(case_id=case_id, department=department))
+                    self.enqueue(session, self.keys.case_queue(department),
+                                 {"case_id": case_id, "department": department, "assist": "1"}, now)  # fmt: skip
             if step.event.action in (Action.dispatch, Action.reassign) and new.department:
                 self.enqueue(
                     session,
@@ -389,6 +402,40 @@ class CaseService(CaseQueries, CaseSupervising):
 
     async def reopen(self, case_id: str, actor: Actor, reason: str) -> Case:
         return await self.act(case_id, Action.reopen, actor, Args(reason=reason))
+
+    async def rate(self, case_id: str, satisfaction: Satisfaction, comment: str, actor: str) -> Case:
+        """The reporter's rating of a closed case (回访/评价), once: TransitionError when the case is not closed or
+        is rated already; CaseNotFound; CaseConflict when it changed meanwhile."""
+        now = self.clock.now()
+        async with self.db.sessions() as session:
+            row = await session.get(CaseRow, case_id)
+            if row is None:
+                raise CaseNotFound(case_id)
+            case = to_case(row)
+            if case.stage is not Stage.closed:
+                raise TransitionError("rate", f"the case is {case.stage} ({case.stage.label_zh}): only a closed case "
+                                              "is rated")  # fmt: skip
+            if case.satisfaction is not None:
+                raise TransitionError("rate", "the case is rated already")
+            new = case.model_copy(
+                update={"satisfaction": satisfaction, "rated_at": now, "updated_at": max(now, case.updated_at)}
+            )
+            result = await session.execute(
+                update(CaseRow)
+                .where(CaseRow.id == case_id, CaseRow.updated_at == case.updated_at, CaseRow.satisfaction.is_(None))
+                .values(updated_at=new.updated_at, extra=extra_of(new), **indicator_columns(new))
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(result, "rowcount", 1) != 1:
+                await session.rollback()
+                raise CaseConflict(f"case {case_id} changed while it was rated; read it again")
+            event = CaseEvent(at=now, action="rate", actor=actor, role="reporter", from_stage=Stage.closed,
+                              to_stage=Stage.closed, note=comment, case_id=case_id,
+                              data={"satisfaction": satisfaction.value})  # fmt: skip
+            self.add_event(session, case_id, event)
+            self.enqueue(session, self.keys.case_events, _event_payload(event), now)
+            await session.commit()
+        return new
 
 
 def _event_payload(event: CaseEvent) -> dict[str, str]:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sharpeye.governance.case import Stage
+from sharpeye.governance.case import Satisfaction, Stage
 from sharpeye.governance.case_query import CaseScope, scope_conditions
 from sharpeye.governance.case_record import to_case
 from sharpeye.governance.indicator import GroupBy, IndicatorRow, Period, period_key
@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 _COUNTED_OUT = [Stage.cancelled.value, Stage.merged.value, Stage.reported.value]
 _HANDLED = [Stage.feedback.value, Stage.verifying.value, Stage.closed.value]
 _OPEN = [s.value for s in Stage if s.open]
+_SATISFIED = [s.value for s in Satisfaction if s.counts_as_satisfied]
 
 
 def period_buckets(
@@ -142,6 +143,8 @@ class Statistics:
             total(CaseRow.extensions.expression).label("extensions"),
             total(CaseRow.reworks.expression).label("reworks"),
             count_if(CaseRow.stage == Stage.parked.value).label("parked"),
+            count_if(CaseRow.satisfaction.is_not(None)).label("rated"),
+            count_if(CaseRow.satisfaction.in_(_SATISFIED)).label("satisfied"),
         ).where(window)
         if groups:
             query = query.group_by(*groups)
@@ -162,6 +165,8 @@ class Statistics:
                     extensions=int(rec.extensions or 0),
                     reworks=int(rec.reworks or 0),
                     parked=int(rec.parked or 0),
+                    rated=int(rec.rated or 0),
+                    satisfied=int(rec.satisfied or 0),
                 )
             # Lights of open cases at as_of: read those cases (the open ones only) and ask the SLA clock.
             opened = await session.stream_scalars(select(CaseRow).where(window, CaseRow.stage.in_(_OPEN)))

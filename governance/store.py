@@ -21,7 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The covering index of the indicator query (governance/statistic.py), 立案 time first (migration 0004).
 INDICATOR_INDEX = ("accepted_at", "stage", "department", "category", "org_unit", "due_at", "closed_at", "returns",
-                   "extensions", "reworks")  # fmt: skip
+                   "extensions", "reworks", "satisfaction")  # fmt: skip
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -72,6 +72,7 @@ class CaseRow(Base):
     returns: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     extensions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reworks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    satisfaction: Mapped[str | None] = mapped_column(String(16))  # the reporter's rating (migration 0007)
 
     __table_args__ = (
         Index("ix_cases_created", "created_at"),
@@ -110,6 +111,16 @@ class CaseIncidentRow(Base):
 
     incident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+
+
+class CaseAssistRow(Base):
+    """A co-handling department (协办) of a case, so that department's people find the case (migration 0008). The
+    assist itself (its feedback) lives in the case's ``extra``."""
+
+    __tablename__ = "case_assists"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    department: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 class CasePhotoRow(Base):

@@ -161,6 +161,38 @@ class Keys:
         """Stream: the notification log; one entry per alarm transition (raised, cleared, ...)."""
         return f"{self.prefix}:alarm-events"
 
+    # --- people in the field (governance/field.py, api/routes/field.py) ----------------------
+    def field_report(self, client_id: str) -> str:
+        """String with TTL: the case a field report's client-generated id created ("pending" while it is made),
+        so a resend from the offline queue never makes a second case."""
+        return f"{self.prefix}:field-report:{client_id}"
+
+    def patrol(self, patrol_id: str) -> str:
+        """String: JSON of one 巡查 patrol (who, grid, started, ended, point count)."""
+        return f"{self.prefix}:patrol:{{{patrol_id}}}"
+
+    def patrol_track(self, patrol_id: str) -> str:
+        """List: the patrol's GPS track, one JSON point per entry, in the order received."""
+        return f"{self.prefix}:patrol-track:{{{patrol_id}}}"
+
+    @property
+    def patrols(self) -> str:
+        """Sorted set: patrol id -> start (epoch seconds), every patrol."""
+        return f"{self.prefix}:patrols"
+
+    def resident_limit(self, what: str) -> str:
+        """Counter with TTL: requests of a resident's phone number or address in the current window."""
+        return f"{self.prefix}:resident-limit:{what}"
+
+    @property
+    def resident_receipts(self) -> str:
+        """Hash: receipt number -> JSON {case id, digest of the phone number} of a resident's report."""
+        return f"{self.prefix}:resident-receipts"
+
+    def resident_challenge(self, challenge_id: str) -> str:
+        """String with TTL: the digests of a one-time code or captcha answer and its phone number, until used."""
+        return f"{self.prefix}:resident-challenge:{challenge_id}"
+
     # --- governance -------------------------------------------------------------------------
     def case_queue(self, department: str) -> str:
         """Stream with a consumer group per department: case ids waiting to be claimed."""

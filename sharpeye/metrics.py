@@ -34,6 +34,12 @@ class Metrics:
         )
         self.ingest_backlog = Gauge("sharpeye_ingest_backlog", "Messages received but not yet processed", registry=r)
         self.devices = Gauge("sharpeye_devices", "Devices by kind and state", ["kind", "state"], registry=r)
+        self.field = Counter(
+            "sharpeye_field_requests_total",
+            "Field app and resident page requests, by kind (report, claim, feedback, patrol, resident) and outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.cases = Gauge("sharpeye_cases", "Open cases by stage", ["stage"], registry=r)
         self.queue_depth = Gauge(
             "sharpeye_queue_depth", "Entries waiting in a stream for a consumer group", ["queue"], registry=r

@@ -12,3 +12,5 @@ class Role(StrEnum):
     department_handler = "department_handler"
     integrator = "integrator"
     viewer = "viewer"
+    grid_worker = "grid_worker"  # 网格员: reports, and signs for and feeds back the tasks of their grid
+    handler = "handler"  # 处置人员: signs for and feeds back the tasks of their department, nothing else

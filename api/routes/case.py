@@ -111,10 +111,12 @@ class CaseAction(BaseModel):
 
     action: Action = Field(description="accept, cancel, merge, dispatch, claim, return, reassign, "
                                         "request_extension, approve_extension, reject_extension, feedback, verify, "
-                                        "pass_check, fail_check, park, reopen")  # fmt: skip
+                                        "pass_check, fail_check, park, reopen, assist, assist_feedback")  # fmt: skip
     note: str = Field(default="", max_length=2000, description="Reason, result or comment.")
     department: str | None = Field(default=None, max_length=64, description="dispatch/reassign: manual override.")
     target: str | None = Field(default=None, max_length=40, description="merge: the case this one folds into.")
+    departments: list[str] = Field(default_factory=list, max_length=20,
+                                   description="assist: the co-handling departments (协办) to add.")  # fmt: skip
     extra_hours: float | None = Field(
         default=None, gt=0, le=24 * 365, allow_inf_nan=False, description="Extension asked or granted."
     )
@@ -155,7 +157,10 @@ async def act_on_case(
         if body.action in (Action.dispatch, Action.reassign):  # by the dispatch table, or a recorded override
             await cases.dispatch(case_id, actor, department=body.department, reason=body.note)
         else:
-            args = Args(reason=body.note, target=body.target, extra_s=extra_s)
+            unknown = [d for d in body.departments if d not in cases.dispatcher.departments]
+            if unknown:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no department {', '.join(unknown)}")
+            args = Args(reason=body.note, target=body.target, extra_s=extra_s, departments=tuple(body.departments))
             await cases.act(case_id, body.action, actor, args)
     except TransitionError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
@@ -168,6 +173,49 @@ async def act_on_case(
     not_found_unless(after_action is not None, f"case {case_id!r}")
     assert after_action is not None
     return await case_detail(cases, principal, after_action)
+
+
+class BulkAction(BaseModel):
+    """受理 or 派遣 of many cases at once (an imported month, a hotline batch)."""
+
+    action: Literal["accept", "dispatch"] = Field(description="accept (立案) or dispatch (by the dispatch table).")
+    ids: list[str] = Field(min_length=1, max_length=500, description="The cases, each acted on by itself.")
+    note: str = Field(default="", max_length=2000)
+
+
+class BulkOutcome(BaseModel):
+    id: str
+    ok: bool
+    stage: Stage | None = None
+    department: str | None = None
+    reason: str = ""
+
+
+@router.post("/api/cases/bulk")
+async def bulk_action(
+    cases: CasesDep, inventory: InventoryDep, audit: AuditDep, principal: Actor_, body: BulkAction
+) -> list[BulkOutcome]:
+    """The same step for many cases: each is checked and done on its own (one refused does not stop the others),
+    and each outcome comes back with its reason."""
+    actor = actor_of(principal)
+    out: list[BulkOutcome] = []
+    for case_id in dict.fromkeys(body.ids):
+        case = await cases.get(case_id)
+        if case is None or not case_visible(inventory, principal, case):
+            out.append(BulkOutcome(id=case_id, ok=False, reason=f"no case {case_id!r}"))
+            continue
+        try:
+            if body.action == "accept":
+                done = await cases.act(case_id, Action.accept, actor, Args(reason=body.note))
+            else:
+                done = await cases.dispatch(case_id, actor, reason=body.note)
+        except (TransitionError, CaseConflict, DispatchError) as exc:
+            out.append(BulkOutcome(id=case_id, ok=False, stage=case.stage, reason=str(exc)))
+            continue
+        out.append(BulkOutcome(id=case_id, ok=True, stage=done.stage, department=done.department))
+    await audit.record(principal.actor, f"case.bulk_{body.action}", "cases",
+                       {"ids": [o.id for o in out if o.ok], "refused": str(sum(not o.ok for o in out))})  # fmt: skip
+    return out
 
 
 async def visible_case(cases: CaseService, inventory: DeviceInventory, principal: Principal, case_id: str) -> Case:

@@ -39,6 +39,8 @@ from starlette.datastructures import UploadFile
 
 from sharpeye.clock import Clock
 
+ERRORS: dict[str, bool] = {"include_url": False, "include_context": False}  # the validators' exceptions are not JSON
+
 router = APIRouter(tags=["reports"])
 
 Reader = Annotated[Principal, Depends(require(Permission.cases_read))]
@@ -86,6 +88,12 @@ async def _uploads(limits: ReportLimits, request: Request) -> tuple[dict[str, st
     return fields, uploads
 
 
+def photo_refused(exc: PhotoRejected) -> HTTPException:
+    """The answer to a refused upload: 413 when too large, else 415, with the reason."""
+    code = status.HTTP_413_CONTENT_TOO_LARGE if exc.too_large else status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    return HTTPException(code, exc.reason)
+
+
 async def _store(
     photos: PhotoStore, clock: Clock, principal: Principal, case_id: str, uploads: list[Upload]
 ) -> list[Photo]:
@@ -114,7 +122,7 @@ async def report_with_photos(
     try:
         body = ReportBody.model_validate(fields)
     except ValidationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json_safe(exc.errors(include_url=False))) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json_safe(exc.errors(**ERRORS))) from None
     try:
         check(uploads, site.governance.reports)
     except PhotoRejected as exc:

@@ -83,6 +83,7 @@
  * @property {string | null} due_at
  * @property {string} created_at
  * @property {string[]} alarm_ids
+ * @property {{ department: string, done_at: string | null, note: string }[]} [assists] co-handling (协办)
  */
 
 /**

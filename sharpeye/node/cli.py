@@ -19,6 +19,7 @@ from sharpeye import heap
 from sharpeye.config.loader import ConfigError, demo_path, load_file
 from sharpeye.ingest.registry import installed
 from sharpeye.node.embedded import die_with_parent
+from sharpeye.role import Role
 from sharpeye.settings import Settings, redact_url
 
 log = logging.getLogger("sharpeye")
@@ -440,6 +441,44 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return asyncio.run(check())
 
 
+def cmd_cases_import(args: argparse.Namespace) -> int:
+    """Import an old system's cases with their historical times (a dry run unless --apply)."""
+    import asyncio
+
+    from sharpeye.governance.case_import import CaseImport, ImportFileError
+    from sharpeye.governance.store import Database
+
+    try:
+        site = load_file(Path(args.config), installed())
+        data = Path(args.file).read_bytes()
+    except (ConfigError, OSError) as exc:
+        sys.stderr.write(f"cases import: {exc}\n")
+        return 1
+
+    async def run() -> int:
+        db = Database(_settings(args).resolved_database_url())
+        try:
+            await db.migrate()
+            report = await CaseImport(site, db).run(data, dry_run=not args.apply)
+        except ImportFileError as exc:
+            sys.stderr.write(f"cases import: {exc}\n")
+            return 1
+        finally:
+            await db.close()
+        for warning in report.warnings:
+            _out(f"warning: {warning}")
+        for row in report.rows:
+            detail = row.reason or row.stage
+            _out(f"line {row.row}\t{row.ticket}\t{row.outcome}\t{row.case_id}\t{detail}")
+        verb = "would create" if report.dry_run else "created"
+        _out(f"{verb} {report.count('create')}, already there {report.count('exists')}, "
+             f"rejected {report.count('rejected')}" + (" (dry run: nothing written; --apply to import)"
+                                                       if report.dry_run else ""))  # fmt: skip
+        return 1 if report.count("rejected") else 0
+
+    return asyncio.run(run())
+
+
 def cmd_models_install(args: argparse.Namespace) -> int:
     """Fetch, verify, convert and cache the object detector (the camera stage's ``model.install``)."""
     from sharpeye.ingest.camera.model import ModelError, install
@@ -582,10 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     add = user_sub.add_parser("add", help="add a user; the password is generated unless --password-stdin")
     add.add_argument("username")
-    add.add_argument("--role", required=True, choices=["admin", "supervisor", "operator", "department_handler",
-                                                       "integrator", "viewer"])  # fmt: skip
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--org-unit", default=None, help="scope: this org unit and below (default: everything)")
-    add.add_argument("--department", default=None, help="department of a department handler")
+    add.add_argument("--department", default=None, help="department (department handler, handler, grid worker)")
     add.add_argument("-c", "--config", default=None, help="site YAML to check the org unit and department against")
     add.add_argument("--password-stdin", action="store_true", help="read the initial password from stdin")
     add.set_defaults(func=_run_user_command)
@@ -612,6 +650,24 @@ def build_parser() -> argparse.ArgumentParser:
     key = evidence_sub.add_parser("key", help="print the hub's evidence signing public key and its fingerprint")
     key.add_argument("--data-dir", default=None, help="the hub's data directory (default SHARPEYE_DATA_DIR)")
     key.set_defaults(func=cmd_evidence_key)
+
+    cases = sub.add_parser("cases", help="bring an old system's cases in")
+    cases_sub = cases.add_subparsers(dest="cases_command", required=True, metavar="WHAT")
+    imp = cases_sub.add_parser(
+        "import",
+        help="import cases with their historical times from an XLSX or CSV export (a dry run unless --apply)",
+        description="Read an XLSX workbook or a CSV export (UTF-8 or GB18030; headings 案件编号, 标题, 类别, 网格, "
+        "描述, 处置部门, 上报时间, 受理时间, 分拨时间, 签收时间, 反馈时间, 核查时间, 结案时间, 纬度, 经度, "
+        "or English names) "
+        "into the database (SHARPEYE_DATABASE_URL, else the SQLite file under the data directory). Each row's "
+        "stage is the last step it has a time for; other columns are ignored with a warning. A case already "
+        "imported (by its case number) is left alone. Prints one line a row; exit status 1 when a row was rejected.",
+    )
+    imp.add_argument("file")
+    imp.add_argument("-c", "--config", required=True, help="site YAML (org units, departments, time limits)")
+    imp.add_argument("--apply", action="store_true", help="write the cases (default: a dry run)")
+    imp.add_argument("--data-dir", default=None, help="the hub's data directory (default SHARPEYE_DATA_DIR)")
+    imp.set_defaults(func=cmd_cases_import)
 
     audit = sub.add_parser("audit", help="check the audit log kept in the database")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="WHAT")

@@ -14,7 +14,9 @@ from sharpeye.api.setting import ApiSettings
 from sharpeye.api.user import UserStore
 from sharpeye.clock import Clock
 from sharpeye.config.site import SiteConfig
+from sharpeye.governance.field import FieldStore
 from sharpeye.governance.photo import PhotoStore
+from sharpeye.governance.resident import ResidentStore
 from sharpeye.ingest.gb28181.subscription import PositionStore
 from sharpeye.ingest.registry import Registry
 from sharpeye.node.hub import Hub
@@ -53,6 +55,8 @@ def services_of(hub: Hub) -> Services:
         uplinks=hub.uplinks,
         cameras=hub.cameras,
         verification=hub.verification,
+        field=FieldStore(hub.redis, hub.keys, hub.clock),
+        residents=ResidentStore(hub.redis, hub.keys, hub.site.governance.residents, hub.site.governance.uplinks),
         gb_subscribe=hub.gb_puller.subscribe if hub.gb_puller is not None else None,
         gb_key_frame=hub.gb_puller.request_key_frame if hub.gb_puller is not None else None,
         gb_platform=lambda: hub.gb_platform,

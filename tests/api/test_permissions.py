@@ -304,3 +304,18 @@ def test_silences_are_confined_to_the_callers_unit(app_client: HubClient) -> Non
     assert app_client.delete(f"/api/silences/{theirs['id']}", headers=scoped).status_code == 404
     assert app_client.delete(f"/api/silences/{own.json()['id']}", headers=scoped).status_code == 200
     assert app_client.delete(f"/api/silences/{theirs['id']}", headers=admin).status_code == 200
+
+
+def test_the_field_roles_hold_only_what_the_phone_needs(app_client: HubClient) -> None:
+    """A grid worker reports, takes their tasks and patrols; a field handler only takes tasks. Neither reads the
+    console's alarms, cases, devices or health, and neither may act on cases through the console's routes."""
+    assert ROLE_PERMISSIONS[Role.grid_worker] == {Permission.reports_create, Permission.tasks_act,
+                                                  Permission.patrols_write, Permission.self_service}  # fmt: skip
+    assert ROLE_PERMISSIONS[Role.handler] == {Permission.tasks_act, Permission.self_service}
+    for role in (Role.grid_worker, Role.handler):
+        headers = auth(app_client, f"{role.value}-all")
+        for path in ("/api/cases", "/api/alarms", "/api/devices", "/api/stats", "/api/patrols"):
+            assert app_client.get(path, headers=headers).status_code == 403, (role, path)
+        body = {"title": "x", "category": "dispute", "org_unit": "hedong-g1"}
+        assert app_client.post("/api/reports", json=body, headers=headers).status_code == 403
+        assert app_client.get("/api/field/tasks", headers=headers).json() == []  # no department: no task

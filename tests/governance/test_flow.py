@@ -192,12 +192,17 @@ ACTORS = [
     INTEGRATOR,
     handler("hd-jwh"),
     handler("qs-sfs"),
+    Actor("gw-1", Role.grid_worker, "hd-jwh"),  # the field roles: their department's tasks only
+    Actor("fh-1", Role.handler, "qs-sfs"),
 ]
+DEPARTMENT_SETS: list[tuple[str, ...]] = [(), ("qs-sfs",), ("hd-jwh", "qs-sfs"), ("qs-zfd",)]  # 协办
 ASSIGNMENTS = [None, JWH, SFS, Assignment("qs-sfs", Level.town, "qingshui", overridden_by="op-li")]
 
 _OPS = {Role.operator, Role.supervisor, Role.admin}
 _SUPS = {Role.supervisor, Role.admin}
 _HANDS = {Role.department_handler, Role.supervisor, Role.admin}
+_TAKERS = _HANDS | {Role.grid_worker, Role.handler}  # 签收 and 反馈 also from the field app
+_DEPARTMENTAL = {Role.department_handler, Role.grid_worker, Role.handler}
 _OPEN = {Stage.dispatched, Stage.handling, Stage.feedback, Stage.verifying}
 
 
@@ -212,11 +217,15 @@ class Model:
     extensions: int = 0
     reworks: int = 0
     reassignments: int = 0
+    assists: frozenset[str] = frozenset()  # co-handling departments (协办)
+    assisted: frozenset[str] = frozenset()  # those that fed back
 
 
 def predict(m: Model, action: Action, actor: Actor, args: Args, case_id: str) -> Model | None:
     """The next model state, or None when the action must be refused."""
-    own = actor.role is not Role.department_handler or actor.department == m.department
+    own = actor.role not in _DEPARTMENTAL or (m.department is not None and actor.department == m.department)
+    new_assists = set(args.departments) - m.assists - {m.department}
+    owes = actor.department is not None and actor.department in m.assists - m.assisted
     reason = bool(args.reason.strip())
     a = args.assignment
     assign_ok = a is not None and (a.overridden_by is None or bool(a.reason.strip()))
@@ -225,7 +234,7 @@ def predict(m: Model, action: Action, actor: Actor, args: Args, case_id: str) ->
         Action.cancel: ({Stage.reported, Stage.accepted}, Stage.cancelled, _OPS, reason),
         Action.merge: ({Stage.reported, Stage.accepted}, Stage.merged, _OPS, args.target not in (None, "", case_id)),
         Action.dispatch: ({Stage.accepted}, Stage.dispatched, _OPS, assign_ok and m.returns == 0),
-        Action.claim: ({Stage.dispatched}, Stage.handling, _HANDS, own),
+        Action.claim: ({Stage.dispatched}, Stage.handling, _TAKERS, own),
         Action.return_: ({Stage.dispatched, Stage.handling}, Stage.accepted, _HANDS, own and reason and not m.pending),
         Action.reassign: (
             {Stage.accepted, Stage.dispatched, Stage.handling},
@@ -244,7 +253,7 @@ def predict(m: Model, action: Action, actor: Actor, args: Args, case_id: str) ->
         ),
         Action.approve_extension: ({Stage.handling}, Stage.handling, _SUPS, m.pending),
         Action.reject_extension: ({Stage.handling}, Stage.handling, _SUPS, m.pending and reason),
-        Action.feedback: ({Stage.handling}, Stage.feedback, _HANDS, own and reason and not m.pending),
+        Action.feedback: ({Stage.handling}, Stage.feedback, _TAKERS, own and reason and not m.pending),
         Action.verify: ({Stage.feedback}, Stage.verifying, _OPS, True),
         Action.pass_check: ({Stage.verifying}, Stage.closed, _OPS, True),
         Action.fail_check: ({Stage.verifying}, Stage.handling, _OPS, reason),
@@ -255,6 +264,13 @@ def predict(m: Model, action: Action, actor: Actor, args: Args, case_id: str) ->
             reason and not m.pending,
         ),
         Action.reopen: ({Stage.parked}, Stage.accepted, _SUPS, reason),
+        Action.assist: (
+            {Stage.dispatched, Stage.handling},
+            m.stage,
+            _OPS,
+            bool(args.departments) and m.department not in args.departments and bool(new_assists),
+        ),
+        Action.assist_feedback: (_OPEN, m.stage, _TAKERS, owes and reason),
     }
     sources, target, roles, ok = table[action]
     if m.stage not in sources or actor.role not in roles or not ok:
@@ -279,6 +295,11 @@ def predict(m: Model, action: Action, actor: Actor, args: Args, case_id: str) ->
             nxt = replace(nxt, pending=False)
         case Action.fail_check:
             nxt = replace(nxt, reworks=m.reworks + 1)
+        case Action.assist:
+            nxt = replace(nxt, assists=m.assists | new_assists)
+        case Action.assist_feedback:
+            assert actor.department is not None
+            nxt = replace(nxt, assisted=m.assisted | {actor.department})
     return nxt
 
 
@@ -317,24 +338,28 @@ SOURCES = {
     Action.fail_check: {Stage.verifying},
     Action.park: {Stage.accepted, Stage.dispatched, Stage.handling, Stage.feedback},
     Action.reopen: {Stage.parked},
+    Action.assist: {Stage.dispatched, Stage.handling},
+    Action.assist_feedback: _OPEN,
 }
 ROLES = {
     Action.accept: _OPS,
     Action.cancel: _OPS,
     Action.merge: _OPS,
     Action.dispatch: _OPS,
-    Action.claim: _HANDS,
+    Action.claim: _TAKERS,
     Action.return_: _HANDS,
     Action.reassign: _OPS,
     Action.request_extension: _HANDS,
     Action.approve_extension: _SUPS,
     Action.reject_extension: _SUPS,
-    Action.feedback: _HANDS,
+    Action.feedback: _TAKERS,
     Action.verify: _OPS,
     Action.pass_check: _OPS,
     Action.fail_check: _OPS,
     Action.park: _SUPS,
     Action.reopen: _SUPS,
+    Action.assist: _OPS,
+    Action.assist_feedback: _TAKERS,
 }
 # Ending a case early (cancel, merge) is plausible but rarer, so that random runs also reach the long paths.
 _RARE = {Action.cancel, Action.merge, Action.park}
@@ -364,6 +389,7 @@ def test_random_sequences_agree_with_the_model(flow: Flow, data: st.DataObject) 
             assignment=data.draw(st.sampled_from(ASSIGNMENTS)),
             target=data.draw(st.sampled_from([None, "QS-20251009-0001", "QS-OTHER"])),
             extra_s=data.draw(st.sampled_from([None, 0.0, 4 * H])),
+            departments=data.draw(st.sampled_from(DEPARTMENT_SETS)),
         )
         now = now + timedelta(seconds=data.draw(st.integers(min_value=0, max_value=30 * 3600)))
         expected = predict(model, action, actor, args, case.id)
@@ -386,6 +412,8 @@ def test_random_sequences_agree_with_the_model(flow: Flow, data: st.DataObject) 
             model.reworks,
             model.reassignments,
         )
+        assert {a.department for a in case.assists} == model.assists
+        assert {a.department for a in case.assists if a.done_at is not None} == model.assisted
         check_invariants(case)
         if case.stage.terminal:
             assert allowed(case, ADMIN) == []

@@ -169,9 +169,18 @@ def test_hotline_import_dry_run_then_real_run(client: HubClient) -> None:
                             "colour": "red"}]}  # fmt: skip
     result = client.post("/api/reports/import?format=json&dry_run=false", content=orjson.dumps(tickets),
                          headers=duty).json()  # fmt: skip
-    assert [p["ticket"] for p in result["created"]] == ["HL-100"]
-    assert [(r["row"], r["reason"]) for r in result["rejected"]] == [(2, "not an object"),
-                                                                     (3, "unknown fields ['colour']")]  # fmt: skip
+    assert [p["ticket"] for p in result["created"]] == ["HL-100", "HL-101"]  # an extra column is ignored
+    assert [(r["row"], r["reason"]) for r in result["rejected"]] == [(2, "not an object")]
+    assert result["warnings"] == ["field 'colour' ignored (rows 3)"]
+    timed = [{"ticket": "HL-102", "title": "噪音", "category": "dispute", "org_unit": "hedong-g2",
+              "called_at": "2026-01-05 09:00", "accepted_at": "2026-01-05 09:03"}]  # fmt: skip
+    mapped = client.post("/api/reports/import?format=json&dry_run=false", content=orjson.dumps(timed),
+                         headers=duty).json()  # fmt: skip
+    case = client.get(f"/api/cases/{mapped['created'][0]['case_id']}", headers=duty).json()["case"]
+    assert "来电时间：2026-01-05 09:00" in case["description"] and "受理时间：2026-01-05 09:03" in case["description"]
+    wrong = [{**timed[0], "ticket": "HL-103", "called_at": "昨天"}]
+    refused = client.post("/api/reports/import?format=json", content=orjson.dumps(wrong), headers=duty).json()
+    assert "called_at" in refused["rejected"][0]["reason"]
     bad = client.post("/api/reports/import?format=json", content=b"{oops", headers=duty)
     assert bad.status_code == 422 and "not JSON" in bad.json()["detail"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sharpeye.config.governance import Governance
-from sharpeye.governance.case import Case
+from sharpeye.governance.case import Case, Satisfaction, Stage
 from sharpeye.governance.dispatch import Dispatcher
 from sharpeye.governance.flow import Flow
 from sharpeye.governance.indicator import GroupBy, IndicatorRow, Period, compute
@@ -89,3 +89,28 @@ def test_period_buckets_follow_local_midnight() -> None:
     weeks = period_buckets(cst(2026, 1, 1), cst(2026, 1, 12), Period.week, "Asia/Shanghai")
     assert [k for k, _, _ in weeks] == ["2026-W01", "2026-W02"]
     assert weeks[0][1] == cst(2026, 1, 1) and weeks[1][1] == cst(2026, 1, 5)
+
+
+async def test_satisfaction_rate_matches_the_reference(
+    db: Database, flow: Flow, dispatcher: Dispatcher, sla: SlaPolicy
+) -> None:
+    """满意率: the reporters' ratings of closed cases (satisfied and basically satisfied over rated), in SQL as in
+    the reference, for every grouping."""
+    cycle = [Satisfaction.satisfied, Satisfaction.unsatisfied, Satisfaction.basic, None]
+    cases = list(small_history(flow, dispatcher).cases.values())
+    closed = [c for c in cases if c.stage is Stage.closed]
+    assert len(closed) >= 2
+    rated = {c.id: cycle[n % len(cycle)] for n, c in enumerate(closed)}
+    cases = [c.model_copy(update={"satisfaction": rated.get(c.id)}) for c in cases]
+    await store(db, cases)
+    stats = Statistics(db, sla)
+    start, end = cst(2026, 1, 1), cst(2026, 2, 1)
+    for by, period in GROUPINGS:
+        sql = await stats.indicators(AS_OF, by=by, period=period, start=start, end=end)
+        ref = compute(cases, AS_OF, by=by, period=period, start=start, end=end, sla=sla)
+        assert [(r.group, r.rated, r.satisfied) for r in sql] == [(r.group, r.rated, r.satisfied) for r in ref]
+    [total] = await stats.indicators(AS_OF, start=start, end=end)
+    counted = [rated[c.id] for c in closed if start <= (c.accepted_at or start) < end and rated[c.id] is not None]
+    assert total.rated == len(counted) > 0
+    assert total.satisfied == sum(1 for s in counted if s is not Satisfaction.unsatisfied)
+    assert total.satisfaction_rate == total.satisfied / total.rated

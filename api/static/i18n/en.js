@@ -33,7 +33,7 @@ export const en = {
     hand_note_prompt: "Hand-over note", procedure: "Procedure", step_prompt: "What was done (optional)",
     cluster_nodes: "Hub nodes", node: "Node", started: "Started", weight: "Weight", load: "Load",
     owned: "Owns (devices and roles)", shelve_prompt: "Reason (the same alarm is silenced for an hour)", shelved: "Silenced",
-    case_note: "Note", live_feeds: "Live video", viewers: "Viewers", source: "Source", packets: "Packets",
+    case_note: "Note", assist_departments: "Co-handling department ids (comma-separated)", assist_pending: "pending", live_feeds: "Live video", viewers: "Viewers", source: "Source", packets: "Packets",
     failures: "Failures", merge_proposals: "Merge proposals (open cases of the same matter nearby)",
     merge_into: "Merge into this", distance: "Distance", same_grid: "same grid", gap_hours: "Hours apart",
     merge_confirm: "Merge case", merged_toast: "Merged", uplinks: "Uplinks",

@@ -29,7 +29,7 @@ export const zh = {
     take: "接手", hand: "转交", hand_prompt: "转交给（用户名；留空为交下一班）", hand_note_prompt: "交接说明",
     procedure: "处置预案", step_prompt: "处置情况（可留空）", cluster_nodes: "集群节点", node: "节点", started: "启动",
     weight: "权重", load: "负载", owned: "持有（设备与角色）",
-    shelve_prompt: "屏蔽原因（1小时内同类报警不再提示）", shelved: "已屏蔽", case_note: "办理意见",
+    shelve_prompt: "屏蔽原因（1小时内同类报警不再提示）", shelved: "已屏蔽", case_note: "办理意见", assist_departments: "协办部门编号（逗号分隔）", assist_pending: "待反馈",
     live_feeds: "实时视频", viewers: "观看", source: "来源", packets: "数据包", failures: "故障",
     merge_proposals: "并单建议（同类、相近、时间接近的在办案件）", merge_into: "并入此案", distance: "距离",
     same_grid: "同一网格", gap_hours: "相隔(小时)", merge_confirm: "确认并单：", merged_toast: "已并单",

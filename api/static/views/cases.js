@@ -62,6 +62,8 @@ async function openCase(id) {
       <dt>${t("ui.category")}</dt><dd>${t(`category.${c.category}`)}</dd>
       <dt>${t("ui.stage")}</dt><dd class="case-stage">${t(`stage.${c.stage}`)}</dd>
       <dt>${t("ui.department")}</dt><dd>${departmentName(c.department)}</dd>
+      ${(c.assists || []).length ? html`<dt>${t("action.assist")}</dt><dd>${(c.assists || []).map((a) =>
+        html`<span class="assist">${departmentName(a.department)}${a.done_at ? html`：${a.note}` : ` (${t("ui.assist_pending")})`}</span> `)}</dd>` : ""}
       <dt>${t("ui.deadline")}</dt><dd>${c.due_at ? `${fmtTime(c.due_at)} (${fmtDuration(Date.parse(c.due_at) - Date.now())})` : ""}</dd>
       <dt>${t("ui.alarms")}</dt><dd>${c.alarm_ids.map((a, i) => html`${i ? ", " : ""}<a href="#" data-alarm-link="${a}">${a}</a>`)}</dd></dl>
     ${buttons.length ? html`<p class="actions">${buttons}</p>` : html`<p class="muted">${t("ui.case_actions_note")}</p>`}
@@ -122,8 +124,11 @@ $("case-detail").addEventListener("click", async (ev) => {
   const id = $("case-detail").dataset.case || "";
   const b = closest(ev, "[data-case-act]");
   if (b) {
+    const action = b.dataset.caseAct;
+    // 协办: the co-handling departments, by id, comma-separated
+    const departments = action === "assist" ? (prompt(t("ui.assist_departments")) ?? "").split(/[,，\s]+/).filter(Boolean) : [];
     const note = prompt(t("ui.case_note")) ?? "";
-    try { await api(`/api/cases/${encodeURIComponent(id)}/actions`, { method: "POST", json: { action: b.dataset.caseAct, note } }); }
+    try { await api(`/api/cases/${encodeURIComponent(id)}/actions`, { method: "POST", json: { action, note, departments } }); }
     catch (err) { report(err); }
     await loadCases(); await openCase(id); return;
   }
