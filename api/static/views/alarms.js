@@ -244,6 +244,7 @@ async function openCaseOf(alarmId) {
  * @param {boolean} [resetPlayers]
  */
 async function selectAlarm(id, resetPlayers = true) {
+  const turn = ++selecting;
   selected = id;
   document.querySelectorAll("#alarm-rows tr").forEach((r) => {
     if (r instanceof HTMLElement) r.classList.toggle("selected", r.dataset.alarm === id);
@@ -253,6 +254,9 @@ async function selectAlarm(id, resetPlayers = true) {
   /** @type {ProcedureView} */
   const procedure = await api(`/api/alarms/${encodeURIComponent(id)}/procedure`);
   const a = detail.alarm; state.alarms.set(a.id, a);
+  // a later selection (a click, the pop-up of a new alarm, a refresh) started while this one waited owns the pane:
+  // drawing this older one now would replace what the operator already works in
+  if (turn !== selecting) return;
   const pane = $("alarm-detail");
   const keep = !resetPlayers && pane.dataset.alarm === id;
   const evidence = (a.evidence || []).map((e) => (IMAGE.test(e)
@@ -294,7 +298,7 @@ async function selectAlarm(id, resetPlayers = true) {
   // the first GB/T 28181 camera of the alarm can be turned from here (云台)
   const attach = () => {
     const cam = a.cameras.slice(0, 4).find((c) => isGbChannel(c));
-    if (cam && pane.dataset.alarm === id && !detailPtz) detailPtz = ptzFor(cam, box);
+    if (cam && pane.dataset.alarm === id && box.isConnected && !detailPtz) detailPtz = ptzFor(cam, box);
   };
   if (state.devices.size) attach(); else loadDeviceHealth().then(attach).catch(report);
   // Look back: each linked camera (and GB/T 28181 channel) from 10 s before the alarm, on the playback timeline.
@@ -308,6 +312,8 @@ async function selectAlarm(id, resetPlayers = true) {
 
 /** @type {import("../ptz.js").PtzPanel | null} */
 let detailPtz = null;
+/** the latest selectAlarm call: only it may draw the detail */
+let selecting = 0;
 
 function closePlayers() {
   detailPlayers.forEach((p) => p.close()); detailPlayers = [];
@@ -357,11 +363,12 @@ $("alarms").addEventListener("click", (ev) => {
   const caseLink = closest(ev, "[data-case]");
   if (caseLink) { ev.preventDefault(); open("cases", caseLink.dataset.case || "").catch(report); return; }
   const row = closest(ev, "tr[data-alarm]");
-  if (row) selectAlarm(row.dataset.alarm || "").catch(report);
+  // the open alarm's own row refreshes its detail: its cameras, its PTZ panel (a preset number being typed) stay
+  if (row) selectAlarm(row.dataset.alarm || "", false).catch(report);
 });
 
 register("alarms", {
   refresh,
   open: (id) => selectAlarm(id),
-  reset: () => { closePlayers(); selected = null; },
+  reset: () => { closePlayers(); selected = null; delete $("alarm-detail").dataset.alarm; },
 });
