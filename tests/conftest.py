@@ -141,6 +141,15 @@ def _forget_hub_sessions() -> Iterator[None]:
             forget_mqtt_session(url, client_id)
 
 
+def own_mqtt_session(mqtt_url: str, prefix: str) -> str:
+    """A client id of its own for a test hub on the session's broker (a hub process: SHARPEYE_MQTT_CLIENT_ID), ended
+    after the test module like those of hub_settings. With the site's default one, a hub of the demo site would take
+    over the session an earlier test's hub left on the broker, with every device message published since queued."""
+    client_id = f"sharpeye-hub-{prefix}"
+    _HUB_SESSIONS.add((mqtt_url, client_id))
+    return client_id
+
+
 def hub_settings(
     data_dir: Path,
     redis_url: str | None,
@@ -159,8 +168,7 @@ def hub_settings(
         # A session of this hub's own (its nodes share it, as a site's nodes do): with the site's default one, every
         # test hub of the demo site would take over the session the previous ones left on the session's broker,
         # with whatever other tests' devices published meanwhile still queued in it.
-        extra["mqtt_client_id"] = f"sharpeye-hub-{prefix}"
-        _HUB_SESSIONS.add((mqtt_url, extra["mqtt_client_id"]))
+        extra["mqtt_client_id"] = own_mqtt_session(mqtt_url, prefix)
     return Settings(
         data_dir=data_dir,
         redis_url=redis_url,

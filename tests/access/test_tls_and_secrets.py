@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from sharpeye.config.loader import demo_path
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
+from tests.conftest import own_mqtt_session
 from tests.helpers import wait_for
 
 ADMIN_SECRET = "Admin-Secret-Pw-4711"
@@ -53,12 +54,14 @@ def test_https_serving_and_no_secret_in_output_or_logs(
 ) -> None:
     cert, key = self_signed(tmp_path)
     data = tmp_path / "data"
+    prefix = f"tls{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")} | {
         "SHARPEYE_TLS_CERT": str(cert),
         "SHARPEYE_TLS_KEY": str(key),
         "SHARPEYE_REDIS_URL": redis_server.url,
-        "SHARPEYE_REDIS_PREFIX": f"tls{uuid.uuid4().hex[:8]}",
+        "SHARPEYE_REDIS_PREFIX": prefix,
         "SHARPEYE_MQTT_URL": f"mqtt://hub:{BROKER_SECRET}@127.0.0.1:{mqtt_broker.port}",
+        "SHARPEYE_MQTT_CLIENT_ID": own_mqtt_session(mqtt_broker.url, prefix),
         "SHARPEYE_ADMIN_PASSWORD": ADMIN_SECRET,
         "SHARPEYE_CAMERAS": "false",
         "SHARPEYE_LOG_LEVEL": "DEBUG",

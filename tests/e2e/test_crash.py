@@ -19,6 +19,7 @@ from sharpeye.config.loader import demo_path
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
+from tests.conftest import own_mqtt_session
 from tests.helpers import Publisher, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,8 @@ def start_hub(tmp: Path, redis_url: str, mqtt_url: str, keys: Keys) -> tuple[sub
         "SHARPEYE_REDIS_PREFIX": keys.prefix,
         "SHARPEYE_ADMIN_PASSWORD": "crash-test-pw",
         "SHARPEYE_NODE_ID": "crash-node",
+        # the session the restarted hub takes up again; the site's default one may hold other tests' messages
+        "SHARPEYE_MQTT_CLIENT_ID": own_mqtt_session(mqtt_url, keys.prefix),
         "SHARPEYE_LOG_LEVEL": "WARNING",
         "SHARPEYE_CAMERAS": "false",
     }
