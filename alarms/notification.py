@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from sharpeye.keys import Keys
+from sharpeye.redis_connection import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ async def consume(
     stream = keys.alarm_events
     backlog = True
     while True:
+        stop_if_cancelled()  # a cancel the Redis client swallowed still stops the consumer
         try:
             if backlog:
                 own = await redis.xreadgroup(group, consumer, {stream: "0"}, count=100)

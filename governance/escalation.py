@@ -34,6 +34,7 @@ from sharpeye.governance.sla import SlaPolicy
 
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
+from sharpeye.redis_connection import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +296,7 @@ class Notifier:
         stop = stop or asyncio.Event()
         await self.ensure_group()
         while not stop.is_set():
+            stop_if_cancelled()  # a cancel the Redis client swallowed still stops the notifier
             try:
                 if not await self.run_once():
                     await self.read_wait(block_ms)

@@ -34,7 +34,7 @@ from sharpeye.ingest.location import Location
 from sharpeye.ingest.registry import Registry
 
 from sharpeye.keys import Keys
-from sharpeye.redis_connection import log_retry
+from sharpeye.redis_connection import log_retry, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +328,7 @@ class DeviceInventory:
         while True:
             try:
                 got = await self.redis.xread({stream: self._cursor}, count=500, block=block_ms)
+                stop_if_cancelled()  # a cancel the client swallowed (see there) still stops the follower
                 entries = [e for _, items in got for e in items]
                 if not entries:
                     continue

@@ -9,6 +9,7 @@ asks the Sentinels again and reconnects to the new master.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from urllib.parse import unquote
@@ -68,3 +69,14 @@ def log_retry(logger: logging.Logger, what: str, exc: BaseException) -> None:
         logger.warning("%s waits for Redis (%s); retrying", what, exc)
     else:
         logger.warning("%s failed; retrying", what, exc_info=exc)
+
+
+def stop_if_cancelled() -> None:
+    """Raise ``CancelledError`` in a background loop whose task was asked to stop. Call it after each Redis call
+    of a loop that runs until cancelled: on Python 3.11 a cancellation that lands as a reply arrives can be
+    swallowed inside the client (``asyncio.wait_for`` returns the finished call's result and drops the cancel,
+    CPython gh-86296, which redis-py uses on every command), and the loop would then run on for ever, with whoever
+    cancelled it waiting on it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

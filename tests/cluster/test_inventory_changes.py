@@ -26,6 +26,20 @@ async def until(check: object, what: str, limit_s: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def stop(follower: asyncio.Task[None], limit_s: float = 5.0) -> None:
+    """Cancel a follower and see it end: one that runs on after its cancel fails here rather than hanging."""
+    follower.cancel()
+    done, _ = await asyncio.wait({follower}, timeout=limit_s)
+    if not done:
+        for _ in range(10):  # cancel it again so that no task outlives the test, then fail
+            follower.cancel()
+            if (await asyncio.wait({follower}, timeout=1.0))[0]:
+                break
+        raise AssertionError(f"the follower still ran {limit_s} s after it was cancelled")
+    with contextlib.suppress(asyncio.CancelledError):
+        await follower
+
+
 async def test_two_inventories_follow_each_other(redis_client: aioredis.Redis, keys: Keys) -> None:
     site = load_file(demo_path(), installed())
     a = DeviceInventory(site, installed(), redis_client, keys)
@@ -52,9 +66,7 @@ async def test_two_inventories_follow_each_other(redis_client: aioredis.Redis, k
         assert b.applied == 2
 
         # b falls behind: its follower stops, a makes changes, the stream is trimmed past b's position
-        follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await follower
+        await stop(follower)
         for i in range(3):
             await a.upsert(fence(f"fence-y{i}"), "discovery")
         await redis_client.xtrim(keys.inventory_changes, maxlen=1)
@@ -62,6 +74,16 @@ async def test_two_inventories_follow_each_other(redis_client: aioredis.Redis, k
         await until(lambda: all(b.get(f"fence-y{i}") is not None for i in range(3)), "b reloading every device")
         assert b.get("fence-x") is None and b.version == 6
     finally:
-        follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await follower
+        await stop(follower)
+
+
+async def test_a_cancelled_follower_stops_whenever_the_cancel_lands(redis_client: aioredis.Redis, keys: Keys) -> None:
+    """Cancelled at any point of its blocking read (before, during, as the empty reply comes back), the follower
+    ends: a cancel the client swallows (asyncio.wait_for on Python 3.11) does not leave it reading for ever."""
+    inventory = DeviceInventory(load_file(demo_path(), installed()), installed(), redis_client, keys)
+    await inventory.load_runtime()
+    for i in range(60):
+        follower = asyncio.create_task(inventory.follow(block_ms=20))
+        await asyncio.sleep(0.02 * (1 + i % 3) + (i % 7) * 0.0005)  # near the moments an empty reply comes back
+        await stop(follower, limit_s=3.0)
+        assert follower.cancelled(), f"round {i}: the follower ended without being cancelled"
