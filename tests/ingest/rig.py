@@ -16,6 +16,7 @@ from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.node.hub import Hub
 from sharpeye.settings import Settings
+from tests.conftest import own_mqtt_session
 
 
 def event(seq: int, zone: str = "z1") -> dict[str, object]:
@@ -37,8 +38,11 @@ async def until(check: Callable[[], object], what: str, seconds: float = 15) -> 
 
 class Rig:
     def __init__(self, tmp: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, keys: Keys) -> None:
+        # an MQTT session of its own (ended after the module): the demo site's default one may hold every device
+        # message other tests published since a hub left it on the session's broker
         self.settings = Settings(cameras=False, data_dir=tmp, redis_url=redis.url, mqtt_url=broker.url,  # type: ignore[arg-type]
-                                 redis_prefix=keys.prefix, node_id=keys.prefix)  # fmt: skip
+                                 redis_prefix=keys.prefix, node_id=keys.prefix,
+                                 mqtt_client_id=own_mqtt_session(broker.url, keys.prefix))  # fmt: skip
         self.keys = keys
         self.hub: Hub | None = None
 

@@ -21,6 +21,7 @@ from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.node.hub import PENDING_LETTERS, Hub
 from sharpeye.settings import Settings
+from tests.conftest import own_mqtt_session
 
 OPTIONS = (b"OPTIONS sip:34020000002000000001@127.0.0.1 SIP/2.0\r\n"
            b"Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKgarbage1\r\nFrom: <sip:a@b>;tag=1\r\n"
@@ -35,7 +36,8 @@ async def hub(
     data: dict[str, Any] = yaml.safe_load(demo_path().read_text(encoding="utf-8"))
     data["gb28181"] = {"sip_id": "34020000002000000001", "port": 0, "tcp": False}
     settings = Settings(cameras=False, data_dir=tmp_path, redis_url=redis_server.url, mqtt_url=mqtt_broker.url,  # type: ignore[arg-type]
-                        redis_prefix=keys.prefix, node_id=keys.prefix)  # fmt: skip
+                        redis_prefix=keys.prefix, node_id=keys.prefix,
+                        mqtt_client_id=own_mqtt_session(mqtt_broker.url, keys.prefix))  # fmt: skip
     made = Hub(settings, load_text(yaml.safe_dump(data, allow_unicode=True), installed()))
     await made.start()
     yield made
