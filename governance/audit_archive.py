@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from sharpeye.keys import Keys
-from sharpeye.redis_connection import log_retry
+from sharpeye.redis_connection import log_retry, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class AuditArchive:
         await self.ensure_group()
         backlog = True
         while True:
+            stop_if_cancelled()  # a cancel swallowed inside redis-py (see sharpeye.redis_connection)
             try:
                 start = "0" if backlog else ">"
                 got = await self.redis.xreadgroup(GROUP, self.consumer, {self.keys.audit: start}, count=200,

@@ -59,6 +59,7 @@ from sharpeye.governance.uplink import UplinkService, verify
 from sqlalchemy import func, select, update
 
 from sharpeye.keys import Keys
+from sharpeye.redis_connection import stop_if_cancelled
 from sharpeye.role import Role
 
 log = logging.getLogger(__name__)
@@ -360,6 +361,7 @@ class HierarchyService:
             await self.redis.xgroup_create(stream, GROUP, id="$", mkstream=True)
         backlog = True
         while True:
+            stop_if_cancelled()  # a cancel swallowed inside redis-py (see sharpeye.redis_connection)
             try:
                 if not await self._hold_lease():
                     backlog = True

@@ -55,6 +55,7 @@ from sharpeye.governance.push import PushService
 
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
+from sharpeye.redis_connection import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +261,7 @@ class UplinkService:
         stream, grp = self.keys.case_events, group(uplink.id)
         backlog = True
         while True:
+            stop_if_cancelled()  # a cancel swallowed inside redis-py (see sharpeye.redis_connection)
             try:
                 if backlog:
                     own = await self.redis.xreadgroup(grp, self.consumer, {stream: "0"}, count=100)
