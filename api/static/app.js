@@ -61,6 +61,8 @@ async function start() {
   pushState().then((s) => { push = s; renderPush(); }).catch(report);
   stopStream = alarmStream((msg) => { onAlarmChange(msg).catch(report); }, (up) => {
     $("link").className = `link ${up ? "up" : "down"}`; $("link").dataset.up = up ? "1" : "0";
+    // changes made while the stream was down (or before it first came up) were not heard: read the view again
+    if (up) refresh().catch(report);
   });
   show(state.view);
   if (!following) { following = true; onOpen((view, id) => { open(view, id).catch(report); }); }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 from sharpeye.config.site import Site
 
 from sharpeye.keys import Keys
@@ -31,6 +31,17 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 ADMIN_PASSWORD = "console-admin-pw"
+
+
+def sign_in(page: Page, url: str, user: str = "admin", password: str = ADMIN_PASSWORD) -> None:
+    """Open the console and sign in; returns once the live alarm stream is up (a change made before it would be
+    heard only by the console's re-read on connect, which a test should not race)."""
+    page.goto(url + "/")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("form#login button")
+    expect(page.locator("#nav")).to_be_visible()
+    expect(page.locator("#link")).to_have_attribute("data-up", "1")
 
 
 def free_port() -> int:

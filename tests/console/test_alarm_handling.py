@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from tests.console.conftest import ADMIN_PASSWORD, HubServer, console_settings
+from tests.console.conftest import HubServer, console_settings, sign_in
 from tests.e2e.test_alarm_handling import site_with_procedure
 from tests.helpers import Publisher
 
@@ -35,11 +35,7 @@ def test_procedure_ticked_and_alarm_handed_over(
     page: Page = context.new_page()
     answers: list[str] = []
     page.on("dialog", lambda dialog: dialog.accept(answers.pop(0) if answers else ""))
-    page.goto(procedure_hub.url + "/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("form#login button")
-    expect(page.locator("#nav")).to_be_visible()
+    sign_in(page, procedure_hub.url)
 
     publisher = Publisher(mqtt_broker_session.url)
     try:

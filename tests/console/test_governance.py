@@ -21,7 +21,7 @@ from sharpeye.governance.uplink import DELIVERY
 from sharpeye.ingest.registry import installed
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from tests.console.conftest import ADMIN_PASSWORD, HubServer, console_settings, free_port
+from tests.console.conftest import ADMIN_PASSWORD, HubServer, console_settings, free_port, sign_in
 from tests.helpers import env_secret, wait_for
 
 expect.set_options(timeout=15_000)
@@ -100,11 +100,7 @@ def page(browser: Browser, gov_server: HubServer) -> Page:
     context = browser.new_context(viewport={"width": 1600, "height": 900}, locale="zh-CN", timezone_id="Asia/Shanghai")
     page = context.new_page()
     page.set_default_timeout(15_000)
-    page.goto(gov_server.url + "/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("form#login button")
-    expect(page.locator("#nav")).to_be_visible()
+    sign_in(page, gov_server.url)
     return page
 
 

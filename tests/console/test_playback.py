@@ -23,7 +23,7 @@ from sharpeye.simulators.gb28181.record import RecordPlan
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from tests.conftest import hub_settings
-from tests.console.conftest import ADMIN_PASSWORD, HubServer
+from tests.console.conftest import ADMIN_PASSWORD, HubServer, sign_in
 from tests.console.test_console import SAMPLE_VIDEO
 from tests.helpers import Publisher, wait_for
 
@@ -63,11 +63,7 @@ def page(browser: Browser, recording_hub: HubServer) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN", timezone_id="Asia/Shanghai")
     page = context.new_page()
     page.set_default_timeout(15_000)
-    page.goto(recording_hub.url + "/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("form#login button")
-    expect(page.locator("#nav")).to_be_visible()
+    sign_in(page, recording_hub.url)
     yield page
     context.close()
 

@@ -24,7 +24,7 @@ from sharpeye.simulators.gb28181.device import DeviceFleet, SimDevice
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.role import Role
-from tests.console.conftest import ADMIN_PASSWORD, HubServer, console_settings
+from tests.console.conftest import ADMIN_PASSWORD, HubServer, console_settings, sign_in
 from tests.helpers import Publisher, wait_for
 
 SECRET = "console-ptz-device-secret-0123456789"
@@ -77,14 +77,6 @@ def ptz_site(
         finally:
             sims.call(fleet.stop)
             sims.close()
-
-
-def sign_in(page: Page, url: str, user: str, password: str) -> None:
-    page.goto(url + "/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", password)
-    page.click("form#login button")
-    expect(page.locator("#nav")).to_be_visible()
 
 
 def open_camera(page: Page) -> None:

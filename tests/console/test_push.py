@@ -22,7 +22,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 from sharpeye.config.governance import Uplink
 from sharpeye.config.loader import demo_path, load_file
 from sharpeye.config.site import SiteConfig
@@ -32,7 +32,7 @@ from sharpeye.ingest.registry import installed
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from tests.conftest import hub_settings
-from tests.console.conftest import ADMIN_PASSWORD, HubServer
+from tests.console.conftest import ADMIN_PASSWORD, HubServer, sign_in
 from tests.helpers import Publisher, wait_for
 
 expect.set_options(timeout=15_000)
@@ -83,14 +83,6 @@ def push_hub(
         yield server
 
 
-def sign_in(page: Page, url: str) -> None:
-    page.goto(url + "/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("form#login button")
-    expect(page.locator("#nav")).to_be_visible()
-
-
 def test_console_subscribes_and_the_service_worker_shows_the_hubs_push(
     browser: Browser, push_hub: HubServer, push_service: ThreadingHTTPServer, mqtt_broker_session: EmbeddedMosquitto
 ) -> None:
@@ -103,9 +95,15 @@ def test_console_subscribes_and_the_service_worker_shows_the_hubs_push(
     button = page.locator("#push")
     expect(button).to_have_text("开启浏览器通知")
     button.click()
-    registered = wait_for(lambda: page.evaluate("""async (scope) => {
+    registered = wait_for(
+        lambda: page.evaluate(
+            """async (scope) => {
         const reg = await navigator.serviceWorker.getRegistration(scope);
-        return reg && reg.active ? [reg.scope, reg.active.scriptURL] : null; }""", SCOPE), what="the service worker")
+        return reg && reg.active ? [reg.scope, reg.active.scriptURL] : null; }""",
+            SCOPE,
+        ),
+        what="the service worker",
+    )
     assert registered == [push_hub.url + SCOPE, push_hub.url + "/static/sw.js"]
     # headless Chromium reaches no push service: the switch says so (a browser with one shows 浏览器通知已开)
     wait_for(lambda: button.get_attribute("title") or button.get_attribute("data-state") == "on", 30,
@@ -161,10 +159,16 @@ def test_console_subscribes_and_the_service_worker_shows_the_hubs_push(
     reg = wait_for(found, what="the registration over DevTools")[0]
     cdp.send("ServiceWorker.deliverPushMessage",
              {"origin": push_hub.url, "registrationId": reg["registrationId"], "data": plain.decode()})  # fmt: skip
-    shown = wait_for(lambda: page.evaluate("""async (scope) => {
+    shown = wait_for(
+        lambda: page.evaluate(
+            """async (scope) => {
         const reg = await navigator.serviceWorker.getRegistration(scope);
         return (await reg.getNotifications()).map((n) => ({title: n.title, body: n.body, tag: n.tag, lang: n.lang,
-                                                           data: n.data})); }""", SCOPE), what="the notification")
+                                                           data: n.data})); }""",
+            SCOPE,
+        ),
+        what="the notification",
+    )
     assert shown == [{"title": pushed["title"], "body": pushed["body"], "tag": f"alarm:{alarm_id}", "lang": "zh-CN",
                       "data": {"open": f"alarm:{alarm_id}"}}]  # fmt: skip
     assert pushed["title"].startswith("【SharpEye 告警】")

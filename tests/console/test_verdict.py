@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from tests.console.conftest import ADMIN_PASSWORD, HubServer, console_settings
+from tests.console.conftest import HubServer, console_settings, sign_in
 from tests.e2e.test_verification import verifying_site
 from tests.helpers import Publisher, wait_for
 
@@ -34,11 +34,7 @@ def verifying_hub(
 def page(browser: Browser, verifying_hub: HubServer) -> Page:
     context = browser.new_context(viewport={"width": 1600, "height": 900}, locale="zh-CN", timezone_id="Asia/Shanghai")
     page = context.new_page()
-    page.goto(verifying_hub.url + "/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("form#login button")
-    expect(page.locator("#nav")).to_be_visible()
+    sign_in(page, verifying_hub.url)
     return page
 
 

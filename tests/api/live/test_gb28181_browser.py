@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 from sharpeye.config.gb28181 import GbSettings
 from sharpeye.config.loader import demo_path, load_file
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
@@ -18,7 +18,7 @@ from sharpeye.ingest.registry import installed
 from sharpeye.simulators.gb28181.device import DeviceFleet, SimDevice, code
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from tests.console.conftest import ADMIN_PASSWORD, CHROMIUM, CHROMIUM_ARGS, HubServer, console_settings
+from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS, HubServer, console_settings, sign_in
 from tests.console.test_console import SAMPLE_VIDEO
 from tests.helpers import env_secret, wait_for
 
@@ -82,11 +82,7 @@ def page(chromium: Browser, gb_hub: tuple[HubServer, FleetThread]) -> Page:
     context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     page = context.new_page()
     page.set_default_timeout(15_000)
-    page.goto(server.url + "/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("form#login button")
-    expect(page.locator("#nav")).to_be_visible()
+    sign_in(page, server.url)
     return page
 
 
