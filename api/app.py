@@ -135,6 +135,14 @@ def create_app(
             response.headers.setdefault(name, value)
         if request.url.path.startswith("/field/"):  # the field app takes photos and positions
             response.headers["Permissions-Policy"] = FIELD_PERMISSIONS_POLICY
+        elif request.url.path == "/":  # the console's map loads tiles from the site's tile server
+            running: Services | None = getattr(request.app.state, "services", None)
+            tiles = running.site.site.map.tiles if running is not None else None
+            if tiles is not None and tiles.origins():
+                policy = SECURITY_HEADERS["Content-Security-Policy"]
+                response.headers["Content-Security-Policy"] = policy.replace(
+                    "img-src 'self' data: blob:", "img-src 'self' data: blob: " + " ".join(tiles.origins()), 1
+                )
         return response
 
     if settings.cors_origins:  # closed unless origins are listed explicitly

@@ -13,6 +13,7 @@ from sharpeye.api.permission import Permission
 from sharpeye.api.user import Principal
 from sharpeye.config.loader import demo_path
 from sharpeye.config.org import Department, OrgUnit
+from sharpeye.config.site import GeoBounds, SiteMap
 
 router = APIRouter(prefix="/api/site", tags=["site"])
 
@@ -31,6 +32,7 @@ class PlanView(BaseModel):
     width: int
     height: int
     url: str = Field(description="Where the console fetches the drawing (with its bearer token).")
+    bounds: GeoBounds | None = Field(default=None, description="Where the drawing lies on the earth (WGS-84).")
 
 
 class PointView(BaseModel):
@@ -48,6 +50,10 @@ class DeviceSpot(BaseModel):
     grid: str
     x: float | None = Field(default=None, description="Position on the plan, 0..1 of its width.")
     y: float | None = Field(default=None, description="Position on the plan, 0..1 of its height.")
+    lon: float | None = Field(default=None, description="WGS-84 longitude, degrees.")
+    lat: float | None = Field(default=None, description="WGS-84 latitude, degrees.")
+    source: str = Field(default="config", description="Where the device comes from: config, gb28181 (a catalog "
+                        "channel), api.")  # fmt: skip
     cameras: list[str] = Field(default_factory=list, description="Cameras linked to the device or its zones.")
     zones: list[PointView] = Field(default_factory=list)
 
@@ -57,6 +63,7 @@ class SiteView(BaseModel):
     name: str
     timezone: str
     plan: PlanView | None
+    map: SiteMap = Field(description="The geographic map's tiles and start view.")
     org: OrgUnit
     departments: list[Department]
     devices: list[DeviceSpot]
@@ -72,7 +79,7 @@ def plan_file(image: str) -> Path | None:
     return None
 
 
-def _spot(device: Any) -> DeviceSpot:
+def _spot(device: Any, source: str) -> DeviceSpot:
     zones = [
         PointView(
             id=zone.id,
@@ -91,6 +98,9 @@ def _spot(device: Any) -> DeviceSpot:
         grid=device.grid,
         x=device.position.x if device.position else None,
         y=device.position.y if device.position else None,
+        lon=device.position.lon if device.position else None,
+        lat=device.position.lat if device.position else None,
+        source=source,
         cameras=cameras,
         zones=zones,
     )
@@ -103,10 +113,11 @@ async def site(config: SiteDep, inventory: InventoryDep, _: Reader) -> SiteView:
         id=config.site.id,
         name=config.site.name,
         timezone=config.site.timezone,
-        plan=PlanView(width=plan.width, height=plan.height, url="/api/site/plan") if plan else None,
+        plan=PlanView(width=plan.width, height=plan.height, url="/api/site/plan", bounds=plan.bounds) if plan else None,
+        map=config.site.map,
         org=config.org,
         departments=config.departments,
-        devices=sorted((_spot(d) for d in inventory), key=lambda s: s.id),
+        devices=sorted((_spot(d, inventory.source(d.id) or "config") for d in inventory), key=lambda s: s.id),
     )
 
 

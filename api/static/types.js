@@ -45,6 +45,9 @@
  * @property {string} grid
  * @property {number | null} x
  * @property {number | null} y
+ * @property {number | null} [lon] WGS-84
+ * @property {number | null} [lat] WGS-84
+ * @property {string} [source] config, gb28181 (a catalog channel), api
  * @property {string[]} cameras
  * @property {{ id: string, name: string }[]} zones
  */
@@ -52,7 +55,8 @@
 /**
  * @typedef {object} Site
  * @property {string} timezone
- * @property {{ url: string } | null} plan
+ * @property {{ url: string, bounds?: import("./geomap.js").GeoBounds | null } | null} plan
+ * @property {import("./geomap.js").MapSettings} [map] the geographic map's tiles and start view
  * @property {OrgUnit} org
  * @property {{ id: string, name: string }[]} departments
  * @property {DeviceSpot[]} devices
@@ -83,6 +87,7 @@
  * @property {string | null} due_at
  * @property {string} created_at
  * @property {string[]} alarm_ids
+ * @property {{ lat: number, lon: number } | null} [location] WGS-84
  * @property {{ department: string, done_at: string | null, note: string }[]} [assists] co-handling (协办)
  */
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from sharpeye.config.base import Position
 from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.inventory import DeviceInventory
 
@@ -23,6 +24,22 @@ class CatalogChannel(Protocol):
 
     @property
     def media_url(self) -> str | None: ...
+
+    @property
+    def longitude(self) -> float | None: ...
+
+    @property
+    def latitude(self) -> float | None: ...
+
+
+def channel_position(channel: CatalogChannel, fallback: Position | None) -> Position | None:
+    """The channel's catalog longitude/latitude (WGS-84) with its device's plan place; a missing, (0, 0) or
+    out-of-range position in the catalog leaves the device's."""
+    lon, lat = channel.longitude, channel.latitude
+    if lon is None or lat is None or (lon, lat) == (0.0, 0.0) or not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        return fallback
+    x, y = (fallback.x, fallback.y) if fallback is not None else (None, None)
+    return Position(x=x, y=y, lon=lon, lat=lat)
 
 
 def sync_channels(channels: Iterable[CatalogChannel], inventory: DeviceInventory) -> int:
@@ -43,10 +60,12 @@ def sync_channels(channels: Iterable[CatalogChannel], inventory: DeviceInventory
         if device is None or (current is not None and inventory.source(channel.channel_id) != "gb28181"):
             continue
         url = channel.media_url or f"gb28181:{channel.device_id}/{channel.channel_id}"
-        if current is not None and getattr(current, "url", None) == url and current.name == channel.name:
+        position = channel_position(channel, device.position)
+        if (current is not None and getattr(current, "url", None) == url and current.name == channel.name
+                and current.position == position):  # fmt: skip
             continue
         camera = CameraConfig(id=channel.channel_id, kind="camera", name=channel.name or channel.channel_id,
-                              grid=device.grid, position=device.position, url=url, heartbeat_s=3600)  # fmt: skip
+                              grid=device.grid, position=position, url=url, heartbeat_s=3600)  # fmt: skip
         inventory.put(camera, "gb28181")
         added += 1
     return added

@@ -46,6 +46,12 @@ export const zh = {
     no_recording_then: "该时刻及之后没有录像", playback_end: "回放结束", playing_at: "回放时刻",
     bad_range: "结束时间须晚于开始时间", look_back: "回看报警前10秒",
     device_records: "设备录像", partial: "不完整", device_records_failed: "设备录像查询失败", fetching_device: "正在从设备下载录像…",
+
+    map_geo: "地图", map_plan: "平面图", map_base: "底图", map_heat_category: "热力图类别",
+    map_lib_missing: "地图库未安装，现显示平面图。安装方法：", map_lib_failed: "地图库加载失败",
+    map_layer_plan: "平面图", map_layer_cameras: "摄像机", map_layer_channels: "国标通道", map_layer_sensors: "传感器",
+    map_layer_cases: "待办案件", map_layer_heat: "案件热力", map_layer_workers: "网格员位置", map_layer_patrols: "巡查轨迹",
+    map_layer_tracks: "移动设备轨迹",
   },
   recorder_state: { recording: "录像中", waiting: "等待事件", idle: "无视频流", stalled: "录像停滞", error: "录像故障" },
   record_mode: { continuous: "连续录像", events: "事件录像" },
