@@ -83,13 +83,15 @@ export function loadLeaflet() {
 }
 
 /**
- * A marker's icon: a small coloured glyph, its data attribute naming what it is (tests and clicks find it so).
- * @param {any} L @param {string} cls @param {string} attr @param {string} id
+ * A marker's icon: a small coloured glyph, its data attributes naming what it is and where it is drawn (in the
+ * tiles' datum), which tests and clicks use.
+ * @param {any} L @param {string} cls @param {string} attr @param {string} id @param {LatLon} [shown]
  */
-function glyph(L, cls, attr, id) {
+function glyph(L, cls, attr, id, shown) {
   const el = document.createElement("span");
   el.className = "geo-glyph";
   el.setAttribute(`data-${attr}`, id);
+  if (shown) el.dataset.shown = `${shown[0].toFixed(6)},${shown[1].toFixed(6)}`;
   return L.divIcon({ className: `geo-mark ${cls}`, html: el, iconSize: [16, 16], iconAnchor: [8, 8] });
 }
 
@@ -107,6 +109,7 @@ export class GeoMap {
     this.gcj = Boolean(settings.tiles?.gcj02);
     const tiles = settings.tiles;
     this.map = L.map(box, { maxZoom: tiles?.max_zoom ?? 19, minZoom: tiles?.min_zoom ?? 1, zoomSnap: 1 });
+    box.dataset.datum = this.gcj ? "gcj02" : "wgs84";
     /** @type {Record<string, any>} */
     const base = {};
     if (tiles) {
@@ -159,9 +162,11 @@ export class GeoMap {
     const group = this.layers[layer];
     group.clearLayers();
     group.addLayers(spots.map((s) => {
-      const m = L.marker(this.show(s.at), { icon: glyph(L, s.cls, "device", s.id), title: s.label, alt: s.label });
+      const at = this.show(s.at);
+      const m = L.marker(at, { icon: glyph(L, s.cls, "device", s.id, at), title: s.label, alt: s.label });
       m.on("click", () => this.on.device(s.id));
       m.spot = s;
+      m.shown = at;
       this.deviceMarks.set(s.id, m);
       return m;
     }));
@@ -173,7 +178,7 @@ export class GeoMap {
       /** @type {Spot} */
       const s = m.spot;
       const cls = s.cls.replace(/ ?alarm\b/g, "") + (hot.has(id) ? " alarm" : "");
-      if (cls !== s.cls) { s.cls = cls; m.setIcon(glyph(this.L, cls, "device", id)); }
+      if (cls !== s.cls) { s.cls = cls; m.setIcon(glyph(this.L, cls, "device", id, m.shown)); }
     }
   }
 

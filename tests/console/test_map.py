@@ -93,6 +93,21 @@ def map_library(data_dir: Path) -> None:
     shutil.copytree(assets.assets_dir(cache), assets.assets_dir(data_dir))
 
 
+SCHOOL = on_plan(0.70, 0.62)  # fence-school gets this lon/lat beside its x/y
+
+
+def map_site(tiles: MapTiles) -> SiteConfig:
+    """The demo site with these tiles, and fence-school placed by lon/lat."""
+    demo = load_file(demo_path(), installed())
+    lat, lon = SCHOOL
+    devices = [d.model_copy(update={"position": Position(x=0.70, y=0.62, lon=lon, lat=lat)})
+               if d.id == "fence-school" else d for d in demo.devices]  # fmt: skip
+    return demo.model_copy(update={
+        "site": demo.site.model_copy(update={"map": demo.site.map.model_copy(update={"tiles": tiles})}),
+        "devices": devices,
+    })  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def tiles() -> Iterator[TileServer]:
     server = TileServer()
@@ -109,15 +124,7 @@ def map_hub(
 ) -> Iterator[HubServer]:
     settings = console_settings(tmp_path_factory, redis_server_session, mqtt_broker_session)
     map_library(settings.data_dir)
-    demo = load_file(demo_path(), installed())
-    lat, lon = on_plan(0.70, 0.62)
-    devices = [d.model_copy(update={"position": Position(x=0.70, y=0.62, lon=lon, lat=lat)})
-               if d.id == "fence-school" else d for d in demo.devices]  # fmt: skip
-    site: SiteConfig = demo.model_copy(update={
-        "site": demo.site.model_copy(update={"map": demo.site.map.model_copy(update={
-            "tiles": MapTiles(url=tiles.url, attribution="测试底图", max_zoom=19)})}),
-        "devices": devices,
-    })  # fmt: skip
+    site = map_site(MapTiles(url=tiles.url, attribution="测试底图", max_zoom=19))
     with HubServer(settings, site) as server:  # type: ignore[arg-type]
         admin = auth(server, "admin", ADMIN_PASSWORD)
         lat, lon = on_plan(0.85, 0.20)
@@ -193,9 +200,11 @@ def test_map_tiles_markers_cluster_layers_and_a_case(map_hub: HubServer, tiles: 
     assert {z for z, _, _ in tiles.requests} <= set(range(1, 20))
     expect(page.locator("#map-geo img.leaflet-tile-loaded").first).to_be_visible()
     expect(page.locator("#map-geo .leaflet-control-attribution")).to_contain_text("测试底图")
-    # devices: placed by lon/lat (fence-school) and by the plan's bounds (the cameras)
+    # devices: placed by lon/lat (fence-school) and by the plan's bounds (the cameras); WGS-84 tiles: drawn as stored
     school = page.locator("#map-geo .geo-mark [data-device='fence-school']")
     expect(school).to_be_visible()
+    expect(page.locator("#map-geo")).to_have_attribute("data-datum", "wgs84")
+    expect(school).to_have_attribute("data-shown", f"{SCHOOL[0]:.6f},{SCHOOL[1]:.6f}")
     expect(page.locator("#map-geo .geo-mark [data-device='cam-hillside']")).to_be_visible()
     # the 30 reports of one place are one cluster; the lone case is a marker of its own
     cluster = page.locator("#map-geo .marker-cluster", has_text="30")
@@ -261,3 +270,30 @@ def test_without_the_library_the_plan_view_says_how_to_install_it(hub_server: Hu
     expect(page.locator("#map-note")).to_contain_text("sharpeye assets install")
     expect(page.locator("#map-mode button[data-mode=geo]")).to_be_disabled()
     expect(page.locator("#map-geo")).to_be_hidden()
+
+
+def test_on_gcj02_tiles_positions_are_shifted_for_display(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server_session: EmbeddedRedis,
+    mqtt_broker_session: EmbeddedMosquitto,
+    page: Page,
+) -> None:
+    settings = console_settings(tmp_path_factory, redis_server_session, mqtt_broker_session)
+    map_library(settings.data_dir)
+    gaode = MapTiles(url="https://webrd0{s}.is.autonavi.com/appmaptile?x={x}&y={y}&z={z}&style=8", subdomains="1234",
+                     gcj02=True)  # fmt: skip
+    with HubServer(settings, map_site(gaode)) as server:  # type: ignore[arg-type]
+        page.route("https://*.is.autonavi.com/**", lambda route: route.abort())  # no Internet in tests
+        open_map(page, server.url)
+        expect(page.locator("#map-geo")).to_have_attribute("data-datum", "gcj02")
+        school = page.locator("#map-geo .geo-mark [data-device='fence-school']")
+        expect(school).to_be_visible()
+        expected = page.evaluate(
+            "async ([lat, lon]) => (await import('/static/geo.js')).wgsToGcj(lat, lon).map((v) => v.toFixed(6))",
+            list(SCHOOL),
+        )
+        shown = school.get_attribute("data-shown")
+        assert shown == ",".join(expected)
+        lat, lon = (float(v) for v in expected)
+        # Gaode's offset here (Zhejiang) is a few hundred metres: really moved
+        assert 0.001 < abs(lat - SCHOOL[0]) + abs(lon - SCHOOL[1]) < 0.02

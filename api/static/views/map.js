@@ -22,6 +22,7 @@ import { $, closest, control, report } from "../ui.js";
 const CLOSED = new Set(["closed", "cancelled", "merged"]);
 const MAX_CASES = 5000; // newest first, in pages of 500
 const MAX_LINES = 50; // patrols and mobile devices drawn with their tracks
+const REFRESH_MS = 30_000; // cases, workers and tracks are read again while the map is on screen
 
 /** @type {LivePlayer | null} */
 let player = null;
@@ -37,6 +38,7 @@ let mode = null;
 let planUrl = null;
 /** @type {Map<string, Case>} */
 let cases = new Map();
+let drawing = false;
 
 function closeLive() {
   if (player) { player.close(); player = null; }
@@ -274,6 +276,13 @@ $("map-mode").addEventListener("click", (ev) => {
   renderMap().catch(report);
 });
 control("map-heat-category").addEventListener("change", drawHeat);
+
+// new cases, workers' moves and tracks reach the map without a click (the live stream carries alarms only)
+setInterval(() => {
+  if (state.view !== "map" || mode !== "geo" || drawing || document.hidden) return;
+  drawing = true;
+  renderMap().catch(report).finally(() => { drawing = false; });
+}, REFRESH_MS);
 
 register("map", {
   refresh: renderMap,
