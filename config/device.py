@@ -13,7 +13,7 @@ class DeviceConfig(StrictModel):
     kind: str = Field(description="Device kind key, as registered in the 'sharpeye.drivers' entry points.")
     name: str = Field(min_length=1, max_length=100, description="Display name shown to operators.")
     grid: Identifier = Field(description="Id of the org unit (normally a grid) the device is placed in.")
-    position: Position | None = Field(default=None, description="Position on the site plan and/or the earth (x/y, lon/lat).")
+    position: Position | None = Field(default=None, description="Where: x/y on the site plan, lon/lat (WGS-84).")
     heartbeat_s: float = Field(
         default=60, gt=0, le=86400, description="Expected interval between messages or heartbeats, seconds."
     )

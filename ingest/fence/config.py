@@ -20,7 +20,7 @@ class FenceZone(StrictModel):
     )
     cameras: list[Identifier] = Field(default_factory=list, description="Cameras that watch this zone.")
     grid: Identifier | None = Field(default=None, description="Org unit of the zone (default: the device's).")
-    position: Position | None = Field(default=None, description="Position on the site plan and/or the earth (x/y, lon/lat).")
+    position: Position | None = Field(default=None, description="Where: x/y on the site plan, lon/lat (WGS-84).")
     schedule: ArmingSchedule | None = Field(
         default=None,
         description="Weekly arming windows (布防时段); none: armed around the clock. Ignored for tamper zones.",
