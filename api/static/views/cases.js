@@ -67,14 +67,33 @@ async function openCase(id) {
       <dt>${t("ui.deadline")}</dt><dd>${c.due_at ? `${fmtTime(c.due_at)} (${fmtDuration(Date.parse(c.due_at) - Date.now())})` : ""}</dd>
       <dt>${t("ui.alarms")}</dt><dd>${c.alarm_ids.map((a, i) => html`${i ? ", " : ""}<a href="#" data-alarm-link="${a}">${a}</a>`)}</dd></dl>
     ${buttons.length ? html`<p class="actions">${buttons}</p>` : html`<p class="muted">${t("ui.case_actions_note")}</p>`}
+    <div class="attachments"></div>
     <div class="merge-box"></div>
     <h3>${t("ui.case_history")}</h3>
     <table class="history"><thead><tr><th>${t("ui.at")}</th><th>${t("ui.action")}</th><th>${t("ui.actor")}</th><th>${t("ui.stage")}</th><th>${t("ui.note")}</th></tr></thead>
     <tbody>${history.map((h) => html`<tr><td>${fmtTime(h.at)}</td><td>${t(`case_event.${h.action}`)}</td><td>${h.actor}</td>
       <td>${h.from_stage ? `${t(`stage.${h.from_stage}`)} → ` : ""}${t(`stage.${h.to_stage}`)}</td><td>${h.note}</td></tr>`)}</tbody></table>`);
+  const files = pane.querySelector(".attachments");
+  if (files) await renderAttachments(files, id);
   const box = pane.querySelector(".merge-box");
   if (!c.stage || ENDED.includes(c.stage) || !box) return;
   await renderMergeProposals(box, id, (actions || []).includes("merge"));
+}
+
+/**
+ * The case's photos and voice notes (reports from the field and residents), each fetched only when looked at or
+ * played (every download is audited).
+ * @param {Element} box
+ * @param {string} caseId
+ */
+async function renderAttachments(box, caseId) {
+  /** @type {{ id: string, media_type: string, filename: string }[]} */
+  const files = await api(`/api/cases/${encodeURIComponent(caseId)}/photos`);
+  if (!files.length) { render(box, html``); return; }
+  const url = (/** @type {string} */ id) => `/api/cases/${encodeURIComponent(caseId)}/photos/${encodeURIComponent(id)}`;
+  render(box, html`<h3>${t("ui.attachments")}</h3><div class="case-files">${files.map((f) => f.media_type.startsWith("audio/")
+    ? html`<figure class="voice-note"><audio controls preload="none" src="${url(f.id)}"></audio><figcaption>${t("ui.voice_note")}</figcaption></figure>`
+    : html`<a href="${url(f.id)}" target="_blank" rel="noopener"><img loading="lazy" alt="${f.filename}" src="${url(f.id)}"></a>`)}</div>`);
 }
 
 /**
