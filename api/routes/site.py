@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sharpeye.api.deps import InventoryDep, SiteDep, require
-from sharpeye.api.permission import Permission
+from sharpeye.api.permission import Permission, allowed
 from sharpeye.api.user import Principal
 from sharpeye.config.loader import demo_path
 from sharpeye.config.org import Department, OrgUnit
@@ -17,6 +17,9 @@ from sharpeye.config.org import Department, OrgUnit
 router = APIRouter(prefix="/api/site", tags=["site"])
 
 Reader = Annotated[Principal, Depends(require(Permission.devices_read))]
+# Every console role reads the site's frame (org tree, departments, time zone); its devices only with devices:read
+# (a department handler's console lists its cases without them).
+Console = Annotated[Principal, Depends(require(Permission.health_read))]
 
 PLAN_TYPES = {
     ".svg": "image/svg+xml",
@@ -97,8 +100,10 @@ def _spot(device: Any) -> DeviceSpot:
 
 
 @router.get("")
-async def site(config: SiteDep, inventory: InventoryDep, _: Reader) -> SiteView:
-    plan = config.site.plan
+async def site(config: SiteDep, inventory: InventoryDep, principal: Console) -> SiteView:
+    """Permission: health:read; the devices (and the plan) only for callers with devices:read, else empty."""
+    plan = config.site.plan if allowed(principal.role, Permission.devices_read) else None
+    devices = inventory if allowed(principal.role, Permission.devices_read) else []
     return SiteView(
         id=config.site.id,
         name=config.site.name,
@@ -106,7 +111,7 @@ async def site(config: SiteDep, inventory: InventoryDep, _: Reader) -> SiteView:
         plan=PlanView(width=plan.width, height=plan.height, url="/api/site/plan") if plan else None,
         org=config.org,
         departments=config.departments,
-        devices=sorted((_spot(d) for d in inventory), key=lambda s: s.id),
+        devices=sorted((_spot(d) for d in devices), key=lambda s: s.id),
     )
 
 
