@@ -103,7 +103,7 @@ def _spot(device: Any) -> DeviceSpot:
 async def site(config: SiteDep, inventory: InventoryDep, principal: Console) -> SiteView:
     """Permission: health:read; the devices (and the plan) only for callers with devices:read, else empty."""
     plan = config.site.plan if allowed(principal.role, Permission.devices_read) else None
-    devices = inventory if allowed(principal.role, Permission.devices_read) else []
+    devices: list[Any] = list(inventory) if allowed(principal.role, Permission.devices_read) else []
     return SiteView(
         id=config.site.id,
         name=config.site.name,
