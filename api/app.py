@@ -77,7 +77,7 @@ def redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-FIELD_PERMISSIONS_POLICY = "camera=(self), microphone=(), geolocation=(self)"
+FIELD_PERMISSIONS_POLICY = "camera=(self), microphone=(self), geolocation=(self)"  # photos, voice notes, GPS
 
 ReadyCallback = Callable[[Services, str | None], Awaitable[None] | None]
 

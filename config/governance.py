@@ -70,13 +70,16 @@ def _default_escalation() -> list[EscalationStep]:
 
 
 class ReportLimits(StrictModel):
-    """Limits on photos uploaded with people's reports (JPEG and PNG only, checked by their bytes)."""
+    """Limits on photos (JPEG and PNG only) and voice notes (one per upload: WebM, Ogg, MP4/M4A or WAV audio that
+    decodes) uploaded with people's reports, checked by their bytes."""
 
     photo_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0, description="Largest photo accepted, bytes.")
     photos_per_request: int = Field(default=6, gt=0, le=50, description="Most photos in one upload.")
     request_max_bytes: int = Field(
         default=24 * 1024 * 1024, gt=0, description="Largest upload request (all photos and fields), bytes."
     )
+    voice_max_s: float = Field(default=60, gt=0, le=600, description="Longest voice note accepted, seconds.")
+    voice_max_bytes: int = Field(default=2 * 1024 * 1024, gt=0, description="Largest voice note accepted, bytes.")
 
 
 class ResidentReports(StrictModel):
@@ -195,7 +198,7 @@ class Uplink(StrictModel):
         default=None,
         max_length=4000,
         description="sms: the gateway's request body with ${phones} (comma-separated), ${phone_list} (JSON array) "
-        "and ${text} (JSON-escaped) placeholders; default: {\"phones\": ${phone_list}, \"text\": ${text}}.",
+        'and ${text} (JSON-escaped) placeholders; default: {"phones": ${phone_list}, "text": ${text}}.',
     )
     rate_per_min: int | None = Field(
         default=None, ge=1, le=10_000, description="At most this many messages a minute (more wait); default by format."

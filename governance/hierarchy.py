@@ -52,7 +52,7 @@ from sharpeye.config.rule import Severity
 from sharpeye.governance.case import Case, GeoPoint, Source, Stage
 from sharpeye.governance.case_record import CaseNotFound, extra_of, indicator_columns, to_case
 from sharpeye.governance.flow import Actor, TransitionError
-from sharpeye.governance.photo import PhotoRejected, Upload, check
+from sharpeye.governance.photo import EXTENSIONS, PhotoRejected, Upload, check_async
 from sharpeye.governance.service import CaseService
 from sharpeye.governance.store import CaseEventRow, CasePhotoRow, CaseRow, OutboxRow
 from sharpeye.governance.uplink import UplinkService, verify
@@ -333,7 +333,7 @@ class HierarchyService:
             link = f"{self.site_id}:{row.case_id}"
             if await self.redis.hexists(self._k("numbers"), f"up|{link}|photo:{row.id}"):
                 continue
-            path = self.photo_root / row.case_id / f"{row.id}.{'png' if row.media_type == 'image/png' else 'jpg'}"
+            path = self.photo_root / row.case_id / f"{row.id}.{EXTENSIONS.get(row.media_type, 'jpg')}"
             try:
                 data = await asyncio.to_thread(path.read_bytes)
             except OSError:
@@ -549,12 +549,15 @@ class HierarchyService:
                 return
         try:
             content = base64.b64decode(str(data.get("bytes", "")), validate=True)
-            (media,) = check([Upload(_text(data.get("filename"), 200) or "photo", content)], self.limits)
+            name = _text(data.get("filename"), 200) or "photo"
+            voice = str(data.get("media_type", "")).startswith("audio/")
+            upload = Upload(name, content, "voice") if voice else Upload(name, content)
+            (media,) = await check_async([upload], self.limits)
         except (ValueError, PhotoRejected) as exc:
             raise HubRefused(422, f"photo of {site}: {exc}") from exc
         if data.get("sha256") and hashlib.sha256(content).hexdigest() != data["sha256"]:
             raise HubRefused(422, f"photo of {site}: bytes do not match their SHA-256")
-        target = self.photo_root / case_id / f"{photo_id}.{'png' if media == 'image/png' else 'jpg'}"
+        target = self.photo_root / case_id / f"{photo_id}.{EXTENSIONS[media]}"
         await asyncio.to_thread(_write, target, content)
         async with self.cases.db.sessions() as session:
             session.add(CasePhotoRow(id=photo_id, case_id=case_id, media_type=media, size=len(content),

@@ -1,21 +1,27 @@
-"""Photos attached to cases (a report's evidence): checked by their bytes, stored under the data dir.
+"""Photos and voice notes attached to cases (a report's evidence): checked by their bytes, stored under the data dir.
 
-Only JPEG and PNG are kept, recognised by their magic bytes (the declared content type and the file name
-are not trusted); each photo and each upload have a size cap (``config.governance.ReportLimits``). The
-bytes go to ``<root>/<case id>/<photo id>.<ext>`` (written to a temporary name and renamed, so a reader
-never sees half a file) and a ``case_photos`` row records them.
+Photos: only JPEG and PNG are kept, recognised by their magic bytes (the declared content type and the file name
+are not trusted). A voice note (one per upload, the form's ``voice`` file): WebM/Matroska, Ogg, MP4/M4A or WAV by
+its magic bytes, then opened with FFmpeg (PyAV): it must hold an audio stream that decodes, no longer than
+``voice_max_s``. Each file and each upload have a size cap (``config.governance.ReportLimits``). The bytes go to
+``<root>/<case id>/<photo id>.<ext>`` (written to a temporary name and renamed, so a reader never sees half a file)
+and a ``case_photos`` row records them (its media type tells a photo from a voice note).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
+import av
 from pydantic import BaseModel, Field
 from sharpeye.config.governance import ReportLimits
 from sharpeye.governance.store import CasePhotoRow, Database
@@ -27,7 +33,50 @@ _SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
     (b"\xff\xd8\xff", "image/jpeg", "jpg"),
     (b"\x89PNG\r\n\x1a\n", "image/png", "png"),
 )
-EXTENSIONS = {media: ext for _, media, ext in _SIGNATURES}
+_AUDIO: dict[str, str] = {"audio/webm": "webm", "audio/ogg": "ogg", "audio/mp4": "m4a", "audio/wav": "wav"}
+EXTENSIONS = {media: ext for _, media, ext in _SIGNATURES} | _AUDIO
+_DECODE_CHECK_S = 1.0  # a voice note's first second is decoded (the rest is demuxed for its length)
+
+
+def sniff_audio(data: bytes) -> str | None:
+    """An audio container's media type by magic bytes (WebM/Matroska, Ogg, MP4/M4A, WAV), or None."""
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "audio/webm"
+    if data.startswith(b"OggS"):
+        return "audio/ogg"
+    if data[4:8] == b"ftyp":
+        return "audio/mp4"
+    if data.startswith(b"RIFF") and data[8:12] == b"WAVE":
+        return "audio/wav"
+    return None
+
+
+def audio_problem(data: bytes, max_s: float) -> str | None:
+    """What is wrong with a voice note (None: an audio stream that decodes, at most ``max_s`` long). Its length is
+    read from the packets, not the header (a phone's MediaRecorder writes WebM without a duration)."""
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.audio:
+                return "holds no audio stream"
+            stream = container.streams.audio[0]
+            base = stream.time_base or Fraction(1, 1000)
+            first: int | None = None
+            last = 0
+            decoded = 0
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                first = packet.pts if first is None else min(first, packet.pts)
+                last = max(last, packet.pts + (packet.duration or 0))
+                if float((packet.pts - first) * base) <= _DECODE_CHECK_S:
+                    decoded += len(packet.decode())
+                if float((last - first) * base) > max_s:
+                    return f"is longer than {max_s:g} s"  # the rest need not be read
+            if first is None or decoded == 0:
+                return "has no audio that decodes"
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        return f"is not a playable audio file ({exc})"
+    return None
 
 
 def sniff(data: bytes) -> str | None:
@@ -41,22 +90,27 @@ def sniff(data: bytes) -> str | None:
 class PhotoRejected(ValueError):
     """An upload refused, with the reason (the whole upload is refused: nothing is stored)."""
 
-    def __init__(self, reason: str, *, too_large: bool = False) -> None:
+    def __init__(self, reason: str, *, too_large: bool = False, too_many: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.too_large = too_large
+        self.too_many = too_many
 
 
 @dataclass(frozen=True, slots=True)
 class Upload:
     filename: str
     data: bytes
+    field: Literal["photos", "voice"] = "photos"
 
 
 class Photo(BaseModel):
     id: str = Field(description="Photo id.")
     case_id: str = Field(description="The case it belongs to.")
-    media_type: str = Field(description="image/jpeg or image/png, from the bytes.")
+    media_type: str = Field(
+        description="image/jpeg or image/png for a photo; audio/webm, audio/ogg, audio/mp4 or "
+        "audio/wav for a voice note; from the bytes."
+    )
     size: int = Field(description="Bytes.")
     sha256: str = Field(description="SHA-256 of the bytes, hex.")
     filename: str = Field(description="The uploader's file name (informational only).")
@@ -66,8 +120,12 @@ class Photo(BaseModel):
 
 def check(uploads: list[Upload], limits: ReportLimits) -> list[str]:
     """The media type of each upload, or PhotoRejected naming the first bad file and why."""
-    if len(uploads) > limits.photos_per_request:
-        raise PhotoRejected(f"{len(uploads)} photos: at most {limits.photos_per_request} per upload")
+    photos = [u for u in uploads if u.field == "photos"]
+    voices = [u for u in uploads if u.field == "voice"]
+    if len(photos) > limits.photos_per_request:
+        raise PhotoRejected(f"{len(photos)} photos: at most {limits.photos_per_request} per upload", too_many=True)
+    if len(voices) > 1:
+        raise PhotoRejected(f"{len(voices)} voice notes: at most one per upload", too_many=True)
     total = sum(len(u.data) for u in uploads)
     if total > limits.request_max_bytes:
         raise PhotoRejected(f"photos total {total} bytes: at most {limits.request_max_bytes}", too_large=True)
@@ -75,6 +133,9 @@ def check(uploads: list[Upload], limits: ReportLimits) -> list[str]:
     for u in uploads:
         if not u.data:
             raise PhotoRejected(f"{u.filename!r} is empty")
+        if u.field == "voice":
+            types.append(_voice_type(u, limits))
+            continue
         if len(u.data) > limits.photo_max_bytes:
             raise PhotoRejected(f"{u.filename!r} is {len(u.data)} bytes: at most {limits.photo_max_bytes}",
                                 too_large=True)  # fmt: skip
@@ -87,6 +148,26 @@ def check(uploads: list[Upload], limits: ReportLimits) -> list[str]:
                 raise PhotoRejected(f"{u.filename!r}: {problem}")
         types.append(media)
     return types
+
+
+async def check_async(uploads: list[Upload], limits: ReportLimits) -> list[str]:
+    """``check`` off the event loop (a voice note is demuxed and partly decoded: tens of ms)."""
+    if any(u.field == "voice" for u in uploads):
+        return await asyncio.to_thread(check, uploads, limits)
+    return check(uploads, limits)
+
+
+def _voice_type(upload: Upload, limits: ReportLimits) -> str:
+    if len(upload.data) > limits.voice_max_bytes:
+        raise PhotoRejected(f"voice note {upload.filename!r} is {len(upload.data)} bytes: at most "
+                            f"{limits.voice_max_bytes}", too_large=True)  # fmt: skip
+    media = sniff_audio(upload.data)
+    if media is None:
+        raise PhotoRejected(f"voice note {upload.filename!r} is not WebM, Ogg, MP4/M4A or WAV audio")
+    problem = audio_problem(upload.data, limits.voice_max_s)
+    if problem is not None:
+        raise PhotoRejected(f"voice note {upload.filename!r} {problem}")
+    return media
 
 
 # --- EXIF (JPEG APP1): a photo whose EXIF is malformed or says something impossible is refused ------------------
@@ -224,7 +305,7 @@ class PhotoStore:
 
     async def add(self, case_id: str, uploads: list[Upload], actor: str, now: datetime) -> list[Photo]:
         """Check every upload, then store them all (or none, when one is refused)."""
-        types = check(uploads, self.limits)
+        types = await check_async(uploads, self.limits)
         photos = [
             Photo(id=uuid.uuid4().hex, case_id=case_id, media_type=media, size=len(u.data),
                   sha256=hashlib.sha256(u.data).hexdigest(), filename=_clean_name(u.filename), actor=actor,

@@ -36,4 +36,4 @@ if [ -z "${SHARPEYE_TEST_POSTGRES_URL:-}" ]; then
   trap stop_test_postgres EXIT
   start_test_postgres
 fi
-echo "== pytest"; .venv/bin/pytest "$@"
+echo "== pytest"; .venv/bin/pytest --durations=30 "$@"

@@ -44,7 +44,7 @@ from sharpeye.governance.field import (
     TrackPoint,
 )
 from sharpeye.governance.flow import Action, Actor, Args, TransitionError
-from sharpeye.governance.photo import Photo, PhotoRejected, check
+from sharpeye.governance.photo import Photo, PhotoRejected, check_async
 from sharpeye.governance.service import CaseConflict, CaseFilter, CaseNotFound, CaseScope, CaseService
 from sharpeye.ingest.inventory import DeviceInventory
 
@@ -190,7 +190,7 @@ async def field_report(
     if not in_scope(inventory, principal, unit):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"org unit {unit!r} is outside your scope")
     try:
-        check(uploads, site.governance.reports)
+        await check_async(uploads, site.governance.reports)
     except PhotoRejected as exc:
         metrics.field.labels("report", "photo_refused").inc()
         raise photo_refused(exc) from None
@@ -375,7 +375,7 @@ async def feedback(
     assert isinstance(body, Feedback)
     await task_case(cases, inventory, site, principal, case_id)
     try:
-        check(uploads, site.governance.reports)
+        await check_async(uploads, site.governance.reports)
     except PhotoRejected as exc:
         metrics.field.labels("feedback", "photo_refused").inc()
         raise photo_refused(exc) from None

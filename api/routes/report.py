@@ -32,7 +32,7 @@ from sharpeye.governance.case import Case, GeoPoint
 from sharpeye.governance.flow import TransitionError
 from sharpeye.governance.hotline import ImportError_, ImportResult, parse
 from sharpeye.governance.merge import MergeProposal
-from sharpeye.governance.photo import Photo, PhotoRejected, PhotoStore, Upload, check
+from sharpeye.governance.photo import Photo, PhotoRejected, PhotoStore, Upload, check_async
 from sharpeye.governance.service import CaseConflict, CaseNotFound, CaseService
 from sharpeye.ingest.inventory import DeviceInventory
 from starlette.datastructures import UploadFile
@@ -67,18 +67,23 @@ def _content_length(request: Request, cap: int) -> None:
 
 
 async def _uploads(limits: ReportLimits, request: Request) -> tuple[dict[str, str], list[Upload]]:
-    """The text fields and the ``photos`` files of a multipart request, within the configured limits."""
+    """The text fields, the ``photos`` files and the ``voice`` file of a multipart request, within the configured
+    limits."""
     _content_length(request, limits.request_max_bytes)
     fields: dict[str, str] = {}
     uploads: list[Upload] = []
     try:
-        async with request.form(max_files=limits.photos_per_request, max_fields=20, max_part_size=65536) as form:
+        async with request.form(max_files=limits.photos_per_request + 1, max_fields=20, max_part_size=65536) as form:
             for name, value in form.multi_items():
                 if isinstance(value, UploadFile):
-                    if name != "photos":
+                    if name == "photos":
+                        data = await value.read(limits.photo_max_bytes + 1)
+                        uploads.append(Upload(value.filename or "photo", data))
+                    elif name == "voice":
+                        data = await value.read(limits.voice_max_bytes + 1)
+                        uploads.append(Upload(value.filename or "voice", data, "voice"))
+                    else:
                         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unexpected file field {name!r}")
-                    data = await value.read(limits.photo_max_bytes + 1)
-                    uploads.append(Upload(value.filename or "photo", data))
                 else:
                     fields[name] = value
     except HTTPException:
@@ -89,9 +94,12 @@ async def _uploads(limits: ReportLimits, request: Request) -> tuple[dict[str, st
 
 
 def photo_refused(exc: PhotoRejected) -> HTTPException:
-    """The answer to a refused upload: 413 when too large, else 415, with the reason."""
-    code = status.HTTP_413_CONTENT_TOO_LARGE if exc.too_large else status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
-    return HTTPException(code, exc.reason)
+    """The answer to a refused upload, with the reason: 413 when too large, 422 when too many files, else 415."""
+    if exc.too_large:
+        return HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, exc.reason)
+    if exc.too_many:
+        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.reason)
+    return HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, exc.reason)
 
 
 async def _store(
@@ -100,8 +108,7 @@ async def _store(
     try:
         return await photos.add(case_id, uploads, principal.actor, clock.now())
     except PhotoRejected as exc:
-        code = status.HTTP_413_CONTENT_TOO_LARGE if exc.too_large else status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
-        raise HTTPException(code, exc.reason) from None
+        raise photo_refused(exc) from None
 
 
 @router.post("/api/reports/form", status_code=status.HTTP_201_CREATED)
@@ -124,10 +131,9 @@ async def report_with_photos(
     except ValidationError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json_safe(exc.errors(**ERRORS))) from None
     try:
-        check(uploads, site.governance.reports)
+        await check_async(uploads, site.governance.reports)
     except PhotoRejected as exc:
-        code = status.HTTP_413_CONTENT_TOO_LARGE if exc.too_large else status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
-        raise HTTPException(code, exc.reason) from None
+        raise photo_refused(exc) from None
     case = await _create(cases, inventory, principal, body)
     photos = await _store(photo_store, clock, principal, case.id, uploads) if uploads else []
     await audit.record(principal.actor, "case.report", case.id,

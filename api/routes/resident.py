@@ -28,7 +28,7 @@ from sharpeye.config.rule import Severity
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.case import GeoPoint, Satisfaction, Source, Stage
 from sharpeye.governance.flow import EVENT_LABELS, Actor, TransitionError
-from sharpeye.governance.photo import PhotoRejected, check
+from sharpeye.governance.photo import PhotoRejected, check_async
 from sharpeye.governance.resident import (
     PHONE,
     ChallengeFailed,
@@ -165,7 +165,7 @@ async def resident_report(
     if unit is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no grid {body.org_unit!r}")
     try:
-        check(uploads, site.governance.reports)
+        await check_async(uploads, site.governance.reports)
     except PhotoRejected as exc:
         metrics.field.labels("resident", "photo_refused").inc()
         raise photo_refused(exc) from None

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sharpeye.api.deps import InventoryDep, SiteDep, require
-from sharpeye.api.permission import Permission
+from sharpeye.api.permission import Permission, allowed
 from sharpeye.api.user import Principal
 from sharpeye.config.loader import demo_path
 from sharpeye.config.org import Department, OrgUnit
@@ -18,6 +18,9 @@ from sharpeye.config.site import GeoBounds, SiteMap
 router = APIRouter(prefix="/api/site", tags=["site"])
 
 Reader = Annotated[Principal, Depends(require(Permission.devices_read))]
+# Every console role reads the site's frame (org tree, departments, time zone); its devices only with devices:read
+# (a department handler's console lists its cases without them).
+Console = Annotated[Principal, Depends(require(Permission.health_read))]
 
 PLAN_TYPES = {
     ".svg": "image/svg+xml",
@@ -107,8 +110,10 @@ def _spot(device: Any, source: str) -> DeviceSpot:
 
 
 @router.get("")
-async def site(config: SiteDep, inventory: InventoryDep, _: Reader) -> SiteView:
-    plan = config.site.plan
+async def site(config: SiteDep, inventory: InventoryDep, principal: Console) -> SiteView:
+    """Permission: health:read; the devices (and the plan) only for callers with devices:read, else empty."""
+    plan = config.site.plan if allowed(principal.role, Permission.devices_read) else None
+    devices: list[Any] = list(inventory) if allowed(principal.role, Permission.devices_read) else []
     return SiteView(
         id=config.site.id,
         name=config.site.name,
@@ -117,7 +122,7 @@ async def site(config: SiteDep, inventory: InventoryDep, _: Reader) -> SiteView:
         map=config.site.map,
         org=config.org,
         departments=config.departments,
-        devices=sorted((_spot(d, inventory.source(d.id) or "config") for d in inventory), key=lambda s: s.id),
+        devices=sorted((_spot(d, inventory.source(d.id) or "config") for d in devices), key=lambda s: s.id),
     )
 
 

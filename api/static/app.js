@@ -32,6 +32,17 @@ function applyPermissions() {
   });
 }
 
+/** @param {string} view */
+function viewPermission(view) {
+  const button = document.querySelector(`#nav button[data-view="${view}"]`);
+  return button instanceof HTMLElement ? button.dataset.permission || "" : "";
+}
+
+function firstView() {
+  const button = [...document.querySelectorAll("#nav button[data-view]")].find((b) => b instanceof HTMLElement && !b.hidden);
+  return button instanceof HTMLElement ? button.dataset.view || "cases" : "cases";
+}
+
 function tick() {
   $("clock").textContent = fmtTime(new Date().toISOString());
   tickCases();
@@ -59,7 +70,10 @@ async function start() {
   await Promise.all([loadSite(), loadLabels()]);
   renderMute();
   pushState().then((s) => { push = s; renderPush(); }).catch(report);
-  stopStream = alarmStream((msg) => { onAlarmChange(msg).catch(report); }, (up) => {
+  // a role opens on the first view it may use (a department handler: 案件), and hears alarms only if it may read them
+  if (!can(viewPermission(state.view))) state.view = firstView();
+  $("mute").hidden = $("link").hidden = !can("alarms:read");
+  if (can("alarms:read")) stopStream = alarmStream((msg) => { onAlarmChange(msg).catch(report); }, (up) => {
     $("link").className = `link ${up ? "up" : "down"}`; $("link").dataset.up = up ? "1" : "0";
     // changes made while the stream was down (or before it first came up) were not heard: read the view again
     if (up) refresh().catch(report);

@@ -2,68 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 from sharpeye.config.loader import demo_path, load_file
 from sharpeye.ingest.registry import installed
-from sharpeye.ingest.transport.mqtt_acl import accounts, device_password, hub_account, mqtt_devices, write_files
+from sharpeye.ingest.transport.mqtt_acl import accounts, device_password, hub_account, write_files
 
 from sharpeye.node.embedded import EmbeddedMosquitto
 from tests.helpers import wait_for
+from tests.mqtt_account import AccountClient, demo_fences
 
 SECRET = "test-device-secret-0123456789"
 HUB_PASSWORD = "hub-Password-123"
-
-
-class Client:
-    """A paho client that records what it receives and the result of its connection."""
-
-    def __init__(self, port: int, username: str, password: str) -> None:
-        self.received: list[tuple[str, bytes]] = []
-        self.connected = threading.Event()
-        self.reason: object = None
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-        self.client.username_pw_set(username, password)
-        self.client.on_message = lambda _c, _u, msg: self.received.append((msg.topic, msg.payload))
-        self.client.on_connect = self._on_connect
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    @classmethod
-    def anonymous(cls, port: int) -> Client:
-        """A client that sends no user name or password."""
-        client = cls.__new__(cls)
-        client.received, client.connected, client.reason = [], threading.Event(), None
-        client.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-        client.client.on_connect = client._on_connect
-        client.client.connect("127.0.0.1", port)
-        client.client.loop_start()
-        return client
-
-    def _on_connect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:
-        self.reason = reason
-        self.connected.set()
-
-    def subscribe(self, topic: str) -> None:
-        done = threading.Event()
-        self.client.on_subscribe = lambda *_: done.set()
-        self.client.subscribe(topic, qos=1)
-        assert done.wait(5)
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
-
-    def topics(self) -> list[str]:
-        return [t for t, _ in self.received]
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +27,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMosquit
     server.start()
     yield server
     server.stop()
-
-
-def demo_fences() -> tuple[str, str]:
-    fences = [d.id for d in mqtt_devices(load_file(demo_path(), installed()).devices, installed()) if d.kind == "fence"]
-    assert len(fences) >= 2
-    return fences[0], fences[1]
 
 
 def test_files_are_private_and_list_only_mqtt_devices(tmp_path: Path) -> None:
@@ -99,19 +45,18 @@ def test_files_are_private_and_list_only_mqtt_devices(tmp_path: Path) -> None:
 
 def test_wrong_password_is_refused(broker: EmbeddedMosquitto) -> None:
     own, _ = demo_fences()
-    client = Client(broker.port, own, "not-the-password")
-    assert client.connected.wait(5)
-    assert client.reason is not None and getattr(client.reason, "is_failure", False)
+    client = AccountClient(broker.port, own, "not-the-password")
+    assert not client.login()
     client.close()
 
 
 def test_device_cannot_publish_on_another_devices_topics(broker: EmbeddedMosquitto) -> None:
     own, other = demo_fences()
-    hub = Client(broker.port, "hub", HUB_PASSWORD)
-    assert hub.connected.wait(5) and not hub.reason.is_failure  # type: ignore[attr-defined]
+    hub = AccountClient(broker.port, "hub", HUB_PASSWORD)
+    assert hub.login()
     hub.subscribe("sharpeye/#")
-    device = Client(broker.port, own, device_password(SECRET, own))
-    assert device.connected.wait(5) and not device.reason.is_failure  # type: ignore[attr-defined]
+    device = AccountClient(broker.port, own, device_password(SECRET, own))
+    assert device.login()
     device.publish(f"sharpeye/fence/{other}/event", b"forged")
     device.publish("sharpeye/fence/somebody/state", b"forged")
     device.publish(f"sharpeye/thermal/{own}/event", b"wrong kind")
@@ -125,11 +70,11 @@ def test_device_cannot_publish_on_another_devices_topics(broker: EmbeddedMosquit
 
 def test_device_reads_only_its_own_command_topic(broker: EmbeddedMosquitto) -> None:
     own, other = demo_fences()
-    device = Client(broker.port, own, device_password(SECRET, own))
-    assert device.connected.wait(5)
+    device = AccountClient(broker.port, own, device_password(SECRET, own))
+    assert device.login()
     device.subscribe("sharpeye/#")  # granted only where the ACL allows
-    hub = Client(broker.port, "hub", HUB_PASSWORD)
-    assert hub.connected.wait(5)
+    hub = AccountClient(broker.port, "hub", HUB_PASSWORD)
+    assert hub.login()
     hub.publish(f"sharpeye/fence/{other}/command", b"for the other")
     hub.publish(f"sharpeye/fence/{other}/event", b"the other's event")
     hub.publish(f"sharpeye/fence/{own}/command", b"for me")

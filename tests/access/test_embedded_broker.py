@@ -19,9 +19,9 @@ from sharpeye.simulators.site import run_site
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.node.hub import Hub
-from tests.access.test_broker_acl import Client
 from tests.conftest import HubClient, app_client, hub_settings
 from tests.helpers import wait_for
+from tests.mqtt_account import AccountClient
 
 PASSWORD = "embedded-Broker-1"
 NEW_FENCE = {"id": "fence-added", "kind": "fence", "name": "新装围界主机", "grid": "hedong-g2", "heartbeat_s": 30,
@@ -50,14 +50,14 @@ def port_of(hub: Hub) -> int:
     return hub.embedded_broker.port
 
 
-def login(port: int, username: str | None, password: str | None) -> Client:
-    client = Client(port, username or "", password or "") if username else Client.anonymous(port)
+def login(port: int, username: str | None, password: str | None) -> AccountClient:
+    client = AccountClient(port, username, password)
     assert client.connected.wait(5)
     return client
 
 
-def refused(client: Client) -> bool:
-    return bool(getattr(client.reason, "is_failure", False))
+def refused(client: AccountClient) -> bool:
+    return bool(client.refused)
 
 
 def test_the_device_secret_is_generated_once_and_private(client: HubClient) -> None:

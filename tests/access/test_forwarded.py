@@ -71,4 +71,3 @@ def test_a_configured_proxy_is_believed(
         answers = [fail_login(url, "198.51.100.7").status_code for _ in range(6)]
         assert answers == [401] * 5 + [429], answers  # the forwarded client is locked out ...
         assert fail_login(url, "198.51.100.8").status_code == 401  # ... not everyone behind the proxy
-

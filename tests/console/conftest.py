@@ -29,6 +29,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",  # a microphone that plays a tone, for the field app's voice notes
+    "--use-fake-ui-for-media-stream",
 ]
 ADMIN_PASSWORD = "console-admin-pw"
 

@@ -4,11 +4,13 @@ again), a task is signed for and fed back, and a patrol's track is kept."""
 
 from __future__ import annotations
 
+import io
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import av
 import cv2
 import httpx
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.console.conftest import ADMIN_PASSWORD, HubServer
+from tests.console.conftest import sign_in as console_sign_in
 from tests.helpers import wait_for
 
 WORKER, WORKER_PASSWORD = "gw-field", "Grid-Worker-Pass-7"
@@ -147,6 +150,55 @@ def test_a_report_made_offline_arrives_once_when_the_network_returns(
     data = httpx.get(f"{hub_server.url}/api/cases/{case['id']}/photos/{photos[0]['id']}", headers=admin(hub_server))
     image = cv2.imdecode(np.frombuffer(data.content, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape[:2] == (1067, 1600)  # scaled down on the phone from 3000 x 2000
+
+
+def test_a_voice_note_recorded_on_the_phone_goes_with_the_report(browser: Browser, hub_server: HubServer,
+                                                                 worker: str) -> None:  # fmt: skip
+    """语音备注: recorded with the phone's microphone (Chromium's fake device plays a tone), heard back before
+    sending, kept with the report in the outbox, stored with the case as an audio file that decodes."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, locale="zh-CN", geolocation=HERE,
+                                  permissions=["geolocation", "microphone"])  # fmt: skip
+    try:
+        page = context.new_page()
+        sign_in(page, hub_server)
+        description = f"语音上报 {uuid.uuid4().hex[:6]}"
+        fill_report(page, description)
+        page.get_by_test_id("voice").click()
+        expect(page.get_by_test_id("voice-status")).to_have_text("正在录音…（最长60秒）")
+        page.wait_for_timeout(1500)  # the length of the note, not a wait for something to happen
+        page.get_by_test_id("voice").click()
+        expect(page.locator(".voice-player audio")).to_have_count(1)
+        expect(page.get_by_test_id("voice-status")).to_contain_text("语音备注")
+        page.click("form.report button[type=submit]")
+        wait_for(lambda: cases_with(hub_server, description), what="the voice report's case", timeout=20)
+        case = cases_with(hub_server, description)[0]
+        attached = httpx.get(f"{hub_server.url}/api/cases/{case['id']}/photos", headers=admin(hub_server)).json()
+        voices = [a for a in attached if a["media_type"].startswith("audio/")]
+        assert len(voices) == 1 and len(attached) == 2, attached
+        data = httpx.get(f"{hub_server.url}/api/cases/{case['id']}/photos/{voices[0]['id']}",
+                         headers=admin(hub_server)).content  # fmt: skip
+        with av.open(io.BytesIO(data)) as container:
+            frames = sum(1 for _ in container.decode(audio=0))
+        assert frames > 10  # about 50 Opus frames a second were recorded
+        assert page.locator(".voice-player audio").count() == 0  # the form is ready for the next report
+        # the command centre hears it: the console's case detail plays the note beside the photo
+        office = browser.new_context(viewport={"width": 1600, "height": 900}, locale="zh-CN")
+        desk = office.new_page()
+        console_sign_in(desk, hub_server.url)
+        desk.click("#nav button[data-view=cases]")
+        desk.locator(f"#case-rows tr[data-case='{case['id']}']").click()
+        files = desk.locator("#case-detail .case-files")
+        expect(files.locator("audio")).to_have_count(1)
+        expect(files.locator("img")).to_have_count(1)
+        duration = desk.evaluate("""() => new Promise((resolve) => {
+            const a = document.querySelector('#case-detail .case-files audio');
+            a.preload = 'auto';
+            a.onloadeddata = () => resolve('loaded'); a.onerror = () => resolve('error: ' + (a.error && a.error.code));
+            a.load(); })""")
+        assert duration == "loaded"  # the browser plays what the phone recorded
+        office.close()
+    finally:
+        context.close()
 
 
 def test_a_report_whose_answer_is_lost_is_sent_again_and_still_makes_one_case(

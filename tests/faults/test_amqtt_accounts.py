@@ -4,13 +4,10 @@ the password file and ACL file the hub writes (ingest/transport/mqtt_acl.py), re
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 from sharpeye.config.loader import demo_path, load_file
 from sharpeye.ingest.registry import installed
 from sharpeye.ingest.transport.mqtt_acl import (
@@ -19,64 +16,15 @@ from sharpeye.ingest.transport.mqtt_acl import (
     covers,
     device_password,
     hub_account,
-    mqtt_devices,
     write_files,
 )
 
 from sharpeye.node.embedded import EmbeddedAmqtt
 from tests.helpers import wait_for
+from tests.mqtt_account import AccountClient, demo_fences
 
 SECRET = "amqtt-device-secret-0123456789"
 HUB_PASSWORD = "amqtt-hub-Password-123"
-
-
-class Client:
-    """An MQTT 3.1.1 client (amqtt speaks no 5) recording what it receives and how its login went."""
-
-    def __init__(self, port: int, username: str | None, password: str | None) -> None:
-        self.received: list[tuple[str, bytes]] = []
-        self.connected = threading.Event()
-        self.refused: bool | None = None
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
-        if username is not None:
-            self.client.username_pw_set(username, password)
-        self.client.on_message = lambda _c, _u, msg: self.received.append((msg.topic, msg.payload))
-        self.client.on_connect = self._on_connect
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_connect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:
-        self.refused = bool(getattr(reason, "is_failure", False))
-        self.connected.set()
-
-    def login(self) -> bool:
-        """True when the broker took the login, False when it refused it."""
-        assert self.connected.wait(10), "no CONNACK"
-        return not self.refused
-
-    def subscribe(self, topic: str) -> bool:
-        """True when granted (a SUBACK without failure)."""
-        done = threading.Event()
-        granted: list[bool] = []
-
-        def on_subscribe(_c: object, _u: object, _mid: int, reasons: list[object], _p: object) -> None:
-            granted.extend(not getattr(r, "is_failure", False) for r in reasons)
-            done.set()
-
-        self.client.on_subscribe = on_subscribe
-        self.client.subscribe(topic, qos=1)
-        assert done.wait(10), "no SUBACK"
-        return all(granted)
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(10)
-
-    def topics(self) -> list[str]:
-        return [t for t, _ in self.received]
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +36,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAmqtt]:
     server.start(timeout=60)
     yield server
     server.stop()
-
-
-def demo_fences() -> tuple[str, str]:
-    fences = [d.id for d in mqtt_devices(load_file(demo_path(), installed()).devices, installed()) if d.kind == "fence"]
-    return fences[0], fences[1]
 
 
 def test_acl_patterns_grant_what_mosquitto_grants() -> None:
@@ -108,7 +51,7 @@ def test_acl_patterns_grant_what_mosquitto_grants() -> None:
 def test_wrong_password_unknown_user_and_anonymous_are_refused(broker: EmbeddedAmqtt) -> None:
     own, _ = demo_fences()
     for username, password in ((own, "not-the-password"), ("nobody", "x"), (None, None), (own, None)):
-        client = Client(broker.port, username, password)
+        client = AccountClient(broker.port, username, password, v5=False)
         try:
             assert not client.login(), f"{username!r} with {password!r} was let in"
         finally:
@@ -117,8 +60,8 @@ def test_wrong_password_unknown_user_and_anonymous_are_refused(broker: EmbeddedA
 
 def test_a_device_is_confined_to_its_own_topics(broker: EmbeddedAmqtt) -> None:
     own, other = demo_fences()
-    hub = Client(broker.port, "hub", HUB_PASSWORD)
-    device = Client(broker.port, own, device_password(SECRET, own))
+    hub = AccountClient(broker.port, "hub", HUB_PASSWORD, v5=False)
+    device = AccountClient(broker.port, own, device_password(SECRET, own), v5=False)
     try:
         assert hub.login() and device.login()
         assert hub.subscribe("sharpeye/#")
@@ -144,7 +87,7 @@ def test_accounts_written_while_it_runs_apply_without_a_restart(broker: Embedded
     assert broker.password_file is not None
     site = load_file(demo_path(), installed())
     newcomer = BrokerAccount("fence-newcomer", "newcomer-pw", ("sharpeye/fence/fence-newcomer/#",), ())
-    before = Client(broker.port, newcomer.username, newcomer.password)
+    before = AccountClient(broker.port, newcomer.username, newcomer.password, v5=False)
     try:
         assert not before.login()
     finally:
@@ -155,7 +98,7 @@ def test_accounts_written_while_it_runs_apply_without_a_restart(broker: Embedded
 
 
 def _logs_in(port: int, account: BrokerAccount) -> bool:
-    client = Client(port, account.username, account.password)
+    client = AccountClient(port, account.username, account.password, v5=False)
     try:
         return client.login()
     finally:

@@ -17,6 +17,7 @@ from sharpeye.api.permission import Role
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from tests.conftest import HubClient, app_client, hub_settings
+from tests.field.audio import voice_note
 
 PASSWORD = "field-Password-1"
 USERS: dict[str, tuple[Role, str | None, str | None]] = {
@@ -232,3 +233,55 @@ def test_bulk_accept_and_dispatch_report_each_case(client: HubClient) -> None:
     assert client.post("/api/cases/bulk", json={"action": "accept", "ids": ids},
                        headers=auth(client, "gw-hd")).status_code == 403  # fmt: skip
     assert client.post("/api/cases/bulk", json={"action": "close", "ids": ids}, headers=admin).status_code == 422
+
+
+def test_a_voice_note_goes_with_a_report_and_bad_ones_are_refused(client: HubClient) -> None:
+    def send(voices: list[tuple[str, bytes]], **fields: Any) -> Any:
+        form = {"client_id": uuid.uuid4().hex, "category": "city_appearance", **fields}
+        files = [("photos", ("p.jpg", jpeg(), "image/jpeg"))] + [("voice", v) for v in voices]
+        return client.post("/api/field/reports", data=form, files=files, headers=auth(client, "gw-hd"))
+
+    note = voice_note(3)
+    sent = send([("note.webm", note)])
+    assert sent.status_code == 201, sent.text
+    kinds = sorted(p["media_type"] for p in sent.json()["photos"])
+    assert kinds == ["audio/webm", "image/jpeg"]
+    case_id = sent.json()["case_id"]
+    admin = auth_admin(client)
+    attached = client.get(f"/api/cases/{case_id}/photos", headers=admin).json()
+    voice = next(p for p in attached if p["media_type"] == "audio/webm")
+    played = client.get(f"/api/cases/{case_id}/photos/{voice['id']}", headers=admin)
+    assert played.status_code == 200 and played.headers["content-type"] == "audio/webm"
+    assert played.content == note  # the bytes as recorded
+    assert send([("m.m4a", voice_note(2, "ipod", "aac"))]).status_code == 201  # a phone's AAC recording
+    long = send([("long.webm", voice_note(61))])
+    assert long.status_code == 415 and "longer than 60 s" in long.json()["detail"]
+    two = send([("a.webm", voice_note(1)), ("b.webm", voice_note(1))])
+    assert two.status_code == 422 and "at most one" in two.json()["detail"]
+    fake = send([("x.webm", b"\x1a\x45\xdf\xa3" + bytes(2000))])
+    assert fake.status_code == 415 and "not a playable audio file" in fake.json()["detail"]
+    text = send([("x.webm", b"hello, not audio")])
+    assert text.status_code == 415 and "WebM, Ogg" in text.json()["detail"]
+    video_only = send([("v.webm", video_clip())])
+    assert video_only.status_code == 415 and "no audio stream" in video_only.json()["detail"]
+    before = len(client.get("/api/cases?limit=500", headers=admin).json()["items"])
+    assert send([("long.webm", voice_note(61))]).status_code == 415
+    assert len(client.get("/api/cases?limit=500", headers=admin).json()["items"]) == before  # nothing was made
+
+
+def video_clip() -> bytes:
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="webm") as out:
+        stream = out.add_stream("libvpx", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"  # type: ignore[union-attr]
+        for n in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), n * 40, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):  # type: ignore[union-attr]
+                out.mux(packet)
+        for packet in stream.encode(None):  # type: ignore[union-attr]
+            out.mux(packet)
+    return buf.getvalue()

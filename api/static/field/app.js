@@ -6,6 +6,7 @@ import { h, fill } from "./dom.js";
 import { t, lang } from "./i18n.js";
 import { put, remove, entries, newId } from "./queue.js";
 import { downscale } from "./photo.js";
+import { voiceControl, voiceName } from "./voice.js";
 
 /**
  * @typedef {{ username: string, role: string, org_unit: string | null, department: string | null,
@@ -132,6 +133,7 @@ async function send(entry) {
       const form = new FormData();
       for (const [k, v] of Object.entries(entry.fields)) form.append(k, v);
       (entry.photos || []).forEach((blob, n) => form.append("photos", blob, `photo-${n + 1}.jpg`));
+      if (entry.voice) form.append("voice", entry.voice, voiceName(entry.voice));
       res = await call(entry.url, { method: "POST", body: form });
     } else {
       res = await call(entry.url, { method: "POST", json: entry.json ?? {} });
@@ -281,6 +283,7 @@ function renderReport(main) {
       file.value = "";
       fill(thumbs, photos.map((p) => h("img", { src: URL.createObjectURL(p), alt: "" })));
     } }));
+  const voice = voiceControl();
   const where = h("p", { class: "where", "data-testid": "position" }, t("locating"));
   const showFix = () => fill(where, fix ? `${fix.lat.toFixed(5)}, ${fix.lon.toFixed(5)} (${t("accuracy")} ${Math.round(fix.accuracy)} ${t("meters")})` : t("no_position"));
   locate().then((f) => { fix = f || fix; showFix(); });
@@ -294,7 +297,7 @@ function renderReport(main) {
     const id = newId();
     await put({ id, kind: "report", url: "/api/field/reports", created: Date.now(), label: t(`category.${category}`),
       fields: { client_id: id, category, description: description.value, ...fixFields(fix),
-        taken_at: new Date().toISOString() }, photos });
+        taken_at: new Date().toISOString() }, photos, voice: voice.take() || undefined });
     toast(t("queued"));
     category = ""; photos = []; description.value = ""; fill(thumbs);
     for (const b of categories.querySelectorAll("button")) b.setAttribute("aria-checked", "false");
@@ -303,6 +306,7 @@ function renderReport(main) {
   h("h2", {}, t("category")), categories,
   h("label", {}, t("description"), description),
   h("label", { class: "camera" }, t("take_photo"), file), thumbs,
+  h("h2", {}, t("voice_note")), voice.element,
   h("h2", {}, t("position")), where,
   submit, note);
   fill(main, form, h("section", { id: "outbox" }));
@@ -369,8 +373,10 @@ async function renderTask(main, caseId) {
     h("p", {}, `${c.id} · ${t(`stage.${c.stage}`)} · ${t(`category.${c.category}`)}`),
     c.due_at && h("p", { class: `light-${c.light || "none"}` }, `${t("due")} ${new Date(c.due_at).toLocaleString()}`),
     c.description && h("p", {}, c.description),
-    h("div", { class: "thumbs" }, task.photos.map((p) => h("img", { alt: "", loading: "lazy",
-      src: `/api/field/tasks/${encodeURIComponent(c.id)}/photos/${encodeURIComponent(p.id)}` }))),
+    h("div", { class: "thumbs" }, task.photos.map((p) => {
+      const src = `/api/field/tasks/${encodeURIComponent(c.id)}/photos/${encodeURIComponent(p.id)}`;
+      return p.media_type.startsWith("audio/") ? h("audio", { controls: true, preload: "none", src }) : h("img", { alt: "", loading: "lazy", src });
+    })),
     claim || null,
     (task.actions.includes("feedback") || task.actions.includes("assist_feedback")) &&
       feedbackForm(main, c, task.actions.includes("assist_feedback")),

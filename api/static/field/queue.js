@@ -10,7 +10,7 @@ const STORE = "outbox";
 /**
  * @typedef {{
  *   id: string, kind: "report" | "claim" | "feedback" | "points" | "end", url: string, created: number,
- *   label: string, fields?: Record<string, string>, photos?: Blob[], json?: unknown, error?: string
+ *   label: string, fields?: Record<string, string>, photos?: Blob[], voice?: Blob, json?: unknown, error?: string
  * }} Entry
  */
 

@@ -5,7 +5,7 @@
 // not be sent). The console's service worker (/static/sw.js, scope
 // /static/console-push/, for Web Push only) is another one.
 
-const CACHE = "sharpeye-field-v1";
+const CACHE = "sharpeye-field-v2";
 const SHELL = [
   "/field/",
   "/field/app.js",
@@ -13,6 +13,7 @@ const SHELL = [
   "/field/i18n.js",
   "/field/queue.js",
   "/field/photo.js",
+  "/field/voice.js",
   "/field/style.css",
   "/field/manifest.webmanifest",
   "/field/icon-192.png",

@@ -20,7 +20,7 @@ export const en = {
     cameras: "Linked cameras", no_cameras: "No linked camera", case: "Case", no_case: "No case yet",
     select_alarm: "Select an alarm to see it here", comment_prompt: "Comment", case_no: "Case", title_col: "Title",
     category: "Category", stage: "Stage", department: "Department", deadline: "Deadline", light: "Light",
-    created: "Created", overdue: "overdue", remaining: "left", case_history: "History",
+    created: "Created", overdue: "overdue", remaining: "left", attachments: "Photos and voice notes", voice_note: "Voice note", bulk_accept: "Accept selected", bulk_dispatch: "Dispatch selected", bulk_clear: "Clear selection", bulk_chosen: "Selected", bulk_done: "done", bulk_refused: "refused", bulk_select_all: "Select all cases that can be accepted or dispatched", case_history: "History",
     case_actions_note: "Case work (accept, dispatch, feedback, verify, close) is done by departments in the cases module.",
     name: "Name", kind: "Kind", grid: "Grid", messages: "Messages", errors: "Errors", last_error: "Last error",
     deadletters: "Dead letters (rejected input)", reason: "Reason", detail: "Detail", origin: "Origin",

@@ -19,7 +19,7 @@ export const zh = {
     no_cameras: "无关联摄像机", case: "案件", no_case: "未生成案件", select_alarm: "选择一条报警查看详情",
     comment_prompt: "请输入备注", case_no: "编号", title_col: "标题", category: "类别", stage: "阶段",
     department: "部门", deadline: "期限", light: "灯", created: "创建", overdue: "已超期", remaining: "剩余",
-    case_history: "办理过程", case_actions_note: "办理操作（签收、派遣、反馈、核查、结案）由处置部门在案件模块中执行。",
+    attachments: "附件（照片、语音）", voice_note: "语音备注", bulk_accept: "批量立案", bulk_dispatch: "批量派遣", bulk_clear: "取消选择", bulk_chosen: "已选", bulk_done: "件成功", bulk_refused: "件未办理", bulk_select_all: "全选可批量办理的案件（上报、已立案）", case_history: "办理过程", case_actions_note: "办理操作（签收、派遣、反馈、核查、结案）由处置部门在案件模块中执行。",
     name: "名称", kind: "类型", grid: "网格", messages: "消息", errors: "错误", last_error: "最近错误",
     deadletters: "死信（被拒绝的消息）", reason: "原因", detail: "详情", origin: "来源", layout: "布局",
     choose_camera: "选择摄像机", empty_tile: "空闲", total: "共", items: "条", legend: "图例", has_alarm: "报警中",

@@ -29,14 +29,50 @@ async function loadCases() {
 /** @param {string | null} id */
 const departmentName = (id) => (id ? state.departments.get(id) || id : "");
 
+// 批量立案/派遣: cases ticked in the list (kept across the list's redraws), acted on by POST /api/cases/bulk
+const BULK_STAGES = ["reported", "accepted"];
+/** @type {Set<string>} */
+const chosen = new Set();
+/** @param {Case} c */
+const bulkable = (c) => can("cases:act") && BULK_STAGES.includes(c.stage);
+
+function renderBulk() {
+  for (const id of [...chosen]) if (!cases.some((c) => c.id === id && bulkable(c))) chosen.delete(id);
+  const bar = $("case-bulk");
+  bar.hidden = chosen.size === 0;
+  render(/** @type {HTMLElement} */ (bar.querySelector(".bulk-count")), html`${t("ui.bulk_chosen")} ${chosen.size}`);
+  const all = /** @type {HTMLInputElement} */ ($("case-select-all"));
+  const candidates = cases.filter(bulkable);
+  all.disabled = candidates.length === 0;
+  all.checked = candidates.length > 0 && candidates.every((c) => chosen.has(c.id));
+  all.title = t("ui.bulk_select_all");
+}
+
+/** @param {"accept" | "dispatch"} action */
+async function bulk(action) {
+  const ids = [...chosen];
+  if (!ids.length || !confirm(`${t(action === "accept" ? "ui.bulk_accept" : "ui.bulk_dispatch")}: ${ids.length}`)) return;
+  /** @type {{ id: string, ok: boolean, stage: string | null, department: string | null, reason: string }[]} */
+  const outcomes = await api("/api/cases/bulk", { method: "POST", json: { action, ids, note: "" } });
+  const refused = outcomes.filter((o) => !o.ok);
+  chosen.clear();
+  toast(`${t(action === "accept" ? "ui.bulk_accept" : "ui.bulk_dispatch")}: ${outcomes.length - refused.length} ${t("ui.bulk_done")}` +
+    (refused.length ? `, ${refused.length} ${t("ui.bulk_refused")}` : ""));
+  render($("case-bulk-result"), refused.length ? html`<p>${t("ui.bulk_refused")}:</p><ul class="bulk-refused">${refused.map((o) =>
+    html`<li data-refused="${o.id}"><a href="#" data-case-link="${o.id}">${o.id}</a>: <span class="reason">${o.reason}</span></li>`)}</ul>` : html``);
+  await loadCases();
+}
+
 function renderCases() {
   const now = Date.now();
   render($("case-rows"), html`${cases.map((c) => html`
-    <tr data-case="${c.id}"><td><i class="light light-${c.light || "none"}" title="${c.light ? t(`light.${c.light}`) : ""}"></i></td>
+    <tr data-case="${c.id}"><td>${bulkable(c) ? html`<input type="checkbox" data-choose="${c.id}" ${chosen.has(c.id) ? "checked" : ""}>` : ""}</td>
+      <td><i class="light light-${c.light || "none"}" title="${c.light ? t(`light.${c.light}`) : ""}"></i></td>
       <td>${c.id}</td><td>${c.title}</td><td>${t(`stage.${c.stage}`)}</td>
       <td>${departmentName(c.department)}</td>
       <td class="${c.due_at && Date.parse(c.due_at) < now ? "overdue" : ""}">${c.due_at ? fmtDuration(Date.parse(c.due_at) - now) : ""}</td>
       <td>${fmtTime(c.created_at)}</td></tr>`)}`);
+  renderBulk();
 }
 
 /** Redraw the deadlines every second (they count down). */
@@ -67,14 +103,33 @@ async function openCase(id) {
       <dt>${t("ui.deadline")}</dt><dd>${c.due_at ? `${fmtTime(c.due_at)} (${fmtDuration(Date.parse(c.due_at) - Date.now())})` : ""}</dd>
       <dt>${t("ui.alarms")}</dt><dd>${c.alarm_ids.map((a, i) => html`${i ? ", " : ""}<a href="#" data-alarm-link="${a}">${a}</a>`)}</dd></dl>
     ${buttons.length ? html`<p class="actions">${buttons}</p>` : html`<p class="muted">${t("ui.case_actions_note")}</p>`}
+    <div class="attachments"></div>
     <div class="merge-box"></div>
     <h3>${t("ui.case_history")}</h3>
     <table class="history"><thead><tr><th>${t("ui.at")}</th><th>${t("ui.action")}</th><th>${t("ui.actor")}</th><th>${t("ui.stage")}</th><th>${t("ui.note")}</th></tr></thead>
     <tbody>${history.map((h) => html`<tr><td>${fmtTime(h.at)}</td><td>${t(`case_event.${h.action}`)}</td><td>${h.actor}</td>
       <td>${h.from_stage ? `${t(`stage.${h.from_stage}`)} → ` : ""}${t(`stage.${h.to_stage}`)}</td><td>${h.note}</td></tr>`)}</tbody></table>`);
+  const files = pane.querySelector(".attachments");
+  if (files) await renderAttachments(files, id);
   const box = pane.querySelector(".merge-box");
   if (!c.stage || ENDED.includes(c.stage) || !box) return;
   await renderMergeProposals(box, id, (actions || []).includes("merge"));
+}
+
+/**
+ * The case's photos and voice notes (reports from the field and residents), each fetched only when looked at or
+ * played (every download is audited).
+ * @param {Element} box
+ * @param {string} caseId
+ */
+async function renderAttachments(box, caseId) {
+  /** @type {{ id: string, media_type: string, filename: string }[]} */
+  const files = await api(`/api/cases/${encodeURIComponent(caseId)}/photos`);
+  if (!files.length) { render(box, html``); return; }
+  const url = (/** @type {string} */ id) => `/api/cases/${encodeURIComponent(caseId)}/photos/${encodeURIComponent(id)}`;
+  render(box, html`<h3>${t("ui.attachments")}</h3><div class="case-files">${files.map((f) => f.media_type.startsWith("audio/")
+    ? html`<figure class="voice-note"><audio controls preload="none" src="${url(f.id)}"></audio><figcaption>${t("ui.voice_note")}</figcaption></figure>`
+    : html`<a href="${url(f.id)}" target="_blank" rel="noopener"><img loading="lazy" alt="${f.filename}" src="${url(f.id)}"></a>`)}</div>`);
 }
 
 /**
@@ -117,6 +172,11 @@ export async function reloadCases() {
 }
 
 $("case-rows").addEventListener("click", (ev) => {
+  const box = closest(ev, "input[data-choose]");
+  if (box instanceof HTMLInputElement) {
+    if (box.checked) chosen.add(box.dataset.choose || ""); else chosen.delete(box.dataset.choose || "");
+    renderBulk(); return;
+  }
   const r = closest(ev, "tr[data-case]");
   if (r) openCase(r.dataset.case || "").catch(report);
 });
@@ -145,5 +205,20 @@ $("case-detail").addEventListener("click", async (ev) => {
   if (link) { ev.preventDefault(); open("alarms", link.dataset.alarmLink || "").catch(report); }
 });
 
+$("case-select-all").addEventListener("change", (ev) => {
+  const on = ev.target instanceof HTMLInputElement && ev.target.checked;
+  for (const c of cases.filter(bulkable)) { if (on) chosen.add(c.id); else chosen.delete(c.id); }
+  renderCases();
+});
+$("case-bulk").addEventListener("click", (ev) => {
+  const b = closest(ev, "button[data-bulk]");
+  if (!b) return;
+  if (b.dataset.bulk === "clear") { chosen.clear(); renderCases(); return; }
+  bulk(b.dataset.bulk === "accept" ? "accept" : "dispatch").catch(report);
+});
+$("case-bulk-result").addEventListener("click", (ev) => {
+  const link = closest(ev, "[data-case-link]");
+  if (link) { ev.preventDefault(); openCase(link.dataset.caseLink || "").catch(report); }
+});
 register("cases", { refresh: loadCases, open: openCase });
 export { openCase };
