@@ -185,7 +185,9 @@ def layer_toggle(page: Page, name: str) -> None:
     page.locator("#map-geo .leaflet-control-layers-overlays label", has_text=name).locator("input").click()
 
 
-def test_map_tiles_markers_cluster_layers_and_a_case(map_hub: HubServer, tiles: TileServer, page: Page) -> None:
+def test_map_tiles_markers_cluster_layers_and_a_case(
+    map_hub: HubServer, tiles: TileServer, page: Page, tmp_path: Path
+) -> None:
     before = len(tiles.requests)
     # the console's Content-Security-Policy lets images come from the configured tile server, and no other
     policy = httpx.get(map_hub.url + "/").headers["Content-Security-Policy"]
@@ -220,6 +222,8 @@ def test_map_tiles_markers_cluster_layers_and_a_case(map_hub: HubServer, tiles: 
     # a device's details
     school.click()
     expect(page.locator("#map-device")).to_contain_text("fence-school")
+    # refresh the docs' picture: SHARPEYE_SCREENSHOT_DIR=docs/screenshots pytest tests/console/test_map.py
+    page.screenshot(path=str(Path(os.environ.get("SHARPEYE_SCREENSHOT_DIR") or tmp_path) / "map-geo.png"))
     # a case's details, and on to the case
     lone.click()
     expect(page.locator("#map-device")).to_contain_text("井盖缺失")
