@@ -45,8 +45,21 @@ const STYLES = [
  */
 /** @typedef {"cameras" | "channels" | "sensors" | "cases" | "workers" | "patrols" | "tracks" | "heat" | "plan"} LayerName */
 
+const LAYERS_KEY = "sharpeye.map.layers";
+/** @type {LayerName[]} */
+const DEFAULT_LAYERS = ["plan", "cameras", "channels", "sensors", "cases", "workers", "patrols", "tracks"];
+
 /** @type {Promise<unknown> | null} */
 let loading = null;
+
+/** The layers to show: the browser's last choice, else all but the heat. @returns {Set<string>} */
+function shownLayers() {
+  try {
+    const kept = JSON.parse(localStorage.getItem(LAYERS_KEY) || "null");
+    if (Array.isArray(kept)) return new Set(kept.filter((n) => typeof n === "string"));
+  } catch { /* a damaged entry: the defaults */ }
+  return new Set(DEFAULT_LAYERS);
+}
 
 /** Whether the hub has the map's libraries (`sharpeye assets install`); the hint says how to install them.
  * @returns {Promise<{ ok: boolean, hint: string }>} */
@@ -133,11 +146,18 @@ export class GeoMap {
     };
     /** @type {Record<string, any>} */
     const overlays = {};
+    const shown = shownLayers();
     for (const name of /** @type {LayerName[]} */ (Object.keys(this.layers))) {
       overlays[t(`ui.map_layer_${name}`)] = this.layers[name];
-      if (name !== "heat") this.layers[name].addTo(this.map);
+      if (shown.has(name)) this.layers[name].addTo(this.map);
     }
     L.control.layers(base, overlays, { collapsed: false }).addTo(this.map);
+    // the operator's choice of layers is kept by the browser
+    const remember = () => {
+      const on = Object.entries(this.layers).filter(([, layer]) => this.map.hasLayer(layer)).map(([name]) => name);
+      localStorage.setItem(LAYERS_KEY, JSON.stringify(on));
+    };
+    this.map.on("overlayadd overlayremove", remember);
     L.control.scale({ imperial: false }).addTo(this.map);
     /** @type {Map<string, any>} device id -> marker */
     this.deviceMarks = new Map();

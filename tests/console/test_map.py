@@ -243,6 +243,13 @@ def test_map_tiles_markers_cluster_layers_and_a_case(
     expect(school).to_be_visible()
     layer_toggle(page, "巡查轨迹")
     expect(page.locator("#map-geo path.geo-patrols")).to_have_count(0)
+    # the browser keeps the choice
+    page.reload()
+    page.click("#nav button[data-view=map]")
+    expect(school).to_be_visible()
+    expect(page.locator("#map-geo .geo-mark [data-device='cam-hillside']")).to_have_count(0)
+    expect(page.locator("#map-geo path.geo-patrols")).to_have_count(0)
+    expect(page.locator("#map-geo .marker-cluster", has_text="30")).to_be_visible()
 
     # heat of cases: off until chosen, then drawn on a canvas; its category list has both categories
     layer_toggle(page, "案件热力")
