@@ -5,7 +5,7 @@
 // GCJ-02 (AutoNavi/Gaode) every point is shifted for display (geo.js).
 import { api } from "./api.js";
 import { wgsToGcj } from "./geo.js";
-import { t } from "./i18n/index.js";
+import { lang, t } from "./i18n/index.js";
 
 const LIBRARIES = ["leaflet", "leaflet.markercluster", "leaflet.heat"];
 const SCRIPTS = [
@@ -120,6 +120,7 @@ export class GeoMap {
     this.on = on;
     this.settings = settings;
     this.gcj = Boolean(settings.tiles?.gcj02);
+    this.lang = lang; // the layer names are drawn in it: a switch of language builds the map again
     const tiles = settings.tiles;
     this.map = L.map(box, { maxZoom: tiles?.max_zoom ?? 19, minZoom: tiles?.min_zoom ?? 1, zoomSnap: 1 });
     box.dataset.datum = this.gcj ? "gcj02" : "wgs84";
@@ -249,6 +250,14 @@ export class GeoMap {
     else if (everything.length) this.map.fitBounds(everything.map((p) => this.show(p)), { maxZoom: 17, padding: [20, 20] });
     else this.map.setView([35, 105], 4); // China
   }
+
+  /** The map's view, to keep across a rebuild. @returns {{ center: any, zoom: number }} */
+  view() { return { center: this.map.getCenter(), zoom: this.map.getZoom() }; }
+
+  /** @param {{ center: any, zoom: number }} view */
+  restore(view) { this.placed = true; this.map.setView(view.center, view.zoom); }
+
+  remove() { this.map.remove(); }
 
   /** After the map's box was hidden and shown again. */
   resize() { this.map.invalidateSize(); }

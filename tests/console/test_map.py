@@ -258,6 +258,13 @@ def test_map_tiles_markers_cluster_layers_and_a_case(
     expect(options).to_have_count(3)
     page.select_option("#map-heat-category", "road_damage")
 
+    # in English, the layers too
+    page.click("#lang")
+    expect(page.locator("#map-geo .leaflet-control-layers-overlays")).to_contain_text("Open cases")
+    expect(page.locator("#map-geo .marker-cluster", has_text="30")).to_be_visible()
+    page.click("#lang")
+    expect(page.locator("#map-geo .leaflet-control-layers-overlays")).to_contain_text("待办案件")
+
 
 def test_the_plan_stays_as_the_offline_layer_without_tiles(map_hub: HubServer, tiles: TileServer, page: Page) -> None:
     tiles.stop()  # the tile server is gone (an intranet without its tile server): the plan is still there

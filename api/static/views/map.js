@@ -7,7 +7,7 @@
 import { api } from "../api.js";
 import { GeoMap, libraryState, loadLeaflet } from "../geomap.js";
 import { html, render } from "../html.js";
-import { fmtTime, t } from "../i18n/index.js";
+import { fmtTime, lang, t } from "../i18n/index.js";
 import { open, register } from "../nav.js";
 import { LivePlayer } from "../player.js";
 import { ptzFor } from "../ptz.js";
@@ -134,9 +134,12 @@ async function loadCases() {
 async function renderGeo(site) {
   const L = await loadLeaflet();
   const bounds = site.plan?.bounds;
+  const kept = geo && geo.lang !== lang ? geo.view() : null;
+  if (kept) { geo?.remove(); geo = null; }
   if (!geo) {
     geo = new GeoMap(L, $("map-geo"), site.map || { tiles: null, center: null, zoom: 15 },
       { device: showDevice, case: showCase });
+    if (kept) geo.restore(kept);
   }
   const map = geo;
   const url = bounds ? await planImage() : null;
