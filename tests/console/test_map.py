@@ -315,3 +315,21 @@ def test_on_gcj02_tiles_positions_are_shifted_for_display(
         lat, lon = (float(v) for v in expected)
         # Gaode's offset here (Zhejiang) is a few hundred metres: really moved
         assert 0.001 < abs(lat - SCHOOL[0]) + abs(lon - SCHOOL[1]) < 0.02
+
+
+def test_the_hub_serves_installed_library_files_only(map_hub: HubServer) -> None:
+    listed = httpx.get(f"{map_hub.url}/api/assets").json()
+    assert {p["name"]: p["installed"] for p in listed["packages"]} == {name: True for name in assets.PACKAGES}
+    js = httpx.get(f"{map_hub.url}/assets/leaflet/dist/leaflet.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"] and "Leaflet" in js.text[:2000]
+    refused = [
+        "/assets/leaflet/..%2F..%2Fdevice-secret",
+        "/assets/leaflet/%2e%2e/%2e%2e/device-secret",
+        "/assets/leaflet/.installed.json",
+        "/assets/other/dist/leaflet.js",
+        "/assets/leaflet/dist/none.js",
+    ]
+    for path in refused:
+        answer = httpx.get(map_hub.url + path)
+        assert answer.status_code == 404, path
+        assert "sharpeye assets install" in answer.json()["detail"]
