@@ -234,7 +234,8 @@ class Hub:
             consumer=self.node_id, case_lookup=self.cases.get, alarm_lookup=self.alarm_store.get,
             timezone=self.site.site.timezone, on_delivered=self.cases.record_delivery,
             push=PushService(self.redis, self.keys, contact=self.settings.push_contact,
-                             allow_http=self.settings.push_allow_http, registry=self.metrics.registry),
+                             allow_http=self.settings.push_allow_http, registry=self.metrics.registry,
+                             units_below=self.inventory.units_below),
         )  # fmt: skip
         self.hierarchy = HierarchyService(
             self.site.governance, self.site.site.id, self.cases, self.uplinks, self.redis, self.keys,
