@@ -40,16 +40,12 @@ export const can = (permission) => Boolean(session.user?.permissions?.includes(p
 let cases = [];
 const ENDED = ["closed", "cancelled", "merged", "parked"];
 /** @type {Hierarchy | null} */
-let hierarchy = null;
-let noHierarchy = false; // the hub answered 404: no hubs above or below it (asked again after a sign-in)
+let hierarchy = null; // null: not read (or not readable); a hub without hubs above or below has no upper, no lowers
 
 async function loadHierarchy() {
-  if (noHierarchy || !can("cases:read")) { hierarchy = null; return; }
+  if (!can("cases:read")) { hierarchy = null; return; }
   try { hierarchy = await api("/api/hierarchy"); }
-  catch (err) {
-    hierarchy = null;
-    if (String(err).includes("404")) noHierarchy = true; else report(err);
-  }
+  catch (err) { hierarchy = null; report(err); }
 }
 
 async function loadCases() {
@@ -234,5 +230,5 @@ $("case-detail").addEventListener("click", async (ev) => {
   if (link) { ev.preventDefault(); open("alarms", link.dataset.alarmLink || "").catch(report); }
 });
 
-register("cases", { refresh: loadCases, open: openCase, reset: () => { hierarchy = null; noHierarchy = false; } });
+register("cases", { refresh: loadCases, open: openCase, reset: () => { hierarchy = null; } });
 export { openCase };
