@@ -195,7 +195,7 @@ class Uplink(StrictModel):
         default=None,
         max_length=4000,
         description="sms: the gateway's request body with ${phones} (comma-separated), ${phone_list} (JSON array) "
-        "and ${text} (JSON-escaped) placeholders; default: {\"phones\": ${phone_list}, \"text\": ${text}}.",
+        'and ${text} (JSON-escaped) placeholders; default: {"phones": ${phone_list}, "text": ${text}}.',
     )
     rate_per_min: int | None = Field(
         default=None, ge=1, le=10_000, description="At most this many messages a minute (more wait); default by format."
