@@ -5,8 +5,10 @@ MANSRTSP pause and speed, every frame timed inside the range; the stream ends (B
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +28,8 @@ from sharpeye.simulators.gb28181.upper import UpperPlatformSimulator
 from tests.helpers import env_secret
 from tests.ingest.gb28181.conftest import PLATFORM_ID, UPPER_ID, until
 from tests.ingest.gb28181.test_gb28181_offer import CAMERA_CODE, vcl, write_clip
+from tests.ingest.gb28181.test_gb28181_sipp import SCENARIOS, _free_udp_port, _run
+from tests.ingest.gb28181.test_gb28181_sipp_media import _units
 from tests.ingest.recording.support import clip_packets
 
 PASSWORD = "upper-secret"
@@ -157,3 +161,61 @@ async def test_seek_restarts_at_the_asked_moment(recorded: Any) -> None:
     finally:
         await playback.close()
     assert parse_mansrtsp(b"PAUSE MANSRTSP/1.0\r\nCSeq: 1\r\n") == ("PAUSE", {"cseq": "1"})
+
+
+class _RtpSink(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.packets: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.packets.append(data)
+
+
+async def test_sipp_upper_platform_plays_back_an_own_recording_with_mansrtsp(tmp_path: Path, recorded: Any) -> None:
+    """Real sipp as the upper platform (``sipp/upper_playback.xml``): Playback INVITE of the recorded camera, INFO
+    PAUSE, a bad MANSRTSP method (400), PLAY at Scale 4, then SharpEye's BYE at the range's end; the RTP that
+    reached sipp's media port carries the offered SSRC and PS frames timed inside the range."""
+    store, pictures = recorded
+    t0 = store.segments(CAMERA, 0, 4e9)[0].start
+    a, b = int(t0) + 3, int(t0) + 7
+    settings = GbSettings.model_validate(
+        {"sip_id": PLATFORM_ID, "port": 0, "sip_t1_s": 0.1, "media_port_min": 0, "media_port_max": 0,
+         "cascade": {"upper_id": UPPER_ID, "upper_host": "127.0.0.1", "upper_port": _free_udp_port(),
+                     "local_port": 0, "password": env_secret("unused"), "retry_s": 5}}
+    )  # fmt: skip
+    played: list[RecordedPlayback] = []
+
+    async def history(channel: str, offer: MediaDescription) -> RecordedPlayback:
+        played.append(await RecordedPlayback.open(store, CAMERA, *offer.time))
+        return played[-1]
+
+    async def live(channel: str) -> PacketSubscription:
+        raise RuntimeError("live is not asked here")
+
+    channels = [Channel(device_id=PLATFORM_ID, channel_id=CAMERA_CODE, name="北门卡口")]
+    cascade = GbCascade(settings, lambda: channels, media=live, history=history)
+    loop = asyncio.get_running_loop()
+    transport, sink = await loop.create_datagram_endpoint(_RtpSink, local_addr=("127.0.0.1", 0))
+    rtp_port = transport.get_extra_info("sockname")[1]
+    await cascade.start()
+    try:
+        args: list[str | bytes] = [
+            f"127.0.0.1:{cascade.endpoint.port}", "-sf", str(SCENARIOS / "upper_playback.xml"), "-m", "1",
+            "-p", str(_free_udp_port()), "-key", "channel", CAMERA_CODE, "-key", "upper_id", UPPER_ID,
+            "-key", "upper_domain", UPPER_ID[:10], "-key", "lower_domain", PLATFORM_ID[:10],
+            "-key", "rtp_port", str(rtp_port), "-key", "t_start", str(a), "-key", "t_end", str(b),
+            "-timeout", "30s", "-timeout_error",
+        ]  # fmt: skip
+        rc, err = await _run(args, tmp_path)
+        assert rc == 0, err
+        assert played[0].stats["pause"] == 1 and played[0].stats["scale"] == 1 and played[0].scale == 4
+        assert cascade.stats["info.bad"] == 1 and cascade.stats["info.forwarded"] == 2
+        assert cascade.stats["upstream.closed.source_ended"] == 1
+        assert {struct.unpack("!I", p[8:12])[0] for p in sink.packets} == {1100000078}
+        units = _units(sink.packets)
+        assert len(units) >= (b - a - 1.5) * 10 and units[0].key
+        assert all(u.pts is not None and 0 <= u.pts <= (b - a) * 90000 for u in units)
+        assert all(vcl(u.data, "h264") in pictures for u in units)
+    finally:
+        transport.close()
+        await cascade.stop()
