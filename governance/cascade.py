@@ -580,11 +580,25 @@ class GbCascade:
                 up.sender.send(rtp_payloads(muxer.mux(data, ts, packet.key)), ts)
         except EOFError:
             self.stats["upstream.source_ended"] += 1
+            if up.offer.session in ("Playback", "Download"):  # the range is played: MediaStatus 121, then BYE
+                self._spawn(self._media_ended(up), "gb28181-cascade-media-status")
             self._spawn(self._end_upstream(up.invite.call_id, "source_ended", bye=True), "gb28181-cascade-end")
         except (OSError, TimeoutError, RtpError, ValueError) as exc:
             self.stats["upstream.failed"] += 1
             log.info("upstream of %s failed: %s", up.channel, exc)
             self._spawn(self._end_upstream(up.invite.call_id, "failed", bye=True), "gb28181-cascade-end")
+
+    async def _media_ended(self, up: _Upstream) -> None:
+        """Tell the upper platform a Playback/Download reached the end of its range (``MediaStatus``, NotifyType
+        121), as a device does, before the BYE."""
+        body = build("Notify", "MediaStatus", next(self._sn), up.channel, [("NotifyType", 121)],
+                     charset=self.upper.charset)  # fmt: skip
+        try:
+            status = await self._message(body, limit_s=4)
+            self.stats[f"media_status.{status}"] += 1
+        except (TransactionTimeout, ConnectionError, OSError) as exc:
+            self.stats["media_status.failed"] += 1
+            log.info("MediaStatus for %s not delivered: %s", up.channel, exc)
 
     async def _end_upstream(self, call_id: str, reason: str, *, bye: bool = False) -> None:
         up = self.streams.pop(call_id, None)

@@ -8,7 +8,7 @@ are 90 kHz from the range's start (a frame recorded at ``start + 2.5 s`` has PTS
 most a group of pictures is skipped). ``control`` takes the MANSRTSP requests the upper platform sends in SIP INFO:
 ``PAUSE``; ``PLAY`` with ``Range: npt=<s>-`` (seek, seconds from the range's start) or ``npt=now-`` (resume) and
 ``Scale`` (speed: 0.25 to 16); ``TEARDOWN`` ends. The subscription closes at the range's end (the upstream then says
-BYE). A Download plays at its ``downloadspeed`` (default 4x).
+BYE, after a ``MediaStatus`` 121 notification). A Download plays at its ``downloadspeed`` (default 4x, at most 16x).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 import av
 from sharpeye.ingest.recording.segment import RecordingError
 from sharpeye.ingest.recording.store import RecordingStore, Segment
+from sharpeye.ingest.transport.sip.sdp import MediaDescription
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 from sharpeye.ingest.transport.video.subscription import PacketSubscription
 
@@ -131,12 +132,19 @@ class RecordedPlayback:
         segments = store.segments(camera_id, start, end)
         if not segments:
             raise RecordingError(f"camera {camera_id} has no recording between {start:.0f} and {end:.0f}")
-        playback = cls(store, camera_id, start, end, scale=scale)
+        playback = cls(store, camera_id, start, end, scale=min(max(scale, SCALES[0]), SCALES[-1]))
         info, _ = await asyncio.to_thread(read_segment, str(store.path(camera_id, segments[0].name)), segments[0].start)
         playback.subscription.info = info
         playback._extradata = info.extradata
         playback._play_from(start)
         return playback
+
+    @classmethod
+    async def for_offer(cls, store: RecordingStore, camera_id: str, offer: MediaDescription) -> RecordedPlayback:
+        """The range (``t=``) an upper platform's Playback or Download INVITE asks for: a Download at its
+        ``downloadspeed`` (default 4x), a Playback in real time."""
+        speed = float(offer.download_speed or 4) if offer.session == "Download" else 1.0
+        return await cls.open(store, camera_id, *offer.time, scale=speed)
 
     # --- control ----------------------------------------------------------------------------
     async def control(self, body: bytes) -> None:

@@ -328,8 +328,7 @@ class Hub:
         is the channel, when it records it; else forwarded to the channel's device."""
         cam_id = self._recording_camera(channel)
         if self.cameras is not None and cam_id is not None:
-            speed = float(offer.download_speed or 4) if offer.session == "Download" else 1.0
-            return await RecordedPlayback.open(self.cameras.recordings, cam_id, *offer.time, scale=speed)
+            return await RecordedPlayback.for_offer(self.cameras.recordings, cam_id, offer)
         assert self.gb_platform is not None
         return await forward_history(self.gb_platform, channel, offer)
 

@@ -63,7 +63,9 @@ async def upper() -> AsyncIterator[UpperPlatformSimulator]:
     await sim.stop()
 
 
-async def _cascade(upper: UpperPlatformSimulator, store: RecordingStore) -> GbCascade:
+async def _cascade(
+    upper: UpperPlatformSimulator, store: RecordingStore, *, scale_from_offer: bool = False
+) -> GbCascade:
     settings = GbSettings.model_validate(
         {"sip_id": PLATFORM_ID, "port": 0, "sip_t1_s": 0.1, "media_port_min": 0, "media_port_max": 0,
          "cascades": [{"id": "city", "upper_id": UPPER_ID, "upper_host": "127.0.0.1", "upper_port": upper.port,
@@ -75,7 +77,7 @@ async def _cascade(upper: UpperPlatformSimulator, store: RecordingStore) -> GbCa
         return [(datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)) for a, b in spans]
 
     async def history(channel: str, offer: MediaDescription) -> RecordedPlayback:
-        return await RecordedPlayback.open(store, CAMERA, *offer.time)
+        return await RecordedPlayback.for_offer(store, CAMERA, offer)
 
     async def live(channel: str) -> PacketSubscription:
         raise RuntimeError("live is not asked here")
@@ -125,6 +127,30 @@ async def test_record_info_then_playback_of_own_recordings_with_pause_and_speed(
         assert watch.units[0].key
         assert len(watch.units) >= (b - a - 1.5) * 10  # ten pictures a second, from the first key frame on
         assert all(vcl(u.data, "h264") in pictures for u in watch.units)  # the recorded pictures, not re-encoded
+        await upper.wait_for(lambda: upper.media_status)  # the end announced as a device does (NotifyType 121)
+        assert upper.media_status[0].device_id == CAMERA_CODE
+        assert upper.media_status[0].fields["notifytype"] == "121"
+    finally:
+        await cascade.stop()
+
+
+async def test_download_of_own_recordings_runs_at_the_download_speed(
+    upper: UpperPlatformSimulator, recorded: Any
+) -> None:
+    store, _ = recorded
+    t0 = store.segments(CAMERA, 0, 4e9)[0].start
+    cascade = await _cascade(upper, store)
+    try:
+        a, b = int(t0) + 1, int(t0) + 9
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        watch = await upper.invite(PLATFORM_ID, CAMERA_CODE, session="Download", time=(a, b), download_speed=8,
+                                   ssrc="1100000003")  # fmt: skip
+        assert watch.status == 200
+        await until(lambda: cascade.stats["upstream.closed.source_ended"] == 1, limit_s=10)
+        assert loop.time() - began < 4  # 8 s of video at 8x (real time would take 8 s)
+        seconds = [u.pts / 90000 for u in watch.units if u.pts is not None]
+        assert len(seconds) >= (b - a - 1.5) * 10 and all(0 <= s <= b - a for s in seconds)
     finally:
         await cascade.stop()
 
