@@ -159,6 +159,7 @@ class GbCascade:
         self._media = media
         self.control = control
         self.streams: dict[str, _Upstream] = {}  # by Call-ID
+        self._info_pending: set[tuple[str, int]] = set()  # MANSRTSP INFOs being carried out (Call-ID, CSeq)
 
     @property
     def domain(self) -> str:
@@ -382,7 +383,7 @@ class GbCascade:
         if msg.method in ("INVITE", "ACK", "BYE", "CANCEL"):
             return self._on_media(msg, peer)
         if msg.method == "INFO":
-            return self._on_info(msg)
+            return self._on_info(msg, peer)
         if msg.method not in ("MESSAGE", "NOTIFY"):
             return msg.response(501)
         try:
@@ -464,9 +465,10 @@ class GbCascade:
         assert self._media is not None
         return await self._media(up.channel)
 
-    def _on_info(self, msg: SipMessage) -> SipMessage:
+    def _on_info(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
         """MANSRTSP from the upper platform for a Playback: passed on to the device, or carried out on SharpEye's own
-        recording."""
+        recording; answered once done: 200, 400 for a request that is malformed or asks what the recording cannot
+        do, 503 when the device refused it or did not answer."""
         up = self.streams.get(msg.call_id)
         if up is None or up.control is None:
             self.stats["info.no_session"] += 1
@@ -477,17 +479,29 @@ class GbCascade:
         except ControlError as exc:
             self.stats["info.bad"] += 1
             return msg.response(400, f"Bad MANSRTSP ({exc})"[:120])
+        key = (msg.call_id, msg.cseq[0])
+        if key in self._info_pending:  # a retransmission while the first is carried out: answered with it
+            return None
+        self._info_pending.add(key)
 
-        async def forward() -> None:
+        async def carry_out() -> None:
+            status, reason = 200, ""
             try:
                 await control.control(msg.body)
                 self.stats["info.forwarded"] += 1
+            except ControlError as exc:
+                self.stats["info.bad"] += 1
+                status, reason = 400, f"Bad MANSRTSP ({exc})"[:120]
             except Exception as exc:
                 self.stats["info.refused"] += 1
-                log.info("MANSRTSP for %s not passed on: %s", up.channel, exc)
+                log.info("MANSRTSP for %s not carried out: %s", up.channel, exc)
+                status = 503
+            finally:
+                self._info_pending.discard(key)
+            self.endpoint.send_response(msg.response(status, reason), msg, peer)
 
-        self._spawn(forward(), "gb28181-cascade-info")
-        return msg.response(200)
+        self._spawn(carry_out(), "gb28181-cascade-info")
+        return None
 
     async def _prepare_upstream(self, up: _Upstream) -> None:
         """Subscribe to the channel's packets (pulling it if needed), open the RTP sender, answer 200 with SDP."""

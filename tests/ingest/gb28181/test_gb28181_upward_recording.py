@@ -114,6 +114,8 @@ async def test_record_info_then_playback_of_own_recordings_with_pause_and_speed(
         assert len(watch.units) <= held + 1  # at most the frame already on its way
         bad = await upper.info(watch, "JUMP MANSRTSP/1.0\r\nCSeq: 2\r\n\r\n")
         assert bad == 400
+        beyond = await upper.info(watch, "PLAY MANSRTSP/1.0\r\nCSeq: 3\r\nRange: npt=99-\r\n\r\n")
+        assert beyond == 400  # the range is 5 s: refused in the answer, not only in a log
         loop = asyncio.get_running_loop()
         resumed = loop.time()
         assert await upper.info(watch, "PLAY MANSRTSP/1.0\r\nCSeq: 3\r\nScale: 4\r\nRange: npt=now-\r\n\r\n") == 200
