@@ -545,6 +545,8 @@ class Hub:
         self._spawn(self._sync_gb_channels(), "gb28181-channels")
         if any(rule.linkage.ptz for rule in self.engine.rules.rules.values()):
             self._spawn(self._link_presets(), "gb28181-ptz-linkage")
+        if settings.cascade is not None:
+            log.warning("gb28181.cascade is deprecated: list the upper platform under gb28181.cascades (read as one)")
         if settings.uppers:
             # Upward: the devices' channels, and RTSP/file cameras that have a gb_code (ingest/gb28181/offer.py);
             # the upper platform's DeviceControl and PresetQuery go to the device that owns the channel. One client
