@@ -258,9 +258,7 @@ async def _webhook(
     return await _post(client, uplink, uplink.endpoint, body, headers)
 
 
-async def _post(
-    client: httpx.AsyncClient, uplink: Uplink, url: str, body: bytes, headers: dict[str, str]
-) -> Attempt:
+async def _post(client: httpx.AsyncClient, uplink: Uplink, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
     try:
         response = await client.post(url, content=body, headers=headers, timeout=uplink.timeout_s)
     except httpx.HTTPError as exc:

@@ -76,6 +76,12 @@ export const en = {
     confirmed: "confirmed", false_alarm: "false alarm",
   },
   device_state: { online: "online", offline: "offline", unknown: "unknown" },
+  device_control: {
+    control: "Control", teleboot: "Reboot", record_start: "Start recording", record_stop: "Stop recording",
+    guard: "Guard", unguard: "Unguard", time: "Check clock", arm: "Arm fence", disarm: "Disarm fence",
+    confirm_teleboot: "Reboot this device remotely?", done: "done", sent: "sent, waiting for the device",
+    failed: "Device control failed", offset: "Device clock offset", seconds: "s",
+  },
   ptz: {
     up: "Up", down: "Down", left: "Left", right: "Right", upleft: "Up left", upright: "Up right",
     downleft: "Down left", downright: "Down right", stop: "Stop", zoom_in: "Zoom in", zoom_out: "Zoom out",

@@ -62,6 +62,12 @@ export const zh = {
   },
   verdict: { pending: "待研判", escalated: "待主管研判", review: "待主管复核", confirmed: "已确认", false_alarm: "误报" },
   device_state: { online: "在线", offline: "离线", unknown: "未知" },
+  device_control: {
+    control: "控制", teleboot: "重启", record_start: "开始录像", record_stop: "停止录像", guard: "布防",
+    unguard: "撤防", time: "校时检查", arm: "围栏布防", disarm: "围栏撤防", confirm_teleboot: "确定远程重启该设备？",
+    done: "已执行", sent: "已下发，等待设备确认", failed: "设备控制失败", offset: "设备时间偏差",
+    seconds: "秒",
+  },
   ptz: {
     up: "上", down: "下", left: "左", right: "右", upleft: "左上", upright: "右上", downleft: "左下", downright: "右下",
     stop: "停止", zoom_in: "放大", zoom_out: "缩小", focus_near: "聚焦近", focus_far: "聚焦远", iris_open: "光圈大",
