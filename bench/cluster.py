@@ -5,16 +5,21 @@
 Everything is real: hub nodes are `python -m sharpeye.node run` processes sharing a private Redis and Mosquitto.
 
 (a) throughput. A site of N fence hosts (3 zones each) with shared subscriptions (SHARPEYE_MQTT_SHARE_GROUP), so
-    that every node reads. The nodes are started and then paused (SIGSTOP on their process groups: hub, MQTT
-    receiver, video worker); the whole load is published and queued by the broker meanwhile; the nodes are woken
-    and the time until every message is counted by the hubs (`sharpeye_messages_total`) is the figure. So the
-    publisher never competes with the hubs. The baseline is one node pinned to CPU 0 (taskset); then two nodes,
-    pinned to CPU 0 and CPU 1. Redis and Mosquitto are not pinned (they share both CPUs with the nodes: on a
-    2-core machine the second node does not get a whole core of its own, which the ratio shows).
+    that every node reads. The nodes are started, every zone's alarm is raised once (warm-up: the governance
+    intake opens its incident cases now, not during the measure), and the nodes are paused (SIGSTOP on their
+    process groups: hub, MQTT receiver, video worker; their leases outlive the pause); the whole load (repeats of
+    the open alarms, the bulk of a real sensor load) is published and queued by the broker meanwhile; the nodes
+    are woken and the time until every message is applied (the alarm script's live channel, one message per
+    signal; then each hub's `sharpeye_messages_total` once, for the exact count) is the figure. So the publisher
+    never competes with the hubs, and the hubs are asked nothing while they drain. The baseline is one node
+    pinned to CPU 0 (taskset); then two nodes, pinned to CPU 0 and CPU 1. Redis and Mosquitto are not pinned
+    (they share both CPUs with the nodes: on a 2-core machine the second node does not get a whole core of its
+    own, which the ratio shows). The figure that holds on a shared machine is the nodes' CPU time per message.
     With --profile, the CPU time each process spent during the drain is read from /proc (hub, its MQTT receiver
-    and workers, Redis, Mosquitto: CPU ms per 1,000 messages and the share of a core), which says what caps one
-    node; with --py-spy DIR the hub and its receiver are also sampled by py-spy (collapsed stacks in DIR, for
-    flamegraph.pl or speedscope).
+    and workers, Redis, Mosquitto: CPU ms per 1,000 messages and the share of a core), with the batches each
+    node handled and Redis's commandstats per 1,000 messages (round trips and script runs); with --py-spy DIR
+    the hub and its receiver are also sampled by py-spy (collapsed stacks in DIR, for flamegraph.pl or
+    speedscope).
 (c) video. N synthetic cameras (the demo's scenes rendered and encoded in the node, analysed at 10 fps with a
     zone each): frames analysed per second over all cameras, one node pinned to CPU 0 against two nodes pinned to
     CPU 0 and CPU 1 sharing the cameras by their leases (median of one sample a second).
@@ -81,7 +86,7 @@ def site_yaml(work: Path, devices: int, cameras: bool, synthetic: int = 0) -> Pa
 
 class Node:
     def __init__(self, work: Path, node_id: str, site: Path, redis_url: str, mqtt_url: str, prefix: str,
-                 cpu: int | None = None, share: str | None = None) -> None:  # fmt: skip
+                 cpu: int | None = None, share: str | None = None, **extra: str) -> None:  # fmt: skip
         data = work / node_id
         data.mkdir(parents=True, exist_ok=True)
         self.id = node_id
@@ -92,6 +97,7 @@ class Node:
                "SHARPEYE_CAMERA_WORKERS": "1"}  # fmt: skip
         if share:
             env["SHARPEYE_MQTT_SHARE_GROUP"] = share
+        env.update(extra)
         pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
@@ -158,13 +164,51 @@ def group(pgid: int) -> list[int]:
     return sorted(out)
 
 
-def publish_all(port: int, devices: int, per_device: int) -> int:
+def redis_client(redis: EmbeddedRedis) -> Any:
+    import redis as redis_py
+
+    return redis_py.Redis.from_url(redis.url)
+
+
+class Applied:
+    """Counts alarm changes as the hubs apply them, from the alarm script's live channel (one message per signal,
+    repeats included: here one per MQTT message). The drain's end is seen without asking the hubs anything: polling
+    every node's /metrics every 50 ms, as this bench did, cost each hub about 60 ms of CPU per second (3 ms a
+    scrape), paid per node and per second of the drain, which made two slower nodes look dearer per message."""
+
+    def __init__(self, client: Any, channel: str) -> None:
+        self.client = client  # kept: its pool, and the subscription's connection, close when it is collected
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(channel)
+        self.pubsub.get_message(timeout=1.0)  # the subscription confirmed before the nodes wake
+
+    def wait_for(self, count: int, deadline: float) -> int:
+        seen = 0
+        while seen < count and time.monotonic() < deadline:
+            if self.pubsub.get_message(timeout=1.0) is not None:
+                seen += 1
+        self.pubsub.close()
+        return seen
+
+
+def settle(pids: list[int], quiet: float = 0.05, limit: float = 30.0) -> None:
+    """Wait until ``pids`` together use less than ``quiet`` of a core over half a second (the warm-up's work done)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = sum(cpu_s(p) for p in pids)
+        time.sleep(0.5)
+        if sum(cpu_s(p) for p in pids) - before < quiet * 0.5:
+            return
+    print(f"    (the nodes were still busy {limit:.0f} s after the warm-up)")
+
+
+def publish_all(port: int, devices: int, per_device: int, first_seq: int = 1) -> int:
     client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
     client.max_inflight_messages_set(1000)
     client.connect("127.0.0.1", port)
     client.loop_start()
     infos = []
-    for seq in range(1, per_device + 1):
+    for seq in range(first_seq, first_seq + per_device):
         for i in range(devices):
             body = {"seq": seq, "ts": datetime.now(UTC).isoformat(), "event": "alarm", "cause": "intrusion",
                     "zone": f"z{seq % 3 + 1}"}  # fmt: skip
@@ -177,22 +221,36 @@ def publish_all(port: int, devices: int, per_device: int) -> int:
 
 
 def throughput(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, cpus: list[int], devices: int,
-               per_device: int, profile: bool = False, spy: Path | None = None) -> tuple[float, float]:  # fmt: skip
-    """Messages per second drained by ``len(cpus)`` nodes, each pinned to its CPU, and the busiest node's CPU seconds
-    (hub, receiver, workers) per message; with ``profile``, the CPU time of every process is printed."""
+               per_device: int, profile: bool = False,
+               spy: Path | None = None) -> tuple[float, float, float]:  # fmt: skip
+    """Messages per second drained by ``len(cpus)`` nodes, each pinned to its CPU, the busiest node's CPU seconds
+    (hub, receiver, workers) per message, and all nodes' together; with ``profile``, the CPU time of every process
+    is printed."""
     site = site_yaml(work, devices, cameras=False)
     prefix = f"b{uuid.uuid4().hex[:6]}"
     share = f"g{uuid.uuid4().hex[:6]}"
-    nodes = [Node(work, f"n{i}-{prefix}", site, redis.url, broker.url, prefix, cpu, share) for i, cpu in
-             enumerate(cpus)]  # fmt: skip
+    # leases outlive the pause (the publishing): no node finds the other dead on waking and sweeps up after it
+    nodes = [Node(work, f"n{i}-{prefix}", site, redis.url, broker.url, prefix, cpu, share,
+                  SHARPEYE_LEASE_TTL_S="60", SHARPEYE_LEASE_PERIOD_S="1") for i, cpu in enumerate(cpus)]  # fmt: skip
     try:
         for node in nodes:
             while node.get("/api/health")["components"]["mqtt"]["status"] != "ok":
                 time.sleep(0.1)
         time.sleep(1.0)  # the receivers' SUBACKs (the bench has no probe for them)
+        # warm-up: every zone's alarm raised (and its incident case opened by the governance intake) before the
+        # measured backlog, which is then MQTT ingest only: repeats of open alarms, the bulk of a real sensor load
+        warm = Applied(redis_client(redis), f"{prefix}:alarm-live")
+        raised = publish_all(broker.port, devices, 3)
+        if warm.wait_for(raised, time.monotonic() + 60) < raised:
+            raise SystemExit("the warm-up messages were not applied")
+        settle([p for node in nodes for p in group(node.proc.pid)])
+        batches_before = [n.messages("sharpeye_ingest_batch_seconds_count") for n in nodes]
         for node in nodes:
             node.signal(signal.SIGSTOP)
-        sent = publish_all(broker.port, devices, per_device)
+        paused = time.monotonic()
+        sent = publish_all(broker.port, devices, per_device, first_seq=4)
+        if profile:
+            print(f"    {sent} messages published and queued in {time.monotonic() - paused:.1f} s (nodes paused)")
         assert redis.proc is not None and broker.proc is not None
         roles: dict[str, list[int]] = {"redis": [redis.proc.pid], "mosquitto": [broker.proc.pid]}
         for node in nodes:
@@ -210,16 +268,25 @@ def throughput(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, cpus
                     spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             time.sleep(1.0)  # attached before the drain starts
         before = {role: sum(cpu_s(p) for p in pids) for role, pids in roles.items()}
+        applied = Applied(redis_client(redis), f"{prefix}:alarm-live")
+        stats = redis_client(redis)
+        stats.config_resetstat()  # commandstats from here: Redis calls (round trips, script runs) per message
         began = time.perf_counter()
         for node in nodes:
             node.signal(signal.SIGCONT)
-        deadline = time.monotonic() + 300
-        while (got := sum(n.messages() for n in nodes)) < sent:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"only {got:.0f} of {sent} messages arrived")
-            time.sleep(0.05)
+        got = applied.wait_for(sent, time.monotonic() + 300)
         spent = time.perf_counter() - began
         used = {role: sum(cpu_s(p) for p in pids) - before[role] for role, pids in roles.items()}
+        if got < sent:
+            raise SystemExit(f"only {got} of {sent} messages applied")
+        counted = sum(n.messages() for n in nodes) - raised  # one scrape each, after the drain
+        if counted < sent:
+            raise SystemExit(f"the hubs counted {counted:.0f} messages, {sent} were sent")
+        if counted > sent:
+            print(f"    (the hubs counted {counted - sent:.0f} messages more than were sent: redeliveries)")
+        commands = stats.info("commandstats")
+        batches = [n.messages("sharpeye_ingest_batch_seconds_count") - b for n, b in zip(nodes, batches_before,
+                   strict=True)]  # fmt: skip
         for proc in spies:
             proc.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
             proc.wait(30)
@@ -227,14 +294,51 @@ def throughput(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, cpus
             print(f"    CPU in the {spent:.2f} s drain of {sent} messages (ms per 1,000 messages; share of a core):")
             for role, cpu in [*used.items(), ("total", sum(used.values()))]:
                 print(f"      {role:24s} {1e6 * cpu / sent:7.1f} ms/1k  {cpu / spent:5.2f}")
+            print(
+                f"    batches handled per node: {', '.join(f'{b:.0f}' for b in batches)} "
+                f"(mean {sent / max(1.0, sum(batches)):.0f} messages a batch)"
+            )
+            print("    Redis commands per 1,000 messages (calls, server CPU ms):")
+            top = sorted(commands.items(), key=lambda kv: -kv[1]["usec"])[:8]
+            for name, row in top:
+                print(
+                    f"      {name.removeprefix('cmdstat_'):24s} {1000 * row['calls'] / sent:8.1f} "
+                    f"{row['usec'] / sent:7.1f} ms"
+                )
         rejected = sum(n.messages("sharpeye_deadletters_total{") for n in nodes)
         if rejected:
             raise SystemExit(f"{rejected:.0f} messages rejected: the load is wrong")
-        busiest = max(sum(cpu for role, cpu in used.items() if role.startswith(node.id[:2])) for node in nodes)
-        return sent / spent, busiest / sent
+        per_node = [sum(cpu for role, cpu in used.items() if role.startswith(node.id[:2])) for node in nodes]
+        return sent / spent, max(per_node) / sent, sum(per_node) / sent
     finally:
         for node in nodes:
             node.stop()
+
+
+def scrape_cost(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, devices: int,
+                seconds: float = 5.0) -> tuple[float, float]:  # fmt: skip
+    """A quiet node's hub CPU (ms per second) left alone, and with its /metrics scraped every 50 ms (as this bench
+    once watched the drain): the cost a scrape adds per node and per second, whatever the messages."""
+    site = site_yaml(work, devices, cameras=False)
+    prefix = f"s{uuid.uuid4().hex[:6]}"
+    node = Node(work, f"s0-{prefix}", site, redis.url, broker.url, prefix, 0, f"g{prefix}")
+    try:
+        while node.get("/api/health")["components"]["mqtt"]["status"] != "ok":
+            time.sleep(0.1)
+        settle([node.proc.pid])
+        alone: list[float] = []
+        scraped: list[float] = []
+        for _ in range(2):
+            for into, poll in ((alone, False), (scraped, True)):
+                before, began = cpu_s(node.proc.pid), time.perf_counter()
+                while time.perf_counter() - began < seconds:
+                    if poll:
+                        node.messages()
+                    time.sleep(0.05)
+                into.append(1000 * (cpu_s(node.proc.pid) - before) / (time.perf_counter() - began))
+        return statistics.median(alone), statistics.median(scraped)
+    finally:
+        node.stop()
 
 
 def video(work: Path, redis: EmbeddedRedis, broker: EmbeddedMosquitto, cpus: list[int], cameras: int,
@@ -312,6 +416,9 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="CPU time of every process during the drain")
     ap.add_argument("--py-spy", type=Path, default=None, help="sample the nodes with py-spy (collapsed stacks here)")
     ap.add_argument("--only-one", action="store_true", help="(a) with one node only (profiling)")
+    ap.add_argument(
+        "--scrape-cost", action="store_true", help="(a) also: a quiet hub's CPU with /metrics scraped at 20 Hz"
+    )
     ap.add_argument("--cameras", type=int, default=8, help="synthetic analysed cameras for (c) (0: skip)")
     ap.add_argument("--seconds", type=float, default=15, help="sampling time of (c)")
     args = ap.parse_args()
@@ -322,20 +429,29 @@ def main() -> None:
         redis.start()
         broker.start()
         try:
+            if args.scrape_cost:
+                alone, scraped = scrape_cost(work, redis, broker, args.devices)
+                print(f"(a') a quiet hub on CPU 0: {alone:.1f} ms of CPU a second alone (baseline), {scraped:.1f} "
+                      f"with its /metrics scraped every 50 ms ({(scraped - alone) / 20:.1f} ms a scrape)")  # fmt: skip
             if not args.skip_throughput:
                 n = args.devices * args.per_device
                 print(f"(a) throughput, {n} messages queued while the nodes were paused, drained after waking")
-                one, cost_one = throughput(work, redis, broker, [0], args.devices, args.per_device, args.profile,
-                                           args.py_spy)  # fmt: skip
-                print(f"  one node on CPU 0 (baseline):   {one:8.0f} msg/s")
+                one, cost_one, all_one = throughput(work, redis, broker, [0], args.devices, args.per_device,
+                                                    args.profile, args.py_spy)  # fmt: skip
+                print(f"  one node on CPU 0 (baseline):   {one:8.0f} msg/s   node CPU {1e6 * all_one:5.1f} ms/1k")
                 if not args.only_one:
-                    two, cost_two = throughput(work, redis, broker, [0, 1], args.devices, args.per_device, args.profile,
-                                               args.py_spy)  # fmt: skip
-                    print(f"  two nodes on CPU 0 and CPU 1:   {two:8.0f} msg/s   ratio {two / one:.2f}x")
+                    two, cost_two, all_two = throughput(work, redis, broker, [0, 1], args.devices, args.per_device,
+                                                        args.profile, args.py_spy)  # fmt: skip
+                    print(
+                        f"  two nodes on CPU 0 and CPU 1:   {two:8.0f} msg/s   node CPU {1e6 * all_two:5.1f} ms/1k "
+                        f"(both)   ratio {two / one:.2f}x, CPU per message {all_two / all_one:.2f}x"
+                    )
                     # CPU time is what a node would spend with a core of its own (Redis and the broker elsewhere):
                     # the drain rate is then bounded by the busiest node's CPU seconds per message of the total
-                    print(f"  with a core per node (from CPU time per message): one {1 / cost_one:8.0f} msg/s, "
-                          f"two {1 / cost_two:8.0f} msg/s   ratio {cost_one / cost_two:.2f}x")
+                    print(
+                        f"  with a core per node (from CPU time per message): one {1 / cost_one:8.0f} msg/s, "
+                        f"two {1 / cost_two:8.0f} msg/s   ratio {cost_one / cost_two:.2f}x"
+                    )
             if args.cameras:
                 print(f"(c) video: {args.cameras} synthetic cameras analysed at 10 fps, frames analysed per second")
                 one = video(work, redis, broker, [0], args.cameras, args.seconds)

@@ -13,8 +13,13 @@ Charset = Literal["GB2312", "GB18030", "UTF-8"]
 
 
 class CascadeSettings(StrictModel):
-    """The upper platform SharpEye registers to as a lower platform (级联)."""
+    """An upper platform SharpEye registers to as a lower platform (级联); one entry of ``cascades``."""
 
+    id: str = Field(
+        default="",
+        pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$",
+        description="Name of this upper platform in metrics, health and logs (default: upper_id).",
+    )
     upper_id: PlatformCode = Field(description="SIP id of the upper platform (type 200).")
     upper_host: str = Field(description="Host or IP address of the upper platform.")
     upper_port: int = Field(default=5060, ge=1, le=65535, description="SIP port of the upper platform.")
@@ -46,6 +51,27 @@ class CascadeSettings(StrictModel):
     )
     catalog_page_size: int = Field(default=10, ge=1, le=100, description="Catalog items per Response message.")
     charset: Charset = Field(default="GB2312", description="Charset of the XML bodies sent upward.")
+    channels: list[str] = Field(
+        default_factory=list,
+        description="Channels this upper platform may see: GB codes or code prefixes (e.g. a civil code "
+        "'340200'); its Catalog, RecordInfo, INVITE, DeviceControl and forwarded alarms are limited to them. "
+        "Empty: every channel SharpEye publishes.",
+    )
+
+    @property
+    def name(self) -> str:
+        return self.id or self.upper_id
+
+    def allows(self, channel_id: str) -> bool:
+        """Whether this upper platform may see the channel (its ``channels`` filter)."""
+        return not self.channels or any(channel_id.startswith(prefix) for prefix in self.channels)
+
+    @model_validator(mode="after")
+    def _channel_codes(self) -> CascadeSettings:
+        for prefix in self.channels:
+            if not prefix.isdigit() or len(prefix) > 20:
+                raise ValueError(f"channels: {prefix!r} is not a GB code or code prefix (1 to 20 digits)")
+        return self
 
     @model_validator(mode="after")
     def _keepalive_fits_registration(self) -> CascadeSettings:
@@ -76,7 +102,15 @@ class GbSettings(StrictModel):
     sip_t1_s: float = Field(default=0.5, gt=0, le=5, description="SIP timer T1 (UDP retransmission start), seconds.")
     charset: Charset = Field(default="GB2312", description="Charset of the XML bodies sent to devices.")
     timezone: str = Field(default="Asia/Shanghai", description="Zone of the local times sent (Date, AlarmTime).")
-    cascade: CascadeSettings | None = Field(default=None, description="Upper platform to register to, if any.")
+    cascade: CascadeSettings | None = Field(
+        default=None,
+        description="Deprecated: one upper platform; read as one more entry of cascades. Write cascades instead.",
+    )
+    cascades: list[CascadeSettings] = Field(
+        default_factory=list,
+        description="Upper platforms to register to (级联), each with its own SIP client, registration, "
+        "keepalive, Catalog (optionally filtered by its channels) and forwarded alarms.",
+    )
     sip_ip: str = Field(
         default="",
         description="Address written in Via/Contact/SDP origin for devices to reach SharpEye's SIP port (default: "
@@ -107,6 +141,11 @@ class GbSettings(StrictModel):
     max_media_sessions: int = Field(default=256, ge=1, le=10000, description="Sessions pulled at once (INVITE storm).")
 
     @property
+    def uppers(self) -> list[CascadeSettings]:
+        """Every upper platform: ``cascades`` and the deprecated single ``cascade``."""
+        return [*self.cascades, *([self.cascade] if self.cascade is not None else [])]
+
+    @property
     def sip_domain(self) -> str:
         return self.domain or self.sip_id[:10]
 
@@ -128,4 +167,13 @@ class GbSettings(StrictModel):
             raise ValueError("register_expires_min_s must not exceed register_expires_max_s")
         if self.media_port_min > self.media_port_max:
             raise ValueError("media_port_min must not exceed media_port_max")
+        names = [upper.name for upper in self.uppers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"cascades: two upper platforms share the id {max(names, key=names.count)!r}")
+        ports = [upper.local_port for upper in self.uppers if upper.local_port]
+        if len(set(ports)) != len(ports):
+            raise ValueError(
+                f"cascades: two upper platforms share local_port {max(ports, key=ports.count)} "
+                "(each cascade client binds its own port; give each its own, or 0 for any)"
+            )
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -9,6 +10,11 @@ from sharpeye.config.base import Identifier, StrictModel
 from sharpeye.config.org import Level
 from sharpeye.config.rule import Severity
 from sharpeye.config.secret import EnvSecret, min_length
+
+from sharpeye.role import Role
+
+ROLE_NAMES = [r.value for r in Role]
+WEBPUSH_USER = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # the user names accounts may have
 
 
 class IntakeRule(StrictModel):
@@ -170,7 +176,7 @@ class Uplink(StrictModel):
         default_factory=list,
         max_length=200,
         description="Recipients: phone numbers (sms; wecom/dingtalk: mobiles to @-mention), e-mail addresses, or "
-        "(webpush) user names and role:<role>.",
+        "(webpush) user names, role:<role> and task:assignees (the handlers and grid workers whose task the case is).",
     )
     events: list[UplinkEvent] = Field(
         default_factory=_all_events, min_length=1, description="Which event kinds to forward."
@@ -225,7 +231,13 @@ class Uplink(StrictModel):
                 raise ValueError("webpush takes no url or secret: browsers' subscriptions say where, the hub's VAPID "
                                  "key signs")  # fmt: skip
             if not self.to:
-                raise ValueError("webpush needs recipients in 'to' (user names or role:<role>)")
+                raise ValueError("webpush needs recipients in 'to' (user names, role:<role> or task:assignees)")
+            for entry in self.to:
+                if entry.startswith("role:"):
+                    if entry.removeprefix("role:") not in ROLE_NAMES:
+                        raise ValueError(f"webpush recipient {entry!r}: no such role (roles: {', '.join(ROLE_NAMES)})")
+                elif entry != "task:assignees" and not WEBPUSH_USER.fullmatch(entry):
+                    raise ValueError(f"webpush recipient {entry!r} is not a user name, role:<role> or task:assignees")
             return self
         url = self.url or DEFAULT_URLS.get(self.format)
         if url is None:

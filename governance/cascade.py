@@ -18,12 +18,14 @@ import itertools
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sharpeye.alarms.alarm import Alarm
 from sharpeye.alarms.notification import BatchHandler, Event
 from sharpeye.alarms.store import AlarmStore
@@ -34,7 +36,7 @@ from sharpeye.governance.cascade_control import UpwardControl
 from sharpeye.governance.cascade_record import RecordSource, answer_record_info
 from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.gb28181.platform import Channel, gb_date
-from sharpeye.ingest.gb28181.playback import ForwardedPlayback
+from sharpeye.ingest.recording.playback import ControlError, parse_mansrtsp
 from sharpeye.ingest.transport.ps import AnnexB, PsMuxer, rtp_payloads
 from sharpeye.ingest.transport.rtp import RtpError, RtpMode, RtpSender
 from sharpeye.ingest.transport.sip.background import Background
@@ -74,7 +76,18 @@ class Subscription:
 
 
 MediaSource = Callable[[str], Awaitable[PacketSubscription]]
-HistorySource = Callable[[str, MediaDescription], Awaitable[ForwardedPlayback]]  # (channel, the upper's offer)
+
+
+class HistoryPlayback(Protocol):
+    """A recording played to the upper platform: the device's forwarded (``ForwardedPlayback``) or SharpEye's own
+    (``RecordedPlayback``); MANSRTSP bodies from the upper platform go to ``control``."""
+
+    subscription: PacketSubscription
+
+    async def control(self, body: bytes) -> None: ...
+
+
+HistorySource = Callable[[str, MediaDescription], Awaitable[HistoryPlayback]]  # (channel, the upper's offer)
 
 
 @dataclass(slots=True, eq=False)
@@ -91,7 +104,7 @@ class _Upstream:
     answered: bool = False
     prepare: asyncio.Future[None] | None = None
     task: asyncio.Future[None] | None = None
-    control: ForwardedPlayback | None = None  # a Playback/Download forwarded to the device (MANSRTSP goes there)
+    control: HistoryPlayback | None = None  # a Playback/Download (MANSRTSP goes there)
 
 
 class GbCascade:
@@ -108,17 +121,21 @@ class GbCascade:
         control: UpwardControl | None = None,
         records: RecordSource | None = None,
         history: HistorySource | None = None,
+        upper: CascadeSettings | None = None,
     ) -> None:
         """``media(channel_id)`` gives a subscription to a channel's packets (e.g. ``ChannelPuller.subscribe``);
         without it the upper platform's INVITE is answered 501. ``control`` carries out the upper platform's
-        DeviceControl and PresetQuery of our channels; without it they are answered 200 and ignored."""
-        if settings.cascade is None:
-            raise ValueError("GbSettings.cascade is not set")
+        DeviceControl and PresetQuery of our channels; without it they are answered 200 and ignored. ``upper`` is
+        the upper platform this client serves (one of ``settings.uppers``; default the first)."""
+        if upper is None:
+            if not settings.uppers:
+                raise ValueError("GbSettings has no cascades")
+            upper = settings.uppers[0]
         self.settings = settings
-        self.upper: CascadeSettings = settings.cascade
+        self.upper: CascadeSettings = upper
         self.clock: Clock = clock or SystemClock()
         self.name = name
-        self._catalog = catalog
+        self._all_channels = catalog
         self._records = records  # RecordInfo upward (cascade_record.py)
         self._history = history  # Playback/Download upward, forwarded to the channel's device
         self.endpoint = SipEndpoint(
@@ -142,10 +159,27 @@ class GbCascade:
         self._media = media
         self.control = control
         self.streams: dict[str, _Upstream] = {}  # by Call-ID
+        self._info_pending: set[tuple[str, int]] = set()  # MANSRTSP INFOs being carried out (Call-ID, CSeq)
 
     @property
     def domain(self) -> str:
         return self.upper.upper_domain or self.upper.upper_id[:10]
+
+    @property
+    def id(self) -> str:
+        """The upper platform's name in metrics and health (its ``id``, else its SIP id)."""
+        return self.upper.name
+
+    def _catalog(self) -> list[Channel]:
+        """The channels this upper platform may see (its ``channels`` filter applied)."""
+        return [c for c in self._all_channels() if self.upper.allows(c.channel_id)]
+
+    def sees(self, alarm: Alarm) -> bool:
+        """Whether an alarm goes to this upper platform: always without a channel filter, else only an alarm of a
+        channel (or device code) the filter lets through."""
+        if not self.upper.channels:
+            return True
+        return any(self.upper.allows(code) for code in (alarm.channel or "", alarm.device_id) if code)
 
     # --- public interface -------------------------------------------------------------------
     async def start(self) -> None:
@@ -169,8 +203,23 @@ class GbCascade:
         self.registered.clear()
         await self.endpoint.stop()
 
+    def health(self) -> tuple[bool, str]:
+        """(ok, detail) for the hub's health report: ok while registered to the upper platform."""
+        peer = f"{self.upper.upper_id}@{self.upper.upper_host}:{self.upper.upper_port}"
+        if not self.registered.is_set():
+            failures = self.stats["register_failures"]
+            return False, f"not registered to {peer} ({failures} failed attempts)"
+        return True, (
+            f"registered to {peer}; {len(self._catalog())} channels published, {len(self.streams)} streams up, "
+            f"{self.stats['alarms_forwarded.200']} alarms forwarded"
+        )
+
     def forward_alarm(self, alarm: Alarm) -> None:
-        """Queue an alarm for the upper platform (never blocks; the oldest is dropped when full)."""
+        """Queue an alarm for the upper platform (never blocks; the oldest is dropped when full). An alarm the
+        platform's channel filter keeps from it is counted (``alarms_filtered``) and not sent."""
+        if not self.sees(alarm):
+            self.stats["alarms_filtered"] += 1
+            return
         if self._alarms.full():
             self._alarms.get_nowait()
             self.stats["alarms_dropped"] += 1
@@ -334,7 +383,7 @@ class GbCascade:
         if msg.method in ("INVITE", "ACK", "BYE", "CANCEL"):
             return self._on_media(msg, peer)
         if msg.method == "INFO":
-            return self._on_info(msg)
+            return self._on_info(msg, peer)
         if msg.method not in ("MESSAGE", "NOTIFY"):
             return msg.response(501)
         try:
@@ -352,6 +401,9 @@ class GbCascade:
         elif body.root == "response" and cmd == "alarm":
             self.stats["alarm_acks"] += 1
         elif self.control is not None and self.control.handles(body):
+            if body.device_id != self.settings.sip_id and not self.upper.allows(body.device_id):
+                self.stats["control.not_allowed"] += 1
+                return msg.response(403)
             return msg.response(self.control.accept(body, self._message))
         else:
             self.stats[f"ignored.{body.root}.{cmd}"] += 1
@@ -364,6 +416,10 @@ class GbCascade:
         if msg.method == "INVITE":
             if stream is not None:
                 return msg.response(100) if stream.task is None and not stream.answered else None
+            channel = uri_user(msg.uri) or msg.to_user
+            if not self.upper.allows(channel):
+                self.stats["invite.not_allowed"] += 1
+                return msg.response(404)
             if self._media is None:
                 self.stats["invite.no_media"] += 1
                 return msg.response(501)
@@ -378,7 +434,6 @@ class GbCascade:
             if 96 not in offer.payloads or (not offer.ssrc_value and offer.ssrc not in ("", "0")):
                 self.stats["invite.not_acceptable"] += 1
                 return msg.response(488)
-            channel = uri_user(msg.uri) or msg.to_user
             upstream = _Upstream(channel, offer, msg, peer)
             self.streams[call_id] = upstream
             upstream.prepare = asyncio.ensure_future(self._prepare_upstream(upstream))
@@ -410,24 +465,43 @@ class GbCascade:
         assert self._media is not None
         return await self._media(up.channel)
 
-    def _on_info(self, msg: SipMessage) -> SipMessage:
-        """MANSRTSP from the upper platform for a forwarded Playback: passed on to the device."""
+    def _on_info(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
+        """MANSRTSP from the upper platform for a Playback: passed on to the device, or carried out on SharpEye's own
+        recording; answered once done: 200, 400 for a request that is malformed or asks what the recording cannot
+        do, 503 when the device refused it or did not answer."""
         up = self.streams.get(msg.call_id)
         if up is None or up.control is None:
             self.stats["info.no_session"] += 1
             return msg.response(481)
         control = up.control
+        try:
+            parse_mansrtsp(msg.body)
+        except ControlError as exc:
+            self.stats["info.bad"] += 1
+            return msg.response(400, f"Bad MANSRTSP ({exc})"[:120])
+        key = (msg.call_id, msg.cseq[0])
+        if key in self._info_pending:  # a retransmission while the first is carried out: answered with it
+            return None
+        self._info_pending.add(key)
 
-        async def forward() -> None:
+        async def carry_out() -> None:
+            status, reason = 200, ""
             try:
                 await control.control(msg.body)
                 self.stats["info.forwarded"] += 1
+            except ControlError as exc:
+                self.stats["info.bad"] += 1
+                status, reason = 400, f"Bad MANSRTSP ({exc})"[:120]
             except Exception as exc:
                 self.stats["info.refused"] += 1
-                log.info("MANSRTSP for %s not passed on: %s", up.channel, exc)
+                log.info("MANSRTSP for %s not carried out: %s", up.channel, exc)
+                status = 503
+            finally:
+                self._info_pending.discard(key)
+            self.endpoint.send_response(msg.response(status, reason), msg, peer)
 
-        self._spawn(forward(), "gb28181-cascade-info")
-        return msg.response(200)
+        self._spawn(carry_out(), "gb28181-cascade-info")
+        return None
 
     async def _prepare_upstream(self, up: _Upstream) -> None:
         """Subscribe to the channel's packets (pulling it if needed), open the RTP sender, answer 200 with SDP."""
@@ -520,11 +594,25 @@ class GbCascade:
                 up.sender.send(rtp_payloads(muxer.mux(data, ts, packet.key)), ts)
         except EOFError:
             self.stats["upstream.source_ended"] += 1
+            if up.offer.session in ("Playback", "Download"):  # the range is played: MediaStatus 121, then BYE
+                self._spawn(self._media_ended(up), "gb28181-cascade-media-status")
             self._spawn(self._end_upstream(up.invite.call_id, "source_ended", bye=True), "gb28181-cascade-end")
         except (OSError, TimeoutError, RtpError, ValueError) as exc:
             self.stats["upstream.failed"] += 1
             log.info("upstream of %s failed: %s", up.channel, exc)
             self._spawn(self._end_upstream(up.invite.call_id, "failed", bye=True), "gb28181-cascade-end")
+
+    async def _media_ended(self, up: _Upstream) -> None:
+        """Tell the upper platform a Playback/Download reached the end of its range (``MediaStatus``, NotifyType
+        121), as a device does, before the BYE."""
+        body = build("Notify", "MediaStatus", next(self._sn), up.channel, [("NotifyType", 121)],
+                     charset=self.upper.charset)  # fmt: skip
+        try:
+            status = await self._message(body, limit_s=4)
+            self.stats[f"media_status.{status}"] += 1
+        except (TransactionTimeout, ConnectionError, OSError) as exc:
+            self.stats["media_status.failed"] += 1
+            log.info("MediaStatus for %s not delivered: %s", up.channel, exc)
 
     async def _end_upstream(self, call_id: str, reason: str, *, bye: bool = False) -> None:
         up = self.streams.pop(call_id, None)
@@ -687,18 +775,49 @@ class GbCascade:
         self._background.spawn(coro, name)
 
 
-__all__ = ["GbCascade", "gb_date", "gb_time"]
+__all__ = ["CascadeCollector", "GbCascade", "gb_date", "gb_time"]
 
 
-def alarm_forwarder(cascade: GbCascade, store: AlarmStore) -> BatchHandler:
-    """A handler of alarm notifications (``alarms.notification.consume``): raised alarms go to the upper platform
-    as GB/T 28181 alarm notifications."""
+class CascadeCollector(Collector):
+    """Per upper platform, read at scrape time: ``sharpeye_gb_cascade_registered{platform}`` (1 while registered),
+    ``sharpeye_gb_cascade_streams{platform}`` (channels it watches now) and
+    ``sharpeye_gb_cascade_events_total{platform,event}`` (registrations, keepalives, queries, alarms forwarded and
+    filtered, INVITEs and their outcomes...)."""
+
+    def __init__(self, cascades: Callable[[], Sequence[GbCascade]]) -> None:
+        self._cascades = cascades
+
+    def collect(self) -> Iterator[Any]:
+        registered = GaugeMetricFamily(
+            "sharpeye_gb_cascade_registered", "1 while registered to the upper platform", labels=["platform"]
+        )
+        streams = GaugeMetricFamily(
+            "sharpeye_gb_cascade_streams", "Channels the upper platform watches now", labels=["platform"]
+        )
+        events = CounterMetricFamily(
+            "sharpeye_gb_cascade_events", "Events of the link to each upper platform", labels=["platform", "event"]
+        )
+        for cascade in self._cascades():
+            registered.add_metric([cascade.id], 1 if cascade.registered.is_set() else 0)
+            streams.add_metric([cascade.id], len(cascade.streams))
+            for key, value in sorted(cascade.stats.items()):
+                events.add_metric([cascade.id, key], value)
+        yield registered
+        yield streams
+        yield events
+
+
+def alarm_forwarder(cascades: GbCascade | Sequence[GbCascade], store: AlarmStore) -> BatchHandler:
+    """A handler of alarm notifications (``alarms.notification.consume``): raised alarms go to each upper platform
+    (whose channel filter lets them through) as GB/T 28181 alarm notifications."""
+    targets = [cascades] if isinstance(cascades, GbCascade) else list(cascades)
 
     async def forward(events: list[Event]) -> None:
         for event in events:
             if event.get("type") == "raised":
                 alarm = await store.get(event["alarm"])
                 if alarm is not None:
-                    cascade.forward_alarm(alarm)
+                    for cascade in targets:
+                        cascade.forward_alarm(alarm)
 
     return forward

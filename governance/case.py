@@ -167,8 +167,9 @@ class Case(BaseModel):
     )
     rated_at: datetime | None = Field(default=None, description="When the reporter rated the case.")
     assists: list[Assist] = Field(
-        default_factory=list, description="Co-handling departments (协办), each with its own feedback; the case "
-        "closes when the lead department's feedback is verified."
+        default_factory=list,
+        description="Co-handling departments (协办), each with its own feedback; the case "
+        "closes when the lead department's feedback is verified.",
     )
 
     def assisting(self, department: str | None) -> bool:

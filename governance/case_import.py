@@ -259,11 +259,16 @@ class CaseImport:
                 for case, events in built:
                     for event in events:
                         department = event.data.get("department")
-                        session.add(CaseEventRow(case_id=case.id, at=event.at, action=event.action, actor=event.actor,
-                                                 from_stage=event.from_stage.value if event.from_stage else None,
-                                                 to_stage=event.to_stage.value,
-                                                 note="导入" + (f" [department={department}]" if department else "")))
+                        session.add(
+                            CaseEventRow(
+                                case_id=case.id,
+                                at=event.at,
+                                action=event.action,
+                                actor=event.actor,
+                                from_stage=event.from_stage.value if event.from_stage else None,
+                                to_stage=event.to_stage.value,
+                                note="导入" + (f" [department={department}]" if department else ""),
+                            )
+                        )
                 await session.commit()
         return report
-
-

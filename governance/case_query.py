@@ -47,7 +47,6 @@ class CaseListPage:
 COUNT_CAP = 10_000
 
 
-
 @dataclass(frozen=True, slots=True)
 class CaseScope:
     """Which cases a caller may see: those in ``org_units`` (empty: any unit) and, when ``department`` is set,

@@ -28,7 +28,6 @@ _EXTRA = (
 )
 
 
-
 class CaseNotFound(LookupError):
     pass
 

@@ -235,7 +235,8 @@ async def send(
         if push is None:
             return Attempt(False, "web push is not running on this node")
         error = await push.send(client, uplink.id, delivery, list(uplink.to), push_payload(envelope, text, delivery),
-                                urgency=push_urgency(envelope), timeout_s=uplink.timeout_s)  # fmt: skip
+                                urgency=push_urgency(envelope), timeout_s=uplink.timeout_s,
+                                case=envelope.get("case") if envelope.get("kind") == "case" else None)  # fmt: skip
         return Attempt(error is None, error or "")
     subject = render(uplink.subject or DEFAULT_SUBJECT, values)
     return await asyncio.to_thread(_email, uplink, delivery, subject, text)
@@ -257,9 +258,7 @@ async def _webhook(
     return await _post(client, uplink, uplink.endpoint, body, headers)
 
 
-async def _post(
-    client: httpx.AsyncClient, uplink: Uplink, url: str, body: bytes, headers: dict[str, str]
-) -> Attempt:
+async def _post(client: httpx.AsyncClient, uplink: Uplink, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
     try:
         response = await client.post(url, content=body, headers=headers, timeout=uplink.timeout_s)
     except httpx.HTTPError as exc:

@@ -234,7 +234,7 @@ def verify_bundle(source: Path | IO[bytes], trusted_fingerprint: str | None = No
             else:
                 result.checked.append(name)
         for extra in sorted(n for n in names if n.startswith(FILES) and n not in listed and not n.endswith("/")):
-            result.problems.append(f"{extra[len(FILES):]}: in the bundle but not in the signed manifest")
+            result.problems.append(f"{extra[len(FILES) :]}: in the bundle but not in the signed manifest")
     return result
 
 

@@ -295,8 +295,21 @@ class HierarchyService:
             case = await self.cases.get(record.case_id)
             if case is None:
                 return
-            snapshot = case.model_dump(mode="json", include={"id", "title", "category", "severity", "source", "stage",
-                                                             "description", "location", "created_at", "org_unit"})
+            snapshot = case.model_dump(
+                mode="json",
+                include={
+                    "id",
+                    "title",
+                    "category",
+                    "severity",
+                    "source",
+                    "stage",
+                    "description",
+                    "location",
+                    "created_at",
+                    "org_unit",
+                },
+            )
             await self._send(uplink, "up", link, f"event:{entry_id}", "escalate",
                              {"case": snapshot, "reason": record.reason, "actor": record.by})  # fmt: skip
             if not record.sent:

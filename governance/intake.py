@@ -168,9 +168,7 @@ class AlarmIntake:
             log.info("alarm %s joined case %s (incident %s)", alarm.id, case.id, incident)
             return case.id
 
-    async def open_case(
-        self, alarm: Alarm, now: datetime, incident: str | None = None, note: str = ""
-    ) -> str | None:
+    async def open_case(self, alarm: Alarm, now: datetime, incident: str | None = None, note: str = "") -> str | None:
         """Report, accept and dispatch (by the dispatch table) in one transaction; a case that no department
         can take stays accepted for a person to dispatch."""
 

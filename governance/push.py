@@ -2,9 +2,12 @@
 
 The hub holds one VAPID key pair (P-256) for the whole site, kept in Redis so that every node signs with the key the
 browsers subscribed against (``key``); browsers subscribe through the console (``api/static/sw.js``) and their
-subscriptions are kept per user (``subscribe``, ``unsubscribe``). A ``webpush`` uplink sends each event to the
-subscriptions of the users (or ``role:<role>``) in its ``to``: the JSON payload is encrypted for each browser
-(aes128gcm, ``http_ece``) and the request signed with a VAPID JWT (``py_vapid``). A push service answering 404 or
+subscriptions are kept per user (``subscribe``, ``unsubscribe``), also from the field app's phones
+(``api/static/field/sw.js``). A ``webpush`` uplink sends each event to the subscriptions of the users (or
+``role:<role>``) in its ``to``, and with ``task:assignees`` to the people whose task the event's case is (the
+handlers and grid workers of its lead and co-handling departments, within their units: new tasks reach the phones).
+The JSON payload is encrypted for each browser (aes128gcm, ``http_ece``) and the request signed with a VAPID JWT
+(``py_vapid``). A push service answering 404 or
 410 has forgotten the subscription: it is removed. Other failures (5xx, 429, network) fail the attempt, which the
 uplink queue retries; browsers already reached for that delivery are not sent it again.
 """
@@ -17,6 +20,7 @@ import binascii
 import hashlib
 import logging
 import os
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +43,7 @@ MAX_PER_USER = 10  # browsers one user may subscribe (a new one beyond pushes ou
 SENT_KEPT_S = 2 * 86_400  # how long the browsers reached for one delivery are remembered (for its retries)
 TTL_S = 3600  # how long a push service keeps an undelivered notification
 DEFAULT_CONTACT = "mailto:sharpeye@localhost.localdomain"
+ASSIGNEES = "task:assignees"  # recipient: the people whose task the case is
 
 
 class PushError(ValueError):
@@ -100,6 +105,8 @@ class PushSubscription(BaseModel):
     auth: str
     created_at: datetime
     user_agent: str = ""
+    departments: list[str] = Field(default_factory=list, description="Departments whose cases are the user's tasks.")
+    org_unit: str | None = Field(default=None, description="The user's unit (None: the whole site).")
 
 
 def subscription_id(endpoint: str) -> str:
@@ -143,8 +150,10 @@ class PushService:
         contact: str = DEFAULT_CONTACT,
         allow_http: bool = False,
         registry: CollectorRegistry | None = None,
+        units_below: Callable[[str], set[str]] | None = None,
     ) -> None:
         self.redis = redis
+        self.units_below = units_below or (lambda unit: {unit})
         self.prefix = keys.prefix
         self.contact = contact
         self.allow_http = allow_http
@@ -202,7 +211,15 @@ class PushService:
 
     # --- subscriptions ------------------------------------------------------------------------------
     async def subscribe(
-        self, username: str, role: str, body: PushSubscriptionIn, user_agent: str = "", now: datetime | None = None
+        self,
+        username: str,
+        role: str,
+        body: PushSubscriptionIn,
+        user_agent: str = "",
+        now: datetime | None = None,
+        *,
+        departments: frozenset[str] = frozenset(),
+        org_unit: str | None = None,
     ) -> PushSubscription:
         try:
             check_endpoint(body.endpoint, self.allow_http)
@@ -212,7 +229,7 @@ class PushService:
         sub = PushSubscription(
             id=subscription_id(body.endpoint), username=username, role=role, endpoint=body.endpoint,
             p256dh=body.keys.p256dh, auth=body.keys.auth, created_at=now or datetime.now(UTC),
-            user_agent=user_agent[:300],
+            user_agent=user_agent[:300], departments=sorted(departments), org_unit=org_unit,
         )  # fmt: skip
         await self.redis.hset(self._subs_name, sub.id, sub.model_dump_json())
         mine = sorted(await self.of_user(username), key=lambda s: s.created_at)
@@ -241,11 +258,28 @@ class PushService:
     async def of_user(self, username: str) -> list[PushSubscription]:
         return [s for s in await self.all() if s.username == username]
 
-    async def recipients(self, to: list[str]) -> list[PushSubscription]:
-        """The subscriptions of the users named in ``to`` and of the roles given as ``role:<role>``."""
-        names = {t for t in to if not t.startswith("role:")}
+    async def recipients(self, to: list[str], case: Mapping[str, Any] | None = None) -> list[PushSubscription]:
+        """The subscriptions of the users named in ``to``, of the roles given as ``role:<role>``, and with
+        ``task:assignees`` of the users whose task ``case`` is."""
+        names = {t for t in to if ":" not in t}
         roles = {t.removeprefix("role:") for t in to if t.startswith("role:")}
-        return [s for s in await self.all() if s.username in names or s.role in roles]
+        assigned = self._assignee(case) if ASSIGNEES in to and case else None
+        return [s for s in await self.all()
+                if s.username in names or s.role in roles or (assigned is not None and assigned(s))]  # fmt: skip
+
+    def _assignee(self, case: Mapping[str, Any]) -> Callable[[PushSubscription], bool]:
+        """Whether a subscription's user has ``case`` as a task: one of its departments (lead or co-handling) is
+        theirs, and its unit is within theirs."""
+        departments = {case.get("department")} | {a.get("department") for a in case.get("assists") or []}
+        departments.discard(None)
+        unit = case.get("org_unit")
+
+        def mine(sub: PushSubscription) -> bool:
+            if not departments & set(sub.departments):
+                return False
+            return sub.org_unit is None or (unit is not None and unit in self.units_below(sub.org_unit))
+
+        return mine
 
     # --- sending ------------------------------------------------------------------------------------
     async def headers(self, endpoint: str, urgency: str, ttl: int = TTL_S) -> dict[str, str]:
@@ -293,11 +327,12 @@ class PushService:
         *,
         urgency: str = "normal",
         timeout_s: float = 10.0,
+        case: Mapping[str, Any] | None = None,
     ) -> str | None:
         """One delivery to every recipient's browsers not yet reached for it; None when all were reached."""
         sent_key = self._sent_name(uplink_id, delivery)
         done = {x.decode() if isinstance(x, bytes) else str(x) for x in await self.redis.smembers(sent_key)}
-        targets = [s for s in await self.recipients(to) if s.id not in done]
+        targets = [s for s in await self.recipients(to, case) if s.id not in done]
         if not targets:
             return None
         body = orjson.dumps(payload)

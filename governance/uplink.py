@@ -166,7 +166,7 @@ Delivered = Callable[[str, str, Uplink, str], Awaitable[Any]]
 
 # The case fields a webhook carries (no free text beyond the title: receivers fetch details by API).
 SUMMARY = ("id", "title", "category", "severity", "source", "stage", "org_unit", "department", "level",
-           "created_at", "due_at", "closed_at", "light", "location", "merged_into")  # fmt: skip
+           "created_at", "due_at", "closed_at", "light", "location", "merged_into", "assists")  # fmt: skip
 ALARM_SUMMARY = ("id", "title", "severity", "category", "state", "device_id", "channel", "org_unit", "place",
                  "first_seen", "last_seen", "count", "incident")  # fmt: skip
 

@@ -1,7 +1,8 @@
 """Web Push: the hub's VAPID public key, and each operator's browser subscriptions (``governance.push``).
 
-Browsers subscribe through the console's service worker (``/static/sw.js``); a ``webpush`` uplink then sends alarms
-and case events to the subscriptions of the users it names."""
+Browsers subscribe through the console's service worker (``/static/sw.js``), phones through the field app's
+(``/field/sw.js``); a ``webpush`` uplink then sends alarms and case events to the subscriptions of the users it names,
+and with ``task:assignees`` new tasks to the people whose task the case is."""
 
 from __future__ import annotations
 
@@ -10,17 +11,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 from pydantic import BaseModel, Field
-from sharpeye.api.deps import AuditDep, UplinksDep, require
+from sharpeye.api.deps import AuditDep, SiteDep, UplinksDep, require
 from sharpeye.api.permission import Permission
+from sharpeye.api.routes.field import task_departments
 from sharpeye.api.user import Principal
-from sharpeye.governance.push import PushError, PushService, PushSubscriptionIn, origin, subscription_id
+from sharpeye.config.site import SiteConfig
+from sharpeye.governance.push import ASSIGNEES, PushError, PushService, PushSubscriptionIn, origin, subscription_id
 from sharpeye.governance.uplink import UplinkService
 
 router = APIRouter(tags=["push"])
 
-# Notifications carry case (and alarm) summaries: those who read cases subscribe (every role but the integrator's;
-# department handlers are told of their dispatches).
-Reader = Annotated[Principal, Depends(require(Permission.cases_read))]
+# Notifications carry case (and alarm) summaries: those who read cases subscribe, and the field app's people, who
+# hear of their own tasks (every role but the integrator's).
+Reader = Annotated[Principal, Depends(require(Permission.push_subscribe))]
 
 
 class PushKey(BaseModel):
@@ -45,14 +48,16 @@ def _push(uplinks: UplinkService) -> PushService:
     return uplinks.push
 
 
-def _reaches(uplinks: UplinkService, principal: Principal) -> bool:
+def _reaches(uplinks: UplinkService, site: SiteConfig, principal: Principal) -> bool:
     wanted = {principal.username, f"role:{principal.role}"}
+    if task_departments(site, principal):
+        wanted.add(ASSIGNEES)
     return any(u.format == "webpush" and wanted & set(u.to) for u in uplinks.uplinks.values())
 
 
 @router.get("/api/push/key")
-async def push_key(uplinks: UplinksDep, principal: Reader) -> PushKey:
-    return PushKey(public_key=await _push(uplinks).public_key(), enabled=_reaches(uplinks, principal))
+async def push_key(uplinks: UplinksDep, site: SiteDep, principal: Reader) -> PushKey:
+    return PushKey(public_key=await _push(uplinks).public_key(), enabled=_reaches(uplinks, site, principal))
 
 
 @router.get("/api/push/subscriptions")
@@ -66,13 +71,16 @@ async def my_subscriptions(uplinks: UplinksDep, principal: Reader) -> list[PushS
 async def subscribe(
     uplinks: UplinksDep,
     audit: AuditDep,
+    site: SiteDep,
     principal: Reader,
     body: PushSubscriptionIn,
     user_agent: Annotated[str, Header()] = "",
 ) -> PushSubscribed:
     """Keep this browser's subscription (PushSubscription.toJSON()) for the caller."""
     try:
-        sub = await _push(uplinks).subscribe(principal.username, str(principal.role), body, user_agent)
+        sub = await _push(uplinks).subscribe(principal.username, str(principal.role), body, user_agent,
+                                             departments=task_departments(site, principal),
+                                             org_unit=principal.org_unit)  # fmt: skip
     except PushError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     await audit.record(principal.actor, "push.subscribe", sub.id, {"push_service": origin(body.endpoint)})

@@ -14,6 +14,7 @@ from sharpeye.api.deps import (
     CasesDep,
     HierarchyDep,
     InventoryDep,
+    ServicesDep,
     SiteDep,
     UplinksDep,
     not_found_unless,
@@ -100,8 +101,12 @@ async def escalate_up(
 
 
 @router.get("/api/hierarchy")
-async def hierarchy_state(_: CaseReader, hierarchy: HierarchyDep) -> HierarchyState:
-    """The hubs above and below, the cases escalated from here and the cases opened for hubs below."""
+async def hierarchy_state(_: CaseReader, services: ServicesDep) -> HierarchyState:
+    """The hubs above and below, the cases escalated from here and the cases opened for hubs below (none of them on
+    a hub without ``governance.hierarchy``: the console asks every hub)."""
+    hierarchy = services.hierarchy
+    if hierarchy is None or not hierarchy.enabled:
+        return HierarchyState(upper=None, lowers=[], escalated=[], linked=[], held=0)
     return await hierarchy.state()
 
 

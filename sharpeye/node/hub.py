@@ -32,7 +32,7 @@ from sharpeye.config.gb28181 import GbSettings
 from sharpeye.config.loader import ConfigError, load_file
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.audit_archive import AuditArchive
-from sharpeye.governance.cascade import GbCascade, alarm_forwarder
+from sharpeye.governance.cascade import CascadeCollector, GbCascade, HistoryPlayback, alarm_forwarder
 from sharpeye.governance.cascade_control import UpwardControl
 from sharpeye.governance.cascade_record import merge_spans
 from sharpeye.governance.escalation import Notifier
@@ -55,7 +55,7 @@ from sharpeye.ingest.gb28181.control import ControlError, CounterCollector, GbCo
 from sharpeye.ingest.gb28181.metric import GbMediaCollector
 from sharpeye.ingest.gb28181.offer import UpwardOffer
 from sharpeye.ingest.gb28181.platform import GbPlatform
-from sharpeye.ingest.gb28181.playback import ForwardedPlayback, forward_history
+from sharpeye.ingest.gb28181.playback import forward_history
 from sharpeye.ingest.gb28181.puller import ChannelPuller
 from sharpeye.ingest.gb28181.record import query_records
 from sharpeye.ingest.gb28181.registrations import RegistrationStore
@@ -74,6 +74,7 @@ from sharpeye.ingest.ownership import (
 )
 from sharpeye.ingest.pipeline import IngestPipeline, transient
 from sharpeye.ingest.reading import Reading
+from sharpeye.ingest.recording.playback import RecordedPlayback
 from sharpeye.ingest.registry import Registry, installed
 from sharpeye.ingest.transport.mqtt import MqttTransport, subscriptions
 from sharpeye.ingest.transport.mqtt_acl import HUB_USER, accounts, hub_account, sip_credentials_csv, write_files
@@ -159,7 +160,7 @@ class Hub:
         self.gb_puller: ChannelPuller | None = None
         self._gb_seen: dict[str, dict[str, Any]] = {}  # registrations the signalling node holds (when not this one)
         self.cameras: CameraService | None = None
-        self.gb_cascade: GbCascade | None = None
+        self.gb_cascades: list[GbCascade] = []  # one lower-platform client per upper platform (gb28181.cascades)
         self.gb_offer: UpwardOffer | None = None
         self._device_secret: str | None = None
         self._hub_broker_password = secrets.token_urlsafe(24)
@@ -224,8 +225,13 @@ class Hub:
         )
         share = self.settings.mqtt_share_group
         self.transport = MqttTransport(  # one reader holds the site's session, or each node its share of it
-            self.mqtt_url, self.mqtt_client_id, self.pipeline.handle, stage=self.pipeline.stage, share_group=share,
-            reject=self.pipeline.reject, transient=transient,
+            self.mqtt_url,
+            self.mqtt_client_id,
+            self.pipeline.handle,
+            stage=self.pipeline.stage,
+            share_group=share,
+            reject=self.pipeline.reject,
+            transient=transient,
         )
         self.cases = CaseService(self.site, self.db, self.redis, self.keys, self.clock)
         self.queue = CaseQueue(self.redis, self.keys, self.db)
@@ -234,7 +240,8 @@ class Hub:
             consumer=self.node_id, case_lookup=self.cases.get, alarm_lookup=self.alarm_store.get,
             timezone=self.site.site.timezone, on_delivered=self.cases.record_delivery,
             push=PushService(self.redis, self.keys, contact=self.settings.push_contact,
-                             allow_http=self.settings.push_allow_http, registry=self.metrics.registry),
+                             allow_http=self.settings.push_allow_http, registry=self.metrics.registry,
+                             units_below=self.inventory.units_below),
         )  # fmt: skip
         self.hierarchy = HierarchyService(
             self.site.governance, self.site.site.id, self.cases, self.uplinks, self.redis, self.keys,
@@ -297,21 +304,32 @@ class Hub:
         self.started.set()
         log.info("hub %s started: %d devices, %d rules", self.node_id, len(self.inventory), len(self.site.rules))
 
-    async def _upward_records(self, channel: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-        """RecordInfo of the upper platform for one of our channels: SharpEye's own recordings of the camera that is
-        the channel, when it records it; else the device's, asked with RecordInfo."""
+    def _recording_camera(self, channel: str) -> str | None:
+        """The camera that is the upper platform's channel, when SharpEye records it."""
         if self.cameras is not None:
             for cam in self.cameras.cameras_config:
                 if cam.record is not None and channel in (cam.gb_code, str(cam.url).split("?")[0].rpartition("/")[2]):
-                    segs = self.cameras.recordings.segments(cam.id, start.timestamp(), end.timestamp())
-                    spans = merge_spans([(seg.start, seg.end) for seg in segs])
-                    return [(datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)) for a, b in spans]
+                    return cam.id
+        return None
+
+    async def _upward_records(self, channel: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """RecordInfo of the upper platform for one of our channels: SharpEye's own recordings of the camera that is
+        the channel, when it records it; else the device's, asked with RecordInfo."""
+        cam_id = self._recording_camera(channel)
+        if self.cameras is not None and cam_id is not None:
+            segs = self.cameras.recordings.segments(cam_id, start.timestamp(), end.timestamp())
+            spans = merge_spans([(seg.start, seg.end) for seg in segs])
+            return [(datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)) for a, b in spans]
         assert self.gb_platform is not None
         found = await query_records(self.gb_platform, channel, start, end)
         return [(r.start, r.end) for r in found.records]
 
-    async def _upward_history(self, channel: str, offer: MediaDescription) -> ForwardedPlayback:
-        """The upper platform's Playback/Download of one of our channels, forwarded to the channel's device."""
+    async def _upward_history(self, channel: str, offer: MediaDescription) -> HistoryPlayback:
+        """The upper platform's Playback/Download of one of our channels: SharpEye's own recording of the camera that
+        is the channel, when it records it; else forwarded to the channel's device."""
+        cam_id = self._recording_camera(channel)
+        if self.cameras is not None and cam_id is not None:
+            return await RecordedPlayback.for_offer(self.cameras.recordings, cam_id, offer)
         assert self.gb_platform is not None
         return await forward_history(self.gb_platform, channel, offer)
 
@@ -529,18 +547,23 @@ class Hub:
         if any(rule.linkage.ptz for rule in self.engine.rules.rules.values()):
             self._spawn(self._link_presets(), "gb28181-ptz-linkage")
         if settings.cascade is not None:
+            log.warning("gb28181.cascade is deprecated: list the upper platform under gb28181.cascades (read as one)")
+        if settings.uppers:
             # Upward: the devices' channels, and RTSP/file cameras that have a gb_code (ingest/gb28181/offer.py);
-            # the upper platform's DeviceControl and PresetQuery go to the device that owns the channel.
+            # the upper platform's DeviceControl and PresetQuery go to the device that owns the channel. One client
+            # per upper platform, each with its own port, registration and channel filter.
             self.gb_offer = UpwardOffer(
                 settings.sip_id, channels=self.gb_platform.channels, devices=lambda: self.inventory,
                 puller=self.gb_puller, cameras=lambda: self.cameras, live=self._live_cameras,
             )  # fmt: skip
-            upward = UpwardControl(lambda: self.gb_control, self.gb_platform.channels, settings.cascade.charset)
-            self.gb_cascade = GbCascade(
-                settings, catalog=self.gb_offer.catalog, clock=self.clock, media=self.gb_offer.media, control=upward,
-                records=self._upward_records, history=self._upward_history,
-            )
-            await self.gb_cascade.start()
+            for upper in settings.uppers:
+                upward = UpwardControl(lambda: self.gb_control, self.gb_platform.channels, upper.charset)
+                cascade = GbCascade(
+                    settings, catalog=self.gb_offer.catalog, clock=self.clock, media=self.gb_offer.media,
+                    control=upward, records=self._upward_records, history=self._upward_history, upper=upper,
+                )  # fmt: skip
+                await cascade.start()
+                self.gb_cascades.append(cascade)
             self._spawn(self._forward_upward(), "gb28181-cascade")
         log.info("GB/T 28181 platform %s on %s:%d", settings.sip_id, settings.host, self.gb_platform_port)
 
@@ -555,9 +578,10 @@ class Hub:
             ("sharpeye_gb_subscription", "GB/T 28181 subscriptions and their notifications",
              lambda: self.gb_subscriptions.stats if self.gb_subscriptions else None),
             ("sharpeye_gb_upward_control", "The upper platform's DeviceControl and PresetQuery, forwarded or refused",
-             lambda: self.gb_cascade.control.stats if self.gb_cascade and self.gb_cascade.control else None),
+             lambda: sum((c.control.stats for c in self.gb_cascades if c.control), collections.Counter())),
         ]:  # fmt: skip
             self.metrics.registry.register(CounterCollector(name, doc, stats))
+        self.metrics.registry.register(CascadeCollector(lambda: self.gb_cascades))
 
     async def _stop_gb28181(self) -> None:
         """Another node holds the site's SIP signalling now: stop ours (it re-registers the devices there)."""
@@ -566,9 +590,9 @@ class Hub:
             task.cancel()
         await asyncio.gather(*gb_tasks, return_exceptions=True)
         self._tasks = [t for t in self._tasks if t not in gb_tasks]
-        if self.gb_cascade is not None:
-            await self.gb_cascade.stop()
-            self.gb_cascade = None
+        for cascade in self.gb_cascades:
+            await cascade.stop()
+        self.gb_cascades = []
         if self.gb_subscriptions is not None:
             await self.gb_subscriptions.stop()
             self.gb_subscriptions = None
@@ -619,11 +643,17 @@ class Hub:
             raise ControlError("unknown_channel", f"{camera_id} is not a GB/T 28181 camera", 404)
         await control.preset(channel, "call", preset)
 
+    @property
+    def gb_cascade(self) -> GbCascade | None:
+        """The first upper platform's client (``gb_cascades`` holds them all)."""
+        return self.gb_cascades[0] if self.gb_cascades else None
+
     def _gb_upper_stats(self) -> tuple[int, collections.Counter[str]]:
-        if self.gb_cascade is None:
+        if not self.gb_cascades:
             return 0, collections.Counter()
         offered = self.gb_offer.stats if self.gb_offer is not None else collections.Counter()
-        return len(self.gb_cascade.streams), self.gb_cascade.stats + offered
+        stats = sum((c.stats for c in self.gb_cascades), collections.Counter())
+        return sum(len(c.streams) for c in self.gb_cascades), stats + offered
 
     def _live_cameras(self) -> set[str] | None:
         if self.cameras is None:
@@ -635,9 +665,8 @@ class Hub:
         return self.gb_platform.port if self.gb_platform is not None else 0
 
     async def _forward_upward(self) -> None:
-        assert self.gb_cascade is not None
         progress = self.progress["uplink-gb28181"] = ConsumerProgress()
-        forward = alarm_forwarder(self.gb_cascade, self.alarm_store)
+        forward = alarm_forwarder(self.gb_cascades, self.alarm_store)
         await consume(self.redis, self.keys, "uplink-gb28181", self.node_id, progress.wrap(forward))
 
     async def _record_linked_evidence(self) -> None:
@@ -708,8 +737,8 @@ class Hub:
                     await task
         if self.cameras is not None:
             await self.cameras.stop()
-        if self.gb_cascade is not None:
-            await self.gb_cascade.stop()
+        for cascade in self.gb_cascades:
+            await cascade.stop()
         if self.gb_puller is not None:
             register_opener("gb28181:", None)
             await self.gb_puller.stop()
@@ -888,6 +917,7 @@ class Hub:
                 f"INVITEs ok {totals['invite.ok']}, failed {failed}; RTP lost {totals['rtp.lost']}"
             )
             parts.append(ComponentHealth("gb28181", gb.endpoint.running, detail))
+            parts += [ComponentHealth(f"gb28181-cascade:{c.id}", *c.health()) for c in self.gb_cascades]
         parts += embedded
         for task in self._tasks:
             alive = not task.done()

@@ -76,6 +76,7 @@ class UpperPlatformSimulator:
         self.stats: Counter[str] = Counter()
         self.answer_keepalives = True
         self.catalog_notifies: list[Manscdp] = []
+        self.media_status: list[Manscdp] = []  # MediaStatus notifications (NotifyType 121: a playback ended)
         self.changed = asyncio.Event()
         self._sn = itertools.count(100)
         self._cseq = itertools.count(1)
@@ -111,8 +112,14 @@ class UpperPlatformSimulator:
 
     # --- queries ----------------------------------------------------------------------------
     async def query(
-        self, lower_id: str, cmd_type: str = "Catalog", limit_s: float = 10.0, *, target: str | None = None,
-        root: str = "Query", fields: list[Node] | None = None,
+        self,
+        lower_id: str,
+        cmd_type: str = "Catalog",
+        limit_s: float = 10.0,
+        *,
+        target: str | None = None,
+        root: str = "Query",
+        fields: list[Node] | None = None,
     ) -> list[Manscdp]:
         """Send a query (about ``target``, a channel: PresetQuery; or a ``Control`` answered with a Response) and
         return every Response page (merged until SumNum for Catalog)."""
@@ -172,6 +179,7 @@ class UpperPlatformSimulator:
         ssrc: str = "0100000001",
         session: str = "Play",
         time: tuple[int, int] = (0, 0),
+        download_speed: int | None = None,
     ) -> Watch:
         """INVITE a channel of the lower platform and receive its PS over RTP; ``Watch.units`` fill up."""
         lower = self.lowers[lower_id]
@@ -183,7 +191,8 @@ class UpperPlatformSimulator:
                                  transport="udp" if mode == "udp" else "tcp",
                                  setup=None if mode == "udp" else ("passive" if mode == "tcp-passive" else "active"),
                                  ssrc=ssrc, session=session, time=time,
-                                 uri=f"{channel_id}:0" if session != "Play" else "")  # fmt: skip
+                                 uri=f"{channel_id}:0" if session != "Play" else "",
+                                 download_speed=download_speed)  # fmt: skip
         msg = SipMessage(method="INVITE", uri=f"sip:{channel_id}@{lower.peer.host}:{lower.peer.port}")
         msg.add("From", f"<sip:{self.sip_id}@{self.domain}>;tag={new_tag()}")
         msg.add("To", f"<sip:{channel_id}@{self.domain}>")
@@ -250,6 +259,8 @@ class UpperPlatformSimulator:
             self._on_response(lower, body)
         elif msg.method == "NOTIFY" and body.cmd_type.lower() == "catalog":
             self.catalog_notifies.append(body)
+        elif body.root == "notify" and cmd == "mediastatus":  # a Playback/Download reached its range's end
+            self.media_status.append(body)
         self._changed()
         return msg.response(200)
 

@@ -307,11 +307,13 @@ def test_silences_are_confined_to_the_callers_unit(app_client: HubClient) -> Non
 
 
 def test_the_field_roles_hold_only_what_the_phone_needs(app_client: HubClient) -> None:
-    """A grid worker reports, takes their tasks and patrols; a field handler only takes tasks. Neither reads the
-    console's alarms, cases, devices or health, and neither may act on cases through the console's routes."""
+    """A grid worker reports, takes their tasks and patrols; a field handler only takes tasks; both may have their
+    new tasks notified on the phone. Neither reads the console's alarms, cases, devices or health, and neither may
+    act on cases through the console's routes."""
     assert ROLE_PERMISSIONS[Role.grid_worker] == {Permission.reports_create, Permission.tasks_act,
-                                                  Permission.patrols_write, Permission.self_service}  # fmt: skip
-    assert ROLE_PERMISSIONS[Role.handler] == {Permission.tasks_act, Permission.self_service}
+                                                  Permission.patrols_write, Permission.push_subscribe,
+                                                  Permission.self_service}  # fmt: skip
+    assert ROLE_PERMISSIONS[Role.handler] == {Permission.tasks_act, Permission.push_subscribe, Permission.self_service}
     for role in (Role.grid_worker, Role.handler):
         headers = auth(app_client, f"{role.value}-all")
         for path in ("/api/cases", "/api/alarms", "/api/devices", "/api/stats", "/api/patrols"):

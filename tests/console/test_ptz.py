@@ -192,3 +192,60 @@ def test_ptz_from_the_alarm_detail(browser: Browser, ptz_site: tuple[HubServer, 
     assert 12 in head.presets
     expect(page.locator("#alarm-detail li[data-preset='12']")).to_be_visible()
     page.context.close()
+
+
+def test_device_control_panel(browser: Browser, ptz_site: tuple[HubServer, SimDevice]) -> None:
+    """The devices view's control buttons: the NVR is guarded, unguarded, made to record, checked for its clock and
+    rebooted (after a confirmation); its channel records; the fence controller is armed. Each reaches the simulated
+    device (or the fence's command topic, seen in the audit log); a viewer sees none of the command buttons."""
+    server, nvr = ptz_site
+    state = nvr.control
+    page = browser.new_context(locale="zh-CN", viewport={"width": 1600, "height": 1000}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, server.url, "admin", ADMIN_PASSWORD)
+    page.click("#nav button[data-view=devices]")
+    row = page.locator(f"#device-rows tr[data-device='{nvr.id}']")
+    expect(row.locator("[data-control=guard]")).to_have_text("布防")
+    row.locator("[data-control=guard]").click()
+    wait_for(lambda: state.guard, timeout=10, what="the NVR guarded (布防)")
+    expect(page.locator("#toast")).to_contain_text("布防 已执行")
+    row.locator("[data-control=unguard]").click()
+    wait_for(lambda: not state.guard, timeout=10, what="the NVR unguarded (撤防)")
+    row.locator("[data-control=record_start]").click()
+    wait_for(lambda: nvr.id in state.recording, timeout=10, what="the NVR recording")
+    channel_row = page.locator(f"#device-rows tr[data-device='{CAMERA}']")
+    expect(channel_row.locator("[data-control=teleboot]")).to_have_count(0)  # a channel is not rebooted
+    channel_row.locator("[data-control=record_start]").click()
+    wait_for(lambda: "34020000001310000102" in state.recording, timeout=10, what="the channel recording")
+    row.locator("[data-control=time]").click()
+    expect(page.locator("#toast")).to_contain_text("设备时间偏差")
+    fence = page.locator("#device-rows tr[data-device='fence-school']")
+    expect(fence.locator("[data-control=teleboot]")).to_have_count(0)
+    fence.locator("[data-control=arm]").click()
+    expect(page.locator("#toast")).to_contain_text("已下发")
+    row.locator("[data-control=teleboot]").click()  # the confirmation is accepted
+    wait_for(lambda: state.reboots == 1, timeout=10, what="the NVR rebooted")
+    token = httpx.post(f"{server.url}/api/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD})
+    admin = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    audit = httpx.get(f"{server.url}/api/audit", headers=admin, params={"action": "fence.arming"}).json()
+    assert audit and audit[0]["target"] == "fence-school" and audit[0]["details"]["command"] == "arm"
+    assert errors == [], errors
+    page.context.close()
+
+    viewer = {"username": "control-viewer", "password": "viewer-Password-1", "role": Role.viewer.value}
+    assert httpx.post(f"{server.url}/api/users", headers=admin, json=viewer).status_code == 201
+    first = httpx.post(f"{server.url}/api/auth/token", data={"username": viewer["username"],
+                                                             "password": "viewer-Password-1"})  # fmt: skip
+    bearer = {"Authorization": f"Bearer {first.json()['access_token']}"}
+    passwords = {"current_password": "viewer-Password-1", "new_password": "viewer-Password-2"}
+    assert httpx.post(f"{server.url}/api/auth/password", headers=bearer, json=passwords).status_code in (200, 204)
+    page = browser.new_context(locale="zh-CN", viewport={"width": 1600, "height": 1000}).new_page()
+    sign_in(page, server.url, viewer["username"], "viewer-Password-2")
+    page.click("#nav button[data-view=devices]")
+    viewer_row = page.locator(f"#device-rows tr[data-device='{nvr.id}']")
+    expect(viewer_row.locator("[data-control=time]")).to_be_visible()  # reading the clock is allowed
+    expect(page.locator("#device-rows [data-control=guard]")).to_have_count(0)
+    expect(page.locator("#device-rows [data-control=arm]")).to_have_count(0)
+    page.context.close()

@@ -7,6 +7,7 @@ import { t, lang } from "./i18n.js";
 import { put, remove, entries, newId } from "./queue.js";
 import { downscale } from "./photo.js";
 import { voiceControl, voiceName } from "./voice.js";
+import { disablePush, enablePush, pushState } from "./push.js";
 
 /**
  * @typedef {{ username: string, role: string, org_unit: string | null, department: string | null,
@@ -507,12 +508,39 @@ function renderMe(main) {
       h("dt", {}, t("role")), h("dd", {}, t(`role.${profile.role}`)),
       profile.org_unit && h("dt", {}, t("unit")), profile.org_unit && h("dd", {}, profile.org_unit)),
     h("section", { id: "outbox" }),
+    may("tasks:act") && pushControl(),
     h("button", { onclick: () => { localStorage.setItem("field-lang", lang() === "zh" ? "en" : "zh"); renderShell(); } }, t("language")),
     h("button", { onclick: async () => {
       await call("/api/auth/logout", { method: "POST" }).catch(() => null);
       signedOut();
     } }, t("sign_out")));
   renderOutbox();
+}
+
+/** 任务提醒: this phone's task notifications, on or off; says when the hub sends none or the phone cannot. */
+function pushControl() {
+  const status = h("p", { class: "muted", "data-testid": "push-status" });
+  const button = /** @type {HTMLButtonElement} */ (h("button", { type: "button", "data-testid": "push" }, "…"));
+  /** @type {string} */
+  let state = "off";
+  const show = (/** @type {{ state: string, enabled: boolean }} */ s) => {
+    state = s.state;
+    fill(button, t(state === "on" ? "push_off" : "push_on"));
+    button.disabled = state === "unsupported" || state === "denied";
+    fill(status, state === "unsupported" ? t("push_unsupported") : state === "denied" ? t("push_denied")
+      : !s.enabled ? t("push_not_sent") : state === "on" ? t("push_is_on") : "");
+  };
+  button.onclick = async () => {
+    try {
+      if (state === "on") await disablePush(call); else await enablePush(call);
+    } catch (err) {
+      fill(status, `${t("push_failed")}: ${err instanceof Error ? err.message : err}`);
+      return;
+    }
+    show(await pushState(call));
+  };
+  pushState(call).then(show).catch(() => fill(status, t("need_online")));
+  return h("section", { class: "push" }, h("h2", {}, t("push_title")), button, status);
 }
 
 // --- start ----------------------------------------------------------------------------------------------
@@ -531,9 +559,18 @@ async function start() {
   }
   if (!["reports:create", "tasks:act", "patrols:write"].some((p) => may(p))) { renderLogin(t("no_field_role")); return; }
   document.documentElement.lang = lang() === "zh" ? "zh-CN" : "en";
-  renderShell();
+  // a task notification's click opens the app on that task (/field/?task=<case id>)
+  const wanted = new URLSearchParams(location.search).get("task");
+  if (wanted && may("tasks:act")) { tab = "tasks"; renderShell(); await renderTask(/** @type {HTMLElement} */ (document.getElementById("view")), wanted); }
+  else renderShell();
   await flush();
 }
+
+navigator.serviceWorker?.addEventListener("message", (event) => {
+  const data = event.data || {};
+  const view = document.getElementById("view");
+  if (data.type === "sharpeye.task" && data.task && view && profile) { tab = "tasks"; renderShell(); renderTask(/** @type {HTMLElement} */ (document.getElementById("view")), String(data.task)); }
+});
 
 window.addEventListener("online", () => { flush(); });
 window.addEventListener("offline", showStatus);

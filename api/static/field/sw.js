@@ -2,10 +2,11 @@
 /// <reference lib="webworker" />
 // The field app's service worker (scope /field/): the app's own files are kept in a cache so the app opens
 // without a network; calls to the hub's API always go to the network (the outbox in IndexedDB keeps what could
-// not be sent). The console's service worker (/static/sw.js, scope
+// not be sent). It also shows task notifications (任务提醒, Web Push from the hub: governance/channel.py
+// push_payload) and opens the task they name when tapped. The console's service worker (/static/sw.js, scope
 // /static/console-push/, for Web Push only) is another one.
 
-const CACHE = "sharpeye-field-v2";
+const CACHE = "sharpeye-field-v3";
 const SHELL = [
   "/field/",
   "/field/app.js",
@@ -14,13 +15,15 @@ const SHELL = [
   "/field/queue.js",
   "/field/photo.js",
   "/field/voice.js",
+  "/field/push.js",
   "/field/style.css",
   "/field/manifest.webmanifest",
   "/field/icon-192.png",
   "/field/icon-512.png",
 ];
 
-const worker = /** @type {{ skipWaiting(): Promise<void>, clients: { claim(): Promise<void> },
+const worker = /** @type {{ skipWaiting(): Promise<void>, registration: ServiceWorkerRegistration, location: Location,
+  clients: { claim(): Promise<void>, matchAll(o: object): Promise<WindowClient[]>, openWindow(url: string): Promise<unknown> },
   addEventListener(type: string, listener: (event: any) => void): void }} */ (/** @type {unknown} */ (self));
 
 worker.addEventListener("install", (/** @type {ExtendableEvent} */ event) => {
@@ -50,4 +53,35 @@ worker.addEventListener("fetch", (/** @type {FetchEvent} */ event) => {
       })
       .catch(() => caches.match(event.request, { ignoreSearch: true }).then((hit) => hit || Response.error())),
   );
+});
+
+worker.addEventListener("push", (/** @type {PushEvent} */ event) => {
+  /** @type {{ title?: string, body?: string, tag?: string, open?: string, severity?: string }} */
+  let msg;
+  try { msg = event.data ? event.data.json() : {}; } catch { msg = { body: event.data ? event.data.text() : "" }; }
+  event.waitUntil(worker.registration.showNotification(msg.title || "网格通：新任务", {
+    body: msg.body || "",
+    tag: msg.tag || undefined,
+    lang: "zh-CN",
+    icon: "/field/icon-192.png",
+    data: { open: msg.open || "" },
+    requireInteraction: msg.severity === "critical",
+  }));
+});
+
+worker.addEventListener("notificationclick", (/** @type {NotificationEvent} */ event) => {
+  event.notification.close();
+  const open = String((event.notification.data && event.notification.data.open) || "");
+  const task = open.startsWith("case:") ? open.slice(5) : "";
+  const url = new URL(task ? `/field/?task=${encodeURIComponent(task)}` : "/field/", worker.location.origin).href;
+  event.waitUntil((async () => {
+    const windows = await worker.clients.matchAll({ type: "window", includeUncontrolled: true });
+    const app = windows.find((w) => new URL(w.url).pathname.startsWith("/field/"));
+    if (app) {
+      await app.focus();
+      app.postMessage({ type: "sharpeye.task", task });
+      return;
+    }
+    await worker.clients.openWindow(url);
+  })());
 });

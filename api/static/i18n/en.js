@@ -52,6 +52,10 @@ export const en = {
     playing_at: "Playing", bad_range: "The end must be after the start", look_back: "Play from 10 s before",
     device_records: "Device recordings", partial: "partial", device_records_failed: "Device recordings query failed",
     fetching_device: "Fetching the recording from the device…",
+    escalate_up: "Escalate to the upper hub", escalate_reason: "Why (the upper hub sees this)",
+    escalated_toast: "Escalated to the upper hub", escalation_sending: "sending",
+    escalation_sent: "sent, waiting for the upper hub", escalation_acknowledged: "taken by the upper hub",
+    escalation_closed: "closed", hub_inbox: "Escalated by lower hubs", lower_hub: "Lower hub", lower_case: "Lower hub's case",
     map_geo: "Map", map_plan: "Site plan", map_base: "Base map", map_heat_category: "Heat of category",
     map_lib_missing: "The map library is not installed; showing the site plan. To install it:",
     map_lib_failed: "the map library did not load",
@@ -78,6 +82,12 @@ export const en = {
     confirmed: "confirmed", false_alarm: "false alarm",
   },
   device_state: { online: "online", offline: "offline", unknown: "unknown" },
+  device_control: {
+    control: "Control", teleboot: "Reboot", record_start: "Start recording", record_stop: "Stop recording",
+    guard: "Guard", unguard: "Unguard", time: "Check clock", arm: "Arm fence", disarm: "Disarm fence",
+    confirm_teleboot: "Reboot this device remotely?", done: "done", sent: "sent, waiting for the device",
+    failed: "Device control failed", offset: "Device clock offset", seconds: "s",
+  },
   ptz: {
     up: "Up", down: "Down", left: "Left", right: "Right", upleft: "Up left", upright: "Up right",
     downleft: "Down left", downright: "Down right", stop: "Stop", zoom_in: "Zoom in", zoom_out: "Zoom out",

@@ -46,7 +46,9 @@ export const zh = {
     no_recording_then: "该时刻及之后没有录像", playback_end: "回放结束", playing_at: "回放时刻",
     bad_range: "结束时间须晚于开始时间", look_back: "回看报警前10秒",
     device_records: "设备录像", partial: "不完整", device_records_failed: "设备录像查询失败", fetching_device: "正在从设备下载录像…",
-
+    escalate_up: "上报上级", escalate_reason: "上报原因（上级将看到）", escalated_toast: "已上报上级",
+    escalation_sending: "正在发送", escalation_sent: "已上报，待上级处置", escalation_acknowledged: "上级已受理",
+    escalation_closed: "已办结", hub_inbox: "下级上报", lower_hub: "下级", lower_case: "下级案件",
     map_geo: "地图", map_plan: "平面图", map_base: "底图", map_heat_category: "热力图类别",
     map_lib_missing: "地图库未安装，现显示平面图。安装方法：", map_lib_failed: "地图库加载失败",
     map_layer_plan: "平面图", map_layer_cameras: "摄像机", map_layer_channels: "国标通道", map_layer_sensors: "传感器",
@@ -65,6 +67,12 @@ export const zh = {
   },
   verdict: { pending: "待研判", escalated: "待主管研判", review: "待主管复核", confirmed: "已确认", false_alarm: "误报" },
   device_state: { online: "在线", offline: "离线", unknown: "未知" },
+  device_control: {
+    control: "控制", teleboot: "重启", record_start: "开始录像", record_stop: "停止录像", guard: "布防",
+    unguard: "撤防", time: "校时检查", arm: "围栏布防", disarm: "围栏撤防", confirm_teleboot: "确定远程重启该设备？",
+    done: "已执行", sent: "已下发，等待设备确认", failed: "设备控制失败", offset: "设备时间偏差",
+    seconds: "秒",
+  },
   ptz: {
     up: "上", down: "下", left: "左", right: "右", upleft: "左上", upright: "右上", downleft: "左下", downright: "右下",
     stop: "停止", zoom_in: "放大", zoom_out: "缩小", focus_near: "聚焦近", focus_far: "聚焦远", iris_open: "光圈大",

@@ -2,6 +2,8 @@
 // Cases: the list with its traffic lights and deadlines, the detail with its history, the actions the caller's
 // role may take at this stage (each posts {"action", "note"} to /api/cases/<id>/actions) and the merge proposals
 // (并单). Stage, action and history labels are the hub's (governance), served by GET /api/labels.
+// Hubs above hubs (GET /api/hierarchy): a hub with an upper hub offers 上报上级 on an open case and shows how the
+// escalation stands; a hub with lower hubs lists the cases they escalated (下级上报) above its case list.
 import { api, session } from "../api.js";
 import { html, render } from "../html.js";
 import { fmtDuration, fmtTime, t } from "../i18n/index.js";
@@ -15,15 +17,77 @@ import { $, closest, report, toast } from "../ui.js";
 /** @param {string} permission */
 export const can = (permission) => Boolean(session.user?.permissions?.includes(permission));
 
+/**
+ * @typedef {object} Escalated a case of this hub sent to the upper hub
+ * @property {string} case_id
+ * @property {string} at
+ * @property {string} by
+ * @property {string} reason
+ * @property {boolean} sent its first message is queued for the upper hub
+ * @property {string | null} upper_case the upper hub's case, once the upper hub has acted on it
+ * @property {string | null} upper_stage
+ * @property {boolean} closed
+ */
+/**
+ * @typedef {object} Hierarchy
+ * @property {string | null} upper
+ * @property {string[]} lowers
+ * @property {Escalated[]} escalated
+ * @property {{ case_id: string, site: string, lower_case: string }[]} linked cases opened here for lower hubs
+ */
+
 /** @type {Case[]} */
 let cases = [];
 const ENDED = ["closed", "cancelled", "merged", "parked"];
+/** @type {Hierarchy | null} */
+let hierarchy = null; // null: not read (or not readable); a hub without hubs above or below has no upper, no lowers
+
+async function loadHierarchy() {
+  if (!can("cases:read")) { hierarchy = null; return; }
+  try { hierarchy = await api("/api/hierarchy"); }
+  catch (err) { hierarchy = null; report(err); }
+}
 
 async function loadCases() {
   await loadSite();
-  const page = await api("/api/cases?limit=200");
+  const [page] = await Promise.all([api("/api/cases?limit=200"), loadHierarchy()]);
   cases = page.items;
   renderCases();
+  renderInbox();
+}
+
+/** The upper hub's inbox: the cases lower hubs escalated here, newest case number first. */
+function renderInbox() {
+  let box = document.getElementById("hub-inbox");
+  const linked = hierarchy?.lowers.length ? hierarchy.linked : [];
+  if (!box) {
+    if (!linked.length) return;
+    box = document.createElement("div");
+    box.id = "hub-inbox";
+    $("case-rows").closest(".split")?.before(box);
+  }
+  const stageOf = (/** @type {string} */ id) => cases.find((c) => c.id === id)?.stage;
+  const rows = [...linked].reverse().map((l) => {
+    const stage = stageOf(l.case_id);
+    return html`<tr data-inbox-case="${l.case_id}"><td><a href="#" data-case-link="${l.case_id}">${l.case_id}</a></td>
+      <td>${l.site}</td><td>${l.lower_case}</td><td>${stage ? t(`stage.${stage}`) : ""}</td></tr>`;
+  });
+  render(box, linked.length ? html`<details open><summary>${t("ui.hub_inbox")} (${linked.length})</summary>
+    <table class="hub-inbox"><thead><tr><th>${t("ui.case_no")}</th><th>${t("ui.lower_hub")}</th>
+      <th>${t("ui.lower_case")}</th><th>${t("ui.stage")}</th></tr></thead><tbody>${rows}</tbody></table></details>` : html``);
+}
+
+/**
+ * How a case escalated from here stands: sent, taken by the upper hub (its case and stage), closed.
+ * @param {Escalated} e
+ */
+function escalationState(e) {
+  if (e.closed) return { key: "closed", text: t("ui.escalation_closed") };
+  if (e.upper_case) {
+    const stage = e.upper_stage ? t(`stage.${e.upper_stage}`) : "";
+    return { key: "acknowledged", text: `${t("ui.escalation_acknowledged")}: ${e.upper_case}${stage ? ` (${stage})` : ""}` };
+  }
+  return e.sent ? { key: "sent", text: t("ui.escalation_sent") } : { key: "sending", text: t("ui.escalation_sending") };
 }
 
 /** @param {string | null} id */
@@ -90,6 +154,10 @@ async function openCase(id) {
   document.querySelectorAll("#case-rows tr").forEach((r) => {
     if (r instanceof HTMLElement) r.classList.toggle("selected", r.dataset.case === id);
   });
+  const escalated = hierarchy?.escalated.find((e) => e.case_id === id);
+  const linked = hierarchy?.linked.find((l) => l.case_id === id);
+  const mayEscalate = Boolean(hierarchy?.upper) && !escalated && can("cases:act") && !ENDED.includes(c.stage);
+  const standing = escalated ? escalationState(escalated) : null;
   const pane = $("case-detail");
   pane.dataset.case = id;
   render(pane, html`
@@ -101,13 +169,17 @@ async function openCase(id) {
       ${(c.assists || []).length ? html`<dt>${t("action.assist")}</dt><dd>${(c.assists || []).map((a) =>
         html`<span class="assist">${departmentName(a.department)}${a.done_at ? html`：${a.note}` : ` (${t("ui.assist_pending")})`}</span> `)}</dd>` : ""}
       <dt>${t("ui.deadline")}</dt><dd>${c.due_at ? `${fmtTime(c.due_at)} (${fmtDuration(Date.parse(c.due_at) - Date.now())})` : ""}</dd>
-      <dt>${t("ui.alarms")}</dt><dd>${c.alarm_ids.map((a, i) => html`${i ? ", " : ""}<a href="#" data-alarm-link="${a}">${a}</a>`)}</dd></dl>
+      <dt>${t("ui.alarms")}</dt><dd>${c.alarm_ids.map((a, i) => html`${i ? ", " : ""}<a href="#" data-alarm-link="${a}">${a}</a>`)}</dd>
+      ${linked ? html`<dt>${t("ui.lower_hub")}</dt><dd class="escalated-from">${linked.site} ${linked.lower_case}</dd>` : ""}</dl>
     ${buttons.length ? html`<p class="actions">${buttons}</p>` : html`<p class="muted">${t("ui.case_actions_note")}</p>`}
+    ${mayEscalate ? html`<p class="actions"><button data-escalate-up>${t("ui.escalate_up")}</button></p>` : ""}
     <div class="attachments"></div>
     <div class="merge-box"></div>
     <h3>${t("ui.case_history")}</h3>
+    ${escalated && standing ? html`<p class="escalation" data-escalation="${standing.key}">${t("ui.escalate_up")}: ${standing.text}
+      <span class="muted">${fmtTime(escalated.at)} ${escalated.by}</span></p>` : ""}
     <table class="history"><thead><tr><th>${t("ui.at")}</th><th>${t("ui.action")}</th><th>${t("ui.actor")}</th><th>${t("ui.stage")}</th><th>${t("ui.note")}</th></tr></thead>
-    <tbody>${history.map((h) => html`<tr><td>${fmtTime(h.at)}</td><td>${t(`case_event.${h.action}`)}</td><td>${h.actor}</td>
+    <tbody>${history.map((h) => html`<tr class="${h.actor.startsWith("hub:") ? "from-hub" : ""}"><td>${fmtTime(h.at)}</td><td>${t(`case_event.${h.action}`)}</td><td>${h.actor}</td>
       <td>${h.from_stage ? `${t(`stage.${h.from_stage}`)} → ` : ""}${t(`stage.${h.to_stage}`)}</td><td>${h.note}</td></tr>`)}</tbody></table>`);
   const files = pane.querySelector(".attachments");
   if (files) await renderAttachments(files, id);
@@ -171,6 +243,10 @@ export async function reloadCases() {
   if (id) await openCase(id);
 }
 
+document.getElementById("cases")?.addEventListener("click", (ev) => {
+  const link = closest(ev, "#hub-inbox [data-case-link]");
+  if (link) { ev.preventDefault(); openCase(link.dataset.caseLink || "").catch(report); }
+});
 $("case-rows").addEventListener("click", (ev) => {
   const box = closest(ev, "input[data-choose]");
   if (box instanceof HTMLInputElement) {
@@ -190,6 +266,15 @@ $("case-detail").addEventListener("click", async (ev) => {
     const note = prompt(t("ui.case_note")) ?? "";
     try { await api(`/api/cases/${encodeURIComponent(id)}/actions`, { method: "POST", json: { action, note, departments } }); }
     catch (err) { report(err); }
+    await loadCases(); await openCase(id); return;
+  }
+  if (closest(ev, "[data-escalate-up]")) {
+    const reason = (prompt(t("ui.escalate_reason")) ?? "").trim();
+    if (!reason) return; // the upper hub needs to know why; cancelled or empty: nothing sent
+    try {
+      await api(`/api/cases/${encodeURIComponent(id)}/escalate-up`, { method: "POST", json: { reason } });
+      toast(`${t("ui.escalated_toast")}: ${id}`);
+    } catch (err) { report(err); }
     await loadCases(); await openCase(id); return;
   }
   const merge = closest(ev, "[data-merge-into]");
@@ -220,5 +305,5 @@ $("case-bulk-result").addEventListener("click", (ev) => {
   const link = closest(ev, "[data-case-link]");
   if (link) { ev.preventDefault(); openCase(link.dataset.caseLink || "").catch(report); }
 });
-register("cases", { refresh: loadCases, open: openCase });
+register("cases", { refresh: loadCases, open: openCase, reset: () => { hierarchy = null; } });
 export { openCase };

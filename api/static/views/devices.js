@@ -1,11 +1,68 @@
 // @ts-check
 // Devices: health of each, the live video feeds with their viewers, and the dead letters (rejected input).
+// Control (devices:control): a GB/T 28181 device can be rebooted, made to record or stop, guarded (布防) or unguarded
+// (撤防) and its clock checked; a GB/T 28181 channel can record and be guarded; a fence controller armed or disarmed.
+// The hub checks role and unit again and audits every command.
 import { api } from "../api.js";
 import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
 import { register } from "../nav.js";
+import { isGbChannel } from "../ptz.js";
 import { deviceName, loadDeviceHealth } from "../state.js";
-import { $ } from "../ui.js";
+import { $, closest, report, toast } from "../ui.js";
+import { can } from "./cases.js";
+
+const GB_DEVICE = ["teleboot", "record_start", "record_stop", "guard", "unguard"];
+const GB_CHANNEL = ["record_start", "record_stop", "guard", "unguard"];
+const FENCE = ["arm", "disarm"];
+
+/**
+ * The control buttons of a device row (none when the user may not control devices).
+ * @param {{ id: string, kind: string }} d
+ */
+function controls(d) {
+  /** @type {string[]} */
+  let commands = [];
+  if (can("devices:control")) {
+    if (d.kind === "gb28181") commands = GB_DEVICE;
+    else if (d.kind === "fence") commands = FENCE;
+    else if (isGbChannel(d.id)) commands = GB_CHANNEL;
+  }
+  const time = d.kind === "gb28181" && can("devices:read");
+  return html`${commands.map((c) => html`<button type="button" data-control="${c}">
+    ${t(`device_control.${c}`)}</button>`)}${time ? html`<button type="button" data-control="time">
+    ${t("device_control.time")}</button>` : ""}`;
+}
+
+/**
+ * Carry out one control command on a device (the button's row).
+ * @param {string} deviceId
+ * @param {string} command
+ * @param {HTMLElement} button
+ */
+async function runControl(deviceId, command, button) {
+  if (command === "teleboot" && !window.confirm(t("device_control.confirm_teleboot"))) return;
+  const id = encodeURIComponent(deviceId);
+  button.setAttribute("disabled", "");
+  try {
+    if (command === "time") {
+      /** @type {{ offset_s: number }} */
+      const clock = await api(`/api/gb28181/devices/${id}/time`);
+      const sign = clock.offset_s > 0 ? "+" : "";
+      toast(`${deviceName(deviceId)}: ${t("device_control.offset")} ${sign}${clock.offset_s} ${t("device_control.seconds")}`);
+    } else if (command === "arm" || command === "disarm") {
+      await api(`/api/devices/${id}/arming`, { method: "POST", json: { command } });
+      toast(`${deviceName(deviceId)}: ${t(`device_control.${command}`)} ${t("device_control.sent")}`);
+    } else {
+      await api(`/api/gb28181/devices/${id}/control`, { method: "POST", json: { command } });
+      toast(`${deviceName(deviceId)}: ${t(`device_control.${command}`)} ${t("device_control.done")}`);
+    }
+  } catch (err) {
+    report(`${t("device_control.failed")}: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    button.removeAttribute("disabled");
+  }
+}
 
 /** @typedef {{ camera: string, viewers: number, source: string, packets: number, failures: number, last_error: string | null }} Feed */
 /** @typedef {{ received: string, device: string, reason: string, detail: string, source: string, origin: string }} Letter */
@@ -16,7 +73,8 @@ async function loadDevices() {
   render($("device-rows"), html`${devices.map((d) => html`
     <tr data-device="${d.id}"><td>${d.id}</td><td>${d.name}</td><td>${t(`kind.${d.kind}`)}</td><td>${d.grid}</td>
     <td><i class="dot state-${d.state}"></i> ${t(`device_state.${d.state}`)}</td><td>${fmtTime(d.last_seen)}</td>
-    <td class="num">${d.messages}</td><td class="num">${d.errors}</td><td>${d.last_error}</td></tr>`)}`);
+    <td class="num">${d.messages}</td><td class="num">${d.errors}</td><td>${d.last_error}</td>
+    <td class="device-control">${controls(d)}</td></tr>`)}`);
   /** @type {{ feeds: Feed[] }} */
   const live = await api("/api/cameras/live").catch(() => ({ feeds: [] }));
   render($("live-rows"), html`${live.feeds.map((f) => html`
@@ -35,5 +93,11 @@ async function loadDevices() {
     <tr><td>${fmtTime(l.received)}</td><td>${l.device}</td><td>${l.reason}</td><td>${l.detail}</td>
     <td>${l.source} ${l.origin}</td></tr>`)}`);
 }
+
+$("device-rows").addEventListener("click", (ev) => {
+  const button = closest(ev, "button[data-control]");
+  const row = closest(ev, "tr[data-device]");
+  if (button && row) void runControl(row.dataset.device ?? "", button.dataset.control ?? "", button);
+});
 
 register("devices", { refresh: loadDevices });

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from sharpeye.alarms.alarm import Alarm, AlarmState
 from sharpeye.config.gb28181 import GbSettings
 from sharpeye.config.rule import Severity
-from sharpeye.governance.cascade import GbCascade
+from sharpeye.governance.cascade import CascadeCollector, GbCascade, alarm_forwarder
 from sharpeye.ingest.gb28181.platform import Channel
 from sharpeye.simulators.gb28181.device import code
 from sharpeye.simulators.gb28181.upper import UpperPlatformSimulator
@@ -225,3 +226,92 @@ async def test_upper_platform_record_info_is_answered_from_the_record_source(upp
         assert unknown[0].sum_num == 0 and cascade.stats["recordinfo.unknown_channel"] == 1
     finally:
         await cascade.stop()
+
+
+async def test_two_upper_platforms_each_with_its_channel_filter() -> None:
+    """Two upper platforms from one ``cascades`` list: each registers with its own password on its own client port,
+    sees in its Catalog only the channels its filter lets through, gets only the alarms of those channels (or all of
+    them without a filter), and is refused an INVITE or RecordInfo of a channel it may not see; per-platform metrics
+    and health name each."""
+    city_id, district_id = UPPER_ID, "34010200002000000001"
+    city = UpperPlatformSimulator(city_id, PASSWORD, t1=0.1)
+    district = UpperPlatformSimulator(district_id, "district-secret", t1=0.1)
+    await city.start()
+    await district.start()
+    channels = [*_channels(3), Channel(device_id=PLATFORM_ID, channel_id="34020100001310000001", name="二分局点位")]
+    base = {"upper_host": "127.0.0.1", "local_port": 0, "retry_s": 0.2, "catalog_page_size": 2}
+    settings = GbSettings.model_validate(
+        {
+            "sip_id": PLATFORM_ID,
+            "port": 0,
+            "sip_t1_s": 0.1,
+            "cascades": [
+                {"id": "city", "upper_id": city_id, "upper_port": city.port, "password": env_secret(PASSWORD), **base},
+                {"id": "district", "upper_id": district_id, "upper_port": district.port,
+                 "password": env_secret("district-secret"), "channels": ["340201"], **base},
+            ],
+        }
+    )  # fmt: skip
+    cascades = [GbCascade(settings, lambda: channels, upper=upper) for upper in settings.uppers]
+    try:
+        for cascade in cascades:
+            await cascade.start()
+        await city.wait_for(lambda: PLATFORM_ID in city.lowers)
+        await district.wait_for(lambda: PLATFORM_ID in district.lowers)
+        assert cascades[0].endpoint.port != cascades[1].endpoint.port
+        city_pages = await city.query(PLATFORM_ID, "Catalog")
+        assert {i["deviceid"] for p in city_pages for i in p.items} == {c.channel_id for c in channels}
+        district_pages = await district.query(PLATFORM_ID, "Catalog")
+        assert [i["deviceid"] for p in district_pages for i in p.items] == ["34020100001310000001"]
+        assert {p.sum_num for p in district_pages} == {1}
+        alarm_of = {"in": "34020100001310000001", "out": channels[0].channel_id}
+        store = _Store({k: _alarm("video_intrusion", k, v) for k, v in alarm_of.items()})
+        handler = alarm_forwarder(cascades, cast(Any, store))
+        await handler([{"type": "raised", "alarm": "in"}, {"type": "raised", "alarm": "out"}])
+        await city.wait_for(lambda: len(city.lowers[PLATFORM_ID].alarms) == 2)
+        await district.wait_for(lambda: len(district.lowers[PLATFORM_ID].alarms) == 1)
+        assert district.lowers[PLATFORM_ID].alarms[0].device_id == alarm_of["in"]
+        assert cascades[1].stats["alarms_filtered"] == 1
+        watch = await district.invite(PLATFORM_ID, channels[0].channel_id)
+        assert watch.status == 404 and cascades[1].stats["invite.not_allowed"] == 1
+        fields = [("StartTime", "2026-01-05T00:00:00"), ("EndTime", "2026-01-05T01:00:00")]
+        refused = await district.query(PLATFORM_ID, "RecordInfo", target=channels[0].channel_id, fields=fields)
+        assert refused[0].sum_num == 0 and cascades[1].stats["recordinfo.unknown_channel"] == 1
+        assert all(c.health()[0] for c in cascades)
+        registry = CollectorRegistry()
+        registry.register(CascadeCollector(lambda: cascades))
+        text = generate_latest(registry).decode()
+        assert 'sharpeye_gb_cascade_registered{platform="city"} 1.0' in text
+        assert 'sharpeye_gb_cascade_registered{platform="district"} 1.0' in text
+        assert 'sharpeye_gb_cascade_events_total{event="alarms_filtered",platform="district"} 1.0' in text
+        await district.stop()
+        await cascades[1].stop()
+        ok, detail = cascades[1].health()
+        assert not ok and "not registered" in detail
+    finally:
+        for cascade in cascades:
+            await cascade.stop()
+        await city.stop()
+        await district.stop()
+
+
+class _Store:
+    """The alarm store's ``get`` over a dict (the forwarder reads raised alarms by id)."""
+
+    def __init__(self, alarms: dict[str, Alarm]) -> None:
+        self._alarms = alarms
+
+    async def get(self, alarm_id: str) -> Alarm | None:
+        return self._alarms.get(alarm_id)
+
+
+def test_cascade_settings_list_old_key_and_conflicts() -> None:
+    old = _settings(5060)
+    assert [u.name for u in old.uppers] == [UPPER_ID]  # the deprecated single cascade: one more entry
+    entry = {"upper_id": UPPER_ID, "upper_host": "h", "password": env_secret(PASSWORD)}
+    with pytest.raises(ValueError, match="share the id 'a'"):
+        GbSettings.model_validate({"sip_id": PLATFORM_ID, "cascades": [{**entry, "id": "a"}, {**entry, "id": "a"}]})
+    with pytest.raises(ValueError, match="share local_port 5061"):
+        GbSettings.model_validate({"sip_id": PLATFORM_ID, "cascades": [{**entry, "id": "a"}, {**entry, "id": "b"}]})
+    with pytest.raises(ValueError, match="not a GB code or code prefix"):
+        GbSettings.model_validate({"sip_id": PLATFORM_ID, "cascades": [{**entry, "channels": ["34x"]}]})

@@ -130,6 +130,7 @@ async def test_upper_platform_watches_an_rtsp_or_file_camera(
     settings = _settings(upper.port)
     platform = await make_platform([], settings=settings)
     puller = ChannelPuller(platform, grace_s=0)
+
     def live() -> set[str]:
         return {s.camera_id for s in service.stats() if s.state == "live"}
 

@@ -22,6 +22,7 @@ from sharpeye.governance.cascade import GbCascade
 from sharpeye.ingest.credential import device_password
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.platform import Channel
+from sharpeye.ingest.gb28181.record import RecordList, RecordQueryError, query_records
 
 from tests.helpers import env_secret
 from tests.ingest.gb28181.conftest import PLATFORM_ID, Sink
@@ -236,3 +237,52 @@ async def test_sipp_exit_code_is_trusted(tmp_path: Path) -> None:
     args[args.index("20s")] = "2s"
     code, _ = await _run(args, tmp_path)
     assert code != 0
+
+
+async def _sipp_nvr_records(
+    make_platform: Any, tmp_path: Path, sum_num: int, start: datetime
+) -> tuple[int, str, RecordList | Exception]:
+    """sipp as an NVR (``device_records.xml`` + ``device_records_ooc.xml``) registers; once its channel is known the
+    hub asks the channel's RecordInfo from ``start`` for an hour; sipp answers three records in two pages with
+    ``SumNum`` ``sum_num``."""
+    platform = await make_platform([_device()], device_secret=SECRET)
+    args = _device_args(platform.port, PASSWORD)
+    args[args.index(str(SCENARIOS / "device.xml"))] = str(SCENARIOS / "device_records.xml")
+    args[args.index(str(SCENARIOS / "device_ooc.xml"))] = str(SCENARIOS / "device_records_ooc.xml")
+    args += ["-key", "sum_num", str(sum_num)]
+    run = asyncio.ensure_future(_run(args, tmp_path))
+    try:
+        async with asyncio.timeout(10):
+            while not platform.channels():  # noqa: ASYNC110 - the platform's state, polled with a deadline
+                await asyncio.sleep(0.05)
+        channel = platform.channels()[0].channel_id
+        found: RecordList | Exception
+        try:
+            found = await query_records(platform, channel, start, start + timedelta(hours=1), timeout_s=1.5)
+        except RecordQueryError as exc:
+            found = exc
+    finally:
+        code, err = await run
+    return code, err, found
+
+
+async def test_sipp_nvr_answers_record_info_in_pages(make_platform: Any, tmp_path: Path) -> None:
+    """A device's RecordInfo pages from real sipp: three records in two pages are merged (local times read in
+    Beijing time); a device that says SumNum 4 gives a partial list with the reason; a query sipp does not expect
+    is left unanswered and ends in a clear timeout."""
+    base = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)  # 09:00 Beijing time
+    code, err, found = await _sipp_nvr_records(make_platform, tmp_path, 3, base)
+    assert code == 0, err
+    assert isinstance(found, RecordList), found
+    assert found.complete and found.sum_num == 3 and found.pages == 2
+    assert [(r.start, r.end) for r in found.records] == [
+        (base + timedelta(minutes=20 * i), base + timedelta(minutes=20 * i + 10)) for i in range(3)
+    ]
+    code, err, found = await _sipp_nvr_records(make_platform, tmp_path, 4, base)
+    assert code == 0, err
+    assert isinstance(found, RecordList) and not found.complete and len(found.records) == 3
+    assert found.error is not None and "3 of 4" in found.error
+    # sipp answers only a query from 09:00 (it checks the hub's StartTime): any other goes unanswered, and the hub
+    # says so after its timeout instead of waiting on
+    code, _, found = await _sipp_nvr_records(make_platform, tmp_path, 3, base + timedelta(hours=1))
+    assert isinstance(found, RecordQueryError) and "incomplete answer (0 items)" in str(found), found
