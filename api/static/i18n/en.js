@@ -98,6 +98,6 @@ export const en = {
     by_org_unit: "By area", by_category: "By category", clusters: "Class-case clusters (90 days)", cases: "Cases",
     first: "First", last: "Last", none: "No data yet", no_clusters: "No clusters",
     false_alarms: "False alarms (研判, 30 days)", by_camera: "By device", by_rule: "By rule", by_hour: "By hour",
-    by_reason: "By reason",
+    by_reason: "By reason", report: "Monthly report", report_month: "Month", report_failed: "Report export failed",
   },
 };

@@ -1,6 +1,6 @@
 // @ts-check
 // Statistics: the centre's indicators (DOMAIN.md definitions, computed by the hub), trends, class-case clusters,
-// CSV export. Plain SVG charts, no library.
+// CSV export, and the monthly report (导出月报: XLSX or PDF). Plain SVG charts, no library.
 import { api } from "../api.js";
 import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
@@ -68,6 +68,30 @@ async function download(query, name) {
   const a = document.createElement("a"); a.href = url; a.download = name; a.click(); URL.revokeObjectURL(url);
 }
 
+/** The current month as YYYY-MM (the browser's local month: the site's, in a centre). */
+function thisMonth() {
+  const now = new Date();
+  return `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
+}
+
+/**
+ * 导出月报: the month's report (XLSX or PDF) from the hub, saved as a file; a refusal is shown with its reason.
+ * @param {string} month YYYY-MM
+ * @param {string} format xlsx or pdf
+ */
+async function downloadReport(month, format) {
+  const res = await fetch(`/api/reports/monthly?month=${encodeURIComponent(month)}&format=${format}`,
+    { credentials: "same-origin" });
+  if (!res.ok) {
+    /** @type {{ detail?: unknown }} */
+    const body = await res.json().catch(() => ({}));
+    throw new Error(`${t("stat.report_failed")}: ${typeof body.detail === "string" ? body.detail : res.status}`);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement("a"); a.href = url; a.download = `月报-${month}.${format}`; a.click();
+  URL.revokeObjectURL(url);
+}
+
 /** @typedef {{ category: string, members: string[], org_units: string[], first: string, last: string }} Cluster */
 /** @typedef {{ total: number, items: { key: string, count: number }[] }} FalseAlarms */
 
@@ -93,7 +117,12 @@ async function renderStats() {
     api("/api/stats/false-alarms?by=hour"), api("/api/stats/false-alarms?by=reason"),
   ]);
   const all = total[0] || {};
+  const chosen = /** @type {HTMLInputElement | null} */ (document.getElementById("report-month"))?.value || thisMonth();
   render($("stats-body"), html`
+    <div class="report-bar"><label>${t("stat.report_month")}
+      <input type="month" id="report-month" value="${chosen}" max="${thisMonth()}"></label>
+      <button data-report="xlsx">${t("stat.report")} (XLSX)</button>
+      <button data-report="pdf">${t("stat.report")} (PDF)</button></div>
     <div class="kpis">
       <div class="kpi"><span>${t("stat.close_rate")}</span><strong>${all.close_rate ?? "–"}%</strong></div>
       <div class="kpi"><span>${t("stat.on_time_rate")}</span><strong>${all.on_time_rate ?? "–"}%</strong></div>
@@ -121,6 +150,12 @@ async function renderStats() {
 }
 
 $("stats-body").addEventListener("click", (ev) => {
+  const format = closest(ev, "[data-report]")?.dataset.report;
+  if (format) {
+    const month = /** @type {HTMLInputElement} */ ($("report-month")).value || thisMonth();
+    downloadReport(month, format).catch(report);
+    return;
+  }
   const b = closest(ev, "[data-csv]");
   const query = b?.dataset.csv;
   if (query) download(query, `sharpeye-${query.replace("by=", "")}.csv`).catch(report);
