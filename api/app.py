@@ -25,6 +25,7 @@ from sharpeye.api.live.setting import LiveSettings
 from sharpeye.api.routes import admin, alarm, auth, camera, case, cluster, device, health, live, report, uplink, whep
 from sharpeye.api.routes import alarm_handling as alarm_handling_route
 from sharpeye.api.routes import arming as arming_route
+from sharpeye.api.routes import assets as assets_route
 from sharpeye.api.routes import evidence_bundle as evidence_bundle_route
 from sharpeye.api.routes import field as field_route
 from sharpeye.api.routes import gb28181 as gb28181_route
@@ -178,6 +179,7 @@ def create_app(
     app.include_router(field_route.router)  # the field app: reports, tasks, patrols
     app.include_router(resident_route.router)  # the residents' public report page
     app.include_router(monthly_report_route.router)  # 月报: a period's statistics as XLSX or PDF
+    app.include_router(assets_route.router)  # third-party console libraries from the data dir (sharpeye assets)
 
     @app.get("/", include_in_schema=False, dependencies=[PUBLIC])
     async def console() -> FileResponse:

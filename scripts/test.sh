@@ -27,6 +27,7 @@ missing=$(grep -L '^// @ts-check' $(find api/static -name '*.js') || true)
 npm run --silent lint
 npm run --silent typecheck
 .venv/bin/python -m sharpeye.node models install --data-dir "${SHARPEYE_TEST_MODEL_DIR:-$HOME/.cache/sharpeye-tests}"
+.venv/bin/python -m sharpeye.node assets install --data-dir "${SHARPEYE_TEST_MODEL_DIR:-$HOME/.cache/sharpeye-tests}"
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy and layers"; bash scripts/typecheck.sh
 if [ -z "${SHARPEYE_TEST_POSTGRES_URL:-}" ]; then

