@@ -185,6 +185,37 @@ def _values(row: IndicatorRow) -> dict[str, object]:
     return as_dict(dataclasses.replace(row, group=()))
 
 
+def to_json(data: ReportData) -> dict[str, object]:
+    """The report's figures as plain values (rates in percent), for the command screen (大屏)."""
+
+    def rows(items: Sequence[IndicatorRow], group: str) -> list[dict[str, object]]:
+        return [{"key": r.group[0], "name": r.group[0] if group == "period" else data.label(group, r.group[0]),
+                 **_values(r)} for r in items if r.group]  # fmt: skip
+
+    return {
+        "site": data.site,
+        "period": {
+            "from": data.period.first.isoformat(),
+            "to": data.period.last.isoformat(),
+            "label": data.period.label,
+        },
+        "scope": data.scope,
+        "generated_at": data.generated_at.isoformat(),
+        "total": _values(data.total),
+        "false_alarms": data.false_alarms,
+        "alarm_cases": data.alarm_cases,
+        "false_alarm_rate": data.false_alarm_rate,
+        "cameras": data.cameras,
+        "cameras_online": data.cameras_online,
+        "camera_online_rate": data.camera_online_rate,
+        "by_department": rows(data.by_department, "department"),
+        "by_org_unit": rows(data.by_org_unit, "org_unit"),
+        "by_category": rows(data.by_category, "category"),
+        "by_day": rows(data.by_day, "period"),
+        "false_by_reason": [{"key": k, "count": n} for k, n in data.false_by_reason],
+    }
+
+
 # --- XLSX ---------------------------------------------------------------------------------------------------------
 
 GROUP_SHEETS = [("by_department", "按部门", "部门"), ("by_org_unit", "按网格", "网格"),

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Annotated, Literal
 from urllib.parse import quote
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from sharpeye.api.deps import (
     AuditDep,
@@ -29,6 +30,7 @@ from sharpeye.governance.monthly_report import (
     alarm_case_count,
     day_period,
     month_period,
+    to_json,
     to_pdf,
     to_xlsx,
 )
@@ -54,11 +56,14 @@ async def monthly_report(
     month: Annotated[str | None, Query(description="The month, YYYY-MM (site time zone).")] = None,
     first: Annotated[date | None, Query(alias="from", description="Or from this day (YYYY-MM-DD) ...")] = None,
     last: Annotated[date | None, Query(alias="to", description="... to this day, included (at most 366 days).")] = None,
-    format: Annotated[Literal["xlsx", "pdf"], Query(description="xlsx (workbook) or pdf (printable).")] = "xlsx",
+    format: Annotated[
+        Literal["xlsx", "pdf", "json"],
+        Query(description="xlsx (workbook), pdf (printable) or json (the same figures, for the command screen)."),
+    ] = "xlsx",
 ) -> Response:
     """The statistics of the period over the cases of the caller's scope (the figures of ``GET /api/stats``: by
     department, grid, category and day; 结案率, 按期结案率, 满意率), the false-alarm rate and the camera online
-    rate (for callers who may see alarms and devices). Audited as an export."""
+    rate (for callers who may see alarms and devices). The XLSX and PDF exports are audited."""
     zone = site.site.timezone
     try:
         if month is not None and (first is not None or last is not None):
@@ -108,6 +113,8 @@ async def monthly_report(
         cameras = [d for d in inventory if d.kind in CAMERA_KINDS and in_scope(inventory, principal, d.grid)]
         data.cameras = len(cameras)
         data.cameras_online = sum(statuses[d.id][0].state == "online" for d in cameras if d.id in statuses)
+    if format == "json":
+        return Response(orjson.dumps(to_json(data)), media_type="application/json")
     try:
         body = await asyncio.to_thread(to_xlsx if format == "xlsx" else to_pdf, data)
     except ReportError as exc:  # no CJK font on this machine

@@ -213,3 +213,16 @@ def test_without_a_cjk_font_the_error_names_the_package(monkeypatch: pytest.Monk
     )
     with pytest.raises(ReportError, match="fonts-noto-cjk"):
         find_cjk_font.__wrapped__()
+
+
+def test_json_figures_for_the_command_screen(client: HubClient) -> None:
+    month = this_month()
+    answer = client.get("/api/reports/monthly", params={"month": month, "format": "json"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["total"] == stats(client, month)[0]
+    assert {r["key"]: r["opened"] for r in body["by_category"]} == {
+        r["category"]: r["opened"] for r in stats(client, month, by="category")
+    }
+    assert {r["key"]: r["name"] for r in body["by_category"]}["environment"] == "环境保护"
+    assert body["cameras"] == 5 and body["false_alarm_rate"] is None
