@@ -5,7 +5,7 @@ import { api } from "../api.js";
 import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
 import { register } from "../nav.js";
-import { deviceName, loadSite, placeNames } from "../state.js";
+import { deviceName, loadSite, placeNames, state } from "../state.js";
 import { $, closest, report } from "../ui.js";
 
 /** @typedef {Record<string, any>} Row one line of /api/stats: the grouping key and the indicators */
@@ -68,10 +68,10 @@ async function download(query, name) {
   const a = document.createElement("a"); a.href = url; a.download = name; a.click(); URL.revokeObjectURL(url);
 }
 
-/** The current month as YYYY-MM (the browser's local month: the site's, in a centre). */
+/** The current month as YYYY-MM of the site's calendar (site.timezone, whatever the browser's). */
 function thisMonth() {
-  const now = new Date();
-  return `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
+  const zone = state.site?.timezone;
+  return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit" }).format(new Date());
 }
 
 /**

@@ -1,0 +1,78 @@
+"""大屏 in Chromium: ECharts served from the hub's data dir (installed by `sharpeye assets install`, no CDN) draws
+the command screen's charts with the figures of the monthly report; a hub without it says how to install it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect
+
+from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
+from tests.console.conftest import ADMIN_PASSWORD, HubServer, console_settings, sign_in
+from tests.helpers import Publisher, wait_for
+
+INSTALLED = Path(os.environ.get("SHARPEYE_TEST_MODEL_DIR", "~/.cache/sharpeye-tests")).expanduser() / "assets"
+
+
+@pytest.fixture(scope="module")
+def screen_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server_session: EmbeddedRedis,
+    mqtt_broker_session: EmbeddedMosquitto,
+) -> Iterator[HubServer]:
+    """A hub whose data dir holds ECharts, as `sharpeye assets install` leaves it (scripts/test.sh runs it)."""
+    if not (INSTALLED / "echarts" / "dist" / "echarts.min.js").is_file():
+        pytest.fail(f"ECharts is not in {INSTALLED}: run `sharpeye assets install --data-dir {INSTALLED.parent}`")
+    settings = console_settings(tmp_path_factory, redis_server_session, mqtt_broker_session)
+    shutil.copytree(INSTALLED / "echarts", settings.data_dir / "assets" / "echarts")
+    with HubServer(settings) as server:
+        yield server
+
+
+def test_the_command_screen_draws_its_charts(
+    browser: Browser, screen_server: HubServer, mqtt_broker_session: Any
+) -> None:
+    pub = Publisher(mqtt_broker_session.url)
+    event = {"seq": 1, "ts": datetime.now(UTC).isoformat(), "event": "alarm", "cause": "intrusion", "zone": "z1"}
+    pub.publish("sharpeye/fence/fence-school/event", event)
+    pub.close()
+    token = httpx.post(f"{screen_server.url}/api/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD})
+    auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    wait_for(lambda: httpx.get(f"{screen_server.url}/api/cases", headers=auth).json()["items"], what="a case")
+    assert httpx.get(f"{screen_server.url}/assets/echarts/dist/echarts.min.js").status_code == 200
+
+    # a browser far from the site's zone: the screen's days are still the site's (Asia/Shanghai)
+    page = browser.new_context(locale="zh-CN", viewport={"width": 1600, "height": 1000},
+                               timezone_id="America/Los_Angeles").new_page()  # fmt: skip
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, screen_server.url)
+    page.click("#nav button[data-view=screen]")
+    expect(page.locator("#screen-body .screen-chart canvas")).to_have_count(7)  # every panel drawn by ECharts
+    assert page.evaluate("typeof window.echarts.init") == "function"
+    expect(page.locator("[data-kpi=opened] strong")).to_have_text("1")  # the fence alarm's case, from the report
+    expect(page.locator("[data-kpi=live] strong")).not_to_have_text("0")  # its alarm is not cleared
+    expect(page.locator("#screen-body")).to_contain_text("综治指挥大屏")
+    # a day of data is still a line: 30 days on the axis, today's 1 among zeros (ECharts keeps its options)
+    trend = page.evaluate(
+        "() => { const c = window.echarts.getInstanceByDom(document.getElementById('screen-trend'));"
+        " return c.getOption().series[0].data; }"
+    )
+    assert len(trend) == 30 and trend[-1] == 1 and sum(trend) == 1
+    assert not errors, errors
+    page.context.close()
+
+
+def test_without_echarts_the_screen_says_how_to_install_it(browser: Browser, hub_server: HubServer) -> None:
+    page = browser.new_context(locale="zh-CN").new_page()
+    sign_in(page, hub_server.url)
+    page.click("#nav button[data-view=screen]")
+    expect(page.locator("#screen-body .screen-missing")).to_contain_text("sharpeye assets install")
+    page.context.close()
