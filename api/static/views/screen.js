@@ -6,14 +6,15 @@
 // how to install it. The figures are those of the monthly report (GET /api/reports/monthly?format=json), so the
 // screen, the report and the statistics page agree. Days are the site's (site.timezone), whatever the browser's.
 import { api } from "../api.js";
+import { echarts as loadECharts, installHint } from "../charts.js";
 import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
 import { register } from "../nav.js";
 import { loadSite, state } from "../state.js";
 import { $, report } from "../ui.js";
 
-/** @typedef {{ setOption: (option: object, notMerge?: boolean) => void, resize: () => void, dispose: () => void }} Chart */
-/** @typedef {{ init: (el: HTMLElement, theme?: string | null, opts?: object) => Chart }} ECharts */
+/** @typedef {import("../charts.js").Chart} Chart */
+/** @typedef {import("../charts.js").ECharts} ECharts */
 /** @typedef {Record<string, any>} Row a grouped row of the report: key, name and the indicators */
 /**
  * @typedef {object} Figures  GET /api/reports/monthly?format=json
@@ -33,36 +34,16 @@ import { $, report } from "../ui.js";
  * @property {{ key: string, count: number }[]} false_by_reason
  */
 
-const SCRIPT = "/assets/echarts/dist/echarts.min.js";
 const DAYS = 30;
 const REFRESH_MS = 30_000;
 const TEXT = "#cfe3ff";
 const AXIS = "#35557d";
 const COLOURS = ["#3aa0ff", "#36d399", "#fbbd23", "#f87272", "#a78bfa", "#22d3ee", "#fb923c", "#94a3b8"];
 
-/** @type {Promise<ECharts> | null} */
-let loading = null;
 /** @type {Map<string, Chart>} */
 const charts = new Map();
 /** @type {ReturnType<typeof setInterval> | null} */
 let timer = null;
-
-/** The page's ECharts, loaded once from the hub's assets. @returns {Promise<ECharts>} */
-function loadECharts() {
-  if (!loading) {
-    loading = new Promise((resolve, reject) => {
-      const script = document.createElement("script");
-      script.src = SCRIPT;
-      script.onload = () => {
-        const found = /** @type {{ echarts?: ECharts }} */ (/** @type {unknown} */ (window)).echarts;
-        if (found) resolve(found); else reject(new Error("echarts.min.js did not define echarts"));
-      };
-      script.onerror = () => { loading = null; reject(new Error(`${SCRIPT} could not be loaded`)); };
-      document.head.append(script);
-    });
-  }
-  return loading;
-}
 
 /** The last DAYS days of the site's calendar (site.timezone, whatever the browser's), oldest first. */
 function lastDays() {
@@ -206,17 +187,15 @@ function stop() {
 }
 
 async function renderScreen() {
-  /** @type {{ packages: { name: string, installed: boolean }[], hint: string }} */
-  const assets = await api("/api/assets");
-  if (!assets.packages.some((p) => p.name === "echarts" && p.installed)) {
+  const echarts = await loadECharts();
+  if (!echarts) {
     stop();
-    render($("screen-body"), html`<p class="screen-missing">${t("screen.no_echarts")} ${assets.hint}</p>`);
+    render($("screen-body"), html`<p class="screen-missing">${t("screen.no_echarts")} ${installHint()}</p>`);
     return;
   }
   await loadSite();
   const days = lastDays();
-  const [echarts, figures, alarms] = await Promise.all([
-    loadECharts(),
+  const [figures, alarms] = await Promise.all([
     /** @type {Promise<Figures>} */ (api(`/api/reports/monthly?format=json&from=${days[0]}&to=${days[days.length - 1]}`)),
     /** @type {Promise<{ total: number }>} */ (api("/api/alarms?state=active_unack&state=active_ack&limit=1")),
   ]);

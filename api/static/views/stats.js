@@ -1,7 +1,9 @@
 // @ts-check
 // Statistics: the centre's indicators (DOMAIN.md definitions, computed by the hub), trends, class-case clusters,
-// CSV export, and the monthly report (导出月报: XLSX or PDF). Plain SVG charts, no library.
+// CSV export, and the monthly report (导出月报: XLSX or PDF). Charts by ECharts when the hub has it installed
+// (`sharpeye assets install`), else plain SVG.
 import { api } from "../api.js";
+import { echarts } from "../charts.js";
 import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
 import { register } from "../nav.js";
@@ -56,6 +58,70 @@ function trend(rows) {
     <text x="20" y="12" class="legend-opened">${t("stat.opened")}</text><text x="90" y="12" class="legend-closed">${t("stat.closed")}</text>
     <text x="20" y="${h - 4}" class="bar-label">${rows[0].period}</text>
     <text x="${w - 20}" y="${h - 4}" text-anchor="end" class="bar-label">${rows[rows.length - 1].period}</text></svg>`;
+}
+
+/** @type {import("../charts.js").Chart[]} */
+let drawn = [];
+
+/**
+ * Every day from the first to the last of ``rows`` (at least a week, ending on the last), zero where none: a single
+ * day of cases is then a peak against the days before it, not a lone dot.
+ * @param {Row[]} rows  by=period&period=day, keys YYYY-MM-DD
+ * @returns {{ day: string, opened: number, closed: number }[]}
+ */
+function everyDay(rows) {
+  if (!rows.length) return [];
+  const found = new Map(rows.map((r) => [r.period, r]));
+  const [first, last] = [rows[0].period, rows[rows.length - 1].period].map((d) => Date.parse(`${d}T00:00:00Z`));
+  const start = Math.min(first, last - 6 * 86_400_000);
+  const out = [];
+  for (let at = start; at <= last; at += 86_400_000) {
+    const day = new Date(at).toISOString().slice(0, 10);
+    out.push({ day, opened: found.get(day)?.opened ?? 0, closed: found.get(day)?.closed ?? 0 });
+  }
+  return out;
+}
+
+/**
+ * The trend and the departments' close rates drawn by ECharts in place of the SVG ones, when it is installed.
+ * @param {Row[]} byDay
+ * @param {Row[]} byDept
+ * @param {Map<string, string>} names
+ */
+async function drawCharts(byDay, byDept, names) {
+  const lib = await echarts().catch(() => null);
+  const trendEl = document.getElementById("stats-trend"); const deptEl = document.getElementById("stats-dept");
+  if (!lib || !trendEl || !deptEl) return;
+  const css = getComputedStyle(document.documentElement);
+  const text = css.getPropertyValue("--text").trim(); const muted = css.getPropertyValue("--muted").trim();
+  const axis = { axisLine: { lineStyle: { color: muted } }, axisLabel: { color: text },
+    splitLine: { lineStyle: { color: muted, opacity: 0.3 } } };
+  const days = everyDay(byDay);
+  if (days.length) {
+    trendEl.replaceChildren(); trendEl.style.height = "220px";
+    const chart = lib.init(trendEl);
+    chart.setOption({
+      animation: false, textStyle: { color: text }, tooltip: { trigger: "axis" },
+      legend: { top: 0, textStyle: { color: text } }, grid: { left: 40, right: 16, top: 30, bottom: 28 },
+      xAxis: { type: "category", data: days.map((d) => d.day), ...axis },
+      yAxis: { type: "value", minInterval: 1, ...axis },
+      series: [{ name: t("stat.opened"), type: "line", showAllSymbol: true, data: days.map((d) => d.opened) },
+        { name: t("stat.closed"), type: "line", showAllSymbol: true, data: days.map((d) => d.closed) }],
+    });
+    drawn.push(chart);
+  }
+  if (byDept.length) {
+    deptEl.replaceChildren(); deptEl.style.height = `${Math.max(120, byDept.length * 32 + 40)}px`;
+    const chart = lib.init(deptEl);
+    chart.setOption({
+      animation: false, textStyle: { color: text }, tooltip: {}, grid: { left: 130, right: 50, top: 10, bottom: 24 },
+      xAxis: { type: "value", max: 100, ...axis },
+      yAxis: { type: "category", data: byDept.map((r) => names.get(r.department) || r.department), ...axis },
+      series: [{ name: t("stat.close_rate"), type: "bar", data: byDept.map((r) => r.close_rate ?? 0),
+        label: { show: true, position: "right", color: text, formatter: "{c}%" } }],
+    });
+    drawn.push(chart);
+  }
 }
 
 /**
@@ -117,6 +183,7 @@ async function renderStats() {
     api("/api/stats/false-alarms?by=hour"), api("/api/stats/false-alarms?by=reason"),
   ]);
   const all = total[0] || {};
+  drawn.forEach((c) => c.dispose()); drawn = [];
   const chosen = /** @type {HTMLInputElement | null} */ (document.getElementById("report-month"))?.value || thisMonth();
   render($("stats-body"), html`
     <div class="report-bar"><label>${t("stat.report_month")}
@@ -129,9 +196,9 @@ async function renderStats() {
       <div class="kpi"><span>${t("stat.opened")}</span><strong>${all.opened ?? 0}</strong></div>
       <div class="kpi"><span>${t("stat.open_red")}</span><strong class="red">${all.open_red ?? 0}</strong></div>
     </div>
-    <h3>${t("stat.trend")}</h3>${trend(byDay)}
+    <h3>${t("stat.trend")}</h3><div class="stat-chart" id="stats-trend">${trend(byDay)}</div>
     <h3>${t("stat.by_department")} <button data-csv="by=department">CSV</button></h3>
-    ${bars(byDept, "department", "close_rate", names)}${table(byDept, "department", names)}
+    <div class="stat-chart" id="stats-dept">${bars(byDept, "department", "close_rate", names)}</div>${table(byDept, "department", names)}
     <h3>${t("stat.by_org_unit")} <button data-csv="by=org_unit">CSV</button></h3>${table(byUnit, "org_unit", names)}
     <h3>${t("stat.by_category")} <button data-csv="by=category">CSV</button></h3>${table(byCat, "category", names)}
     <h3>${t("stat.clusters")}</h3>
@@ -147,6 +214,7 @@ async function renderStats() {
       <div><h4>${t("stat.by_hour")}</h4>${falseTable(falseHour, (k) => `${k}:00`)}</div>
       <div><h4>${t("stat.by_reason")}</h4>${falseTable(falseReason, (k) => k)}</div>
     </div>`);
+  await drawCharts(byDay, byDept, names);
 }
 
 $("stats-body").addEventListener("click", (ev) => {
