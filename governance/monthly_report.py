@@ -73,6 +73,17 @@ class ReportPeriod:
     label: str  # 2026年12月, or 2026-12-01 至 2026-12-15
     slug: str  # for file names: 2026-12, or 2026-12-01_2026-12-15
 
+    @property
+    def title(self) -> str:
+        """月报 for a calendar month, 统计报告 for any other period."""
+        return "社会治理统计报告" if "_" in self.slug else "社会治理月报"
+
+    @property
+    def span(self) -> str:
+        """The label, with its days when it is a month."""
+        days = f"{self.first.isoformat()} 至 {self.last.isoformat()}"
+        return self.label if self.label == days else f"{self.label}（{days}）"
+
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
@@ -230,7 +241,7 @@ def to_xlsx(data: ReportData) -> bytes:
     book = Workbook()
     sheet = book.active
     sheet.title = "概览"
-    sheet.append([f"{data.site} 社会治理统计报表"])
+    sheet.append([f"{data.site} {data.period.title}"])
     sheet["A1"].font = Font(size=14, bold=True)
     sheet.append(["统计期间", data.period.label])
     sheet.append(["统计范围", data.scope])
@@ -355,7 +366,7 @@ class _Pdf(FPDF):
         self.set_font("cjk", size=10)
         self.set_auto_page_break(auto=True, margin=15)
         self.set_margins(15, 15, 15)
-        self.set_title(f"{data.site} 社会治理月报 {data.period.label}")
+        self.set_title(f"{data.site} {data.period.title} {data.period.label}")
         self.set_creator("SharpEye")
 
     def footer(self) -> None:
@@ -509,11 +520,11 @@ def to_pdf(data: ReportData, font: tuple[Path, int] | None = None) -> bytes:
     pdf = _Pdf(data, path, index)
     pdf.add_page()
     pdf.set_font("cjk", size=18)
-    pdf.cell(0, 11, f"{data.site} 社会治理月报", align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 11, f"{data.site} {data.period.title}", align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("cjk", size=9)
     pdf.set_text_color(*_MUTED)
     local = data.generated_at.astimezone(ZoneInfo(data.timezone)).strftime("%Y-%m-%d %H:%M")
-    pdf.cell(0, 6, f"统计期间：{data.period.label}（{data.period.first} 至 {data.period.last}）　"
+    pdf.cell(0, 6, f"统计期间：{data.period.span}　"
              f"统计范围：{data.scope}　生成时间：{local}", align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)  # fmt: skip
     pdf.set_text_color(*_INK)
 

@@ -21,7 +21,7 @@ from openpyxl import load_workbook
 from sharpeye.api.permission import Role
 from sharpeye.governance import monthly_report
 from sharpeye.governance.indicator import COLUMNS
-from sharpeye.governance.monthly_report import ReportError, find_cjk_font, month_period
+from sharpeye.governance.monthly_report import ReportError, day_period, find_cjk_font, month_period
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
@@ -204,6 +204,13 @@ def test_month_bounds_are_local_midnights() -> None:
     december = month_period("2026-12", "Asia/Shanghai")
     assert december.start.isoformat() == "2026-11-30T16:00:00+00:00"
     assert december.end.isoformat() == "2026-12-31T16:00:00+00:00" and december.last == date(2026, 12, 31)
+    assert (december.title, december.span) == ("社会治理月报", "2026年12月（2026-12-01 至 2026-12-31）")
+    week = day_period(date(2026, 12, 1), date(2026, 12, 7), "Asia/Shanghai")
+    assert (week.title, week.span, week.slug) == (
+        "社会治理统计报告",
+        "2026-12-01 至 2026-12-07",
+        "2026-12-01_2026-12-07",
+    )
 
 
 def test_without_a_cjk_font_the_error_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
