@@ -37,16 +37,19 @@ def screen_server(
         yield server
 
 
-def test_the_command_screen_draws_its_charts(
-    browser: Browser, screen_server: HubServer, mqtt_broker_session: Any
-) -> None:
+@pytest.fixture(scope="module")
+def one_case(screen_server: HubServer, mqtt_broker_session: Any) -> None:
+    """A fence alarm at the school, and its case (today's only one)."""
     pub = Publisher(mqtt_broker_session.url)
     event = {"seq": 1, "ts": datetime.now(UTC).isoformat(), "event": "alarm", "cause": "intrusion", "zone": "z1"}
     pub.publish("sharpeye/fence/fence-school/event", event)
     pub.close()
     token = httpx.post(f"{screen_server.url}/api/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD})
     auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    wait_for(lambda: httpx.get(f"{screen_server.url}/api/cases", headers=auth).json()["items"], what="a case")
+    wait_for(lambda: httpx.get(f"{screen_server.url}/api/stats", headers=auth).json()[0]["opened"], what="a case")
+
+
+def test_the_command_screen_draws_its_charts(browser: Browser, screen_server: HubServer, one_case: None) -> None:
     assert httpx.get(f"{screen_server.url}/assets/echarts/dist/echarts.min.js").status_code == 200
 
     # a browser far from the site's zone: the screen's days are still the site's (Asia/Shanghai)
@@ -79,10 +82,9 @@ def test_without_echarts_the_screen_says_how_to_install_it(browser: Browser, hub
     page.context.close()
 
 
-def test_the_statistics_charts_are_drawn_by_echarts_when_installed(browser: Browser, screen_server: HubServer) -> None:
-    token = httpx.post(f"{screen_server.url}/api/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD})
-    auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    wait_for(lambda: httpx.get(f"{screen_server.url}/api/stats", headers=auth).json()[0]["opened"], what="a case")
+def test_the_statistics_charts_are_drawn_by_echarts_when_installed(
+    browser: Browser, screen_server: HubServer, one_case: None
+) -> None:
     page = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900}).new_page()
     sign_in(page, screen_server.url)
     page.click("#nav button[data-view=stats]")
