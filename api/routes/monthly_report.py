@@ -84,11 +84,8 @@ async def monthly_report(
                                  scope=scope)  # fmt: skip
 
     names = {**{u.id: u.name for u, _parent in site.org.walk()}, **{d.id: d.name for d in site.departments}}
-    label = "全部"
-    if principal.org_unit:
-        label = names.get(principal.org_unit, principal.org_unit)
-    if scope.department is not None:
-        label += f" · {names.get(scope.department, scope.department)}"
+    within = [u for u in (principal.org_unit, scope.department) if u is not None]
+    label = " · ".join(names.get(u, u) for u in within) or "全部"
     data = ReportData(
         site=site.site.name,
         period=period,

@@ -49,6 +49,8 @@ def client(tmp_path_factory: pytest.TempPathFactory, redis_server_session: Embed
         users = c.users
         assert c.portal is not None
         c.portal.call(lambda: users.add("hedong-op", PW, Role.operator, "hedong"))
+        c.portal.call(lambda: users.add("jwh", PW, Role.department_handler, None, department="hd-jwh"))
+        c.portal.call(lambda: users.add("integrator", PW, Role.integrator))
         make_month(c, gateway)
         yield c
 
@@ -163,6 +165,20 @@ def test_a_scoped_caller_gets_the_report_of_their_unit(client: HubClient) -> Non
     assert summary["统计范围"] == "河东社区" and summary["立案"] == stats(client, month, hedong)[0]["opened"] == 2
     assert {r[0] for r in sheet_rows(book, "按网格")[1:]} == {"hedong-g1", "hedong-g2"}
     assert summary["摄像机"] == 3  # the school gate's camera, the GB device and the village's camera
+
+
+def test_a_department_sees_its_cases_and_no_alarm_or_camera_figures(client: HubClient) -> None:
+    month, jwh = this_month(), login(client, "jwh")
+    answer = client.get("/api/reports/monthly", params={"month": month}, headers=jwh)
+    assert answer.status_code == 200, answer.text
+    book = load_workbook(io.BytesIO(answer.content))
+    summary = {r[0]: r[1] for r in sheet_rows(book, "概览") if r and r[0]}
+    assert summary["统计范围"] == "河东社区居委会"
+    assert summary["立案"] == stats(client, month, jwh)[0]["opened"] == 2  # the two hedong cases it was given
+    assert {r[0] for r in sheet_rows(book, "按部门")[1:]} == {"hd-jwh"}
+    assert summary["误报"] is None and summary["摄像机"] is None  # no alarms:read, no devices:read
+    refused = client.get("/api/reports/monthly", params={"month": month}, headers=login(client, "integrator"))
+    assert refused.status_code == 403
 
 
 def test_pdf_has_the_chinese_headings_and_figures(client: HubClient, tmp_path: Path) -> None:
