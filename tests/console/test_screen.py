@@ -49,7 +49,9 @@ def one_case(screen_server: HubServer, mqtt_broker_session: Any) -> None:
     wait_for(lambda: httpx.get(f"{screen_server.url}/api/stats", headers=auth).json()[0]["opened"], what="a case")
 
 
-def test_the_command_screen_draws_its_charts(browser: Browser, screen_server: HubServer, one_case: None) -> None:
+def test_the_command_screen_draws_its_charts(
+    browser: Browser, screen_server: HubServer, one_case: None, mqtt_broker_session: Any
+) -> None:
     assert httpx.get(f"{screen_server.url}/assets/echarts/dist/echarts.min.js").status_code == 200
 
     # a browser far from the site's zone: the screen's days are still the site's (Asia/Shanghai)
@@ -70,6 +72,12 @@ def test_the_command_screen_draws_its_charts(browser: Browser, screen_server: Hu
         " return c.getOption().series[0].data; }"
     )
     assert len(trend) == 30 and trend[-1] == 1 and sum(trend) == 1
+    # a new alarm (another zone: another alarm and case) shows without waiting for the 30 s refresh
+    pub = Publisher(mqtt_broker_session.url)
+    event = {"seq": 2, "ts": datetime.now(UTC).isoformat(), "event": "alarm", "cause": "intrusion", "zone": "z2"}
+    pub.publish("sharpeye/fence/fence-school/event", event)
+    pub.close()
+    expect(page.locator("[data-kpi=live] strong")).to_have_text("2", timeout=10_000)
     assert not errors, errors
     page.context.close()
 

@@ -1,11 +1,12 @@
 // @ts-check
 // 大屏: the command screen. Live counts, the open cases' lights, the trend of the last 30 days (every day shown,
 // so one day of data is still a line), top categories, departments' close rates, false alarms, the cameras online
-// and cases by grid, drawn with ECharts. ECharts is not part of the console: `sharpeye assets install` puts the
-// pinned npm release into the data dir and the hub serves it under /assets/ (no CDN); without it the screen says
-// how to install it. The figures are those of the monthly report (GET /api/reports/monthly?format=json), so the
-// screen, the report and the statistics page agree. Days are the site's (site.timezone), whatever the browser's.
-import { api } from "../api.js";
+// and cases by grid, drawn with ECharts; redrawn every 30 s and soon after any alarm change (its own alarm stream).
+// ECharts is not part of the console: `sharpeye assets install` puts the pinned npm release into the data dir and
+// the hub serves it under /assets/ (no CDN); without it the screen says how to install it. The figures are those of
+// the monthly report (GET /api/reports/monthly?format=json), so the screen, the report and the statistics page
+// agree. Days are the site's (site.timezone), whatever the browser's.
+import { alarmStream, api } from "../api.js";
 import { echarts as loadECharts, installHint } from "../charts.js";
 import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
@@ -44,6 +45,23 @@ const COLOURS = ["#3aa0ff", "#36d399", "#fbbd23", "#f87272", "#a78bfa", "#22d3ee
 const charts = new Map();
 /** @type {ReturnType<typeof setInterval> | null} */
 let timer = null;
+/** @type {(() => void) | null} stops the screen's own alarm stream */
+let stream = null;
+let soon = false;
+const ALARM_DELAY_MS = 2000; // a burst of alarm changes redraws once
+
+/** While the screen is up, an alarm raised, acknowledged or cleared redraws it within ALARM_DELAY_MS. */
+function follow() {
+  if (stream) return;
+  stream = alarmStream(() => {
+    if (soon) return;
+    soon = true;
+    setTimeout(() => {
+      soon = false;
+      if (state.view === "screen") renderScreen().catch(report); else stop();
+    }, ALARM_DELAY_MS);
+  }, () => {});
+}
 
 /** The last DAYS days of the site's calendar (site.timezone, whatever the browser's), oldest first. */
 function lastDays() {
@@ -182,6 +200,8 @@ function frame(f, liveAlarms) {
 function stop() {
   if (timer) clearInterval(timer);
   timer = null;
+  if (stream) stream();
+  stream = null;
   charts.forEach((c) => c.dispose());
   charts.clear();
 }
@@ -203,6 +223,7 @@ async function renderScreen() {
   charts.clear();
   render($("screen-body"), frame(figures, alarms.total));
   drawAll(echarts, figures);
+  follow();
   if (!timer) {
     timer = setInterval(() => {
       if (state.view !== "screen") { stop(); return; }
