@@ -20,6 +20,7 @@ import functools
 import io
 import logging
 import shutil
+import struct
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -290,23 +291,37 @@ _HAN = 0x4E2D  # 中
 
 def _face(path: Path) -> int | None:
     """The index of the face to use in a font file (the Simplified Chinese one of a collection), None if none has
-    Chinese characters or the file is not a font."""
+    Chinese characters or the file is not a readable font."""
     from fontTools.ttLib import TTCollection, TTFont, TTLibError
 
+    holder: Any = None
     try:
         if path.suffix.lower() in (".ttc", ".otc"):
-            faces: list[Any] = list(TTCollection(str(path), lazy=True).fonts)
+            holder = TTCollection(str(path), lazy=True)
+            faces: list[Any] = list(holder.fonts)
         else:
-            faces = [TTFont(str(path), lazy=True)]
-    except (TTLibError, OSError, ValueError):
+            holder = TTFont(str(path), lazy=True)
+            faces = [holder]
+        fits: list[tuple[int, int]] = []
+        for index, face in enumerate(faces):
+            if _HAN not in (face.getBestCmap() or {}):
+                continue
+            family = str(face["name"].getDebugName(1) or "")
+            fits.append((0 if family.endswith(" SC") or "Hei" in family else 1, index))
+    except (
+        TTLibError,
+        OSError,
+        ValueError,
+        KeyError,
+        AssertionError,
+        EOFError,
+        struct.error,
+    ) as exc:  # fontTools asserts formats
+        log.debug("not a usable font: %s (%s)", path, exc)
         return None
-    fits: list[tuple[int, int]] = []
-    for index, face in enumerate(faces):
-        cmap = face.getBestCmap() or {}
-        if _HAN not in cmap:
-            continue
-        family = str(face["name"].getDebugName(1) or "")
-        fits.append((0 if family.endswith(" SC") or "Hei" in family else 1, index))
+    finally:
+        if holder is not None:
+            holder.close()
     return min(fits)[1] if fits else None
 
 

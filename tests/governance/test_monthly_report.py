@@ -229,8 +229,9 @@ def test_month_bounds_are_local_midnights() -> None:
     )
 
 
-def test_without_a_cjk_font_the_error_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(monthly_report, "_FONT_FILES", ["/nonexistent/font.ttc"])
+def test_without_a_cjk_font_the_error_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "broken.ttc").write_bytes(b"ttcf" + bytes(60))  # a damaged collection is passed over
+    monkeypatch.setattr(monthly_report, "_FONT_FILES", ["/nonexistent/font.ttc", str(tmp_path / "broken.ttc")])
     monkeypatch.setattr(
         monthly_report, "_fontconfig_files", lambda: ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"]
     )
