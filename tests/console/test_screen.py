@@ -105,3 +105,34 @@ def test_the_statistics_charts_are_drawn_by_echarts_when_installed(
     )
     assert len(trend) == 7 and trend[-1] >= 1 and trend[:-1] == [0] * 6
     page.context.close()
+
+
+def test_a_department_handler_sees_the_screen_without_refused_requests(
+    browser: Browser, screen_server: HubServer, one_case: None
+) -> None:
+    url = screen_server.url
+    admin = httpx.post(f"{url}/api/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD})
+    made = httpx.post(f"{url}/api/users", headers={"Authorization": f"Bearer {admin.json()['access_token']}"},
+                      json={"username": "jwh", "password": "Initial-Pass-1", "role": "department_handler",
+                            "department": "hd-jwh"})  # fmt: skip
+    assert made.status_code == 201, made.text
+    own = httpx.post(f"{url}/api/auth/token", data={"username": "jwh", "password": "Initial-Pass-1"})
+    changed = httpx.post(f"{url}/api/auth/password", headers={"Authorization": f"Bearer {own.json()['access_token']}"},
+                         json={"current_password": "Initial-Pass-1", "new_password": "Jwh-Handler-Pass-2"})  # fmt: skip
+    assert changed.status_code == 204, changed.text
+    page = browser.new_context(locale="zh-CN", viewport={"width": 1600, "height": 1000}).new_page()
+    page.goto(url + "/")
+    page.fill("input[name=username]", "jwh")
+    page.fill("input[name=password]", "Jwh-Handler-Pass-2")
+    page.click("form#login button")
+    expect(page.locator("#nav button[data-view=screen]")).to_be_visible()
+    refused: list[str] = []  # of the screen's own requests (the console's first view is not this role's)
+    screen_calls = ("/api/alarms", "/api/reports", "/api/assets", "/assets/", "/api/ws/alarms")
+    page.on("response", lambda r: refused.append(f"{r.status} {r.url}")
+            if r.status >= 400 and any(c in r.url for c in screen_calls) else None)  # fmt: skip
+    page.click("#nav button[data-view=screen]")
+    expect(page.locator("#screen-body .screen-chart canvas")).to_have_count(7)
+    expect(page.locator("[data-kpi=live] strong")).to_have_text("–")  # alarms are not theirs to see
+    expect(page.locator("[data-kpi=camera_online_rate] strong")).to_have_text("–")
+    assert refused == [], refused
+    page.context.close()

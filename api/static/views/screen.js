@@ -6,7 +6,7 @@
 // the hub serves it under /assets/ (no CDN); without it the screen says how to install it. The figures are those of
 // the monthly report (GET /api/reports/monthly?format=json), so the screen, the report and the statistics page
 // agree. Days are the site's (site.timezone), whatever the browser's.
-import { alarmStream, api } from "../api.js";
+import { alarmStream, api, session } from "../api.js";
 import { echarts as loadECharts, installHint } from "../charts.js";
 import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
@@ -73,6 +73,9 @@ function lastDays() {
   for (let i = DAYS - 1; i >= 0; i -= 1) out.push(new Date(Date.UTC(y, m - 1, d - i)).toISOString().slice(0, 10));
   return out;
 }
+
+/** @param {string} permission */
+const may = (permission) => Boolean(session.user?.permissions?.includes(permission));
 
 /** @param {number | null | undefined} value */
 const pct = (value) => (value == null ? "–" : `${value}%`);
@@ -163,14 +166,14 @@ function drawAll(echarts, f) {
 
 /**
  * @param {Figures} f
- * @param {number} liveAlarms
+ * @param {number | null} liveAlarms  null: the user may not see alarms
  */
 function frame(f, liveAlarms) {
   const total = f.total;
   const open = (total.open_green ?? 0) + (total.open_yellow ?? 0) + (total.open_red ?? 0);
   /** @type {[string, string, string][]} */
   const kpis = [
-    ["live", t("screen.live_alarms"), String(liveAlarms)],
+    ["live", t("screen.live_alarms"), liveAlarms === null ? "–" : String(liveAlarms)],
     ["opened", t("screen.opened"), String(total.opened ?? 0)],
     ["open", t("screen.open"), String(open)],
     ["red", t("stat.open_red"), String(total.open_red ?? 0)],
@@ -213,17 +216,18 @@ async function renderScreen() {
     render($("screen-body"), html`<p class="screen-missing">${t("screen.no_echarts")} ${installHint()}</p>`);
     return;
   }
-  await loadSite();
+  await loadSite().catch(() => null); // the days fall back to the browser's calendar without it
   const days = lastDays();
   const [figures, alarms] = await Promise.all([
     /** @type {Promise<Figures>} */ (api(`/api/reports/monthly?format=json&from=${days[0]}&to=${days[days.length - 1]}`)),
-    /** @type {Promise<{ total: number }>} */ (api("/api/alarms?state=active_unack&state=active_ack&limit=1")),
+    /** @type {Promise<{ total: number } | null>} */ (may("alarms:read")
+      ? api("/api/alarms?state=active_unack&state=active_ack&limit=1") : Promise.resolve(null)),
   ]);
   charts.forEach((c) => c.dispose());
   charts.clear();
-  render($("screen-body"), frame(figures, alarms.total));
+  render($("screen-body"), frame(figures, alarms?.total ?? null));
   drawAll(echarts, figures);
-  follow();
+  if (may("alarms:read")) follow();
   if (!timer) {
     timer = setInterval(() => {
       if (state.view !== "screen") { stop(); return; }
