@@ -31,6 +31,7 @@ from sharpeye.api.routes import field as field_route
 from sharpeye.api.routes import gb28181 as gb28181_route
 from sharpeye.api.routes import gb_record as gb_record_route
 from sharpeye.api.routes import kind as kind_route
+from sharpeye.api.routes import monthly_report as monthly_report_route
 from sharpeye.api.routes import push as push_route
 from sharpeye.api.routes import recording as recording_route
 from sharpeye.api.routes import resident as resident_route
@@ -185,6 +186,7 @@ def create_app(
     app.include_router(arming_route.router)  # fence arm/disarm commands
     app.include_router(field_route.router)  # the field app: reports, tasks, patrols
     app.include_router(resident_route.router)  # the residents' public report page
+    app.include_router(monthly_report_route.router)  # 月报: a period's statistics as XLSX or PDF
     app.include_router(assets_route.router)  # third-party console libraries from the data dir (sharpeye assets)
 
     @app.get("/", include_in_schema=False, dependencies=[PUBLIC])

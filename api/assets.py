@@ -91,6 +91,13 @@ PACKAGES: dict[str, Package] = {
             ("dist/leaflet-heat.js",),
             "the map's heat layer of cases",
         ),
+        Package(
+            "echarts",
+            "6.1.0",
+            "sha512-q0yaFPggC9FUdsWH4blavRWFmxdrIodbkoKNAjJudAI6CA9gNPxHtV2RcZNEepZVlk4yvBYkOkbk6HIVpIyHZA==",
+            ("dist/echarts.min.js", "NOTICE", "licenses/"),  # Apache-2.0: its NOTICE travels with it
+            "the command screen's charts (大屏)",
+        ),
     )
 }
 

@@ -218,6 +218,8 @@ _COLUMNS = [
     ("satisfaction_rate", "满意率"),
 ]
 
+COLUMNS = _COLUMNS  # (field of as_dict, Chinese label), in the order of the CSV export
+
 
 def as_dict(row: IndicatorRow, by: Sequence[GroupBy] = ()) -> dict[str, object]:
     """One row as plain values (rates as percentages rounded to 2 places), for JSON and CSV."""

@@ -15,6 +15,7 @@ import "./views/devices.js";
 import "./views/hotline.js";
 import "./views/map.js";
 import "./views/playback.js";
+import "./views/screen.js";
 import "./views/stats.js";
 import "./views/uplinks.js";
 import "./views/wall.js";

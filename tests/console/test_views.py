@@ -7,7 +7,7 @@ from playwright.sync_api import Browser, expect
 
 from tests.console.conftest import ADMIN_PASSWORD, HubServer
 
-VIEWS = ["alarms", "wall", "playback", "map", "cases", "devices", "stats", "uplinks"]
+VIEWS = ["alarms", "wall", "playback", "map", "cases", "devices", "stats", "uplinks", "screen"]
 
 
 def test_every_view_without_script_errors(browser: Browser, hub_server: HubServer) -> None:

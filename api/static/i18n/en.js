@@ -4,7 +4,7 @@
 export const en = {
   ui: {
     title: "SharpEye command console", alarms: "Alarms", wall: "Video wall", map: "Map", cases: "Cases",
-    devices: "Devices", stats: "Statistics", login: "Sign in", username: "Username", password: "Password",
+    devices: "Devices", stats: "Statistics", screen: "Command screen", login: "Sign in", username: "Username", password: "Password",
     signin: "Sign in", logout: "Sign out", bad_login: "Wrong username or password",
     too_many: "Too many failed attempts; try again later", change_password: "Change the initial password",
     new_password: "New password", confirm_password: "Confirm the new password", save: "Save",
@@ -114,6 +114,13 @@ export const en = {
     by_org_unit: "By area", by_category: "By category", clusters: "Class-case clusters (90 days)", cases: "Cases",
     first: "First", last: "Last", none: "No data yet", no_clusters: "No clusters",
     false_alarms: "False alarms (研判, 30 days)", by_camera: "By device", by_rule: "By rule", by_hour: "By hour",
-    by_reason: "By reason",
+    by_reason: "By reason", report: "Monthly report", report_month: "Month", report_failed: "Report export failed",
+  },
+  screen: {
+    title: "Command screen", period: "Period", live_alarms: "Alarms not cleared", opened: "Opened (30 days)",
+    open: "Open cases", satisfaction_rate: "Satisfaction", false_alarm_rate: "False-alarm rate",
+    camera_online_rate: "Cameras online", lights: "Open cases by light", top_categories: "Top categories",
+    departments: "Close rate by department (%)", false_alarms: "False alarms by reason", grids: "Cases by grid (top 10)",
+    no_echarts: "The chart library (ECharts) is not installed:",
   },
 };

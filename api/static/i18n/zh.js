@@ -6,7 +6,7 @@
 export const zh = {
   ui: {
     title: "SharpEye 综治指挥台", alarms: "报警", wall: "视频墙", map: "地图", cases: "案件", devices: "设备",
-    stats: "统计", login: "登录", username: "用户名", password: "密码", signin: "登录", logout: "退出",
+    stats: "统计", screen: "大屏", login: "登录", username: "用户名", password: "密码", signin: "登录", logout: "退出",
     bad_login: "用户名或密码错误", too_many: "失败次数过多，请稍后再试", change_password: "请修改初始密码",
     new_password: "新密码", confirm_password: "确认新密码", save: "保存", pw_mismatch: "两次输入的密码不一致",
     severity: "级别", alarm: "报警", device: "设备", place: "位置", state: "状态", count: "次数", first_seen: "首次",
@@ -97,6 +97,13 @@ export const zh = {
     by_department: "按部门", by_org_unit: "按区域", by_category: "按类别", clusters: "类案分析（近90天）",
     cases: "案件数", first: "首次", last: "最近", none: "暂无数据", no_clusters: "暂无类案聚集",
     false_alarms: "误报统计（近30天研判）", by_camera: "按设备", by_rule: "按规则", by_hour: "按时段", by_reason: "按原因",
+    report: "导出月报", report_month: "月份", report_failed: "月报导出失败",
+  },
+  screen: {
+    title: "综治指挥大屏", period: "统计期间", live_alarms: "未清除报警", opened: "立案（近30天）", open: "在办案件",
+    satisfaction_rate: "满意率", false_alarm_rate: "误报率", camera_online_rate: "摄像机在线率", lights: "在办案件亮灯",
+    top_categories: "高发类别", departments: "部门结案率（%）", false_alarms: "误报原因", grids: "网格立案（前10）",
+    no_echarts: "大屏图表库（ECharts）未安装：",
   },
 };
 

@@ -1,11 +1,13 @@
 // @ts-check
 // Statistics: the centre's indicators (DOMAIN.md definitions, computed by the hub), trends, class-case clusters,
-// CSV export. Plain SVG charts, no library.
+// CSV export, and the monthly report (导出月报: XLSX or PDF). Charts by ECharts when the hub has it installed
+// (`sharpeye assets install`), else plain SVG.
 import { api } from "../api.js";
+import { echarts } from "../charts.js";
 import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
 import { register } from "../nav.js";
-import { deviceName, loadSite, placeNames } from "../state.js";
+import { deviceName, loadSite, placeNames, state } from "../state.js";
 import { $, closest, report } from "../ui.js";
 
 /** @typedef {Record<string, any>} Row one line of /api/stats: the grouping key and the indicators */
@@ -58,6 +60,70 @@ function trend(rows) {
     <text x="${w - 20}" y="${h - 4}" text-anchor="end" class="bar-label">${rows[rows.length - 1].period}</text></svg>`;
 }
 
+/** @type {import("../charts.js").Chart[]} */
+let drawn = [];
+
+/**
+ * Every day from the first to the last of ``rows`` (at least a week, ending on the last), zero where none: a single
+ * day of cases is then a peak against the days before it, not a lone dot.
+ * @param {Row[]} rows  by=period&period=day, keys YYYY-MM-DD
+ * @returns {{ day: string, opened: number, closed: number }[]}
+ */
+function everyDay(rows) {
+  if (!rows.length) return [];
+  const found = new Map(rows.map((r) => [r.period, r]));
+  const [first, last] = [rows[0].period, rows[rows.length - 1].period].map((d) => Date.parse(`${d}T00:00:00Z`));
+  const start = Math.min(first, last - 6 * 86_400_000);
+  const out = [];
+  for (let at = start; at <= last; at += 86_400_000) {
+    const day = new Date(at).toISOString().slice(0, 10);
+    out.push({ day, opened: found.get(day)?.opened ?? 0, closed: found.get(day)?.closed ?? 0 });
+  }
+  return out;
+}
+
+/**
+ * The trend and the departments' close rates drawn by ECharts in place of the SVG ones, when it is installed.
+ * @param {Row[]} byDay
+ * @param {Row[]} byDept
+ * @param {Map<string, string>} names
+ */
+async function drawCharts(byDay, byDept, names) {
+  const lib = await echarts().catch(() => null);
+  const trendEl = document.getElementById("stats-trend"); const deptEl = document.getElementById("stats-dept");
+  if (!lib || !trendEl || !deptEl) return;
+  const css = getComputedStyle(document.documentElement);
+  const text = css.getPropertyValue("--text").trim(); const muted = css.getPropertyValue("--muted").trim();
+  const axis = { axisLine: { lineStyle: { color: muted } }, axisLabel: { color: text },
+    splitLine: { lineStyle: { color: muted, opacity: 0.3 } } };
+  const days = everyDay(byDay);
+  if (days.length) {
+    trendEl.replaceChildren(); trendEl.style.height = "220px";
+    const chart = lib.init(trendEl);
+    chart.setOption({
+      animation: false, textStyle: { color: text }, tooltip: { trigger: "axis" },
+      legend: { top: 0, textStyle: { color: text } }, grid: { left: 40, right: 16, top: 30, bottom: 28 },
+      xAxis: { type: "category", data: days.map((d) => d.day), ...axis },
+      yAxis: { type: "value", minInterval: 1, ...axis },
+      series: [{ name: t("stat.opened"), type: "line", showAllSymbol: true, data: days.map((d) => d.opened) },
+        { name: t("stat.closed"), type: "line", showAllSymbol: true, data: days.map((d) => d.closed) }],
+    });
+    drawn.push(chart);
+  }
+  if (byDept.length) {
+    deptEl.replaceChildren(); deptEl.style.height = `${Math.max(120, byDept.length * 32 + 40)}px`;
+    const chart = lib.init(deptEl);
+    chart.setOption({
+      animation: false, textStyle: { color: text }, tooltip: {}, grid: { left: 130, right: 50, top: 10, bottom: 24 },
+      xAxis: { type: "value", max: 100, ...axis },
+      yAxis: { type: "category", data: byDept.map((r) => names.get(r.department) || r.department), ...axis },
+      series: [{ name: t("stat.close_rate"), type: "bar", data: byDept.map((r) => r.close_rate ?? 0),
+        label: { show: true, position: "right", color: text, formatter: "{c}%" } }],
+    });
+    drawn.push(chart);
+  }
+}
+
 /**
  * @param {string} query
  * @param {string} name
@@ -66,6 +132,30 @@ async function download(query, name) {
   const res = await fetch(`/api/stats?${query}&format=csv`, { credentials: "same-origin" });
   const url = URL.createObjectURL(await res.blob());
   const a = document.createElement("a"); a.href = url; a.download = name; a.click(); URL.revokeObjectURL(url);
+}
+
+/** The current month as YYYY-MM of the site's calendar (site.timezone, whatever the browser's). */
+function thisMonth() {
+  const zone = state.site?.timezone;
+  return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit" }).format(new Date());
+}
+
+/**
+ * 导出月报: the month's report (XLSX or PDF) from the hub, saved as a file; a refusal is shown with its reason.
+ * @param {string} month YYYY-MM
+ * @param {string} format xlsx or pdf
+ */
+async function downloadReport(month, format) {
+  const res = await fetch(`/api/reports/monthly?month=${encodeURIComponent(month)}&format=${format}`,
+    { credentials: "same-origin" });
+  if (!res.ok) {
+    /** @type {{ detail?: unknown }} */
+    const body = await res.json().catch(() => ({}));
+    throw new Error(`${t("stat.report_failed")}: ${typeof body.detail === "string" ? body.detail : res.status}`);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement("a"); a.href = url; a.download = `月报-${month}.${format}`; a.click();
+  URL.revokeObjectURL(url);
 }
 
 /** @typedef {{ category: string, members: string[], org_units: string[], first: string, last: string }} Cluster */
@@ -93,16 +183,22 @@ async function renderStats() {
     api("/api/stats/false-alarms?by=hour"), api("/api/stats/false-alarms?by=reason"),
   ]);
   const all = total[0] || {};
+  drawn.forEach((c) => c.dispose()); drawn = [];
+  const chosen = /** @type {HTMLInputElement | null} */ (document.getElementById("report-month"))?.value || thisMonth();
   render($("stats-body"), html`
+    <div class="report-bar"><label>${t("stat.report_month")}
+      <input type="month" id="report-month" value="${chosen}" max="${thisMonth()}"></label>
+      <button data-report="xlsx">${t("stat.report")} (XLSX)</button>
+      <button data-report="pdf">${t("stat.report")} (PDF)</button></div>
     <div class="kpis">
       <div class="kpi"><span>${t("stat.close_rate")}</span><strong>${all.close_rate ?? "–"}%</strong></div>
       <div class="kpi"><span>${t("stat.on_time_rate")}</span><strong>${all.on_time_rate ?? "–"}%</strong></div>
       <div class="kpi"><span>${t("stat.opened")}</span><strong>${all.opened ?? 0}</strong></div>
       <div class="kpi"><span>${t("stat.open_red")}</span><strong class="red">${all.open_red ?? 0}</strong></div>
     </div>
-    <h3>${t("stat.trend")}</h3>${trend(byDay)}
+    <h3>${t("stat.trend")}</h3><div class="stat-chart" id="stats-trend">${trend(byDay)}</div>
     <h3>${t("stat.by_department")} <button data-csv="by=department">CSV</button></h3>
-    ${bars(byDept, "department", "close_rate", names)}${table(byDept, "department", names)}
+    <div class="stat-chart" id="stats-dept">${bars(byDept, "department", "close_rate", names)}</div>${table(byDept, "department", names)}
     <h3>${t("stat.by_org_unit")} <button data-csv="by=org_unit">CSV</button></h3>${table(byUnit, "org_unit", names)}
     <h3>${t("stat.by_category")} <button data-csv="by=category">CSV</button></h3>${table(byCat, "category", names)}
     <h3>${t("stat.clusters")}</h3>
@@ -118,9 +214,16 @@ async function renderStats() {
       <div><h4>${t("stat.by_hour")}</h4>${falseTable(falseHour, (k) => `${k}:00`)}</div>
       <div><h4>${t("stat.by_reason")}</h4>${falseTable(falseReason, (k) => k)}</div>
     </div>`);
+  await drawCharts(byDay, byDept, names);
 }
 
 $("stats-body").addEventListener("click", (ev) => {
+  const format = closest(ev, "[data-report]")?.dataset.report;
+  if (format) {
+    const month = /** @type {HTMLInputElement} */ ($("report-month")).value || thisMonth();
+    downloadReport(month, format).catch(report);
+    return;
+  }
   const b = closest(ev, "[data-csv]");
   const query = b?.dataset.csv;
   if (query) download(query, `sharpeye-${query.replace("by=", "")}.csv`).catch(report);
