@@ -32,7 +32,8 @@ def screen_server(
     if not (INSTALLED / "echarts" / "dist" / "echarts.min.js").is_file():
         pytest.fail(f"ECharts is not in {INSTALLED}: run `sharpeye assets install --data-dir {INSTALLED.parent}`")
     settings = console_settings(tmp_path_factory, redis_server_session, mqtt_broker_session)
-    shutil.copytree(INSTALLED / "echarts", settings.data_dir / "assets" / "echarts")
+    for package in ("echarts", "leaflet", "leaflet.markercluster", "leaflet.heat"):  # charts, and the map panel
+        shutil.copytree(INSTALLED / package, settings.data_dir / "assets" / package)
     with HubServer(settings) as server:
         yield server
 
@@ -66,6 +67,11 @@ def test_the_command_screen_draws_its_charts(
     expect(page.locator("[data-kpi=opened] strong")).to_have_text("1")  # the fence alarm's case, from the report
     expect(page.locator("[data-kpi=live] strong")).not_to_have_text("0")  # its alarm is not cleared
     expect(page.locator("#screen-body")).to_contain_text("综治指挥大屏")
+    # 一张图: the site's plan on its bounds with the devices (and the case) placed on it, kept across redraws
+    panel = page.locator("#screen-map-panel")
+    expect(panel).to_be_visible()
+    expect(panel.locator(".leaflet-container .geo-plan")).to_have_count(1)
+    expect(panel.locator(".geo-mark").first).to_be_visible()
     # a day of data is still a line: 30 days on the axis, today's 1 among zeros (ECharts keeps its options)
     trend = page.evaluate(
         "() => { const c = window.echarts.getInstanceByDom(document.getElementById('screen-trend'));"

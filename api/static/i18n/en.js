@@ -117,6 +117,7 @@ export const en = {
     by_reason: "By reason", report: "Monthly report", report_month: "Month", report_failed: "Report export failed",
   },
   screen: {
+    map: "Map",
     title: "Command screen", period: "Period", live_alarms: "Alarms not cleared", opened: "Opened (30 days)",
     open: "Open cases", satisfaction_rate: "Satisfaction", false_alarm_rate: "False-alarm rate",
     camera_online_rate: "Cameras online", lights: "Open cases by light", top_categories: "Top categories",

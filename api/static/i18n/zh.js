@@ -100,6 +100,7 @@ export const zh = {
     report: "导出月报", report_month: "月份", report_failed: "月报导出失败",
   },
   screen: {
+    map: "一张图",
     title: "综治指挥大屏", period: "统计期间", live_alarms: "未清除报警", opened: "立案（近30天）", open: "在办案件",
     satisfaction_rate: "满意率", false_alarm_rate: "误报率", camera_online_rate: "摄像机在线率", lights: "在办案件亮灯",
     top_categories: "高发类别", departments: "部门结案率（%）", false_alarms: "误报原因", grids: "网格立案（前10）",

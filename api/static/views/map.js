@@ -133,7 +133,6 @@ async function loadCases() {
 /** @param {import("../types.js").Site} site */
 async function renderGeo(site) {
   const L = await loadLeaflet();
-  const bounds = site.plan?.bounds;
   const kept = geo && geo.lang !== lang ? geo.view() : null;
   if (kept) { geo?.remove(); geo = null; }
   if (!geo) {
@@ -141,7 +140,16 @@ async function renderGeo(site) {
       { device: showDevice, case: showCase });
     if (kept) geo.restore(kept);
   }
-  const map = geo;
+  await fillGeo(geo, site);
+}
+
+/**
+ * Draw the site on a geographic map: the plan on its bounds, devices, open cases and their heat, grid workers and
+ * their patrols, mobile GB/T 28181 devices' tracks. The map view's own map, and the command screen's (大屏).
+ * @param {GeoMap} map @param {import("../types.js").Site} site
+ */
+export async function fillGeo(map, site) {
+  const bounds = site.plan?.bounds;
   const url = bounds ? await planImage() : null;
   if (url && bounds) map.setPlan(url, bounds);
   const hot = hotDevices();
@@ -166,14 +174,14 @@ async function renderGeo(site) {
     /** @type {Promise<{ username: string, patrol_id: string, patrolling: boolean, position: { lat: number, lon: number } }[]>} */
     (api("/api/patrols/positions").catch(() => [])),
   ]);
-  cases = new Map(found.map((c) => [c.id, c]));
+  if (map === geo) cases = new Map(found.map((c) => [c.id, c]));
   const located = found.filter((c) => c.location);
   map.setCases(located.filter((c) => !CLOSED.has(c.stage)).map((c) => ({
     id: c.id, at: /** @type {LatLon} */ ([c.location?.lat ?? 0, c.location?.lon ?? 0]), label: c.title,
     cls: `case light-${c.light || "none"}`,
   })));
-  heatChoices(located);
-  drawHeat();
+  if (map === geo) { heatChoices(located); drawHeat(); }
+  else map.setHeat(located.map((c) => /** @type {LatLon} */ ([c.location?.lat ?? 0, c.location?.lon ?? 0])));
   map.setWorkers(workers.map((w) => ({
     id: w.username, at: /** @type {LatLon} */ ([w.position.lat, w.position.lon]), label: w.username,
     cls: `worker${w.patrolling ? " patrolling" : ""}`,

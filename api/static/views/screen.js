@@ -1,5 +1,6 @@
 // @ts-check
-// 大屏: the command screen. Live counts, the open cases' lights, the trend of the last 30 days (every day shown,
+// 大屏: the command screen. The map of the site (一张图, when the map library is installed and the site is placed on
+// the earth: views/map.js draws it), live counts, the open cases' lights, the trend of the last 30 days (every day shown,
 // so one day of data is still a line), top categories, departments' close rates, false alarms, the cameras online
 // and cases by grid, drawn with ECharts; redrawn every 30 s and soon after any alarm change (its own alarm stream).
 // ECharts is not part of the console: `sharpeye assets install` puts the pinned npm release into the data dir and
@@ -10,9 +11,11 @@ import { alarmStream, api, session } from "../api.js";
 import { echarts as loadECharts, installHint } from "../charts.js";
 import { html, render } from "../html.js";
 import { fmtTime, t } from "../i18n/index.js";
-import { register } from "../nav.js";
+import { GeoMap, libraryState, loadLeaflet } from "../geomap.js";
+import { open, register } from "../nav.js";
 import { loadSite, state } from "../state.js";
 import { $, report } from "../ui.js";
+import { fillGeo } from "./map.js";
 
 /** @typedef {import("../charts.js").Chart} Chart */
 /** @typedef {import("../charts.js").ECharts} ECharts */
@@ -43,6 +46,13 @@ const COLOURS = ["#3aa0ff", "#36d399", "#fbbd23", "#f87272", "#a78bfa", "#22d3ee
 
 /** @type {Map<string, Chart>} */
 const charts = new Map();
+/** The screen's map: its box outlives the redraws of the panels (moved into each new frame), so Leaflet keeps it. */
+const mapBox = document.createElement("div");
+mapBox.className = "screen-map";
+mapBox.id = "screen-map";
+/** @type {GeoMap | null} */
+let geo = null;
+let geoLang = "";
 /** @type {ReturnType<typeof setInterval> | null} */
 let timer = null;
 /** @type {(() => void) | null} stops the screen's own alarm stream */
@@ -197,7 +207,28 @@ function frame(f, liveAlarms) {
       <section class="screen-panel"><h3>${t("screen.false_alarms")} (${f.false_alarms ?? "–"})</h3>
         <div class="screen-chart" id="screen-false"></div></section>
       <section class="screen-panel"><h3>${t("screen.grids")}</h3><div class="screen-chart" id="screen-grids"></div></section>
+      <section class="screen-panel wide" id="screen-map-panel" hidden><h3>${t("screen.map")}</h3><div class="screen-map-slot"></div></section>
     </div>`;
+}
+
+/** The site on the map, in its panel (none when the library is missing or nothing is placed on the earth). */
+async function drawMap() {
+  const site = state.site;
+  const panel = document.getElementById("screen-map-panel");
+  if (!site || !panel) return;
+  const geographic = Boolean(site.map?.tiles || site.plan?.bounds || site.devices.some((d) => d.lat != null));
+  if (!geographic || !(await libraryState().catch(() => ({ ok: false }))).ok) return;
+  panel.hidden = false;
+  panel.querySelector(".screen-map-slot")?.append(mapBox);
+  const L = await loadLeaflet();
+  if (geo && geoLang !== document.documentElement.lang) { geo.remove(); geo = null; }
+  if (!geo) {
+    geo = new GeoMap(L, mapBox, site.map || { tiles: null, center: null, zoom: 15 },
+      { device: (id) => { open("map", id).catch(report); }, case: (id) => { open("cases", id).catch(report); } });
+    geoLang = document.documentElement.lang;
+  }
+  geo.resize();
+  await fillGeo(geo, site);
 }
 
 function stop() {
@@ -227,6 +258,7 @@ async function renderScreen() {
   charts.clear();
   render($("screen-body"), frame(figures, alarms?.total ?? null));
   drawAll(echarts, figures);
+  drawMap().catch(report); // the map's layers load on their own: the charts and the alarm stream do not wait
   if (may("alarms:read")) follow();
   if (!timer) {
     timer = setInterval(() => {
