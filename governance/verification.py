@@ -432,27 +432,7 @@ class VerificationService:
     async def precision_stats(
         self, by: PrecisionBy, since: datetime, until: datetime, org_units: set[str] | None = None
     ) -> list[PrecisionCount]:
-        """The operators' final verdicts on alarms raised between ``since`` and ``until``, per camera, rule or zone:
-        confirmed, false and the precision (the share confirmed), least precise first (what to fix first)."""
-        conditions = [VerdictRow.raised_at >= since, VerdictRow.raised_at < until]
-        if org_units is not None:
-            conditions.append(VerdictRow.org_unit.in_(org_units))
-        groups: dict[str, list[Any]] = {"camera": [VerdictRow.device_id], "rule": [VerdictRow.rule_id],
-                                        "zone": [VerdictRow.device_id, VerdictRow.channel]}  # fmt: skip
-        columns = groups[by]
-        stmt = (
-            select(*columns, VerdictRow.verdict, func.count()).where(*conditions).group_by(*columns, VerdictRow.verdict)
-        )
-        tally: dict[str, list[int]] = {}
-        async with self.db.sessions() as session:
-            for row in (await session.execute(stmt)).all():
-                *parts, verdict, count = row
-                key = f"{parts[0]}/{parts[1]}" if by == "zone" and parts[1] else str(parts[0])
-                pair = tally.setdefault(key, [0, 0])
-                pair[0 if verdict == "confirmed" else 1] += int(count)
-        items = [PrecisionCount(key=k, confirmed=c, false_alarms=f, precision=round(c / (c + f), 4))
-                 for k, (c, f) in tally.items()]  # fmt: skip
-        return sorted(items, key=lambda i: (i.precision, -(i.confirmed + i.false_alarms), i.key))
+        return await precision_stats(self.db, by, since, until, org_units)
 
 
 def _sorted(counts: dict[str, int]) -> list[FalseAlarmCount]:
@@ -461,3 +441,27 @@ def _sorted(counts: dict[str, int]) -> list[FalseAlarmCount]:
 
 def default_window(now: datetime, days: int = 30) -> tuple[datetime, datetime]:
     return now - timedelta(days=days), now + timedelta(seconds=1)
+
+
+async def precision_stats(
+    db: Database, by: PrecisionBy, since: datetime, until: datetime, org_units: set[str] | None = None
+) -> list[PrecisionCount]:
+    """The operators' final verdicts on alarms raised between ``since`` and ``until``, per camera, rule or zone:
+    confirmed, false and the precision (the share confirmed), least precise first (what to fix first)."""
+    conditions = [VerdictRow.raised_at >= since, VerdictRow.raised_at < until]
+    if org_units is not None:
+        conditions.append(VerdictRow.org_unit.in_(org_units))
+    groups: dict[str, list[Any]] = {"camera": [VerdictRow.device_id], "rule": [VerdictRow.rule_id],
+                                    "zone": [VerdictRow.device_id, VerdictRow.channel]}  # fmt: skip
+    columns = groups[by]
+    stmt = select(*columns, VerdictRow.verdict, func.count()).where(*conditions).group_by(*columns, VerdictRow.verdict)
+    tally: dict[str, list[int]] = {}
+    async with db.sessions() as session:
+        for row in (await session.execute(stmt)).all():
+            *parts, verdict, count = row
+            key = f"{parts[0]}/{parts[1]}" if by == "zone" and parts[1] else str(parts[0])
+            pair = tally.setdefault(key, [0, 0])
+            pair[0 if verdict == "confirmed" else 1] += int(count)
+    items = [PrecisionCount(key=k, confirmed=c, false_alarms=f, precision=round(c / (c + f), 4))
+             for k, (c, f) in tally.items()]  # fmt: skip
+    return sorted(items, key=lambda i: (i.precision, -(i.confirmed + i.false_alarms), i.key))

@@ -18,6 +18,7 @@ from sharpeye.config.site import SiteConfig
 from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
+from sharpeye.node.cli import main
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from tests.conftest import HubClient, app_client, hub_settings
 from tests.helpers import Publisher, wait_for
@@ -76,7 +77,9 @@ def cases(client: HubClient, who: dict[str, str]) -> list[dict[str, Any]]:
     return list(client.get("/api/cases", headers=who).json()["items"])
 
 
-def test_verdicts_decide_whether_an_alarm_becomes_a_case(client: HubClient, mqtt_broker: EmbeddedMosquitto) -> None:
+def test_verdicts_decide_whether_an_alarm_becomes_a_case(
+    client: HubClient, mqtt_broker: EmbeddedMosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
     duty, chief, hedong = login(client, "duty"), login(client, "chief"), login(client, "hedong")
     pub = Publisher(mqtt_broker.url)
     try:
@@ -157,6 +160,13 @@ def test_verdicts_decide_whether_an_alarm_becomes_a_case(client: HubClient, mqtt
     naive = client.get("/api/stats/precision", params={"since": "2026-01-01T00:00:00"}, headers=duty)
     assert naive.status_code == 422 and "time zone" in naive.json()["detail"]
     assert client.get("/api/stats/precision", params={"by": "hour"}, headers=duty).status_code == 422
+
+    # the same per camera on the command line, from the hub's database
+    assert main(["verdicts", "--data-dir", str(client.hub.settings.data_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split("\t") == ["camera", "confirmed", "false", "precision"]
+    assert lines[1].split("\t") == ["fence-reservoir", "1", "2", "33.3%"]
+    assert lines[2].startswith("all\t1\t2\t33.3%")
 
     # a redelivered batch of notifications (a consumer that crashed before its acknowledgement) counts nothing twice
     events = client.call(lambda: client.hub.redis.xrange(client.hub.keys.alarm_events))

@@ -14,7 +14,7 @@ from sharpeye.config.rule import Verification
 from sharpeye.governance.store import Database, FalseAlarmRow
 from sharpeye.governance.verification import VerificationService
 from sharpeye.ingest.reading import Reading
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from sharpeye.clock import ManualClock
 from sharpeye.keys import Keys
@@ -53,7 +53,12 @@ async def test_final_verdicts_are_kept_once_and_counted_per_camera_rule_and_zone
             assert await service.hold(alarm, policy)
         alarms = {(a.device_id, a.channel): a.id for a in await store.get_many(raised)}
         clock.advance(30)
+        statements: list[str] = []
+        count = lambda *args: statements.append(args[2])  # noqa: E731  (conn, cursor, statement, ...)
+        event.listen(database.engine.sync_engine, "before_cursor_execute", count)
         await service.verdict(alarms["d1", "z1"], "false_alarm", "user:duty", Role.operator, reasons[0], "野猫 翻越")
+        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+        assert statements == []  # a false alarm's request writes no SQL: the intake consumer records it
         assert (await service.verdict(alarms["d1", "z2"], "confirm", "user:duty", Role.operator)).case_id == "C1"
         await service.verdict(alarms["b2", "z1"], "false_alarm", "user:chief", Role.supervisor, reasons[-1])
 
