@@ -98,6 +98,8 @@ export const en = {
     by_org_unit: "By area", by_category: "By category", clusters: "Class-case clusters (90 days)", cases: "Cases",
     first: "First", last: "Last", none: "No data yet", no_clusters: "No clusters",
     false_alarms: "False alarms (研判, 30 days)", by_camera: "By device", by_rule: "By rule", by_hour: "By hour",
+    precision: "Verdict precision (研判, 30 days, by device)", verdict_confirmed: "Confirmed",
+    verdict_false: "False", precision_rate: "Precision",
     by_reason: "By reason",
   },
 };

@@ -83,6 +83,7 @@ export const zh = {
     by_department: "按部门", by_org_unit: "按区域", by_category: "按类别", clusters: "类案分析（近90天）",
     cases: "案件数", first: "首次", last: "最近", none: "暂无数据", no_clusters: "暂无类案聚集",
     false_alarms: "误报统计（近30天研判）", by_camera: "按设备", by_rule: "按规则", by_hour: "按时段", by_reason: "按原因",
+    precision: "研判准确率（近30天，按设备）", verdict_confirmed: "确认", verdict_false: "误报", precision_rate: "准确率",
   },
 };
 
