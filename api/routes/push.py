@@ -5,15 +5,16 @@ and case events to the subscriptions of the users it names."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 from pydantic import BaseModel, Field
 from sharpeye.api.deps import AuditDep, UplinksDep, require
-from sharpeye.api.permission import Permission
-from sharpeye.api.user import Principal
-from sharpeye.governance.push import PushError, PushService, PushSubscriptionIn, origin, subscription_id
+from sharpeye.api.permission import Permission, allowed
+from sharpeye.api.user import Principal, UserStore
+from sharpeye.governance.push import PushError, PushService, PushSubscriptionIn, Readers, origin, subscription_id
 from sharpeye.governance.uplink import UplinkService
 
 router = APIRouter(tags=["push"])
@@ -37,6 +38,17 @@ class PushSubscribed(BaseModel):
 
 class Unsubscribe(BaseModel):
     endpoint: str = Field(min_length=10, max_length=1000)
+
+
+def push_readers(users: UserStore) -> Readers:
+    """Who may still be pushed to: enabled users whose role reads cases (what subscribing needs), with their role
+    (``PushService.readers``)."""
+
+    async def readers(names: Collection[str]) -> dict[str, str]:
+        return {u.username: str(u.role) for u in await users.get_many(names)
+                if not u.disabled and allowed(u.role, Permission.cases_read)}  # fmt: skip
+
+    return readers
 
 
 def _push(uplinks: UplinkService) -> PushService:

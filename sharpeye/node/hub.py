@@ -26,6 +26,8 @@ from sharpeye.alarms.engine import AlarmEngine
 from sharpeye.alarms.linkage import PresetLinker, linked_evidence
 from sharpeye.alarms.notification import ConsumerProgress, consume, group_lag
 from sharpeye.alarms.store import AlarmStore
+from sharpeye.api.routes.push import push_readers
+from sharpeye.api.user import UserStore
 from sharpeye.clock import Clock, SystemClock
 from sharpeye.config.device import DeviceConfig
 from sharpeye.config.gb28181 import GbSettings
@@ -234,7 +236,8 @@ class Hub:
             consumer=self.node_id, case_lookup=self.cases.get, alarm_lookup=self.alarm_store.get,
             timezone=self.site.site.timezone, on_delivered=self.cases.record_delivery,
             push=PushService(self.redis, self.keys, contact=self.settings.push_contact,
-                             allow_http=self.settings.push_allow_http, registry=self.metrics.registry),
+                             allow_http=self.settings.push_allow_http, registry=self.metrics.registry,
+                             readers=push_readers(UserStore(self.redis, self.keys, self.settings.token_ttl_s))),
         )  # fmt: skip
         self.hierarchy = HierarchyService(
             self.site.governance, self.site.site.id, self.cases, self.uplinks, self.redis, self.keys,
