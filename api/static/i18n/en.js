@@ -14,6 +14,8 @@ export const en = {
     silence: "Silence", unsilence: "Sound on",
     push_off: "Turn on browser notifications", push_on: "Browser notifications on",
     push_denied: "Notifications blocked by the browser", push_failed: "Browser notifications could not be turned on",
+    push_unavailable: "Browser notifications not available",
+    push_unavailable_hint: "No browser notification channel of this centre names you or your role: ask an administrator",
     filter_all: "All", filter_open: "Not cleared",
     filter_unack: "Unacknowledged", all_severities: "All severities", history: "History", at: "Time",
     action: "Action", actor: "By", note: "Note", evidence: "Evidence", no_evidence: "No snapshot or clip",

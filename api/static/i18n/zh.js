@@ -13,6 +13,7 @@ export const zh = {
     last_seen: "最近", actions: "操作", ack: "确认", clear: "清除", comment: "备注", open_case: "查看案件",
     to_wall: "上墙", silence: "静音", unsilence: "取消静音",
     push_off: "开启浏览器通知", push_on: "浏览器通知已开", push_denied: "通知被浏览器禁止", push_failed: "无法开启浏览器通知",
+    push_unavailable: "浏览器通知未启用", push_unavailable_hint: "本中心没有发给您（或您的角色）的浏览器通知通道，请联系管理员",
     filter_all: "全部", filter_open: "未恢复",
     filter_unack: "未确认", all_severities: "全部级别", history: "历史", at: "时间", action: "动作",
     actor: "操作人", note: "说明", evidence: "证据", no_evidence: "暂无抓图或录像", cameras: "关联摄像机",
