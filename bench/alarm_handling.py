@@ -199,6 +199,7 @@ def main() -> None:
     parser.add_argument("--fences", type=int, default=60)
     parser.add_argument("--profile", type=Path, default=None, help="write the hub's pyinstrument profile here")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]  # a machine shared with other jobs: said beside the figures
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         redis_server = EmbeddedRedis(workdir=tmp / "redis")
@@ -238,6 +239,8 @@ def main() -> None:
             broker.stop()
             redis_server.stop()
     rate = fences.sent / (args.seconds + 10) * 60
+    print(f"machine load average (1 min): {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end, "
+          f"{os.cpu_count()} cores")  # fmt: skip
     print(f"alarms raised: {fences.sent} in {args.seconds + 10:.0f} s ({rate:.0f}/min); judged false: {stats['total']}")
     base_s, load_s = summary(base_times), summary(load_times)
     base_calls = sum(len(v) for v in base_times.values())
