@@ -43,6 +43,7 @@ import paho.mqtt.client as paho  # noqa: E402
 import psutil  # noqa: E402
 import yaml  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis  # noqa: E402
 
@@ -170,6 +171,41 @@ def phase(base: str, token: str, operators: int, seconds: float) -> dict[str, li
     return times
 
 
+ROUTES = {("GET", "/api/alarms"): "GET /api/alarms", ("GET", "/api/verifications"): "GET /api/verifications",
+          ("POST", "/api/alarms/{alarm_id}/verdict"): "POST verdict (both)"}  # fmt: skip
+
+
+def hub_histograms(base: str) -> dict[str, dict[float, float]]:
+    """The hub's own request-time histogram (``sharpeye_http_request_seconds``, every status) per bench call: bucket
+    bound -> requests at or under it. Measured inside the hub, so free of this client's own waits (20 Python threads
+    sharing one interpreter lock)."""
+    out: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    for family in text_string_to_metric_families(httpx.get(base + "/metrics").text):
+        if family.name != "sharpeye_http_request_seconds":
+            continue
+        for sample in family.samples:
+            name = ROUTES.get((sample.labels.get("method", ""), sample.labels.get("route", "")))
+            if name and sample.name.endswith("_bucket"):
+                out[name][float(sample.labels["le"])] += sample.value
+    return out
+
+
+Histograms = dict[str, dict[float, float]]
+
+
+def hub_side(before: Histograms, after: Histograms) -> dict[str, tuple[int, float, float]]:
+    """Per call: requests in the phase, the share answered within 50 ms, and the bucket bound holding 99 % of them."""
+    out = {}
+    for name, buckets in after.items():
+        delta = {le: n - before.get(name, {}).get(le, 0.0) for le, n in buckets.items()}
+        total = delta.get(float("inf"), 0.0)
+        if total <= 0:
+            continue
+        p99 = min(le for le, n in delta.items() if n >= 0.99 * total)
+        out[name] = (int(total), delta.get(0.05, 0.0) / total, p99)
+    return out
+
+
 def hub_cpu(pid: int) -> float:
     """CPU seconds the hub and its worker processes have used (less sensitive to a loaded machine than latency)."""
     proc = psutil.Process(pid)
@@ -217,13 +253,13 @@ def main() -> None:
             fences.run(10)  # warm-up: alarms in the list and waiting, as a shift finds them
             print(f"warm-up: {fences.sent} alarms raised", flush=True)
             phase(base, token, args.operators, 5)  # warm-up of the API (first queries, connections): not counted
-            cpu0 = hub_cpu(hub.pid)
+            cpu0, hist0 = hub_cpu(hub.pid), hub_histograms(base)
             base_times = phase(base, token, args.operators, args.seconds / 2)
-            cpu1 = hub_cpu(hub.pid)
+            cpu1, hist1 = hub_cpu(hub.pid), hub_histograms(base)
             feeder = threading.Thread(target=fences.run, args=(args.seconds,), daemon=True)
             feeder.start()
             load_times = phase(base, token, args.operators, args.seconds)
-            cpu2 = hub_cpu(hub.pid)
+            cpu2, hist2 = hub_cpu(hub.pid), hub_histograms(base)
             fences.stop.set()
             feeder.join()
             fences.close()
@@ -256,6 +292,12 @@ def main() -> None:
         if name in base_s and name in load_s:
             print(f"{name:34} {'ratio':9} {'':6} {load_s[name][1] / base_s[name][1]:8.2f} "
                   f"{load_s[name][2] / base_s[name][2]:8.2f} {load_s[name][3] / base_s[name][3]:8.2f}")  # fmt: skip
+
+    print("hub-side (the hub's sharpeye_http_request_seconds; buckets 5, 10, 25, 50, 75, 100, 250 ms ...):")
+    print(f"{'call':34} {'phase':9} {'n':>6} {'<=50 ms':>8} {'p99 <=':>8}")
+    for label, side in (("baseline", hub_side(hist0, hist1)), ("load", hub_side(hist1, hist2))):
+        for name, (n, share, p99) in sorted(side.items()):
+            print(f"{name:34} {label:9} {n:6d} {share:8.1%} {p99 * 1000:6.0f}ms")
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ class VerificationService:
         alarm judged by an operator, an unknown false-alarm reason). ``alarm``: the alarm when the caller has
         already read it (one Redis round trip less).
 
-        A false alarm costs two Redis round trips here (the take, the alarm's own record, which appends the
+        A false alarm costs two Redis round trips here (the take; the alarm's own record, which appends the
         verdict to its notification log) and no SQL: the intake consumer writes ``false_alarms`` and ``verdicts``
         from that notification (``AlarmIntake.record_verdicts``). A confirmation opens its case in the request
         (the answer carries the case id, and a case that cannot be written leaves the alarm waiting); the case's
@@ -251,8 +251,11 @@ class VerificationService:
             raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
         try:
             if verdict == "false_alarm":
-                await self.alarms.act(alarm_id, "verdict", actor, now, note=f"{reason} {note}".strip(),
-                                      extra={"verdict": "false_alarm"})  # fmt: skip
+                text = f"{reason} {note}".strip()
+                extra = {"verdict": "false_alarm"}
+                done = await self.alarms.act(alarm_id, "verdict", actor, now, text, extra, alarm.fingerprint)
+                if done.outcome == "missing":
+                    raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
                 return Outcome("false_alarm")
             case_id = await self.open_case(alarm, f"研判确认 {actor}" + (f"：{note}" if note else ""))
         except (SQLAlchemyError, RedisError, OSError) as exc:
@@ -262,7 +265,8 @@ class VerificationService:
             log.warning("verdict on alarm %s not recorded (%s); it waits again", alarm_id, exc)
             raise VerificationError(f"the verdict on alarm {alarm_id} could not be recorded ({type(exc).__name__}); "
                                     "it waits for a verdict again", unavailable=True) from exc  # fmt: skip
-        await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": "confirmed"})
+        await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": "confirmed"},
+                              fingerprint=alarm.fingerprint)  # fmt: skip
         return Outcome("confirm", case_id)
 
     async def _hold_again(self, alarm_id: str, held: dict[bytes, bytes]) -> None:
