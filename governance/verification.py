@@ -218,7 +218,7 @@ class VerificationService:
 
         A false alarm costs two Redis round trips here (the take; the alarm's own record, which appends the
         verdict to its notification log) and no SQL: the intake consumer writes ``false_alarms`` and ``verdicts``
-        from that notification (``AlarmIntake.record_verdicts``). A confirmation opens its case in the request
+        from that notification (``record``, called by the alarm intake). A confirmation opens its case in the request
         (the answer carries the case id, and a case that cannot be written leaves the alarm waiting); the case's
         queue entries are relayed just after the answer."""
         if verdict == "false_alarm" and reason not in self.site.governance.false_alarm_reasons:
