@@ -5,7 +5,7 @@ gives the verdict (``verdict``): 确认 ``confirm`` opens the case (with the ope
 (with a reason from ``governance.false_alarm_reasons``) stops it at the operator, acknowledged, counted in
 ``false_alarms`` and never seen by a department or an indicator, and 转人工复核 ``review`` hands it to a supervisor.
 Every final verdict (confirmed or false) is kept in ``verdicts`` for the accuracy report; both tables are written by
-the alarm intake from the verdict's notification, not by the verdict request (``AlarmIntake.record_verdicts``).
+the alarm intake from the verdict's notification, not by the verdict request (``VerificationService.record``).
 An alarm not judged within ``within_s`` escalates to the supervisors; past ``supervisor_within_s`` the case opens
 anyway (``on_timeout: open_case``) or the alarm keeps waiting (``keep_waiting``). Each step is written into the
 alarm's history and its notification log (type ``verdict``), so uplinks and channels hear of it.
