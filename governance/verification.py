@@ -25,6 +25,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 from sharpeye.alarms.alarm import Alarm
@@ -121,6 +122,7 @@ class VerificationService:
         db: Database,
         clock: Clock,
         open_case: OpenCase,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.site = site
         self.redis = redis
@@ -135,6 +137,10 @@ class VerificationService:
         self.escalated = 0
         self.timed_out = 0
         self.recorded = 0  # final verdicts written to SQL (``record``)
+        registry = registry if registry is not None else CollectorRegistry()  # the hub's; a private one otherwise
+        self.recorded_total = Counter("sharpeye_verdicts_recorded_total",
+                                      "Final verdicts (研判) written to the SQL record, by verdict (a redelivered "
+                                      "notification counts again)", ["verdict"], registry=registry)  # fmt: skip
 
     def policy(self, rule_id: str) -> Verification | None:
         for rule in self.site.rules:
@@ -329,6 +335,8 @@ class VerificationService:
                 await session.execute(self._insert_new(FalseAlarmRow), false_alarms)
             await session.commit()
         self.recorded += len(verdicts)
+        for row in verdicts:
+            self.recorded_total.labels(row["verdict"]).inc()
         return len(verdicts)
 
     def _insert_new(self, table: type[Base]) -> Insert:

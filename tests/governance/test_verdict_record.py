@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 from sharpeye.alarms.alarm import Alarm
 from sharpeye.alarms.engine import AlarmEngine
 from sharpeye.alarms.store import AlarmStore
@@ -39,7 +40,8 @@ async def test_final_verdicts_are_kept_once_and_counted_per_camera_rule_and_zone
         opened.append(alarm.id)
         return f"C{len(opened)}"
 
-    service = VerificationService(site, client, keys, store, database, clock, open_case)
+    registry = CollectorRegistry()
+    service = VerificationService(site, client, keys, store, database, clock, open_case, registry=registry)
     try:
         await engine.silences.refresh()
         places = [("d1", "z1"), ("d1", "z2"), ("b2", "z1")]
@@ -64,6 +66,8 @@ async def test_final_verdicts_are_kept_once_and_counted_per_camera_rule_and_zone
 
         events = [{k.decode(): v.decode() for k, v in f.items()} for _, f in await client.xrange(keys.alarm_events)]
         assert await service.record(events) == 3
+        assert registry.get_sample_value("sharpeye_verdicts_recorded_total", {"verdict": "false_alarm"}) == 2
+        assert registry.get_sample_value("sharpeye_verdicts_recorded_total", {"verdict": "confirmed"}) == 1
         assert await service.record(events) == 3  # a redelivered batch: nothing twice
 
         since, until = clock.now() - timedelta(days=1), clock.now() + timedelta(seconds=1)
