@@ -319,10 +319,12 @@ class VerificationService:
             if alarm is None:
                 log.warning("verdict on alarm %s not kept: the alarm is gone", event["alarm"])
                 continue
-            row = {"alarm_id": alarm.id, "rule_id": alarm.rule_id, "device_id": alarm.device_id,
-                   "channel": alarm.channel, "org_unit": alarm.org_unit, "category": alarm.category,
-                   "raised_at": alarm.first_seen, "judged_at": datetime.fromisoformat(event["at"]),
-                   "actor": event.get("actor", "")[:100]}  # fmt: skip
+            # cut to the columns' sizes: PostgreSQL refuses a longer value, and one refused row would hold back
+            # the intake's whole batch (alarms becoming cases included) for ever
+            row = {"alarm_id": alarm.id[:64], "rule_id": alarm.rule_id[:64], "device_id": alarm.device_id[:64],
+                   "channel": alarm.channel[:64] if alarm.channel else None, "org_unit": alarm.org_unit[:64],
+                   "category": alarm.category[:64], "raised_at": alarm.first_seen,
+                   "judged_at": datetime.fromisoformat(event["at"]), "actor": event.get("actor", "")[:100]}  # fmt: skip
             verdicts.append({**row, "verdict": kind})
             if kind == "false_alarm":
                 reason, note = self._reason(rest)
