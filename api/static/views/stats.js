@@ -101,6 +101,7 @@ async function renderPrecision() {
       </thead><tbody>${stats.items.slice(0, 20).map((i) => html`<tr><td>${deviceName(i.key)}</td>
       <td class="num">${i.confirmed}</td><td class="num">${i.false_alarms}</td>
       <td class="num">${pct(i.precision)}</td></tr>`)}</tbody></table>` : html`<p class="muted">${t("stat.none")}</p>`}`);
+  $("stats-body").querySelector("section.precision")?.remove(); // a refresh that overlapped this one
   $("stats-body").append(box);
 }
 
