@@ -251,7 +251,7 @@ class Hub:
         self.verification = VerificationService(
             self.site, self.redis, self.keys, self.alarm_store, self.db, self.clock, self.intake.open_verified,
             registry=self.metrics.registry,
-        )
+        )  # fmt: skip
         self.intake.verification = self.verification
         await self.intake.ensure_group()
         self.progress["governance"] = self.intake.progress
