@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import secrets
 import string
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -114,6 +115,13 @@ class UserStore:
     async def get(self, username: str) -> User | None:
         raw = await self.redis.hget(self.keys.users, username)
         return User.model_validate_json(raw) if raw else None
+
+    async def get_many(self, usernames: Collection[str]) -> builtins.list[User]:
+        """The users of these names that exist (one round trip)."""
+        names = builtins.list(usernames)
+        if not names:
+            return []
+        return [User.model_validate_json(raw) for raw in await self.redis.hmget(self.keys.users, names) if raw]
 
     async def list(self) -> list[User]:
         raw = await self.redis.hgetall(self.keys.users)

@@ -7,13 +7,14 @@ A hub (`sharpeye run` as its own process, on a private Redis and Mosquitto) runs
 intrusion rule asks for a verdict. Two phases, measured in the same run:
 
 (a) baseline: the operators alone, no alarm traffic (the alarms of a warm-up stay in the list; 5 s of operator
-    calls are made first and not counted);
+    list calls are made first and not counted); the warm-up's alarms are judged at the pace of --alarms-per-min,
+    as the load phase's arrive;
 (b) load: fences raise and clear alarms at --alarms-per-min while the operators work.
 
 Each of --operators operator threads loops: list open alarms (GET /api/alarms?open_only=true&limit=50), list the
 oldest 50 alarms waiting for a verdict (GET /api/verifications?limit=50), and give a verdict (confirm 1 in 5, else
 false alarm) to the oldest waiting alarm no other operator took. Prints p50/p95/p99 per call in both phases and
-the ratio load/baseline.
+the ratio load/baseline, as the client saw them and as the hub measured them (its request-time histogram).
 Goal (issue 20): p99 of the alarm list and verdict calls <= 50 ms at 1,000 alarms/min with 20 operators.
 """
 
@@ -43,6 +44,7 @@ import paho.mqtt.client as paho  # noqa: E402
 import psutil  # noqa: E402
 import yaml  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis  # noqa: E402
 
@@ -123,8 +125,24 @@ class Fences:
         self.client.disconnect()
 
 
+class Pacer:
+    """Verdicts at most at the alarm rate across all operators (the baseline phase judges the warm-up's alarms at the
+    pace the load phase's arrive, not all at once)."""
+
+    def __init__(self, per_min: float) -> None:
+        self.interval, self.next, self.lock = 60.0 / per_min, time.monotonic(), threading.Lock()
+
+    def turn(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            if now < self.next:
+                return False
+            self.next = max(self.next + self.interval, now - self.interval)
+            return True
+
+
 def operator(base: str, token: str, taken: set[str], lock: threading.Lock, until: float,
-             times: dict[str, list[float]], n: int) -> None:  # fmt: skip
+             times: dict[str, list[float]], n: int, pace: Pacer | None, judge: bool) -> None:  # fmt: skip
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
         k = 0
@@ -137,7 +155,7 @@ def operator(base: str, token: str, taken: set[str], lock: threading.Lock, until
             times["GET /api/verifications"].append(time.perf_counter() - t0)
             choice = None
             with lock:
-                for item in waiting:
+                for item in waiting if judge and (pace is None or pace.turn()) else []:
                     if item["alarm_id"] not in taken:
                         choice = item["alarm_id"]
                         taken.add(choice)
@@ -156,18 +174,54 @@ def operator(base: str, token: str, taken: set[str], lock: threading.Lock, until
                 res.raise_for_status()
 
 
-def phase(base: str, token: str, operators: int, seconds: float) -> dict[str, list[float]]:
+def phase(base: str, token: str, operators: int, seconds: float, pace: Pacer | None = None,
+          judge: bool = True) -> dict[str, list[float]]:  # fmt: skip
     times: dict[str, list[float]] = defaultdict(list)
     taken: set[str] = set()
     lock = threading.Lock()
     until = time.monotonic() + seconds
-    threads = [threading.Thread(target=operator, args=(base, token, taken, lock, until, times, n))
+    threads = [threading.Thread(target=operator, args=(base, token, taken, lock, until, times, n, pace, judge))
                for n in range(operators)]  # fmt: skip
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     return times
+
+
+ROUTES = {("GET", "/api/alarms"): "GET /api/alarms", ("GET", "/api/verifications"): "GET /api/verifications",
+          ("POST", "/api/alarms/{alarm_id}/verdict"): "POST verdict (both)"}  # fmt: skip
+
+
+def hub_histograms(base: str) -> dict[str, dict[float, float]]:
+    """The hub's own request-time histogram (``sharpeye_http_request_seconds``, every status) per bench call: bucket
+    bound -> requests at or under it. Measured inside the hub, so free of this client's own waits (20 Python threads
+    sharing one interpreter lock)."""
+    out: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    for family in text_string_to_metric_families(httpx.get(base + "/metrics").text):
+        if family.name != "sharpeye_http_request_seconds":
+            continue
+        for sample in family.samples:
+            name = ROUTES.get((sample.labels.get("method", ""), sample.labels.get("route", "")))
+            if name and sample.name.endswith("_bucket"):
+                out[name][float(sample.labels["le"])] += sample.value
+    return out
+
+
+Histograms = dict[str, dict[float, float]]
+
+
+def hub_side(before: Histograms, after: Histograms) -> dict[str, tuple[int, float, float]]:
+    """Per call: requests in the phase, the share answered within 50 ms, and the bucket bound holding 99 % of them."""
+    out = {}
+    for name, buckets in after.items():
+        delta = {le: n - before.get(name, {}).get(le, 0.0) for le, n in buckets.items()}
+        total = delta.get(float("inf"), 0.0)
+        if total <= 0:
+            continue
+        p99 = min(le for le, n in delta.items() if n >= 0.99 * total)
+        out[name] = (int(total), delta.get(0.05, 0.0) / total, p99)
+    return out
 
 
 def hub_cpu(pid: int) -> float:
@@ -199,6 +253,7 @@ def main() -> None:
     parser.add_argument("--fences", type=int, default=60)
     parser.add_argument("--profile", type=Path, default=None, help="write the hub's pyinstrument profile here")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]  # a machine shared with other jobs: said beside the figures
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         redis_server = EmbeddedRedis(workdir=tmp / "redis")
@@ -215,14 +270,14 @@ def main() -> None:
             fences = Fences(broker.port, args.fences, args.alarms_per_min)
             fences.run(10)  # warm-up: alarms in the list and waiting, as a shift finds them
             print(f"warm-up: {fences.sent} alarms raised", flush=True)
-            phase(base, token, args.operators, 5)  # warm-up of the API (first queries, connections): not counted
-            cpu0 = hub_cpu(hub.pid)
-            base_times = phase(base, token, args.operators, args.seconds / 2)
-            cpu1 = hub_cpu(hub.pid)
+            phase(base, token, args.operators, 5, judge=False)  # warm-up of the API (lists only): not counted
+            cpu0, hist0 = hub_cpu(hub.pid), hub_histograms(base)
+            base_times = phase(base, token, args.operators, args.seconds / 2, Pacer(args.alarms_per_min))
+            cpu1, hist1 = hub_cpu(hub.pid), hub_histograms(base)
             feeder = threading.Thread(target=fences.run, args=(args.seconds,), daemon=True)
             feeder.start()
             load_times = phase(base, token, args.operators, args.seconds)
-            cpu2 = hub_cpu(hub.pid)
+            cpu2, hist2 = hub_cpu(hub.pid), hub_histograms(base)
             fences.stop.set()
             feeder.join()
             fences.close()
@@ -238,6 +293,8 @@ def main() -> None:
             broker.stop()
             redis_server.stop()
     rate = fences.sent / (args.seconds + 10) * 60
+    print(f"machine load average (1 min): {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end, "
+          f"{os.cpu_count()} cores")  # fmt: skip
     print(f"alarms raised: {fences.sent} in {args.seconds + 10:.0f} s ({rate:.0f}/min); judged false: {stats['total']}")
     base_s, load_s = summary(base_times), summary(load_times)
     base_calls = sum(len(v) for v in base_times.values())
@@ -253,6 +310,12 @@ def main() -> None:
         if name in base_s and name in load_s:
             print(f"{name:34} {'ratio':9} {'':6} {load_s[name][1] / base_s[name][1]:8.2f} "
                   f"{load_s[name][2] / base_s[name][2]:8.2f} {load_s[name][3] / base_s[name][3]:8.2f}")  # fmt: skip
+
+    print("hub-side (the hub's sharpeye_http_request_seconds; buckets 5, 10, 25, 50, 75, 100, 250 ms ...):")
+    print(f"{'call':34} {'phase':9} {'n':>6} {'<=50 ms':>8} {'p99 <=':>8}")
+    for label, side in (("baseline", hub_side(hist0, hist1)), ("load", hub_side(hist1, hist2))):
+        for name, (n, share, p99) in sorted(side.items()):
+            print(f"{name:34} {label:9} {n:6d} {share:8.1%} {p99 * 1000:6.0f}ms")
 
 
 if __name__ == "__main__":

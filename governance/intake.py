@@ -5,10 +5,15 @@ raised alarm is looked up, the policy decides whether it becomes a case, and the
 its alarm link and its queue entry (outbox) are written in one SQL transaction. The stream entry is
 acknowledged only after the commit; a redelivered entry finds the alarm link and does nothing, so a
 crash at any point neither loses nor duplicates a case.
+
+The same consumer keeps the record of 研判: each final verdict in the log (``verdict`` entries, confirmed or
+false_alarm) becomes a ``verdicts`` row, and each false alarm a ``false_alarms`` row (``VerificationService.record``),
+so a verdict request itself writes no SQL for a false alarm.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 
@@ -76,6 +81,8 @@ class AlarmIntake:
         self.created = 0
         self.verification: VerificationService | None = None  # set by the node when rules ask for 研判
         self.progress = ConsumerProgress()  # for health: last batch handled, failing since
+        self._relayer: asyncio.Task[None] | None = None
+        self._relay_wanted = False
 
     async def ensure_group(self) -> None:
         await ensure_group(self.redis, self.keys, GROUP)
@@ -87,6 +94,8 @@ class AlarmIntake:
         changed = False
         for event in events:
             changed |= await self.handle(event) is not None
+        if self.verification is not None:
+            await self.verification.record(events)
         if changed:
             await self.queue.relay(self.clock.now())
 
@@ -111,6 +120,8 @@ class AlarmIntake:
             return None
         policy = self.verification.policy(alarm.rule_id) if self.verification is not None else None
         if policy is not None and self.verification is not None:
+            if alarm.verdict in ("confirmed", "false_alarm"):
+                return None  # judged already (a redelivered notification)
             await self.verification.hold(alarm, policy)  # 研判: the case opens on the operator's 确认
             return None
         opened = await self.open_case(alarm, now, incident)
@@ -122,8 +133,24 @@ class AlarmIntake:
     async def open_verified(self, alarm: Alarm, note: str) -> str | None:
         """The case of an alarm an operator confirmed (or whose verification timed out), with the note."""
         case_id = await self.open_case(alarm, self.clock.now(), alarm.incident, note)
-        await self.queue.relay(self.clock.now())
+        self.relay_soon()  # the case's queue entries: just after the operator's answer, not before it
         return case_id
+
+    def relay_soon(self) -> None:
+        """Relay the outbox in the background, once for any number of calls meanwhile (a crash before it runs
+        leaves the rows for the housekeeping relay)."""
+        self._relay_wanted = True
+        if self._relayer is None or self._relayer.done():
+            self._relayer = asyncio.get_running_loop().create_task(self._relay(), name="intake-relay")
+
+    async def _relay(self) -> None:
+        while self._relay_wanted:
+            self._relay_wanted = False
+            try:
+                await self.queue.relay(self.clock.now())
+            except Exception as exc:  # the housekeeping relay retries within seconds
+                log.warning("outbox relay after a verdict failed (%s); housekeeping retries it", exc)
+                return
 
     async def join_incident_case(self, alarm: Alarm, incident: str, now: datetime) -> str | None:
         async with self.cases.db.sessions() as session:

@@ -10,6 +10,11 @@ The JSON payload is encrypted for each browser (aes128gcm, ``http_ece``) and the
 (``py_vapid``). A push service answering 404 or
 410 has forgotten the subscription: it is removed. Other failures (5xx, 429, network) fail the attempt, which the
 uplink queue retries; browsers already reached for that delivery are not sent it again.
+
+Only people who may still be told are pushed to: before each send the node's ``readers`` (the user accounts) say
+which subscribers are enabled and whose role may still subscribe (``push:subscribe``), with their current role
+(which ``role:<role>`` recipients match). The subscriptions of a disabled user, or of one whose role lost the
+right, are removed then, and at once when an administrator disables the user (``drop_user``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import binascii
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +49,8 @@ SENT_KEPT_S = 2 * 86_400  # how long the browsers reached for one delivery are r
 TTL_S = 3600  # how long a push service keeps an undelivered notification
 DEFAULT_CONTACT = "mailto:sharpeye@localhost.localdomain"
 ASSIGNEES = "task:assignees"  # recipient: the people whose task the case is
+# Given user names: those who may still be pushed to (enabled, their role may subscribe), with their current role.
+Readers = Callable[[Collection[str]], Awaitable[dict[str, str]]]
 
 
 class PushError(ValueError):
@@ -151,9 +158,11 @@ class PushService:
         allow_http: bool = False,
         registry: CollectorRegistry | None = None,
         units_below: Callable[[str], set[str]] | None = None,
+        readers: Readers | None = None,
     ) -> None:
         self.redis = redis
         self.units_below = units_below or (lambda unit: {unit})
+        self.readers = readers  # None: every subscriber (a node without user accounts, the unit tests)
         self.prefix = keys.prefix
         self.contact = contact
         self.allow_http = allow_http
@@ -165,6 +174,9 @@ class PushService:
         self.failed = Counter("sharpeye_push_failed_total", "Web Push attempts that failed (retried by the uplink)",
                               registry=registry)  # fmt: skip
         self.expired = Counter("sharpeye_push_gone_total", "Subscriptions removed: the push service answered 404/410",
+                               registry=registry)  # fmt: skip
+        self.dropped = Counter("sharpeye_push_dropped_total",
+                               "Subscriptions removed: the user was disabled or their role no longer reads cases",
                                registry=registry)  # fmt: skip
         self.refused = Counter("sharpeye_push_subscriptions_refused_total", "Invalid subscriptions refused",
                                registry=registry)  # fmt: skip
@@ -258,13 +270,38 @@ class PushService:
     async def of_user(self, username: str) -> list[PushSubscription]:
         return [s for s in await self.all() if s.username == username]
 
+    async def drop_user(self, username: str) -> int:
+        """Remove every subscription of the user (disabled); returns how many there were."""
+        subs = await self.of_user(username)
+        if subs:
+            await self.redis.hdel(self._subs_name, *(s.id for s in subs))
+            self.dropped.inc(len(subs))
+            log.info("web push: %d subscriptions of %s removed (user disabled)", len(subs), username)
+        return len(subs)
+
+    async def current(self) -> list[PushSubscription]:
+        """Every subscription of a user who may still be pushed to, with the user's current role; the others' are
+        removed."""
+        subs = await self.all()
+        if self.readers is None or not subs:
+            return subs
+        allowed = await self.readers({s.username for s in subs})
+        gone = [s for s in subs if s.username not in allowed]
+        if gone:
+            await self.redis.hdel(self._subs_name, *(s.id for s in gone))
+            self.dropped.inc(len(gone))
+            log.info("web push: subscriptions of %s removed: disabled, or their role no longer reads cases",
+                     "、".join(sorted({s.username for s in gone})))  # fmt: skip
+        return [s.model_copy(update={"role": allowed[s.username]}) for s in subs if s.username in allowed]
+
     async def recipients(self, to: list[str], case: Mapping[str, Any] | None = None) -> list[PushSubscription]:
-        """The subscriptions of the users named in ``to``, of the roles given as ``role:<role>``, and with
-        ``task:assignees`` of the users whose task ``case`` is."""
+        """The subscriptions of the users named in ``to``, of the roles given as ``role:<role>`` (the users' current
+        roles), and with ``task:assignees`` of the users whose task ``case`` is; only of users who may still be
+        pushed to."""
         names = {t for t in to if ":" not in t}
         roles = {t.removeprefix("role:") for t in to if t.startswith("role:")}
         assigned = self._assignee(case) if ASSIGNEES in to and case else None
-        return [s for s in await self.all()
+        return [s for s in await self.current()
                 if s.username in names or s.role in roles or (assigned is not None and assigned(s))]  # fmt: skip
 
     def _assignee(self, case: Mapping[str, Any]) -> Callable[[PushSubscription], bool]:

@@ -157,6 +157,25 @@ class FalseAlarmRow(Base):
     actor: Mapped[str] = mapped_column(String(100))
 
 
+class VerdictRow(Base):
+    """The final verdict (研判) an operator or the time limit gave an alarm: ``confirmed`` (it became a case) or
+    ``false_alarm``. Written by the alarm intake from the verdict notifications (off the verdict request's path,
+    migration 0009); the accuracy report (``GET /api/stats/precision``) counts them per camera, rule and zone."""
+
+    __tablename__ = "verdicts"
+
+    alarm_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    verdict: Mapped[str] = mapped_column(String(16))
+    rule_id: Mapped[str] = mapped_column(String(64), index=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str | None] = mapped_column(String(64))
+    org_unit: Mapped[str] = mapped_column(String(64), index=True)
+    category: Mapped[str] = mapped_column(String(64))
+    raised_at: Mapped[datetime] = mapped_column(index=True)
+    judged_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+
+
 class AuditRow(Base):
     """One audit entry, archived from the Redis audit stream: append-only (the database refuses UPDATE and DELETE,
     migration 0006) and hash-chained (``hash`` = SHA-256 of the previous hash and this entry), so a changed or

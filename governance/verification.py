@@ -4,6 +4,8 @@ An alarm whose rule has ``verification`` is held by the intake instead of openin
 gives the verdict (``verdict``): 确认 ``confirm`` opens the case (with the operator's note), 误报 ``false_alarm``
 (with a reason from ``governance.false_alarm_reasons``) stops it at the operator, acknowledged, counted in
 ``false_alarms`` and never seen by a department or an indicator, and 转人工复核 ``review`` hands it to a supervisor.
+Every final verdict (confirmed or false) is kept in ``verdicts`` for the accuracy report; both tables are written by
+the alarm intake from the verdict's notification, not by the verdict request (``VerificationService.record``).
 An alarm not judged within ``within_s`` escalates to the supervisors; past ``supervisor_within_s`` the case opens
 anyway (``on_timeout: open_case``) or the alarm keeps waiting (``keep_waiting``). Each step is written into the
 alarm's history and its notification log (type ``verdict``), so uplinks and channels hear of it.
@@ -19,19 +21,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 from sharpeye.alarms.alarm import Alarm
 from sharpeye.alarms.store import AlarmStore
 from sharpeye.config.rule import Verification
 from sharpeye.config.site import SiteConfig
-from sharpeye.governance.store import Database, FalseAlarmRow
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sharpeye.governance.store import Base, Database, FalseAlarmRow, VerdictRow
+from sqlalchemy import Insert, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
@@ -43,14 +47,16 @@ log = logging.getLogger(__name__)
 Verdict = Literal["confirm", "false_alarm", "review"]
 Stage = Literal["operator", "supervisor"]
 GroupBy = Literal["camera", "rule", "zone", "hour", "site", "reason"]
+PrecisionBy = Literal["camera", "rule", "zone"]
 SUPERVISORS = frozenset({Role.supervisor, Role.admin})
+FINAL_VERDICTS = ("confirmed", "false_alarm")  # as the alarm's record spells them
 OpenCase = Callable[[Alarm, str], Awaitable[str | None]]  # (alarm, note) -> case id
 
 # Take an alarm's verification for a verdict: only the caller who removes the hash acts on it.
 _TAKE = """
 local stage = redis.call('HGET', KEYS[1], 'stage')
 if not stage then return false end
-if ARGV[1] ~= '' and stage ~= ARGV[1] then return {stage, 'wrong-stage'} end
+if ARGV[1] ~= '' and stage ~= ARGV[1] then return {stage, 'wrong-stage'} end  -- ARGV[1]: the stage required
 local held = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
@@ -93,6 +99,13 @@ class FalseAlarmCount(BaseModel):
     count: int
 
 
+class PrecisionCount(BaseModel):
+    key: str = Field(description="The camera/device, rule or zone (device/zone).")
+    confirmed: int = Field(description="Alarms confirmed (确认, or opened when the time limit passed).")
+    false_alarms: int = Field(description="Alarms judged false (误报).")
+    precision: float = Field(description="confirmed / (confirmed + false_alarms), 0..1.")
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     verdict: Verdict
@@ -109,6 +122,7 @@ class VerificationService:
         db: Database,
         clock: Clock,
         open_case: OpenCase,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.site = site
         self.redis = redis
@@ -122,6 +136,11 @@ class VerificationService:
         self._escalate = redis.register_script(_ESCALATE)
         self.escalated = 0
         self.timed_out = 0
+        self.recorded = 0  # final verdicts written to SQL (``record``)
+        registry = registry if registry is not None else CollectorRegistry()  # the hub's; a private one otherwise
+        self.recorded_total = Counter("sharpeye_verdicts_recorded_total",
+                                      "Final verdicts (研判) written to the SQL record, by verdict (a redelivered "
+                                      "notification counts again)", ["verdict"], registry=registry)  # fmt: skip
 
     def policy(self, rule_id: str) -> Verification | None:
         for rule in self.site.rules:
@@ -190,50 +209,70 @@ class VerificationService:
 
     # --- verdicts ---------------------------------------------------------------------------------------
     async def verdict(
-        self, alarm_id: str, verdict: Verdict, actor: str, role: Role, reason: str = "", note: str = ""
+        self,
+        alarm_id: str,
+        verdict: Verdict,
+        actor: str,
+        role: Role,
+        reason: str = "",
+        note: str = "",
+        alarm: Alarm | None = None,
     ) -> Outcome:
         """Apply an operator's or supervisor's verdict. Raises ``VerificationError`` (not waiting, a supervisor's
-        alarm judged by an operator, an unknown false-alarm reason)."""
+        alarm judged by an operator, an unknown false-alarm reason). ``alarm``: the alarm when the caller has
+        already read it (one Redis round trip less).
+
+        A false alarm costs two Redis round trips here (the take; the alarm's own record, which appends the
+        verdict to its notification log) and no SQL: the intake consumer writes ``false_alarms`` and ``verdicts``
+        from that notification (``record``, called by the alarm intake). A confirmation opens its case in the request
+        (the answer carries the case id, and a case that cannot be written leaves the alarm waiting); the case's
+        queue entries are relayed just after the answer."""
         if verdict == "false_alarm" and reason not in self.site.governance.false_alarm_reasons:
             allowed = "、".join(self.site.governance.false_alarm_reasons)
             raise VerificationError(f"reason must be one of {allowed}")
         key = self.keys.verification(alarm_id)
-        stage = (await self.redis.hget(key, "stage") or b"").decode()
-        if not stage:
-            raise VerificationError(f"alarm {alarm_id} is not waiting for a verdict", conflict=True)
-        if stage == "supervisor" and role not in SUPERVISORS:
-            raise VerificationError(f"alarm {alarm_id} is with the supervisors (转人工复核)", conflict=True)
         if verdict == "review":
+            stage = (await self.redis.hget(key, "stage") or b"").decode()
+            if not stage:
+                raise VerificationError(f"alarm {alarm_id} is not waiting for a verdict", conflict=True)
             if stage == "supervisor":
                 raise VerificationError(f"alarm {alarm_id} is already with the supervisors", conflict=True)
             taken = await self._escalate_now(alarm_id, actor, note, "review")
             if not taken:
                 raise VerificationError(f"alarm {alarm_id} was judged meanwhile", conflict=True)
             return Outcome("review")
+        # One script checks the stage (an operator may only judge the operators' alarms) and takes the alarm.
+        only = "" if role in SUPERVISORS else "operator"
         result = await self._take(keys=[key, self.keys.verification_due, self.keys.verification_waiting],
-                                  args=[stage, alarm_id])  # fmt: skip
-        if not result or result[1] != b"taken":
-            raise VerificationError(f"alarm {alarm_id} was judged meanwhile", conflict=True)
+                                  args=[only, alarm_id])  # fmt: skip
+        if not result:
+            raise VerificationError(f"alarm {alarm_id} is not waiting for a verdict", conflict=True)
+        if result[1] != b"taken":
+            raise VerificationError(f"alarm {alarm_id} is with the supervisors (转人工复核)", conflict=True)
         held = dict(zip(result[2::2], result[3::2], strict=True))
-        alarm = await self.alarms.get(alarm_id)
+        if alarm is None or alarm.id != alarm_id:
+            alarm = await self.alarms.get(alarm_id)
         now = self.clock.now()
         if alarm is None:
             raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
         try:
             if verdict == "false_alarm":
-                await self._record_false(alarm, reason, note, actor, now)
-                await self.alarms.act(alarm_id, "verdict", actor, now, note=f"{reason} {note}".strip(),
-                                      extra={"verdict": "false_alarm"})  # fmt: skip
+                text = f"{reason} {note}".strip()
+                extra = {"verdict": "false_alarm"}
+                done = await self.alarms.act(alarm_id, "verdict", actor, now, text, extra, alarm.fingerprint)
+                if done.outcome == "missing":
+                    raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
                 return Outcome("false_alarm")
             case_id = await self.open_case(alarm, f"研判确认 {actor}" + (f"：{note}" if note else ""))
         except (SQLAlchemyError, RedisError, OSError) as exc:
             # The record could not be written (SQLite's write lock not had within its busy timeout on a starved
-            # hub, a database outage): the alarm waits for its verdict again instead of being lost.
+            # hub, a database or Redis outage): the alarm waits for its verdict again instead of being lost.
             await self._hold_again(alarm_id, held)
             log.warning("verdict on alarm %s not recorded (%s); it waits again", alarm_id, exc)
             raise VerificationError(f"the verdict on alarm {alarm_id} could not be recorded ({type(exc).__name__}); "
                                     "it waits for a verdict again", unavailable=True) from exc  # fmt: skip
-        await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": "confirmed"})
+        await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": "confirmed"},
+                              fingerprint=alarm.fingerprint)  # fmt: skip
         return Outcome("confirm", case_id)
 
     async def _hold_again(self, alarm_id: str, held: dict[bytes, bytes]) -> None:
@@ -257,17 +296,64 @@ class VerificationService:
             await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": how})
         return bool(done)
 
-    async def _record_false(self, alarm: Alarm, reason: str, note: str, actor: str, now: datetime) -> None:
+    # --- the record --------------------------------------------------------------------------------------
+    async def record(self, events: list[dict[str, str]]) -> int:
+        """Keep the final verdicts among the alarm notifications ``events`` in SQL (``verdicts``, and the false
+        alarms in ``false_alarms``), in one transaction that leaves rows already there alone (a redelivered batch).
+        The alarm intake calls it for each batch it reads; returns how many final verdicts the batch held. A
+        verdict on an alarm gone from Redis meanwhile (expired) is skipped with a warning."""
+        finals: list[tuple[dict[str, str], str, str]] = []
+        for event in events:
+            if event.get("type") != "verdict":
+                continue
+            kind, _, rest = event.get("note", "").partition(": ")
+            if kind in FINAL_VERDICTS:
+                finals.append((event, kind, rest))
+        if not finals:
+            return 0
+        alarms = {a.id: a for a in await self.alarms.get_many([e["alarm"] for e, _, _ in finals])}
+        verdicts: list[dict[str, Any]] = []
+        false_alarms: list[dict[str, Any]] = []
+        for event, kind, rest in finals:
+            alarm = alarms.get(event["alarm"])
+            if alarm is None:
+                log.warning("verdict on alarm %s not kept: the alarm is gone", event["alarm"])
+                continue
+            # cut to the columns' sizes: PostgreSQL refuses a longer value, and one refused row would hold back
+            # the intake's whole batch (alarms becoming cases included) for ever
+            row = {"alarm_id": alarm.id[:64], "rule_id": alarm.rule_id[:64], "device_id": alarm.device_id[:64],
+                   "channel": alarm.channel[:64] if alarm.channel else None, "org_unit": alarm.org_unit[:64],
+                   "category": alarm.category[:64], "raised_at": alarm.first_seen,
+                   "judged_at": datetime.fromisoformat(event["at"]), "actor": event.get("actor", "")[:100]}  # fmt: skip
+            verdicts.append({**row, "verdict": kind})
+            if kind == "false_alarm":
+                reason, note = self._reason(rest)
+                false_alarms.append({**row, "reason": reason, "note": note[:2000]})
+        if not verdicts:
+            return 0
         async with self.db.sessions() as session:
-            row = FalseAlarmRow(alarm_id=alarm.id, rule_id=alarm.rule_id, device_id=alarm.device_id,
-                                channel=alarm.channel, org_unit=alarm.org_unit, category=alarm.category,
-                                raised_at=alarm.first_seen, judged_at=now, reason=reason, note=note[:2000],
-                                actor=actor)  # fmt: skip
-            session.add(row)
-            try:
-                await session.commit()
-            except IntegrityError:  # judged false once already (a retried request)
-                await session.rollback()
+            await session.execute(self._insert_new(VerdictRow), verdicts)
+            if false_alarms:
+                await session.execute(self._insert_new(FalseAlarmRow), false_alarms)
+            await session.commit()
+        self.recorded += len(verdicts)
+        for row in verdicts:
+            self.recorded_total.labels(row["verdict"]).inc()
+        return len(verdicts)
+
+    def _insert_new(self, table: type[Base]) -> Insert:
+        """INSERT that leaves a row already there alone (ON CONFLICT DO NOTHING, on PostgreSQL and SQLite)."""
+        if self.db.engine.dialect.name == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    def _reason(self, text: str) -> tuple[str, str]:
+        """Split a false alarm's notification text (``<reason> <note>``) at the configured reason."""
+        for reason in sorted(self.site.governance.false_alarm_reasons, key=len, reverse=True):
+            if text == reason or text.startswith(reason + " "):
+                return reason, text[len(reason) :].strip()
+        reason, _, note = text.partition(" ")
+        return reason[:100], note
 
     # --- time limits ------------------------------------------------------------------------------------
     async def tick(self) -> int:
@@ -357,6 +443,11 @@ class VerificationService:
                     counts[key] = counts.get(key, 0) + 1
         return _sorted(counts)
 
+    async def precision_stats(
+        self, by: PrecisionBy, since: datetime, until: datetime, org_units: set[str] | None = None
+    ) -> list[PrecisionCount]:
+        return await precision_stats(self.db, by, since, until, org_units)
+
 
 def _sorted(counts: dict[str, int]) -> list[FalseAlarmCount]:
     return [FalseAlarmCount(key=k, count=n) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
@@ -364,3 +455,27 @@ def _sorted(counts: dict[str, int]) -> list[FalseAlarmCount]:
 
 def default_window(now: datetime, days: int = 30) -> tuple[datetime, datetime]:
     return now - timedelta(days=days), now + timedelta(seconds=1)
+
+
+async def precision_stats(
+    db: Database, by: PrecisionBy, since: datetime, until: datetime, org_units: set[str] | None = None
+) -> list[PrecisionCount]:
+    """The operators' final verdicts on alarms raised between ``since`` and ``until``, per camera, rule or zone:
+    confirmed, false and the precision (the share confirmed), least precise first (what to fix first)."""
+    conditions = [VerdictRow.raised_at >= since, VerdictRow.raised_at < until]
+    if org_units is not None:
+        conditions.append(VerdictRow.org_unit.in_(org_units))
+    groups: dict[str, list[Any]] = {"camera": [VerdictRow.device_id], "rule": [VerdictRow.rule_id],
+                                    "zone": [VerdictRow.device_id, VerdictRow.channel]}  # fmt: skip
+    columns = groups[by]
+    stmt = select(*columns, VerdictRow.verdict, func.count()).where(*conditions).group_by(*columns, VerdictRow.verdict)
+    tally: dict[str, list[int]] = {}
+    async with db.sessions() as session:
+        for row in (await session.execute(stmt)).all():
+            *parts, verdict, count = row
+            key = f"{parts[0]}/{parts[1]}" if by == "zone" and parts[1] else str(parts[0])
+            pair = tally.setdefault(key, [0, 0])
+            pair[0 if verdict == "confirmed" else 1] += int(count)
+    items = [PrecisionCount(key=k, confirmed=c, false_alarms=f, precision=round(c / (c + f), 4))
+             for k, (c, f) in tally.items()]  # fmt: skip
+    return sorted(items, key=lambda i: (i.precision, -(i.confirmed + i.false_alarms), i.key))

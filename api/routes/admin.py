@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sharpeye.api.deps import AuditDep, InventoryDep, SiteDep, UsersDep, require
+from sharpeye.api.deps import AuditDep, InventoryDep, SiteDep, UplinksDep, UsersDep, require
 from sharpeye.api.permission import Permission
 from sharpeye.api.user import Principal, WeakPassword, check_password_strength
 
@@ -71,7 +71,9 @@ async def add_user(
 
 
 @router.post("/api/users/{username}/disable")
-async def disable_user(audit: AuditDep, users: UsersDep, principal: Admin, username: str) -> UserView:
+async def disable_user(
+    audit: AuditDep, users: UsersDep, uplinks: UplinksDep, principal: Admin, username: str
+) -> UserView:
     if username == principal.username:
         raise HTTPException(status.HTTP_409_CONFLICT, "you cannot disable yourself")
     try:
@@ -79,7 +81,9 @@ async def disable_user(audit: AuditDep, users: UsersDep, principal: Admin, usern
     except KeyError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {username!r}") from None
     revoked = await users.revoke_all(username)
-    change = {"before": {"disabled": False}, "after": {"disabled": True}, "revoked_tokens": revoked}
+    pushes = await uplinks.push.drop_user(username) if uplinks.push is not None else 0  # no more Web Push
+    change = {"before": {"disabled": False}, "after": {"disabled": True}, "revoked_tokens": revoked,
+              "push_subscriptions_removed": pushes}  # fmt: skip
     await audit.record(principal.actor, "user.disable", username, change)
     return UserView(**user.model_dump(exclude={"password_hash"}))
 

@@ -6,17 +6,26 @@ and with ``task:assignees`` new tasks to the people whose task the case is."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 from pydantic import BaseModel, Field
 from sharpeye.api.deps import AuditDep, SiteDep, UplinksDep, require
-from sharpeye.api.permission import Permission
+from sharpeye.api.permission import Permission, allowed
 from sharpeye.api.routes.field import task_departments
-from sharpeye.api.user import Principal
+from sharpeye.api.user import Principal, UserStore
 from sharpeye.config.site import SiteConfig
-from sharpeye.governance.push import ASSIGNEES, PushError, PushService, PushSubscriptionIn, origin, subscription_id
+from sharpeye.governance.push import (
+    ASSIGNEES,
+    PushError,
+    PushService,
+    PushSubscriptionIn,
+    Readers,
+    origin,
+    subscription_id,
+)
 from sharpeye.governance.uplink import UplinkService
 
 router = APIRouter(tags=["push"])
@@ -40,6 +49,17 @@ class PushSubscribed(BaseModel):
 
 class Unsubscribe(BaseModel):
     endpoint: str = Field(min_length=10, max_length=1000)
+
+
+def push_readers(users: UserStore) -> Readers:
+    """Who may still be pushed to: enabled users whose role may subscribe (``push:subscribe``: what subscribing
+    needs), with their role (``PushService.readers``)."""
+
+    async def readers(names: Collection[str]) -> dict[str, str]:
+        return {u.username: str(u.role) for u in await users.get_many(names)
+                if not u.disabled and allowed(u.role, Permission.push_subscribe)}  # fmt: skip
+
+    return readers
 
 
 def _push(uplinks: UplinkService) -> PushService:

@@ -57,9 +57,11 @@ function renderMute() {
 function renderPush(problem) {
   const b = $("push");
   b.hidden = push === "unsupported" || !can("cases:read");
-  b.textContent = t(push === "on" ? "ui.push_on" : push === "denied" ? "ui.push_denied" : "ui.push_off");
+  b.textContent = t(push === "on" ? "ui.push_on" : push === "denied" ? "ui.push_denied"
+    : push === "unavailable" ? "ui.push_unavailable" : "ui.push_off");
   b.classList.toggle("active", push === "on"); b.dataset.state = push;
-  b.title = problem ? `${t("ui.push_failed")}: ${problem}` : "";
+  if (b instanceof HTMLButtonElement) b.disabled = push === "unavailable"; // no webpush channel names this user
+  b.title = problem ? `${t("ui.push_failed")}: ${problem}` : push === "unavailable" ? t("ui.push_unavailable_hint") : "";
 }
 
 async function start() {

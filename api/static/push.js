@@ -45,9 +45,22 @@ export async function sendSubscription(json) {
   return api("/api/push/subscriptions", { method: "POST", json });
 }
 
-/** "on" | "off" | "denied" | "unsupported" */
+/**
+ * Whether the hub pushes to this user at all: a webpush channel names them or their role (GET /api/push/key's
+ * ``enabled``); a node without Web Push answers 503.
+ */
+export async function pushEnabled() {
+  try {
+    return Boolean((await api("/api/push/key")).enabled);
+  } catch {
+    return false;
+  }
+}
+
+/** "on" | "off" | "denied" | "unsupported" | "unavailable" (the hub sends this user no push) */
 export async function pushState() {
   if (!supported()) return "unsupported";
+  if (!(await pushEnabled())) return "unavailable";
   if (Notification.permission === "denied") return "denied";
   if (localStorage.getItem(STORE) !== "1") return "off";
   const reg = await navigator.serviceWorker.getRegistration(SCOPE);
@@ -59,7 +72,8 @@ export async function enablePush() {
   if (!supported()) throw new Error("unsupported");
   if ((await Notification.requestPermission()) !== "granted") return "denied";
   const reg = await registration();
-  const { public_key: publicKey } = await api("/api/push/key");
+  const { public_key: publicKey, enabled } = await api("/api/push/key");
+  if (!enabled) return "unavailable";
   const key = bytes(publicKey);
   let sub = await reg.pushManager.getSubscription();
   if (sub && !sameKey(sub.options.applicationServerKey, key)) { await sub.unsubscribe(); sub = null; }

@@ -443,6 +443,38 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return asyncio.run(check())
 
 
+def cmd_verdicts(args: argparse.Namespace) -> int:
+    """The operators' verdicts (研判) per camera, rule or zone: confirmed, false alarms, precision."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sharpeye.governance.store import Database
+    from sharpeye.governance.verification import precision_stats
+
+    async def report() -> int:
+        db = Database(_settings(args).resolved_database_url())
+        until = datetime.now(UTC)
+        try:
+            items = await precision_stats(db, args.by, until - timedelta(days=args.days), until)
+        except SQLAlchemyError as exc:
+            sys.stderr.write(f"verdicts: cannot read the verdicts ({type(exc).__name__}: {str(exc)[:200]}); "
+                             "a database from before this version is migrated when the hub starts\n")  # fmt: skip
+            return 1
+        finally:
+            await db.close()
+        _out(f"{args.by}\tconfirmed\tfalse\tprecision")
+        for i in items:
+            _out(f"{i.key}\t{i.confirmed}\t{i.false_alarms}\t{i.precision:.1%}")
+        confirmed, false = sum(i.confirmed for i in items), sum(i.false_alarms for i in items)
+        total = f"{confirmed / (confirmed + false):.1%}" if confirmed + false else "-"
+        _out(f"all\t{confirmed}\t{false}\t{total}\t(alarms raised in the last {args.days} days)")
+        return 0
+
+    return asyncio.run(report())
+
+
 def cmd_cases_import(args: argparse.Namespace) -> int:
     """Import an old system's cases with their historical times (a dry run unless --apply)."""
     import asyncio
@@ -674,6 +706,19 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--model", default=None, help="detector ONNX file (default DATA_DIR/models/nanodet.onnx)")
     acc.add_argument("--json", default=None, help="also write the report as JSON to this file")
     acc.set_defaults(func=cmd_accuracy)
+
+    verdicts = sub.add_parser(
+        "verdicts",
+        help="the operators' verdicts (研判) per camera, rule or zone: confirmed, false alarms, precision",
+        description="Read the final verdicts kept in the database (SHARPEYE_DATABASE_URL, else the SQLite file under "
+        "the data directory) and print, per camera (or rule, or zone), the alarms confirmed, those judged false "
+        "(误报) and the precision, confirmed / (confirmed + false), least precise first: the cameras to fix first. "
+        "The same as GET /api/stats/precision.",
+    )
+    verdicts.add_argument("--by", choices=["camera", "rule", "zone"], default="camera", help="group by (camera)")
+    verdicts.add_argument("--days", type=int, default=30, help="alarms raised in the last DAYS days (30)")
+    verdicts.add_argument("--data-dir", default=None, help="the hub's data directory (default SHARPEYE_DATA_DIR)")
+    verdicts.set_defaults(func=cmd_verdicts)
 
     cfg = sub.add_parser("config", help="check a site config or print the configuration reference")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

@@ -26,6 +26,8 @@ from sharpeye.alarms.engine import AlarmEngine
 from sharpeye.alarms.linkage import PresetLinker, linked_evidence
 from sharpeye.alarms.notification import ConsumerProgress, consume, group_lag
 from sharpeye.alarms.store import AlarmStore
+from sharpeye.api.routes.push import push_readers
+from sharpeye.api.user import UserStore
 from sharpeye.clock import Clock, SystemClock
 from sharpeye.config.device import DeviceConfig
 from sharpeye.config.gb28181 import GbSettings
@@ -241,7 +243,8 @@ class Hub:
             timezone=self.site.site.timezone, on_delivered=self.cases.record_delivery,
             push=PushService(self.redis, self.keys, contact=self.settings.push_contact,
                              allow_http=self.settings.push_allow_http, registry=self.metrics.registry,
-                             units_below=self.inventory.units_below),
+                             units_below=self.inventory.units_below,
+                             readers=push_readers(UserStore(self.redis, self.keys, self.settings.token_ttl_s))),
         )  # fmt: skip
         self.hierarchy = HierarchyService(
             self.site.governance, self.site.site.id, self.cases, self.uplinks, self.redis, self.keys,
@@ -253,8 +256,9 @@ class Hub:
             self.site, self.redis, self.keys, self.alarm_store, self.cases, self.queue, self.clock, self.node_id
         )
         self.verification = VerificationService(
-            self.site, self.redis, self.keys, self.alarm_store, self.db, self.clock, self.intake.open_verified
-        )
+            self.site, self.redis, self.keys, self.alarm_store, self.db, self.clock, self.intake.open_verified,
+            registry=self.metrics.registry,
+        )  # fmt: skip
         self.intake.verification = self.verification
         await self.intake.ensure_group()
         self.progress["governance"] = self.intake.progress

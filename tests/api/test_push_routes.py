@@ -65,3 +65,18 @@ def test_subscriptions_are_the_callers_own(client: HubClient) -> None:
     audit = client.get("/api/audit", headers=admin, params={"action": "push."}).json()
     assert [(e["action"], e["actor"]) for e in audit] == [("push.unsubscribe", "user:duty"),
                                                           ("push.subscribe", "user:duty")]  # fmt: skip
+
+
+def test_disabling_a_user_removes_their_browsers(client: HubClient) -> None:
+    duty, admin = login(client, "duty"), login(client, "admin")
+    for pc in ("duty-pc", "duty-phone"):
+        made = client.post("/api/push/subscriptions", json=subscription(f"https://push.example.cn/{pc}"), headers=duty)
+        assert made.status_code == 201, made.text
+    mine = client.post("/api/push/subscriptions", json=subscription("https://push.example.cn/admin-pc"), headers=admin)
+    assert mine.status_code == 201
+    assert client.post("/api/users/duty/disable", headers=admin).status_code == 200
+    push = client.hub.uplinks.push
+    assert push is not None
+    assert [s.username for s in client.call(push.all)] == ["admin"]  # duty's two browsers removed, admin's kept
+    audit = client.get("/api/audit", headers=admin, params={"action": "user.disable"}).json()
+    assert audit[0]["details"]["push_subscriptions_removed"] == 2

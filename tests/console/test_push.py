@@ -10,9 +10,11 @@ in the test (its own P-256 key pair and auth secret) and posted through the cons
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -20,9 +22,12 @@ from typing import Any, ClassVar
 import http_ece
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import Browser, expect
+from sharpeye.api.permission import Role
+from sharpeye.api.user import UserStore
 from sharpeye.config.governance import Uplink
 from sharpeye.config.loader import demo_path, load_file
 from sharpeye.config.site import SiteConfig
@@ -178,3 +183,35 @@ def test_console_subscribes_and_the_service_worker_shows_the_hubs_push(
     expect(page.locator("#alarm-detail h2")).to_contain_text("围界入侵报警")
     assert page.evaluate("location.search") == ""
     context.close()
+
+
+def test_the_switch_says_push_is_unavailable_to_a_user_no_channel_names(
+    browser: Browser, push_hub: HubServer, redis_server_session: EmbeddedRedis
+) -> None:
+    """The site's only webpush channel names admin: duty's console shows browser notifications as not available (the
+    hub's ``enabled: false``), the switch disabled with the reason, and subscribes nothing."""
+    keys = push_hub.hubs[0].keys
+
+    async def add_duty() -> None:
+        client = aioredis.Redis.from_url(redis_server_session.url)
+        try:
+            await UserStore(client, keys, 3600).add("duty", ADMIN_PASSWORD, Role.operator)
+        finally:
+            await client.aclose()
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's own event loop runs in this thread
+        pool.submit(asyncio.run, add_duty()).result(15)
+    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
+    context.grant_permissions(["notifications"], origin=push_hub.url)
+    try:
+        page = context.new_page()
+        sign_in(page, push_hub.url, "duty")
+        button = page.locator("#push")
+        expect(button).to_have_text("浏览器通知未启用")
+        expect(button).to_be_disabled()
+        expect(button).to_have_attribute("data-state", "unavailable")
+        assert "管理员" in (button.get_attribute("title") or "")
+        mine = page.evaluate("async () => (await import('/static/api.js')).api('/api/push/subscriptions')")
+        assert mine == []
+    finally:
+        context.close()

@@ -83,8 +83,13 @@ def test_false_alarm_and_confirmation_from_the_console(
     hub = verifying_hub.hubs[0]
     wait_for(lambda: hub.intake.created >= 1, what="the confirmed alarm's case")
     assert hub.intake.created == 1  # the false alarm opened none
+    # the intake keeps both verdicts in SQL from their notifications, just after the answers
+    wait_for(lambda: hub.verification.recorded >= 2, what="both verdicts recorded")
     page.click("#nav button[data-view=stats]")
     expect(page.locator("#stats-body h3.false-alarms")).to_contain_text("误报统计")
     expect(page.locator("#stats-body h3.false-alarms")).to_contain_text("(1)")
     expect(page.locator("#stats-body .false-grid")).to_contain_text("小动物")
     expect(page.locator("#stats-body .false-grid")).to_contain_text("山下水库围界主机")
+    precision = page.locator("#stats-body section.precision")
+    expect(precision.locator("h3")).to_contain_text("研判准确率")
+    expect(precision.locator("tr", has_text="山下水库围界主机")).to_contain_text("50%")

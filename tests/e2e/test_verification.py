@@ -18,6 +18,7 @@ from sharpeye.config.site import SiteConfig
 from sharpeye.ingest.registry import installed
 
 from sharpeye.keys import Keys
+from sharpeye.node.cli import main
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from tests.conftest import HubClient, app_client, hub_settings
 from tests.helpers import Publisher, wait_for
@@ -76,7 +77,9 @@ def cases(client: HubClient, who: dict[str, str]) -> list[dict[str, Any]]:
     return list(client.get("/api/cases", headers=who).json()["items"])
 
 
-def test_verdicts_decide_whether_an_alarm_becomes_a_case(client: HubClient, mqtt_broker: EmbeddedMosquitto) -> None:
+def test_verdicts_decide_whether_an_alarm_becomes_a_case(
+    client: HubClient, mqtt_broker: EmbeddedMosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
     duty, chief, hedong = login(client, "duty"), login(client, "chief"), login(client, "hedong")
     pub = Publisher(mqtt_broker.url)
     try:
@@ -125,14 +128,53 @@ def test_verdicts_decide_whether_an_alarm_becomes_a_case(client: HubClient, mqtt
     finally:
         pub.close()
 
-    by_camera = client.get("/api/stats/false-alarms", params={"by": "camera"}, headers=duty).json()
-    assert by_camera["total"] == 2 and by_camera["items"] == [{"key": "fence-reservoir", "count": 2}]
+    # the record of verdicts is written by the intake from the verdicts' notifications, just after the answers
+    def false_by_camera() -> dict[str, Any] | None:
+        stats = client.get("/api/stats/false-alarms", params={"by": "camera"}, headers=duty).json()
+        return dict(stats) if stats["total"] == 2 else None
+
+    by_camera = wait_for(false_by_camera, what="both false alarms in the statistics")
+    assert by_camera is not None and by_camera["items"] == [{"key": "fence-reservoir", "count": 2}]
     by_zone = client.get("/api/stats/false-alarms", params={"by": "zone"}, headers=duty).json()
     assert {i["key"] for i in by_zone["items"]} == {"fence-reservoir/z1", "fence-reservoir/z3"}
     by_reason = client.get("/api/stats/false-alarms", params={"by": "reason"}, headers=duty).json()
     assert {i["key"]: i["count"] for i in by_reason["items"]} == {"小动物": 1, "光线变化": 1}
     assert client.get("/api/stats/false-alarms", headers=hedong).json()["total"] == 0  # scope
     assert [c["id"] for c in cases(client, duty)] == [case_id]
+
+    # the accuracy report: one confirmed and two false alarms of the reservoir fence, per camera, rule and zone
+    def precision(by: str) -> dict[str, Any] | None:
+        stats = client.get("/api/stats/precision", params={"by": by}, headers=duty).json()
+        return dict(stats) if stats["confirmed"] + stats["false_alarms"] == 3 else None
+
+    by_camera = wait_for(lambda: precision("camera"), what="three verdicts in the accuracy report")
+    assert by_camera is not None
+    assert by_camera["items"] == [{"key": "fence-reservoir", "confirmed": 1, "false_alarms": 2, "precision": 0.3333}]
+    assert by_camera["precision"] == 0.3333
+    zones = {i["key"]: (i["confirmed"], i["false_alarms"]) for i in client.get(
+        "/api/stats/precision", params={"by": "zone"}, headers=duty).json()["items"]}  # fmt: skip
+    assert zones == {"fence-reservoir/z1": (0, 1), "fence-reservoir/z2": (1, 0), "fence-reservoir/z3": (0, 1)}
+    rules = client.get("/api/stats/precision", params={"by": "rule"}, headers=duty).json()["items"]
+    assert [(i["key"], i["precision"]) for i in rules] == [("fence-intrusion", 0.3333)]
+    assert client.get("/api/stats/precision", headers=hedong).json()["items"] == []  # scope
+    naive = client.get("/api/stats/precision", params={"since": "2026-01-01T00:00:00"}, headers=duty)
+    assert naive.status_code == 422 and "time zone" in naive.json()["detail"]
+    assert client.get("/api/stats/precision", params={"by": "hour"}, headers=duty).status_code == 422
+
+    # the same per camera on the command line, from the hub's database
+    assert main(["verdicts", "--data-dir", str(client.hub.settings.data_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split("\t") == ["camera", "confirmed", "false", "precision"]
+    assert lines[1].split("\t") == ["fence-reservoir", "1", "2", "33.3%"]
+    assert lines[2].startswith("all\t1\t2\t33.3%")
+
+    # a redelivered batch of notifications (a consumer that crashed before its acknowledgement) counts nothing twice
+    events = client.call(lambda: client.hub.redis.xrange(client.hub.keys.alarm_events))
+    decoded = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in events]
+    assert client.call(lambda: client.hub.verification.record(decoded)) == 3
+    again = precision("camera")
+    assert again is not None and again["items"] == by_camera["items"]
+    assert client.get("/api/stats/false-alarms", params={"by": "camera"}, headers=duty).json()["total"] == 2
 
 
 def test_an_alarm_nobody_judges_escalates_then_opens_its_case(
@@ -151,6 +193,10 @@ def test_an_alarm_nobody_judges_escalates_then_opens_its_case(
     assert verdicts == ["verdict:pending", "verdict:escalated", "verdict:confirmed"]
     assert "研判超时" in client.get(f"/api/cases/{case['id']}", headers=duty).json()["case"]["description"]
     assert client.get("/api/verifications", headers=duty).json() == []
+    # the time limit's verdict counts in the accuracy report as a confirmation by the system
+    rules = wait_for(lambda: client.get("/api/stats/precision", params={"by": "rule"}, headers=duty).json()["items"],
+                     what="the time limit's verdict in the accuracy report")  # fmt: skip
+    assert rules == [{"key": "fence-tamper", "confirmed": 1, "false_alarms": 0, "precision": 1.0}]
 
 
 def test_a_verdict_that_cannot_be_recorded_leaves_the_alarm_waiting(

@@ -23,7 +23,10 @@ import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
+from sharpeye.api.routes.push import push_readers
+from sharpeye.api.user import UserStore
 from sharpeye.config.loader import demo_path, load_file
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.case import Source
@@ -40,6 +43,7 @@ from starlette.routing import Route
 
 from sharpeye.clock import SystemClock
 from sharpeye.keys import Keys
+from sharpeye.role import Role
 from tests.governance.casebook import OPERATOR
 from tests.governance.test_channel import channel, free_port, halt, until
 
@@ -240,3 +244,38 @@ async def test_pushes_reach_the_named_users_browsers_encrypted_and_signed(
     assert letter.attempts == 3 and "HTTP 503" in letter.error
     notes = [e.note for e in await cases.history(case.id) if e.action == "notified"]
     assert len(notes) == 1 and notes[0].startswith("webpush → duty、role:supervisor: case.accept")
+
+
+async def test_only_enabled_users_whose_role_reads_cases_are_pushed_to(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    """The node's readers are the real user accounts: a disabled user, one whose role lost the right to read cases and
+    one whose account is gone get no push, and their subscriptions are removed; ``role:<role>`` matches the role the
+    user has now, not the one they subscribed with."""
+    users = UserStore(redis_client, keys, 3600)
+    for name, role in [("duty", Role.operator), ("night", Role.operator), ("eve", Role.operator),
+                       ("chief", Role.supervisor)]:  # fmt: skip
+        await users.add(name, "Push-Readers-Password-1", role)
+    registry = CollectorRegistry()
+    push = PushService(redis_client, keys, contact=CONTACT, allow_http=True, registry=registry,
+                       readers=push_readers(users))  # fmt: skip
+    for name in ("duty", "night", "eve", "chief", "ghost"):
+        await push.subscribe(name, "supervisor" if name == "chief" else "operator", Browser(name).subscription(443))
+
+    await users.set_disabled("night", True)
+    eve = await users.get("eve")
+    duty = await users.get("duty")
+    assert eve is not None and duty is not None
+    # role changes as the account store keeps them: eve now wires devices (reads no cases), duty is promoted
+    await redis_client.hset(keys.users, "eve", eve.model_copy(update={"role": Role.integrator}).model_dump_json())
+    await redis_client.hset(keys.users, "duty", duty.model_copy(update={"role": Role.supervisor}).model_dump_json())
+
+    reached = await push.recipients(["night", "eve", "ghost", "role:supervisor"])
+    assert sorted((s.username, s.role) for s in reached) == [("chief", "supervisor"), ("duty", "supervisor")]
+    assert {s.username for s in await push.all()} == {"duty", "chief"}  # night's, eve's and ghost's removed
+    assert registry.get_sample_value("sharpeye_push_dropped_total") == 3
+    assert await push.recipients(["role:operator"]) == []
+
+    assert await push.drop_user("duty") == 1  # an administrator disables duty: at once, not at the next send
+    assert [s.username for s in await push.all()] == ["chief"]
+    assert await push.drop_user("duty") == 0

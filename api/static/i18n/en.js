@@ -14,6 +14,8 @@ export const en = {
     silence: "Silence", unsilence: "Sound on",
     push_off: "Turn on browser notifications", push_on: "Browser notifications on",
     push_denied: "Notifications blocked by the browser", push_failed: "Browser notifications could not be turned on",
+    push_unavailable: "Browser notifications not available",
+    push_unavailable_hint: "No browser notification channel of this centre names you or your role: ask an administrator",
     filter_all: "All", filter_open: "Not cleared",
     filter_unack: "Unacknowledged", all_severities: "All severities", history: "History", at: "Time",
     action: "Action", actor: "By", note: "Note", evidence: "Evidence", no_evidence: "No snapshot or clip",
@@ -115,6 +117,8 @@ export const en = {
     first: "First", last: "Last", none: "No data yet", no_clusters: "No clusters",
     false_alarms: "False alarms (研判, 30 days)", by_camera: "By device", by_rule: "By rule", by_hour: "By hour",
     by_reason: "By reason", report: "Monthly report", report_month: "Month", report_failed: "Report export failed",
+    precision: "Verdict precision (研判, 30 days, by device)", verdict_confirmed: "Confirmed",
+    verdict_false: "False", precision_rate: "Precision",
   },
   screen: {
     map: "Map",

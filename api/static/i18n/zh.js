@@ -13,6 +13,7 @@ export const zh = {
     last_seen: "最近", actions: "操作", ack: "确认", clear: "清除", comment: "备注", open_case: "查看案件",
     to_wall: "上墙", silence: "静音", unsilence: "取消静音",
     push_off: "开启浏览器通知", push_on: "浏览器通知已开", push_denied: "通知被浏览器禁止", push_failed: "无法开启浏览器通知",
+    push_unavailable: "浏览器通知未启用", push_unavailable_hint: "本中心没有发给您（或您的角色）的浏览器通知通道，请联系管理员",
     filter_all: "全部", filter_open: "未恢复",
     filter_unack: "未确认", all_severities: "全部级别", history: "历史", at: "时间", action: "动作",
     actor: "操作人", note: "说明", evidence: "证据", no_evidence: "暂无抓图或录像", cameras: "关联摄像机",
@@ -98,6 +99,7 @@ export const zh = {
     cases: "案件数", first: "首次", last: "最近", none: "暂无数据", no_clusters: "暂无类案聚集",
     false_alarms: "误报统计（近30天研判）", by_camera: "按设备", by_rule: "按规则", by_hour: "按时段", by_reason: "按原因",
     report: "导出月报", report_month: "月份", report_failed: "月报导出失败",
+    precision: "研判准确率（近30天，按设备）", verdict_confirmed: "确认", verdict_false: "误报", precision_rate: "准确率",
   },
   screen: {
     map: "一张图",

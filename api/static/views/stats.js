@@ -172,6 +172,29 @@ function falseTable(stats, label) {
     <td class="num">${i.count}</td></tr>`)}</tbody></table>`;
 }
 
+/** @typedef {{ key: string, confirmed: number, false_alarms: number, precision: number }} Precision */
+
+/**
+ * The operators' verdicts per camera (研判 accuracy, #18): confirmed, false, precision; least precise first. Its own
+ * block, appended below the rest of the view.
+ */
+async function renderPrecision() {
+  /** @type {{ precision: number | null, items: Precision[] }} */
+  const stats = await api("/api/stats/precision?by=camera");
+  /** @param {number | null} p */
+  const pct = (p) => (p == null ? "–" : `${Math.round(p * 1000) / 10}%`);
+  const box = document.createElement("section");
+  box.className = "precision";
+  render(box, html`<h3>${t("stat.precision")} ${pct(stats.precision)}</h3>
+    ${stats.items.length ? html`<table class="stats"><thead><tr><th>${t("stat.by_camera")}</th>
+      <th>${t("stat.verdict_confirmed")}</th><th>${t("stat.verdict_false")}</th><th>${t("stat.precision_rate")}</th></tr>
+      </thead><tbody>${stats.items.slice(0, 20).map((i) => html`<tr><td>${deviceName(i.key)}</td>
+      <td class="num">${i.confirmed}</td><td class="num">${i.false_alarms}</td>
+      <td class="num">${pct(i.precision)}</td></tr>`)}</tbody></table>` : html`<p class="muted">${t("stat.none")}</p>`}`);
+  $("stats-body").querySelector("section.precision")?.remove(); // a refresh that overlapped this one
+  $("stats-body").append(box);
+}
+
 async function renderStats() {
   await loadSite();
   const names = placeNames();
@@ -215,6 +238,7 @@ async function renderStats() {
       <div><h4>${t("stat.by_reason")}</h4>${falseTable(falseReason, (k) => k)}</div>
     </div>`);
   await drawCharts(byDay, byDept, names);
+  await renderPrecision();
 }
 
 $("stats-body").addEventListener("click", (ev) => {
