@@ -26,8 +26,9 @@ from tests.conftest import hub_app, hub_settings
 PASSWORD = "fuzz-Password-123"
 EXAMPLES = 20  # per operation and client, derandomized (the same cases each run): about 30 s each
 # and the probes outside /api/; the hierarchy inbox takes no user but a request signed with the hub pair's key
-# (tests/cluster/test_hierarchy.py: bad signature 401, foreign site 403) and answers 404 where no hierarchy is set
-PUBLIC_PATHS = {"/api/auth/token", "/api/auth/session", "/api/hierarchy/inbox"}
+# (tests/cluster/test_hierarchy.py: bad signature 401, foreign site 403) and answers 404 where no hierarchy is set;
+# /api/assets says which pinned console libraries the hub serves (asked before sign-in completes)
+PUBLIC_PATHS = {"/api/auth/token", "/api/auth/session", "/api/hierarchy/inbox", "/api/assets"}
 # Logging out would revoke the fuzzing client's own token; it is covered in test_session.py.
 SKIPPED_SIGNED_IN = {("POST", "/api/auth/logout")}
 

@@ -135,7 +135,7 @@ def test_a_co_handling_department_feeds_back_from_its_console(
 
     police = first_sign_in(browser, hub_server, "pcs-duty", "Initial-Pass-1", "Pcs-Duty-Pass-2")
     # a department handler's console: only what the role may use, opening on 案件, no alarm stream
-    expect(police.locator("#nav button[data-view]:visible")).to_have_text(["案件", "统计"])
+    expect(police.locator("#nav button[data-view]:visible")).to_have_text(["案件", "统计", "大屏"])
     expect(police.locator("#cases")).to_be_visible()
     expect(police.locator("#link")).to_be_hidden()
     row = police.locator(f"#case-rows tr[data-case='{case_id}']")
