@@ -4,7 +4,8 @@ Files live under ``<data_dir>/evidence/<camera>/<YYYYMMDD>/<name>.jpg|.mp4``; th
 ``Reading`` is the path below ``evidence/``. Clips are written by remuxing the camera's own compressed packets
 (no re-encoding) when MP4 takes the codec (H.264, H.265, MPEG-4 part 2; AVCC packets converted to Annex-B with
 the container's parameter sets), else by transcoding that clip alone to H.264 (MS-MPEG4, MJPEG...), so every clip
-plays in a browser. The store has a size cap and deletes the oldest files first.
+plays in a browser. The store has a size cap and deletes the oldest files first (it keeps a running total and
+walks its files only when that passes the cap).
 """
 
 from __future__ import annotations
@@ -246,6 +247,12 @@ class EvidenceStore:
         root.mkdir(parents=True, exist_ok=True)
         self._root_resolved = root.resolve()
         self._lock = threading.Lock()
+        # Bytes in the store as counted at the last walk plus those written since; None until the first walk. The
+        # store is walked (every file stat'ed) only when this passes the cap: walking it after every write cost
+        # the hub more CPU than the clips themselves once the store held a few thousand files. Files deleted by
+        # anything else only make it high, which brings the next walk sooner.
+        self._usage: int | None = None
+        self.walks = 0
 
     def path(self, ref: str) -> Path:
         """The file of a reference; raises ``EvidenceError`` for anything outside the store or missing."""
@@ -269,14 +276,22 @@ class EvidenceStore:
         tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(jpeg)
         tmp.replace(path)
-        self.enforce_cap()
+        self._written(len(jpeg))
         return path
 
     def write_clip(self, ref: str, info: StreamInfo, packets: list[VideoPacket]) -> Path:
         path = self.target(ref)
         write_clip(path, info, packets)
-        self.enforce_cap()
+        self._written(path.stat().st_size)
         return path
+
+    def _written(self, size: int) -> None:
+        with self._lock:
+            if self._usage is not None:
+                self._usage += size
+                if self._usage <= self.cap_bytes:
+                    return
+        self.enforce_cap()
 
     def usage(self) -> int:
         return sum(size for _, size, _ in self._files())
@@ -296,8 +311,10 @@ class EvidenceStore:
     def enforce_cap(self) -> None:
         """Delete the oldest files until the store fits its cap."""
         with self._lock:
+            self.walks += 1
             files = self._files()
             total = sum(size for _, size, _ in files)
+            self._usage = total
             if total <= self.cap_bytes:
                 return
             for _mtime, size, full in sorted(files):
@@ -308,6 +325,7 @@ class EvidenceStore:
                 except FileNotFoundError:
                     continue
                 total -= size
+                self._usage = total
                 self.deleted += 1
                 log.info("evidence cap: deleted %s", full)
 

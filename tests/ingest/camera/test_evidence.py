@@ -33,6 +33,22 @@ def test_size_cap_deletes_oldest_first(tmp_path: Path) -> None:
         store.path(refs[0])
 
 
+def test_the_store_is_walked_only_when_its_running_total_passes_the_cap(tmp_path: Path) -> None:
+    """Writes add to a running total; the files are listed and stat'ed only when it passes the cap (then the
+    oldest go), and a file deleted behind the store's back only brings that walk sooner."""
+    store = EvidenceStore(tmp_path / "evidence", cap_bytes=100_000)
+    for i in range(9):
+        path = store.write_snapshot(f"cam-1/20260105/0{i}-intrusion-abc.jpg", bytes([i]) * 10_000)
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    assert store.walks == 1  # the first write counts the store once; 90 000 bytes are under the cap
+    for i in range(9, 12):
+        path = store.write_snapshot(f"cam-1/20260105/{i}-intrusion-abc.jpg", bytes([i]) * 10_000)
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    assert store.walks == 3 and store.deleted == 2  # the 11th and 12th passed it: one walk each, oldest deleted
+    assert store.usage() == 100_000
+    assert not (tmp_path / "evidence/cam-1/20260105/00-intrusion-abc.jpg").exists()
+
+
 @pytest.mark.parametrize(
     "ref",
     [
