@@ -9,7 +9,16 @@ from typing import Any
 
 import av
 import pytest
-from sharpeye.ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing, clip_method, write_clip
+from sharpeye.ingest.camera import evidence
+from sharpeye.ingest.camera.evidence import (
+    EvidenceError,
+    EvidenceStore,
+    PacketRing,
+    _elementary,
+    clip_method,
+    stream_headers,
+    write_clip,
+)
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 from sharpeye.ingest.transport.video.source import stream_info
 
@@ -124,7 +133,15 @@ def test_every_clip_written_plays(name: str, codec_clips: dict[str, Path], tmp_p
     alone transcoded to H.264; either way every packet's picture decodes back from the file at the right size."""
     source = VTEST if name == "vtest" else codec_clips[name]
     info, packets = _packets(source)
-    out = tmp_path / "clip.mp4"
+    # Twice: the second clip of a stream whose headers were seen takes its picture size from the first (no probe).
+    for out in (tmp_path / "clip.mp4", tmp_path / "again.mp4"):
+        _plays(out, info, packets)
+        if clip_method(info) == "remux":
+            headers = stream_headers(info.codec, _elementary(info, packets[:1])[0])
+            assert headers and (info.codec, headers) in evidence._KNOWN, "the stream's headers were not learnt"
+
+
+def _plays(out: Path, info: StreamInfo, packets: list[VideoPacket]) -> None:
     method = write_clip(out, info, packets)
     assert method == clip_method(info) == ("remux" if info.codec in ("h264", "hevc", "mpeg4") else "transcode")
     container: Any = av.open(str(out))
