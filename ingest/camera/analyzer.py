@@ -18,10 +18,11 @@ counted, so motion analysis keeps up and health can say the detector does not.
 
 The background model is MOG2 on tiles (``TILE_ROWS`` x ``TILE_COLS``, one model each; MOG2 is per pixel, so the
 tiles change nothing but what is updated): a tile is fed only when its picture changed since it was last fed
-(``GATE_PIXELS`` pixels or more whose grey difference exceeds ``GATE_LEVEL``) or ``REFRESH_FRAMES`` analysed frames
-have passed, with the learning rate of the frames it skipped; a tile not fed keeps its last foreground. MOG2 was
-two thirds of the motion stage's CPU; on the busy real clip (vtest.avi, people walking all over the picture) about
-40 % of the tiles change per frame, on a quiet camera almost none (``bench/video_costs.py``).
+(``GATE_PIXELS`` pixels or more whose grey difference exceeds ``GATE_LEVEL``) and at least once in ``REFRESH_FRAMES``
+analysed frames (the tiles' refreshes staggered), with the learning rate of the frames it skipped; a tile not fed
+keeps its last foreground. MOG2 was two thirds of the motion stage's CPU; on the busy real clip (vtest.avi, people
+walking all over the picture) about 40 % of the tiles are fed per frame, on a still scene with one person crossing
+about a third, a tenth of them refreshes (``bench/video_costs.py``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ MOG2_MIXTURES = 3
 TILE_ROWS, TILE_COLS = 6, 8
 GATE_LEVEL = 10  # grey difference (0..255) from the tile's last fed picture that counts as a change
 GATE_PIXELS = 9  # changed pixels that make a tile fed (fewer could not survive the 3x3 erosion anyway)
-REFRESH_FRAMES = 10  # a tile is fed at least once in this many analysed frames (learning, absorbing)
+REFRESH_FRAMES = 10  # a tile is fed at least once in this many analysed frames, staggered (learning, absorbing)
 WARM_FRAMES = 10  # every tile is fed on the first frames after a reset
 # Upper bounds of the regions-per-pass histogram.
 REGION_BUCKETS = (1, 2, 3, 4, 6, 8, 16)
@@ -166,6 +167,7 @@ class Analyzer:
         self._tiles: list[tuple[int, int, int, int]] = []  # y0, y1, x0, x1
         self._corners: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._skipped = np.zeros(0, np.int64)  # per tile, analysed frames since it was last fed
+        self._phase = np.zeros(0, np.int64)  # per tile, its refresh frames' offset
         self._bg_frames = 0  # frames since the background model was reset
         self._fed: np.ndarray | None = None  # each tile's last fed picture
         self._fg: np.ndarray | None = None  # each tile's last foreground
@@ -240,6 +242,7 @@ class Analyzer:
     def _reset_background(self) -> None:
         self._mogs = [self._new_mog() for _ in self._tiles]
         self._skipped = np.zeros(len(self._tiles), np.int64)
+        self._phase = np.arange(len(self._tiles)) % REFRESH_FRAMES
         self._bg_frames = 0
         self._fed = None
         self._fg = None
@@ -265,7 +268,8 @@ class Analyzer:
             acc = cv2.integral(changed)
             y0, y1, x0, x1 = self._corners
             counts = acc[y1, x1] - acc[y0, x1] - acc[y1, x0] + acc[y0, x0]
-            feed = (counts >= GATE_PIXELS) | (skipped + 1 >= REFRESH_FRAMES)
+            # Refreshes staggered (tile i at the frames n with (n + i) % REFRESH_FRAMES == 0): no frame feeds all.
+            feed = (counts >= GATE_PIXELS) | ((n + self._phase) % REFRESH_FRAMES == 0)
         fed, fg = self._fed, self._fg
         picked = np.flatnonzero(feed)
         # MOG2's own rate (1 / min(2 n, history)), compounded over the frames a tile skipped.
