@@ -11,6 +11,12 @@ and a pipe, in both modes alike).
 
     .venv/bin/python bench/video_costs.py                # 16 s clip, 5 rounds
     .venv/bin/python bench/video_costs.py --rounds 3 --seconds 10
+    .venv/bin/python bench/video_costs.py --real         # real footage: vtest.avi, people all over the picture
+    .venv/bin/python bench/video_costs.py --real --cameras 3 --detector ~/.cache/sharpeye-tests/models/nanodet.onnx
+
+The analytics mode runs twice: as it is now (MOG2 on tiles fed only when they changed; settled tracks looked at
+less often) and as it was before (one MOG2 over the whole frame fed every analysed frame; every recheck_s), the
+"before" figure of the same run.
 """
 
 from __future__ import annotations
@@ -34,12 +40,17 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sharpeye.ingest.camera import analyzer
 from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.detector import ObjectDetector
 from sharpeye.ingest.camera.worker import CameraDecoder
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 from sharpeye.ingest.transport.video.source import stream_info
 from sharpeye.simulators.camera.scenario import builtin
 from sharpeye.simulators.camera.writer import write_video
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from video_capacity import LAWN, VTEST_FROM_S, WALKWAYS, reencode_vtest
 
 
 def load(path: Path) -> tuple[StreamInfo, list[VideoPacket]]:
@@ -55,19 +66,45 @@ def load(path: Path) -> tuple[StreamInfo, list[VideoPacket]]:
     return info, packets
 
 
+# The analytics as they were before this round: one MOG2 over the whole frame, fed every analysed frame; a track
+# whose votes agree looked at again every detector.recheck_s, alarm raised or not. Now: MOG2 on tiles fed when
+# they change; such a track waits STEADY_WAIT recheck times when its box kept its shape or its alarms are raised.
+Mode = tuple[int, int, int, float]
+BEFORE: Mode = (1, 1, 1, 1.0)
+NOW: Mode = (analyzer.TILE_ROWS, analyzer.TILE_COLS, analyzer.REFRESH_FRAMES, analyzer.STEADY_WAIT)
+
+
+def background(mode: Mode) -> None:
+    analyzer.TILE_ROWS, analyzer.TILE_COLS, analyzer.REFRESH_FRAMES, analyzer.STEADY_WAIT = mode
+
+
 def run(
-    config: CameraConfig, info: StreamInfo, packets: list[VideoPacket], analytics: bool, cameras: int
-) -> tuple[float, int]:
+    config: CameraConfig,
+    info: StreamInfo,
+    packets: list[VideoPacket],
+    analytics: bool,
+    cameras: int,
+    mode: Mode = NOW,
+    detector: ObjectDetector | None = None,
+) -> tuple[float, int, float, int]:
     """CPU seconds per camera to feed every packet through ``cameras`` fresh decoders, interleaved packet by
-    packet as a worker process does (so their decoders and background models share the caches); and the
-    number of events."""
-    decs = [CameraDecoder(config.model_copy(update={"id": f"cam{i:02d}"}), info, analytics) for i in range(cameras)]
+    packet as a worker process does (so their decoders and background models share the caches); the number
+    of events; the share of background tiles fed; and the detector's inferences per camera."""
+    background(mode)
+    decs = [
+        CameraDecoder(config.model_copy(update={"id": f"cam{i:02d}"}), info, analytics, detector if analytics else None)
+        for i in range(cameras)
+    ]
     events = 0
     t0 = time.process_time()
     for p in packets:
         for dec in decs:
             events += len(dec.feed(p))
-    return (time.process_time() - t0) / cameras, events // cameras
+    cpu = (time.process_time() - t0) / cameras
+    background(NOW)
+    fed = sum(d.analyzer.tiles_fed for d in decs) / max(1, sum(d.analyzer.tiles_seen for d in decs))
+    inferences = sum(d.analyzer.detector_stats.inferences for d in decs) // cameras
+    return cpu, events // cameras, fed, inferences
 
 
 def ipc_cost(packets: list[VideoPacket]) -> float:
@@ -93,9 +130,11 @@ def ipc_cost(packets: list[VideoPacket]) -> float:
 STEPS = {
     "scale to analysis size": ("reformat", "to_ndarray"),
     "MOG2": ("apply",),
-    "brightness, mean": ("mean", "convertScaleAbs"),
-    "mask and morphology": ("threshold", "bitwise_and", "morphologyEx", "dilate", "countNonZero"),
+    "tile change gate": ("absdiff", "threshold", "integral"),
+    "brightness, mean": ("sumElems", "convertScaleAbs"),
+    "mask and morphology": ("bitwise_and", "morphologyEx", "dilate", "countNonZero"),
     "contours": ("findContours", "boundingRect"),
+    "detector inference": ("run",),
 }
 
 
@@ -106,8 +145,10 @@ def _callee(name: str) -> str:
     return name.strip("<>").split(".")[-1].split(" ")[-1]
 
 
-def profile(config: CameraConfig, info: StreamInfo, packets: list[VideoPacket]) -> None:
-    dec = CameraDecoder(config, info, True)
+def profile(
+    config: CameraConfig, info: StreamInfo, packets: list[VideoPacket], detector: ObjectDetector | None = None
+) -> None:
+    dec = CameraDecoder(config, info, True, detector)
     prof = cProfile.Profile(time.process_time)  # CPU time: the machine is shared
     prof.enable()
     for p in packets:
@@ -133,12 +174,12 @@ def profile(config: CameraConfig, info: StreamInfo, packets: list[VideoPacket]) 
                 rows[step] += tt
     frames, analysed = dec.decoded, dec.analysed
     print(f"profile of one camera ({frames} frames decoded, {analysed} analysed; cProfile timing CPU):")
-    print(f"  {'decode (h264)':26s} {decode / frames * 1e3:6.2f} ms per decoded frame")
+    print(f"  {'decode':26s} {decode / frames * 1e3:6.2f} ms per decoded frame")
     rows["tamper (at its check rate)"] = tamper
-    rows["evidence JPEG (per alarm)"] = evidence
+    rows["full picture, JPEG"] = evidence
     for step, sec in rows.items():
         print(f"  {step:26s} {sec / analysed * 1e3:6.2f} ms per analysed frame")
-    rest = analyse - sum(v for k, v in rows.items() if k not in ("scale to analysis size", "evidence JPEG (per alarm)"))
+    rest = analyse - sum(v for k, v in rows.items() if k not in ("scale to analysis size", "full picture, JPEG"))
     print(f"  {'rest of the analyser':26s} {rest / analysed * 1e3:6.2f} ms per analysed frame (tracker, rules, Python)")
 
 
@@ -147,58 +188,95 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating passes per mode")
     parser.add_argument("--seconds", type=float, default=16.0, help="clip length")
     parser.add_argument("--width", type=int, default=None, help="analysis width (default: the camera default)")
+    parser.add_argument("--real", action="store_true", help="real footage (vtest.avi, busy) instead of the synthetic")
+    parser.add_argument(
+        "--detector", type=Path, default=None, metavar="MODEL", help="with --real: person zones and this ONNX model"
+    )
     parser.add_argument(
         "--cameras", type=int, default=6, help="cameras decoded in turn by the one process (a worker's share)"
     )
     args = parser.parse_args()
     cv2.setNumThreads(1)
     tmp = Path(tempfile.mkdtemp(prefix="sharpeye-costs-"))
-    scenario = builtin("intrusion")
-    zones = [{**z, "dwell_s": 0.0} for z in scenario.camera["zones"]]
-    scenario = scenario.model_copy(update={"camera": {**scenario.camera, "zones": zones}})
-    clip = write_video(
-        scenario,
-        tmp / "cam720.ts",
-        width=1280,
-        height=720,
-        fps=25,
-        duration_s=args.seconds,
-        gop_s=2.0,
-        preset="veryfast",
-        bitrate=2_000_000,
-    )
+    detector = ObjectDetector(args.detector) if args.detector is not None else None
+    if detector is not None and not args.real:
+        parser.error("--detector needs --real")
+    if args.real:
+        # Real footage, busy: people walk all over vtest.avi; the bench's walkway and lawn zones, motion only.
+        clip = reencode_vtest(tmp / "vtest.ts", VTEST_FROM_S, 768, 576, 10)
+        fps = 10
+        # With --detector: person zones as in bench/video_capacity.py --detector.
+        person: dict[str, Any] = {"objects": "person"} if detector is not None else {}
+        walk = {"id": "walk", "polygon": WALKWAYS, "dwell_s": 0.0, **person}
+        lawn = {"id": "lawn", "polygon": LAWN, "dwell_s": 0.0, **person, "min_score": 0.5}
+        config = CameraConfig.model_validate(
+            {"kind": "camera", "id": "cam00", "name": "cam00", "grid": "g1", "url": str(clip), "zones": [walk, lawn]}
+        )
+        what = f"vtest.avi from {VTEST_FROM_S:.0f} s as 768x576 10 fps H.264 (people walking all over the picture)"
+    else:
+        scenario = builtin("intrusion")
+        zones = [{**z, "dwell_s": 0.0} for z in scenario.camera["zones"]]
+        scenario = scenario.model_copy(update={"camera": {**scenario.camera, "zones": zones}})
+        clip = write_video(
+            scenario,
+            tmp / "cam720.ts",
+            width=1280,
+            height=720,
+            fps=25,
+            duration_s=args.seconds,
+            gop_s=2.0,
+            preset="veryfast",
+            bitrate=2_000_000,
+        )
+        fps = 25
+        config = scenario.camera_config("cam00", str(clip))
+        what = "synthetic 1280x720 25 fps H.264 (one person crossing a still scene)"
     info, packets = load(clip)
-    config: CameraConfig = scenario.camera_config("cam00", str(clip))
     if args.width is not None:
         config = config.model_copy(update={"analysis_width": args.width})
-    stream_s = len(packets) / 25
+    stream_s = len(packets) / fps
     print(
-        f"clip: 1280x720 25 fps H.264, {stream_s:.0f} s, {len(packets)} packets, analysed at "
+        f"clip: {what}, {stream_s:.0f} s, {len(packets)} packets, analysed at "
         f"{config.analysis_fps:g} fps, {config.analysis_width} px wide; load average {os.getloadavg()[0]:.1f}"
     )
-    run(config, info, packets[:50], True, 1)  # warm caches and imports
-    cpu: dict[bool, list[float]] = {False: [], True: []}
-    events = 0
+    run(config, info, packets[:50], True, 1, NOW, detector)  # warm caches and imports
+    kind = "motion + detector" if detector is not None else "analytics"
+    modes: dict[str, tuple[bool, Mode]] = {
+        "decode only": (False, NOW),
+        f"{kind}, before": (True, BEFORE),
+        f"{kind}, now": (True, NOW),
+    }
+    cpu: dict[str, list[float]] = {k: [] for k in modes}
+    events: dict[str, int] = {}
+    fed: dict[str, float] = {}
+    inferences: dict[str, int] = {}
     for _ in range(args.rounds):
-        for analytics in (False, True):
-            sec, n = run(config, info, packets, analytics, args.cameras)
-            cpu[analytics].append(sec / stream_s)
-            events = n if analytics else events
-    dec, ana = statistics.median(cpu[False]), statistics.median(cpu[True])
+        for name, (analytics, mode) in modes.items():
+            sec, n, share, inf = run(config, info, packets, analytics, args.cameras, mode, detector)
+            cpu[name].append(sec / stream_s)
+            events[name], fed[name], inferences[name] = n, share, inf
+    med = {k: statistics.median(v) for k, v in cpu.items()}
+    dec = med["decode only"]
     print(
-        f"CPU per camera, {args.cameras} cameras in one process (median of {args.rounds}): "
-        f"decode only {dec * 1e3:.1f} ms/s (baseline, same run), "
-        f"with analytics {ana * 1e3:.1f} ms/s (+{(ana - dec) * 1e3:.1f} ms/s, {events} events); "
-        f"ratio {dec / ana:.2f} (goal >= 0.8); load average {os.getloadavg()[0]:.1f}"
+        f"CPU per camera, {args.cameras} cameras in one process (median of {args.rounds}, all three in the same run):"
     )
+    for name in modes:
+        extra = ""
+        if name != "decode only":
+            extra = (
+                f", analytics +{(med[name] - dec) * 1e3:.1f} ms/s, ratio {dec / med[name]:.2f}, "
+                f"{events[name]} events, {fed[name]:.0%} of background tiles fed"
+                + (f", {inferences[name] / stream_s:.1f} inferences/s" if detector is not None else "")
+            )
+        print(f"  {name:38s} {med[name] * 1e3:6.1f} ms/s{extra}")
+        print("    per round: " + " ".join(f"{c * 1e3:.1f}" for c in cpu[name]))
+    before, now = med[f"{kind}, before"] - dec, med[f"{kind}, now"] - dec
     print(
-        "  per round, decode only: "
-        + " ".join(f"{c * 1e3:.1f}" for c in cpu[False])
-        + "; analytics: "
-        + " ".join(f"{c * 1e3:.1f}" for c in cpu[True])
+        f"{kind} cost per camera: {before * 1e3:.1f} ms/s before, {now * 1e3:.1f} ms/s now "
+        f"({(now - before) / before:+.0%}); load average {os.getloadavg()[0]:.1f}"
     )
     print(f"packet to worker (msgpack + pipe, both modes): {ipc_cost(packets) * 1e6:.0f} µs per packet")
-    profile(config, info, packets)
+    profile(config, info, packets, detector)
 
 
 if __name__ == "__main__":

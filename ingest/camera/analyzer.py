@@ -15,6 +15,14 @@ in (tracks inside a region looked at for another get a vote too); a track's clas
 ``detector.votes`` looks, so one miss (two people merged into one blob, a person cut by the frame edge) does not
 settle it. While the worker is behind (the frame older than ``detector.max_lag_s``) passes are skipped and
 counted, so motion analysis keeps up and health can say the detector does not.
+
+The background model is MOG2 on tiles (``TILE_ROWS`` x ``TILE_COLS``, one model each; MOG2 is per pixel, so the
+tiles change nothing but what is updated): a tile is fed only when its picture changed since it was last fed
+(``GATE_PIXELS`` pixels or more whose grey difference exceeds ``GATE_LEVEL``) and at least once in ``REFRESH_FRAMES``
+analysed frames (the tiles' refreshes staggered), with the learning rate of the frames it skipped; a tile not fed
+keeps its last foreground. MOG2 was two thirds of the motion stage's CPU; on the busy real clip (vtest.avi, people
+walking all over the picture) about 40 % of the tiles are fed per frame, on a still scene with one person crossing
+about a third, a tenth of them refreshes (``bench/video_costs.py``).
 """
 
 from __future__ import annotations
@@ -40,10 +48,20 @@ Box = tuple[float, float, float, float]  # x, y, w, h normalized
 KERNEL_3 = np.ones((3, 3), np.uint8)
 KERNEL_7 = np.ones((7, 7), np.uint8)
 MOG2_MIXTURES = 3
+# The background model's tiles and their change gate (see the module docstring).
+TILE_ROWS, TILE_COLS = 6, 8
+GATE_LEVEL = 10  # grey difference (0..255) from the tile's last fed picture that counts as a change
+GATE_PIXELS = 9  # changed pixels that make a tile fed (fewer could not survive the 3x3 erosion anyway)
+REFRESH_FRAMES = 10  # a tile is fed at least once in this many analysed frames, staggered (learning, absorbing)
+WARM_FRAMES = 10  # every tile is fed on the first frames after a reset
 # Upper bounds of the regions-per-pass histogram.
 REGION_BUCKETS = (1, 2, 3, 4, 6, 8, 16)
 MIN_REGION_PX = 48  # a region's side in full-frame pixels is at least this
 CONFIDENT = 0.6  # a first vote this sure waits the full recheck time
+# A track whose last two votes agree and whose box kept its shape since the last look (area and aspect within
+# STEADY_SHAPE of it: no merge, split or occlusion), or whose alarms are raised, waits STEADY_WAIT recheck times.
+STEADY_WAIT = 3.0
+STEADY_SHAPE = 1.6
 
 
 @dataclass
@@ -84,6 +102,7 @@ class Track:
     travel: float = 0.0
     votes: deque[tuple[str | None, float]] = field(default_factory=lambda: deque(maxlen=5))
     detected_t: float | None = None  # when the detector last looked at this track
+    looked_box: Box | None = None  # and the track's box then
     prev_foot: geometry.Point | None = None
     zone_since: dict[str, float] = field(default_factory=dict)
     zone_out_since: dict[str, float] = field(default_factory=dict)
@@ -133,8 +152,27 @@ class Analyzer:
         self._last_detect: float | None = None
         self.detector_stats = DetectorStats()
         self.tamper = TamperDetector(config.tamper)
+        e = geometry.EDGE
+        self._zone_bounds = {
+            z.id: (
+                min(x for x, _ in z.polygon) - e,
+                min(y for _, y in z.polygon) - e,
+                max(x for x, _ in z.polygon) + e,
+                max(y for _, y in z.polygon) + e,
+            )
+            for z in config.zones
+        }
         self._shape: tuple[int, int] | None = None
-        self._mog: cv2.BackgroundSubtractorMOG2 | None = None
+        self._mogs: list[cv2.BackgroundSubtractorMOG2] = []
+        self._tiles: list[tuple[int, int, int, int]] = []  # y0, y1, x0, x1
+        self._corners: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._skipped = np.zeros(0, np.int64)  # per tile, analysed frames since it was last fed
+        self._phase = np.zeros(0, np.int64)  # per tile, its refresh frames' offset
+        self._bg_frames = 0  # frames since the background model was reset
+        self._fed: np.ndarray | None = None  # each tile's last fed picture
+        self._fg: np.ndarray | None = None  # each tile's last foreground
+        self.tiles_fed = 0  # tile updates, all frames (a tile skipped costs nothing but the gate)
+        self.tiles_seen = 0
         self._mask: np.ndarray | None = None
         self._tracks: dict[int, Track] = {}
         self._next_id = 1
@@ -147,6 +185,13 @@ class Analyzer:
         self.resets = 0
         self.frames = 0
 
+    def _inside(self, zone: ZoneConfig, p: geometry.Point) -> bool:
+        """``geometry.contains`` of the zone, after a test against its bounding box (most points are far off)."""
+        x0, y0, x1, y1 = self._zone_bounds[zone.id]
+        if not (x0 <= p[0] <= x1 and y0 <= p[1] <= y1):
+            return False
+        return geometry.contains(zone.polygon, p)
+
     @property
     def detector_passes(self) -> int:
         return self.detector_stats.passes
@@ -158,6 +203,16 @@ class Analyzer:
     def _setup(self, shape: tuple[int, int]) -> None:
         h, w = shape
         self._shape = shape
+        ys = [round(i * h / TILE_ROWS) for i in range(TILE_ROWS + 1)]
+        xs = [round(i * w / TILE_COLS) for i in range(TILE_COLS + 1)]
+        self._tiles = [
+            (ys[r], ys[r + 1], xs[c], xs[c + 1])
+            for r in range(TILE_ROWS)
+            for c in range(TILE_COLS)
+            if ys[r + 1] > ys[r] and xs[c + 1] > xs[c]
+        ]
+        y0, y1, x0, x1 = (np.array([t[k] for t in self._tiles], np.intp) for k in range(4))
+        self._corners = (y0, y1, x0, x1)
         self._reset_background()
         mask: np.ndarray | None = None
         for m in self.config.masks:
@@ -169,17 +224,67 @@ class Analyzer:
         self._tracks.clear()
         self.tamper.reset()
 
-    def _reset_background(self) -> None:
-        history = max(10, int(self.config.detection.history_s * self.config.analysis_fps))
-        self._mog = cv2.createBackgroundSubtractorMOG2(
-            history=history, varThreshold=self.config.detection.var_threshold, detectShadows=True
+    @property
+    def _history(self) -> int:
+        return max(10, int(self.config.detection.history_s * self.config.analysis_fps))
+
+    def _new_mog(self) -> cv2.BackgroundSubtractorMOG2:
+        mog = cv2.createBackgroundSubtractorMOG2(
+            history=self._history, varThreshold=self.config.detection.var_threshold, detectShadows=True
         )
         # Three Gaussians per pixel instead of OpenCV's five: a fixed camera's background needs no more, and the
         # model (and the memory it sweeps per frame) shrinks by 40 %.
-        self._mog.setNMixtures(MOG2_MIXTURES)
+        mog.setNMixtures(MOG2_MIXTURES)
         # Shadows come out as background (0), so the mask is 0/255 with no threshold pass.
-        self._mog.setShadowValue(0)
+        mog.setShadowValue(0)
+        return mog
+
+    def _reset_background(self) -> None:
+        self._mogs = [self._new_mog() for _ in self._tiles]
+        self._skipped = np.zeros(len(self._tiles), np.int64)
+        self._phase = np.arange(len(self._tiles)) % REFRESH_FRAMES
+        self._bg_frames = 0
+        self._fed = None
+        self._fg = None
         self._tracks.clear()
+
+    def _foreground(self, frame: np.ndarray) -> np.ndarray:
+        """The background model's foreground (0/255) of a (brightness-normalized) frame: only the tiles that
+        changed since they were last fed (or are due a refresh) are fed; the others keep their last foreground."""
+        self._bg_frames += 1
+        n = self._bg_frames
+        skipped = self._skipped
+        if self._fed is None or self._fg is None or n <= WARM_FRAMES:
+            feed = np.ones(len(self._tiles), bool)
+            if self._fed is None or self._fg is None:
+                self._fed = frame.copy()
+                self._fg = np.zeros(frame.shape[:2], np.uint8)
+        else:
+            assert self._corners is not None
+            diff = cv2.absdiff(frame, self._fed)
+            if diff.ndim == 3:
+                diff = cv2.cvtColor(diff, cv2.COLOR_BGR2GRAY)
+            _, changed = cv2.threshold(diff, GATE_LEVEL, 1, cv2.THRESH_BINARY)
+            acc = cv2.integral(changed)
+            y0, y1, x0, x1 = self._corners
+            counts = acc[y1, x1] - acc[y0, x1] - acc[y1, x0] + acc[y0, x0]
+            # Refreshes staggered (tile i at the frames n with (n + i) % REFRESH_FRAMES == 0): no frame feeds all.
+            feed = (counts >= GATE_PIXELS) | ((n + self._phase) % REFRESH_FRAMES == 0)
+        fed, fg = self._fed, self._fg
+        picked = np.flatnonzero(feed)
+        # MOG2's own rate (1 / min(2 n, history)), compounded over the frames a tile skipped.
+        base = 1.0 / min(2 * n, self._history)
+        rates = [-1.0] * len(picked) if n == 1 else (1.0 - (1.0 - base) ** (skipped[picked] + 1)).tolist()
+        for i, rate in zip(picked.tolist(), rates, strict=True):
+            y0_, y1_, x0_, x1_ = self._tiles[i]
+            tile = frame[y0_:y1_, x0_:x1_]
+            fg[y0_:y1_, x0_:x1_] = self._mogs[i].apply(tile, learningRate=rate)
+            fed[y0_:y1_, x0_:x1_] = tile
+        skipped += 1
+        skipped[picked] = 0
+        self.tiles_fed += len(picked)
+        self.tiles_seen += len(feed)
+        return fg  # the caller only reads it (the steps after it make new arrays)
 
     def process(
         self,
@@ -197,7 +302,6 @@ class Analyzer:
                 self.resets += 1
                 log.info("camera %s: frame size changed to %dx%d, analytics reset", self.config.id, w, h)
             self._setup((h, w))
-        assert self._mog is not None
         self.frames += 1
         self._last_t = t
         events: list[VideoEvent] = []
@@ -206,11 +310,12 @@ class Analyzer:
         if tampered and self.tamper.state is None:
             self._reset_background()
         # The grey level's mean from the channel means (the weights of BGR→grey), without a grey frame.
-        b, g, r, _ = cv2.mean(frame)
-        mean = 0.114 * b + 0.587 * g + 0.299 * r
+        # (sumElems: a twentieth of cv2.mean's time on a BGR frame.)
+        b, g, r, _ = cv2.sumElems(frame)
+        mean = (0.114 * b + 0.587 * g + 0.299 * r) / (w * h)
         # Normalize global brightness so slow lighting drift does not light up the whole background model.
         norm = cv2.convertScaleAbs(frame, alpha=128.0 / mean) if mean > 1 else frame
-        fg = self._mog.apply(norm)
+        fg = self._foreground(norm)
         if self.tamper.state is not None:
             self._tracks.clear()
             return events
@@ -323,7 +428,7 @@ class Analyzer:
                 return [(union, size)]
         return out
 
-    def _due(self, track: Track, t: float, ahead: float = 0.0) -> bool:
+    def _due(self, track: Track, t: float, ahead: float = 0.0, settled: bool | None = None) -> bool:
         """A new track is due at once; one whose last two votes agree (an object, or nothing the detector knows),
         or whose one vote names a class with a confident score, after ``detector.recheck_s``; one still undecided
         (votes that disagree, a first look that found nothing or little) after a quarter of it. ``ahead``: due
@@ -336,7 +441,36 @@ class Analyzer:
             len(votes) >= 2 and votes[-1][0] != votes[-2][0]
         ):
             wait /= 4
+        elif (self._settled(track) if settled is None else settled) or (len(votes) >= 2 and self._steady(track)):
+            wait *= STEADY_WAIT
         return t + ahead - track.detected_t >= wait - 1e-3
+
+    def _settled(self, track: Track, zones: list[ZoneConfig] | None = None) -> bool:
+        """The track's alarms are raised: it has an open episode in every class-filtered zone its foot is in
+        (``zones``, when known), none of them waits for loitering and no line filters classes. Its votes then
+        serve only the repeats."""
+        if any(line.objects != "any" for line in self.config.tripwires):
+            return False
+        if zones is None:
+            foot = track.foot
+            zones = [z for z in self.config.zones if z.objects != "any" and self._inside(z, foot)]
+        return bool(zones) and all(
+            (not zone.intrusion or zone.id in track.zone_episode)
+            and (zone.loitering_s is None or zone.id in track.loiter_last_emit)
+            for zone in zones
+        )
+
+    @staticmethod
+    def _steady(track: Track) -> bool:
+        """The track's box has the area and aspect it had at the last look, within ``STEADY_SHAPE``."""
+        if track.looked_box is None:
+            return False
+        _, _, w0, h0 = track.looked_box
+        _, _, w, h = track.box
+        if min(w0, h0, w, h) <= 0:
+            return False
+        area, aspect = (w * h) / (w0 * h0), (w / h) / (w0 / h0)
+        return 1 / STEADY_SHAPE <= area <= STEADY_SHAPE and 1 / STEADY_SHAPE <= aspect <= STEADY_SHAPE
 
     def _detect(self, full: np.ndarray | Callable[[], np.ndarray], t: float, lag_s: float = 0.0) -> bool:
         """One detector pass over the regions of the tracks due a look; False when none is (or the pass was
@@ -347,17 +481,20 @@ class Analyzer:
         # Only tracks a class filter will ask about: in a zone that names classes, or anywhere when a line does.
         zones = [z for z in self.config.zones if z.objects != "any"]
         anywhere = any(line.objects != "any" for line in self.config.tripwires)
-        candidates = [
-            tr
-            for tr in self._tracks.values()
-            if tr.last_t == t
-            and tr.hits >= 2
-            and (anywhere or any(geometry.contains(z.polygon, tr.foot) for z in zones))
-        ]
-        if not any(self._due(tr, t) for tr in candidates):
+        candidates: list[Track] = []
+        settled: dict[int, bool] = {}
+        for tr in self._tracks.values():
+            if tr.last_t != t or tr.hits < 2:
+                continue
+            foot = tr.foot
+            inside = [z for z in zones if self._inside(z, foot)]
+            if anywhere or inside:
+                candidates.append(tr)
+                settled[tr.id] = self._settled(tr, inside)
+        if not any(self._due(tr, t, settled=settled[tr.id]) for tr in candidates):
             return False
         # Tracks due within half the recheck time join this pass: their looks fall together, fewer passes.
-        due = [tr for tr in candidates if self._due(tr, t, cfg.recheck_s / 2)]
+        due = [tr for tr in candidates if self._due(tr, t, cfg.recheck_s / 2, settled[tr.id])]
         stats.due += 1
         stats.lag_s = lag_s
         if lag_s > cfg.max_lag_s:
@@ -399,6 +536,7 @@ class Analyzer:
                     best = d
             tr.votes.append((best.label, best.score) if best is not None else (None, 0.0))
             tr.detected_t = t
+            tr.looked_box = tr.box
         return True
 
     @staticmethod
@@ -432,7 +570,7 @@ class Analyzer:
         foot = track.foot
         repeat_s = self.config.repeat_s
         for zone in self.config.zones:
-            fit = self._fits(track, zone) if geometry.contains(zone.polygon, foot) else None
+            fit = self._fits(track, zone) if self._inside(zone, foot) else None
             if fit is None:
                 if zone.id not in track.zone_since:
                     continue

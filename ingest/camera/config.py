@@ -229,7 +229,9 @@ class DetectorConfig(StrictModel):
         gt=0,
         le=60,
         description="A track whose last two detector votes agree is looked at again after this many seconds (its "
-        "rolling vote kept); one whose votes disagree after a quarter of it; a new track at the next pass.",
+        "rolling vote kept), after three times as long when its box kept its shape since the last look or its "
+        "alarms in its class-filtered zones are raised; one whose votes disagree after a quarter of it; a new track "
+        "at the next pass.",
     )
     max_lag_s: float = Field(
         default=1.0,

@@ -196,7 +196,9 @@ class ObjectDetector:
             b = all_boxes[i]
             out.append(
                 Detection(
-                    self.classes[int(all_labels[i])], round(float(all_scores[i]), 3), tuple(float(v) for v in b)  # type: ignore[arg-type]
+                    self.classes[int(all_labels[i])],
+                    round(float(all_scores[i]), 3),
+                    tuple(float(v) for v in b),  # type: ignore[arg-type]
                 )
             )
         out.sort(key=lambda d: -d.score)

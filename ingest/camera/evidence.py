@@ -4,7 +4,8 @@ Files live under ``<data_dir>/evidence/<camera>/<YYYYMMDD>/<name>.jpg|.mp4``; th
 ``Reading`` is the path below ``evidence/``. Clips are written by remuxing the camera's own compressed packets
 (no re-encoding) when MP4 takes the codec (H.264, H.265, MPEG-4 part 2; AVCC packets converted to Annex-B with
 the container's parameter sets), else by transcoding that clip alone to H.264 (MS-MPEG4, MJPEG...), so every clip
-plays in a browser. The store has a size cap and deletes the oldest files first.
+plays in a browser. The store has a size cap and deletes the oldest files first (it keeps a running total and
+walks its files only when that passes the cap).
 """
 
 from __future__ import annotations
@@ -160,22 +161,71 @@ def _timestamps(info: StreamInfo, packets: list[VideoPacket]) -> list[tuple[int,
     return out
 
 
+# NAL unit types of the parameter sets: H.264 SPS, PPS; H.265 VPS, SPS, PPS.
+PARAMETER_SETS = {"h264": (7, 8), "hevc": (32, 33, 34)}
+VOP = b"\x00\x00\x01\xb6"  # MPEG-4 part 2: a picture begins; the headers (VOS, VOL) come before it
+# Picture size and format per (codec, stream headers), learnt from the first clip's probe: probing decodes the
+# clip's first pictures (12 ms for 768x576 H.264, nearly all of a clip's cost, paid by the hub for every alarm);
+# a later clip with the same headers probes the headers alone (0.2 ms) and takes the size from here.
+_KNOWN: dict[tuple[str, bytes], tuple[int, int, str | None]] = {}
+_KNOWN_LOCK = threading.Lock()
+KNOWN_MAX = 1024
+
+
+def stream_headers(codec: str, key_payload: bytes) -> bytes | None:
+    """The stream headers a key frame in MP4-ready form carries: H.264/H.265 parameter sets in Annex-B, or the
+    MPEG-4 part 2 headers before its first picture. None when it has none."""
+    if codec == "mpeg4":
+        end = key_payload.find(VOP)
+        return key_payload[:end] if end > 0 else None
+    types = PARAMETER_SETS.get(codec)
+    if types is None:
+        return None
+    out: list[bytes] = []
+    for nal in key_payload.split(b"\x00\x00\x01"):
+        nal = nal.rstrip(b"\x00")  # a 4-byte start code leaves its zero on the unit before
+        if nal and ((nal[0] & 0x1F) if codec == "h264" else (nal[0] >> 1) & 0x3F) in types:
+            out.append(START + nal)
+    return b"".join(out) or None
+
+
 def _remux(out: Any, info: StreamInfo, packets: list[VideoPacket]) -> None:
     data = _elementary(info, packets)
+    fmt = MP4_REMUX[info.codec]
+    headers = stream_headers(info.codec, data[0]) if packets[0].key else None
+    with _KNOWN_LOCK:
+        known = _KNOWN.get((info.codec, headers)) if headers else None
     # A template stream read from the clip's own first packets gives the muxer the codec parameters without opening
-    # an encoder (an encoder would replace the camera's extradata with its own).
-    probe: Any = av.open(io.BytesIO(b"".join(data[:8])), format=MP4_REMUX[info.codec])
+    # an encoder (an encoder would replace the camera's extradata with its own); with headers seen before, from
+    # the headers alone, the picture size as learnt.
+    probe: Any = av.open(io.BytesIO(headers if known and headers else b"".join(data[:8])), format=fmt)
     try:
         if not probe.streams.video:
             raise EvidenceError(f"no {info.codec} stream in the clip's first packets")
-        stream = out.add_stream_from_template(probe.streams.video[0])
+        template = probe.streams.video[0]
+        stream = out.add_stream_from_template(template)
+        if known is not None:
+            stream.codec_context.width, stream.codec_context.height = known[0], known[1]
+            if known[2] is not None:
+                stream.codec_context.pix_fmt = known[2]
+        elif headers and template.codec_context.width > 0:
+            cc = template.codec_context
+            with _KNOWN_LOCK:
+                if len(_KNOWN) >= KNOWN_MAX:
+                    _KNOWN.clear()
+                _KNOWN[(info.codec, headers)] = (cc.width, cc.height, cc.pix_fmt)
     finally:
         probe.close()
     tb = Fraction(*info.time_base)
     stream.time_base = tb
-    for p, payload, (pts, dts) in zip(packets, data, _timestamps(info, packets), strict=True):
+    times = _timestamps(info, packets)
+    for i, (p, payload, (pts, dts)) in enumerate(zip(packets, data, times, strict=True)):
         pkt = av.Packet(payload)
         pkt.pts, pkt.dts, pkt.time_base, pkt.stream = pts, dts, tb, stream
+        # Each packet's duration, the last one's as the one before: the muxer then needs no frame rate to end
+        # the clip (it left the last picture out without one).
+        if len(times) > 1:
+            pkt.duration = max(1, times[i + 1][1] - dts if i + 1 < len(times) else dts - times[i - 1][1])
         pkt.is_keyframe = p.key
         out.mux(pkt)
 
@@ -246,6 +296,12 @@ class EvidenceStore:
         root.mkdir(parents=True, exist_ok=True)
         self._root_resolved = root.resolve()
         self._lock = threading.Lock()
+        # Bytes in the store as counted at the last walk plus those written since; None until the first walk. The
+        # store is walked (every file stat'ed) only when this passes the cap: walking it after every write cost
+        # the hub more CPU than the clips themselves once the store held a few thousand files. Files deleted by
+        # anything else only make it high, which brings the next walk sooner.
+        self._usage: int | None = None
+        self.walks = 0
 
     def path(self, ref: str) -> Path:
         """The file of a reference; raises ``EvidenceError`` for anything outside the store or missing."""
@@ -269,14 +325,22 @@ class EvidenceStore:
         tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(jpeg)
         tmp.replace(path)
-        self.enforce_cap()
+        self._written(len(jpeg))
         return path
 
     def write_clip(self, ref: str, info: StreamInfo, packets: list[VideoPacket]) -> Path:
         path = self.target(ref)
         write_clip(path, info, packets)
-        self.enforce_cap()
+        self._written(path.stat().st_size)
         return path
+
+    def _written(self, size: int) -> None:
+        with self._lock:
+            if self._usage is not None:
+                self._usage += size
+                if self._usage <= self.cap_bytes:
+                    return
+        self.enforce_cap()
 
     def usage(self) -> int:
         return sum(size for _, size, _ in self._files())
@@ -296,8 +360,10 @@ class EvidenceStore:
     def enforce_cap(self) -> None:
         """Delete the oldest files until the store fits its cap."""
         with self._lock:
+            self.walks += 1
             files = self._files()
             total = sum(size for _, size, _ in files)
+            self._usage = total
             if total <= self.cap_bytes:
                 return
             for _mtime, size, full in sorted(files):
@@ -308,6 +374,7 @@ class EvidenceStore:
                 except FileNotFoundError:
                     continue
                 total -= size
+                self._usage = total
                 self.deleted += 1
                 log.info("evidence cap: deleted %s", full)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import pytest
+from sharpeye.ingest.camera import analyzer as analyzer_module
 from sharpeye.ingest.camera.analyzer import Analyzer
 from sharpeye.simulators.camera.grader import Grader, offline
 from sharpeye.simulators.camera.scenario import builtin
@@ -70,3 +71,42 @@ def test_resolution_change_resets_and_keeps_detecting() -> None:
         kinds += [e.kind for e in analyzer.process(cv2.resize(scene.frame(t), size), t)]
     assert analyzer.resets == 1
     assert "video.intrusion" in kinds and "video.tripwire" in kinds
+
+
+def test_the_background_model_feeds_only_tiles_that_change_and_finds_the_same_objects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MOG2 on tiles fed only when they change: on a still scene with one person crossing, most tiles are not fed,
+    and the alarms are those of one MOG2 over the whole frame fed every frame."""
+    scenario = builtin("intrusion")
+    scene = Scene(scenario)
+    frames = [
+        (n / scenario.fps, cv2.resize(scene.frame(n / scenario.fps), (320, 180)))
+        for n in range(0, int(scenario.duration_s * scenario.fps), 2)
+    ]
+
+    def run() -> tuple[list[tuple[str, str | None, float]], Analyzer]:
+        analyzer = Analyzer(scenario.camera_config())
+        events = [(e.kind, e.channel, e.t) for t, frame in frames for e in analyzer.process(frame, t)]
+        return events, analyzer
+
+    tiled, analyzer = run()
+    assert analyzer.tiles_seen == len(frames) * analyzer_module.TILE_ROWS * analyzer_module.TILE_COLS
+    assert analyzer.tiles_fed < 0.4 * analyzer.tiles_seen, analyzer.tiles_fed / analyzer.tiles_seen
+    monkeypatch.setattr(analyzer_module, "TILE_ROWS", 1)
+    monkeypatch.setattr(analyzer_module, "TILE_COLS", 1)
+    monkeypatch.setattr(analyzer_module, "REFRESH_FRAMES", 1)
+    whole, analyzer = run()
+    assert analyzer.tiles_fed == analyzer.tiles_seen == len(frames)
+    assert [e[:2] for e in tiled] == [e[:2] for e in whole] and tiled
+    assert max(abs(a[2] - b[2]) for a, b in zip(tiled, whole, strict=True)) <= 0.2
+
+
+def test_a_still_tile_is_fed_at_the_refresh_rate() -> None:
+    """A picture that does not change: after the first frames every tile is fed once in REFRESH_FRAMES."""
+    analyzer = Analyzer(builtin("intrusion").camera_config())
+    frame = cv2.resize(Scene(builtin("intrusion")).frame(0.0), (320, 180))
+    tiles = analyzer_module.TILE_ROWS * analyzer_module.TILE_COLS
+    for i in range(analyzer_module.WARM_FRAMES + 3 * analyzer_module.REFRESH_FRAMES):
+        analyzer.process(frame, i / 5)
+    assert analyzer.tiles_fed == (analyzer_module.WARM_FRAMES + 3) * tiles

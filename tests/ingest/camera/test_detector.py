@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from fastapi.encoders import jsonable_encoder
 from prometheus_client import CollectorRegistry, generate_latest
-from sharpeye.ingest.camera.analyzer import Analyzer, Track
+from sharpeye.ingest.camera.analyzer import STEADY_WAIT, Analyzer, Track
 from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.detector import DetectorError, ObjectDetector
 from sharpeye.ingest.camera.event import VideoEvent
@@ -163,6 +163,25 @@ def test_settled_tracks_are_looked_at_again_only_at_the_recheck_rate() -> None:
     weak = Track(id=2, box=(0.1, 0.7, 0.05, 0.2), first_t=0.0, last_t=0.0, origin=(0.0, 0.0), detected_t=0.0)
     weak.votes.append((None, 0.0))  # a first look that found nothing: soon again
     assert analyzer._due(weak, recheck / 4)
+
+
+def test_tracks_that_need_no_vote_are_looked_at_less_often() -> None:
+    """A track whose agreeing votes were given to a box of the same shape, or whose alarm in its person zone is
+    raised, waits STEADY_WAIT recheck times; one whose box changed shape since (a merge, a split) does not."""
+    analyzer = Analyzer(_camera(objects="person"), None, strict=False)
+    recheck = analyzer.config.detector.recheck_s
+    box = (0.1, 0.7, 0.05, 0.2)  # foot point (0.125, 0.9): on the lawn
+    track = Track(id=1, box=box, first_t=0.0, last_t=0.0, origin=(0.0, 0.0), detected_t=0.0, looked_box=box)
+    track.votes.extend([("person", 0.7), ("person", 0.7)])
+    steady = STEADY_WAIT * recheck
+    assert not analyzer._due(track, recheck) and not analyzer._due(track, steady - 0.1)
+    assert analyzer._due(track, steady)
+    track.box = (0.08, 0.6, 0.1, 0.3)  # twice as wide, taller: not the object the votes were given to
+    assert analyzer._due(track, recheck) and not analyzer._due(track, recheck - 0.1)
+    track.zone_episode["lawn"] = "vtest:lawn:1:0.00"  # its intrusion alarm is raised: votes only feed repeats
+    assert not analyzer._due(track, recheck) and analyzer._due(track, steady)
+    track.votes.append((None, 0.0))  # the votes disagree: looked at soon whatever else
+    assert analyzer._due(track, recheck / 4)
 
 
 def test_a_worker_behind_skips_detector_passes_and_keeps_tracking(detector_model: Path) -> None:

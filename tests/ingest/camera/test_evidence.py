@@ -9,7 +9,16 @@ from typing import Any
 
 import av
 import pytest
-from sharpeye.ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing, clip_method, write_clip
+from sharpeye.ingest.camera import evidence
+from sharpeye.ingest.camera.evidence import (
+    EvidenceError,
+    EvidenceStore,
+    PacketRing,
+    _elementary,
+    clip_method,
+    stream_headers,
+    write_clip,
+)
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 from sharpeye.ingest.transport.video.source import stream_info
 
@@ -31,6 +40,22 @@ def test_size_cap_deletes_oldest_first(tmp_path: Path) -> None:
     assert store.path(refs[-1]).read_bytes() == bytes([4]) * 10_000
     with pytest.raises(EvidenceError, match="no evidence"):
         store.path(refs[0])
+
+
+def test_the_store_is_walked_only_when_its_running_total_passes_the_cap(tmp_path: Path) -> None:
+    """Writes add to a running total; the files are listed and stat'ed only when it passes the cap (then the
+    oldest go), and a file deleted behind the store's back only brings that walk sooner."""
+    store = EvidenceStore(tmp_path / "evidence", cap_bytes=100_000)
+    for i in range(9):
+        path = store.write_snapshot(f"cam-1/20260105/0{i}-intrusion-abc.jpg", bytes([i]) * 10_000)
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    assert store.walks == 1  # the first write counts the store once; 90 000 bytes are under the cap
+    for i in range(9, 12):
+        path = store.write_snapshot(f"cam-1/20260105/{i}-intrusion-abc.jpg", bytes([i]) * 10_000)
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    assert store.walks == 3 and store.deleted == 2  # the 11th and 12th passed it: one walk each, oldest deleted
+    assert store.usage() == 100_000
+    assert not (tmp_path / "evidence/cam-1/20260105/00-intrusion-abc.jpg").exists()
 
 
 @pytest.mark.parametrize(
@@ -108,7 +133,15 @@ def test_every_clip_written_plays(name: str, codec_clips: dict[str, Path], tmp_p
     alone transcoded to H.264; either way every packet's picture decodes back from the file at the right size."""
     source = VTEST if name == "vtest" else codec_clips[name]
     info, packets = _packets(source)
-    out = tmp_path / "clip.mp4"
+    # Twice: the second clip of a stream whose headers were seen takes its picture size from the first (no probe).
+    for out in (tmp_path / "clip.mp4", tmp_path / "again.mp4"):
+        _plays(out, info, packets)
+        if clip_method(info) == "remux":
+            headers = stream_headers(info.codec, _elementary(info, packets[:1])[0])
+            assert headers and (info.codec, headers) in evidence._KNOWN, "the stream's headers were not learnt"
+
+
+def _plays(out: Path, info: StreamInfo, packets: list[VideoPacket]) -> None:
     method = write_clip(out, info, packets)
     assert method == clip_method(info) == ("remux" if info.codec in ("h264", "hevc", "mpeg4") else "transcode")
     container: Any = av.open(str(out))
