@@ -15,6 +15,9 @@ Everything is real: hub nodes are `python -m sharpeye.node run` processes sharin
     pinned to CPU 0 (taskset); then two nodes, pinned to CPU 0 and CPU 1. Redis and Mosquitto are not pinned
     (they share both CPUs with the nodes: on a 2-core machine the second node does not get a whole core of its
     own, which the ratio shows). The figure that holds on a shared machine is the nodes' CPU time per message.
+    With --node-quota CORES each node's process tree gets a cgroup CPU quota of CORES of one core instead of a
+    pinned core (root; cgroup v1): one node against two, each with the same share, while Redis and Mosquitto keep
+    the rest of the machine.
     With --profile, the CPU time each process spent during the drain is read from /proc (hub, its MQTT receiver
     and workers, Redis, Mosquitto: CPU ms per 1,000 messages and the share of a core), with the batches each
     node handled and Redis's commandstats per 1,000 messages (round trips and script runs); with --py-spy DIR
@@ -84,6 +87,19 @@ def site_yaml(work: Path, devices: int, cameras: bool, synthetic: int = 0) -> Pa
     return path
 
 
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1's cpu controller (root): --node-quota
+QUOTA: float | None = None  # set by --node-quota: each node's share of a core (CFS quota), instead of pinning
+
+
+def quota_group(node_id: str, share: float) -> Path:
+    """A cgroup (v1 cpu controller) that lets its processes use ``share`` of one core (CFS quota per 100 ms)."""
+    path = CGROUP_CPU / f"sharpeye-bench-{node_id}"
+    path.mkdir(exist_ok=True)
+    (path / "cpu.cfs_period_us").write_text("100000")
+    (path / "cpu.cfs_quota_us").write_text(str(int(share * 100_000)))
+    return path
+
+
 class Node:
     def __init__(self, work: Path, node_id: str, site: Path, redis_url: str, mqtt_url: str, prefix: str,
                  cpu: int | None = None, share: str | None = None, **extra: str) -> None:  # fmt: skip
@@ -99,6 +115,10 @@ class Node:
             env["SHARPEYE_MQTT_SHARE_GROUP"] = share
         env.update(extra)
         pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+        self.cgroup: Path | None = None
+        if QUOTA is not None and cpu is not None:  # the node's whole process tree under its CPU quota, not pinned
+            self.cgroup = quota_group(node_id, QUOTA)
+            pin = ["sh", "-c", f'echo $$ > {self.cgroup / "cgroup.procs"} && exec "$@"', "quota"]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [*pin, sys.executable, "-m", "sharpeye.node", "run", "-c", str(site), "--port", "0", "--data-dir",
@@ -136,6 +156,13 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.signal(signal.SIGKILL)
                 self.proc.wait(10)
+        if self.cgroup is not None:
+            for _ in range(50):  # the group empties when the last of the node's processes has gone
+                try:
+                    self.cgroup.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
 
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -419,9 +446,14 @@ def main() -> None:
     ap.add_argument(
         "--scrape-cost", action="store_true", help="(a) also: a quiet hub's CPU with /metrics scraped at 20 Hz"
     )
+    ap.add_argument("--node-quota", type=float, default=None, metavar="CORES",
+                    help="(a) give each node this share of a core (a cgroup CPU quota, needs root) instead of pinning "
+                    "it to a core of its own: on a small machine, Redis and the broker then keep the rest")  # fmt: skip
     ap.add_argument("--cameras", type=int, default=8, help="synthetic analysed cameras for (c) (0: skip)")
     ap.add_argument("--seconds", type=float, default=15, help="sampling time of (c)")
     args = ap.parse_args()
+    global QUOTA
+    QUOTA = args.node_quota
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis = EmbeddedRedis(workdir=work / "redis")
@@ -438,12 +470,14 @@ def main() -> None:
                 print(f"(a) throughput, {n} messages queued while the nodes were paused, drained after waking")
                 one, cost_one, all_one = throughput(work, redis, broker, [0], args.devices, args.per_device,
                                                     args.profile, args.py_spy)  # fmt: skip
-                print(f"  one node on CPU 0 (baseline):   {one:8.0f} msg/s   node CPU {1e6 * all_one:5.1f} ms/1k")
+                where = f"{QUOTA:.2f} core" if QUOTA is not None else "CPU 0"
+                print(f"  one node on {where} (baseline):   {one:8.0f} msg/s   node CPU {1e6 * all_one:5.1f} ms/1k")
                 if not args.only_one:
                     two, cost_two, all_two = throughput(work, redis, broker, [0, 1], args.devices, args.per_device,
                                                         args.profile, args.py_spy)  # fmt: skip
                     print(
-                        f"  two nodes on CPU 0 and CPU 1:   {two:8.0f} msg/s   node CPU {1e6 * all_two:5.1f} ms/1k "
+                        f"  two nodes on {where + ' each' if QUOTA is not None else 'CPU 0 and CPU 1'}:   {two:8.0f} "
+                        f"msg/s   node CPU {1e6 * all_two:5.1f} ms/1k "
                         f"(both)   ratio {two / one:.2f}x, CPU per message {all_two / all_one:.2f}x"
                     )
                     # CPU time is what a node would spend with a core of its own (Redis and the broker elsewhere):
