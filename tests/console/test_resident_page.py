@@ -88,7 +88,9 @@ def test_the_page_shows_why_it_refuses(phone: BrowserContext, server: HubServer)
     expect(page.get_by_test_id("follow")).to_contain_text("no case has this receipt number")
     page.fill("input[name=phone]", "13800009999")
     for _ in range(3):
-        page.click("button[data-action=challenge]")
+        with page.expect_response(lambda r: r.url.endswith("/api/public/challenges")) as sent:
+            page.click("button[data-action=challenge]")
+        assert sent.value.status == 201, sent.value.status
         expect(page.get_by_test_id("sms-sent")).to_be_visible()
     page.click("button[data-action=challenge]")  # the fourth code this hour
     expect(page.get_by_test_id("report-error")).to_contain_text("too many codes for this number")

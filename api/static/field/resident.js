@@ -64,10 +64,13 @@ function reportForm(config) {
   const phone = /** @type {HTMLInputElement} */ (h("input", { name: "phone", type: "tel", inputmode: "numeric", maxlength: 11, autocomplete: "tel" }));
   const answer = /** @type {HTMLInputElement} */ (h("input", { name: "answer", autocomplete: "one-time-code", maxlength: 8 }));
   const challengeBox = h("div", { class: "challenge" });
+  let asked = 0; // the newest request's number: an older answer arriving late changes nothing
   const ask = async () => {
     if (!/^1[3-9]\d{9}$/.test(phone.value)) { fill(error, WORDS.need_phone); return; }
+    const mine = ++asked;
     const res = await fetch("/api/public/challenges", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ phone: phone.value }) });
+    if (mine !== asked) return;
     if (!res.ok) { fill(error, await reason(res)); return; }
     fill(error);
     challenge = await res.json();
