@@ -347,6 +347,8 @@ def traceback_lines(log: str) -> str:
 
 def hiding(*binaries: str) -> list[str]:
     """A command prefix that runs its command with ``binaries`` hidden (a non-executable empty file bound over each,
-    in a private mount namespace), as on a machine without them. Needs root."""
+    in a private mount namespace), as on a machine without them. Not root: in a user namespace of its own."""
     script = " && ".join(f"mount --bind /dev/null {b}" for b in binaries)
-    return ["unshare", "-m", "--propagation", "private", "sh", "-c", f'{script} && exec "$@"', "hide"]
+    # not root: a user namespace of its own maps the caller to root there, which may bind-mount in its mount namespace
+    user = [] if os.geteuid() == 0 else ["--map-root-user"]
+    return ["unshare", *user, "-m", "--propagation", "private", "sh", "-c", f'{script} && exec "$@"', "hide"]
