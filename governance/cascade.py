@@ -802,9 +802,11 @@ class GbCascade:
             since=self.clock.now(),
         )
         self.subscriptions[msg.call_id] = sub
-        if event == "MobilePosition":
-            sub.task = asyncio.ensure_future(self._report_positions(sub))
         self.stats[f"subscribed.{event}"] += 1
+        if event == "MobilePosition":  # the 200 first, then the first report
+            sent = self.endpoint.send_response(reply, msg, peer)
+            sub.task = asyncio.ensure_future(self._report_positions(sub, sent))
+            return None
         return reply
 
     def _refuse_target(self, query: SubscriptionQuery) -> int:
@@ -886,8 +888,11 @@ class GbCascade:
                 self._drop_subscription(sub, "gone" if status == 481 else "unanswered")
             return False
 
-    async def _report_positions(self, sub: Subscription) -> None:
-        """Every ``Interval`` seconds, a MobilePosition NOTIFY per subscribed channel whose position is known."""
+    async def _report_positions(self, sub: Subscription, answered: asyncio.Future[None]) -> None:
+        """Every ``Interval`` seconds, a MobilePosition NOTIFY per subscribed channel whose position is known (the
+        first once the SUBSCRIBE's 200 is on its way)."""
+        with contextlib.suppress(Exception):
+            await answered
         while self.subscriptions.get(sub.call_id) is sub:
             for body in await self._position_bodies(sub):
                 if not await self._send_notify(sub, body) and self.subscriptions.get(sub.call_id) is not sub:

@@ -88,3 +88,30 @@ async def test_sipp_upper_platform_subscribes_to_alarms(tmp_path: Path) -> None:
         assert not any(k.startswith("alarms_forwarded") for k in cascade.stats)
     finally:
         await cascade.stop(unregister=False)
+
+
+async def test_sipp_upper_platform_subscribes_to_a_channel_position(tmp_path: Path) -> None:
+    """sipp as the upper platform subscribes to the mobile position of a fixed camera every second
+    (``upper_positions.xml``): it requires the 200 before any NOTIFY, two NOTIFYs with the camera's catalog position
+    (and a Time, speed 0), then ends the subscription and requires the terminated NOTIFY."""
+    port = _free_udp_port()
+    settings = _cascade_settings(port, "upper-secret")
+    channels = [
+        Channel(device_id=PLATFORM_ID, channel_id="34020000001310000001", name="北门", longitude=117.283,
+                latitude=31.861),
+        Channel(device_id=PLATFORM_ID, channel_id="34020000001310000002", name="东门", longitude=117.3, latitude=31.9),
+    ]  # fmt: skip
+    args: list[str | bytes] = ["-sf", str(SCENARIOS / "upper_positions.xml"), "-m", "1", "-p", str(port),
+                               "-timeout", "20s", "-timeout_error"]  # fmt: skip
+    run = asyncio.ensure_future(_run(args, tmp_path))
+    cascade = GbCascade(settings, catalog=lambda: channels)
+    await asyncio.sleep(0.3)  # let sipp bind before the first REGISTER
+    await cascade.start()
+    try:
+        code_, err = await run
+        assert code_ == 0, err
+        await until(lambda: cascade.stats["notify.MobilePosition.200"] == 3)  # two reports, then the terminated one
+        assert cascade.stats["positions.catalog"] >= 2 and cascade.stats["unsubscribed.MobilePosition"] == 1
+        assert not cascade.subscriptions
+    finally:
+        await cascade.stop(unregister=False)
