@@ -780,10 +780,12 @@ class GbCascade:
         expires_at = asyncio.get_running_loop().time() + expires
         if existing is not None and existing.event == event:  # a refresh, maybe with new conditions
             existing.expires_at, existing.sn = expires_at, query.sn or existing.sn
-            existing.target, existing.alarms, existing.interval_s = query.target, query.alarms, query.interval_s
+            if body is not None:  # a refresh without a body keeps the conditions
+                existing.target, existing.alarms, existing.interval_s = query.target, query.alarms, query.interval_s
             self.stats[f"refreshed.{event}"] += 1
             return reply
-        for other in [s for s in self.subscriptions.values() if (s.event, s.target) == (event, query.target)]:
+        stale = [s for s in self.subscriptions.values() if (s.event, s.target) == (event, query.target)]
+        for other in [*stale, *([existing] if existing is not None else [])]:  # (another event in this dialog)
             self._drop_subscription(other, "replaced")  # the upper platform subscribed anew (e.g. restarted)
         contact = msg.get("Contact")
         uri = contact[contact.find("<") + 1 : contact.find(">")] if "<" in contact else contact.split(";")[0]

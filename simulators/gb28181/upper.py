@@ -227,16 +227,19 @@ class UpperPlatformSimulator:
         return UpperSubscription(event, response.status, response.reason, dialog, msg.call_id, target or lower_id,
                                  response.expires or 0)  # fmt: skip
 
-    async def refresh(self, sub: UpperSubscription, expires: int, fields: list[Node] | None = None) -> int:
-        """SUBSCRIBE again in the dialog (``expires`` 0 ends it); the answer's status."""
+    async def refresh(
+        self, sub: UpperSubscription, expires: int, fields: list[Node] | None = None, *, body: bool = True
+    ) -> int:
+        """SUBSCRIBE again in the dialog (``expires`` 0 ends it; ``body`` False: without a query); the status."""
         assert sub.dialog is not None
         msg = sub.dialog.request("SUBSCRIBE")
         sn = next(self._sn)
         msg.add("Event", f"{sub.event};id={sn}")
         msg.add("Expires", str(expires))
         msg.add("Contact", self.endpoint.contact(self.sip_id))
-        msg.add("Content-Type", CONTENT_TYPE)
-        msg.body = build("Query", sub.event, sn, sub.target, fields)
+        if body:
+            msg.add("Content-Type", CONTENT_TYPE)
+            msg.body = build("Query", sub.event, sn, sub.target, fields)
         response = await self.endpoint.request(msg, sub.dialog.peer)
         sub.status, sub.expires = response.status, response.expires or 0
         return response.status

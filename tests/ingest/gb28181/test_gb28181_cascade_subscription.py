@@ -146,6 +146,8 @@ async def test_alarm_subscription_of_one_channel(upper: UpperPlatformSimulator, 
     await upper.wait_for(lambda: upper.notified("Alarm"))
     await until(lambda: cascade.stats["alarms_not_subscribed"] == 1)
     assert [n.body.device_id for n in upper.notified("Alarm") if n.body] == [CAR]
+    assert await upper.refresh(sub, 60, body=False) == 200  # a refresh without a query keeps the channel
+    assert [(s.target, s.event) for s in cascade.live("Alarm")] == [(CAR, "Alarm")]
 
 
 async def test_mobile_position_subscription_reports_tracks_and_catalog_positions(
