@@ -250,7 +250,7 @@ class GbCascade:
             return False, f"not registered to {peer} ({failures} failed attempts)"
         return True, (
             f"registered to {peer}; {len(self._catalog())} channels published, {len(self.streams)} streams up, "
-            f"{self.alarms_forwarded} alarms forwarded"
+            f"{len(self.subscriptions)} subscriptions, {self.alarms_forwarded} alarms forwarded"
         )
 
     def _failed(self, what: str) -> None:
@@ -805,6 +805,7 @@ class GbCascade:
         )
         self.subscriptions[msg.call_id] = sub
         self.stats[f"subscribed.{event}"] += 1
+        log.info("upper platform %s subscribed to %s of %s for %d s", self.id, event, query.target, expires)
         if event == "MobilePosition":  # the 200 first, then the first report
             sent = self.endpoint.send_response(reply, msg, peer)
             sub.task = asyncio.ensure_future(self._report_positions(sub, sent))
@@ -832,6 +833,7 @@ class GbCascade:
             return
         del self.subscriptions[sub.call_id]
         self.stats[f"subscription_ended.{sub.event}.{reason}"] += 1
+        log.info("upper platform %s: %s subscription of %s ended (%s)", self.id, sub.event, sub.target, reason)
         if sub.task is not None and sub.task is not asyncio.current_task():
             sub.task.cancel()
         if notify:
