@@ -107,6 +107,15 @@ def test_devices_register_alarm_and_the_alarm_goes_upward(
             assert reports[0].device_id == car_channel
             got = (reports[0].float_field("longitude"), reports[0].float_field("latitude"))
             assert any(abs(got[0] - lon) < 1e-5 and abs(got[1] - lat) < 1e-5 for lon, lat in sims[0].route.sent)
+            metrics = client.get("/metrics").text
+            assert f'sharpeye_gb_cascade_subscriptions{{event="MobilePosition",platform="{UPPER_ID}"}} 1.0' in metrics
+            assert f'sharpeye_gb_cascade_notify_failures_total{{event="MobilePosition",platform="{UPPER_ID}"}} 0.0' in (
+                metrics
+            )
+            cascades = client.get("/api/gb28181/cascades").json()
+            (city,) = cascades["platforms"]
+            assert cascades["running"] and city["registered"] and city["subscriptions"] == {"MobilePosition": 1}
+            assert city["alarms_forwarded"] >= 1 and city["channels"] == 20
         finally:
             portal.call(fleet.stop)
             portal.call(upper.stop)
