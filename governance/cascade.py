@@ -451,7 +451,8 @@ class GbCascade:
         """Whether an Alarm subscription asked for this alarm: its DeviceID (SharpEye: all) and its conditions."""
         if sub.target != self.settings.sip_id and sub.target not in (alarm.channel, alarm.device_id):
             return False
-        return sub.alarms.matches(alarm.severity.priority, classify(alarm).method, alarm.first_seen)
+        cls = classify(alarm)
+        return sub.alarms.matches(alarm.severity.priority, cls.method, alarm.first_seen, cls.type)
 
     # --- requests from the upper platform ---------------------------------------------------
     def _on_request(self, msg: SipMessage, peer: Peer) -> SipMessage | None:

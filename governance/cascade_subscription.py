@@ -2,7 +2,8 @@
 
 GB/T 28181-2016 defines the body of a SUBSCRIBE as the query of its event: ``Query/Catalog``, ``Query/Alarm``
 (A.2.4.5: ``StartAlarmPriority``/``EndAlarmPriority`` 0 = any, 1 highest to 4; ``AlarmMethod`` 0 = any, or a
-combination of method digits such as ``25``; ``StartAlarmTime``/``EndAlarmTime`` local times) and
+combination of method digits such as ``25``; ``AlarmType`` the type within the method; ``StartAlarmTime``/
+``EndAlarmTime`` local times) and
 ``Query/MobilePosition`` (``Interval`` in seconds, default 5). ``subscription_query`` validates such a body and
 raises ``SubscribeError`` naming what is wrong (the SUBSCRIBE is answered 400 with it and counted).
 """
@@ -38,13 +39,16 @@ class AlarmFilter:
     methods: frozenset[int] = frozenset()
     start: datetime | None = None
     end: datetime | None = None
+    alarm_type: int | None = None
 
-    def matches(self, priority: int, method: int, when: datetime) -> bool:
+    def matches(self, priority: int, method: int, when: datetime, alarm_type: int | None = None) -> bool:
         if self.start_priority and priority < self.start_priority:
             return False
         if self.end_priority and priority > self.end_priority:
             return False
         if self.methods and method not in self.methods:
+            return False
+        if self.alarm_type is not None and alarm_type != self.alarm_type:
             return False
         if self.start is not None and when < self.start:
             return False
@@ -85,6 +89,9 @@ def _alarm_filter(body: Manscdp, zone: str) -> AlarmFilter:
     if method_text and (not method_text.isdigit() or any(d not in "01234567" for d in method_text)):
         raise SubscribeError("bad_method", f"AlarmMethod {method_text[:20]!r} is not a combination of 0-7")
     methods = frozenset(int(d) for d in method_text if d != "0") if "0" not in method_text else frozenset()
+    type_text = body.fields.get("alarmtype", "").strip()
+    if type_text and (not type_text.isdigit() or len(type_text) > 3):
+        raise SubscribeError("bad_type", f"AlarmType {type_text[:20]!r} is not a type number")
     bounds: list[datetime | None] = []
     for name, tag in (("startalarmtime", "StartAlarmTime"), ("endalarmtime", "EndAlarmTime")):
         text = body.fields.get(name, "").strip()
@@ -95,7 +102,7 @@ def _alarm_filter(body: Manscdp, zone: str) -> AlarmFilter:
     start, end = bounds
     if start is not None and end is not None and start > end:
         raise SubscribeError("bad_time", "StartAlarmTime is after EndAlarmTime")
-    return AlarmFilter(start_priority, end_priority, methods, start, end)
+    return AlarmFilter(start_priority, end_priority, methods, start, end, int(type_text) if type_text else None)
 
 
 def subscription_query(event: str, body: Manscdp | None, own_id: str, zone: str) -> SubscriptionQuery:

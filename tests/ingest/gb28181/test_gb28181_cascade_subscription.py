@@ -150,6 +150,18 @@ async def test_alarm_subscription_of_one_channel(upper: UpperPlatformSimulator, 
     assert [(s.target, s.event) for s in cascade.live("Alarm")] == [(CAR, "Alarm")]
 
 
+async def test_alarm_subscription_of_one_alarm_type(upper: UpperPlatformSimulator, cascades: list[GbCascade]) -> None:
+    cascade = await _start(upper, cascades)
+    sub = await upper.open_subscription(PLATFORM_ID, "Alarm", fields=[("AlarmMethod", 5), ("AlarmType", 6)])
+    assert sub.status == 200
+    cascade.forward_alarm(_alarm("motion", "motion-a", device_id=CAMERA))  # method 5, type 2
+    cascade.forward_alarm(_alarm("video_intrusion", "zone-a", device_id=CAMERA))  # method 5, type 6
+    await upper.wait_for(lambda: upper.notified("Alarm"))
+    await until(lambda: cascade.stats["alarms_not_subscribed"] == 1)
+    (got,) = [n.body for n in upper.notified("Alarm") if n.body]
+    assert (got.int_field("alarmmethod"), got.int_field("alarmtype")) == (5, 6)
+
+
 async def test_mobile_position_subscription_reports_tracks_and_catalog_positions(
     upper: UpperPlatformSimulator, cascades: list[GbCascade], redis_client: aioredis.Redis, keys: Keys
 ) -> None:
@@ -249,6 +261,9 @@ async def test_subscription_expires_with_a_terminated_notify(
         ("Alarm", f"<Query><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>{PLATFORM_ID}</DeviceID>"
                   "<StartAlarmTime>yesterday</StartAlarmTime></Query>".encode(),
          "Bad Body (StartAlarmTime 'yesterday' is not yyyy-MM-ddTHH:mm:ss)"),
+        ("Alarm", f"<Query><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>{PLATFORM_ID}</DeviceID>"
+                  "<AlarmType>intrusion</AlarmType></Query>".encode(),
+         "Bad Body (AlarmType 'intrusion' is not a type number)"),
         ("MobilePosition", f"<Query><CmdType>MobilePosition</CmdType><SN>1</SN><DeviceID>{PLATFORM_ID}</DeviceID>"
                            "<Interval>0</Interval></Query>".encode(),
          "Bad Body (Interval '0' is not 1-3600 seconds)"),
