@@ -21,6 +21,7 @@ from sharpeye.api.live.camera import GbSubscribe
 from sharpeye.api.live.subscription import PacketSubscriptionLike
 from sharpeye.api.user import UserStore
 from sharpeye.config.site import SiteConfig
+from sharpeye.governance.cascade import GbCascade
 from sharpeye.governance.field import FieldStore
 from sharpeye.governance.flow import Actor
 from sharpeye.governance.hierarchy import HierarchyService
@@ -178,6 +179,7 @@ class Services:
     ownership: Ownership | None = None  # the leases this node holds among the site's nodes
     gb_control: Callable[[], GbControl | None] | None = None  # PTZ and device control, while SIP runs here
     gb_tracks: PositionStore | None = None  # GB/T 28181 MobilePosition tracks
+    gb_cascades: Callable[[], Sequence[GbCascade]] | None = None  # upper platforms served, while SIP runs here
     publish: Callable[[str, bytes], None] | None = None  # an MQTT publish (QoS 1) to devices: fence commands
     hierarchy: HierarchyService | None = None  # hubs above and below this one
 

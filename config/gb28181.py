@@ -50,6 +50,20 @@ class CascadeSettings(StrictModel):
         default=10, gt=0, le=3600, description="Period of the check for channel changes sent to a Catalog subscriber."
     )
     catalog_page_size: int = Field(default=10, ge=1, le=100, description="Catalog items per Response message.")
+    notify_failures: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="NOTIFYs in a row the upper platform leaves unanswered (or refuses) after which its subscription "
+        "(Catalog, Alarm, MobilePosition) ends; alarms then go by MESSAGE again.",
+    )
+    pause_limit_s: float = Field(
+        default=600,
+        gt=0,
+        le=86400,
+        description="A Playback the upper platform keeps paused (MANSRTSP PAUSE) this long is ended with a BYE, "
+        "releasing the recording or the device's stream it holds.",
+    )
     charset: Charset = Field(default="GB2312", description="Charset of the XML bodies sent upward.")
     channels: list[str] = Field(
         default_factory=list,

@@ -6,8 +6,13 @@ dead: register again at once, then back off (``retry_s`` doubling to 10 minutes)
 The upper platform's Catalog query is answered in pages of ``catalog_page_size`` items, each with the
 total as ``SumNum``; DeviceInfo and DeviceStatus are answered; a Catalog SUBSCRIBE makes a dialog in
 which changes of the published channels (ADD/DEL/ON/OFF/UPDATE, checked every ``catalog_watch_s``) are
-sent as NOTIFY until it expires; alarms are forwarded as ``Notify``/``Alarm`` MESSAGEs from a bounded
-queue that survives re-registration.
+sent as NOTIFY until it expires; alarms are forwarded from a bounded queue that survives re-registration:
+as in-dialog NOTIFYs (``Notify``/``Alarm``) to the live Alarm subscriptions whose conditions they meet, or as
+``Notify``/``Alarm`` MESSAGEs when the upper platform holds no Alarm subscription (what GB/T 28181-2016 peers
+expect). A MobilePosition subscription gets the subscribed channel's (or, for SharpEye's own id, every published
+channel's) latest position every ``Interval`` seconds: the track kept from the device's MobilePosition NOTIFYs,
+else the channel's catalog position. Subscriptions end at their expiry or ``Expires: 0`` (with a NOTIFY saying
+``terminated``), and when the upper platform leaves ``notify_failures`` NOTIFYs in a row unanswered.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -34,8 +39,17 @@ from sharpeye.config.gb_code import CodeError, type_of
 from sharpeye.governance.alarm_class import classify
 from sharpeye.governance.cascade_control import UpwardControl
 from sharpeye.governance.cascade_record import RecordSource, answer_record_info
+from sharpeye.governance.cascade_subscription import (
+    EVENTS,
+    AlarmFilter,
+    SubscribeError,
+    SubscriptionQuery,
+    event_of,
+    subscription_query,
+)
 from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
 from sharpeye.ingest.gb28181.platform import Channel, gb_date
+from sharpeye.ingest.gb28181.subscription import Position
 from sharpeye.ingest.recording.playback import ControlError, parse_mansrtsp
 from sharpeye.ingest.transport.ps import AnnexB, PsMuxer, rtp_payloads
 from sharpeye.ingest.transport.rtp import RtpError, RtpMode, RtpSender
@@ -53,6 +67,9 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 600.0
 ALARM_QUEUE = 1000
+EVENT_NAMES = tuple(EVENTS.values())  # Catalog, Alarm, MobilePosition
+POSITIONS_PER_ROUND = 1000  # MobilePosition NOTIFYs sent at most per subscription and Interval
+NOTIFY_LIMIT_S = 4.0  # a NOTIFY unanswered this long counts as failed
 
 
 def gb_time(when: datetime, zone: str) -> str:
@@ -60,7 +77,7 @@ def gb_time(when: datetime, zone: str) -> str:
     return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Subscription:
     """A SUBSCRIBE dialog from the upper platform."""
 
@@ -71,8 +88,16 @@ class Subscription:
     peer: Peer
     uri: str
     sn: int
-    expires_at: float
+    expires_at: float  # loop time
+    target: str = ""  # the DeviceID subscribed: SharpEye's own id (everything) or one channel
+    alarms: AlarmFilter = field(default_factory=AlarmFilter)
+    interval_s: int = 5  # MobilePosition: seconds between reports
+    since: datetime | None = None
     cseq: int = 0
+    sent: int = 0  # NOTIFYs answered 2xx
+    failures: int = 0  # NOTIFYs in a row not answered 2xx
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one NOTIFY at a time: CSeq in order
+    task: asyncio.Future[None] | None = None  # MobilePosition reports
 
 
 MediaSource = Callable[[str], Awaitable[PacketSubscription]]
@@ -88,6 +113,7 @@ class HistoryPlayback(Protocol):
 
 
 HistorySource = Callable[[str, MediaDescription], Awaitable[HistoryPlayback]]  # (channel, the upper's offer)
+PositionSource = Callable[[list[str]], Awaitable[dict[str, Position]]]  # newest position by device or channel code
 
 
 @dataclass(slots=True, eq=False)
@@ -105,6 +131,7 @@ class _Upstream:
     prepare: asyncio.Future[None] | None = None
     task: asyncio.Future[None] | None = None
     control: HistoryPlayback | None = None  # a Playback/Download (MANSRTSP goes there)
+    paused: asyncio.TimerHandle | None = None  # while paused: ends the playback after ``pause_limit_s``
 
 
 class GbCascade:
@@ -122,11 +149,14 @@ class GbCascade:
         records: RecordSource | None = None,
         history: HistorySource | None = None,
         upper: CascadeSettings | None = None,
+        positions: PositionSource | None = None,
     ) -> None:
         """``media(channel_id)`` gives a subscription to a channel's packets (e.g. ``ChannelPuller.subscribe``);
         without it the upper platform's INVITE is answered 501. ``control`` carries out the upper platform's
         DeviceControl and PresetQuery of our channels; without it they are answered 200 and ignored. ``upper`` is
-        the upper platform this client serves (one of ``settings.uppers``; default the first)."""
+        the upper platform this client serves (one of ``settings.uppers``; default the first). ``positions`` gives the
+        newest tracked position of devices and channels (``PositionStore.latest``) for MobilePosition subscriptions;
+        without it only catalog positions are reported."""
         if upper is None:
             if not settings.uppers:
                 raise ValueError("GbSettings has no cascades")
@@ -138,6 +168,7 @@ class GbCascade:
         self._all_channels = catalog
         self._records = records  # RecordInfo upward (cascade_record.py)
         self._history = history  # Playback/Download upward, forwarded to the channel's device
+        self._positions = positions
         self.endpoint = SipEndpoint(
             self._on_request,
             host=settings.host,
@@ -153,7 +184,12 @@ class GbCascade:
         self.stats: Counter[str] = Counter()
         self.registered = asyncio.Event()
         self.expires_at: float | None = None
-        self.subscriptions: dict[str, Subscription] = {}
+        self.subscriptions: dict[str, Subscription] = {}  # by Call-ID
+        self.notify_failures: Counter[str] = Counter()  # by event
+        self.registered_since: datetime | None = None
+        self.last_keepalive: datetime | None = None  # the last keepalive the upper platform answered 200
+        self.last_error = ""  # what last went wrong on the link (registration, keepalive, NOTIFY, alarm), and when
+        self.last_error_at: datetime | None = None
         self._alarms: asyncio.Queue[Alarm] = asyncio.Queue(ALARM_QUEUE)
         self._background = Background(self.stats)
         self._media = media
@@ -188,11 +224,14 @@ class GbCascade:
         self._spawn(self._run(), "gb28181-cascade-register")
         self._spawn(self._forward(), "gb28181-cascade-alarms")
         self._spawn(self._watch_catalog(), "gb28181-cascade-catalog-watch")
+        self._spawn(self._sweep_subscriptions(), "gb28181-cascade-subscriptions")
 
     async def stop(self, *, unregister: bool = True) -> None:
         """Stop; unregister first (``Expires: 0``, at most 3 s) unless told not to. Safe to call twice."""
         for call_id in list(self.streams):
             await self._end_upstream(call_id, "stopped", bye=True)
+        for sub in list(self.subscriptions.values()):
+            self._drop_subscription(sub, "stopped")
         if self.control is not None:
             await self.control.stop()
         await self._background.stop()
@@ -211,8 +250,26 @@ class GbCascade:
             return False, f"not registered to {peer} ({failures} failed attempts)"
         return True, (
             f"registered to {peer}; {len(self._catalog())} channels published, {len(self.streams)} streams up, "
-            f"{self.stats['alarms_forwarded.200']} alarms forwarded"
+            f"{len(self.subscriptions)} subscriptions, {self.alarms_forwarded} alarms forwarded"
         )
+
+    def _failed(self, what: str) -> None:
+        self.last_error, self.last_error_at = what[:200], self.clock.now()
+
+    @property
+    def errors(self) -> int:
+        """Failures on the link: registrations and refreshes, unanswered keepalives, alarms given up, NOTIFYs."""
+        keys = ("register_failures", "refresh_failures", "keepalive_misses", "alarms_failed", "alarms_dropped")
+        return sum(self.stats[k] for k in keys) + sum(self.notify_failures.values())
+
+    @property
+    def alarms_forwarded(self) -> int:
+        """Alarms the upper platform took: MESSAGEs answered 200 and NOTIFYs in its Alarm subscriptions."""
+        return self.stats["alarms_forwarded.200"] + self.stats["alarms_notified"]
+
+    def channel_count(self) -> int:
+        """The channels this upper platform sees (its filter applied)."""
+        return len(self._catalog())
 
     def forward_alarm(self, alarm: Alarm) -> None:
         """Queue an alarm for the upper platform (never blocks; the oldest is dropped when full). An alarm the
@@ -285,7 +342,9 @@ class GbCascade:
                 granted = await self._register(self.upper.register_expires_s)
             except (PermissionError, TransactionTimeout, ConnectionError, OSError, ValueError) as exc:
                 self.stats["register_failures"] += 1
+                self._failed(f"registration failed: {exc}")
                 self.registered.clear()
+                self.registered_since = None
                 log.warning("cascade registration to %s failed: %s; retry in %.0f s", self.upper.upper_id, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
@@ -293,6 +352,7 @@ class GbCascade:
             backoff = self.upper.retry_s
             self.stats["registrations"] += 1
             self.registered.set()
+            self.registered_since = self.clock.now()
             self.expires_at = loop.time() + granted
             refresh_at = loop.time() + max(1.0, granted * self.upper.refresh_ratio)
             next_keepalive = loop.time() + self.upper.keepalive_interval_s
@@ -305,6 +365,7 @@ class GbCascade:
                     except (PermissionError, TransactionTimeout, ConnectionError, OSError, ValueError) as exc:
                         log.warning("cascade refresh failed: %s", exc)
                         self.stats["refresh_failures"] += 1
+                        self._failed(f"registration refresh failed: {exc}")
                         break
                     self.stats["refreshes"] += 1
                     self.expires_at = loop.time() + granted
@@ -315,6 +376,7 @@ class GbCascade:
                 if status == 200:
                     misses = 0
                     self.stats["keepalives"] += 1
+                    self.last_keepalive = self.clock.now()
                     continue
                 if status in (401, 403, 404, 481):  # the upper platform no longer knows us
                     self.stats[f"keepalive_refused.{status}"] += 1
@@ -322,10 +384,12 @@ class GbCascade:
                     break
                 misses += 1
                 self.stats["keepalive_misses"] += 1
+                self._failed("keepalive unanswered" if status == 0 else f"keepalive answered {status}")
                 if misses >= self.upper.keepalive_count:
                     log.warning("upper platform missed %d keepalives: registering again", misses)
                     break
             self.registered.clear()
+            self.registered_since = None
             self._call_id = new_call_id(self.endpoint.host)
 
     # --- messages upward --------------------------------------------------------------------
@@ -361,6 +425,17 @@ class GbCascade:
             body = self._alarm_body(alarm)
             for attempt in range(5):
                 await self.registered.wait()
+                subscriptions = self.live("Alarm")
+                if subscriptions:  # the upper platform subscribed: NOTIFYs in the dialogs whose conditions it meets
+                    wanted = [sub for sub in subscriptions if self._wants(sub, alarm)]
+                    if not wanted:
+                        self.stats["alarms_not_subscribed"] += 1
+                        break
+                    delivered = [await self._send_notify(sub, body) for sub in wanted]
+                    if any(delivered):
+                        self.stats["alarms_notified"] += 1
+                        break
+                    continue  # not answered: again, by MESSAGE once those subscriptions have ended
                 try:
                     status = await self._message(body)
                 except (TransactionTimeout, ConnectionError, OSError) as exc:
@@ -370,6 +445,14 @@ class GbCascade:
                 break
             else:
                 self.stats["alarms_failed"] += 1
+                self._failed(f"alarm {alarm.id} not delivered after 5 attempts")
+
+    def _wants(self, sub: Subscription, alarm: Alarm) -> bool:
+        """Whether an Alarm subscription asked for this alarm: its DeviceID (SharpEye: all) and its conditions."""
+        if sub.target != self.settings.sip_id and sub.target not in (alarm.channel, alarm.device_id):
+            return False
+        cls = classify(alarm)
+        return sub.alarms.matches(alarm.severity.priority, cls.method, alarm.first_seen, cls.type)
 
     # --- requests from the upper platform ---------------------------------------------------
     def _on_request(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
@@ -475,7 +558,7 @@ class GbCascade:
             return msg.response(481)
         control = up.control
         try:
-            parse_mansrtsp(msg.body)
+            method, _ = parse_mansrtsp(msg.body)
         except ControlError as exc:
             self.stats["info.bad"] += 1
             return msg.response(400, f"Bad MANSRTSP ({exc})"[:120])
@@ -489,6 +572,7 @@ class GbCascade:
             try:
                 await control.control(msg.body)
                 self.stats["info.forwarded"] += 1
+                self._pause_watch(up, method)
             except ControlError as exc:
                 self.stats["info.bad"] += 1
                 status, reason = 400, f"Bad MANSRTSP ({exc})"[:120]
@@ -502,6 +586,26 @@ class GbCascade:
 
         self._spawn(carry_out(), "gb28181-cascade-info")
         return None
+
+    def _pause_watch(self, up: _Upstream, method: str) -> None:
+        """A PAUSE carried out starts the pause limit (a PAUSE again does not restart it); PLAY stops it. A playback
+        paused past ``pause_limit_s`` is ended with a BYE: it holds a recording reader or the device's stream."""
+        if method == "PLAY" and up.paused is not None:
+            up.paused.cancel()
+            up.paused = None
+        if method != "PAUSE" or up.paused is not None:
+            return
+        limit = self.upper.pause_limit_s
+
+        def expire() -> None:
+            up.paused = None
+            if self.streams.get(up.invite.call_id) is not up:
+                return
+            log.info("upper platform %s left the playback of %s paused over %.0f s: ended with a BYE",
+                     self.id, up.channel, limit)  # fmt: skip
+            self._spawn(self._end_upstream(up.invite.call_id, "paused_too_long", bye=True), "gb28181-cascade-end")
+
+        up.paused = asyncio.get_running_loop().call_later(limit, expire)
 
     async def _prepare_upstream(self, up: _Upstream) -> None:
         """Subscribe to the channel's packets (pulling it if needed), open the RTP sender, answer 200 with SDP."""
@@ -619,6 +723,9 @@ class GbCascade:
         if up is None:
             return
         self.stats[f"upstream.closed.{reason}"] += 1
+        if up.paused is not None:
+            up.paused.cancel()
+            up.paused = None
         if up.task is not None and up.task is not asyncio.current_task():
             up.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -632,39 +739,211 @@ class GbCascade:
             with contextlib.suppress(TransactionTimeout, ConnectionError, OSError):
                 await self.endpoint.request(dialog.request("BYE"), up.peer, limit_s=4)
 
-    def _on_subscribe(self, msg: SipMessage, peer: Peer) -> SipMessage:
+    # --- subscriptions from the upper platform ------------------------------------------------
+    def live(self, event: str) -> list[Subscription]:
+        """The upper platform's unexpired subscriptions to ``event``."""
+        now = asyncio.get_running_loop().time()
+        return [s for s in self.subscriptions.values() if s.event == event and s.expires_at > now]
+
+    def _on_subscribe(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
+        """A SUBSCRIBE (new, refresh in its dialog, or ``Expires: 0`` ending it): validated, answered at once."""
+        event = event_of(msg.get("Event"))
+        if not event:
+            self.stats["subscribe.bad_event"] += 1
+            return msg.response(489, "Bad Event")
+        existing = self.subscriptions.get(msg.call_id)
         expires = msg.expires if msg.expires is not None else 3600
-        event = msg.get("Event").split(";")[0].strip() or "Catalog"
-        sn = 0
-        with contextlib.suppress(ManscdpError):
-            sn = parse_body(msg.body).sn if msg.body else 0
-        existing = self.subscriptions.get(event)
-        local_tag = existing.local_tag if existing and existing.call_id == msg.call_id else new_tag()
+        if expires == 0:
+            reply = msg.response(200, to_tag=existing.local_tag if existing else None)
+            reply.add("Expires", "0")
+            if existing is None:
+                return reply
+            self.stats[f"unsubscribed.{event}"] += 1
+            sent = self.endpoint.send_response(reply, msg, peer)  # the 200 first, then the NOTIFY ending it
+            self._drop_subscription(existing, "unsubscribed", notify=True, after=sent)
+            return None
+        try:
+            body = parse_body(msg.body) if msg.body.strip() else None
+            query = subscription_query(event, body, self.settings.sip_id, self.settings.timezone)
+        except ManscdpError as exc:
+            self.stats[f"subscribe.bad_body.{exc.reason}"] += 1
+            return msg.response(400, f"Bad Body ({exc.reason})")
+        except SubscribeError as exc:
+            self.stats[f"subscribe.bad_body.{exc.reason}"] += 1
+            return msg.response(400, f"Bad Body ({exc.detail})"[:120])
+        refused = self._refuse_target(query)
+        if refused:
+            return msg.response(refused)
+        local_tag = existing.local_tag if existing is not None else new_tag()
         reply = msg.response(200, to_tag=local_tag)
         reply.add("Expires", str(expires))
         reply.add("Contact", self.endpoint.contact(self.settings.sip_id, self.upper.transport))
-        if expires == 0:
-            self.subscriptions.pop(event, None)
-            self.stats[f"unsubscribed.{event}"] += 1
+        expires_at = asyncio.get_running_loop().time() + expires
+        if existing is not None and existing.event == event:  # a refresh, maybe with new conditions
+            existing.expires_at, existing.sn = expires_at, query.sn or existing.sn
+            if body is not None:  # a refresh without a body keeps the conditions
+                existing.target, existing.alarms, existing.interval_s = query.target, query.alarms, query.interval_s
+            self.stats[f"refreshed.{event}"] += 1
             return reply
+        stale = [s for s in self.subscriptions.values() if (s.event, s.target) == (event, query.target)]
+        for other in [*stale, *([existing] if existing is not None else [])]:  # (another event in this dialog)
+            self._drop_subscription(other, "replaced")  # the upper platform subscribed anew (e.g. restarted)
         contact = msg.get("Contact")
         uri = contact[contact.find("<") + 1 : contact.find(">")] if "<" in contact else contact.split(";")[0]
-        self.subscriptions[event] = Subscription(
+        sub = Subscription(
             event=event,
             call_id=msg.call_id,
             remote=msg.get("From"),
             local_tag=local_tag,
             peer=peer,
             uri=uri.strip() or f"sip:{self.upper.upper_id}@{peer.host}:{peer.port}",
-            sn=sn,
-            expires_at=asyncio.get_running_loop().time() + expires,
+            sn=query.sn,
+            expires_at=expires_at,
+            target=query.target,
+            alarms=query.alarms,
+            interval_s=query.interval_s,
+            since=self.clock.now(),
         )
+        self.subscriptions[msg.call_id] = sub
         self.stats[f"subscribed.{event}"] += 1
+        log.info("upper platform %s subscribed to %s of %s for %d s", self.id, event, query.target, expires)
+        if event == "MobilePosition":  # the 200 first, then the first report
+            sent = self.endpoint.send_response(reply, msg, peer)
+            sub.task = asyncio.ensure_future(self._report_positions(sub, sent))
+            return None
         return reply
 
-    async def _watch_catalog(self) -> None:
-        """Send NOTIFYs of channel changes to a live Catalog subscription."""
+    def _refuse_target(self, query: SubscriptionQuery) -> int:
+        """0 when the subscribed DeviceID is SharpEye's own or a published channel this platform may see; else the
+        status to answer (403 filtered out, 404 unknown), counted."""
+        if query.target == self.settings.sip_id or query.event == "Catalog":
+            return 0
+        if not self.upper.allows(query.target):
+            self.stats[f"subscribe.not_allowed.{query.event}"] += 1
+            return 403
+        if not any(c.channel_id == query.target for c in self._catalog()):
+            self.stats[f"subscribe.unknown_channel.{query.event}"] += 1
+            return 404
+        return 0
+
+    def _drop_subscription(
+        self, sub: Subscription, reason: str, *, notify: bool = False, after: asyncio.Future[None] | None = None
+    ) -> None:
+        """End a subscription; with ``notify`` a last NOTIFY says so (``Subscription-State: terminated``)."""
+        if self.subscriptions.get(sub.call_id) is not sub:
+            return
+        del self.subscriptions[sub.call_id]
+        self.stats[f"subscription_ended.{sub.event}.{reason}"] += 1
+        log.info("upper platform %s: %s subscription of %s ended (%s)", self.id, sub.event, sub.target, reason)
+        if sub.task is not None and sub.task is not asyncio.current_task():
+            sub.task.cancel()
+        if notify:
+
+            async def last_notify() -> None:
+                if after is not None:
+                    with contextlib.suppress(Exception):
+                        await after
+                await self._send_notify(sub, b"", terminated=True)
+
+            self._spawn(last_notify(), "gb28181-cascade-notify-end")
+
+    async def _sweep_subscriptions(self) -> None:
+        """End the subscriptions whose time has run out (a NOTIFY tells the upper platform)."""
         loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            for sub in [s for s in self.subscriptions.values() if s.expires_at <= loop.time()]:
+                self._drop_subscription(sub, "expired", notify=True)
+
+    async def _send_notify(self, sub: Subscription, body: bytes, *, terminated: bool = False) -> bool:
+        """One NOTIFY in the subscription's dialog; whether it was answered 2xx. ``notify_failures`` unanswered in a
+        row, or a 481 (the upper platform has forgotten the dialog), end the subscription."""
+        async with sub.lock:
+            if not terminated and self.subscriptions.get(sub.call_id) is not sub:
+                return False  # ended meanwhile
+            loop = asyncio.get_running_loop()
+            msg = SipMessage(method="NOTIFY", uri=sub.uri)
+            msg.add("From", f"<sip:{self.settings.sip_id}@{self.settings.sip_domain}>;tag={sub.local_tag}")
+            msg.add("To", sub.remote)
+            msg.add("Call-ID", sub.call_id)
+            sub.cseq += 1
+            msg.add("CSeq", f"{sub.cseq} NOTIFY")
+            msg.add("Event", f"{sub.event};id={sub.sn}")
+            left = max(0, int(sub.expires_at - loop.time()))
+            msg.add("Subscription-State", "terminated;reason=timeout" if terminated else f"active;expires={left}")
+            if body:
+                msg.add("Content-Type", CONTENT_TYPE)
+                msg.body = body
+            try:
+                limit = min(NOTIFY_LIMIT_S, 16 * self.settings.sip_t1_s)
+                status = (await self.endpoint.request(msg, sub.peer, limit_s=limit)).status
+            except (TransactionTimeout, ConnectionError, OSError):
+                status = 0
+            self.stats[f"notify.{sub.event}.{status or 'timeout'}"] += 1
+            if 200 <= status < 300:
+                sub.sent += 1
+                sub.failures = 0
+                return True
+            self.notify_failures[sub.event] += 1
+            self._failed(f"{sub.event} NOTIFY " + (f"answered {status}" if status else "unanswered"))
+            sub.failures += 1
+            if not terminated and (status == 481 or sub.failures >= self.upper.notify_failures):
+                log.warning("upper platform %s left %d %s NOTIFYs unanswered (last: %s): subscription ended",
+                            self.id, sub.failures, sub.event, status or "timeout")  # fmt: skip
+                self._drop_subscription(sub, "gone" if status == 481 else "unanswered")
+            return False
+
+    async def _report_positions(self, sub: Subscription, answered: asyncio.Future[None]) -> None:
+        """Every ``Interval`` seconds, a MobilePosition NOTIFY per subscribed channel whose position is known (the
+        first once the SUBSCRIBE's 200 is on its way)."""
+        with contextlib.suppress(Exception):
+            await answered
+        while self.subscriptions.get(sub.call_id) is sub:
+            for body in await self._position_bodies(sub):
+                if not await self._send_notify(sub, body) and self.subscriptions.get(sub.call_id) is not sub:
+                    return
+            await asyncio.sleep(sub.interval_s)
+
+    async def _position_bodies(self, sub: Subscription) -> list[bytes]:
+        channels = [c for c in self._catalog() if sub.target in (self.settings.sip_id, c.channel_id)]
+        if len(channels) > POSITIONS_PER_ROUND:
+            self.stats["positions.truncated"] += 1
+            channels = channels[:POSITIONS_PER_ROUND]
+        tracked: dict[str, Position] = {}
+        if self._positions is not None and channels:
+            codes = sorted({c.channel_id for c in channels} | {c.device_id for c in channels})
+            try:
+                tracked = await self._positions(codes)
+            except Exception as exc:
+                self.stats["positions.read_failed"] += 1
+                log.info("positions for the upper platform not read: %s", exc)
+        zone, now = self.settings.timezone, self.clock.now()
+        bodies: list[bytes] = []
+        for channel in channels:
+            found = tracked.get(channel.channel_id) or tracked.get(channel.device_id)
+            if found is not None:
+                fields: list[Node] = [
+                    ("Time", gb_time(found.ts, zone)),
+                    ("Longitude", f"{found.longitude:.6f}"),
+                    ("Latitude", f"{found.latitude:.6f}"),
+                    ("Speed", f"{found.speed or 0:g}"),
+                    ("Direction", f"{found.direction or 0:g}"),
+                    ("Altitude", f"{found.altitude or 0:g}"),
+                ]
+                self.stats["positions.tracked"] += 1
+            elif channel.longitude is not None and channel.latitude is not None:  # a fixed channel: where it stands
+                fields = [("Time", gb_time(now, zone)), ("Longitude", f"{channel.longitude:.6f}"),
+                          ("Latitude", f"{channel.latitude:.6f}"), ("Speed", 0), ("Direction", 0),
+                          ("Altitude", 0)]  # fmt: skip
+                self.stats["positions.catalog"] += 1
+            else:
+                continue
+            bodies.append(build("Notify", "MobilePosition", next(self._sn), channel.channel_id, fields,
+                                charset=self.upper.charset))  # fmt: skip
+        return bodies
+
+    async def _watch_catalog(self) -> None:
+        """Send NOTIFYs of channel changes to the live Catalog subscriptions."""
         before = {c.channel_id: c for c in self._catalog()}
         while True:
             await asyncio.sleep(self.upper.catalog_watch_s)
@@ -677,30 +956,14 @@ class GbCascade:
                     continue
                 changes.append((c, ("ON" if c.online else "OFF") if old.online != c.online else "UPDATE"))
             before = now
-            sub = self.subscriptions.get("Catalog")
-            if not changes or sub is None:
+            if not changes:
                 continue
-            if loop.time() > sub.expires_at:
-                del self.subscriptions["Catalog"]
-                continue
-            try:
+            for sub in self.live("Catalog"):
                 await self._notify(sub, changes)
-            except (TransactionTimeout, ConnectionError, OSError) as exc:
-                log.info("catalog NOTIFY not delivered: %s", exc)
 
-    async def _notify(self, sub: Subscription, changes: list[tuple[Channel, str]]) -> int:
-        loop = asyncio.get_running_loop()
-        msg = SipMessage(method="NOTIFY", uri=sub.uri)
-        msg.add("From", f"<sip:{self.settings.sip_id}@{self.settings.sip_domain}>;tag={sub.local_tag}")
-        msg.add("To", sub.remote)
-        msg.add("Call-ID", sub.call_id)
-        sub.cseq += 1
-        msg.add("CSeq", f"{sub.cseq} NOTIFY")
-        msg.add("Event", f"{sub.event};id={sub.sn}")
-        msg.add("Subscription-State", f"active;expires={max(0, int(sub.expires_at - loop.time()))}")
-        msg.add("Content-Type", CONTENT_TYPE)
+    async def _notify(self, sub: Subscription, changes: list[tuple[Channel, str]]) -> bool:
         items = [[*self._item(channel), ("Event", event)] for channel, event in changes]
-        msg.body = build(
+        body = build(
             "Notify",
             "Catalog",
             next(self._sn),
@@ -709,9 +972,7 @@ class GbCascade:
             charset=self.upper.charset,
             device_list=("DeviceList", items),
         )
-        response = await self.endpoint.request(msg, sub.peer)
-        self.stats[f"catalog_notify.{response.status}"] += 1
-        return response.status
+        return await self._send_notify(sub, body)
 
     async def _answer(self, query: Manscdp) -> None:
         cmd = query.cmd_type.lower()
@@ -782,7 +1043,9 @@ class CascadeCollector(Collector):
     """Per upper platform, read at scrape time: ``sharpeye_gb_cascade_registered{platform}`` (1 while registered),
     ``sharpeye_gb_cascade_streams{platform}`` (channels it watches now) and
     ``sharpeye_gb_cascade_events_total{platform,event}`` (registrations, keepalives, queries, alarms forwarded and
-    filtered, INVITEs and their outcomes...)."""
+    filtered, INVITEs and their outcomes...), ``sharpeye_gb_cascade_subscriptions{platform,event}`` (its live
+    Catalog, Alarm and MobilePosition subscriptions) and ``sharpeye_gb_cascade_notify_failures_total{platform,event}``
+    (NOTIFYs it left unanswered or refused)."""
 
     def __init__(self, cascades: Callable[[], Sequence[GbCascade]]) -> None:
         self._cascades = cascades
@@ -797,14 +1060,28 @@ class CascadeCollector(Collector):
         events = CounterMetricFamily(
             "sharpeye_gb_cascade_events", "Events of the link to each upper platform", labels=["platform", "event"]
         )
+        subscriptions = GaugeMetricFamily(
+            "sharpeye_gb_cascade_subscriptions", "The upper platform's live subscriptions", labels=["platform", "event"]
+        )
+        failures = CounterMetricFamily(
+            "sharpeye_gb_cascade_notify_failures",
+            "NOTIFYs the upper platform left unanswered or refused",
+            labels=["platform", "event"],
+        )
         for cascade in self._cascades():
             registered.add_metric([cascade.id], 1 if cascade.registered.is_set() else 0)
             streams.add_metric([cascade.id], len(cascade.streams))
             for key, value in sorted(cascade.stats.items()):
                 events.add_metric([cascade.id, key], value)
+            live = Counter(s.event for s in cascade.subscriptions.values())
+            for event in EVENT_NAMES:
+                subscriptions.add_metric([cascade.id, event], live[event])
+                failures.add_metric([cascade.id, event], cascade.notify_failures[event])
         yield registered
         yield streams
         yield events
+        yield subscriptions
+        yield failures
 
 
 def alarm_forwarder(cascades: GbCascade | Sequence[GbCascade], store: AlarmStore) -> BatchHandler:

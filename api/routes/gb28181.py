@@ -1,4 +1,5 @@
-"""GB/T 28181 control: PTZ and presets of a channel, and device commands (reboot, recording, guard).
+"""GB/T 28181 control: PTZ and presets of a channel, and device commands (reboot, recording, guard); the state of
+the upper platforms SharpEye serves (``GET /api/gb28181/cascades``).
 
 A channel is named by its camera's id (a catalog channel's camera has the channel code as its id; a camera
 configured as ``gb28181:<device>/<channel>`` has its own). Only users whose role holds ``ptz:control`` (PTZ,
@@ -8,6 +9,9 @@ command is audited (``gb28181.ptz``, ``gb28181.preset``, ``gb28181.control``), f
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -19,6 +23,7 @@ from sharpeye.api.user import Principal
 from sharpeye.ingest.gb28181.control import DEVICE_COMMANDS, ControlError, DeviceCommand, GbControl, camera_channel
 from sharpeye.ingest.gb28181.ptz import ACTIONS
 from sharpeye.ingest.inventory import DeviceInventory
+from sharpeye.ingest.ownership import ROLE_GB28181
 
 router = APIRouter(tags=["gb28181"])
 
@@ -229,3 +234,79 @@ async def device_time(
     now = clock.now()
     return {"device_id": device_id, "device_time": when, "hub_time": now,
             "offset_s": round((when - now).total_seconds(), 1)}  # fmt: skip
+
+
+class CascadeSubscriptionView(BaseModel):
+    event: Literal["Catalog", "Alarm", "MobilePosition"] = Field(description="What the upper platform subscribed to.")
+    target: str = Field(description="The DeviceID subscribed: SharpEye's own SIP id (everything) or one channel.")
+    since: datetime | None = Field(description="When the subscription was made (UTC).")
+    expires_in_s: int = Field(description="Seconds left until it expires unless refreshed.")
+    sent: int = Field(description="NOTIFYs the upper platform answered in this subscription.")
+    failures: int = Field(description="NOTIFYs left unanswered or refused in a row.")
+
+
+class CascadeView(BaseModel):
+    id: str = Field(description="The upper platform's name in metrics and health (its `id`, else its SIP id).")
+    upper_id: str = Field(description="Its SIP id.")
+    address: str = Field(description="Where SharpEye registers: transport, host and port.")
+    registered: bool = Field(description="Whether SharpEye is registered to it now.")
+    registered_since: datetime | None = Field(description="Since when (UTC); null while not registered.")
+    last_keepalive: datetime | None = Field(description="The last keepalive it answered (UTC).")
+    subscriptions: dict[str, int] = Field(description="Its live subscriptions by event (Catalog, Alarm, ...).")
+    subscription_list: list[CascadeSubscriptionView] = Field(description="Each live subscription.")
+    channels: int = Field(description="Channels it sees (its `channels` filter applied).")
+    streams: int = Field(description="Channels it watches now (live, playback or download).")
+    alarms_forwarded: int = Field(description="Alarms it took: MESSAGEs answered 200 and NOTIFYs of its subscriptions.")
+    errors: int = Field(description="Failed registrations, unanswered keepalives, alarms given up, failed NOTIFYs.")
+    last_error: str = Field(description="What last went wrong on the link, empty when nothing has.")
+    last_error_at: datetime | None = Field(description="When (UTC).")
+
+
+class CascadesView(BaseModel):
+    running: bool = Field(description="Whether this node runs the GB/T 28181 signalling (and so the cascades).")
+    node: str = Field(description="The node that runs it, when known; empty otherwise.")
+    platforms: list[CascadeView] = Field(description="Each configured upper platform; live state only when running.")
+
+
+@router.get("/api/gb28181/cascades")
+async def cascades(
+    services: ServicesDep,
+    _: Annotated[Principal, Depends(require(Permission.devices_read))],
+) -> CascadesView:
+    """The upper platforms SharpEye serves as a lower platform (级联): registration, keepalives, the platform's
+    subscriptions, channels shared, alarms forwarded and errors. Live state comes from the node that runs the GB/T
+    28181 signalling; another node lists the configured platforms and names that node."""
+    running = list(services.gb_cascades()) if services.gb_cascades is not None else []
+    gb = services.site.gb28181
+    if running:
+        loop_now = asyncio.get_running_loop().time()
+        views = []
+        for c in running:
+            up = c.upper
+            subs = sorted(c.subscriptions.values(), key=lambda s: (s.event, s.target))
+            views.append(CascadeView(
+                id=c.id, upper_id=up.upper_id, address=f"{up.transport}:{up.upper_host}:{up.upper_port}",
+                registered=c.registered.is_set(), registered_since=c.registered_since,
+                last_keepalive=c.last_keepalive,
+                subscriptions=dict(collections.Counter(s.event for s in subs)),
+                subscription_list=[CascadeSubscriptionView(
+                    event=s.event, target=s.target, since=s.since,
+                    expires_in_s=max(0, int(s.expires_at - loop_now)), sent=s.sent, failures=s.failures,
+                ) for s in subs],
+                channels=c.channel_count(), streams=len(c.streams), alarms_forwarded=c.alarms_forwarded,
+                errors=c.errors, last_error=c.last_error, last_error_at=c.last_error_at,
+            ))  # fmt: skip
+        return CascadesView(running=True, node=services.ownership.node_id if services.ownership else "",
+                            platforms=views)  # fmt: skip
+    holder = ""
+    if services.ownership is not None:
+        with contextlib.suppress(Exception):
+            holder = next((n.id for n in await services.ownership.nodes() if ROLE_GB28181 in n.devices), "")
+    uppers = gb.uppers if gb is not None else []
+    return CascadesView(running=False, node=holder, platforms=[
+        CascadeView(id=u.name, upper_id=u.upper_id, address=f"{u.transport}:{u.upper_host}:{u.upper_port}",
+                    registered=False, registered_since=None, last_keepalive=None, subscriptions={},
+                    subscription_list=[], channels=0, streams=0, alarms_forwarded=0, errors=0, last_error="",
+                    last_error_at=None)
+        for u in uppers
+    ])  # fmt: skip

@@ -50,6 +50,15 @@ class Position:
     direction: float | None = None
     altitude: float | None = None
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Position:
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            return float(value) if value is not None else None
+
+        return cls(str(data["device_id"]), datetime.fromisoformat(data["ts"]), float(data["longitude"]),
+                   float(data["latitude"]), number("speed"), number("direction"), number("altitude"))  # fmt: skip
+
     def to_json(self) -> dict[str, Any]:
         return {"device_id": self.device_id, "ts": self.ts.isoformat(), "longitude": self.longitude,
                 "latitude": self.latitude, "speed": self.speed, "direction": self.direction,
@@ -90,6 +99,17 @@ class PositionStore:
             pipe.zadd(key, {json.dumps(p.to_json(), ensure_ascii=False): p.ts.timestamp()})
             pipe.zremrangebyscore(key, "-inf", p.ts.timestamp() - self.keep_s)
         await pipe.execute()
+
+    async def latest(self, device_ids: list[str]) -> dict[str, Position]:
+        """The newest stored position of each device that has one (one round trip for all)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for device_id in device_ids:
+            pipe.zrange(self.keys.gb_track(device_id), -1, -1)
+        out: dict[str, Position] = {}
+        for device_id, raw in zip(device_ids, await pipe.execute(), strict=True):
+            if raw:
+                out[device_id] = Position.from_json(json.loads(raw[0]))
+        return out
 
     async def track(self, device_id: str, start: datetime, end: datetime, limit: int = 5000) -> list[dict[str, Any]]:
         raw = await self.redis.zrangebyscore(

@@ -565,6 +565,7 @@ class Hub:
                 cascade = GbCascade(
                     settings, catalog=self.gb_offer.catalog, clock=self.clock, media=self.gb_offer.media,
                     control=upward, records=self._upward_records, history=self._upward_history, upper=upper,
+                    positions=self.gb_subscriptions.positions.latest,
                 )  # fmt: skip
                 await cascade.start()
                 self.gb_cascades.append(cascade)

@@ -63,6 +63,7 @@ def services_of(hub: Hub) -> Services:
         ownership=hub.ownership,
         gb_control=lambda: hub.gb_control,
         gb_tracks=PositionStore(hub.redis, hub.keys),
+        gb_cascades=lambda: hub.gb_cascades,
         publish=lambda topic, payload: hub.transport.publish(topic, payload),
         hierarchy=hub.hierarchy,
     )

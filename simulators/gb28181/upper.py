@@ -1,5 +1,7 @@
 """Upper-platform simulator: challenges the lower platform's REGISTER, queries its catalog (merging the
-pages by SumNum), answers keepalives, and records the alarms forwarded to it (answering each)."""
+pages by SumNum), answers keepalives, and records the alarms forwarded to it (answering each). It subscribes
+(``open_subscription``: refresh and end in the dialog) and keeps every NOTIFY it gets (``notifies``); with
+``answer_notifies`` false it leaves them unanswered, as an upper platform that went away."""
 
 from __future__ import annotations
 
@@ -32,6 +34,29 @@ class Lower:
     registrations: int = 0
     keepalives: int = 0
     alarms: list[Manscdp] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Notified:
+    """One NOTIFY received: its event, Subscription-State, Call-ID and body (None when it had none)."""
+
+    event: str
+    state: str
+    call_id: str
+    body: Manscdp | None
+
+
+@dataclass(slots=True)
+class UpperSubscription:
+    """A SUBSCRIBE dialog this upper platform opened; ``status`` is the answer to the last SUBSCRIBE."""
+
+    event: str
+    status: int
+    reason: str
+    dialog: Dialog | None
+    call_id: str
+    target: str
+    expires: int = 0
 
 
 class Watch:
@@ -76,6 +101,9 @@ class UpperPlatformSimulator:
         self.stats: Counter[str] = Counter()
         self.answer_keepalives = True
         self.catalog_notifies: list[Manscdp] = []
+        self.notifies: list[Notified] = []  # every NOTIFY, in order
+        self.answer_notifies = True
+        self.byes: list[str] = []  # Call-IDs of the streams the lower platform ended with a BYE
         self.media_status: list[Manscdp] = []  # MediaStatus notifications (NotifyType 121: a playback ended)
         self.changed = asyncio.Event()
         self._sn = itertools.count(100)
@@ -170,6 +198,59 @@ class UpperPlatformSimulator:
         msg.body = build("Query", event, sn, lower_id)
         return (await self.endpoint.request(msg, lower.peer)).status
 
+    async def open_subscription(
+        self,
+        lower_id: str,
+        event: str,
+        *,
+        target: str | None = None,
+        fields: list[Node] | None = None,
+        expires: int = 3600,
+        body: bytes | None = None,
+    ) -> UpperSubscription:
+        """SUBSCRIBE to ``event`` of the lower platform (the query about ``target``, with ``fields``; ``body``
+        replaces it as is) and keep the dialog for ``refresh`` and ``unsubscribe``."""
+        lower = self.lowers[lower_id]
+        sn = next(self._sn)
+        msg = SipMessage(method="SUBSCRIBE", uri=f"sip:{lower_id}@{lower.peer.host}:{lower.peer.port}")
+        msg.add("From", f"<sip:{self.sip_id}@{self.domain}>;tag={new_tag()}")
+        msg.add("To", f"<sip:{lower_id}@{self.domain}>")
+        msg.add("Call-ID", new_call_id(self.endpoint.host))
+        msg.add("CSeq", f"{next(self._cseq)} SUBSCRIBE")
+        msg.add("Event", f"{event};id={sn}")
+        msg.add("Expires", str(expires))
+        msg.add("Contact", self.endpoint.contact(self.sip_id))
+        msg.add("Content-Type", CONTENT_TYPE)
+        msg.body = body if body is not None else build("Query", event, sn, target or lower_id, fields)
+        response = await self.endpoint.request(msg, lower.peer)
+        dialog = Dialog.as_caller(msg, response, lower.peer) if response.status == 200 else None
+        return UpperSubscription(event, response.status, response.reason, dialog, msg.call_id, target or lower_id,
+                                 response.expires or 0)  # fmt: skip
+
+    async def refresh(
+        self, sub: UpperSubscription, expires: int, fields: list[Node] | None = None, *, body: bool = True
+    ) -> int:
+        """SUBSCRIBE again in the dialog (``expires`` 0 ends it; ``body`` False: without a query); the status."""
+        assert sub.dialog is not None
+        msg = sub.dialog.request("SUBSCRIBE")
+        sn = next(self._sn)
+        msg.add("Event", f"{sub.event};id={sn}")
+        msg.add("Expires", str(expires))
+        msg.add("Contact", self.endpoint.contact(self.sip_id))
+        if body:
+            msg.add("Content-Type", CONTENT_TYPE)
+            msg.body = build("Query", sub.event, sn, sub.target, fields)
+        response = await self.endpoint.request(msg, sub.dialog.peer)
+        sub.status, sub.expires = response.status, response.expires or 0
+        return response.status
+
+    async def unsubscribe(self, sub: UpperSubscription) -> int:
+        return await self.refresh(sub, 0)
+
+    def notified(self, event: str, call_id: str | None = None) -> list[Notified]:
+        """The NOTIFYs of ``event`` received (in one dialog with ``call_id``)."""
+        return [n for n in self.notifies if n.event == event and (call_id is None or n.call_id == call_id)]
+
     async def invite(
         self,
         lower_id: str,
@@ -234,12 +315,18 @@ class UpperPlatformSimulator:
     def _on_request(self, msg: SipMessage, peer: Peer) -> SipMessage | None:
         if msg.method == "REGISTER":
             return self._on_register(msg, peer)
+        if msg.method == "BYE":  # the lower platform ended a stream it sent
+            self.byes.append(msg.call_id)
+            self._changed()
+            return msg.response(200)
         if msg.method not in ("MESSAGE", "NOTIFY"):
             return msg.response(501)
         lower = self.lowers.get(msg.from_user)
         if lower is None:
             self.stats["refused.unregistered"] += 1
             return msg.response(403)
+        if msg.method == "NOTIFY":
+            return self._on_notify(msg)
         try:
             body = parse_body(msg.body)
         except ManscdpError as exc:
@@ -257,10 +344,26 @@ class UpperPlatformSimulator:
             self._background.spawn(self._ack_alarm(lower, body), "upper-alarm-ack")
         elif body.root == "response":
             self._on_response(lower, body)
-        elif msg.method == "NOTIFY" and body.cmd_type.lower() == "catalog":
-            self.catalog_notifies.append(body)
         elif body.root == "notify" and cmd == "mediastatus":  # a Playback/Download reached its range's end
             self.media_status.append(body)
+        self._changed()
+        return msg.response(200)
+
+    def _on_notify(self, msg: SipMessage) -> SipMessage | None:
+        if not self.answer_notifies:
+            self.stats["notifies_ignored"] += 1
+            return None
+        body: Manscdp | None = None
+        if msg.body.strip():
+            try:
+                body = parse_body(msg.body)
+            except ManscdpError as exc:
+                self.stats[f"bad_body.{exc.reason}"] += 1
+                return msg.response(400)
+        event = msg.get("Event").split(";")[0].strip()
+        self.notifies.append(Notified(event, msg.get("Subscription-State"), msg.call_id, body))
+        if body is not None and body.cmd_type.lower() == "catalog":
+            self.catalog_notifies.append(body)
         self._changed()
         return msg.response(200)
 

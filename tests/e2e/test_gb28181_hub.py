@@ -1,5 +1,6 @@
 """GB/T 28181 through the whole hub: simulated devices register to the hub's platform, their alarms become
-alarms in the API, and the hub, registered upward as a lower platform, forwards them to the upper platform."""
+alarms in the API, and the hub, registered upward as a lower platform, forwards them to the upper platform; a
+patrol car's positions, tracked by the hub, go to the upper platform that subscribes to its channel."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def test_devices_register_alarm_and_the_alarm_goes_upward(
         portal.call(upper.start)
         # No passwords of their own in the site: each device's is derived from the hub's device secret.
         sims = [SimDevice(id=dev, password=device_password(SECRET, dev, "sip"), keepalive_s=1) for dev in DEVICES]
+        sims[0].mobile = True  # a patrol car: its MobilePosition reports become a track, which goes upward
         fleet = DeviceFleet(sims, platform_id=PLATFORM_ID, platform_port=hub.gb_platform_port, t1=0.1)
         portal.call(fleet.start)
         try:
@@ -93,6 +95,27 @@ def test_devices_register_alarm_and_the_alarm_goes_upward(
             assert alarm["device_id"] == DEVICES[3] and alarm["org_unit"] == "hedong-g2"
             lower = wait_for(lambda: upper.lowers.get(PLATFORM_ID), timeout=10, what="hub registered upward")
             wait_for(lambda: lower.alarms, timeout=10, what="the alarm forwarded to the upper platform")
+
+            # the upper platform subscribes to the car's channel's position: the hub's track of the car goes up
+            car_channel = sims[0].channels[0][0]
+            wait_for(lambda: sims[0].route.sent, timeout=20, what="the car reporting its position to the hub")
+            sub = portal.call(lambda: upper.open_subscription(PLATFORM_ID, "MobilePosition", target=car_channel,
+                                                              fields=[("Interval", 1)]))  # fmt: skip
+            assert sub.status == 200
+            reports = wait_for(lambda: [n.body for n in upper.notified("MobilePosition", sub.call_id) if n.body],
+                               timeout=20, what="the car's position NOTIFY upward")  # fmt: skip
+            assert reports[0].device_id == car_channel
+            got = (reports[0].float_field("longitude"), reports[0].float_field("latitude"))
+            assert any(abs(got[0] - lon) < 1e-5 and abs(got[1] - lat) < 1e-5 for lon, lat in sims[0].route.sent)
+            metrics = client.get("/metrics").text
+            assert f'sharpeye_gb_cascade_subscriptions{{event="MobilePosition",platform="{UPPER_ID}"}} 1.0' in metrics
+            assert f'sharpeye_gb_cascade_notify_failures_total{{event="MobilePosition",platform="{UPPER_ID}"}} 0.0' in (
+                metrics
+            )
+            cascades = client.get("/api/gb28181/cascades").json()
+            (city,) = cascades["platforms"]
+            assert cascades["running"] and city["registered"] and city["subscriptions"] == {"MobilePosition": 1}
+            assert city["alarms_forwarded"] >= 1 and city["channels"] == 20
         finally:
             portal.call(fleet.stop)
             portal.call(upper.stop)

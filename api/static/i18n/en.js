@@ -84,6 +84,14 @@ export const en = {
     confirmed: "confirmed", false_alarm: "false alarm",
   },
   device_state: { online: "online", offline: "offline", unknown: "unknown" },
+  cascade: {
+    title: "Upper platforms (cascade)", platform: "Platform", address: "Address", registration: "Registration",
+    keepalive: "Last keepalive answered", subscriptions: "Subscriptions", channels: "Shared channels",
+    streams: "Streams", alarms: "Alarms forwarded", registered: "registered", unregistered: "not registered",
+    since: "since", none: "none", Catalog: "catalog", Alarm: "alarm", MobilePosition: "mobile position",
+    elsewhere: "The cascades run on node {node}; configured platforms only",
+    not_running: "GB/T 28181 signalling does not run on this node; configured platforms only",
+  },
   device_control: {
     control: "Control", teleboot: "Reboot", record_start: "Start recording", record_stop: "Stop recording",
     guard: "Guard", unguard: "Unguard", time: "Check clock", arm: "Arm fence", disarm: "Disarm fence",

@@ -68,6 +68,12 @@ export const zh = {
   },
   verdict: { pending: "待研判", escalated: "待主管研判", review: "待主管复核", confirmed: "已确认", false_alarm: "误报" },
   device_state: { online: "在线", offline: "离线", unknown: "未知" },
+  cascade: {
+    title: "上级平台（级联）", platform: "平台", address: "地址", registration: "注册", keepalive: "最近心跳应答",
+    subscriptions: "订阅", channels: "共享通道", streams: "点播", alarms: "已转发报警", registered: "已注册",
+    unregistered: "未注册", since: "自", none: "无", Catalog: "目录", Alarm: "报警", MobilePosition: "移动位置",
+    elsewhere: "级联由节点 {node} 运行，此处仅列出配置", not_running: "本节点未运行 GB/T 28181 信令，此处仅列出配置",
+  },
   device_control: {
     control: "控制", teleboot: "重启", record_start: "开始录像", record_stop: "停止录像", guard: "布防",
     unguard: "撤防", time: "校时检查", arm: "围栏布防", disarm: "围栏撤防", confirm_teleboot: "确定远程重启该设备？",

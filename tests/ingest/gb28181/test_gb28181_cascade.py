@@ -116,7 +116,7 @@ async def test_catalog_subscription_gets_change_notifications(upper: Any, make_c
     cascade = await make_cascade(_settings(upper.port, catalog_watch_s=0.1), channels)
     await upper.wait_for(lambda: PLATFORM_ID in upper.lowers)
     assert await upper.subscribe(PLATFORM_ID, "Catalog") == 200
-    assert "Catalog" in cascade.subscriptions
+    assert [s.event for s in cascade.live("Catalog")] == ["Catalog"]
     added = Channel(device_id=PLATFORM_ID, channel_id=code("34020000", 131, 99), name="新点位")
     gone = channels.pop(0)
     channels[0] = replace(channels[0], status="OFF")

@@ -64,12 +64,12 @@ async def upper() -> AsyncIterator[UpperPlatformSimulator]:
 
 
 async def _cascade(
-    upper: UpperPlatformSimulator, store: RecordingStore, *, scale_from_offer: bool = False
+    upper: UpperPlatformSimulator, store: RecordingStore, *, scale_from_offer: bool = False, **extra: Any
 ) -> GbCascade:
     settings = GbSettings.model_validate(
         {"sip_id": PLATFORM_ID, "port": 0, "sip_t1_s": 0.1, "media_port_min": 0, "media_port_max": 0,
          "cascades": [{"id": "city", "upper_id": UPPER_ID, "upper_host": "127.0.0.1", "upper_port": upper.port,
-                       "local_port": 0, "password": env_secret(PASSWORD), "retry_s": 0.2}]}
+                       "local_port": 0, "password": env_secret(PASSWORD), "retry_s": 0.2, **extra}]}
     )  # fmt: skip
 
     async def records(channel: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -132,6 +132,37 @@ async def test_record_info_then_playback_of_own_recordings_with_pause_and_speed(
         await upper.wait_for(lambda: upper.media_status)  # the end announced as a device does (NotifyType 121)
         assert upper.media_status[0].device_id == CAMERA_CODE
         assert upper.media_status[0].fields["notifytype"] == "121"
+    finally:
+        await cascade.stop()
+
+
+async def test_a_playback_paused_too_long_is_ended(
+    upper: UpperPlatformSimulator, recorded: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PAUSE followed by PLAY within ``pause_limit_s`` keeps the playback; one left paused past it is ended with a
+    BYE (and a log line), releasing the recording it reads."""
+    store, _ = recorded
+    t0 = store.segments(CAMERA, 0, 4e9)[0].start
+    cascade = await _cascade(upper, store, pause_limit_s=1.0)
+    try:
+        watch = await upper.invite(PLATFORM_ID, CAMERA_CODE, session="Playback", time=(int(t0) + 1, int(t0) + 11),
+                                   ssrc="1100000005")  # fmt: skip
+        assert watch.status == 200 and watch.dialog is not None
+        (up,) = cascade.streams.values()
+        assert await upper.info(watch, "PAUSE MANSRTSP/1.0\r\nCSeq: 1\r\nPauseTime: now\r\n\r\n") == 200
+        assert await upper.info(watch, "PLAY MANSRTSP/1.0\r\nCSeq: 2\r\nRange: npt=now-\r\n\r\n") == 200
+        assert up.paused is None  # resumed: the limit no longer runs
+        assert await upper.info(watch, "PAUSE MANSRTSP/1.0\r\nCSeq: 3\r\nPauseTime: now\r\n\r\n") == 200
+        assert up.paused is not None
+        with caplog.at_level("INFO", logger="sharpeye.governance.cascade"):
+            await upper.wait_for(lambda: watch.dialog is not None and watch.dialog.call_id in upper.byes, limit_s=5)
+        assert cascade.stats["upstream.closed.paused_too_long"] == 1 and not cascade.streams
+        assert up.subscription is not None
+        with pytest.raises(EOFError):  # the recording reader let go: what is queued drains, then the end
+            async with asyncio.timeout(5):
+                while True:
+                    await up.subscription.get()
+        assert any("paused over 1 s: ended with a BYE" in r.getMessage() for r in caplog.records)
     finally:
         await cascade.stop()
 
