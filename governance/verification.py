@@ -1,11 +1,16 @@
 """研判 before dispatch: alarms of rules that ask for it wait for an operator's verdict before they become cases.
 
 An alarm whose rule has ``verification`` is held by the intake instead of opening a case (``hold``). An operator
-gives the verdict (``verdict``): 确认 ``confirm`` opens the case (with the operator's note), 误报 ``false_alarm``
+gives the verdict (``verdict``): 确认 ``confirm`` has the case opened (with the operator's note), 误报 ``false_alarm``
 (with a reason from ``governance.false_alarm_reasons``) stops it at the operator, acknowledged, counted in
 ``false_alarms`` and never seen by a department or an indicator, and 转人工复核 ``review`` hands it to a supervisor.
 Every final verdict (confirmed or false) is kept in ``verdicts`` for the accuracy report; both tables are written by
-the alarm intake from the verdict's notification, not by the verdict request (``VerificationService.record``).
+the alarm intake from the verdict's notification, not by the verdict request (``VerificationService.record``). The
+case of a confirmed alarm is opened the same way: the verdict request (or the time limit) writes the verdict into the
+alarm's record and its notification log in one atomic script call, and the alarm intake, reading that log in its
+consumer group, opens the case (``AlarmIntake.handle``) and acknowledges the entry only after the case's commit. A
+hub stopped between the verdict and the case reads the entry again when it comes back; the case's alarm link makes
+the second attempt a no-op, so the case opens exactly once.
 An alarm not judged within ``within_s`` escalates to the supervisors; past ``supervisor_within_s`` the case opens
 anyway (``on_timeout: open_case``) or the alarm keeps waiting (``keep_waiting``). Each step is written into the
 alarm's history and its notification log (type ``verdict``), so uplinks and channels hear of it.
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -35,7 +40,6 @@ from sharpeye.config.site import SiteConfig
 from sharpeye.governance.store import Base, Database, FalseAlarmRow, VerdictRow
 from sqlalchemy import Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
@@ -50,7 +54,8 @@ GroupBy = Literal["camera", "rule", "zone", "hour", "site", "reason"]
 PrecisionBy = Literal["camera", "rule", "zone"]
 SUPERVISORS = frozenset({Role.supervisor, Role.admin})
 FINAL_VERDICTS = ("confirmed", "false_alarm")  # as the alarm's record spells them
-OpenCase = Callable[[Alarm, str], Awaitable[str | None]]  # (alarm, note) -> case id
+TIMEOUT_NOTE = "研判超时，自动立案"  # the time limit's confirmation (by ``SYSTEM_ACTOR``)
+SYSTEM_ACTOR = "system:verification"
 
 # Take an alarm's verification for a verdict: only the caller who removes the hash acts on it.
 _TAKE = """
@@ -109,7 +114,7 @@ class PrecisionCount(BaseModel):
 @dataclass(frozen=True, slots=True)
 class Outcome:
     verdict: Verdict
-    case_id: str | None = None
+    case_pending: bool = False  # confirm: the alarm intake opens the case (announced on the live alarm channel)
 
 
 class VerificationService:
@@ -121,7 +126,6 @@ class VerificationService:
         alarms: AlarmStore,
         db: Database,
         clock: Clock,
-        open_case: OpenCase,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.site = site
@@ -130,7 +134,6 @@ class VerificationService:
         self.alarms = alarms
         self.db = db
         self.clock = clock
-        self.open_case = open_case
         self.zone = ZoneInfo(site.site.timezone)
         self._take = redis.register_script(_TAKE)
         self._escalate = redis.register_script(_ESCALATE)
@@ -162,7 +165,7 @@ class VerificationService:
             pipe.zadd(self.keys.verification_due, {alarm.id: due})
             pipe.sadd(self.keys.verification_waiting, alarm.id)
             await pipe.execute()
-        await self.alarms.act(alarm.id, "verdict", "system:verification", now,
+        await self.alarms.act(alarm.id, "verdict", SYSTEM_ACTOR, now,
                               note=f"研判 within {policy.within_s:.0f} s", extra={"verdict": "pending"})  # fmt: skip
         log.info("alarm %s waits for a verdict (rule %s)", alarm.id, alarm.rule_id)
         return True
@@ -217,16 +220,18 @@ class VerificationService:
         reason: str = "",
         note: str = "",
         alarm: Alarm | None = None,
+        audit: dict[str, str] | None = None,
     ) -> Outcome:
         """Apply an operator's or supervisor's verdict. Raises ``VerificationError`` (not waiting, a supervisor's
         alarm judged by an operator, an unknown false-alarm reason). ``alarm``: the alarm when the caller has
-        already read it (one Redis round trip less).
+        already read it (one Redis round trip less); ``audit``: the verdict's audit entry (``sharpeye.audit.entry``),
+        appended in the same round trip as the alarm's record.
 
-        A false alarm costs two Redis round trips here (the take; the alarm's own record, which appends the
-        verdict to its notification log) and no SQL: the intake consumer writes ``false_alarms`` and ``verdicts``
-        from that notification (``record``, called by the alarm intake). A confirmation opens its case in the request
-        (the answer carries the case id, and a case that cannot be written leaves the alarm waiting); the case's
-        queue entries are relayed just after the answer."""
+        A final verdict costs two Redis round trips here (the take; the alarm's own record, which appends the
+        verdict to its notification log, and the audit entry) and no SQL. The alarm intake reads the notification:
+        it writes ``false_alarms`` and ``verdicts`` (``record``) and, for a confirmation, opens the case
+        (``Outcome.case_pending``; the case is announced on the live alarm channel, ``case_opened``). A record that
+        cannot be written (Redis failing) leaves the alarm waiting again."""
         if verdict == "false_alarm" and reason not in self.site.governance.false_alarm_reasons:
             allowed = "、".join(self.site.governance.false_alarm_reasons)
             raise VerificationError(f"reason must be one of {allowed}")
@@ -237,7 +242,7 @@ class VerificationService:
                 raise VerificationError(f"alarm {alarm_id} is not waiting for a verdict", conflict=True)
             if stage == "supervisor":
                 raise VerificationError(f"alarm {alarm_id} is already with the supervisors", conflict=True)
-            taken = await self._escalate_now(alarm_id, actor, note, "review")
+            taken = await self._escalate_now(alarm_id, actor, note, "review", audit)
             if not taken:
                 raise VerificationError(f"alarm {alarm_id} was judged meanwhile", conflict=True)
             return Outcome("review")
@@ -255,25 +260,22 @@ class VerificationService:
         now = self.clock.now()
         if alarm is None:
             raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
+        if verdict == "false_alarm":
+            text, extra = f"{reason} {note}".strip(), {"verdict": "false_alarm"}
+        else:
+            text, extra = note, {"verdict": "confirmed"}
         try:
-            if verdict == "false_alarm":
-                text = f"{reason} {note}".strip()
-                extra = {"verdict": "false_alarm"}
-                done = await self.alarms.act(alarm_id, "verdict", actor, now, text, extra, alarm.fingerprint)
-                if done.outcome == "missing":
-                    raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
-                return Outcome("false_alarm")
-            case_id = await self.open_case(alarm, f"研判确认 {actor}" + (f"：{note}" if note else ""))
-        except (SQLAlchemyError, RedisError, OSError) as exc:
-            # The record could not be written (SQLite's write lock not had within its busy timeout on a starved
-            # hub, a database or Redis outage): the alarm waits for its verdict again instead of being lost.
+            done = await self.alarms.act(alarm_id, "verdict", actor, now, text, extra, alarm.fingerprint, audit)
+        except (RedisError, OSError) as exc:
+            # The record could not be written (Redis failing over or restarting): the alarm waits for its verdict
+            # again instead of being lost (when Redis answers again).
             await self._hold_again(alarm_id, held)
             log.warning("verdict on alarm %s not recorded (%s); it waits again", alarm_id, exc)
             raise VerificationError(f"the verdict on alarm {alarm_id} could not be recorded ({type(exc).__name__}); "
                                     "it waits for a verdict again", unavailable=True) from exc  # fmt: skip
-        await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": "confirmed"},
-                              fingerprint=alarm.fingerprint)  # fmt: skip
-        return Outcome("confirm", case_id)
+        if done.outcome == "missing":
+            raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
+        return Outcome("false_alarm") if verdict == "false_alarm" else Outcome("confirm", case_pending=True)
 
     async def _hold_again(self, alarm_id: str, held: dict[bytes, bytes]) -> None:
         """Undo ``_take``: the verification state as it was."""
@@ -285,7 +287,9 @@ class VerificationService:
             pipe.sadd(self.keys.verification_waiting, alarm_id)
             await pipe.execute()
 
-    async def _escalate_now(self, alarm_id: str, actor: str, note: str, how: str) -> bool:
+    async def _escalate_now(
+        self, alarm_id: str, actor: str, note: str, how: str, audit: dict[str, str] | None = None
+    ) -> bool:
         rule = (await self.redis.hget(self.keys.verification(alarm_id), "rule") or b"").decode()
         policy = self.policy(rule)
         now = self.clock.now()
@@ -293,7 +297,7 @@ class VerificationService:
         done = await self._escalate(keys=[self.keys.verification(alarm_id), self.keys.verification_due],
                                     args=[due, alarm_id])  # fmt: skip
         if done:
-            await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": how})
+            await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": how}, audit=audit)
         return bool(done)
 
     # --- the record --------------------------------------------------------------------------------------
@@ -366,7 +370,7 @@ class VerificationService:
             alarm_id = raw.decode()
             stage = (await self.redis.hget(self.keys.verification(alarm_id), "stage") or b"").decode()
             if stage == "operator":
-                if await self._escalate_now(alarm_id, "system:verification", "研判超时，转主管", "escalated"):
+                if await self._escalate_now(alarm_id, SYSTEM_ACTOR, "研判超时，转主管", "escalated"):
                     self.escalated += 1
                     handled += 1
                 continue
@@ -391,9 +395,9 @@ class VerificationService:
             alarm = await self.alarms.get(alarm_id)
             if alarm is None:
                 continue
-            await self.alarms.act(alarm_id, "verdict", "system:verification", now, note="研判超时，自动立案",
-                                  extra={"verdict": "confirmed"})  # fmt: skip
-            await self.open_case(alarm, "研判超时，自动立案")
+            # the alarm intake opens the case from this verdict's notification, as for an operator's 确认
+            await self.alarms.act(alarm_id, "verdict", SYSTEM_ACTOR, now, note=TIMEOUT_NOTE,
+                                  extra={"verdict": "confirmed"}, fingerprint=alarm.fingerprint)  # fmt: skip
             self.timed_out += 1
             handled += 1
         return handled
