@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -39,6 +39,8 @@ from sharpeye.api.routes import site as site_route
 from sharpeye.api.routes import verification as verification_route
 from sharpeye.api.services import Services, ServicesFactory
 from sharpeye.api.setting import ApiSettings
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sharpeye.settings import Settings
 
@@ -57,6 +59,67 @@ SECURITY_HEADERS = {
         "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
 }
+
+_SECURITY_RAW = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+
+
+class SecurityHeaders:
+    """ASGI middleware: the security headers on every HTTP answer (those the answer does not set itself), the field
+    app's permissions, the console's map tile origins in its CSP. Plain ASGI, not ``@app.middleware("http")``: that
+    runs each request in a task of its own and streams the answer through a memory channel, which was a quarter of
+    the hub's CPU per API call in bench/alarm_handling.py."""
+
+    def __init__(self, app: ASGIApp, tile_origins: Callable[[], list[str]]) -> None:
+        self.app = app
+        self.tile_origins = tile_origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                have = {name for name, _ in headers.raw}
+                headers.raw.extend((name, value) for name, value in _SECURITY_RAW if name not in have)
+                if path.startswith("/field/"):  # the field app takes photos and positions
+                    headers["Permissions-Policy"] = FIELD_PERMISSIONS_POLICY
+                elif path == "/" and (origins := self.tile_origins()):  # the map loads tiles from the site's server
+                    policy = SECURITY_HEADERS["Content-Security-Policy"]
+                    headers["Content-Security-Policy"] = policy.replace(
+                        "img-src 'self' data: blob:", "img-src 'self' data: blob: " + " ".join(origins), 1
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RequestTiming:
+    """ASGI middleware: each HTTP request's time until its answer starts, by method, route and status
+    (``sharpeye_http_request_seconds``)."""
+
+    def __init__(self, app: ASGIApp, services: Callable[[], Services | None]) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: Message) -> None:
+            if message["type"] == "http.response.start" and (running := self.services()) is not None:
+                path = getattr(scope.get("route"), "path", "unmatched")
+                running.metrics.requests.labels(scope["method"], path, str(message["status"])).observe(
+                    time.perf_counter() - started
+                )
+            await send(message)
+
+        await self.app(scope, receive, timed)
+
 
 REDIS_RETRY_AFTER_S = 5  # the embedded Redis is back within about a second; an external one is the operator's
 
@@ -129,22 +192,12 @@ def create_app(
     # Installed first, so innermost: its early 413 still passes the security headers and the timing below.
     body.install(app, limits.max_body_bytes, lambda: getattr(app.state, "rejected", None))
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith("/field/"):  # the field app takes photos and positions
-            response.headers["Permissions-Policy"] = FIELD_PERMISSIONS_POLICY
-        elif request.url.path == "/":  # the console's map loads tiles from the site's tile server
-            running: Services | None = getattr(request.app.state, "services", None)
-            tiles = running.site.site.map.tiles if running is not None else None
-            if tiles is not None and tiles.origins():
-                policy = SECURITY_HEADERS["Content-Security-Policy"]
-                response.headers["Content-Security-Policy"] = policy.replace(
-                    "img-src 'self' data: blob:", "img-src 'self' data: blob: " + " ".join(tiles.origins()), 1
-                )
-        return response
+    def tile_origins() -> list[str]:
+        running: Services | None = getattr(app.state, "services", None)
+        tiles = running.site.site.map.tiles if running is not None else None
+        return list(tiles.origins()) if tiles is not None else []
+
+    app.add_middleware(SecurityHeaders, tile_origins=tile_origins)
 
     if settings.cors_origins:  # closed unless origins are listed explicitly
         app.add_middleware(
@@ -156,18 +209,7 @@ def create_app(
             allow_credentials=True,
         )
 
-    @app.middleware("http")
-    async def timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        running: Services | None = getattr(request.app.state, "services", None)
-        if running is not None:
-            running.metrics.requests.labels(request.method, path, str(response.status_code)).observe(
-                time.perf_counter() - started
-            )
-        return response
+    app.add_middleware(RequestTiming, services=lambda: getattr(app.state, "services", None))
 
     app.add_exception_handler(RedisConnectionError, redis_unavailable)  # BusyLoadingError is one
     app.add_exception_handler(RedisTimeoutError, redis_unavailable)
