@@ -339,6 +339,11 @@ class AlarmStore:
         return out, total
 
 
+def alarm_from_hash(raw: dict[bytes, bytes]) -> Alarm:
+    """An alarm from its Redis hash (as ``HGETALL`` answers it)."""
+    return _alarm(raw)
+
+
 def _alarm(raw: dict[bytes, bytes]) -> Alarm:
     doc = orjson.loads(raw[b"doc"])
     doc["id"] = raw[b"id"].decode()

@@ -214,16 +214,17 @@ def create_app(
     app.add_exception_handler(RedisConnectionError, redis_unavailable)  # BusyLoadingError is one
     app.add_exception_handler(RedisTimeoutError, redis_unavailable)
 
-    routers = (auth, health, alarm, case, report, uplink, device, camera, live, admin, site_route, whep, cluster)
+    # A request is matched against the routes in this order, one by one: the monitoring room's busiest calls
+    # (alarm lists, 研判 waiting list and verdicts) first. No two routers share a path.
+    routers = (auth, health, alarm, verification_route, alarm_handling_route, case, report, uplink, device, camera,
+               live, admin, site_route, whep, cluster)  # fmt: skip
     for router in (module.router for module in routers):
         app.include_router(router)
     app.include_router(recording_route.router)  # own recordings of cameras: ranges, playback, download
     app.include_router(gb_record_route.router)  # recordings held by GB/T 28181 devices
     app.include_router(kind_route.router)  # labels of kinds and case stages, for the console
-    app.include_router(alarm_handling_route.router)  # procedures, owners, shift hand-over
     app.include_router(evidence_bundle_route.router)  # signed evidence bundles and the hub's key
     app.include_router(push_route.router)  # Web Push: the VAPID key and operators' browser subscriptions
-    app.include_router(verification_route.router)  # 研判: verdicts before dispatch, false-alarm statistics
     app.include_router(gb28181_route.router)  # GB/T 28181 PTZ, presets and device control
     app.include_router(arming_route.router)  # fence arm/disarm commands
     app.include_router(field_route.router)  # the field app: reports, tasks, patrols
