@@ -14,7 +14,8 @@ intrusion rule asks for a verdict. Two phases, measured in the same run:
 Each of --operators operator threads loops: list open alarms (GET /api/alarms?open_only=true&limit=50), list the
 oldest 50 alarms waiting for a verdict (GET /api/verifications?limit=50), and give a verdict (confirm 1 in 5, else
 false alarm) to the oldest waiting alarm no other operator took. Prints p50/p95/p99 per call in both phases and
-the ratio load/baseline, as the client saw them and as the hub measured them (its request-time histogram).
+the ratio load/baseline, as the client saw them and as the hub measured them (its request-time histogram), with the
+hub's CPU and the Redis server's commands per operator call (commands run inside scripts count: not round trips).
 Goal (issue 20): p99 of the alarm list and verdict calls <= 50 ms at 1,000 alarms/min with 20 operators.
 """
 
