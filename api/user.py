@@ -106,11 +106,22 @@ def generate_password(length: int = 20) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
+# A token's record and its user's, in one round trip (every API call looks its caller up).
+_LOOKUP = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local ok, record = pcall(cjson.decode, raw)
+if not ok or type(record) ~= 'table' or type(record.username) ~= 'string' then return {raw, false} end
+return {raw, redis.call('HGET', KEYS[2], record.username)}
+"""
+
+
 class UserStore:
     def __init__(self, redis: aioredis.Redis, keys: Keys, token_ttl_s: int) -> None:
         self.redis = redis
         self.keys = keys
         self.token_ttl_s = token_ttl_s
+        self._lookup = redis.register_script(_LOOKUP)
 
     async def get(self, username: str) -> User | None:
         raw = await self.redis.hget(self.keys.users, username)
@@ -265,11 +276,11 @@ class UserStore:
 
     async def lookup(self, token: str) -> TokenRecord | None:
         """The live record behind ``token`` (None when unknown, expired, revoked, or the user is disabled)."""
-        raw = await self.redis.get(self.keys.token(self._digest(token)))
-        if raw is None:
+        found = await self._lookup(keys=[self.keys.token(self._digest(token)), self.keys.users])
+        if not found:
             return None
-        record = TokenRecord.model_validate(orjson.loads(raw))
-        user = await self.get(record.username)
+        record = TokenRecord.model_validate(orjson.loads(found[0]))
+        user = User.model_validate_json(found[1]) if found[1] else None
         if user is None or user.disabled:
             return None
         return record.model_copy(update={"must_change_password": user.must_change_password})

@@ -14,7 +14,8 @@ intrusion rule asks for a verdict. Two phases, measured in the same run:
 Each of --operators operator threads loops: list open alarms (GET /api/alarms?open_only=true&limit=50), list the
 oldest 50 alarms waiting for a verdict (GET /api/verifications?limit=50), and give a verdict (confirm 1 in 5, else
 false alarm) to the oldest waiting alarm no other operator took. Prints p50/p95/p99 per call in both phases and
-the ratio load/baseline, as the client saw them and as the hub measured them (its request-time histogram).
+the ratio load/baseline, as the client saw them and as the hub measured them (its request-time histogram), with the
+hub's CPU and the Redis server's commands per operator call (commands run inside scripts count: not round trips).
 Goal (issue 20): p99 of the alarm list and verdict calls <= 50 ms at 1,000 alarms/min with 20 operators.
 """
 
@@ -237,6 +238,17 @@ def hub_cpu(pid: int) -> float:
     return total
 
 
+def redis_commands(url: str) -> int:
+    """Commands the Redis server has run (all clients: the hub, its workers; the bench sends none)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("stats")["total_commands_processed"])
+    finally:
+        client.close()
+
+
 def summary(times: dict[str, list[float]]) -> dict[str, tuple[int, float, float, float]]:
     out = {}
     for name, values in sorted(times.items()):
@@ -271,13 +283,13 @@ def main() -> None:
             fences.run(10)  # warm-up: alarms in the list and waiting, as a shift finds them
             print(f"warm-up: {fences.sent} alarms raised", flush=True)
             phase(base, token, args.operators, 5, judge=False)  # warm-up of the API (lists only): not counted
-            cpu0, hist0 = hub_cpu(hub.pid), hub_histograms(base)
+            cpu0, hist0, cmd0 = hub_cpu(hub.pid), hub_histograms(base), redis_commands(redis_server.url)
             base_times = phase(base, token, args.operators, args.seconds / 2, Pacer(args.alarms_per_min))
-            cpu1, hist1 = hub_cpu(hub.pid), hub_histograms(base)
+            cpu1, hist1, cmd1 = hub_cpu(hub.pid), hub_histograms(base), redis_commands(redis_server.url)
             feeder = threading.Thread(target=fences.run, args=(args.seconds,), daemon=True)
             feeder.start()
             load_times = phase(base, token, args.operators, args.seconds)
-            cpu2, hist2 = hub_cpu(hub.pid), hub_histograms(base)
+            cpu2, hist2, cmd2 = hub_cpu(hub.pid), hub_histograms(base), redis_commands(redis_server.url)
             fences.stop.set()
             feeder.join()
             fences.close()
@@ -301,6 +313,8 @@ def main() -> None:
     load_calls = sum(len(v) for v in load_times.values())
     print(f"hub CPU per operator call: baseline {(cpu1 - cpu0) / base_calls * 1000:.2f} ms ({base_calls} calls), "
           f"load {(cpu2 - cpu1) / load_calls * 1000:.2f} ms ({load_calls} calls; includes the alarm intake)")
+    print(f"Redis commands per operator call: baseline {(cmd1 - cmd0) / base_calls:.2f}, "
+          f"load {(cmd2 - cmd1) / load_calls:.2f} (includes the alarm intake's)")  # fmt: skip
     print(f"{'call':34} {'phase':9} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for name in sorted(set(base_s) | set(load_s)):
         for label, table in (("baseline", base_s), ("load", load_s)):

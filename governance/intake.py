@@ -8,15 +8,19 @@ crash at any point neither loses nor duplicates a case.
 
 The same consumer keeps the record of 研判: each final verdict in the log (``verdict`` entries, confirmed or
 false_alarm) becomes a ``verdicts`` row, and each false alarm a ``false_alarms`` row (``VerificationService.record``),
-so a verdict request itself writes no SQL for a false alarm.
+so a verdict request itself writes no SQL. A confirmation (确认 by an operator, or the time limit's) opens the
+alarm's case here, from its ``verdict`` entry, acknowledged only after the case's commit like a raised alarm's: a
+hub stopped between the operator's answer and the case opens it when it comes back, once (the alarm link). The
+case is announced on the live alarm channel (``{"type": "case_opened", "alarm": ..., "case": ...}``), where the
+console that gave the verdict learns it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
+import orjson
 import redis.asyncio as aioredis
 from sharpeye.alarms.alarm import Alarm
 from sharpeye.alarms.notification import ConsumerProgress, consume, ensure_group
@@ -30,7 +34,7 @@ from sharpeye.governance.flow import Actor
 from sharpeye.governance.queue import CaseQueue
 from sharpeye.governance.service import CaseService
 from sharpeye.governance.store import CaseAlarmRow, CaseIncidentRow, CaseRow
-from sharpeye.governance.verification import VerificationService
+from sharpeye.governance.verification import SYSTEM_ACTOR, TIMEOUT_NOTE, VerificationService
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -79,10 +83,9 @@ class AlarmIntake:
         self.clock = clock
         self.consumer = consumer
         self.created = 0
+        self.verified = 0  # cases opened for confirmed alarms (研判)
         self.verification: VerificationService | None = None  # set by the node when rules ask for 研判
         self.progress = ConsumerProgress()  # for health: last batch handled, failing since
-        self._relayer: asyncio.Task[None] | None = None
-        self._relay_wanted = False
 
     async def ensure_group(self) -> None:
         await ensure_group(self.redis, self.keys, GROUP)
@@ -100,7 +103,10 @@ class AlarmIntake:
             await self.queue.relay(self.clock.now())
 
     async def handle(self, event: dict[str, str]) -> str | None:
-        """A raised alarm opens a case, or joins the open case of its incident. Returns the case id."""
+        """A raised alarm opens a case, or joins the open case of its incident; a confirmed one (研判) opens its
+        case. Returns the case id."""
+        if event.get("type") == "verdict":
+            return await self.handle_confirmed(event)
         if event.get("type") != "raised":
             return None
         alarm = await self.alarms.get(event["alarm"])
@@ -130,27 +136,30 @@ class AlarmIntake:
             return await self.join_incident_case(alarm, incident, now)
         return opened
 
-    async def open_verified(self, alarm: Alarm, note: str) -> str | None:
-        """The case of an alarm an operator confirmed (or whose verification timed out), with the note."""
-        case_id = await self.open_case(alarm, self.clock.now(), alarm.incident, note)
-        self.relay_soon()  # the case's queue entries: just after the operator's answer, not before it
+    async def handle_confirmed(self, event: dict[str, str]) -> str | None:
+        """The case of an alarm an operator confirmed (or whose verification timed out), from the verdict's
+        notification, with the operator's note; None for other verdicts, or when the alarm has its case already
+        (a redelivered notification)."""
+        kind, _, note = event.get("note", "").partition(": ")
+        if kind != "confirmed":
+            return None
+        alarm = await self.alarms.get(event["alarm"])
+        if alarm is None:
+            log.warning("confirmed alarm %s is gone: no case opened", event["alarm"])
+            return None
+        if await self.cases.case_for_alarm(alarm.id) is not None:
+            return None
+        actor = event.get("actor", "")
+        if actor == SYSTEM_ACTOR and note == TIMEOUT_NOTE:
+            text = note
+        else:
+            text = f"研判确认 {actor}" + (f"：{note}" if note else "")
+        case_id = await self.open_case(alarm, self.clock.now(), alarm.incident, text)
+        if case_id is not None:
+            self.verified += 1
+            message = {"type": "case_opened", "alarm": alarm.id, "case": case_id, "at": self.clock.now().isoformat()}
+            await self.redis.publish(self.keys.alarm_live, orjson.dumps(message))
         return case_id
-
-    def relay_soon(self) -> None:
-        """Relay the outbox in the background, once for any number of calls meanwhile (a crash before it runs
-        leaves the rows for the housekeeping relay)."""
-        self._relay_wanted = True
-        if self._relayer is None or self._relayer.done():
-            self._relayer = asyncio.get_running_loop().create_task(self._relay(), name="intake-relay")
-
-    async def _relay(self) -> None:
-        while self._relay_wanted:
-            self._relay_wanted = False
-            try:
-                await self.queue.relay(self.clock.now())
-            except Exception as exc:  # the housekeeping relay retries within seconds
-                log.warning("outbox relay after a verdict failed (%s); housekeeping retries it", exc)
-                return
 
     async def join_incident_case(self, alarm: Alarm, incident: str, now: datetime) -> str | None:
         async with self.cases.db.sessions() as session:

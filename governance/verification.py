@@ -1,11 +1,16 @@
 """研判 before dispatch: alarms of rules that ask for it wait for an operator's verdict before they become cases.
 
 An alarm whose rule has ``verification`` is held by the intake instead of opening a case (``hold``). An operator
-gives the verdict (``verdict``): 确认 ``confirm`` opens the case (with the operator's note), 误报 ``false_alarm``
+gives the verdict (``verdict``): 确认 ``confirm`` has the case opened (with the operator's note), 误报 ``false_alarm``
 (with a reason from ``governance.false_alarm_reasons``) stops it at the operator, acknowledged, counted in
 ``false_alarms`` and never seen by a department or an indicator, and 转人工复核 ``review`` hands it to a supervisor.
 Every final verdict (confirmed or false) is kept in ``verdicts`` for the accuracy report; both tables are written by
-the alarm intake from the verdict's notification, not by the verdict request (``VerificationService.record``).
+the alarm intake from the verdict's notification, not by the verdict request (``VerificationService.record``). The
+case of a confirmed alarm is opened the same way: the verdict request (or the time limit) writes the verdict into the
+alarm's record and its notification log in one atomic script call, and the alarm intake, reading that log in its
+consumer group, opens the case (``AlarmIntake.handle``) and acknowledges the entry only after the case's commit. A
+hub stopped between the verdict and the case reads the entry again when it comes back; the case's alarm link makes
+the second attempt a no-op, so the case opens exactly once.
 An alarm not judged within ``within_s`` escalates to the supervisors; past ``supervisor_within_s`` the case opens
 anyway (``on_timeout: open_case``) or the alarm keeps waiting (``keep_waiting``). Each step is written into the
 alarm's history and its notification log (type ``verdict``), so uplinks and channels hear of it.
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -29,13 +34,12 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 from sharpeye.alarms.alarm import Alarm
-from sharpeye.alarms.store import AlarmStore
+from sharpeye.alarms.store import AlarmStore, alarm_from_hash
 from sharpeye.config.rule import Verification
 from sharpeye.config.site import SiteConfig
 from sharpeye.governance.store import Base, Database, FalseAlarmRow, VerdictRow
 from sqlalchemy import Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from sharpeye.clock import Clock
 from sharpeye.keys import Keys
@@ -50,7 +54,8 @@ GroupBy = Literal["camera", "rule", "zone", "hour", "site", "reason"]
 PrecisionBy = Literal["camera", "rule", "zone"]
 SUPERVISORS = frozenset({Role.supervisor, Role.admin})
 FINAL_VERDICTS = ("confirmed", "false_alarm")  # as the alarm's record spells them
-OpenCase = Callable[[Alarm, str], Awaitable[str | None]]  # (alarm, note) -> case id
+TIMEOUT_NOTE = "研判超时，自动立案"  # the time limit's confirmation (by ``SYSTEM_ACTOR``)
+SYSTEM_ACTOR = "system:verification"
 
 # Take an alarm's verification for a verdict: only the caller who removes the hash acts on it.
 _TAKE = """
@@ -62,6 +67,24 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SREM', KEYS[3], ARGV[2])
 return {stage, 'taken', unpack(held)}
+"""
+
+# The waiting list: every waiting alarm's times, oldest first, and the alarm hashes of the first ARGV[3], in one
+# call (a pipeline of one HMGET per waiting alarm cost the hub about 25 µs of reply handling each, per list call).
+# KEYS[1]: the waiting set; ARGV[1], ARGV[2]: the verification and alarm key prefixes (ours); ARGV[3]: the page.
+_WAITING = """
+local rows = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local v = redis.call('HMGET', ARGV[1] .. id, 'since', 'due', 'stage', 'rule')
+  if v[1] then rows[#rows + 1] = {id, v[1], v[2] or '', v[3] or '', v[4] or '', tonumber(v[1])} end
+end
+table.sort(rows, function(a, b) if a[6] ~= b[6] then return a[6] < b[6] end return a[1] < b[1] end)
+local flat, docs = {}, {}
+for i, row in ipairs(rows) do
+  for j = 1, 5 do flat[#flat + 1] = row[j] end
+  if i <= tonumber(ARGV[3]) then docs[i] = redis.call('HGETALL', ARGV[2] .. row[1]) end
+end
+return {flat, docs}
 """
 
 # Escalate to the supervisors when the operator's limit has passed (once).
@@ -109,7 +132,7 @@ class PrecisionCount(BaseModel):
 @dataclass(frozen=True, slots=True)
 class Outcome:
     verdict: Verdict
-    case_id: str | None = None
+    case_pending: bool = False  # confirm: the alarm intake opens the case (announced on the live alarm channel)
 
 
 class VerificationService:
@@ -121,7 +144,6 @@ class VerificationService:
         alarms: AlarmStore,
         db: Database,
         clock: Clock,
-        open_case: OpenCase,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.site = site
@@ -130,10 +152,10 @@ class VerificationService:
         self.alarms = alarms
         self.db = db
         self.clock = clock
-        self.open_case = open_case
         self.zone = ZoneInfo(site.site.timezone)
         self._take = redis.register_script(_TAKE)
         self._escalate = redis.register_script(_ESCALATE)
+        self._waiting = redis.register_script(_WAITING)
         self.escalated = 0
         self.timed_out = 0
         self.recorded = 0  # final verdicts written to SQL (``record``)
@@ -162,33 +184,29 @@ class VerificationService:
             pipe.zadd(self.keys.verification_due, {alarm.id: due})
             pipe.sadd(self.keys.verification_waiting, alarm.id)
             await pipe.execute()
-        await self.alarms.act(alarm.id, "verdict", "system:verification", now,
+        await self.alarms.act(alarm.id, "verdict", SYSTEM_ACTOR, now,
                               note=f"研判 within {policy.within_s:.0f} s", extra={"verdict": "pending"})  # fmt: skip
         log.info("alarm %s waits for a verdict (rule %s)", alarm.id, alarm.rule_id)
         return True
 
     async def waiting(self, limit: int = 500, match: Callable[[Alarm], bool] | None = None) -> list[Waiting]:
         """Alarms awaiting a verdict, oldest first, at most ``limit`` (of those whose alarm ``match``es, when
-        given). The times of all waiting alarms are read in one round trip; the alarms themselves only for the
-        page (reading every waiting alarm's document on each call was most of the room's API time,
-        bench/alarm_handling.py)."""
-        ids = [raw.decode() for raw in await self.redis.smembers(self.keys.verification_waiting)]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for alarm_id in ids:
-                pipe.hmget(self.keys.verification(alarm_id), "since", "due", "stage", "rule")
-            states = await pipe.execute()
-        pending = sorted(
-            (float(since), alarm_id, due, stage, rule)
-            for alarm_id, (since, due, stage, rule) in zip(ids, states, strict=True)
-            if since is not None
-        )
+        given). The times of all waiting alarms and the first page's alarms are read in one script call; the
+        alarms of later pages only when ``match`` left some of the first out (reading every waiting alarm's
+        document on each call was most of the room's API time, bench/alarm_handling.py)."""
+        flat, docs = await self._waiting(keys=[self.keys.verification_waiting],
+                                         args=[self.keys.verification(""), self.keys.alarm(""), limit])  # fmt: skip
+        pending = [(float(flat[i + 1]), flat[i].decode(), flat[i + 2], flat[i + 3], flat[i + 4])
+                   for i in range(0, len(flat), 5)]  # fmt: skip
+        first = {alarm.id: alarm for alarm in (_alarm_of(doc) for doc in docs) if alarm is not None}
         out: list[Waiting] = []
         start, chunk = 0, limit
         while start < len(pending) and len(out) < limit:
             part = pending[start : start + chunk]
+            # the first page's alarms came with the times; more only when ``match`` left some out
+            alarms = first if start == 0 else {a.id: a for a in await self.alarms.get_many([p[1] for p in part])}
             start += chunk
-            chunk = min(chunk * 4, 2000)  # more only when ``match`` left some out
-            alarms = {alarm.id: alarm for alarm in await self.alarms.get_many([p[1] for p in part])}
+            chunk = min(chunk * 4, 2000)
             for since, alarm_id, due, stage, rule in part:
                 alarm = alarms.get(alarm_id)
                 if match is not None and (alarm is None or not match(alarm)):
@@ -217,16 +235,18 @@ class VerificationService:
         reason: str = "",
         note: str = "",
         alarm: Alarm | None = None,
+        audit: dict[str, str] | None = None,
     ) -> Outcome:
         """Apply an operator's or supervisor's verdict. Raises ``VerificationError`` (not waiting, a supervisor's
         alarm judged by an operator, an unknown false-alarm reason). ``alarm``: the alarm when the caller has
-        already read it (one Redis round trip less).
+        already read it (one Redis round trip less); ``audit``: the verdict's audit entry (``sharpeye.audit.entry``),
+        appended in the same round trip as the alarm's record.
 
-        A false alarm costs two Redis round trips here (the take; the alarm's own record, which appends the
-        verdict to its notification log) and no SQL: the intake consumer writes ``false_alarms`` and ``verdicts``
-        from that notification (``record``, called by the alarm intake). A confirmation opens its case in the request
-        (the answer carries the case id, and a case that cannot be written leaves the alarm waiting); the case's
-        queue entries are relayed just after the answer."""
+        A final verdict costs two Redis round trips here (the take; the alarm's own record, which appends the
+        verdict to its notification log, and the audit entry) and no SQL. The alarm intake reads the notification:
+        it writes ``false_alarms`` and ``verdicts`` (``record``) and, for a confirmation, opens the case
+        (``Outcome.case_pending``; the case is announced on the live alarm channel, ``case_opened``). A record that
+        cannot be written (Redis failing) leaves the alarm waiting again."""
         if verdict == "false_alarm" and reason not in self.site.governance.false_alarm_reasons:
             allowed = "、".join(self.site.governance.false_alarm_reasons)
             raise VerificationError(f"reason must be one of {allowed}")
@@ -237,7 +257,7 @@ class VerificationService:
                 raise VerificationError(f"alarm {alarm_id} is not waiting for a verdict", conflict=True)
             if stage == "supervisor":
                 raise VerificationError(f"alarm {alarm_id} is already with the supervisors", conflict=True)
-            taken = await self._escalate_now(alarm_id, actor, note, "review")
+            taken = await self._escalate_now(alarm_id, actor, note, "review", audit)
             if not taken:
                 raise VerificationError(f"alarm {alarm_id} was judged meanwhile", conflict=True)
             return Outcome("review")
@@ -255,25 +275,22 @@ class VerificationService:
         now = self.clock.now()
         if alarm is None:
             raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
+        if verdict == "false_alarm":
+            text, extra = f"{reason} {note}".strip(), {"verdict": "false_alarm"}
+        else:
+            text, extra = note, {"verdict": "confirmed"}
         try:
-            if verdict == "false_alarm":
-                text = f"{reason} {note}".strip()
-                extra = {"verdict": "false_alarm"}
-                done = await self.alarms.act(alarm_id, "verdict", actor, now, text, extra, alarm.fingerprint)
-                if done.outcome == "missing":
-                    raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
-                return Outcome("false_alarm")
-            case_id = await self.open_case(alarm, f"研判确认 {actor}" + (f"：{note}" if note else ""))
-        except (SQLAlchemyError, RedisError, OSError) as exc:
-            # The record could not be written (SQLite's write lock not had within its busy timeout on a starved
-            # hub, a database or Redis outage): the alarm waits for its verdict again instead of being lost.
+            done = await self.alarms.act(alarm_id, "verdict", actor, now, text, extra, alarm.fingerprint, audit)
+        except (RedisError, OSError) as exc:
+            # The record could not be written (Redis failing over or restarting): the alarm waits for its verdict
+            # again instead of being lost (when Redis answers again).
             await self._hold_again(alarm_id, held)
             log.warning("verdict on alarm %s not recorded (%s); it waits again", alarm_id, exc)
             raise VerificationError(f"the verdict on alarm {alarm_id} could not be recorded ({type(exc).__name__}); "
                                     "it waits for a verdict again", unavailable=True) from exc  # fmt: skip
-        await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": "confirmed"},
-                              fingerprint=alarm.fingerprint)  # fmt: skip
-        return Outcome("confirm", case_id)
+        if done.outcome == "missing":
+            raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
+        return Outcome("false_alarm") if verdict == "false_alarm" else Outcome("confirm", case_pending=True)
 
     async def _hold_again(self, alarm_id: str, held: dict[bytes, bytes]) -> None:
         """Undo ``_take``: the verification state as it was."""
@@ -285,7 +302,9 @@ class VerificationService:
             pipe.sadd(self.keys.verification_waiting, alarm_id)
             await pipe.execute()
 
-    async def _escalate_now(self, alarm_id: str, actor: str, note: str, how: str) -> bool:
+    async def _escalate_now(
+        self, alarm_id: str, actor: str, note: str, how: str, audit: dict[str, str] | None = None
+    ) -> bool:
         rule = (await self.redis.hget(self.keys.verification(alarm_id), "rule") or b"").decode()
         policy = self.policy(rule)
         now = self.clock.now()
@@ -293,7 +312,7 @@ class VerificationService:
         done = await self._escalate(keys=[self.keys.verification(alarm_id), self.keys.verification_due],
                                     args=[due, alarm_id])  # fmt: skip
         if done:
-            await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": how})
+            await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": how}, audit=audit)
         return bool(done)
 
     # --- the record --------------------------------------------------------------------------------------
@@ -366,7 +385,7 @@ class VerificationService:
             alarm_id = raw.decode()
             stage = (await self.redis.hget(self.keys.verification(alarm_id), "stage") or b"").decode()
             if stage == "operator":
-                if await self._escalate_now(alarm_id, "system:verification", "研判超时，转主管", "escalated"):
+                if await self._escalate_now(alarm_id, SYSTEM_ACTOR, "研判超时，转主管", "escalated"):
                     self.escalated += 1
                     handled += 1
                 continue
@@ -391,9 +410,9 @@ class VerificationService:
             alarm = await self.alarms.get(alarm_id)
             if alarm is None:
                 continue
-            await self.alarms.act(alarm_id, "verdict", "system:verification", now, note="研判超时，自动立案",
-                                  extra={"verdict": "confirmed"})  # fmt: skip
-            await self.open_case(alarm, "研判超时，自动立案")
+            # the alarm intake opens the case from this verdict's notification, as for an operator's 确认
+            await self.alarms.act(alarm_id, "verdict", SYSTEM_ACTOR, now, note=TIMEOUT_NOTE,
+                                  extra={"verdict": "confirmed"}, fingerprint=alarm.fingerprint)  # fmt: skip
             self.timed_out += 1
             handled += 1
         return handled
@@ -447,6 +466,11 @@ class VerificationService:
         self, by: PrecisionBy, since: datetime, until: datetime, org_units: set[str] | None = None
     ) -> list[PrecisionCount]:
         return await precision_stats(self.db, by, since, until, org_units)
+
+
+def _alarm_of(pairs: list[bytes]) -> Alarm | None:
+    """An alarm from its hash as HGETALL answers inside a script (a flat list of fields and values)."""
+    return alarm_from_hash(dict(zip(pairs[::2], pairs[1::2], strict=True))) if pairs else None
 
 
 def _sorted(counts: dict[str, int]) -> list[FalseAlarmCount]:

@@ -18,6 +18,22 @@ MAXLEN = 1_000_000
 REQUEST_ORIGIN: ContextVar[str] = ContextVar("audit_request_origin", default="")
 
 
+def entry(
+    actor: str, action: str, target: str, details: dict[str, Any] | None = None, origin: str = ""
+) -> dict[str, str]:
+    """The fields of one audit entry (``record`` appends it; a caller with a pipeline of its own may add it there,
+    ``XADD keys.audit`` with ``maxlen=MAXLEN, approximate=True``). ``origin`` defaults to the address of the request
+    being handled."""
+    return {
+        "at": datetime.now(UTC).isoformat(),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "origin": origin or REQUEST_ORIGIN.get(),
+        "details": orjson.dumps(details or {}).decode(),
+    }
+
+
 async def record(
     redis: aioredis.Redis,
     keys: Keys,
@@ -28,15 +44,8 @@ async def record(
     origin: str = "",
 ) -> str:
     """Append one entry; returns its stream id. ``origin`` defaults to the address of the request being handled."""
-    entry = {
-        "at": datetime.now(UTC).isoformat(),
-        "actor": actor,
-        "action": action,
-        "target": target,
-        "origin": origin or REQUEST_ORIGIN.get(),
-        "details": orjson.dumps(details or {}).decode(),
-    }
-    entry_id = await redis.xadd(keys.audit, entry, maxlen=MAXLEN, approximate=True)
+    fields = entry(actor, action, target, details, origin)
+    entry_id = await redis.xadd(keys.audit, fields, maxlen=MAXLEN, approximate=True)
     return str(entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
 
 

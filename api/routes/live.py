@@ -4,8 +4,9 @@ Protocol: the client opens ``/api/ws/alarms`` and sends ``{"token": "<bearer tok
 within 5 seconds (tokens stay out of URLs and logs); the console sends ``{}`` instead and is known by its
 session cookie, accepted only from a page of the hub's own origin. The server answers
 ``{"type": "hello", "user": ...}`` and then sends one JSON message per alarm change:
-``{"type": "raised"|"repeated"|"acknowledged"|"cleared"|"commented", "alarm": "<id>", "at": "...",
-"state": "..."}``. Clients fetch details with ``GET /api/alarms/{id}``.
+``{"type": "raised"|"repeated"|"acknowledged"|"cleared"|"commented"|..., "alarm": "<id>", "at": "...",
+"state": "..."}``, and ``{"type": "case_opened", "alarm": "<id>", "case": "<case id>", "at": "..."}`` when a confirmed
+alarm's case has been opened (研判). Clients fetch details with ``GET /api/alarms/{id}``.
 """
 
 from __future__ import annotations

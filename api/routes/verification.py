@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sharpeye.api.deps import (
     AlarmsDep,
-    AuditDep,
     ClockDep,
     InventoryDep,
     SiteDep,
@@ -31,6 +30,8 @@ from sharpeye.governance.verification import (
     default_window,
 )
 
+from sharpeye.audit import entry as audit_entry
+
 router = APIRouter(tags=["verification"])
 
 Reader = Annotated[Principal, Depends(require(Permission.alarms_read))]
@@ -45,7 +46,10 @@ class VerdictBody(BaseModel):
 
 class VerdictResult(BaseModel):
     verdict: Verdict
-    case_id: str | None = Field(default=None, description="The case a confirmation opened.")
+    case_pending: bool = Field(default=False, description=(
+        "confirm: the verdict is recorded and the alarm intake is opening its case (usually within milliseconds; a "
+        "hub stopped meanwhile opens it when it is back). The case is announced on the live alarm stream "
+        "(/api/ws/alarms, type case_opened, with the case id) and shown as case_id by GET /api/alarms/{id}."))
 
 
 class FalseAlarmStats(BaseModel):
@@ -83,24 +87,23 @@ async def give_verdict(
     verification: VerificationDep,
     alarms: AlarmsDep,
     inventory: InventoryDep,
-    audit: AuditDep,
     principal: Actor,
     alarm_id: str,
     body: VerdictBody,
 ) -> VerdictResult:
     alarm = await alarms.get(alarm_id)
     not_found_unless(alarm is not None and in_scope(inventory, principal, alarm.org_unit), f"alarm {alarm_id!r}")
+    # the audit entry goes with the alarm's record, in its round trip
+    entry = audit_entry(principal.actor, f"alarm.verdict.{body.verdict}", alarm_id,
+                        {"reason": body.reason, "note": body.note})  # fmt: skip
     try:
-        outcome = await verification.verdict(
-            alarm_id, body.verdict, principal.actor, principal.role, reason=body.reason, note=body.note, alarm=alarm
-        )
+        outcome = await verification.verdict(alarm_id, body.verdict, principal.actor, principal.role,
+                                             reason=body.reason, note=body.note, alarm=alarm, audit=entry)  # fmt: skip
     except VerificationError as exc:
         code = (status.HTTP_503_SERVICE_UNAVAILABLE if exc.unavailable else status.HTTP_409_CONFLICT
                 if exc.conflict else status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
         raise HTTPException(code, str(exc)) from None
-    await audit.record(principal.actor, f"alarm.verdict.{body.verdict}", alarm_id,
-                       {"reason": body.reason, "note": body.note, "case": outcome.case_id})  # fmt: skip
-    return VerdictResult(verdict=outcome.verdict, case_id=outcome.case_id)
+    return VerdictResult(verdict=outcome.verdict, case_pending=outcome.case_pending)
 
 
 @router.get("/api/stats/false-alarms")

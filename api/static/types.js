@@ -28,7 +28,7 @@
  * @property {{ at: string, action: string, actor: string, note: string }[]} history
  */
 
-/** @typedef {{ type: string, alarm: string }} AlarmChange */
+/** @typedef {{ type: string, alarm: string, case?: string }} AlarmChange case: the case opened (type case_opened) */
 
 /**
  * @typedef {object} OrgUnit

@@ -256,8 +256,7 @@ class Hub:
             self.site, self.redis, self.keys, self.alarm_store, self.cases, self.queue, self.clock, self.node_id
         )
         self.verification = VerificationService(
-            self.site, self.redis, self.keys, self.alarm_store, self.db, self.clock, self.intake.open_verified,
-            registry=self.metrics.registry,
+            self.site, self.redis, self.keys, self.alarm_store, self.db, self.clock, registry=self.metrics.registry,
         )  # fmt: skip
         self.intake.verification = self.verification
         await self.intake.ensure_group()

@@ -186,3 +186,23 @@ def test_the_token_index_of_a_user_is_pruned(app_client: HubClient) -> None:
 
     remaining = app_client.portal.call(lapse_many_then_sign_in)
     assert 2 <= remaining < PRUNE_ABOVE
+
+
+def test_a_token_of_a_user_disabled_behind_its_back_is_refused_at_once(app_client: HubClient) -> None:
+    """The caller's token and user are read in one round trip on every call; a user marked disabled in the store
+    (by another node, without its tokens revoked yet) is refused on the next call, and an unknown token is too."""
+    admin = bearer(app_client, "admin")
+    created = app_client.post("/api/users", json={"username": "quiet", "password": PASSWORD, "role": "viewer"},
+                              headers=admin)  # fmt: skip
+    assert created.status_code == 201
+    users = app_client.users
+    assert app_client.portal is not None
+    token = app_client.post("/api/auth/token", data={"username": "quiet", "password": PASSWORD}).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert app_client.get("/api/auth/me", headers=headers).json()["username"] == "quiet"
+    user = app_client.portal.call(users.get, "quiet")
+    assert user is not None
+    raw = user.model_copy(update={"disabled": True}).model_dump_json()
+    app_client.portal.call(users.redis.hset, users.keys.users, "quiet", raw)
+    assert app_client.get("/api/auth/me", headers=headers).status_code == 401
+    assert app_client.get("/api/auth/me", headers={"Authorization": "Bearer not-a-token"}).status_code == 401

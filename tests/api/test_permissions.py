@@ -188,6 +188,11 @@ def test_security_headers_and_audit(app_client: TestClient) -> None:
     response = app_client.get("/")
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    field = app_client.get("/field/")
+    assert field.headers["Permissions-Policy"].startswith("camera=(self)")  # the field app's own
+    assert field.headers["X-Content-Type-Options"] == "nosniff"
+    assert app_client.get("/api/nothing-here").headers["X-Frame-Options"] == "DENY"  # a 404 too
     assert "access-control-allow-origin" not in app_client.get("/api/health", headers={"Origin": "http://evil"}).headers
     admin = auth(app_client, "admin")
     alarm = app_client.get("/api/alarms", headers=admin).json()["items"][0]
@@ -195,6 +200,11 @@ def test_security_headers_and_audit(app_client: TestClient) -> None:
     log = app_client.get("/api/audit?action=alarm.comment", headers=admin).json()
     assert log[0]["actor"] == "user:admin" and log[0]["target"] == alarm["id"]
     assert log[0]["details"]["note"] == "审计测试"
+    # each request's time, by route and status (sharpeye_http_request_seconds)
+    metrics = app_client.get("/metrics").text
+    timed = "sharpeye_http_request_seconds_count{"
+    assert timed + 'method="POST",route="/api/alarms/{alarm_id}/comment",status="200"}' in metrics
+    assert timed + 'method="GET",route="unmatched",status="404"}' in metrics
     csv = app_client.get("/api/audit?format=csv", headers=admin)
     assert csv.headers["content-type"].startswith("text/csv") and "alarm.comment" in csv.text
 

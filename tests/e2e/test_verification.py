@@ -1,6 +1,8 @@
 """研判 before dispatch, through the API against a real hub: an alarm of a rule with ``verification`` opens no case
 until an operator confirms it; a false alarm (误报) stops at the operator and is counted; 转人工复核 hands it to the
-supervisors; an alarm nobody judges escalates, then opens its case anyway."""
+supervisors; an alarm nobody judges escalates, then opens its case anyway. A confirmation answers at once and the alarm
+intake opens the case from the verdict's notification: a database that is busy meanwhile, or a hub stopped before the
+case, delays it but neither loses nor doubles it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sharpeye.api.permission import Role
 from sharpeye.config.loader import demo_path, load_file
@@ -77,6 +80,13 @@ def cases(client: HubClient, who: dict[str, str]) -> list[dict[str, Any]]:
     return list(client.get("/api/cases", headers=who).json()["items"])
 
 
+def case_of(client: HubClient, who: dict[str, str], alarm_id: str, timeout: float = 10.0) -> str:
+    """The case of a confirmed alarm, once the alarm intake has opened it."""
+    found = wait_for(lambda: client.get(f"/api/alarms/{alarm_id}", headers=who).json()["case_id"], timeout=timeout,
+                     what=f"the case of alarm {alarm_id}")  # fmt: skip
+    return str(found)
+
+
 def test_verdicts_decide_whether_an_alarm_becomes_a_case(
     client: HubClient, mqtt_broker: EmbeddedMosquitto, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -96,7 +106,7 @@ def test_verdicts_decide_whether_an_alarm_becomes_a_case(
         body = {"verdict": "false_alarm", "reason": "小动物", "note": "野猫翻越"}
         judged = client.post(f"/api/alarms/{alarm_id}/verdict", json=body, headers=duty)
         assert judged.status_code == 200, judged.text
-        assert judged.json() == {"verdict": "false_alarm", "case_id": None}
+        assert judged.json() == {"verdict": "false_alarm", "case_pending": False}
         again = client.post(f"/api/alarms/{alarm_id}/verdict", json={"verdict": "confirm"}, headers=duty)
         assert again.status_code == 409
         alarm = client.get(f"/api/alarms/{alarm_id}", headers=duty).json()
@@ -109,8 +119,8 @@ def test_verdicts_decide_whether_an_alarm_becomes_a_case(
         confirmed = client.post(f"/api/alarms/{second['alarm_id']}/verdict",
                                 json={"verdict": "confirm", "note": "画面可见两人翻越"}, headers=duty)  # fmt: skip
         assert confirmed.status_code == 200, confirmed.text
-        case_id = confirmed.json()["case_id"]
-        assert case_id is not None
+        assert confirmed.json() == {"verdict": "confirm", "case_pending": True}  # the intake is opening it
+        case_id = case_of(client, duty, second["alarm_id"])
         case = client.get(f"/api/cases/{case_id}", headers=duty).json()["case"]
         assert case["stage"] == "dispatched" and "画面可见两人翻越" in case["description"]
 
@@ -127,6 +137,17 @@ def test_verdicts_decide_whether_an_alarm_becomes_a_case(
         assert by_chief.status_code == 200
     finally:
         pub.close()
+
+    # each verdict in the audit log (written in the same round trip as the alarm's record), by whom, with its reason
+    audit = client.call(lambda: client.hub.redis.xrange(client.hub.keys.audit))
+    verdicts = [(f[b"actor"].decode(), f[b"action"].decode(), f[b"target"].decode(), orjson.loads(f[b"details"]))
+                for _, f in audit if f[b"action"].startswith(b"alarm.verdict.")]  # fmt: skip
+    assert [(actor, action, target) for actor, action, target, _ in verdicts] == [
+        ("user:duty", "alarm.verdict.false_alarm", alarm_id),
+        ("user:duty", "alarm.verdict.confirm", second["alarm_id"]),
+        ("user:duty", "alarm.verdict.review", third["alarm_id"]),
+        ("user:chief", "alarm.verdict.false_alarm", third["alarm_id"])]  # fmt: skip
+    assert verdicts[0][3] == {"reason": "小动物", "note": "野猫翻越"}
 
     # the record of verdicts is written by the intake from the verdicts' notifications, just after the answers
     def false_by_camera() -> dict[str, Any] | None:
@@ -175,6 +196,10 @@ def test_verdicts_decide_whether_an_alarm_becomes_a_case(
     again = precision("camera")
     assert again is not None and again["items"] == by_camera["items"]
     assert client.get("/api/stats/false-alarms", params={"by": "camera"}, headers=duty).json()["total"] == 2
+    # ... and opens no case twice (the confirmation's entry read again, as after a crash past the case's commit)
+    client.call(lambda: client.hub.intake.handle_batch(decoded))
+    assert [c["id"] for c in cases(client, duty)] == [case_id]
+    assert client.hub.intake.verified == 1
 
 
 def test_an_alarm_nobody_judges_escalates_then_opens_its_case(
@@ -199,11 +224,13 @@ def test_an_alarm_nobody_judges_escalates_then_opens_its_case(
     assert rules == [{"key": "fence-tamper", "confirmed": 1, "false_alarms": 0, "precision": 1.0}]
 
 
-def test_a_verdict_that_cannot_be_recorded_leaves_the_alarm_waiting(
+def test_a_confirmation_answers_while_the_database_is_busy_and_its_case_opens_once_it_is_free(
     client: HubClient, mqtt_broker: EmbeddedMosquitto
 ) -> None:
     """The SQL record is busy past its busy timeout (another writer holds SQLite's lock, as a starved hub's own
-    transactions did under bench/alarm_handling.py): the confirm answers 503 and the alarm waits again, not lost."""
+    transactions did under bench/alarm_handling.py): the confirmation still answers at once; the intake's attempt to
+    open the case fails, its notification stays unacknowledged and is read again, and the case opens once the
+    database is free, exactly once."""
     duty = login(client, "duty")
     pub = Publisher(mqtt_broker.url)
     try:
@@ -211,16 +238,54 @@ def test_a_verdict_that_cannot_be_recorded_leaves_the_alarm_waiting(
         alarm_id = waiting_for(client, duty, "z3")["alarm_id"]
     finally:
         pub.close()
+    intake = client.hub.intake
     blocker = sqlite3.connect(client.hub.settings.sqlite_path, timeout=1)
     try:
         blocker.execute("BEGIN IMMEDIATE")  # SQLite's write lock, held past the hub's busy timeout
-        refused = client.post(f"/api/alarms/{alarm_id}/verdict", json={"verdict": "confirm"}, headers=duty)
+        confirmed = client.post(f"/api/alarms/{alarm_id}/verdict", json={"verdict": "confirm", "note": "翻越"},
+                                headers=duty)  # fmt: skip
+        assert confirmed.status_code == 200 and confirmed.json()["case_pending"], confirmed.text
+        assert client.get("/api/verifications", headers=duty).json() == []  # judged: no other operator takes it
+        wait_for(lambda: intake.progress.failing_since, timeout=20, what="the intake's attempt to fail on the lock")
+        assert client.get(f"/api/alarms/{alarm_id}", headers=duty).json()["case_id"] is None
     finally:
         blocker.rollback()
         blocker.close()
-    assert refused.status_code == 503 and "waits for a verdict again" in refused.json()["detail"]
-    assert [w["alarm_id"] for w in client.get("/api/verifications", headers=duty).json()] == [alarm_id]
-    assert cases(client, duty) == []
-    confirmed = client.post(f"/api/alarms/{alarm_id}/verdict", json={"verdict": "confirm"}, headers=duty)
-    assert confirmed.status_code == 200, confirmed.text
-    assert [c["id"] for c in cases(client, duty)] == [confirmed.json()["case_id"]]
+    case_id = case_of(client, duty, alarm_id, timeout=20)
+    assert [c["id"] for c in cases(client, duty)] == [case_id]
+    assert "研判确认 user:duty：翻越" in client.get(f"/api/cases/{case_id}", headers=duty).json()["case"]["description"]
+    assert intake.progress.failing_since is None and intake.verified == 1
+
+
+def test_a_hub_stopped_between_the_confirmation_and_the_case_opens_it_once_when_back(
+    tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
+) -> None:
+    """The confirmation is answered; the hub stops before its intake could open the case (the database was busy); a
+    hub started again on the same Redis and database reads the unacknowledged notification and opens the case, once."""
+    settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password=PW, prefix=keys.prefix)
+    blocker: sqlite3.Connection | None = None
+    try:
+        with app_client(settings, verifying_site(), connected=True) as first:
+            first.call(lambda: first.users.add("duty", PW, Role.operator))
+            duty = login(first, "duty")
+            pub = Publisher(mqtt_broker.url)
+            try:
+                fence(pub, 1, "intrusion", "z2")
+                alarm_id = waiting_for(first, duty, "z2")["alarm_id"]
+            finally:
+                pub.close()
+            blocker = sqlite3.connect(settings.sqlite_path, timeout=1, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")  # SQLite's write lock, held until this hub has stopped
+            confirmed = first.post(f"/api/alarms/{alarm_id}/verdict", json={"verdict": "confirm"}, headers=duty)
+            assert confirmed.status_code == 200 and confirmed.json()["case_pending"], confirmed.text
+            wait_for(lambda: first.hub.intake.progress.failing_since, timeout=20, what="the intake to fail on the lock")
+            assert first.hub.intake.verified == 0
+    finally:
+        if blocker is not None:
+            blocker.rollback()
+            blocker.close()
+    with app_client(settings, verifying_site(), connected=True) as again:
+        duty = login(again, "duty")
+        case_id = case_of(again, duty, alarm_id, timeout=20)
+        assert [c["id"] for c in cases(again, duty)] == [case_id]
+        assert again.hub.intake.verified == 1

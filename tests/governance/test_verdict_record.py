@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
-from sharpeye.alarms.alarm import Alarm
 from sharpeye.alarms.engine import AlarmEngine
 from sharpeye.alarms.store import AlarmStore
 from sharpeye.config.rule import Verification
@@ -34,14 +33,8 @@ async def test_final_verdicts_are_kept_once_and_counted_per_camera_rule_and_zone
     clock = ManualClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
     store = AlarmStore(client, keys)
     engine = AlarmEngine(site, store, GridLocator(), clock)
-    opened: list[str] = []
-
-    async def open_case(alarm: Alarm, note: str) -> str:
-        opened.append(alarm.id)
-        return f"C{len(opened)}"
-
     registry = CollectorRegistry()
-    service = VerificationService(site, client, keys, store, database, clock, open_case, registry=registry)
+    service = VerificationService(site, client, keys, store, database, clock, registry=registry)
     try:
         await engine.silences.refresh()
         places = [("d1", "z1"), ("d1", "z2"), ("b2", "z1")]
@@ -59,9 +52,12 @@ async def test_final_verdicts_are_kept_once_and_counted_per_camera_rule_and_zone
         count = lambda *args: statements.append(args[2])  # noqa: E731  (conn, cursor, statement, ...)
         event.listen(database.engine.sync_engine, "before_cursor_execute", count)
         await service.verdict(alarms["d1", "z1"], "false_alarm", "user:duty", Role.operator, reasons[0], "野猫 翻越")
+        confirmed = await service.verdict(alarms["d1", "z2"], "confirm", "user:duty", Role.operator)
         event.remove(database.engine.sync_engine, "before_cursor_execute", count)
-        assert statements == []  # a false alarm's request writes no SQL: the intake consumer records it
-        assert (await service.verdict(alarms["d1", "z2"], "confirm", "user:duty", Role.operator)).case_id == "C1"
+        # a verdict's request writes no SQL, a confirmation's neither: the intake consumer records them and opens
+        # the confirmed alarm's case
+        assert statements == []
+        assert confirmed.verdict == "confirm" and confirmed.case_pending
         await service.verdict(alarms["b2", "z1"], "false_alarm", "user:chief", Role.supervisor, reasons[-1])
 
         events = [{k.decode(): v.decode() for k, v in f.items()} for _, f in await client.xrange(keys.alarm_events)]

@@ -28,7 +28,7 @@ export const en = {
     deadletters: "Dead letters (rejected input)", reason: "Reason", detail: "Detail", origin: "Origin",
     layout: "Layout", choose_camera: "Choose a camera", empty_tile: "Empty", total: "Total", items: "",
     legend: "Legend", has_alarm: "in alarm", new_alarm: "New alarm", lang: "中文", camera: "Camera",
-    shelve: "Silence 1 h", confirm_alarm: "Confirm (open case)", false_alarm: "False alarm",
+    shelve: "Silence 1 h", confirm_alarm: "Confirm (open case)", case_opening: "Opening the case; it opens here when ready", false_alarm: "False alarm",
     review: "Hand to supervisor", false_reason_prompt: "Why false", review_prompt: "Note for the supervisor",
     confirm_prompt: "Your verdict note (goes into the case)", owner: "Owner", no_owner: "nobody",
     take: "Take", hand: "Hand over", hand_prompt: "Hand to (user name; empty: the next shift)",

@@ -25,7 +25,7 @@ export const zh = {
     deadletters: "死信（被拒绝的消息）", reason: "原因", detail: "详情", origin: "来源", layout: "布局",
     choose_camera: "选择摄像机", empty_tile: "空闲", total: "共", items: "条", legend: "图例", has_alarm: "报警中",
     new_alarm: "新报警", lang: "English", camera: "摄像机", shelve: "屏蔽1小时",
-    confirm_alarm: "确认立案", false_alarm: "误报", review: "转人工复核", false_reason_prompt: "误报原因",
+    confirm_alarm: "确认立案", case_opening: "正在立案，立案后自动打开案件", false_alarm: "误报", review: "转人工复核", false_reason_prompt: "误报原因",
     review_prompt: "转交主管的说明", confirm_prompt: "研判意见（写入案件）", owner: "责任人", no_owner: "无人接手",
     take: "接手", hand: "转交", hand_prompt: "转交给（用户名；留空为交下一班）", hand_note_prompt: "交接说明",
     procedure: "处置预案", step_prompt: "处置情况（可留空）", cluster_nodes: "集群节点", node: "节点", started: "启动",

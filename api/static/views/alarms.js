@@ -187,6 +187,9 @@ async function act(action, id) {
 /** @type {string[] | null} the site's false-alarm reasons, read once */
 let reasons = null;
 
+/** @type {Set<string>} alarms this console confirmed whose case the hub is still opening (case_opened opens it) */
+const casePending = new Set();
+
 /**
  * 研判: confirm (the case opens), false alarm (with one of the site's reasons) or hand to a supervisor.
  * @param {Alarm} alarm
@@ -207,12 +210,16 @@ async function judge(alarm, verdict) {
     json.note = note;
   }
   const result = await api(`/api/alarms/${encodeURIComponent(alarm.id)}/verdict`, { method: "POST", json });
+  // 确认: the hub opens the case just after this answer and says so on the live stream (case_opened)
+  if (result.case_pending) casePending.add(alarm.id);
   toast(`${t(`ui.${verdict === "confirm" ? "confirm_alarm" : verdict}`)}: ${alarm.title}`);
+  /** @type {AlarmDetail} */
   const fresh = await api(`/api/alarms/${encodeURIComponent(alarm.id)}`);
   state.alarms.set(alarm.id, fresh.alarm);
   renderAlarms();
   if (selected === alarm.id) await selectAlarm(alarm.id, false);
-  if (result.case_id) openCaseOf(alarm.id);
+  if (fresh.case_id && casePending.delete(alarm.id)) await open("cases", fresh.case_id);
+  else if (result.case_pending) toast(t("ui.case_opening"));
 }
 
 /**
@@ -325,6 +332,10 @@ function closePlayers() {
  * @param {import("../types.js").AlarmChange} msg
  */
 export async function onAlarmChange(msg) {
+  if (msg.type === "case_opened" && msg.case && casePending.delete(msg.alarm)) {
+    await open("cases", msg.case); // the case of the alarm this console just confirmed
+    return;
+  }
   /** @type {AlarmDetail} */
   let detail;
   try { detail = await api(`/api/alarms/${encodeURIComponent(msg.alarm)}`); } catch (err) { report(err); return; }
