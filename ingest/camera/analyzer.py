@@ -32,6 +32,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -62,6 +63,23 @@ CONFIDENT = 0.6  # a first vote this sure waits the full recheck time
 # STEADY_SHAPE of it: no merge, split or occlusion), or whose alarms are raised, waits STEADY_WAIT recheck times.
 STEADY_WAIT = 3.0
 STEADY_SHAPE = 1.6
+RULE_HITS = 3  # a track counts for the rules once seen this many times (and moved detection.min_travel)
+LOOK_WHEN_COUNTED = True  # the detector's first look at a track waits until then (else: from its second sighting)
+# A track merged into another's blob is kept hidden for up to MERGE_KEEP_S and resumed by a blob that splits off near
+# it with an area within RESUME_SHAPE of its own.
+MERGE_KEEP_S = 10.0
+RESUME_SHAPE = 2.5
+
+
+class FullPicture(Protocol):
+    """The full-size picture, converted to BGR only where the detector asks (``worker.Picture``)."""
+
+    shape: tuple[int, int, int]
+
+    def crop(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray: ...
+
+
+Full = np.ndarray | Callable[[], np.ndarray] | FullPicture
 
 
 @dataclass
@@ -104,6 +122,7 @@ class Track:
     detected_t: float | None = None  # when the detector last looked at this track
     looked_box: Box | None = None  # and the track's box then
     prev_foot: geometry.Point | None = None
+    host: int | None = None  # while merged into another track's blob: that track's id (this one hidden)
     zone_since: dict[str, float] = field(default_factory=dict)
     zone_out_since: dict[str, float] = field(default_factory=dict)
     zone_episode: dict[str, str] = field(default_factory=dict)
@@ -184,6 +203,7 @@ class Analyzer:
         self._tamper_checked: float | None = None
         self.resets = 0
         self.frames = 0
+        self.resumed = 0  # hidden tracks resumed by a blob that split off
 
     def _inside(self, zone: ZoneConfig, p: geometry.Point) -> bool:
         """``geometry.contains`` of the zone, after a test against its bounding box (most points are far off)."""
@@ -290,12 +310,13 @@ class Analyzer:
         self,
         frame: np.ndarray,
         t: float,
-        full: np.ndarray | Callable[[], np.ndarray] | None = None,
+        full: Full | None = None,
         lag_s: float = 0.0,
     ) -> list[VideoEvent]:
         """Analyse one small BGR frame at stream time ``t``. ``full``: the full-size frame for the detector (or a
-        function giving it, called only when a detector pass runs); ``lag_s``: how old the frame is (its arrival to
-        now), above ``detector.max_lag_s`` detector passes are skipped."""
+        function giving it, called only when a detector pass runs, or a ``FullPicture`` that converts only the
+        regions looked at); ``lag_s``: how old the frame is (its arrival to now), above ``detector.max_lag_s``
+        detector passes are skipped."""
         h, w = frame.shape[:2]
         if self._shape != (h, w):
             if self._shape is not None:
@@ -341,7 +362,7 @@ class Analyzer:
             if rate_ok and self._detect(full, t, lag_s):
                 self._last_detect = t
         for track in self._tracks.values():
-            if track.last_t != t or track.hits < 3 or track.travel < self.config.detection.min_travel:
+            if track.last_t != t or track.hits < RULE_HITS or track.travel < self.config.detection.min_travel:
                 continue
             events.extend(self._rules(track, t))
         for track in self._tracks.values():
@@ -349,40 +370,94 @@ class Analyzer:
         return events
 
     def _track(self, boxes: list[Box], t: float) -> None:
+        """Match this frame's blobs to the tracks, nearest centres first. A track whose blob merged into another
+        track's (its centre inside that blob, which is larger) is kept hidden in it and moved with it for up to
+        ``MERGE_KEEP_S``: when a blob of about its size splits off near it, it is matched again like any track,
+        with its votes and zone state, instead of a new track that needs a new look."""
         limit_s = self.config.detection.max_missing_s
-        for tid in [k for k, tr in self._tracks.items() if t - tr.last_t > limit_s]:
+        for tid in [k for k, tr in self._tracks.items() if self._ended(tr, t, limit_s)]:
             del self._tracks[tid]
         pairs: list[tuple[float, int, int]] = []
         tracks = list(self._tracks.values())
         for ti, tr in enumerate(tracks):
             cx, cy = tr.centre
+            w, h = tr.box[2], tr.box[3]
+            gap = 0.15 * min(t - tr.last_t, limit_s)
             for bi, b in enumerate(boxes):
+                if tr.host is not None and not (
+                    w * h > 0 and 1 / RESUME_SHAPE <= (b[2] * b[3]) / (w * h) <= RESUME_SHAPE
+                ):
+                    continue  # a hidden track comes back only with a blob of about its own size
                 bx, by = b[0] + b[2] / 2, b[1] + b[3] / 2
                 d = ((bx - cx) ** 2 + (by - cy) ** 2) ** 0.5
-                limit = 0.6 * max(tr.box[2], tr.box[3], b[2], b[3]) + 0.15 * (t - tr.last_t)
-                if d <= limit:
+                if d <= 0.6 * max(w, h, b[2], b[3]) + gap:
                     pairs.append((d, ti, bi))
         pairs.sort()
         used_t: set[int] = set()
-        used_b: set[int] = set()
+        hosts: dict[int, Track] = {}  # box index -> the track it was matched to
+        moved: dict[int, tuple[float, float]] = {}  # track id -> its centre's move this frame
         for _d, ti, bi in pairs:
-            if ti in used_t or bi in used_b:
+            if ti in used_t or bi in hosts:
                 continue
             used_t.add(ti)
-            used_b.add(bi)
             tr = tracks[ti]
-            tr.box = boxes[bi]
+            hosts[bi] = tr
+            if tr.host is not None:
+                tr.host = None
+                self.resumed += 1
+            (cx0, cy0), tr.box = tr.centre, boxes[bi]
+            cx1, cy1 = tr.centre
+            moved[tr.id] = (cx1 - cx0, cy1 - cy0)
             tr.last_t = t
             tr.hits += 1
             fx, fy = tr.foot
             tr.travel = max(tr.travel, ((fx - tr.origin[0]) ** 2 + (fy - tr.origin[1]) ** 2) ** 0.5)
+        if MERGE_KEEP_S > 0 and len(used_t) < len(tracks):
+            self._merge([tr for ti, tr in enumerate(tracks) if ti not in used_t], hosts, moved)
         for bi, b in enumerate(boxes):
-            if bi in used_b:
+            if bi in hosts:
                 continue
             tr = Track(id=self._next_id, box=b, first_t=t, last_t=t, origin=(b[0] + b[2] / 2, b[1] + b[3]))
             tr.votes = deque(maxlen=self.config.detector.votes)
             self._next_id += 1
             self._tracks[tr.id] = tr
+
+    def _ended(self, tr: Track, t: float, limit_s: float) -> bool:
+        """A track not seen for ``limit_s`` ends; a hidden one when its host ends or after ``MERGE_KEEP_S``."""
+        if tr.host is None:
+            return t - tr.last_t > limit_s
+        host = self._tracks.get(tr.host)
+        return host is None or t - tr.last_t > MERGE_KEEP_S or t - host.last_t > limit_s
+
+    def _merge(self, unmatched: list[Track], hosts: dict[int, Track], moved: dict[int, tuple[float, float]]) -> None:
+        """Hide the unmatched visible tracks whose centre lies in a larger blob matched to another track (merged
+        into it); move every hidden track with its host."""
+        hidden_now: set[int] = set()
+        for tr in unmatched:
+            if tr.host is not None:
+                continue
+            cx, cy = tr.centre
+            area = tr.box[2] * tr.box[3]
+            for host in hosts.values():
+                x, y, w, h = host.box
+                if x <= cx <= x + w and y <= cy <= y + h and w * h > area:
+                    tr.host = host.id
+                    hidden_now.add(tr.id)
+                    break
+        for tr in unmatched:
+            if tr.host is None or tr.id in hidden_now:
+                continue  # (the host's move in the frame of the merge is its jump to the merged blob's centre)
+            owner: Track | None = self._tracks.get(tr.host)
+            for _ in range(4):  # a host hidden in turn: its host (chains are short)
+                if owner is None or owner.host is None:
+                    break
+                owner = self._tracks.get(owner.host)
+            if owner is None or owner.host is not None:
+                continue  # ends at the next frame
+            tr.host = owner.id
+            dx, dy = moved.get(owner.id, (0.0, 0.0))
+            x, y, w, h = tr.box
+            tr.box = (x + dx, y + dy, w, h)
 
     def _regions(self, tracks: list[Track], fw: int, fh: int) -> list[tuple[list[int], int]]:
         """Pixel regions of the full frame around tracks, each with the longer side it is seen at.
@@ -472,7 +547,7 @@ class Analyzer:
         area, aspect = (w * h) / (w0 * h0), (w / h) / (w0 / h0)
         return 1 / STEADY_SHAPE <= area <= STEADY_SHAPE and 1 / STEADY_SHAPE <= aspect <= STEADY_SHAPE
 
-    def _detect(self, full: np.ndarray | Callable[[], np.ndarray], t: float, lag_s: float = 0.0) -> bool:
+    def _detect(self, full: Full, t: float, lag_s: float = 0.0) -> bool:
         """One detector pass over the regions of the tracks due a look; False when none is (or the pass was
         skipped because the worker is behind)."""
         assert self.detector is not None
@@ -483,8 +558,11 @@ class Analyzer:
         anywhere = any(line.objects != "any" for line in self.config.tripwires)
         candidates: list[Track] = []
         settled: dict[int, bool] = {}
+        # A track is looked at once the rules would count it (seen RULE_HITS times, moved min_travel): the look runs
+        # before the rules in the same frame, so no later; fragments that die sooner and swaying things never are.
+        hits, travel = (RULE_HITS, self.config.detection.min_travel) if LOOK_WHEN_COUNTED else (2, 0.0)
         for tr in self._tracks.values():
-            if tr.last_t != t or tr.hits < 2:
+            if tr.last_t != t or tr.hits < hits or tr.travel < travel:
                 continue
             foot = tr.foot
             inside = [z for z in zones if self._inside(z, foot)]
@@ -500,13 +578,22 @@ class Analyzer:
         if lag_s > cfg.max_lag_s:
             stats.skipped += 1
             return False
-        image = full() if callable(full) else full
-        fh, fw = image.shape[:2]
+        crop: Callable[[int, int, int, int], np.ndarray]
+        if isinstance(full, np.ndarray) or callable(full):
+            image = full if isinstance(full, np.ndarray) else full()
+
+            def crop(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+                return image[y0:y1, x0:x1]
+
+            fh, fw = image.shape[:2]
+        else:
+            crop = full.crop
+            fh, fw = full.shape[:2]
         found: list[Detection] = []
         regions = self._regions(due, fw, fh)
         pixels = self.detector.pixels
         for (x0, y0, x1, y1), seen in regions:
-            for d in self.detector.detect(image[y0:y1, x0:x1], seen):
+            for d in self.detector.detect(crop(x0, y0, x1, y1), seen):
                 bx0, by0, bx1, by1 = d.box
                 found.append(
                     Detection(d.label, d.score, ((bx0 + x0) / fw, (by0 + y0) / fh, (bx1 + x0) / fw, (by1 + y0) / fh))
