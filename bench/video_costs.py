@@ -14,9 +14,9 @@ and a pipe, in both modes alike).
     .venv/bin/python bench/video_costs.py --real         # real footage: vtest.avi, people all over the picture
     .venv/bin/python bench/video_costs.py --real --cameras 3 --detector ~/.cache/sharpeye-tests/models/nanodet.onnx
 
-The analytics mode runs twice: as it is now and as it was before this round (see ``BEFORE``: tracks lost in merges
-of blobs, each looked at from its second sighting, the detector's whole picture converted, its input made in numpy,
-the model's explicit paddings, regions seen at 128 px), the "before" figure of the same run.
+The analytics mode runs twice: as it is now and as it was before this round (see ``BEFORE``: tracks looked at from
+their second sighting, the detector's whole picture converted, its input made in numpy, the model's explicit
+paddings, regions seen at 128 px), the "before" figure of the same run.
 """
 
 from __future__ import annotations
@@ -67,19 +67,18 @@ def load(path: Path) -> tuple[StreamInfo, list[VideoPacket]]:
     return info, packets
 
 
-# The analytics as they were before this round (main at 9b1b545): tracks that merge into another's blob end after
-# detection.max_missing_s and come back as new tracks; a track looked at from its second sighting; the detector's
-# input made in numpy; the whole full-size picture converted to BGR for a detector pass; the model's explicit
-# paddings kept (``BEFORE_MODEL``); regions seen at 128 px (``BEFORE_CONFIG``). Now: merged tracks kept hidden and
-# resumed when they split off; a track looked at once the rules count it; the input made by OpenCV; only the regions
-# looked at converted, straight from the YUV planes; paddings folded into the convolutions; regions at 96 px. (Both
-# modes run the tiled MOG2 and the steady recheck of the round before.)
+# The analytics as they were before this round (main at 9b1b545): a track looked at from its second sighting; the
+# detector's input made in numpy; the whole full-size picture converted to BGR for a detector pass; the model's
+# explicit paddings kept (``BEFORE_MODEL``); regions seen at 128 px (``BEFORE_CONFIG``). Now: a track looked at once
+# the rules count it; the input made by OpenCV; only the regions looked at converted, straight from the YUV planes;
+# paddings folded into the convolutions; regions at 96 px. (Both modes run the tiled MOG2 and the steady recheck of
+# the round before.)
 Mode = str
 BEFORE: Mode = "before"
 NOW: Mode = "now"
 BEFORE_CONFIG = {"detector": {"region_size": 128}}
 BEFORE_MODEL: dict[ObjectDetector, ObjectDetector] = {}  # the detector -> the same model with its paddings kept
-_SAVED = (analyzer.MERGE_KEEP_S, analyzer.LOOK_WHEN_COUNTED, vars(ObjectDetector)["_blob"], worker.Picture.crop)
+_SAVED = (analyzer.LOOK_WHEN_COUNTED, vars(ObjectDetector)["_blob"], worker.Picture.crop)
 
 
 def _numpy_blob(image: np.ndarray, nw: int, nh: int, cw: int, ch: int) -> np.ndarray:
@@ -99,13 +98,13 @@ def _whole_crop(self: worker.Picture, x0: int, y0: int, x1: int, y1: int) -> np.
 
 def background(mode: Mode) -> None:
     if mode == BEFORE:
-        analyzer.MERGE_KEEP_S, analyzer.LOOK_WHEN_COUNTED = 0.0, False
+        analyzer.LOOK_WHEN_COUNTED = False
         ObjectDetector._blob = staticmethod(_numpy_blob)  # type: ignore[method-assign,assignment]
         worker.Picture.crop = _whole_crop  # type: ignore[method-assign]
     else:
-        analyzer.MERGE_KEEP_S, analyzer.LOOK_WHEN_COUNTED = _SAVED[0], _SAVED[1]
-        ObjectDetector._blob = _SAVED[2]  # type: ignore[method-assign]
-        worker.Picture.crop = _SAVED[3]  # type: ignore[method-assign]
+        analyzer.LOOK_WHEN_COUNTED = _SAVED[0]
+        ObjectDetector._blob = _SAVED[1]  # type: ignore[method-assign]
+        worker.Picture.crop = _SAVED[2]  # type: ignore[method-assign]
 
 
 def run(
@@ -137,11 +136,11 @@ def run(
     background(NOW)
     fed = sum(d.analyzer.tiles_fed for d in decs) / max(1, sum(d.analyzer.tiles_seen for d in decs))
     inferences = sum(d.analyzer.detector_stats.inferences for d in decs) // cameras
-    TRACKS[analytics, mode] = (decs[0].analyzer._next_id - 1, decs[0].analyzer.resumed)
+    TRACKS[analytics, mode] = decs[0].analyzer._next_id - 1
     return cpu, events // cameras, fed, inferences
 
 
-TRACKS: dict[tuple[bool, Mode], tuple[int, int]] = {}  # (tracks made, hidden tracks resumed) of one camera
+TRACKS: dict[tuple[bool, Mode], int] = {}  # tracks made by one camera
 
 
 def ipc_cost(packets: list[VideoPacket]) -> float:
@@ -306,7 +305,7 @@ def main() -> None:
                 f", analytics +{(med[name] - dec) * 1e3:.1f} ms/s, ratio {dec / med[name]:.2f}, "
                 f"{events[name]} events, {fed[name]:.0%} of background tiles fed"
                 + (f", {inferences[name] / stream_s:.1f} inferences/s" if detector is not None else "")
-                + ", {} tracks made ({} resumed after a merge)".format(*TRACKS[modes[name]])
+                + f", {TRACKS[modes[name]]} tracks made"
             )
         print(f"  {name:38s} {med[name] * 1e3:6.1f} ms/s{extra}")
         print("    per round: " + " ".join(f"{c * 1e3:.1f}" for c in cpu[name]))

@@ -17,10 +17,6 @@ in (tracks inside a region looked at for another get a vote too); a track's clas
 settle it. While the worker is behind (the frame older than ``detector.max_lag_s``) passes are skipped and
 counted, so motion analysis keeps up and health can say the detector does not.
 
-The tracker keeps a track through a merge of blobs (two people walking together are one blob): the track the merged
-blob does not follow is hidden in it, moved with it, and matched again, votes and zone state kept, when a blob of
-about its size splits off near it (on the busy real clip: 30 tracks instead of 46, ``bench/video_costs.py``).
-
 The background model is MOG2 on tiles (``TILE_ROWS`` x ``TILE_COLS``, one model each; MOG2 is per pixel, so the
 tiles change nothing but what is updated): a tile is fed only when its picture changed since it was last fed
 (``GATE_PIXELS`` pixels or more whose grey difference exceeds ``GATE_LEVEL``) and at least once in ``REFRESH_FRAMES``
@@ -70,10 +66,6 @@ STEADY_WAIT = 3.0
 STEADY_SHAPE = 1.6
 RULE_HITS = 3  # a track counts for the rules once seen this many times (and moved detection.min_travel)
 LOOK_WHEN_COUNTED = True  # the detector's first look at a track waits until then (else: from its second sighting)
-# A track merged into another's blob is kept hidden for up to MERGE_KEEP_S and resumed by a blob that splits off near
-# it with an area within RESUME_SHAPE of its own.
-MERGE_KEEP_S = 10.0
-RESUME_SHAPE = 2.5
 
 
 class FullPicture(Protocol):
@@ -127,7 +119,6 @@ class Track:
     detected_t: float | None = None  # when the detector last looked at this track
     looked_box: Box | None = None  # and the track's box then
     prev_foot: geometry.Point | None = None
-    host: int | None = None  # while merged into another track's blob: that track's id (this one hidden)
     zone_since: dict[str, float] = field(default_factory=dict)
     zone_out_since: dict[str, float] = field(default_factory=dict)
     zone_episode: dict[str, str] = field(default_factory=dict)
@@ -208,7 +199,6 @@ class Analyzer:
         self._tamper_checked: float | None = None
         self.resets = 0
         self.frames = 0
-        self.resumed = 0  # hidden tracks resumed by a blob that split off
 
     def _inside(self, zone: ZoneConfig, p: geometry.Point) -> bool:
         """``geometry.contains`` of the zone, after a test against its bounding box (most points are far off)."""
@@ -375,94 +365,40 @@ class Analyzer:
         return events
 
     def _track(self, boxes: list[Box], t: float) -> None:
-        """Match this frame's blobs to the tracks, nearest centres first. A track whose blob merged into another
-        track's (its centre inside that blob, which is larger) is kept hidden in it and moved with it for up to
-        ``MERGE_KEEP_S``: when a blob of about its size splits off near it, it is matched again like any track,
-        with its votes and zone state, instead of a new track that needs a new look."""
         limit_s = self.config.detection.max_missing_s
-        for tid in [k for k, tr in self._tracks.items() if self._ended(tr, t, limit_s)]:
+        for tid in [k for k, tr in self._tracks.items() if t - tr.last_t > limit_s]:
             del self._tracks[tid]
         pairs: list[tuple[float, int, int]] = []
         tracks = list(self._tracks.values())
         for ti, tr in enumerate(tracks):
             cx, cy = tr.centre
-            w, h = tr.box[2], tr.box[3]
-            gap = 0.15 * min(t - tr.last_t, limit_s)
             for bi, b in enumerate(boxes):
-                if tr.host is not None and not (
-                    w * h > 0 and 1 / RESUME_SHAPE <= (b[2] * b[3]) / (w * h) <= RESUME_SHAPE
-                ):
-                    continue  # a hidden track comes back only with a blob of about its own size
                 bx, by = b[0] + b[2] / 2, b[1] + b[3] / 2
                 d = ((bx - cx) ** 2 + (by - cy) ** 2) ** 0.5
-                if d <= 0.6 * max(w, h, b[2], b[3]) + gap:
+                limit = 0.6 * max(tr.box[2], tr.box[3], b[2], b[3]) + 0.15 * (t - tr.last_t)
+                if d <= limit:
                     pairs.append((d, ti, bi))
         pairs.sort()
         used_t: set[int] = set()
-        hosts: dict[int, Track] = {}  # box index -> the track it was matched to
-        moved: dict[int, tuple[float, float]] = {}  # track id -> its centre's move this frame
+        used_b: set[int] = set()
         for _d, ti, bi in pairs:
-            if ti in used_t or bi in hosts:
+            if ti in used_t or bi in used_b:
                 continue
             used_t.add(ti)
+            used_b.add(bi)
             tr = tracks[ti]
-            hosts[bi] = tr
-            if tr.host is not None:
-                tr.host = None
-                self.resumed += 1
-            (cx0, cy0), tr.box = tr.centre, boxes[bi]
-            cx1, cy1 = tr.centre
-            moved[tr.id] = (cx1 - cx0, cy1 - cy0)
+            tr.box = boxes[bi]
             tr.last_t = t
             tr.hits += 1
             fx, fy = tr.foot
             tr.travel = max(tr.travel, ((fx - tr.origin[0]) ** 2 + (fy - tr.origin[1]) ** 2) ** 0.5)
-        if MERGE_KEEP_S > 0 and len(used_t) < len(tracks):
-            self._merge([tr for ti, tr in enumerate(tracks) if ti not in used_t], hosts, moved)
         for bi, b in enumerate(boxes):
-            if bi in hosts:
+            if bi in used_b:
                 continue
             tr = Track(id=self._next_id, box=b, first_t=t, last_t=t, origin=(b[0] + b[2] / 2, b[1] + b[3]))
             tr.votes = deque(maxlen=self.config.detector.votes)
             self._next_id += 1
             self._tracks[tr.id] = tr
-
-    def _ended(self, tr: Track, t: float, limit_s: float) -> bool:
-        """A track not seen for ``limit_s`` ends; a hidden one when its host ends or after ``MERGE_KEEP_S``."""
-        if tr.host is None:
-            return t - tr.last_t > limit_s
-        host = self._tracks.get(tr.host)
-        return host is None or t - tr.last_t > MERGE_KEEP_S or t - host.last_t > limit_s
-
-    def _merge(self, unmatched: list[Track], hosts: dict[int, Track], moved: dict[int, tuple[float, float]]) -> None:
-        """Hide the unmatched visible tracks whose centre lies in a larger blob matched to another track (merged
-        into it); move every hidden track with its host."""
-        hidden_now: set[int] = set()
-        for tr in unmatched:
-            if tr.host is not None:
-                continue
-            cx, cy = tr.centre
-            area = tr.box[2] * tr.box[3]
-            for host in hosts.values():
-                x, y, w, h = host.box
-                if x <= cx <= x + w and y <= cy <= y + h and w * h > area:
-                    tr.host = host.id
-                    hidden_now.add(tr.id)
-                    break
-        for tr in unmatched:
-            if tr.host is None or tr.id in hidden_now:
-                continue  # (the host's move in the frame of the merge is its jump to the merged blob's centre)
-            owner: Track | None = self._tracks.get(tr.host)
-            for _ in range(4):  # a host hidden in turn: its host (chains are short)
-                if owner is None or owner.host is None:
-                    break
-                owner = self._tracks.get(owner.host)
-            if owner is None or owner.host is not None:
-                continue  # ends at the next frame
-            tr.host = owner.id
-            dx, dy = moved.get(owner.id, (0.0, 0.0))
-            x, y, w, h = tr.box
-            tr.box = (x + dx, y + dy, w, h)
 
     def _regions(self, tracks: list[Track], fw: int, fh: int) -> list[tuple[list[int], int]]:
         """Pixel regions of the full frame around tracks, each with the longer side it is seen at.

@@ -184,53 +184,27 @@ def test_tracks_that_need_no_vote_are_looked_at_less_often() -> None:
     assert analyzer._due(track, recheck / 4)
 
 
-def _walk(analyzer: Analyzer, frames: list[list[tuple[float, float, float, float]]], t0: float) -> float:
-    """Feed the tracker one list of blob boxes per analysed frame (5 fps); the time after the last."""
-    t = t0
-    for boxes in frames:
-        analyzer._track(list(boxes), t)
-        t = round(t + 0.2, 3)
-    return t
+def test_a_track_is_first_looked_at_when_the_rules_would_count_it(detector_model: Path) -> None:
+    """The first look waits for the track's third sighting and min_travel, the frame in which the rules first read
+    its verdict (the look runs before them); a fragment seen twice, or one that has not moved, costs no inference.
+    The frame and boxes: the two people on the lawn of vtest.avi at 55 s."""
+    analyzer = Analyzer(_camera(objects="person"), ObjectDetector(detector_model))
+    frame = _frame_at(55.0)
+    box = (0.05, 0.62, 0.3, 0.36)  # both people, foot point on the lawn
 
+    def track(tid: int, hits: int, travel: float) -> Track:
+        tr = Track(id=tid, box=box, first_t=0.0, last_t=1.0, origin=(0.2, 0.9), hits=hits, travel=travel)
+        analyzer._tracks[tid] = tr
+        return tr
 
-def test_two_people_whose_blobs_merge_keep_their_tracks_and_votes_when_they_part() -> None:
-    """Two people walk together for 3 s (their blobs are one, longer than detection.max_missing_s) and part: both
-    tracks come back, each with the votes it had and on its own side, and no new track needs a new look."""
-    analyzer = Analyzer(_camera(objects="person"), None, strict=False)
-    h = 0.15
-    t = _walk(analyzer, [[(0.30 + 0.01 * i, 0.6, 0.04, h), (0.50 - 0.01 * i, 0.6, 0.04, h)] for i in range(5)], 0.0)
-    left, right = sorted(analyzer.tracks, key=lambda tr: tr.box[0])
-    left.votes.append(("person", 0.7))
-    right.votes.append(("person", 0.9))
-    left.detected_t = right.detected_t = t - 0.2
-    # One blob around both, drifting right for 3 s.
-    t = _walk(analyzer, [[(0.35 + 0.005 * i, 0.6, 0.15, h)] for i in range(16)], t)
-    assert len(analyzer._tracks) == 2 and sum(tr.host is not None for tr in analyzer.tracks) == 1
-    # They part: one blob at each end of where the pair was.
-    t = _walk(analyzer, [[(0.43 - 0.01 * i, 0.6, 0.04, h), (0.54 + 0.01 * i, 0.6, 0.04, h)] for i in range(4)], t)
-    assert sorted(analyzer._tracks) == sorted([left.id, right.id]) and analyzer._next_id == 3
-    assert analyzer.resumed == 1
-    assert all(tr.host is None and tr.last_t == round(t - 0.2, 3) for tr in analyzer.tracks)
-    # Each on its own side, with its own votes.
-    assert left.box[0] < right.box[0]
-    assert list(left.votes) == [("person", 0.7)] and list(right.votes) == [("person", 0.9)]
-    # Due at the recheck time from their last look, as if never merged (a new track would be due at once).
-    recheck = analyzer.config.detector.recheck_s
-    assert left.detected_t == right.detected_t == 0.8
-    assert not analyzer._due(left, 0.8 + recheck - 0.1) and analyzer._due(left, 0.8 + recheck)
-
-
-def test_a_hidden_track_ends_with_its_host_and_is_not_taken_by_a_blob_of_another_size() -> None:
-    analyzer = Analyzer(_camera(objects="person"), None, strict=False)
-    t = _walk(analyzer, [[(0.30 + 0.01 * i, 0.6, 0.04, 0.15), (0.50 - 0.01 * i, 0.6, 0.04, 0.15)] for i in range(5)], 0)
-    t = _walk(analyzer, [[(0.35, 0.6, 0.15, 0.15)] for _ in range(5)], t)
-    hidden = next(tr for tr in analyzer.tracks if tr.host is not None)
-    # A blob four times its area appears next to the pair: a new track, the hidden one stays hidden.
-    t = _walk(analyzer, [[(0.35, 0.6, 0.15, 0.15), (0.52, 0.45, 0.08, 0.3)]], t)
-    assert hidden.host is not None and analyzer._next_id == 4
-    # The pair's blob goes (out of the picture): the hidden track ends with it.
-    _walk(analyzer, [[(0.52, 0.45, 0.08, 0.3)] for _ in range(7)], t)
-    assert hidden.id not in analyzer._tracks and len(analyzer._tracks) == 1
+    seen_twice = track(1, 2, 0.1)
+    still = track(2, 5, 0.0)
+    assert not analyzer._detect(frame, 1.0) and analyzer.detector_stats.inferences == 0
+    counted = track(3, 3, analyzer.config.detection.min_travel)
+    assert analyzer._detect(frame, 1.0) and analyzer.detector_stats.inferences == 1
+    assert counted.detected_t == 1.0 and counted.votes[-1][0] == "person"
+    assert Analyzer.verdict(counted, ["person"], 0.5) is not None
+    assert seen_twice.detected_t is None and still.detected_t is None and not seen_twice.votes
 
 
 def test_a_worker_behind_skips_detector_passes_and_keeps_tracking(detector_model: Path) -> None:
