@@ -48,7 +48,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.config import CameraConfig, DetectorConfig
 from sharpeye.ingest.camera.detector import ObjectDetector
 from sharpeye.ingest.camera.model import model_path
 from sharpeye.ingest.camera.service import CameraService
@@ -382,16 +382,17 @@ def reencode_vtest(path: Path, from_s: float = 0.0, width: int = 768, height: in
 
 
 def detector_cost(model: Path, samples: int = 12) -> float:
-    """CPU seconds per inference of the detector on 256-px crops of vtest.avi seen at 128 px (a crop around one or
-    two people seen at the default region size; one thread, this process)."""
+    """CPU seconds per inference of the detector on 256-px crops of vtest.avi seen at the default region size (a
+    crop around one or two people; one thread, this process)."""
     import av
 
+    size = DetectorConfig().region_size
     detector = ObjectDetector(model)
     src: Any = av.open(str(VTEST))
     for i, frame in enumerate(src.decode(video=0)):
         if i % 20 == 0:
             img = frame.to_ndarray(format="bgr24")
-            detector.detect(img[200:456, 300:556], 128)
+            detector.detect(img[200:456, 300:556], size)
             if detector.inferences >= samples:
                 break
     src.close()

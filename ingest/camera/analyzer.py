@@ -8,8 +8,9 @@ Detection is Frigate-style: motion first (MOG2 on the small frame, every analyse
 line names object classes, the object detector on the regions of motion of the full-size frame: the padded boxes
 of the moving tracks that need a look, merged where they touch, largest first, each seen at a small size
 (``detector.region_size`` for one object: the detector's cost is about proportional to the pixels it sees). Not
-every track is looked at on every frame: a new track (or one whose last votes disagree) at the next pass, at most
-``detector.fps`` passes a second, so an object entering a zone is classified within a frame or two; a track whose
+every track is looked at on every frame: a new track once the rules would count it (``RULE_HITS`` sightings and
+``detection.min_travel``; the look runs before the rules in that frame), one whose last votes disagree at the next
+pass, at most ``detector.fps`` passes a second; a track whose
 last two votes agree is looked at again every ``detector.recheck_s``. Each detection votes for the track it falls
 in (tracks inside a region looked at for another get a vote too); a track's class is the rolling vote of its last
 ``detector.votes`` looks, so one miss (two people merged into one blob, a person cut by the frame edge) does not
@@ -32,6 +33,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -62,6 +64,19 @@ CONFIDENT = 0.6  # a first vote this sure waits the full recheck time
 # STEADY_SHAPE of it: no merge, split or occlusion), or whose alarms are raised, waits STEADY_WAIT recheck times.
 STEADY_WAIT = 3.0
 STEADY_SHAPE = 1.6
+RULE_HITS = 3  # a track counts for the rules once seen this many times (and moved detection.min_travel)
+LOOK_WHEN_COUNTED = True  # the detector's first look at a track waits until then (else: from its second sighting)
+
+
+class FullPicture(Protocol):
+    """The full-size picture, converted to BGR only where the detector asks (``worker.Picture``)."""
+
+    shape: tuple[int, int, int]
+
+    def crop(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray: ...
+
+
+Full = np.ndarray | Callable[[], np.ndarray] | FullPicture
 
 
 @dataclass
@@ -290,12 +305,13 @@ class Analyzer:
         self,
         frame: np.ndarray,
         t: float,
-        full: np.ndarray | Callable[[], np.ndarray] | None = None,
+        full: Full | None = None,
         lag_s: float = 0.0,
     ) -> list[VideoEvent]:
         """Analyse one small BGR frame at stream time ``t``. ``full``: the full-size frame for the detector (or a
-        function giving it, called only when a detector pass runs); ``lag_s``: how old the frame is (its arrival to
-        now), above ``detector.max_lag_s`` detector passes are skipped."""
+        function giving it, called only when a detector pass runs, or a ``FullPicture`` that converts only the
+        regions looked at); ``lag_s``: how old the frame is (its arrival to now), above ``detector.max_lag_s``
+        detector passes are skipped."""
         h, w = frame.shape[:2]
         if self._shape != (h, w):
             if self._shape is not None:
@@ -341,7 +357,7 @@ class Analyzer:
             if rate_ok and self._detect(full, t, lag_s):
                 self._last_detect = t
         for track in self._tracks.values():
-            if track.last_t != t or track.hits < 3 or track.travel < self.config.detection.min_travel:
+            if track.last_t != t or track.hits < RULE_HITS or track.travel < self.config.detection.min_travel:
                 continue
             events.extend(self._rules(track, t))
         for track in self._tracks.values():
@@ -472,7 +488,7 @@ class Analyzer:
         area, aspect = (w * h) / (w0 * h0), (w / h) / (w0 / h0)
         return 1 / STEADY_SHAPE <= area <= STEADY_SHAPE and 1 / STEADY_SHAPE <= aspect <= STEADY_SHAPE
 
-    def _detect(self, full: np.ndarray | Callable[[], np.ndarray], t: float, lag_s: float = 0.0) -> bool:
+    def _detect(self, full: Full, t: float, lag_s: float = 0.0) -> bool:
         """One detector pass over the regions of the tracks due a look; False when none is (or the pass was
         skipped because the worker is behind)."""
         assert self.detector is not None
@@ -483,8 +499,11 @@ class Analyzer:
         anywhere = any(line.objects != "any" for line in self.config.tripwires)
         candidates: list[Track] = []
         settled: dict[int, bool] = {}
+        # A track is looked at once the rules would count it (seen RULE_HITS times, moved min_travel): the look runs
+        # before the rules in the same frame, so no later; fragments that die sooner and swaying things never are.
+        hits, travel = (RULE_HITS, self.config.detection.min_travel) if LOOK_WHEN_COUNTED else (2, 0.0)
         for tr in self._tracks.values():
-            if tr.last_t != t or tr.hits < 2:
+            if tr.last_t != t or tr.hits < hits or tr.travel < travel:
                 continue
             foot = tr.foot
             inside = [z for z in zones if self._inside(z, foot)]
@@ -500,13 +519,22 @@ class Analyzer:
         if lag_s > cfg.max_lag_s:
             stats.skipped += 1
             return False
-        image = full() if callable(full) else full
-        fh, fw = image.shape[:2]
+        crop: Callable[[int, int, int, int], np.ndarray]
+        if isinstance(full, np.ndarray) or callable(full):
+            image = full if isinstance(full, np.ndarray) else full()
+
+            def crop(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+                return image[y0:y1, x0:x1]
+
+            fh, fw = image.shape[:2]
+        else:
+            crop = full.crop
+            fh, fw = full.shape[:2]
         found: list[Detection] = []
         regions = self._regions(due, fw, fh)
         pixels = self.detector.pixels
         for (x0, y0, x1, y1), seen in regions:
-            for d in self.detector.detect(image[y0:y1, x0:x1], seen):
+            for d in self.detector.detect(crop(x0, y0, x1, y1), seen):
                 bx0, by0, bx1, by1 = d.box
                 found.append(
                     Detection(d.label, d.score, ((bx0 + x0) / fw, (by0 + y0) / fh, (bx1 + x0) / fw, (by1 + y0) / fh))

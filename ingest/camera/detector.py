@@ -13,6 +13,7 @@ start without it.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ CLASS_INDEX = {name: COCO.index(name) for name in CLASSES}
 
 MEAN = np.array([103.53, 116.28, 123.675], np.float32)  # B, G, R
 STD = np.array([57.375, 57.12, 58.395], np.float32)
+MEAN_BGR = (103.53, 116.28, 123.675)
+STD_NCHW = STD.reshape(1, 3, 1, 1)
 STRIDES = (8, 16, 32)
 BINS = 11
 
@@ -66,6 +69,70 @@ def _ceil32(v: int) -> int:
     return -(-v // STRIDES[-1]) * STRIDES[-1]
 
 
+def _fold_pads(model: Path) -> tuple[str | bytes, int]:
+    """The model with each zero ``Pad`` that feeds only convolutions folded into their own padding; and how many
+    were. TF.js pads explicitly before a convolution with VALID padding (29 in NanoDet); onnxruntime keeps such a
+    Pad apart, and around each it converts the tensor out of and back into its blocked layout for convolutions.
+    Folded, the network computes the same numbers (a convolution pads with zeros) with about a tenth less CPU.
+    onnxruntime's basic optimizations run first (they remove the converter's layout transposes between a Pad and
+    its convolution); when nothing can be folded, or anything fails, the model file as it is."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="sharpeye-model-") as tmp:
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+            options.optimized_model_filepath = str(Path(tmp) / "basic.onnx")
+            options.log_severity_level = 3
+            ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+            proto = onnx.load(options.optimized_model_filepath)
+        graph = proto.graph
+        inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        users: dict[str, list[Any]] = {}
+        for node in graph.node:
+            for name in node.input:
+                users.setdefault(name, []).append(node)
+        outputs = {o.name for o in graph.output}
+        folded = []
+        for node in graph.node:
+            if node.op_type != "Pad" or node.output[0] in outputs:
+                continue
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            pads = inits.get(node.input[1]) if len(node.input) > 1 else None
+            value = node.input[2] if len(node.input) > 2 else ""
+            if attrs.get("mode", b"constant") != b"constant" or pads is None or pads.shape != (8,):
+                continue
+            if pads[[0, 1, 4, 5]].any() or (value and (value not in inits or inits[value].any())):
+                continue
+            if len(node.input) > 3 and node.input[3]:
+                continue  # axes given: not the plain NCHW form
+            convs = users.get(node.output[0], [])
+            if not convs or any(c.op_type != "Conv" for c in convs):
+                continue
+            conv_attrs = [{a.name: helper.get_attribute_value(a) for a in c.attribute} for c in convs]
+            if any(
+                a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID") or any(a.get("pads", [])) for a in conv_attrs
+            ):
+                continue
+            for conv in convs:
+                kept = [a for a in conv.attribute if a.name not in ("auto_pad", "pads")]
+                del conv.attribute[:]
+                conv.attribute.extend(kept)
+                conv.attribute.append(helper.make_attribute("pads", [int(v) for v in pads[[2, 3, 6, 7]]]))
+                conv.input[0] = node.input[0]
+            folded.append(node)
+        for node in folded:
+            graph.node.remove(node)
+        if not folded:
+            return str(model), 0
+        return proto.SerializeToString(), len(folded)
+    except Exception as exc:  # the model as it is: slower, not wrong
+        log.warning("detector model %s: paddings not folded (%s)", model, exc)
+        return str(model), 0
+
+
 # Upper bounds (seconds) of the inference-time histogram kept per detector and per camera.
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)
 
@@ -77,9 +144,17 @@ class ObjectDetector:
     the pixels it sees (measured, one thread: 96 px 3.3 ms, 160 px 7.8 ms, 320 px 27 ms), so ``detect`` looks at an
     image at the size asked for on a canvas only as wide and as high as the image needs, not on a fixed square: a
     region around one walking person, seen at 192 px, costs about 11 ms, not the 320-px square's 30. The model
-    takes one image per run (batch 1)."""
+    takes one image per run (batch 1). The model is loaded with its zero paddings folded into the convolutions
+    they feed (``_fold_pads``): the same outputs, about a tenth less CPU per inference."""
 
-    def __init__(self, model: Path, classes: tuple[str, ...] = CLASSES, floor: float = 0.3, size: int = 320) -> None:
+    def __init__(
+        self,
+        model: Path,
+        classes: tuple[str, ...] = CLASSES,
+        floor: float = 0.3,
+        size: int = 320,
+        fold_pads: bool = True,
+    ) -> None:
         if not model.is_file():
             raise DetectorError(f"no detector model at {model}")
         try:
@@ -97,7 +172,11 @@ class ObjectDetector:
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
-            self._session: Any = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+            source: str | bytes = str(model)
+            self.folded_pads = 0
+            if fold_pads:
+                source, self.folded_pads = _fold_pads(model)
+            self._session: Any = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise DetectorError(f"cannot load detector model {model}: {exc}") from exc
         inp = self._session.get_inputs()[0]
@@ -138,6 +217,21 @@ class ObjectDetector:
             levels.append((stride, pair["cls"], pair["reg"]))
         return levels
 
+    @staticmethod
+    def _blob(image: np.ndarray, nw: int, nh: int, cw: int, ch: int) -> np.ndarray:
+        """The network's input: the image scaled to ``nw`` x ``nh``, (pixel - mean) / std, channels first, at the
+        top left of a ``cw`` x ``ch`` canvas whose padding is zero (the mean before normalization). In OpenCV: a
+        fifth of the time of the same steps in numpy, the same numbers."""
+        h, w = image.shape[:2]
+        scaled = image if (nw, nh) == (w, h) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        blob: np.ndarray = cv2.dnn.blobFromImage(scaled, 1.0, mean=MEAN_BGR)
+        blob /= STD_NCHW
+        if (cw, ch) != (nw, nh):
+            padded = np.zeros((1, 3, ch, cw), np.float32)
+            padded[:, :, :nh, :nw] = blob
+            blob = padded
+        return blob
+
     def detect(self, image: np.ndarray, size: int | None = None) -> list[Detection]:
         """Objects of ``self.classes`` in a BGR image, scores at or above the floor, boxes in its pixels.
 
@@ -150,14 +244,9 @@ class ObjectDetector:
         scale = target / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         cw, ch = (_ceil32(nw), _ceil32(nh)) if self._free else (self.size, self.size)
-        canvas = np.empty((ch, cw, 3), np.float32)
-        canvas[:] = MEAN  # padding is the mean: zero after normalization
-        canvas[:nh, :nw] = image if (nw, nh) == (w, h) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        canvas -= MEAN
-        canvas /= STD
-        blob = canvas.transpose(2, 0, 1)[None]
+        blob = self._blob(image, nw, nh, cw, ch)
         started, wall = time.process_time(), time.perf_counter()
-        results = self._session.run(self._names, {self._input: np.ascontiguousarray(blob)})
+        results = self._session.run(self._names, {self._input: blob})
         self.last_cpu_s = time.process_time() - started
         self.last_wall_s = time.perf_counter() - wall
         self.cpu_s += self.last_cpu_s

@@ -184,6 +184,29 @@ def test_tracks_that_need_no_vote_are_looked_at_less_often() -> None:
     assert analyzer._due(track, recheck / 4)
 
 
+def test_a_track_is_first_looked_at_when_the_rules_would_count_it(detector_model: Path) -> None:
+    """The first look waits for the track's third sighting and min_travel, the frame in which the rules first read
+    its verdict (the look runs before them); a fragment seen twice, or one that has not moved, costs no inference.
+    The frame and boxes: the two people on the lawn of vtest.avi at 55 s."""
+    analyzer = Analyzer(_camera(objects="person"), ObjectDetector(detector_model))
+    frame = _frame_at(55.0)
+    box = (0.05, 0.62, 0.3, 0.36)  # both people, foot point on the lawn
+
+    def track(tid: int, hits: int, travel: float) -> Track:
+        tr = Track(id=tid, box=box, first_t=0.0, last_t=1.0, origin=(0.2, 0.9), hits=hits, travel=travel)
+        analyzer._tracks[tid] = tr
+        return tr
+
+    seen_twice = track(1, 2, 0.1)
+    still = track(2, 5, 0.0)
+    assert not analyzer._detect(frame, 1.0) and analyzer.detector_stats.inferences == 0
+    counted = track(3, 3, analyzer.config.detection.min_travel)
+    assert analyzer._detect(frame, 1.0) and analyzer.detector_stats.inferences == 1
+    assert counted.detected_t == 1.0 and counted.votes[-1][0] == "person"
+    assert Analyzer.verdict(counted, ["person"], 0.5) is not None
+    assert seen_twice.detected_t is None and still.detected_t is None and not seen_twice.votes
+
+
 def test_a_worker_behind_skips_detector_passes_and_keeps_tracking(detector_model: Path) -> None:
     """Frames that arrived long ago (the worker is behind): no detector pass runs, each is counted as skipped, and
     motion analysis goes on."""

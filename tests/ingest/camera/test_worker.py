@@ -8,7 +8,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from sharpeye.ingest.camera.worker import CameraDecoder
+from sharpeye.ingest.camera.worker import CameraDecoder, Picture
 from sharpeye.ingest.transport.video.packet import VideoPacket
 from sharpeye.ingest.transport.video.source import stream_info
 from sharpeye.simulators.camera.scenario import builtin
@@ -39,3 +39,24 @@ def test_analysed_frames_are_evenly_spaced(tmp_path: Path, fps: int) -> None:
     gaps = np.diff(picked[2:])  # the first pick and the next, half a step later, start the schedule
     assert len(picked) >= 5 * 11
     assert np.allclose(gaps, 1 / decoder.config.analysis_fps, atol=1e-3), sorted(set(np.round(gaps, 3)))
+
+
+def test_a_region_converted_from_the_planes_matches_the_whole_picture(tmp_path: Path) -> None:
+    """The detector's regions are converted straight from the YUV 4:2:0 planes, at odd bounds too: the same
+    pixels as the whole picture's conversion, within the rounding of two converters (chroma upsampling)."""
+    scenario = builtin("intrusion")
+    clip = write_video(scenario, tmp_path / "clip.ts", width=322, height=182, fps=10, duration_s=2)
+    container: Any = av.open(str(clip))
+    frame = next(iter(container.decode(video=0)))
+    container.close()
+    assert frame.format.name == "yuv420p"
+    whole = Picture(frame, av.video.reformatter.VideoReformatter()).whole()
+    for x0, y0, x1, y1 in [(0, 0, 322, 182), (1, 3, 101, 60), (37, 51, 322, 182), (120, 90, 121, 92)]:
+        region = Picture(frame, av.video.reformatter.VideoReformatter()).crop(x0, y0, x1, y1)
+        expected = whole[y0:y1, x0:x1]
+        assert region.shape == expected.shape
+        diff = np.abs(region.astype(np.int16) - expected.astype(np.int16))
+        assert diff.mean() < 2.5 and np.percentile(diff, 99) <= 12, (x0, y0, diff.mean())
+    picture = Picture(frame, av.video.reformatter.VideoReformatter())
+    picture.whole()
+    assert np.array_equal(picture.crop(5, 5, 50, 50), whole[5:50, 5:50])  # once converted whole: cut from it
