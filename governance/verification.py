@@ -59,6 +59,17 @@ FINAL_VERDICTS = ("confirmed", "false_alarm")  # as the alarm's record spells th
 TIMEOUT_NOTE = "研判超时，自动立案"  # the time limit's confirmation (by ``SYSTEM_ACTOR``)
 SYSTEM_ACTOR = "system:verification"
 
+# Hold an alarm for its verdict, once: its state, its escalation time and its place in the waiting list together (a
+# hub stopped half-way must not leave a state that is neither listed nor due, which a redelivery would not repair).
+# KEYS: the verification hash, the escalation times, the waiting set; ARGV: since, due, rule, the alarm's id.
+_HOLD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'stage', 'operator', 'since', ARGV[1], 'due', ARGV[2], 'rule', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[4])
+return 1
+"""
+
 # The waiting list: every waiting alarm's times, oldest first, and the alarm hashes of the first ARGV[3], in one
 # call (a pipeline of one HMGET per waiting alarm cost the hub about 25 µs of reply handling each, per list call).
 # KEYS[1]: the waiting set; ARGV[1], ARGV[2]: the verification and alarm key prefixes (ours); ARGV[3]: the page.
@@ -77,9 +88,10 @@ end
 return {flat, docs}
 """
 
+
 class VerificationError(ValueError):
-    """A verdict that cannot be given: the message says why (HTTP 409 or 422 at the API; 503 when the record could
-    not be written and the alarm waits again)."""
+    """A verdict that cannot be given: the message says why (HTTP 409 or 422 at the API; 503 when Redis failed: the
+    verdict was then recorded entirely or not at all, and unless it was the alarm still waits)."""
 
     def __init__(self, message: str, *, conflict: bool = False, unavailable: bool = False) -> None:
         super().__init__(message)
@@ -134,6 +146,7 @@ class VerificationService:
         self.db = db
         self.clock = clock
         self.zone = ZoneInfo(site.site.timezone)
+        self._hold = redis.register_script(_HOLD)
         self._waiting = redis.register_script(_WAITING)
         self.escalated = 0
         self.timed_out = 0
@@ -154,15 +167,9 @@ class VerificationService:
         """The alarm waits for its verdict; False if it already does (a redelivered notification)."""
         now = self.clock.now()
         due = now.timestamp() + policy.within_s
-        key = self.keys.verification(alarm.id)
-        fields = {"stage": "operator", "since": now.timestamp(), "due": due, "rule": alarm.rule_id}
-        if not await self.redis.hsetnx(key, "stage", "operator"):
+        keys = [self.keys.verification(alarm.id), self.keys.verification_due, self.keys.verification_waiting]
+        if not await self._hold(keys=keys, args=[repr(now.timestamp()), repr(due), alarm.rule_id, alarm.id]):
             return False
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=fields)
-            pipe.zadd(self.keys.verification_due, {alarm.id: due})
-            pipe.sadd(self.keys.verification_waiting, alarm.id)
-            await pipe.execute()
         await self.alarms.act(alarm.id, "verdict", SYSTEM_ACTOR, now,
                               note=f"研判 within {policy.within_s:.0f} s", extra={"verdict": "pending"})  # fmt: skip
         log.info("alarm %s waits for a verdict (rule %s)", alarm.id, alarm.rule_id)
@@ -240,16 +247,19 @@ class VerificationService:
                 done = await self.alarms.judge(alarm_id, "review", actor, now, note, stage="operator",
                                                due=self._supervisor_due(rule, now), audit=audit)  # fmt: skip
             else:
-                text, recorded = (f"{reason} {note}".strip(), "false_alarm") if verdict == "false_alarm" else (
-                    note, "confirmed")  # fmt: skip
+                if verdict == "false_alarm":
+                    text, recorded = f"{reason} {note}".strip(), "false_alarm"
+                else:
+                    text, recorded = note, "confirmed"
                 only = "" if role in SUPERVISORS else "operator"
                 done = await self.alarms.judge(alarm_id, recorded, actor, now, text, stage=only, audit=audit)
         except (RedisError, OSError) as exc:
             # Redis failing over or restarting: the one script call ran entirely or not at all, so the alarm is
             # either judged or still waiting (a lost answer: a second verdict says which, 409 if it was judged)
-            log.warning("verdict on alarm %s not confirmed recorded (%s)", alarm_id, exc)
-            raise VerificationError(f"the verdict on alarm {alarm_id} could not be recorded ({type(exc).__name__}); "
-                                    "unless it was, the alarm still waits for a verdict", unavailable=True) from exc  # fmt: skip
+            log.warning("verdict on alarm %s not known to be recorded (%s)", alarm_id, exc)
+            message = (f"the verdict on alarm {alarm_id} could not be recorded ({type(exc).__name__}); unless it was, "
+                       "the alarm still waits for a verdict")  # fmt: skip
+            raise VerificationError(message, unavailable=True) from exc
         if done.outcome == "not_waiting":
             raise VerificationError(f"alarm {alarm_id} is not waiting for a verdict", conflict=True)
         if done.outcome == "wrong_stage":
