@@ -170,8 +170,8 @@ class VerificationService:
         keys = [self.keys.verification(alarm.id), self.keys.verification_due, self.keys.verification_waiting]
         if not await self._hold(keys=keys, args=[repr(now.timestamp()), repr(due), alarm.rule_id, alarm.id]):
             return False
-        await self.alarms.act(alarm.id, "verdict", SYSTEM_ACTOR, now,
-                              note=f"研判 within {policy.within_s:.0f} s", extra={"verdict": "pending"})  # fmt: skip
+        await self.alarms.act(alarm.id, "verdict", SYSTEM_ACTOR, now, note=f"研判 within {policy.within_s:.0f} s",
+                              extra={"verdict": "pending"}, fingerprint=alarm.fingerprint)  # fmt: skip
         log.info("alarm %s waits for a verdict (rule %s)", alarm.id, alarm.rule_id)
         return True
 

@@ -214,3 +214,11 @@ async def test_a_verdict_is_one_redis_round_trip_and_the_time_limits_too(
     history = [h.action for h in await room.store.history(room.alarms[5])]
     assert history[-3:] == ["verdict:pending", "verdict:escalated", "verdict:confirmed"]
     assert (await verdict_entries(room, room.alarms[5]))[-1].startswith("confirmed: 研判超时")
+
+    # holding an alarm for its verdict (the intake's step; a judged one here, for the count): its waiting state in
+    # one script, then its history
+    alarm = await room.store.get(room.alarms[0])
+    assert alarm is not None
+    sends = 0
+    assert await room.service.hold(alarm, Verification(within_s=60))
+    assert sends == 2 and [w.alarm_id for w in await room.service.waiting()] == [alarm.id]
