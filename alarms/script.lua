@@ -304,6 +304,24 @@ local function fire(p)
   return redis.error_reply('unknown timer ' .. tostring(kind))
 end
 
+-- 研判 on an alarm (its hash akey; cur: its state, acked and incident): pending, escalated, confirmed, false_alarm or
+-- review, in its history and its notification log; a false alarm is acknowledged with it.
+local function verdict(p, akey, cur)
+  local id, now_iso, actor, note = p.id, p.now_iso, p.actor, p.note
+  local state = cur[1]
+  redis.call('HSET', akey, 'verdict', p.verdict)
+  history(p, id, now_iso, 'verdict:' .. p.verdict, actor, state, note)
+  if p.verdict == 'false_alarm' and cur[2] ~= '1' then
+    local before = state
+    if state == 'active_unack' then state = 'active_ack' else state = 'cleared' end
+    move(p, before, state)
+    redis.call('HSET', akey, 'acked', '1', 'acked_by', actor, 'state', state)
+  end
+  redis.call('ZADD', p.k_by_time, p.now_epoch, id)
+  notify(p, 'verdict', id, now_iso, actor, state, p.verdict .. (note ~= '' and (': ' .. note) or ''), cur[3])
+  return {'verdict', state}
+end
+
 -- act: an operator action. KEYS[1] = alarm hash, KEYS[2] = fingerprint hash.
 local function act(p)
   local akey, fp = KEYS[1], KEYS[2]
@@ -338,18 +356,7 @@ local function act(p)
     live(p, 'updated', id, now_iso, state)
     return {'evidence', state}
   elseif p.action == 'verdict' then
-    -- 研判: pending, escalated, confirmed, false_alarm or review; a false alarm is acknowledged with it
-    redis.call('HSET', akey, 'verdict', p.verdict)
-    history(p, id, now_iso, 'verdict:' .. p.verdict, actor, state, note)
-    if p.verdict == 'false_alarm' and cur[2] ~= '1' then
-      local before = state
-      if state == 'active_unack' then state = 'active_ack' else state = 'cleared' end
-      move(p, before, state)
-      redis.call('HSET', akey, 'acked', '1', 'acked_by', actor, 'state', state)
-    end
-    redis.call('ZADD', p.k_by_time, now_epoch, id)
-    notify(p, 'verdict', id, now_iso, actor, state, p.verdict .. (note ~= '' and (': ' .. note) or ''), cur[3])
-    return {'verdict', state}
+    return verdict(p, akey, cur)
   elseif p.action == 'step' then
     -- a step of the alarm's procedure (处置预案) ticked by an operator, once
     local steps = cjson.decode(redis.call('HGET', akey, 'steps') or '{}')
@@ -385,6 +392,36 @@ local function act(p)
   return redis.error_reply('unknown action ' .. tostring(p.action))
 end
 
+-- judge: a verdict on an alarm waiting for one (研判), in one atomic step: the alarm taken off the waiting list (a
+-- final verdict) or handed to the supervisors (review, escalated), the verdict recorded (history, notification log)
+-- and its audit entry. No hub stopped half-way and no Redis error between two calls can leave an alarm neither
+-- waiting nor judged, and two operators (or nodes) judging one alarm at once: one of them does, the other is told.
+-- KEYS[1] = alarm hash, KEYS[2] = its verification hash, KEYS[3] = escalation times (zset), KEYS[4] = waiting set,
+-- KEYS[5] = audit stream. p.stage: the stage the alarm must be in ('' for any); p.due (escalation time, text): hand
+-- it to the supervisors due then, instead of taking it off the list; p.audit: the audit entry's fields and values
+-- (flat), appended only when the verdict is recorded. Answers {'not_waiting', ''}, {'wrong_stage', stage},
+-- {'missing', stage} (the alarm is gone, e.g. expired: its waiting state is dropped) or {'verdict', state}.
+local function judge(p)
+  local akey, vkey, id = KEYS[1], KEYS[2], p.id
+  local stage = redis.call('HGET', vkey, 'stage')
+  if not stage then return {'not_waiting', ''} end
+  if p.stage ~= '' and stage ~= p.stage then return {'wrong_stage', stage} end
+  local cur = redis.call('HMGET', akey, 'state', 'acked', 'incident', 'fingerprint')
+  if p.due and cur[1] then
+    redis.call('HSET', vkey, 'stage', 'supervisor', 'due', p.due)
+    redis.call('ZADD', KEYS[3], p.due, id)
+  else
+    redis.call('DEL', vkey)
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('SREM', KEYS[4], id)
+  end
+  if not cur[1] then return {'missing', stage} end
+  p.name = cur[4] or ''
+  local result = verdict(p, akey, cur)
+  if p.audit then redis.call('XADD', KEYS[5], 'MAXLEN', '~', p.audit_maxlen, '*', unpack(p.audit)) end
+  return result
+end
+
 -- batch: many signals in one call. KEYS = fp1, cz1, fp2, cz2, ... [, lease]; ARGV[2] = {common = {...}, items = [...]}.
 -- Each item is applied in order; the whole batch is atomic.
 -- A batch with a fence (common.fence: the lease value its node holds; the lease key is the last KEY) is
@@ -412,4 +449,5 @@ local p = cjson.decode(ARGV[2])
 if ARGV[1] == 'batch' then return batch(p) end
 if ARGV[1] == 'fire' then return fire(p) end
 if ARGV[1] == 'act' then return act(p) end
+if ARGV[1] == 'judge' then return judge(p) end
 return redis.error_reply('unknown entry ' .. ARGV[1])

@@ -22,7 +22,7 @@ _SCRIPT = Path(__file__).with_name("script.lua").read_text(encoding="utf-8")
 
 Outcome = Literal[
     "raised", "repeated", "cleared", "stale", "noop", "pending", "counting", "flapping", "missing",
-    "acknowledged", "commented", "evidence", "fenced",
+    "acknowledged", "commented", "evidence", "fenced", "verdict", "not_waiting", "wrong_stage",
 ]  # fmt: skip
 OperatorAction = Literal["acknowledge", "clear", "comment"]
 TimerKind = Literal["quiet", "hold", "flap", "absence"]
@@ -253,6 +253,37 @@ class AlarmStore:
         params = self._common(now)
         params.update(id=alarm_id, name=name, action=action, actor=actor, note=note, **(extra or {}))
         (result,) = await self._run([("act", [k.alarm(alarm_id), k.fingerprint(name)], params)], audit)
+        return Transition(result[0].decode(), result[1].decode())
+
+    async def judge(
+        self,
+        alarm_id: str,
+        verdict: str,
+        actor: str,
+        now: datetime,
+        note: str = "",
+        *,
+        stage: str = "",
+        due: float | None = None,
+        audit: dict[str, str] | None = None,
+    ) -> Transition:
+        """A verdict (研判) on an alarm waiting for one, in one atomic script call (one round trip): the alarm taken
+        off the waiting list (``Keys.verification``, ``verification_due``, ``verification_waiting``), or with ``due``
+        handed to the supervisors (its escalation time then), the verdict recorded as ``act(..., "verdict")`` records
+        it (history, notification log) and ``audit`` (``sharpeye.audit.entry``) appended. ``stage``: the stage the
+        alarm must be in ("" for any). The outcome: ``verdict`` (``alarm_id`` holds the alarm's state),
+        ``not_waiting``, ``wrong_stage`` (``alarm_id`` holds the stage it is in) or ``missing`` (the alarm is gone:
+        its waiting state is dropped); only ``verdict`` changed anything (else than that drop)."""
+        k = self.keys
+        params = self._common(now)
+        params.update(id=alarm_id, action="verdict", verdict=verdict, actor=actor, note=note, stage=stage)
+        if due is not None:
+            params["due"] = repr(due)
+        if audit is not None:
+            params["audit"] = [part for pair in audit.items() for part in pair]
+            params["audit_maxlen"] = AUDIT_MAXLEN
+        keys = [k.alarm(alarm_id), k.verification(alarm_id), k.verification_due, k.verification_waiting, k.audit]
+        (result,) = await self._run([("judge", keys, params)])
         return Transition(result[0].decode(), result[1].decode())
 
     async def counts(self) -> dict[AlarmState, int]:

@@ -169,7 +169,7 @@ def operator(base: str, token: str, taken: set[str], lock: threading.Lock, until
             t0 = time.perf_counter()
             res = http.post(f"/api/alarms/{choice}/verdict", json=body)
             times[f"POST verdict ({body['verdict']})"].append(time.perf_counter() - t0)
-            if res.status_code >= 500:  # 503: the record was busy, the alarm waits again (counted, not fatal)
+            if res.status_code >= 500:  # 503: Redis failed, the verdict recorded entirely or not at all (counted)
                 times[f"verdict answered HTTP {res.status_code}"].append(time.perf_counter() - t0)
             elif res.status_code not in (200, 409):
                 res.raise_for_status()

@@ -6,8 +6,9 @@ gives the verdict (``verdict``): 确认 ``confirm`` has the case opened (with th
 ``false_alarms`` and never seen by a department or an indicator, and 转人工复核 ``review`` hands it to a supervisor.
 Every final verdict (confirmed or false) is kept in ``verdicts`` for the accuracy report; both tables are written by
 the alarm intake from the verdict's notification, not by the verdict request (``VerificationService.record``). The
-case of a confirmed alarm is opened the same way: the verdict request (or the time limit) writes the verdict into the
-alarm's record and its notification log in one atomic script call, and the alarm intake, reading that log in its
+case of a confirmed alarm is opened the same way: the verdict request (or the time limit) takes the alarm off the
+waiting list, writes the verdict into the alarm's record and its notification log and appends its audit entry in one
+atomic script call (``AlarmStore.judge``), and the alarm intake, reading that log in its
 consumer group, opens the case (``AlarmIntake.handle``) and acknowledges the entry only after the case's commit. A
 hub stopped between the verdict and the case reads the entry again when it comes back; the case's alarm link makes
 the second attempt a no-op, so the case opens exactly once.
@@ -16,7 +17,8 @@ anyway (``on_timeout: open_case``) or the alarm keeps waiting (``keep_waiting``)
 alarm's history and its notification log (type ``verdict``), so uplinks and channels hear of it.
 
 State lives in Redis (``Keys.verification``: a hash per waiting alarm, ``Keys.verification_due``: escalation
-times); a verdict removes it atomically, so two operators or two nodes never both act on one alarm.
+times); a verdict removes it in the same atomic script call that records the verdict, so two operators or two nodes
+never both act on one alarm, and a hub stopped (or Redis failing) half-way leaves no alarm neither waiting nor judged.
 """
 
 from __future__ import annotations
@@ -57,16 +59,15 @@ FINAL_VERDICTS = ("confirmed", "false_alarm")  # as the alarm's record spells th
 TIMEOUT_NOTE = "研判超时，自动立案"  # the time limit's confirmation (by ``SYSTEM_ACTOR``)
 SYSTEM_ACTOR = "system:verification"
 
-# Take an alarm's verification for a verdict: only the caller who removes the hash acts on it.
-_TAKE = """
-local stage = redis.call('HGET', KEYS[1], 'stage')
-if not stage then return false end
-if ARGV[1] ~= '' and stage ~= ARGV[1] then return {stage, 'wrong-stage'} end  -- ARGV[1]: the stage required
-local held = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('SREM', KEYS[3], ARGV[2])
-return {stage, 'taken', unpack(held)}
+# Hold an alarm for its verdict, once: its state, its escalation time and its place in the waiting list together (a
+# hub stopped half-way must not leave a state that is neither listed nor due, which a redelivery would not repair).
+# KEYS: the verification hash, the escalation times, the waiting set; ARGV: since, due, rule, the alarm's id.
+_HOLD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'stage', 'operator', 'since', ARGV[1], 'due', ARGV[2], 'rule', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[4])
+return 1
 """
 
 # The waiting list: every waiting alarm's times, oldest first, and the alarm hashes of the first ARGV[3], in one
@@ -87,18 +88,10 @@ end
 return {flat, docs}
 """
 
-# Escalate to the supervisors when the operator's limit has passed (once).
-_ESCALATE = """
-if redis.call('HGET', KEYS[1], 'stage') ~= 'operator' then return 0 end
-redis.call('HSET', KEYS[1], 'stage', 'supervisor', 'due', ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
-return 1
-"""
-
 
 class VerificationError(ValueError):
-    """A verdict that cannot be given: the message says why (HTTP 409 or 422 at the API; 503 when the record could
-    not be written and the alarm waits again)."""
+    """A verdict that cannot be given: the message says why (HTTP 409 or 422 at the API; 503 when Redis failed: the
+    verdict was then recorded entirely or not at all, and unless it was the alarm still waits)."""
 
     def __init__(self, message: str, *, conflict: bool = False, unavailable: bool = False) -> None:
         super().__init__(message)
@@ -153,8 +146,7 @@ class VerificationService:
         self.db = db
         self.clock = clock
         self.zone = ZoneInfo(site.site.timezone)
-        self._take = redis.register_script(_TAKE)
-        self._escalate = redis.register_script(_ESCALATE)
+        self._hold = redis.register_script(_HOLD)
         self._waiting = redis.register_script(_WAITING)
         self.escalated = 0
         self.timed_out = 0
@@ -175,17 +167,11 @@ class VerificationService:
         """The alarm waits for its verdict; False if it already does (a redelivered notification)."""
         now = self.clock.now()
         due = now.timestamp() + policy.within_s
-        key = self.keys.verification(alarm.id)
-        fields = {"stage": "operator", "since": now.timestamp(), "due": due, "rule": alarm.rule_id}
-        if not await self.redis.hsetnx(key, "stage", "operator"):
+        keys = [self.keys.verification(alarm.id), self.keys.verification_due, self.keys.verification_waiting]
+        if not await self._hold(keys=keys, args=[repr(now.timestamp()), repr(due), alarm.rule_id, alarm.id]):
             return False
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=fields)
-            pipe.zadd(self.keys.verification_due, {alarm.id: due})
-            pipe.sadd(self.keys.verification_waiting, alarm.id)
-            await pipe.execute()
-        await self.alarms.act(alarm.id, "verdict", SYSTEM_ACTOR, now,
-                              note=f"研判 within {policy.within_s:.0f} s", extra={"verdict": "pending"})  # fmt: skip
+        await self.alarms.act(alarm.id, "verdict", SYSTEM_ACTOR, now, note=f"研判 within {policy.within_s:.0f} s",
+                              extra={"verdict": "pending"}, fingerprint=alarm.fingerprint)  # fmt: skip
         log.info("alarm %s waits for a verdict (rule %s)", alarm.id, alarm.rule_id)
         return True
 
@@ -238,82 +224,58 @@ class VerificationService:
         audit: dict[str, str] | None = None,
     ) -> Outcome:
         """Apply an operator's or supervisor's verdict. Raises ``VerificationError`` (not waiting, a supervisor's
-        alarm judged by an operator, an unknown false-alarm reason). ``alarm``: the alarm when the caller has
-        already read it (one Redis round trip less); ``audit``: the verdict's audit entry (``sharpeye.audit.entry``),
-        appended in the same round trip as the alarm's record.
+        alarm judged by an operator, an unknown false-alarm reason; unavailable when Redis failed). ``alarm``: the
+        alarm when the caller has already read it (a review then needs no read of its rule); ``audit``: the
+        verdict's audit entry (``sharpeye.audit.entry``), appended with the verdict.
 
-        A final verdict costs two Redis round trips here (the take; the alarm's own record, which appends the
-        verdict to its notification log, and the audit entry) and no SQL. The alarm intake reads the notification:
-        it writes ``false_alarms`` and ``verdicts`` (``record``) and, for a confirmation, opens the case
-        (``Outcome.case_pending``; the case is announced on the live alarm channel, ``case_opened``). A record that
-        cannot be written (Redis failing) leaves the alarm waiting again."""
+        A verdict is one Redis round trip and no SQL: one script call (``AlarmStore.judge``) checks the stage (an
+        operator may only judge the operators' alarms), takes the alarm off the waiting list (or hands it to the
+        supervisors), records the verdict on the alarm, appends it to the notification log and appends the audit
+        entry, atomically: an alarm is waiting or judged, never neither, whatever stops meanwhile. The alarm intake
+        reads the notification: it writes ``false_alarms`` and ``verdicts`` (``record``) and, for a confirmation,
+        opens the case (``Outcome.case_pending``; the case is announced on the live alarm channel, ``case_opened``)."""
         if verdict == "false_alarm" and reason not in self.site.governance.false_alarm_reasons:
             allowed = "、".join(self.site.governance.false_alarm_reasons)
             raise VerificationError(f"reason must be one of {allowed}")
-        key = self.keys.verification(alarm_id)
-        if verdict == "review":
-            stage = (await self.redis.hget(key, "stage") or b"").decode()
-            if not stage:
-                raise VerificationError(f"alarm {alarm_id} is not waiting for a verdict", conflict=True)
-            if stage == "supervisor":
-                raise VerificationError(f"alarm {alarm_id} is already with the supervisors", conflict=True)
-            taken = await self._escalate_now(alarm_id, actor, note, "review", audit)
-            if not taken:
-                raise VerificationError(f"alarm {alarm_id} was judged meanwhile", conflict=True)
-            return Outcome("review")
-        # One script checks the stage (an operator may only judge the operators' alarms) and takes the alarm.
-        only = "" if role in SUPERVISORS else "operator"
-        result = await self._take(keys=[key, self.keys.verification_due, self.keys.verification_waiting],
-                                  args=[only, alarm_id])  # fmt: skip
-        if not result:
-            raise VerificationError(f"alarm {alarm_id} is not waiting for a verdict", conflict=True)
-        if result[1] != b"taken":
-            raise VerificationError(f"alarm {alarm_id} is with the supervisors (转人工复核)", conflict=True)
-        held = dict(zip(result[2::2], result[3::2], strict=True))
-        if alarm is None or alarm.id != alarm_id:
-            alarm = await self.alarms.get(alarm_id)
         now = self.clock.now()
-        if alarm is None:
-            raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
-        if verdict == "false_alarm":
-            text, extra = f"{reason} {note}".strip(), {"verdict": "false_alarm"}
-        else:
-            text, extra = note, {"verdict": "confirmed"}
         try:
-            done = await self.alarms.act(alarm_id, "verdict", actor, now, text, extra, alarm.fingerprint, audit)
+            if verdict == "review":
+                if alarm is not None and alarm.id == alarm_id:
+                    rule = alarm.rule_id
+                else:
+                    rule = (await self.redis.hget(self.keys.verification(alarm_id), "rule") or b"").decode()
+                done = await self.alarms.judge(alarm_id, "review", actor, now, note, stage="operator",
+                                               due=self._supervisor_due(rule, now), audit=audit)  # fmt: skip
+            else:
+                if verdict == "false_alarm":
+                    text, recorded = f"{reason} {note}".strip(), "false_alarm"
+                else:
+                    text, recorded = note, "confirmed"
+                only = "" if role in SUPERVISORS else "operator"
+                done = await self.alarms.judge(alarm_id, recorded, actor, now, text, stage=only, audit=audit)
         except (RedisError, OSError) as exc:
-            # The record could not be written (Redis failing over or restarting): the alarm waits for its verdict
-            # again instead of being lost (when Redis answers again).
-            await self._hold_again(alarm_id, held)
-            log.warning("verdict on alarm %s not recorded (%s); it waits again", alarm_id, exc)
-            raise VerificationError(f"the verdict on alarm {alarm_id} could not be recorded ({type(exc).__name__}); "
-                                    "it waits for a verdict again", unavailable=True) from exc  # fmt: skip
+            # Redis failing over or restarting: the one script call ran entirely or not at all, so the alarm is
+            # either judged or still waiting (a lost answer: a second verdict says which, 409 if it was judged)
+            log.warning("verdict on alarm %s not known to be recorded (%s)", alarm_id, exc)
+            message = (f"the verdict on alarm {alarm_id} could not be recorded ({type(exc).__name__}); unless it was, "
+                       "the alarm still waits for a verdict")  # fmt: skip
+            raise VerificationError(message, unavailable=True) from exc
+        if done.outcome == "not_waiting":
+            raise VerificationError(f"alarm {alarm_id} is not waiting for a verdict", conflict=True)
+        if done.outcome == "wrong_stage":
+            if verdict == "review":
+                raise VerificationError(f"alarm {alarm_id} is already with the supervisors", conflict=True)
+            raise VerificationError(f"alarm {alarm_id} is with the supervisors (转人工复核)", conflict=True)
         if done.outcome == "missing":
             raise VerificationError(f"alarm {alarm_id} is gone", conflict=True)
+        if verdict == "review":
+            return Outcome("review")
         return Outcome("false_alarm") if verdict == "false_alarm" else Outcome("confirm", case_pending=True)
 
-    async def _hold_again(self, alarm_id: str, held: dict[bytes, bytes]) -> None:
-        """Undo ``_take``: the verification state as it was."""
-        key = self.keys.verification(alarm_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=held)
-            if held.get(b"due"):
-                pipe.zadd(self.keys.verification_due, {alarm_id: float(held[b"due"])})
-            pipe.sadd(self.keys.verification_waiting, alarm_id)
-            await pipe.execute()
-
-    async def _escalate_now(
-        self, alarm_id: str, actor: str, note: str, how: str, audit: dict[str, str] | None = None
-    ) -> bool:
-        rule = (await self.redis.hget(self.keys.verification(alarm_id), "rule") or b"").decode()
+    def _supervisor_due(self, rule: str, now: datetime) -> float:
+        """When an alarm handed to the supervisors now (escalated or 转人工复核) is due."""
         policy = self.policy(rule)
-        now = self.clock.now()
-        due = now.timestamp() + (policy.supervisor_within_s if policy else 600.0)
-        done = await self._escalate(keys=[self.keys.verification(alarm_id), self.keys.verification_due],
-                                    args=[due, alarm_id])  # fmt: skip
-        if done:
-            await self.alarms.act(alarm_id, "verdict", actor, now, note=note, extra={"verdict": how}, audit=audit)
-        return bool(done)
+        return now.timestamp() + (policy.supervisor_within_s if policy else 600.0)
 
     # --- the record --------------------------------------------------------------------------------------
     async def record(self, events: list[dict[str, str]]) -> int:
@@ -377,22 +339,25 @@ class VerificationService:
     # --- time limits ------------------------------------------------------------------------------------
     async def tick(self) -> int:
         """Escalate alarms past the operator's limit; open (or keep) those past the supervisor's. Returns how
-        many were handled."""
+        many were handled. Each escalation and each time-limit confirmation is one atomic script call, as an
+        operator's verdict is (``AlarmStore.judge``)."""
         now = self.clock.now()
         due = await self.redis.zrangebyscore(self.keys.verification_due, "-inf", now.timestamp(), start=0, num=100)
         handled = 0
         for raw in due:
             alarm_id = raw.decode()
-            stage = (await self.redis.hget(self.keys.verification(alarm_id), "stage") or b"").decode()
+            raw_stage, raw_rule = await self.redis.hmget(self.keys.verification(alarm_id), ["stage", "rule"])
+            stage, rule = (raw_stage or b"").decode(), (raw_rule or b"").decode()
             if stage == "operator":
-                if await self._escalate_now(alarm_id, SYSTEM_ACTOR, "研判超时，转主管", "escalated"):
+                escalated = await self.alarms.judge(alarm_id, "escalated", SYSTEM_ACTOR, now, "研判超时，转主管",
+                                                    stage="operator", due=self._supervisor_due(rule, now))  # fmt: skip
+                if escalated.outcome == "verdict":
                     self.escalated += 1
                     handled += 1
                 continue
             if stage != "supervisor":
                 await self.redis.zrem(self.keys.verification_due, alarm_id)
                 continue
-            rule = (await self.redis.hget(self.keys.verification(alarm_id), "rule") or b"").decode()
             policy = self.policy(rule)
             if policy is not None and policy.on_timeout == "keep_waiting":
                 async with self.redis.pipeline(transaction=True) as pipe:
@@ -401,20 +366,11 @@ class VerificationService:
                     await pipe.execute()
                 handled += 1
                 continue
-            result = await self._take(
-                keys=[self.keys.verification(alarm_id), self.keys.verification_due, self.keys.verification_waiting],
-                args=["supervisor", alarm_id],
-            )
-            if not result or result[1] != b"taken":
-                continue
-            alarm = await self.alarms.get(alarm_id)
-            if alarm is None:
-                continue
             # the alarm intake opens the case from this verdict's notification, as for an operator's 确认
-            await self.alarms.act(alarm_id, "verdict", SYSTEM_ACTOR, now, note=TIMEOUT_NOTE,
-                                  extra={"verdict": "confirmed"}, fingerprint=alarm.fingerprint)  # fmt: skip
-            self.timed_out += 1
-            handled += 1
+            opened = await self.alarms.judge(alarm_id, "confirmed", SYSTEM_ACTOR, now, TIMEOUT_NOTE, stage="supervisor")
+            if opened.outcome == "verdict":
+                self.timed_out += 1
+                handled += 1
         return handled
 
     async def run(self, interval: float = 1.0) -> None:

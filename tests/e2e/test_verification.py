@@ -7,7 +7,9 @@ case, delays it but neither loses nor doubles it."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -289,3 +291,46 @@ def test_a_hub_stopped_between_the_confirmation_and_the_case_opens_it_once_when_
         case_id = case_of(again, duty, alarm_id, timeout=20)
         assert [c["id"] for c in cases(again, duty)] == [case_id]
         assert again.hub.intake.verified == 1
+
+
+def test_two_verdicts_at_once_through_the_api_one_wins_the_other_is_told_409(
+    client: HubClient, mqtt_broker: EmbeddedMosquitto
+) -> None:
+    """Two operators (a duty officer and a supervisor) post their verdicts on one alarm at the same moment, from two
+    threads: exactly one is answered 200, the other 409; the alarm carries the winner's verdict, with one verdict
+    notification and one audit entry (the take, the record and the audit entry are one script call)."""
+    duty, chief = login(client, "duty"), login(client, "chief")
+    pub = Publisher(mqtt_broker.url)
+    try:
+        for seq, zone in enumerate(("z1", "z2", "z3"), start=1):
+            fence(pub, seq, "intrusion", zone)
+        alarm_ids = [waiting_for(client, duty, zone)["alarm_id"] for zone in ("z1", "z2", "z3")]
+    finally:
+        pub.close()
+    bodies = {"duty": (duty, {"verdict": "confirm", "note": "翻越"}),
+              "chief": (chief, {"verdict": "false_alarm", "reason": "小动物"})}  # fmt: skip
+    for alarm_id in alarm_ids:
+        start = threading.Barrier(len(bodies))
+
+        def post(who: str, alarm_id: str = alarm_id, start: threading.Barrier = start) -> tuple[int, dict[str, Any]]:
+            headers, body = bodies[who]
+            start.wait(timeout=10)
+            res = client.post(f"/api/alarms/{alarm_id}/verdict", json=body, headers=headers)
+            return res.status_code, dict(res.json())
+
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            answers = dict(zip(bodies, pool.map(post, bodies), strict=True))
+        assert sorted(code for code, _ in answers.values()) == [200, 409], answers
+        winner = next(who for who, (code, _) in answers.items() if code == 200)
+        loser = "chief" if winner == "duty" else "duty"
+        assert "not waiting" in answers[loser][1]["detail"]
+        recorded = "confirmed" if winner == "duty" else "false_alarm"
+        assert client.get(f"/api/alarms/{alarm_id}", headers=duty).json()["alarm"]["verdict"] == recorded
+        events = client.call(lambda: client.hub.redis.xrange(client.hub.keys.alarm_events))
+        notes = [f[b"note"].decode() for _, f in events
+                 if f[b"type"] == b"verdict" and f[b"alarm"].decode() == alarm_id]  # fmt: skip
+        assert [n.split(":")[0] for n in notes] == ["pending", recorded]
+        audit = client.call(lambda: client.hub.redis.xrange(client.hub.keys.audit))
+        entries = [(f[b"actor"].decode(), f[b"action"].decode()) for _, f in audit if f[b"target"].decode() == alarm_id]
+        assert entries == [(f"user:{winner}", f"alarm.verdict.{'confirm' if winner == 'duty' else 'false_alarm'}")]
+    assert client.get("/api/verifications", headers=duty).json() == []
