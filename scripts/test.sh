@@ -36,4 +36,7 @@ if [ -z "${SHARPEYE_TEST_POSTGRES_URL:-}" ]; then
   trap stop_test_postgres EXIT
   start_test_postgres
 fi
-echo "== pytest"; .venv/bin/pytest --durations=30 "$@"
+# Two workers (pytest-xdist), each with its own Redis and Mosquitto (session fixtures); a test file stays on one
+# worker (--dist loadfile), so a module's shared hub or browser is started once. The PostgreSQL above is shared: each
+# test makes a database of its own. SHARPEYE_TEST_WORKERS=0 runs everything in this one process.
+echo "== pytest"; .venv/bin/pytest -n "${SHARPEYE_TEST_WORKERS:-2}" --dist loadfile --durations=30 "$@"

@@ -17,9 +17,11 @@ def test_statistics_page(browser: Browser, hub_server: HubServer, mqtt_broker_se
     event = {"seq": 1, "ts": datetime.now(UTC).isoformat(), "event": "alarm", "cause": "intrusion", "zone": "z1"}
     pub.publish("sharpeye/fence/fence-school/event", event)
     pub.close()
-    token = httpx.post(f"{hub_server.url}/api/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD})
+    # httpx's default 5 s read timeout is shorter than a busy CI machine's worst answer (a loaded run timed out here)
+    token = httpx.post(f"{hub_server.url}/api/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD},
+                       timeout=30)
     auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    wait_for(lambda: httpx.get(f"{hub_server.url}/api/cases", headers=auth).json()["items"], what="a case")
+    wait_for(lambda: httpx.get(f"{hub_server.url}/api/cases", headers=auth, timeout=30).json()["items"], what="a case")
 
     page = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900}).new_page()
     page.goto(hub_server.url + "/")
