@@ -138,7 +138,7 @@ def test_a_new_task_is_notified_on_the_workers_phone_and_opens_there(
     shown = wait_for(lambda: page.evaluate("""async () => {
         const reg = await navigator.serviceWorker.getRegistration('/field/');
         return (await reg.getNotifications()).map((n) => ({title: n.title, body: n.body, data: n.data})); }"""),
-                     what="the notification")  # fmt: skip
+                     30, what="the notification")  # fmt: skip
     assert shown == [{"title": pushed["title"], "body": pushed["body"], "data": {"open": f"case:{made['id']}"}}]
 
     page.goto(f"{task_hub.url}/field/?task={made['id']}")  # where a tap on it leads

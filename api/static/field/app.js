@@ -332,10 +332,16 @@ async function renderOutbox() {
 }
 
 // --- tasks ----------------------------------------------------------------------------------------------
+// The latest task view asked for: a list or a task whose answer comes after a later request's is dropped, so a task
+// opened from a notification is not replaced by the task list the shell started loading first.
+let taskView = 0;
+
 /** @param {HTMLElement} main */
 async function renderTasks(main, done = false) {
+  const seq = ++taskView;
   fill(main, h("p", { class: "muted" }, "…"));
   const res = await call(`/api/field/tasks?done=${done}`).catch(() => null);
+  if (seq !== taskView) return; // a later view (a task opened from a notification, the other list) was asked for
   if (!res || !res.ok) { fill(main, h("p", { class: "error" }, res ? await reason(res) : t("need_online"))); return; }
   /** @type {Case[]} */
   const list = await res.json();
@@ -356,7 +362,9 @@ async function renderTasks(main, done = false) {
  * @param {string} caseId
  */
 async function renderTask(main, caseId) {
+  const seq = ++taskView;
   const res = await call(`/api/field/tasks/${encodeURIComponent(caseId)}`).catch(() => null);
+  if (seq !== taskView) return;
   if (!res || !res.ok) { fill(main, h("p", { class: "error" }, res ? await reason(res) : t("need_online"))); return; }
   /** @type {Task} */
   const task = await res.json();
