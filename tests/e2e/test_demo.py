@@ -23,6 +23,11 @@ from tests.helpers import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# The demo's promise is an alarm and its case within seconds (README). The bound here is loose on purpose: the suite
+# runs on two workers of a two-core machine, and speed is measured by benches, not by timed tests.
+DEADLINE_S = 60
+
+
 def _anonymous_refused(host: str, port: int) -> bool:
     refused = threading.Event()
     answered = threading.Event()
@@ -55,7 +60,7 @@ def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
     password = base = broker = None
     lines: list[str] = []
     try:
-        while time.monotonic() - started < 30 and not (password and base and broker):
+        while time.monotonic() - started < DEADLINE_S and not (password and base and broker):
             line = proc.stdout.readline()
             lines.append(line)
             if m := re.search(r"admin / (\S+)", line):
@@ -79,7 +84,7 @@ def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
             items = httpx.get(f"{base}/api/alarms", headers=auth).json()["items"]
             return next((a for a in items if a["rule_id"] == "fence-intrusion"), None)
 
-        alarm = wait_for(intrusion, timeout=15 - (time.monotonic() - started) + 15, what="the demo intrusion")
+        alarm = wait_for(intrusion, timeout=DEADLINE_S - (time.monotonic() - started), what="the demo intrusion")
 
         def its_case() -> dict[str, object] | None:
             cases = httpx.get(f"{base}/api/cases", headers=auth).json()["items"]
@@ -87,7 +92,7 @@ def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
 
         case = wait_for(its_case, what="the intrusion's case")
         assert case["department"] == "sx-cwh"
-        assert time.monotonic() - started < 30
+        assert time.monotonic() - started < DEADLINE_S
         assert httpx.get(f"{base}/").status_code == 200
 
         children = psutil.Process(proc.pid).children(recursive=True)

@@ -116,7 +116,7 @@ class Hub:
     def log(self) -> str:
         return "".join(self.output)
 
-    def start(self, timeout: float = 40) -> float:
+    def start(self, timeout: float = 90) -> float:
         """Start and wait for the console line; returns the seconds it took."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPEYE_")}
         env.update({"SHARPEYE_DEVICE_SECRET": SECRET, "SHARPEYE_ADMIN_PASSWORD": ADMIN_PASSWORD,
