@@ -88,10 +88,12 @@ async def test_bad_cameras_are_reported_and_others_keep_running(
     mjpeg_locked.start()
     resized = _resolution_change_clip(tmp_path / "resized.ts")
     corrupt = _corrupt_clip(scenario_clips["tamper"], tmp_path / "corrupt.ts")
+    # The good cameras may go quiet for a moment when the machine is loaded (the suite runs on two workers of two
+    # cores): 6 s before they count as lost, the dead ones 2 s.
     cameras = [
-        _camera("good-synthetic", "synthetic:intrusion"),
-        _camera("good-mjpeg", mjpeg_good.url),
-        _camera("good-rtsp", rtsp_sim.url("intrusion")),
+        _camera("good-synthetic", "synthetic:intrusion", loss_after_s=6.0),
+        _camera("good-mjpeg", mjpeg_good.url, loss_after_s=6.0),
+        _camera("good-rtsp", rtsp_sim.url("intrusion"), loss_after_s=6.0),
         _camera("unreachable", f"rtsp://127.0.0.1:{_free_port()}/live"),
         _camera("locked", mjpeg_locked.url.replace("http://", f"http://admin:{env_secret('wrong')}@")),
         _camera("missing-file", str(tmp_path / "nothing-here.ts")),
@@ -154,8 +156,11 @@ async def test_slow_subscriber_drops_and_never_delays_capture(
         assert fast.info is not None and fast.info.codec == "h264"
         assert await wait_until(lambda: slow.dropped > 0, 5)
         assert slow.qsize() <= queue_size
-        stats = service.stats()[0]
-        assert stats.fps_in >= 8 and stats.fps_analysed >= 3.5, stats
+        # Capture keeps its rate while the slow one holds its full queue (polled: a loaded machine may slow a moment;
+        # a subscriber that delayed capture would keep it slow).
+        assert await wait_until(lambda: (s := service.stats()[0]).fps_in >= 8 and s.fps_analysed >= 3.5, 10), (
+            service.stats()[0]
+        )
         fast.close()
         slow.close()
         # A closed subscription hands out what it still holds (a key frame may have refilled it after the drop),
