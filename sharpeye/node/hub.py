@@ -390,8 +390,26 @@ class Hub:
                 last_start[service.name] = loop.time()
                 self.embedded_restarts[service.name] += 1
                 self.metrics.embedded_restarts.labels(service.name).inc()
+                # Degraded until the hub itself is served again (its client reconnected), not only the process back.
+                self._embedded_down[service.name] = "restarted; waiting for the hub to reconnect"
+                await self._embedded_reconnected(service)
                 self._embedded_down.pop(service.name, None)
                 log.warning("embedded %s restarted on port %d", service.name, service.port)
+
+    async def _embedded_reconnected(self, service: ManagedProcess, within_s: float = 5.0) -> None:
+        """Wait (at most ``within_s``) until the hub's own client of a restarted embedded service works again: a PING
+        answered for Redis, the MQTT transport connected for the broker."""
+        deadline = asyncio.get_running_loop().time() + within_s
+        while asyncio.get_running_loop().time() < deadline:
+            if service is self.embedded_redis:
+                try:
+                    await asyncio.wait_for(self.redis.ping(), 1)
+                    return
+                except Exception:  # noqa: S110 - not back yet: poll until the deadline
+                    pass
+            elif service is self.embedded_broker and (self.transport.connected.is_set() or not self._mqtt_reading):
+                return
+            await asyncio.sleep(0.05)
 
     # --- ownership (ingest/ownership.py) ----------------------------------------------------------
     def lease_units(self) -> dict[str, float]:
