@@ -132,6 +132,8 @@ def test_a_new_task_is_notified_on_the_workers_phone_and_opens_there(
         page.wait_for_timeout(50)  # Playwright's sync API delivers DevTools events while it waits
         return [r for r in registrations if r["scopeURL"].endswith("/field/") and not r["isDeleted"]]
 
+    # the worker must be active before a push reaches it (on a loaded machine it may still be installing)
+    assert page.evaluate("async () => Boolean((await navigator.serviceWorker.ready).active)")
     reg = wait_for(found, what="the field app's registration over DevTools")[0]
     cdp.send("ServiceWorker.deliverPushMessage",
              {"origin": task_hub.url, "registrationId": reg["registrationId"], "data": plain.decode()})  # fmt: skip
