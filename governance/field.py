@@ -17,6 +17,7 @@ import builtins
 import logging
 import math
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
@@ -145,6 +146,27 @@ class FieldStore:
         if len(points) > MAX_POINTS_PER_BATCH:
             raise PatrolError(f"{len(points)} points: at most {MAX_POINTS_PER_BATCH} per batch")
         now = self.clock.now()
+
+        def change(patrol: Patrol) -> tuple[Patrol, builtins.list[TrackPoint]]:
+            if patrol.ended_at is not None:
+                raise PatrolError(f"patrol {patrol_id} ended at {patrol.ended_at.isoformat()}")
+            kept, last, length = self._accept(patrol, points, now)
+            if len(kept) + patrol.points > MAX_POINTS_PER_PATROL:
+                raise PatrolError(f"a patrol keeps at most {MAX_POINTS_PER_PATROL} points")
+            update = {"points": patrol.points + len(kept), "distance_m": round(length, 1), "last": last}
+            return patrol.model_copy(update=update), kept
+
+        return await self._update(patrol_id, username, change)
+
+    async def _update(
+        self,
+        patrol_id: str,
+        username: str,
+        change: Callable[[Patrol], tuple[Patrol, builtins.list[TrackPoint]]],
+    ) -> Patrol:
+        """Read the user's patrol, apply ``change`` (the patrol to keep, the track points to append) and write it
+        back in one WATCH transaction, retried when another writer came first. A change answering the patrol it was
+        given writes nothing."""
         key = self.keys.patrol(patrol_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
@@ -156,14 +178,10 @@ class FieldStore:
                     patrol = Patrol.model_validate_json(raw)
                     if patrol.username != username:
                         raise PatrolNotFound(patrol_id)
-                    if patrol.ended_at is not None:
-                        raise PatrolError(f"patrol {patrol_id} ended at {patrol.ended_at.isoformat()}")
-                    kept, last, length = self._accept(patrol, points, now)
-                    if len(kept) + patrol.points > MAX_POINTS_PER_PATROL:
-                        raise PatrolError(f"a patrol keeps at most {MAX_POINTS_PER_PATROL} points")
-                    updated = patrol.model_copy(
-                        update={"points": patrol.points + len(kept), "distance_m": round(length, 1), "last": last}
-                    )
+                    updated, kept = change(patrol)
+                    if updated is patrol:
+                        await pipe.unwatch()
+                        return patrol
                     pipe.multi()
                     pipe.set(key, updated.model_dump_json())
                     if kept:
@@ -194,26 +212,12 @@ class FieldStore:
         return kept, last, length
 
     async def end(self, patrol_id: str, username: str, note: str) -> Patrol:
-        key = self.keys.patrol(patrol_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    if raw is None:
-                        raise PatrolNotFound(patrol_id)
-                    patrol = Patrol.model_validate_json(raw)
-                    if patrol.username != username:
-                        raise PatrolNotFound(patrol_id)
-                    if patrol.ended_at is not None:
-                        return patrol  # ending twice (a resend) changes nothing
-                    ended = patrol.model_copy(update={"ended_at": self.clock.now(), "note": note})
-                    pipe.multi()
-                    pipe.set(key, ended.model_dump_json())
-                    await pipe.execute()
-                    return ended
-                except aioredis.WatchError:
-                    continue
+        def change(patrol: Patrol) -> tuple[Patrol, builtins.list[TrackPoint]]:
+            if patrol.ended_at is not None:
+                return patrol, []  # ending twice (a resend) changes nothing
+            return patrol.model_copy(update={"ended_at": self.clock.now(), "note": note}), []
+
+        return await self._update(patrol_id, username, change)
 
     async def track(self, patrol_id: str) -> builtins.list[TrackPoint]:
         raw = await self.redis.lrange(self.keys.patrol_track(patrol_id), 0, -1)

@@ -184,19 +184,8 @@ class UpperPlatformSimulator:
         return (await self.endpoint.request(msg, lower.peer)).status
 
     async def subscribe(self, lower_id: str, event: str = "Catalog") -> int:
-        lower = self.lowers[lower_id]
-        sn = next(self._sn)
-        msg = SipMessage(method="SUBSCRIBE", uri=f"sip:{lower_id}@{lower.peer.host}:{lower.peer.port}")
-        msg.add("From", f"<sip:{self.sip_id}@{self.domain}>;tag={new_tag()}")
-        msg.add("To", f"<sip:{lower_id}@{self.domain}>")
-        msg.add("Call-ID", new_call_id(self.endpoint.host))
-        msg.add("CSeq", f"{next(self._cseq)} SUBSCRIBE")
-        msg.add("Event", f"{event};id={sn}")
-        msg.add("Expires", "3600")
-        msg.add("Contact", self.endpoint.contact(self.sip_id))
-        msg.add("Content-Type", CONTENT_TYPE)
-        msg.body = build("Query", event, sn, lower_id)
-        return (await self.endpoint.request(msg, lower.peer)).status
+        """SUBSCRIBE to ``event`` of the lower platform and answer only its status (no dialog kept)."""
+        return (await self.open_subscription(lower_id, event)).status
 
     async def open_subscription(
         self,
