@@ -66,6 +66,7 @@ from sharpeye.clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 600.0
+KEEPALIVE_FAULTY_MAX = 20  # faulty channels listed in one keepalive (its body stays under 1,500 bytes for UDP)
 ALARM_QUEUE = 1000
 EVENT_NAMES = tuple(EVENTS.values())  # Catalog, Alarm, MobilePosition
 POSITIONS_PER_ROUND = 1000  # MobilePosition NOTIFYs sent at most per subscription and Interval
@@ -325,9 +326,11 @@ class GbCascade:
 
     async def _keepalive(self) -> int:
         """Send one keepalive; its final status, or 0 when unanswered."""
-        body = build(
-            "Notify", "Keepalive", next(self._sn), self.settings.sip_id, [("Status", "OK")], charset=self.upper.charset
-        )
+        faulty: list[Node] = [("DeviceID", c.channel_id) for c in self._catalog() if not c.online]
+        fields: list[Node] = [("Status", "OK")]
+        if faulty:  # the published channels that are down (GB/T 28181-2016 Keepalive <Info>)
+            fields.append(("Info", faulty[:KEEPALIVE_FAULTY_MAX]))
+        body = build("Notify", "Keepalive", next(self._sn), self.settings.sip_id, fields, charset=self.upper.charset)
         try:
             limit = min(self.upper.keepalive_interval_s, 64 * self.settings.sip_t1_s)
             return await self._message(body, limit_s=limit)

@@ -96,6 +96,21 @@ def _children(element: Element) -> dict[str, str]:
     return out
 
 
+def info_ids(body: Manscdp, limit: int = 1024) -> list[str]:
+    """The DeviceIDs listed under the body's ``<Info>`` (a Keepalive's faulty devices), in order, at most ``limit``."""
+    out: list[str] = []
+    if body.element is None:
+        return out
+    for child in body.element:
+        if _tag(child) != "info":
+            continue
+        for sub in child:
+            text = (sub.text or "").strip()
+            if _tag(sub) == "deviceid" and text and len(out) < limit:
+                out.append(text)
+    return out
+
+
 def parse_body(data: bytes) -> Manscdp:
     """Parse one MANSCDP body, or raise ``ManscdpError``."""
     if len(data) > MAX_BODY:

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sharpeye.config.gb28181 import GbSettings
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
 from sharpeye.ingest.gb28181.driver import readings_of
-from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
+from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, info_ids, parse_body
 from sharpeye.ingest.gb28181.media import MediaSession, SessionKey
 from sharpeye.ingest.gb28181.registrations import RegistrationStore
 from sharpeye.ingest.reading import DecodeError, Reading
@@ -83,6 +83,7 @@ class DeviceState:
     catalog_again: bool = False
     info: dict[str, str] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
+    faulty: set[str] = field(default_factory=set)  # channels its last keepalive listed as faulty (set OFF by it)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -749,6 +750,7 @@ class GbPlatform:
             state.last_keepalive = now
             if not state.online:
                 self._set_online(state, "keepalive")
+            self._keepalive_faults(state, body)
         elif body.root == "notify" and cmd == "alarm":
             self.stats["alarms"] += 1
             self._spawn(self._answer_alarm(state, body), f"gb28181-alarm-ack-{device_id}")
@@ -791,6 +793,21 @@ class GbPlatform:
             else:
                 state.channels[cid] = self._channel(state.config.id, cid, item, overrides)
         self.stats["catalog_changes"] += 1
+
+    def _keepalive_faults(self, state: DeviceState, body: Manscdp) -> None:
+        """A keepalive's ``<Info>`` lists the device's faulty channels (GB/T 28181-2016, Keepalive): each listed
+        channel goes OFF, and one this way set OFF goes back ON when a later keepalive no longer lists it (a channel a
+        catalog change set OFF stays OFF)."""
+        listed = {cid for cid in info_ids(body) if cid in state.channels}
+        for cid in listed - state.faulty:
+            if state.channels[cid].status == "ON":
+                state.channels[cid] = replace(state.channels[cid], status="OFF")
+                state.faulty.add(cid)
+                self.stats["keepalive_faulty_channels"] += 1
+        for cid in state.faulty - listed:
+            state.faulty.discard(cid)
+            if cid in state.channels and state.channels[cid].status == "OFF":
+                state.channels[cid] = replace(state.channels[cid], status="ON")
 
     def _channel(self, device_id: str, cid: str, item: dict[str, str], overrides: dict[str, Any]) -> Channel:
         override = overrides.get(cid)

@@ -60,6 +60,7 @@ class SimDevice:
     catalog_overcount: int = 0  # fault: SumNum larger than the items sent
     skip_keepalives: bool = False
     malformed_keepalive: bool = False
+    faulty_channels: list[str] = field(default_factory=list)  # listed in each keepalive's <Info> as faulty
     registered: bool = False
     register_status: int = 0
     alarm_acks: list[int] = field(default_factory=list)
@@ -211,7 +212,10 @@ class DeviceFleet:
         if device.malformed_keepalive:
             body = b'<?xml version="1.0"?><Notify><CmdType>Keepalive</CmdType><SN>x</SN><DeviceID>' + device.id.encode()
         else:
-            body = build("Notify", "Keepalive", next(self._sn), device.id, [("Status", "OK")], charset=device.charset)
+            fields: list[Node] = [("Status", "OK")]
+            if device.faulty_channels:
+                fields.append(("Info", [("DeviceID", cid) for cid in device.faulty_channels]))
+            body = build("Notify", "Keepalive", next(self._sn), device.id, fields, charset=device.charset)
         status = await self.message(device, body)
         self.stats[f"keepalive.{status}"] += 1
         return status

@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, parse_body
+from sharpeye.ingest.gb28181.manscdp import CONTENT_TYPE, Manscdp, ManscdpError, Node, build, info_ids, parse_body
 from sharpeye.ingest.transport.ps import AccessUnit, PsDemuxer
 from sharpeye.ingest.transport.rtp import RtpMode, RtpPacket, RtpReceiver
 from sharpeye.ingest.transport.sip.background import Background
@@ -33,6 +33,7 @@ class Lower:
     expires: int
     registrations: int = 0
     keepalives: int = 0
+    faulty: list[str] = field(default_factory=list)  # the channels its last keepalive listed as faulty (<Info>)
     alarms: list[Manscdp] = field(default_factory=list)
 
 
@@ -327,6 +328,7 @@ class UpperPlatformSimulator:
                 self.stats["keepalives_ignored"] += 1
                 return None
             lower.keepalives += 1
+            lower.faulty = info_ids(body)
         elif body.root == "notify" and cmd == "alarm":
             lower.alarms.append(body)
             self.stats["alarms"] += 1

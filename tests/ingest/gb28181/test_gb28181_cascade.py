@@ -160,6 +160,19 @@ async def test_refreshes_before_expiry(make_cascade: Any) -> None:
         await upper.stop()
 
 
+async def test_keepalives_list_the_published_channels_that_are_down(upper: Any, make_cascade: Any) -> None:
+    """Each keepalive upward carries <Info> with the DeviceIDs of the published channels that are offline (none when
+    all are up), so the upper platform sees a dead camera before it asks for the catalog."""
+    channels = _channels(3)
+    await make_cascade(_settings(upper.port, keepalive_interval_s=0.2), channels)
+    await upper.wait_for(lambda: PLATFORM_ID in upper.lowers and upper.lowers[PLATFORM_ID].keepalives >= 1)
+    assert upper.lowers[PLATFORM_ID].faulty == []
+    channels[1] = replace(channels[1], status="OFF")
+    await until(lambda: upper.lowers[PLATFORM_ID].faulty == [channels[1].channel_id], limit_s=10)
+    channels[1] = replace(channels[1], status="ON")
+    await until(lambda: upper.lowers[PLATFORM_ID].faulty == [], limit_s=10)
+
+
 async def test_registers_again_after_missed_keepalives(upper: Any, make_cascade: Any) -> None:
     cascade = await make_cascade(
         _settings(upper.port, keepalive_interval_s=0.3, keepalive_count=2, register_expires_s=60), _channels(1)

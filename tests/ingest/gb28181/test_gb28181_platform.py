@@ -263,3 +263,34 @@ async def test_catalog_change_notifications_and_run_time_devices(make_platform: 
         assert await fleet.keepalive(dev) == 403
     finally:
         await fleet.stop()
+
+
+async def test_a_keepalive_listing_faulty_channels_turns_them_off_and_back_on(make_platform: Any) -> None:
+    """GB/T 28181-2016's Keepalive lists the device's faulty channels under <Info>: each goes OFF while listed and
+    comes back ON when a later keepalive no longer lists it; a channel the device's catalog set OFF stays OFF."""
+    dev = SimDevice(id=code("34020000", 118, 19), password="pw", kind="nvr", channel_count=3)
+    platform = await make_platform([device_config(dev)])
+    fleet = _fleet(platform, [dev])
+    await fleet.endpoint.start()
+    try:
+        assert await fleet.register(dev) == 200
+        await until(lambda: len(platform.channels()) == 3)
+        broken, fine, off_by_catalog = (c for c, _ in dev.channels)
+
+        def online() -> dict[str, bool]:
+            return {c.channel_id: c.online for c in platform.channels()}
+
+        change = build("Notify", "Catalog", 98, dev.id, [("SumNum", 1)],
+                       device_list=("DeviceList", [[("DeviceID", off_by_catalog), ("Event", "OFF")]]))  # fmt: skip
+        assert await fleet.message(dev, change) == 200
+        dev.faulty_channels = [broken, off_by_catalog, code("34020000", 131, 7_777_777)]  # the last: not its channel
+        assert await fleet.keepalive(dev) == 200
+        assert online() == {broken: False, fine: True, off_by_catalog: False}
+        assert platform.stats["keepalive_faulty_channels"] == 1
+        assert await fleet.keepalive(dev) == 200  # listed again: nothing more
+        assert platform.stats["keepalive_faulty_channels"] == 1
+        dev.faulty_channels = []
+        assert await fleet.keepalive(dev) == 200
+        assert online() == {broken: True, fine: True, off_by_catalog: False}
+    finally:
+        await fleet.stop()
