@@ -17,7 +17,9 @@ in (tracks inside a region looked at for another get a vote too); a track's clas
 settle it. While the worker is behind (the frame older than ``detector.max_lag_s``) passes are skipped and
 counted, so motion analysis keeps up and health can say the detector does not.
 
-The background model is MOG2 on tiles (``TILE_ROWS`` x ``TILE_COLS``, one model each; MOG2 is per pixel, so the
+The background model is MOG2 on the analysed frame shrunk by ``detection.motion_scale`` (2: a quarter of the
+pixels; its foreground is scaled back up with nearest neighbours before the morphology, so blobs and tracks keep the
+analysed frame's resolution), on tiles (``TILE_ROWS`` x ``TILE_COLS``, one model each; MOG2 is per pixel, so the
 tiles change nothing but what is updated): a tile is fed only when its picture changed since it was last fed
 (``GATE_PIXELS`` pixels or more whose grey difference exceeds ``GATE_LEVEL``) and at least once in ``REFRESH_FRAMES``
 analysed frames (the tiles' refreshes staggered), with the learning rate of the frames it skipped; a tile not fed
@@ -53,7 +55,7 @@ MOG2_MIXTURES = 3
 # The background model's tiles and their change gate (see the module docstring).
 TILE_ROWS, TILE_COLS = 6, 8
 GATE_LEVEL = 10  # grey difference (0..255) from the tile's last fed picture that counts as a change
-GATE_PIXELS = 9  # changed pixels that make a tile fed (fewer could not survive the 3x3 erosion anyway)
+GATE_PIXELS = 9  # changed pixels (at the background model's size) that make a tile fed
 REFRESH_FRAMES = 10  # a tile is fed at least once in this many analysed frames, staggered (learning, absorbing)
 WARM_FRAMES = 10  # every tile is fed on the first frames after a reset
 # Upper bounds of the regions-per-pass histogram.
@@ -216,8 +218,8 @@ class Analyzer:
         return list(self._tracks.values())
 
     def _setup(self, shape: tuple[int, int]) -> None:
-        h, w = shape
         self._shape = shape
+        h, w = self._motion_shape(shape)
         ys = [round(i * h / TILE_ROWS) for i in range(TILE_ROWS + 1)]
         xs = [round(i * w / TILE_COLS) for i in range(TILE_COLS + 1)]
         self._tiles = [
@@ -229,6 +231,7 @@ class Analyzer:
         y0, y1, x0, x1 = (np.array([t[k] for t in self._tiles], np.intp) for k in range(4))
         self._corners = (y0, y1, x0, x1)
         self._reset_background()
+        h, w = shape
         mask: np.ndarray | None = None
         for m in self.config.masks:
             if mask is None:
@@ -238,6 +241,12 @@ class Analyzer:
         self._mask = mask  # None: nothing masked, no per-frame AND
         self._tracks.clear()
         self.tamper.reset()
+
+    def _motion_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+        """The background model's frame size for analysed frames of ``shape`` (``detection.motion_scale``)."""
+        h, w = shape
+        scale = self.config.detection.motion_scale
+        return (max(8, h // scale), max(8, w // scale))
 
     @property
     def _history(self) -> int:
@@ -327,11 +336,15 @@ class Analyzer:
             self._reset_background()
         # The grey level's mean from the channel means (the weights of BGR→grey), without a grey frame.
         # (sumElems: a twentieth of cv2.mean's time on a BGR frame.)
-        b, g, r, _ = cv2.sumElems(frame)
-        mean = (0.114 * b + 0.587 * g + 0.299 * r) / (w * h)
+        mh, mw = self._motion_shape((h, w))
+        motion = frame if (mh, mw) == (h, w) else cv2.resize(frame, (mw, mh), interpolation=cv2.INTER_AREA)
+        b, g, r, _ = cv2.sumElems(motion)
+        mean = (0.114 * b + 0.587 * g + 0.299 * r) / (mw * mh)
         # Normalize global brightness so slow lighting drift does not light up the whole background model.
-        norm = cv2.convertScaleAbs(frame, alpha=128.0 / mean) if mean > 1 else frame
+        norm = cv2.convertScaleAbs(motion, alpha=128.0 / mean) if mean > 1 else motion
         fg = self._foreground(norm)
+        if (mh, mw) != (h, w):
+            fg = cv2.resize(fg, (w, h), interpolation=cv2.INTER_NEAREST)
         if self.tamper.state is not None:
             self._tracks.clear()
             return events

@@ -194,6 +194,14 @@ class DetectionConfig(StrictModel):
         description="An object must have moved this far (fraction of the frame) to count; filters swaying foliage.",
     )
     max_missing_s: float = Field(default=1.0, gt=0, le=30, description="A track not seen for this long ends.")
+    motion_scale: int = Field(
+        default=2,
+        ge=1,
+        le=4,
+        description="The background model sees the analysed frame shrunk by this factor (its foreground is scaled "
+        "back up, so blobs, tracks and rules keep analysis_width): 2 is a quarter of the pixels and about a third "
+        "less motion CPU; 1 for objects only a few pixels wide at analysis_width.",
+    )
 
 
 class DetectorConfig(StrictModel):
@@ -271,6 +279,15 @@ class EvidenceConfig(StrictModel):
     enabled: bool = Field(default=True, description="Write evidence.")
     pre_s: float = Field(default=3, ge=0, le=60, description="Clip seconds before the alarm.")
     post_s: float = Field(default=3, ge=0, le=60, description="Clip seconds after the alarm.")
+    share_s: float = Field(
+        default=6,
+        ge=0,
+        le=60,
+        description="An alarm of the camera that comes while its last clip is still being recorded (within post_s "
+        "of that clip's newest alarm) shares that clip, which then runs to post_s after it, as long as it comes "
+        "within this many seconds of the clip's first alarm: a burst of alarms gets one clip, each alarm its own "
+        "snapshot. 0: one clip per alarm. The camera's packet ring holds pre_s + share_s + post_s + 4 seconds.",
+    )
 
 
 class CameraConfig(DeviceConfig):
