@@ -283,10 +283,11 @@ class EvidenceConfig(StrictModel):
         default=6,
         ge=0,
         le=60,
-        description="An alarm of the camera that comes while its last clip is still being recorded (within post_s "
-        "of that clip's newest alarm) shares that clip, which then runs to post_s after it, as long as it comes "
-        "within this many seconds of the clip's first alarm: a burst of alarms gets one clip, each alarm its own "
-        "snapshot. 0: one clip per alarm. The camera's packet ring holds pre_s + share_s + post_s + 4 seconds.",
+        description="Alarms of the camera that come while its last clip is still being recorded (within post_s "
+        "after that clip's newest alarm) and within this many seconds of the clip's first alarm share that clip, "
+        "which then runs to post_s after the newest: a burst of alarms gets one clip, each alarm its own snapshot. "
+        "0: a clip per alarm (alarms raised on one picture still share one, as they share their snapshot). The "
+        "camera's packet ring holds pre_s + share_s + post_s + 4 seconds.",
     )
 
 
