@@ -66,6 +66,11 @@ CONFIDENT = 0.6  # a first vote this sure waits the full recheck time
 # STEADY_SHAPE of it: no merge, split or occlusion), or whose alarms are raised, waits STEADY_WAIT recheck times.
 STEADY_WAIT = 3.0
 STEADY_SHAPE = 1.6
+# A track whose last SURE_VOTES votes name one class, each at CONFIDENT or more, is looked at again only after
+# SURE_WAIT recheck times, whatever its box does (a walking person's box changes shape all the time): the rolling
+# vote's cap once it is confident.
+SURE_VOTES = 3
+SURE_WAIT = 5.0
 RULE_HITS = 3  # a track counts for the rules once seen this many times (and moved detection.min_travel)
 LOOK_WHEN_COUNTED = True  # the detector's first look at a track waits until then (else: from its second sighting)
 
@@ -460,7 +465,8 @@ class Analyzer:
     def _due(self, track: Track, t: float, ahead: float = 0.0, settled: bool | None = None) -> bool:
         """A new track is due at once; one whose last two votes agree (an object, or nothing the detector knows),
         or whose one vote names a class with a confident score, after ``detector.recheck_s``; one still undecided
-        (votes that disagree, a first look that found nothing or little) after a quarter of it. ``ahead``: due
+        (votes that disagree, a first look that found nothing or little) after a quarter of it; one settled or
+        steady after ``STEADY_WAIT`` times it, one sure of its class after ``SURE_WAIT`` times it. ``ahead``: due
         within that many seconds."""
         if track.detected_t is None:
             return True
@@ -470,9 +476,18 @@ class Analyzer:
             len(votes) >= 2 and votes[-1][0] != votes[-2][0]
         ):
             wait /= 4
+        elif len(votes) >= SURE_VOTES and self._sure(track):
+            wait *= SURE_WAIT
         elif (self._settled(track) if settled is None else settled) or (len(votes) >= 2 and self._steady(track)):
             wait *= STEADY_WAIT
         return t + ahead - track.detected_t >= wait - 1e-3
+
+    @staticmethod
+    def _sure(track: Track) -> bool:
+        """The track's last ``SURE_VOTES`` votes name one class, each with a confident score."""
+        last = list(track.votes)[-SURE_VOTES:]
+        label = last[0][0]
+        return label is not None and all(lab == label and score >= CONFIDENT for lab, score in last)
 
     def _settled(self, track: Track, zones: list[ZoneConfig] | None = None) -> bool:
         """The track's alarms are raised: it has an open episode in every class-filtered zone its foot is in
