@@ -71,6 +71,7 @@ STEADY_SHAPE = 1.6
 # vote's cap once it is confident.
 SURE_VOTES = 3
 SURE_WAIT = 5.0
+SPLIT_PAD = 0.25  # a blob born this close to a track in alarm continues its stay (``Analyzer._continue_stay``)
 RULE_HITS = 3  # a track counts for the rules once seen this many times (and moved detection.min_travel)
 LOOK_WHEN_COUNTED = True  # the detector's first look at a track waits until then (else: from its second sighting)
 
@@ -388,6 +389,7 @@ class Analyzer:
             del self._tracks[tid]
         pairs: list[tuple[float, int, int]] = []
         tracks = list(self._tracks.values())
+        previous = [(tr, tr.box) for tr in tracks if tr.zone_episode]  # tracks in alarm, as they were
         for ti, tr in enumerate(tracks):
             cx, cy = tr.centre
             for bi, b in enumerate(boxes):
@@ -417,6 +419,27 @@ class Analyzer:
             tr.votes = deque(maxlen=self.config.detector.votes)
             self._next_id += 1
             self._tracks[tr.id] = tr
+            self._continue_stay(tr, previous)
+
+    def _continue_stay(self, track: Track, previous: list[tuple[Track, Box]]) -> None:
+        """A blob that splits off a track in alarm (born with its centre in that track's last box grown by
+        ``SPLIT_PAD``: two people walking together, a person and their shadow) continues that track's stay in
+        the intrusion zones where it is in alarm: its readings there are repeats of that episode, not a new
+        alarm with its own snapshot. Its class is its own (it is looked at as any new track), and loitering zones
+        are left out (a stay's time is never handed on)."""
+        cx, cy = track.centre
+        for parent, (x, y, w, h) in previous:
+            px, py = w * SPLIT_PAD, h * SPLIT_PAD
+            if not (x - px <= cx <= x + w + px and y - py <= cy <= y + h + py):
+                continue
+            for zone in self.config.zones:
+                episode = parent.zone_episode.get(zone.id)
+                if episode is None or not zone.intrusion or zone.loitering_s is not None:
+                    continue
+                track.zone_episode.setdefault(zone.id, episode)
+                track.zone_since.setdefault(zone.id, parent.zone_since.get(zone.id, track.first_t))
+                if zone.id in parent.zone_last_emit:
+                    track.zone_last_emit.setdefault(zone.id, parent.zone_last_emit[zone.id])
 
     def _regions(self, tracks: list[Track], fw: int, fh: int) -> list[tuple[list[int], int]]:
         """Pixel regions of the full frame around tracks, each with the longer side it is seen at.
