@@ -22,11 +22,17 @@ instead, so the detector works as much but alarms are rare: detector capacity wi
 flood). It prints the detector's CPU per inference (in this process on crops of the
 clip, and as the workers count it), its inferences and CPU per camera, the share of detector passes skipped, the
 lawn entry -> alarm latency per camera (against the labelled entry, +-0.5 s) and the picture arrival -> alarm delay
-(exact). N is not sustained if more than ``detector.degraded_skip`` of the due detector passes in the window were
-skipped (the worker behind). Needs ``sharpeye models install``
-(``--model`` or SHARPEYE_DATA_DIR).
+(exact), and the person alarms (first readings of an episode) per second a camera in the window with the evidence
+they cost (snapshots and clips begun per second a camera, alarms per clip). N is not sustained if more than
+``detector.degraded_skip`` of the due detector passes in the window were skipped (the worker behind). Needs
+``sharpeye models install`` (``--model`` or SHARPEYE_DATA_DIR).
 
     .venv/bin/python bench/video_capacity.py --detector --start 4 --step 4 --max 40 --warmup 3 --window 6
+    # the quiet-machine figure of issue 18 (decode only, motion + detector, their ratio, CPU per camera and per
+    # inference, zone entry -> alarm), then the same without the alarm flood:
+    .venv/bin/python bench/video_capacity.py --detector --model ~/.cache/sharpeye-tests/models/nanodet.onnx \
+        --start 25 --step 3 --max 91 --warmup 3 --window 6 --tries 2
+    .venv/bin/python bench/video_capacity.py --detector --walkways loitering --model ... (the same)
     .venv/bin/python bench/video_capacity.py --detector --size 1280x720 --fps 25 ...   # like 720p cameras
 """
 
@@ -74,8 +80,9 @@ WALK_RULE = ["intrusion"]  # ``--walkways``: what the walkway zone raises
 
 def detector_cameras(sim: RtspSimulator, n: int) -> list[CameraConfig]:
     if WALK_RULE[0] == "intrusion":
-        # Every person stepping onto a walkway is an intrusion (about 1.7 alarm episodes a second per camera, each
-        # with a snapshot and a clip: evidence load on top of the detector's).
+        # Every person stepping onto a walkway is an intrusion (about 0.4 alarms a second per camera, each with its
+        # snapshot, a burst sharing one clip: evidence load on top of the detector's; 0.75/s before blobs that
+        # split off a track in alarm continued its stay).
         walk: dict[str, Any] = {"id": "walk", "polygon": WALKWAYS, "dwell_s": 0.0, "objects": "person"}
     else:
         # Person loitering on the walkways (30 s): the detector classifies everyone walking there, alarms are rare.
