@@ -11,7 +11,9 @@ of the moving tracks that need a look, merged where they touch, largest first, e
 every track is looked at on every frame: a new track once the rules would count it (``RULE_HITS`` sightings and
 ``detection.min_travel``; the look runs before the rules in that frame), one whose last votes disagree at the next
 pass, at most ``detector.fps`` passes a second; a track whose
-last two votes agree is looked at again every ``detector.recheck_s``. Each detection votes for the track it falls
+last two votes agree is looked at again every ``detector.recheck_s`` (less often when steady, settled or sure of its
+class, see ``_due``). A blob that splits off a track in alarm continues that track's stay in its intrusion zones
+(``_continue_stay``). Each detection votes for the track it falls
 in (tracks inside a region looked at for another get a vote too); a track's class is the rolling vote of its last
 ``detector.votes`` looks, so one miss (two people merged into one blob, a person cut by the frame edge) does not
 settle it. While the worker is behind (the frame older than ``detector.max_lag_s``) passes are skipped and

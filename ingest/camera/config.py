@@ -238,8 +238,8 @@ class DetectorConfig(StrictModel):
         le=60,
         description="A track whose last two detector votes agree is looked at again after this many seconds (its "
         "rolling vote kept), after three times as long when its box kept its shape since the last look or its "
-        "alarms in its class-filtered zones are raised; one whose votes disagree after a quarter of it; a new track "
-        "at the next pass.",
+        "alarms in its class-filtered zones are raised, after five times as long once its last 3 votes name one "
+        "class at 0.6 or more; one whose votes disagree after a quarter of it; a new track at the next pass.",
     )
     max_lag_s: float = Field(
         default=1.0,
