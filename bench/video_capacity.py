@@ -22,11 +22,17 @@ instead, so the detector works as much but alarms are rare: detector capacity wi
 flood). It prints the detector's CPU per inference (in this process on crops of the
 clip, and as the workers count it), its inferences and CPU per camera, the share of detector passes skipped, the
 lawn entry -> alarm latency per camera (against the labelled entry, +-0.5 s) and the picture arrival -> alarm delay
-(exact). N is not sustained if more than ``detector.degraded_skip`` of the due detector passes in the window were
-skipped (the worker behind). Needs ``sharpeye models install``
-(``--model`` or SHARPEYE_DATA_DIR).
+(exact), and the person alarms (first readings of an episode) per second a camera in the window with the evidence
+they cost (snapshots and clips begun per second a camera, alarms per clip). N is not sustained if more than
+``detector.degraded_skip`` of the due detector passes in the window were skipped (the worker behind). Needs
+``sharpeye models install`` (``--model`` or SHARPEYE_DATA_DIR).
 
     .venv/bin/python bench/video_capacity.py --detector --start 4 --step 4 --max 40 --warmup 3 --window 6
+    # the quiet-machine figure of issue 18 (decode only, motion + detector, their ratio, CPU per camera and per
+    # inference, zone entry -> alarm), then the same without the alarm flood:
+    .venv/bin/python bench/video_capacity.py --detector --model ~/.cache/sharpeye-tests/models/nanodet.onnx \
+        --start 25 --step 3 --max 91 --warmup 3 --window 6 --tries 2
+    .venv/bin/python bench/video_capacity.py --detector --walkways loitering --model ... (the same)
     .venv/bin/python bench/video_capacity.py --detector --size 1280x720 --fps 25 ...   # like 720p cameras
 """
 
@@ -74,8 +80,9 @@ WALK_RULE = ["intrusion"]  # ``--walkways``: what the walkway zone raises
 
 def detector_cameras(sim: RtspSimulator, n: int) -> list[CameraConfig]:
     if WALK_RULE[0] == "intrusion":
-        # Every person stepping onto a walkway is an intrusion (about 1.7 alarm episodes a second per camera, each
-        # with a snapshot and a clip: evidence load on top of the detector's).
+        # Every person stepping onto a walkway is an intrusion (about 0.4 alarms a second per camera, each with its
+        # snapshot, a burst sharing one clip: evidence load on top of the detector's; 0.75/s before blobs that
+        # split off a track in alarm continued its stay).
         walk: dict[str, Any] = {"id": "walk", "polygon": WALKWAYS, "dwell_s": 0.0, "objects": "person"}
     else:
         # Person loitering on the walkways (30 s): the detector classifies everyone walking there, alarms are rare.
@@ -122,9 +129,15 @@ async def measure(
         await asyncio.sleep(warmup)
         before = {s.camera_id: s for s in service.stats()}
         cpu0 = hub_cpu(sim)
+        written0 = (len(readings), service.snapshots_written, service.clips_made, service.clips_shared)
         await asyncio.sleep(window)
         cpu1 = hub_cpu(sim)
         after = service.stats()
+        # Person alarms (first readings of an episode) raised in the window, and the evidence they cost.
+        firsts = sum(1 for r in readings[written0[0] :] if r.kind.startswith("video.") and r.attrs.get("repeat") == 0)
+        snapshots = service.snapshots_written - written0[1]
+        clips = service.clips_made - written0[2]
+        shared = service.clips_shared - written0[3]
         if detector is not None:
             # Let every camera reach the lawn entry (clip time) so each gives its entry -> alarm latency.
             deadline = time.monotonic() + 15
@@ -159,6 +172,10 @@ async def measure(
         "worst_fps_decoded": worst_dec,
         "dropped": dropped,
         "lag": worst_lag,
+        "alarms_per_s": firsts / window / max(1, n),
+        "snapshots_per_s": snapshots / window / max(1, n),
+        "clips_per_s": clips / window / max(1, n),
+        "clip_alarms": (clips + shared) / max(1, clips),
         **{k: (cpu1[k] - cpu0[k]) / window for k in cpu0},
     }
     return ok, fig, readings
@@ -289,7 +306,10 @@ async def main() -> None:
                     lat_text_det = (
                         f" (labelled entry); arrival -> alarm p50 {fig['delay_p50']:.2f} s "
                         f"max {fig['delay_max']:.2f} s;"
-                        f" person alarms {alarms}; detector {fig['inferences_per_s']:.1f} inferences/s per camera, "
+                        f" person alarms {alarms} in the run, {fig['alarms_per_s']:.2f}/s a camera in the window "
+                        f"(evidence: {fig['snapshots_per_s']:.2f} snapshots/s, {fig['clips_per_s']:.2f} clips/s a "
+                        f"camera, {fig['clip_alarms']:.1f} alarms a clip); "
+                        f"detector {fig['inferences_per_s']:.1f} inferences/s per camera, "
                         f"{fig['det_cpu_per_inference'] * 1e3:.1f} ms CPU each, {fig['det_cpu_per_camera'] * 1e3:.1f} "
                         f"ms/s per camera, {fig['det_skipped']:.0%} of due passes skipped"
                     )
@@ -342,7 +362,8 @@ async def main() -> None:
             f"detector at N={ana} (workers' own count): {fig['inferences_per_s']:.1f} inferences/s per camera, "
             f"{fig['det_cpu_per_inference'] * 1e3:.1f} ms CPU per inference, {fig['det_cpu_per_camera'] * 1e3:.1f} "
             f"ms/s of detector CPU per camera, {fig['det_skipped']:.0%} of due passes skipped; picture arrival -> "
-            f"alarm p50 {fig['delay_p50']:.2f} s, max {fig['delay_max']:.2f} s"
+            f"alarm p50 {fig['delay_p50']:.2f} s, max {fig['delay_max']:.2f} s; alarms {fig['alarms_per_s']:.2f}/s a "
+            f"camera, evidence {fig['snapshots_per_s']:.2f} snapshots/s and {fig['clips_per_s']:.2f} clips/s a camera"
         )
     if best_latency:
         goal_s = 1.5 if model else 1.0

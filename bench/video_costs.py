@@ -14,9 +14,9 @@ and a pipe, in both modes alike).
     .venv/bin/python bench/video_costs.py --real         # real footage: vtest.avi, people all over the picture
     .venv/bin/python bench/video_costs.py --real --cameras 3 --detector ~/.cache/sharpeye-tests/models/nanodet.onnx
 
-The analytics mode runs twice: as it is now and as it was before this round (see ``BEFORE``: tracks looked at from
-their second sighting, the detector's whole picture converted, its input made in numpy, the model's explicit
-paddings, regions seen at 128 px), the "before" figure of the same run.
+The analytics mode runs twice: as it is now and as it was before this round (see ``BEFORE``: the background model at
+the analysed size, no cap on confident tracks' rechecks, no stay continued by a blob splitting off a track in
+alarm), the "before" figure of the same run.
 """
 
 from __future__ import annotations
@@ -37,13 +37,12 @@ from typing import Any
 import av
 import cv2
 import msgspec
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sharpeye.ingest.camera import analyzer, worker
+from sharpeye.ingest.camera import analyzer
 from sharpeye.ingest.camera.config import CameraConfig
-from sharpeye.ingest.camera.detector import MEAN, STD, ObjectDetector
+from sharpeye.ingest.camera.detector import ObjectDetector
 from sharpeye.ingest.camera.worker import CameraDecoder
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 from sharpeye.ingest.transport.video.source import stream_info
@@ -67,44 +66,24 @@ def load(path: Path) -> tuple[StreamInfo, list[VideoPacket]]:
     return info, packets
 
 
-# The analytics as they were before this round (main at 9b1b545): a track looked at from its second sighting; the
-# detector's input made in numpy; the whole full-size picture converted to BGR for a detector pass; the model's
-# explicit paddings kept (``BEFORE_MODEL``); regions seen at 128 px (``BEFORE_CONFIG``). Now: a track looked at once
-# the rules count it; the input made by OpenCV; only the regions looked at converted, straight from the YUV planes;
-# paddings folded into the convolutions; regions at 96 px. (Both modes run the tiled MOG2 and the steady recheck of
-# the round before.)
+# The analytics as they were before this round (main at 05b9e72): the background model at the analysed frame's own
+# size (``detection.motion_scale`` 1), every confident track rechecked at the usual times (no ``SURE_WAIT`` cap), a
+# blob splitting off a track in alarm a new alarm of its own (no stay continued). Now: the background model at half
+# that size, a track sure of its class rechecked every 5 x recheck_s, a split continuing its parent's stay. (Both
+# modes write one snapshot per picture; clips are the hub's, not measured here.)
 Mode = str
 BEFORE: Mode = "before"
 NOW: Mode = "now"
-BEFORE_CONFIG = {"detector": {"region_size": 128}}
-BEFORE_MODEL: dict[ObjectDetector, ObjectDetector] = {}  # the detector -> the same model with its paddings kept
-_SAVED = (analyzer.LOOK_WHEN_COUNTED, vars(ObjectDetector)["_blob"], worker.Picture.crop)
-
-
-def _numpy_blob(image: np.ndarray, nw: int, nh: int, cw: int, ch: int) -> np.ndarray:
-    """The detector's input as it was made before (numpy steps)."""
-    h, w = image.shape[:2]
-    canvas = np.empty((ch, cw, 3), np.float32)
-    canvas[:] = MEAN
-    canvas[:nh, :nw] = image if (nw, nh) == (w, h) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    canvas -= MEAN
-    canvas /= STD
-    return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None])
-
-
-def _whole_crop(self: worker.Picture, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-    return self.whole()[y0:y1, x0:x1]
+BEFORE_CONFIG = {"detection": {"motion_scale": 1}}
+_SAVED = (analyzer.SURE_VOTES, analyzer.SPLIT_PAD)
 
 
 def background(mode: Mode) -> None:
     if mode == BEFORE:
-        analyzer.LOOK_WHEN_COUNTED = False
-        ObjectDetector._blob = staticmethod(_numpy_blob)  # type: ignore[method-assign,assignment]
-        worker.Picture.crop = _whole_crop  # type: ignore[method-assign]
+        analyzer.SURE_VOTES = 10**6  # never sure: no cap
+        analyzer.SPLIT_PAD = -10.0  # no blob is born inside another's box grown by a negative margin
     else:
-        analyzer.LOOK_WHEN_COUNTED = _SAVED[0]
-        ObjectDetector._blob = _SAVED[1]  # type: ignore[method-assign]
-        worker.Picture.crop = _SAVED[2]  # type: ignore[method-assign]
+        analyzer.SURE_VOTES, analyzer.SPLIT_PAD = _SAVED
 
 
 def run(
@@ -120,9 +99,9 @@ def run(
     packet as a worker process does (so their decoders and background models share the caches); the number
     of events; the share of background tiles fed; and the detector's inferences per camera."""
     background(mode)
-    if mode == BEFORE and detector is not None:
-        detector = BEFORE_MODEL.get(detector, detector)
-        config = config.model_copy(update={"detector": config.detector.model_copy(update=BEFORE_CONFIG["detector"])})
+    if mode == BEFORE:
+        update = BEFORE_CONFIG["detection"]
+        config = config.model_copy(update={"detection": config.detection.model_copy(update=update)})
     decs = [
         CameraDecoder(config.model_copy(update={"id": f"cam{i:02d}"}), info, analytics, detector if analytics else None)
         for i in range(cameras)
@@ -235,8 +214,6 @@ def main() -> None:
     cv2.setNumThreads(1)
     tmp = Path(tempfile.mkdtemp(prefix="sharpeye-costs-"))
     detector = ObjectDetector(args.detector) if args.detector is not None else None
-    if detector is not None:
-        BEFORE_MODEL[detector] = ObjectDetector(args.detector, fold_pads=False)
     if detector is not None and not args.real:
         parser.error("--detector needs --real")
     if args.real:

@@ -11,13 +11,17 @@ of the moving tracks that need a look, merged where they touch, largest first, e
 every track is looked at on every frame: a new track once the rules would count it (``RULE_HITS`` sightings and
 ``detection.min_travel``; the look runs before the rules in that frame), one whose last votes disagree at the next
 pass, at most ``detector.fps`` passes a second; a track whose
-last two votes agree is looked at again every ``detector.recheck_s``. Each detection votes for the track it falls
+last two votes agree is looked at again every ``detector.recheck_s`` (less often when steady, settled or sure of its
+class, see ``_due``). A blob that splits off a track in alarm continues that track's stay in its intrusion zones
+(``_continue_stay``). Each detection votes for the track it falls
 in (tracks inside a region looked at for another get a vote too); a track's class is the rolling vote of its last
 ``detector.votes`` looks, so one miss (two people merged into one blob, a person cut by the frame edge) does not
 settle it. While the worker is behind (the frame older than ``detector.max_lag_s``) passes are skipped and
 counted, so motion analysis keeps up and health can say the detector does not.
 
-The background model is MOG2 on tiles (``TILE_ROWS`` x ``TILE_COLS``, one model each; MOG2 is per pixel, so the
+The background model is MOG2 on the analysed frame shrunk by ``detection.motion_scale`` (2: a quarter of the
+pixels; its foreground is scaled back up with nearest neighbours before the morphology, so blobs and tracks keep the
+analysed frame's resolution), on tiles (``TILE_ROWS`` x ``TILE_COLS``, one model each; MOG2 is per pixel, so the
 tiles change nothing but what is updated): a tile is fed only when its picture changed since it was last fed
 (``GATE_PIXELS`` pixels or more whose grey difference exceeds ``GATE_LEVEL``) and at least once in ``REFRESH_FRAMES``
 analysed frames (the tiles' refreshes staggered), with the learning rate of the frames it skipped; a tile not fed
@@ -53,7 +57,7 @@ MOG2_MIXTURES = 3
 # The background model's tiles and their change gate (see the module docstring).
 TILE_ROWS, TILE_COLS = 6, 8
 GATE_LEVEL = 10  # grey difference (0..255) from the tile's last fed picture that counts as a change
-GATE_PIXELS = 9  # changed pixels that make a tile fed (fewer could not survive the 3x3 erosion anyway)
+GATE_PIXELS = 9  # changed pixels (at the background model's size) that make a tile fed
 REFRESH_FRAMES = 10  # a tile is fed at least once in this many analysed frames, staggered (learning, absorbing)
 WARM_FRAMES = 10  # every tile is fed on the first frames after a reset
 # Upper bounds of the regions-per-pass histogram.
@@ -64,6 +68,12 @@ CONFIDENT = 0.6  # a first vote this sure waits the full recheck time
 # STEADY_SHAPE of it: no merge, split or occlusion), or whose alarms are raised, waits STEADY_WAIT recheck times.
 STEADY_WAIT = 3.0
 STEADY_SHAPE = 1.6
+# A track whose last SURE_VOTES votes name one class, each at CONFIDENT or more, is looked at again only after
+# SURE_WAIT recheck times, whatever its box does (a walking person's box changes shape all the time): the rolling
+# vote's cap once it is confident.
+SURE_VOTES = 3
+SURE_WAIT = 5.0
+SPLIT_PAD = 0.25  # a blob born this close to a track in alarm continues its stay (``Analyzer._continue_stay``)
 RULE_HITS = 3  # a track counts for the rules once seen this many times (and moved detection.min_travel)
 LOOK_WHEN_COUNTED = True  # the detector's first look at a track waits until then (else: from its second sighting)
 
@@ -216,8 +226,8 @@ class Analyzer:
         return list(self._tracks.values())
 
     def _setup(self, shape: tuple[int, int]) -> None:
-        h, w = shape
         self._shape = shape
+        h, w = self._motion_shape(shape)
         ys = [round(i * h / TILE_ROWS) for i in range(TILE_ROWS + 1)]
         xs = [round(i * w / TILE_COLS) for i in range(TILE_COLS + 1)]
         self._tiles = [
@@ -229,6 +239,7 @@ class Analyzer:
         y0, y1, x0, x1 = (np.array([t[k] for t in self._tiles], np.intp) for k in range(4))
         self._corners = (y0, y1, x0, x1)
         self._reset_background()
+        h, w = shape
         mask: np.ndarray | None = None
         for m in self.config.masks:
             if mask is None:
@@ -238,6 +249,12 @@ class Analyzer:
         self._mask = mask  # None: nothing masked, no per-frame AND
         self._tracks.clear()
         self.tamper.reset()
+
+    def _motion_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+        """The background model's frame size for analysed frames of ``shape`` (``detection.motion_scale``)."""
+        h, w = shape
+        scale = self.config.detection.motion_scale
+        return (max(8, h // scale), max(8, w // scale))
 
     @property
     def _history(self) -> int:
@@ -327,11 +344,15 @@ class Analyzer:
             self._reset_background()
         # The grey level's mean from the channel means (the weights of BGR→grey), without a grey frame.
         # (sumElems: a twentieth of cv2.mean's time on a BGR frame.)
-        b, g, r, _ = cv2.sumElems(frame)
-        mean = (0.114 * b + 0.587 * g + 0.299 * r) / (w * h)
+        mh, mw = self._motion_shape((h, w))
+        motion = frame if (mh, mw) == (h, w) else cv2.resize(frame, (mw, mh), interpolation=cv2.INTER_AREA)
+        b, g, r, _ = cv2.sumElems(motion)
+        mean = (0.114 * b + 0.587 * g + 0.299 * r) / (mw * mh)
         # Normalize global brightness so slow lighting drift does not light up the whole background model.
-        norm = cv2.convertScaleAbs(frame, alpha=128.0 / mean) if mean > 1 else frame
+        norm = cv2.convertScaleAbs(motion, alpha=128.0 / mean) if mean > 1 else motion
         fg = self._foreground(norm)
+        if (mh, mw) != (h, w):
+            fg = cv2.resize(fg, (w, h), interpolation=cv2.INTER_NEAREST)
         if self.tamper.state is not None:
             self._tracks.clear()
             return events
@@ -370,6 +391,7 @@ class Analyzer:
             del self._tracks[tid]
         pairs: list[tuple[float, int, int]] = []
         tracks = list(self._tracks.values())
+        previous = [(tr, tr.box) for tr in tracks if tr.zone_episode]  # tracks in alarm, as they were
         for ti, tr in enumerate(tracks):
             cx, cy = tr.centre
             for bi, b in enumerate(boxes):
@@ -399,6 +421,27 @@ class Analyzer:
             tr.votes = deque(maxlen=self.config.detector.votes)
             self._next_id += 1
             self._tracks[tr.id] = tr
+            self._continue_stay(tr, previous)
+
+    def _continue_stay(self, track: Track, previous: list[tuple[Track, Box]]) -> None:
+        """A blob that splits off a track in alarm (born with its centre in that track's last box grown by
+        ``SPLIT_PAD``: two people walking together, a person and their shadow) continues that track's stay in
+        the intrusion zones where it is in alarm: its readings there are repeats of that episode, not a new
+        alarm with its own snapshot. Its class is its own (it is looked at as any new track), and loitering zones
+        are left out (a stay's time is never handed on)."""
+        cx, cy = track.centre
+        for parent, (x, y, w, h) in previous:
+            px, py = w * SPLIT_PAD, h * SPLIT_PAD
+            if not (x - px <= cx <= x + w + px and y - py <= cy <= y + h + py):
+                continue
+            for zone in self.config.zones:
+                episode = parent.zone_episode.get(zone.id)
+                if episode is None or not zone.intrusion or zone.loitering_s is not None:
+                    continue
+                track.zone_episode.setdefault(zone.id, episode)
+                track.zone_since.setdefault(zone.id, parent.zone_since.get(zone.id, track.first_t))
+                if zone.id in parent.zone_last_emit:
+                    track.zone_last_emit.setdefault(zone.id, parent.zone_last_emit[zone.id])
 
     def _regions(self, tracks: list[Track], fw: int, fh: int) -> list[tuple[list[int], int]]:
         """Pixel regions of the full frame around tracks, each with the longer side it is seen at.
@@ -447,7 +490,8 @@ class Analyzer:
     def _due(self, track: Track, t: float, ahead: float = 0.0, settled: bool | None = None) -> bool:
         """A new track is due at once; one whose last two votes agree (an object, or nothing the detector knows),
         or whose one vote names a class with a confident score, after ``detector.recheck_s``; one still undecided
-        (votes that disagree, a first look that found nothing or little) after a quarter of it. ``ahead``: due
+        (votes that disagree, a first look that found nothing or little) after a quarter of it; one settled or
+        steady after ``STEADY_WAIT`` times it, one sure of its class after ``SURE_WAIT`` times it. ``ahead``: due
         within that many seconds."""
         if track.detected_t is None:
             return True
@@ -457,9 +501,18 @@ class Analyzer:
             len(votes) >= 2 and votes[-1][0] != votes[-2][0]
         ):
             wait /= 4
+        elif len(votes) >= SURE_VOTES and self._sure(track):
+            wait *= SURE_WAIT
         elif (self._settled(track) if settled is None else settled) or (len(votes) >= 2 and self._steady(track)):
             wait *= STEADY_WAIT
         return t + ahead - track.detected_t >= wait - 1e-3
+
+    @staticmethod
+    def _sure(track: Track) -> bool:
+        """The track's last ``SURE_VOTES`` votes name one class, each with a confident score."""
+        last = list(track.votes)[-SURE_VOTES:]
+        label = last[0][0]
+        return label is not None and all(lab == label and score >= CONFIDENT for lab, score in last)
 
     def _settled(self, track: Track, zones: list[ZoneConfig] | None = None) -> bool:
         """The track's alarms are raised: it has an open episode in every class-filtered zone its foot is in

@@ -194,6 +194,14 @@ class DetectionConfig(StrictModel):
         description="An object must have moved this far (fraction of the frame) to count; filters swaying foliage.",
     )
     max_missing_s: float = Field(default=1.0, gt=0, le=30, description="A track not seen for this long ends.")
+    motion_scale: int = Field(
+        default=2,
+        ge=1,
+        le=4,
+        description="The background model sees the analysed frame shrunk by this factor (its foreground is scaled "
+        "back up, so blobs, tracks and rules keep analysis_width): 2 is a quarter of the pixels and about a third "
+        "less motion CPU; 1 for objects only a few pixels wide at analysis_width.",
+    )
 
 
 class DetectorConfig(StrictModel):
@@ -230,8 +238,8 @@ class DetectorConfig(StrictModel):
         le=60,
         description="A track whose last two detector votes agree is looked at again after this many seconds (its "
         "rolling vote kept), after three times as long when its box kept its shape since the last look or its "
-        "alarms in its class-filtered zones are raised; one whose votes disagree after a quarter of it; a new track "
-        "at the next pass.",
+        "alarms in its class-filtered zones are raised, after five times as long once its last 3 votes name one "
+        "class at 0.6 or more; one whose votes disagree after a quarter of it; a new track at the next pass.",
     )
     max_lag_s: float = Field(
         default=1.0,
@@ -271,6 +279,16 @@ class EvidenceConfig(StrictModel):
     enabled: bool = Field(default=True, description="Write evidence.")
     pre_s: float = Field(default=3, ge=0, le=60, description="Clip seconds before the alarm.")
     post_s: float = Field(default=3, ge=0, le=60, description="Clip seconds after the alarm.")
+    share_s: float = Field(
+        default=6,
+        ge=0,
+        le=60,
+        description="Alarms of the camera that come while its last clip is still being recorded (within post_s "
+        "after that clip's newest alarm) and within this many seconds of the clip's first alarm share that clip, "
+        "which then runs to post_s after the newest: a burst of alarms gets one clip, each alarm its own snapshot. "
+        "0: a clip per alarm (alarms raised on one picture still share one, as they share their snapshot). The "
+        "camera's packet ring holds pre_s + share_s + post_s + 4 seconds.",
+    )
 
 
 class CameraConfig(DeviceConfig):

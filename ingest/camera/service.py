@@ -144,6 +144,20 @@ class _Worker:
             return False
 
 
+class _Clip:
+    """A camera's evidence clip not yet written: the packets from ``start`` to ``end`` (capture's monotonic clock),
+    shared by the alarms that came while it was being recorded (``EvidenceConfig.share_s``)."""
+
+    def __init__(self, ref: str, first: float, pre: float, post: float) -> None:
+        self.ref = ref
+        self.first = first  # the arrival of its first alarm's picture
+        self.start = first - pre
+        self.end = first + post
+        self.alarms = 1
+        self.started = False  # being written (or written): no more alarms join it
+        self.handle: asyncio.TimerHandle | None = None
+
+
 class _Camera:
     """Per-camera state shared by its capture thread and the event loop."""
 
@@ -185,6 +199,8 @@ class _Camera:
         self.detector: DetectorStats | None = None
         self.det_hist: deque[tuple[float, int, int]] = deque(maxlen=128)  # (when, due, skipped)
         self.evidence_refs: dict[str, tuple[str, ...]] = {}
+        self.clip: _Clip | None = None  # the newest clip, while alarms may still join it
+        self.last_snapshot: tuple[bytes, str] | None = None  # the newest snapshot from the worker and its reference
         self.recorder: Recorder | None = None
 
 
@@ -245,6 +261,10 @@ class CameraService:
         self._owned: set[str] | None = None  # None: every camera (one node); else the ids this node's leases hold
         self.emitted = 0
         self.worker_restarts = 0
+        # Evidence: snapshots written, clips begun, and alarms that shared a clip begun for an earlier one.
+        self.snapshots_written = 0
+        self.clips_made = 0
+        self.clips_shared = 0
 
     # lifecycle ---------------------------------------------------------------------------------------
 
@@ -263,7 +283,7 @@ class CameraService:
         log.info("camera service: %d cameras on %d workers", len(self._cameras), len(self._workers))
 
     def _open(self, index: int, config: CameraConfig) -> None:
-        ring_s = config.evidence.pre_s + config.evidence.post_s + 4
+        ring_s = config.evidence.pre_s + config.evidence.share_s + config.evidence.post_s + 4
         cam = _Camera(config, self._workers[index % len(self._workers)], ring_s)
         self._cameras[config.id] = cam
         if config.record is not None:
@@ -323,6 +343,9 @@ class CameraService:
             for sub in list(cam.subscriptions):
                 sub.close()
         await asyncio.to_thread(self._join_all)
+        for cam in self._cameras.values():
+            if cam.clip is not None:  # no packets come any more: write what the ring has now
+                self._clip_due(cam, cam.clip)
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         for cam in self._cameras.values():
@@ -455,7 +478,10 @@ class CameraService:
         if event.repeat == 0 and cam.recorder is not None:
             cam.recorder.trigger(time.time() - (time.monotonic() - arrival))
         if event.repeat == 0 and jpeg is not None and cam.config.evidence.enabled:
-            refs = self._write_evidence(cam, event, jpeg, arrival, now)
+            # The alarms of one picture come with one snapshot (the same object, unpickled once): written once.
+            shared = cam.last_snapshot[1] if cam.last_snapshot is not None and cam.last_snapshot[0] is jpeg else None
+            refs = self._write_evidence(cam, event, jpeg, arrival, now, shared)
+            cam.last_snapshot = (jpeg, refs[0])
             cam.evidence_refs[event.episode] = refs
             if len(cam.evidence_refs) > 500:
                 for k in list(cam.evidence_refs)[:250]:
@@ -508,58 +534,81 @@ class CameraService:
         return self._store_evidence(cam, "linked", tag, jpeg, arrival, self._clock.now())
 
     def _write_evidence(
-        self, cam: _Camera, event: VideoEvent, jpeg: bytes, arrival: float, now: datetime
+        self, cam: _Camera, event: VideoEvent, jpeg: bytes, arrival: float, now: datetime, jpg_ref: str | None = None
     ) -> tuple[str, ...]:
-        return self._store_evidence(cam, event.kind.split(".")[-1], event.episode, jpeg, arrival, now)
+        return self._store_evidence(cam, event.kind.split(".")[-1], event.episode, jpeg, arrival, now, jpg_ref)
 
     def _store_evidence(
-        self, cam: _Camera, kind: str, tag: str, jpeg: bytes, arrival: float, now: datetime
+        self,
+        cam: _Camera,
+        kind: str,
+        tag: str,
+        jpeg: bytes,
+        arrival: float,
+        now: datetime,
+        jpg_ref: str | None = None,
     ) -> tuple[str, ...]:
+        """Write the snapshot now and return its reference and the clip's: a new clip from ``pre_s`` before
+        ``arrival`` to ``post_s`` after it, or the camera's clip still being recorded, extended to ``post_s`` after
+        this alarm, when the alarm comes within ``share_s`` of that clip's first (a burst of alarms, one clip).
+        ``jpg_ref``: the snapshot is already written there (another alarm of the same picture)."""
         digest = hashlib.sha1(tag.encode(), usedforsecurity=False).hexdigest()[:10]
         base = f"{cam.config.id}/{now:%Y%m%d}/{now:%H%M%S}-{kind}-{digest}"
-        jpg_ref, mp4_ref = f"{base}.jpg", f"{base}.mp4"
         loop = self._loop
         assert loop is not None
-        self._track(asyncio.ensure_future(asyncio.to_thread(self.evidence.write_snapshot, jpg_ref, jpeg)))
-        pre, post = cam.config.evidence.pre_s, cam.config.evidence.post_s
-        info = cam.info
-
-        def clip() -> None:
-            if info is None:
-                return
-            packets = cam.ring.window(arrival - pre, arrival + post)
-            try:
-                self.evidence.write_clip(mp4_ref, info, packets)
-            except (EvidenceError, OSError, ValueError) as exc:
-                log.warning("camera %s: clip %s not written: %s", cam.config.id, mp4_ref, exc)
-            except Exception:
-                log.exception("camera %s: clip %s failed", cam.config.id, mp4_ref)
-
-        delay = max(0.0, arrival + post - time.monotonic())
-        fut: asyncio.Future[Any] = loop.create_future()
-        self._track(fut)
-
-        started = False
-
-        def later() -> None:
-            # Runs once: when the service stops it is called at once and the timer may still fire while the
-            # first call's clip is being written (two writers of one file: the second's rename failed).
-            nonlocal started
-            if started or fut.done():
-                return
-            started = True
-            task = asyncio.ensure_future(asyncio.to_thread(clip))
-
-            def finished(_: asyncio.Future[None]) -> None:
-                if not fut.done():
-                    fut.set_result(None)
-
-            task.add_done_callback(finished)
-
-        loop.call_later(delay, later)
+        if jpg_ref is None:
+            jpg_ref = f"{base}.jpg"
+            self.snapshots_written += 1
+            self._track(asyncio.ensure_future(asyncio.to_thread(self.evidence.write_snapshot, jpg_ref, jpeg)))
+        pre, post, share = cam.config.evidence.pre_s, cam.config.evidence.post_s, cam.config.evidence.share_s
+        clip = cam.clip
+        if (
+            clip is not None
+            and not clip.started
+            and clip.handle is not None
+            and arrival - clip.first <= share
+            and arrival <= clip.end
+        ):
+            clip.alarms += 1
+            self.clips_shared += 1
+            if arrival + post > clip.end:
+                clip.end = arrival + post
+                clip.handle.cancel()
+                clip.handle = loop.call_later(max(0.0, clip.end - time.monotonic()), self._clip_due, cam, clip)
+            return (jpg_ref, clip.ref)
+        clip = _Clip(f"{base}.mp4", arrival, pre, post)
+        self.clips_made += 1
+        cam.clip = clip
+        clip.handle = loop.call_later(max(0.0, clip.end - time.monotonic()), self._clip_due, cam, clip)
         if not self._started:
-            later()
-        return (jpg_ref, mp4_ref)
+            self._clip_due(cam, clip)
+        return (jpg_ref, clip.ref)
+
+    def _clip_due(self, cam: _Camera, clip: _Clip) -> None:
+        """Write a clip (in a thread) once its last alarm's ``post_s`` has been recorded. Runs once: when the
+        service stops it is called at once and the timer may still fire while the clip is being written (two
+        writers of one file: the second's rename failed)."""
+        if clip.started:
+            return
+        clip.started = True
+        if clip.handle is not None:
+            clip.handle.cancel()
+        if cam.clip is clip:
+            cam.clip = None
+        info = cam.info
+        if info is None:
+            return
+
+        def write() -> None:
+            packets = cam.ring.window(clip.start, clip.end)
+            try:
+                self.evidence.write_clip(clip.ref, info, packets)
+            except (EvidenceError, OSError, ValueError) as exc:
+                log.warning("camera %s: clip %s not written: %s", cam.config.id, clip.ref, exc)
+            except Exception:
+                log.exception("camera %s: clip %s failed", cam.config.id, clip.ref)
+
+        self._track(asyncio.ensure_future(asyncio.to_thread(write)))
 
     def _track(self, fut: asyncio.Future[Any]) -> None:
         self._pending.add(fut)

@@ -43,27 +43,31 @@ RED = (0, 0, 255)
 YELLOW = (0, 220, 255)
 
 
-def annotate(frame: np.ndarray, config: CameraConfig, event: VideoEvent) -> np.ndarray:
-    """Draw the event's zone or line and the object's box on a full-size BGR frame."""
+def annotate(frame: np.ndarray, config: CameraConfig, event: VideoEvent | list[VideoEvent]) -> np.ndarray:
+    """Draw the events' zones or lines and their objects' boxes on a full-size BGR frame (the alarms raised on one
+    picture share one snapshot)."""
+    events = event if isinstance(event, list) else [event]
     h, w = frame.shape[:2]
     thick = max(2, w // 320)
 
     def px(p: tuple[float, float]) -> tuple[int, int]:
         return (round(p[0] * (w - 1)), round(p[1] * (h - 1)))
 
+    channels = {e.channel for e in events}
     for zone in config.zones:
-        if zone.id == event.channel:
+        if zone.id in channels:
             pts = np.array([px(p) for p in zone.polygon], np.int32)
             cv2.polylines(frame, [pts], True, YELLOW, thick)
             cv2.putText(frame, zone.id, px(zone.polygon[0]), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, YELLOW, thick)
     for line in config.tripwires:
-        if line.id == event.channel:
+        if line.id in channels:
             cv2.line(frame, px(line.a), px(line.b), YELLOW, thick)
             cv2.putText(frame, f"{line.id} A", px(line.a), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, YELLOW, thick)
-    if event.box is not None:
-        x, y, bw, bh = event.box
-        cv2.rectangle(frame, px((x, y)), px((min(1.0, x + bw), min(1.0, y + bh))), RED, thick)
-    label = f"{event.kind} {event.value}"
+    for e in events:
+        if e.box is not None:
+            x, y, bw, bh = e.box
+            cv2.rectangle(frame, px((x, y)), px((min(1.0, x + bw), min(1.0, y + bh))), RED, thick)
+    label = ", ".join(dict.fromkeys(f"{e.kind} {e.value}" for e in events))
     cv2.putText(frame, label, (8, 8 + 14 * thick), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, GREEN, thick)
     return frame
 
@@ -233,14 +237,17 @@ class CameraDecoder:
             lag = time.monotonic() - arrival if arrival > 0 else 0.0
             events = self.analyzer.process(small, t, picture if self.analyzer.detector is not None else None, lag_s=lag)
             self.analysed += 1
+            jpeg: bytes | None = None
+            firsts = [event for event in events if event.repeat == 0]
+            if firsts and self.config.evidence.enabled:
+                # One snapshot of this picture for all the alarms it raised (each box drawn), drawn on the picture
+                # itself: the detector is done with it. The hub shares it between their readings.
+                ok, buf = cv2.imencode(
+                    ".jpg", annotate(picture.whole(), self.config, firsts), [cv2.IMWRITE_JPEG_QUALITY, 85]
+                )
+                jpeg = buf.tobytes() if ok else None
             for event in events:
-                jpeg: bytes | None = None
-                if event.repeat == 0 and self.config.evidence.enabled:
-                    # Draw on a copy: the clean frame may still be needed for further events.
-                    img = picture.whole().copy()
-                    ok, buf = cv2.imencode(".jpg", annotate(img, self.config, event), [cv2.IMWRITE_JPEG_QUALITY, 85])
-                    jpeg = buf.tobytes() if ok else None
-                out.append((_enc.encode(event), jpeg, arrival, t - self._conn_t0))
+                out.append((_enc.encode(event), jpeg if event.repeat == 0 else None, arrival, t - self._conn_t0))
         return out
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import cv2
+import numpy as np
 import pytest
 from sharpeye.ingest.camera import analyzer as analyzer_module
 from sharpeye.ingest.camera.analyzer import Analyzer
+from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.simulators.camera.grader import Grader, offline
 from sharpeye.simulators.camera.scenario import builtin
 from sharpeye.simulators.camera.scene import Scene
@@ -110,3 +112,43 @@ def test_a_still_tile_is_fed_at_the_refresh_rate() -> None:
     for i in range(analyzer_module.WARM_FRAMES + 3 * analyzer_module.REFRESH_FRAMES):
         analyzer.process(frame, i / 5)
     assert analyzer.tiles_fed == (analyzer_module.WARM_FRAMES + 3) * tiles
+
+
+def _walk_together_then_apart(t: float) -> np.ndarray:
+    """Two dark figures walking right side by side (one blob), parting at 4 s: one up, one down."""
+    rng = np.random.default_rng(int(t * 10))
+    frame = np.full((240, 320, 3), 150, np.uint8)
+    frame += rng.integers(0, 4, frame.shape, dtype=np.uint8)
+    if t >= 2.0:
+        x = int(20 + (t - 2.0) * 30)
+        apart = max(0.0, t - 4.0) * 25
+        for dy in (-apart, apart):
+            y = int(100 + dy)
+            cv2.rectangle(frame, (x, y), (x + 12, y + 36), (40, 40, 40), -1)
+            x += 13  # side by side: one blob until they part
+    return frame
+
+
+@pytest.mark.parametrize("pad", [analyzer_module.SPLIT_PAD, -10.0])
+def test_a_blob_splitting_off_a_track_in_alarm_continues_its_stay(monkeypatch: pytest.MonkeyPatch, pad: float) -> None:
+    monkeypatch.setattr(analyzer_module, "SPLIT_PAD", pad)  # -10: never (the check that the test sees a split)
+    whole = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    config = CameraConfig.model_validate(
+        {"kind": "camera", "id": "c", "name": "c", "grid": "g1", "url": "x", "repeat_s": 1.0,
+         "zones": [{"id": "in", "polygon": whole, "dwell_s": 0.0},
+                   {"id": "stay", "polygon": whole, "intrusion": False, "loitering_s": 1.0}]}
+    )  # fmt: skip
+    analyzer = Analyzer(config)
+    events = [e for n in range(45) for e in analyzer.process(_walk_together_then_apart(n / 5), n / 5)]
+    intrusions = [e for e in events if e.kind == "video.intrusion"]
+    loiterings = {e.episode for e in events if e.kind == "video.loitering"}
+    objects = {e.object_id for e in intrusions}
+    assert len(objects) == 2, intrusions  # the two parted: two tracks, both in the zone
+    episodes = {e.episode for e in intrusions if e.repeat == 0}
+    if pad > 0:
+        # One stay: the second figure's readings repeat the first's episode, no second alarm (nor snapshot).
+        assert len(episodes) == 1 and {e.episode for e in intrusions} == episodes
+    else:
+        assert len(episodes) == 2
+    # Loitering is each track's own time, never handed on.
+    assert len(loiterings) == 2

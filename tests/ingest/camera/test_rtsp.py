@@ -90,9 +90,10 @@ async def test_scenarios_over_rtsp_raise_expected_alarms_with_evidence(rtsp_sim:
                 assert stream.codec_context.name == "h264"
                 packets = [p for p in container.demux(stream) if p.size]
                 frames = sum(1 for p in packets for _ in p.decode())
-            pre, post = configs[0].evidence.pre_s, configs[0].evidence.post_s
-            # 10 fps source: a clip from the key frame before (alarm - pre) to alarm + post.
-            assert (pre + post) * 10 * 0.8 <= len(packets) <= (pre + post + 2) * 10, len(packets)
+            pre, post, share = (configs[0].evidence.pre_s, configs[0].evidence.post_s, configs[0].evidence.share_s)
+            # 10 fps source: a clip from the key frame before (alarm - pre) to alarm + post, or longer when it is
+            # shared by alarms that came while it was being recorded (up to share_s after the first).
+            assert (pre + post) * 10 * 0.8 <= len(packets) <= (pre + share + post + 2) * 10, len(packets)
             assert frames == len(packets)
             assert packets[0].is_keyframe
 
@@ -170,3 +171,68 @@ async def test_schedules_disarm_rules_by_the_hub_clock(rtsp_sim: RtspSimulator, 
         await service.stop()
     # The person crossed the line before entering the zone: the disarmed line stayed silent.
     assert collector.of("cam-sched", "video.tripwire") == []
+
+
+def _packets(path: Path) -> tuple[int, int]:
+    """Packets of a clip and the pictures they decode to."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = [p for p in container.demux(stream) if p.size]
+        return len(packets), sum(1 for p in packets for _ in p.decode())
+
+
+async def test_a_burst_of_alarms_shares_one_clip_and_one_picture_one_snapshot(
+    rtsp_sim: RtspSimulator, tmp_path: Path
+) -> None:
+    # The intrusion scenario: the line crossed at 6.6 s, the gate zone entered (dwell 1 s) at 9.5 s. Its gate zone
+    # twice (gate2 the same polygon), so one picture raises two intrusions.
+    scenario = builtin("intrusion")
+    base = scenario.camera_config("cam-burst", rtsp_sim.url("intrusion")).model_dump()
+    base["zones"].append({**base["zones"][0], "id": "gate2"})
+    # Clips to 4 s after an alarm: the intrusion comes well within the line's.
+    burst = CameraConfig.model_validate({**base, "evidence": {"pre_s": 2, "post_s": 4}})
+    apart = CameraConfig.model_validate(
+        {**base, "id": "cam-apart", "evidence": {"pre_s": 2, "post_s": 4, "share_s": 0}}
+    )
+    cams = ("cam-burst", "cam-apart")
+    collector = Collector()
+    service = CameraService([burst, apart], tmp_path, collector, ManualClock(), workers=2)
+    await service.start()
+    try:
+        assert await wait_until(
+            lambda: all(len([r for r in collector.firsts(c) if r.kind != "video.loss"]) >= 3 for c in cams),
+            within=scenario.duration_s + 8,
+            step=0.25,
+        )
+        # And the clips' post_s after the intrusion (at 9.5 s) recorded.
+        assert await wait_until(lambda: all(s.stream_s >= 14.5 for s in service.stats()), within=10, step=0.25)
+    finally:
+        await service.stop()
+    pre, post = burst.evidence.pre_s, burst.evidence.post_s
+    for cam in cams:
+        firsts = {r.channel: r for r in collector.firsts(cam) if r.kind != "video.loss"}
+        assert set(firsts) == {"line1", "gate", "gate2"}, firsts
+        line, gate, gate2 = firsts["line1"], firsts["gate"], firsts["gate2"]
+        # The two intrusions of one picture: one snapshot (both boxes drawn), one clip.
+        assert gate.evidence == gate2.evidence
+        assert line.evidence[0] != gate.evidence[0]
+        for ref in {*line.evidence, *gate.evidence}:
+            assert service.evidence_path(ref).stat().st_size > 0
+        apart_s = gate.attrs["since_connect_s"] - line.attrs["since_connect_s"]
+        assert 2 <= apart_s <= 4, apart_s
+        n_line, pictures = _packets(service.evidence_path(line.evidence[1]))
+        assert pictures == n_line
+        if cam == "cam-burst":
+            # The intrusion came while the line's clip was being recorded: it shares it, extended to post_s after
+            # the intrusion (10 fps: a clip from the key frame before the line's alarm - pre to gate + post).
+            assert line.evidence[1] == gate.evidence[1]
+            assert (pre + apart_s + post) * 10 * 0.8 <= n_line <= (pre + apart_s + post + 2) * 10, n_line
+        else:
+            # share_s 0: a clip for each alarm but for those of one picture.
+            assert line.evidence[1] != gate.evidence[1]
+            n_gate, pictures = _packets(service.evidence_path(gate.evidence[1]))
+            assert pictures == n_gate
+            for n in (n_line, n_gate):
+                assert (pre + post) * 10 * 0.8 <= n <= (pre + post + 2) * 10, n
+    assert service.clips_made == 3 and service.clips_shared == 3
+    assert service.snapshots_written == 4
