@@ -1,6 +1,7 @@
 """Alarm handling under load: the API calls of a monitoring room while alarms arrive for 研判.
 
     python bench/alarm_handling.py [--alarms-per-min 1000] [--operators 20] [--seconds 60] [--fences 60]
+                                   [--shared-account]            # every operator as admin (the bench before 17:00)
                                    [--profile hub-profile.txt]   # the hub under pyinstrument (pip install pyinstrument)
 
 A hub (`sharpeye run` as its own process, on a private Redis and Mosquitto) runs a site of fence controllers whose
@@ -11,11 +12,13 @@ intrusion rule asks for a verdict. Two phases, measured in the same run:
     as the load phase's arrive;
 (b) load: fences raise and clear alarms at --alarms-per-min while the operators work.
 
-Each of --operators operator threads loops: list open alarms (GET /api/alarms?open_only=true&limit=50), list the
-oldest 50 alarms waiting for a verdict (GET /api/verifications?limit=50), and give a verdict (confirm 1 in 5, else
-false alarm) to the oldest waiting alarm no other operator took. Prints p50/p95/p99 per call in both phases and
+Each of --operators operator threads, signed in with an operator account of its own (op01...), loops: list open
+alarms (GET /api/alarms?open_only=true&limit=50), list the oldest 50 alarms waiting for a verdict
+(GET /api/verifications?limit=50), and give a verdict (confirm 1 in 5, else false alarm) to the oldest waiting alarm
+no other operator took. Prints p50/p95/p99 per call in both phases and
 the ratio load/baseline, as the client saw them and as the hub measured them (its request-time histogram), with the
-hub's CPU and the Redis server's commands per operator call (commands run inside scripts count: not round trips).
+hub's CPU and the Redis server's commands per operator call (commands run inside scripts count: not round trips),
+and what the hub's list cache did with the list calls (``sharpeye_api_list_cache_total``; nothing on a hub without).
 Goal (issue 20): p99 of the alarm list and verdict calls <= 50 ms at 1,000 alarms/min with 20 operators.
 """
 
