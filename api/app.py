@@ -166,9 +166,8 @@ def create_app(
         async with services() as running:
             live: LiveService | None = None
             lists = ListCache(settings.list_cache_s, settings.list_cache_settle_s, running.metrics.list_cache)
-            following = asyncio.create_task(
-                lists.follow(running.alarm_feed.redis, running.alarm_feed.keys.alarm_live), name="list cache"
-            )
+            following = (asyncio.create_task(lists.follow(running.alarm_feed.redis, running.alarm_feed.keys.alarm_live),
+                                             name="list cache") if settings.list_cache_s > 0 else None)  # fmt: skip
             app.state.list_cache = lists
             try:
                 password = settings.admin_password.get_secret_value() if settings.admin_password else None
@@ -188,9 +187,10 @@ def create_app(
                         await result
                 yield
             finally:
-                following.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await following
+                if following is not None:
+                    following.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await following
                 if live is not None:
                     await live.stop()
 

@@ -39,13 +39,14 @@ def verifying_site() -> SiteConfig:
 
 
 def hub(tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys,
-        **cache: float) -> Iterator[HubClient]:  # fmt: skip
+        on: bool = True, **cache: float) -> Iterator[HubClient]:  # fmt: skip
     settings = hub_settings(tmp_path, redis_server.url, mqtt_broker.url, admin_password=PW, prefix=keys.prefix,
                             **{f"list_cache_{name}": value for name, value in cache.items()})  # fmt: skip
     with app_client(settings, verifying_site(), connected=True) as c:
         for name, unit in (("duty", None), ("duty2", None), ("hedong", "hedong"), ("shanxia", "shanxia")):
             c.call(lambda name=name, unit=unit: c.users.add(name, PW, Role.operator, unit))  # type: ignore[misc]
-        wait_for(lambda: c.fastapi.state.list_cache.enabled, what="the list cache on the alarm channel")
+        if on:
+            wait_for(lambda: c.fastapi.state.list_cache.enabled, what="the list cache on the alarm channel")
         yield c
 
 
@@ -194,3 +195,13 @@ def test_hits_are_timed_under_their_route(client: HubClient) -> None:
     timed = sum(s.value for f in families if f.name == "sharpeye_http_request_seconds" for s in f.samples
                 if s.name.endswith("_count") and s.labels["route"] == "/api/verifications")  # fmt: skip
     assert timed == 3 and outcomes(client)[("/api/verifications", "hit")] == 2
+
+
+def test_no_cache_with_list_cache_s_0(
+    tmp_path: Path, redis_server: EmbeddedRedis, mqtt_broker: EmbeddedMosquitto, keys: Keys
+) -> None:
+    for client in hub(tmp_path, redis_server, mqtt_broker, keys, on=False, s=0):
+        duty = login(client, "duty")
+        for _ in range(3):
+            assert client.get(ALARMS, headers=duty).status_code == 200
+        assert not client.fastapi.state.list_cache.enabled and outcomes(client) == {}
