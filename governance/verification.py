@@ -235,8 +235,9 @@ class VerificationService:
         reads the notification: it writes ``false_alarms`` and ``verdicts`` (``record``) and, for a confirmation,
         opens the case (``Outcome.case_pending``; the case is announced on the live alarm channel, ``case_opened``).
         The same verdict given again by the same actor with the same note, once recorded, is answered as the first
-        was and records nothing: a call retried after its reply was lost (redis-py retries a command after a
-        connection error; a client may too) is not told 409 for its own verdict."""
+        was and records nothing: a call sent again after its reply was lost (an operator's client after a 503 or a
+        timeout; a Redis client set to retry commands after a connection error) is not told 409 for its own
+        verdict."""
         if verdict == "false_alarm" and reason not in self.site.governance.false_alarm_reasons:
             allowed = "、".join(self.site.governance.false_alarm_reasons)
             raise VerificationError(f"reason must be one of {allowed}")
@@ -260,8 +261,8 @@ class VerificationService:
                                                again=True)  # fmt: skip
         except (RedisError, OSError) as exc:
             # Redis failing over or restarting: the one script call ran entirely or not at all, so the alarm is
-            # either judged or still waiting (a lost answer: the same verdict again says which, answered as given if
-            # it was recorded; redis-py's own retry of the call after a lost reply is answered so too)
+            # either judged or still waiting (a lost answer: the same verdict sent again says which, answered as
+            # given if it was recorded)
             log.warning("verdict on alarm %s not known to be recorded (%s)", alarm_id, exc)
             message = (f"the verdict on alarm {alarm_id} could not be recorded ({type(exc).__name__}); unless it was, "
                        "the alarm still waits for a verdict")  # fmt: skip

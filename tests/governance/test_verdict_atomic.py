@@ -231,8 +231,8 @@ async def test_a_verdict_whose_reply_was_lost_is_answered_as_given_when_sent_aga
     room: Room, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The judge script runs, then its reply is lost (the connection drops as it is read): whoever sends the same
-    verdict again (redis-py after a connection error, or the operator's client) is answered as the first time, with
-    nothing recorded twice; a different verdict, or another operator's, is still refused."""
+    verdict again (the operator's client after the 503; a Redis client set to retry commands would too) is answered
+    as the first time, with nothing recorded twice; a different verdict, or another operator's, is still refused."""
     reasons = room.service.site.governance.false_alarm_reasons
     alarm_id = room.alarms[0]
     read = AbstractConnection.read_response
