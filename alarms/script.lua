@@ -309,7 +309,7 @@ end
 local function verdict(p, akey, cur)
   local id, now_iso, actor, note = p.id, p.now_iso, p.actor, p.note
   local state = cur[1]
-  redis.call('HSET', akey, 'verdict', p.verdict)
+  redis.call('HSET', akey, 'verdict', p.verdict, 'verdict_by', actor .. '\n' .. note)
   history(p, id, now_iso, 'verdict:' .. p.verdict, actor, state, note)
   if p.verdict == 'false_alarm' and cur[2] ~= '1' then
     local before = state
@@ -401,9 +401,15 @@ end
 -- it to the supervisors due then, instead of taking it off the list; p.audit: the audit entry's fields and values
 -- (flat), appended only when the verdict is recorded. Answers {'not_waiting', ''}, {'wrong_stage', stage},
 -- {'missing', stage} (the alarm is gone, e.g. expired: its waiting state is dropped) or {'verdict', state}.
+-- p.again: a verdict the alarm already carries, given by the same actor with the same note, answers {'again', state}
+-- instead of not_waiting or wrong_stage, recording nothing (a call retried after its reply was lost).
 local function judge(p)
   local akey, vkey, id = KEYS[1], KEYS[2], p.id
   local stage = redis.call('HGET', vkey, 'stage')
+  if p.again and (not stage or (p.stage ~= '' and stage ~= p.stage)) then
+    local was = redis.call('HMGET', akey, 'verdict', 'verdict_by', 'state')
+    if was[1] == p.verdict and was[2] == p.actor .. '\n' .. p.note then return {'again', was[3]} end
+  end
   if not stage then return {'not_waiting', ''} end
   if p.stage ~= '' and stage ~= p.stage then return {'wrong_stage', stage} end
   local cur = redis.call('HMGET', akey, 'state', 'acked', 'incident', 'fingerprint')

@@ -266,6 +266,7 @@ class AlarmStore:
         stage: str = "",
         due: float | None = None,
         audit: dict[str, str] | None = None,
+        again: bool = False,
     ) -> Transition:
         """A verdict (研判) on an alarm waiting for one, in one atomic script call (one round trip): the alarm taken
         off the waiting list (``Keys.verification``, ``verification_due``, ``verification_waiting``), or with ``due``
@@ -273,10 +274,14 @@ class AlarmStore:
         it (history, notification log) and ``audit`` (``sharpeye.audit.entry``) appended. ``stage``: the stage the
         alarm must be in ("" for any). The outcome: ``verdict`` (``alarm_id`` holds the alarm's state),
         ``not_waiting``, ``wrong_stage`` (``alarm_id`` holds the stage it is in) or ``missing`` (the alarm is gone:
-        its waiting state is dropped); only ``verdict`` changed anything (else than that drop)."""
+        its waiting state is dropped); only ``verdict`` changed anything (else than that drop). ``again``: the same
+        verdict already recorded by the same ``actor`` with the same ``note`` (a call retried after its reply was
+        lost) answers ``again`` (``alarm_id`` holds the alarm's state) and records nothing."""
         k = self.keys
         params = self._common(now)
         params.update(id=alarm_id, action="verdict", verdict=verdict, actor=actor, note=note, stage=stage)
+        if again:
+            params["again"] = True
         if due is not None:
             params["due"] = repr(due)
         if audit is not None:
@@ -293,6 +298,9 @@ class AlarmStore:
         for state, n in raw.items():
             counts[AlarmState(state.decode())] = int(n)
         return counts
+
+    async def exists(self, alarm_id: str) -> bool:
+        return bool(await self.redis.exists(self.keys.alarm(alarm_id)))
 
     async def get(self, alarm_id: str) -> Alarm | None:
         raw = await self.redis.hgetall(self.keys.alarm(alarm_id))

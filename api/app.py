@@ -3,6 +3,8 @@ there) and the live-view service; the API never sees the hub itself."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sharpeye.api import body
 from sharpeye.api.body import rejected_counter
 from sharpeye.api.deps import CSRF_HEADER, PUBLIC
+from sharpeye.api.list_cache import CachedLists, ListCache
 from sharpeye.api.live.camera import device_resolver, service_resolver
 from sharpeye.api.live.service import LiveService
 from sharpeye.api.live.setting import LiveSettings
@@ -39,6 +42,7 @@ from sharpeye.api.routes import site as site_route
 from sharpeye.api.routes import verification as verification_route
 from sharpeye.api.services import Services, ServicesFactory
 from sharpeye.api.setting import ApiSettings
+from sharpeye.api.user import UserStore
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -161,6 +165,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with services() as running:
             live: LiveService | None = None
+            lists = ListCache(settings.list_cache_s, settings.list_cache_settle_s, running.metrics.list_cache)
+            following = (asyncio.create_task(lists.follow(running.alarm_feed.redis, running.alarm_feed.keys.alarm_live),
+                                             name="list cache") if settings.list_cache_s > 0 else None)  # fmt: skip
+            app.state.list_cache = lists
             try:
                 password = settings.admin_password.get_secret_value() if settings.admin_password else None
                 generated = await running.users.ensure_admin(password)
@@ -179,6 +187,10 @@ def create_app(
                         await result
                 yield
             finally:
+                if following is not None:
+                    following.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await following
                 if live is not None:
                     await live.stop()
 
@@ -191,6 +203,14 @@ def create_app(
 
     # Installed first, so innermost: its early 413 still passes the security headers and the timing below.
     body.install(app, limits.max_body_bytes, lambda: getattr(app.state, "rejected", None))
+
+    def list_cache() -> tuple[ListCache, UserStore] | None:
+        cache: ListCache | None = getattr(app.state, "list_cache", None)
+        running: Services | None = getattr(app.state, "services", None)
+        return (cache, running.users) if cache is not None and running is not None else None
+
+    # Inside the security headers and CORS (an answer is kept without them: CORS's depend on the request).
+    app.add_middleware(CachedLists, running=list_cache)
 
     def tile_origins() -> list[str]:
         running: Services | None = getattr(app.state, "services", None)

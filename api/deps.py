@@ -9,6 +9,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sharpeye.alarms.engine import AlarmEngine
 from sharpeye.alarms.store import AlarmStore
+from sharpeye.api.list_cache import PRINCIPAL_SCOPE_KEY
+from sharpeye.api.list_cache import SESSION_COOKIE as SESSION_COOKIE
 from sharpeye.api.live.service import LiveService
 from sharpeye.api.permission import Permission, allowed
 from sharpeye.api.services import AuditLog, CameraFeeds, DeadLetters, Hotline, NodeStatus, Services
@@ -158,7 +160,6 @@ OwnershipDep = Annotated[Ownership, Depends(get_ownership)]
 HierarchyDep = Annotated[HierarchyService, Depends(get_hierarchy)]
 
 
-SESSION_COOKIE = "sharpeye_session"
 CSRF_COOKIE = "sharpeye_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -170,6 +171,15 @@ async def current_principal(
     """The caller, from a bearer token (machine clients, API tokens) or the console's session cookie. A request
     made with the cookie that changes anything must carry the session's CSRF token in ``X-CSRF-Token``."""
     REQUEST_ORIGIN.set(request.client.host if request.client else "unknown")
+    handed = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if isinstance(handed, Principal):  # found by the list cache's middleware for this request (a GET)
+        return handed
+    principal = await _principal(request, users, token)
+    request.scope[PRINCIPAL_SCOPE_KEY] = principal  # whose write it is, for the list cache (read-your-writes)
+    return principal
+
+
+async def _principal(request: Request, users: UserStore, token: str | None) -> Principal:
     if token:
         record = await users.lookup(token)
         if record is None:

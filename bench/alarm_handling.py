@@ -1,6 +1,7 @@
 """Alarm handling under load: the API calls of a monitoring room while alarms arrive for 研判.
 
     python bench/alarm_handling.py [--alarms-per-min 1000] [--operators 20] [--seconds 60] [--fences 60]
+                                   [--shared-account]            # every operator as admin (the bench before 17:00)
                                    [--profile hub-profile.txt]   # the hub under pyinstrument (pip install pyinstrument)
 
 A hub (`sharpeye run` as its own process, on a private Redis and Mosquitto) runs a site of fence controllers whose
@@ -11,11 +12,13 @@ intrusion rule asks for a verdict. Two phases, measured in the same run:
     as the load phase's arrive;
 (b) load: fences raise and clear alarms at --alarms-per-min while the operators work.
 
-Each of --operators operator threads loops: list open alarms (GET /api/alarms?open_only=true&limit=50), list the
-oldest 50 alarms waiting for a verdict (GET /api/verifications?limit=50), and give a verdict (confirm 1 in 5, else
-false alarm) to the oldest waiting alarm no other operator took. Prints p50/p95/p99 per call in both phases and
+Each of --operators operator threads, signed in with an operator account of its own (op01...), loops: list open
+alarms (GET /api/alarms?open_only=true&limit=50), list the oldest 50 alarms waiting for a verdict
+(GET /api/verifications?limit=50), and give a verdict (confirm 1 in 5, else false alarm) to the oldest waiting alarm
+no other operator took. Prints p50/p95/p99 per call in both phases and
 the ratio load/baseline, as the client saw them and as the hub measured them (its request-time histogram), with the
-hub's CPU and the Redis server's commands per operator call (commands run inside scripts count: not round trips).
+hub's CPU and the Redis server's commands per operator call (commands run inside scripts count: not round trips),
+and what the hub's list cache did with the list calls (``sharpeye_api_list_cache_total``; nothing on a hub without).
 Goal (issue 20): p99 of the alarm list and verdict calls <= 50 ms at 1,000 alarms/min with 20 operators.
 """
 
@@ -142,6 +145,24 @@ class Pacer:
             return True
 
 
+def accounts(base: str, admin_token: str, n: int) -> list[str]:
+    """A bearer token for each of ``n`` operator accounts (``op01``...: role operator, the whole site in scope), as
+    a monitoring room signs in: each operator's own (a cache of answers must not serve one's view to another)."""
+    tokens = []
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    for i in range(1, n + 1):
+        name, first = f"op{i:02d}", f"{PASSWORD}-first"
+        httpx.post(base + "/api/users", headers=admin, timeout=30,
+                   json={"username": name, "password": first, "role": "operator"}).raise_for_status()  # fmt: skip
+        token = httpx.post(base + "/api/auth/token", data={"username": name, "password": first}, timeout=30).json()[
+            "access_token"
+        ]
+        httpx.post(base + "/api/auth/password", headers={"Authorization": f"Bearer {token}"}, timeout=30,
+                   json={"current_password": first, "new_password": PASSWORD}).raise_for_status()  # fmt: skip
+        tokens.append(token)
+    return tokens
+
+
 def operator(base: str, token: str, taken: set[str], lock: threading.Lock, until: float,
              times: dict[str, list[float]], n: int, pace: Pacer | None, judge: bool) -> None:  # fmt: skip
     headers = {"Authorization": f"Bearer {token}"}
@@ -175,14 +196,14 @@ def operator(base: str, token: str, taken: set[str], lock: threading.Lock, until
                 res.raise_for_status()
 
 
-def phase(base: str, token: str, operators: int, seconds: float, pace: Pacer | None = None,
+def phase(base: str, tokens: list[str], operators: int, seconds: float, pace: Pacer | None = None,
           judge: bool = True) -> dict[str, list[float]]:  # fmt: skip
     times: dict[str, list[float]] = defaultdict(list)
     taken: set[str] = set()
     lock = threading.Lock()
     until = time.monotonic() + seconds
-    threads = [threading.Thread(target=operator, args=(base, token, taken, lock, until, times, n, pace, judge))
-               for n in range(operators)]  # fmt: skip
+    threads = [threading.Thread(target=operator, args=(base, tokens[n % len(tokens)], taken, lock, until, times, n,
+                                                       pace, judge)) for n in range(operators)]  # fmt: skip
     for t in threads:
         t.start()
     for t in threads:
@@ -210,6 +231,18 @@ def hub_histograms(base: str) -> dict[str, dict[float, float]]:
 
 
 Histograms = dict[str, dict[float, float]]
+
+
+def list_cache(base: str) -> dict[tuple[str, str], float]:
+    """The hub's list cache outcomes so far (``sharpeye_api_list_cache_total``: hit, shared, miss, bypass) per
+    route; empty on a hub without the cache."""
+    out: dict[tuple[str, str], float] = defaultdict(float)
+    for family in text_string_to_metric_families(httpx.get(base + "/metrics").text):
+        if family.name == "sharpeye_api_list_cache":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    out[(sample.labels["route"], sample.labels["outcome"])] += sample.value
+    return out
 
 
 def hub_side(before: Histograms, after: Histograms) -> dict[str, tuple[int, float, float]]:
@@ -263,6 +296,8 @@ def main() -> None:
     parser.add_argument("--operators", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--fences", type=int, default=60)
+    parser.add_argument("--shared-account", action="store_true",
+                        help="all operators call as admin (as this bench did before 2026-12-07 17:00 UTC)")
     parser.add_argument("--profile", type=Path, default=None, help="write the hub's pyinstrument profile here")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]  # a machine shared with other jobs: said beside the figures
@@ -279,17 +314,21 @@ def main() -> None:
             token = httpx.post(base + "/api/auth/token", data={"username": "admin", "password": PASSWORD}).json()[
                 "access_token"
             ]
+            tokens = [token] if args.shared_account else accounts(base, token, args.operators)
             fences = Fences(broker.port, args.fences, args.alarms_per_min)
             fences.run(10)  # warm-up: alarms in the list and waiting, as a shift finds them
             print(f"warm-up: {fences.sent} alarms raised", flush=True)
-            phase(base, token, args.operators, 5, judge=False)  # warm-up of the API (lists only): not counted
+            phase(base, tokens, args.operators, 5, judge=False)  # warm-up of the API (lists only): not counted
             cpu0, hist0, cmd0 = hub_cpu(hub.pid), hub_histograms(base), redis_commands(redis_server.url)
-            base_times = phase(base, token, args.operators, args.seconds / 2, Pacer(args.alarms_per_min))
+            cache0 = list_cache(base)
+            base_times = phase(base, tokens, args.operators, args.seconds / 2, Pacer(args.alarms_per_min))
             cpu1, hist1, cmd1 = hub_cpu(hub.pid), hub_histograms(base), redis_commands(redis_server.url)
+            cache1 = list_cache(base)
             feeder = threading.Thread(target=fences.run, args=(args.seconds,), daemon=True)
             feeder.start()
-            load_times = phase(base, token, args.operators, args.seconds)
+            load_times = phase(base, tokens, args.operators, args.seconds)
             cpu2, hist2, cmd2 = hub_cpu(hub.pid), hub_histograms(base), redis_commands(redis_server.url)
+            cache2 = list_cache(base)
             fences.stop.set()
             feeder.join()
             fences.close()
@@ -325,6 +364,13 @@ def main() -> None:
             print(f"{name:34} {'ratio':9} {'':6} {load_s[name][1] / base_s[name][1]:8.2f} "
                   f"{load_s[name][2] / base_s[name][2]:8.2f} {load_s[name][3] / base_s[name][3]:8.2f}")  # fmt: skip
 
+    for label, (before, after) in (("baseline", (cache0, cache1)), ("load", (cache1, cache2))):
+        routes = sorted({route for route, _ in after})
+        for route in routes:
+            counts = {o: after[(route, o)] - before.get((route, o), 0.0) for r, o in after if r == route}
+            total = sum(counts.values()) or 1.0
+            said = ", ".join(f"{o} {n / total:.1%}" for o, n in sorted(counts.items()))
+            print(f"list cache, {label}, GET {route}: {said} of {total:.0f}")
     print("hub-side (the hub's sharpeye_http_request_seconds; buckets 5, 10, 25, 50, 75, 100, 250 ms ...):")
     print(f"{'call':34} {'phase':9} {'n':>6} {'<=50 ms':>8} {'p99 <=':>8}")
     for label, side in (("baseline", hub_side(hist0, hist1)), ("load", hub_side(hist1, hist2))):

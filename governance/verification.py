@@ -233,7 +233,11 @@ class VerificationService:
         supervisors), records the verdict on the alarm, appends it to the notification log and appends the audit
         entry, atomically: an alarm is waiting or judged, never neither, whatever stops meanwhile. The alarm intake
         reads the notification: it writes ``false_alarms`` and ``verdicts`` (``record``) and, for a confirmation,
-        opens the case (``Outcome.case_pending``; the case is announced on the live alarm channel, ``case_opened``)."""
+        opens the case (``Outcome.case_pending``; the case is announced on the live alarm channel, ``case_opened``).
+        The same verdict given again by the same actor with the same note, once recorded, is answered as the first
+        was and records nothing: a call sent again after its reply was lost (an operator's client after a 503 or a
+        timeout; a Redis client set to retry commands after a connection error) is not told 409 for its own
+        verdict."""
         if verdict == "false_alarm" and reason not in self.site.governance.false_alarm_reasons:
             allowed = "、".join(self.site.governance.false_alarm_reasons)
             raise VerificationError(f"reason must be one of {allowed}")
@@ -244,18 +248,21 @@ class VerificationService:
                     rule = alarm.rule_id
                 else:
                     rule = (await self.redis.hget(self.keys.verification(alarm_id), "rule") or b"").decode()
-                done = await self.alarms.judge(alarm_id, "review", actor, now, note, stage="operator",
-                                               due=self._supervisor_due(rule, now), audit=audit)  # fmt: skip
+                due = self._supervisor_due(rule, now)
+                done = await self.alarms.judge(alarm_id, "review", actor, now, note, stage="operator", due=due,
+                                               audit=audit, again=True)  # fmt: skip
             else:
                 if verdict == "false_alarm":
                     text, recorded = f"{reason} {note}".strip(), "false_alarm"
                 else:
                     text, recorded = note, "confirmed"
                 only = "" if role in SUPERVISORS else "operator"
-                done = await self.alarms.judge(alarm_id, recorded, actor, now, text, stage=only, audit=audit)
+                done = await self.alarms.judge(alarm_id, recorded, actor, now, text, stage=only, audit=audit,
+                                               again=True)  # fmt: skip
         except (RedisError, OSError) as exc:
             # Redis failing over or restarting: the one script call ran entirely or not at all, so the alarm is
-            # either judged or still waiting (a lost answer: a second verdict says which, 409 if it was judged)
+            # either judged or still waiting (a lost answer: the same verdict sent again says which, answered as
+            # given if it was recorded)
             log.warning("verdict on alarm %s not known to be recorded (%s)", alarm_id, exc)
             message = (f"the verdict on alarm {alarm_id} could not be recorded ({type(exc).__name__}); unless it was, "
                        "the alarm still waits for a verdict")  # fmt: skip

@@ -84,6 +84,14 @@ class Metrics:
         self.requests = Histogram(
             "sharpeye_http_request_seconds", "HTTP request latency", ["method", "route", "status"], registry=r
         )
+        self.list_cache = Counter(
+            "sharpeye_api_list_cache_total",
+            "List calls (GET /api/alarms, /api/verifications) by route and outcome: hit (served from the cache), "
+            "shared (waited for the same answer being computed), miss (computed), bypass (not for the cache: "
+            "refused, or the cache off)",
+            ["route", "outcome"],
+            registry=r,
+        )
         self.embedded_restarts = Counter(
             "sharpeye_embedded_restarts_total",
             "Embedded services (Redis, MQTT broker) restarted by the hub after they died",

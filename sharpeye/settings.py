@@ -98,6 +98,21 @@ class Settings(BaseSettings):
     evidence_cap_mb: int = Field(
         default=2048, ge=10, description="Size cap of stored evidence (snapshots, clips); oldest deleted first."
     )
+    list_cache_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=60,
+        description="The alarm and 研判 lists (GET /api/alarms, /api/verifications) are answered again from a "
+        "cache for at most this long (0: never), and only until an alarm changes (the live alarm channel, every "
+        "node's changes) or the caller writes anything through this node.",
+    )
+    list_cache_settle_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="How long a cached list may still be served after a change made elsewhere (another operator, "
+        "the alarm intake, another node; 0: not at all). The caller's own changes through this node show at once.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (CORS closed when empty)."
     )

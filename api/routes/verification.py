@@ -91,8 +91,12 @@ async def give_verdict(
     alarm_id: str,
     body: VerdictBody,
 ) -> VerdictResult:
-    alarm = await alarms.get(alarm_id)
-    not_found_unless(alarm is not None and in_scope(inventory, principal, alarm.org_unit), f"alarm {alarm_id!r}")
+    # A scoped caller's alarm is read first (not theirs: 404, as a missing one). An unscoped caller may judge any
+    # alarm: the verdict is then one script call, and only a refused one asks whether the alarm exists (404).
+    alarm = None
+    if principal.org_unit is not None:
+        alarm = await alarms.get(alarm_id)
+        not_found_unless(alarm is not None and in_scope(inventory, principal, alarm.org_unit), f"alarm {alarm_id!r}")
     # the audit entry goes with the alarm's record, in its round trip
     entry = audit_entry(principal.actor, f"alarm.verdict.{body.verdict}", alarm_id,
                         {"reason": body.reason, "note": body.note})  # fmt: skip
@@ -100,6 +104,8 @@ async def give_verdict(
         outcome = await verification.verdict(alarm_id, body.verdict, principal.actor, principal.role,
                                              reason=body.reason, note=body.note, alarm=alarm, audit=entry)  # fmt: skip
     except VerificationError as exc:
+        if exc.conflict and alarm is None:
+            not_found_unless(await alarms.exists(alarm_id), f"alarm {alarm_id!r}")
         code = (status.HTTP_503_SERVICE_UNAVAILABLE if exc.unavailable else status.HTTP_409_CONFLICT
                 if exc.conflict else status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
         raise HTTPException(code, str(exc)) from None

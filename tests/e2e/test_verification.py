@@ -334,3 +334,27 @@ def test_two_verdicts_at_once_through_the_api_one_wins_the_other_is_told_409(
         entries = [(f[b"actor"].decode(), f[b"action"].decode()) for _, f in audit if f[b"target"].decode() == alarm_id]
         assert entries == [(f"user:{winner}", f"alarm.verdict.{'confirm' if winner == 'duty' else 'false_alarm'}")]
     assert client.get("/api/verifications", headers=duty).json() == []
+
+
+def test_a_verdict_sent_twice_is_answered_as_given_and_an_unknown_alarm_is_404(
+    client: HubClient, mqtt_broker: EmbeddedMosquitto
+) -> None:
+    """An unscoped operator's verdict is one script call without reading the alarm first: an alarm that does not exist
+    is still 404, as one out of a scoped operator's scope; the same verdict sent again (its answer lost) is 200."""
+    duty, hedong = login(client, "duty"), login(client, "hedong")
+    body = {"verdict": "false_alarm", "reason": "小动物", "note": "野猫"}
+    assert client.post("/api/alarms/no-such-alarm/verdict", json=body, headers=duty).status_code == 404
+    pub = Publisher(mqtt_broker.url)
+    try:
+        fence(pub, 1, "intrusion", "z1")
+        alarm_id = waiting_for(client, duty, "z1")["alarm_id"]
+    finally:
+        pub.close()
+    assert client.post(f"/api/alarms/{alarm_id}/verdict", json=body, headers=hedong).status_code == 404
+    for _ in range(2):
+        judged = client.post(f"/api/alarms/{alarm_id}/verdict", json=body, headers=duty)
+        assert judged.status_code == 200 and judged.json() == {"verdict": "false_alarm", "case_pending": False}
+    other = client.post(f"/api/alarms/{alarm_id}/verdict", json={**body, "note": "另一只"}, headers=duty)
+    assert other.status_code == 409
+    history = client.get(f"/api/alarms/{alarm_id}", headers=duty).json()["history"]
+    assert [h["action"] for h in history].count("verdict:false_alarm") == 1

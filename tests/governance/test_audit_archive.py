@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from sharpeye.governance.audit_archive import AuditArchive, verify
 from sharpeye.governance.store import AuditRow, Database
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import DBAPIError
 
 from sharpeye.audit import record
@@ -109,6 +109,37 @@ async def test_two_archivers_at_once_keep_one_chain(
         await asyncio.gather(*tasks, return_exceptions=True)
     check = await verify(database)
     assert check.ok and check.rows == 60
+
+
+async def test_a_batch_of_entries_is_archived_in_one_commit(
+    database: Database, redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    """A verdict's audit entry was a transaction of its own (a commit, an fsync on SQLite, per verdict); what the
+    archiver reads in one go is one transaction, and entries archived before are left out of it."""
+    for i in range(50):
+        await record(redis_client, keys, "user:duty", "alarm.verdict.false_alarm", f"a{i}")
+    entries = [(i.decode(), {k.decode(): v.decode() for k, v in f.items()})
+               for i, f in await redis_client.xrange(keys.audit)]  # fmt: skip
+    commits = 0
+
+    def counted(_conn: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    archive = AuditArchive(redis_client, keys, database, "n1")
+    event.listen(database.engine.sync_engine, "commit", counted)
+    try:
+        assert await archive.append_many(entries[:10]) == 10
+        assert commits == 1
+        assert await archive.append_many(entries) == 40  # the first ten are there already
+        assert commits == 2 and await archive.append_many(entries) == 0
+    finally:
+        event.remove(database.engine.sync_engine, "commit", counted)
+    check = await verify(database)
+    assert check.ok and check.rows == 50
+    async with database.sessions() as session:
+        targets = (await session.scalars(select(AuditRow.target).order_by(AuditRow.seq))).all()
+    assert targets == [f"a{i}" for i in range(50)]
 
 
 async def test_the_verify_command(redis_client: aioredis.Redis, keys: Keys, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sharpeye.alarms.engine import AlarmEngine
 from sharpeye.alarms.store import AlarmStore
 from sharpeye.config.rule import Verification
@@ -224,3 +225,57 @@ async def test_a_verdict_is_one_redis_round_trip_and_the_time_limits_too(
     sends = 0
     assert await room.service.hold(alarm, Verification(within_s=60))
     assert sends == 2 and [w.alarm_id for w in await room.service.waiting()] == [alarm.id]
+
+
+async def test_a_verdict_whose_reply_was_lost_is_answered_as_given_when_sent_again(
+    room: Room, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The judge script runs, then its reply is lost (the connection drops as it is read): whoever sends the same
+    verdict again (the operator's client after the 503; a Redis client set to retry commands would too) is answered
+    as the first time, with nothing recorded twice; a different verdict, or another operator's, is still refused."""
+    reasons = room.service.site.governance.false_alarm_reasons
+    alarm_id = room.alarms[0]
+    read = AbstractConnection.read_response
+    lost = 0
+
+    async def losing(self: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
+        nonlocal lost
+        reply = await read(self, *args, **kwargs)
+        if lost == 0 and isinstance(reply, list) and reply and reply[0] == b"verdict":
+            lost += 1
+            await self.disconnect()
+            raise RedisConnectionError("connection lost while reading the reply (test)")
+        return reply
+
+    monkeypatch.setattr(AbstractConnection, "read_response", losing)
+    audit = audit_entry("user:duty", "alarm.verdict.false_alarm", alarm_id, {"reason": reasons[0], "note": "猫"})
+    try:
+        outcome = await room.service.verdict(alarm_id, "false_alarm", "user:duty", Role.operator, reasons[0], "猫",
+                                             audit=audit)  # fmt: skip
+    except VerificationError as exc:  # the client gave up: the operator sends it again
+        assert exc.unavailable and lost == 1
+        outcome = await room.service.verdict(alarm_id, "false_alarm", "user:duty", Role.operator, reasons[0], "猫",
+                                             audit=audit)  # fmt: skip
+    assert lost == 1 and outcome.verdict == "false_alarm"
+    again = await room.service.verdict(alarm_id, "false_alarm", "user:duty", Role.operator, reasons[0], "猫")
+    assert again.verdict == "false_alarm"
+    assert await verdict_entries(room, alarm_id) == [f"false_alarm: {reasons[0]} 猫"]  # recorded once
+    assert len(await audit_of(room, alarm_id)) == 1
+    for refused in (lambda: room.service.verdict(alarm_id, "confirm", "user:duty", Role.operator),
+                    lambda: room.service.verdict(alarm_id, "false_alarm", "user:duty", Role.operator, reasons[1]),
+                    lambda: room.service.verdict(alarm_id, "false_alarm", "user:chief", Role.operator, reasons[0],
+                                                 "猫")):  # fmt: skip
+        with pytest.raises(VerificationError) as err:
+            await refused()
+        assert err.value.conflict
+
+    reviewed = room.alarms[1]  # 转人工复核 sent twice: handed to the supervisors once, both answered as given
+    for _ in range(2):
+        handed = await room.service.verdict(reviewed, "review", "user:duty", Role.operator, note="看不清")
+        assert handed.verdict == "review"
+    assert [w.stage for w in await room.service.waiting() if w.alarm_id == reviewed] == ["supervisor"]
+    assert await verdict_entries(room, reviewed) == ["review: 看不清"]
+    confirmed = room.alarms[2]
+    first = await room.service.verdict(confirmed, "confirm", "user:duty", Role.operator, note="翻越")
+    assert await room.service.verdict(confirmed, "confirm", "user:duty", Role.operator, note="翻越") == first
+    assert await verdict_entries(room, confirmed) == ["confirmed: 翻越"]
