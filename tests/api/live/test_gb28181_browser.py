@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sharpeye.config.gb28181 import GbSettings
 from sharpeye.config.loader import demo_path, load_file
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
@@ -18,7 +18,7 @@ from sharpeye.ingest.registry import installed
 from sharpeye.simulators.gb28181.device import DeviceFleet, SimDevice, code
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS, HubServer, console_settings, sign_in
+from tests.console.conftest import HubServer, console_settings, sign_in
 from tests.console.test_console import SAMPLE_VIDEO
 from tests.helpers import env_secret, wait_for
 
@@ -69,17 +69,9 @@ def gb_hub(
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def page(chromium: Browser, gb_hub: tuple[HubServer, FleetThread]) -> Page:
+def page(browser: Browser, gb_hub: tuple[HubServer, FleetThread]) -> Page:
     server, _ = gb_hub
-    context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     page = context.new_page()
     page.set_default_timeout(15_000)
     sign_in(page, server.url)
@@ -110,7 +102,7 @@ def test_chromium_plays_a_gb28181_channel_and_leaving_releases_it(
     )
     assert later["width"] == 320 and later["std"] > 10, later
     first_ms = int(video.get_attribute("data-first-frame-ms") or "0")
-    assert 0 < first_ms < 4000, f"click to first frame {first_ms} ms"
+    assert first_ms > 0, "the player noted no first frame"  # how fast: bench/gb28181_click.py (no timed tests)
     assert (channel, 0) in hub.gb_puller.pulled
     byes = fleet.fleet.stats["byes"]
     page.evaluate("(camera) => window.gbPlayers[camera].close()", channel)
