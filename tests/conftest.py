@@ -24,7 +24,6 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
-from playwright.sync_api import Browser, sync_playwright
 from pydantic import SecretStr
 from sharpeye.api.live.service import LiveService
 from sharpeye.api.services import Services
@@ -94,45 +93,6 @@ def mqtt_broker(mqtt_broker_session: EmbeddedMosquitto) -> EmbeddedMosquitto:
     if not mqtt_broker_session.running:
         mqtt_broker_session.start()
     return mqtt_broker_session
-
-
-# --- Chromium ------------------------------------------------------------------------------------------------
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-device-for-media-stream",  # a microphone that plays a tone, for the field app's voice notes
-    "--use-fake-ui-for-media-stream",
-]
-
-
-@pytest.fixture(scope="session")
-def chromium_session() -> Iterator[Browser]:
-    """Debian's Chromium under Playwright, launched once per test process (each xdist worker) on first use."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's 'chromium' (scripts/apt-packages.txt)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_session: Browser) -> Iterator[Browser]:
-    """The session's Chromium for one test module: every browser context the module opened (its pages, cookies,
-    storage, service workers) is closed after it, so the next module starts from none, as with a fresh browser."""
-    before = set(chromium_session.contexts)
-    yield chromium_session
-    for context in chromium_session.contexts:
-        if context not in before:
-            context.close()
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
-"""A real hub served over HTTP on a free loopback port; Debian's Chromium (the ``browser`` fixture of tests/conftest.py)
-drives the console through Playwright."""
+"""A real hub served over HTTP on a free loopback port, and Debian's Chromium driven by Playwright."""
 
 from __future__ import annotations
 
@@ -7,20 +6,32 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 from sharpeye.config.site import Site
 
 from sharpeye.keys import Keys
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
 from sharpeye.node.hub import Hub
 from sharpeye.settings import Settings
-from tests.conftest import CHROMIUM as CHROMIUM  # re-exported: tests and benches take it from here
-from tests.conftest import CHROMIUM_ARGS as CHROMIUM_ARGS
 from tests.conftest import hub_app, hub_settings
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",  # a microphone that plays a tone, for the field app's voice notes
+    "--use-fake-ui-for-media-stream",
+]
 ADMIN_PASSWORD = "console-admin-pw"
 
 
@@ -87,3 +98,18 @@ def hub_server(
     settings = console_settings(tmp_path_factory, redis_server_session, mqtt_broker_session)
     with HubServer(settings) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's 'chromium' (scripts/apt-packages.txt)")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()

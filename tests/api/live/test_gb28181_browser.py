@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, sync_playwright
 from sharpeye.config.gb28181 import GbSettings
 from sharpeye.config.loader import demo_path, load_file
 from sharpeye.ingest.gb28181.config import GbDeviceConfig
@@ -18,7 +18,7 @@ from sharpeye.ingest.registry import installed
 from sharpeye.simulators.gb28181.device import DeviceFleet, SimDevice, code
 
 from sharpeye.node.embedded import EmbeddedMosquitto, EmbeddedRedis
-from tests.console.conftest import HubServer, console_settings, sign_in
+from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS, HubServer, console_settings, sign_in
 from tests.console.test_console import SAMPLE_VIDEO
 from tests.helpers import env_secret, wait_for
 
@@ -69,9 +69,17 @@ def gb_hub(
 
 
 @pytest.fixture(scope="module")
-def page(browser: Browser, gb_hub: tuple[HubServer, FleetThread]) -> Page:
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(chromium: Browser, gb_hub: tuple[HubServer, FleetThread]) -> Page:
     server, _ = gb_hub
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     page = context.new_page()
     page.set_default_timeout(15_000)
     sign_in(page, server.url)
