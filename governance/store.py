@@ -9,6 +9,7 @@ and upgraded by Alembic migrations under ``governance/migrations``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -246,5 +247,14 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(select(1))
 
-    async def close(self) -> None:
+    async def close(self, settle_s: float = 10.0) -> None:
+        """Dispose of the engine once the connections in use are back, waiting at most ``settle_s``: a session left
+        by a cancelled task closes in a task of its own (SQLAlchemy shields it), which may still wait for SQLite's
+        lock (its busy timeout). Disposed under it, that close can end up awaiting a connection whose worker is
+        gone, and the event loop cannot finish (the likely cause of a hub teardown that hung on a loaded run)."""
+        in_use: Callable[[], int] = getattr(self.engine.pool, "checkedout", lambda: 0)
+        for _ in range(int(settle_s / 0.05)):
+            if in_use() == 0:
+                break
+            await asyncio.sleep(0.05)
         await self.engine.dispose()

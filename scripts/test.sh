@@ -36,9 +36,8 @@ if [ -z "${SHARPEYE_TEST_POSTGRES_URL:-}" ]; then
   trap stop_test_postgres EXIT
   start_test_postgres
 fi
-# One process by default. SHARPEYE_TEST_WORKERS=2 runs two workers (pytest-xdist), each with its own Redis and
+# Two pytest-xdist workers by default (SHARPEYE_TEST_WORKERS=0: one process), each with its own Redis and
 # Mosquitto (session fixtures); a test file stays on one worker (--dist loadfile), so a module's shared hub or browser
-# is started once; the PostgreSQL above is shared (each test makes a database of its own). Two workers take about
-# 0.64x the time, but the load they add still shows timing flakes in a few tests (docs/benchmarks.md, "The test
-# suite"): one process stays the default until two workers pass run after run.
-echo "== pytest"; .venv/bin/pytest -n "${SHARPEYE_TEST_WORKERS:-0}" --dist loadfile --durations=30 "$@"
+# is started once; the PostgreSQL above is shared (each test makes a database of its own). On a 2-core machine pytest
+# takes about 10-14 minutes this way (docs/benchmarks.md, "The test suite"), about 0.64x one process.
+echo "== pytest"; .venv/bin/pytest -n "${SHARPEYE_TEST_WORKERS:-2}" --dist loadfile --durations=30 "$@"

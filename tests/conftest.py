@@ -8,8 +8,10 @@ service back up before the next test.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.abc
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -200,6 +202,36 @@ class HubClient(TestClient):
         super().__init__(app)
         self.fastapi = app
         self.hub = hub
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __enter__(self) -> HubClient:
+        super().__enter__()
+        assert self.portal is not None
+        self._loop = self.portal.call(asyncio.get_running_loop)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop the app and its hub; if that takes over a minute, the tasks still on the app's event loop are printed
+        (to the test's captured stderr) while it goes on, so a hang shows what it waits on."""
+        watchdog = threading.Timer(60, self._print_tasks)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            super().__exit__(*exc)
+        finally:
+            watchdog.cancel()
+
+    def _print_tasks(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            tasks = list(asyncio.all_tasks(loop))
+        except RuntimeError:  # the set changed while read from this thread
+            return
+        sys.stderr.write(f"the app has not stopped after 60 s; {len(tasks)} task(s) on its loop:\n")
+        for task in tasks:
+            task.print_stack(file=sys.stderr)
 
     @property
     def services(self) -> Services:

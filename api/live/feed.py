@@ -18,6 +18,8 @@ import av
 from sharpeye.api.live.sender import Packetizer
 from sharpeye.api.live.source import LiveSource
 
+from sharpeye.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 RETRY_MIN_S = 0.5
@@ -217,7 +219,5 @@ class CameraFeed:
             self._idle.cancel()
             self._idle = None
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None

@@ -11,7 +11,6 @@ counted in ``stats`` (``control.<reason>`` in /metrics); nothing waits longer th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import random
@@ -28,6 +27,8 @@ from sharpeye.ingest.gb28181.manscdp import Node, build
 from sharpeye.ingest.gb28181.platform import GbPlatform, MediaError, QueryError
 from sharpeye.ingest.gb28181.ptz import PresetOp, PtzCommand, PtzError, command_for, preset_command
 from sharpeye.ingest.transport.sip.endpoint import TransactionTimeout
+
+from sharpeye.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -221,10 +222,7 @@ class GbControl:
         for handle in self._stops.values():
             handle.cancel()
         self._stops.clear()
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(list(self._tasks))
 
 
 class CounterCollector(Collector):

@@ -26,6 +26,7 @@ from sharpeye.ingest.gb28181.platform import DeviceState, GbPlatform, QueryError
 from sharpeye.ingest.transport.sip.endpoint import TransactionTimeout
 
 from sharpeye.keys import Keys
+from sharpeye.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +166,7 @@ class GbSubscriptions:
         self._tasks = [asyncio.ensure_future(self._keep()), asyncio.ensure_future(self._write())]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         self.platform.notify_hooks.pop("mobileposition", None)
 

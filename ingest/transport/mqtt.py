@@ -29,6 +29,8 @@ import msgspec
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from sharpeye.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 TOPIC_ROOT = "sharpeye"
@@ -245,10 +247,7 @@ class MqttTransport:
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)  # a cancellation swallowed by a client library: cancelled again
         proc = self._proc
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(Exception):

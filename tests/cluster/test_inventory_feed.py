@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,11 +56,9 @@ def test_a_device_added_on_one_node_reaches_the_other(
 
         weight_before = role_weight()
         assert NEW["id"] not in devices(reader)
-        added = time.monotonic()
         other.post("/api/devices", NEW)
-        wait_for(lambda: NEW["id"] in devices(reader), timeout=10, what="the new device known to the reader node")
-        learnt_s = time.monotonic() - added
-        assert learnt_s < 5, f"the change took {learnt_s:.1f} s"
+        # 30 s is a loose upper bound for a loaded machine, not a timing claim (speed is for benches)
+        wait_for(lambda: NEW["id"] in devices(reader), timeout=30, what="the new device known to the reader node")
         version = int(r.get(keys.inventory_version) or 0)
         assert version >= 1
         wait_for(lambda: versions() == {"a": version, "b": version}, timeout=10, what="both nodes at the version")

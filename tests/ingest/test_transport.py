@@ -12,6 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sharpeye.ingest.transport.mqtt import Message, MqttTransport
 
 from sharpeye.node.embedded import EmbeddedMosquitto
+from sharpeye.tasks import cancel_and_wait
 
 
 def publish(port: int, topics_payloads: list[tuple[str, bytes]]) -> None:
@@ -174,3 +175,33 @@ async def test_a_transient_failure_keeps_the_batch_waiting_and_rejects_nothing(m
         await until(lambda: transport.stuck_since is None and transport.lag_seconds() == 0)
     finally:
         await transport.stop()
+
+
+async def test_stop_ends_even_when_a_handler_swallows_the_cancellation(mqtt_broker: EmbeddedMosquitto) -> None:
+    """Python 3.11's ``asyncio.wait_for`` (used by client libraries) returns its result instead of raising when a
+    cancellation lands as its awaitable completes: the handler goes on, and so would the drain loop around it. A
+    hub's teardown once hung there (one cancel, then an endless wait); stop cancels again until the tasks end."""
+    handling = asyncio.Event()
+    swallowed = 0
+
+    async def handler(batch: list[Message]) -> None:
+        nonlocal swallowed
+        handling.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            swallowed += 1  # the library finished its call and returned normally
+
+    transport = MqttTransport(mqtt_broker.url, f"t-{uuid.uuid4().hex[:8]}", handler, max_batch=10)
+    await transport.start()
+    try:
+        await until(transport.connected.is_set)
+        await asyncio.to_thread(publish, mqtt_broker.port, [("sharpeye/fence/f1/event", b"1")])
+        await asyncio.wait_for(handling.wait(), 30)
+    finally:
+        stopping = asyncio.create_task(transport.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=30)  # not wait_for: it could swallow a cancel too
+        if not done:
+            await cancel_and_wait([*transport._tasks, stopping])  # leave no task behind the failure
+    assert done, "stop() did not end: a swallowed cancellation left its drain task running"
+    assert swallowed == 1

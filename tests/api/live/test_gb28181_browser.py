@@ -110,7 +110,7 @@ def test_chromium_plays_a_gb28181_channel_and_leaving_releases_it(
     )
     assert later["width"] == 320 and later["std"] > 10, later
     first_ms = int(video.get_attribute("data-first-frame-ms") or "0")
-    assert 0 < first_ms < 4000, f"click to first frame {first_ms} ms"
+    assert first_ms > 0, "the player noted no first frame"  # how fast: bench/gb28181_click.py (no timed tests)
     assert (channel, 0) in hub.gb_puller.pulled
     byes = fleet.fleet.stats["byes"]
     page.evaluate("(camera) => window.gbPlayers[camera].close()", channel)
