@@ -615,7 +615,8 @@ class GbCascade:
         assert self._media is not None
         offer = up.offer
         try:
-            up.subscription = await asyncio.wait_for(self._source(up), self.settings.invite_timeout_s + 5)
+            async with asyncio.timeout(self.settings.invite_timeout_s + 5):
+                up.subscription = await self._source(up)
         except Exception as exc:
             reason = getattr(exc, "reason", type(exc).__name__)
             self.stats[f"invite.unavailable.{reason}"] += 1
@@ -680,7 +681,8 @@ class GbCascade:
             if up.sender.mode == "tcp-active":
                 await up.sender.start()
             elif up.sender.mode == "tcp-passive":
-                await asyncio.wait_for(up.sender.connected.wait(), 10)
+                async with asyncio.timeout(10):
+                    await up.sender.connected.wait()
             muxer = PsMuxer(up.codec)
             info = up.subscription.info
             annexb, generation = AnnexB(up.codec, getattr(info, "extradata", None)), getattr(info, "generation", 0)

@@ -230,7 +230,8 @@ class Supervision:
             except RedisError as exc:
                 log.warning("supervision sweep failed (%s); retrying", exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await stop.wait()
 
     async def fired(self, case_id: str) -> dict[str, datetime]:
         """Steps fired for a case in its current generation, with when they fired."""

@@ -413,7 +413,8 @@ class UplinkService:
                 except Exception:
                     log.exception("uplink %s: delivery round failed; retrying", uplink.id)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.poll_s)
+                    async with asyncio.timeout(self.poll_s):
+                        await wake.wait()
 
     async def run(self) -> None:
         """Feed and deliver every uplink until cancelled."""

@@ -348,7 +348,8 @@ class Ownership:
             self._wake.clear()  # a poke while this round runs makes the next one start at once
             try:
                 # only the Redis part is bounded: opening or closing a camera may take longer, and must not be cut
-                change = await asyncio.wait_for(self.exchange(), timeout=self.ttl_s / 2)
+                async with asyncio.timeout(self.ttl_s / 2):
+                    change = await self.exchange()
                 await self._notify(change)
             except asyncio.CancelledError:
                 raise
@@ -361,7 +362,8 @@ class Ownership:
                     if self.on_change is not None:
                         await self.on_change(change)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.period_s)
+                async with asyncio.timeout(self.period_s):
+                    await self._wake.wait()
 
     async def release_all(self) -> None:
         """Give every unit back at once (a clean stop), so the others take them without waiting for TTLs."""

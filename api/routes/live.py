@@ -47,7 +47,8 @@ async def alarm_stream(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     users = services.users
     try:
-        first = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_S)
+        async with asyncio.timeout(AUTH_TIMEOUT_S):
+            first = await websocket.receive_text()
         token = orjson.loads(first).get("token", "")
     except (TimeoutError, orjson.JSONDecodeError, AttributeError, WebSocketDisconnect):
         await websocket.close(status.WS_1008_POLICY_VIOLATION, 'send {"token": ...} first')

@@ -128,8 +128,8 @@ class GbControl:
         """The channel's presets (PresetQuery), by number."""
         device_id = self._owner(channel_id)
         try:
-            pages = await asyncio.wait_for(self.platform.query(device_id, "PresetQuery", channel_id),
-                                           self.timeout_s + 1)  # fmt: skip
+            async with asyncio.timeout(self.timeout_s + 1):
+                pages = await self.platform.query(device_id, "PresetQuery", channel_id)
         except (QueryError, TimeoutError) as exc:
             raise self._fail("timeout" if "incomplete" in str(exc) or isinstance(exc, TimeoutError) else "refused",
                              f"PresetQuery to {device_id}: {exc or 'no answer'}", 504) from None  # fmt: skip
@@ -165,10 +165,9 @@ class GbControl:
             return "sent"
         device_id = self._owner(target_id)
         try:
-            pages = await asyncio.wait_for(
-                self.platform.query(device_id, "DeviceControl", target_id, root="Control", fields=[(element, value)]),
-                self.timeout_s + 1,
-            )
+            async with asyncio.timeout(self.timeout_s + 1):
+                fields: list[Node] = [(element, value)]
+                pages = await self.platform.query(device_id, "DeviceControl", target_id, root="Control", fields=fields)
         except (QueryError, TimeoutError) as exc:
             raise self._fail("timeout", f"{element} to {device_id}: {exc or 'no answer'}", 504) from None
         result = pages[0].fields.get("result", "").strip().upper()
@@ -185,7 +184,8 @@ class GbControl:
         except KeyError:
             raise self._fail("unknown_device", f"no GB/T 28181 device {device_id}", 404) from None
         try:
-            fields = await asyncio.wait_for(self.platform.query_device_status(device_id), self.timeout_s + 1)
+            async with asyncio.timeout(self.timeout_s + 1):
+                fields = await self.platform.query_device_status(device_id)
         except (QueryError, TimeoutError) as exc:
             raise self._fail("timeout", f"DeviceStatus of {device_id}: {exc or 'no answer'}", 504) from None
         when = local_time(fields.get("devicetime", ""), state.config.timezone)

@@ -588,7 +588,8 @@ class GbPlatform:
         strict device refuses queries from a platform it is not registered to yet)."""
         if sent is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(sent), 5)
+                async with asyncio.timeout(5):
+                    await asyncio.shield(sent)
         state = self._devices.get(device_id)
         if state is None:
             return

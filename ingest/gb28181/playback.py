@@ -181,7 +181,8 @@ async def download(
                 reason = "limit"
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(progress.done.wait(), 0.25)
+                async with asyncio.timeout(0.25):
+                    await progress.done.wait()
     finally:
         media.remove_consumer(progress.consume)
         await media.close()
@@ -289,7 +290,8 @@ async def forward_history(
 
     media.add_consumer(consume)
     try:
-        sub = await asyncio.wait_for(first, first_unit_s)
+        async with asyncio.timeout(first_unit_s):
+            sub = await first
     except TimeoutError:
         media.remove_consumer(consume)
         await media.close()

@@ -122,7 +122,8 @@ class RegistrationStore:
         finally:
             if self._pending:  # stopping: what is queued still goes (the next holder restores it)
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.flush(), 2)
+                    async with asyncio.timeout(2):
+                        await self.flush()
 
     async def load(self, now: float | None = None) -> list[Registration]:
         """Every registration that has not expired (expired ones are removed)."""

@@ -255,7 +255,8 @@ class MqttTransport:
                 assert proc.stdin is not None
                 proc.stdin.close()
             try:
-                await asyncio.wait_for(proc.wait(), 5)
+                async with asyncio.timeout(5):
+                    await proc.wait()
             except TimeoutError:
                 proc.kill()
                 await proc.wait()

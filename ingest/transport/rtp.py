@@ -271,7 +271,8 @@ class RtpReceiver:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1)
+                async with asyncio.timeout(1):
+                    await self._server.wait_closed()
             self._server = None
 
     def _tick(self) -> None:
@@ -310,7 +311,8 @@ class RtpReceiver:
         deadline = time.monotonic() + 10
         while True:
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(*peer), 2)
+                async with asyncio.timeout(2):
+                    reader, writer = await asyncio.open_connection(*peer)
                 break
             except (OSError, TimeoutError):
                 if time.monotonic() > deadline:
@@ -434,7 +436,8 @@ class RtpSender:
             if self.peer is None:
                 raise RtpError("no_peer", "active TCP needs the receiver's address")
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.peer), connect_timeout)
+                async with asyncio.timeout(connect_timeout):
+                    reader, writer = await asyncio.open_connection(*self.peer)
             except (OSError, TimeoutError) as exc:
                 raise RtpError("connect", f"{self.peer[0]}:{self.peer[1]}: {exc}") from exc
             self._attach(reader, writer)
@@ -496,5 +499,6 @@ class RtpSender:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1)
+                async with asyncio.timeout(1):
+                    await self._server.wait_closed()
             self._server = None

@@ -99,6 +99,7 @@ from sharpeye.node.embedded import (
 from sharpeye.redis_connection import connect as connect_redis
 from sharpeye.redis_connection import log_retry
 from sharpeye.settings import Settings, redact_url
+from sharpeye.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -403,7 +404,8 @@ class Hub:
         while asyncio.get_running_loop().time() < deadline:
             if service is self.embedded_redis:
                 try:
-                    await asyncio.wait_for(self.redis.ping(), 1)
+                    async with asyncio.timeout(1):
+                        await self.redis.ping()
                     return
                 except Exception:  # noqa: S110 - not back yet: poll until the deadline
                     pass
@@ -608,9 +610,7 @@ class Hub:
     async def _stop_gb28181(self) -> None:
         """Another node holds the site's SIP signalling now: stop ours (it re-registers the devices there)."""
         gb_tasks = [t for t in self._tasks if t.get_name().startswith("gb28181-")]
-        for task in gb_tasks:
-            task.cancel()
-        await asyncio.gather(*gb_tasks, return_exceptions=True)
+        await cancel_and_wait(gb_tasks)
         self._tasks = [t for t in self._tasks if t not in gb_tasks]
         for cascade in self.gb_cascades:
             await cascade.stop()
@@ -753,10 +753,8 @@ class Hub:
 
     async def stop(self) -> None:
         if hasattr(self, "ownership"):
-            for task in [t for t in self._tasks if t.get_name() == "leases"]:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # cancelled again until it ends (a client library may swallow one cancellation: sharpeye/tasks.py)
+            await cancel_and_wait([t for t in self._tasks if t.get_name() == "leases"])
         if self.cameras is not None:
             await self.cameras.stop()
         for cascade in self.gb_cascades:
@@ -898,7 +896,8 @@ class Hub:
                 detail = down or f"pid {service.pid}, port {service.port}, {restarts} restarts"
                 embedded.append(ComponentHealth(f"embedded:{service.name}", not down, detail))
         try:
-            await asyncio.wait_for(self.redis.ping(), 2)
+            async with asyncio.timeout(2):
+                await self.redis.ping()
             parts.append(
                 ComponentHealth(
                     "redis", True, "embedded" if self.embedded_redis else "external", redact_url(self.redis_url)
@@ -920,7 +919,8 @@ class Hub:
         lease_detail = f"{len(self.ownership.owned)} leases held, load {self.ownership.load:g}"
         parts.append(ComponentHealth("leases", lease_ok, lease_detail if lease_ok else self.ownership.last_error or ""))
         try:
-            await asyncio.wait_for(self.db.ping(), 2)
+            async with asyncio.timeout(2):
+                await self.db.ping()
             parts.append(ComponentHealth("database", True, self.db.engine.dialect.name, redact_url(self.db.url)))
         except Exception as exc:
             parts.append(ComponentHealth("database", False, f"query failed: {exc}", redact_url(self.db.url)))
@@ -998,7 +998,8 @@ class Hub:
     async def _consumers_or_failure(self, parts: list[ComponentHealth]) -> list[ConsumerStatus]:
         local = self._local_consumers()
         try:
-            return local + await asyncio.wait_for(self._group_consumers(), 2)
+            async with asyncio.timeout(2):
+                return local + await self._group_consumers()
         except Exception as exc:
             parts.append(ComponentHealth("consumers", False, f"could not read the stream groups: {exc!r}"))
             return local

@@ -127,7 +127,8 @@ class SipEndpoint:
             await asyncio.gather(*self._tcp_tasks, return_exceptions=True)
         if self._tcp_server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._tcp_server.wait_closed(), 2)
+                async with asyncio.timeout(2):
+                    await self._tcp_server.wait_closed()
             self._tcp_server = None
 
     @property
@@ -151,7 +152,8 @@ class SipEndpoint:
         else:
             writer = self._tcp_writers.get(peer.address)
             if writer is None or writer.is_closing():
-                reader, new_writer = await asyncio.wait_for(asyncio.open_connection(peer.host, peer.port), 5)
+                async with asyncio.timeout(5):
+                    reader, new_writer = await asyncio.open_connection(peer.host, peer.port)
                 self._tcp_writers[peer.address] = new_writer
                 self._spawn_reader(reader, new_writer, peer.address)
                 writer = new_writer
@@ -185,7 +187,8 @@ class SipEndpoint:
         try:
             while time.monotonic() < deadline:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(acked.wait(), min(interval, deadline - time.monotonic()))
+                    async with asyncio.timeout(min(interval, deadline - time.monotonic())):
+                        await acked.wait()
                 if acked.is_set():
                     return
                 if time.monotonic() >= deadline:
