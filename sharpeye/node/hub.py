@@ -99,6 +99,7 @@ from sharpeye.node.embedded import (
 from sharpeye.redis_connection import connect as connect_redis
 from sharpeye.redis_connection import log_retry
 from sharpeye.settings import Settings, redact_url
+from sharpeye.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -753,10 +754,9 @@ class Hub:
 
     async def stop(self) -> None:
         if hasattr(self, "ownership"):
-            for task in [t for t in self._tasks if t.get_name() == "leases"]:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # cancelled again until it ends: its wait_for can swallow a cancel (Python 3.11), and one cancel and an
+            # await then waited for ever (a loaded test run's hub never stopped)
+            await cancel_and_wait([t for t in self._tasks if t.get_name() == "leases"])
         if self.cameras is not None:
             await self.cameras.stop()
         for cascade in self.gb_cascades:
