@@ -14,7 +14,6 @@ BYE, after a ``MediaStatus`` 121 notification). A Download plays at its ``downlo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -28,6 +27,8 @@ from sharpeye.ingest.recording.store import RecordingStore, Segment
 from sharpeye.ingest.transport.sip.sdp import MediaDescription
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 from sharpeye.ingest.transport.video.subscription import PacketSubscription
+
+from sharpeye.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,4 @@ class RecordedPlayback:
     async def close(self) -> None:
         self.subscription.close()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
