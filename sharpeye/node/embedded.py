@@ -39,15 +39,29 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
+def _prctl() -> Any:
+    """libc's prctl, looked up here in the parent: loading a library (dlopen) between fork and exec can deadlock on
+    the loader's lock when another thread of the parent held it at the fork (seen: a test worker's child stuck in a
+    futex, never exec'ing mosquitto). None where there is no such libc."""
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()
+
+
 def die_with_parent() -> Callable[[], None]:
     """A ``preexec_fn`` asking Linux to SIGTERM the child when this process dies, so a killed hub leaves no
-    orphans. If the parent died between fork and the request, the child ends at once."""
+    orphans. If the parent died between fork and the request, the child ends at once. It only calls the prctl found
+    at import (nothing is loaded in the child)."""
     parent = os.getpid()
+    prctl = _PRCTL
 
     def arrange() -> None:  # pragma: no cover - runs in the child before exec
-        with contextlib.suppress(Exception):
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:
             os._exit(1)
 
