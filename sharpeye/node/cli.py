@@ -114,12 +114,12 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             env = {k: v for k, v in os.environ.items() if k != "SHARPEYE_DEVICE_SECRET"}
             if secret:
                 env["SHARPEYE_DEVICE_SECRET"] = secret
-            children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent()))
+            children.append(subprocess.Popen(die_with_parent(cmd), stdin=subprocess.DEVNULL, env=env))
             _out(f"Simulators running (pid {children[-1].pid}): scenario {args.scenario}")
             if hub.gb_platform is not None and secret:  # the demo's GB/T 28181 NVR, on the port the hub got
                 gb = [sys.executable, "-m", "sharpeye.simulators.gb28181", "site", "-c", str(config_path),
                       "--host", hub.gb_platform.settings.host, "--port", str(hub.gb_platform_port)]  # fmt: skip
-                children.append(subprocess.Popen(gb, stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent()))
+                children.append(subprocess.Popen(die_with_parent(gb), stdin=subprocess.DEVNULL, env=env))
                 _out(f"GB/T 28181 NVR simulator running (pid {children[-1].pid}), SIP port {hub.gb_platform_port}")
 
     heap.settle()  # the imported modules and the site config: out of every later full collection

@@ -17,7 +17,6 @@ loading a large AOF answers ``LOADING`` for a while first), a broker answers an 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import getpass
 import json
 import logging
@@ -29,43 +28,38 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 
 
-def _prctl() -> Any:
-    """libc's prctl, looked up here in the parent: loading a library (dlopen) between fork and exec can deadlock on
-    the loader's lock when another thread of the parent held it at the fork (seen: a test worker's child stuck in a
-    futex, never exec'ing mosquitto). None where there is no such libc."""
-    try:
-        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
+def _setpriv() -> str | None:
+    """util-linux's setpriv, where it takes ``--pdeathsig``; None where it does not (checked once)."""
+    path = shutil.which("setpriv")
+    if path is None:
         return None
+    try:
+        usage = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if "--pdeathsig" in usage else None
 
 
-_PRCTL = _prctl()
+_SETPRIV: list[str | None] = []
 
 
-def die_with_parent() -> Callable[[], None]:
-    """A ``preexec_fn`` asking Linux to SIGTERM the child when this process dies, so a killed hub leaves no
-    orphans. If the parent died between fork and the request, the child ends at once. It only calls the prctl found
-    at import (nothing is loaded in the child)."""
-    parent = os.getpid()
-    prctl = _PRCTL
-
-    def arrange() -> None:  # pragma: no cover - runs in the child before exec
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return arrange
+def die_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` made to get SIGTERM when this process dies, so a killed hub leaves no orphans: run through
+    ``setpriv --pdeathsig TERM`` (which then execs it, same pid). No Python runs between fork and exec: a
+    ``preexec_fn`` did, and the child, freeing objects of the parent's other threads (a PyAV scaler's thread pool),
+    deadlocked in a futex and never started. Without setpriv the command runs as it is (orphans are then possible)."""
+    if not _SETPRIV:
+        _SETPRIV.append(_setpriv())
+    setpriv = _SETPRIV[0]
+    return [setpriv, "--pdeathsig", "TERM", "--", *cmd] if setpriv else cmd
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -122,12 +116,11 @@ class ManagedProcess:
         log.info("starting %s: %s", self.name, " ".join(cmd))
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            cmd,
+            die_with_parent(cmd),
             cwd=self.workdir,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent(),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
