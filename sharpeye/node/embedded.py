@@ -17,6 +17,7 @@ loading a large AOF answers ``LOADING`` for a while first), a broker answers an 
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import json
 import logging
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 
 
+@functools.cache
 def _setpriv() -> str | None:
     """util-linux's setpriv, where it takes ``--pdeathsig``; None where it does not (checked once)."""
     path = shutil.which("setpriv")
@@ -48,17 +50,12 @@ def _setpriv() -> str | None:
     return path if "--pdeathsig" in usage else None
 
 
-_SETPRIV: list[str | None] = []
-
-
 def die_with_parent(cmd: list[str]) -> list[str]:
     """``cmd`` made to get SIGTERM when this process dies, so a killed hub leaves no orphans: run through
     ``setpriv --pdeathsig TERM`` (which then execs it, same pid). No Python runs between fork and exec: a
     ``preexec_fn`` did, and the child, freeing objects of the parent's other threads (a PyAV scaler's thread pool),
     deadlocked in a futex and never started. Without setpriv the command runs as it is (orphans are then possible)."""
-    if not _SETPRIV:
-        _SETPRIV.append(_setpriv())
-    setpriv = _SETPRIV[0]
+    setpriv = _setpriv()
     return [setpriv, "--pdeathsig", "TERM", "--", *cmd] if setpriv else cmd
 
 

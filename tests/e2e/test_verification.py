@@ -66,6 +66,16 @@ def fence(pub: Publisher, seq: int, cause: str, zone: str) -> None:
                 {"seq": seq, "ts": now, "event": "alarm", "cause": cause, "zone": zone})  # fmt: skip
 
 
+def intrusion_waiting(client: HubClient, broker_url: str, who: dict[str, str], zone: str) -> str:
+    """One fence intrusion in ``zone``: the id of its alarm, once it waits for a verdict."""
+    pub = Publisher(broker_url)
+    try:
+        fence(pub, 1, "intrusion", zone)
+        return str(waiting_for(client, who, zone)["alarm_id"])
+    finally:
+        pub.close()
+
+
 def waiting_for(client: HubClient, who: dict[str, str], zone: str) -> dict[str, Any]:
     def find() -> dict[str, Any] | None:
         for item in client.get("/api/verifications", headers=who).json():
@@ -234,12 +244,7 @@ def test_a_confirmation_answers_while_the_database_is_busy_and_its_case_opens_on
     open the case fails, its notification stays unacknowledged and is read again, and the case opens once the
     database is free, exactly once."""
     duty = login(client, "duty")
-    pub = Publisher(mqtt_broker.url)
-    try:
-        fence(pub, 1, "intrusion", "z3")
-        alarm_id = waiting_for(client, duty, "z3")["alarm_id"]
-    finally:
-        pub.close()
+    alarm_id = intrusion_waiting(client, mqtt_broker.url, duty, "z3")
     intake = client.hub.intake
     blocker = sqlite3.connect(client.hub.settings.sqlite_path, timeout=1)
     try:
@@ -344,12 +349,7 @@ def test_a_verdict_sent_twice_is_answered_as_given_and_an_unknown_alarm_is_404(
     duty, hedong = login(client, "duty"), login(client, "hedong")
     body = {"verdict": "false_alarm", "reason": "小动物", "note": "野猫"}
     assert client.post("/api/alarms/no-such-alarm/verdict", json=body, headers=duty).status_code == 404
-    pub = Publisher(mqtt_broker.url)
-    try:
-        fence(pub, 1, "intrusion", "z1")
-        alarm_id = waiting_for(client, duty, "z1")["alarm_id"]
-    finally:
-        pub.close()
+    alarm_id = intrusion_waiting(client, mqtt_broker.url, duty, "z1")
     assert client.post(f"/api/alarms/{alarm_id}/verdict", json=body, headers=hedong).status_code == 404
     for _ in range(2):
         judged = client.post(f"/api/alarms/{alarm_id}/verdict", json=body, headers=duty)
