@@ -41,4 +41,4 @@ fi
 # Mosquitto (session fixtures); a test file stays on one worker (--dist loadfile), so a module's shared hub or browser
 # is started once; the PostgreSQL above is shared (each test makes a database of its own). On a 2-core machine pytest
 # takes about 10-14 minutes this way (docs/benchmarks.md, "The test suite"), about 0.64x one process.
-echo "== pytest"; .venv/bin/pytest -n "${SHARPEYE_TEST_WORKERS:-0}" --dist loadfile --durations=30 "$@"
+echo "== pytest"; .venv/bin/pytest -n "${SHARPEYE_TEST_WORKERS:-2}" --dist loadfile --durations=30 "$@"
