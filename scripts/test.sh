@@ -36,8 +36,7 @@ if [ -z "${SHARPEYE_TEST_POSTGRES_URL:-}" ]; then
   trap stop_test_postgres EXIT
   start_test_postgres
 fi
-# One process by default again (2026-12-07 19:25: three two-worker runs hung on a fork deadlock, a PyAV scaler
-# freed in a forked child; docs/benchmarks.md). SHARPEYE_TEST_WORKERS=2 runs two pytest-xdist workers, each with its own Redis and
+# Two pytest-xdist workers by default (SHARPEYE_TEST_WORKERS=0: one process), each with its own Redis and
 # Mosquitto (session fixtures); a test file stays on one worker (--dist loadfile), so a module's shared hub or browser
 # is started once; the PostgreSQL above is shared (each test makes a database of its own). On a 2-core machine pytest
 # takes about 10-14 minutes this way (docs/benchmarks.md, "The test suite"), about 0.64x one process.
