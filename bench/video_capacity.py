@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sharpeye.ingest.camera.config import CameraConfig, DetectorConfig
 from sharpeye.ingest.camera.detector import ObjectDetector
-from sharpeye.ingest.camera.model import model_path
+from sharpeye.ingest.camera.model import PRECISIONS, model_path, runtime_model
 from sharpeye.ingest.camera.service import CameraService
 from sharpeye.ingest.reading import Reading
 from sharpeye.simulators.camera.rtsp import RtspSimulator
@@ -75,6 +75,7 @@ LAWN_ENTER_S = 52.0 - VTEST_FROM_S  # the labelled entry onto the lawn, in the c
 CLIP_FPS = [10]  # the detector clip's frame rate (``--fps``)
 
 
+PRECISION = ["int8"]  # ``--precision``: the detector model the hub runs
 WALK_RULE = ["intrusion"]  # ``--walkways``: what the walkway zone raises
 
 
@@ -119,6 +120,7 @@ async def measure(
         analytics=analytics,
         workers=workers,
         detector_model=detector,
+        detector_precision=PRECISION[0],
     )
     await service.start()
     try:
@@ -230,7 +232,14 @@ async def main() -> None:
     parser.add_argument("--size", default="768x576", help="detector mode: the clip's frame size (vtest is 768x576)")
     parser.add_argument("--fps", type=int, default=10, help="detector mode: the clip's frame rate (frames repeated)")
     parser.add_argument("--model", default=None, help="detector ONNX (default SHARPEYE_DATA_DIR/models/nanodet.onnx)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="int8",
+        help="detector mode: the model the hub runs, its int8 version (the default, as the hub's) or the float one",
+    )
     args = parser.parse_args()
+    PRECISION[0] = args.precision
 
     tmp = Path(tempfile.mkdtemp(prefix="sharpeye-capacity-"))
     scenario = builtin("intrusion")
@@ -246,11 +255,12 @@ async def main() -> None:
         CLIP_FPS[0] = args.fps
         WALK_RULE[0] = args.walkways
         clip = reencode_vtest(tmp / "vtest.ts", VTEST_FROM_S, width, height, args.fps)
-        per_inference = detector_cost(model)
+        per_inference = detector_cost(runtime_model(model, args.precision))
         print(
             f"clip: vtest.avi from {VTEST_FROM_S:.0f} s as {width}x{height} {args.fps} fps H.264, "
             f"{clip.stat().st_size / 1e6:.1f} MB, written in "
-            f"{time.perf_counter() - t0:.1f} s; detector {per_inference * 1e3:.1f} ms CPU per inference (this process)"
+            f"{time.perf_counter() - t0:.1f} s; detector ({args.precision}) {per_inference * 1e3:.1f} ms CPU per "
+            "inference (this process)"
         )
     else:
         clip = write_video(

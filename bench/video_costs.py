@@ -14,9 +14,8 @@ and a pipe, in both modes alike).
     .venv/bin/python bench/video_costs.py --real         # real footage: vtest.avi, people all over the picture
     .venv/bin/python bench/video_costs.py --real --cameras 3 --detector ~/.cache/sharpeye-tests/models/nanodet.onnx
 
-The analytics mode runs twice: as it is now and as it was before this round (see ``BEFORE``: the background model at
-the analysed size, no cap on confident tracks' rechecks, no stay continued by a blob splitting off a track in
-alarm), the "before" figure of the same run.
+With ``--detector`` (the float model's path, as installed) the analytics mode runs twice, with the detector's int8
+model (what the hub runs, "now") and with the float32 one it is made from ("before"), everything else alike.
 """
 
 from __future__ import annotations
@@ -40,9 +39,9 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sharpeye.ingest.camera import analyzer
 from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.detector import ObjectDetector
+from sharpeye.ingest.camera.model import runtime_model
 from sharpeye.ingest.camera.worker import CameraDecoder
 from sharpeye.ingest.transport.video.packet import StreamInfo, VideoPacket
 from sharpeye.ingest.transport.video.source import stream_info
@@ -66,24 +65,11 @@ def load(path: Path) -> tuple[StreamInfo, list[VideoPacket]]:
     return info, packets
 
 
-# The analytics as they were before this round (main at 05b9e72): the background model at the analysed frame's own
-# size (``detection.motion_scale`` 1), every confident track rechecked at the usual times (no ``SURE_WAIT`` cap), a
-# blob splitting off a track in alarm a new alarm of its own (no stay continued). Now: the background model at half
-# that size, a track sure of its class rechecked every 5 x recheck_s, a split continuing its parent's stay. (Both
-# modes write one snapshot per picture; clips are the hub's, not measured here.)
+# This round (the sixth of issue 18): the detector's int8 model (``quantize.py``) against the float32 one it is made
+# from; with ``--detector`` the analytics mode runs once with each, the rest unchanged.
 Mode = str
 BEFORE: Mode = "before"
 NOW: Mode = "now"
-BEFORE_CONFIG = {"detection": {"motion_scale": 1}}
-_SAVED = (analyzer.SURE_VOTES, analyzer.SPLIT_PAD)
-
-
-def background(mode: Mode) -> None:
-    if mode == BEFORE:
-        analyzer.SURE_VOTES = 10**6  # never sure: no cap
-        analyzer.SPLIT_PAD = -10.0  # no blob is born inside another's box grown by a negative margin
-    else:
-        analyzer.SURE_VOTES, analyzer.SPLIT_PAD = _SAVED
 
 
 def run(
@@ -98,10 +84,6 @@ def run(
     """CPU seconds per camera to feed every packet through ``cameras`` fresh decoders, interleaved packet by
     packet as a worker process does (so their decoders and background models share the caches); the number
     of events; the share of background tiles fed; and the detector's inferences per camera."""
-    background(mode)
-    if mode == BEFORE:
-        update = BEFORE_CONFIG["detection"]
-        config = config.model_copy(update={"detection": config.detection.model_copy(update=update)})
     decs = [
         CameraDecoder(config.model_copy(update={"id": f"cam{i:02d}"}), info, analytics, detector if analytics else None)
         for i in range(cameras)
@@ -112,7 +94,6 @@ def run(
         for dec in decs:
             events += len(dec.feed(p))
     cpu = (time.process_time() - t0) / cameras
-    background(NOW)
     fed = sum(d.analyzer.tiles_fed for d in decs) / max(1, sum(d.analyzer.tiles_seen for d in decs))
     inferences = sum(d.analyzer.detector_stats.inferences for d in decs) // cameras
     TRACKS[analytics, mode] = decs[0].analyzer._next_id - 1
@@ -213,7 +194,8 @@ def main() -> None:
     args = parser.parse_args()
     cv2.setNumThreads(1)
     tmp = Path(tempfile.mkdtemp(prefix="sharpeye-costs-"))
-    detector = ObjectDetector(args.detector) if args.detector is not None else None
+    detector = ObjectDetector(runtime_model(args.detector)) if args.detector is not None else None
+    float_detector = ObjectDetector(runtime_model(args.detector, "float32")) if args.detector is not None else None
     if detector is not None and not args.real:
         parser.error("--detector needs --real")
     if args.real:
@@ -256,18 +238,19 @@ def main() -> None:
     )
     run(config, info, packets[:50], True, 1, NOW, detector)  # warm caches and imports
     kind = "motion + detector" if detector is not None else "analytics"
-    modes: dict[str, tuple[bool, Mode]] = {
-        "decode only": (False, NOW),
-        f"{kind}, before": (True, BEFORE),
-        f"{kind}, now": (True, NOW),
-    }
+    modes: dict[str, tuple[bool, Mode]] = {"decode only": (False, NOW)}
+    if detector is not None:
+        assert float_detector is not None
+        modes[f"{kind}, before ({float_detector.precision})"] = (True, BEFORE)
+    modes[f"{kind}, now ({detector.precision})" if detector is not None else f"{kind}, now"] = (True, NOW)
     cpu: dict[str, list[float]] = {k: [] for k in modes}
     events: dict[str, int] = {}
     fed: dict[str, float] = {}
     inferences: dict[str, int] = {}
     for _ in range(args.rounds):
         for name, (analytics, mode) in modes.items():
-            sec, n, share, inf = run(config, info, packets, analytics, args.cameras, mode, detector)
+            which = float_detector if mode == BEFORE else detector
+            sec, n, share, inf = run(config, info, packets, analytics, args.cameras, mode, which)
             cpu[name].append(sec / stream_s)
             events[name], fed[name], inferences[name] = n, share, inf
     med = {k: statistics.median(v) for k, v in cpu.items()}
@@ -286,11 +269,13 @@ def main() -> None:
             )
         print(f"  {name:38s} {med[name] * 1e3:6.1f} ms/s{extra}")
         print("    per round: " + " ".join(f"{c * 1e3:.1f}" for c in cpu[name]))
-    before, now = med[f"{kind}, before"] - dec, med[f"{kind}, now"] - dec
-    print(
-        f"{kind} cost per camera: {before * 1e3:.1f} ms/s before, {now * 1e3:.1f} ms/s now "
-        f"({(now - before) / before:+.0%}); load average {os.getloadavg()[0]:.1f}"
-    )
+    named = list(modes)
+    if len(named) == 3:
+        before, now = med[named[1]] - dec, med[named[2]] - dec
+        print(
+            f"{kind} cost per camera: {before * 1e3:.1f} ms/s before, {now * 1e3:.1f} ms/s now "
+            f"({(now - before) / before:+.0%}); load average {os.getloadavg()[0]:.1f}"
+        )
     print(f"packet to worker (msgpack + pipe, both modes): {ipc_cost(packets) * 1e6:.0f} µs per packet")
     profile(config, info, packets, detector)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -28,7 +29,8 @@ class Settings(BaseSettings):
         "Unset: start an embedded broker (Mosquitto if installed, else amqtt).",
     )
     mqtt_client_id: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
         description="The persistent MQTT session the site's reader holds (the nodes of one site share it, so messages "
         "queued while the reader role moves are not lost). Default: sharpeye-hub-<site id>. Give a hub of the same "
         "site id its own (a staging hub, a test hub) when it shares the broker with another deployment: two "
@@ -76,7 +78,8 @@ class Settings(BaseSettings):
         "message and so reorders a device's messages across nodes (docs/deployment.md).",
     )  # fmt: skip
     push_contact: str = Field(
-        default="mailto:sharpeye@localhost.localdomain", pattern=r"^(mailto:[^@\s]+@[^@\s]+|https://\S+)$",
+        default="mailto:sharpeye@localhost.localdomain",
+        pattern=r"^(mailto:[^@\s]+@[^@\s]+|https://\S+)$",
         max_length=200,
         description="Web Push: the contact (mailto: or https:) in the hub's VAPID claims, for push services to reach "
         "the operator of this hub.",
@@ -94,6 +97,11 @@ class Settings(BaseSettings):
     )
     camera_workers: int | None = Field(
         default=None, ge=1, le=64, description="Video analytics worker processes (default: one per core, at least 2)."
+    )
+    detector_precision: Literal["int8", "float32"] = Field(
+        default="int8",
+        description="The object detector's model: its 8-bit version (about a third of the CPU per inference, the "
+        "same verdicts; made by `sharpeye models install`) or the float one.",
     )
     evidence_cap_mb: int = Field(
         default=2048, ge=10, description="Size cap of stored evidence (snapshots, clips); oldest deleted first."

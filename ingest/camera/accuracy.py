@@ -94,6 +94,7 @@ class AccuracyReport(msgspec.Struct, kw_only=True):
     channels: list[ChannelScore]
     detector_passes: int = 0
     detector_ms: float | None = None
+    detector_precision: str | None = None  # int8 or float32
 
     def table(self) -> str:
         """The report as a plain-text table."""
@@ -105,7 +106,8 @@ class AccuracyReport(msgspec.Struct, kw_only=True):
             f"{self.clip}: {self.codec}, {self.seconds:.1f} s, {self.frames_analysed} frames analysed, "
             f"{self.decode_errors} decode errors, {self.wall_s:.1f} s to score"
             + (
-                f"; detector {self.detector_passes} passes, {self.detector_ms:.0f} ms CPU per inference"
+                f"; detector ({self.detector_precision}) {self.detector_passes} passes, "
+                f"{self.detector_ms:.1f} ms CPU per inference"
                 if self.detector_ms is not None
                 else ""
             ),
@@ -220,6 +222,7 @@ def score(clip: Path, labels: LabelsFile, detector_model: Path | None = None) ->
         channels=channels,
         detector_passes=passes,
         detector_ms=round(1000 * detector.cpu_s / detector.inferences, 1) if detector and detector.inferences else None,
+        detector_precision=detector.precision if detector is not None else None,
     )
 
 

@@ -105,6 +105,7 @@ class DetectorStats:
     regions_sum: int = 0
     pixels: int = 0  # input pixels seen
     lag_s: float = 0.0  # age of the newest analysed frame when it was analysed
+    precision: str = ""  # the model's: int8 or float32
 
 
 def _bucket(bounds: tuple[float, ...], value: float) -> int:
@@ -175,7 +176,7 @@ class Analyzer:
             raise DetectorError(f"camera {config.id}: a zone or line names object classes; {INSTALL_HINT}")
         self.detector = detector if self.needs_detector else None
         self._last_detect: float | None = None
-        self.detector_stats = DetectorStats()
+        self.detector_stats = DetectorStats(precision=self.detector.precision if self.detector is not None else "")
         self.tamper = TamperDetector(config.tamper)
         e = geometry.EDGE
         self._zone_bounds = {

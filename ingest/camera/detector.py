@@ -70,10 +70,12 @@ def _ceil32(v: int) -> int:
 
 
 def _fold_pads(model: Path) -> tuple[str | bytes, int]:
-    """The model with each zero ``Pad`` that feeds only convolutions folded into their own padding; and how many
-    were. TF.js pads explicitly before a convolution with VALID padding (29 in NanoDet); onnxruntime keeps such a
+    """The model with each zero ``Pad`` that feeds only convolutions folded into their own padding (and each minus
+    infinity ``Pad`` that feeds only max pooling into the pooling's); and how many were. TF.js pads explicitly before
+    a convolution with VALID padding (28 in NanoDet, and one before its max pooling); onnxruntime keeps such a
     Pad apart, and around each it converts the tensor out of and back into its blocked layout for convolutions.
-    Folded, the network computes the same numbers (a convolution pads with zeros) with about a tenth less CPU.
+    Folded, the network computes the same numbers (a convolution pads with zeros, max pooling ignores its padding)
+    with about a tenth less CPU, and no tensor holds an infinity (which int8 quantization could not scale).
     onnxruntime's basic optimizations run first (they remove the converter's layout transposes between a Pad and
     its convolution); when nothing can be folded, or anything fails, the model file as it is."""
     import onnx
@@ -104,12 +106,15 @@ def _fold_pads(model: Path) -> tuple[str | bytes, int]:
             value = node.input[2] if len(node.input) > 2 else ""
             if attrs.get("mode", b"constant") != b"constant" or pads is None or pads.shape != (8,):
                 continue
-            if pads[[0, 1, 4, 5]].any() or (value and (value not in inits or inits[value].any())):
+            if pads[[0, 1, 4, 5]].any() or (value and value not in inits):
                 continue
             if len(node.input) > 3 and node.input[3]:
                 continue  # axes given: not the plain NCHW form
+            # zeros before convolutions; minus infinity before max pooling (which pads with minus infinity itself)
+            fill = inits[value] if value else np.zeros(1, np.float32)
+            kind = "Conv" if not fill.any() else "MaxPool" if np.all(np.isneginf(fill)) else None
             convs = users.get(node.output[0], [])
-            if not convs or any(c.op_type != "Conv" for c in convs):
+            if kind is None or not convs or any(c.op_type != kind for c in convs):
                 continue
             conv_attrs = [{a.name: helper.get_attribute_value(a) for a in c.attribute} for c in convs]
             if any(
@@ -125,12 +130,22 @@ def _fold_pads(model: Path) -> tuple[str | bytes, int]:
             folded.append(node)
         for node in folded:
             graph.node.remove(node)
+        used = {name for node in graph.node for name in node.input}
+        for init in [i for i in graph.initializer if i.name not in used]:
+            graph.initializer.remove(init)  # the folded paddings' amounts and values
         if not folded:
             return str(model), 0
         return proto.SerializeToString(), len(folded)
     except Exception as exc:  # the model as it is: slower, not wrong
         log.warning("detector model %s: paddings not folded (%s)", model, exc)
         return str(model), 0
+
+
+def _graph_nodes(source: str | bytes) -> list[Any]:
+    import onnx
+
+    proto = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source, load_external_data=False)
+    return list(proto.graph.node)
 
 
 # Upper bounds (seconds) of the inference-time histogram kept per detector and per camera.
@@ -188,6 +203,8 @@ class ObjectDetector:
         if self.size % STRIDES[-1]:
             raise DetectorError(f"detector input size {self.size} is not a multiple of {STRIDES[-1]}")
         self._model = model
+        # int8: the quantized model ``sharpeye models install`` makes beside the float one (``quantize.py``)
+        self.precision = "int8" if any(n.op_type == "QuantizeLinear" for n in _graph_nodes(source)) else "float32"
         self._levels: list[tuple[int, str, str]] = self._pair_outputs()
         self._names = [name for _, c, r in self._levels for name in (c, r)]
         self.classes = classes
@@ -218,7 +235,7 @@ class ObjectDetector:
         return levels
 
     @staticmethod
-    def _blob(image: np.ndarray, nw: int, nh: int, cw: int, ch: int) -> np.ndarray:
+    def blob(image: np.ndarray, nw: int, nh: int, cw: int, ch: int) -> np.ndarray:
         """The network's input: the image scaled to ``nw`` x ``nh``, (pixel - mean) / std, channels first, at the
         top left of a ``cw`` x ``ch`` canvas whose padding is zero (the mean before normalization). In OpenCV: a
         fifth of the time of the same steps in numpy, the same numbers."""
@@ -244,7 +261,7 @@ class ObjectDetector:
         scale = target / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         cw, ch = (_ceil32(nw), _ceil32(nh)) if self._free else (self.size, self.size)
-        blob = self._blob(image, nw, nh, cw, ch)
+        blob = self.blob(image, nw, nh, cw, ch)
         started, wall = time.process_time(), time.perf_counter()
         results = self._session.run(self._names, {self._input: blob})
         self.last_cpu_s = time.process_time() - started

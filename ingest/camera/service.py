@@ -35,7 +35,7 @@ from sharpeye.ingest.camera.config import CameraConfig
 from sharpeye.ingest.camera.detector import DetectorError
 from sharpeye.ingest.camera.event import VideoEvent
 from sharpeye.ingest.camera.evidence import EvidenceError, EvidenceStore, PacketRing, clip_method, snapshot_jpeg
-from sharpeye.ingest.camera.model import INSTALL_HINT, model_path
+from sharpeye.ingest.camera.model import INSTALL_HINT, model_path, runtime_model
 from sharpeye.ingest.camera.worker import worker_main
 from sharpeye.ingest.reading import Reading
 from sharpeye.ingest.recording.recorder import Recorder, RecorderStats
@@ -229,6 +229,7 @@ class CameraService:
         worker_queue: int = 2048,
         backoff_max: float = 30.0,
         detector_model: Path | None = None,
+        detector_precision: str = "int8",
     ) -> None:
         self.cameras_config = [c for c in cameras if c.enabled]
         model = detector_model if detector_model is not None else model_path(data_dir)
@@ -239,7 +240,8 @@ class CameraService:
                 f"cameras {', '.join(needing)} name object classes but there is no detector model at {model}; "
                 f"{INSTALL_HINT}"
             )
-        self.detector_model: Path | None = model if needing and analytics else None
+        # the int8 model beside the float one unless the float one is asked for (``model.runtime_model``)
+        self.detector_model: Path | None = runtime_model(model, detector_precision) if needing and analytics else None
         self.data_dir = data_dir
         self.evidence = EvidenceStore(data_dir / "evidence", evidence_cap_bytes)
         self.recordings = RecordingStore(data_dir / "recordings")

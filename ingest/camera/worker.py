@@ -282,6 +282,7 @@ def worker_main(inbox: Connection, outbox: Connection, model: str | None = None)
                 else:
                     if detector is None and model is not None and config.needs_detector and analytics:
                         detector = ObjectDetector(Path(model), size=config.detector.input_size)
+                        log.info("object detector %s (%s)", Path(model).name, detector.precision)
                     cameras[config.id] = CameraDecoder(config, info, analytics, detector if analytics else None)
             elif op == "close":
                 cameras.pop(msg[1], None)

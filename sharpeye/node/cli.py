@@ -515,7 +515,7 @@ def cmd_cases_import(args: argparse.Namespace) -> int:
 
 def cmd_models_install(args: argparse.Namespace) -> int:
     """Fetch, verify, convert and cache the object detector (the camera stage's ``model.install``)."""
-    from sharpeye.ingest.camera.model import ModelError, install
+    from sharpeye.ingest.camera.model import ModelError, install, int8_path
 
     settings = _settings(args)
     try:
@@ -523,7 +523,7 @@ def cmd_models_install(args: argparse.Namespace) -> int:
     except (ModelError, ValueError, OSError) as exc:
         sys.stderr.write(f"models install: {exc}\n")
         return 1
-    _out(f"object detector: {path}")
+    _out(f"object detector: {path}\nits int8 version (what the hub runs): {int8_path(path)}")
     return 0
 
 
@@ -581,7 +581,7 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     """Score a labelled clip through the hub's decode and analysis path (the camera stage's ``accuracy``)."""
     from sharpeye.ingest.camera.accuracy import load_labels, report_json, score
     from sharpeye.ingest.camera.detector import DetectorError
-    from sharpeye.ingest.camera.model import INSTALL_HINT, model_path
+    from sharpeye.ingest.camera.model import INSTALL_HINT, model_path, runtime_model
 
     clip = Path(args.clip)
     if not clip.is_file():
@@ -589,8 +589,10 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
         return 2
     try:
         labels = load_labels(Path(args.labels))
-        model = Path(args.model) if args.model else model_path(_settings(args).data_dir)
-        report = score(clip, labels, model if model.is_file() else None)
+        settings = _settings(args)
+        model = Path(args.model) if args.model else model_path(settings.data_dir)
+        # what the hub runs: the int8 model beside the float one unless SHARPEYE_DETECTOR_PRECISION=float32
+        report = score(clip, labels, runtime_model(model, settings.detector_precision) if model.is_file() else None)
     except DetectorError as exc:
         sys.stderr.write(f"accuracy: {exc}\n")
         return 1
@@ -703,7 +705,12 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("clip", help="video file (any container and codec FFmpeg reads)")
     acc.add_argument("labels", help="labels file (YAML or JSON)")
     acc.add_argument("--data-dir", default=None, help="data directory holding the detector (SHARPEYE_DATA_DIR)")
-    acc.add_argument("--model", default=None, help="detector ONNX file (default DATA_DIR/models/nanodet.onnx)")
+    acc.add_argument(
+        "--model",
+        default=None,
+        help="detector ONNX file (default DATA_DIR/models/nanodet.onnx; its int8 version beside it is run unless "
+        "SHARPEYE_DETECTOR_PRECISION=float32)",
+    )
     acc.add_argument("--json", default=None, help="also write the report as JSON to this file")
     acc.set_defaults(func=cmd_accuracy)
 

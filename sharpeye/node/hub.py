@@ -277,6 +277,7 @@ class Hub:
             self.cameras = CameraService(
                 cameras, data, self.emit, self.clock, workers=self.settings.camera_workers,
                 evidence_cap_bytes=self.settings.evidence_cap_mb * 1024 * 1024,
+                detector_precision=self.settings.detector_precision,
             )  # fmt: skip
             self.metrics.registry.register(CameraDetectorCollector(self.cameras))
             await self.cameras.set_owned(set())  # only the cameras this node holds leases for are opened
