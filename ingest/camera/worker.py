@@ -38,6 +38,11 @@ _enc = msgspec.msgpack.Encoder()
 _info_dec = msgspec.msgpack.Decoder(StreamInfo)
 _pkt_dec = msgspec.msgpack.Decoder(VideoPacket)
 
+# swscale on the worker's own thread: PyAV's default (0, automatic) gives every scaler a pool of slice threads, one
+# per core, which a 320-px picture only waits on (a worker is one core's work; 20 cameras a worker made the scaling
+# cost three times its single-threaded CPU, docs/benchmarks.md)
+SCALER_THREADS = 1
+
 GREEN = (0, 220, 0)
 RED = (0, 0, 255)
 YELLOW = (0, 220, 255)
@@ -86,7 +91,7 @@ class Picture:
 
     def whole(self) -> np.ndarray:
         if self._whole is None:
-            self._whole = self._reformatter.reformat(self._frame, format="bgr24").to_ndarray()
+            self._whole = self._reformatter.reformat(self._frame, format="bgr24", threads=SCALER_THREADS).to_ndarray()
         return self._whole
 
     def crop(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -229,7 +234,7 @@ class CameraDecoder:
             aw = min(self.config.analysis_width, fw)
             ah = max(2, round(fh * aw / fw / 2) * 2)
             small = self._scaler.reformat(
-                frame, width=aw, height=ah, format="bgr24", interpolation="FAST_BILINEAR"
+                frame, width=aw, height=ah, format="bgr24", interpolation="FAST_BILINEAR", threads=SCALER_THREADS
             ).to_ndarray()
             # The full-size picture is converted only where a detector pass or a snapshot needs it.
             picture = Picture(frame, self._full)

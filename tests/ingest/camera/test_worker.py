@@ -60,3 +60,40 @@ def test_a_region_converted_from_the_planes_matches_the_whole_picture(tmp_path: 
     picture = Picture(frame, av.video.reformatter.VideoReformatter())
     picture.whole()
     assert np.array_equal(picture.crop(5, 5, 50, 50), whole[5:50, 5:50])  # once converted whole: cut from it
+
+
+# Decodes and analyses vtest.avi's first packets as a worker process does (cv2 on one thread, as worker_main sets),
+# then prints how many threads the process had before and after.
+_THREADS = """
+import os, sys, av, cv2
+cv2.setNumThreads(1)
+from sharpeye.ingest.camera.config import CameraConfig
+from sharpeye.ingest.camera.worker import CameraDecoder
+from sharpeye.ingest.transport.video.packet import VideoPacket
+from sharpeye.ingest.transport.video.source import stream_info
+container = av.open(sys.argv[1])
+stream = container.streams.video[0]
+config = CameraConfig.model_validate({"id": "c", "kind": "camera", "name": "c", "grid": "g", "url": sys.argv[1]})
+decoder = CameraDecoder(config, stream_info(stream), True)
+before = len(os.listdir("/proc/self/task"))
+for i, p in enumerate(container.demux(stream)):
+    if i > 30:
+        break
+    if p.size:
+        decoder.feed(VideoPacket(data=bytes(p), pts=p.pts, dts=p.dts, key=p.is_keyframe, arrival=0.0))
+print(before, len(os.listdir("/proc/self/task")), decoder.analysed)
+"""
+
+
+def test_a_worker_scales_on_its_own_thread() -> None:
+    """A worker is one core's work: its scaling makes no pool of slice threads (PyAV's default gives every scaler
+    one thread per core, which cost the 20 cameras of a worker three times the scaling's own CPU)."""
+    import subprocess
+    import sys
+
+    from tests.ingest.camera.test_codecs import VTEST
+
+    done = subprocess.run([sys.executable, "-c", _THREADS, str(VTEST)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    before, after, analysed = (int(v) for v in done.stdout.split())
+    assert analysed >= 10 and after == before, done.stdout
