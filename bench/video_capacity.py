@@ -28,12 +28,15 @@ they cost (snapshots and clips begun per second a camera, alarms per clip). N is
 ``sharpeye models install`` (``--model`` or SHARPEYE_DATA_DIR).
 
     .venv/bin/python bench/video_capacity.py --detector --start 4 --step 4 --max 40 --warmup 3 --window 6
-    # the quiet-machine figure of issue 18 (decode only, motion + detector, their ratio, CPU per camera and per
-    # inference, zone entry -> alarm), then the same without the alarm flood:
-    .venv/bin/python bench/video_capacity.py --detector --model ~/.cache/sharpeye-tests/models/nanodet.onnx \
-        --start 25 --step 3 --max 91 --warmup 3 --window 6 --tries 2
-    .venv/bin/python bench/video_capacity.py --detector --walkways loitering --model ... (the same)
+    # issue 18's figure on a quiet machine (people walking through, the detector on all of them; decode only,
+    # motion + detector, their ratio, CPU per camera and per inference, zone entry -> alarm):
+    .venv/bin/python bench/video_capacity.py --detector --walkways loitering \
+        --model ~/.cache/sharpeye-tests/models/nanodet.onnx --start 49 --step 3 --max 112 --warmup 3 --window 6 \
+        --tries 2
+    # the same with an alarm flood on every camera at once (the walkways as a person intrusion zone, dwell 0):
+    .venv/bin/python bench/video_capacity.py --detector --model ... (the same)
     .venv/bin/python bench/video_capacity.py --detector --size 1280x720 --fps 25 ...   # like 720p cameras
+    .venv/bin/python bench/video_capacity.py --detector --precision float32 ...   # the float model, for comparison
 """
 
 from __future__ import annotations
