@@ -15,6 +15,7 @@ camera's life (a context made afresh for every frame cost twice the scaling itse
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from fractions import Fraction
 from multiprocessing.connection import Connection
@@ -259,6 +260,8 @@ class CameraDecoder:
 def worker_main(inbox: Connection, outbox: Connection, model: str | None = None) -> None:
     """Entry point of a worker process. ``model``: the object detector's ONNX file, loaded once per process and
     shared by its cameras whose rules name object classes."""
+    # The hub stops its workers ("stop", or the pipe's end); a Ctrl-C at the terminal is the hub's to handle.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
     cameras: dict[str, CameraDecoder] = {}
     detector: ObjectDetector | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import struct
 import sys
 import threading
@@ -144,6 +145,8 @@ class Receiver:
 
 
 def main() -> None:
+    # The hub stops its receiver ("stop", or the pipe's end); a Ctrl-C at the terminal is the hub's to handle.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=os.environ.get("SHARPEYE_LOG_LEVEL", "WARNING"), stream=sys.stderr)
     source = sys.stdin.buffer
     settings = read_frame(source)

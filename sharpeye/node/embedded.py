@@ -118,6 +118,9 @@ class ManagedProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # its own session: a Ctrl-C at the terminal (SIGINT to the whole foreground group) reaches the hub,
+            # which stops this service after its own last writes, not before them (and never "restarts" it)
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
