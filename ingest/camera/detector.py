@@ -44,6 +44,7 @@ STD = np.array([57.375, 57.12, 58.395], np.float32)
 MEAN_BGR = (103.53, 116.28, 123.675)
 STD_NCHW = STD.reshape(1, 3, 1, 1)
 STRIDES = (8, 16, 32)
+PRECISION_KEY = "sharpeye.precision"  # the model's metadata naming its number format (absent: float32)
 BINS = 11
 
 
@@ -141,13 +142,6 @@ def _fold_pads(model: Path) -> tuple[str | bytes, int]:
         return str(model), 0
 
 
-def _graph_nodes(source: str | bytes) -> list[Any]:
-    import onnx
-
-    proto = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source, load_external_data=False)
-    return list(proto.graph.node)
-
-
 # Upper bounds (seconds) of the inference-time histogram kept per detector and per camera.
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)
 
@@ -203,8 +197,8 @@ class ObjectDetector:
         if self.size % STRIDES[-1]:
             raise DetectorError(f"detector input size {self.size} is not a multiple of {STRIDES[-1]}")
         self._model = model
-        # int8: the quantized model ``sharpeye models install`` makes beside the float one (``quantize.py``)
-        self.precision = "int8" if any(n.op_type == "QuantizeLinear" for n in _graph_nodes(source)) else "float32"
+        # int8: the quantized model ``sharpeye models install`` makes beside the float one (``quantize.py`` marks it)
+        self.precision: str = self._session.get_modelmeta().custom_metadata_map.get(PRECISION_KEY, "float32")
         self._levels: list[tuple[int, str, str]] = self._pair_outputs()
         self._names = [name for _, c, r in self._levels for name in (c, r)]
         self.classes = classes

@@ -13,7 +13,7 @@ target)`` writes such a model beside the float one:
 - activation ranges are calibrated (min and max) on regions of pictures this module draws itself
   (``calibration_images``: textured ground and walls, a road, windows, people and vehicles as simple shapes, light
   and noise varied), seen as the analyser shows regions to the detector. No footage is needed at install, and none
-  that the tests score against is used: on vtest.avi (real people, ``tests/ingest/camera/test_detector.py``) the
+  that the tests score against is used: on vtest.avi (real people, ``tests/ingest/camera/test_quantize.py``) the
   int8 model's person verdicts agree with the float model's on 99 % or more of the regions.
 
 The float model's paddings are folded first (``detector._fold_pads``; no tensor may hold an infinity).
@@ -29,7 +29,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from sharpeye.ingest.camera.detector import ObjectDetector, _fold_pads
+from sharpeye.ingest.camera.detector import PRECISION_KEY, ObjectDetector, _fold_pads
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,9 @@ def quantize(model: Path, target: Path) -> dict[str, Any]:
     blobs = calibration_blobs()
     with tempfile.TemporaryDirectory(prefix="sharpeye-quantize-") as tmp:
         work = Path(tmp)
-        float_file = work / "folded.onnx"
-        float_file.write_bytes(source if isinstance(source, bytes) else Path(source).read_bytes())
+        float_file = Path(source) if isinstance(source, str) else work / "folded.onnx"
+        if isinstance(source, bytes):
+            float_file.write_bytes(source)
         ready = work / "ready.onnx"
         quant_pre_process(str(float_file), str(ready), skip_symbolic_shape=True)
         proto = onnx.load(str(ready))
@@ -180,8 +181,10 @@ def quantize(model: Path, target: Path) -> dict[str, Any]:
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=head,
-            extra_options={"CalibTensorRangeSymmetric": False},
         )
+    quantized = onnx.load(str(target))
+    onnx.helper.set_model_props(quantized, {PRECISION_KEY: "int8"})  # what ``ObjectDetector.precision`` reads
+    onnx.save(quantized, str(target))
     log.info("detector model quantized to int8 at %s (%d calibration regions, head of %d nodes in float)",
              target, len(blobs), len(head))  # fmt: skip
     return {
