@@ -29,6 +29,7 @@ import msgspec
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from sharpeye.process import python_module
 from sharpeye.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ class MqttTransport:
     async def _spawn(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sharpeye.ingest.transport.receiver",
+            *python_module("sharpeye.ingest.transport.receiver"),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
             limit=_READ_LIMIT,
         )  # fmt: skip

@@ -20,6 +20,7 @@ from sharpeye import heap
 from sharpeye.config.loader import ConfigError, demo_path, load_file
 from sharpeye.ingest.registry import installed
 from sharpeye.node.embedded import die_with_parent
+from sharpeye.process import python_module
 from sharpeye.role import Role
 from sharpeye.settings import Settings, redact_url
 
@@ -99,26 +100,17 @@ def _serve(args: argparse.Namespace, config_path: Path, demo: bool) -> int:
             # Simulated devices log in as devices (their id, a password derived from the device secret), never as
             # the hub; the secret goes through the environment, not the command line that `ps` shows.
             url, secret = hub.simulator_access()
-            cmd = [
-                sys.executable,
-                "-m",
-                "sharpeye.simulators",
-                "site",
-                "-c",
-                str(config_path),
-                "--mqtt-url",
-                url,
-                "--scenario",
-                args.scenario,
-            ]
+            cmd = python_module(
+                "sharpeye.simulators", "site", "-c", str(config_path), "--mqtt-url", url, "--scenario", args.scenario
+            )
             env = {k: v for k, v in os.environ.items() if k != "SHARPEYE_DEVICE_SECRET"}
             if secret:
                 env["SHARPEYE_DEVICE_SECRET"] = secret
             children.append(subprocess.Popen(die_with_parent(cmd), stdin=subprocess.DEVNULL, env=env))
             _out(f"Simulators running (pid {children[-1].pid}): scenario {args.scenario}")
             if hub.gb_platform is not None and secret:  # the demo's GB/T 28181 NVR, on the port the hub got
-                gb = [sys.executable, "-m", "sharpeye.simulators.gb28181", "site", "-c", str(config_path),
-                      "--host", hub.gb_platform.settings.host, "--port", str(hub.gb_platform_port)]  # fmt: skip
+                sip = ("--host", hub.gb_platform.settings.host, "--port", str(hub.gb_platform_port))
+                gb = python_module("sharpeye.simulators.gb28181", "site", "-c", str(config_path), *sip)
                 children.append(subprocess.Popen(die_with_parent(gb), stdin=subprocess.DEVNULL, env=env))
                 _out(f"GB/T 28181 NVR simulator running (pid {children[-1].pid}), SIP port {hub.gb_platform_port}")
 
@@ -191,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """``sharpeye simulate ...`` is ``python -m sharpeye.simulators ...``: the simulators run as a program of their
     own (nothing imports them), with the same arguments."""
-    os.execv(sys.executable, [sys.executable, "-m", "sharpeye.simulators", *args.rest])  # noqa: S606 (our own program)
+    os.execv(sys.executable, python_module("sharpeye.simulators", *args.rest))  # noqa: S606 (our own program)
     return 1  # pragma: no cover  (execv does not return)
 
 
