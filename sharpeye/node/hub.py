@@ -629,23 +629,27 @@ class Hub:
     async def _sync_gb_channels(self, interval: float = 5.0) -> None:
         """Catalog channels of registered GB/T 28181 devices become cameras in the inventory (in memory: the
         catalog is the record), placed where their device is; the channel's media URL, when configured, is the
-        camera's URL, otherwise ``gb28181:<device>/<channel>``, pulled over SIP INVITE when watched."""
+        camera's URL, otherwise ``gb28181:<device>/<channel>``, pulled over SIP INVITE when watched. Changed
+        channels are stored, so every node sees them (API, live view) through the change feed; what could not be
+        stored is stored on a later round."""
+        unsaved: set[str] = set()
         while True:
             try:
-                self.sync_gb_channels()
+                unsaved |= self.sync_gb_channels()
+                if unsaved:
+                    await self.inventory.persist(sorted(unsaved))
+                    unsaved.clear()
             except Exception as exc:
                 log_retry(log, "syncing GB/T 28181 channels", exc)
             await asyncio.sleep(interval)
 
-    def sync_gb_channels(self) -> int:
+    def sync_gb_channels(self) -> set[str]:
+        """The catalog's channels into the inventory; returns the ids of the channels that changed."""
         assert self.gb_platform is not None
         before = {d.id: d for d in self.inventory if self.inventory.source(d.id) == "gb28181"}
-        count = sync_channels(self.gb_platform.channels(), self.inventory)
+        sync_channels(self.gb_platform.channels(), self.inventory)
         after = {d.id: d for d in self.inventory if self.inventory.source(d.id) == "gb28181"}
-        changed = [i for i in before.keys() | after.keys() if before.get(i) != after.get(i)]
-        if changed:  # stored, so every node sees the channels (API, live view) through the change feed
-            self._spawn(self.inventory.persist(sorted(changed)), "gb28181-channels-store")
-        return count
+        return {i for i in before.keys() | after.keys() if before.get(i) != after.get(i)}
 
     async def _link_presets(self) -> None:
         """Rules' PTZ linkage (a fence zone's alarm turns a camera to a preset), on the node that holds SIP."""

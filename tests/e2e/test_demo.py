@@ -94,6 +94,10 @@ def test_demo_shows_alarm_and_case_then_stops_cleanly(tmp_path: Path) -> None:
         assert case["department"] == "sx-cwh"
         assert time.monotonic() - started < DEADLINE_S
         assert httpx.get(f"{base}/").status_code == 200
+        # every part working: health says ok (a finished one-shot task once made it "degraded" for good)
+        health = wait_for(lambda: (h := httpx.get(f"{base}/api/health", headers=auth).json())["status"] == "ok" and h,
+                          timeout=30, what="/api/health ok")  # fmt: skip
+        assert all(c["status"] == "ok" for c in health["components"].values()), health
 
         children = psutil.Process(proc.pid).children(recursive=True)
         names = sorted(p.name() for p in children)
