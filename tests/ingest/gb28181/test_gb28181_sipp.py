@@ -41,9 +41,17 @@ def _sipp() -> str:
 
 
 def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free for UDP and for TCP alike (sipp's main socket is one or the other: a port free for UDP only was
+    once taken for TCP and sipp could not bind it)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 async def _run(args: list[str | bytes], tmp_path: Path, limit_s: float = 40, transport: str = "u1") -> tuple[int, str]:
